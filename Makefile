@@ -1,0 +1,141 @@
+# Facteur - plain Makefile. `make` builds into bin/; `make check` builds a
+# second copy with AddressSanitizer and UndefinedBehaviorSanitizer under
+# build/san/ and runs every test against it.
+
+CC      ?= cc
+O       ?= build/rel
+BINDIR  ?= bin
+PREFIX  ?= /usr/local
+PYTHON  ?= python3
+
+WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith \
+          -Wformat=2 -Wvla
+CFLAGS  ?= -O2 -g
+ifeq ($(SAN),1)
+CFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+          -fno-sanitize-recover=undefined
+LDSAN   = -fsanitize=address,undefined
+endif
+CPPFLAGS += -std=c17 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Ilib -I$(O)
+LIBS    = -Wl,--as-needed -lsqlite3 -lcrypt -lcdb -lssl -lcrypto
+
+LIB_SRC = $(wildcard lib/*.c)
+LIB_OBJ = $(LIB_SRC:%.c=$(O)/%.o) $(O)/schema_sql.o
+
+VADMIN_SRC = $(wildcard vadmin/*.c)
+FACTEUR_SRC = $(wildcard facteur/*.c)
+SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
+
+VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
+          valias vuserinfo vdominfo vaddaliasdomain vmoduser
+PROGS   = vadmin facteur
+TESTS   = test_lib test_acct
+
+all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
+
+deps:
+	@tools/deps.sh
+
+$(O)/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(O)/libfacteur.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(O)/schema_sql.c: $(SCHEMA) tools/embed.sh
+	@mkdir -p $(O)
+	tools/embed.sh $(SCHEMA) > $@.tmp && mv $@.tmp $@
+
+$(O)/schema_sql.o: $(O)/schema_sql.c
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(BINDIR)/vadmin: $(VADMIN_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+$(BINDIR)/facteur: $(FACTEUR_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+$(VLINKS:%=$(BINDIR)/%): $(BINDIR)/vadmin
+	ln -sf vadmin $@
+
+$(O)/tests/%: tests/unit/%.c $(O)/libfacteur.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+
+unit: $(TESTS:%=$(O)/tests/%)
+
+check: deps
+	$(MAKE) O=build/san BINDIR=build/san/bin SAN=1 all unit
+	$(PYTHON) tests/run.py --bin build/san/bin --unit build/san/tests
+
+check-slow: deps
+	$(MAKE) O=build/san BINDIR=build/san/bin SAN=1 all unit
+	$(PYTHON) tests/run.py --bin build/san/bin --unit build/san/tests --slow
+
+# libFuzzer targets for lib/'s parsers (tests/fuzz/), built only by
+# `make fuzz`, with clang, into build/fuzz/. lib/ gets its own instrumented
+# archive, so a target links only the modules it uses. `make fuzz-run` runs
+# each for FUZZTIME seconds with its .dict, keeping its corpus and any crash
+# under build/fuzz/. clang's -Wformat=2 also flags lib's va_list wrappers.
+FUZZ      = fuzz_name fuzz_quota fuzz_ctl
+FUZZCC   ?= clang
+FUZZO     = build/fuzz
+FUZZTIME ?= 30
+FUZZFLAGS = -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZWARN  = $(WARN) -Wno-format-nonliteral
+
+fuzz: $(FUZZ:%=$(FUZZO)/%)
+
+$(FUZZO)/lib/%.o: lib/%.c $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
+		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FUZZO)/schema_sql.c: $(SCHEMA) tools/embed.sh
+	@mkdir -p $(FUZZO)
+	tools/embed.sh $(SCHEMA) > $@.tmp && mv $@.tmp $@
+
+$(FUZZO)/schema_sql.o: $(FUZZO)/schema_sql.c
+	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
+		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FUZZO)/libfacteur.a: $(LIB_SRC:lib/%.c=$(FUZZO)/lib/%.o) $(FUZZO)/schema_sql.o
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZO)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZO)/libfacteur.a
+	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
+		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+fuzz-run: fuzz
+	@for f in $(FUZZ); do \
+		mkdir -p $(FUZZO)/corpus/$$f && \
+		echo "fuzz-run: $$f for $(FUZZTIME) s" && \
+		$(FUZZO)/$$f -max_total_time=$(FUZZTIME) -print_final_stats=1 \
+			-dict=tests/fuzz/$$f.dict -artifact_prefix=$(FUZZO)/$$f- \
+			$(FUZZO)/corpus/$$f || exit 1; \
+	done
+
+RUNROOT ?= $(CURDIR)/run-root
+run: all
+	@test -d "$(RUNROOT)/control" || $(BINDIR)/facteur init --root "$(RUNROOT)" --dev
+	exec $(BINDIR)/facteur run --root "$(RUNROOT)"
+
+bench: all $(O)/bench/cdb_lookup
+	$(PYTHON) bench/run.py --bin $(BINDIR) --obj $(O)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(PROGS:%=$(BINDIR)/%) $(DESTDIR)$(PREFIX)/bin/
+	for l in $(VLINKS); do ln -sf vadmin $(DESTDIR)$(PREFIX)/bin/$$l; done
+
+clean:
+	rm -rf build bin
+
+.PHONY: all deps unit check check-slow run bench install clean fuzz fuzz-run
+
+$(O)/bench/%: bench/%.c $(O)/libfacteur.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $^ $(LIBS)

@@ -1,0 +1,537 @@
+/*
+ * run - `facteur run`: the supervisor (see facteur.c).
+ *
+ * One loop waits in poll(2) on a signalfd (SIGCHLD, SIGTERM, SIGINT) and
+ * on one pipe per child, which carries the child's stdout and stderr;
+ * its timeout is the nearest due restart, grant expiry or kill deadline,
+ * so it never spins and never sleeps. Children get their own process
+ * group, so a ^C on the terminal reaches facteur alone and the children
+ * are stopped in order, and SIGTERM as parent-death signal, so a killed
+ * supervisor leaves no service behind.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "facteur.h"
+#include "msg.h"
+#include "priv.h"
+
+#define NSVC 3
+#define LINE_MAX_LEN 65536
+#define READ_CHUNK 4096
+#define BACKOFF_MAX 60
+#define STABLE_MS 60000LL
+#define EXPIRE_MS 60000LL
+#define STOP_MS 10000LL
+#define POPBEFORESMTP_DEFAULT 10800
+
+extern char **environ;
+
+static const char *const svc_names[NSVC] = {"mta-smtpd", "mta-send", "pop3d"};
+
+struct svc {
+	const char *name;
+	struct str path;
+	pid_t pid;		/* running child, 0 when none */
+	pid_t fd_pid;		/* the child that writes fd */
+	int fd;			/* read end of its output pipe, -1 when none */
+	struct str buf;		/* an unfinished line */
+	long long started;	/* ms, monotonic */
+	long long restart_at;	/* ms, 0 when no restart is due */
+	unsigned backoff;	/* s, the next delay */
+};
+
+struct run {
+	const char *root;
+	struct runlog log;
+	struct svc svc[NSVC];
+	size_t n;
+	int sigfd;
+	sigset_t oldmask;
+	int stopping;
+	long long deadline, next_expire;
+};
+
+/* now_ms - monotonic milliseconds, immune to clock changes */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* trusted - as root, run only what root owns and nobody else may change */
+static int trusted(const struct stat *st)
+{
+	return geteuid() != 0 || (st->st_uid == 0 && !(st->st_mode & 022));
+}
+
+/* find_services - the services built beside this program */
+static int find_services(struct run *ru)
+{
+	struct str self = STR_INIT;
+	struct stat st;
+	char *slash;
+	ssize_t n;
+	size_t i;
+	int r = 0;
+
+	/* readlink truncates silently: grow until the name fits */
+	do {
+		r = str_ready(&self, self.cap ? self.cap * 2 : 256);
+		n = r ? -1 : readlink("/proc/self/exe", self.s, self.cap);
+	} while (r == 0 && n >= 0 && (size_t)n >= self.cap);
+	if (r == 0 && n < 0)
+		r = -errno;
+	if (r == 0) {
+		self.s[n] = 0;
+		slash = strrchr(self.s, '/');
+		self.len = slash ? (size_t)(slash - self.s) : 0;
+		self.s[self.len] = 0;
+	}
+	if (r == 0 && (stat(self.s, &st) < 0 || !trusted(&st))) {
+		runlog_say(&ru->log, "not running services from %s: it is "
+			   "not root's alone", self.s);
+		goto out;
+	}
+	for (i = 0; r == 0 && i < NSVC; i++) {
+		struct svc *s = &ru->svc[ru->n];
+
+		s->path = (struct str)STR_INIT;
+		r = str_catf(&s->path, "%s/%s", self.s, svc_names[i]);
+		if (r < 0 || stat(s->path.s, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    access(s->path.s, X_OK) < 0) {
+			str_free(&s->path);
+			continue;
+		}
+		if (!trusted(&st)) {
+			runlog_say(&ru->log, "not running %s: others may "
+				   "change it", s->path.s);
+			str_free(&s->path);
+			continue;
+		}
+		s->name = svc_names[i];
+		s->fd = -1;
+		s->backoff = 1;
+		s->buf = (struct str)STR_INIT;
+		ru->n++;
+	}
+out:
+	str_free(&self);
+	return r;
+}
+
+/* child - in the forked child: plumbing, then exec the service */
+static _Noreturn void child(struct run *ru, struct svc *s, int out,
+			    pid_t parent)
+{
+	char *argv[] = {(char *)s->name, "--root", (char *)ru->root, NULL};
+	int nul = open("/dev/null", O_RDONLY);
+
+	if (signal(SIGPIPE, SIG_DFL) == SIG_ERR ||
+	    sigprocmask(SIG_SETMASK, &ru->oldmask, NULL) < 0 ||
+	    setpgid(0, 0) < 0 ||
+	    prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent ||
+	    nul < 0 || dup2(nul, 0) < 0 || dup2(out, 1) < 0 ||
+	    dup2(out, 2) < 0)
+		_exit(127);
+	execve(s->path.s, argv, environ);
+	_exit(127);
+}
+
+/* flush - log what is left of a closed pipe's unfinished line */
+static void flush(struct run *ru, struct svc *s)
+{
+	if (s->buf.len)
+		runlog_child(&ru->log, s->name, s->fd_pid, s->buf.s,
+			     s->buf.len);
+	s->buf.len = 0;
+}
+
+/* close_pipe - done with a child's output */
+static void close_pipe(struct run *ru, struct svc *s)
+{
+	flush(ru, s);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
+
+/* schedule - a restart after the backoff, which doubles up to the cap
+ * and starts over once a child has stayed up STABLE_MS */
+static void schedule(struct run *ru, struct svc *s, long long now)
+{
+	if (now - s->started >= STABLE_MS)
+		s->backoff = 1;
+	runlog_say(&ru->log, "restarting %s in %u s", s->name, s->backoff);
+	s->restart_at = now + (long long)s->backoff * 1000;
+	s->backoff *= 2;
+	if (s->backoff > BACKOFF_MAX)
+		s->backoff = BACKOFF_MAX;
+}
+
+/* start - fork and exec one service with its output on a new pipe */
+static void start(struct run *ru, struct svc *s)
+{
+	pid_t parent = getpid(), pid;
+	int p[2];
+
+	s->restart_at = 0;
+	s->started = now_ms();
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		runlog_say(&ru->log, "cannot start %s: pipe: %s", s->name,
+			   strerror(errno));
+		schedule(ru, s, s->started);
+		return;
+	}
+	pid = fork();
+	if (pid == 0)
+		child(ru, s, p[1], parent);
+	close(p[1]);
+	if (pid < 0) {
+		runlog_say(&ru->log, "cannot start %s: fork: %s", s->name,
+			   strerror(errno));
+		close(p[0]);
+		schedule(ru, s, s->started);
+		return;
+	}
+	/* a grandchild may still hold the old pipe: stop reading it */
+	close_pipe(ru, s);
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0)
+		runlog_say(&ru->log, "%s: cannot make its pipe non-blocking: "
+			   "%s", s->name, strerror(errno));
+	s->fd = p[0];
+	s->pid = s->fd_pid = pid;
+	runlog_say(&ru->log, "started %s pid %ld", s->name, (long)pid);
+}
+
+/* exited - log how a child ended and plan its restart */
+static void exited(struct run *ru, pid_t pid, int st)
+{
+	size_t i;
+
+	for (i = 0; i < ru->n && ru->svc[i].pid != pid; i++)
+		;
+	if (i == ru->n)
+		return;
+	ru->svc[i].pid = 0;
+	if (WIFSIGNALED(st))
+		runlog_say(&ru->log, "%s exited on signal %d", ru->svc[i].name,
+			   WTERMSIG(st));
+	else
+		runlog_say(&ru->log, "%s exited status %d", ru->svc[i].name,
+			   WEXITSTATUS(st));
+	if (!ru->stopping)
+		schedule(ru, &ru->svc[i], now_ms());
+}
+
+/* reap - collect every child that ended */
+static void reap(struct run *ru)
+{
+	pid_t pid;
+	int st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		exited(ru, pid, st);
+}
+
+/* stop - SIGTERM to every child; SIGKILL follows at the deadline */
+static void stop(struct run *ru)
+{
+	size_t i;
+
+	if (ru->stopping)
+		return;
+	ru->stopping = 1;
+	ru->deadline = now_ms() + STOP_MS;
+	runlog_say(&ru->log, "stopping");
+	for (i = 0; i < ru->n; i++) {
+		ru->svc[i].restart_at = 0;
+		if (ru->svc[i].pid > 0 && kill(ru->svc[i].pid, SIGTERM) < 0)
+			runlog_say(&ru->log, "cannot stop %s: %s",
+				   ru->svc[i].name, strerror(errno));
+	}
+}
+
+/* kill_rest - past the deadline: SIGKILL and wait for each */
+static void kill_rest(struct run *ru)
+{
+	size_t i;
+	int st;
+
+	for (i = 0; i < ru->n; i++) {
+		pid_t pid = ru->svc[i].pid;
+
+		if (pid <= 0)
+			continue;
+		runlog_say(&ru->log, "%s did not stop; killing it",
+			   ru->svc[i].name);
+		/* its process group too: nothing it started may outlive us */
+		if (kill(-pid, SIGKILL) < 0 && kill(pid, SIGKILL) < 0 &&
+		    errno != ESRCH)
+			continue;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		exited(ru, pid, st);
+	}
+}
+
+/* on_signal - everything the signalfd holds */
+static void on_signal(struct run *ru)
+{
+	struct signalfd_siginfo si;
+
+	while (read(ru->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGCHLD)
+			reap(ru);
+		else
+			stop(ru);
+	}
+}
+
+/* on_output - read what a child printed and log whole lines; a line
+ * longer than LINE_MAX_LEN is logged in pieces */
+static void on_output(struct run *ru, struct svc *s)
+{
+	ssize_t n;
+	size_t a;
+	char *nl;
+
+	for (;;) {
+		if (str_ready(&s->buf, READ_CHUNK) < 0) {
+			close_pipe(ru, s);
+			return;
+		}
+		n = read(s->fd, s->buf.s + s->buf.len, READ_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			close_pipe(ru, s);
+			return;
+		}
+		s->buf.len += (size_t)n;
+		a = 0;
+		while ((nl = memchr(s->buf.s + a, '\n', s->buf.len - a))) {
+			runlog_child(&ru->log, s->name, s->fd_pid, s->buf.s + a,
+				     (size_t)(nl - (s->buf.s + a)));
+			a = (size_t)(nl - s->buf.s) + 1;
+		}
+		if (s->buf.len - a >= LINE_MAX_LEN) {
+			runlog_child(&ru->log, s->name, s->fd_pid, s->buf.s + a,
+				     s->buf.len - a);
+			a = s->buf.len;
+		}
+		memmove(s->buf.s, s->buf.s + a, s->buf.len - a);
+		s->buf.len -= a;
+	}
+}
+
+/* expire_grants - remove POP-before-SMTP grants past popbeforesmtp; the
+ * entries are never followed, and dot files (temporaries) are left */
+static void expire_grants(struct run *ru)
+{
+	struct str dir = STR_INIT;
+	unsigned long life;
+	time_t now = time(NULL);
+	struct dirent *de;
+	unsigned gone = 0;
+	DIR *d = NULL;
+	int fd = -1, r;
+
+	r = ctl_get_ulong(ru->root, "popbeforesmtp", POPBEFORESMTP_DEFAULT,
+			  &life);
+	if (r < 0) {
+		runlog_say(&ru->log, "control/popbeforesmtp: %s; using %d",
+			   msg_err(r), POPBEFORESMTP_DEFAULT);
+		life = POPBEFORESMTP_DEFAULT;
+	}
+	r = str_catf(&dir, "%s/open-smtp", ru->root);
+	if (r == 0 && (fd = open(dir.s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+				 O_CLOEXEC)) < 0)
+		r = -errno;
+	if (r == 0 && !(d = fdopendir(fd))) {
+		r = -errno;
+		close(fd);
+	}
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (de->d_name[0] == '.' ||
+		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    S_ISDIR(st.st_mode) || now - st.st_mtime <= (time_t)life)
+			continue;
+		if (unlinkat(fd, de->d_name, 0) == 0)
+			gone++;
+		else if (errno != ENOENT)
+			runlog_say(&ru->log, "cannot remove %s/%s: %s", dir.s,
+				   de->d_name, strerror(errno));
+	}
+	if (r < 0)
+		runlog_say(&ru->log, "cannot expire grants in %s: %s",
+			   dir.len ? dir.s : ru->root, msg_err(r));
+	else if (gone)
+		runlog_say(&ru->log, "expired %u POP-before-SMTP grant%s", gone,
+			   gone == 1 ? "" : "s");
+	if (d)
+		closedir(d);
+	str_free(&dir);
+}
+
+/* tick - timed work; returns the poll timeout in ms */
+static int tick(struct run *ru)
+{
+	long long now = now_ms(), next;
+	size_t i;
+
+	if (ru->stopping)
+		next = ru->deadline;
+	else {
+		if (now >= ru->next_expire) {
+			expire_grants(ru);
+			ru->next_expire = now + EXPIRE_MS;
+		}
+		for (i = 0; i < ru->n; i++) {
+			long long at = ru->svc[i].restart_at;
+
+			if (at && now >= at)
+				start(ru, &ru->svc[i]);
+		}
+		next = ru->next_expire;
+		for (i = 0; i < ru->n; i++) {
+			long long at = ru->svc[i].restart_at;
+
+			if (at && at < next)
+				next = at;
+		}
+	}
+	now = now_ms();
+	return next <= now ? 0 : next - now > INT_MAX ? INT_MAX :
+	       (int)(next - now);
+}
+
+/* running - how many children are alive */
+static size_t running(const struct run *ru)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < ru->n; i++)
+		k += ru->svc[i].pid > 0;
+	return k;
+}
+
+/* loop - supervise until stopped and every child is gone */
+static void loop(struct run *ru)
+{
+	struct pollfd pf[NSVC + 1];
+	size_t i, k;
+	int timeout;
+
+	while (!ru->stopping || running(ru)) {
+		timeout = tick(ru);
+		if (ru->stopping && now_ms() >= ru->deadline) {
+			kill_rest(ru);
+			break;
+		}
+		pf[0] = (struct pollfd){ru->sigfd, POLLIN, 0};
+		for (i = 0, k = 1; i < ru->n; i++)
+			if (ru->svc[i].fd >= 0)
+				pf[k++] = (struct pollfd){ru->svc[i].fd,
+							  POLLIN, 0};
+		if (poll(pf, k, timeout) < 0) {
+			if (errno != EINTR)
+				msg_die(EX_TEMP, "poll: %s", strerror(errno));
+			continue;
+		}
+		if (pf[0].revents)
+			on_signal(ru);
+		for (i = 0, k = 1; i < ru->n; i++)
+			if (ru->svc[i].fd >= 0 && pf[k++].revents)
+				on_output(ru, &ru->svc[i]);
+	}
+	/* what the children printed before they ended */
+	for (i = 0; i < ru->n; i++)
+		if (ru->svc[i].fd >= 0) {
+			on_output(ru, &ru->svc[i]);
+			close_pipe(ru, &ru->svc[i]);
+		}
+}
+
+/* open_log - as root, find the mail user first: the log file we create
+ * must be its own, never root's */
+static void open_log(struct run *ru)
+{
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int r, give = 0;
+
+	if (geteuid() == 0) {
+		r = priv_mailuser(ru->root, &uid, &gid);
+		if (r < 0)
+			msg_die(EX_TEMP, "cannot find the mail user of %s: %s; "
+				"run facteur doctor --root %s", ru->root,
+				msg_err(r), ru->root);
+		give = uid != 0;
+	}
+	r = runlog_open(&ru->log, ru->root, give, uid, gid);
+	if (r < 0)
+		msg_die(EX_TEMP, "cannot open %s/log/current: %s; is this a "
+			"root made by facteur init?", ru->root, msg_err(r));
+}
+
+/* cmd_run - facteur run */
+int cmd_run(const char *root, int argc, char **argv)
+{
+	struct run ru;
+	sigset_t set;
+	size_t i;
+	int r;
+
+	if (argc > 1)
+		usage_die("%s %s", argv[1][0] == '-' ? "unknown option" :
+			  "unexpected argument", argv[1]);
+	memset(&ru, 0, sizeof ru);
+	ru.root = root;
+	open_log(&ru);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	/* a reader of our stdout that goes away must not kill us */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR ||
+	    sigprocmask(SIG_BLOCK, &set, &ru.oldmask) < 0 ||
+	    (ru.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		msg_die(EX_TEMP, "cannot set up signals: %s", strerror(errno));
+	runlog_say(&ru.log, "starting in %s", root);
+	r = find_services(&ru);
+	if (r < 0)
+		runlog_say(&ru.log, "cannot find the services: %s", msg_err(r));
+	if (ru.n == 0)
+		runlog_say(&ru.log, "no services built yet");
+	for (i = 0; i < ru.n; i++)
+		start(&ru, &ru.svc[i]);
+	loop(&ru);
+	runlog_say(&ru.log, "stopped");
+	for (i = 0; i < ru.n; i++) {
+		str_free(&ru.svc[i].path);
+		str_free(&ru.svc[i].buf);
+	}
+	close(ru.sigfd);
+	runlog_close(&ru.log);
+	return EX_DONE;
+}

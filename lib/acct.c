@@ -1,0 +1,140 @@
+/*
+ * acct - locating account records (see acct.h).
+ */
+#include "acct.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "cdbx.h"
+
+/* acct_bucket - FNV-1a of the local part, folded to 16 bits */
+uint32_t acct_bucket(const char *local, size_t len)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)local[i];
+		h *= 16777619u;
+	}
+	return (h ^ (h >> 16)) & 0xffffu;
+}
+
+/* acct_file_key - the part of a table's file name that names the domain */
+int acct_file_key(struct str *out, const char *domain)
+{
+	size_t len = strlen(domain), i;
+	uint64_t h = 14695981039346656037ull;
+
+	if (len <= 200)
+		return str_copyb(out, domain, len);
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)domain[i];
+		h *= 1099511628211ull;
+	}
+	if (str_copyb(out, domain, 180))
+		return -ENOMEM;
+	return str_catf(out, "~%016llx", (unsigned long long)h);
+}
+
+/* acct_shard - which of SHARDS files holds a bucket: its top bits */
+unsigned acct_shard(uint32_t bucket, unsigned shards)
+{
+	return (unsigned)(((uint64_t)bucket * shards) / ACCT_BUCKETS);
+}
+
+/* acct_path - the file of one shard of a domain's table */
+int acct_path(struct str *out, const char *root, int which,
+	      const char *domain, unsigned shards, unsigned index)
+{
+	const char *dir = which == ACCT_PASSWD ? "passwd" : "domains";
+	struct str key = STR_INIT;
+	int r = acct_file_key(&key, domain);
+
+	out->len = 0;
+	if (r == 0 && shards <= 1)
+		r = str_catf(out, "%s/control/%s/%s.cdb", root, dir, key.s);
+	else if (r == 0)
+		r = str_catf(out, "%s/control/%s/%s+%u+%u.cdb", root, dir,
+			     key.s, shards, index);
+	str_free(&key);
+	return r;
+}
+
+/* parse_assign - REAL \0 DIR \0 SHARDS */
+static int parse_assign(const struct str *v, struct acct_domain *d)
+{
+	const char *p = v->s, *end = v->s + v->len;
+	const char *z1 = memchr(p, 0, v->len), *z2;
+	unsigned long n = 0;
+
+	if (!z1)
+		return -EILSEQ;
+	z2 = memchr(z1 + 1, 0, (size_t)(end - z1 - 1));
+	if (!z2 || z2 + 1 >= end)
+		return -EILSEQ;
+	for (p = z2 + 1; p < end; p++) {
+		if (*p < '0' || *p > '9' || n > ACCT_BUCKETS)
+			return -EILSEQ;
+		n = n * 10 + (unsigned long)(*p - '0');
+	}
+	if (n == 0 || n > ACCT_BUCKETS || (n & (n - 1)))
+		return -EILSEQ;
+	if (str_copyb(&d->real, v->s, (size_t)(z1 - v->s)) ||
+	    str_copyb(&d->dir, z1 + 1, (size_t)(z2 - z1 - 1)))
+		return -ENOMEM;
+	d->shards = (unsigned)n;
+	return 0;
+}
+
+/* acct_domain - look a domain up in assign.cdb (-ENOENT: not hosted) */
+int acct_domain(const char *root, const char *domain, struct acct_domain *d)
+{
+	struct str path = STR_INIT, v = STR_INIT;
+	int r;
+
+	r = str_catf(&path, "%s/control/assign.cdb", root);
+	if (r == 0)
+		r = cdbx_lookup(path.s, domain, strlen(domain), &v);
+	if (r == 0)
+		r = parse_assign(&v, d);
+	str_free(&path);
+	str_free(&v);
+	return r;
+}
+
+/* acct_get - one record of a hosted domain's table; -ENOENT if absent */
+int acct_get(const char *root, const char *domain, int which,
+	     const char *local, const char *key, size_t klen,
+	     struct str *val)
+{
+	struct acct_domain d = {STR_INIT, STR_INIT, 1};
+	struct str path = STR_INIT;
+	int r = 0, attempt;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		r = acct_domain(root, domain, &d);
+		if (r < 0)
+			break;
+		r = acct_path(&path, root, which, d.real.s, d.shards,
+			      acct_shard(acct_bucket(local, strlen(local)),
+					 d.shards));
+		if (r < 0)
+			break;
+		r = cdbx_lookup(path.s, key, klen, val);
+		/* the file went away: the domain was re-split; look again */
+		if (r != -ENODATA)
+			break;
+	}
+	acct_domain_free(&d);
+	str_free(&path);
+	return r == -ENODATA ? -EIO : r;
+}
+
+/* acct_domain_free - release an acct_domain */
+void acct_domain_free(struct acct_domain *d)
+{
+	str_free(&d->real);
+	str_free(&d->dir);
+}

@@ -1,0 +1,53 @@
+/*
+ * args - shared options (see args.h).
+ */
+#include "args.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* args_root - take --root out of argv and return the root to use */
+const char *args_root(int *argc, char **argv)
+{
+	const char *root = NULL;
+	int i, j;
+
+	for (i = 1; i < *argc && strcmp(argv[i], "--"); ) {
+		int take = 0;
+
+		if (!strcmp(argv[i], "--root")) {
+			if (i + 1 >= *argc)
+				return NULL;
+			root = argv[i + 1];
+			take = 2;
+		} else if (!strncmp(argv[i], "--root=", 7)) {
+			root = argv[i] + 7;
+			take = 1;
+		}
+		if (!take) {
+			i++;
+			continue;
+		}
+		for (j = i; j + take <= *argc; j++)
+			argv[j] = argv[j + take];
+		*argc -= take;
+	}
+	if (root && !*root)
+		return NULL;	/* "--root=" or "--root ''": no value */
+	if (!root)
+		root = getenv("FACTEUR_ROOT");
+	if (!root || !*root)
+		root = ROOT_DEFAULT;
+	return root;
+}
+
+/* args_has_help - 1 when --help or -h is among the arguments (before --) */
+int args_has_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
+}

@@ -1,0 +1,17 @@
+/*
+ * args - the options every program shares.
+ *
+ * args_root() removes "--root DIR" or "--root=DIR" from anywhere in argv
+ * (before "--"), so it may come before or after a subcommand, and returns
+ * the root: the flag, else $FACTEUR_ROOT, else /var/facteur. It returns
+ * NULL when --root has no value.
+ */
+#ifndef FACTEUR_ARGS_H
+#define FACTEUR_ARGS_H
+
+#define ROOT_DEFAULT "/var/facteur"
+
+const char *args_root(int *argc, char **argv);
+int args_has_help(int argc, char **argv);
+
+#endif

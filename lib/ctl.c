@@ -1,0 +1,134 @@
+/*
+ * ctl - control files (see ctl.h).
+ */
+#include "ctl.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "fsx.h"
+
+/* ctl_path - ROOT/control/NAME */
+int ctl_path(struct str *out, const char *root, const char *name)
+{
+	out->len = 0;
+	if (str_cats(out, root) || str_cats(out, "/control/") ||
+	    str_cats(out, name))
+		return -ENOMEM;
+	return 0;
+}
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* ctl_get - first line of a control file, or def */
+int ctl_get(const char *root, const char *name, const char *def,
+	    struct str *out)
+{
+	struct str path = STR_INIT, data = STR_INIT;
+	size_t a = 0, b;
+	int r;
+
+	r = ctl_path(&path, root, name);
+	if (r == 0)
+		r = fsx_read_file(path.s, &data, CTL_MAX);
+	if (r == -ENOENT) {
+		r = def ? str_copys(out, def) : -ENOENT;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	while (a < data.len && is_space(data.s[a]))
+		a++;
+	b = a;
+	while (b < data.len && data.s[b] != '\n')
+		b++;
+	while (b > a && is_space(data.s[b - 1]))
+		b--;
+	if (a == b && def)
+		r = str_copys(out, def);
+	else
+		r = str_copyb(out, data.s + a, b - a);
+out:
+	str_free(&path);
+	str_free(&data);
+	return r;
+}
+
+/* ctl_parse_ulong - a whole string of decimal digits, overflow checked */
+int ctl_parse_ulong(const char *s, unsigned long *out)
+{
+	unsigned long v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		if (v > (ULONG_MAX - (unsigned long)(*s - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (unsigned long)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* ctl_get_ulong - a numeric control file, or def */
+int ctl_get_ulong(const char *root, const char *name, unsigned long def,
+		  unsigned long *out)
+{
+	struct str v = STR_INIT;
+	int r = ctl_get(root, name, "", &v);
+
+	if (r == 0) {
+		if (v.len == 0)
+			*out = def;
+		else
+			r = ctl_parse_ulong(v.s, out);
+	}
+	str_free(&v);
+	return r;
+}
+
+/* ctl_get_lines - every non-empty line not starting with '#', NUL-ended */
+int ctl_get_lines(const char *root, const char *name, struct str *out,
+		  size_t *count_r)
+{
+	struct str path = STR_INIT, data = STR_INIT;
+	size_t i = 0, n = 0;
+	int r;
+
+	str_trunc(out, 0);
+	r = ctl_path(&path, root, name);
+	if (r == 0)
+		r = fsx_read_file(path.s, &data, CTL_MAX);
+	if (r == -ENOENT)
+		r = 0;
+	while (r == 0 && i < data.len) {
+		size_t a = i, b;
+
+		while (i < data.len && data.s[i] != '\n')
+			i++;
+		b = i++;
+		while (a < b && is_space(data.s[a]))
+			a++;
+		while (b > a && is_space(data.s[b - 1]))
+			b--;
+		if (a == b || data.s[a] == '#')
+			continue;
+		if (memchr(data.s + a, 0, b - a))
+			continue;
+		r = str_catb(out, data.s + a, b - a);
+		if (r == 0)
+			r = str_catc(out, 0);
+		n++;
+	}
+	if (count_r)
+		*count_r = n;
+	str_free(&path);
+	str_free(&data);
+	return r;
+}

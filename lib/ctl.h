@@ -1,0 +1,28 @@
+/*
+ * ctl - control files under ROOT/control, one setting per file.
+ *
+ * ctl_get() returns the first line with surrounding white space removed, or
+ * the default when the file is missing or empty; ctl_get_ulong() parses it
+ * as a decimal number. A file that exists but cannot be read is an error,
+ * never silently the default. ctl_get_lines() returns every non-empty,
+ * non-comment line, each terminated by NUL.
+ */
+#ifndef FACTEUR_CTL_H
+#define FACTEUR_CTL_H
+
+#include <stddef.h>
+
+#include "str.h"
+
+#define CTL_MAX (1024 * 1024)
+
+int ctl_path(struct str *out, const char *root, const char *name);
+int ctl_get(const char *root, const char *name, const char *def,
+	    struct str *out);
+int ctl_get_ulong(const char *root, const char *name, unsigned long def,
+		  unsigned long *out);
+int ctl_get_lines(const char *root, const char *name, struct str *out,
+		  size_t *count_r);
+int ctl_parse_ulong(const char *s, unsigned long *out);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * name - domain and local-part checks (see name.h).
+ */
+#include "name.h"
+
+#include <errno.h>
+#include <string.h>
+
+static char lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* common_bad - the faults both kinds of name share, named for the user */
+static const char *common_bad(const char *in, size_t len, size_t max)
+{
+	size_t i;
+
+	if (len == 0)
+		return "is empty";
+	if (len > max)
+		return max == NAME_LOCAL_MAX ? "is longer than 64 bytes" :
+		       "is longer than 253 bytes";
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == 0)
+			return "contains a NUL byte";
+		if (c < 0x20 || c == 0x7f)
+			return "contains a control byte";
+		if (c == ' ')
+			return "contains a space";
+		if (c == '/')
+			return "contains a slash";
+		if (c >= 0x80)
+			return "contains a non-ASCII byte";
+	}
+	if (in[0] == '.')
+		return "starts with a dot";
+	if (in[len - 1] == '.')
+		return "ends with a dot";
+	for (i = 0; i + 1 < len; i++)
+		if (in[i] == '.' && in[i + 1] == '.')
+			return "contains '..'";
+	return NULL;
+}
+
+/* name_domain - check and lower-case a domain name */
+int name_domain(const char *in, size_t len, struct str *out,
+		const char **why_r)
+{
+	const char *why = common_bad(in, len, NAME_DOMAIN_MAX);
+	size_t i, label = 0;
+
+	for (i = 0; !why && i < len; i++) {
+		char c = lower(in[i]);
+
+		if (c == '.') {
+			if (in[i - 1] == '-')
+				why = "has a label ending with a hyphen";
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			   c == '-') {
+			if (c == '-' && label == 0)
+				why = "has a label starting with a hyphen";
+			else if (++label > 63)
+				why = "has a label longer than 63 bytes";
+		} else {
+			why = "may hold only letters, digits, hyphens and dots";
+		}
+	}
+	if (!why && in[len - 1] == '-')
+		why = "has a label ending with a hyphen";
+	if (why) {
+		*why_r = why;
+		return -EINVAL;
+	}
+	out->len = 0;
+	if (str_ready(out, len) < 0)
+		return -ENOMEM;
+	for (i = 0; i < len; i++)
+		out->s[i] = lower(in[i]);
+	out->len = len;
+	out->s[len] = 0;
+	return 0;
+}
+
+/* name_local - check and lower-case a local part (RFC 5322 dot-atom) */
+int name_local(const char *in, size_t len, struct str *out,
+	       const char **why_r)
+{
+	static const char atext[] = "!#$%&'*+-=?^_`{|}~.";
+	const char *why = common_bad(in, len, NAME_LOCAL_MAX);
+	size_t i;
+
+	for (i = 0; !why && i < len; i++) {
+		char c = in[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || strchr(atext, c)))
+			why = c == '@' ? "contains an '@'" :
+			      "contains a character not allowed in an address";
+	}
+	if (why) {
+		*why_r = why;
+		return -EINVAL;
+	}
+	out->len = 0;
+	if (str_ready(out, len) < 0)
+		return -ENOMEM;
+	for (i = 0; i < len; i++)
+		out->s[i] = lower(in[i]);
+	out->len = len;
+	out->s[len] = 0;
+	return 0;
+}
+
+/* name_addr - split LOCAL@DOMAIN at the last '@' and check both halves */
+int name_addr(const char *in, struct str *local, struct str *domain,
+	      const char **why_r)
+{
+	const char *at = strrchr(in, '@');
+	int r;
+
+	if (!at) {
+		*why_r = "is not of the form user@domain";
+		return -EINVAL;
+	}
+	r = name_local(in, (size_t)(at - in), local, why_r);
+	if (r == 0)
+		r = name_domain(at + 1, strlen(at + 1), domain, why_r);
+	return r;
+}

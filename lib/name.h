@@ -1,0 +1,29 @@
+/*
+ * name - validation and case folding of domain names and local parts.
+ *
+ * These names become directory names and CDB keys, so the rules are strict:
+ * a domain is dot-separated labels of letters, digits and hyphens (no label
+ * empty, over 63 bytes or starting or ending with a hyphen), at most 253
+ * bytes; a local part is 1 to 64 bytes of RFC 5322 atext and dots, with no
+ * leading, trailing or doubled dot. Upper case is folded, never refused.
+ * Each function returns 0 or -EINVAL and sets *why_r to a phrase for the
+ * user ("contains a slash", ...).
+ */
+#ifndef FACTEUR_NAME_H
+#define FACTEUR_NAME_H
+
+#include <stddef.h>
+
+#include "str.h"
+
+#define NAME_LOCAL_MAX 64
+#define NAME_DOMAIN_MAX 253
+
+int name_domain(const char *in, size_t len, struct str *out,
+		const char **why_r);
+int name_local(const char *in, size_t len, struct str *out,
+	       const char **why_r);
+int name_addr(const char *in, struct str *local, struct str *domain,
+	      const char **why_r);
+
+#endif

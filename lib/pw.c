@@ -1,0 +1,185 @@
+/*
+ * pw - password hashes and the CRAM-MD5 context (see pw.h).
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED /* MD5_CTX's state words are the point */
+#include "pw.h"
+
+#include <crypt.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/md5.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* pw_hash - a new salted hash of pw; scheme "yescrypt" or "sha512crypt" */
+int pw_hash(const char *pw, const char *scheme, struct str *out)
+{
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data *cd;
+	const char *prefix;
+	char *h;
+	int r;
+
+	if (!scheme || !strcmp(scheme, "yescrypt"))
+		prefix = "$y$";
+	else if (!strcmp(scheme, "sha512crypt"))
+		prefix = "$6$";
+	else
+		return -EINVAL;
+	if (!crypt_gensalt_rn(prefix, 0, NULL, 0, setting, sizeof setting))
+		return errno ? -errno : -EIO;
+	cd = calloc(1, sizeof *cd);
+	if (!cd)
+		return -ENOMEM;
+	h = crypt_r(pw, setting, cd);
+	if (!h || h[0] == '*')
+		r = -EIO;
+	else
+		r = str_copys(out, h);
+	explicit_bzero(cd, sizeof *cd);
+	free(cd);
+	return r;
+}
+
+/* pw_hash_ok - a hash of a scheme we accept, with no byte that breaks records */
+int pw_hash_ok(const char *hash)
+{
+	const char *p;
+
+	if (strncmp(hash, "$y$", 3) && strncmp(hash, "$6$", 3))
+		return -EINVAL;
+	if (strlen(hash) < 20 || strlen(hash) > 512)
+		return -EINVAL;
+	for (p = hash; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
+		    *p == ':')
+			return -EINVAL;
+	return 0;
+}
+
+/* pw_check - compare pw against a stored hash in constant time */
+int pw_check(const char *pw, const char *hash)
+{
+	struct crypt_data *cd;
+	const char *h;
+	size_t n = strlen(hash);
+	int r;
+
+	if (pw_hash_ok(hash) < 0)
+		return -EINVAL;
+	cd = calloc(1, sizeof *cd);
+	if (!cd)
+		return -ENOMEM;
+	h = crypt_r(pw, hash, cd);
+	if (!h || h[0] == '*')
+		r = -EINVAL;
+	else if (strlen(h) == n && CRYPTO_memcmp(h, hash, n) == 0)
+		r = 0;
+	else
+		r = -EACCES;
+	explicit_bzero(cd, sizeof *cd);
+	free(cd);
+	return r;
+}
+
+static const char hexd[] = "0123456789abcdef";
+
+static void put_word(char *hex, uint32_t w)
+{
+	int i;
+
+	/* little-endian byte order, as MD5 itself stores its state */
+	for (i = 0; i < 4; i++, w >>= 8) {
+		hex[2 * i] = hexd[(w >> 4) & 15];
+		hex[2 * i + 1] = hexd[w & 15];
+	}
+}
+
+static int get_word(const char *hex, uint32_t *w)
+{
+	uint32_t v = 0;
+	int i;
+
+	for (i = 3; i >= 0; i--) {
+		const char *a = strchr(hexd, hex[2 * i]);
+		const char *b = strchr(hexd, hex[2 * i + 1]);
+
+		if (!hex[2 * i] || !hex[2 * i + 1] || !a || !b)
+			return -EINVAL;
+		v = (v << 8) | (uint32_t)((a - hexd) << 4 | (b - hexd));
+	}
+	*w = v;
+	return 0;
+}
+
+/* pw_cram_context - MD5 states after (K^ipad) and (K^opad), as hex */
+int pw_cram_context(const char *pw, size_t len, struct str *hex_out)
+{
+	unsigned char key[64], pad[64];
+	char hex[PW_CRAM_HEX];
+	MD5_CTX ic, oc;
+	int i;
+
+	memset(key, 0, sizeof key);
+	if (len > 64)
+		MD5((const unsigned char *)pw, len, key);
+	else
+		memcpy(key, pw, len);
+	for (i = 0; i < 64; i++)
+		pad[i] = key[i] ^ 0x36;
+	MD5_Init(&ic);
+	MD5_Update(&ic, pad, 64);
+	for (i = 0; i < 64; i++)
+		pad[i] = key[i] ^ 0x5c;
+	MD5_Init(&oc);
+	MD5_Update(&oc, pad, 64);
+	put_word(hex, ic.A);
+	put_word(hex + 8, ic.B);
+	put_word(hex + 16, ic.C);
+	put_word(hex + 24, ic.D);
+	put_word(hex + 32, oc.A);
+	put_word(hex + 40, oc.B);
+	put_word(hex + 48, oc.C);
+	put_word(hex + 56, oc.D);
+	explicit_bzero(key, sizeof key);
+	explicit_bzero(pad, sizeof pad);
+	explicit_bzero(&ic, sizeof ic);
+	explicit_bzero(&oc, sizeof oc);
+	return str_copyb(hex_out, hex, sizeof hex);
+}
+
+/* restore - an MD5 context that has consumed exactly one 64-byte block */
+static int restore(MD5_CTX *c, const char *hex)
+{
+	memset(c, 0, sizeof *c);
+	if (get_word(hex, &c->A) || get_word(hex + 8, &c->B) ||
+	    get_word(hex + 16, &c->C) || get_word(hex + 24, &c->D))
+		return -EINVAL;
+	c->Nl = 512; /* bits consumed so far */
+	return 0;
+}
+
+/* pw_cram_digest - HMAC-MD5(password, challenge) as 32 hex digits */
+int pw_cram_digest(const char *ctxhex, const void *chal, size_t len,
+		   char out[33])
+{
+	unsigned char inner[16], outer[16];
+	MD5_CTX c;
+	int i;
+
+	if (strlen(ctxhex) != PW_CRAM_HEX || restore(&c, ctxhex) < 0)
+		return -EINVAL;
+	MD5_Update(&c, chal, len);
+	MD5_Final(inner, &c);
+	if (restore(&c, ctxhex + 32) < 0)
+		return -EINVAL;
+	MD5_Update(&c, inner, sizeof inner);
+	MD5_Final(outer, &c);
+	for (i = 0; i < 16; i++) {
+		out[2 * i] = hexd[outer[i] >> 4];
+		out[2 * i + 1] = hexd[outer[i] & 15];
+	}
+	out[32] = 0;
+	return 0;
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""run.py - the one test runner behind `make check`.
+
+Runs every C unit-test program in --unit (each prints `ok NAME` or
+`FAIL NAME: why` lines) and every `test_*` function of the Python modules in
+tests/integration/ (each gets a Ctx: the built programs and a temporary
+root). Functions named `slow_*` run only with --slow. Ends with the line
+`N passed, M failed` and exits 1 when anything failed.
+
+    tests/run.py --bin build/san/bin --unit build/san/tests [--slow] [-k PATTERN]
+"""
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "integration"))
+
+import helpers  # noqa: E402
+
+
+def run_unit(unit_dir, pattern, results):
+    if not unit_dir or not os.path.isdir(unit_dir):
+        return
+    for name in sorted(os.listdir(unit_dir)):
+        path = os.path.join(unit_dir, name)
+        if not (name.startswith("test_") and os.access(path, os.X_OK)):
+            continue
+        if pattern and pattern not in name:
+            continue
+        p = subprocess.run([path], capture_output=True, text=True,
+                           timeout=600)
+        seen = 0
+        for line in p.stdout.splitlines():
+            if line.startswith("ok "):
+                results.append((True, f"{name}: {line[3:]}", ""))
+                seen += 1
+            elif line.startswith("FAIL "):
+                results.append((False, f"{name}: {line[5:]}", ""))
+                seen += 1
+        if p.returncode != 0 or seen == 0:
+            results.append((False, f"{name}: exit {p.returncode}",
+                            p.stderr[-4000:]))
+
+
+def run_integration(bindir, slow, pattern, results):
+    idir = os.path.join(HERE, "integration")
+    for fname in sorted(os.listdir(idir)):
+        if not (fname.startswith("test_") and fname.endswith(".py")):
+            continue
+        spec = importlib.util.spec_from_file_location(
+            fname[:-3], os.path.join(idir, fname))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        for attr in sorted(dir(mod)):
+            fn = getattr(mod, attr)
+            if not callable(fn):
+                continue
+            if not (attr.startswith("test_") or
+                    (slow and attr.startswith("slow_"))):
+                continue
+            label = f"{fname[:-3]}.{attr}"
+            if pattern and pattern not in label:
+                continue
+            ctx = helpers.Ctx(bindir)
+            t0 = time.monotonic()
+            try:
+                fn(ctx)
+                results.append((True, label, ""))
+            except Exception:  # a failed assertion or a crash of the test
+                results.append((False, label, traceback.format_exc()))
+            finally:
+                ctx.cleanup()
+            dt = time.monotonic() - t0
+            if dt > 20:
+                print(f"note: {label} took {dt:.0f} s", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--unit")
+    ap.add_argument("--slow", action="store_true")
+    ap.add_argument("-k", dest="pattern")
+    a = ap.parse_args()
+    bindir = os.path.abspath(a.bin)
+    results = []
+    run_unit(a.unit, a.pattern, results)
+    run_integration(bindir, a.slow, a.pattern, results)
+    for ok, label, detail in results:
+        print(("ok   " if ok else "FAIL ") + label, flush=True)
+        if not ok and detail:
+            print("     " + detail.rstrip().replace("\n", "\n     "))
+    passed = sum(1 for r in results if r[0])
+    failed = len(results) - passed
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or not results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,568 @@
+/*
+ * vgen - the CDBs that delivery and login read, generated from the database.
+ *
+ * control/assign.cdb     DOMAIN -> REALDOMAIN \0 domains/REALDOMAIN \0 SHARDS
+ *                        (alias domains map to their real domain)
+ * control/rcpthosts.cdb  DOMAIN -> "" for every hosted or alias domain
+ * control/domains/D.cdb  delivery table of real domain D (0600), split
+ *                        into D+N+I.cdb when D is big (lib/acct.h):
+ *     "u" LOCAL -> MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS \0 FLAGS
+ *     "a" LOCAL -> DEST \0 DEST ...        (an alias)
+ *     "f" LOCAL -> KEEP \0 DEST            (a user's forward; KEEP 0 or 1)
+ *     "*"       -> bounce | delete | ADDRESS   (the catch-all)
+ * control/passwd/D.cdb   login table of D (0600, in a 0700 directory),
+ *                        split the same way:
+ *     LOCAL -> HASH \0 CRAM \0 FLAGS \0 MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS
+ *
+ * Every file is rewritten whole and renamed into place (cdbx.h), so a
+ * reader never sees half a table; a change to one user rewrites only the
+ * shard that holds it, which keeps adduser cheap in a domain of 100,000. The same record generators serve
+ * `vadmin check`, which compares them with the files on disk.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "acct.h"
+#include "cdbx.h"
+#include "fsx.h"
+#include "vadmin.h"
+
+/* gen_path - the file of a table; domain and shard only for per-domain ones */
+int gen_path(struct str *out, const char *root, int which, const char *domain,
+	     unsigned shards, unsigned index)
+{
+	out->len = 0;
+	switch (which) {
+	case GEN_DELIVERY:
+		return acct_path(out, root, ACCT_DELIVERY, domain, shards, index);
+	case GEN_PASSWD:
+		return acct_path(out, root, ACCT_PASSWD, domain, shards, index);
+	case GEN_ASSIGN:
+		return str_catf(out, "%s/control/assign.cdb", root);
+	default:
+		return str_catf(out, "%s/control/rcpthosts.cdb", root);
+	}
+}
+
+/* col - a text column, "" for NULL */
+static const char *col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? (const char *)t : "";
+}
+
+/* rec - build a value of NUL-separated fields */
+static int rec(struct str *v, int n, const char *const *f)
+{
+	int i;
+
+	v->len = 0;
+	for (i = 0; i < n; i++)
+		if ((i && str_catc(v, 0)) || str_cats(v, f[i]))
+			return -ENOMEM;
+	return 0;
+}
+
+/* gen_want_shards - how many files a domain of nusers should be split into;
+ * grown past 2048 users a file, shrunk below 256, so it does not flap */
+unsigned gen_want_shards(uint64_t nusers, unsigned cur)
+{
+	unsigned want = 1;
+
+	if (nusers <= (uint64_t)cur * 2048 && (cur == 1 ||
+					       nusers >= (uint64_t)cur * 256))
+		return cur;
+	while (want < ACCT_BUCKETS && (uint64_t)want * 1024 < nusers)
+		want *= 2;
+	return want;
+}
+
+/* gen_bucket_range - the buckets [lo, hi] that shard index of shards holds */
+void gen_bucket_range(unsigned shards, unsigned index, unsigned *lo,
+		      unsigned *hi)
+{
+	*lo = (unsigned)((uint64_t)index * ACCT_BUCKETS / shards);
+	*hi = (unsigned)((uint64_t)(index + 1) * ACCT_BUCKETS / shards) - 1;
+}
+
+/* sql_bucket - acct_bucket() for SQL, to pick a shard's aliases */
+static void sql_bucket(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const unsigned char *t = sqlite3_value_text(argv[0]);
+
+	(void)argc;
+	sqlite3_result_int64(ctx, t ? acct_bucket((const char *)t,
+				  (size_t)sqlite3_value_bytes(argv[0])) : 0);
+}
+
+/* gen_sql_functions - register acct_bucket(local) on the connection */
+void gen_sql_functions(struct vctx *c)
+{
+	if (sqlite3_create_function(c->db, "acct_bucket", 1, SQLITE_UTF8 |
+				    SQLITE_DETERMINISTIC, NULL, sql_bucket,
+				    NULL, NULL) != SQLITE_OK)
+		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+}
+
+/* gen_domain_records - the records of a real domain whose local parts
+ * fall in buckets [lo, hi] (one shard, or 0..65535 for the whole domain) */
+int gen_domain_records(struct vctx *c, int64_t did, const char *catchall,
+		       unsigned lo, unsigned hi, gen_emit_fn emit, void *arg)
+{
+	struct str k = STR_INIT, v = STR_INIT, p = STR_INIT;
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc;
+
+	/* users: both tables from one scan, the hot path of adduser */
+	rc = sqlite3_prepare_v2(c->db, "SELECT local, maildir, quota_bytes, "
+				"quota_msgs, flags, hash, coalesce(cram, '') "
+				"FROM users WHERE domain_id = ? AND bucket "
+				"BETWEEN ? AND ?", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, did);
+	sqlite3_bind_int64(st, 2, lo);
+	sqlite3_bind_int64(st, 3, hi);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *f[6] = {col(st, 5), col(st, 6), col(st, 4),
+				    col(st, 1), col(st, 2), col(st, 3)};
+		const char *u[4] = {col(st, 1), col(st, 2), col(st, 3),
+				    col(st, 4)};
+
+		k.len = 0;
+		r = str_catc(&k, 'u') || str_cats(&k, col(st, 0)) ? -ENOMEM : 0;
+		if (r == 0)
+			r = rec(&v, 4, u);
+		if (r == 0)
+			r = emit(arg, GEN_DELIVERY, k.s, k.len, v.s, v.len);
+		if (r == 0)
+			r = rec(&p, 6, f);
+		if (r == 0)
+			r = emit(arg, GEN_PASSWD, k.s + 1, k.len - 1, p.s, p.len);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = -EIO;
+	sqlite3_finalize(st);
+
+	/* aliases: rows ordered so that each alias is one record */
+	if (r == 0 && sqlite3_prepare_v2(c->db, "SELECT local, dest FROM aliases "
+					 "WHERE domain_id = ? AND acct_bucket("
+					 "local) BETWEEN ? AND ? ORDER BY local",
+					 -1, &st, NULL) != SQLITE_OK)
+		r = -EIO;
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, did);
+		sqlite3_bind_int64(st, 2, lo);
+		sqlite3_bind_int64(st, 3, hi);
+		k.len = v.len = 0;
+		while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *l = col(st, 0);
+
+			if (k.len && strcmp(k.s + 1, l)) {
+				r = emit(arg, GEN_DELIVERY, k.s, k.len, v.s,
+					 v.len);
+				k.len = v.len = 0;
+			}
+			if (r == 0 && !k.len &&
+			    (str_catc(&k, 'a') || str_cats(&k, l)))
+				r = -ENOMEM;
+			if (r == 0 && ((v.len && str_catc(&v, 0)) ||
+				       str_cats(&v, col(st, 1))))
+				r = -ENOMEM;
+		}
+		if (r == 0 && rc != SQLITE_DONE)
+			r = -EIO;
+		if (r == 0 && k.len)
+			r = emit(arg, GEN_DELIVERY, k.s, k.len, v.s, v.len);
+		sqlite3_finalize(st);
+	}
+
+	/* forwards */
+	if (r == 0 && sqlite3_prepare_v2(c->db, "SELECT u.local, f.keep, f.dest "
+					 "FROM forwards f JOIN users u ON "
+					 "u.id = f.user_id WHERE u.domain_id "
+					 "= ? AND u.bucket BETWEEN ? AND ?", -1,
+					 &st, NULL) != SQLITE_OK)
+		r = -EIO;
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, did);
+		sqlite3_bind_int64(st, 2, lo);
+		sqlite3_bind_int64(st, 3, hi);
+		while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *f[2] = {col(st, 1), col(st, 2)};
+
+			k.len = 0;
+			r = str_catc(&k, 'f') || str_cats(&k, col(st, 0)) ?
+			    -ENOMEM : rec(&v, 2, f);
+			if (r == 0)
+				r = emit(arg, GEN_DELIVERY, k.s, k.len, v.s,
+					 v.len);
+		}
+		if (r == 0 && rc != SQLITE_DONE)
+			r = -EIO;
+		sqlite3_finalize(st);
+	}
+	if (r == 0)
+		r = emit(arg, GEN_DELIVERY, "*", 1, catchall, strlen(catchall));
+	str_free(&k);
+	str_free(&v);
+	str_free(&p);
+	return r;
+}
+
+/* gen_global_records - assign and rcpthosts */
+int gen_global_records(struct vctx *c, gen_emit_fn emit, void *arg)
+{
+	struct str v = STR_INIT;
+	sqlite3_stmt *st;
+	int r = 0, rc;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT d.name, r.name, r.shards FROM "
+			       "domains d JOIN domains r ON r.id = "
+			       "coalesce(d.alias_of, d.id)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -EIO;
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = col(st, 0), *real = col(st, 1);
+
+		v.len = 0;
+		r = str_cats(&v, real) || str_catc(&v, 0) ||
+		    str_catf(&v, "domains/%s", real) || str_catc(&v, 0) ||
+		    str_catf(&v, "%lld", (long long)sqlite3_column_int64(st, 2))
+		    ? -ENOMEM : 0;
+		if (r == 0)
+			r = emit(arg, GEN_ASSIGN, name, strlen(name), v.s,
+				 v.len);
+		if (r == 0)
+			r = emit(arg, GEN_RCPTHOSTS, name, strlen(name), "", 0);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = -EIO;
+	sqlite3_finalize(st);
+	str_free(&v);
+	return r;
+}
+
+/* emit_write - the emitter that writes into open CDB writers */
+static int emit_write(void *arg, int which, const char *key, size_t klen,
+		      const char *val, size_t vlen)
+{
+	struct cdbw *w = arg;
+
+	return cdbw_add(&w[which], key, klen, val, vlen);
+}
+
+/* write_tables - regenerate two tables (a, b) with a record generator;
+ * the global pair is public (0644), a domain's pair private (0600) */
+static int write_tables(struct vctx *c, int a, int b, const char *domain,
+			int64_t did, const char *catchall, int mode,
+			unsigned shards, unsigned index)
+{
+	struct cdbw w[4];
+	struct str pa = STR_INIT, pb = STR_INIT;
+	unsigned lo, hi;
+	int r;
+
+	gen_bucket_range(shards, index, &lo, &hi);
+	r = gen_path(&pa, c->root, a, domain, shards, index);
+	if (r == 0)
+		r = gen_path(&pb, c->root, b, domain, shards, index);
+	if (r == 0)
+		r = cdbw_start(&w[a], pa.s, (mode_t)mode);
+	if (r < 0)
+		goto out;
+	r = cdbw_start(&w[b], pb.s, (mode_t)mode);
+	if (r < 0) {
+		cdbw_abort(&w[a]);
+		goto out;
+	}
+	r = domain ? gen_domain_records(c, did, catchall, lo, hi, emit_write,
+					w) :
+	    gen_global_records(c, emit_write, w);
+	if (r < 0) {
+		cdbw_abort(&w[a]);
+		cdbw_abort(&w[b]);
+		goto out;
+	}
+	/* login table first: a new user can log in once delivery knows it */
+	r = cdbw_finish(&w[b]);
+	if (r < 0)
+		cdbw_abort(&w[a]);
+	else
+		r = cdbw_finish(&w[a]);
+out:
+	str_free(&pa);
+	str_free(&pb);
+	return r;
+}
+
+/* gen_parse_name - split KEY.cdb or KEY+N+I.cdb (lib/acct.h) into the
+ * domain's file key, N and I; -EINVAL for other names */
+int gen_parse_name(const char *name, struct str *domain, unsigned *shards,
+		   unsigned *index)
+{
+	size_t len = strlen(name);
+	const char *plus = strchr(name, '+');
+	unsigned long n, i;
+	char *e;
+
+	if (len < 5 || strcmp(name + len - 4, ".cdb"))
+		return -EINVAL;
+	if (!plus) {
+		*shards = 1;
+		*index = 0;
+		return str_copyb(domain, name, len - 4);
+	}
+	n = strtoul(plus + 1, &e, 10);
+	if (*e != '+')
+		return -EINVAL;
+	i = strtoul(e + 1, &e, 10);
+	if (strcmp(e, ".cdb") || n < 2 || n > ACCT_BUCKETS || i >= n)
+		return -EINVAL;
+	*shards = (unsigned)n;
+	*index = (unsigned)i;
+	return str_copyb(domain, name, (size_t)(plus - name));
+}
+
+/* gen_sweep - remove a domain's table files that its shard count disowns
+ * (all of them when the domain is gone); run only after assign.cdb is new */
+int gen_sweep(struct vctx *c, const char *domain)
+{
+	static const char *const dirs[] = {"domains", "passwd"};
+	struct str dir = STR_INIT, p = STR_INIT, dom = STR_INIT, key = STR_INIT;
+	sqlite3_stmt *st;
+	unsigned cur = 0, n, i, k;
+	int r = acct_file_key(&key, domain);
+
+	if (r < 0)
+		return r;
+	if (sqlite3_prepare_v2(c->db, "SELECT shards FROM domains WHERE name = "
+			       "? AND alias_of IS NULL", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		cur = (unsigned)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	for (k = 0; r == 0 && k < 2; k++) {
+		DIR *d;
+		struct dirent *de;
+
+		dir.len = 0;
+		if (str_catf(&dir, "%s/control/%s", c->root, dirs[k]))
+			return -ENOMEM;
+		d = opendir(dir.s);
+		if (!d)
+			continue;
+		while (r == 0 && (de = readdir(d)) != NULL) {
+			if (gen_parse_name(de->d_name, &dom, &n, &i) < 0 ||
+			    !str_eqs(&dom, key.s) || n == cur)
+				continue;
+			p.len = 0;
+			r = str_catf(&p, "%s/%s", dir.s, de->d_name);
+			if (r == 0 && unlink(p.s) < 0 && errno != ENOENT)
+				r = -errno;
+		}
+		closedir(d);
+		if (r == 0)
+			r = fsx_fsync_dir(dir.s);
+	}
+	str_free(&dir);
+	str_free(&p);
+	str_free(&dom);
+	str_free(&key);
+	return r;
+}
+
+struct domrow {
+	int64_t id, alias_of, nusers;
+	unsigned shards;
+	struct str catchall;
+};
+
+/* domain_row - the row of a domain; 0 when there is none */
+static int domain_row(struct vctx *c, const char *domain, struct domrow *d)
+{
+	sqlite3_stmt *st;
+	int found = 0;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT id, alias_of, catchall, shards, "
+			       "nusers FROM domains WHERE name = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		d->id = sqlite3_column_int64(st, 0);
+		d->alias_of = sqlite3_column_int64(st, 1);
+		d->shards = (unsigned)sqlite3_column_int64(st, 3);
+		d->nusers = sqlite3_column_int64(st, 4);
+		if (str_copys(&d->catchall, col(st, 2)))
+			vfail(EX_TEMP, "out of memory");
+		found = 1;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* gen_domain - regenerate every shard of a domain, re-splitting it when its
+ * size calls for it; or owe the removal of its files if it is gone */
+int gen_domain(struct vctx *c, const char *domain)
+{
+	struct domrow d = {0, 0, 0, 1, STR_INIT};
+	unsigned want, i;
+	int r = 0;
+
+	if (!domain_row(c, domain, &d) || d.alias_of) {
+		m_pending(c, "sweep", domain);
+		str_free(&d.catchall);
+		return 0;
+	}
+	want = gen_want_shards((uint64_t)d.nusers, d.shards);
+	for (i = 0; r == 0 && i < want; i++)
+		r = write_tables(c, GEN_DELIVERY, GEN_PASSWD, domain, d.id,
+				 d.catchall.s, 0600, want, i);
+	if (r == 0 && want != d.shards) {
+		/* readers switch when assign.cdb says so; old files go after */
+		sqlite3_stmt *st;
+
+		m_begin(c);
+		if (sqlite3_prepare_v2(c->db, "UPDATE domains SET shards = ? "
+				       "WHERE id = ?", -1, &st,
+				       NULL) != SQLITE_OK)
+			vfail(EX_TEMP, "database error: %s",
+			      sqlite3_errmsg(c->db));
+		sqlite3_bind_int64(st, 1, want);
+		sqlite3_bind_int64(st, 2, d.id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			vfail(EX_TEMP, "database error: %s",
+			      sqlite3_errmsg(c->db));
+		sqlite3_finalize(st);
+		m_pending(c, "global", "");
+		m_pending(c, "sweep", domain);
+		m_commit(c);
+	}
+	str_free(&d.catchall);
+	return r;
+}
+
+/* gen_user - regenerate the shard of a domain that holds LOCAL@DOMAIN */
+int gen_user(struct vctx *c, const char *addr)
+{
+	struct domrow d = {0, 0, 0, 1, STR_INIT};
+	const char *at = strrchr(addr, '@');
+	unsigned i;
+	int r;
+
+	if (!at)
+		return 0;
+	if (!domain_row(c, at + 1, &d) || d.alias_of ||
+	    gen_want_shards((uint64_t)d.nusers, d.shards) != d.shards) {
+		str_free(&d.catchall);
+		return gen_domain(c, at + 1);
+	}
+	i = acct_shard(acct_bucket(addr, (size_t)(at - addr)), d.shards);
+	r = write_tables(c, GEN_DELIVERY, GEN_PASSWD, at + 1, d.id,
+			 d.catchall.s, 0600, d.shards, i);
+	str_free(&d.catchall);
+	return r;
+}
+
+/* gen_global - regenerate assign.cdb and rcpthosts.cdb */
+int gen_global(struct vctx *c)
+{
+	return write_tables(c, GEN_RCPTHOSTS, GEN_ASSIGN, NULL, 0, NULL, 0644,
+			    1, 0);
+}
+
+/* safe_rel - a journal path must stay below domains/ */
+static int safe_rel(const char *p)
+{
+	return !strncmp(p, "domains/", 8) && !strstr(p, "..") &&
+	       !strstr(p, "//") && p[8];
+}
+
+/* gen_run_pending - do the file work that committed changes still owe */
+void gen_run_pending(struct vctx *c)
+{
+	struct str kind = STR_INIT, arg = STR_INIT, path = STR_INIT;
+	sqlite3_stmt *st, *del;
+	int r;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT id, kind, arg FROM pending "
+			       "ORDER BY kind = 'rmdir', id LIMIT 1", -1, &st,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(c->db, "DELETE FROM pending WHERE id = ?", -1,
+			       &del, NULL) != SQLITE_OK)
+		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	for (;;) {
+		int64_t id;
+
+		sqlite3_reset(st);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			break;
+		id = sqlite3_column_int64(st, 0);
+		if (str_copys(&kind, col(st, 1)) || str_copys(&arg, col(st, 2)))
+			vfail(EX_TEMP, "out of memory");
+		sqlite3_reset(st);
+		if (str_eqs(&kind, "cdb")) {
+			r = gen_domain(c, arg.s);
+		} else if (str_eqs(&kind, "user")) {
+			r = gen_user(c, arg.s);
+		} else if (str_eqs(&kind, "sweep")) {
+			r = gen_sweep(c, arg.s);
+		} else if (str_eqs(&kind, "global")) {
+			r = gen_global(c);
+		} else if (str_eqs(&kind, "rmdir") && safe_rel(arg.s)) {
+			path.len = 0;
+			r = str_catf(&path, "%s/%s", c->root, arg.s);
+			if (r == 0)
+				r = fsx_rmtree(path.s);
+		} else {
+			r = 0; /* not ours to do: drop it rather than loop */
+		}
+		if (r < 0)
+			vfail(EX_TEMP, "the change is saved but updating the "
+			      "files failed (%s %s: %s); fix that and run "
+			      "'vadmin rebuild'", kind.s, arg.s, msg_err(r));
+		/* a lost delete only repeats idempotent work: no fsync */
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, id);
+		if (sqlite3_exec(c->db, "PRAGMA synchronous = NORMAL", NULL,
+				 NULL, NULL) != SQLITE_OK ||
+		    sqlite3_step(del) != SQLITE_DONE ||
+		    sqlite3_exec(c->db, "PRAGMA synchronous = FULL", NULL,
+				 NULL, NULL) != SQLITE_OK)
+			vfail(EX_TEMP, "database error: %s",
+			      sqlite3_errmsg(c->db));
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(del);
+	str_free(&kind);
+	str_free(&arg);
+	str_free(&path);
+}
+
+/* gen_rebuild_all - every table from scratch, stale ones removed */
+void gen_rebuild_all(struct vctx *c)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	m_begin(c);
+	if (sqlite3_prepare_v2(c->db, "INSERT OR IGNORE INTO pending(kind, arg) "
+			       "SELECT 'cdb', name FROM domains WHERE alias_of "
+			       "IS NULL", -1, &st, NULL) != SQLITE_OK)
+		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	m_pending(c, "global", "");
+	m_commit(c);
+	gen_run_pending(c);
+}

@@ -1,0 +1,470 @@
+/*
+ * vshow - what vadmin prints: userinfo, dominfo, listusers, listdomains,
+ * and valias's listing. Text for people (one "key: value" a line, or one
+ * name a line for lists), and with --json one JSON document for scripts.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "name.h"
+#include "vadmin.h"
+
+/* json_str - a JSON string literal of s */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static sqlite3_stmt *prep(struct vctx *c, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	return st;
+}
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? (const char *)t : "";
+}
+
+/* scan_dir - count messages and bytes in one Maildir subdirectory */
+static int scan_dir(const char *dir, uint64_t *bytes, uint64_t *msgs)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int dfd;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	dfd = dirfd(d);
+	while ((de = readdir(d)) != NULL) {
+		const char *s;
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		/* Maildir++: the size is in the name as ,S=NNN when present */
+		s = strstr(de->d_name, ",S=");
+		if (s && s[3] >= '0' && s[3] <= '9') {
+			*bytes += strtoull(s + 3, NULL, 10);
+		} else if (fstatat(dfd, de->d_name, &st,
+				   AT_SYMLINK_NOFOLLOW) == 0 &&
+			   S_ISREG(st.st_mode)) {
+			*bytes += (uint64_t)st.st_size;
+		} else {
+			continue;
+		}
+		(*msgs)++;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* maildir_usage - bytes and messages in new/ and cur/ of a Maildir */
+int maildir_usage(const char *path, uint64_t *bytes, uint64_t *msgs)
+{
+	struct str p = STR_INIT;
+	int r;
+
+	*bytes = *msgs = 0;
+	r = str_catf(&p, "%s/new", path);
+	if (r == 0)
+		r = scan_dir(p.s, bytes, msgs);
+	p.len = 0;
+	if (r == 0)
+		r = str_catf(&p, "%s/cur", path);
+	if (r == 0)
+		r = scan_dir(p.s, bytes, msgs);
+	str_free(&p);
+	return r;
+}
+
+static void iso_time(time_t t, char out[32])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char *scheme_of(const char *hash)
+{
+	if (!strncmp(hash, "$y$", 3))
+		return "yescrypt";
+	if (!strncmp(hash, "$6$", 3))
+		return "sha512crypt";
+	return "none";
+}
+
+/* show_user - vadmin userinfo */
+void show_user(struct vctx *c, const char *addr)
+{
+	struct str local = STR_INIT, domain = STR_INIT, real = STR_INIT;
+	struct str qs = STR_INIT, md = STR_INIT;
+	struct quota q;
+	sqlite3_stmt *st;
+	uint64_t bytes = 0, msgs = 0;
+	char created[32];
+	int64_t did, flags;
+	static const char *const svc[3] = {"pop", "smtp", "delivery"};
+	const char *fwd, *fwdkeep;
+	int i;
+
+	m_parse_addr(addr, &local, &domain);
+	did = m_real_domain(c, domain.s, &real);
+	if (!did)
+		vfail(EX_REFUSED, "domain %s does not exist", domain.s);
+	st = prep(c, "SELECT u.name, u.maildir, u.quota_bytes, u.quota_msgs, "
+		     "u.flags, u.hash, u.cram IS NOT NULL, u.created, f.dest, "
+		     "f.keep FROM users u LEFT JOIN forwards f ON f.user_id = "
+		     "u.id WHERE u.domain_id = ? AND u.local = ?");
+	sqlite3_bind_int64(st, 1, did);
+	sqlite3_bind_text(st, 2, local.s, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		vfail(EX_REFUSED, "user %s@%s does not exist", local.s,
+		      domain.s);
+	q.bytes = (uint64_t)sqlite3_column_int64(st, 2);
+	q.msgs = (uint64_t)sqlite3_column_int64(st, 3);
+	flags = sqlite3_column_int64(st, 4);
+	iso_time((time_t)sqlite3_column_int64(st, 7), created);
+	if (quota_format(&q, &qs) < 0 ||
+	    str_catf(&md, "%s/%s", c->root, col(st, 1)) < 0)
+		vfail(EX_TEMP, "out of memory");
+	(void)maildir_usage(md.s, &bytes, &msgs);
+	fwd = col(st, 8);
+	fwdkeep = sqlite3_column_int(st, 9) ? "yes" : "no";
+	if (c->json) {
+		printf("{\"address\":\"%s@%s\"", local.s, real.s); /* checked names */
+		printf(",\"domain\":");
+		json_str(real.s);
+		printf(",\"name\":");
+		json_str(col(st, 0));
+		printf(",\"maildir\":");
+		json_str(md.s);
+		printf(",\"quota\":");
+		json_str(qs.len ? qs.s : "none");
+		printf(",\"quota_bytes\":%llu,\"quota_messages\":%llu",
+		       (unsigned long long)q.bytes, (unsigned long long)q.msgs);
+		printf(",\"usage_bytes\":%llu,\"usage_messages\":%llu",
+		       (unsigned long long)bytes, (unsigned long long)msgs);
+		for (i = 0; i < 3; i++)
+			printf(",\"%s\":%s", svc[i],
+			       flags & (1 << i) ? "false" : "true");
+		printf(",\"forward\":");
+		if (*fwd) {
+			json_str(fwd);
+			printf(",\"forward_keep\":%s", *fwdkeep == 'y' ?
+			       "true" : "false");
+		} else {
+			printf("null");
+		}
+		printf(",\"password\":");
+		json_str(scheme_of(col(st, 5)));
+		printf(",\"cram_md5\":%s,\"created\":",
+		       sqlite3_column_int(st, 6) ? "true" : "false");
+		json_str(created);
+		printf("}\n");
+	} else {
+		printf("address: %s@%s\n", local.s, real.s);
+		printf("name: %s\n", col(st, 0));
+		printf("maildir: %s\n", md.s);
+		printf("quota: %s\n", qs.len ? qs.s : "none");
+		printf("usage: %llu bytes, %llu messages\n",
+		       (unsigned long long)bytes, (unsigned long long)msgs);
+		for (i = 0; i < 3; i++)
+			printf("%s: %s\n", svc[i],
+			       flags & (1 << i) ? "disabled" : "enabled");
+		if (*fwd)
+			printf("forward: %s%s\n", fwd, *fwdkeep == 'y' ?
+			       " (keeps a copy)" : "");
+		else
+			printf("forward: none\n");
+		printf("password: %s\n", scheme_of(col(st, 5)));
+		printf("cram-md5: %s\n", sqlite3_column_int(st, 6) ? "yes" :
+		       "no");
+		printf("created: %s\n", created);
+	}
+	sqlite3_finalize(st);
+	str_free(&local);
+	str_free(&domain);
+	str_free(&real);
+	str_free(&qs);
+	str_free(&md);
+}
+
+/* show_one_domain - dominfo for one domain row */
+static void show_one_domain(struct vctx *c, sqlite3_stmt *st, int first)
+{
+	struct quota q = {(uint64_t)sqlite3_column_int64(st, 4),
+			  (uint64_t)sqlite3_column_int64(st, 5)};
+	struct str qs = STR_INIT, aliases = STR_INIT;
+	sqlite3_stmt *a;
+	int64_t id = sqlite3_column_int64(st, 0);
+	const char *name = col(st, 1), *real = col(st, 2);
+	int is_alias = sqlite3_column_type(st, 2) != SQLITE_NULL;
+	char created[32];
+
+	if (quota_format(&q, &qs) < 0)
+		vfail(EX_TEMP, "out of memory");
+	iso_time((time_t)sqlite3_column_int64(st, 8), created);
+	a = prep(c, "SELECT name FROM domains WHERE alias_of = ? ORDER BY name");
+	sqlite3_bind_int64(a, 1, id);
+	while (sqlite3_step(a) == SQLITE_ROW)
+		if ((aliases.len && str_catc(&aliases, ' ')) ||
+		    str_cats(&aliases, col(a, 0)))
+			vfail(EX_TEMP, "out of memory");
+	sqlite3_finalize(a);
+	if (c->json) {
+		printf("%s{\"domain\":", first ? "" : ",");
+		json_str(name);
+		printf(",\"alias_of\":");
+		if (is_alias)
+			json_str(real);
+		else
+			printf("null");
+		if (!is_alias) {
+			struct str dir = STR_INIT;
+
+			if (str_catf(&dir, "%s/domains/%s", c->root, name))
+				vfail(EX_TEMP, "out of memory");
+			printf(",\"directory\":");
+			json_str(dir.s);
+			str_free(&dir);
+			printf(",\"users\":%lld,\"aliases\":%lld",
+			       (long long)sqlite3_column_int64(st, 6),
+			       (long long)sqlite3_column_int64(st, 7));
+			printf(",\"catchall\":");
+			json_str(col(st, 3));
+			printf(",\"default_quota\":");
+			json_str(qs.len ? qs.s : "none");
+			printf(",\"alias_domains\":[");
+			for (size_t i = 0, n = 0; i < aliases.len; n++) {
+				size_t e = i;
+
+				while (e < aliases.len && aliases.s[e] != ' ')
+					e++;
+				aliases.s[e] = 0;
+				printf("%s", n ? "," : "");
+				json_str(aliases.s + i);
+				i = e + 1;
+			}
+			printf("]");
+		}
+		printf(",\"created\":\"%s\"}", created);
+	} else {
+		printf("%sdomain: %s\n", first ? "" : "\n", name);
+		if (is_alias) {
+			printf("alias of: %s\n", real);
+		} else {
+			printf("directory: %s/domains/%s\n", c->root, name);
+			printf("users: %lld\n",
+			       (long long)sqlite3_column_int64(st, 6));
+			printf("aliases: %lld\n",
+			       (long long)sqlite3_column_int64(st, 7));
+			printf("catchall: %s\n", col(st, 3));
+			printf("default quota: %s\n", qs.len ? qs.s : "none");
+			printf("alias domains: %s\n", aliases.len ? aliases.s :
+			       "none");
+		}
+		printf("created: %s\n", created);
+	}
+	str_free(&qs);
+	str_free(&aliases);
+}
+
+/* show_domain - vadmin dominfo [DOMAIN] */
+void show_domain(struct vctx *c, const char *in)
+{
+	struct str domain = STR_INIT;
+	sqlite3_stmt *st;
+	int n = 0;
+
+	if (in)
+		m_parse_domain(in, &domain);
+	st = prep(c, "SELECT d.id, d.name, r.name, d.catchall, d.quota_bytes, "
+		     "d.quota_msgs, (SELECT count(*) FROM users WHERE domain_id "
+		     "= d.id), (SELECT count(DISTINCT local) FROM aliases WHERE "
+		     "domain_id = d.id), d.created FROM domains d LEFT JOIN "
+		     "domains r ON r.id = d.alias_of WHERE ?1 IS NULL OR d.name "
+		     "= ?1 ORDER BY d.name");
+	if (in)
+		sqlite3_bind_text(st, 1, domain.s, -1, SQLITE_STATIC);
+	if (c->json && !in)
+		printf("[");
+	while (sqlite3_step(st) == SQLITE_ROW)
+		show_one_domain(c, st, n++ == 0);
+	if (c->json && !in)
+		printf("]\n");
+	else if (c->json && n)
+		printf("\n");
+	sqlite3_finalize(st);
+	if (in && !n)
+		vfail(EX_REFUSED, "domain %s does not exist", domain.s);
+	str_free(&domain);
+}
+
+/* show_users - vadmin listusers DOMAIN */
+void show_users(struct vctx *c, const char *in)
+{
+	struct str domain = STR_INIT, real = STR_INIT, qs = STR_INIT;
+	sqlite3_stmt *st;
+	int64_t did;
+	int n = 0;
+
+	m_parse_domain(in, &domain);
+	did = m_real_domain(c, domain.s, &real);
+	if (!did)
+		vfail(EX_REFUSED, "domain %s does not exist", domain.s);
+	st = prep(c, "SELECT local, name, quota_bytes, quota_msgs, flags FROM "
+		     "users WHERE domain_id = ? ORDER BY local");
+	sqlite3_bind_int64(st, 1, did);
+	if (c->json)
+		printf("[");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct quota q = {(uint64_t)sqlite3_column_int64(st, 2),
+				  (uint64_t)sqlite3_column_int64(st, 3)};
+		int f = sqlite3_column_int(st, 4);
+
+		if (!c->json) {
+			printf("%s@%s\n", col(st, 0), real.s);
+			continue;
+		}
+		if (quota_format(&q, &qs) < 0 ||
+		    str_catf(&qs, "%s", "") < 0)
+			vfail(EX_TEMP, "out of memory");
+		printf("%s{\"address\":\"%s@%s\",\"name\":", n++ ? "," : "",
+		       col(st, 0), real.s);
+		json_str(col(st, 1));
+		printf(",\"quota\":");
+		json_str(qs.len ? qs.s : "none");
+		printf(",\"pop\":%s,\"smtp\":%s,\"delivery\":%s}",
+		       f & UF_NOPOP ? "false" : "true",
+		       f & UF_NOSMTP ? "false" : "true",
+		       f & UF_NODELIVERY ? "false" : "true");
+	}
+	if (c->json)
+		printf("]\n");
+	sqlite3_finalize(st);
+	str_free(&domain);
+	str_free(&real);
+	str_free(&qs);
+}
+
+/* show_domains - vadmin listdomains */
+void show_domains(struct vctx *c)
+{
+	sqlite3_stmt *st = prep(c, "SELECT d.name, r.name FROM domains d LEFT "
+				   "JOIN domains r ON r.id = d.alias_of ORDER "
+				   "BY d.name");
+	int n = 0;
+
+	if (c->json)
+		printf("[");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int alias = sqlite3_column_type(st, 1) != SQLITE_NULL;
+
+		if (c->json) {
+			printf("%s{\"domain\":\"%s\",\"alias_of\":", n++ ? "," :
+			       "", col(st, 0));
+			if (alias)
+				printf("\"%s\"}", col(st, 1));
+			else
+				printf("null}");
+		} else if (alias) {
+			printf("%s (alias of %s)\n", col(st, 0), col(st, 1));
+		} else {
+			printf("%s\n", col(st, 0));
+		}
+	}
+	if (c->json)
+		printf("]\n");
+	sqlite3_finalize(st);
+}
+
+/* show_aliases - valias DOMAIN | valias ALIAS@DOMAIN: "alias -> dest" */
+void show_aliases(struct vctx *c, const char *what)
+{
+	struct str local = STR_INIT, domain = STR_INIT, real = STR_INIT;
+	sqlite3_stmt *st;
+	int64_t did;
+	int n = 0;
+
+	if (strchr(what, '@'))
+		m_parse_addr(what, &local, &domain);
+	else
+		m_parse_domain(what, &domain);
+	did = m_real_domain(c, domain.s, &real);
+	if (!did)
+		vfail(EX_REFUSED, "domain %s does not exist", domain.s);
+	st = prep(c, "SELECT local, dest FROM aliases WHERE domain_id = ?1 AND "
+		     "(?2 IS NULL OR local = ?2) ORDER BY local, dest");
+	sqlite3_bind_int64(st, 1, did);
+	if (local.len)
+		sqlite3_bind_text(st, 2, local.s, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		printf("%s@%s -> %s\n", col(st, 0), real.s, col(st, 1));
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (local.len && !n)
+		vfail(EX_REFUSED, "alias %s@%s does not exist", local.s, real.s);
+	str_free(&local);
+	str_free(&domain);
+	str_free(&real);
+}
+
+/* show_flags - vadmin moduser USER@DOMAIN: which services are on */
+void show_flags(struct vctx *c, const char *addr)
+{
+	struct str local = STR_INIT, domain = STR_INIT, real = STR_INIT;
+	sqlite3_stmt *st;
+	int64_t did;
+	int f;
+
+	m_parse_addr(addr, &local, &domain);
+	did = m_real_domain(c, domain.s, &real);
+	if (!did)
+		vfail(EX_REFUSED, "domain %s does not exist", domain.s);
+	st = prep(c, "SELECT flags FROM users WHERE domain_id = ? AND local = ?");
+	sqlite3_bind_int64(st, 1, did);
+	sqlite3_bind_text(st, 2, local.s, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		vfail(EX_REFUSED, "user %s@%s does not exist", local.s,
+		      domain.s);
+	f = sqlite3_column_int(st, 0);
+	if (c->json)
+		printf("{\"pop\":%s,\"smtp\":%s,\"delivery\":%s}\n",
+		       f & UF_NOPOP ? "false" : "true",
+		       f & UF_NOSMTP ? "false" : "true",
+		       f & UF_NODELIVERY ? "false" : "true");
+	else
+		printf("pop: %s\nsmtp: %s\ndelivery: %s\n",
+		       f & UF_NOPOP ? "disabled" : "enabled",
+		       f & UF_NOSMTP ? "disabled" : "enabled",
+		       f & UF_NODELIVERY ? "disabled" : "enabled");
+	sqlite3_finalize(st);
+	str_free(&local);
+	str_free(&domain);
+	str_free(&real);
+}
