@@ -28,8 +28,9 @@ SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
 
 VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
-PROGS   = vadmin facteur
-TESTS   = test_lib test_acct
+MTA     = mta-inject mta-qstat
+PROGS   = vadmin facteur $(MTA)
+TESTS   = test_lib test_acct test_queue
 
 all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
 
@@ -55,6 +56,10 @@ $(BINDIR)/vadmin: $(VADMIN_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
 $(BINDIR)/facteur: $(FACTEUR_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+$(MTA:%=$(BINDIR)/%): $(BINDIR)/%: $(O)/mta/%.o $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 

@@ -97,6 +97,8 @@ const struct layout_dir layout_dirs[] = {
 	{"db", 0700},
 	{"domains", 0700},
 	{"queue", 0700},
+	{"queue/tmp", 0700},
+	{"queue/new", 0700},
 	{"open-smtp", 0700},
 	{"log", 0700},
 };

@@ -1,0 +1,68 @@
+/*
+ * queue - the spool's message files: writing one durably, reading one back.
+ *
+ * A queued message is ONE file: typed, length-prefixed envelope records
+ * followed by the message itself, so that a message and its envelope land
+ * with one fsync and one rename, and a reader never parses text that came
+ * from the network to find the envelope (STYLE.md item 10). See
+ * docs/queue.md for the directories and the state machine.
+ *
+ *   "FQ1\n"                         magic and version
+ *   record*: TYPE(1) LEN(u32 LE) PAYLOAD(LEN)
+ *     'T' arrival time, u64 LE microseconds since the epoch
+ *     'F' envelope sender ("" for <>)
+ *     'R' one recipient (repeated, at least once)
+ *     'C' client IP, 'H' HELO name, 'A' authenticated user, 'P' protocol
+ *     'U' uid of the local user who injected it (decimal)
+ *   'M' u64 LE length of the message, then the message to end of file
+ *
+ * The message is kept with LF line ends, as Maildir and qmail keep it.
+ * Addresses are refused if they hold CR, LF or NUL: those never reach a
+ * file. qw_commit() fsyncs the file, renames it from queue/tmp/ into
+ * queue/new/ID and fsyncs new/, and only then reports the ID: the caller
+ * may say "250 ok ID" when it returns 0. The ID is the arrival time and the
+ * file's inode number, unique among the files the queue holds.
+ */
+#ifndef FACTEUR_QUEUE_H
+#define FACTEUR_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "str.h"
+
+#define QUEUE_MAGIC "FQ1\n"
+
+struct qenv {
+	uint64_t arrival_us;
+	struct str sender;
+	struct str rcpts;	/* NUL-terminated addresses, one after another */
+	size_t nrcpts;
+	struct str client, helo, auth, proto, uid;
+};
+
+struct qwriter {
+	int fd;
+	struct str tmp;
+	struct str root;
+	uint64_t arrival_us;
+	uint64_t body_len;
+	off_t len_pos;
+};
+
+void qenv_init(struct qenv *e);
+void qenv_free(struct qenv *e);
+int qenv_add_rcpt(struct qenv *e, const char *addr);
+int queue_addr_ok(const char *addr, size_t len);
+
+int qw_open(struct qwriter *w, const char *root, const struct qenv *e);
+int qw_body(struct qwriter *w, const void *buf, size_t n);
+int qw_commit(struct qwriter *w, struct str *id_r);
+void qw_abort(struct qwriter *w);
+
+int queue_read_env(int fd, struct qenv *e, off_t *body_off_r,
+		   uint64_t *body_len_r);
+int queue_trigger(const char *root);
+
+#endif

@@ -1,0 +1,223 @@
+/*
+ * NAME
+ *	mta-inject - put one message into the queue
+ *
+ * SYNOPSIS
+ *	mta-inject [--root DIR] -f SENDER RCPT... < message
+ *
+ * DESCRIPTION
+ *	Reads a message on standard input, prepends a Received: line naming
+ *	the invoking uid, and writes it with its envelope into the queue as
+ *	one file (lib/queue.h, docs/queue.md): queue/tmp/, fsync, rename into
+ *	queue/new/, fsync the directory; then it pokes queue/trigger so that
+ *	mta-send picks it up at once. CR LF line ends are stored as LF. An
+ *	address without '@' is completed with control/me. -f '' (or -f '<>')
+ *	gives the null sender of bounces. vdeliver uses it to send a message
+ *	on to a remote destination of an alias or forward.
+ *
+ * SECURITY
+ *	Started as root it becomes the mail user before it opens anything.
+ *	Otherwise it needs write access to queue/tmp and queue/new (the mail
+ *	user has it; other local users go through sendmail once the queue's
+ *	submission path for them exists). It reads only control/me and
+ *	writes only into the queue and the log. Addresses with CR, LF or NUL
+ *	are refused before they reach a file.
+ *
+ * EXIT STATUS
+ *	0 queued (the message is on disk, synced), 2 usage, 100 an address is
+ *	invalid (nothing queued), 111 temporary failure (nothing queued).
+ *
+ * DIAGNOSTICS
+ *	One line on stderr starting with "mta-inject: ". A queued message is
+ *	logged as "mta-inject[PID]: new msg ID from <SENDER> rcpts N bytes B
+ *	uid U" in ROOT/log/current (best effort).
+ *
+ * SEE ALSO
+ *	docs/queue.md, sendmail(8), mta-qstat(8)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "ctl.h"
+#include "fsx.h"
+#include "log.h"
+#include "msg.h"
+#include "priv.h"
+#include "queue.h"
+
+static const char usage_text[] =
+	"usage: mta-inject [--root DIR] -f SENDER RCPT... < message\n";
+
+/* qualify - ADDR, or ADDR@ME when it has no domain; refuse broken ones */
+static void qualify(const char *in, const char *me, struct str *out,
+		    int is_sender)
+{
+	size_t i, n = strlen(in);
+
+	if (is_sender && (n == 0 || !strcmp(in, "<>"))) {
+		out->len = 0;
+		if (str_catb(out, "", 0))
+			msg_die(111, "out of memory");
+		return;
+	}
+	if (n >= 2 && in[0] == '<' && in[n - 1] == '>') {
+		in++;
+		n -= 2;
+	}
+	for (i = 0; i < n; i++)
+		if ((unsigned char)in[i] <= ' ' || in[i] == 0x7f ||
+		    in[i] == '<' || in[i] == '>')
+			msg_die(100, "5.1.3 invalid address '%s': it contains "
+				"a space, a control byte or an angle bracket",
+				in);
+	if (n == 0 || in[0] == '@' || in[n - 1] == '@')
+		msg_die(100, "5.1.3 invalid address '%s'", in);
+	out->len = 0;
+	if (str_catb(out, in, n) ||
+	    (!memchr(in, '@', n) && str_catf(out, "@%s", me)))
+		msg_die(111, "out of memory");
+	if (queue_addr_ok(out->s, out->len) < 0)
+		msg_die(100, "5.1.3 invalid address '%s': too long", in);
+}
+
+/* received - the line that says where a local message came from */
+static int received(struct str *b, uid_t invoker)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	return str_catf(b, "Received: (facteur mta-inject %ld invoked by uid "
+			"%ld);\n\t%s\n", (long)getpid(), (long)invoker, date);
+}
+
+/* copy_body - stdin into the queue file, CR LF turned into LF */
+static int copy_body(struct qwriter *w)
+{
+	char in[65536], out[65536];
+	int cr = 0; /* a CR that ended the previous read */
+	ssize_t n, i;
+	size_t o;
+	int r;
+
+	for (;;) {
+		n = read(0, in, sizeof in);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		o = 0;
+		for (i = 0; i < n; i++) {
+			if (cr && in[i] != '\n')
+				out[o++] = '\r';
+			cr = in[i] == '\r';
+			if (!cr)
+				out[o++] = in[i];
+			if (o == sizeof out) {
+				if ((r = qw_body(w, out, o)) < 0)
+					return r;
+				o = 0;
+			}
+		}
+		if (o && (r = qw_body(w, out, o)) < 0)
+			return r;
+	}
+	return cr ? qw_body(w, "\r", 1) : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct qenv e;
+	struct qwriter w;
+	struct str me = STR_INIT, a = STR_INIT, id = STR_INIT, hdr = STR_INIT;
+	const char *root, *sender = NULL;
+	uid_t invoker = getuid(); /* before becoming the mail user */
+	int i, r, logfd;
+
+	msg_init(argv[0]);
+	umask(077);
+	root = args_root(&argc, argv);
+	if (!root)
+		msg_usage(usage_text, "--root needs a directory");
+	if (args_has_help(argc, argv)) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(argv[i], "-f")) {
+			if (++i == argc)
+				msg_usage(usage_text, "-f needs a sender");
+			sender = argv[i];
+		} else if (!strncmp(argv[i], "-f", 2)) {
+			sender = argv[i] + 2;
+		} else if (argv[i][0] == '-') {
+			msg_usage(usage_text, "unknown option %s", argv[i]);
+		} else {
+			break;
+		}
+	}
+	if (!sender)
+		msg_usage(usage_text, "no sender: give -f SENDER (-f '' for <>)");
+	if (i >= argc)
+		msg_usage(usage_text, "no recipient given");
+	r = priv_become_mailuser(root);
+	if (r < 0)
+		msg_die(111, "4.3.0 cannot become the mail user of "
+			"%s/control/mailuser: %s", root, msg_err(r));
+	if ((r = ctl_get(root, "me", "localhost", &me)) < 0)
+		msg_die(111, "4.3.0 cannot read control/me: %s", msg_err(r));
+	qenv_init(&e);
+	qualify(sender, me.s, &e.sender, 1);
+	for (; i < argc; i++) {
+		qualify(argv[i], me.s, &a, 0);
+		if (qenv_add_rcpt(&e, a.s) < 0)
+			msg_die(100, "5.1.3 invalid address '%s'", argv[i]);
+	}
+	if (str_catf(&e.uid, "%ld", (long)invoker) || received(&hdr, invoker))
+		msg_die(111, "out of memory");
+	r = qw_open(&w, root, &e);
+	if (r == -EACCES || r == -EPERM)
+		msg_die(111, "4.3.0 cannot write %s/queue/tmp (%s): run as root "
+			"or as the mail user", root, msg_err(r));
+	if (r < 0)
+		msg_die(111, "4.3.0 cannot create a file in %s/queue/tmp: %s",
+			root, msg_err(r));
+	r = qw_body(&w, hdr.s, hdr.len);
+	if (r == 0)
+		r = copy_body(&w);
+	if (r == 0)
+		r = qw_commit(&w, &id);
+	else
+		qw_abort(&w);
+	if (r < 0)
+		msg_die(111, "4.3.0 cannot queue the message: %s; nothing was "
+			"queued", msg_err(r));
+	logfd = log_open(root);
+	if (logfd >= 0) {
+		(void)log_write(logfd, "mta-inject", "new msg %s from <%s> rcpts "
+				"%zu bytes %llu uid %ld", id.s, e.sender.s,
+				e.nrcpts, (unsigned long long)w.body_len,
+				(long)invoker);
+		close(logfd);
+	}
+	qenv_free(&e);
+	str_free(&me);
+	str_free(&a);
+	str_free(&id);
+	str_free(&hdr);
+	return 0;
+}

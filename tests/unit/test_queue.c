@@ -1,0 +1,154 @@
+/*
+ * test_queue - the queue file format (lib/queue.c): a round trip, and
+ * every kind of damage a crash or a disk error can leave being refused.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsx.h"
+#include "queue.h"
+#include "tinytest.h"
+
+static char root[] = "/tmp/facteur-queue-XXXXXX";
+
+/* one_message - write a message, return its path in the queue */
+static int one_message(struct str *path, const char *sender,
+		       const char *body)
+{
+	struct qenv e;
+	struct qwriter w;
+	struct str id = STR_INIT;
+	int r;
+
+	qenv_init(&e);
+	str_copys(&e.sender, sender);
+	qenv_add_rcpt(&e, "bob@example.test");
+	qenv_add_rcpt(&e, "carol@remote.test");
+	str_copys(&e.client, "192.0.2.7");
+	str_copys(&e.helo, "client.example");
+	r = qw_open(&w, root, &e);
+	if (r == 0)
+		r = qw_body(&w, body, strlen(body));
+	if (r == 0)
+		r = qw_commit(&w, &id);
+	path->len = 0;
+	str_catf(path, "%s/queue/new/%s", root, id.s);
+	qenv_free(&e);
+	str_free(&id);
+	return r;
+}
+
+/* read_back - queue_read_env on a file */
+static int read_back(const char *path, struct qenv *e, off_t *off,
+		     uint64_t *len)
+{
+	int fd = open(path, O_RDONLY), r;
+
+	if (fd < 0)
+		return -errno;
+	qenv_init(e);
+	r = queue_read_env(fd, e, off, len);
+	close(fd);
+	return r;
+}
+
+int main(void)
+{
+	struct str p = STR_INIT, data = STR_INIT, d = STR_INIT;
+	struct qenv e, bad;
+	struct qwriter w;
+	off_t off;
+	uint64_t len;
+	int r;
+
+	if (!mkdtemp(root))
+		return 1;
+	str_catf(&d, "%s/queue/tmp", root);
+	fsx_mkdir_p(d.s, 0700);
+	d.len = 0;
+	str_catf(&d, "%s/queue/new", root);
+	fsx_mkdir_p(d.s, 0700);
+
+	r = one_message(&p, "alice@example.test", "Subject: x\n\nhello\n");
+	tt_check(r == 0, "commit", "r=%d", r);
+	r = read_back(p.s, &e, &off, &len);
+	tt_check(r == 0, "read_ok", "r=%d", r);
+	tt_check(str_eqs(&e.sender, "alice@example.test"), "sender", "%s",
+		 str_cstr(&e.sender));
+	tt_check(e.nrcpts == 2 && !strcmp(e.rcpts.s, "bob@example.test") &&
+		 !strcmp(e.rcpts.s + 17, "carol@remote.test"), "rcpts",
+		 "n=%zu", e.nrcpts);
+	tt_check(str_eqs(&e.client, "192.0.2.7") &&
+		 str_eqs(&e.helo, "client.example"), "client_helo", "bad");
+	fsx_read_file(p.s, &data, 1 << 20);
+	tt_check(len == 18 && (uint64_t)data.len == (uint64_t)off + len &&
+		 !memcmp(data.s + off, "Subject: x\n\nhello\n", 18), "body",
+		 "len=%llu", (unsigned long long)len);
+	qenv_free(&e);
+
+	/* the null sender of a bounce */
+	r = one_message(&p, "", "x\n");
+	r = r ? r : read_back(p.s, &e, &off, &len);
+	tt_check(r == 0 && e.sender.len == 0, "null_sender", "r=%d", r);
+	qenv_free(&e);
+
+	/* a file cut short (a disk error after rename) is refused */
+	r = truncate(p.s, (off_t)data.len > 10 ? off + 1 : 5);
+	r = read_back(p.s, &e, &off, &len);
+	tt_check(r == -EILSEQ, "truncated_body", "r=%d", r);
+	qenv_free(&e);
+	r = truncate(p.s, 12);
+	r = read_back(p.s, &e, &off, &len);
+	tt_check(r == -EILSEQ, "truncated_envelope", "r=%d", r);
+	qenv_free(&e);
+	fsx_write_atomic(p.s, "XQ1\nM", 5, 0600);
+	r = read_back(p.s, &e, &off, &len);
+	tt_check(r == -EILSEQ, "bad_magic", "r=%d", r);
+	qenv_free(&e);
+	/* a record longer than the file */
+	fsx_write_atomic(p.s, "FQ1\nF\xff\xff\x00\x00" "abc", 12, 0600);
+	r = read_back(p.s, &e, &off, &len);
+	tt_check(r == -EILSEQ, "record_past_end", "r=%d", r);
+	qenv_free(&e);
+	/* an unknown record type is not guessed at */
+	fsx_write_atomic(p.s, "FQ1\nZ\x00\x00\x00\x00M\0\0\0\0\0\0\0\0", 18,
+			 0600);
+	r = read_back(p.s, &e, &off, &len);
+	tt_check(r == -EILSEQ, "unknown_record", "r=%d", r);
+	qenv_free(&e);
+
+	/* addresses with CR, LF or NUL never reach a file; no recipient */
+	qenv_init(&bad);
+	tt_check(qenv_add_rcpt(&bad, "a\r\nRCPT@x") == -EINVAL, "rcpt_crlf",
+		 "accepted");
+	tt_check(qenv_add_rcpt(&bad, "") == -EINVAL, "rcpt_empty", "accepted");
+	tt_check(qw_open(&w, root, &bad) == -EINVAL, "no_rcpt", "opened");
+	str_copys(&bad.sender, "evil\nx");
+	qenv_add_rcpt(&bad, "ok@example.test");
+	tt_check(qw_open(&w, root, &bad) == -EINVAL, "sender_lf", "opened");
+	qenv_free(&bad);
+
+	/* an aborted message leaves nothing in tmp/ or new/ */
+	qenv_init(&bad);
+	qenv_add_rcpt(&bad, "ok@example.test");
+	if (qw_open(&w, root, &bad) == 0) {
+		qw_body(&w, "half", 4);
+		qw_abort(&w);
+	}
+	d.len = 0;
+	str_catf(&d, "%s/queue/tmp", root);
+	r = rmdir(d.s);
+	tt_check(r == 0, "abort_leaves_nothing", "tmp/ not empty");
+	qenv_free(&bad);
+
+	fsx_rmtree(root);
+	str_free(&p);
+	str_free(&data);
+	str_free(&d);
+	return tt_exit();
+}
