@@ -28,9 +28,9 @@ SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
 
 VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
-MTA     = mta-inject mta-qstat
+MTA     = mta-inject mta-qstat mta-rules
 PROGS   = vadmin facteur $(MTA)
-TESTS   = test_lib test_acct test_queue
+TESTS   = test_lib test_acct test_queue test_rules
 
 all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
 

@@ -29,6 +29,7 @@
 #include "msg.h"
 #include "name.h"
 #include "priv.h"
+#include "rules.h"
 
 #define USERADD "/usr/sbin/useradd"
 #define USERADD_ERR_MAX 4096
@@ -242,6 +243,15 @@ static int make_cdbs(struct init *in, const char **what)
 			r = cdbw_start(&w, in->path.s, 0644);
 		if (r == 0)
 			r = cdbw_finish(&w);
+	}
+	if (r == 0) {
+		struct str err = STR_INIT;
+		unsigned long n;
+
+		/* mta-smtpd reads the compiled rules, never the text */
+		*what = "relayrules.cdb";
+		r = rules_compile(in->root, &err, &n);
+		str_free(&err);
 	}
 	return r;
 }

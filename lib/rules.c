@@ -1,0 +1,385 @@
+/*
+ * rules - client-IP rules (see rules.h).
+ *
+ * Keys in relayrules.cdb: "4" and the IPv4 text as written ("410.1.",
+ * "4127.0.0.1"); "6" and the leading hex nibbles of an IPv6 prefix ("6"
+ * plus 32 nibbles for one address; a prefix that is not a whole nibble is
+ * spread over the up to 8 nibble prefixes it covers); "" for the rule that
+ * matches every client. Values: "allow" or "deny", then "\0NAME=value" for
+ * each setting. A lookup tries the most specific key first.
+ */
+#include "rules.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cdbx.h"
+#include "ctl.h"
+
+static const char hexd[] = "0123456789abcdef";
+
+/* ipv4_part - one octet, 0..255, no sign, no leading garbage */
+static int ipv4_octet(const char *s, size_t n, unsigned *v)
+{
+	size_t i;
+
+	if (n == 0 || n > 3)
+		return -EINVAL;
+	*v = 0;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		*v = *v * 10 + (unsigned)(s[i] - '0');
+	}
+	return *v > 255 ? -EINVAL : 0;
+}
+
+/* add_key - append one NUL-terminated key to the list */
+static int add_key(struct str *keys, const char *k, size_t n)
+{
+	return str_catb(keys, k, n) || str_catc(keys, 0) ? -ENOMEM : 0;
+}
+
+/* keys_ipv4 - exact address, prefix ending in '.', or A.B.C.X-Y */
+static int keys_ipv4(const char *a, size_t n, struct str *keys)
+{
+	unsigned octets = 0, v, lo, hi;
+	size_t i = 0, start;
+	struct str k = STR_INIT;
+	int r = 0;
+
+	while (i < n) {
+		start = i;
+		while (i < n && a[i] != '.' && a[i] != '-')
+			i++;
+		if (ipv4_octet(a + start, i - start, &v) < 0)
+			return -EINVAL;
+		octets++;
+		if (i < n && a[i] == '-') {
+			/* a range is allowed in the last octet only */
+			if (octets != 4 || ipv4_octet(a + i + 1, n - i - 1,
+						      &hi) < 0)
+				return -EINVAL;
+			lo = v;
+			if (hi < lo)
+				return -EINVAL;
+			for (v = lo; r == 0 && v <= hi; v++) {
+				k.len = 0;
+				r = str_catc(&k, '4') ||
+				    str_catb(&k, a, start) ||
+				    str_catf(&k, "%u", v) ? -ENOMEM :
+				    add_key(keys, k.s, k.len);
+			}
+			str_free(&k);
+			return r;
+		}
+		if (i < n)
+			i++; /* the dot */
+		if (octets > 4 || (octets == 4 && i != n) ||
+		    (i == n && a[n - 1] != '.' && octets != 4))
+			return -EINVAL;
+	}
+	r = str_catc(&k, '4') || str_catb(&k, a, n) ? -ENOMEM :
+	    add_key(keys, k.s, k.len);
+	str_free(&k);
+	return r;
+}
+
+/* nibbles - the first count hex nibbles of 16 address bytes */
+static void nibbles(const unsigned char b[16], unsigned count, char *out)
+{
+	unsigned i;
+
+	for (i = 0; i < count; i++)
+		out[i] = hexd[(b[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+	out[count] = 0;
+}
+
+/* keys_ipv6_bits - the nibble prefixes that cover a /bits prefix */
+static int keys_ipv6_bits(const unsigned char b[16], unsigned bits,
+			  struct str *keys)
+{
+	char k[34];
+	unsigned whole = bits / 4, rem = bits % 4, last, v;
+	int r = 0;
+
+	k[0] = '6';
+	if (rem == 0) {
+		nibbles(b, whole, k + 1);
+		return add_key(keys, k, whole + 1);
+	}
+	nibbles(b, whole + 1, k + 1);
+	last = (unsigned)(strchr(hexd, k[whole + 1]) - hexd);
+	last &= ~((1u << (4 - rem)) - 1) & 15;
+	for (v = 0; r == 0 && v < (1u << (4 - rem)); v++) {
+		k[whole + 1] = hexd[last | v];
+		r = add_key(keys, k, whole + 2);
+	}
+	return r;
+}
+
+/* keys_ipv6 - exact address, whole-group prefix "a:b:", or ADDR/BITS */
+static int keys_ipv6(const char *a, size_t n, struct str *keys)
+{
+	unsigned char b[16];
+	char buf[64];
+	const char *slash = memchr(a, '/', n);
+	unsigned long bits = 128;
+	size_t groups = 0, i;
+	char *e;
+
+	if (n >= sizeof buf - 2)
+		return -EINVAL;
+	if (slash) {
+		memcpy(buf, slash + 1, n - (size_t)(slash - a) - 1);
+		buf[n - (size_t)(slash - a) - 1] = 0;
+		bits = strtoul(buf, &e, 10);
+		if (!buf[0] || *e || bits > 128)
+			return -EINVAL;
+		n = (size_t)(slash - a);
+	}
+	memcpy(buf, a, n);
+	buf[n] = 0;
+	if (!slash && n > 1 && buf[n - 1] == ':' && buf[n - 2] != ':') {
+		/* "2001:db8:" - whole groups; no "::" allowed inside */
+		if (strstr(buf, "::"))
+			return -EINVAL;
+		for (i = 0; i < n; i++)
+			groups += buf[i] == ':';
+		if (groups > 7)
+			return -EINVAL;
+		memcpy(buf + n, ":", 2); /* "2001:db8::" parses */
+		bits = groups * 16;
+	}
+	if (inet_pton(AF_INET6, buf, b) != 1)
+		return -EINVAL;
+	return keys_ipv6_bits(b, (unsigned)bits, keys);
+}
+
+/* parse_line - one rule: its keys and its value */
+static int parse_line(const char *line, struct str *keys, struct str *val,
+		      const char **why)
+{
+	size_t n = strlen(line), i, alen = 0;
+	const char *act = NULL, *p;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		if (line[i] != ':')
+			continue;
+		p = line + i + 1;
+		if ((!strncmp(p, "allow", 5) && (p[5] == 0 || p[5] == ',')) ||
+		    (!strncmp(p, "deny", 4) && (p[4] == 0 || p[4] == ','))) {
+			act = p;
+			alen = i;
+			break;
+		}
+	}
+	if (!act) {
+		*why = "want ADDRESS:allow or ADDRESS:deny";
+		return -EINVAL;
+	}
+	keys->len = 0;
+	if (alen == 0)
+		r = add_key(keys, "", 0);
+	else if (memchr(line, ':', alen))
+		r = keys_ipv6(line, alen, keys);
+	else
+		r = keys_ipv4(line, alen, keys);
+	if (r < 0) {
+		*why = "not an IPv4 or IPv6 address, prefix or range";
+		return r;
+	}
+	val->len = 0;
+	if (str_catb(val, act, act[0] == 'a' ? 5 : 4))
+		return -ENOMEM;
+	p = act + (act[0] == 'a' ? 5 : 4);
+	while (*p == ',') {
+		const char *s = ++p, *eq;
+		size_t len;
+
+		while (*p && *p != ',')
+			p++;
+		/* a quoted value may hold a comma */
+		eq = memchr(s, '=', (size_t)(p - s));
+		if (eq && eq[1] == '"') {
+			const char *q = strchr(eq + 2, '"');
+
+			if (!q) {
+				*why = "a quoted value has no closing quote";
+				return -EINVAL;
+			}
+			p = q + 1;
+			if (*p && *p != ',') {
+				*why = "text after a quoted value";
+				return -EINVAL;
+			}
+		}
+		len = (size_t)(p - s);
+		if (!eq || eq == s) {
+			*why = "a setting must be NAME=value";
+			return -EINVAL;
+		}
+		if (str_catc(val, 0) || str_catb(val, s, (size_t)(eq - s) + 1))
+			return -ENOMEM;
+		if (eq[1] == '"') {
+			if (str_catb(val, eq + 2, len - (size_t)(eq - s) - 3))
+				return -ENOMEM;
+		} else if (str_catb(val, eq + 1, len - (size_t)(eq - s) - 1)) {
+			return -ENOMEM;
+		}
+	}
+	if (*p) {
+		*why = "want ,NAME=value after the action";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* rules_compile - control/relayrules into control/relayrules.cdb */
+int rules_compile(const char *root, struct str *err, unsigned long *nrules)
+{
+	struct str lines = STR_INIT, keys = STR_INIT, val = STR_INIT;
+	struct str path = STR_INIT;
+	struct cdbw w;
+	size_t i, k, count;
+	const char *why = "";
+	int r;
+
+	*nrules = 0;
+	r = ctl_get_lines(root, "relayrules", &lines, &count);
+	if (r == 0)
+		r = str_catf(&path, "%s/control/relayrules.cdb", root);
+	if (r < 0)
+		goto out;
+	/* check every line before writing anything */
+	for (i = 0, k = 1; i < lines.len; i += strlen(lines.s + i) + 1, k++) {
+		r = parse_line(lines.s + i, &keys, &val, &why);
+		if (r == -EINVAL) {
+			err->len = 0;
+			str_catf(err, "rule %zu '%s': %s", k, lines.s + i, why);
+			goto out;
+		}
+		if (r < 0)
+			goto out;
+	}
+	r = cdbw_start(&w, path.s, 0644);
+	if (r < 0)
+		goto out;
+	for (i = 0; r == 0 && i < lines.len; i += strlen(lines.s + i) + 1) {
+		size_t j;
+
+		r = parse_line(lines.s + i, &keys, &val, &why);
+		for (j = 0; r == 0 && j < keys.len; j += strlen(keys.s + j) + 1)
+			r = cdbw_add(&w, keys.s + j, strlen(keys.s + j), val.s,
+				     val.len);
+		(*nrules)++;
+	}
+	if (r < 0)
+		cdbw_abort(&w);
+	else
+		r = cdbw_finish(&w);
+out:
+	str_free(&lines);
+	str_free(&keys);
+	str_free(&val);
+	str_free(&path);
+	return r;
+}
+
+/* set - fill a result from a CDB value */
+static int set(struct rule *out, const char *v, size_t n)
+{
+	const char *z = memchr(v, 0, n);
+
+	out->matched = 1;
+	out->allow = n >= 5 && !memcmp(v, "allow", 5);
+	out->env.len = 0;
+	if (z && str_catb(&out->env, z + 1, n - (size_t)(z - v) - 1))
+		return -ENOMEM;
+	return str_catb(&out->env, "", 0) || str_catc(&out->env, 0) ?
+	       -ENOMEM : 0;
+}
+
+/* rules_lookup - the rule for a client address */
+int rules_lookup(const char *root, const char *ip, struct rule *out)
+{
+	struct str path = STR_INIT, k = STR_INIT;
+	unsigned char b[16];
+	struct cdbr db;
+	const char *v, *mapped = NULL;
+	size_t vlen, n;
+	int r, i;
+
+	out->matched = 0;
+	out->allow = 1;
+	out->env.len = 0;
+	if (str_catb(&out->env, "", 0))
+		return -ENOMEM;
+	if (!strncmp(ip, "::ffff:", 7) && strchr(ip + 7, '.'))
+		mapped = ip + 7; /* an IPv4 client on an IPv6 socket */
+	if (mapped)
+		ip = mapped;
+	r = str_catf(&path, "%s/control/relayrules.cdb", root);
+	if (r < 0)
+		return r;
+	r = cdbr_open(&db, path.s);
+	str_free(&path);
+	if (r == -ENOENT) {
+		/* SPEC.md's defaults when nothing was compiled */
+		if (!strncmp(ip, "127.", 4) || !strcmp(ip, "::1"))
+			return set(out, "allow\0RELAYCLIENT=", 18);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	if (strchr(ip, ':')) {
+		if (inet_pton(AF_INET6, ip, b) == 1) {
+			char nb[34];
+
+			nb[0] = '6';
+			for (i = 32; r == -ENOENT && i >= 1; i--) {
+				nibbles(b, (unsigned)i, nb + 1);
+				r = cdbr_find(&db, nb, (size_t)i + 1, &v, &vlen);
+			}
+		}
+	} else {
+		/* "4a.b.c.d", then "4a.b.c.", "4a.b.", "4a." */
+		if (str_catc(&k, '4') || str_cats(&k, ip))
+			r = -ENOMEM;
+		else
+			r = cdbr_find(&db, k.s, k.len, &v, &vlen);
+		for (n = k.len - 1; r == -ENOENT && n > 1; n--)
+			if (k.s[n - 1] == '.')
+				r = cdbr_find(&db, k.s, n, &v, &vlen);
+	}
+	if (r == -ENOENT)
+		r = cdbr_find(&db, "", 0, &v, &vlen);
+	if (r == 0)
+		r = set(out, v, vlen);
+	else if (r == -ENOENT)
+		r = 0;
+	cdbr_close(&db);
+	str_free(&k);
+	return r;
+}
+
+/* rules_env - the value of a setting of the matched rule, or NULL */
+const char *rules_env(const struct rule *r, const char *name)
+{
+	size_t n = strlen(name), i;
+
+	for (i = 0; i < r->env.len; i += strlen(r->env.s + i) + 1)
+		if (!strncmp(r->env.s + i, name, n) && r->env.s[i + n] == '=')
+			return r->env.s + i + n + 1;
+	return NULL;
+}
+
+/* rules_free - release a result */
+void rules_free(struct rule *r)
+{
+	str_free(&r->env);
+}
