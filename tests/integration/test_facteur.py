@@ -32,6 +32,7 @@ DIRS = {
 CONTROL_FILES = {
     "me", "listen.smtp", "listen.submission", "listen.smtps", "listen.pop3",
     "listen.pop3s", "relayrules", "mailuser", "assign.cdb", "rcpthosts.cdb",
+    "relayrules.cdb",
 }
 CHECKS = ["layout", "database", "control", "tls", "mailuser", "cdbs",
           "pending", "log"]

@@ -181,13 +181,15 @@ def prec(t, local, domain=D):
 
 
 def all_cdbs(t):
-    """{relative path: bytes} of every generated CDB."""
+    """{relative path: bytes} of every CDB vadmin generates (not the
+    relay rules, which mta-rules compiles)."""
     out = {}
     for sub in ("control", "control/domains", "control/passwd"):
         d = t.path(sub)
         for n in sorted(os.listdir(d)):
             p = os.path.join(d, n)
-            if n.endswith(".cdb") and os.path.isfile(p):
+            if n.endswith(".cdb") and os.path.isfile(p) and \
+                    n != "relayrules.cdb":
                 with open(p, "rb") as f:
                     out[f"{sub}/{n}"] = f.read()
     return out
