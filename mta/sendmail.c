@@ -1,0 +1,450 @@
+/*
+ * NAME
+ *	sendmail - the sendmail interface, over mta-inject
+ *
+ * SYNOPSIS
+ *	sendmail [-t] [-i] [-oi] [-f SENDER] [-F NAME] [--root DIR] [RCPT...]
+ *	sendmail -bs
+ *
+ * DESCRIPTION
+ *	For cron, scripts and web applications. Reads a message on standard
+ *	input and queues it for the recipients on the command line and, with
+ *	-t, those of its To:, Cc: and Bcc: headers (Bcc: lines are removed).
+ *	Without -i (or -oi) a line holding only "." ends the message, as in
+ *	sendmail. A message without From:, Date: or Message-ID: gets them;
+ *	From: names the sender (-f, default: the invoking user at control/me)
+ *	and -F's full name. -bs speaks SMTP on standard input and output
+ *	through mta-smtpd --inetd. Flags that callers pass out of habit
+ *	(-odi, -odb, -oem, -oee, -om, -v, -B TYPE, -bm) are accepted and
+ *	ignored.
+ *
+ *	The message goes through mta-inject, found beside this program, so
+ *	the caller must be able to write the queue: root (mta-inject then
+ *	becomes the mail user) or the mail user. Any other local user gets
+ *	exit 111 and a line saying to submit over SMTP on loopback; a path
+ *	into the queue for them belongs to the SMTP server's issue (BUGS).
+ *
+ * SECURITY
+ *	Not set-uid. It runs with the caller's rights and parses the header
+ *	block with bounded lines (998 bytes, 1 MiB of headers); mta-inject or
+ *	mta-smtpd checks every address again.
+ *
+ * BUGS
+ *	SPEC.md lets any local user run sendmail; until the queue has a
+ *	submission path for users other than root and the mail user, they
+ *	are refused with exit 111.
+ *
+ * EXIT STATUS
+ *	0 queued, 2 usage, 100 the message or an address is unusable (no
+ *	recipient, a header block over 1 MiB), 111 temporary failure; with
+ *	mta-inject, its own exit code.
+ *
+ * SEE ALSO
+ *	mta-inject(8), mta-smtpd(8), docs/queue.md
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "ctl.h"
+#include "fsx.h"
+#include "msg.h"
+#include "str.h"
+
+#define HEADER_MAX (1024 * 1024)
+
+static const char usage_text[] =
+	"usage: sendmail [-t] [-i] [-oi] [-f SENDER] [-F NAME] [--root DIR] "
+	"[RCPT...]\n       sendmail -bs\n";
+
+struct opts {
+	int t, dot_ends, bs;
+	const char *sender, *fullname;
+	char **rcpts;
+	int nrcpts;
+};
+
+/* parse_args - sendmail's flags, the habitual ones accepted and ignored */
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+	int i;
+
+	memset(o, 0, sizeof *o);
+	o->dot_ends = 1;
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(a, "-t"))
+			o->t = 1;
+		else if (!strcmp(a, "-i") || !strcmp(a, "-oi"))
+			o->dot_ends = 0;
+		else if (!strcmp(a, "-bs"))
+			o->bs = 1;
+		else if (!strcmp(a, "-bm") || !strcmp(a, "-odi") ||
+			 !strcmp(a, "-odb") || !strcmp(a, "-oem") ||
+			 !strcmp(a, "-oee") || !strcmp(a, "-om") ||
+			 !strcmp(a, "-v"))
+			continue;
+		else if (!strcmp(a, "-B") && i + 1 < argc)
+			i++;
+		else if (!strncmp(a, "-B", 2) && a[2])
+			continue;
+		else if ((!strcmp(a, "-f") || !strcmp(a, "-r")) && i + 1 < argc)
+			o->sender = argv[++i];
+		else if ((!strncmp(a, "-f", 2) || !strncmp(a, "-r", 2)) && a[2])
+			o->sender = a + 2;
+		else if (!strcmp(a, "-F") && i + 1 < argc)
+			o->fullname = argv[++i];
+		else if (!strncmp(a, "-F", 2) && a[2])
+			o->fullname = a + 2;
+		else
+			msg_usage(usage_text, "unknown option %s", a);
+	}
+	o->rcpts = argv + i;
+	o->nrcpts = argc - i;
+}
+
+/* read_line - a line of stdin with its LF, or its first max bytes when it
+ * is longer (the rest comes with the next calls); 0 at the end */
+static ssize_t read_line(struct str *l, size_t max)
+{
+	int c;
+
+	l->len = 0;
+	while (l->len < max && (c = getchar()) != EOF) {
+		if (str_catc(l, (char)c))
+			return -ENOMEM;
+		if (c == '\n')
+			break;
+	}
+	if (ferror(stdin))
+		return -EIO;
+	if (str_catb(l, "", 0))
+		return -ENOMEM;
+	return (ssize_t)l->len;
+}
+
+/* is_end - "." alone on a line, when that ends the message */
+static int is_end(const struct opts *o, const struct str *l)
+{
+	return o->dot_ends && (str_eqs(l, ".\n") || str_eqs(l, ".\r\n") ||
+			       str_eqs(l, "."));
+}
+
+/* field_is - a header line starting "Name:" (any case) */
+static int field_is(const char *h, const char *name)
+{
+	size_t n = strlen(name);
+
+	return !strncasecmp(h, name, n) && h[n] == ':';
+}
+
+/* add_addresses - the addresses of a To/Cc/Bcc field, into out (NUL each):
+ * "Name <a@b>", bare a@b, (comments) and "quoted, names" are handled */
+static int add_addresses(const char *v, struct str *out, size_t *n)
+{
+	struct str tok = STR_INIT, angle = STR_INIT;
+	int depth = 0, quoted = 0, in_angle = 0, r = 0;
+
+	for (;; v++) {
+		char ch = *v;
+
+		if (quoted) {
+			if (ch == '\\' && v[1])
+				v++;
+			else if (ch == '"')
+				quoted = 0;
+			else if (!ch)
+				break;
+			continue;
+		}
+		if (depth) {
+			depth += ch == '(' ? 1 : ch == ')' ? -1 : 0;
+			if (!ch)
+				break;
+			continue;
+		}
+		if (ch == '"') {
+			quoted = 1;
+		} else if (ch == '(') {
+			depth = 1;
+		} else if (ch == '<') {
+			in_angle = 1;
+			angle.len = 0;
+		} else if (ch == '>' && in_angle) {
+			in_angle = 0;
+			if (str_copyb(&tok, angle.s ? angle.s : "", angle.len))
+				r = -ENOMEM;
+		} else if (ch == ',' || ch == ';' || !ch) {
+			if (tok.len) {
+				if (str_catb(out, tok.s, tok.len) ||
+				    str_catc(out, 0))
+					r = -ENOMEM;
+				(*n)++;
+			}
+			tok.len = 0;
+			if (!ch)
+				break;
+		} else if (ch == ':') {
+			tok.len = 0; /* "group: a@b, c@d;" */
+		} else if ((unsigned char)ch > ' ') {
+			if (str_catc(in_angle ? &angle : &tok, ch))
+				r = -ENOMEM;
+		} else if (!in_angle && tok.len && !memchr(tok.s, '@', tok.len)) {
+			tok.len = 0; /* a display name word, not an address */
+		}
+		if (r < 0)
+			break;
+	}
+	str_free(&tok);
+	str_free(&angle);
+	return r;
+}
+
+/* run_inject - fork mta-inject with its stdin a pipe; returns the write fd */
+static int run_inject(const char *root, const char *sender, struct str *rcpts,
+		      size_t n, pid_t *pid_r)
+{
+	struct str prog = STR_INIT;
+	char **av;
+	size_t i, k = 0, pos;
+	int p[2];
+	ssize_t len;
+	char self[4096];
+
+	len = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (len <= 0)
+		return -errno;
+	self[len] = 0;
+	*strrchr(self, '/') = 0;
+	if (str_catf(&prog, "%s/mta-inject", self))
+		return -ENOMEM;
+	av = calloc(n + 7, sizeof *av);
+	if (!av || pipe(p) < 0)
+		return -errno;
+	av[k++] = prog.s;
+	av[k++] = (char *)"--root";
+	av[k++] = (char *)root;
+	av[k++] = (char *)"-f";
+	av[k++] = (char *)sender;
+	av[k++] = (char *)"--";
+	for (i = 0, pos = 0; i < n; i++, pos += strlen(rcpts->s + pos) + 1)
+		av[k++] = rcpts->s + pos;
+	*pid_r = fork();
+	if (*pid_r < 0)
+		return -errno;
+	if (*pid_r == 0) {
+		dup2(p[0], 0);
+		close(p[0]);
+		close(p[1]);
+		execv(prog.s, av);
+		fprintf(stderr, "sendmail: cannot run %s: %s\n", prog.s,
+			strerror(errno));
+		_exit(111);
+	}
+	close(p[0]);
+	free(av);
+	str_free(&prog);
+	return p[1];
+}
+
+/* write_headers - the header block, Bcc: dropped, missing fields added */
+static int write_headers(FILE *out, const struct str *hdr, const char *sender,
+			 const char *fullname, const char *me)
+{
+	int has_from = 0, has_date = 0, has_id = 0, skip = 0;
+	size_t i = 0;
+
+	while (i < hdr->len) {
+		const char *line = hdr->s + i;
+		size_t n = strcspn(line, "\n");
+
+		if (n < hdr->len - i)
+			n++;
+		if (line[0] != ' ' && line[0] != '\t') {
+			skip = field_is(line, "Bcc");
+			has_from |= field_is(line, "From");
+			has_date |= field_is(line, "Date");
+			has_id |= field_is(line, "Message-ID");
+		}
+		if (!skip && fwrite(line, 1, n, out) != n)
+			return -EIO;
+		i += n;
+	}
+	if (!has_from) {
+		if (fullname && *fullname)
+			fprintf(out, "From: \"%s\" <%s>\n", fullname, sender);
+		else
+			fprintf(out, "From: %s\n", sender);
+	}
+	if (!has_date) {
+		char d[64];
+		time_t now = time(NULL);
+		struct tm tm;
+
+		localtime_r(&now, &tm);
+		strftime(d, sizeof d, "%a, %d %b %Y %H:%M:%S %z", &tm);
+		fprintf(out, "Date: %s\n", d);
+	}
+	if (!has_id) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		fprintf(out, "Message-ID: <%lld.%ld.%ld@%s>\n",
+			(long long)ts.tv_sec, ts.tv_nsec, (long)getpid(), me);
+	}
+	return ferror(out) ? -EIO : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct str me = STR_INIT, sender = STR_INIT, hdr = STR_INIT;
+	struct str line = STR_INIT, rcpts = STR_INIT, qtmp = STR_INIT;
+	const char *root;
+	struct passwd *pw;
+	size_t nr = 0, i;
+	ssize_t n;
+	int fd, status, r, ended = 0, at_start = 1;
+	pid_t pid = -1;
+	FILE *out;
+
+	msg_init(argv[0]);
+	root = args_root(&argc, argv);
+	if (!root)
+		msg_usage(usage_text, "--root needs a directory");
+	if (args_has_help(argc, argv)) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	parse_args(argc, argv, &o);
+	if (o.bs) {
+		char self[4096];
+		ssize_t len = readlink("/proc/self/exe", self, sizeof self - 20);
+
+		if (len <= 0)
+			msg_die(111, "cannot find mta-smtpd: %s", strerror(errno));
+		self[len] = 0;
+		strcpy(strrchr(self, '/'), "/mta-smtpd");
+		execl(self, self, "--inetd", "--root", root, (char *)NULL);
+		msg_die(111, "cannot run %s --inetd: %s", self, strerror(errno));
+	}
+	if ((r = ctl_get(root, "me", "localhost", &me)) < 0)
+		msg_die(111, "cannot read %s/control/me: %s", root, msg_err(r));
+	if (o.sender) {
+		if (str_copys(&sender, o.sender))
+			msg_die(111, "out of memory");
+	} else {
+		pw = getpwuid(getuid());
+		if (!pw || str_catf(&sender, "%s@%s", pw->pw_name, me.s))
+			msg_die(111, "cannot tell who is sending (uid %ld)",
+				(long)getuid());
+	}
+	for (i = 0; i < (size_t)o.nrcpts; i++, nr++)
+		if (str_cats(&rcpts, o.rcpts[i]) || str_catc(&rcpts, 0))
+			msg_die(111, "out of memory");
+	/* the header block, whole: -t needs it before the recipients are known */
+	for (;;) {
+		n = read_line(&line, 998 + 2);
+		if (n < 0)
+			msg_die(111, "cannot read the message: %s", msg_err((int)n));
+		if (n == 0 || is_end(&o, &line)) {
+			ended = 1;
+			break;
+		}
+		if (str_eqs(&line, "\n") || str_eqs(&line, "\r\n"))
+			break;
+		if (line.s[line.len - 1] != '\n' && line.len == 998 + 2)
+			msg_die(100, "a header line is longer than 998 bytes");
+		if (hdr.len + line.len > HEADER_MAX)
+			msg_die(100, "the header block is larger than 1 MiB");
+		if (str_catb(&hdr, line.s, line.len))
+			msg_die(111, "out of memory");
+	}
+	if (o.t) {
+		/* unfold, then read the address fields */
+		struct str field = STR_INIT;
+
+		for (i = 0; i <= hdr.len; i++) {
+			char ch = i < hdr.len ? hdr.s[i] : '\n';
+			int cont = i + 1 < hdr.len && ch == '\n' &&
+				   (hdr.s[i + 1] == ' ' || hdr.s[i + 1] == '\t');
+
+			if (ch == '\r' || cont)
+				continue;
+			if (ch != '\n') {
+				if (str_catc(&field, ch))
+					msg_die(111, "out of memory");
+				continue;
+			}
+			if (field.len && (field_is(field.s, "To") ||
+					  field_is(field.s, "Cc") ||
+					  field_is(field.s, "Bcc")) &&
+			    add_addresses(strchr(field.s, ':') + 1, &rcpts,
+					  &nr) < 0)
+				msg_die(111, "out of memory");
+			field.len = 0;
+			if (str_catb(&field, "", 0))
+				msg_die(111, "out of memory");
+		}
+		str_free(&field);
+	}
+	if (nr == 0)
+		msg_die(100, "no recipients: name them on the command line or "
+			"use -t with To:, Cc: or Bcc: headers");
+	if (str_catf(&qtmp, "%s/queue/tmp", root))
+		msg_die(111, "out of memory");
+	if (geteuid() != 0 && access(qtmp.s, W_OK) < 0)
+		msg_die(111, "cannot write %s as uid %ld; submit through SMTP "
+			"(mta-smtpd on loopback) instead", qtmp.s,
+			(long)getuid());
+	signal(SIGPIPE, SIG_IGN);
+	fd = run_inject(root, sender.s, &rcpts, nr, &pid);
+	if (fd < 0)
+		msg_die(111, "cannot start mta-inject: %s", msg_err(fd));
+	out = fdopen(fd, "w");
+	if (!out)
+		msg_die(111, "cannot write to mta-inject: %s", strerror(errno));
+	r = write_headers(out, &hdr, sender.s, o.fullname, me.s);
+	fputc('\n', out);
+	/* "." ends the message only as a whole line of its own */
+	while (r == 0 && !ended) {
+		n = read_line(&line, 65536);
+		if (n < 0)
+			msg_die(111, "cannot read the message: %s", msg_err((int)n));
+		if (n == 0 || (at_start && is_end(&o, &line)))
+			break;
+		at_start = line.s[line.len - 1] == '\n';
+		if (fwrite(line.s, 1, line.len, out) != line.len)
+			r = -EIO;
+	}
+	/* a failed write is reported by mta-inject's exit status below */
+	fclose(out);
+	if (waitpid(pid, &status, 0) < 0)
+		msg_die(111, "cannot wait for mta-inject: %s", strerror(errno));
+	str_free(&me);
+	str_free(&sender);
+	str_free(&hdr);
+	str_free(&line);
+	str_free(&rcpts);
+	str_free(&qtmp);
+	if (!WIFEXITED(status))
+		msg_die(111, "mta-inject was killed by signal %d",
+			WTERMSIG(status));
+	return WEXITSTATUS(status);
+}
