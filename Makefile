@@ -24,22 +24,13 @@ LIB_OBJ = $(LIB_SRC:%.c=$(O)/%.o) $(O)/schema_sql.o
 
 VADMIN_SRC = $(wildcard vadmin/*.c)
 FACTEUR_SRC = $(wildcard facteur/*.c)
-POP3D_SRC = $(wildcard pop3d/*.c)
-# pop3d without main(), for its unit test and fuzz target
-POP3D_LIB = $(filter-out pop3d/pop3d.c,$(POP3D_SRC))
 SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
 
 VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
 MTA     = mta-inject mta-qstat mta-rules sendmail
-PROGS   = vadmin facteur $(MTA) pop3d
-# mta-smtpd is several files (mta/smtpd/), so it has its own link rule
-SMTPD_SRC = $(wildcard mta/smtpd/*.c)
-PROGS   += mta-smtpd
-TESTS   = test_lib test_acct test_queue test_rules test_pop3d
-VDELIVER_SRC = $(wildcard vdeliver/*.c)
-PROGS   += vdeliver
-TESTS   += test_vdeliver
+PROGS   = vadmin facteur $(MTA)
+TESTS   = test_lib test_acct test_queue test_rules
 
 all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
 
@@ -68,28 +59,9 @@ $(BINDIR)/facteur: $(FACTEUR_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
-$(BINDIR)/vdeliver: $(VDELIVER_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
-	@mkdir -p $(BINDIR)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-$(BINDIR)/pop3d: $(POP3D_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
-	@mkdir -p $(BINDIR)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-$(O)/tests/test_pop3d: tests/unit/test_pop3d.c $(POP3D_LIB:%.c=$(O)/%.o) \
-		$(O)/libfacteur.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
-
 $(MTA:%=$(BINDIR)/%): $(BINDIR)/%: $(O)/mta/%.o $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-$(BINDIR)/mta-smtpd: $(SMTPD_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
-	@mkdir -p $(BINDIR)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-$(SMTPD_SRC:%.c=$(O)/%.o): mta/smtpd/smtpd.h
 
 $(VLINKS:%=$(BINDIR)/%): $(BINDIR)/vadmin
 	ln -sf vadmin $@
@@ -113,7 +85,7 @@ check-slow: deps
 # archive, so a target links only the modules it uses. `make fuzz-run` runs
 # each for FUZZTIME seconds with its .dict, keeping its corpus and any crash
 # under build/fuzz/. clang's -Wformat=2 also flags lib's va_list wrappers.
-FUZZ      = fuzz_name fuzz_quota fuzz_ctl fuzz_pop3
+FUZZ      = fuzz_name fuzz_quota fuzz_ctl
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30
@@ -140,17 +112,6 @@ $(FUZZO)/libfacteur.a: $(LIB_SRC:lib/%.c=$(FUZZO)/lib/%.o) $(FUZZO)/schema_sql.o
 
 $(FUZZO)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZO)/libfacteur.a
 	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
-		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
-
-# the POP3 command parser lives in pop3d/proto.c, not in lib/
-$(FUZZO)/pop3d/%.o: pop3d/%.c pop3d/pop3d.h $(wildcard lib/*.h)
-	@mkdir -p $(dir $@)
-	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
-		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
-
-$(FUZZO)/fuzz_pop3: tests/fuzz/fuzz_pop3.c $(FUZZO)/pop3d/proto.o \
-		$(FUZZO)/libfacteur.a
-	$(FUZZCC) $(CPPFLAGS) -Ipop3d $(FUZZWARN) $(FUZZFLAGS) \
 		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
 fuzz-run: fuzz
