@@ -30,6 +30,10 @@ VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
 MTA     = mta-inject mta-qstat mta-rules sendmail
 PROGS   = vadmin facteur $(MTA)
+# mta-smtpd is several files (mta/smtpd/), so it has its own link rule
+SMTPD_SRC = $(wildcard mta/smtpd/*.c)
+PROGS   += mta-smtpd
+TESTS_SMTPD = test_smtpd
 TESTS   = test_lib test_acct test_queue test_rules
 
 all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
@@ -63,6 +67,19 @@ $(MTA:%=$(BINDIR)/%): $(BINDIR)/%: $(O)/mta/%.o $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
+$(BINDIR)/mta-smtpd: $(SMTPD_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+$(SMTPD_SRC:%.c=$(O)/%.o): mta/smtpd/smtpd.h
+
+# mta-smtpd's modules without main(), for its unit test
+$(O)/tests/test_smtpd: tests/unit/test_smtpd.c \
+		$(patsubst %.c,$(O)/%.o,$(filter-out %/main.c,$(SMTPD_SRC))) \
+		$(O)/libfacteur.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Imta/smtpd $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+
 $(VLINKS:%=$(BINDIR)/%): $(BINDIR)/vadmin
 	ln -sf vadmin $@
 
@@ -70,7 +87,7 @@ $(O)/tests/%: tests/unit/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
 
-unit: $(TESTS:%=$(O)/tests/%)
+unit: $(TESTS:%=$(O)/tests/%) $(TESTS_SMTPD:%=$(O)/tests/%)
 
 check: deps
 	$(MAKE) O=build/san BINDIR=build/san/bin SAN=1 all unit
@@ -86,6 +103,8 @@ check-slow: deps
 # each for FUZZTIME seconds with its .dict, keeping its corpus and any crash
 # under build/fuzz/. clang's -Wformat=2 also flags lib's va_list wrappers.
 FUZZ      = fuzz_name fuzz_quota fuzz_ctl
+# the SMTP session, with every parser in it, read from a memfd
+FUZZ     += fuzz_smtpd
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30
@@ -112,6 +131,17 @@ $(FUZZO)/libfacteur.a: $(LIB_SRC:lib/%.c=$(FUZZO)/lib/%.o) $(FUZZO)/schema_sql.o
 
 $(FUZZO)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZO)/libfacteur.a
 	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
+		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+$(FUZZO)/mta/smtpd/%.o: mta/smtpd/%.c mta/smtpd/smtpd.h $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
+		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FUZZO)/fuzz_smtpd: tests/fuzz/fuzz_smtpd.c \
+		$(patsubst %.c,$(FUZZO)/%.o,$(filter-out %/main.c,$(SMTPD_SRC))) \
+		$(FUZZO)/libfacteur.a
+	$(FUZZCC) $(CPPFLAGS) -Imta/smtpd $(FUZZWARN) $(FUZZFLAGS) \
 		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
 fuzz-run: fuzz

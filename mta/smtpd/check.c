@@ -1,0 +1,253 @@
+/*
+ * check - what a client may put in the envelope.
+ *
+ * Addresses are parsed strictly: <local@domain> with an atom-like local
+ * part (no quoted strings, no source routes, no '%' or '!' in a
+ * recipient), so that the classic relay tricks ("user%other@here",
+ * "other!user@here", "\"user@other\"@here", "@here:user@other") are
+ * refused as syntax instead of being understood differently by a later
+ * hop. A recipient is accepted when its domain is hosted here and the
+ * user (or an alias, an extension's base, or a non-bounce catch-all)
+ * exists, or when the client may relay. Hosted domains and users are
+ * looked up only through lib/acct.h.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "acct.h"
+#include "ctl.h"
+#include "name.h"
+#include "smtpd.h"
+
+/* bad_local_byte - bytes that never belong in a local part we accept */
+static int bad_local_byte(unsigned char ch)
+{
+	return ch <= ' ' || ch == 0x7f || strchr("<>()[]\\,;:\"@", ch);
+}
+
+/* domain_ok - a host name, or an address literal [1.2.3.4] [IPv6:...] */
+static int domain_ok(const char *d, size_t n, struct str *out)
+{
+	struct str dom = STR_INIT;
+	const char *why;
+	char buf[64];
+	unsigned char bin[16];
+	int r;
+
+	if (n >= 2 && d[0] == '[' && d[n - 1] == ']') {
+		if (n - 2 >= sizeof buf)
+			return -EINVAL;
+		memcpy(buf, d + 1, n - 2);
+		buf[n - 2] = 0;
+		if (inet_pton(AF_INET, buf, bin) != 1 &&
+		    (strncasecmp(buf, "IPv6:", 5) ||
+		     inet_pton(AF_INET6, buf + 5, bin) != 1))
+			return -EINVAL;
+		return str_catb(out, d, n);
+	}
+	if (n && d[n - 1] == '.')	/* a trailing root dot is allowed */
+		n--;
+	r = name_domain(d, n, &dom, &why);
+	if (r == 0)
+		r = str_catb(out, dom.s, dom.len);
+	str_free(&dom);
+	return r;
+}
+
+/*
+ * addr_parse - the <address> after "FROM:" or "TO:"; *rest_r points at
+ * what follows the '>' (the ESMTP parameters). The domain is folded to
+ * lower case; the local part is kept as sent. "<>" only if allow_null.
+ */
+int addr_parse(const char *in, struct str *addr, const char **rest_r,
+	       int allow_null)
+{
+	const char *p = in, *end, *at = NULL, *q;
+	size_t local;
+
+	str_trunc(addr, 0);
+	while (*p == ' ')
+		p++;
+	if (*p != '<')
+		return -EINVAL;
+	p++;
+	end = strchr(p, '>');
+	if (!end)
+		return -EINVAL;
+	*rest_r = end + 1;
+	if (end == p)
+		return allow_null ? 0 : -EINVAL;
+	for (q = p; q < end; q++)
+		if (*q == '@') {
+			if (at)
+				return -EINVAL;	/* two '@': a route or a trick */
+			at = q;
+		}
+	local = at ? (size_t)(at - p) : (size_t)(end - p);
+	if (local == 0 || local > 64)
+		return -EINVAL;
+	for (q = p; q < p + local; q++)
+		if (bad_local_byte((unsigned char)*q))
+			return -EINVAL;
+	if (p[0] == '.' || p[local - 1] == '.' || memmem(p, local, "..", 2))
+		return -EINVAL;
+	if (str_catb(addr, p, local) < 0)
+		return -ENOMEM;
+	if (!at)
+		return 0;
+	if (str_catc(addr, '@') < 0)
+		return -ENOMEM;
+	return domain_ok(at + 1, (size_t)(end - at - 1), addr);
+}
+
+/* check_badlist - 1 when ADDR or its @domain is listed in control/FILE */
+int check_badlist(const char *root, const char *file, const char *addr)
+{
+	struct str lines = STR_INIT;
+	const char *at = strrchr(addr, '@');
+	size_t i, n;
+	int r, hit = 0;
+
+	r = ctl_get_lines(root, file, &lines, &n);
+	if (r < 0)
+		return r;
+	for (i = 0; i < lines.len; i += strlen(lines.s + i) + 1) {
+		const char *l = lines.s + i;
+
+		if (!strcasecmp(l, addr) || (l[0] == '@' && at &&
+					     !strcasecmp(l, at))) {
+			hit = 1;
+			break;
+		}
+	}
+	str_free(&lines);
+	return hit;
+}
+
+/* check_pbs - 1 when open-smtp/IP is younger than control/popbeforesmtp */
+int check_pbs(const char *root, const char *ip)
+{
+	struct str p = STR_INIT;
+	struct stat st;
+	unsigned long max;
+	int r;
+
+	if (strchr(ip, '/') || ip[0] == '.')
+		return 0;
+	r = ctl_get_ulong(root, "popbeforesmtp", 10800, &max);
+	if (r < 0)
+		return r;
+	if (str_catf(&p, "%s/open-smtp/%s", root, ip) < 0)
+		return -ENOMEM;
+	r = lstat(p.s, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_mtime + (time_t)max > time(NULL);
+	str_free(&p);
+	return r;
+}
+
+/* lookup - does key K+LOCAL exist in the domain's delivery table? */
+static int lookup(const char *root, const char *domain, char k,
+		  const char *local, size_t n)
+{
+	struct str key = STR_INIT, v = STR_INIT, l = STR_INIT;
+	int r;
+
+	r = str_catc(&key, k);
+	if (r == 0)
+		r = str_catb(&key, local, n);
+	if (r == 0)
+		r = str_copyb(&l, local, n);
+	if (r == 0)
+		r = acct_get(root, domain, ACCT_DELIVERY, l.s, key.s, key.len,
+			     &v);
+	str_free(&key);
+	str_free(&v);
+	str_free(&l);
+	return r == 0 ? 1 : r == -ENOENT ? 0 : r;
+}
+
+/* user_exists - 1 if LOCAL (or its base before '+' or '-') may receive */
+static int user_exists(const char *root, const char *domain,
+		       const char *local)
+{
+	size_t n = strlen(local), cut;
+	const char *plus = strchr(local, '+');
+	struct str v = STR_INIT;
+	int r;
+
+	/* the full name, then user+ext -> user, then a-b-c -> a-b -> a */
+	for (cut = n; cut > 0;) {
+		if ((r = lookup(root, domain, 'u', local, cut)) != 0 ||
+		    (r = lookup(root, domain, 'a', local, cut)) != 0)
+			return r;
+		if (plus && cut > (size_t)(plus - local)) {
+			cut = (size_t)(plus - local);
+			continue;
+		}
+		while (--cut > 0 && local[cut] != '-')
+			;
+	}
+	r = acct_get(root, domain, ACCT_DELIVERY, "", "*", 1, &v);
+	if (r == 0)
+		r = !str_eqs(&v, "bounce");
+	else if (r == -ENOENT)
+		r = 0;
+	str_free(&v);
+	return r;
+}
+
+/*
+ * check_rcpt - NULL when ADDR (parsed by addr_parse) is accepted, else the
+ * reply. Hosted domains are checked first even for relay clients, so an
+ * unknown local user is refused here and never bounced later.
+ */
+const char *check_rcpt(struct session *s, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	struct str local = STR_INIT, domain = STR_INIT;
+	struct acct_domain d = {STR_INIT, STR_INIT, 1};
+	const char *why, *reply = NULL;
+	int r, hosted = 0;
+
+	if (!at)
+		return "553 5.1.3 a recipient needs a domain";
+	if ((r = check_badlist(s->root, "badrcptto", addr)) != 0)
+		return r < 0 ? "451 4.3.0 cannot read control/badrcptto" :
+		       "553 5.7.1 sorry, your envelope recipient is in my "
+		       "badrcptto list";
+	if (strchr(addr, '%') || strchr(addr, '!'))
+		return "553 5.7.1 sorry, that domain isn't allowed to be "
+		       "relayed thru this MTA";
+	if (at[1] != '[') {
+		r = acct_domain(s->root, at + 1, &d);
+		acct_domain_free(&d);
+		if (r == 0)
+			hosted = 1;
+		else if (r != -ENOENT && r != -ENODATA)
+			return "451 4.3.0 temporary failure reading the "
+			       "account tables";
+	}
+	if (!hosted)
+		return s->relay || s->pbs || s->auth_user.len ? NULL :
+		       "553 5.7.1 sorry, that domain isn't allowed to be "
+		       "relayed thru this MTA";
+	r = name_local(addr, (size_t)(at - addr), &local, &why);
+	if (r == 0)
+		r = name_domain(at + 1, strlen(at + 1), &domain, &why);
+	if (r == -EINVAL)
+		reply = "550 5.1.1 no such user here";
+	else if (r < 0)
+		reply = "451 4.3.0 out of memory";
+	else if ((r = user_exists(s->root, domain.s, local.s)) < 0)
+		reply = "451 4.3.0 temporary failure reading the account "
+			"tables";
+	else if (r == 0)
+		reply = "550 5.1.1 no such user here";
+	str_free(&local);
+	str_free(&domain);
+	return reply;
+}

@@ -1,0 +1,232 @@
+/*
+ * data - the DATA phase: from 354 to the final reply.
+ *
+ * The end of data is CR LF . CR LF and nothing else: a bare LF, a bare CR
+ * or a NUL anywhere in the message makes it refused (554 5.6.0) after the
+ * real end, so none of the SMTP smuggling variants ("\n.\n", "\r.\r",
+ * "\r\n.\n", ...) can end a message early or start a second one that a
+ * later hop would see. Lines are stored with LF ends and one leading dot
+ * removed (RFC 5321 4.5.2). The message goes straight into a queue file;
+ * anything refused, cut off or failed is qw_abort()ed, so nothing half is
+ * ever queued, and 250 is sent only after qw_commit() returned 0.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "smtpd.h"
+
+#define FLUSH_AT 65536
+
+struct dstate {
+	struct qwriter w;
+	struct str line;	/* the current line, bounded */
+	struct str buf;		/* stored bytes not yet written */
+	unsigned long long size;
+	int cr;			/* the previous byte was a CR */
+	int start_ok;		/* the current line began after CR LF */
+	int bad, toolong, over, werr;
+};
+
+/* protocol - the WITH word of the Received line (RFC 3848) */
+static const char *protocol(const struct session *s)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	if (s->tls)
+		return s->auth_user.len ? "ESMTPSA" : "ESMTPS";
+	return s->auth_user.len ? "ESMTPA" : "ESMTP";
+}
+
+/* store - keep BYTES for the queue file unless the message is lost */
+static void store(struct session *s, struct dstate *d, const char *b,
+		  size_t n)
+{
+	d->size += n;
+	if (d->size > s->databytes)
+		d->over = 1;
+	if (d->bad || d->toolong || d->over || d->werr)
+		return;
+	if (str_catb(&d->buf, b, n) < 0)
+		d->werr = -ENOMEM;
+	else if (d->buf.len >= FLUSH_AT) {
+		d->werr = qw_body(&d->w, d->buf.s, d->buf.len);
+		str_trunc(&d->buf, 0);
+	}
+}
+
+/* end_line - a line ended (crlf: by CR LF); 1 when it ended the data */
+static int end_line(struct session *s, struct dstate *d, int crlf)
+{
+	const char *p = d->line.s ? d->line.s : "";
+	size_t n = d->line.len;
+
+	if (crlf && d->start_ok && n == 1 && p[0] == '.')
+		return 1;
+	if (n && p[0] == '.') {
+		p++;
+		n--;
+	}
+	store(s, d, p, n);
+	store(s, d, "\n", 1);
+	str_trunc(&d->line, 0);
+	d->start_ok = crlf;
+	return 0;
+}
+
+/* byte - one byte of DATA through the state machine; 1 at the end */
+static int byte(struct session *s, struct dstate *d, int ch)
+{
+	if (d->cr) {
+		d->cr = 0;
+		if (ch == '\n')
+			return end_line(s, d, 1);
+		d->bad = 1;		/* a bare CR */
+		if (str_catc(&d->line, '\r') < 0)
+			d->werr = -ENOMEM;
+	}
+	if (ch == '\r') {
+		d->cr = 1;
+		return 0;
+	}
+	if (ch == '\n') {
+		d->bad = 1;		/* a bare LF */
+		return end_line(s, d, 0);
+	}
+	if (ch == 0)
+		d->bad = 1;
+	/* the line limit counts CR LF; past it we only look for the end */
+	if (d->line.len + 2 >= SMTPD_TEXT_MAX) {
+		d->toolong = 1;
+		return 0;
+	}
+	if (str_catc(&d->line, (char)ch) < 0)
+		d->werr = -ENOMEM;
+	return 0;
+}
+
+/* received - the trace header, with the id the queue will give the file */
+static int received(struct session *s, struct dstate *d, struct str *id)
+{
+	struct stat st;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	struct str h = STR_INIT;
+	int r;
+
+	if (fstat(d->w.fd, &st) < 0)
+		return -errno;
+	/* qw_commit names the file ARRIVAL.INODE (lib/queue.c), both known
+	 * now: the Received line can carry the id without a second pass */
+	r = str_catf(id, "%llx.%llx", (unsigned long long)d->w.arrival_us,
+		     (unsigned long long)st.st_ino);
+	if (!localtime_r(&now, &tm) ||
+	    !strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm))
+		return -EINVAL;
+	if (r == 0)
+		r = str_catf(&h, "Received: from %s (%s)\n\tby %s with %s "
+			     "id %s;\n\t%s\n", s->helo.s, s->ip.s, s->me.s,
+			     protocol(s), id->s, date);
+	if (r == 0)
+		r = qw_body(&d->w, h.s, h.len);
+	str_free(&h);
+	return r;
+}
+
+/* add_id - remember a queued id for the session's log line */
+static void add_id(struct session *s, const struct str *id)
+{
+	s->msgs++;
+	if (s->ids.len > 400)	/* the log line stays a line */
+		return;
+	if (s->ids.len && str_catc(&s->ids, ',') < 0)
+		return;
+	(void)str_catb(&s->ids, id->s, id->len);
+}
+
+/* data_receive - 354, the message, and the one final reply */
+void data_receive(struct session *s)
+{
+	struct dstate d;
+	struct str id = STR_INIT, got = STR_INIT;
+	int r, ch;
+
+	memset(&d, 0, sizeof d);
+	d.start_ok = 1;
+	if (str_copys(&s->env.client, s->ip.s) < 0 ||
+	    str_copys(&s->env.helo, s->helo.s) < 0 ||
+	    str_copyb(&s->env.auth, s->auth_user.s ? s->auth_user.s : "",
+		      s->auth_user.len) < 0 ||
+	    str_copys(&s->env.proto, protocol(s)) < 0) {
+		(void)conn_reply(&s->c, "451 4.3.0 out of memory");
+		session_note(s, "451 4.3.0 out of memory");
+		return;
+	}
+	r = qw_open(&d.w, s->root, &s->env);
+	if (r == 0 && (r = received(s, &d, &id)) < 0)
+		qw_abort(&d.w);
+	if (r < 0) {
+		(void)conn_reply(&s->c, "451 4.3.0 cannot queue the message: "
+				 "%s", strerror(-r));
+		session_note(s, "451 4.3.0 cannot create a queue file");
+		goto out;
+	}
+	(void)conn_reply(&s->c, "354 go ahead, end with <CR><LF>.<CR><LF>");
+	for (;;) {
+		r = conn_getbyte(&s->c, &ch);
+		if (r != LINE_OK)
+			break;
+		if (byte(s, &d, ch))
+			break;
+	}
+	if (r != LINE_OK) {
+		/* the client went away or stalled: nothing of it is queued */
+		qw_abort(&d.w);
+		if (r == LINE_TIMEOUT)
+			(void)conn_reply(&s->c, "421 4.4.2 %s timeout, closing "
+					 "connection", s->me.s);
+		session_note(s, r == LINE_TIMEOUT ? "timeout in DATA" :
+			     "connection lost in DATA");
+		str_trunc(&s->end, 0);
+		(void)str_cats(&s->end, r == LINE_TIMEOUT ? "timeout" : "eof");
+		s->quit = 1;
+		goto out;
+	}
+	if (!d.bad && !d.toolong && !d.over && !d.werr && d.buf.len)
+		d.werr = qw_body(&d.w, d.buf.s, d.buf.len);
+	if (d.bad || d.toolong || d.over || d.werr) {
+		const char *why = d.bad ? "554 5.6.0 message refused: bare CR, "
+				  "bare LF or NUL byte in the data" :
+				  d.toolong ? "554 5.6.0 message refused: line "
+				  "too long (over 1000 bytes)" :
+				  d.over ? "552 5.3.4 message size exceeds "
+				  "fixed maximum message size" :
+				  "451 4.3.0 cannot write the queue file";
+
+		qw_abort(&d.w);
+		(void)conn_reply(&s->c, "%s", why);
+		session_note(s, why);
+		goto out;
+	}
+	r = qw_commit(&d.w, &got);
+	if (r < 0) {
+		(void)conn_reply(&s->c, "451 4.3.0 cannot queue the message: "
+				 "%s", strerror(-r));
+		session_note(s, "451 4.3.0 queue commit failed");
+		goto out;
+	}
+	if (!str_eqs(&got, id.s)) /* lib/queue.c changed its naming */
+		(void)log_write(2, "mta-smtpd", "warning: Received id %s but "
+				"queued as %s", id.s, got.s);
+	(void)conn_reply(&s->c, "250 2.0.0 ok %s", got.s);
+	add_id(s, &got);
+out:
+	str_free(&id);
+	str_free(&got);
+	str_free(&d.line);
+	str_free(&d.buf);
+}

@@ -1,0 +1,119 @@
+/*
+ * smtpd - the parts of mta-smtpd, one module per concern.
+ *
+ *   main.c     command line, listeners, the accept loop, session limits
+ *   conn.c     buffered connection I/O (plain or TLS), bounded line reads,
+ *              reply buffering for PIPELINING
+ *   session.c  the command table and the SMTP state machine
+ *   check.c    address syntax, relay and recipient checks, badmailfrom
+ *   data.c     the DATA reader: end of data, dot-unstuffing, bad bytes,
+ *              the Received: line, the queue file
+ *   auth.c     AUTH PLAIN, LOGIN and CRAM-MD5 against the login tables
+ *
+ * All state of one session lives in struct session; nothing mutable is
+ * global. Functions return 0 or a negative errno code unless they say
+ * otherwise.
+ */
+#ifndef FACTEUR_SMTPD_H
+#define FACTEUR_SMTPD_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "queue.h"
+#include "str.h"
+
+#define SMTPD_CMD_MAX 512	/* RFC 5321 4.5.3.1.4, CR LF included */
+#define SMTPD_TEXT_MAX 1000	/* RFC 5321 4.5.3.1.6, CR LF included */
+#define SMTPD_RCPT_MAX 1000
+#define SMTPD_IBUF 16384
+
+enum port_kind { PORT_SMTP, PORT_SUBMISSION, PORT_SMTPS };
+
+/* results of conn_getline */
+enum { LINE_OK = 0, LINE_LONG = 1, LINE_EOF = 2, LINE_TIMEOUT = 3,
+       LINE_ERR = 4 };
+
+struct conn {
+	int rfd, wfd;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	unsigned char ibuf[SMTPD_IBUF];
+	size_t ipos, ilen;
+	struct str out;		/* replies not yet written */
+	unsigned timeout;	/* seconds */
+	int dead;		/* a write failed: stop talking */
+};
+
+/*
+ * Failed AUTH per client address, shared by the sessions of one listener
+ * parent (an anonymous shared mapping made before the first fork). A slot
+ * is chosen by a hash of the address; a collision simply takes the slot
+ * over, so the table stays fixed in size whatever the clients do.
+ */
+#define AUTHLIMIT_SLOTS 4096
+#define AUTHLIMIT_FREE 10	/* failures before an address is slowed */
+
+struct authlimit {
+	struct {
+		uint64_t key;
+		uint32_t fails;
+		int64_t last;
+	} slot[AUTHLIMIT_SLOTS];
+};
+
+struct session {
+	const char *root;
+	enum port_kind kind;
+	struct conn c;
+	struct str me, ip, helo, auth_user;
+	int esmtp, relay, pbs;	/* EHLO seen; may relay by rule; POP grant */
+	int mail, tls;
+	unsigned long databytes;
+	unsigned auth_failures, errors;
+	unsigned auth_delay;	/* seconds more sleep per failed AUTH */
+	struct authlimit *limit; /* NULL: per-session slowing only */
+	const char *dummy_hash;	/* checked for unknown users: same time */
+	struct qenv env;
+	int quit;
+	/* for the log line */
+	unsigned long msgs, refused;
+	struct str ids, reason, end;
+};
+
+/* conn.c */
+void conn_init(struct conn *c, int rfd, int wfd, unsigned timeout);
+void conn_free(struct conn *c);
+int conn_getline(struct conn *c, struct str *line, size_t max);
+int conn_getbyte(struct conn *c, int *byte_r);
+int conn_reply(struct conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int conn_flush(struct conn *c);
+void conn_discard_input(struct conn *c);
+int conn_tls_start(struct conn *c, const char *root, struct str *err);
+
+/* session.c */
+void session_run(struct session *s);
+void session_note(struct session *s, const char *reply);
+
+/* check.c */
+int addr_parse(const char *in, struct str *addr, const char **rest_r,
+	       int allow_null);
+int check_badlist(const char *root, const char *file, const char *addr);
+const char *check_rcpt(struct session *s, const char *addr);
+int check_pbs(const char *root, const char *ip);
+
+/* data.c */
+void data_receive(struct session *s);
+
+/* auth.c */
+void auth_command(struct session *s, const char *arg);
+int b64_decode(const char *in, size_t n, struct str *out);
+int b64_encode(const void *in, size_t n, struct str *out);
+struct authlimit *authlimit_new(void);
+unsigned authlimit_delay(struct authlimit *l, const char *ip);
+void authlimit_fail(struct authlimit *l, const char *ip);
+
+#endif

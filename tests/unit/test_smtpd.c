@@ -1,0 +1,141 @@
+/*
+ * test_smtpd - case tables for mta-smtpd's parsers, linked without main():
+ * addr_parse() (the <address> of MAIL and RCPT, with the relay tricks it
+ * must refuse as syntax) and the strict base64 of AUTH.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "smtpd.h"
+#include "tinytest.h"
+
+struct addr_case {
+	const char *in;
+	int null_ok;
+	int want_r;
+	const char *want_addr;
+	const char *want_rest;
+};
+
+static const struct addr_case addr_cases[] = {
+	{"<bob@Example.TEST>", 0, 0, "bob@example.test", ""},
+	{" <Bob@example.test> SIZE=10", 0, 0, "Bob@example.test", " SIZE=10"},
+	{"<>", 1, 0, "", ""},
+	{"<>", 0, -EINVAL, NULL, NULL},
+	{"<postmaster>", 0, 0, "postmaster", ""},
+	{"<x@example.test.>", 0, 0, "x@example.test", ""},
+	{"<x@[192.0.2.1]>", 0, 0, "x@[192.0.2.1]", ""},
+	{"<x@[IPv6:2001:db8::1]>", 0, 0, "x@[IPv6:2001:db8::1]", ""},
+	{"<x@[300.1.1.1]>", 0, -EINVAL, NULL, NULL},
+	{"<x@[example.test]>", 0, -EINVAL, NULL, NULL},
+	{"bob@example.test", 0, -EINVAL, NULL, NULL},
+	{"<bob@example.test", 0, -EINVAL, NULL, NULL},
+	{"<\"x@other\"@example.test>", 0, -EINVAL, NULL, NULL},
+	{"<@example.test:x@other.org>", 0, -EINVAL, NULL, NULL},
+	{"<x@other.org@example.test>", 0, -EINVAL, NULL, NULL},
+	{"<x y@example.test>", 0, -EINVAL, NULL, NULL},
+	{"<x\\@y@example.test>", 0, -EINVAL, NULL, NULL},
+	{"<.x@example.test>", 0, -EINVAL, NULL, NULL},
+	{"<x.@example.test>", 0, -EINVAL, NULL, NULL},
+	{"<x..y@example.test>", 0, -EINVAL, NULL, NULL},
+	{"<x@example..test>", 0, -EINVAL, NULL, NULL},
+	{"<x@-example.test>", 0, -EINVAL, NULL, NULL},
+	{"<@example.test>", 0, -EINVAL, NULL, NULL},
+	{"<x@>", 0, -EINVAL, NULL, NULL},
+	{"<x%other.org@example.test>", 0, 0, "x%other.org@example.test", ""},
+	{"<"
+	 "a234567890123456789012345678901234567890123456789012345678901234"
+	 "@example.test>", 0, 0,
+	 "a234567890123456789012345678901234567890123456789012345678901234"
+	 "@example.test", ""},
+	{"<"
+	 "a2345678901234567890123456789012345678901234567890123456789012345"
+	 "@example.test>", 0, -EINVAL, NULL, NULL},
+};
+
+/* test_addr - every case of addr_cases */
+static void test_addr(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof addr_cases / sizeof addr_cases[0]; i++) {
+		const struct addr_case *c = &addr_cases[i];
+		struct str got_addr = STR_INIT;
+		const char *got_rest = NULL;
+		int got_r = addr_parse(c->in, &got_addr, &got_rest, c->null_ok);
+
+		if (c->want_r < 0)
+			tt_check(got_r == c->want_r, tt_name("addr_%zu", i),
+				 "%s: got %d, want %d", c->in, got_r,
+				 c->want_r);
+		else
+			tt_check(got_r == 0 && !strcmp(got_addr.s ? got_addr.s
+						       : "", c->want_addr) &&
+				 !strcmp(got_rest, c->want_rest),
+				 tt_name("addr_%zu", i),
+				 "%s: got %d '%s' rest '%s', want '%s' rest '%s'",
+				 c->in, got_r, got_addr.s ? got_addr.s : "",
+				 got_rest ? got_rest : "(null)", c->want_addr,
+				 c->want_rest);
+		str_free(&got_addr);
+	}
+}
+
+struct b64_case {
+	const char *in;
+	int want_r;
+	const char *want;
+	size_t want_len;
+};
+
+static const struct b64_case b64_cases[] = {
+	{"", 0, "", 0},
+	{"AGJvYkBleGFtcGxlLnRlc3QAc2VjcmV0", 0,
+	 "\0bob@example.test\0secret", 24},
+	{"YQ==", 0, "a", 1},
+	{"YWI=", 0, "ab", 2},
+	{"YWJj", 0, "abc", 3},
+	{"YQ=", -EINVAL, NULL, 0},
+	{"Y===", -EINVAL, NULL, 0},
+	{"YQ==YWJj", -EINVAL, NULL, 0},
+	{"Y=Q=", -EINVAL, NULL, 0},
+	{"YW J", -EINVAL, NULL, 0},
+	{"YWJ!", -EINVAL, NULL, 0},
+	{"====", -EINVAL, NULL, 0},
+};
+
+/* test_b64 - decoding cases, and encode-then-decode of each result */
+static void test_b64(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof b64_cases / sizeof b64_cases[0]; i++) {
+		const struct b64_case *c = &b64_cases[i];
+		struct str got = STR_INIT, again = STR_INIT;
+		int got_r = b64_decode(c->in, strlen(c->in), &got);
+
+		if (c->want_r < 0) {
+			tt_check(got_r == c->want_r, tt_name("b64_%zu", i),
+				 "%s: got %d", c->in, got_r);
+		} else {
+			tt_check(got_r == 0 && got.len == c->want_len &&
+				 !memcmp(got.s, c->want, c->want_len) &&
+				 got.s[got.len] == 0, tt_name("b64_%zu", i),
+				 "%s: got %d %s", c->in, got_r,
+				 tt_show(got.s, got.len));
+			tt_check(b64_encode(got.s, got.len, &again) == 0 &&
+				 !strcmp(again.s ? again.s : "", c->in),
+				 tt_name("b64_roundtrip_%zu", i), "%s: got %s",
+				 c->in, again.s ? again.s : "");
+		}
+		str_free(&got);
+		str_free(&again);
+	}
+}
+
+int main(void)
+{
+	test_addr();
+	test_b64();
+	return tt_failed ? 1 : 0;
+}
