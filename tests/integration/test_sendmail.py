@@ -101,3 +101,15 @@ def test_long_body_lines_kept_whole(t):
           check=0)
     _, _, body = one(t)
     assert body.endswith("\n\n" + line + ".\n")
+
+
+def test_bs_speaks_smtp_through_mta_smtpd(t):
+    setup(t)
+    talk = ("EHLO client\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@remote.test>\r\n"
+            "DATA\r\nSubject: t\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+    p = t.run("sendmail", "-bs", input=talk, check=0)
+    assert p.out.startswith("220 mx.example.test ESMTP"), p.out
+    assert "\r\n250 2.0.0 ok " in p.out and p.out.endswith("\r\n"), p.out
+    env, rcpts, body = one(t)
+    assert env["F"] == b"a@b.test" and rcpts == ["c@remote.test"]
+    assert body.endswith("Subject: t\n\nhi\n")
