@@ -25,16 +25,19 @@ LIB_OBJ = $(LIB_SRC:%.c=$(O)/%.o) $(O)/schema_sql.o
 VADMIN_SRC = $(wildcard vadmin/*.c)
 FACTEUR_SRC = $(wildcard facteur/*.c)
 SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
+POP3D_SRC = $(wildcard pop3d/*.c)
+# pop3d without main(), for its unit test and fuzz target
+POP3D_LIB = $(filter-out pop3d/pop3d.c,$(POP3D_SRC))
 
 VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
 MTA     = mta-inject mta-qstat mta-rules sendmail
-PROGS   = vadmin facteur $(MTA)
+PROGS   = vadmin facteur $(MTA) pop3d
 # mta-smtpd is several files (mta/smtpd/), so it has its own link rule
 SMTPD_SRC = $(wildcard mta/smtpd/*.c)
 PROGS   += mta-smtpd
 TESTS_SMTPD = test_smtpd
-TESTS   = test_lib test_acct test_queue test_rules
+TESTS   = test_lib test_acct test_queue test_rules test_pop3d
 
 all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
 
@@ -66,6 +69,15 @@ $(BINDIR)/facteur: $(FACTEUR_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 $(MTA:%=$(BINDIR)/%): $(BINDIR)/%: $(O)/mta/%.o $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+$(BINDIR)/pop3d: $(POP3D_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+$(O)/tests/test_pop3d: tests/unit/test_pop3d.c $(POP3D_LIB:%.c=$(O)/%.o) \
+		$(O)/libfacteur.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
 
 $(BINDIR)/mta-smtpd: $(SMTPD_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
@@ -102,7 +114,7 @@ check-slow: deps
 # archive, so a target links only the modules it uses. `make fuzz-run` runs
 # each for FUZZTIME seconds with its .dict, keeping its corpus and any crash
 # under build/fuzz/. clang's -Wformat=2 also flags lib's va_list wrappers.
-FUZZ      = fuzz_name fuzz_quota fuzz_ctl
+FUZZ      = fuzz_name fuzz_quota fuzz_ctl fuzz_pop3
 # the SMTP session, with every parser in it, read from a memfd
 FUZZ     += fuzz_smtpd
 FUZZCC   ?= clang
@@ -131,6 +143,17 @@ $(FUZZO)/libfacteur.a: $(LIB_SRC:lib/%.c=$(FUZZO)/lib/%.o) $(FUZZO)/schema_sql.o
 
 $(FUZZO)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZO)/libfacteur.a
 	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
+		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+# the POP3 command parser lives in pop3d/proto.c, not in lib/
+$(FUZZO)/pop3d/%.o: pop3d/%.c pop3d/pop3d.h $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
+		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FUZZO)/fuzz_pop3: tests/fuzz/fuzz_pop3.c $(FUZZO)/pop3d/proto.o \
+		$(FUZZO)/libfacteur.a
+	$(FUZZCC) $(CPPFLAGS) -Ipop3d $(FUZZWARN) $(FUZZFLAGS) \
 		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
 $(FUZZO)/mta/smtpd/%.o: mta/smtpd/%.c mta/smtpd/smtpd.h $(wildcard lib/*.h)

@@ -1,0 +1,188 @@
+/*
+ * pop3d.h - the pieces of the POP3 server (see pop3d.c).
+ *
+ * proto.c   pure parsers and converters, no I/O: the command line, numbers,
+ *           base64 and AUTH PLAIN, user names, UIDLs and sizes from Maildir
+ *           names, listen lines, client addresses, the plaintext-login rule
+ *           and the RETR/TOP byte converter. Unit-tested and fuzzed.
+ * conn.c    one client connection, plain or TLS: a bounded line reader with
+ *           a deadline, a buffered writer, STLS.
+ * fail.c    failed-login counters shared by every session process.
+ * auth.c    checking a login against the passwd CDB.
+ * mbox.c    one locked Maildir: scan, new/ to cur/, sizes, messages,
+ *           deletions at QUIT and maildirsize.
+ * session.c the POP3 state machine and its command table.
+ * pop3d.c   main(): settings, listeners, privileges, the accept loop.
+ *
+ * Functions return 0 (or a count or fd) or a negative errno code, as in lib/.
+ */
+#ifndef FACTEUR_POP3D_H
+#define FACTEUR_POP3D_H
+
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "str.h"
+
+#define POP3_LINE_MAX 255	/* RFC 2449: a command line, CRLF included */
+#define POP3_SASL_MAX 2048	/* a base64 AUTH response line */
+#define POP3_IP_MAX 64		/* text of a client address */
+
+/* exit codes of the program (a session process exits 0) */
+#define EX_DONE 0
+#define EX_USAGE 2
+#define EX_TEMP 111
+
+/* settings, read once at start-up and then only read */
+struct cfg {
+	const char *root;
+	struct str me;			/* control/me, for the greeting */
+	unsigned long timeout;		/* s: one command line (timeoutpop3) */
+	unsigned long maxsessions;	/* sessions in all */
+	unsigned long maxperip;		/* sessions from one address */
+	unsigned long maxfail;		/* failed logins before an IP is refused */
+	int plaintext;			/* control/pop3plaintext is 1 */
+	SSL_CTX *tls;			/* NULL: no certificate, no STLS */
+	struct str dummy;		/* a hash checked for unknown users */
+	struct failtab *ft;		/* shared failure counters */
+};
+
+/* --- proto.c ----------------------------------------------------------- */
+
+struct pop3_line {
+	char name[5];		/* the keyword, upper case, NUL-terminated */
+	const char *arg;	/* what follows the first space (may be "") */
+	size_t arglen;
+};
+
+#define PROTO_TOKS 3
+struct proto_tok {
+	const char *s;
+	size_t len;
+};
+
+struct xfer {
+	int bol;		/* at the start of a line */
+	int cr;			/* the last byte was CR */
+	size_t linelen;		/* bytes in this line other than CR */
+	int body;		/* past the empty line after the header */
+	int top;		/* TOP: stop after `lines` body lines */
+	unsigned long lines;
+	int done;		/* TOP has sent all it should */
+	uint64_t octets;	/* the message with CRLF line ends, so far */
+};
+
+int proto_parse(const char *line, size_t len, struct pop3_line *out);
+int proto_split(const char *s, size_t len, struct proto_tok *tok,
+		size_t max, size_t *n_r);
+int proto_num(const char *s, size_t len, unsigned long *out);
+int proto_b64_decode(const char *in, size_t len, struct str *out);
+int proto_b64_encode(const void *in, size_t len, struct str *out);
+int proto_sasl_plain(const char *data, size_t len, struct str *user,
+		     struct str *pass);
+int proto_user(const char *in, size_t len, struct str *local,
+	       struct str *domain);
+int proto_uidl(const char *name, size_t len, struct str *out);
+int proto_name_size(const char *name, size_t len, char field,
+		    uint64_t *out);
+int proto_listen(const char *line, struct sockaddr_storage *ss,
+		 socklen_t *len_r);
+int proto_ipstr(const struct sockaddr *sa, socklen_t len, char *out,
+		size_t outlen);
+int proto_loopback(const char *ip);
+int proto_failkey_ip(const char *ip, struct str *out);
+int proto_plain_ok(int tls, int loopback, int plaintext);
+int proto_natcmp(const char *a, size_t alen, const char *b, size_t blen);
+void xfer_init(struct xfer *x, int top, unsigned long lines);
+size_t xfer_run(struct xfer *x, const char *in, size_t n, struct str *out);
+int xfer_end(struct xfer *x, struct str *out);
+uint64_t proto_bare_lf(const char *in, size_t n, int *cr);
+
+/* --- conn.c ------------------------------------------------------------ */
+
+struct conn {
+	int rfd, wfd;
+	SSL *ssl;
+	struct str in;		/* received, from ipos on not yet used */
+	size_t ipos;
+	struct str out;		/* to be sent */
+	unsigned long timeout;	/* s */
+	int dead;		/* a read or write failed: send nothing more */
+};
+
+void conn_init(struct conn *c, int rfd, int wfd, unsigned long timeout);
+int conn_line(struct conn *c, size_t max, struct str *line);
+int conn_put(struct conn *c, const void *p, size_t n);
+int conn_puts(struct conn *c, const char *s);
+int conn_flush(struct conn *c);
+int conn_tls(struct conn *c, SSL_CTX *ctx);
+void conn_free(struct conn *c);
+int tls_setup(const char *root, SSL_CTX **ctx_r, struct str *why);
+
+/* --- fail.c ------------------------------------------------------------ */
+
+#define FAIL_WINDOW 900		/* s without failures before a count is forgotten */
+
+struct failtab;
+int fail_create(struct failtab **ft_r);
+unsigned fail_get(struct failtab *ft, const char *key, size_t len);
+unsigned fail_add(struct failtab *ft, const char *key, size_t len);
+unsigned fail_delay_ms(unsigned fails);
+
+/* --- auth.c ------------------------------------------------------------ */
+
+struct login {
+	struct str addr;	/* local@domain, folded */
+	struct str maildir;	/* relative to the root */
+};
+
+#define AUTH_OK 0
+int auth_check(const struct cfg *cfg, const char *user, size_t ulen,
+	       const char *pass, struct login *out);
+void login_free(struct login *l);
+
+/* --- mbox.c ------------------------------------------------------------ */
+
+#define MSG_DELETED 1
+#define MSG_OCTETS 2		/* octets is known */
+#define MSG_RAW 4		/* raw is known */
+#define MSG_NEW 8		/* the file is in new/ (could not be moved) */
+
+struct mmsg {
+	uint32_t off;		/* the file name in mbox.names */
+	uint16_t len;
+	uint16_t flags;
+	uint64_t raw;		/* size on disk */
+	uint64_t octets;	/* size with CRLF line ends (RFC 1939) */
+};
+
+struct mbox {
+	int dfd, curfd, newfd, lockfd;
+	struct str names;
+	struct mmsg *m;
+	size_t n, cap;
+	int sized;		/* every message has its octets */
+};
+
+int mbox_open(struct mbox *mb, const char *root, const char *maildir);
+int mbox_sizes(struct mbox *mb);
+int mbox_octets(struct mbox *mb, size_t i, uint64_t *out);
+int mbox_msgfd(struct mbox *mb, size_t i);
+void mbox_name(const struct mbox *mb, size_t i, const char **s, size_t *len);
+int mbox_commit(struct mbox *mb, size_t *gone_r);
+void mbox_close(struct mbox *mb);
+
+/* --- session.c --------------------------------------------------------- */
+
+#define ST_AUTH 1		/* AUTHORIZATION: before a login */
+#define ST_TRANS 2		/* TRANSACTION: logged in */
+
+int session_lookup(const char *name, int state);
+int session_run(const struct cfg *cfg, int rfd, int wfd, const char *ip,
+		int tls, int *ended);
+
+#endif

@@ -1,0 +1,857 @@
+/*
+ * session - one POP3 session: RFC 1939 with RFC 2449 CAPA and response
+ * codes, RFC 2595 STLS and RFC 5034 AUTH PLAIN.
+ *
+ * Commands come from one table {name, handler, states}. In the
+ * AUTHORIZATION state only CAPA, USER, PASS, AUTH, STLS and QUIT are
+ * valid, and nothing touches a mailbox; the mailbox is opened (locked,
+ * listed) only by a successful login, which moves the session to the
+ * TRANSACTION state. A keyword not in the table gets "-ERR unknown
+ * command"; one that is there but not valid now gets "-ERR command not
+ * valid in this state". Errors in a command are answered -ERR and the
+ * session goes on; it ends on QUIT, a timeout, a vanished client, a
+ * failed TLS handshake, 3 failed logins or 20 bad commands.
+ *
+ * Deletions happen in mbox_commit() at QUIT and nowhere else, with the
+ * termination signals blocked, so a session that is dropped or killed
+ * before that has deleted nothing.
+ *
+ * The session writes one log line when it ends (who, from where, what
+ * came of it) and one for each failed login (user and address; never the
+ * password), on stderr, which `facteur run` puts into log/current.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsx.h"
+#include "log.h"
+#include "msg.h"
+#include "pop3d.h"
+
+#define SESSION_MAXFAIL 3	/* failed logins before we hang up */
+#define SESSION_MAXBAD 20	/* bad commands before we hang up */
+#define SEND_CHUNK 65536
+
+struct sess {
+	const struct cfg *cfg;
+	struct conn c;
+	const char *ip;		/* "" when the peer has no address */
+	int loopback;
+	int state;
+	struct str user;	/* USER's argument */
+	int have_user;
+	struct str tried;	/* the last user name tried, for the log */
+	unsigned fails, bad;
+	struct login login;
+	struct mbox mb;
+	int mb_open;
+	unsigned long nretr;
+	size_t ndele;
+	uint64_t sent;		/* message octets sent */
+	const char *result;
+	const char *reason;
+	int done;
+	struct str line, tmp, tmp2;
+	char *buf;		/* SEND_CHUNK bytes for message files */
+};
+
+struct cmd {
+	const char *name;
+	int (*fn)(struct sess *s, const char *arg, size_t len);
+	int states;
+};
+
+/* reply - one line; the CRLF is added here */
+static int reply(struct sess *s, const char *text)
+{
+	int r = conn_puts(&s->c, text);
+
+	return r ? r : conn_put(&s->c, "\r\n", 2);
+}
+
+/* replyf - one formatted line */
+static int replyf(struct sess *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int replyf(struct sess *s, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	s->tmp.len = 0;
+	va_start(ap, fmt);
+	r = str_vcatf(&s->tmp, fmt, ap);
+	va_end(ap);
+	return r ? r : reply(s, s->tmp.s);
+}
+
+/* slog - one log line on stderr, the format of lib/log.h */
+static void slog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void slog(const char *fmt, ...)
+{
+	struct str line = STR_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (log_format(&line, "pop3d", getpid(), fmt, ap) == 0)
+		(void)fsx_write_all(2, line.s, line.len);
+	va_end(ap);
+	str_free(&line);
+}
+
+/* plain_ok - may a password be sent on this connection now */
+static int plain_ok(const struct sess *s)
+{
+	return proto_plain_ok(s->c.ssl != NULL, s->loopback,
+			      s->cfg->plaintext);
+}
+
+/* no_args - the commands that take none refuse any */
+static int no_args(struct sess *s, size_t len)
+{
+	if (len == 0)
+		return 0;
+	s->bad++;
+	(void)reply(s, "-ERR this command takes no arguments");
+	return -1;
+}
+
+/* msgarg - a message number argument as a 0-based index; answers the
+ * client itself when it is not one */
+static int msgarg(struct sess *s, const struct proto_tok *t, size_t *i_r)
+{
+	unsigned long v;
+
+	if (proto_num(t->s, t->len, &v) < 0) {
+		s->bad++;
+		(void)reply(s, "-ERR invalid message number");
+		return -1;
+	}
+	if (v == 0 || v > s->mb.n) {
+		(void)replyf(s, "-ERR no such message, only %zu in maildrop",
+			     s->mb.n);
+		return -1;
+	}
+	if (s->mb.m[v - 1].flags & MSG_DELETED) {
+		(void)replyf(s, "-ERR message %lu already deleted", v);
+		return -1;
+	}
+	*i_r = v - 1;
+	return 0;
+}
+
+/* cmd_capa - RFC 2449; what may be used depends on the connection */
+static int cmd_capa(struct sess *s, const char *arg, size_t len)
+{
+	(void)arg;
+	if (no_args(s, len))
+		return 0;
+	if (conn_puts(&s->c, "+OK capability list follows\r\n"
+		      "TOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\n"
+		      "AUTH-RESP-CODE\r\n"))
+		return -ENOMEM;
+	if (s->state == ST_AUTH && plain_ok(s) &&
+	    conn_puts(&s->c, "USER\r\nSASL PLAIN\r\n"))
+		return -ENOMEM;
+	if (s->state == ST_AUTH && s->cfg->tls && !s->c.ssl &&
+	    conn_puts(&s->c, "STLS\r\n"))
+		return -ENOMEM;
+	return reply(s, ".");
+}
+
+/* refuse_plain - the answer to a login where passwords may not go */
+static int refuse_plain(struct sess *s)
+{
+	return reply(s, s->cfg->tls ?
+		     "-ERR [AUTH] plaintext login is refused on this "
+		     "connection; use STLS or pop3s" :
+		     "-ERR [AUTH] plaintext login is refused on this "
+		     "connection");
+}
+
+/* cmd_user - remember the name until PASS */
+static int cmd_user(struct sess *s, const char *arg, size_t len)
+{
+	if (!plain_ok(s))
+		return refuse_plain(s);
+	if (len == 0) {
+		s->bad++;
+		return reply(s, "-ERR USER needs a name");
+	}
+	if (str_copyb(&s->user, arg, len))
+		return -ENOMEM;
+	s->have_user = 1;
+	return reply(s, "+OK");
+}
+
+/* wait_ms - sleep, resuming after signals */
+static void wait_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* user_key - the per-user failure key: local@domain as vadmin folds it
+ * (so U%Dom and u@dom count as one user), else the name as typed */
+static int user_key(struct str *k, const char *user, size_t ulen)
+{
+	struct str l = STR_INIT, d = STR_INIT;
+	size_t i;
+	int r;
+
+	k->len = 0;
+	if (proto_user(user, ulen, &l, &d) == 0)
+		r = str_catf(k, "user %s@%s", l.s, d.s);
+	else
+		r = str_cats(k, "user ") || str_catb(k, user, ulen) ? -ENOMEM :
+		    0;
+	for (i = 5; r == 0 && i < k->len; i++)
+		if (k->s[i] >= 'A' && k->s[i] <= 'Z')
+			k->s[i] = (char)(k->s[i] - 'A' + 'a');
+	str_free(&l);
+	str_free(&d);
+	return r;
+}
+
+/* touch_grant - POP-before-SMTP: open-smtp/IP, created or its mtime
+ * set to now; no lock, no rewrite of a shared file (SPEC.md step 5) */
+static int touch_grant(struct sess *s)
+{
+	struct str p = STR_INIT;
+	int r = 0, fd;
+
+	if (!*s->ip)
+		return 0;
+	if (str_catf(&p, "%s/open-smtp/%s", s->cfg->root, s->ip)) {
+		str_free(&p);
+		return -ENOMEM;
+	}
+	if (utimensat(AT_FDCWD, p.s, NULL, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno != ENOENT)
+			r = -errno;
+		else if ((fd = open(p.s, O_WRONLY | O_CREAT | O_NOFOLLOW |
+				    O_CLOEXEC | O_NONBLOCK, 0600)) < 0)
+			r = -errno;
+		else
+			close(fd);
+	}
+	str_free(&p);
+	return r;
+}
+
+/* login_failed - count, log, hold back and answer a failed login */
+static int login_failed(struct sess *s, const char *user, size_t ulen)
+{
+	unsigned fi = 0, fu = 0;
+
+	if (proto_failkey_ip(*s->ip ? s->ip : "local", &s->tmp) == 0)
+		fi = fail_add(s->cfg->ft, s->tmp.s, s->tmp.len);
+	if (user_key(&s->tmp2, user, ulen) == 0)
+		fu = fail_add(s->cfg->ft, s->tmp2.s, s->tmp2.len);
+	s->fails++;
+	s->result = "auth failed";
+	slog("auth failed: user=%.*s ip=%s failures: ip %u user %u",
+	     (int)(ulen > 128 ? 128 : ulen), user, *s->ip ? s->ip : "local",
+	     fi, fu);
+	/* before the answer: a guesser cannot go faster than we let it */
+	wait_ms(fail_delay_ms(fi > fu ? fi : fu));
+	if (s->fails >= SESSION_MAXFAIL) {
+		s->done = 1;
+		s->reason = "too many failed logins";
+	}
+	return reply(s, "-ERR [AUTH] authentication failed");
+}
+
+/* login - check a user and password and open the mailbox */
+static int login(struct sess *s, const char *user, size_t ulen,
+		 const char *pass)
+{
+	int r;
+
+	s->have_user = 0;
+	if (str_copyb(&s->tried, user, ulen > 128 ? 128 : ulen))
+		return -ENOMEM;
+	if (s->cfg->ft && *s->ip && proto_failkey_ip(s->ip, &s->tmp) == 0 &&
+	    fail_get(s->cfg->ft, s->tmp.s, s->tmp.len) >= s->cfg->maxfail) {
+		s->done = 1;
+		s->reason = "address refused after too many failed logins";
+		return reply(s, "-ERR [SYS/TEMP] too many failed logins from "
+			     "your address; try again later");
+	}
+	r = auth_check(s->cfg, user, ulen, pass, &s->login);
+	if (r == -EACCES)
+		return login_failed(s, user, ulen);
+	if (r == -EPERM) {
+		s->result = "pop3 disabled";
+		slog("login refused: user=%.*s ip=%s: POP3 disabled for the "
+		     "account", (int)(ulen > 128 ? 128 : ulen), user,
+		     *s->ip ? s->ip : "local");
+		return reply(s, "-ERR [AUTH] POP3 access disabled for this "
+			     "account");
+	}
+	if (r < 0) {
+		slog("cannot check the login of %.*s: %s; run vadmin check",
+		     (int)(ulen > 128 ? 128 : ulen), user, msg_err(r));
+		return reply(s, "-ERR [SYS/TEMP] cannot check logins now; try "
+			     "again later");
+	}
+	r = mbox_open(&s->mb, s->cfg->root, s->login.maildir.s);
+	if (r < 0) {
+		mbox_close(&s->mb);
+		if (r == -EWOULDBLOCK) {
+			s->result = "mailbox in use";
+			return reply(s, "-ERR [IN-USE] the mailbox is in use by "
+				     "another session");
+		}
+		s->result = "mailbox error";
+		slog("cannot open %s/%s for %s: %s", s->cfg->root,
+		     s->login.maildir.s, s->login.addr.s, msg_err(r));
+		return reply(s, "-ERR [SYS/TEMP] cannot open the mailbox; try "
+			     "again later");
+	}
+	s->mb_open = 1;
+	s->state = ST_TRANS;
+	s->result = "login ok";
+	r = touch_grant(s);
+	if (r < 0)
+		slog("cannot touch %s/open-smtp/%s: %s", s->cfg->root, s->ip,
+		     msg_err(r));
+	return replyf(s, "+OK logged in, %zu message%s", s->mb.n,
+		      s->mb.n == 1 ? "" : "s");
+}
+
+/* forget - wipe what held a password */
+static void forget(struct str *sa)
+{
+	if (sa->s)
+		explicit_bzero(sa->s, sa->cap);
+	sa->len = 0;
+}
+
+/* cmd_pass - RFC 1939: the rest of the line is the password, spaces and
+ * all */
+static int cmd_pass(struct sess *s, const char *arg, size_t len)
+{
+	if (!plain_ok(s))
+		return refuse_plain(s);
+	if (!s->have_user)
+		return reply(s, "-ERR USER first");
+	/* arg runs to the end of the line, which is NUL-terminated, and
+	 * holds no NUL (proto_parse refuses control bytes) */
+	(void)len;
+	return login(s, s->user.s, s->user.len, arg);
+}
+
+/* sasl_plain - the decoded PLAIN message */
+static int sasl_plain(struct sess *s, const struct str *msg)
+{
+	struct str user = STR_INIT, pass = STR_INIT;
+	int r = proto_sasl_plain(msg->s, msg->len, &user, &pass);
+
+	if (r == -EPERM)
+		r = reply(s, "-ERR [AUTH] logging in as another user is not "
+			  "supported");
+	else if (r < 0)
+		r = reply(s, "-ERR malformed AUTH PLAIN response");
+	else
+		r = login(s, user.s, user.len, pass.s);
+	forget(&pass);
+	str_free(&pass);
+	str_free(&user);
+	return r;
+}
+
+/* cmd_auth - RFC 5034; PLAIN only, with or without an initial response */
+static int cmd_auth(struct sess *s, const char *arg, size_t len)
+{
+	struct proto_tok t[2];
+	struct str resp = STR_INIT, dec = STR_INIT;
+	size_t n;
+	int r;
+
+	if (proto_split(arg, len, t, 2, &n) < 0) {
+		s->bad++;
+		return reply(s, "-ERR too many arguments");
+	}
+	if (n == 0) {
+		/* the pre-RFC 5034 listing some clients still ask for */
+		return conn_puts(&s->c, plain_ok(s) ? "+OK\r\nPLAIN\r\n.\r\n" :
+				 "+OK\r\n.\r\n");
+	}
+	if (t[0].len != 5 || strncasecmp(t[0].s, "PLAIN", 5))
+		return reply(s, "-ERR unsupported authentication mechanism");
+	if (!plain_ok(s))
+		return refuse_plain(s);
+	if (n == 2) {
+		r = str_copyb(&resp, t[1].s, t[1].len);
+	} else {
+		r = reply(s, "+ ");
+		if (r == 0)
+			r = conn_line(&s->c, POP3_SASL_MAX, &resp);
+		if (r == -E2BIG) {
+			r = reply(s, "-ERR line too long");
+			goto out;
+		}
+		if (r == -ETIMEDOUT) {
+			s->reason = "timeout";
+			s->done = 1;
+			r = reply(s, "-ERR disconnected for inactivity");
+			goto out;
+		}
+	}
+	if (r < 0)
+		goto out;
+	if (resp.len == 1 && resp.s[0] == '*') {
+		r = reply(s, "-ERR authentication cancelled");
+		goto out;
+	}
+	if (resp.len == 1 && resp.s[0] == '=')
+		resp.len = 0;
+	if (proto_b64_decode(resp.s ? resp.s : "", resp.len, &dec) < 0)
+		r = reply(s, "-ERR invalid base64 in the AUTH response");
+	else
+		r = sasl_plain(s, &dec);
+out:
+	forget(&resp);
+	forget(&dec);
+	str_free(&resp);
+	str_free(&dec);
+	return r;
+}
+
+/* cmd_stls - RFC 2595 */
+static int cmd_stls(struct sess *s, const char *arg, size_t len)
+{
+	int r;
+
+	(void)arg;
+	if (no_args(s, len))
+		return 0;
+	if (s->c.ssl)
+		return reply(s, "-ERR TLS is already on");
+	if (!s->cfg->tls)
+		return reply(s, "-ERR TLS is not available here");
+	r = reply(s, "+OK begin TLS negotiation");
+	if (r == 0)
+		r = conn_tls(&s->c, s->cfg->tls);
+	if (r < 0) {
+		s->done = 1;
+		s->reason = "TLS handshake failed";
+		return 0;
+	}
+	/* RFC 2595: forget everything said in the clear */
+	s->have_user = 0;
+	forget(&s->user);
+	return 0;
+}
+
+/* cmd_quit - end the session; in TRANSACTION, the deletions happen now */
+static int cmd_quit(struct sess *s, const char *arg, size_t len)
+{
+	sigset_t all, old;
+	size_t gone = 0;
+	int r;
+
+	(void)arg;
+	if (no_args(s, len))
+		return 0;
+	s->done = 1;
+	s->reason = "quit";
+	if (s->state != ST_TRANS)
+		return reply(s, "+OK bye");
+	/* a SIGTERM from the supervisor waits until the files are gone and
+	 * maildirsize says so */
+	sigemptyset(&all);
+	sigaddset(&all, SIGTERM);
+	sigaddset(&all, SIGINT);
+	sigaddset(&all, SIGHUP);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	r = mbox_commit(&s->mb, &gone);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	s->ndele = gone;
+	if (r < 0) {
+		slog("%s: deleting messages: %s", s->login.addr.s, msg_err(r));
+		return replyf(s, "-ERR [SYS/TEMP] some deleted messages not "
+			      "removed (%zu removed)", gone);
+	}
+	return replyf(s, "+OK bye, %zu message%s deleted", gone,
+		      gone == 1 ? "" : "s");
+}
+
+/* cmd_stat - count and size of the messages not marked deleted */
+static int cmd_stat(struct sess *s, const char *arg, size_t len)
+{
+	uint64_t total = 0;
+	size_t i, n = 0;
+	int r;
+
+	(void)arg;
+	if (no_args(s, len))
+		return 0;
+	r = mbox_sizes(&s->mb);
+	if (r < 0)
+		return r;
+	for (i = 0; i < s->mb.n; i++)
+		if (!(s->mb.m[i].flags & MSG_DELETED)) {
+			total += s->mb.m[i].octets;
+			n++;
+		}
+	return replyf(s, "+OK %zu %llu", n, (unsigned long long)total);
+}
+
+/* scan_listing - LIST and UIDL: one message, or all not deleted */
+static int scan_listing(struct sess *s, const char *arg, size_t len,
+			int uidl)
+{
+	struct proto_tok t[1];
+	const char *name;
+	size_t n, i, nlen;
+	uint64_t sz;
+	int r;
+
+	if (proto_split(arg, len, t, 1, &n) < 0) {
+		s->bad++;
+		return reply(s, "-ERR too many arguments");
+	}
+	if (n == 1) {
+		if (msgarg(s, &t[0], &i) < 0)
+			return 0;
+		if (uidl) {
+			mbox_name(&s->mb, i, &name, &nlen);
+			r = proto_uidl(name, nlen, &s->tmp2);
+			return r ? r : replyf(s, "+OK %zu %s", i + 1, s->tmp2.s);
+		}
+		(void)mbox_octets(&s->mb, i, &sz);
+		return replyf(s, "+OK %zu %llu", i + 1, (unsigned long long)sz);
+	}
+	if (!uidl && (r = mbox_sizes(&s->mb)) < 0)
+		return r;
+	r = reply(s, uidl ? "+OK unique-id listing follows" :
+		  "+OK scan listing follows");
+	for (i = 0; r == 0 && i < s->mb.n; i++) {
+		if (s->mb.m[i].flags & MSG_DELETED)
+			continue;
+		s->tmp.len = 0;
+		if (uidl) {
+			mbox_name(&s->mb, i, &name, &nlen);
+			r = proto_uidl(name, nlen, &s->tmp2);
+			if (r == 0)
+				r = str_catf(&s->tmp, "%zu %s\r\n", i + 1,
+					     s->tmp2.s);
+		} else {
+			r = str_catf(&s->tmp, "%zu %llu\r\n", i + 1,
+				     (unsigned long long)s->mb.m[i].octets);
+		}
+		if (r == 0)
+			r = conn_put(&s->c, s->tmp.s, s->tmp.len);
+	}
+	return r ? r : reply(s, ".");
+}
+
+/* cmd_list - RFC 1939 LIST [msg] */
+static int cmd_list(struct sess *s, const char *arg, size_t len)
+{
+	return scan_listing(s, arg, len, 0);
+}
+
+/* cmd_uidl - RFC 1939 UIDL [msg] */
+static int cmd_uidl(struct sess *s, const char *arg, size_t len)
+{
+	return scan_listing(s, arg, len, 1);
+}
+
+/* send_msg - message i, whole or its header and `lines` body lines,
+ * converted on the way (CRLF, byte-stuffing). Once +OK is out, an error
+ * can no longer be told to the client: the session is ended instead, so
+ * that a truncated message is never taken for a whole one. */
+static int send_msg(struct sess *s, size_t i, int top, unsigned long lines)
+{
+	struct xfer x;
+	int fd = mbox_msgfd(&s->mb, i), r;
+	ssize_t n;
+
+	if (fd < 0) {
+		if (fd == -ENOENT)
+			return replyf(s, "-ERR message %zu was removed by another "
+				      "program", i + 1);
+		slog("%s: cannot read message %zu: %s", s->login.addr.s, i + 1,
+		     msg_err(fd));
+		return replyf(s, "-ERR cannot read message %zu", i + 1);
+	}
+	if (top)
+		r = reply(s, "+OK top of message follows");
+	else if (s->mb.m[i].flags & MSG_OCTETS)
+		r = replyf(s, "+OK %llu octets",
+			   (unsigned long long)s->mb.m[i].octets);
+	else
+		r = reply(s, "+OK message follows");
+	xfer_init(&x, top, lines);
+	while (r == 0 && !x.done) {
+		n = read(fd, s->buf, SEND_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : 0;
+			break;
+		}
+		if (xfer_run(&x, s->buf, (size_t)n, &s->c.out) < (size_t)n &&
+		    !x.done)
+			r = -ENOMEM;
+		if (r == 0 && s->c.out.len >= SEND_CHUNK)
+			r = conn_flush(&s->c);
+	}
+	close(fd);
+	if (r == 0)
+		r = xfer_end(&x, &s->c.out);
+	if (r < 0) {
+		s->done = 1;
+		s->reason = s->c.dead ? "disconnected during a transfer" :
+			    "read error during a transfer";
+		if (!s->c.dead)
+			slog("%s: reading message %zu: %s", s->login.addr.s,
+			     i + 1, msg_err(r));
+		return 0;
+	}
+	if (!top) {
+		s->mb.m[i].octets = x.octets;
+		s->mb.m[i].flags |= MSG_OCTETS;
+		s->nretr++;
+	}
+	s->sent += x.octets;
+	return 0;
+}
+
+/* cmd_retr - RFC 1939 RETR msg */
+static int cmd_retr(struct sess *s, const char *arg, size_t len)
+{
+	struct proto_tok t[1];
+	size_t n, i;
+
+	if (proto_split(arg, len, t, 1, &n) < 0 || n != 1) {
+		s->bad++;
+		return reply(s, "-ERR RETR takes one message number");
+	}
+	if (msgarg(s, &t[0], &i) < 0)
+		return 0;
+	return send_msg(s, i, 0, 0);
+}
+
+/* cmd_top - RFC 1939 TOP msg n */
+static int cmd_top(struct sess *s, const char *arg, size_t len)
+{
+	struct proto_tok t[2];
+	unsigned long lines;
+	size_t n, i;
+	int r;
+
+	if (proto_split(arg, len, t, 2, &n) < 0 || n != 2) {
+		s->bad++;
+		return reply(s, "-ERR TOP takes a message number and a line "
+			     "count");
+	}
+	if (msgarg(s, &t[0], &i) < 0)
+		return 0;
+	r = proto_num(t[1].s, t[1].len, &lines);
+	if (r == -EINVAL) {
+		s->bad++;
+		return reply(s, "-ERR invalid line count");
+	}
+	/* a count too big for a number means the whole body */
+	if (r == -ERANGE)
+		lines = (unsigned long)-1;
+	return send_msg(s, i, 1, lines);
+}
+
+/* cmd_dele - RFC 1939 DELE msg: only marked; removed at QUIT */
+static int cmd_dele(struct sess *s, const char *arg, size_t len)
+{
+	struct proto_tok t[1];
+	size_t n, i;
+
+	if (proto_split(arg, len, t, 1, &n) < 0 || n != 1) {
+		s->bad++;
+		return reply(s, "-ERR DELE takes one message number");
+	}
+	if (msgarg(s, &t[0], &i) < 0)
+		return 0;
+	s->mb.m[i].flags |= MSG_DELETED;
+	return replyf(s, "+OK message %zu deleted", i + 1);
+}
+
+/* cmd_noop - RFC 1939 NOOP */
+static int cmd_noop(struct sess *s, const char *arg, size_t len)
+{
+	(void)arg;
+	if (no_args(s, len))
+		return 0;
+	return reply(s, "+OK");
+}
+
+/* cmd_rset - RFC 1939 RSET: unmark every deletion */
+static int cmd_rset(struct sess *s, const char *arg, size_t len)
+{
+	size_t i;
+
+	(void)arg;
+	if (no_args(s, len))
+		return 0;
+	for (i = 0; i < s->mb.n; i++)
+		s->mb.m[i].flags &= (uint16_t)~MSG_DELETED;
+	return replyf(s, "+OK maildrop has %zu message%s", s->mb.n,
+		      s->mb.n == 1 ? "" : "s");
+}
+
+static const struct cmd cmds[] = {
+	{"CAPA", cmd_capa, ST_AUTH | ST_TRANS},
+	{"USER", cmd_user, ST_AUTH},
+	{"PASS", cmd_pass, ST_AUTH},
+	{"AUTH", cmd_auth, ST_AUTH},
+	{"STLS", cmd_stls, ST_AUTH},
+	{"QUIT", cmd_quit, ST_AUTH | ST_TRANS},
+	{"STAT", cmd_stat, ST_TRANS},
+	{"LIST", cmd_list, ST_TRANS},
+	{"RETR", cmd_retr, ST_TRANS},
+	{"DELE", cmd_dele, ST_TRANS},
+	{"NOOP", cmd_noop, ST_TRANS},
+	{"RSET", cmd_rset, ST_TRANS},
+	{"TOP", cmd_top, ST_TRANS},
+	{"UIDL", cmd_uidl, ST_TRANS},
+};
+
+/* lookup - the table entry of a keyword (upper case), or NULL */
+static const struct cmd *lookup(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+/* session_lookup - for tests: 1 valid in state, -1 known but not valid
+ * in state, 0 unknown */
+int session_lookup(const char *name, int state)
+{
+	const struct cmd *c = lookup(name);
+
+	return !c ? 0 : (c->states & state) ? 1 : -1;
+}
+
+/* dispatch - one command line */
+static int dispatch(struct sess *s)
+{
+	struct pop3_line pl;
+	const struct cmd *c;
+	int r = proto_parse(s->line.s, s->line.len, &pl);
+
+	if (r == -EILSEQ) {
+		s->bad++;
+		return reply(s, "-ERR control characters in the command line");
+	}
+	c = r < 0 ? NULL : lookup(pl.name);
+	if (!c) {
+		s->bad++;
+		return reply(s, "-ERR unknown command");
+	}
+	if (!(c->states & s->state)) {
+		s->bad++;
+		return reply(s, "-ERR command not valid in this state");
+	}
+	r = c->fn(s, pl.arg, pl.arglen);
+	if (c->fn == cmd_pass || c->fn == cmd_auth)
+		forget(&s->line);
+	return r;
+}
+
+/* session_run - a whole session on rfd/wfd; tls: start TLS at once
+ * (pop3s). *ended (when not NULL) is set before the last reply goes out:
+ * from then on the parent no longer counts this session against the
+ * limits. Returns 0; everything worth knowing is in the log line. */
+int session_run(const struct cfg *cfg, int rfd, int wfd, const char *ip,
+		int tls, int *ended)
+{
+	struct sess s;
+	int r = 0;
+
+	memset(&s, 0, sizeof s);
+	s.cfg = cfg;
+	s.ip = ip;
+	s.loopback = !*ip || proto_loopback(ip);
+	s.state = ST_AUTH;
+	s.result = "no login";
+	s.reason = "disconnected";
+	conn_init(&s.c, rfd, wfd, cfg->timeout);
+	s.buf = malloc(SEND_CHUNK);
+	if (!s.buf) {
+		s.reason = "out of memory";
+		goto out;
+	}
+	if (tls && conn_tls(&s.c, cfg->tls) < 0) {
+		s.reason = "TLS handshake failed";
+		goto out;
+	}
+	r = replyf(&s, "+OK %s POP3 ready", cfg->me.s);
+	while (r == 0 && !s.done) {
+		r = conn_line(&s.c, POP3_LINE_MAX, &s.line);
+		if (r == -E2BIG) {
+			s.bad++;
+			r = reply(&s, "-ERR line too long");
+		} else if (r == -ETIMEDOUT) {
+			s.reason = "timeout";
+			(void)reply(&s, "-ERR disconnected for inactivity");
+			break;
+		} else if (r == 0) {
+			r = dispatch(&s);
+		}
+		if (r == 0 && s.bad >= SESSION_MAXBAD) {
+			s.done = 1;
+			s.reason = "too many bad commands";
+			r = reply(&s, "-ERR too many bad commands; bye");
+		}
+	}
+	if (r == -ENOMEM)
+		s.reason = "out of memory";
+	/* the lock goes and the parent stops counting us before the last
+	 * reply: a client that logs in again the moment it has read
+	 * "+OK bye" must find the mailbox free */
+	if (s.mb_open) {
+		mbox_close(&s.mb);
+		s.mb_open = 0;
+	}
+	if (ended)
+		__atomic_store_n(ended, 1, __ATOMIC_RELEASE);
+	(void)conn_flush(&s.c);
+out:
+	if (ended)
+		__atomic_store_n(ended, 1, __ATOMIC_RELEASE);
+	slog("session end: ip=%s user=%s tls=%s result=%s retr=%lu dele=%zu "
+	     "octets=%llu reason=%s", *ip ? ip : "local",
+	     s.login.addr.len ? s.login.addr.s : s.tried.len ? s.tried.s : "-",
+	     s.c.ssl ? "yes" : "no", s.result, s.nretr, s.ndele,
+	     (unsigned long long)s.sent, s.reason);
+	if (s.mb_open)
+		mbox_close(&s.mb);
+	conn_free(&s.c);
+	login_free(&s.login);
+	forget(&s.user);
+	forget(&s.line);
+	forget(&s.tmp);
+	forget(&s.tmp2);
+	str_free(&s.user);
+	str_free(&s.tried);
+	str_free(&s.line);
+	str_free(&s.tmp);
+	str_free(&s.tmp2);
+	free(s.buf);
+	return 0;
+}

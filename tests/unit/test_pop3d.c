@@ -1,0 +1,748 @@
+/*
+ * NAME
+ *	test_pop3d - unit tests of pop3d's parsers and building blocks
+ *
+ * SYNOPSIS
+ *	test_pop3d
+ *
+ * DESCRIPTION
+ *	Drives pop3d/proto.c (command lines, numbers, base64, AUTH PLAIN,
+ *	user names, UIDLs and sizes from Maildir names, listen lines,
+ *	addresses, the plaintext-login rule, the RETR/TOP converter), the
+ *	command table of session.c, the bounded line reader of conn.c over
+ *	a pipe, the failure counters of fail.c and the Maildir handling of
+ *	mbox.c in a scratch directory. Prints one line per check, "ok NAME"
+ *	or "FAIL NAME: why" (tests/run.py), and exits 1 if any failed.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsx.h"
+#include "../../pop3d/pop3d.h"
+#include "tinytest.h"
+
+static char scratch[] = "/tmp/facteur-pop3d-XXXXXX";
+
+/* test_parse - keyword and argument of a command line */
+static void test_parse(void)
+{
+	static const struct {
+		const char *line;
+		int rc;
+		const char *name, *arg;
+	} cases[] = {
+		{"QUIT", 0, "QUIT", ""},
+		{"quit", 0, "QUIT", ""},
+		{"RetR 1", 0, "RETR", "1"},
+		{"TOP 1 10", 0, "TOP", "1 10"},
+		{"PASS a b  c ", 0, "PASS", "a b  c "},
+		{"USER ", 0, "USER", ""},
+		{"X", 0, "X", ""},
+		{"", -EINVAL, NULL, NULL},
+		{" QUIT", -EINVAL, NULL, NULL},
+		{"CAPAB", -EINVAL, NULL, NULL},
+		{"CAPABILITY", -EINVAL, NULL, NULL},
+		{"RE7R 1", -EINVAL, NULL, NULL},
+		{"R\xc3\xa9TR", -EINVAL, NULL, NULL},
+		{"PASS a\tb", -EILSEQ, NULL, NULL},
+		{"PASS \x7f", -EILSEQ, NULL, NULL},
+		{"STAT\r", -EILSEQ, NULL, NULL},
+	};
+	struct pop3_line pl;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int got_rc = proto_parse(cases[i].line, strlen(cases[i].line),
+					 &pl);
+
+		CHECK_INT(tt_name("parse_%zu_rc", i), got_rc, cases[i].rc);
+		if (cases[i].rc == 0 && got_rc == 0) {
+			CHECK_STR(tt_name("parse_%zu_name", i), pl.name,
+				  cases[i].name);
+			CHECK_MEM(tt_name("parse_%zu_arg", i), pl.arg, pl.arglen,
+				  cases[i].arg, strlen(cases[i].arg));
+		}
+	}
+	/* a NUL inside: lengths, not C strings, rule */
+	CHECK_INT("parse_nul", proto_parse("PASS a\0b", 8, &pl), -EILSEQ);
+}
+
+/* test_split_num - argument tokens and message numbers */
+static void test_split_num(void)
+{
+	struct proto_tok t[2];
+	unsigned long v = 7;
+	size_t n = 9;
+
+	CHECK_INT("split_empty", proto_split("", 0, t, 2, &n), 0);
+	CHECK_INT("split_empty_n", n, 0);
+	CHECK_INT("split_spaces", proto_split("  ", 2, t, 2, &n), 0);
+	CHECK_INT("split_spaces_n", n, 0);
+	CHECK_INT("split_two", proto_split("1  20 ", 6, t, 2, &n), 0);
+	CHECK_INT("split_two_n", n, 2);
+	CHECK_MEM("split_two_0", t[0].s, t[0].len, "1", 1);
+	CHECK_MEM("split_two_1", t[1].s, t[1].len, "20", 2);
+	CHECK_INT("split_three", proto_split("1 2 3", 5, t, 2, &n), -E2BIG);
+
+	CHECK_INT("num_1", proto_num("1", 1, &v), 0);
+	CHECK_U64("num_1_v", v, 1);
+	CHECK_INT("num_0", proto_num("0", 1, &v), 0);
+	CHECK_U64("num_0_v", v, 0);
+	CHECK_INT("num_lead0", proto_num("007", 3, &v), 0);
+	CHECK_U64("num_lead0_v", v, 7);
+	CHECK_INT("num_empty", proto_num("", 0, &v), -EINVAL);
+	CHECK_INT("num_neg", proto_num("-1", 2, &v), -EINVAL);
+	CHECK_INT("num_plus", proto_num("+1", 2, &v), -EINVAL);
+	CHECK_INT("num_alpha", proto_num("1a", 2, &v), -EINVAL);
+	CHECK_INT("num_hex", proto_num("0x10", 4, &v), -EINVAL);
+	CHECK_INT("num_max", proto_num("18446744073709551615", 20, &v), 0);
+	CHECK_U64("num_max_v", v, ULONG_MAX);
+	CHECK_INT("num_overflow", proto_num("18446744073709551616", 20, &v),
+		  -ERANGE);
+	CHECK_INT("num_huge", proto_num("99999999999999999999999", 23, &v),
+		  -ERANGE);
+}
+
+/* test_b64 - RFC 4648 section 10 and what a strict decoder refuses */
+static void test_b64(void)
+{
+	static const char *const plain[] = {"", "f", "fo", "foo", "foob",
+					    "fooba", "foobar"};
+	static const char *const coded[] = {"", "Zg==", "Zm8=", "Zm9v",
+					    "Zm9vYg==", "Zm9vYmE=",
+					    "Zm9vYmFy"};
+	static const char *const bad[] = {"Zg", "Zg=", "Z===", "Zm9v=",
+					  "Zh==", "Zm9=", "Zm 9v", "Zm9v\n",
+					  "=Zg=", "Zg==Zg==", "Zm-v", "****"};
+	struct str s = STR_INIT;
+	size_t i;
+
+	for (i = 0; i < 7; i++) {
+		CHECK_INT(tt_name("b64_dec_%zu", i),
+			  proto_b64_decode(coded[i], strlen(coded[i]), &s), 0);
+		CHECK_MEM(tt_name("b64_dec_%zu_v", i), s.s, s.len, plain[i],
+			  strlen(plain[i]));
+		CHECK_INT(tt_name("b64_enc_%zu", i),
+			  proto_b64_encode(plain[i], strlen(plain[i]), &s), 0);
+		CHECK_MEM(tt_name("b64_enc_%zu_v", i), s.s, s.len, coded[i],
+			  strlen(coded[i]));
+	}
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK_INT(tt_name("b64_bad_%zu", i),
+			  proto_b64_decode(bad[i], strlen(bad[i]), &s), -EINVAL);
+	CHECK_INT("b64_binary", proto_b64_decode("AHUAcA==", 8, &s), 0);
+	CHECK_MEM("b64_binary_v", s.s, s.len, "\0u\0p", 4);
+	str_free(&s);
+}
+
+/* test_sasl - AUTH PLAIN messages */
+static void test_sasl(void)
+{
+	struct str u = STR_INIT, p = STR_INIT;
+
+	CHECK_INT("sasl_ok", proto_sasl_plain("\0u@d\0pw", 7, &u, &p), 0);
+	CHECK_STR("sasl_ok_user", u.s, "u@d");
+	CHECK_STR("sasl_ok_pass", p.s, "pw");
+	CHECK_INT("sasl_authzid_same",
+		  proto_sasl_plain("u@d\0u@d\0pw", 10, &u, &p), 0);
+	CHECK_INT("sasl_authzid_other",
+		  proto_sasl_plain("x@d\0u@d\0pw", 10, &u, &p), -EPERM);
+	CHECK_INT("sasl_empty_pass", proto_sasl_plain("\0u@d\0", 5, &u, &p),
+		  0);
+	CHECK_STR("sasl_empty_pass_v", p.s, "");
+	CHECK_INT("sasl_one_nul", proto_sasl_plain("u@d\0pw", 6, &u, &p),
+		  -EINVAL);
+	CHECK_INT("sasl_no_nul", proto_sasl_plain("u@d", 3, &u, &p), -EINVAL);
+	CHECK_INT("sasl_three_nul",
+		  proto_sasl_plain("\0u@d\0pw\0x", 9, &u, &p), -EINVAL);
+	CHECK_INT("sasl_no_user", proto_sasl_plain("\0\0pw", 4, &u, &p),
+		  -EINVAL);
+	CHECK_INT("sasl_empty", proto_sasl_plain("", 0, &u, &p), -EINVAL);
+	str_free(&u);
+	str_free(&p);
+}
+
+/* test_user - USER's name: @ or %, folded, checked */
+static void test_user(void)
+{
+	static const struct {
+		const char *in;
+		int rc;
+		const char *local, *domain;
+	} cases[] = {
+		{"u@ex.test", 0, "u", "ex.test"},
+		{"First.Last@Ex.TEST", 0, "first.last", "ex.test"},
+		{"u%ex.test", 0, "u", "ex.test"},
+		{"a%b@ex.test", 0, "a%b", "ex.test"},
+		{"u@", -EINVAL, NULL, NULL},
+		{"@ex.test", -EINVAL, NULL, NULL},
+		{"u", -EINVAL, NULL, NULL},
+		{"u@ex..test", -EINVAL, NULL, NULL},
+		{"../x@ex.test", -EINVAL, NULL, NULL},
+		{"u/x@ex.test", -EINVAL, NULL, NULL},
+		{"u@ex/test", -EINVAL, NULL, NULL},
+		{"u@@ex.test", -EINVAL, NULL, NULL},
+	};
+	struct str l = STR_INIT, d = STR_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int got = proto_user(cases[i].in, strlen(cases[i].in), &l, &d);
+
+		CHECK_INT(tt_name("user_%zu", i), got, cases[i].rc);
+		if (got == 0 && cases[i].rc == 0) {
+			CHECK_STR(tt_name("user_%zu_local", i), l.s,
+				  cases[i].local);
+			CHECK_STR(tt_name("user_%zu_domain", i), d.s,
+				  cases[i].domain);
+		}
+	}
+	str_free(&l);
+	str_free(&d);
+}
+
+/* uidl_ok - the RFC 1939 shape of a UIDL */
+static int uidl_ok(const struct str *u)
+{
+	size_t i;
+
+	if (u->len < 1 || u->len > 70)
+		return 0;
+	for (i = 0; i < u->len; i++)
+		if ((unsigned char)u->s[i] < 0x21 ||
+		    (unsigned char)u->s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* test_uidl - stable across new/ -> cur/ and flag changes, always valid */
+static void test_uidl(void)
+{
+	const char *base = "1700000000.M123P456.mx.example,S=4096";
+	struct str a = STR_INIT, b = STR_INIT, c = STR_INIT;
+	char longname[200];
+
+	proto_uidl(base, strlen(base), &a);
+	CHECK_STR("uidl_plain", a.s, base);
+	proto_uidl("1700000000.M123P456.mx.example,S=4096:2,", 40, &b);
+	CHECK_STR("uidl_after_move", b.s, a.s);
+	proto_uidl("1700000000.M123P456.mx.example,S=4096:2,RS", 42, &b);
+	CHECK_STR("uidl_after_flags", b.s, a.s);
+
+	memset(longname, 'a', sizeof longname);
+	proto_uidl(longname, 70, &a);
+	CHECK_INT("uidl_70_kept", a.len, 70);
+	proto_uidl(longname, 71, &a);
+	CHECK(tt_name("uidl_71_hashed"), a.len == 33 && a.s[0] == '~' &&
+	      uidl_ok(&a));
+	proto_uidl(longname, 72, &b);
+	CHECK("uidl_long_distinct", !str_eqs(&a, b.s));
+	memcpy(longname + 150, ":2,S", 4);
+	proto_uidl(longname, 154, &c);
+	proto_uidl(longname, 150, &b);
+	CHECK_STR("uidl_long_flags", c.s, b.s);
+
+	proto_uidl("a b", 3, &a);
+	CHECK("uidl_space_hashed", a.s[0] == '~' && uidl_ok(&a));
+	proto_uidl("a\xe9", 2, &a);
+	CHECK("uidl_8bit_hashed", a.s[0] == '~' && uidl_ok(&a));
+	proto_uidl("~x", 2, &a);
+	CHECK("uidl_tilde_hashed", a.len == 33 && uidl_ok(&a));
+	proto_uidl(":2,", 3, &a);
+	CHECK("uidl_empty_base", a.s[0] == '~' && uidl_ok(&a));
+	proto_uidl("a\x7f", 2, &a);
+	proto_uidl("a\x7e", 2, &b);
+	CHECK("uidl_del_hashed", a.s[0] == '~' && str_eqs(&b, "a~"));
+	str_free(&a);
+	str_free(&b);
+	str_free(&c);
+}
+
+/* test_name_size - ,S= and ,W= in a Maildir name */
+static void test_name_size(void)
+{
+	static const struct {
+		const char *name;
+		char field;
+		int rc;
+		uint64_t v;
+	} cases[] = {
+		{"1.M1P1.h,S=123", 'S', 0, 123},
+		{"1.M1P1.h,S=123,W=130:2,S", 'W', 0, 130},
+		{"1.M1P1.h,S=123,W=130:2,S", 'S', 0, 123},
+		{"1.M1P1.h,W=130", 'S', -ENOENT, 0},
+		{"1.M1P1.h:2,S=5", 'S', -ENOENT, 0},
+		{"1.M1P1.h,S=", 'S', -ENOENT, 0},
+		{"1.M1P1.h,S=12x", 'S', -ENOENT, 0},
+		{"1.M1P1.h,S=12x,S=7", 'S', 0, 7},
+		{"1.M1P1.h,S=99999999999999999999999", 'S', -ENOENT, 0},
+		{"S=5", 'S', -ENOENT, 0},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		uint64_t v = 0;
+		int got = proto_name_size(cases[i].name, strlen(cases[i].name),
+					  cases[i].field, &v);
+
+		CHECK_INT(tt_name("name_size_%zu", i), got, cases[i].rc);
+		if (got == 0)
+			CHECK_U64(tt_name("name_size_%zu_v", i), v, cases[i].v);
+	}
+}
+
+/* test_addr - listen lines, peer addresses, loopback, failure keys and
+ * the plaintext rule */
+static void test_addr(void)
+{
+	static const char *const bad[] = {"", "127.0.0.1", "127.0.0.1:",
+					  "127.0.0.1:0", "127.0.0.1:65536",
+					  "::1:110", "[::1]110", "[::1:110",
+					  "host:110", "1.2.3:110", "[1.2.3.4]:110",
+					  "127.0.0.1:11a", ":110"};
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 s6;
+	struct str k = STR_INIT;
+	socklen_t len;
+	char ip[POP3_IP_MAX];
+	size_t i;
+	int t, l, p;
+
+	CHECK_INT("listen_v4", proto_listen("127.0.0.1:2110", &ss, &len), 0);
+	CHECK(tt_name("listen_v4_fam"), ss.ss_family == AF_INET &&
+	      len == sizeof(struct sockaddr_in) &&
+	      ntohs(((struct sockaddr_in *)&ss)->sin_port) == 2110);
+	CHECK_INT("listen_v6", proto_listen("[::]:995", &ss, &len), 0);
+	CHECK(tt_name("listen_v6_fam"), ss.ss_family == AF_INET6 &&
+	      ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) == 995);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK_INT(tt_name("listen_bad_%zu", i),
+			  proto_listen(bad[i], &ss, &len), -EINVAL);
+
+	memset(&s6, 0, sizeof s6);
+	s6.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "::ffff:192.0.2.7", &s6.sin6_addr);
+	CHECK_INT("ipstr_mapped", proto_ipstr((struct sockaddr *)&s6,
+					      sizeof s6, ip, sizeof ip), 0);
+	CHECK_STR("ipstr_mapped_v", ip, "192.0.2.7");
+	inet_pton(AF_INET6, "2001:db8::1", &s6.sin6_addr);
+	proto_ipstr((struct sockaddr *)&s6, sizeof s6, ip, sizeof ip);
+	CHECK_STR("ipstr_v6", ip, "2001:db8::1");
+
+	CHECK_INT("loopback_127_1", proto_loopback("127.0.0.1"), 1);
+	CHECK_INT("loopback_127_x", proto_loopback("127.200.3.4"), 1);
+	CHECK_INT("loopback_v6", proto_loopback("::1"), 1);
+	CHECK_INT("loopback_10", proto_loopback("10.0.0.1"), 0);
+	CHECK_INT("loopback_128", proto_loopback("128.0.0.1"), 0);
+	CHECK_INT("loopback_v6_other", proto_loopback("::2"), 0);
+	CHECK_INT("loopback_junk", proto_loopback("127.0.0.1x"), 0);
+
+	proto_failkey_ip("192.0.2.7", &k);
+	CHECK_STR("failkey_v4", k.s, "ip 192.0.2.7");
+	proto_failkey_ip("2001:db8:1:2:3:4:5:6", &k);
+	CHECK_STR("failkey_v6_64", k.s, "ip 2001:db8:1:2::/64");
+	str_free(&k);
+
+	/* SPEC.md step 5: only under TLS or from loopback, unless
+	 * pop3plaintext says 1 */
+	for (t = 0; t < 2; t++)
+		for (l = 0; l < 2; l++)
+			for (p = 0; p < 2; p++)
+				CHECK_INT(tt_name("plain_ok_tls%d_lo%d_set%d", t,
+						  l, p), proto_plain_ok(t, l, p),
+					  t || l || p);
+}
+
+/* test_natcmp - arrival order of Maildir names */
+static void test_natcmp(void)
+{
+	static const char *const sorted[] = {
+		"999999999.M1P1.h", "1700000000.M2P1.h", "1700000000.M10P1.h",
+		"1700000000.M10P2.h", "1700000001.M1P1.h", "1700000001.M1P1.h2",
+		"a", "b",
+	};
+	size_t i, j, n = sizeof sorted / sizeof sorted[0];
+	int bad = 0;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < n; j++) {
+			int c = proto_natcmp(sorted[i], strlen(sorted[i]),
+					     sorted[j], strlen(sorted[j]));
+			int want = i < j ? -1 : i > j;
+
+			if ((c < 0 ? -1 : c > 0) != want)
+				bad++;
+		}
+	CHECK_INT("natcmp_order", bad, 0);
+	CHECK("natcmp_leading_zero", proto_natcmp("a01", 3, "a1", 2) != 0);
+}
+
+/* run_xfer - convert whole or byte by byte */
+static void run_xfer(const char *in, size_t n, int top, unsigned long lines,
+		     int bytewise, struct str *out, uint64_t *octets)
+{
+	struct xfer x;
+	size_t i;
+
+	out->len = 0;
+	xfer_init(&x, top, lines);
+	if (bytewise) {
+		for (i = 0; i < n && !x.done; i++)
+			xfer_run(&x, in + i, 1, out);
+	} else {
+		xfer_run(&x, in, n, out);
+	}
+	xfer_end(&x, out);
+	*octets = x.octets;
+}
+
+/* test_xfer - RETR and TOP on the wire: CRLF, dot-stuffing, the header */
+static void test_xfer(void)
+{
+	static const struct {
+		const char *in;
+		int top;
+		unsigned long lines;
+		const char *want;
+		uint64_t octets;
+	} cases[] = {
+		{"", 0, 0, ".\r\n", 0},
+		{"a\n", 0, 0, "a\r\n.\r\n", 3},
+		{"a\r\n", 0, 0, "a\r\n.\r\n", 3},
+		{"a", 0, 0, "a\r\n.\r\n", 1},
+		{"a\r", 0, 0, "a\r\n.\r\n", 2},
+		{"S: x\n\n.\n..x\nb.\n", 0, 0,
+		 "S: x\r\n\r\n..\r\n...x\r\nb.\r\n.\r\n", 20},
+		{".\r\n", 0, 0, "..\r\n.\r\n", 3},
+		{"a\rb\n", 0, 0, "a\rb\r\n.\r\n", 5},
+		{"H: 1\nH: 2\n\nb1\nb2\nb3\n", 1, 0, "H: 1\r\nH: 2\r\n\r\n.\r\n",
+		 0},
+		{"H: 1\nH: 2\n\nb1\nb2\nb3\n", 1, 1,
+		 "H: 1\r\nH: 2\r\n\r\nb1\r\n.\r\n", 0},
+		{"H: 1\r\n\r\nb1\r\n.b2\r\nb3\r\n", 1, 2,
+		 "H: 1\r\n\r\nb1\r\n..b2\r\n.\r\n", 0},
+		{"H: 1\nH: 2\n\nb1\n", 1, 99, "H: 1\r\nH: 2\r\n\r\nb1\r\n.\r\n",
+		 0},
+		{"H: 1\nH: 2\n", 1, 0, "H: 1\r\nH: 2\r\n.\r\n", 0},
+		{"H: 1\n\r\nb1\n", 1, 0, "H: 1\r\n\r\n.\r\n", 0},
+	};
+	struct str a = STR_INIT, b = STR_INIT;
+	uint64_t oa = 0, ob = 0;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t n = strlen(cases[i].in);
+
+		run_xfer(cases[i].in, n, cases[i].top, cases[i].lines, 0, &a,
+			 &oa);
+		run_xfer(cases[i].in, n, cases[i].top, cases[i].lines, 1, &b,
+			 &ob);
+		CHECK_MEM(tt_name("xfer_%zu", i), a.s, a.len, cases[i].want,
+			  strlen(cases[i].want));
+		CHECK_MEM(tt_name("xfer_%zu_bytewise", i), b.s, b.len, a.s,
+			  a.len);
+		if (!cases[i].top) {
+			int cr = 0;
+
+			CHECK_U64(tt_name("xfer_%zu_octets", i), oa,
+				  cases[i].octets);
+			CHECK_U64(tt_name("xfer_%zu_octets_bytewise", i), ob, oa);
+			/* the size LIST announces equals what RETR counts */
+			CHECK_U64(tt_name("xfer_%zu_bare_lf", i),
+				  n + proto_bare_lf(cases[i].in, n, &cr), oa);
+		}
+	}
+	/* bare LF counting across chunk borders */
+	{
+		int cr = 0;
+		uint64_t k = proto_bare_lf("a\r", 2, &cr);
+
+		k += proto_bare_lf("\nb\n", 3, &cr);
+		CHECK_U64("bare_lf_chunks", k, 1);
+	}
+	str_free(&a);
+	str_free(&b);
+}
+
+/* test_table - which commands exist in which state (STYLE.md 15) */
+static void test_table(void)
+{
+	static const char *const auth[] = {"CAPA", "USER", "PASS", "AUTH",
+					   "STLS", "QUIT"};
+	static const char *const trans[] = {"CAPA", "STAT", "LIST", "RETR",
+					    "DELE", "NOOP", "RSET", "QUIT",
+					    "TOP", "UIDL"};
+	static const char *const all[] = {"CAPA", "USER", "PASS", "AUTH",
+					  "STLS", "QUIT", "STAT", "LIST",
+					  "RETR", "DELE", "NOOP", "RSET",
+					  "TOP", "UIDL"};
+	size_t i, j;
+
+	for (i = 0; i < sizeof all / sizeof all[0]; i++) {
+		int in_auth = 0, in_trans = 0;
+
+		for (j = 0; j < sizeof auth / sizeof auth[0]; j++)
+			in_auth |= !strcmp(all[i], auth[j]);
+		for (j = 0; j < sizeof trans / sizeof trans[0]; j++)
+			in_trans |= !strcmp(all[i], trans[j]);
+		CHECK_INT(tt_name("table_auth_%s", all[i]),
+			  session_lookup(all[i], ST_AUTH), in_auth ? 1 : -1);
+		CHECK_INT(tt_name("table_trans_%s", all[i]),
+			  session_lookup(all[i], ST_TRANS), in_trans ? 1 : -1);
+	}
+	CHECK_INT("table_unknown", session_lookup("APOP", ST_AUTH), 0);
+	CHECK_INT("table_lowercase", session_lookup("quit", ST_AUTH), 0);
+}
+
+/* test_conn - the bounded line reader over a pipe */
+static void test_conn(void)
+{
+	struct conn c;
+	struct str line = STR_INIT, in = STR_INIT;
+	int p[2], q[2];
+	size_t i;
+
+	if (pipe(p) < 0 || pipe(q) < 0)
+		return;
+	str_cats(&in, "STAT\r\nLIST 1\nNOOP \r\n");
+	for (i = 0; i < 300; i++)
+		str_catc(&in, 'x');
+	str_cats(&in, "\r\n");
+	for (i = 0; i < 253; i++)
+		str_catc(&in, 'y');
+	str_cats(&in, "\r\n");
+	for (i = 0; i < 254; i++)
+		str_catc(&in, 'z');
+	str_cats(&in, "\r\n");
+	for (i = 0; i < 10000; i++)
+		str_catc(&in, 'w');
+	str_cats(&in, "\nQUIT\r\nTAIL");
+	if (fsx_write_all(p[1], in.s, in.len) < 0)
+		return;
+	close(p[1]);
+	conn_init(&c, p[0], q[1], 5);
+	CHECK_INT("conn_1", conn_line(&c, POP3_LINE_MAX, &line), 0);
+	CHECK_STR("conn_1_v", line.s, "STAT");
+	CHECK_INT("conn_bare_lf", conn_line(&c, POP3_LINE_MAX, &line), 0);
+	CHECK_STR("conn_bare_lf_v", line.s, "LIST 1");
+	CHECK_INT("conn_3", conn_line(&c, POP3_LINE_MAX, &line), 0);
+	CHECK_STR("conn_3_v", line.s, "NOOP ");
+	CHECK_INT("conn_300", conn_line(&c, POP3_LINE_MAX, &line), -E2BIG);
+	CHECK_INT("conn_255", conn_line(&c, POP3_LINE_MAX, &line), 0);
+	CHECK_INT("conn_255_len", line.len, 253);
+	CHECK_INT("conn_256", conn_line(&c, POP3_LINE_MAX, &line), -E2BIG);
+	CHECK_INT("conn_10000", conn_line(&c, POP3_LINE_MAX, &line), -E2BIG);
+	CHECK("conn_bounded", c.in.cap <= 2 * (POP3_LINE_MAX + 4096 + 1));
+	CHECK_INT("conn_after", conn_line(&c, POP3_LINE_MAX, &line), 0);
+	CHECK_STR("conn_after_v", line.s, "QUIT");
+	conn_puts(&c, "+OK\r\n");
+	CHECK_INT("conn_flush", conn_flush(&c), 0);
+	{
+		char buf[8] = "";
+
+		CHECK(tt_name("conn_written"), read(q[0], buf, sizeof buf) == 5 &&
+		      !memcmp(buf, "+OK\r\n", 5));
+	}
+	CHECK_INT("conn_eof", conn_line(&c, POP3_LINE_MAX, &line), -EPIPE);
+	CHECK_INT("conn_dead_after_eof", conn_puts(&c, "x"), -EPIPE);
+	conn_free(&c);
+	close(p[0]);
+	close(q[0]);
+	close(q[1]);
+
+	/* a silent client costs the timeout, no more */
+	if (pipe(p) < 0)
+		return;
+	conn_init(&c, p[0], p[1], 1);
+	CHECK_INT("conn_timeout", conn_line(&c, POP3_LINE_MAX, &line),
+		  -ETIMEDOUT);
+	conn_free(&c);
+	close(p[0]);
+	close(p[1]);
+	str_free(&line);
+	str_free(&in);
+}
+
+/* test_fail - shared counters and the delay they give */
+static void test_fail(void)
+{
+	struct failtab *ft = NULL;
+	char key[32];
+	int i;
+
+	CHECK_INT("delay_0", fail_delay_ms(0), 0);
+	CHECK_INT("delay_1", fail_delay_ms(1), 250);
+	CHECK_INT("delay_2", fail_delay_ms(2), 500);
+	CHECK_INT("delay_4", fail_delay_ms(4), 2000);
+	CHECK_INT("delay_5", fail_delay_ms(5), 4000);
+	CHECK_INT("delay_6", fail_delay_ms(6), 5000);
+	CHECK_INT("delay_1000", fail_delay_ms(1000), 5000);
+	CHECK_INT("delay_max", fail_delay_ms(UINT32_MAX), 5000);
+	if (!CHECK("fail_create", fail_create(&ft) == 0))
+		return;
+	CHECK_INT("fail_none", fail_get(ft, "ip 1.2.3.4", 10), 0);
+	CHECK_INT("fail_add_1", fail_add(ft, "ip 1.2.3.4", 10), 1);
+	CHECK_INT("fail_add_2", fail_add(ft, "ip 1.2.3.4", 10), 2);
+	CHECK_INT("fail_get_2", fail_get(ft, "ip 1.2.3.4", 10), 2);
+	CHECK_INT("fail_other", fail_get(ft, "ip 1.2.3.5", 10), 0);
+	/* many keys: the table stays bounded and recent keys stay counted */
+	for (i = 0; i < 20000; i++) {
+		int n = snprintf(key, sizeof key, "ip 10.%d.%d.%d", i >> 16,
+				 (i >> 8) & 255, i & 255);
+
+		fail_add(ft, key, (size_t)n);
+	}
+	CHECK_INT("fail_recent", fail_add(ft, "ip 10.0.78.31", 13), 2);
+	CHECK_INT("fail_null_table", fail_add(NULL, "x", 1), 1);
+}
+
+/* put - a file in the scratch Maildir */
+static void put(const char *rel, const char *data)
+{
+	struct str p = STR_INIT;
+	int fd;
+
+	str_catf(&p, "%s/md/%s", scratch, rel);
+	fd = open(p.s, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		(void)fsx_write_all(fd, data, strlen(data));
+		close(fd);
+	}
+	str_free(&p);
+}
+
+/* exists - whether a scratch file is there */
+static int exists(const char *rel)
+{
+	struct str p = STR_INIT;
+	struct stat st;
+	int r;
+
+	str_catf(&p, "%s/md/%s", scratch, rel);
+	r = stat(p.s, &st) == 0;
+	str_free(&p);
+	return r;
+}
+
+/* test_mbox - a Maildir: lock, move, order, sizes, commit */
+static void test_mbox(void)
+{
+	struct mbox mb, mb2;
+	struct str p = STR_INIT, data = STR_INIT;
+	const char *name;
+	size_t len, gone = 9;
+	uint64_t v = 0;
+	int fd;
+
+	str_catf(&p, "%s/md", scratch);
+	fsx_mkdir(p.s, 0700);
+	str_cats(&p, "/cur");
+	fsx_mkdir(p.s, 0700);
+	p.len -= 4;
+	str_cats(&p, "/new");
+	fsx_mkdir(p.s, 0700);
+	p.len -= 4;
+	str_cats(&p, "/tmp");
+	fsx_mkdir(p.s, 0700);
+	put("new/1700000010.M1P1.h", "a\nb\n");
+	put("new/1700000002.M1P1.h,S=9,W=11", "S: x\n\nbody");
+	put("cur/1700000005.M1P1.h:2,S", "x\r\n");
+	put("new/.hidden", "x");
+	put("maildirsize", "1000S,10C\n15 3\n");
+
+	CHECK_INT("mbox_open", mbox_open(&mb, scratch, "md"), 0);
+	CHECK_INT("mbox_n", mb.n, 3);
+	CHECK("mbox_moved", exists("cur/1700000010.M1P1.h:2,") &&
+	      !exists("new/1700000010.M1P1.h") && exists("new/.hidden"));
+	mbox_name(&mb, 0, &name, &len);
+	CHECK_MEM("mbox_order_0", name, len, "1700000002.M1P1.h,S=9,W=11:2,",
+		  29);
+	mbox_name(&mb, 2, &name, &len);
+	CHECK_MEM("mbox_order_2", name, len, "1700000010.M1P1.h:2,", 20);
+	CHECK_INT("mbox_in_use", mbox_open(&mb2, scratch, "md"),
+		  -EWOULDBLOCK);
+	mbox_close(&mb2);
+	mbox_octets(&mb, 0, &v);
+	CHECK_U64("mbox_octets_w", v, 11);
+	mbox_octets(&mb, 2, &v);
+	CHECK_U64("mbox_octets_read", v, 6);
+	mbox_octets(&mb, 1, &v);
+	CHECK_U64("mbox_octets_crlf", v, 3);
+
+	/* another reader renames a file (new flags): found again */
+	{
+		struct str a = STR_INIT, b = STR_INIT;
+
+		str_catf(&a, "%s/md/cur/1700000005.M1P1.h:2,S", scratch);
+		str_catf(&b, "%s/md/cur/1700000005.M1P1.h:2,RS", scratch);
+		rename(a.s, b.s);
+		fd = mbox_msgfd(&mb, 1);
+		CHECK("mbox_refind", fd >= 0);
+		if (fd >= 0)
+			close(fd);
+		str_free(&a);
+		str_free(&b);
+	}
+	/* another process removes a file: that message only fails */
+	{
+		struct str a = STR_INIT;
+
+		str_catf(&a, "%s/md/cur/1700000010.M1P1.h:2,", scratch);
+		unlink(a.s);
+		str_free(&a);
+	}
+	CHECK_INT("mbox_gone", mbox_msgfd(&mb, 2), -ENOENT);
+
+	mb.m[0].flags |= MSG_DELETED;
+	mb.m[1].flags |= MSG_DELETED;
+	mb.m[2].flags |= MSG_DELETED;
+	CHECK_INT("mbox_commit", mbox_commit(&mb, &gone), 0);
+	CHECK_INT("mbox_commit_gone", gone, 2);
+	mbox_close(&mb);
+	p.len = 0;
+	str_catf(&p, "%s/md/maildirsize", scratch);
+	fsx_read_file(p.s, &data, 4096);
+	/* the S= size for one, the stat size (3) for the other */
+	CHECK_STR("mbox_maildirsize", data.s, "1000S,10C\n15 3\n-12 -2\n");
+	CHECK("mbox_files_gone", !exists("cur/1700000005.M1P1.h:2,RS") &&
+	      !exists("cur/1700000002.M1P1.h,S=9,W=11:2,"));
+
+	CHECK_INT("mbox_reopen", mbox_open(&mb, scratch, "md"), 0);
+	CHECK_INT("mbox_empty", mb.n, 0);
+	mbox_close(&mb);
+	CHECK_INT("mbox_missing", mbox_open(&mb, scratch, "nope"), -ENOENT);
+	mbox_close(&mb);
+	str_free(&p);
+	str_free(&data);
+}
+
+/* main - every group of checks in a scratch directory */
+int main(void)
+{
+	if (!mkdtemp(scratch))
+		return 1;
+	test_parse();
+	test_split_num();
+	test_b64();
+	test_sasl();
+	test_user();
+	test_uidl();
+	test_name_size();
+	test_addr();
+	test_natcmp();
+	test_xfer();
+	test_table();
+	test_conn();
+	test_fail();
+	test_mbox();
+	fsx_rmtree(scratch);
+	return tt_exit();
+}
