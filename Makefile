@@ -24,10 +24,10 @@ LIB_OBJ = $(LIB_SRC:%.c=$(O)/%.o) $(O)/schema_sql.o
 
 VADMIN_SRC = $(wildcard vadmin/*.c)
 FACTEUR_SRC = $(wildcard facteur/*.c)
-SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
 POP3D_SRC = $(wildcard pop3d/*.c)
 # pop3d without main(), for its unit test and fuzz target
 POP3D_LIB = $(filter-out pop3d/pop3d.c,$(POP3D_SRC))
+SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
 
 VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
@@ -38,6 +38,9 @@ SMTPD_SRC = $(wildcard mta/smtpd/*.c)
 PROGS   += mta-smtpd
 TESTS_SMTPD = test_smtpd
 TESTS   = test_lib test_acct test_queue test_rules test_pop3d
+VDELIVER_SRC = $(wildcard vdeliver/*.c)
+PROGS   += vdeliver
+TESTS   += test_vdeliver
 
 all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
 
@@ -66,7 +69,7 @@ $(BINDIR)/facteur: $(FACTEUR_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
-$(MTA:%=$(BINDIR)/%): $(BINDIR)/%: $(O)/mta/%.o $(O)/libfacteur.a
+$(BINDIR)/vdeliver: $(VDELIVER_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
@@ -78,6 +81,10 @@ $(O)/tests/test_pop3d: tests/unit/test_pop3d.c $(POP3D_LIB:%.c=$(O)/%.o) \
 		$(O)/libfacteur.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+
+$(MTA:%=$(BINDIR)/%): $(BINDIR)/%: $(O)/mta/%.o $(O)/libfacteur.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
 $(BINDIR)/mta-smtpd: $(SMTPD_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
@@ -115,6 +122,7 @@ check-slow: deps
 # each for FUZZTIME seconds with its .dict, keeping its corpus and any crash
 # under build/fuzz/. clang's -Wformat=2 also flags lib's va_list wrappers.
 FUZZ      = fuzz_name fuzz_quota fuzz_ctl fuzz_pop3
+FUZZ     += fuzz_hdrscan fuzz_mdquota
 # the SMTP session, with every parser in it, read from a memfd
 FUZZ     += fuzz_smtpd
 FUZZCC   ?= clang
@@ -181,7 +189,7 @@ run: all
 	@test -d "$(RUNROOT)/control" || $(BINDIR)/facteur init --root "$(RUNROOT)" --dev
 	exec $(BINDIR)/facteur run --root "$(RUNROOT)"
 
-bench: all $(O)/bench/cdb_lookup
+bench: all $(O)/bench/cdb_lookup $(O)/bench/relay_decide
 	$(PYTHON) bench/run.py --bin $(BINDIR) --obj $(O)
 
 install: all
@@ -197,3 +205,7 @@ clean:
 $(O)/bench/%: bench/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $^ $(LIBS)
+
+$(O)/bench/relay_decide: bench/relay_decide.c $(O)/mta/smtpd/check.o $(O)/libfacteur.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Imta/smtpd $(WARN) $(CFLAGS) -o $@ $^ $(LIBS)

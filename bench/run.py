@@ -20,8 +20,11 @@ def main():
     a = ap.parse_args()
     rc = 0
     lookup = os.path.join(a.obj, "bench", "cdb_lookup")
-    for cmd in ([lookup, "1000000", "200000"],
+    relay = os.path.join(a.obj, "bench", "relay_decide")
+    for cmd in ([lookup, "1000000", "200000"], [relay, "10000"],
                 [sys.executable, os.path.join(HERE, "vadmin_bench.py"),
+                 "--bin", a.bin, "--users", str(a.users)],
+                [sys.executable, os.path.join(HERE, "vdeliver_bench.py"),
                  "--bin", a.bin, "--users", str(a.users)]):
         rc |= subprocess.run(cmd).returncode
     return rc

@@ -1,0 +1,53 @@
+/*
+ * hdrscan - Delivered-To: fields of a message header, fed in pieces.
+ *
+ * A delivery agent must refuse a message that already carries its own
+ * Delivered-To: line (a mail loop) without holding the message in memory.
+ * hdrscan_feed() takes the message in pieces of any size (a byte at a time
+ * gives the result of all at once) and looks at the header only: it stops
+ * at the first empty line, or at the first line that is neither a header
+ * field nor a continuation line (a message with no header). Each field is
+ * unfolded and kept up to HDRSCAN_FIELD_MAX bytes; a longer one is counted
+ * but its value is not compared.
+ *
+ * Field names compare without regard to case. A Delivered-To: value, with
+ * surrounding white space and one pair of angle brackets removed, is
+ * compared without regard to case with each address of the list given to
+ * hdrscan_init() (NUL-terminated strings one after another, lower case).
+ *
+ * After hdrscan_end(): delivered counts the Delivered-To: fields, match is
+ * the index in the list of the first address found in one (-1 if none),
+ * crlf is 1 when the first line of the message ends in CR LF, bytes is
+ * what was fed. hdrscan_feed() and hdrscan_end() return 0 or -ENOMEM.
+ */
+#ifndef FACTEUR_HDRSCAN_H
+#define FACTEUR_HDRSCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "str.h"
+
+#define HDRSCAN_FIELD_MAX 1000
+
+struct hdrscan {
+	const char *addrs;	/* the list to look for */
+	size_t addrs_len;
+	struct str field;	/* the current field, unfolded, bounded */
+	size_t line_len;	/* bytes of the current physical line */
+	int too_long;		/* the field passed HDRSCAN_FIELD_MAX */
+	int last_cr;		/* the previous byte was CR */
+	int done;		/* the header has ended */
+	int first_line;		/* 1 until the first line has ended */
+	int crlf;
+	unsigned long delivered;
+	long match;
+	uint64_t bytes;
+};
+
+void hdrscan_init(struct hdrscan *h, const char *addrs, size_t addrs_len);
+int hdrscan_feed(struct hdrscan *h, const void *buf, size_t n);
+int hdrscan_end(struct hdrscan *h);
+void hdrscan_free(struct hdrscan *h);
+
+#endif

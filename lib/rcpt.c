@@ -1,0 +1,151 @@
+/*
+ * rcpt - what a local address of a hosted domain delivers to (see rcpt.h).
+ */
+#include "rcpt.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "acct.h"
+
+/* rcpt_ext_prev - length of the next shorter name to try: the longest
+ * prefix shorter than len that ends before a '-' or '+'; 0 when none */
+size_t rcpt_ext_prev(const char *local, size_t len)
+{
+	while (len > 1) {
+		len--;
+		if (local[len] == '-' || local[len] == '+')
+			return len;
+	}
+	return 0;
+}
+
+/* lookup - one key of the delivery table: kind letter and name */
+static int lookup(const char *root, const char *real, const char *name,
+		  char kind, struct str *key, struct str *val)
+{
+	key->len = 0;
+	if (str_catc(key, kind) || str_cats(key, name))
+		return -ENOMEM;
+	return acct_get(root, real, ACCT_DELIVERY, name, key->s, key->len,
+			val);
+}
+
+/* rcpt_find - the record that a local part of a real domain resolves to */
+int rcpt_find(const char *root, const char *real, const char *local,
+	      int catchall, struct rcpt *r)
+{
+	struct str key = STR_INIT;
+	size_t len = strlen(local);
+	int e = -ENOENT;
+
+	r->kind = 0;
+	r->has_fwd = 0;
+	while (len > 0) {
+		if (str_copyb(&r->name, local, len) < 0) {
+			e = -ENOMEM;
+			break;
+		}
+		e = lookup(root, real, r->name.s, 'u', &key, &r->val);
+		if (e == 0) {
+			r->kind = RCPT_USER;
+			e = lookup(root, real, r->name.s, 'f', &key, &r->fwd);
+			r->has_fwd = e == 0;
+			if (e == -ENOENT)
+				e = 0;
+			break;
+		}
+		if (e == -ENOENT)
+			e = lookup(root, real, r->name.s, 'a', &key, &r->val);
+		if (e == 0)
+			r->kind = RCPT_ALIAS;
+		if (e != -ENOENT)
+			break;
+		len = rcpt_ext_prev(local, len);
+	}
+	if (e == -ENOENT && catchall) {
+		/* the catch-all is in every shard; any name finds it */
+		e = acct_get(root, real, ACCT_DELIVERY, local, "*", 1, &r->val);
+		if (e == 0) {
+			r->kind = RCPT_CATCHALL;
+			r->name.len = 0;
+			e = str_catb(&r->name, "", 0);
+		}
+	}
+	str_free(&key);
+	return e;
+}
+
+/* number - a field of decimal digits that fits 64 bits */
+static int number(const char *p, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (n == 0)
+		return -EILSEQ;
+	for (i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9' ||
+		    v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
+			return -EILSEQ;
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* rcpt_parse_user - MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS \0 FLAGS */
+int rcpt_parse_user(const char *v, size_t n, struct rcpt_user *u)
+{
+	const char *f[4];
+	size_t len[4], i = 0, k;
+	uint64_t flags;
+
+	for (k = 0; k < 4; k++) {
+		const char *z = memchr(v + i, 0, n - i);
+		size_t end = z ? (size_t)(z - v) : n;
+
+		if (!z && k < 3)
+			return -EILSEQ;
+		f[k] = v + i;
+		len[k] = end - i;
+		i = end + 1;
+	}
+	if (i <= n)
+		return -EILSEQ;	/* a fifth field */
+	if (len[0] == 0 || memchr(f[0], 0, len[0]) ||
+	    number(f[1], len[1], &u->quota.bytes) ||
+	    number(f[2], len[2], &u->quota.msgs) ||
+	    number(f[3], len[3], &flags))
+		return -EILSEQ;
+	u->flags = (unsigned long)flags;
+	return str_copyb(&u->maildir, f[0], len[0]);
+}
+
+/* rcpt_parse_forward - KEEP \0 DEST; the destination points into v */
+int rcpt_parse_forward(const char *v, size_t n, int *keep_r,
+		       const char **dest_r, size_t *dlen_r)
+{
+	if (n < 3 || (v[0] != '0' && v[0] != '1') || v[1] != 0 ||
+	    memchr(v + 2, 0, n - 2))
+		return -EILSEQ;
+	*keep_r = v[0] == '1';
+	*dest_r = v + 2;
+	*dlen_r = n - 2;
+	return 0;
+}
+
+/* rcpt_free - release an rcpt */
+void rcpt_free(struct rcpt *r)
+{
+	str_free(&r->name);
+	str_free(&r->val);
+	str_free(&r->fwd);
+}
+
+/* rcpt_user_free - release an rcpt_user */
+void rcpt_user_free(struct rcpt_user *u)
+{
+	str_free(&u->maildir);
+}

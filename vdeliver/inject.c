@@ -1,0 +1,306 @@
+/*
+ * inject - remote destinations handed to the queue through mta-inject.
+ *
+ * mta-inject is the queue's door (docs/queue.md): `mta-inject --root ROOT
+ * -f SENDER -- RCPT...` reads the message on standard input and exits 0
+ * once it is queued and synced, 100 when it refuses an address, 111
+ * otherwise. vdeliver runs the one that lies in its own directory (so a
+ * test or a second installation uses its own), with execve, an argument
+ * vector and a fixed environment, never a shell, and keeps the original
+ * envelope sender, as qmail's forwards do. The copy carries the
+ * Delivered-To: lines of its path, so that it is recognised as a loop if
+ * it ever comes back. Destinations whose paths are the same go in one
+ * call. mta-inject's output is read while the message is written, so
+ * that neither side can block the other, and its first line is kept for
+ * our diagnostic.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vdeliver.h"
+
+#define OUT_MAX 1000	/* bytes of mta-inject's output kept */
+
+/* the argument vector of the current call; static, so that a failure
+ * exiting in the middle leaves nothing for the leak checker */
+static char **argv;
+
+/* inject_path - DIR/mta-inject, DIR being where this program lies */
+int inject_path(struct str *out)
+{
+	size_t cap = 256;
+	ssize_t n;
+	char *slash;
+	int r;
+
+	for (;;) {
+		out->len = 0;
+		r = str_ready(out, cap);
+		if (r < 0)
+			return r;
+		n = readlink("/proc/self/exe", out->s, cap);
+		if (n < 0)
+			return -errno;
+		if ((size_t)n < cap)
+			break;
+		cap *= 2;
+	}
+	out->len = (size_t)n;
+	out->s[n] = 0;
+	slash = strrchr(out->s, '/');
+	if (!slash)
+		return -ENOENT;
+	str_trunc(out, (size_t)(slash - out->s));
+	return str_cats(out, "/mta-inject");
+}
+
+/* first_remote - the first remote address, for messages */
+static const char *first_remote(const struct vd *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->n; i++)
+		if (v->t[i].remote)
+			return v->t[i].addr.s;
+	return "";
+}
+
+/* inject_check - is mta-inject there before any copy is written */
+void inject_check(struct vd *v, const struct str *path)
+{
+	if (faccessat(AT_FDCWD, path->s, X_OK, AT_EACCESS) == 0)
+		return;
+	if (errno == ENOENT)
+		vd_fail(v, EX_TEMP, "4.3.0", "cannot hand %s to the queue: "
+			"mta-inject not installed (looked for %s)",
+			first_remote(v), path->s);
+	vd_fail_errno(v, -errno, "cannot hand %s to the queue: cannot run %s",
+		      first_remote(v), path->s);
+}
+
+/* feed - the state of one mta-inject's standard input */
+struct feed {
+	const struct str *pre;	/* Delivered-To: lines, then the message */
+	size_t pre_off;
+	int src;
+	off_t off;
+	uint64_t left;
+	char *buf;		/* the current piece of the message */
+	size_t blen, boff;
+};
+
+/* feed_more - the next bytes to write; 0 when everything was written */
+static int feed_more(struct feed *f, const char **p, size_t *n,
+		     char *iob, size_t iosize)
+{
+	if (f->pre_off < f->pre->len) {
+		*p = f->pre->s + f->pre_off;
+		*n = f->pre->len - f->pre_off;
+		return 1;
+	}
+	if (f->boff == f->blen && f->left > 0) {
+		size_t want = f->left < iosize ? (size_t)f->left : iosize;
+		ssize_t got;
+
+		do
+			got = pread(f->src, iob, want, f->off);
+		while (got < 0 && errno == EINTR);
+		if (got < 0)
+			return -errno;
+		if (got == 0)
+			return -EIO;
+		f->buf = iob;
+		f->blen = (size_t)got;
+		f->boff = 0;
+		f->off += got;
+		f->left -= (uint64_t)got;
+	}
+	if (f->boff < f->blen) {
+		*p = f->buf + f->boff;
+		*n = f->blen - f->boff;
+		return 1;
+	}
+	return 0;
+}
+
+/* feed_done - n bytes of what feed_more() offered were written */
+static void feed_done(struct feed *f, size_t n)
+{
+	if (f->pre_off < f->pre->len)
+		f->pre_off += n;
+	else
+		f->boff += n;
+}
+
+/* run - one mta-inject for the remote targets whose chain is t's */
+static void run(struct vd *v, const struct str *path, struct target *t,
+		int crlf, int src, off_t off, uint64_t len)
+{
+	static char iob[65536];
+	struct str pre = STR_INIT, out = STR_INIT, who = STR_INIT;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	sigset_t dfl;
+	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+	struct feed f;
+	int in[2], err[2], status, r, writing = 1, complete = 0;
+	size_t i, k = 0;
+	pid_t pid;
+
+	free(argv);
+	argv = calloc(v->n + 8, sizeof *argv);
+	if (!argv)
+		vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
+	argv[k++] = path->s;
+	argv[k++] = "--root";
+	argv[k++] = (char *)v->root;
+	argv[k++] = "-f";
+	argv[k++] = (char *)v->sender;
+	argv[k++] = "--";
+	for (i = 0; i < v->n; i++) {
+		struct target *u = &v->t[i];
+
+		if (!u->remote || u->sent || u->chain.len != t->chain.len ||
+		    memcmp(u->chain.s, t->chain.s, t->chain.len))
+			continue;
+		u->sent = 1;
+		argv[k++] = u->addr.s;
+		if ((who.len && str_catc(&who, ' ')) ||
+		    str_cats(&who, u->addr.s))
+			vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
+	}
+	argv[k] = NULL;
+	if (prefix(&pre, v->sender, t, crlf) < 0)
+		vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+		vd_fail_errno(v, -errno, "cannot hand %s to the queue", who.s);
+	/* SIGPIPE is ignored here; mta-inject starts with the default */
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGXFSZ);
+	if (posix_spawn_file_actions_init(&fa) ||
+	    posix_spawn_file_actions_adddup2(&fa, in[0], 0) ||
+	    posix_spawn_file_actions_adddup2(&fa, err[1], 1) ||
+	    posix_spawn_file_actions_adddup2(&fa, err[1], 2) ||
+	    posix_spawnattr_init(&sa) ||
+	    posix_spawnattr_setsigdefault(&sa, &dfl) ||
+	    posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGDEF))
+		vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
+	r = posix_spawn(&pid, path->s, &fa, &sa, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&sa);
+	close(in[0]);
+	close(err[1]);
+	if (r != 0)
+		vd_fail_errno(v, -r, "cannot hand %s to the queue: cannot run "
+			      "%s", who.s, path->s);
+	memset(&f, 0, sizeof f);
+	f.pre = &pre;
+	f.src = src;
+	f.off = off;
+	f.left = len;
+	if (fcntl(in[1], F_SETFL, O_NONBLOCK) < 0)
+		r = -errno;
+	/* write the message while reading what mta-inject says */
+	while (r == 0 && (writing || err[0] >= 0)) {
+		struct pollfd pf[2] = {{err[0], POLLIN, 0},
+				       {writing ? in[1] : -1, POLLOUT, 0}};
+
+		if (poll(pf, 2, -1) < 0) {
+			if (errno != EINTR)
+				r = -errno;
+			continue;
+		}
+		if (pf[0].revents) {
+			char b[512];
+			ssize_t n = read(err[0], b, sizeof b);
+
+			if (n > 0 && out.len < OUT_MAX)
+				(void)str_catb(&out, b, (size_t)n);
+			if (n == 0 || (n < 0 && errno != EINTR &&
+				       errno != EAGAIN)) {
+				close(err[0]);
+				err[0] = -1;
+			}
+		}
+		if (writing && pf[1].revents) {
+			const char *p = NULL;
+			size_t n = 0;
+			ssize_t w;
+			int more = feed_more(&f, &p, &n, iob, sizeof iob);
+
+			if (more < 0)
+				r = more;
+			if (more <= 0) {
+				complete = more == 0;
+				writing = 0;
+				close(in[1]);
+				continue;
+			}
+			w = write(in[1], p, n);
+			if (w > 0)
+				feed_done(&f, (size_t)w);
+			else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				/* EPIPE: it stopped reading; its status says
+				 * why */
+				writing = 0;
+				close(in[1]);
+			}
+		}
+	}
+	if (writing)
+		close(in[1]);
+	if (err[0] >= 0)
+		close(err[0]);
+	if (r < 0)
+		kill(pid, SIGKILL);	/* half a message must not be queued */
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			vd_fail_errno(v, -errno, "cannot hand %s to the queue",
+				      who.s);
+	if (r < 0)
+		vd_fail_errno(v, r, "cannot hand %s to the queue: reading the "
+			      "message", who.s);
+	if (r == 0 && !complete && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0)
+		vd_fail(v, EX_TEMP, "4.3.0", "cannot hand %s to the queue: "
+			"mta-inject exited 0 without reading the whole message",
+			who.s);
+	for (i = 0; i < out.len; i++)
+		if (out.s[i] == '\n') {
+			str_trunc(&out, i);
+			break;
+		}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		vd_fail(v, WIFEXITED(status) && WEXITSTATUS(status) == 100 ?
+			EX_PERM : EX_TEMP, WIFEXITED(status) &&
+			WEXITSTATUS(status) == 100 ? "5.3.0" : "4.3.0",
+			"cannot hand %s to the queue: mta-inject %s %d%s%s",
+			who.s, WIFEXITED(status) ? "exited" : "died of signal",
+			WIFEXITED(status) ? WEXITSTATUS(status) :
+			WTERMSIG(status), out.len ? ": " : "", str_cstr(&out));
+	vd_log(v, "handed msg for %s to the queue: %s", v->rcpt.s, who.s);
+	free(argv);
+	argv = NULL;
+	str_free(&pre);
+	str_free(&out);
+	str_free(&who);
+}
+
+/* inject - every remote target, one mta-inject per distinct chain */
+void inject(struct vd *v, const struct str *path, int crlf, int srcfd,
+	    off_t off, uint64_t len)
+{
+	size_t i;
+
+	for (i = 0; i < v->n; i++)
+		if (v->t[i].remote && !v->t[i].sent)
+			run(v, path, &v->t[i], crlf, srcfd, off, len);
+}
