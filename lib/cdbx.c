@@ -213,8 +213,9 @@ int cdbw_add(struct cdbw *w, const void *key, size_t klen, const void *val,
 	return 0;
 }
 
-/* cdbw_finish - complete, fsync, rename into place, fsync the directory */
-int cdbw_finish(struct cdbw *w)
+/* cdbw_sync - complete the temporary file and make it durable; on failure
+ * the file is gone and w is released */
+int cdbw_sync(struct cdbw *w)
 {
 	int r = 0;
 
@@ -227,26 +228,48 @@ int cdbw_finish(struct cdbw *w)
 	if (close(w->fd) < 0 && r == 0)
 		r = -errno;
 	w->fd = -1;
-	if (r == 0 && rename(w->tmp.s, w->path.s) < 0)
-		r = -errno;
-	if (r < 0)
+	if (r < 0) {
 		unlink(w->tmp.s);
-	else
+		str_free(&w->path);
+		str_free(&w->tmp);
+	}
+	return r;
+}
+
+/* cdbw_publish - rename a synced file into place, fsync the directory */
+int cdbw_publish(struct cdbw *w)
+{
+	int r = 0;
+
+	if (rename(w->tmp.s, w->path.s) < 0) {
+		r = -errno;
+		unlink(w->tmp.s);
+	} else {
 		r = fsx_fsync_parent(w->path.s);
+	}
 	str_free(&w->path);
 	str_free(&w->tmp);
 	return r;
 }
 
-/* cdbw_abort - throw the unfinished file away */
+/* cdbw_finish - complete, fsync, rename into place, fsync the directory */
+int cdbw_finish(struct cdbw *w)
+{
+	int r = cdbw_sync(w);
+
+	return r < 0 ? r : cdbw_publish(w);
+}
+
+/* cdbw_abort - throw the unfinished (or synced, unpublished) file away */
 void cdbw_abort(struct cdbw *w)
 {
 	if (w->fd >= 0) {
 		/* tinycdb frees its buffers only in finish; the file is discarded */
 		(void)cdb_make_finish(&w->cm);
 		close(w->fd);
-		unlink(w->tmp.s);
 	}
+	if (w->tmp.s)
+		unlink(w->tmp.s);
 	w->fd = -1;
 	str_free(&w->path);
 	str_free(&w->tmp);

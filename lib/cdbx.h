@@ -6,7 +6,10 @@
  * whole old table or the whole new one. cdbr_find() returns a pointer into
  * the mapped file, valid until cdbr_close(). Functions return 0 (found),
  * -ENOENT (no such key, or no such file for cdbr_open) or another negative
- * errno code.
+ * errno code. cdbw_finish() is cdbw_sync() (complete and fsync the
+ * temporary file) then cdbw_publish() (rename it over the target, fsync
+ * the directory); a writer of several tables may sync them in parallel and
+ * publish them in the order it wants readers to see them.
  */
 #ifndef FACTEUR_CDBX_H
 #define FACTEUR_CDBX_H
@@ -42,6 +45,8 @@ int cdbw_start(struct cdbw *w, const char *path, mode_t mode);
 int cdbw_add(struct cdbw *w, const void *key, size_t klen, const void *val,
 	     size_t vlen);
 int cdbw_finish(struct cdbw *w);
+int cdbw_sync(struct cdbw *w);
+int cdbw_publish(struct cdbw *w);
 void cdbw_abort(struct cdbw *w);
 
 #endif

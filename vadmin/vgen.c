@@ -21,6 +21,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -257,6 +258,47 @@ static int emit_write(void *arg, int which, const char *key, size_t klen,
 	return cdbw_add(&w[which], key, klen, val, vlen);
 }
 
+struct sync_job {
+	struct cdbw *w;
+	int r;
+};
+
+/* sync_thread - cdbw_sync in a second thread */
+static void *sync_thread(void *arg)
+{
+	struct sync_job *j = arg;
+
+	j->r = cdbw_sync(j->w);
+	return NULL;
+}
+
+/* sync_pair - cdbw_sync both files, b in a second thread when one starts;
+ * on failure neither file is left and both writers are released */
+static int sync_pair(struct cdbw *a, struct cdbw *b)
+{
+	struct sync_job jb = {b, 0};
+	pthread_t th;
+	int threaded = pthread_create(&th, NULL, sync_thread, &jb) == 0;
+	int ra;
+
+	if (!threaded)
+		sync_thread(&jb);
+	ra = cdbw_sync(a);
+	if (threaded)
+		pthread_join(th, NULL);
+	if (ra < 0 && jb.r == 0) {
+		unlink(b->tmp.s);
+		str_free(&b->path);
+		str_free(&b->tmp);
+	}
+	if (jb.r < 0 && ra == 0) {
+		unlink(a->tmp.s);
+		str_free(&a->path);
+		str_free(&a->tmp);
+	}
+	return ra < 0 ? ra : jb.r;
+}
+
 /* write_tables - regenerate two tables (a, b) with a record generator;
  * the global pair is public (0644), a domain's pair private (0600) */
 static int write_tables(struct vctx *c, int a, int b, const char *domain,
@@ -289,12 +331,15 @@ static int write_tables(struct vctx *c, int a, int b, const char *domain,
 		cdbw_abort(&w[b]);
 		goto out;
 	}
-	/* login table first: a new user can log in once delivery knows it */
-	r = cdbw_finish(&w[b]);
+	/* the two fsyncs in parallel (they are most of an adduser); then the
+	 * login table first: a new user can log in once delivery knows it */
+	r = sync_pair(&w[a], &w[b]);
+	if (r == 0)
+		r = cdbw_publish(&w[b]);
 	if (r < 0)
 		cdbw_abort(&w[a]);
 	else
-		r = cdbw_finish(&w[a]);
+		r = cdbw_publish(&w[a]);
 out:
 	str_free(&pa);
 	str_free(&pb);
