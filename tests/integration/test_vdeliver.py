@@ -378,8 +378,12 @@ def test_vdeliver_50mib_streamed(t):
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     assert h.hexdigest() == digest.hexdigest()
-    assert peak - base < 2048, f"peak {peak} KiB vs {base} KiB for 1 KB"
-    if not sanitized(t.bin("vdeliver")):
+    # a 1 KB delivery can end before its peak is sampled, so the sanitizer
+    # build gets a fixed ceiling: its runtime (~8 MiB) plus 4 MiB, far
+    # below the 50 MiB that holding the message would cost
+    if sanitized(t.bin("vdeliver")):
+        assert peak < 12288, f"peak {peak} KiB vs {base} KiB for 1 KB"
+    else:
         assert peak < 8192, f"peak RSS {peak} KiB"
 
 
