@@ -2,7 +2,9 @@
  * args - shared options (see args.h).
  */
 #include "args.h"
+#include "msg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,4 +52,18 @@ int args_has_help(int argc, char **argv)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			return 1;
 	return 0;
+}
+
+/* args_start - the root, or exit: 2 for a bare --root, 0 after --help */
+const char *args_start(int *argc, char **argv, const char *usage)
+{
+	const char *root = args_root(argc, argv);
+
+	if (!root)
+		msg_usage(usage, "--root needs a directory");
+	if (args_has_help(*argc, argv)) {
+		fputs(usage, stdout);
+		exit(0);
+	}
+	return root;
 }

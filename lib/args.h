@@ -4,7 +4,9 @@
  * args_root() removes "--root DIR" or "--root=DIR" from anywhere in argv
  * (before "--"), so it may come before or after a subcommand, and returns
  * the root: the flag, else $FACTEUR_ROOT, else /var/facteur. It returns
- * NULL when --root has no value.
+ * NULL when --root has no value. args_start() does both checks every
+ * program makes first: --root without a value exits 2 with the usage,
+ * --help prints the usage and exits 0; it returns the root.
  */
 #ifndef FACTEUR_ARGS_H
 #define FACTEUR_ARGS_H
@@ -13,5 +15,6 @@
 
 const char *args_root(int *argc, char **argv);
 int args_has_help(int argc, char **argv);
+const char *args_start(int *argc, char **argv, const char *usage);
 
 #endif

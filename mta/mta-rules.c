@@ -46,13 +46,7 @@ int main(int argc, char **argv)
 
 	msg_init(argv[0]);
 	umask(022);
-	root = args_root(&argc, argv);
-	if (!root)
-		msg_usage(usage_text, "--root needs a directory");
-	if (args_has_help(argc, argv)) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
+	root = args_start(&argc, argv, usage_text);
 	if (argc > 1)
 		msg_usage(usage_text, argv[1][0] == '-' ? "unknown option %s" :
 			  "unexpected argument %s", argv[1]);

@@ -325,13 +325,7 @@ int main(int argc, char **argv)
 	FILE *out;
 
 	msg_init(argv[0]);
-	root = args_root(&argc, argv);
-	if (!root)
-		msg_usage(usage_text, "--root needs a directory");
-	if (args_has_help(argc, argv)) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
+	root = args_start(&argc, argv, usage_text);
 	parse_args(argc, argv, &o);
 	if (o.bs) {
 		char self[4096];

@@ -157,14 +157,11 @@ static _Noreturn void usage(const char *fmt, ...)
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
-	struct str line = STR_INIT;
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (log_format(&line, "pop3d", getpid(), fmt, ap) == 0)
-		(void)fsx_write_all(2, line.s, line.len);
+	log_vstderr("pop3d", fmt, ap);
 	va_end(ap);
-	str_free(&line);
 }
 
 /* num - a numeric control file with a default and a floor */

@@ -96,14 +96,11 @@ static int replyf(struct sess *s, const char *fmt, ...)
 static void slog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void slog(const char *fmt, ...)
 {
-	struct str line = STR_INIT;
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (log_format(&line, "pop3d", getpid(), fmt, ap) == 0)
-		(void)fsx_write_all(2, line.s, line.len);
+	log_vstderr("pop3d", fmt, ap);
 	va_end(ap);
-	str_free(&line);
 }
 
 /* plain_ok - may a password be sent on this connection now */

@@ -322,13 +322,7 @@ int main(int argc, char **argv)
 	    signal(SIGXFSZ, SIG_IGN) == SIG_ERR)
 		msg_die(EX_TEMP, "4.3.0 cannot set up signals");
 	v->logfd = v->rootfd = v->spoolfd = -1;
-	v->root = args_root(&argc, argv);
-	if (!v->root)
-		msg_usage(usage_text, "--root needs a directory");
-	if (args_has_help(argc, argv)) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
+	v->root = args_start(&argc, argv, usage_text);
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {
 			i++;
