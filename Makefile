@@ -17,7 +17,7 @@ CFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 LDSAN   = -fsanitize=address,undefined
 endif
 CPPFLAGS += -std=c17 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Ilib -I$(O)
-LIBS    = -Wl,--as-needed -lsqlite3 -lcrypt -lcdb -lssl -lcrypto
+LIBS    = -Wl,--as-needed -lsqlite3 -lcrypt -lcdb -lssl -lcrypto -lcares
 
 LIB_SRC = $(wildcard lib/*.c)
 LIB_OBJ = $(LIB_SRC:%.c=$(O)/%.o) $(O)/schema_sql.o
@@ -31,15 +31,20 @@ SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
 
 VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
-MTA     = mta-inject mta-qstat mta-rules sendmail
+MTA     = mta-inject mta-qstat mta-qread mta-rules sendmail
 PROGS   = vadmin facteur $(MTA) pop3d
 # mta-smtpd is several files (mta/smtpd/), so it has its own link rule
 SMTPD_SRC = $(wildcard mta/smtpd/*.c)
 PROGS   += mta-smtpd
 TESTS_SMTPD = test_smtpd
-TESTS   = test_lib test_acct test_queue test_rules test_pop3d
+TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d
+TESTS   += test_listen
 VDELIVER_SRC = $(wildcard vdeliver/*.c)
 PROGS   += vdeliver
+# the scheduler (mta/send/) and its remote SMTP client (mta/remote/)
+SEND_SRC = $(wildcard mta/send/*.c)
+REMOTE_SRC = $(wildcard mta/remote/*.c)
+PROGS   += mta-send mta-remote
 TESTS   += test_vdeliver
 
 all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
@@ -92,6 +97,25 @@ $(BINDIR)/mta-smtpd: $(SMTPD_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 
 $(SMTPD_SRC:%.c=$(O)/%.o): mta/smtpd/smtpd.h
 
+$(SEND_SRC:%.c=$(O)/%.o): $(wildcard mta/send/*.h)
+$(REMOTE_SRC:%.c=$(O)/%.o): $(wildcard mta/remote/*.h)
+
+$(BINDIR)/mta-send: $(SEND_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+$(BINDIR)/mta-remote: $(REMOTE_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+# mta-remote's modules without main(), for its unit test
+TESTS   += test_remote
+$(O)/tests/test_remote: tests/unit/test_remote.c \
+		$(patsubst %.c,$(O)/%.o,$(filter-out %/remote.c,$(REMOTE_SRC))) \
+		$(O)/libfacteur.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Imta/remote $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+
 # mta-smtpd's modules without main(), for its unit test
 $(O)/tests/test_smtpd: tests/unit/test_smtpd.c \
 		$(patsubst %.c,$(O)/%.o,$(filter-out %/main.c,$(SMTPD_SRC))) \
@@ -123,8 +147,15 @@ check-slow: deps
 # under build/fuzz/. clang's -Wformat=2 also flags lib's va_list wrappers.
 FUZZ      = fuzz_name fuzz_quota fuzz_ctl fuzz_pop3
 FUZZ     += fuzz_hdrscan fuzz_mdquota
+# the queue file reader and the status file parser of mta-send
+FUZZ     += fuzz_queue fuzz_qstatus
 # the SMTP session, with every parser in it, read from a memfd
 FUZZ     += fuzz_smtpd
+# mta-remote: SMTP replies, the DATA writer, smtproutes
+FUZZ     += fuzz_remote
+# mta-smtpd's parsers one at a time: address, base64, command line, DATA
+FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_b64 fuzz_smtpd_line fuzz_smtpd_data
+FUZZ     += $(FUZZ_SMTPD)
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30
@@ -173,6 +204,23 @@ $(FUZZO)/fuzz_smtpd: tests/fuzz/fuzz_smtpd.c \
 		$(patsubst %.c,$(FUZZO)/%.o,$(filter-out %/main.c,$(SMTPD_SRC))) \
 		$(FUZZO)/libfacteur.a
 	$(FUZZCC) $(CPPFLAGS) -Imta/smtpd $(FUZZWARN) $(FUZZFLAGS) \
+		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+$(FUZZ_SMTPD:%=$(FUZZO)/%): $(FUZZO)/%: tests/fuzz/%.c \
+		$(patsubst %.c,$(FUZZO)/%.o,$(filter-out %/main.c,$(SMTPD_SRC))) \
+		$(FUZZO)/libfacteur.a
+	$(FUZZCC) $(CPPFLAGS) -Imta/smtpd $(FUZZWARN) $(FUZZFLAGS) \
+		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+$(FUZZO)/mta/remote/%.o: mta/remote/%.c mta/remote/remote.h $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
+		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FUZZO)/fuzz_remote: tests/fuzz/fuzz_remote.c \
+		$(patsubst %.c,$(FUZZO)/%.o,$(filter-out %/remote.c,$(REMOTE_SRC))) \
+		$(FUZZO)/libfacteur.a
+	$(FUZZCC) $(CPPFLAGS) -Imta/remote $(FUZZWARN) $(FUZZFLAGS) \
 		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
 fuzz-run: fuzz

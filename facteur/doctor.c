@@ -25,6 +25,7 @@
 #include "ctl.h"
 #include "db.h"
 #include "facteur.h"
+#include "listen.h"
 #include "msg.h"
 #include "name.h"
 #include "priv.h"
@@ -167,30 +168,13 @@ static const char *const listen_files[] = {
 	"listen.pop3s",
 };
 
-/* listen_ok - ADDR:PORT or [V6]:PORT, a literal address and port 1-65535 */
+/* listen_ok - the services' own parser: ADDR:PORT or [V6]:PORT */
 static int listen_ok(const char *s)
 {
-	const char *colon = strrchr(s, ':');
-	unsigned char bin[16];
-	struct str addr = STR_INIT;
-	unsigned long port;
-	int ok;
+	struct sockaddr_storage ss;
+	socklen_t len;
 
-	if (!colon || ctl_parse_ulong(colon + 1, &port) < 0 || port < 1 ||
-	    port > 65535)
-		return 0;
-	if (*s == '[') {
-		if (colon - s < 3 || colon[-1] != ']' ||
-		    str_copyb(&addr, s + 1, (size_t)(colon - s - 2)) < 0)
-			return 0;
-		ok = inet_pton(AF_INET6, addr.s, bin) == 1;
-	} else {
-		if (str_copyb(&addr, s, (size_t)(colon - s)) < 0)
-			return 0;
-		ok = inet_pton(AF_INET, addr.s, bin) == 1;
-	}
-	str_free(&addr);
-	return ok;
+	return listen_parse(s, &ss, &len) == 0;
 }
 
 /* check_listen - every line of the listen files */

@@ -25,9 +25,10 @@
  *	doctor (doctor.c) runs a table of checks and prints one line each:
  *	"ok NAME", "warn NAME: ..." or "FAIL NAME: ...".
  *
- *	run (run.c) is the supervisor. It starts mta-smtpd, mta-send and
- *	pop3d from its own directory (those that are built), with
- *	"--root ROOT", restarts any that dies after a backoff (1 s doubling
+ *	run (run.c) is the supervisor. It binds the listen.* sockets of
+ *	the services, then starts mta-smtpd, mta-send and pop3d from its
+ *	own directory (those that are built), with "--root ROOT", as the
+ *	mail user, each with its own sockets, restarts any that dies after a backoff (1 s doubling
  *	to 60 s, back to 1 s once a child stayed up 60 s), copies every
  *	line they print to ROOT/log/current and to its own stdout, rotates
  *	the log past 16 MiB keeping ten old files (runlog.c), and every
@@ -48,11 +49,15 @@
  *	         exists) before any check, so it sees
  *	         what the services see and writes
  *	         nothing as root
- *	run      stays root only to spawn services     runs as that user
- *	         (they bind, then drop); the log file
- *	         it creates is given to the mail user;
- *	         it deletes stale grants, never
- *	         following a link
+ *	run      binds the services' listen.* ports,   runs as that user,
+ *	         then starts each service already as   binds the same way
+ *	         the mail user (priv_drop in the
+ *	         child before execve) with its
+ *	         sockets in FACTEUR_LISTEN_FDS; stays
+ *	         root only to bind, spawn and signal;
+ *	         the log file it creates is given to
+ *	         the mail user; it deletes stale
+ *	         grants, never following a link
  *
  *	No path is built from anything but the root and fixed names; no
  *	symbolic link is followed where a directory or file of ours is
@@ -99,6 +104,8 @@ const struct layout_dir layout_dirs[] = {
 	{"queue", 0700},
 	{"queue/tmp", 0700},
 	{"queue/new", 0700},
+	{"queue/msg", 0700},
+	{"queue/quarantine", 0700},
 	{"open-smtp", 0700},
 	{"log", 0700},
 };

@@ -8,6 +8,15 @@
  * group, so a ^C on the terminal reaches facteur alone and the children
  * are stopped in order, and SIGTERM as parent-death signal, so a killed
  * supervisor leaves no service behind.
+ *
+ * Privileges: the supervisor binds each service's listen.* sockets
+ * itself (lib/listen.h), before the service first starts, and keeps them
+ * for the rest of its life, so a restarted service gets the same sockets
+ * and never needs root. Started as root, it stays root only to bind,
+ * fork and signal; each child becomes the mail user (priv_drop: groups,
+ * gid, uid, each checked) before execve, and learns its descriptors
+ * from FACTEUR_LISTEN_FDS. Started as another user, the same happens
+ * with no change of user.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,6 +25,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -26,6 +36,7 @@
 
 #include "ctl.h"
 #include "facteur.h"
+#include "listen.h"
 #include "msg.h"
 #include "priv.h"
 
@@ -40,10 +51,26 @@
 
 extern char **environ;
 
-static const char *const svc_names[NSVC] = {"mta-smtpd", "mta-send", "pop3d"};
+static const char *const smtpd_kinds[] = {"smtp", "submission", "smtps"};
+static const char *const pop3d_kinds[] = {"pop3", "pop3s"};
+
+/* the services, and the listen.KIND sockets each is given */
+static const struct {
+	const char *name;
+	const char *const *kinds;
+	size_t nkinds;
+} svc_table[NSVC] = {
+	{"mta-smtpd", smtpd_kinds, 3},
+	{"mta-send", NULL, 0},
+	{"pop3d", pop3d_kinds, 2},
+};
 
 struct svc {
 	const char *name;
+	const char *const *kinds;
+	size_t nkinds;
+	struct listen_set ls;	/* bound once, kept across restarts */
+	int bound;
 	struct str path;
 	pid_t pid;		/* running child, 0 when none */
 	pid_t fd_pid;		/* the child that writes fd */
@@ -61,6 +88,9 @@ struct run {
 	size_t n;
 	int sigfd;
 	sigset_t oldmask;
+	int drop;		/* root: children become uid/gid */
+	uid_t uid;
+	gid_t gid;
 	int stopping;
 	long long deadline, next_expire;
 };
@@ -112,7 +142,7 @@ static int find_services(struct run *ru)
 		struct svc *s = &ru->svc[ru->n];
 
 		s->path = (struct str)STR_INIT;
-		r = str_catf(&s->path, "%s/%s", self.s, svc_names[i]);
+		r = str_catf(&s->path, "%s/%s", self.s, svc_table[i].name);
 		if (r < 0 || stat(s->path.s, &st) < 0 || !S_ISREG(st.st_mode) ||
 		    access(s->path.s, X_OK) < 0) {
 			str_free(&s->path);
@@ -124,7 +154,10 @@ static int find_services(struct run *ru)
 			str_free(&s->path);
 			continue;
 		}
-		s->name = svc_names[i];
+		s->name = svc_table[i].name;
+		s->kinds = svc_table[i].kinds;
+		s->nkinds = svc_table[i].nkinds;
+		s->ls = (struct listen_set)LISTEN_SET_INIT;
 		s->fd = -1;
 		s->backoff = 1;
 		s->buf = (struct str)STR_INIT;
@@ -135,22 +168,84 @@ out:
 	return r;
 }
 
-/* child - in the forked child: plumbing, then exec the service */
+/* child - in the forked child: plumbing, the mail user, then exec the
+ * service with its sockets (and only those) left open across execve */
 static _Noreturn void child(struct run *ru, struct svc *s, int out,
-			    pid_t parent)
+			    pid_t parent, char **envp)
 {
 	char *argv[] = {(char *)s->name, "--root", (char *)ru->root, NULL};
-	int nul = open("/dev/null", O_RDONLY);
+	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	size_t i;
 
 	if (signal(SIGPIPE, SIG_DFL) == SIG_ERR ||
 	    sigprocmask(SIG_SETMASK, &ru->oldmask, NULL) < 0 ||
 	    setpgid(0, 0) < 0 ||
-	    prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent ||
 	    nul < 0 || dup2(nul, 0) < 0 || dup2(out, 1) < 0 ||
 	    dup2(out, 2) < 0)
 		_exit(127);
-	execve(s->path.s, argv, environ);
+	for (i = 0; i < s->ls.n; i++)
+		if (fcntl(s->ls.s[i].fd, F_SETFD, 0) < 0)
+			_exit(127);
+	if (ru->drop && priv_drop(ru->uid, ru->gid) < 0) {
+		(void)!write(2, "cannot become the mail user\n", 28);
+		_exit(127);
+	}
+	/* after the drop: a change of credentials clears it */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+		_exit(127);
+	execve(s->path.s, argv, envp);
 	_exit(127);
+}
+
+/* child_env - our environment without FACTEUR_LISTEN_FDS, plus the
+ * service's own when it has sockets; *envp_r is NULL-terminated and
+ * points into environ and into *fds */
+static int child_env(struct svc *s, struct str *fds, char ***envp_r)
+{
+	size_t n, k = 0, kl = strlen(LISTEN_ENV "=");
+	char **e;
+	int r;
+
+	for (n = 0; environ[n]; n++)
+		;
+	e = calloc(n + 2, sizeof *e);
+	if (!e)
+		return -ENOMEM;
+	for (n = 0; environ[n]; n++)
+		if (strncmp(environ[n], LISTEN_ENV "=", kl))
+			e[k++] = environ[n];
+	if (s->nkinds) {
+		r = listen_env(&s->ls, s->kinds, s->nkinds, fds);
+		if (r < 0) {
+			free(e);
+			return r;
+		}
+		e[k++] = fds->s;
+	}
+	e[k] = NULL;
+	*envp_r = e;
+	return 0;
+}
+
+/* bind_all - the service's sockets, once; 0 when it may start */
+static int bind_all(struct run *ru, struct svc *s)
+{
+	struct str err = STR_INIT;
+	size_t k;
+	int r = 0;
+
+	if (s->bound)
+		return 0;
+	for (k = 0; r == 0 && k < s->nkinds; k++)
+		r = listen_bind(&s->ls, ru->root, s->kinds[k], &err);
+	if (r < 0) {
+		runlog_say(&ru->log, "cannot start %s: %s", s->name, err.s);
+		listen_free(&s->ls);
+	} else {
+		s->bound = 1;
+	}
+	str_free(&err);
+	return r;
 }
 
 /* flush - log what is left of a closed pipe's unfinished line */
@@ -187,20 +282,36 @@ static void schedule(struct run *ru, struct svc *s, long long now)
 /* start - fork and exec one service with its output on a new pipe */
 static void start(struct run *ru, struct svc *s)
 {
+	struct str fds = STR_INIT;
 	pid_t parent = getpid(), pid;
-	int p[2];
+	char **envp = NULL;
+	int p[2], r;
 
 	s->restart_at = 0;
 	s->started = now_ms();
+	if (bind_all(ru, s) < 0) {
+		schedule(ru, s, s->started);
+		return;
+	}
+	if ((r = child_env(s, &fds, &envp)) < 0) {
+		runlog_say(&ru->log, "cannot start %s: %s", s->name,
+			   msg_err(r));
+		schedule(ru, s, s->started);
+		return;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		runlog_say(&ru->log, "cannot start %s: pipe: %s", s->name,
 			   strerror(errno));
+		free(envp);
+		str_free(&fds);
 		schedule(ru, s, s->started);
 		return;
 	}
 	pid = fork();
 	if (pid == 0)
-		child(ru, s, p[1], parent);
+		child(ru, s, p[1], parent, envp);
+	free(envp);
+	str_free(&fds);
 	close(p[1]);
 	if (pid < 0) {
 		runlog_say(&ru->log, "cannot start %s: fork: %s", s->name,
@@ -486,12 +597,35 @@ static void open_log(struct run *ru)
 			msg_die(EX_TEMP, "cannot find the mail user of %s: %s; "
 				"run facteur doctor --root %s", ru->root,
 				msg_err(r), ru->root);
-		give = uid != 0;
+		/* the mail user can write control/: naming root there must
+		 * not make the services root */
+		if (uid == 0)
+			msg_die(EX_TEMP, "%s/control/mailuser names a user with "
+				"uid 0; name the unprivileged mail user there "
+				"(facteur)", ru->root);
+		give = 1;
+		ru->drop = 1;
+		ru->uid = uid;
+		ru->gid = gid;
 	}
 	r = runlog_open(&ru->log, ru->root, give, uid, gid);
 	if (r < 0)
 		msg_die(EX_TEMP, "cannot open %s/log/current: %s; is this a "
 			"root made by facteur init?", ru->root, msg_err(r));
+}
+
+/* std_fds - 0, 1 and 2 open, so that no socket lands on them and is
+ * then replaced by a child's /dev/null or pipe */
+static void std_fds(void)
+{
+	int fd;
+
+	do
+		fd = open("/dev/null", O_RDWR);
+	while (fd >= 0 && fd <= 2);
+	if (fd < 0)
+		msg_die(EX_TEMP, "cannot open /dev/null: %s", strerror(errno));
+	close(fd);
 }
 
 /* cmd_run - facteur run */
@@ -507,6 +641,7 @@ int cmd_run(const char *root, int argc, char **argv)
 			  "unexpected argument", argv[1]);
 	memset(&ru, 0, sizeof ru);
 	ru.root = root;
+	std_fds();
 	open_log(&ru);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -530,6 +665,7 @@ int cmd_run(const char *root, int argc, char **argv)
 	for (i = 0; i < ru.n; i++) {
 		str_free(&ru.svc[i].path);
 		str_free(&ru.svc[i].buf);
+		listen_free(&ru.svc[i].ls);
 	}
 	close(ru.sigfd);
 	runlog_close(&ru.log);

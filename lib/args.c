@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
+
+#include "str.h"
 
 /* args_root - take --root out of argv and return the root to use */
 const char *args_root(int *argc, char **argv)
@@ -66,4 +70,33 @@ const char *args_start(int *argc, char **argv, const char *usage)
 		exit(0);
 	}
 	return root;
+}
+
+/* args_sibling - DIR/PROG, DIR being where this program's binary lies */
+int args_sibling(struct str *out, const char *prog)
+{
+	size_t cap = 256;
+	ssize_t n;
+	char *slash;
+	int r;
+
+	for (;;) {
+		out->len = 0;
+		r = str_ready(out, cap);
+		if (r < 0)
+			return r;
+		n = readlink("/proc/self/exe", out->s, cap);
+		if (n < 0)
+			return -errno;
+		if ((size_t)n < cap)
+			break;
+		cap *= 2;
+	}
+	out->len = (size_t)n;
+	out->s[n] = 0;
+	slash = strrchr(out->s, '/');
+	if (!slash)
+		return -ENOENT;
+	str_trunc(out, (size_t)(slash - out->s) + 1);
+	return str_cats(out, prog);
 }

@@ -56,6 +56,7 @@ void qenv_free(struct qenv *e)
 	str_free(&e->proto);
 	str_free(&e->uid);
 	e->nrcpts = 0;
+	e->dbl = 0;
 }
 
 /* queue_addr_ok - an address may go into a queue file: no CR, LF, NUL */
@@ -137,6 +138,8 @@ int qw_open(struct qwriter *w, const char *root, const struct qenv *e)
 		r = rec(&b, 'P', e->proto.s, e->proto.len);
 	if (r == 0 && e->uid.len)
 		r = rec(&b, 'U', e->uid.s, e->uid.len);
+	if (r == 0 && e->dbl)
+		r = rec(&b, 'B', "", 0);
 	if (r == 0) {
 		/* 'M' and a length filled in by qw_commit */
 		memset(t, 0, 8);
@@ -245,76 +248,160 @@ int queue_trigger(const char *root)
 	return r;
 }
 
+/* have - the file's first n bytes in b (read in 4 KiB steps, so that
+ * an ordinary envelope costs one pread); -EILSEQ past the end */
+static int have(int fd, struct str *b, size_t n, off_t size)
+{
+	size_t want;
+	ssize_t got;
+
+	if (n <= b->len)
+		return 0;
+	if ((off_t)n > size)
+		return -EILSEQ;
+	want = (n + 4095) & ~(size_t)4095;
+	if ((off_t)want > size)
+		want = (size_t)size;
+	if (str_ready(b, want - b->len) < 0)
+		return -ENOMEM;
+	while (b->len < want) {
+		got = pread(fd, b->s + b->len, want - b->len, (off_t)b->len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EILSEQ;
+		b->len += (size_t)got;
+	}
+	return 0;
+}
+
 /* queue_read_env - check a queue file whole and read its envelope */
 int queue_read_env(int fd, struct qenv *e, off_t *body_off_r,
 		   uint64_t *body_len_r)
 {
 	struct stat st;
-	unsigned char h[9];
-	struct str v = STR_INIT;
-	off_t pos = 4;
-	int r = 0, have_t = 0, have_f = 0;
+	struct str b = STR_INIT;
+	size_t pos = 4;
+	int r, have_t = 0, have_f = 0;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (st.st_size < 4 || pread(fd, h, 4, 0) != 4 ||
-	    memcmp(h, QUEUE_MAGIC, 4))
-		return -EILSEQ;
-	for (;;) {
+	r = have(fd, &b, 4, st.st_size);
+	if (r == 0 && memcmp(b.s, QUEUE_MAGIC, 4))
+		r = -EILSEQ;
+	while (r == 0) {
+		const unsigned char *h;
+		const char *v;
 		uint32_t n;
 
-		if (pread(fd, h, 1, pos) != 1)
-			return -EILSEQ;
-		if (h[0] == 'M') {
-			if (pread(fd, h, 8, pos + 1) != 8)
-				return -EILSEQ;
-			*body_off_r = pos + 9;
-			*body_len_r = get_u64(h);
+		r = have(fd, &b, pos + 1, st.st_size);
+		if (r < 0)
+			break;
+		if (b.s[pos] == 'M') {
+			r = have(fd, &b, pos + 9, st.st_size);
+			if (r < 0)
+				break;
+			*body_off_r = (off_t)pos + 9;
+			*body_len_r = get_u64((unsigned char *)b.s + pos + 1);
 			/* a truncated file is caught here, not at delivery */
 			if ((uint64_t)st.st_size != (uint64_t)*body_off_r +
 			    *body_len_r || !have_t || !have_f || !e->nrcpts)
 				r = -EILSEQ;
 			break;
 		}
-		if (pread(fd, h + 1, 4, pos + 1) != 4)
-			return -EILSEQ;
+		r = have(fd, &b, pos + 5, st.st_size);
+		if (r < 0)
+			break;
+		h = (unsigned char *)b.s + pos;
 		n = (uint32_t)h[1] | (uint32_t)h[2] << 8 |
 		    (uint32_t)h[3] << 16 | (uint32_t)h[4] << 24;
-		if (n > REC_MAX || pos + 5 + (off_t)n > st.st_size)
-			return -EILSEQ;
-		v.len = 0;
-		if (str_ready(&v, n) < 0)
-			return -ENOMEM;
-		if (n && pread(fd, v.s, n, pos + 5) != (ssize_t)n) {
-			str_free(&v);
-			return -EILSEQ;
+		if (n > REC_MAX) {
+			r = -EILSEQ;
+			break;
 		}
-		v.len = n;
-		v.s[n] = 0;
-		pos += 5 + (off_t)n;
+		r = have(fd, &b, pos + 5 + n, st.st_size);
+		if (r < 0)
+			break;
+		h = (unsigned char *)b.s + pos;
+		v = b.s + pos + 5;
+		pos += 5 + (size_t)n;
 		switch (h[0]) {
 		case 'T':
 			if (n != 8)
 				r = -EILSEQ;
 			else
-				e->arrival_us = get_u64((unsigned char *)v.s);
+				e->arrival_us = get_u64((unsigned char *)v);
 			have_t = 1;
 			break;
-		case 'F': r = str_copyb(&e->sender, v.s, n); have_f = 1; break;
+		case 'F': r = str_copyb(&e->sender, v, n); have_f = 1; break;
 		case 'R':
-			r = queue_addr_ok(v.s, n) < 0 || n == 0 ? -EILSEQ :
-			    qenv_add_rcpt(e, v.s);
+			r = n == 0 || queue_addr_ok(v, n) < 0 ||
+			    memchr(v, 0, n) ? -EILSEQ : 0;
+			if (r == 0) {
+				r = str_catb(&e->rcpts, v, n);
+				if (r == 0)
+					r = str_catc(&e->rcpts, 0);
+				if (r == 0)
+					e->nrcpts++;
+			}
 			break;
-		case 'C': r = str_copyb(&e->client, v.s, n); break;
-		case 'H': r = str_copyb(&e->helo, v.s, n); break;
-		case 'A': r = str_copyb(&e->auth, v.s, n); break;
-		case 'P': r = str_copyb(&e->proto, v.s, n); break;
-		case 'U': r = str_copyb(&e->uid, v.s, n); break;
+		case 'C': r = str_copyb(&e->client, v, n); break;
+		case 'H': r = str_copyb(&e->helo, v, n); break;
+		case 'A': r = str_copyb(&e->auth, v, n); break;
+		case 'P': r = str_copyb(&e->proto, v, n); break;
+		case 'U': r = str_copyb(&e->uid, v, n); break;
+		case 'B': e->dbl = 1; break;
 		default: r = -EILSEQ; break; /* a newer writer: do not guess */
 		}
-		if (r < 0)
-			break;
 	}
-	str_free(&v);
+	str_free(&b);
 	return r;
+}
+
+/* queue_id_parse - ARRIVAL.INODE in lower-case hex, nothing else; the
+ * strictness keeps stray names (editor files, "..", "x.s") out of the
+ * scheduler's view of the queue */
+int queue_id_parse(const char *name, uint64_t *arrival_us, uint64_t *ino)
+{
+	uint64_t v[2] = {0, 0};
+	int part = 0, digits = 0;
+	const char *p;
+
+	for (p = name; *p; p++) {
+		unsigned d;
+
+		if (*p == '.' && part == 0 && digits) {
+			part = 1;
+			digits = 0;
+			continue;
+		}
+		if (*p >= '0' && *p <= '9')
+			d = (unsigned)(*p - '0');
+		else if (*p >= 'a' && *p <= 'f')
+			d = (unsigned)(*p - 'a' + 10);
+		else
+			return -EINVAL;
+		if (++digits > 16)
+			return -EINVAL;
+		v[part] = v[part] << 4 | d;
+	}
+	if (part != 1 || !digits)
+		return -EINVAL;
+	*arrival_us = v[0];
+	*ino = v[1];
+	return 0;
+}
+
+/* queue_msg_path - ROOT/queue/msg/HH/ID[SUFFIX], HH the inode's low byte:
+ * 256 directories keep each one near 4,000 entries at a million messages */
+int queue_msg_path(struct str *out, const char *root, const char *id,
+		   const char *suffix)
+{
+	uint64_t a, ino;
+
+	if (queue_id_parse(id, &a, &ino) < 0)
+		return -EINVAL;
+	out->len = 0;
+	return str_catf(out, "%s/queue/msg/%02x/%s%s", root,
+			(unsigned)(ino & 0xff), id, suffix ? suffix : "");
 }

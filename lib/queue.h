@@ -14,6 +14,7 @@
  *     'R' one recipient (repeated, at least once)
  *     'C' client IP, 'H' HELO name, 'A' authenticated user, 'P' protocol
  *     'U' uid of the local user who injected it (decimal)
+ *     'B' this is a double bounce: its own failure is dropped, not bounced
  *   'M' u64 LE length of the message, then the message to end of file
  *
  * The message is kept with LF line ends, as Maildir and qmail keep it.
@@ -40,6 +41,7 @@ struct qenv {
 	struct str rcpts;	/* NUL-terminated addresses, one after another */
 	size_t nrcpts;
 	struct str client, helo, auth, proto, uid;
+	int dbl;		/* 'B': a double bounce */
 };
 
 struct qwriter {
@@ -64,5 +66,8 @@ void qw_abort(struct qwriter *w);
 int queue_read_env(int fd, struct qenv *e, off_t *body_off_r,
 		   uint64_t *body_len_r);
 int queue_trigger(const char *root);
+int queue_id_parse(const char *name, uint64_t *arrival_us, uint64_t *ino);
+int queue_msg_path(struct str *out, const char *root, const char *id,
+		   const char *suffix);
 
 #endif

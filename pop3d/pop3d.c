@@ -14,7 +14,8 @@
  *	POP-before-SMTP grant that mta-smtpd honours. docs/pop3d.md is the
  *	manual.
  *
- *	Without --inetd it listens on every ADDR:PORT line of
+ *	Without --inetd it listens on the sockets `facteur run` passed in
+ *	$FACTEUR_LISTEN_FDS, else it binds every ADDR:PORT line of
  *	control/listen.pop3 (plain, STLS offered) and control/listen.pop3s
  *	(TLS from the first byte); an empty file means none, a missing one
  *	0.0.0.0 and :: on 110 and 995. One small parent accepts and forks one
@@ -31,10 +32,12 @@
  *	as local). --tls starts that session with TLS.
  *
  * SECURITY
- *	Exposed to the network, before authentication. Started as root (as
- *	`facteur run` does), it binds its ports and loads the TLS key, then
- *	becomes the mail user (control/mailuser) for good before it accepts
- *	anything: setgroups, setresgid, setresuid, each checked, and a mail
+ *	Exposed to the network, before authentication. Under `facteur run`
+ *	it starts as the mail user with the sockets facteur run bound
+ *	($FACTEUR_LISTEN_FDS, lib/listen.h), binds nothing and reads the TLS
+ *	key as the mail user, which owns it. Started alone as root, it binds
+ *	its ports and loads the TLS key, then becomes the mail user
+ *	(control/mailuser) for good before it accepts anything: setgroups, setresgid, setresuid, each checked, and a mail
  *	user with uid 0 is refused. Sessions therefore never run as root. A
  *	session before login reads only the passwd CDBs; after login it opens
  *	only the Maildir named by the user's record (which must lie under
@@ -92,6 +95,7 @@
 #include "args.h"
 #include "ctl.h"
 #include "fsx.h"
+#include "listen.h"
 #include "log.h"
 #include "msg.h"
 #include "pop3d.h"
@@ -230,84 +234,30 @@ static void free_cfg(struct cfg *cfg)
 	cfg->tls = NULL;
 }
 
-/* bind_one - a listening socket for one listen line */
-static int bind_one(struct server *srv, const char *line, int tls)
+/* listeners - the sockets of control/listen.KIND, inherited from
+ * facteur run or bound here */
+static void listeners(struct server *srv, const char *kind, int tls)
 {
-	struct sockaddr_storage ss;
+	struct listen_set set = LISTEN_SET_INIT;
+	struct str err = STR_INIT;
 	struct lsock *ls;
-	socklen_t len;
-	int fd, one = 1;
+	size_t i;
 
-	if (proto_listen(line, &ss, &len) < 0)
-		return -EINVAL;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-		    0);
-	if (fd < 0)
-		return -errno;
-	/* [::]:110 beside 0.0.0.0:110 must not claim the IPv4 port too */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    (ss.ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) ||
-	    bind(fd, (struct sockaddr *)&ss, len) < 0 ||
-	    listen(fd, SOMAXCONN) < 0) {
-		int e = -errno;
-
-		close(fd);
-		return e;
-	}
-	ls = reallocarray(srv->ls, srv->nls + 1, sizeof *ls);
-	if (!ls) {
-		close(fd);
-		return -ENOMEM;
-	}
-	srv->ls = ls;
-	ls[srv->nls].fd = fd;
-	ls[srv->nls].tls = tls;
-	ls[srv->nls].name = (struct str)STR_INIT;
-	if (str_copys(&ls[srv->nls].name, line) < 0) {
-		close(fd);
-		return -ENOMEM;
-	}
-	srv->nls++;
-	return 0;
-}
-
-/* listen_file - bind every line of control/NAME; a missing file means
- * 0.0.0.0 and :: on the standard port, where a host without IPv6 is no
- * reason to fail */
-static void listen_file(struct server *srv, const char *name, int port,
-			int tls)
-{
-	struct str path = STR_INIT, lines = STR_INIT;
-	struct stat st;
-	size_t n, i;
-	int r, deflt;
-
-	if (ctl_path(&path, srv->cfg->root, name) < 0)
+	if (listen_get(&set, srv->cfg->root, kind, &err) < 0)
+		msg_die(EX_TEMP, "%s", err.s);
+	str_free(&err);
+	ls = reallocarray(srv->ls, srv->nls + set.n + 1, sizeof *ls);
+	if (!ls)
 		msg_die(EX_TEMP, "out of memory");
-	deflt = stat(path.s, &st) < 0 && errno == ENOENT;
-	if (deflt)
-		r = str_catf(&lines, "0.0.0.0:%d%c[::]:%d%c", port, 0, port, 0);
-	else
-		r = ctl_get_lines(srv->cfg->root, name, &lines, &n);
-	if (r < 0)
-		msg_die(EX_TEMP, "cannot read %s: %s", path.s, msg_err(r));
-	for (i = 0; i < lines.len; i += strlen(lines.s + i) + 1) {
-		const char *line = lines.s + i;
-
-		r = bind_one(srv, line, tls);
-		if (r == -EAFNOSUPPORT && deflt)
-			continue;
-		if (r == -EINVAL)
-			msg_die(EX_TEMP, "%s: cannot parse '%s'; write ADDR:PORT "
-				"or [IPV6]:PORT", path.s, line);
-		if (r < 0)
-			msg_die(EX_TEMP, "cannot listen on %s (%s): %s; stop what "
-				"holds the port or change %s", line, name,
-				msg_err(r), path.s);
+	srv->ls = ls;
+	/* the descriptors and names change hands */
+	for (i = 0; i < set.n; i++) {
+		ls[srv->nls].fd = set.s[i].fd;
+		ls[srv->nls].tls = tls;
+		ls[srv->nls].name = set.s[i].name;
+		srv->nls++;
 	}
-	str_free(&path);
-	str_free(&lines);
+	free(set.s);
 }
 
 /* become_mailuser - give up root for good, before any client is heard */
@@ -618,9 +568,11 @@ int main(int argc, char **argv)
 	srv.cfg = &cfg;
 	srv.sigfd = -1;
 	if (!inetd) {
-		listen_file(&srv, "listen.pop3", 110, 0);
-		listen_file(&srv, "listen.pop3s", 995, 1);
+		listeners(&srv, "pop3", 0);
+		listeners(&srv, "pop3s", 1);
 	}
+	/* what we start must not think it holds our sockets */
+	unsetenv(LISTEN_ENV);
 	need_tls = tls;
 	for (i = 0; (size_t)i < srv.nls; i++)
 		need_tls |= srv.ls[i].tls;

@@ -3,7 +3,7 @@
  *
  * proto.c   pure parsers and converters, no I/O: the command line, numbers,
  *           base64 and AUTH PLAIN, user names, UIDLs and sizes from Maildir
- *           names, listen lines, client addresses, the plaintext-login rule
+ *           names, client addresses, the plaintext-login rule
  *           and the RETR/TOP byte converter. Unit-tested and fuzzed.
  * conn.c    one client connection, plain or TLS: a bounded line reader with
  *           a deadline, a buffered writer, STLS.
@@ -89,8 +89,6 @@ int proto_user(const char *in, size_t len, struct str *local,
 int proto_uidl(const char *name, size_t len, struct str *out);
 int proto_name_size(const char *name, size_t len, char field,
 		    uint64_t *out);
-int proto_listen(const char *line, struct sockaddr_storage *ss,
-		 socklen_t *len_r);
 int proto_ipstr(const struct sockaddr *sa, socklen_t len, char *out,
 		size_t outlen);
 int proto_loopback(const char *ip);

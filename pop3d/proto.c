@@ -13,7 +13,6 @@
  *   proto_user()       USER's user@domain (or vpopmail's user%domain)
  *   proto_uidl()       the UIDL of a Maildir file name
  *   proto_name_size()  the ,S= or ,W= size in a Maildir file name
- *   proto_listen()     a listen.pop3 line, ADDR:PORT or [V6]:PORT
  *   proto_ipstr()      a client address as text, IPv4-mapped made IPv4
  *   proto_plain_ok()   whether USER/PASS and AUTH PLAIN may be used
  *   xfer_*()           a message as RETR and TOP send it: CRLF line
@@ -313,59 +312,6 @@ int proto_name_size(const char *name, size_t len, char field, uint64_t *out)
 		return 0;
 	}
 	return -ENOENT;
-}
-
-/* proto_listen - "ADDR:PORT" (IPv4) or "[V6]:PORT" */
-int proto_listen(const char *line, struct sockaddr_storage *ss,
-		 socklen_t *len_r)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *colon, *h = line;
-	unsigned long port;
-	size_t hl;
-	int v6 = 0;
-
-	if (*line == '[') {
-		const char *rb = strchr(line, ']');
-
-		if (!rb || rb[1] != ':')
-			return -EINVAL;
-		h = line + 1;
-		hl = (size_t)(rb - h);
-		colon = rb + 1;
-		v6 = 1;
-	} else {
-		colon = strrchr(line, ':');
-		if (!colon)
-			return -EINVAL;
-		hl = (size_t)(colon - line);
-	}
-	if (hl == 0 || hl >= sizeof host)
-		return -EINVAL;
-	if (proto_num(colon + 1, strlen(colon + 1), &port) < 0 || port == 0 ||
-	    port > 65535)
-		return -EINVAL;
-	memcpy(host, h, hl);
-	host[hl] = 0;
-	memset(ss, 0, sizeof *ss);
-	if (v6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-			return -EINVAL;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		*len_r = sizeof *s6;
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-
-		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-			return -EINVAL;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		*len_r = sizeof *s4;
-	}
-	return 0;
 }
 
 /* proto_ipstr - a peer address as text; an IPv4-mapped IPv6 address

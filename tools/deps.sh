@@ -14,6 +14,7 @@ need /usr/include/sqlite3.h libsqlite3-dev
 need /usr/include/crypt.h libcrypt-dev
 need /usr/include/cdb.h libcdb-dev
 need /usr/include/openssl/ssl.h libssl-dev
+need /usr/include/ares.h libc-ares-dev
 need pkg-config pkg-config
 need cc gcc
 need python3 python3

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "vdeliver.h"
 
 #define OUT_MAX 1000	/* bytes of mta-inject's output kept */
@@ -35,30 +36,7 @@ static char **argv;
 /* inject_path - DIR/mta-inject, DIR being where this program lies */
 int inject_path(struct str *out)
 {
-	size_t cap = 256;
-	ssize_t n;
-	char *slash;
-	int r;
-
-	for (;;) {
-		out->len = 0;
-		r = str_ready(out, cap);
-		if (r < 0)
-			return r;
-		n = readlink("/proc/self/exe", out->s, cap);
-		if (n < 0)
-			return -errno;
-		if ((size_t)n < cap)
-			break;
-		cap *= 2;
-	}
-	out->len = (size_t)n;
-	out->s[n] = 0;
-	slash = strrchr(out->s, '/');
-	if (!slash)
-		return -ENOENT;
-	str_trunc(out, (size_t)(slash - out->s));
-	return str_cats(out, "/mta-inject");
+	return args_sibling(out, "mta-inject");
 }
 
 /* first_remote - the first remote address, for messages */

@@ -9,9 +9,11 @@
  * ends the session, so a session is a poor tool for guessing. CRAM-MD5 is
  * possible only for users whose CRAM context is stored.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
@@ -55,7 +57,11 @@ int b64_encode(const void *in, size_t n, struct str *out)
 	return r;
 }
 
-/* b64_decode - strict base64: whole quanta, '=' only at the end */
+/*
+ * b64_decode - strict base64: whole quanta, '=' only at the end, and the
+ * bits a padded quantum does not use must be zero, so that one text is the
+ * only spelling of its bytes (found by fuzz_smtpd_b64: "D+/=" was taken)
+ */
 int b64_decode(const char *in, size_t n, struct str *out)
 {
 	size_t i;
@@ -83,6 +89,8 @@ int b64_decode(const char *in, size_t n, struct str *out)
 				return -EINVAL;
 			v = v << 6 | (unsigned)(c - b64);
 		}
+		if ((pad == 1 && (v & 0xff)) || (pad == 2 && (v & 0xffff)))
+			return -EINVAL;
 		if (str_catc(out, (char)(v >> 16)) < 0 ||
 		    (pad < 2 && str_catc(out, (char)(v >> 8)) < 0) ||
 		    (pad < 1 && str_catc(out, (char)v) < 0))
@@ -94,6 +102,7 @@ int b64_decode(const char *in, size_t n, struct str *out)
 
 #define AUTHLIMIT_FORGET 900	/* seconds after which an address is forgiven */
 #define AUTHLIMIT_MAX_DELAY 30
+#define AUTHLIMIT_WAYS 8	/* slots an address may use, from its hash on */
 
 /* authlimit_new - the shared table, before the first fork */
 struct authlimit *authlimit_new(void)
@@ -104,14 +113,43 @@ struct authlimit *authlimit_new(void)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* ip_key - FNV-1a-64 of the address; never 0 (0 marks a free slot) */
+/*
+ * ip_key - FNV-1a-64 of the client; never 0 (0 marks a free slot). An
+ * IPv6 client counts by its /64: one host usually has a whole /64 and
+ * could otherwise take a fresh address for every ten tries.
+ */
 static uint64_t ip_key(const char *ip)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
+	unsigned char v6[16];
+	size_t i;
 
-	while (*ip)
-		h = (h ^ (unsigned char)*ip++) * 0x100000001b3ull;
+	if (strchr(ip, ':') && inet_pton(AF_INET6, ip, v6) == 1) {
+		h = (h ^ '6') * 0x100000001b3ull;	/* never an IPv4 text */
+		for (i = 0; i < 8; i++)
+			h = (h ^ v6[i]) * 0x100000001b3ull;
+	} else {
+		while (*ip)
+			h = (h ^ (unsigned char)*ip++) * 0x100000001b3ull;
+	}
 	return h ? h : 1;
+}
+
+/*
+ * find - the slot of key K among the AUTHLIMIT_WAYS after its hash, or -1.
+ * Several ways, not one: with a single slot two addresses that collide
+ * could fail in turn and keep resetting each other's count for ever.
+ */
+static long find(struct authlimit *l, uint64_t k)
+{
+	size_t i, j;
+
+	for (i = 0; i < AUTHLIMIT_WAYS; i++) {
+		j = (size_t)((k + i) % AUTHLIMIT_SLOTS);
+		if (__atomic_load_n(&l->slot[j].key, __ATOMIC_RELAXED) == k)
+			return (long)j;
+	}
+	return -1;
 }
 
 /* authlimit_delay - seconds to wait before an AUTH from IP is checked */
@@ -120,9 +158,9 @@ unsigned authlimit_delay(struct authlimit *l, const char *ip)
 	uint64_t k = ip_key(ip);
 	uint32_t fails;
 	int64_t last;
-	size_t i = (size_t)(k % AUTHLIMIT_SLOTS);
+	long i;
 
-	if (!l || __atomic_load_n(&l->slot[i].key, __ATOMIC_RELAXED) != k)
+	if (!l || (i = find(l, k)) < 0)
 		return 0;
 	fails = __atomic_load_n(&l->slot[i].fails, __ATOMIC_RELAXED);
 	last = __atomic_load_n(&l->slot[i].last, __ATOMIC_RELAXED);
@@ -132,15 +170,40 @@ unsigned authlimit_delay(struct authlimit *l, const char *ip)
 	return fails > AUTHLIMIT_MAX_DELAY ? AUTHLIMIT_MAX_DELAY : fails;
 }
 
-/* authlimit_fail - count one failure of IP (racy by a count at worst) */
+/*
+ * authlimit_fail - count one failure of IP (racy by a count at worst). A
+ * new address takes a free or forgotten slot of its ways, else the one
+ * with the fewest failures: pushing out an address that is being slowed
+ * takes as many failures from colliding addresses, which are slowed too.
+ */
 void authlimit_fail(struct authlimit *l, const char *ip)
 {
 	uint64_t k = ip_key(ip);
-	size_t i = (size_t)(k % AUTHLIMIT_SLOTS);
 	int64_t now = time(NULL);
+	uint32_t least = UINT32_MAX;
+	long i;
+	size_t w, j, pick;
 
 	if (!l)
 		return;
+	pick = (size_t)(k % AUTHLIMIT_SLOTS);
+	i = find(l, k);
+	for (w = 0; i < 0 && w < AUTHLIMIT_WAYS; w++) {
+		uint32_t f;
+
+		j = (size_t)((k + w) % AUTHLIMIT_SLOTS);
+		f = __atomic_load_n(&l->slot[j].fails, __ATOMIC_RELAXED);
+		if (!__atomic_load_n(&l->slot[j].key, __ATOMIC_RELAXED) ||
+		    now - __atomic_load_n(&l->slot[j].last, __ATOMIC_RELAXED) >
+		    AUTHLIMIT_FORGET)
+			f = 0;
+		if (f < least) {
+			least = f;
+			pick = j;
+		}
+		if (!f || w + 1 == AUTHLIMIT_WAYS)
+			i = (long)pick;
+	}
 	if (__atomic_exchange_n(&l->slot[i].key, k, __ATOMIC_RELAXED) != k ||
 	    now - __atomic_load_n(&l->slot[i].last, __ATOMIC_RELAXED) >
 	    AUTHLIMIT_FORGET)
@@ -194,8 +257,12 @@ static int check_pass(struct session *s, const char *user, const char *pass)
 		r = -EACCES;
 	} else if (r == 0) {
 		r = pw_check(pass, hash);
-		if (r == -EINVAL)
-			r = -EACCES;	/* "!" or another unusable hash */
+		if (r == -EINVAL) {
+			/* "!" or another unusable hash: refused no faster than
+			 * a wrong password, or it would show the user exists */
+			(void)pw_check(pass, s->dummy_hash);
+			r = -EACCES;
+		}
 		if (r == 0 && (flags & 2))
 			r = -EACCES;
 	}

@@ -24,13 +24,18 @@
 #include "fsx.h"
 #include "smtpd.h"
 
-/* now_s - a monotonic clock in seconds, for deadlines */
-static time_t now_s(void)
+/*
+ * now_ms - a monotonic clock in milliseconds, for deadlines: in whole
+ * seconds a wait that began just before a tick would be cut short by up
+ * to a second (found by fuzz_smtpd_line: a 1 s timeout that expired at
+ * once)
+ */
+static int64_t now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* conn_init - a connection on two descriptors (the same one for a socket) */
@@ -92,7 +97,7 @@ int conn_flush(struct conn *c)
 }
 
 /* fill - refill the empty input buffer, waiting until the deadline */
-static int fill(struct conn *c, time_t deadline)
+static int fill(struct conn *c, int64_t deadline)
 {
 	ssize_t n;
 
@@ -104,11 +109,11 @@ static int fill(struct conn *c, time_t deadline)
 		int r;
 
 		for (;;) {
-			time_t left = deadline - now_s();
+			int64_t left = deadline - now_ms();
 
 			if (left <= 0)
 				return LINE_TIMEOUT;
-			r = poll(&p, 1, (int)(left * 1000));
+			r = poll(&p, 1, (int)left);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r < 0)
@@ -147,7 +152,7 @@ static int fill(struct conn *c, time_t deadline)
  */
 int conn_getline(struct conn *c, struct str *line, size_t max)
 {
-	time_t deadline = now_s() + (time_t)c->timeout;
+	int64_t deadline = now_ms() + (int64_t)c->timeout * 1000;
 	size_t got = 0;
 	int r, is_long = 0;
 
@@ -186,7 +191,7 @@ int conn_getbyte(struct conn *c, int *byte_r)
 	int r;
 
 	if (c->ipos == c->ilen &&
-	    (r = fill(c, now_s() + (time_t)c->timeout)) != LINE_OK)
+	    (r = fill(c, now_ms() + (int64_t)c->timeout * 1000)) != LINE_OK)
 		return r;
 	*byte_r = c->ibuf[c->ipos++];
 	return LINE_OK;

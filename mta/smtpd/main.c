@@ -7,12 +7,13 @@
  *	mta-smtpd [--root DIR] --inetd [--submission | --smtps]
  *
  * DESCRIPTION
- *	Without --inetd it binds every address of control/listen.smtp (port
- *	25 behaviour), control/listen.submission (587: AUTH required before
- *	MAIL) and control/listen.smtps (465: submission under implicit TLS),
- *	one ADDR:PORT or [V6ADDR]:PORT a line; an empty file turns that
- *	service off, a missing one means 0.0.0.0 and :: on the standard
- *	port. A small parent accepts connections and forks one process per
+ *	Without --inetd it listens on the sockets given by `facteur run` in
+ *	$FACTEUR_LISTEN_FDS, else it binds every address of
+ *	control/listen.smtp (port 25 behaviour), control/listen.submission
+ *	(587: AUTH required before MAIL) and control/listen.smtps (465:
+ *	submission under implicit TLS), one ADDR:PORT or [V6ADDR]:PORT a
+ *	line; an empty file turns that service off, a missing one means
+ *	0.0.0.0 and :: on the standard port. A small parent accepts connections and forks one process per
  *	session, at most control/maxsessions (1000) at once and
  *	control/maxperip (20) from one client address; a client over either
  *	limit gets "421 4.7.0" and is closed. Both limits are read at each
@@ -22,19 +23,27 @@
  *	is the peer of stdin when it is a TCP socket, else $TCPREMOTEIP,
  *	else 127.0.0.1 (a pipe: a local process such as sendmail -bs).
  *
- *	The protocol (EHLO extensions, STARTTLS, AUTH, relay control, DATA)
- *	is described in docs/smtpd.md and SPEC.md "Mail flow" step 1.
+ *	The protocol (EHLO extensions, STARTTLS, AUTH, relay control, the
+ *	DNSBL check of control/rblservers with rblsmtpd's RBLSMTPD rules,
+ *	DATA) is described in docs/smtpd.md and SPEC.md "Mail flow" step 1.
  *	Accepted messages are written into the queue (docs/queue.md) and
  *	fsynced before "250 2.0.0 ok ID".
  *
  * SECURITY
- *	Exposed to the whole network. Started as root, it binds its ports
- *	and then becomes the mail user (control/mailuser) for good before
- *	it accepts a connection; it refuses to run the sessions as root.
+ *	Exposed to the whole network. Under `facteur run` it starts as the
+ *	mail user with the listening sockets that facteur run bound
+ *	(FACTEUR_LISTEN_FDS, lib/listen.h) and binds nothing. Started alone
+ *	as root, it binds its ports and then becomes the mail user
+ *	(control/mailuser) for good before it accepts a connection; it
+ *	refuses to run the sessions as root.
  *	Each session is its own process, so one client cannot see another's
  *	memory. It reads control/, the account CDBs and open-smtp/, and
  *	writes only queue/tmp and queue/new. Every input line is bounded,
- *	and no network text is parsed out of the queue file again.
+ *	and no network text is parsed out of the queue file again. With
+ *	control/rblservers a session asks the servers of control/resolvers
+ *	A questions built only from the client address and the zones (only
+ *	whether an answer exists is used); a DNS failure is never a
+ *	listing.
  *
  * EXIT STATUS
  *	0 after an --inetd session, 2 usage, 111 when it cannot start
@@ -47,8 +56,9 @@
  *	reason, and how the session ended.
  *
  * BUGS
- *	No DNSBL (control/rblservers is not consulted yet). In --inetd mode
- *	failed AUTH is slowed per session only (no parent to share counts).
+ *	In --inetd mode failed AUTH is slowed per session only (no parent to
+ *	share counts). The DNSBL lookup (control/rblservers, rbl.c) delays
+ *	the greeting; a resolver that does not answer costs about 4.5 s.
  *
  * SEE ALSO
  *	docs/smtpd.md, docs/queue.md, mta-rules(8), mta-inject(8)
@@ -68,6 +78,7 @@
 
 #include "args.h"
 #include "ctl.h"
+#include "listen.h"
 #include "log.h"
 #include "msg.h"
 #include "priv.h"
@@ -91,6 +102,7 @@ struct child {
 
 struct server {
 	const char *root;
+	struct listen_set ls;		/* owns the descriptors of l */
 	struct listener l[LISTEN_MAX];
 	size_t nl;
 	struct child *kids;
@@ -156,87 +168,25 @@ static void serve(struct server *srv, int rfd, int wfd, enum port_kind kind,
 	qenv_free(&s.env);
 }
 
-/* listen_one - bind and listen on "ADDR:PORT" or "[V6]:PORT" */
-static int listen_one(struct server *srv, const char *spec,
+/* listeners - the sockets of one kind, inherited from facteur run or
+ * bound here */
+static void listeners(struct server *srv, const char *name,
 		      enum port_kind kind)
 {
-	struct sockaddr_storage ss;
-	struct sockaddr_in *s4 = (void *)&ss;
-	struct sockaddr_in6 *s6 = (void *)&ss;
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon;
-	unsigned long port;
-	size_t hl;
-	int fd, one = 1, v6;
+	struct str err = STR_INIT;
+	size_t i;
 
-	if (srv->nl == LISTEN_MAX)
-		msg_die(111, "more than %d listen addresses", LISTEN_MAX);
-	v6 = spec[0] == '[';
-	colon = v6 ? strstr(spec, "]:") : strrchr(spec, ':');
-	if (!colon)
-		msg_die(111, "bad listen address '%s': want ADDR:PORT or "
-			"[V6ADDR]:PORT", spec);
-	hl = (size_t)(colon - spec) - (v6 ? 1 : 0);
-	if (hl >= sizeof host || ctl_parse_ulong(colon + (v6 ? 2 : 1), &port)
-	    < 0 || port == 0 || port > 65535)
-		msg_die(111, "bad listen address '%s'", spec);
-	memcpy(host, spec + (v6 ? 1 : 0), hl);
-	host[hl] = 0;
-	memset(&ss, 0, sizeof ss);
-	if (v6) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-			msg_die(111, "bad IPv6 address in '%s'", spec);
-	} else {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-			msg_die(111, "bad IPv4 address in '%s'", spec);
+	if (listen_get(&srv->ls, srv->root, name, &err) < 0)
+		msg_die(111, "%s", err.s);
+	str_free(&err);
+	for (i = srv->nl; i < srv->ls.n; i++) {
+		if (srv->nl == LISTEN_MAX)
+			msg_die(111, "more than %d listen addresses",
+				LISTEN_MAX);
+		srv->l[srv->nl].fd = srv->ls.s[i].fd;
+		srv->l[srv->nl].kind = kind;
+		srv->nl++;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		msg_die(111, "socket for %s: %s", spec, strerror(errno));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-			      sizeof one) < 0))
-		msg_die(111, "setsockopt for %s: %s", spec, strerror(errno));
-	if (bind(fd, (struct sockaddr *)&ss, v6 ? sizeof *s6 : sizeof *s4) < 0)
-		msg_die(111, "cannot bind %s: %s", spec, strerror(errno));
-	if (listen(fd, 128) < 0)
-		msg_die(111, "cannot listen on %s: %s", spec, strerror(errno));
-	srv->l[srv->nl].fd = fd;
-	srv->l[srv->nl].kind = kind;
-	srv->nl++;
-	return 0;
-}
-
-/* listen_file - every address of control/NAME, or the defaults */
-static void listen_file(struct server *srv, const char *name,
-			const char *def4, const char *def6, enum port_kind kind)
-{
-	struct str path = STR_INIT, lines = STR_INIT;
-	struct stat st;
-	size_t i, n;
-	int r;
-
-	if (ctl_path(&path, srv->root, name) < 0)
-		msg_die(111, "out of memory");
-	if (stat(path.s, &st) < 0) {
-		if (errno != ENOENT)
-			msg_die(111, "cannot read %s: %s", path.s,
-				strerror(errno));
-		listen_one(srv, def4, kind);
-		listen_one(srv, def6, kind);
-	} else {
-		r = ctl_get_lines(srv->root, name, &lines, &n);
-		if (r < 0)
-			msg_die(111, "cannot read %s: %s", path.s, msg_err(r));
-		for (i = 0; i < lines.len; i += strlen(lines.s + i) + 1)
-			listen_one(srv, lines.s + i, kind);
-	}
-	str_free(&path);
-	str_free(&lines);
 }
 
 /* reap - forget the sessions that ended */
@@ -280,7 +230,6 @@ static void take(struct server *srv, const struct listener *l)
 	socklen_t len = sizeof ss;
 	char ip[INET6_ADDRSTRLEN];
 	const char *full;
-	size_t i;
 	pid_t pid;
 	int fd;
 
@@ -315,8 +264,7 @@ static void take(struct server *srv, const struct listener *l)
 		return;
 	}
 	if (pid == 0) {
-		for (i = 0; i < srv->nl; i++)
-			close(srv->l[i].fd);
+		listen_free(&srv->ls);
 		signal(SIGTERM, SIG_DFL);
 		serve(srv, fd, fd, l->kind, ip);
 		close(fd);
@@ -410,17 +358,17 @@ int main(int argc, char **argv)
 			  "--inetd; listeners take their kind from the "
 			  "listen.* file");
 	signal(SIGPIPE, SIG_IGN);
+	srv.ls = (struct listen_set)LISTEN_SET_INIT;
 	if (!inetd) {
-		listen_file(&srv, "listen.smtp", "0.0.0.0:25", "[::]:25",
-			    PORT_SMTP);
-		listen_file(&srv, "listen.submission", "0.0.0.0:587",
-			    "[::]:587", PORT_SUBMISSION);
-		listen_file(&srv, "listen.smtps", "0.0.0.0:465", "[::]:465",
-			    PORT_SMTPS);
+		listeners(&srv, "smtp", PORT_SMTP);
+		listeners(&srv, "submission", PORT_SUBMISSION);
+		listeners(&srv, "smtps", PORT_SMTPS);
 		if (!srv.nl)
 			msg_die(111, "no listen address: every control/listen.* "
 				"file is empty");
 	}
+	/* what we start must not think it holds our sockets */
+	unsetenv(LISTEN_ENV);
 	r = priv_become_mailuser(srv.root);
 	if (r < 0)
 		msg_die(111, "cannot become the mail user of %s/control/mailuser:"

@@ -151,12 +151,24 @@ static const char *mail_params(struct session *s, const char *p)
 	return NULL;
 }
 
+/* blocked - a client a blocklist or its RBLSMTPD refuses, until it
+ * authenticates: refused at every MAIL and RCPT (rbl.c) */
+static int blocked(struct session *s)
+{
+	if (!s->rbl.len || s->auth_user.len)
+		return 0;
+	refuse(s, s->rbl.s);
+	return 1;
+}
+
 /* cmd_mail - MAIL FROM:<sender> [params] */
 static void cmd_mail(struct session *s, const char *arg)
 {
 	const char *p, *rest, *why;
 	int r;
 
+	if (blocked(s))
+		return;
 	if (!s->helo.len) {
 		refuse(s, "503 5.5.1 send HELO or EHLO first");
 		return;
@@ -201,6 +213,8 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	struct str a = STR_INIT;
 	const char *p, *rest, *why;
 
+	if (blocked(s))
+		return;
 	if (!s->mail) {
 		refuse(s, "503 5.5.1 MAIL first");
 		return;
@@ -399,7 +413,8 @@ static void set_end(struct session *s, const char *why)
 	(void)str_cats(&s->end, why);
 }
 
-/* start - relay rules, POP-before-SMTP, implicit TLS; 0 to go on */
+/* start - relay rules, blocklists, POP-before-SMTP, implicit TLS; 0 to
+ * go on */
 static int start(struct session *s)
 {
 	struct rule rule;
@@ -429,6 +444,7 @@ static int start(struct session *s)
 		return -1;
 	}
 	s->relay = rules_env(&rule, "RELAYCLIENT") != NULL;
+	rbl_start(s, rules_env(&rule, "RBLSMTPD"));
 	rules_free(&rule);
 	s->pbs = check_pbs(s->root, s->ip.s) > 0;
 	return 0;
@@ -471,13 +487,17 @@ void session_run(struct session *s)
 	if (s->c.dead && !strcmp(s->end.s, "eof"))
 		set_end(s, "write error");
 	(void)log_write(2, "mta-smtpd", "session %s helo %s auth %s tls %s: "
-			"queued %lu%s%s refused %lu%s%s; end %s",
+			"queued %lu%s%s refused %lu%s%s; end %s%s%s",
 			s->ip.s, s->helo.len ? s->helo.s : "-",
 			s->auth_user.len ? s->auth_user.s : "-",
 			s->tls ? "yes" : "no", s->msgs, s->ids.len ? " " : "",
 			s->ids.len ? s->ids.s : "", s->refused,
 			s->reason.len ? " last: " : "",
-			s->reason.len ? s->reason.s : "", s->end.s);
+			s->reason.len ? s->reason.s : "", s->end.s,
+			s->rbl_log.len ? "; rbl " : "",
+			s->rbl_log.len ? s->rbl_log.s : "");
 	str_free(&line);
+	str_free(&s->rbl);
+	str_free(&s->rbl_log);
 	txn_reset(s);
 }

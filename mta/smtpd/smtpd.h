@@ -9,6 +9,7 @@
  *   data.c     the DATA reader: end of data, dot-unstuffing, bad bytes,
  *              the Received: line, the queue file
  *   auth.c     AUTH PLAIN, LOGIN and CRAM-MD5 against the login tables
+ *   rbl.c      DNS blocklists (control/rblservers) and RBLSMTPD at connect
  *
  * All state of one session lives in struct session; nothing mutable is
  * global. Functions return 0 or a negative errno code unless they say
@@ -77,10 +78,11 @@ struct session {
 	struct authlimit *limit; /* NULL: per-session slowing only */
 	const char *dummy_hash;	/* checked for unknown users: same time */
 	struct qenv env;
+	struct str rbl;		/* the reply for a blocked client, else "" */
 	int quit;
 	/* for the log line */
 	unsigned long msgs, refused;
-	struct str ids, reason, end;
+	struct str ids, reason, end, rbl_log;
 };
 
 /* conn.c */
@@ -104,6 +106,10 @@ int addr_parse(const char *in, struct str *addr, const char **rest_r,
 int check_badlist(const char *root, const char *file, const char *addr);
 const char *check_rcpt(struct session *s, const char *addr);
 int check_pbs(const char *root, const char *ip);
+
+/* rbl.c */
+int rbl_name(const char *ip, const char *zone, struct str *out);
+void rbl_start(struct session *s, const char *rblsmtpd);
 
 /* data.c */
 void data_receive(struct session *s);

@@ -7,10 +7,13 @@ files (a pipe nobody reads would stall it) and is always stopped, and
 killed if it must be, before the test ends.
 """
 import os
+import poplib
 import pwd
 import re
 import shutil
 import signal
+import smtplib
+import socket
 import ssl
 import stat
 import subprocess
@@ -274,14 +277,19 @@ def test_doctor_pending(ctx):
         "run vadmin rebuild"), p.out
 
 
-def start_run(ctx, exe=None):
+def start_run(ctx, exe=None, user=None):
+    """facteur run on the root; user: a pwd entry to run it as."""
     out = open(os.path.join(ctx.tmp, "run.out"), "wb")
     err = open(os.path.join(ctx.tmp, "run.err"), "wb")
     env = dict(os.environ)
     env.pop("FACTEUR_ROOT", None)
+    kw = {}
+    if user:
+        kw = {"user": user.pw_uid, "group": user.pw_gid,
+              "extra_groups": []}
     p = subprocess.Popen([exe or ctx.bin("facteur"), "run", "--root",
                           ctx.root], stdin=subprocess.DEVNULL, stdout=out,
-                         stderr=err, env=env)
+                         stderr=err, env=env, **kw)
     out.close()
     err.close()
     return p
@@ -309,8 +317,28 @@ def log(ctx):
         return ""
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_listen(ctx, off=()):
+    """Every listen.* file of the root on a free loopback port (the fixed
+    --dev ports may be taken on a shared machine); KINDs in off get an
+    empty file. Returns {kind: port}."""
+    ports = {}
+    for kind in ("smtp", "submission", "smtps", "pop3", "pop3s"):
+        with open(ctx.path("control", "listen." + kind), "w") as f:
+            if kind not in off:
+                ports[kind] = free_port()
+                f.write(f"127.0.0.1:{ports[kind]}\n")
+    return ports
+
+
 def test_run(ctx):
     ctx.init()
+    free_listen(ctx)
     old = ctx.path("open-smtp", "192.0.2.1")
     fresh = ctx.path("open-smtp", "192.0.2.2")
     dot = ctx.path("open-smtp", ".192.0.2.3")
@@ -395,3 +423,253 @@ def test_run_supervises(ctx):
         assert False, f"mta-send {send} survived facteur run"
     except ProcessLookupError:
         pass
+
+
+def proc_ids(pid):
+    """(uids, gids, groups) of a process, from /proc/PID/status."""
+    ids = {}
+    with open(f"/proc/{pid}/status") as f:
+        for l in f:
+            k, _, v = l.partition(":")
+            if k in ("Uid", "Gid", "Groups"):
+                ids[k] = [int(x) for x in v.split()]
+    return ids["Uid"], ids["Gid"], ids["Groups"]
+
+
+def listening_inodes(port):
+    """Socket inodes listening on 127.0.0.1:port (state 0A in
+    /proc/net/tcp)."""
+    out = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for l in f:
+            w = l.split()
+            addr, p = w[1].split(":")
+            if int(p, 16) == port and w[3] == "0A" and addr == "0100007F":
+                out.add(int(w[9]))
+    return out
+
+
+def socket_inodes(pid):
+    out = set()
+    d = f"/proc/{pid}/fd"
+    for n in os.listdir(d):
+        try:
+            t = os.readlink(os.path.join(d, n))
+        except FileNotFoundError:
+            continue
+        m = re.fullmatch(r"socket:\[(\d+)\]", t)
+        if m:
+            out.add(int(m.group(1)))
+    return out
+
+
+def started_pids(ctx, tag, name):
+    return [int(x) for x in re.findall(re.escape(tag) + "started " + name +
+                                       r" pid (\d+)", log(ctx))]
+
+
+def tls_ctx():
+    c = ssl.create_default_context()
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
+
+
+def smtp_ok(port, tls=False):
+    cls = smtplib.SMTP_SSL if tls else smtplib.SMTP
+    kw = {"context": tls_ctx()} if tls else {}
+    with cls("127.0.0.1", port, timeout=10, **kw) as c:
+        code, _ = c.ehlo("client.test")
+        assert code == 250
+        return c.noop()[0] == 250
+
+
+def pop3_ok(port, tls=False):
+    if tls:
+        c = poplib.POP3_SSL("127.0.0.1", port, timeout=10,
+                            context=tls_ctx())
+    else:
+        c = poplib.POP3("127.0.0.1", port, timeout=10)
+    try:
+        return c.getwelcome().startswith(b"+OK") and "UIDL" in c.capa()
+    finally:
+        c.quit()
+
+
+def wait_up(ctx, tag, ports):
+    def up():
+        if not (started_pids(ctx, tag, "mta-smtpd") and
+                started_pids(ctx, tag, "pop3d")):
+            return False
+        for port in ports:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+            except OSError:
+                return False
+        return True
+    assert wait_for(up, 30), log(ctx)
+
+
+def test_run_services_as_mail_user(ctx):
+    """facteur run binds every listen.* socket itself, then starts
+    mta-smtpd and pop3d as the mail user (as root: the `facteur` user;
+    otherwise the caller) with those sockets; they answer, TLS included
+    (the key is read as the mail user), a killed service comes back on
+    the same sockets, and SIGTERM stops everything."""
+    ctx.init()
+    ports = free_listen(ctx, off=("submission",))
+    want = pwd.getpwnam("facteur").pw_uid if AS_ROOT else os.getuid()
+    wgid = pwd.getpwnam("facteur").pw_gid if AS_ROOT else os.getgid()
+    p = start_run(ctx)
+    pids = []
+    try:
+        tag = f"facteur[{p.pid}]: "
+        wait_up(ctx, tag, ports.values())
+        smtpd = started_pids(ctx, tag, "mta-smtpd")[0]
+        pop3d = started_pids(ctx, tag, "pop3d")[0]
+        pids = [smtpd, pop3d]
+        for pid in pids:
+            uids, gids, groups = proc_ids(pid)
+            assert uids == [want] * 4, (pid, uids)
+            assert gids == [wgid] * 4, (pid, gids)
+            if AS_ROOT:
+                assert groups == [wgid], (pid, groups)
+        # the supervisor itself stays what it was started as
+        assert proc_ids(p.pid)[0][0] == os.getuid()
+        # mta-send, when built, runs as the mail user too, with no sockets
+        if os.path.exists(ctx.bin("mta-send")):
+            assert wait_for(lambda: started_pids(ctx, tag, "mta-send"), 10)
+            send = started_pids(ctx, tag, "mta-send")[0]
+            try:
+                assert proc_ids(send)[0] == [want] * 4, send
+                with open(f"/proc/{send}/environ", "rb") as f:
+                    assert b"FACTEUR_LISTEN_FDS=" not in f.read()
+            except FileNotFoundError:
+                pass    # it ended already; its restart is the same
+            assert not re.search(r"mta-send\[\d+\]: .*cannot become",
+                                 log(ctx)), log(ctx)
+        for kind, pid in (("smtp", smtpd), ("smtps", smtpd),
+                          ("pop3", pop3d), ("pop3s", pop3d)):
+            lst = listening_inodes(ports[kind])
+            assert lst, (kind, ports[kind])
+            assert lst & socket_inodes(pid), kind
+            # and the supervisor holds the same socket for restarts
+            assert lst & socket_inodes(p.pid), kind
+        # each service holds only its own listeners
+        assert not listening_inodes(ports["pop3"]) & socket_inodes(smtpd)
+        assert not listening_inodes(ports["smtp"]) & socket_inodes(pop3d)
+        assert smtp_ok(ports["smtp"])
+        assert smtp_ok(ports["smtps"], tls=True)
+        assert pop3_ok(ports["pop3"])
+        assert pop3_ok(ports["pop3s"], tls=True)
+        # the sockets came through the environment, each service's own
+        for pid, want_env in ((smtpd, rb"smtp=\d+ submission= smtps=\d+"),
+                              (pop3d, rb"pop3=\d+ pop3s=\d+")):
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = [e for e in f.read().split(b"\0")
+                       if e.startswith(b"FACTEUR_LISTEN_FDS=")]
+            assert len(env) == 1 and re.fullmatch(
+                b"FACTEUR_LISTEN_FDS=" + want_env, env[0]), env
+        # a killed service is started again on the sockets it had
+        os.kill(smtpd, signal.SIGKILL)
+        assert wait_for(lambda: len(started_pids(ctx, tag,
+                                                 "mta-smtpd")) == 2, 15), \
+            log(ctx)
+        smtpd2 = started_pids(ctx, tag, "mta-smtpd")[1]
+        pids.append(smtpd2)
+        assert wait_for(lambda: listening_inodes(ports["smtp"]) &
+                        socket_inodes(smtpd2), 15)
+        assert proc_ids(smtpd2)[0] == [want] * 4
+        assert smtp_ok(ports["smtp"])
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=20) == 0
+    finally:
+        stop_run(p)
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or \
+            "zombie" in open(f"/proc/{pid}/status").read(), pid
+    for kind in ports:
+        assert not listening_inodes(ports[kind]), kind
+    text = log(ctx)
+    # mta-send is judged by its own tests: only ours must be clean here
+    mine = [l for l in text.splitlines()
+            if re.search(r" (facteur|mta-smtpd|pop3d)\[\d+\]: ", l)]
+    assert not [l for l in mine if "cannot" in l], text
+    assert "Sanitizer" not in text and "runtime error" not in text, text
+    assert f"facteur[{p.pid}]: stopped" in text
+
+
+def test_run_port_taken(ctx):
+    """A port that cannot be bound keeps that service down (retried with
+    the restart backoff) and the others running."""
+    ctx.init()
+    ports = free_listen(ctx, off=("submission", "smtps", "pop3s"))
+    hold = socket.socket()
+    hold.bind(("127.0.0.1", ports["smtp"]))
+    hold.listen()
+    p = start_run(ctx)
+    try:
+        tag = f"facteur[{p.pid}]: "
+        assert wait_for(lambda: started_pids(ctx, tag, "pop3d") and
+                        "restarting mta-smtpd in 1 s" in log(ctx), 20), \
+            log(ctx)
+        assert re.search(re.escape(tag) + r"cannot start mta-smtpd: cannot "
+                         r"listen on 127\.0\.0\.1:\d+ \(listen\.smtp\)",
+                         log(ctx)), log(ctx)
+        assert not started_pids(ctx, tag, "mta-smtpd")
+        assert pop3_ok(ports["pop3"])
+        hold.close()
+        assert wait_for(lambda: started_pids(ctx, tag, "mta-smtpd"), 15), \
+            log(ctx)
+        assert wait_for(lambda: smtp_ok_quiet(ports["smtp"]), 15)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=20) == 0
+    finally:
+        hold.close()
+        stop_run(p)
+
+
+def smtp_ok_quiet(port):
+    try:
+        return smtp_ok(port)
+    except OSError:
+        return False
+
+
+def test_run_refuses_root_mailuser(ctx):
+    if not AS_ROOT:
+        return
+    ctx.init()
+    free_listen(ctx)
+    with open(ctx.path("control/mailuser"), "w") as f:
+        f.write("root\n")
+    p = ctx.run("facteur", "run", check=111, timeout=30)
+    assert "uid 0" in p.err, p.err
+
+
+def test_run_as_another_user(ctx):
+    """Started as a user other than root (here the mail user itself, which
+    owns the root's content after init as root), facteur run binds the
+    same way and starts the services as that user, with no change."""
+    if not AS_ROOT:
+        return      # test_run_services_as_mail_user is this case then
+    ctx.init()
+    ports = free_listen(ctx, off=("submission", "smtps", "pop3s"))
+    pw = pwd.getpwnam("facteur")
+    p = start_run(ctx, user=pw)
+    try:
+        tag = f"facteur[{p.pid}]: "
+        wait_up(ctx, tag, ports.values())
+        assert proc_ids(p.pid)[0] == [pw.pw_uid] * 4
+        for name, kind in (("mta-smtpd", "smtp"), ("pop3d", "pop3")):
+            pid = started_pids(ctx, tag, name)[0]
+            assert proc_ids(pid)[0] == [pw.pw_uid] * 4, name
+            assert listening_inodes(ports[kind]) & socket_inodes(pid), name
+        assert smtp_ok(ports["smtp"])
+        assert pop3_ok(ports["pop3"])
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=20) == 0
+    finally:
+        stop_run(p)
+    assert f"facteur[{p.pid}]: stopped" in log(ctx)

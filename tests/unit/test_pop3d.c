@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "fsx.h"
+#include "listen.h"
 #include "../../pop3d/pop3d.h"
 #include "tinytest.h"
 
@@ -299,7 +300,7 @@ static void test_name_size(void)
 	}
 }
 
-/* test_addr - listen lines, peer addresses, loopback, failure keys and
+/* test_addr - listen lines (lib/listen.h), peer addresses, loopback, failure keys and
  * the plaintext rule */
 static void test_addr(void)
 {
@@ -316,16 +317,16 @@ static void test_addr(void)
 	size_t i;
 	int t, l, p;
 
-	CHECK_INT("listen_v4", proto_listen("127.0.0.1:2110", &ss, &len), 0);
+	CHECK_INT("listen_v4", listen_parse("127.0.0.1:2110", &ss, &len), 0);
 	CHECK(tt_name("listen_v4_fam"), ss.ss_family == AF_INET &&
 	      len == sizeof(struct sockaddr_in) &&
 	      ntohs(((struct sockaddr_in *)&ss)->sin_port) == 2110);
-	CHECK_INT("listen_v6", proto_listen("[::]:995", &ss, &len), 0);
+	CHECK_INT("listen_v6", listen_parse("[::]:995", &ss, &len), 0);
 	CHECK(tt_name("listen_v6_fam"), ss.ss_family == AF_INET6 &&
 	      ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) == 995);
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		CHECK_INT(tt_name("listen_bad_%zu", i),
-			  proto_listen(bad[i], &ss, &len), -EINVAL);
+			  listen_parse(bad[i], &ss, &len), -EINVAL);
 
 	memset(&s6, 0, sizeof s6);
 	s6.sin6_family = AF_INET6;

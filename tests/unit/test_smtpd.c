@@ -1,10 +1,13 @@
 /*
  * test_smtpd - case tables for mta-smtpd's parsers, linked without main():
  * addr_parse() (the <address> of MAIL and RCPT, with the relay tricks it
- * must refuse as syntax) and the strict base64 of AUTH.
+ * must refuse as syntax), the strict base64 of AUTH, the per-address AUTH
+ * failure table, and the DNSBL question rbl_name() builds (RFC 5782).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "smtpd.h"
 #include "tinytest.h"
@@ -102,6 +105,9 @@ static const struct b64_case b64_cases[] = {
 	{"YW J", -EINVAL, NULL, 0},
 	{"YWJ!", -EINVAL, NULL, 0},
 	{"====", -EINVAL, NULL, 0},
+	{"YR==", -EINVAL, NULL, 0},	/* unused bits set: not canonical */
+	{"YWK=", -EINVAL, NULL, 0},
+	{"D+/=", -EINVAL, NULL, 0},
 };
 
 /* test_b64 - decoding cases, and encode-then-decode of each result */
@@ -133,9 +139,116 @@ static void test_b64(void)
 	}
 }
 
+struct rbl_case {
+	const char *ip, *zone;
+	int want_r;
+	const char *want;
+};
+
+static const struct rbl_case rbl_cases[] = {
+	{"192.0.2.99", "bl.test", 0, "99.2.0.192.bl.test"},
+	{"127.0.0.2", "zen.example.org.", 0, "2.0.0.127.zen.example.org"},
+	{"2001:db8:1:2:3:4:567:89ab", "bl.test", 0,
+	 "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2"
+	 ".bl.test"},
+	{"::1", "bl.test", 0,
+	 "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0"
+	 ".bl.test"},
+	{"2001:DB8::FF", "v6.Bl-1.test", 0,
+	 "f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2"
+	 ".v6.Bl-1.test"},
+	{"::ffff:198.51.100.7", "bl.test", 0, "7.100.51.198.bl.test"},
+	{"192.0.2.300", "bl.test", -EINVAL, NULL},
+	{"example.org", "bl.test", -EINVAL, NULL},
+	{"192.0.2.1", "", -EINVAL, NULL},
+	{"192.0.2.1", ".bl.test", -EINVAL, NULL},
+	{"192.0.2.1", "bl..test", -EINVAL, NULL},
+	{"192.0.2.1", "bl test", -EINVAL, NULL},
+	{"192.0.2.1", "bl.test\r\n250 ok", -EINVAL, NULL},
+	{"192.0.2.1", "-bl.test", -EINVAL, NULL},
+	{"192.0.2.1",
+	 "a234567890123456789012345678901234567890123456789012345678901234"
+	 ".test", -EINVAL, NULL},
+};
+
+/* test_rbl - the reversed address in each zone, and what is refused */
+static void test_rbl(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof rbl_cases / sizeof rbl_cases[0]; i++) {
+		const struct rbl_case *c = &rbl_cases[i];
+		struct str got = STR_INIT;
+		int got_r = rbl_name(c->ip, c->zone, &got);
+
+		if (c->want_r < 0)
+			tt_check(got_r == c->want_r, tt_name("rbl_%zu", i),
+				 "%s %s: got %d", c->ip, c->zone, got_r);
+		else
+			tt_check(got_r == 0 && got.s && !strcmp(got.s, c->want),
+				 tt_name("rbl_%zu", i), "%s %s: got %d %s",
+				 c->ip, c->zone, got_r, got.s ? got.s : "");
+		str_free(&got);
+	}
+}
+
+/*
+ * test_authlimit - an address is slowed after 10 failures, by one more
+ * second each further failure; failures of any number of other addresses
+ * (colliding in the fixed table or not) never reset it; an IPv6 client
+ * counts by its /64, which one host can fill with addresses.
+ */
+static void test_authlimit(void)
+{
+	struct authlimit *l = authlimit_new();
+	char ip[64] = "";
+	unsigned i, d;
+	int kept = 1;
+
+	tt_check(l != NULL, "authlimit_new", "cannot map the table");
+	if (!l)
+		return;
+	for (i = 0; i < 10; i++) {
+		tt_check(authlimit_delay(l, "192.0.2.1") == 0,
+			 tt_name("authlimit_free_%u", i), "slowed after %u", i);
+		authlimit_fail(l, "192.0.2.1");
+	}
+	d = authlimit_delay(l, "192.0.2.1");
+	tt_check(d == 1, "authlimit_slowed",
+		 "delay %u after 10 failures, want 1", d);
+	tt_check(authlimit_delay(l, "192.0.2.10") == 0, "authlimit_other",
+		 "another address is slowed");
+	/* 20000 addresses failing once: every slot of the table is hit */
+	for (i = 0; i < 20000 && kept; i++) {
+		snprintf(ip, sizeof ip, "10.%u.%u.%u", i >> 16, (i >> 8) & 255,
+			 i & 255);
+		authlimit_fail(l, ip);
+		kept = authlimit_delay(l, "192.0.2.1") == 1;
+	}
+	tt_check(kept, "authlimit_not_reset_by_others",
+		 "192.0.2.1 forgotten after %u failures of others (last %s)", i,
+		 ip);
+	authlimit_fail(l, "192.0.2.1");
+	d = authlimit_delay(l, "192.0.2.1");
+	tt_check(d == 2, "authlimit_grows",
+		 "delay %u after 11 failures, want 2", d);
+	for (i = 0; i < 10; i++) {
+		snprintf(ip, sizeof ip, "2001:db8:1:2:%x::%x", i, i + 1);
+		authlimit_fail(l, ip);
+	}
+	d = authlimit_delay(l, "2001:db8:1:2:ffff::9");
+	tt_check(d == 1,
+		 "authlimit_ipv6_64", "delay %u for the same /64, want 1", d);
+	tt_check(authlimit_delay(l, "2001:db8:1:3::1") == 0,
+		 "authlimit_ipv6_other_64", "another /64 is slowed");
+	munmap(l, sizeof *l);
+}
+
 int main(void)
 {
 	test_addr();
 	test_b64();
+	test_authlimit();
+	test_rbl();
 	return tt_failed ? 1 : 0;
 }

@@ -1,0 +1,537 @@
+/*
+ * dns - DNS lookups over c-ares (see dns.h).
+ *
+ * c-ares rather than libresolv: it is asynchronous (a DNSBL check asks
+ * every zone at once), and ares_set_servers_ports_csv() takes servers with
+ * their own ports, IPv6 ones included, which control/resolvers needs and
+ * res_state cannot express cleanly.
+ */
+#include "dns.h"
+
+#include <ares.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ctl.h"
+
+struct dns {
+	ares_channel ch;
+	size_t pending;		/* queries whose callback has not run */
+};
+
+/* one query's outcome, filled in by its callback */
+struct dq {
+	struct dns *d;
+	int type;		/* ns_t_a, ns_t_aaaa, ns_t_mx */
+	int r;			/* 0 or a negative errno code (see dns.h) */
+	struct dns_addr *addrs;
+	size_t naddrs;
+	struct dns_mx *mx;
+	size_t nmx;
+};
+
+/* status_err - a c-ares status as this module's error codes */
+static int status_err(int status)
+{
+	switch (status) {
+	case ARES_SUCCESS:
+		return 0;
+	case ARES_ENOTFOUND:
+		return -ENOENT;
+	case ARES_ENODATA:
+		return -ENODATA;
+	case ARES_ENOMEM:
+		return -ENOMEM;
+	case ARES_EBADNAME:
+		return -EINVAL;
+	default:
+		/* SERVFAIL, REFUSED, timeouts, unreachable servers, FORMERR of
+		 * a server that does not understand us: all worth a retry */
+		return -EAGAIN;
+	}
+}
+
+/* dns_name_ok - a name that may be asked: LDH labels (and '_'), each
+ * 1..63 bytes, 253 in all, an optional final dot */
+int dns_name_ok(const char *name)
+{
+	size_t len = strlen(name), label = 0, i;
+
+	if (len && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0;
+}
+
+/* one_resolver - "IP", "IP:port", "[IP6]", "[IP6]:port" or a bare IPv6
+ * address, appended to csv as c-ares wants it */
+static int one_resolver(const char *s, struct str *csv)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	struct str host = STR_INIT;
+	const char *port = NULL, *colon;
+	unsigned long p = 53;
+	int v6 = 0, r = -EINVAL;
+
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+
+		if (!end || str_copyb(&host, s + 1, (size_t)(end - s - 1)))
+			goto out;
+		if (end[1] == ':')
+			port = end + 2;
+		else if (end[1])
+			goto out;
+		v6 = 1;
+	} else if ((colon = strchr(s, ':')) && strchr(colon + 1, ':')) {
+		if (str_copys(&host, s))	/* bare IPv6, no port */
+			goto out;
+		v6 = 1;
+	} else {
+		size_t n = colon ? (size_t)(colon - s) : strlen(s);
+
+		if (str_copyb(&host, s, n))
+			goto out;
+		if (colon)
+			port = colon + 1;
+	}
+	if (!host.s)
+		goto out;
+	if (v6 ? inet_pton(AF_INET6, host.s, &a6) != 1 :
+		 inet_pton(AF_INET, host.s, &a4) != 1)
+		goto out;
+	if (port && (ctl_parse_ulong(port, &p) < 0 || p == 0 || p > 65535))
+		goto out;
+	if (csv->len && str_catc(csv, ',')) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = v6 ? str_catf(csv, "[%s]:%lu", host.s, p) :
+		 str_catf(csv, "%s:%lu", host.s, p);
+out:
+	str_free(&host);
+	return r;
+}
+
+/* dns_resolvers_csv - NUL-separated lines of control/resolvers as the
+ * comma-separated list of ares_set_servers_ports_csv(); on -EINVAL,
+ * *bad_line_r is the 1-based number of the line at fault */
+int dns_resolvers_csv(const char *lines, size_t count, struct str *csv,
+		      size_t *bad_line_r)
+{
+	size_t i;
+	int r;
+
+	str_trunc(csv, 0);
+	if (str_cats(csv, ""))
+		return -ENOMEM;
+	for (i = 0; i < count; i++) {
+		r = one_resolver(lines, csv);
+		if (r < 0) {
+			if (bad_line_r)
+				*bad_line_r = i + 1;
+			return r;
+		}
+		lines += strlen(lines) + 1;
+	}
+	return 0;
+}
+
+/* dns_open - a channel with short tries and the configured servers */
+int dns_open(struct dns **d_r, const char *root, int timeout_ms)
+{
+	struct ares_options o;
+	struct str lines = STR_INIT, csv = STR_INIT;
+	struct dns *d;
+	size_t n = 0;
+	int r;
+
+	*d_r = NULL;
+	r = ctl_get_lines(root, "resolvers", &lines, &n);
+	if (r == 0 && n)
+		r = dns_resolvers_csv(lines.s, n, &csv, NULL);
+	if (r < 0)
+		goto out;
+	if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
+		r = -ENOMEM;
+		goto out;
+	}
+	d = calloc(1, sizeof *d);
+	if (!d) {
+		ares_library_cleanup();
+		r = -ENOMEM;
+		goto out;
+	}
+	memset(&o, 0, sizeof o);
+	o.timeout = timeout_ms > 0 ? timeout_ms : 5000;
+	o.tries = 2;
+	o.flags = ARES_FLAG_NOSEARCH;
+	o.lookups = (char *)"b";
+	if (ares_init_options(&d->ch, &o, ARES_OPT_TIMEOUTMS |
+			      ARES_OPT_TRIES | ARES_OPT_FLAGS |
+			      ARES_OPT_LOOKUPS) != ARES_SUCCESS) {
+		free(d);
+		ares_library_cleanup();
+		r = -ENOMEM;
+		goto out;
+	}
+	if (n && ares_set_servers_ports_csv(d->ch, csv.s) != ARES_SUCCESS) {
+		dns_close(d);
+		r = -EINVAL;
+		goto out;
+	}
+	*d_r = d;
+out:
+	str_free(&lines);
+	str_free(&csv);
+	return r;
+}
+
+/* dns_close - cancels what is pending, frees everything */
+void dns_close(struct dns *d)
+{
+	if (!d)
+		return;
+	ares_destroy(d->ch);
+	free(d);
+	ares_library_cleanup();
+}
+
+/* wait_all - drive c-ares until every query sent has had its callback */
+static int wait_all(struct dns *d)
+{
+	while (d->pending) {
+		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+		struct pollfd pfd[ARES_GETSOCK_MAXNUM];
+		struct timeval tv, *tvp;
+		unsigned bits;
+		int i, n = 0, ms, pr;
+
+		/* the bits by hand: ARES_GETSOCK_WRITABLE shifts a signed 1
+		 * into the sign bit for the 16th socket */
+		bits = (unsigned)ares_getsock(d->ch, socks,
+					      ARES_GETSOCK_MAXNUM);
+		for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+			short ev = 0;
+
+			if (bits & (1u << i))
+				ev |= POLLIN;
+			if (bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
+				ev |= POLLOUT;
+			if (!ev)
+				continue;
+			pfd[n].fd = socks[i];
+			pfd[n].events = ev;
+			pfd[n].revents = 0;
+			n++;
+		}
+		tvp = ares_timeout(d->ch, NULL, &tv);
+		ms = tvp ? (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000) + 1
+			 : 1000;
+		pr = poll(pfd, (nfds_t)n, ms);
+		if (pr < 0) {
+			if (errno == EINTR)
+				continue;
+			pr = -errno;
+			ares_cancel(d->ch);	/* runs the callbacks */
+			return pr;
+		}
+		if (pr == 0) {
+			ares_process_fd(d->ch, ARES_SOCKET_BAD,
+					ARES_SOCKET_BAD);
+			continue;
+		}
+		for (i = 0; i < n; i++) {
+			short re = pfd[i].revents;
+
+			ares_process_fd(d->ch,
+				re & (POLLIN | POLLERR | POLLHUP) ?
+				pfd[i].fd : ARES_SOCKET_BAD,
+				re & POLLOUT ? pfd[i].fd : ARES_SOCKET_BAD);
+		}
+	}
+	return 0;
+}
+
+/* parse_addrs - the A or AAAA records of an answer into q->addrs */
+static void parse_addrs(struct dq *q, const unsigned char *abuf, int alen)
+{
+	struct hostent *h = NULL;
+	size_t n = 0, i;
+	int st;
+
+	st = q->type == ns_t_a ? ares_parse_a_reply(abuf, alen, &h, NULL, NULL)
+			       : ares_parse_aaaa_reply(abuf, alen, &h, NULL,
+						       NULL);
+	if (st != ARES_SUCCESS) {
+		q->r = status_err(st);
+		return;
+	}
+	while (h->h_addr_list[n])
+		n++;
+	if (n == 0) {
+		q->r = -ENODATA;
+		goto out;
+	}
+	q->addrs = calloc(n, sizeof *q->addrs);
+	if (!q->addrs) {
+		q->r = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct dns_addr *a = &q->addrs[q->naddrs];
+
+		if (q->type == ns_t_a && h->h_length == 4) {
+			a->family = AF_INET;
+			memcpy(&a->a.v4, h->h_addr_list[i], 4);
+		} else if (q->type == ns_t_aaaa && h->h_length == 16) {
+			a->family = AF_INET6;
+			memcpy(&a->a.v6, h->h_addr_list[i], 16);
+		} else {
+			continue;
+		}
+		q->naddrs++;
+	}
+	q->r = q->naddrs ? 0 : -ENODATA;
+out:
+	ares_free_hostent(h);
+}
+
+/* mx_cmp - by preference (shuffle_equal orders the ties) */
+static int mx_cmp(const void *a, const void *b)
+{
+	const struct dns_mx *x = a, *y = b;
+
+	return x->pref != y->pref ? (x->pref < y->pref ? -1 : 1) : 0;
+}
+
+/* shuffle_equal - random order among records of the same preference */
+static void shuffle_equal(struct dns_mx *mx, size_t n)
+{
+	size_t a = 0, b, i;
+
+	while (a < n) {
+		for (b = a + 1; b < n && mx[b].pref == mx[a].pref; b++)
+			;
+		for (i = b - 1; i > a; i--) {
+			uint32_t span = (uint32_t)(i - a) + 1;
+			size_t j = a + arc4random_uniform(span);
+			struct dns_mx t = mx[i];
+
+			mx[i] = mx[j];
+			mx[j] = t;
+		}
+		a = b;
+	}
+}
+
+/* parse_mx - the MX records of an answer, sorted, into q->mx */
+static void parse_mx(struct dq *q, const unsigned char *abuf, int alen)
+{
+	struct ares_mx_reply *head = NULL, *m;
+	size_t n = 0, i = 0;
+	int st = ares_parse_mx_reply(abuf, alen, &head);
+
+	if (st != ARES_SUCCESS) {
+		q->r = status_err(st);
+		return;
+	}
+	for (m = head; m; m = m->next)
+		n++;
+	if (n == 0) {
+		q->r = -ENODATA;
+		goto out;
+	}
+	q->mx = calloc(n, sizeof *q->mx);
+	if (!q->mx) {
+		q->r = -ENOMEM;
+		goto out;
+	}
+	for (m = head; m; m = m->next, i++) {
+		const char *h = m->host ? m->host : "";
+
+		/* c-ares spells the root "" (some versions "."): a null MX */
+		if (strcmp(h, ".") == 0)
+			h = "";
+		q->mx[i].pref = m->priority;
+		q->mx[i].host = strdup(h);
+		if (!q->mx[i].host) {
+			dns_mx_free(q->mx, i);
+			q->mx = NULL;
+			q->r = -ENOMEM;
+			goto out;
+		}
+	}
+	q->nmx = n;
+	qsort(q->mx, n, sizeof *q->mx, mx_cmp);
+	shuffle_equal(q->mx, n);
+	q->r = 0;
+out:
+	ares_free_data(head);
+}
+
+/* answered - the callback of every query */
+static void answered(void *arg, int status, int timeouts,
+		     unsigned char *abuf, int alen)
+{
+	struct dq *q = arg;
+
+	(void)timeouts;
+	q->d->pending--;
+	q->r = status_err(status);
+	if (status != ARES_SUCCESS || !abuf)
+		return;
+	if (q->type == ns_t_mx)
+		parse_mx(q, abuf, alen);
+	else
+		parse_addrs(q, abuf, alen);
+}
+
+/* ask - send one query; its result arrives in q at wait_all() */
+static void ask(struct dns *d, struct dq *q, const char *name, int type)
+{
+	memset(q, 0, sizeof *q);
+	q->d = d;
+	q->type = type;
+	q->r = -EAGAIN;
+	d->pending++;
+	ares_query(d->ch, name, ns_c_in, type, answered, q);
+}
+
+/* dns_mx_free - what dns_mx returned */
+void dns_mx_free(struct dns_mx *mx, size_t n)
+{
+	size_t i;
+
+	if (!mx)
+		return;
+	for (i = 0; i < n; i++)
+		free(mx[i].host);
+	free(mx);
+}
+
+/* dns_mx - the MX records of domain, best first (see dns.h) */
+int dns_mx(struct dns *d, const char *domain, struct dns_mx **mx_r,
+	   size_t *n_r)
+{
+	struct dq q;
+	int r;
+
+	*mx_r = NULL;
+	*n_r = 0;
+	if (!dns_name_ok(domain))
+		return -EINVAL;
+	ask(d, &q, domain, ns_t_mx);
+	r = wait_all(d);
+	if (r < 0) {
+		dns_mx_free(q.mx, q.nmx);
+		return r;
+	}
+	if (q.r < 0)
+		return q.r;
+	*mx_r = q.mx;
+	*n_r = q.nmx;
+	return 0;
+}
+
+/* dns_addrs - AAAA and A records of name, asked together; IPv6 first.
+ * Addresses of one kind are enough even if the other kind failed. */
+int dns_addrs(struct dns *d, const char *name, struct dns_addr **a_r,
+	      size_t *n_r)
+{
+	struct dq q6, q4;
+	struct dns_addr *all;
+	int r;
+
+	*a_r = NULL;
+	*n_r = 0;
+	if (!dns_name_ok(name))
+		return -EINVAL;
+	ask(d, &q6, name, ns_t_aaaa);
+	ask(d, &q4, name, ns_t_a);
+	r = wait_all(d);
+	if (r == 0 && q6.naddrs + q4.naddrs == 0) {
+		if (q6.r == -ENOMEM || q4.r == -ENOMEM)
+			r = -ENOMEM;
+		else if (q6.r == -EAGAIN || q4.r == -EAGAIN)
+			r = -EAGAIN;
+		else if (q6.r == -ENOENT && q4.r == -ENOENT)
+			r = -ENOENT;
+		else
+			r = -ENODATA;
+	}
+	if (r == 0) {
+		all = calloc(q6.naddrs + q4.naddrs, sizeof *all);
+		if (!all) {
+			r = -ENOMEM;
+		} else {
+			if (q6.naddrs)
+				memcpy(all, q6.addrs, q6.naddrs * sizeof *all);
+			if (q4.naddrs)
+				memcpy(all + q6.naddrs, q4.addrs,
+				       q4.naddrs * sizeof *all);
+			*a_r = all;
+			*n_r = q6.naddrs + q4.naddrs;
+		}
+	}
+	free(q6.addrs);
+	free(q4.addrs);
+	return r;
+}
+
+/* dns_dnsbl - n A questions at once (see dns.h) */
+int dns_dnsbl(struct dns *d, const char *const *names, size_t n, int *listed)
+{
+	struct dq *q;
+	size_t i;
+	int r;
+
+	if (n == 0)
+		return 0;
+	if (n > SIZE_MAX / sizeof *q)
+		return -ENOMEM;
+	q = calloc(n, sizeof *q);
+	if (!q)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (dns_name_ok(names[i]))
+			ask(d, &q[i], names[i], ns_t_a);
+		else
+			q[i].r = -EINVAL;
+	}
+	r = wait_all(d);
+	for (i = 0; i < n; i++) {
+		if (r < 0 || q[i].r == -EAGAIN || q[i].r == -ENOMEM)
+			listed[i] = -1;
+		else if (q[i].r == 0)
+			listed[i] = 1;
+		else
+			listed[i] = 0;	/* NXDOMAIN, NODATA, not a name */
+		free(q[i].addrs);
+	}
+	free(q);
+	return r;
+}

@@ -1,0 +1,378 @@
+/*
+ * scan - the queue check: what a crash, a disk error or a hand can leave
+ * in the queue, found and (with SCAN_REPAIR) fixed.
+ *
+ * Nothing is ever deleted except files in queue/tmp/ older than 36 hours,
+ * which were never acknowledged (their writer died before its rename).
+ * Anything else that cannot be used is moved to queue/quarantine/ with a
+ * log line saying why, so an admin can look at it, and the rest of the
+ * queue flows. At start-up mta-send runs the check with repair and files
+ * every good message for delivery.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsx.h"
+#include "send.h"
+
+#define TMP_MAX_AGE (36 * 3600)
+
+/* quarantine - move PATH into queue/quarantine/, never over a file */
+int quarantine(const char *root, const char *path, const char *why)
+{
+	struct str dst = STR_INIT;
+	const char *base = strrchr(path, '/');
+	unsigned k;
+	int r = -EEXIST;
+
+	base = base ? base + 1 : path;
+	for (k = 0; r == -EEXIST && k < 1000; k++) {
+		dst.len = 0;
+		if (str_catf(&dst, "%s/queue/quarantine/%s", root, base) < 0 ||
+		    (k && str_catf(&dst, ".%u", k) < 0)) {
+			r = -ENOMEM;
+			break;
+		}
+		r = renameat2(AT_FDCWD, path, AT_FDCWD, dst.s,
+			      RENAME_NOREPLACE) < 0 ? -errno : 0;
+		if (r == -ENOENT && access(path, F_OK) == 0) {
+			struct str q = STR_INIT;
+
+			if (str_catf(&q, "%s/queue/quarantine", root) == 0)
+				(void)fsx_mkdir(q.s, 0700);
+			str_free(&q);
+			r = renameat2(AT_FDCWD, path, AT_FDCWD, dst.s,
+				      RENAME_NOREPLACE) < 0 ? -errno : 0;
+		}
+	}
+	if (r == 0)
+		slog("quarantine %s: %s; moved to %s", path, why, dst.s);
+	else
+		slog("warning: cannot quarantine %s (%s): %s", path, why,
+		     strerror(-r));
+	str_free(&dst);
+	return r;
+}
+
+struct scan {
+	struct send *s;
+	int flags;
+	size_t problems, unfixed;
+};
+
+static void problem(struct scan *sc, const char *path, const char *why)
+{
+	sc->problems++;
+	if (sc->flags & SCAN_REPAIR) {
+		if (quarantine(sc->s->root, path, why) < 0)
+			sc->unfixed++;
+	} else
+		printf("problem %s: %s\n", path, why);
+}
+
+/* check_msg - is PATH a message we wrote and can read whole? On success
+ * *due_us is when its first pending recipient is due */
+static const char *check_msg(const struct send *s, const char *path,
+			     uint64_t *due_us)
+{
+	struct stat sb;
+	struct qenv e;
+	struct qrcpt *q = NULL;
+	struct str sp = STR_INIT;
+	const char *why = NULL;
+	off_t off;
+	uint64_t len;
+	size_t i;
+	int fd, r;
+
+	if (lstat(path, &sb) < 0)
+		return errno == ENOENT ? NULL : "cannot be looked at";
+	if (S_ISLNK(sb.st_mode))
+		return "a symbolic link, not a message file";
+	if (S_ISDIR(sb.st_mode))
+		return "a directory, not a message file";
+	if (!S_ISREG(sb.st_mode))
+		return "not a regular file";
+	if (sb.st_uid != geteuid())
+		return "owned by another user";
+	if (sb.st_size == 0)
+		return "empty";
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return "cannot be opened";
+	qenv_init(&e);
+	r = queue_read_env(fd, &e, &off, &len);
+	close(fd);
+	if (r == -ENOMEM) {
+		why = NULL; /* ours, not the file's: deliver it anyway */
+		*due_us = 0;
+		goto out;
+	}
+	if (r < 0) {
+		why = "damaged (cut short, or an unknown or broken record)";
+		goto out;
+	}
+	*due_us = UINT64_MAX;
+	q = calloc(e.nrcpts, sizeof *q);
+	if (!q || str_catf(&sp, "%s.s", path) < 0 ||
+	    qstatus_read(sp.s, q, e.nrcpts) < 0) {
+		*due_us = 0;
+		goto out;
+	}
+	for (i = 0; i < e.nrcpts; i++)
+		if (q[i].state == QS_PENDING &&
+		    rcpt_due(s, &q[i], now_us()) < *due_us)
+			*due_us = rcpt_due(s, &q[i], now_us());
+	if (*due_us == UINT64_MAX)
+		*due_us = 0; /* all settled: finish it now */
+out:
+	if (q)
+		qrcpt_free(q, e.nrcpts);
+	free(q);
+	str_free(&sp);
+	qenv_free(&e);
+	return why;
+}
+
+static int name_is_hh(const char *n)
+{
+	return strlen(n) == 2 && strspn(n, "0123456789abcdef") == 2;
+}
+
+/* scan_hh - one msg/HH directory */
+static void scan_hh(struct scan *sc, const char *dir, unsigned hh)
+{
+	struct send *s = sc->s;
+	struct str p = STR_INIT, q = STR_INIT;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (!d) {
+		slog("warning: cannot read %s: %s", dir, strerror(errno));
+		sc->problems++;
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		size_t len = strlen(n);
+		uint64_t a, ino, due = 0;
+		const char *why;
+		int mv;
+
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		p.len = 0;
+		if (str_catf(&p, "%s/%s", dir, n) < 0)
+			break;
+		if (len > 2 && !strcmp(n + len - 2, ".s")) {
+			/* a status file needs its message beside it */
+			q.len = 0;
+			if (str_catb(&q, p.s, p.len - 2) < 0)
+				break;
+			if (queue_id_parse(str_cstr(&q) + strlen(dir) + 1,
+					   &a, &ino) < 0)
+				problem(sc, p.s, "not a queue file name");
+			else if (access(q.s, F_OK) < 0 && errno == ENOENT)
+				problem(sc, p.s, "a status file without its "
+					"message");
+			continue;
+		}
+		if (queue_id_parse(n, &a, &ino) < 0 ||
+		    len >= sizeof ((struct msg *)0)->id) {
+			problem(sc, p.s, "not a queue file name");
+			continue;
+		}
+		why = check_msg(s, p.s, &due);
+		if (why) {
+			problem(sc, p.s, why);
+			continue;
+		}
+		if ((ino & 0xff) != hh) {
+			/* a hand moved it: put it where readers look */
+			q.len = 0;
+			if (queue_msg_path(&q, s->root, n, NULL) < 0)
+				break;
+			sc->problems++;
+			if (!(sc->flags & SCAN_REPAIR)) {
+				printf("problem %s: belongs in %s\n", p.s, q.s);
+				continue;
+			}
+			mv = renameat2(AT_FDCWD, p.s, AT_FDCWD, q.s,
+				       RENAME_NOREPLACE);
+			if (mv < 0 && errno == ENOENT) {
+				/* msg/HH/ is made on first use: maybe not yet */
+				char *sl = strrchr(q.s, '/');
+
+				*sl = 0;
+				(void)mkdir(q.s, 0700);
+				*sl = '/';
+				mv = renameat2(AT_FDCWD, p.s, AT_FDCWD, q.s,
+					       RENAME_NOREPLACE);
+			}
+			if (mv < 0) {
+				problem(sc, p.s, "misplaced, and its place "
+					"is taken");
+				continue;
+			}
+			slog("moved misplaced %s to %s", p.s, q.s);
+			/* its outcomes go with it, or done recipients would
+			 * be delivered again */
+			if (str_cats(&p, ".s") == 0 && str_cats(&q, ".s") == 0 &&
+			    renameat2(AT_FDCWD, p.s, AT_FDCWD, q.s,
+				      RENAME_NOREPLACE) < 0 && errno != ENOENT)
+				slog("warning: cannot move %s to %s: %s", p.s,
+				     q.s, strerror(errno));
+			/* directories are read in order: a later one files
+			 * it when it is read, an earlier one cannot */
+			if ((ino & 0xff) > hh)
+				continue;
+		}
+		if (sc->flags & SCAN_LOAD)
+			if (sched_restore(s, n, due) < 0)
+				slog("warning: out of memory filing %s", n);
+	}
+	closedir(d);
+	str_free(&p);
+	str_free(&q);
+}
+
+/* scan_queue - check (and repair) the whole queue; with SCAN_LOAD every
+ * good message in msg/ is filed for delivery */
+int scan_queue(struct send *s, int flags, size_t *problems,
+	       size_t *unfixed)
+{
+	static const char *const dirs[] = {"tmp", "new", "msg", "quarantine"};
+	struct scan sc = {s, flags, 0, 0};
+	struct str p = STR_INIT, f = STR_INIT, q = STR_INIT;
+	struct dirent *de;
+	DIR *d;
+	size_t i;
+	time_t now = time(NULL);
+
+	for (i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+		p.len = 0;
+		if (str_catf(&p, "%s/queue/%s", s->root, dirs[i]) < 0)
+			return -ENOMEM;
+		if (fsx_is_dir(p.s) == 1)
+			continue;
+		if (!(flags & SCAN_REPAIR)) {
+			printf("problem %s: missing\n", p.s);
+			sc.problems++;
+			continue;
+		}
+		if (fsx_mkdir(p.s, 0700) < 0) {
+			slog("cannot make %s: %s", p.s, strerror(errno));
+			str_free(&p);
+			return -errno;
+		}
+	}
+	/* tmp/: writers that died; nothing there was acknowledged */
+	p.len = 0;
+	if (str_catf(&p, "%s/queue/tmp", s->root) < 0)
+		return -ENOMEM;
+	if ((d = opendir(p.s)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			struct stat sb;
+
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			f.len = 0;
+			if (str_catf(&f, "%s/%s", p.s, de->d_name) < 0 ||
+			    lstat(f.s, &sb) < 0 ||
+			    now - sb.st_mtime < TMP_MAX_AGE)
+				continue;
+			if (!S_ISREG(sb.st_mode)) {
+				problem(&sc, f.s, "not a file, in queue/tmp");
+			} else if (flags & SCAN_REPAIR) {
+				if (unlink(f.s) == 0)
+					slog("removed %s: an unfinished "
+					     "injection, never acknowledged",
+					     f.s);
+			} else {
+				printf("problem %s: an unfinished injection "
+				       "older than 36 hours\n", f.s);
+				sc.problems++;
+			}
+		}
+		closedir(d);
+	}
+	/* msg/HH/ */
+	p.len = 0;
+	if (str_catf(&p, "%s/queue/msg", s->root) < 0)
+		return -ENOMEM;
+	if ((d = opendir(p.s)) != NULL) {
+		struct str names = STR_INIT;
+		size_t k;
+
+		/* anything but the 256 directories goes aside first */
+		while ((de = readdir(d)) != NULL) {
+			const char *n = de->d_name;
+
+			if (!strcmp(n, ".") || !strcmp(n, ".."))
+				continue;
+			f.len = 0;
+			if (str_catf(&f, "%s/%s", p.s, n) < 0)
+				break;
+			if (!name_is_hh(n) || fsx_is_dir(f.s) != 1)
+				(void)str_catb(&names, f.s, f.len + 1);
+		}
+		closedir(d);
+		for (k = 0; k < names.len; k += strlen(names.s + k) + 1)
+			problem(&sc, names.s + k, "not a hashed queue "
+				"directory");
+		/* then in order, so that a misplaced file moved to its
+		 * own directory is filed exactly once */
+		for (k = 0; k < 256; k++) {
+			f.len = 0;
+			if (str_catf(&f, "%s/%02x", p.s, (unsigned)k) < 0)
+				break;
+			if (fsx_is_dir(f.s) == 1)
+				scan_hh(&sc, f.s, (unsigned)k);
+		}
+		str_free(&names);
+	}
+	/* new/: checked again when taken; here only for --check */
+	if (!(flags & SCAN_LOAD)) {
+		p.len = 0;
+		if (str_catf(&p, "%s/queue/new", s->root) < 0)
+			return -ENOMEM;
+		if ((d = opendir(p.s)) != NULL) {
+			while ((de = readdir(d)) != NULL) {
+				uint64_t a, ino, due;
+				const char *why;
+
+				if (!strcmp(de->d_name, ".") ||
+				    !strcmp(de->d_name, ".."))
+					continue;
+				f.len = 0;
+				if (str_catf(&f, "%s/%s", p.s, de->d_name) < 0)
+					break;
+				why = queue_id_parse(de->d_name, &a, &ino) < 0
+				      ? "not a queue file name"
+				      : check_msg(s, f.s, &due);
+				/* the pickup would refuse it the same way */
+				if (!why && queue_msg_path(&q, s->root,
+							   de->d_name, NULL) == 0 &&
+				    access(q.s, F_OK) == 0)
+					why = "a message with this id is "
+					      "already queued";
+				if (why)
+					problem(&sc, f.s, why);
+			}
+			closedir(d);
+		}
+	}
+	str_free(&p);
+	str_free(&f);
+	str_free(&q);
+	*problems = sc.problems;
+	*unfixed = sc.unfixed;
+	return 0;
+}

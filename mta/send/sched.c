@@ -1,0 +1,946 @@
+/*
+ * sched - taking messages in, cutting them into deliveries, recording
+ * what became of each recipient, retrying and finishing.
+ *
+ * A message is either waiting (in the heap, its recipients on disk only)
+ * or busy (loaded, with jobs queued or running). When its last job ends
+ * it is looked at again: finished if every recipient is settled, else
+ * filed back into the heap for its earliest retry.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "acct.h"
+#include "fsx.h"
+#include "send.h"
+
+extern char **environ;
+
+#define JOB_RCPTS_MAX 100	/* recipients in one SMTP transaction */
+#define OUT_MAX (256 * 1024)	/* bytes of a child's output kept */
+#define PICKUP_MAX 1000		/* messages taken from new/ a turn */
+
+void mstate_free(struct mstate *st)
+{
+	if (!st)
+		return;
+	if (st->sfd >= 0)
+		close(st->sfd);
+	if (st->r)
+		qrcpt_free(st->r, st->n);
+	free(st->r);
+	free(st->addr);
+	free(st->busy);
+	qenv_free(&st->env);
+	str_free(&st->path);
+	free(st);
+}
+
+/* mstate_load - open and check the message file, read its outcomes.
+ * -ENOMEM and -EMFILE are ours; any other error is the file's fault */
+int mstate_load(struct send *s, struct msg *m)
+{
+	struct mstate *st = calloc(1, sizeof *st);
+	struct str sp = STR_INIT;
+	struct stat sb;
+	size_t i, off;
+	int fd, r;
+
+	if (!st)
+		return -ENOMEM;
+	st->sfd = -1;
+	qenv_init(&st->env);
+	r = queue_msg_path(&st->path, s->root, m->id, NULL);
+	fd = r < 0 ? -1 : open(st->path.s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (r == 0 && fd < 0)
+		r = -errno;
+	if (r == 0 && fstat(fd, &sb) < 0)
+		r = -errno;
+	if (r == 0 && !S_ISREG(sb.st_mode))
+		r = -EISDIR;
+	if (r == 0 && sb.st_uid != geteuid())
+		r = -EPERM;	/* not written by us: not trusted */
+	if (r == 0)
+		r = queue_read_env(fd, &st->env, &st->body_off,
+				   &st->body_len);
+	if (fd >= 0)
+		close(fd);
+	if (r == 0) {
+		st->n = st->env.nrcpts;
+		st->addr = calloc(st->n, sizeof *st->addr);
+		st->r = calloc(st->n, sizeof *st->r);
+		st->busy = calloc(st->n, 1);
+		if (!st->addr || !st->r || !st->busy)
+			r = -ENOMEM;
+	}
+	for (i = 0, off = 0; r == 0 && i < st->n; i++) {
+		st->addr[i] = st->env.rcpts.s + off;
+		off += strlen(st->addr[i]) + 1;
+	}
+	if (r == 0 && str_catf(&sp, "%s.s", st->path.s) < 0)
+		r = -ENOMEM;
+	if (r == 0)
+		r = qstatus_read(sp.s, st->r, st->n);
+	str_free(&sp);
+	if (r < 0) {
+		mstate_free(st);
+		return r;
+	}
+	m->st = st;
+	return 0;
+}
+
+static void unload(struct msg *m)
+{
+	mstate_free(m->st);
+	m->st = NULL;
+}
+
+/* due_at - the monotonic time for a wall-clock time: the loop's timers
+ * run on the monotonic clock, so a clock set back after this point
+ * delays nothing */
+static long long due_at(uint64_t wall_us)
+{
+	uint64_t now = now_us();
+	long long ms = now_ms();
+
+	if (wall_us <= now)
+		return ms;
+	if (wall_us - now > (uint64_t)400 * 86400 * 1000000)
+		wall_us = now + (uint64_t)400 * 86400 * 1000000;
+	return ms + (long long)((wall_us - now) / 1000);
+}
+
+/* rcpt_due - when recipient Q is due by the wall clock. record() never
+ * plans a try more than one step of the schedule ahead, (2n+1) x base^2
+ * after try n; a time further ahead was planned on a clock that has been
+ * set back since, and is due now rather than that much later */
+uint64_t rcpt_due(const struct send *s, const struct qrcpt *q, uint64_t now)
+{
+	uint64_t b = s->retrybase ? s->retrybase : 1;
+	uint64_t step = ((uint64_t)q->tries * 2 + 1) * b * b * 1000000u +
+			1000000u;
+
+	return q->next_us > now && q->next_us - now > step ? now : q->next_us;
+}
+
+static void forget(struct send *s, struct msg *m)
+{
+	unload(m);
+	free(m);
+	if (s->nmsgs)
+		s->nmsgs--;
+}
+
+/* quarantine_msg - a file we cannot use, moved aside with its status */
+static void quarantine_msg(struct send *s, struct msg *m, int err)
+{
+	struct str p = STR_INIT;
+	char why[128];
+
+	if (err == -EILSEQ)
+		snprintf(why, sizeof why, "damaged (cut short, or an unknown "
+			 "or broken record)");
+	else if (err == -EPERM)
+		snprintf(why, sizeof why, "owned by another user");
+	else if (err == -ELOOP)
+		snprintf(why, sizeof why, "a symbolic link, not a message "
+			 "file");
+	else if (err == -EISDIR)
+		snprintf(why, sizeof why, "not a regular file");
+	else
+		snprintf(why, sizeof why, "cannot use it: %s", strerror(-err));
+	if (queue_msg_path(&p, s->root, m->id, NULL) == 0) {
+		(void)quarantine(s->root, p.s, why);
+		if (str_cats(&p, ".s") == 0 && access(p.s, F_OK) == 0)
+			(void)quarantine(s->root, p.s, "status of a "
+					 "quarantined message");
+	}
+	str_free(&p);
+	forget(s, m);
+}
+
+/* load - bring a message in; on failure it is dealt with here and the
+ * caller must forget the pointer (returns -1) */
+static int load(struct send *s, struct msg *m)
+{
+	int r;
+
+	if (m->st)
+		return 0;
+	r = mstate_load(s, m);
+	if (r == 0)
+		return 0;
+	if (r == -ENOENT) {
+		slog("msg %s vanished from the queue", m->id);
+		forget(s, m);
+	} else if (r == -ENOMEM || r == -EMFILE || r == -ENFILE) {
+		slog("warning: cannot load msg %s: %s; trying again in 60 s",
+		     m->id, strerror(-r));
+		m->due_ms = now_ms() + 60000;
+		if (heap_push(s, m) < 0)
+			forget(s, m); /* still on disk: found at restart */
+	} else {
+		quarantine_msg(s, m, r);
+	}
+	return -1;
+}
+
+static int job_add(struct fifo *q, struct job *j)
+{
+	j->next = NULL;
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->n++;
+	return 0;
+}
+
+static struct job *job_take(struct fifo *q)
+{
+	struct job *j = q->head;
+
+	if (j) {
+		q->head = j->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->n--;
+	}
+	return j;
+}
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	if (j->out >= 0)
+		close(j->out);
+	free(j->idx);
+	free(j->dno);
+	str_free(&j->buf);
+	free(j);
+}
+
+static struct job *job_new(struct msg *m, int remote, size_t cap)
+{
+	struct job *j = calloc(1, sizeof *j);
+
+	if (!j)
+		return NULL;
+	j->m = m;
+	j->remote = remote;
+	j->out = -1;
+	j->idx = calloc(cap, sizeof *j->idx);
+	j->dno = calloc(cap, sizeof *j->dno);
+	if (!j->idx || !j->dno) {
+		job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+static const char *domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+/* is_local - 1 local, 0 remote, <0 cannot tell now */
+static int is_local(struct send *s, const char *addr)
+{
+	struct acct_domain d = {STR_INIT, STR_INIT, 0};
+	struct str dom = STR_INIT;
+	const char *p = domain_of(addr);
+	int r;
+
+	if (!*p)
+		return 1; /* no domain: vdeliver says what is wrong with it */
+	for (; *p; p++)
+		if (str_catc(&dom, (char)tolower((unsigned char)*p)) < 0) {
+			str_free(&dom);
+			return -ENOMEM;
+		}
+	r = acct_domain(s->root, dom.s, &d);
+	acct_domain_free(&d);
+	str_free(&dom);
+	if (r == 0)
+		return 1;
+	if (r == -ENOENT || r == -ENODATA)
+		return 0;
+	return r;
+}
+
+static void finish(struct send *s, struct msg *m);
+static void record(struct send *s, struct msg *m, size_t i, char kind,
+		   const char *text, size_t tlen, int remote);
+
+/* dispatch - queue a job for every recipient that is due; a message with
+ * nothing due goes back to wait, one with nothing left is finished */
+static void dispatch(struct send *s, struct msg *m)
+{
+	struct mstate *st = m->st;
+	uint64_t now = now_us(), next = UINT64_MAX;
+	size_t i, k, pending = 0;
+	size_t *rem = NULL, nrem = 0;
+
+	for (i = 0; i < st->n; i++) {
+		int loc;
+
+		if (st->r[i].state != QS_PENDING)
+			continue;
+		pending++;
+		if (st->busy[i])
+			continue;
+		if (!m->force && rcpt_due(s, &st->r[i], now) > now) {
+			if (st->r[i].next_us < next)
+				next = st->r[i].next_us;
+			continue;
+		}
+		loc = is_local(s, st->addr[i]);
+		if (loc < 0) {
+			static const char t[] = "cannot read control/assign.cdb";
+
+			record(s, m, i, 'T', t, sizeof t - 1, 0);
+			if (st->r[i].state == QS_PENDING &&
+			    st->r[i].next_us < next)
+				next = st->r[i].next_us;
+			continue;
+		}
+		if (loc) {
+			struct job *j = job_new(m, 0, 1);
+
+			if (!j) {
+				next = now;
+				continue;
+			}
+			j->idx[j->n++] = i;
+			st->busy[i] = 1;
+			st->jobs++;
+			job_add(&s->lq, j);
+			continue;
+		}
+		if (!rem && !(rem = calloc(st->n, sizeof *rem))) {
+			next = now;
+			continue;
+		}
+		rem[nrem++] = i;
+	}
+	/* remote recipients: one job a domain (at most JOB_RCPTS_MAX) */
+	for (k = 0; k < nrem; k++) {
+		struct job *j;
+		size_t x;
+
+		if (st->busy[rem[k]])
+			continue;
+		j = job_new(m, 1, JOB_RCPTS_MAX);
+		if (!j) {
+			next = now;
+			break;
+		}
+		for (x = k; x < nrem && j->n < JOB_RCPTS_MAX; x++) {
+			if (st->busy[rem[x]] ||
+			    strcasecmp(domain_of(st->addr[rem[x]]),
+				       domain_of(st->addr[rem[k]])))
+				continue;
+			j->idx[j->n++] = rem[x];
+			st->busy[rem[x]] = 1;
+		}
+		st->jobs++;
+		job_add(&s->rq, j);
+	}
+	free(rem);
+	m->force = 0;
+	if (st->jobs)
+		return;
+	if (!pending) {
+		finish(s, m);
+		return;
+	}
+	if (next == UINT64_MAX)
+		next = now + 60000000; /* cannot happen; never spin */
+	unload(m);
+	m->due_ms = due_at(next);
+	if (heap_push(s, m) < 0)
+		forget(s, m);
+}
+
+/* msg_new - a message known by its id, counted in the queue; NULL for
+ * no memory or a name that is not an id */
+static struct msg *msg_new(struct send *s, const char *id, uint64_t *ino)
+{
+	struct msg *m = calloc(1, sizeof *m);
+
+	if (!m)
+		return NULL;
+	if (strlen(id) >= sizeof m->id ||
+	    queue_id_parse(id, &m->arrival_us, ino) < 0) {
+		free(m);
+		return NULL;
+	}
+	strcpy(m->id, id);
+	m->hidx = NOHEAP;
+	s->nmsgs++;
+	return m;
+}
+
+/* sched_add - a message in queue/msg/ that was just taken from new/:
+ * log it as qmail did and start on it at once */
+int sched_add(struct send *s, const char *id, int fresh)
+{
+	uint64_t ino;
+	struct msg *m = msg_new(s, id, &ino);
+	struct mstate *st;
+
+	if (!m)
+		return -ENOMEM;
+	if (load(s, m) < 0)
+		return 0;
+	st = m->st;
+	if (fresh) {
+		slog("new msg %s", m->id);
+		slog("info msg %s: bytes %llu from <%s> qp %llu uid %s",
+		     m->id, (unsigned long long)st->body_len,
+		     str_cstr(&st->env.sender), (unsigned long long)ino,
+		     st->env.uid.len ? st->env.uid.s : "-");
+	}
+	dispatch(s, m);
+	return 0;
+}
+
+/* sched_restore - a message found at start-up, due at DUE_US */
+int sched_restore(struct send *s, const char *id, uint64_t due_us)
+{
+	uint64_t ino;
+	struct msg *m = msg_new(s, id, &ino);
+
+	if (!m)
+		return -ENOMEM;
+	m->due_ms = due_at(due_us);
+	if (heap_push(s, m) < 0) {
+		forget(s, m);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* take - new/ID into msg/HH/ID; never over an existing file */
+static int take(struct send *s, const char *id, struct str *src,
+		struct str *dst)
+{
+	int r;
+
+	src->len = 0;
+	if (str_catf(src, "%s/queue/new/%s", s->root, id) < 0 ||
+	    queue_msg_path(dst, s->root, id, NULL) < 0)
+		return -ENOMEM;
+	r = renameat2(AT_FDCWD, src->s, AT_FDCWD, dst->s, RENAME_NOREPLACE);
+	if (r < 0 && errno == ENOENT && access(src->s, F_OK) == 0) {
+		char *slash = strrchr(dst->s, '/');
+
+		*slash = 0;
+		if (mkdir(dst->s, 0700) < 0 && errno != EEXIST) {
+			r = -errno;
+			*slash = '/';
+			return r;
+		}
+		*slash = '/';
+		r = renameat2(AT_FDCWD, src->s, AT_FDCWD, dst->s,
+			      RENAME_NOREPLACE);
+	}
+	return r < 0 ? -errno : 0;
+}
+
+/* sched_pickup - everything in queue/new/, taken in and started. The
+ * rename into msg/ needs no fsync: lost in a power cut, it leaves the
+ * file in new/, to be taken again */
+int sched_pickup(struct send *s)
+{
+	struct str dir = STR_INIT, src = STR_INIT, dst = STR_INIT;
+	struct dirent *de;
+	DIR *d;
+	size_t n = 0;
+	int r = 0;
+
+	s->rescan = 0;
+	if (str_catf(&dir, "%s/queue/new", s->root) < 0)
+		return -ENOMEM;
+	d = opendir(dir.s);
+	if (!d) {
+		r = -errno;
+		slog("warning: cannot read %s: %s", dir.s, strerror(errno));
+		str_free(&dir);
+		return r;
+	}
+	while ((de = readdir(d)) != NULL) {
+		uint64_t a, ino;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (n >= PICKUP_MAX) {
+			s->rescan = 1; /* the rest next turn */
+			break;
+		}
+		if (queue_id_parse(de->d_name, &a, &ino) < 0 ||
+		    strlen(de->d_name) >= sizeof ((struct msg *)0)->id ||
+		    (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)) {
+			src.len = 0;
+			if (str_catf(&src, "%s/%s", dir.s, de->d_name) == 0)
+				(void)quarantine(s->root, src.s, "not a "
+						 "message file in queue/new");
+			continue;
+		}
+		r = take(s, de->d_name, &src, &dst);
+		if (r == -EEXIST) {
+			(void)quarantine(s->root, src.s, "a message with this "
+					 "id is already queued");
+			continue;
+		}
+		if (r < 0) {
+			slog("warning: cannot move %s into queue/msg: %s",
+			     src.s, strerror(-r));
+			continue;
+		}
+		n++;
+		if (sched_add(s, de->d_name, 1) < 0)
+			slog("warning: out of memory for msg %s; it is "
+			     "taken up again at restart", de->d_name);
+	}
+	closedir(d);
+	str_free(&dir);
+	str_free(&src);
+	str_free(&dst);
+	return 0;
+}
+
+/* sched_due - start on the waiting messages whose time has come, as long
+ * as the job queues are short: a backlog stays on disk, not in memory */
+void sched_due(struct send *s)
+{
+	long long now = now_ms();
+	size_t limit = 2 * (s->conc_local + s->conc_remote) + 64;
+	struct msg *m;
+
+	while ((m = heap_top(s)) != NULL && m->due_ms <= now &&
+	       s->lq.n + s->rq.n < limit) {
+		heap_pop(s);
+		if (load(s, m) == 0)
+			dispatch(s, m);
+	}
+}
+
+void sched_status(struct send *s)
+{
+	slog("status: local %zu/%lu remote %zu/%lu", s->nlocal,
+	     s->conc_local, s->nremote, s->conc_remote);
+}
+
+static int run_add(struct send *s, struct job *j)
+{
+	if (s->nrun == s->run_cap) {
+		size_t cap = s->run_cap ? s->run_cap * 2 : 64;
+		struct job **a = realloc(s->run, cap * sizeof *a);
+
+		if (!a)
+			return -ENOMEM;
+		s->run = a;
+		s->run_cap = cap;
+	}
+	s->run[s->nrun++] = j;
+	return 0;
+}
+
+/* spawn - the delivery program with the message on stdin at its body */
+static int spawn(struct send *s, struct job *j)
+{
+	struct mstate *st = j->m->st;
+	posix_spawn_file_actions_t fa;
+	const char **argv;
+	int fd, p[2], r;
+	size_t a = 0, i;
+
+	argv = calloc(j->n + 8, sizeof *argv);
+	if (!argv)
+		return -ENOMEM;
+	fd = open(st->path.s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		free(argv);
+		return r;
+	}
+	if (lseek(fd, st->body_off, SEEK_SET) < 0 ||
+	    pipe2(p, O_CLOEXEC) < 0) {
+		r = -errno;
+		close(fd);
+		free(argv);
+		return r;
+	}
+	if (j->remote) {
+		argv[a++] = "mta-remote";
+		argv[a++] = "--root";
+		argv[a++] = s->root;
+		argv[a++] = domain_of(st->addr[j->idx[0]]);
+		argv[a++] = str_cstr(&st->env.sender);
+	} else {
+		argv[a++] = "vdeliver";
+		argv[a++] = "--root";
+		argv[a++] = s->root;
+		argv[a++] = "-f";
+		argv[a++] = str_cstr(&st->env.sender);
+		argv[a++] = "--";
+	}
+	for (i = 0; i < j->n; i++)
+		argv[a++] = st->addr[j->idx[i]];
+	r = posix_spawn_file_actions_init(&fa);
+	if (r == 0) {
+		r = posix_spawn_file_actions_adddup2(&fa, fd, 0);
+		if (r == 0)
+			r = posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+		/* vdeliver's reason is on stderr; mta-remote's stderr is
+		 * its diagnostics, for the log */
+		if (r == 0 && !j->remote)
+			r = posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+		if (r == 0)
+			r = posix_spawn(&j->pid, j->remote ? s->remote.s :
+					s->vdeliver.s, &fa, NULL,
+					(char *const *)argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	close(fd);
+	close(p[1]);
+	free(argv);
+	if (r != 0) {
+		close(p[0]);
+		return -r;
+	}
+	j->out = p[0];
+	(void)fcntl(j->out, F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+static void start(struct send *s, struct job *j)
+{
+	struct mstate *st = j->m->st;
+	size_t i;
+	int r;
+
+	for (i = 0; i < j->n; i++) {
+		j->dno[i] = ++s->dno;
+		slog("starting delivery %lu: msg %s to %s %s", j->dno[i],
+		     j->m->id, j->remote ? "remote" : "local",
+		     st->addr[j->idx[i]]);
+	}
+	j->started_ms = now_ms();
+	r = run_add(s, j);
+	if (r == 0)
+		r = spawn(s, j);
+	if (r < 0) {
+		if (s->nrun && s->run[s->nrun - 1] == j)
+			s->nrun--;
+		j->exited = 1;
+		j->status = -1;
+		str_trunc(&j->buf, 0);
+		(void)str_catf(&j->buf, "cannot start %s: %s",
+			       j->remote ? "mta-remote" : "vdeliver",
+			       strerror(-r));
+		sched_done(s, j);
+		return;
+	}
+	if (j->remote)
+		s->nremote++;
+	else
+		s->nlocal++;
+	sched_status(s);
+}
+
+/* sched_start - fill the free delivery slots */
+void sched_start(struct send *s)
+{
+	struct job *j;
+
+	if (s->stopping)
+		return;
+	while (s->nlocal < s->conc_local && (j = job_take(&s->lq)) != NULL)
+		start(s, j);
+	while (s->nremote < s->conc_remote && (j = job_take(&s->rq)) != NULL)
+		start(s, j);
+}
+
+/* log_text - TEXT as qmail wrote it: one field, spaces as '_' */
+static void log_delivery(unsigned long dno, const char *word,
+			 const char *text, size_t len)
+{
+	struct str t = STR_INIT;
+	size_t i;
+
+	qstatus_clean(&t, text, len);
+	for (i = 0; i < t.len; i++)
+		if (t.s[i] == ' ')
+			t.s[i] = '_';
+	slog("delivery %lu: %s: %s", dno, word, str_cstr(&t));
+	str_free(&t);
+}
+
+/* record - the outcome of one recipient, in memory; written to ID.s by
+ * persist() unless the message is finished first */
+static void record(struct send *s, struct msg *m, size_t i, char kind,
+		   const char *text, size_t tlen, int remote)
+{
+	struct qrcpt *q = &m->st->r[i];
+	uint64_t now = now_us(), base, next, end;
+	struct str t = STR_INIT;
+
+	if (kind == 'T') {
+		q->tries++;
+		base = remote ? s->retrybase : s->retrybase / 2;
+		if (!base)
+			base = 1;
+		/* qmail's schedule: try n+1 at arrival + (n * base)^2 */
+		next = m->arrival_us + q->tries * base * q->tries * base *
+		       1000000u;
+		end = m->arrival_us + (uint64_t)s->lifetime * 1000000u;
+		if (now >= end) {
+			kind = 'F';
+			(void)str_cats(&t, "message has been in the queue "
+				       "too long; last error: ");
+		} else {
+			if (next > end)
+				next = end; /* a last try as it expires */
+			/* the clock was set back: wait one step, not the
+			 * hours it went back as well */
+			if (next > now && next - now > (2 * q->tries - 1) *
+			    base * base * 1000000u)
+				next = now + (2 * q->tries - 1) * base * base *
+				       1000000u;
+			if (next < now + 1000000)
+				next = now + 1000000;
+			q->next_us = next;
+		}
+	}
+	qstatus_clean(&t, text, tlen);
+	q->last_us = now;
+	q->text.len = 0;
+	(void)str_catb(&q->text, t.s ? t.s : "", t.len);
+	if (kind == 'D')
+		q->state = QS_DONE;
+	else if (kind == 'F')
+		q->state = QS_FAILED;
+	str_free(&t);
+}
+
+/* persist - append the job's outcomes to ID.s and make them durable: one
+ * write and one fdatasync a job, whatever its number of recipients */
+static int persist(struct send *s, struct msg *m, struct job *j)
+{
+	struct mstate *st = m->st;
+	struct str all = STR_INIT, line = STR_INIT, p = STR_INIT;
+	size_t i;
+	int r = 0;
+
+	(void)s;
+	for (i = 0; r == 0 && i < j->n; i++) {
+		struct qrcpt *q = &st->r[j->idx[i]];
+		char kind = q->state == QS_DONE ? 'D' :
+			    q->state == QS_FAILED ? 'F' : 'T';
+
+		r = qstatus_line(&line, kind, j->idx[i], q->last_us,
+				 q->next_us, str_cstr(&q->text), q->text.len);
+		if (r == 0)
+			r = str_catb(&all, line.s, line.len);
+	}
+	if (r == 0 && st->sfd < 0) {
+		r = str_catf(&p, "%s.s", st->path.s);
+		if (r == 0) {
+			st->sfd = open(p.s, O_WRONLY | O_APPEND | O_CREAT |
+				       O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (st->sfd < 0)
+				r = -errno;
+		}
+	}
+	if (r == 0)
+		r = fsx_write_all(st->sfd, all.s, all.len);
+	if (r == 0 && fdatasync(st->sfd) < 0)
+		r = -errno;
+	if (r < 0)
+		slog("warning: cannot record outcomes of msg %s: %s; they "
+		     "may be tried again", m->id, strerror(-r));
+	str_free(&all);
+	str_free(&line);
+	str_free(&p);
+	return r;
+}
+
+/* results - what the job's program said, one outcome a recipient */
+static void results(struct send *s, struct job *j)
+{
+	struct msg *m = j->m;
+	const char *b = str_cstr(&j->buf), *end = b + j->buf.len;
+	size_t i;
+
+	if (!j->remote) {
+		/* vdeliver: exit 0/100/111, the reason its last line */
+		const char *t = end, *e = end;
+		int code = j->exited && j->status >= 0 &&
+			   WIFEXITED(j->status) ? WEXITSTATUS(j->status) : -1;
+		char kind = code == 0 ? 'D' : code == 100 ? 'F' : 'T';
+		char why[80];
+
+		while (e > b && (e[-1] == '\n' || e[-1] == ' '))
+			e--;
+		t = e;
+		while (t > b && t[-1] != '\n')
+			t--;
+		if (t == e && code == 0) {
+			t = "delivered";
+			e = t + 9;
+		} else if (t == e) {
+			if (j->status >= 0 && WIFSIGNALED(j->status))
+				snprintf(why, sizeof why, "vdeliver was killed "
+					 "by signal %d", WTERMSIG(j->status));
+			else
+				snprintf(why, sizeof why, "vdeliver exited %d "
+					 "without a reason", code);
+			t = why;
+			e = why + strlen(why);
+		}
+		record(s, m, j->idx[0], kind, t, (size_t)(e - t), 0);
+		return;
+	}
+	/* mta-remote: one "K TEXT" line a recipient, in order */
+	for (i = 0; i < j->n; i++) {
+		const char *nl = b < end ? memchr(b, '\n', (size_t)(end - b))
+					 : NULL;
+
+		if (nl && nl - b >= 2 && b[1] == ' ' &&
+		    (b[0] == 'D' || b[0] == 'F' || b[0] == 'T')) {
+			record(s, m, j->idx[i], b[0], b + 2,
+			       (size_t)(nl - b - 2), 1);
+			b = nl + 1;
+			continue;
+		}
+		static const char none[] = "mta-remote said nothing about "
+					   "this recipient";
+
+		b = end;
+		record(s, m, j->idx[i], 'T', none, sizeof none - 1, 1);
+	}
+}
+
+/* sched_done - a job ended: record, log, and look at the message again */
+void sched_done(struct send *s, struct job *j)
+{
+	struct msg *m = j->m;
+	struct mstate *st = m->st;
+	size_t i, pending = 0;
+
+	results(s, j);
+	for (i = 0; i < j->n; i++) {
+		struct qrcpt *q = &st->r[j->idx[i]];
+
+		st->busy[j->idx[i]] = 0;
+		log_delivery(j->dno[i], q->state == QS_DONE ? "success" :
+			     q->state == QS_FAILED ? "failure" : "deferral",
+			     str_cstr(&q->text), q->text.len);
+	}
+	st->jobs--;
+	for (i = 0; i < st->n; i++)
+		if (st->r[i].state == QS_PENDING)
+			pending++;
+	/* a message that ends now needs no status line: it is removed */
+	if (pending || st->jobs)
+		(void)persist(s, m, j);
+	job_free(j);
+	if (st->jobs == 0)
+		dispatch(s, m);
+}
+
+/* finish - every recipient settled: bounce the failures, then remove */
+static void finish(struct send *s, struct msg *m)
+{
+	struct mstate *st = m->st;
+	struct str id2 = STR_INIT, sp = STR_INIT;
+	size_t i, failed = 0;
+
+	for (i = 0; i < st->n; i++)
+		if (st->r[i].state == QS_FAILED)
+			failed++;
+	if (failed) {
+		int r = bounce_make(s, m, &id2);
+
+		if (r < 0) {
+			/* keep the message and its outcomes; try later */
+			slog("warning: cannot queue the bounce of msg %s: %s;"
+			     " trying again in 60 s", m->id, strerror(-r));
+			struct job one = {.m = m};
+
+			one.idx = calloc(st->n, sizeof *one.idx);
+			for (i = 0; one.idx && i < st->n; i++)
+				if (st->r[i].state != QS_PENDING)
+					one.idx[one.n++] = i;
+			if (one.idx)
+				(void)persist(s, m, &one);
+			free(one.idx);
+			unload(m);
+			m->due_ms = now_ms() + 60000;
+			if (heap_push(s, m) < 0)
+				forget(s, m);
+			return;
+		}
+		if (id2.len)
+			slog("bounce msg %s qp %s", m->id, id2.s);
+	}
+	/* the message first: a crash between the two unlinks leaves an
+	 * orphan status file (quarantined at start-up), never a message
+	 * without its outcomes */
+	if (unlink(st->path.s) < 0 && errno != ENOENT)
+		slog("warning: cannot remove %s: %s", st->path.s,
+		     strerror(errno));
+	if (str_catf(&sp, "%s.s", st->path.s) == 0)
+		(void)unlink(sp.s);
+	slog("end msg %s", m->id);
+	str_free(&sp);
+	str_free(&id2);
+	forget(s, m);
+	s->rescan = s->rescan || failed; /* the bounce is in new/ */
+}
+
+/* sched_free - everything still in memory, at exit (the queue is on disk) */
+void sched_free(struct send *s)
+{
+	struct fifo *qs[2] = {&s->lq, &s->rq};
+	struct job *j;
+	size_t i;
+
+	for (i = 0; i < 2; i++)
+		while ((j = job_take(qs[i])) != NULL) {
+			struct msg *m = j->m;
+
+			job_free(j);
+			if (--m->st->jobs == 0) {
+				unload(m);
+				free(m);
+			}
+		}
+	for (i = 0; i < s->heap_n; i++) {
+		unload(s->heap[i]);
+		free(s->heap[i]);
+	}
+	free(s->heap);
+	free(s->run);
+	str_free(&s->me);
+	str_free(&s->dbto);
+	str_free(&s->vdeliver);
+	str_free(&s->remote);
+}

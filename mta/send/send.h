@@ -1,0 +1,119 @@
+/*
+ * send.h - mta-send's state. One process, one event loop, no threads:
+ * every structure below is touched only by the loop (see docs/queue.md,
+ * "The scheduler").
+ */
+#ifndef FACTEUR_SEND_H
+#define FACTEUR_SEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "qstatus.h"
+#include "queue.h"
+#include "str.h"
+
+#define NOHEAP UINT32_MAX
+
+/* the recipients of a message while it is being worked on; freed when
+ * the message goes back to wait, so that a million waiting messages
+ * cost only their struct msg */
+struct mstate {
+	struct qenv env;
+	off_t body_off;
+	uint64_t body_len;
+	size_t n;		/* recipients */
+	const char **addr;	/* into env.rcpts */
+	struct qrcpt *r;	/* outcomes so far */
+	unsigned char *busy;	/* in a job queued or running */
+	unsigned jobs;		/* jobs queued or running */
+	int sfd;		/* ID.s, opened for appending on first use */
+	struct str path;	/* queue/msg/HH/ID */
+};
+
+struct msg {
+	char id[36];		/* ARRIVAL.INODE: 16 + 1 + 16 hex digits */
+	uint64_t arrival_us;
+	long long due_ms;	/* monotonic clock */
+	uint32_t hidx;		/* place in the heap, or NOHEAP */
+	int force;		/* try every pending recipient (SIGALRM) */
+	struct mstate *st;	/* NULL while waiting */
+};
+
+struct job {
+	struct msg *m;
+	int remote;
+	size_t n;		/* recipients in this job */
+	size_t *idx;		/* their places in the envelope */
+	unsigned long *dno;	/* their delivery numbers (log) */
+	pid_t pid;
+	int out;		/* the child's output (pipe), -1 once closed */
+	struct str buf;		/* what it printed (bounded) */
+	int status, exited;
+	long long started_ms;
+	struct job *next;	/* in a FIFO of jobs waiting for a slot */
+};
+
+struct fifo {
+	struct job *head, *tail;
+	size_t n;
+};
+
+struct send {
+	const char *root;
+	/* control files, read at start and on SIGHUP */
+	unsigned long conc_local, conc_remote, retrybase, lifetime;
+	struct str me, dbto, vdeliver, remote;
+	/* waiting messages, by due time */
+	struct msg **heap;
+	size_t heap_n, heap_cap;
+	size_t nmsgs;		/* in queue/msg/, all states */
+	/* work */
+	struct fifo lq, rq;	/* jobs waiting for a local / remote slot */
+	struct job **run;	/* running jobs */
+	size_t nrun, run_cap, nlocal, nremote;
+	unsigned long dno;	/* delivery counter, as qmail's */
+	int rescan;		/* queue/new may hold something */
+	int stopping;
+	int trigger_fd;
+	long long stat_ms;	/* last write of queue/stat */
+	size_t stat_n;
+};
+
+/* main.c */
+long long now_ms(void);
+uint64_t now_us(void);
+void slog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void slog_flush(void);
+
+/* heap.c */
+int heap_push(struct send *s, struct msg *m);
+struct msg *heap_top(struct send *s);
+void heap_pop(struct send *s);
+void sched_now(struct send *s);
+
+/* sched.c */
+int sched_pickup(struct send *s);
+int sched_add(struct send *s, const char *id, int fresh);
+int sched_restore(struct send *s, const char *id, uint64_t due_us);
+uint64_t rcpt_due(const struct send *s, const struct qrcpt *q, uint64_t now);
+void sched_due(struct send *s);
+void sched_start(struct send *s);
+void sched_done(struct send *s, struct job *j);
+void sched_status(struct send *s);
+void sched_free(struct send *s);
+int mstate_load(struct send *s, struct msg *m);
+void mstate_free(struct mstate *st);
+
+/* bounce.c */
+int bounce_make(struct send *s, struct msg *m, struct str *id_r);
+
+/* scan.c */
+#define SCAN_REPAIR 1
+#define SCAN_LOAD 2
+int scan_queue(struct send *s, int flags, size_t *problems,
+	       size_t *unfixed);
+int quarantine(const char *root, const char *path, const char *why);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * fuzz_smtpd_line - libFuzzer target for mta-smtpd's command line reader
+ * (conn_getline in mta/smtpd/conn.c), the first parser every network byte
+ * goes through.
+ *
+ * The first input byte picks the limit (512, SMTPD_CMD_MAX, or a small
+ * one so the edge is easy to reach); the rest is what the client sends,
+ * read from a memfd through the 16 KiB buffer. An oracle walks the same
+ * bytes: every LINE_OK line must be the input up to the next LF, with the
+ * LF and one CR before it removed, and at most limit bytes counting the
+ * line end; every LINE_LONG must be a line longer than the limit, read to
+ * its end; a last line with no LF gives LINE_EOF. So no byte is lost,
+ * invented or taken into the wrong line, and a long line never
+ * resynchronises in the middle (which would let its tail act as a
+ * command).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "smtpd.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct conn c;
+	struct str line = STR_INIT;
+	const uint8_t *in;
+	size_t n, pos = 0, max;
+	int fd, r;
+
+	if (size < 1 || size > 100000)
+		return 0;
+	max = data[0] & 1 ? SMTPD_CMD_MAX : 1 + (size_t)(data[0] >> 1) % 40;
+	in = data + 1;
+	n = size - 1;
+	fd = memfd_create("in", 0);
+	if (fd < 0 || write(fd, in, n) != (ssize_t)n || lseek(fd, 0, SEEK_SET))
+		abort();
+	conn_init(&c, fd, fd, 1);
+	for (;;) {
+		const uint8_t *lf = pos < n ? memchr(in + pos, '\n', n - pos)
+					    : NULL;
+		size_t raw = lf ? (size_t)(lf - (in + pos)) + 1 : 0;
+
+		r = conn_getline(&c, &line, max);
+		if (!lf) {
+			if (r != LINE_EOF)
+				abort();
+			break;
+		}
+		if (raw > max) {
+			if (r != LINE_LONG)
+				abort();
+		} else {
+			size_t want = raw - 1;
+
+			if (want && in[pos + want - 1] == '\r')
+				want--;
+			if (r != LINE_OK || line.len != want ||
+			    (want && memcmp(line.s, in + pos, want)) ||
+			    memchr(line.s ? line.s : "", '\n', line.len))
+				abort();
+		}
+		pos += raw;
+	}
+	conn_free(&c);
+	str_free(&line);
+	close(fd);
+	return 0;
+}
