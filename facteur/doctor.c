@@ -77,6 +77,7 @@ static const char *at(struct doctor *d, const char *name)
 /* check_layout - every directory there, real, and no wider than it must */
 static int check_layout(struct doctor *d, struct str *p)
 {
+	const char *trig;
 	struct stat st;
 	size_t i;
 	int v = OK;
@@ -111,10 +112,23 @@ static int check_layout(struct doctor *d, struct str *p)
 		if (want == 0700 && got != 0700)
 			v = say(p, FAIL, "%s is mode %04o; run chmod 700 %s",
 				path, (unsigned)got, path);
-		else if (got & 022)
+		/* drop/: open to all for writing, so only with the sticky
+		 * bit and without read, exactly */
+		else if (want & S_ISVTX) {
+			if (got != want)
+				v = say(p, FAIL, "%s is mode %04o; run chmod "
+					"%o %s", path, (unsigned)got,
+					(unsigned)want, path);
+		} else if (got & 022)
 			v = say(p, FAIL, "%s is writable by others; run chmod "
 				"go-w %s", path, path);
 	}
+	trig = at(d, "drop/trigger");
+	if (lstat(trig, &st) < 0 || !S_ISFIFO(st.st_mode))
+		v = max(v, say(p, WARN, "%s is missing or not a FIFO; local "
+			       "users' mail waits until mta-send is "
+			       "restarted; move it away and run mkfifo -m "
+			       "622 %s", trig, trig));
 	return v;
 }
 
@@ -262,7 +276,7 @@ static int check_tls(struct doctor *d, struct str *p)
 static int check_mailuser(struct doctor *d, struct str *p)
 {
 	static const char *const owned[] = {
-		"domains", "queue", "db", "open-smtp", "log",
+		"domains", "queue", "db", "open-smtp", "log", "drop",
 	};
 	struct stat st;
 	size_t i;

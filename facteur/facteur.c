@@ -106,6 +106,9 @@ const struct layout_dir layout_dirs[] = {
 	{"queue/new", 0700},
 	{"queue/msg", 0700},
 	{"queue/quarantine", 0700},
+	/* local users' sendmail: anyone may add a file, nobody but the mail
+	 * user may list them, nobody may remove another's (sticky) */
+	{"drop", 01733},
 	{"open-smtp", 0700},
 	{"log", 0700},
 };

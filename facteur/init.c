@@ -162,6 +162,15 @@ static int make_dirs(struct init *in, const char **what)
 		if (r == 0)
 			r = set_mode(in->path.s, layout_dirs[i].mode);
 	}
+	/* sendmail run by any user pokes mta-send through it */
+	in->path.len = 0;
+	if (r == 0)
+		r = str_catf(&in->path, "%s/drop/trigger", in->root);
+	*what = in->path.s;
+	if (r == 0 && mkfifo(in->path.s, 0622) < 0)
+		r = -errno;
+	if (r == 0 && chmod(in->path.s, 0622) < 0)
+		r = -errno;
 	return r;
 }
 

@@ -72,6 +72,24 @@ int queue_addr_ok(const char *addr, size_t len)
 	return 0;
 }
 
+/* queue_addr_plain - a complete address as mta-inject would let it into
+ * the queue: LOCAL@DOMAIN, no byte at or below space, no DEL, no angle
+ * bracket, at most 1,024 bytes. For envelopes written by a local user
+ * (ROOT/drop/), which nobody else has checked */
+int queue_addr_plain(const char *addr, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > 1024 || addr[0] == '@' || addr[len - 1] == '@' ||
+	    !memchr(addr, '@', len))
+		return -EINVAL;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)addr[i] <= ' ' || addr[i] == 0x7f ||
+		    addr[i] == '<' || addr[i] == '>')
+			return -EINVAL;
+	return 0;
+}
+
 /* qenv_add_rcpt - one more recipient */
 int qenv_add_rcpt(struct qenv *e, const char *addr)
 {
@@ -99,31 +117,16 @@ static int rec(struct str *b, char type, const void *p, size_t n)
 	return str_catb(b, h, 5) || str_catb(b, p, n) ? -ENOMEM : 0;
 }
 
-/* qw_open - a new file in queue/tmp/ holding the envelope */
-int qw_open(struct qwriter *w, const char *root, const struct qenv *e)
+/* qw_start - the envelope written into a new file at w->tmp */
+static int qw_start(struct qwriter *w, const struct qenv *e, mode_t mode)
 {
 	struct str b = STR_INIT;
-	struct timeval tv;
 	unsigned char t[8];
 	size_t i;
 	int r;
 
-	memset(w, 0, sizeof *w);
-	w->fd = -1;
-	if (e->nrcpts == 0)
-		return -EINVAL;
-	if (queue_addr_ok(e->sender.s ? e->sender.s : "", e->sender.len) < 0)
-		return -EINVAL;
-	gettimeofday(&tv, NULL);
-	w->arrival_us = e->arrival_us ? e->arrival_us :
-			(uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-	r = str_copys(&w->root, root);
-	if (r == 0)
-		r = str_catf(&w->tmp, "%s/queue/tmp/%ld.%ld.%ld", root,
-			     (long)tv.tv_sec, (long)tv.tv_usec, (long)getpid());
 	put_u64(t, w->arrival_us);
-	if (r == 0)
-		r = str_cats(&b, QUEUE_MAGIC) ? -ENOMEM : rec(&b, 'T', t, 8);
+	r = str_cats(&b, QUEUE_MAGIC) ? -ENOMEM : rec(&b, 'T', t, 8);
 	if (r == 0)
 		r = rec(&b, 'F', e->sender.s, e->sender.len);
 	for (i = 0; r == 0 && i < e->rcpts.len; i += strlen(e->rcpts.s + i) + 1)
@@ -148,16 +151,76 @@ int qw_open(struct qwriter *w, const char *root, const struct qenv *e)
 	}
 	if (r == 0) {
 		w->fd = open(w->tmp.s, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-			     O_CLOEXEC, 0600);
-		if (w->fd < 0)
+			     O_CLOEXEC, mode);
+		if (w->fd < 0) {
 			r = -errno;
+			/* not ours to remove, whatever is there */
+			str_free(&w->tmp);
+		}
 	}
+	/* the umask must not take away what another uid needs to read */
+	if (r == 0 && mode != 0600 && fchmod(w->fd, mode) < 0)
+		r = -errno;
 	if (r == 0)
 		r = fsx_write_all(w->fd, b.s, b.len);
 	str_free(&b);
 	if (r < 0)
 		qw_abort(w);
 	return r;
+}
+
+/* qw_check - the envelope can be written: fills in w's arrival time */
+static int qw_check(struct qwriter *w, const struct qenv *e,
+		    struct timeval *tv)
+{
+	memset(w, 0, sizeof *w);
+	w->fd = -1;
+	if (e->nrcpts == 0)
+		return -EINVAL;
+	if (queue_addr_ok(e->sender.s ? e->sender.s : "", e->sender.len) < 0)
+		return -EINVAL;
+	gettimeofday(tv, NULL);
+	w->arrival_us = e->arrival_us ? e->arrival_us :
+			(uint64_t)tv->tv_sec * 1000000u + (uint64_t)tv->tv_usec;
+	return 0;
+}
+
+/* qw_open - a new file in queue/tmp/ holding the envelope */
+int qw_open(struct qwriter *w, const char *root, const struct qenv *e)
+{
+	struct timeval tv;
+	int r = qw_check(w, e, &tv);
+
+	if (r == 0)
+		r = str_copys(&w->root, root);
+	if (r == 0)
+		r = str_catf(&w->tmp, "%s/queue/tmp/%ld.%ld.%ld", root,
+			     (long)tv.tv_sec, (long)tv.tv_usec, (long)getpid());
+	if (r < 0) {
+		str_free(&w->tmp); /* nothing was made */
+		qw_abort(w);
+		return r;
+	}
+	return qw_start(w, e, 0600);
+}
+
+/* qw_open_path - the same file format at PATH, with MODE exactly (not
+ * cut by the umask): for ROOT/drop/, where the writer is not the mail
+ * user. Finish it with qw_commit_path */
+int qw_open_path(struct qwriter *w, const char *path, mode_t mode,
+		 const struct qenv *e)
+{
+	struct timeval tv;
+	int r = qw_check(w, e, &tv);
+
+	if (r == 0)
+		r = str_copys(&w->tmp, path);
+	if (r < 0) {
+		str_free(&w->tmp); /* nothing was made */
+		qw_abort(w);
+		return r;
+	}
+	return qw_start(w, e, mode);
 }
 
 /* qw_body - append message bytes (LF line ends are the caller's job) */
@@ -170,21 +233,27 @@ int qw_body(struct qwriter *w, const void *buf, size_t n)
 	return r;
 }
 
+/* qw_finish - the length in place, then the file made durable */
+static int qw_finish(struct qwriter *w, struct stat *st)
+{
+	unsigned char t[8];
+
+	put_u64(t, w->body_len);
+	errno = 0;
+	if (pwrite(w->fd, t, 8, w->len_pos) != 8)
+		return errno ? -errno : -EIO;
+	if (fsync(w->fd) < 0 || fstat(w->fd, st) < 0)
+		return -errno;
+	return 0;
+}
+
 /* qw_commit - length, fsync, rename into new/, fsync new/: durable */
 int qw_commit(struct qwriter *w, struct str *id_r)
 {
-	unsigned char t[8];
 	struct stat st;
 	struct str dst = STR_INIT;
-	int r = 0;
+	int r = qw_finish(w, &st);
 
-	put_u64(t, w->body_len);
-	if (pwrite(w->fd, t, 8, w->len_pos) != 8)
-		r = errno ? -errno : -EIO;
-	if (r == 0 && fsync(w->fd) < 0)
-		r = -errno;
-	if (r == 0 && fstat(w->fd, &st) < 0)
-		r = -errno;
 	if (r == 0) {
 		id_r->len = 0;
 		r = str_catf(id_r, "%llx.%llx",
@@ -211,6 +280,35 @@ int qw_commit(struct qwriter *w, struct str *id_r)
 	}
 	str_free(&dst);
 	return r;
+}
+
+/* qw_commit_path - length, fsync, rename to DST, then the directory made
+ * durable. A writer that may not read the directory (ROOT/drop/ is
+ * 01733) cannot open it to fsync it; syncfs() of the file's file system
+ * commits the rename instead: dearer, but it is one local submission */
+int qw_commit_path(struct qwriter *w, const char *dst)
+{
+	struct stat st;
+	int r = qw_finish(w, &st);
+
+	if (r == 0 && rename(w->tmp.s, dst) < 0)
+		r = -errno;
+	if (r == 0) {
+		r = fsx_fsync_parent(dst);
+		if (r == -EACCES)
+			r = syncfs(w->fd) < 0 ? -errno : 0;
+		if (r < 0)
+			unlink(dst);
+	}
+	if (r < 0) {
+		qw_abort(w);
+		return r;
+	}
+	close(w->fd);
+	w->fd = -1;
+	str_free(&w->tmp);
+	str_free(&w->root);
+	return 0;
 }
 
 /* qw_abort - throw an unfinished message away */

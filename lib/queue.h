@@ -23,6 +23,10 @@
  * queue/new/ID and fsyncs new/, and only then reports the ID: the caller
  * may say "250 ok ID" when it returns 0. The ID is the arrival time and the
  * file's inode number, unique among the files the queue holds.
+ *
+ * qw_open_path() and qw_commit_path() write the same format to a path of
+ * the caller's choosing and rename it to another: sendmail run by a local
+ * user writes ROOT/drop/ with them (docs/queue.md, "Local submission").
  */
 #ifndef FACTEUR_QUEUE_H
 #define FACTEUR_QUEUE_H
@@ -57,10 +61,14 @@ void qenv_init(struct qenv *e);
 void qenv_free(struct qenv *e);
 int qenv_add_rcpt(struct qenv *e, const char *addr);
 int queue_addr_ok(const char *addr, size_t len);
+int queue_addr_plain(const char *addr, size_t len);
 
 int qw_open(struct qwriter *w, const char *root, const struct qenv *e);
 int qw_body(struct qwriter *w, const void *buf, size_t n);
 int qw_commit(struct qwriter *w, struct str *id_r);
+int qw_open_path(struct qwriter *w, const char *path, mode_t mode,
+		 const struct qenv *e);
+int qw_commit_path(struct qwriter *w, const char *dst);
 void qw_abort(struct qwriter *w);
 
 int queue_read_env(int fd, struct qenv *e, off_t *body_off_r,

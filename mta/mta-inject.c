@@ -17,9 +17,10 @@
  *
  * SECURITY
  *	Started as root it becomes the mail user before it opens anything.
- *	Otherwise it needs write access to queue/tmp and queue/new (the mail
- *	user has it; other local users go through sendmail once the queue's
- *	submission path for them exists). It reads only control/me and
+ *	Otherwise it needs write access to queue/tmp and queue/new: it is for
+ *	root and the mail user only. Other local users run sendmail, which
+ *	leaves their message in ROOT/drop/ for mta-send (docs/queue.md,
+ *	"Local submission: ROOT/drop"). It reads only control/me and
  *	writes only into the queue and the log. Addresses with CR, LF or NUL
  *	are refused before they reach a file.
  *

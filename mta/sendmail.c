@@ -1,6 +1,6 @@
 /*
  * NAME
- *	sendmail - the sendmail interface, over mta-inject
+ *	sendmail - the sendmail interface, over mta-inject or ROOT/drop
  *
  * SYNOPSIS
  *	sendmail [-t] [-i] [-oi] [-f SENDER] [-F NAME] [--root DIR] [RCPT...]
@@ -18,40 +18,64 @@
  *	(-odi, -odb, -oem, -oee, -om, -v, -B TYPE, -bm) are accepted and
  *	ignored.
  *
- *	The message goes through mta-inject, found beside this program, so
- *	the caller must be able to write the queue: root (mta-inject then
- *	becomes the mail user) or the mail user. Any other local user gets
- *	exit 111 and a line saying to submit over SMTP on loopback; a path
- *	into the queue for them belongs to the SMTP server's issue (BUGS).
+ *	Run by root or the mail user (anyone who can write queue/tmp), the
+ *	message goes through mta-inject, found beside this program (root's
+ *	mta-inject becomes the mail user).
+ *
+ *	Run by any other local user, the message goes into ROOT/drop/
+ *	instead (docs/queue.md, "Local submission: ROOT/drop"): the same
+ *	headers are added, CR LF becomes LF, and the message is written in
+ *	the queue's file format (envelope: the sender, the recipients and
+ *	U, the real uid) to drop/NAME.tmp, mode 0644, fsynced, renamed to
+ *	drop/NAME and made durable (syncfs, since the user may not read
+ *	drop/ to fsync it); then drop/trigger is poked. Exit 0 comes only
+ *	after that. mta-send takes the file, checks it as hostile input,
+ *	records the file owner's uid (not the one written) and queues it.
+ *	Addresses without '@' get control/me; the default sender is the
+ *	user's login name at control/me. -f sets any sender, as Postfix's
+ *	sendmail lets any local user do: the uid in the queue file, the log
+ *	and the Received: line that mta-send adds tell who really sent it.
+ *	A message over control/databytes is refused (exit 100). -bs is
+ *	refused (exit 111): it runs mta-smtpd, which writes the queue
+ *	directly, so it needs root or the mail user.
  *
  * SECURITY
  *	Not set-uid. It runs with the caller's rights and parses the header
  *	block with bounded lines (998 bytes, 1 MiB of headers); mta-inject or
- *	mta-smtpd checks every address again.
+ *	mta-smtpd checks every address again, and mta-send checks a drop
+ *	file whole (owner, links, size, every record) before it copies it
+ *	into the queue. drop/ is 01733: a user can add files but not list
+ *	them, nor remove or replace another user's. Drop files are 0644,
+ *	since the mail user must read them; their names hold 64 random bits
+ *	and drop/ cannot be listed, so other users cannot find them.
  *
  * BUGS
- *	SPEC.md lets any local user run sendmail; until the queue has a
- *	submission path for users other than root and the mail user, they
- *	are refused with exit 111.
+ *	A local user's message waits in drop/ while mta-send is not
+ *	running; -bs is for root and the mail user only. The syncfs() that
+ *	makes a drop file durable flushes the whole file system.
  *
  * EXIT STATUS
- *	0 queued, 2 usage, 100 the message or an address is unusable (no
- *	recipient, a header block over 1 MiB), 111 temporary failure; with
- *	mta-inject, its own exit code.
+ *	0 queued (or, for a local user, durably in drop/), 2 usage, 100 the
+ *	message or an address is unusable (no recipient, a header block
+ *	over 1 MiB, a message over control/databytes), 111 temporary
+ *	failure; with mta-inject, its own exit code.
  *
  * SEE ALSO
  *	mta-inject(8), mta-smtpd(8), docs/queue.md
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +84,7 @@
 #include "ctl.h"
 #include "fsx.h"
 #include "msg.h"
+#include "queue.h"
 #include "str.h"
 
 #define HEADER_MAX (1024 * 1024)
@@ -311,6 +336,161 @@ static int write_headers(FILE *out, const struct str *hdr, const char *sender,
 	return ferror(out) ? -EIO : 0;
 }
 
+/* the drop file behind a FILE, so that write_headers and the body loop
+ * serve both paths; CR LF becomes LF on the way, as in mta-inject */
+struct drop {
+	struct qwriter w;
+	struct str path;	/* drop/NAME, the name it gets when done */
+	unsigned long max;	/* control/databytes */
+	int cr;			/* a CR that ended the previous write */
+	int err;		/* the first error, a negative errno */
+};
+
+/* drop_put - a converted chunk into the file, within databytes */
+static int drop_put(struct drop *d, const char *b, size_t n)
+{
+	if (d->err == 0 && d->w.body_len + n > d->max)
+		d->err = -EFBIG;
+	if (d->err == 0)
+		d->err = qw_body(&d->w, b, n);
+	return d->err;
+}
+
+/* drop_write - fopencookie's write: 0 on error, as it wants */
+static ssize_t drop_write(void *c, const char *buf, size_t n)
+{
+	struct drop *d = c;
+	char out[8192];
+	size_t i, o = 0;
+
+	for (i = 0; i < n && d->err == 0; i++) {
+		if (o + 2 > sizeof out) {
+			(void)drop_put(d, out, o);
+			o = 0;
+		}
+		if (d->cr && buf[i] != '\n')
+			out[o++] = '\r';
+		d->cr = buf[i] == '\r';
+		if (!d->cr)
+			out[o++] = buf[i];
+	}
+	if (o)
+		(void)drop_put(d, out, o);
+	return d->err ? 0 : (ssize_t)n;
+}
+
+/* qualify - an address as the queue keeps it: <> taken off, @me added to
+ * a bare name; what mta-inject would refuse is refused here (exit 100) */
+static void qualify(const char *in, const char *me, struct str *out,
+		    int is_sender)
+{
+	size_t n = strlen(in);
+
+	out->len = 0;
+	if (is_sender && (n == 0 || !strcmp(in, "<>"))) {
+		if (str_catb(out, "", 0))
+			msg_die(111, "out of memory");
+		return;
+	}
+	if (n >= 2 && in[0] == '<' && in[n - 1] == '>') {
+		in++;
+		n -= 2;
+	}
+	if (str_catb(out, in, n) ||
+	    (n && !memchr(in, '@', n) && str_catf(out, "@%s", me)))
+		msg_die(111, "out of memory");
+	if (queue_addr_plain(out->s, out->len) < 0)
+		msg_die(100, "5.1.3 invalid address '%s'", in);
+}
+
+/* drop_open - a new drop/NAME.tmp holding the envelope. NAME is the uid,
+ * the time, the pid and 64 random bits: unique, and not to be guessed by
+ * another user (drop/ cannot be listed) */
+static FILE *drop_open(struct drop *d, const char *root, const char *me,
+		       const char *sender, const struct str *rcpts, size_t nr)
+{
+	static const cookie_io_functions_t io = {NULL, drop_write, NULL,
+						 NULL};
+	struct qenv e;
+	struct str a = STR_INIT, tmp = STR_INIT;
+	struct timeval tv;
+	unsigned long long rnd = 0;
+	size_t i, pos;
+	FILE *f;
+	int r;
+
+	memset(d, 0, sizeof *d);
+	r = ctl_get_ulong(root, "databytes", 10485760, &d->max);
+	if (r < 0)
+		msg_die(111, "cannot read %s/control/databytes: %s", root,
+			msg_err(r));
+	qenv_init(&e);
+	qualify(sender, me, &e.sender, 1);
+	for (i = 0, pos = 0; i < nr; i++, pos += strlen(rcpts->s + pos) + 1) {
+		qualify(rcpts->s + pos, me, &a, 0);
+		if (qenv_add_rcpt(&e, a.s) < 0)
+			msg_die(111, "out of memory");
+	}
+	gettimeofday(&tv, NULL);
+	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+		msg_die(111, "cannot get random bytes: %s", strerror(errno));
+	if (str_catf(&e.uid, "%ld", (long)getuid()) ||
+	    str_catf(&d->path, "%s/drop/%ld.%ld.%06ld.%ld.%016llx", root,
+		     (long)getuid(), (long)tv.tv_sec, (long)tv.tv_usec,
+		     (long)getpid(), rnd) ||
+	    str_catf(&tmp, "%s.tmp", d->path.s))
+		msg_die(111, "out of memory");
+	r = qw_open_path(&d->w, tmp.s, 0644, &e);
+	if (r < 0)
+		msg_die(111, "cannot create %s: %s; is %s/drop there (mode "
+			"1733, made by facteur init)?", tmp.s, msg_err(r),
+			root);
+	f = fopencookie(d, "w", io);
+	if (!f)
+		msg_die(111, "out of memory");
+	qenv_free(&e);
+	str_free(&a);
+	str_free(&tmp);
+	return f;
+}
+
+/* drop_close - the file made durable under its final name, mta-send
+ * poked; returns the exit status */
+static int drop_close(struct drop *d, FILE *f, const char *root)
+{
+	struct str p = STR_INIT;
+	int fd, r;
+
+	if (fclose(f) != 0 && d->err == 0)
+		d->err = -EIO;
+	if (d->err == 0 && d->cr)
+		(void)drop_put(d, "\r", 1);
+	r = d->err;
+	if (r == 0)
+		r = qw_commit_path(&d->w, d->path.s);
+	else
+		qw_abort(&d->w);
+	if (r == -EFBIG)
+		msg_die(100, "5.3.4 the message is larger than "
+			"control/databytes (%lu bytes); nothing was sent",
+			d->max);
+	if (r < 0)
+		msg_die(111, "cannot write %s: %s; nothing was sent",
+			d->path.s, msg_err(r));
+	/* a scheduler that is not running costs nothing: it looks at
+	 * drop/ when it starts */
+	if (str_catf(&p, "%s/drop/trigger", root) == 0) {
+		fd = open(p.s, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			(void)!write(fd, "", 1);
+			close(fd);
+		}
+	}
+	str_free(&p);
+	str_free(&d->path);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -320,8 +500,9 @@ int main(int argc, char **argv)
 	struct passwd *pw;
 	size_t nr = 0, i;
 	ssize_t n;
-	int fd, status, r, ended = 0, at_start = 1;
+	int fd, status, r, ended = 0, at_start = 1, use_drop = 0;
 	pid_t pid = -1;
+	struct drop d;
 	FILE *out;
 
 	msg_init(argv[0]);
@@ -329,8 +510,17 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &o);
 	if (o.bs) {
 		char self[4096];
-		ssize_t len = readlink("/proc/self/exe", self, sizeof self - 20);
+		ssize_t len;
 
+		if (str_catf(&qtmp, "%s/queue/tmp", root))
+			msg_die(111, "out of memory");
+		if (geteuid() != 0 && access(qtmp.s, W_OK) < 0)
+			msg_die(111, "-bs needs to write the queue, which only "
+				"root and the mail user may do; run sendmail "
+				"without -bs, or submit through SMTP on "
+				"loopback");
+		str_free(&qtmp);
+		len = readlink("/proc/self/exe", self, sizeof self - 20);
 		if (len <= 0)
 			msg_die(111, "cannot find mta-smtpd: %s", strerror(errno));
 		self[len] = 0;
@@ -403,17 +593,21 @@ int main(int argc, char **argv)
 			"use -t with To:, Cc: or Bcc: headers");
 	if (str_catf(&qtmp, "%s/queue/tmp", root))
 		msg_die(111, "out of memory");
-	if (geteuid() != 0 && access(qtmp.s, W_OK) < 0)
-		msg_die(111, "cannot write %s as uid %ld; submit through SMTP "
-			"(mta-smtpd on loopback) instead", qtmp.s,
-			(long)getuid());
 	signal(SIGPIPE, SIG_IGN);
-	fd = run_inject(root, sender.s, &rcpts, nr, &pid);
-	if (fd < 0)
-		msg_die(111, "cannot start mta-inject: %s", msg_err(fd));
-	out = fdopen(fd, "w");
-	if (!out)
-		msg_die(111, "cannot write to mta-inject: %s", strerror(errno));
+	if (geteuid() != 0 && access(qtmp.s, W_OK) < 0) {
+		/* neither root nor the mail user: through drop/ */
+		out = drop_open(&d, root, me.s, sender.s, &rcpts, nr);
+		use_drop = 1;
+	} else {
+		fd = run_inject(root, sender.s, &rcpts, nr, &pid);
+		if (fd < 0)
+			msg_die(111, "cannot start mta-inject: %s",
+				msg_err(fd));
+		out = fdopen(fd, "w");
+		if (!out)
+			msg_die(111, "cannot write to mta-inject: %s",
+				strerror(errno));
+	}
 	r = write_headers(out, &hdr, sender.s, o.fullname, me.s);
 	fputc('\n', out);
 	/* "." ends the message only as a whole line of its own */
@@ -427,16 +621,23 @@ int main(int argc, char **argv)
 		if (fwrite(line.s, 1, line.len, out) != line.len)
 			r = -EIO;
 	}
-	/* a failed write is reported by mta-inject's exit status below */
-	fclose(out);
-	if (waitpid(pid, &status, 0) < 0)
-		msg_die(111, "cannot wait for mta-inject: %s", strerror(errno));
+	if (use_drop) {
+		status = drop_close(&d, out, root);
+	} else {
+		/* a failed write shows in mta-inject's exit status below */
+		fclose(out);
+		if (waitpid(pid, &status, 0) < 0)
+			msg_die(111, "cannot wait for mta-inject: %s",
+				strerror(errno));
+	}
 	str_free(&me);
 	str_free(&sender);
 	str_free(&hdr);
 	str_free(&line);
 	str_free(&rcpts);
 	str_free(&qtmp);
+	if (use_drop)
+		return status;
 	if (!WIFEXITED(status))
 		msg_die(111, "mta-inject was killed by signal %d",
 			WTERMSIG(status));

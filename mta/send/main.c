@@ -12,7 +12,9 @@
  *	start it checks the queue and repairs what a crash can leave
  *	(docs/queue.md, "Recovery"), files every queued message by when it
  *	is next due, then waits on queue/trigger, which every writer pokes
- *	after a message lands in queue/new/: new mail is taken at once.
+ *	after a message lands in queue/new/: new mail is taken at once. It
+ *	also waits on drop/trigger and copies what local users' sendmail
+ *	left in ROOT/drop/ into the queue (mta/send/drop.c).
  *
  *	Each recipient whose domain is in control/assign.cdb is delivered
  *	by vdeliver, one process a recipient, up to control/concurrencylocal
@@ -74,6 +76,7 @@
 #include "send.h"
 
 #define STOP_GRACE_MS 10000
+#define BACKLOG_MAX 20000	/* jobs waiting for a slot */
 
 static const char usage_text[] =
 	"usage: mta-send [--root DIR] [--check [--repair]]\n";
@@ -360,6 +363,7 @@ int main(int argc, char **argv)
 		msg_die(111, "cannot set up signals: %s", strerror(errno));
 	lk = lock_queue(s.root, 0);
 	s.trigger_fd = open_trigger(&s, &keep);
+	(void)drop_open(&s);
 	r = scan_queue(&s, SCAN_REPAIR | SCAN_LOAD, &problems, &unfixed);
 	if (r < 0)
 		msg_die(111, "cannot read the queue: %s", msg_err(r));
@@ -372,9 +376,15 @@ int main(int argc, char **argv)
 	for (;;) {
 		long long now, timeout;
 		struct msg *top;
+		int busy;
 		size_t n = 0, k;
 
-		if (s.rescan && !s.stopping)
+		if (s.drop_rescan && !s.stopping)
+			(void)drop_pickup(&s);
+		/* new mail waits in new/ (durable, not in memory) while
+		 * the deliveries are far behind */
+		busy = s.lq.n + s.rq.n >= BACKLOG_MAX;
+		if (s.rescan && !s.stopping && !busy)
 			(void)sched_pickup(&s);
 		if (!s.stopping)
 			sched_due(&s);
@@ -392,20 +402,20 @@ int main(int argc, char **argv)
 		top = heap_top(&s);
 		if (top && !s.stopping)
 			timeout = top->due_ms > now ? top->due_ms - now : 0;
-		if (s.rescan)
+		if (s.rescan && !busy)
 			timeout = 0;
 		if (s.nmsgs != s.stat_n || s.stopping)
 			timeout = timeout > 100 ? 100 : timeout;
 		if (timeout > 60000)
 			timeout = 60000;
-		if (pf_cap < s.nrun + 2) {
-			struct pollfd *np = realloc(pf, (s.nrun + 2) *
+		if (pf_cap < s.nrun + 3) {
+			struct pollfd *np = realloc(pf, (s.nrun + 3) *
 						    sizeof *np);
 
 			if (!np)
 				msg_die(111, "out of memory");
 			pf = np;
-			pf_cap = s.nrun + 2;
+			pf_cap = s.nrun + 3;
 		}
 		pf[n].fd = sfd;
 		pf[n++].events = POLLIN;
@@ -415,6 +425,9 @@ int main(int argc, char **argv)
 			pf[n].fd = s.run[k]->out;
 			pf[n++].events = POLLIN;
 		}
+		/* last, so that the jobs' places stay k - 2; -1 is ignored */
+		pf[n].fd = s.drop_fd;
+		pf[n++].events = POLLIN;
 		slog_flush();
 		if (poll(pf, n, (int)timeout) < 0 && errno != EINTR)
 			msg_die(111, "poll: %s", strerror(errno));
@@ -428,6 +441,13 @@ int main(int argc, char **argv)
 			while (read(s.trigger_fd, buf, sizeof buf) > 0)
 				;
 			s.rescan = 1;
+		}
+		if (pf[n - 1].revents) {
+			char buf[512];
+
+			while (read(s.drop_fd, buf, sizeof buf) > 0)
+				;
+			s.drop_rescan = 1;
 		}
 		if (pf[0].revents) {
 			struct signalfd_siginfo si;
@@ -463,6 +483,10 @@ int main(int argc, char **argv)
 		str_free(&p);
 	}
 	close(keep);
+	if (s.drop_fd >= 0)
+		close(s.drop_fd);
+	if (s.drop_keep >= 0)
+		close(s.drop_keep);
 	close(lk);
 	close(sfd);
 	close(s.trigger_fd);

@@ -2,8 +2,9 @@
  * scan - the queue check: what a crash, a disk error or a hand can leave
  * in the queue, found and (with SCAN_REPAIR) fixed.
  *
- * Nothing is ever deleted except files in queue/tmp/ older than 36 hours,
- * which were never acknowledged (their writer died before its rename).
+ * Nothing is ever deleted except files in queue/tmp/ and drop/NAME.tmp
+ * older than 36 hours, which were never acknowledged (their writer died
+ * before its rename).
  * Anything else that cannot be used is moved to queue/quarantine/ with a
  * log line saying why, so an admin can look at it, and the rest of the
  * queue flows. At start-up mta-send runs the check with repair and files
@@ -299,6 +300,36 @@ int scan_queue(struct send *s, int flags, size_t *problems,
 				printf("problem %s: an unfinished injection "
 				       "older than 36 hours\n", f.s);
 				sc.problems++;
+			}
+		}
+		closedir(d);
+	}
+	/* drop/: local users' sendmail that died before its rename; never
+	 * acknowledged either. Finished drop files are drop.c's */
+	p.len = 0;
+	if (str_catf(&p, "%s/drop", s->root) < 0)
+		return -ENOMEM;
+	if ((d = opendir(p.s)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			size_t len = strlen(de->d_name);
+			struct stat sb;
+
+			if (len <= 4 || strcmp(de->d_name + len - 4, ".tmp"))
+				continue;
+			f.len = 0;
+			if (str_catf(&f, "%s/%s", p.s, de->d_name) < 0 ||
+			    lstat(f.s, &sb) < 0 || S_ISDIR(sb.st_mode) ||
+			    now - sb.st_mtime < TMP_MAX_AGE)
+				continue;
+			if (!(flags & SCAN_REPAIR)) {
+				printf("problem %s: an unfinished local "
+				       "submission older than 36 hours\n", f.s);
+				sc.problems++;
+			} else if (unlink(f.s) == 0) {
+				slog("removed %s: an unfinished local "
+				     "submission from uid %lu, never "
+				     "acknowledged", f.s,
+				     (unsigned long)sb.st_uid);
 			}
 		}
 		closedir(d);

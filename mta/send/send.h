@@ -77,6 +77,8 @@ struct send {
 	int rescan;		/* queue/new may hold something */
 	int stopping;
 	int trigger_fd;
+	int drop_fd, drop_keep;	/* drop/trigger: read end, kept write end */
+	int drop_rescan;	/* drop/ may hold something */
 	long long stat_ms;	/* last write of queue/stat */
 	size_t stat_n;
 };
@@ -108,6 +110,10 @@ void mstate_free(struct mstate *st);
 
 /* bounce.c */
 int bounce_make(struct send *s, struct msg *m, struct str *id_r);
+
+/* drop.c */
+int drop_open(struct send *s);
+int drop_pickup(struct send *s);
 
 /* scan.c */
 #define SCAN_REPAIR 1

@@ -467,3 +467,33 @@ def test_sigalrm_retries_everything_now(t):
     finally:
         log = s.stop()
     assert "every waiting message is due now" in log
+
+
+def test_remote_by_mx_from_dnsmasq_and_null_mx_bounce(t):
+    """mta-send -> mta-remote -> MX from a real DNS server (dnsmasq)"""
+    from test_remote import Dns
+    setup(t)
+    sink = SinkServer("127.0.0.3")
+    with open(t.path("control", "remoteport"), "w") as f:
+        f.write(f"{sink.port}\n")
+    dns = Dns(t, "--mx-host=mx.test,mail.mx.test,10",
+              "--host-record=mail.mx.test,127.0.0.3",
+              "--dns-rr=null.test,15,000000")
+    try:
+        s = Sender(t)
+        try:
+            inject(t, f"c@{DOMAIN}", "r@mx.test", "n@null.test")
+            bounce = wait_files(t, "c", 1)
+            wait_empty_queue(t, s)
+        finally:
+            log = s.stop()
+    finally:
+        sink.close()
+        dns.close()
+    assert [(m, r) for m, r, _ in sink.got] == [(f"<c@{DOMAIN}>",
+                                                 ["r@mx.test"])], sink.got
+    assert re.search(r"delivery \d+: success: 127\.0\.0\.3_accepted", log)
+    b = read(bounce[0])
+    assert b"Final-Recipient: rfc822; n@null.test" in b, b[:3000]
+    assert b"Status: 5.1.10" in b, b[:3000]
+    assert b"r@mx.test" not in b.split(b"message/rfc822")[0]

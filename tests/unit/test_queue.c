@@ -146,6 +146,48 @@ int main(void)
 	tt_check(r == 0, "abort_leaves_nothing", "tmp/ not empty");
 	qenv_free(&bad);
 
+	/* qw_open_path/qw_commit_path (ROOT/drop/): the mode whatever the
+	 * umask, renamed to the given name, readable back; an existing file
+	 * is neither overwritten nor removed */
+	{
+		struct str tmp = STR_INIT, dst = STR_INIT;
+		struct stat sb;
+		mode_t old = umask(077);
+
+		qenv_init(&bad);
+		qenv_add_rcpt(&bad, "ok@example.test");
+		str_catf(&tmp, "%s/drop-x.tmp", root);
+		str_catf(&dst, "%s/drop-x", root);
+		r = qw_open_path(&w, tmp.s, 0644, &bad);
+		if (r == 0)
+			r = qw_body(&w, "hi\n", 3);
+		if (r == 0)
+			r = qw_commit_path(&w, dst.s);
+		tt_check(r == 0 && stat(dst.s, &sb) == 0 &&
+			 (sb.st_mode & 07777) == 0644 &&
+			 access(tmp.s, F_OK) < 0, "open_path_commit",
+			 "r=%d mode=%o", r, (unsigned)sb.st_mode);
+		qenv_free(&e);
+		qenv_init(&e);
+		r = read_back(dst.s, &e, &off, &len);
+		tt_check(r == 0 && len == 3 && e.nrcpts == 1, "open_path_read",
+			 "r=%d", r);
+		r = qw_open_path(&w, dst.s, 0644, &bad);
+		tt_check(r == -EEXIST && access(dst.s, F_OK) == 0,
+			 "open_path_exists", "r=%d", r);
+		umask(old);
+		qenv_free(&e);
+		qenv_free(&bad);
+		str_free(&tmp);
+		str_free(&dst);
+	}
+	tt_check(queue_addr_plain("a@b", 3) == 0 &&
+		 queue_addr_plain("a b@c", 5) < 0 &&
+		 queue_addr_plain("<a@b>", 5) < 0 &&
+		 queue_addr_plain("ab", 2) < 0 && queue_addr_plain("@b", 2) < 0 &&
+		 queue_addr_plain("a@", 2) < 0 && queue_addr_plain("", 0) < 0,
+		 "addr_plain", "wrong verdict");
+
 	fsx_rmtree(root);
 	str_free(&p);
 	str_free(&data);

@@ -1,0 +1,557 @@
+#!/usr/bin/env python3
+"""smtp_compare.py - mta-smtpd against Postfix's smtpd, side by side in one run.
+
+    python3 bench/smtp_compare.py --bin build/bench/bin [--modes accept,queue,memory,e2e]
+        [--rounds 3] [--deliver-rounds 1] [--settle 30] [-m 5000] [--sessions 20,1]
+        [--postfix hold,deliver] [--queue-total 100000] [--idle 100,1000] [--out FILE]
+
+Run as root (the Postfix peer starts as root; mta-smtpd binds as root and
+becomes the mail user), with Debian's postfix installed
+(../shared/bench/peers/install.sh). Not run by `make bench`: the default run
+takes about 25 minutes. Every result line is a shared bench result line with
+`server=..`, `round=..` and the server's own CPU per message appended; the
+accept mode ends with a summary (medians and ratios).
+
+accept  A scratch Facteur root (example.test, user1..user1000, as the peers)
+        and mta-smtpd alone on a free loopback port: no scheduler, so every
+        accepted message stays in queue/new, fsynced (file, then queue/new/)
+        before the 250. A private Postfix from ../shared/bench/peers/
+        (postfix-setup.sh with its own BENCH_ROOT and port). Postfix "hold":
+        `smtpd_client_restrictions = check_client_access static:HOLD`, so
+        cleanup(8) writes (and fsyncs) each message into the hold queue and
+        qmgr never touches it, the counterpart of Facteur's queue/new with
+        no mta-send. ROUNDS rounds; in each,
+        for every session count, the two servers take turns (the order
+        flips every round), each run after --settle seconds of quiet.
+        smtp-source sends -m messages of 4096 bytes to user1@example.test,
+        one connection per message. Nothing is deleted between these runs
+        (the queues grow), see accept_mode. Then Postfix "deliver": the stock
+        setup, virtual(8) delivering meanwhile, measured with smtp_e2e.py as
+        run-baseline.sh does, --deliver-rounds times.
+queue   A second, fresh Facteur root: queue_scale.py against mta-smtpd
+        alone, nothing draining (--hold and --release are `true`):
+        --queue-total messages in chunks of --queue-chunk, first vs last
+        chunk, then `mta-qstat` (and `ls -f | wc -l`) timed on the full
+        queue.
+memory  N idle sessions (greeting read, nothing sent) to mta-smtpd for each
+        N of --idle, maxsessions and maxperip N+1: RSS, PSS and private dirty
+        memory of the session processes from /proc/PID/smaps_rollup, the drop
+        of MemAvailable, then client N+1 must get a 220.
+
+e2e     End to end, as the scheduler issue measures it: `facteur run`
+        (mta-smtpd and mta-send, which runs vdeliver) against Postfix
+        delivering with virtual(8), smtp_e2e.py -s --e2e-sessions -m
+        --e2e-count to user1..user20, taking turns, --e2e-rounds rounds:
+        messages per second from the first connection until the last file
+        is in its Maildir, and the servers' CPU per message.
+
+The modes run in the order queue, accept, memory, e2e; then (with accept) the
+fsync probe of ../shared/bench/fsync-probe.sh in a fresh directory beside
+the queues (10 s, 1 and 20 writers, plain and -u), last because its -u
+runs delete thousands of files, which slows file creation nearby for a
+minute or more on ext4 without a journal.
+"""
+import argparse
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "bench"))
+HASH = ("$6$benchsalt$q9MuV9hhfkGoXDS1AtvptzAA/r/DjSa7mIywLZFUe"
+        ".UNsSK1b2j0LHSWWb4kMOM/W0qWeW4vyTY5T17yMWHcE1")
+
+
+def note(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, secs=20):
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"smtp_compare: nothing listens on 127.0.0.1:{port}")
+
+
+def parse(line):
+    f = {}
+    for kv in line.split()[1:]:
+        k, _, v = kv.partition("=")
+        f[k] = v
+    return f
+
+
+class Facteur:
+    def __init__(self, a, tmp, name="facteur"):
+        self.bin = os.path.abspath(a.bin)
+        self.root = os.path.join(tmp, name)
+        self.port = free_port()
+        self.proc = None
+        subprocess.run([f"{self.bin}/facteur", "init", "--root", self.root, "--dev"],
+                       check=True, stdout=subprocess.DEVNULL)
+        ctl = os.path.join(self.root, "control")
+        self.ctl("listen.smtp", f"127.0.0.1:{self.port}")
+        # only the port under test: no submission/smtps listeners
+        self.ctl("listen.submission", "")
+        self.ctl("listen.smtps", "")
+        # one client address opens 20 connections back to back; a session
+        # that has answered QUIT may not be reaped yet when the next comes
+        self.ctl("maxperip", "1000")
+        subprocess.run([f"{self.bin}/vadmin", "--root", self.root, "adddomain",
+                        "example.test"], input=b"bench-pass\n", check=True)
+        users = os.path.join(tmp, "users.txt")
+        with open(users, "w") as f:
+            for i in range(1, 1001):
+                f.write(f"user{i}@example.test {HASH}\n")
+        subprocess.run([f"{self.bin}/vadmin", "--root", self.root, "import", users],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.new = os.path.join(self.root, "queue", "new")
+        assert os.path.isdir(ctl)
+
+    def ctl(self, name, text):
+        with open(os.path.join(self.root, "control", name), "w") as f:
+            f.write(text + ("\n" if text else ""))
+
+    def start(self):
+        log = open(os.path.join(self.root, "log", "smtpd.log"), "ab")
+        self.proc = subprocess.Popen([f"{self.bin}/mta-smtpd", "--root", self.root],
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        wait_port(self.port)
+        note(f"mta-smtpd pid {self.proc.pid} on 127.0.0.1:{self.port}, root {self.root}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+        self.proc = None
+
+    def queued(self):
+        return len(os.listdir(self.new))
+
+
+class Postfix:
+    def __init__(self, a, tmp):
+        self.peers = os.path.join(a.shared, "peers")
+        self.root = os.path.join(tmp, "peers")
+        self.port = free_port()
+        self.conf = os.path.join(self.root, "postfix", "etc")
+        self.env = dict(os.environ, BENCH_ROOT=self.root, SMTP_PORT=str(self.port),
+                        BENCH_DOMAINS="example.test")
+        self.running = False
+        self.mode = "deliver"
+
+    def start(self):
+        subprocess.run([os.path.join(self.peers, "postfix-setup.sh"), self.root],
+                       env=self.env, check=True, stdout=sys.stderr)
+        self.running = True
+
+    def stop(self):
+        if self.running:
+            subprocess.run([os.path.join(self.peers, "postfix-stop.sh"), self.root],
+                           env=self.env, stdout=sys.stderr)
+        self.running = False
+
+    def master(self):
+        with open(os.path.join(self.root, "postfix", "queue", "pid", "master.pid")) as f:
+            return int(f.read().strip())
+
+    def postconf(self, setting):
+        subprocess.run(["postconf", "-c", self.conf, "-e", setting], check=True)
+        subprocess.run(["postfix", "-c", self.conf, "reload"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+
+    def set_mode(self, mode):
+        if mode == self.mode:
+            return
+        if mode == "hold":
+            self.postconf("smtpd_client_restrictions=check_client_access static:HOLD")
+        else:
+            self.postconf("smtpd_client_restrictions=")
+        self.mode = mode
+
+    def empty(self):
+        subprocess.run(["postsuper", "-c", self.conf, "-d", "ALL"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def queued(self):
+        n = 0
+        for q in ("maildrop", "incoming", "active", "deferred", "hold"):
+            for _, _, files in os.walk(os.path.join(self.root, "postfix", "queue", q)):
+                n += len(files)
+        return n
+
+
+def shared(a, script, *args):
+    """Run a shared bench script; return its last stdout line (the result)."""
+    cmd = [sys.executable, os.path.join(a.shared, script), *map(str, args)]
+    note("+ " + " ".join(cmd))
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    lines = r.stdout.strip().splitlines()
+    return lines[-1] if lines else f"{script.split('.')[0]} failed=1 rc={r.returncode}"
+
+
+def tree_cpu(root):
+    """CPU seconds of ROOT and its descendants, live and reaped: every live
+    process's utime+stime+cutime+cstime (mta-smtpd and mta-send reap their
+    session and delivery children, facteur run its services). Differences
+    of two calls are the server's CPU meanwhile."""
+    if root is None:
+        return 0.0
+    kids, stat = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        v = s[s.rindex(")") + 2:].split()
+        kids.setdefault(int(v[1]), []).append(int(d))
+        stat[int(d)] = v
+    if root not in stat:
+        return 0.0
+    tot, todo = 0, [root]
+    while todo:
+        p = todo.pop()
+        v = stat[p]
+        # its own time and that of the children it has reaped (a live
+        # process's cutime never holds a live process: no double count)
+        tot += int(v[11]) + int(v[12]) + int(v[13]) + int(v[14])
+        todo.extend(kids.get(p, []))
+    return tot / os.sysconf("SC_CLK_TCK")
+
+
+def emit(line, out, **tags):
+    line = line + "".join(f" {k}={v}" for k, v in tags.items())
+    print(line, flush=True)
+    if out:
+        with open(out, "a") as f:
+            f.write(line + "\n")
+    return line
+
+
+def fsync_probe(a, d, out):
+    probe = os.path.join(a.shared, "fsync-probe.sh")
+    for threads in (1, 20):
+        for extra in ([], ["-u"]):
+            time.sleep(a.settle)
+            cmd = [probe, d, "10", str(threads), *extra]
+            note("+ " + " ".join(cmd))
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+            emit(r.stdout.strip(), out, server="disk", threads=threads,
+                 churn=int(bool(extra)))
+
+
+def one_run(a, srv, s, fac, pf, rnd, out, res):
+    common = ["-s", s, "-m", a.count, "-l", 4096, "-f", "bench@example.test",
+              "-t", "user1@example.test", "--settle", a.settle]
+    if srv == "facteur":
+        c0 = tree_cpu(fac.proc.pid)
+        line = shared(a, "smtp_accept.py", "127.0.0.1", fac.port, *common)
+        cpu = tree_cpu(fac.proc.pid) - c0
+        queued = fac.queued()
+    else:
+        mode = srv.split("-", 1)[1]
+        pf.set_mode(mode)
+        c0 = tree_cpu(pf.master())
+        if mode == "hold":
+            line = shared(a, "smtp_accept.py", "127.0.0.1", pf.port, *common)
+        else:
+            line = shared(a, "smtp_e2e.py", "127.0.0.1", pf.port,
+                          os.path.join(pf.root, "domains"), *common, "--clean")
+        cpu = tree_cpu(pf.master()) - c0
+        queued = pf.queued()
+    line = emit(line, out, server=srv, round=rnd, queued=queued,
+                server_cpu_ms_per_msg=f"{cpu * 1000 / a.count:.2f}")
+    f = parse(line)
+    rate = float(f.get("accept_msgs_per_s", f.get("msgs_per_s", 0)))
+    if f.get("ok") != "1":
+        rate = 0.0
+    res.setdefault((s, srv), []).append((rate, cpu * 1000 / a.count))
+
+
+def e2e_mode(a, fac, pf, out):
+    """End to end: first SMTP connection until every message is in its
+    Maildir. Facteur under `facteur run` (mta-smtpd, mta-send running
+    vdeliver), Postfix delivering with virtual(8); smtp_e2e.py with 20
+    recipients (user1..user20), one connection per message, the two
+    servers taking turns, --e2e-rounds rounds."""
+    for k in ("listen.pop3", "listen.pop3s"):
+        fac.ctl(k, f"127.0.0.1:{free_port()}")
+    log = open(os.path.join(fac.root, "log", "run.out"), "ab")
+    run = subprocess.Popen([f"{fac.bin}/facteur", "run", "--root", fac.root],
+                           stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    wait_port(fac.port)
+    pf.set_mode("deliver")
+    pf.start()
+    res = {}
+    for rnd in range(1, a.e2e_rounds + 1):
+        order = ["facteur", "postfix"]
+        if rnd % 2 == 0:
+            order.reverse()
+        for srv in order:
+            port, root, pid = ((fac.port, os.path.join(fac.root, "domains"),
+                                run.pid) if srv == "facteur" else
+                               (pf.port, os.path.join(pf.root, "domains"),
+                                pf.master()))
+            c0 = tree_cpu(pid)
+            line = shared(a, "smtp_e2e.py", "127.0.0.1", port, root,
+                          "-s", a.e2e_sessions, "-m", a.e2e_count, "-l", 4096,
+                          "-f", "bench@example.test",
+                          "-t", "user{i}@example.test", "--rcpts", 20,
+                          "--clean", "--settle", a.settle)
+            cpu = tree_cpu(pid) - c0
+            line = emit(line, out, server=srv, round=rnd,
+                        server_cpu_ms_per_msg=f"{cpu * 1000 / a.e2e_count:.2f}")
+            f = parse(line)
+            rate = float(f.get("msgs_per_s", 0)) if f.get("ok") == "1" else 0
+            res.setdefault(srv, []).append((rate, cpu * 1000 / a.e2e_count))
+    pf.empty()
+    pf.stop()
+    run.terminate()
+    run.wait()
+    fr = [x for x, _ in res["facteur"]]
+    pr = [x for x, _ in res["postfix"]]
+    ratios = [x / y if y else 0 for x, y in zip(fr, pr)]
+    print("\nsummary e2e: msgs/s [server CPU ms/msg] per round", flush=True)
+    for srv in ("facteur", "postfix"):
+        print(f"{srv}: " + " / ".join(f"{x:.0f} [{c:.2f}]" for x, c in res[srv]),
+              flush=True)
+    print("ratio per round " + " / ".join(f"{r:.2f}" for r in ratios) +
+          f" (median {statistics.median(ratios):.2f})", flush=True)
+
+
+def accept_mode(a, fac, pf, out):
+    fac.start()
+    pf.start()
+    res = {}
+    # Nothing is deleted between the timed runs: deleting thousands of
+    # files makes every file creation in that block group slow for about a
+    # minute on this file system (../shared/bench/README.md), so the queues
+    # grow instead (rounds x 2 x -m messages each, a small fraction of the
+    # 100,000 the queue test shows to cost little).
+    for rnd in range(1, a.rounds + 1):
+        for s in a.sessions:
+            order = ["facteur"] + (["postfix-hold"] if "hold" in a.postfix else [])
+            if rnd % 2 == 0:
+                order.reverse()
+            for srv in order:
+                one_run(a, srv, s, fac, pf, rnd, out, res)
+    # Postfix delivering deletes its queue files as it goes: measured after
+    # every held run, so that it slows none of them
+    # (the held messages stay: qmgr ignores the hold queue)
+    if "deliver" in a.postfix:
+        for rnd in range(1, a.deliver_rounds + 1):
+            for s in a.sessions:
+                one_run(a, "postfix-deliver", s, fac, pf, rnd, out, res)
+    pf.empty()
+    pf.stop()
+    fac.stop()
+    print("\nsummary: accepted msgs/s [server CPU ms/msg] per round, median; "
+          "ratio = facteur / postfix", flush=True)
+    for s in a.sessions:
+        fr = [x for x, _ in res[(s, "facteur")]]
+        fc = [c for _, c in res[(s, "facteur")]]
+        print(f"-s {s} facteur: {' / '.join(f'{x:.0f} [{c:.2f}]' for x, c in res[(s, 'facteur')])}"
+              f" (median {statistics.median(fr):.0f} [{statistics.median(fc):.2f}])")
+        for m in a.postfix:
+            pr = [x for x, _ in res[(s, f"postfix-{m}")]]
+            pc = [c for _, c in res[(s, f"postfix-{m}")]]
+            line = (f"-s {s} postfix-{m}: "
+                    f"{' / '.join(f'{x:.0f} [{c:.2f}]' for x, c in res[(s, f'postfix-{m}')])}"
+                    f" (median {statistics.median(pr):.0f} [{statistics.median(pc):.2f}])")
+            if m == "hold":
+                ratios = [x / y if y else 0 for x, y in zip(fr, pr)]
+                line += (f"; ratio per round {' / '.join(f'{x:.2f}' for x in ratios)}"
+                         f" (median {statistics.median(ratios):.2f}); CPU ratio "
+                         f"{statistics.median(pc) / statistics.median(fc):.2f}")
+            else:
+                line += f"; ratio of medians {statistics.median(fr) / statistics.median(pr):.2f}"
+            print(line, flush=True)
+
+
+def queue_mode(a, fac, out):
+    fac.start()
+    note(f"settling {a.settle}s")
+    time.sleep(a.settle)
+    qstat = f"{fac.bin}/mta-qstat --root {fac.root}"
+    line = shared(a, "queue_scale.py", "127.0.0.1", fac.port, os.path.join(fac.root, "domains"),
+                  "--hold", "true", "--release", "true", "--list", qstat,
+                  "--list", f"ls -f {fac.new} | wc -l",
+                  "--total", a.queue_total, "--chunk", a.queue_chunk, "-s", 20,
+                  "--rcpts", 20, "--inject-limit", 1800, "--drain-limit", 0.5,
+                  "--clean")
+    f = parse(line)
+    first, last = float(f.get("first_chunk_msgs_per_s", 0)), float(f.get("last_chunk_msgs_per_s", 0))
+    emit(line, out, server="facteur", queued=fac.queued(),
+         last_over_first=f"{last / first:.3f}" if first else "0")
+    fac.stop()
+
+
+def session_pids(parent):
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        if int(s[s.rindex(")") + 2:].split()[1]) == parent:
+            kids.append(int(d))
+    return kids
+
+
+def rollup(pid):
+    m = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            p = line.split()
+            if len(p) >= 2 and p[0].endswith(":") and p[1].isdigit():
+                m[p[0][:-1]] = int(p[1])
+    return m
+
+
+def meminfo(key):
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def memory_mode(a, fac, out):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(a.idle) + 64
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, soft), max(want, hard)))
+    for n in a.idle:
+        fac.ctl("maxsessions", str(n + 1))
+        fac.ctl("maxperip", str(n + 1))
+        fac.start()
+        time.sleep(1)
+        avail0 = meminfo("MemAvailable")
+        socks, bad = [], 0
+        t0 = time.monotonic()
+        for _ in range(n):
+            c = socket.create_connection(("127.0.0.1", fac.port), timeout=30)
+            g = c.recv(512)
+            bad += not g.startswith(b"220 ")
+            socks.append(c)
+        open_s = time.monotonic() - t0
+        time.sleep(2)
+        pids = session_pids(fac.proc.pid)
+        tot = {"Rss": 0, "Pss": 0, "Private_Dirty": 0, "Anonymous": 0}
+        for p in pids:
+            m = rollup(p)
+            for k in tot:
+                tot[k] += m.get(k, 0)
+        par = rollup(fac.proc.pid)
+        avail1 = meminfo("MemAvailable")
+        # client n+1: maxsessions allows it, nothing else may refuse it
+        c = socket.create_connection(("127.0.0.1", fac.port), timeout=30)
+        last = c.recv(512).decode(errors="replace").strip()
+        c.close()
+        k = len(pids) or 1
+        emit(f"idle_sessions n={n} procs={len(pids)} bad_greetings={bad} open_s={open_s:.2f} "
+             f"rss_kb={tot['Rss']} pss_kb={tot['Pss']} "
+             f"rss_per_session_kb={tot['Rss'] / k:.0f} pss_per_session_kb={tot['Pss'] / k:.0f} "
+             f"private_dirty_per_session_kb={tot['Private_Dirty'] / k:.0f} "
+             f"parent_rss_kb={par.get('Rss', 0)} parent_pss_kb={par.get('Pss', 0)} "
+             f"memavailable_drop_per_session_kb={(avail0 - avail1) / k:.0f} "
+             f"next_client={last.split(' ')[0]}",
+             out, server="facteur")
+        note(f"client {n + 1}: {last}")
+        for c in socks:
+            c.close()
+        fac.stop()
+    fac.ctl("maxsessions", "1000")
+    fac.ctl("maxperip", "1000")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    ap.add_argument("--bin", default="bin")
+    ap.add_argument("--shared", default=SHARED, help="../shared/bench")
+    ap.add_argument("--modes", default="accept,queue,memory")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--settle", type=float, default=30)
+    ap.add_argument("-m", "--count", type=int, default=5000)
+    ap.add_argument("--sessions", default="20,1")
+    ap.add_argument("--postfix", default="hold,deliver",
+                    help="Postfix settings to measure: hold and/or deliver")
+    ap.add_argument("--deliver-rounds", type=int, default=1)
+    ap.add_argument("--e2e-rounds", type=int, default=3)
+    ap.add_argument("--e2e-count", type=int, default=10000)
+    ap.add_argument("--e2e-sessions", type=int, default=20)
+    ap.add_argument("--queue-total", type=int, default=100000)
+    ap.add_argument("--queue-chunk", type=int, default=10000)
+    ap.add_argument("--idle", default="100,1000")
+    ap.add_argument("--no-probe", dest="probe", action="store_false",
+                    help="leave out the fsync probe")
+    ap.add_argument("--out", help="append every result line to this file too")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("smtp_compare: run as root (Postfix starts as root; so does mta-smtpd)")
+    a.sessions = [int(x) for x in a.sessions.split(",")]
+    a.postfix = [x for x in a.postfix.split(",") if x]
+    a.idle = [int(x) for x in a.idle.split(",") if x]
+    modes = a.modes.split(",")
+    tmp = tempfile.mkdtemp(prefix="smtp-compare.", dir="/var/tmp")
+    os.chmod(tmp, 0o755)
+    note(f"scratch {tmp}")
+    fac = Facteur(a, tmp)
+    fac2 = Facteur(a, tmp, "facteur2") if "queue" in modes or "memory" in modes else fac
+    pf = Postfix(a, tmp)
+    # stop the servers and remove the scratch directory on kill too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    try:
+        print(f"# smtp_compare {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
+              f"cores={os.cpu_count()} settle={a.settle} n={a.count}", flush=True)
+        # queue first, into a queue directory where nothing was deleted;
+        # the fsync probe last, as its -u runs delete thousands of files
+        # (which slows file creation nearby for a minute or more)
+        if "queue" in modes:
+            queue_mode(a, fac2, a.out)
+        if "accept" in modes:
+            accept_mode(a, fac, pf, a.out)
+        if "memory" in modes:
+            memory_mode(a, fac2, a.out)
+        if "e2e" in modes:
+            e2e_mode(a, fac, pf, a.out)
+        if "accept" in modes and a.probe:
+            probe = os.path.join(tmp, "probe")
+            os.mkdir(probe)
+            fsync_probe(a, probe, a.out)
+    finally:
+        fac.stop()
+        fac2.stop()
+        pf.stop()
+        if not a.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
