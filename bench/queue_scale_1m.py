@@ -87,7 +87,7 @@ def start_send(args, root):
     t0 = time.monotonic()
     while True:
         with open(f"{root}/send.log", "rb") as f:
-            if b"started:" in f.read():
+            if b"queue check done:" in f.read():
                 break
         if p.poll() is not None:
             sys.exit("mta-send died")

@@ -168,6 +168,14 @@ static void write_stat(struct send *s, int force)
 	long long now = now_ms();
 	int fd;
 
+	if (s->scan_next < 256) {
+		/* the count is not whole before the check has read every
+		 * directory: mta-qstat counts them itself meanwhile */
+		if (force && str_catf(&p, "%s/queue/stat", s->root) == 0)
+			(void)unlink(p.s);
+		str_free(&p);
+		return;
+	}
 	if (!force && (s->nmsgs == s->stat_n || now - s->stat_ms < 100))
 		return;
 	s->stat_ms = now;
@@ -367,9 +375,9 @@ int main(int argc, char **argv)
 	r = scan_queue(&s, SCAN_REPAIR | SCAN_LOAD, &problems, &unfixed);
 	if (r < 0)
 		msg_die(111, "cannot read the queue: %s", msg_err(r));
-	slog("started: %zu message%s queued, %zu problem%s repaired",
-	     s.nmsgs, s.nmsgs == 1 ? "" : "s", problems,
-	     problems == 1 ? "" : "s");
+	s.scan_problems = problems;
+	s.scan_unfixed = unfixed;
+	slog("started; reading the queue");
 	sched_status(&s);
 	s.rescan = 1;
 	write_stat(&s, 1);
@@ -386,6 +394,10 @@ int main(int argc, char **argv)
 		busy = s.lq.n + s.rq.n >= BACKLOG_MAX;
 		if (s.rescan && !s.stopping && !busy)
 			(void)sched_pickup(&s);
+		/* the start-up check, a directory a turn: in between, new
+		 * mail is taken and deliveries run */
+		if (!s.stopping && s.scan_next < 256)
+			(void)scan_step(&s);
 		if (!s.stopping)
 			sched_due(&s);
 		sched_start(&s);
@@ -402,7 +414,7 @@ int main(int argc, char **argv)
 		top = heap_top(&s);
 		if (top && !s.stopping)
 			timeout = top->due_ms > now ? top->due_ms - now : 0;
-		if (s.rescan && !busy)
+		if ((s.rescan && !busy) || (s.scan_next < 256 && !s.stopping))
 			timeout = 0;
 		if (s.nmsgs != s.stat_n || s.stopping)
 			timeout = timeout > 100 ? 100 : timeout;

@@ -235,7 +235,8 @@ static void scan_hh(struct scan *sc, const char *dir, unsigned hh)
 			if ((ino & 0xff) > hh)
 				continue;
 		}
-		if (sc->flags & SCAN_LOAD)
+		/* taken from new/ after the check began: filed already */
+		if ((sc->flags & SCAN_LOAD) && !seen_has(s, n))
 			if (sched_restore(s, n, due) < 0)
 				slog("warning: out of memory filing %s", n);
 	}
@@ -359,8 +360,9 @@ int scan_queue(struct send *s, int flags, size_t *problems,
 			problem(&sc, names.s + k, "not a hashed queue "
 				"directory");
 		/* then in order, so that a misplaced file moved to its
-		 * own directory is filed exactly once */
-		for (k = 0; k < 256; k++) {
+		 * own directory is filed exactly once; the daemon reads
+		 * them from its loop (scan_step) */
+		for (k = 0; !(flags & SCAN_LOAD) && k < 256; k++) {
 			f.len = 0;
 			if (str_catf(&f, "%s/%02x", p.s, (unsigned)k) < 0)
 				break;
@@ -405,5 +407,102 @@ int scan_queue(struct send *s, int flags, size_t *problems,
 	str_free(&q);
 	*problems = sc.problems;
 	*unfixed = sc.unfixed;
+	s->scan_next = flags & SCAN_LOAD ? 0 : 256;
+	s->scan_flags = flags;
 	return 0;
+}
+
+/* scan_step - check and file one more msg/HH/ directory; 0 once all are
+ * done (then the ids remembered meanwhile are forgotten) */
+int scan_step(struct send *s)
+{
+	struct scan sc = {s, s->scan_flags, 0, 0};
+	struct str d = STR_INIT;
+
+	if (s->scan_next >= 256)
+		return 0;
+	if (str_catf(&d, "%s/queue/msg/%02x", s->root, s->scan_next) == 0 &&
+	    fsx_is_dir(d.s) == 1)
+		scan_hh(&sc, d.s, s->scan_next);
+	str_free(&d);
+	s->scan_next++;
+	s->scan_problems += sc.problems;
+	s->scan_unfixed += sc.unfixed;
+	if (s->scan_next < 256)
+		return 1;
+	seen_free(s);
+	s->stat_n = (size_t)-1; /* queue/stat is written from now on */
+	slog("queue check done: %zu message%s queued, %zu problem%s "
+	     "repaired%s", s->nmsgs, s->nmsgs == 1 ? "" : "s",
+	     s->scan_problems, s->scan_problems == 1 ? "" : "s",
+	     s->scan_unfixed ? ", some could not be (see above)" : "");
+	return 0;
+}
+
+static size_t seen_hash(const char *id, size_t cap)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*id)
+		h = (h ^ (unsigned char)*id++) * 1099511628211ULL;
+	return (size_t)h & (cap - 1);
+}
+
+/* seen_add - remember an id taken from new/ while the check runs */
+int seen_add(struct send *s, const char *id)
+{
+	size_t i;
+
+	if (s->scan_next >= 256)
+		return 0;
+	if (2 * (s->seen_n + 1) > s->seen_cap) {
+		size_t cap = s->seen_cap ? s->seen_cap * 2 : 256, k;
+		char **t = calloc(cap, sizeof *t);
+
+		if (!t)
+			return -ENOMEM;
+		for (k = 0; k < s->seen_cap; k++)
+			if (s->seen[k]) {
+				for (i = seen_hash(s->seen[k], cap); t[i];
+				     i = (i + 1) & (cap - 1))
+					;
+				t[i] = s->seen[k];
+			}
+		free(s->seen);
+		s->seen = t;
+		s->seen_cap = cap;
+	}
+	for (i = seen_hash(id, s->seen_cap); s->seen[i];
+	     i = (i + 1) & (s->seen_cap - 1))
+		if (!strcmp(s->seen[i], id))
+			return 0;
+	s->seen[i] = strdup(id);
+	if (!s->seen[i])
+		return -ENOMEM;
+	s->seen_n++;
+	return 0;
+}
+
+int seen_has(const struct send *s, const char *id)
+{
+	size_t i;
+
+	if (!s->seen_cap)
+		return 0;
+	for (i = seen_hash(id, s->seen_cap); s->seen[i];
+	     i = (i + 1) & (s->seen_cap - 1))
+		if (!strcmp(s->seen[i], id))
+			return 1;
+	return 0;
+}
+
+void seen_free(struct send *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->seen_cap; i++)
+		free(s->seen[i]);
+	free(s->seen);
+	s->seen = NULL;
+	s->seen_n = s->seen_cap = 0;
 }

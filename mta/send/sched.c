@@ -514,6 +514,12 @@ int sched_pickup(struct send *s)
 			continue;
 		}
 		n++;
+		if (seen_add(s, de->d_name) < 0) {
+			/* the check would file it a second time */
+			slog("warning: out of memory; msg %s waits for the "
+			     "queue check", de->d_name);
+			continue;
+		}
 		if (sched_add(s, de->d_name, 1) < 0)
 			slog("warning: out of memory for msg %s; it is "
 			     "taken up again at restart", de->d_name);
@@ -939,6 +945,7 @@ void sched_free(struct send *s)
 	}
 	free(s->heap);
 	free(s->run);
+	seen_free(s);
 	str_free(&s->me);
 	str_free(&s->dbto);
 	str_free(&s->vdeliver);

@@ -79,6 +79,14 @@ struct send {
 	int trigger_fd;
 	int drop_fd, drop_keep;	/* drop/trigger: read end, kept write end */
 	int drop_rescan;	/* drop/ may hold something */
+	/* the start-up check of msg/HH/, one directory a turn of the loop,
+	 * so that new mail flows while a big queue is being read; ids
+	 * taken from new/ meanwhile are remembered, not filed twice */
+	unsigned scan_next;	/* next HH, 256 once done */
+	int scan_flags;
+	size_t scan_problems, scan_unfixed;
+	char **seen;
+	size_t seen_n, seen_cap;
 	long long stat_ms;	/* last write of queue/stat */
 	size_t stat_n;
 };
@@ -121,5 +129,9 @@ int drop_pickup(struct send *s);
 int scan_queue(struct send *s, int flags, size_t *problems,
 	       size_t *unfixed);
 int quarantine(const char *root, const char *path, const char *why);
+int scan_step(struct send *s);
+int seen_add(struct send *s, const char *id);
+int seen_has(const struct send *s, const char *id);
+void seen_free(struct send *s);
 
 #endif

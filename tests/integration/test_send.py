@@ -123,7 +123,7 @@ def test_local_delivery_log_lines_and_bounce(t):
     setup(t)
     s = Sender(t)
     try:
-        s.wait_log(r"started: 0 messages queued")
+        s.wait_log(r"queue check done: 0 messages queued")
         inject(t, f"c@{DOMAIN}", f"a@{DOMAIN}", f"b@{DOMAIN}",
                f"nobody@{DOMAIN}", f"ghost@{DOMAIN}")
         wait_files(t, "a", 1)
@@ -256,7 +256,7 @@ def test_restart_never_repeats_a_done_recipient(t):
     t.run("vadmin", "setquota", f"a@{DOMAIN}", "NOQUOTA", check=0)
     s = Sender(t)
     try:
-        s.wait_log(r"started: 1 message queued")
+        s.wait_log(r"queue check done: 1 message queued")
         wait_files(t, "a", 1)
         wait_empty_queue(t, s)
     finally:
@@ -269,7 +269,7 @@ def test_new_mail_is_taken_at_once(t):
     setup(t)
     s = Sender(t)
     try:
-        s.wait_log(r"started:")
+        s.wait_log(r"queue check done:")
         time.sleep(0.3)
         lat = []
         for i in range(5):
@@ -287,7 +287,7 @@ def test_second_scheduler_refused(t):
     setup(t)
     s = Sender(t)
     try:
-        s.wait_log(r"started:")
+        s.wait_log(r"queue check done:")
         p = t.run("mta-send", check=111)
         assert "another mta-send" in p.err, p.err
     finally:

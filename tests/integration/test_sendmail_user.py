@@ -100,7 +100,7 @@ def test_user_sendmail_is_delivered_with_its_uid(t):
     assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o622
     s = Sender(t)
     try:
-        s.wait_log(r"started: ")
+        s.wait_log(r"queue check done: ")
         msg = (f"To: Bob <bob@{DOMAIN}>\nBcc: hidden@{DOMAIN}\n"
                "Subject: from a user\n\nline one\r\nline two\n")
         p = user_sendmail(t, "-t", "-F", "Nobody Here", input=msg)
@@ -176,7 +176,7 @@ def test_bad_drop_files_are_refused_and_logged(t):
         uid=OTHER)
     s = Sender(t)
     try:
-        s.wait_log(r"started: ")
+        s.wait_log(r"queue check done: ")
         p = user_sendmail(t, f"bob@{DOMAIN}", input="Subject: good\n\nok\n")
         assert p.returncode == 0, p.err
         wait_files(t, "bob", 1, timeout=10)
