@@ -3,6 +3,7 @@
  */
 #include "acct.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 
@@ -137,4 +138,28 @@ void acct_domain_free(struct acct_domain *d)
 {
 	str_free(&d->real);
 	str_free(&d->dir);
+}
+
+/* acct_local - is ADDR's domain hosted here (in assign.cdb)? 1 local, 0
+ * remote (no such domain, or no assign.cdb yet), <0 cannot tell now. An
+ * address without '@' counts as local: its delivery agent says what is
+ * wrong with it. The scheduler's split, and mta-qread's */
+int acct_local(const char *root, const char *addr)
+{
+	struct acct_domain d = {STR_INIT, STR_INIT, 0};
+	struct str dom = STR_INIT;
+	const char *p = strrchr(addr, '@');
+	int r = 0;
+
+	if (!p)
+		return 1;
+	for (p++; r == 0 && *p; p++)
+		r = str_catc(&dom, (char)tolower((unsigned char)*p));
+	if (r == 0)
+		r = acct_domain(root, str_cstr(&dom), &d);
+	acct_domain_free(&d);
+	str_free(&dom);
+	if (r == 0)
+		return 1;
+	return r == -ENOENT || r == -ENODATA ? 0 : r;
 }

@@ -54,5 +54,6 @@ int acct_get(const char *root, const char *domain, int which,
 	     const char *local, const char *key, size_t klen,
 	     struct str *val);
 void acct_domain_free(struct acct_domain *d);
+int acct_local(const char *root, const char *addr);
 
 #endif

@@ -29,7 +29,6 @@
  * SEE ALSO
  *	mta-qstat(8), mta-send(8), docs/queue.md
  */
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -119,24 +118,6 @@ static void date(char *out, size_t cap, uint64_t us)
 		snprintf(out, cap, "?");
 }
 
-static int is_local(const char *root, const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-	struct acct_domain d = {STR_INIT, STR_INIT, 0};
-	struct str dom = STR_INIT;
-	int r;
-
-	if (!at)
-		return 1;
-	for (at++; *at; at++)
-		if (str_catc(&dom, (char)tolower((unsigned char)*at)) < 0)
-			return 0;
-	r = acct_domain(root, str_cstr(&dom), &d);
-	acct_domain_free(&d);
-	str_free(&dom);
-	return r == 0;
-}
-
 static void show(const char *root, const struct ent *e)
 {
 	struct qenv env;
@@ -170,7 +151,7 @@ static void show(const char *root, const struct ent *e)
 		(void)qstatus_read(sp.s, q, env.nrcpts);
 	for (i = 0, k = 0; i < env.nrcpts; i++) {
 		const char *addr = env.rcpts.s + k;
-		const char *where = is_local(root, addr) ? "local" : "remote";
+		const char *where = acct_local(root, addr) == 1 ? "local" : "remote";
 
 		k += strlen(addr) + 1;
 		if (q && q[i].state == QS_DONE) {

@@ -237,8 +237,7 @@ static void scan_hh(struct scan *sc, const char *dir, unsigned hh)
 		}
 		/* taken from new/ after the check began: filed already */
 		if ((sc->flags & SCAN_LOAD) && !seen_has(s, n))
-			if (sched_restore(s, n, due) < 0)
-				slog("warning: out of memory filing %s", n);
+			(void)sched_restore(s, n, due); /* says why it fails */
 	}
 	closedir(d);
 	str_free(&p);

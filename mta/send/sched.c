@@ -7,7 +7,6 @@
  * it is looked at again: finished if every recipient is settled, else
  * filed back into the heap for its earliest retry.
  */
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -142,6 +141,20 @@ static void forget(struct send *s, struct msg *m)
 		s->nmsgs--;
 }
 
+/* wait_until - M back to wait, due at DUE_MS. Without memory for the heap
+ * it is only forgotten here: the file stays, and the next start files it */
+static int wait_until(struct send *s, struct msg *m, long long due_ms)
+{
+	unload(m);
+	m->due_ms = due_ms;
+	if (heap_push(s, m) == 0)
+		return 0;
+	slog("warning: out of memory: msg %s stays in the queue untried "
+	     "until mta-send starts again", m->id);
+	forget(s, m);
+	return -ENOMEM;
+}
+
 /* quarantine_msg - a file we cannot use, moved aside with its status */
 static void quarantine_msg(struct send *s, struct msg *m, int err)
 {
@@ -187,9 +200,7 @@ static int load(struct send *s, struct msg *m)
 	} else if (r == -ENOMEM || r == -EMFILE || r == -ENFILE) {
 		slog("warning: cannot load msg %s: %s; trying again in 60 s",
 		     m->id, strerror(-r));
-		m->due_ms = now_ms() + 60000;
-		if (heap_push(s, m) < 0)
-			forget(s, m); /* still on disk: found at restart */
+		(void)wait_until(s, m, now_ms() + 60000);
 	} else {
 		quarantine_msg(s, m, r);
 	}
@@ -258,31 +269,6 @@ static const char *domain_of(const char *addr)
 	return at ? at + 1 : "";
 }
 
-/* is_local - 1 local, 0 remote, <0 cannot tell now */
-static int is_local(struct send *s, const char *addr)
-{
-	struct acct_domain d = {STR_INIT, STR_INIT, 0};
-	struct str dom = STR_INIT;
-	const char *p = domain_of(addr);
-	int r;
-
-	if (!*p)
-		return 1; /* no domain: vdeliver says what is wrong with it */
-	for (; *p; p++)
-		if (str_catc(&dom, (char)tolower((unsigned char)*p)) < 0) {
-			str_free(&dom);
-			return -ENOMEM;
-		}
-	r = acct_domain(s->root, dom.s, &d);
-	acct_domain_free(&d);
-	str_free(&dom);
-	if (r == 0)
-		return 1;
-	if (r == -ENOENT || r == -ENODATA)
-		return 0;
-	return r;
-}
-
 static void finish(struct send *s, struct msg *m);
 static void record(struct send *s, struct msg *m, size_t i, char kind,
 		   const char *text, size_t tlen, int remote);
@@ -295,6 +281,8 @@ static void dispatch(struct send *s, struct msg *m)
 	uint64_t now = now_us(), next = UINT64_MAX;
 	size_t i, k, pending = 0;
 	size_t *rem = NULL, nrem = 0;
+	const char *last = NULL;
+	int last_loc = 0;
 
 	for (i = 0; i < st->n; i++) {
 		int loc;
@@ -309,7 +297,11 @@ static void dispatch(struct send *s, struct msg *m)
 				next = st->r[i].next_us;
 			continue;
 		}
-		loc = is_local(s, st->addr[i]);
+		/* one lookup for a run of recipients in one domain */
+		if (!last || strcasecmp(domain_of(last), domain_of(st->addr[i])))
+			last_loc = acct_local(s->root, st->addr[i]);
+		last = st->addr[i];
+		loc = last_loc;
 		if (loc < 0) {
 			static const char t[] = "cannot read control/assign.cdb";
 
@@ -371,10 +363,7 @@ static void dispatch(struct send *s, struct msg *m)
 	}
 	if (next == UINT64_MAX)
 		next = now + 60000000; /* cannot happen; never spin */
-	unload(m);
-	m->due_ms = due_at(next);
-	if (heap_push(s, m) < 0)
-		forget(s, m);
+	(void)wait_until(s, m, due_at(next));
 }
 
 /* msg_new - a message known by its id, counted in the queue; NULL for
@@ -426,14 +415,12 @@ int sched_restore(struct send *s, const char *id, uint64_t due_us)
 	uint64_t ino;
 	struct msg *m = msg_new(s, id, &ino);
 
-	if (!m)
-		return -ENOMEM;
-	m->due_ms = due_at(due_us);
-	if (heap_push(s, m) < 0) {
-		forget(s, m);
+	if (!m) {
+		slog("warning: out of memory: msg %s stays in the queue "
+		     "untried until mta-send starts again", id);
 		return -ENOMEM;
 	}
-	return 0;
+	return wait_until(s, m, due_at(due_us));
 }
 
 /* take - new/ID into msg/HH/ID; never over an existing file */
@@ -788,9 +775,25 @@ static int persist(struct send *s, struct msg *m, struct job *j)
 	return r;
 }
 
+/* ended - how PROG ended, for a reason it did not give itself */
+static void ended(char *out, size_t cap, const char *prog, int status,
+		  const char *tail)
+{
+	if (status >= 0 && WIFSIGNALED(status))
+		snprintf(out, cap, "%s was killed by signal %d %s", prog,
+			 WTERMSIG(status), tail);
+	else if (status >= 0 && WIFEXITED(status))
+		snprintf(out, cap, "%s exited %d %s", prog,
+			 WEXITSTATUS(status), tail);
+	else
+		snprintf(out, cap, "%s did not run %s", prog, tail);
+}
+
 /* results - what the job's program said, one outcome a recipient */
 static void results(struct send *s, struct job *j)
 {
+	char why[160];
+
 	struct msg *m = j->m;
 	const char *b = str_cstr(&j->buf), *end = b + j->buf.len;
 	size_t i;
@@ -801,7 +804,6 @@ static void results(struct send *s, struct job *j)
 		int code = j->exited && j->status >= 0 &&
 			   WIFEXITED(j->status) ? WEXITSTATUS(j->status) : -1;
 		char kind = code == 0 ? 'D' : code == 100 ? 'F' : 'T';
-		char why[80];
 
 		while (e > b && (e[-1] == '\n' || e[-1] == ' '))
 			e--;
@@ -812,16 +814,18 @@ static void results(struct send *s, struct job *j)
 			t = "delivered";
 			e = t + 9;
 		} else if (t == e) {
-			if (j->status >= 0 && WIFSIGNALED(j->status))
-				snprintf(why, sizeof why, "vdeliver was killed "
-					 "by signal %d", WTERMSIG(j->status));
-			else
-				snprintf(why, sizeof why, "vdeliver exited %d "
-					 "without a reason", code);
+			ended(why, sizeof why, "vdeliver", j->status,
+			      "without a reason");
 			t = why;
 			e = why + strlen(why);
 		}
 		record(s, m, j->idx[0], kind, t, (size_t)(e - t), 0);
+		return;
+	}
+	if (j->status == -1 && j->buf.len) {
+		/* it never ran: start() put the reason in the buffer */
+		for (i = 0; i < j->n; i++)
+			record(s, m, j->idx[i], 'T', b, j->buf.len, 1);
 		return;
 	}
 	/* mta-remote: one "K TEXT" line a recipient, in order */
@@ -836,11 +840,11 @@ static void results(struct send *s, struct job *j)
 			b = nl + 1;
 			continue;
 		}
-		static const char none[] = "mta-remote said nothing about "
-					   "this recipient";
-
 		b = end;
-		record(s, m, j->idx[i], 'T', none, sizeof none - 1, 1);
+		ended(why, sizeof why, "mta-remote", j->status, "without a "
+		      "result for this recipient (its own lines are in the "
+		      "log)");
+		record(s, m, j->idx[i], 'T', why, strlen(why), 1);
 	}
 }
 
@@ -898,10 +902,7 @@ static void finish(struct send *s, struct msg *m)
 			if (one.idx)
 				(void)persist(s, m, &one);
 			free(one.idx);
-			unload(m);
-			m->due_ms = now_ms() + 60000;
-			if (heap_push(s, m) < 0)
-				forget(s, m);
+			(void)wait_until(s, m, now_ms() + 60000);
 			return;
 		}
 		if (id2.len)

@@ -6,9 +6,7 @@ import glob
 import os
 import re
 import signal
-import socket
 import subprocess
-import threading
 import time
 
 DOMAIN = "example.test"
@@ -348,75 +346,25 @@ def test_check_and_repair(t):
         s.stop()
 
 
-class SinkServer:
-    """A minimal SMTP server playing a remote MX: records transactions,
-    refuses the recipients named in refuse with 550"""
-
-    def __init__(self, host, refuse=()):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.refuse = set(refuse)
-        self.got = []
-        self.done = False
-        threading.Thread(target=self.loop, daemon=True).start()
-
-    def loop(self):
-        while not self.done:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.session, args=(c,),
-                             daemon=True).start()
-
-    def session(self, c):
-        f = c.makefile("rb")
-        c.sendall(b"220 sink ESMTP\r\n")
-        rcpts, mail = [], None
-        try:
-            for line in f:
-                cmd = line.strip().decode(errors="replace")
-                up = cmd.upper()
-                if up.startswith(("EHLO", "HELO")):
-                    c.sendall(b"250-sink\r\n250 8BITMIME\r\n")
-                elif up.startswith("MAIL FROM:"):
-                    mail, rcpts = cmd[10:], []
-                    c.sendall(b"250 ok\r\n")
-                elif up.startswith("RCPT TO:"):
-                    addr = cmd[8:].strip("<>")
-                    if addr in self.refuse:
-                        c.sendall(b"550 5.1.1 no such user here\r\n")
-                    else:
-                        rcpts.append(addr)
-                        c.sendall(b"250 ok\r\n")
-                elif up == "DATA":
-                    c.sendall(b"354 go\r\n")
-                    data = b""
-                    for dl in f:
-                        if dl == b".\r\n":
-                            break
-                        data += dl
-                    self.got.append((mail, rcpts, data))
-                    c.sendall(b"250 2.0.0 queued\r\n")
-                elif up == "QUIT":
-                    c.sendall(b"221 bye\r\n")
-                    break
-                else:
-                    c.sendall(b"250 ok\r\n")
-        finally:
-            c.close()
-
-    def close(self):
-        self.done = True
-        self.sock.close()
+def transactions(peer):
+    """(MAIL FROM argument, RCPT TO addresses, raw DATA) of each session
+    of a test_remote.Peer that got as far as its data"""
+    out = []
+    for sess in peer.sessions:
+        if sess["data"] is None:
+            continue
+        mail = [c[10:] for c in sess["cmds"] if c.upper().startswith("MAIL")]
+        rcpts = [c[8:].strip("<>") for c in sess["cmds"]
+                 if c.upper().startswith("RCPT")]
+        out.append((mail[-1], rcpts, sess["data"]))
+    return out
 
 
 def test_remote_delivery_one_transaction_and_bounce(t):
+    from test_remote import Peer, free_port
     setup(t)
-    sink = SinkServer("127.0.0.2", refuse={"nope@remote.test"})
+    sink = Peer("127.0.0.2", free_port("127.0.0.2"),
+                rcpt={"nope": "550 5.1.1 no such user here"})
     try:
         with open(t.path("control", "smtproutes"), "w") as f:
             f.write("remote.test:127.0.0.2\n")
@@ -434,10 +382,12 @@ def test_remote_delivery_one_transaction_and_bounce(t):
             log = s.stop()
     finally:
         sink.close()
-    assert len(sink.got) == 1, sink.got        # one transaction
-    mail, rcpts, data = sink.got[0]
+    got = transactions(sink)
+    assert len(got) == 1, got                  # one transaction
+    mail, rcpts, data = got[0]
     assert mail == f"<c@{DOMAIN}>", mail
-    assert rcpts == ["x@remote.test", "y@Remote.test"], rcpts
+    # all three were tried in it; the peer refused nope
+    assert rcpts == ["x@remote.test", "y@Remote.test", "nope@remote.test"]
     assert data.endswith(b"Subject: out\r\n\r\n..dot line\r\nend\r\n"), data
     assert len(re.findall(r"starting delivery \d+: msg \S+ to remote ",
                           log)) == 3, log
@@ -471,9 +421,9 @@ def test_sigalrm_retries_everything_now(t):
 
 def test_remote_by_mx_from_dnsmasq_and_null_mx_bounce(t):
     """mta-send -> mta-remote -> MX from a real DNS server (dnsmasq)"""
-    from test_remote import Dns
+    from test_remote import Dns, Peer, free_port
     setup(t)
-    sink = SinkServer("127.0.0.3")
+    sink = Peer("127.0.0.3", free_port("127.0.0.3"))
     with open(t.path("control", "remoteport"), "w") as f:
         f.write(f"{sink.port}\n")
     dns = Dns(t, "--mx-host=mx.test,mail.mx.test,10",
@@ -490,8 +440,9 @@ def test_remote_by_mx_from_dnsmasq_and_null_mx_bounce(t):
     finally:
         sink.close()
         dns.close()
-    assert [(m, r) for m, r, _ in sink.got] == [(f"<c@{DOMAIN}>",
-                                                 ["r@mx.test"])], sink.got
+    got = transactions(sink)
+    assert [(m, r) for m, r, _ in got] == [(f"<c@{DOMAIN}>",
+                                            ["r@mx.test"])], got
     assert re.search(r"delivery \d+: success: 127\.0\.0\.3_accepted", log)
     b = read(bounce[0])
     assert b"Final-Recipient: rfc822; n@null.test" in b, b[:3000]
