@@ -13,11 +13,12 @@
  *	(587: AUTH required before MAIL) and control/listen.smtps (465:
  *	submission under implicit TLS), one ADDR:PORT or [V6ADDR]:PORT a
  *	line; an empty file turns that service off, a missing one means
- *	0.0.0.0 and :: on the standard port. A small parent accepts connections and forks one process per
- *	session, at most control/maxsessions (1000) at once and
- *	control/maxperip (20) from one client address; a client over either
- *	limit gets "421 4.7.0" and is closed. Both limits are read at each
- *	connection.
+ *	0.0.0.0 and :: on the standard port. A small parent keeps session
+ *	processes ready (mta/smtpd/pool.c): each accepts a connection
+ *	itself and serves up to 100 sessions, one at a time, at most
+ *	control/maxsessions (1000) processes and control/maxperip (20)
+ *	sessions from one client address; a client over either limit gets
+ *	"421 4.7.0" and is closed. Both limits are read at each connection.
  *
  *	With --inetd it runs one session on stdin/stdout; the client address
  *	is the peer of stdin when it is a TCP socket, else $TCPREMOTEIP,
@@ -36,8 +37,9 @@
  *	as root, it binds its ports and then becomes the mail user
  *	(control/mailuser) for good before it accepts a connection; it
  *	refuses to run the sessions as root.
- *	Each session is its own process, so one client cannot see another's
- *	memory. It reads control/, the account CDBs and open-smtp/, and
+ *	A process serves one session at a time, so clients in parallel
+ *	cannot see each other's memory; the sessions it serves one after
+ *	another start from zeroed state (docs/smtpd.md "Processes"). It reads control/, the account CDBs and open-smtp/, and
  *	writes only queue/tmp and queue/new. Every input line is bounded,
  *	and no network text is parsed out of the queue file again. With
  *	control/rblservers a session asks the servers of control/resolvers
@@ -66,14 +68,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -85,49 +85,17 @@
 #include "pw.h"
 #include "smtpd.h"
 
-#define LISTEN_MAX 64
-
 static const char usage_text[] =
 	"usage: mta-smtpd [--root DIR] [--inetd [--submission | --smtps]]\n";
-
-struct listener {
-	int fd;
-	enum port_kind kind;
-};
-
-struct child {
-	pid_t pid;
-	char ip[INET6_ADDRSTRLEN];
-};
 
 struct server {
 	const char *root;
 	struct listen_set ls;		/* owns the descriptors of l */
 	struct listener l[LISTEN_MAX];
 	size_t nl;
-	struct child *kids;
-	size_t nkids, capkids;
 	struct str dummy;
 	struct authlimit *limit;
 };
-
-/* ip_of - the text form of a peer address, IPv4-mapped shown as IPv4 */
-static void ip_of(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-	const struct sockaddr_in6 *s6 = (const void *)ss;
-	const struct sockaddr_in *s4 = (const void *)ss;
-
-	strcpy(out, "0.0.0.0");
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)n);
-	else if (ss->ss_family == AF_INET6) {
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-			inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, out,
-				  (socklen_t)n);
-		else
-			inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)n);
-	}
-}
 
 /* serve - one session on RFD/WFD; everything it allocates is freed */
 static void serve(struct server *srv, int rfd, int wfd, enum port_kind kind,
@@ -166,6 +134,9 @@ static void serve(struct server *srv, int rfd, int wfd, enum port_kind kind,
 	str_free(&s.reason);
 	str_free(&s.end);
 	qenv_free(&s.env);
+	/* the process may serve another client next: leave nothing of this
+	 * one's input (AUTH lines pass through the input buffer) */
+	explicit_bzero(&s, sizeof s);
 }
 
 /* listeners - the sockets of one kind, inherited from facteur run or
@@ -189,116 +160,20 @@ static void listeners(struct server *srv, const char *name,
 	}
 }
 
-/* reap - forget the sessions that ended */
-static void reap(struct server *srv)
+/* serve_pooled - a session of a pool process (pool.c) */
+static void serve_pooled(void *arg, int fd, enum port_kind kind,
+			 const char *ip)
 {
-	pid_t pid;
-	size_t i;
-
-	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-		for (i = 0; i < srv->nkids; i++)
-			if (srv->kids[i].pid == pid) {
-				srv->kids[i] = srv->kids[--srv->nkids];
-				break;
-			}
+	serve(arg, fd, fd, kind, ip);
 }
 
-/* over_limit - the reply for a client over maxsessions or maxperip */
-static const char *over_limit(struct server *srv, const char *ip)
+/* pooled_done - what a pool process frees before it leaves */
+static void pooled_done(void *arg)
 {
-	unsigned long max, perip;
-	size_t i, n = 0;
+	struct server *srv = arg;
 
-	if (ctl_get_ulong(srv->root, "maxsessions", 1000, &max) < 0)
-		max = 1000;
-	if (ctl_get_ulong(srv->root, "maxperip", 20, &perip) < 0)
-		perip = 20;
-	if (srv->nkids >= max)
-		return "421 4.7.0 too many sessions, try again later\r\n";
-	for (i = 0; i < srv->nkids; i++)
-		n += !strcmp(srv->kids[i].ip, ip);
-	if (n >= perip)
-		return "421 4.7.0 too many sessions from your address, try "
-		       "again later\r\n";
-	return NULL;
-}
-
-/* take - accept one connection and fork its session */
-static void take(struct server *srv, const struct listener *l)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	char ip[INET6_ADDRSTRLEN];
-	const char *full;
-	pid_t pid;
-	int fd;
-
-	fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
-	if (fd < 0)
-		return;		/* EAGAIN, ECONNABORTED, EMFILE: next time */
-	ip_of(&ss, ip, sizeof ip);
-	reap(srv);
-	if ((full = over_limit(srv, ip))) {
-		/* best effort: a client that does not read is not waited for */
-		(void)!write(fd, full, strlen(full));
-		(void)log_write(2, "mta-smtpd", "session %s refused: %.*s", ip,
-				(int)strlen(full) - 2, full);
-		close(fd);
-		return;
-	}
-	if (srv->nkids == srv->capkids) {
-		size_t cap = srv->capkids ? srv->capkids * 2 : 64;
-		struct child *k = realloc(srv->kids, cap * sizeof *k);
-
-		if (!k) {
-			close(fd);
-			return;
-		}
-		srv->kids = k;
-		srv->capkids = cap;
-	}
-	pid = fork();
-	if (pid < 0) {
-		(void)!write(fd, "421 4.3.0 try again later\r\n", 27);
-		close(fd);
-		return;
-	}
-	if (pid == 0) {
-		listen_free(&srv->ls);
-		signal(SIGTERM, SIG_DFL);
-		serve(srv, fd, fd, l->kind, ip);
-		close(fd);
-		str_free(&srv->dummy);
-		free(srv->kids);
-		exit(0);
-	}
-	srv->kids[srv->nkids].pid = pid;
-	strcpy(srv->kids[srv->nkids].ip, ip);
-	srv->nkids++;
-	close(fd);
-}
-
-/* accept_loop - the parent: accept, count, fork; never returns */
-static _Noreturn void accept_loop(struct server *srv)
-{
-	struct pollfd p[LISTEN_MAX];
-	size_t i;
-
-	for (i = 0; i < srv->nl; i++) {
-		p[i].fd = srv->l[i].fd;
-		p[i].events = POLLIN;
-	}
-	for (;;) {
-		/* a second's timeout also reaps children without SIGCHLD */
-		int r = poll(p, srv->nl, 1000);
-
-		reap(srv);
-		if (r < 0 && errno != EINTR)
-			msg_die(111, "poll: %s", strerror(errno));
-		for (i = 0; r > 0 && i < srv->nl; i++)
-			if (p[i].revents & POLLIN)
-				take(srv, &srv->l[i]);
-	}
+	listen_free(&srv->ls);
+	str_free(&srv->dummy);
 }
 
 /* inetd_ip - the client of an --inetd session */
@@ -384,7 +259,8 @@ int main(int argc, char **argv)
 		if (!srv.limit)
 			msg_die(111, "cannot map the AUTH failure table: %s",
 				strerror(errno));
-		accept_loop(&srv);
+		pool_run(srv.root, srv.l, srv.nl, serve_pooled, pooled_done,
+			 &srv);
 	}
 	inetd_ip(ip, sizeof ip);
 	serve(&srv, 0, 1, kind, ip);

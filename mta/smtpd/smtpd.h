@@ -122,4 +122,21 @@ struct authlimit *authlimit_new(void);
 unsigned authlimit_delay(struct authlimit *l, const char *ip);
 void authlimit_fail(struct authlimit *l, const char *ip);
 
+/* pool.c: the session processes of the listening server */
+#define LISTEN_MAX 64
+
+struct listener {
+	int fd;
+	enum port_kind kind;
+};
+
+struct sockaddr_storage;
+typedef void pool_serve_fn(void *arg, int fd, enum port_kind kind,
+			   const char *ip);
+typedef void pool_done_fn(void *arg);
+void ip_of(const struct sockaddr_storage *ss, char *out, size_t n);
+_Noreturn void pool_run(const char *root, const struct listener *l,
+			size_t nl, pool_serve_fn *serve, pool_done_fn *done,
+			void *arg);
+
 #endif

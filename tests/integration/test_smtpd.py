@@ -10,6 +10,8 @@ import base64
 import hashlib
 import hmac
 import os
+import re
+import signal
 import socket
 import ssl
 import smtplib
@@ -514,6 +516,116 @@ def test_smtpd_session_limits(t):
         for s in held:
             s.close()
         srv.stop()
+
+
+def pool_pids(srv):
+    """The session processes of the listening mta-smtpd."""
+    with open(f"/proc/{srv.p.pid}/task/{srv.p.pid}/children") as f:
+        return sorted(int(x) for x in f.read().split())
+
+
+def quick_session(port):
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("pool.example")
+        c.sendmail("a@b.example", ["bob@" + D], b"Subject: p\r\n\r\nx\r\n")
+
+
+def test_smtpd_pool_reuses_processes(t):
+    """Sessions one after another are served by the processes already
+    waiting (no fork per connection), each pid logs many sessions."""
+    setup(t)
+    srv = Server(t, smtp=1)
+    try:
+        time.sleep(0.5)
+        before = pool_pids(srv)
+        assert 1 <= len(before) <= 8, before
+        for _ in range(30):
+            quick_session(srv.ports["smtp"])
+        time.sleep(0.3)
+        after = pool_pids(srv)
+        assert len(queued(t)) == 30
+    finally:
+        log = srv.stop()
+    pids = re.findall(r"mta-smtpd\[(\d+)\]: session .* queued 1 ", log)
+    assert len(pids) == 30, log
+    # 30 sessions, a handful of processes: each served several
+    assert len(set(pids)) <= 8, sorted(set(pids))
+    assert set(int(x) for x in pids) <= set(before) | set(after)
+
+
+def test_smtpd_pool_maxsessions_and_killed_process(t):
+    """maxsessions bounds the processes; with all busy the parent answers
+    421; a process killed in a session frees its place."""
+    setup(t, ("maxsessions", "2\n"), ("maxperip", "1\n"))
+    srv = Server(t, smtp=1)
+    held = []
+    try:
+        time.sleep(0.5)
+        assert len(pool_pids(srv)) <= 2
+        s = socket.create_connection(("127.0.0.1", srv.ports["smtp"]), 10)
+        assert s.makefile("rb").readline().startswith(b"220 ")
+        held.append(s)
+        # maxperip 1: a second one from this address is refused
+        s = socket.create_connection(("127.0.0.1", srv.ports["smtp"]), 10)
+        assert s.makefile("rb").readline().startswith(
+            b"421 4.7.0 too many sessions from your address")
+        s.close()
+        with open(t.path("control", "maxperip"), "w") as f:
+            f.write("10\n")
+        s = socket.create_connection(("127.0.0.1", srv.ports["smtp"]), 10)
+        assert s.makefile("rb").readline().startswith(b"220 ")
+        held.append(s)
+        # both processes busy: the third waits for none, the parent says 421
+        time.sleep(1.2)
+        s = socket.create_connection(("127.0.0.1", srv.ports["smtp"]), 10)
+        assert s.makefile("rb").readline() == (
+            b"421 4.7.0 too many sessions, try again later\r\n")
+        s.close()
+        # kill both session processes: their places come free
+        for pid in pool_pids(srv):
+            os.kill(pid, signal.SIGKILL)
+        for s in held:
+            s.close()
+        held = []
+        with open(t.path("control", "maxperip"), "w") as f:
+            f.write("1\n")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            s = socket.create_connection(("127.0.0.1", srv.ports["smtp"]), 10)
+            got = s.makefile("rb").readline()
+            s.close()
+            if got.startswith(b"220 "):
+                break
+            time.sleep(0.2)
+        assert got.startswith(b"220 "), got
+        quick_session(srv.ports["smtp"])
+        assert len(queued(t)) == 1
+    finally:
+        for s in held:
+            s.close()
+        srv.stop()
+
+
+def test_smtpd_pool_leaves_with_parent(t):
+    """The waiting processes leave when the parent is stopped; a session
+    in progress is finished first."""
+    setup(t)
+    srv = Server(t, smtp=1)
+    time.sleep(0.5)
+    kids = pool_pids(srv)
+    c = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=10)
+    c.ehlo("pool.example")
+    srv.stop()
+    c.sendmail("a@b.example", ["bob@" + D], b"Subject: p\r\n\r\nx\r\n")
+    c.quit()
+    assert len(queued(t)) == 1
+    deadline = time.time() + 10
+    alive = kids
+    while alive and time.time() < deadline:
+        alive = [k for k in kids if os.path.exists(f"/proc/{k}")
+                 and open(f"/proc/{k}/stat").read().split()[2] != "Z"]
+        time.sleep(0.1)
+    assert not alive, alive
 
 
 def test_smtpd_usage(t):
