@@ -174,6 +174,8 @@ class Postfix:
 
     def postconf(self, setting):
         subprocess.run(["postconf", "-c", self.conf, "-e", setting], check=True)
+        if not self.running:
+            return      # read when it starts (e2e after accept)
         subprocess.run(["postfix", "-c", self.conf, "reload"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
