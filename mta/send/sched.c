@@ -555,45 +555,7 @@ static int run_add(struct send *s, struct job *j)
 	return 0;
 }
 
-/* run_del - J out of the running jobs, wherever it is now */
-static void run_del(struct send *s, struct job *j)
-{
-	size_t i;
-
-	for (i = 0; i < s->nrun; i++)
-		if (s->run[i] == j) {
-			s->run[i] = s->run[--s->nrun];
-			return;
-		}
-}
-
-/* spawn_attr_clean - a child starts without the signals we block for the
- * signalfd and with default actions, so that the stop deadline's SIGTERM
- * reaches it */
-int spawn_attr_clean(posix_spawnattr_t *sa)
-{
-	sigset_t none, dfl;
-	int r;
-
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGCHLD);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGINT);
-	sigaddset(&dfl, SIGHUP);
-	sigaddset(&dfl, SIGALRM);
-	sigaddset(&dfl, SIGPIPE);
-	r = posix_spawnattr_setsigmask(sa, &none);
-	if (r == 0)
-		r = posix_spawnattr_setsigdefault(sa, &dfl);
-	if (r == 0)
-		r = posix_spawnattr_setflags(sa, POSIX_SPAWN_SETSIGMASK |
-					     POSIX_SPAWN_SETSIGDEF);
-	return r;
-}
-
-/* spawn - the delivery program with the message on stdin at its body: a
- * local one by the vdeliver server when it can (vds.c), else by exec */
+/* spawn - the delivery program with the message on stdin at its body */
 static int spawn(struct send *s, struct job *j)
 {
 	struct mstate *st = j->m->st;
@@ -602,28 +564,21 @@ static int spawn(struct send *s, struct job *j)
 	int fd, p[2], r;
 	size_t a = 0, i;
 
+	argv = calloc(j->n + 8, sizeof *argv);
+	if (!argv)
+		return -ENOMEM;
 	fd = open(st->path.s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		r = -errno;
+		free(argv);
+		return r;
+	}
 	if (lseek(fd, st->body_off, SEEK_SET) < 0 ||
 	    pipe2(p, O_CLOEXEC) < 0) {
 		r = -errno;
 		close(fd);
+		free(argv);
 		return r;
-	}
-	if (!j->remote && vds_submit(s, j, fd, p[1]) == 0) {
-		close(fd);
-		close(p[1]);
-		j->out = p[0];
-		(void)fcntl(j->out, F_SETFL, O_NONBLOCK);
-		return 0;
-	}
-	argv = calloc(j->n + 8, sizeof *argv);
-	if (!argv) {
-		close(fd);
-		close(p[0]);
-		close(p[1]);
-		return -ENOMEM;
 	}
 	if (j->remote) {
 		argv[a++] = "mta-remote";
@@ -643,29 +598,17 @@ static int spawn(struct send *s, struct job *j)
 		argv[a++] = st->addr[j->idx[i]];
 	r = posix_spawn_file_actions_init(&fa);
 	if (r == 0) {
-		posix_spawnattr_t sa;
-
-		r = posix_spawnattr_init(&sa);
-		if (r == 0) {
-			r = spawn_attr_clean(&sa);
-			if (r == 0)
-				r = posix_spawn_file_actions_adddup2(&fa, fd,
-								     0);
-			if (r == 0)
-				r = posix_spawn_file_actions_adddup2(&fa, p[1],
-								     1);
-			/* vdeliver's reason is on stderr; mta-remote's
-			 * stderr is its diagnostics, for the log */
-			if (r == 0 && !j->remote)
-				r = posix_spawn_file_actions_adddup2(&fa, p[1],
-								     2);
-			if (r == 0)
-				r = posix_spawn(&j->pid, j->remote ?
-						s->remote.s : s->vdeliver.s,
-						&fa, &sa, (char *const *)argv,
-						environ);
-			posix_spawnattr_destroy(&sa);
-		}
+		r = posix_spawn_file_actions_adddup2(&fa, fd, 0);
+		if (r == 0)
+			r = posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+		/* vdeliver's reason is on stderr; mta-remote's stderr is
+		 * its diagnostics, for the log */
+		if (r == 0 && !j->remote)
+			r = posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+		if (r == 0)
+			r = posix_spawn(&j->pid, j->remote ? s->remote.s :
+					s->vdeliver.s, &fa, NULL,
+					(char *const *)argv, environ);
 		posix_spawn_file_actions_destroy(&fa);
 	}
 	close(fd);
@@ -697,9 +640,8 @@ static void start(struct send *s, struct job *j)
 	if (r == 0)
 		r = spawn(s, j);
 	if (r < 0) {
-		/* not necessarily last: a server that went away meanwhile
-		 * took its jobs out */
-		run_del(s, j);
+		if (s->nrun && s->run[s->nrun - 1] == j)
+			s->nrun--;
 		j->exited = 1;
 		j->status = -1;
 		str_trunc(&j->buf, 0);
@@ -727,55 +669,6 @@ void sched_start(struct send *s)
 		start(s, j);
 	while (s->nremote < s->conc_remote && (j = job_take(&s->rq)) != NULL)
 		start(s, j);
-}
-
-/* job_drain - what the job's program wrote so far (bounded) */
-void job_drain(struct job *j)
-{
-	char buf[4096];
-	ssize_t n;
-
-	while (j->out >= 0) {
-		n = read(j->out, buf, sizeof buf);
-		if (n > 0) {
-			if (j->buf.len < OUT_MAX)
-				(void)str_catb(&j->buf, buf, (size_t)n);
-			continue;
-		}
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		close(j->out); /* end of file, or an error */
-		j->out = -1;
-	}
-}
-
-/* sched_end - the running job s->run[I] ended with wait status STATUS
- * (-1: it did not run), whether its own child or the vdeliver server said
- * so; WHY, if not NULL, is the reason instead of what it printed */
-void sched_end(struct send *s, size_t i, int status, const char *why)
-{
-	struct job *j = s->run[i];
-
-	s->run[i] = s->run[--s->nrun];
-	j->exited = 1;
-	j->status = status;
-	/* all it wrote is in the pipe now; a grandchild that kept the pipe
-	 * open does not hold the outcome up */
-	job_drain(j);
-	if (j->out >= 0) {
-		close(j->out);
-		j->out = -1;
-	}
-	if (why) {
-		str_trunc(&j->buf, 0);
-		(void)str_cats(&j->buf, why);
-	}
-	if (j->remote)
-		s->nremote--;
-	else
-		s->nlocal--;
-	sched_done(s, j);
-	sched_status(s);
 }
 
 /* log_text - TEXT as qmail wrote it: one field, spaces as '_' */
