@@ -210,14 +210,9 @@ def shared(a, script, *args):
     return lines[-1] if lines else f"{script.split('.')[0]} failed=1 rc={r.returncode}"
 
 
-def tree_cpu(root):
-    """CPU seconds of ROOT and its descendants, live and reaped: every live
-    process's utime+stime+cutime+cstime (mta-smtpd and mta-send reap their
-    session and delivery children, facteur run its services). Differences
-    of two calls are the server's CPU meanwhile."""
-    if root is None:
-        return 0.0
-    kids, stat = {}, {}
+def proc_stats():
+    """{pid: the fields of /proc/PID/stat after the command name}"""
+    out = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -226,9 +221,21 @@ def tree_cpu(root):
                 s = f.read()
         except OSError:
             continue
-        v = s[s.rindex(")") + 2:].split()
-        kids.setdefault(int(v[1]), []).append(int(d))
-        stat[int(d)] = v
+        out[int(d)] = s[s.rindex(")") + 2:].split()
+    return out
+
+
+def tree_cpu(root):
+    """CPU seconds of ROOT and its descendants, live and reaped: every live
+    process's utime+stime+cutime+cstime (mta-smtpd and mta-send reap their
+    session and delivery children, facteur run its services). Differences
+    of two calls are the server's CPU meanwhile."""
+    if root is None:
+        return 0.0
+    stat = proc_stats()
+    kids = {}
+    for pid, v in stat.items():
+        kids.setdefault(int(v[1]), []).append(pid)
     if root not in stat:
         return 0.0
     tot, todo = 0, [root]
@@ -410,18 +417,7 @@ def queue_mode(a, fac, out):
 
 
 def session_pids(parent):
-    kids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        if int(s[s.rindex(")") + 2:].split()[1]) == parent:
-            kids.append(int(d))
-    return kids
+    return [p for p, v in proc_stats().items() if int(v[1]) == parent]
 
 
 def rollup(pid):

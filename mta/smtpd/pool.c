@@ -209,17 +209,26 @@ static _Noreturn void worker(struct pool *p, struct slot *s)
 	close(p->wake[0]);
 	close(p->life[1]);
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0)
-		_exit(111);
-	for (i = 0; i <= p->nl; i++) {
+	for (i = 0; ep >= 0 && i <= p->nl; i++) {
 		struct epoll_event e = {.events = EPOLLIN};
 
 		e.data.u64 = i;
 		if (i < p->nl)
 			e.events |= EPOLLEXCLUSIVE;
 		if (epoll_ctl(ep, EPOLL_CTL_ADD,
-			      i < p->nl ? p->l[i].fd : p->life[0], &e) < 0)
-			_exit(111);
+			      i < p->nl ? p->l[i].fd : p->life[0], &e) < 0) {
+			close(ep);
+			ep = -1;
+		}
+	}
+	if (ep < 0) {
+		/* the parent forks another; say why this one could not wait
+		 * (usually the descriptor limit: raise it or maxsessions) */
+		(void)log_write(2, "mta-smtpd", "warning: a session process "
+				"cannot wait for connections: epoll: %s",
+				strerror(errno));
+		sleep(1);	/* not a fork loop at full speed */
+		_exit(111);
 	}
 	while (!gone && uses < POOL_USES) {
 		n = epoll_wait(ep, ev, (int)(p->nl + 1), POOL_IDLE * 1000);
