@@ -108,6 +108,17 @@ void slog_flush(void)
 	logbuf.len = 0;
 }
 
+/* send_signals - the signals read from the signalfd, blocked */
+void send_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGALRM);
+}
+
 void slog(const char *fmt, ...)
 {
 	va_list ap;
@@ -360,12 +371,7 @@ int main(int argc, char **argv)
 		msg_die(111, "cannot find vdeliver and mta-remote beside "
 			"mta-send");
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGALRM);
+	send_signals(&mask);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
 	    (sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
 		msg_die(111, "cannot set up signals: %s", strerror(errno));

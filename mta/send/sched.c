@@ -512,6 +512,9 @@ int sched_pickup(struct send *s)
 			     "taken up again at restart", de->d_name);
 	}
 	closedir(d);
+	/* the "new msg" lines of what was just moved out of new/: a kill
+	 * before the turn's flush would leave them unlogged for good */
+	slog_flush();
 	str_free(&dir);
 	str_free(&src);
 	str_free(&dst);
@@ -553,6 +556,38 @@ static int run_add(struct send *s, struct job *j)
 	}
 	s->run[s->nrun++] = j;
 	return 0;
+}
+
+/* run_del - J out of the running jobs, if it is there */
+static void run_del(struct send *s, struct job *j)
+{
+	size_t i;
+
+	for (i = 0; i < s->nrun; i++)
+		if (s->run[i] == j) {
+			s->run[i] = s->run[--s->nrun];
+			return;
+		}
+}
+
+/* spawn_attr_clean - a child starts without the signals we block for the
+ * signalfd, and with their default actions: the SIGTERM of the stop
+ * deadline must reach it, and SIGPIPE must not be ignored there */
+static int spawn_attr_clean(posix_spawnattr_t *sa)
+{
+	sigset_t none, dfl;
+	int r;
+
+	sigemptyset(&none);
+	send_signals(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	r = posix_spawnattr_setsigmask(sa, &none);
+	if (r == 0)
+		r = posix_spawnattr_setsigdefault(sa, &dfl);
+	if (r == 0)
+		r = posix_spawnattr_setflags(sa, POSIX_SPAWN_SETSIGMASK |
+					     POSIX_SPAWN_SETSIGDEF);
+	return r;
 }
 
 /* spawn - the delivery program with the message on stdin at its body */
@@ -598,7 +633,12 @@ static int spawn(struct send *s, struct job *j)
 		argv[a++] = st->addr[j->idx[i]];
 	r = posix_spawn_file_actions_init(&fa);
 	if (r == 0) {
-		r = posix_spawn_file_actions_adddup2(&fa, fd, 0);
+		posix_spawnattr_t sa;
+		int sa_ok = posix_spawnattr_init(&sa) == 0;
+
+		r = sa_ok ? spawn_attr_clean(&sa) : ENOMEM;
+		if (r == 0)
+			r = posix_spawn_file_actions_adddup2(&fa, fd, 0);
 		if (r == 0)
 			r = posix_spawn_file_actions_adddup2(&fa, p[1], 1);
 		/* vdeliver's reason is on stderr; mta-remote's stderr is
@@ -607,8 +647,10 @@ static int spawn(struct send *s, struct job *j)
 			r = posix_spawn_file_actions_adddup2(&fa, p[1], 2);
 		if (r == 0)
 			r = posix_spawn(&j->pid, j->remote ? s->remote.s :
-					s->vdeliver.s, &fa, NULL,
+					s->vdeliver.s, &fa, &sa,
 					(char *const *)argv, environ);
+		if (sa_ok)
+			posix_spawnattr_destroy(&sa);
 		posix_spawn_file_actions_destroy(&fa);
 	}
 	close(fd);
@@ -623,11 +665,23 @@ static int spawn(struct send *s, struct job *j)
 	return 0;
 }
 
-static void start(struct send *s, struct job *j)
+/* cannot_start - a job whose program could not be started ends here,
+ * deferred with the reason */
+static void cannot_start(struct send *s, struct job *j, int r)
+{
+	j->exited = 1;
+	j->status = -1;
+	str_trunc(&j->buf, 0);
+	(void)str_catf(&j->buf, "cannot start %s: %s",
+		       j->remote ? "mta-remote" : "vdeliver", strerror(-r));
+	sched_done(s, j);
+}
+
+/* announce - log a job's deliveries and take a slot for it */
+static void announce(struct send *s, struct job *j, struct fifo *turn)
 {
 	struct mstate *st = j->m->st;
 	size_t i;
-	int r;
 
 	for (i = 0; i < j->n; i++) {
 		j->dno[i] = ++s->dno;
@@ -635,40 +689,48 @@ static void start(struct send *s, struct job *j)
 		     j->m->id, j->remote ? "remote" : "local",
 		     st->addr[j->idx[i]]);
 	}
-	j->started_ms = now_ms();
-	r = run_add(s, j);
-	if (r == 0)
-		r = spawn(s, j);
-	if (r < 0) {
-		if (s->nrun && s->run[s->nrun - 1] == j)
-			s->nrun--;
-		j->exited = 1;
-		j->status = -1;
-		str_trunc(&j->buf, 0);
-		(void)str_catf(&j->buf, "cannot start %s: %s",
-			       j->remote ? "mta-remote" : "vdeliver",
-			       strerror(-r));
-		sched_done(s, j);
-		return;
-	}
 	if (j->remote)
 		s->nremote++;
 	else
 		s->nlocal++;
 	sched_status(s);
+	job_add(turn, j);
 }
 
-/* sched_start - fill the free delivery slots */
+/* sched_start - fill the free delivery slots. Every "starting delivery"
+ * line is written before its program runs: a kill -9 of mta-send loses
+ * the lines still buffered, and a delivery the log never announced could
+ * not be told from one that never happened */
 void sched_start(struct send *s)
 {
+	struct fifo turn = {0};
 	struct job *j;
+	int r;
 
 	if (s->stopping)
 		return;
 	while (s->nlocal < s->conc_local && (j = job_take(&s->lq)) != NULL)
-		start(s, j);
+		announce(s, j, &turn);
 	while (s->nremote < s->conc_remote && (j = job_take(&s->rq)) != NULL)
-		start(s, j);
+		announce(s, j, &turn);
+	if (!turn.n)
+		return;
+	slog_flush();
+	while ((j = job_take(&turn)) != NULL) {
+		j->started_ms = now_ms();
+		r = run_add(s, j);
+		if (r == 0)
+			r = spawn(s, j);
+		if (r == 0)
+			continue;
+		run_del(s, j);
+		if (j->remote)
+			s->nremote--;
+		else
+			s->nlocal--;
+		sched_status(s);
+		cannot_start(s, j, r);
+	}
 }
 
 /* log_text - TEXT as qmail wrote it: one field, spaces as '_' */

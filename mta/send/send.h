@@ -6,6 +6,7 @@
 #ifndef FACTEUR_SEND_H
 #define FACTEUR_SEND_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -96,6 +97,7 @@ long long now_ms(void);
 uint64_t now_us(void);
 void slog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void slog_flush(void);
+void send_signals(sigset_t *set);
 
 /* heap.c */
 int heap_push(struct send *s, struct msg *m);

@@ -318,12 +318,14 @@ class MX:
                     c.sendall(b"250 ok\r\n")
             elif up == "DATA":
                 c.sendall(b"354 go\r\n")
-                data = b""
+                data, ended = b"", False
                 for dl in f:
                     if dl == b".\r\n":
+                        ended = True
                         break
                     data += dl
-                if mode == "close_after_data":
+                # a client gone before its "." sent no message
+                if mode == "close_after_data" or not ended:
                     return
                 with self.lock:
                     self.got.append((mail, rcpts, data))
@@ -488,6 +490,12 @@ def kill9_run(t, n):
             for n, lg in enumerate(logs):
                 why += [f"  log {n}: {ln}" for ln in lg.splitlines()
                         if rev.get(i, "?") in ln]
+            for u in users:
+                for f in maildir(t, u):
+                    if re.search(rb"^X-Seq: %d$" % i, read(f), re.M):
+                        why.append(f"  copy {f} {os.stat(f).st_mtime:.6f}")
+        why.append("ids of these seqs: " + repr(
+            [(k, v) for k, v in ids.items() if v in [x[1] for x in dup]]))
         raise AssertionError(f"delivered too often: {dup}\n" +
                              "\n".join(why))
     assert not set(local) - set(accepted)
@@ -505,6 +513,45 @@ def test_kill9_scheduler_and_children_300(t):
 
 def slow_kill9_scheduler_and_children_1000(t):
     kill9_run(t, 1000)
+
+
+def test_children_start_with_clean_signals(t):
+    """mta-send blocks SIGTERM and SIGCHLD for its signalfd; its delivery
+    programs must not inherit that, or the SIGTERM of the stop deadline
+    would never reach one that hangs"""
+    setup(t, timeoutremote="30")
+    mx = MX("127.0.0.7", "silent")
+    routes(t, {"r.test": mx})
+    d = Daemon(t)
+    try:
+        inject(t, "s@sender.test", "x@r.test", check=0)
+
+        def remote_kid():
+            for k in d.children():
+                try:
+                    with open(f"/proc/{k}/comm") as f:
+                        if f.read().strip() == "mta-remote":
+                            return k
+                except OSError:
+                    pass
+            return None
+        wait_for("mta-remote", remote_kid, 10, d)
+        with open(f"/proc/{remote_kid()}/status") as f:
+            st = f.read()
+        blk = int(re.search(r"^SigBlk:\s*(\S+)", st, re.M).group(1), 16)
+        ign = int(re.search(r"^SigIgn:\s*(\S+)", st, re.M).group(1), 16)
+        assert blk == 0, f"mta-remote starts with signals blocked: {blk:x}"
+        assert not ign & (1 << (signal.SIGTERM - 1)), f"{ign:x}"
+        assert not ign & (1 << (signal.SIGCHLD - 1)), f"{ign:x}"
+        # and so a stop that outlasts the 10 s grace period ends it,
+        # well before the 30 s timeout of mta-remote
+        t0 = time.monotonic()
+        assert d.stop().rstrip().endswith("stopped")
+        assert time.monotonic() - t0 < 20
+    finally:
+        if d.p.poll() is None:
+            d.kill9(group=True)
+        mx.close()
 
 
 # --- remote MX servers that misbehave ----
