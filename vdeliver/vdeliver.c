@@ -6,6 +6,7 @@
  *	vdeliver [--root DIR] [--sysexits] [-f SENDER] [--] RECIPIENT < message
  *	vdeliver [--root DIR]           (from a .qmail file: SENDER, EXT and
  *					 HOST, or RECIPIENT, in the environment)
+ *	vdeliver [--root DIR] --server  (internal: mta-send's fork server)
  *
  * DESCRIPTION
  *	Delivers one message, read on standard input, to one address of a
@@ -25,6 +26,19 @@
  *	docs/vdeliver.md is the user's manual (lookup order, quotas, loops,
  *	Postfix and qmail set-ups).
  *
+ *	--server is internal, for mta-send, which starts one such process
+ *	and keeps it: standard input is then an AF_UNIX SOCK_SEQPACKET
+ *	socket on which mta-send asks for one delivery at a time (sender,
+ *	recipient, and the message and output descriptors passed with
+ *	SCM_RIGHTS). Start-up (signals, the mail user, the log, the root,
+ *	the host name) is done once; each delivery is made by a worker, a
+ *	forked child that runs exactly what a command-line run does after
+ *	its start-up, with the same checks, exit codes and stderr line, and
+ *	no exec, then takes the next (up to 1000; a failed delivery ends its
+ *	worker as it ends a run). The server answers each request with a
+ *	wait status and exits 0 at end of file on the socket, once its
+ *	children have ended. server.c has the protocol.
+ *
  * SECURITY
  *	Runs as the mail user: started as root it becomes the user named in
  *	control/mailuser before it opens anything under the root, and it
@@ -37,6 +51,10 @@
  *	are opened one component at a time without following symbolic links;
  *	files are created O_EXCL|O_NOFOLLOW, mode 0600. mta-inject is run by
  *	execve with an argument vector and a fixed environment, never a shell.
+ *	The --server socket is a socketpair made by mta-send (nothing to
+ *	connect to); its requests are parsed with bounds (8 KiB, exactly two
+ *	descriptors, three NUL-ended fields) and their sender and recipient
+ *	checked in the child as the command line's are.
  *
  * EXIT STATUS
  *	qmail's contract (qmail-command(8)): 0 delivered (or discarded by a
@@ -45,13 +63,16 @@
  *	again), 2 usage. With --sysexits, sendmail's codes for callers that
  *	know only those (Postfix's pipe(8)): 75 temporary, 67 unknown user,
  *	68 unknown domain, 65 bad message, 73 mailbox problem, 69 other
- *	permanent failures.
+ *	permanent failures. --server exits 0 at the end of its socket, 2
+ *	when standard input is not such a socket, 111 when it cannot start.
  *
  * DIAGNOSTICS
  *	On failure, one line on stderr: "vdeliver: " and an RFC 3463 status
  *	code, then what happened and what to do, e.g. "vdeliver: 5.1.1
  *	bob@example.test does not exist". Each delivery or failure is also
  *	logged to ROOT/log/current when it can be written (best effort).
+ *	--server writes its own events (a bad request, a failed fork,
+ *	SIGTERM) as log lines on its standard error, which is mta-send's.
  *
  * BUGS
  *	When a message goes to several destinations and one of them fails
@@ -85,6 +106,8 @@ static const char usage_text[] =
 "usage: vdeliver [--root DIR] [--sysexits] [-f SENDER] [--] RECIPIENT < message\n"
 "       vdeliver [--root DIR] < message    (from a .qmail file: SENDER,\n"
 "                                          EXT and HOST or RECIPIENT)\n"
+"       vdeliver [--root DIR] --server     (mta-send's fork server: stdin\n"
+"                                          is its socket; internal)\n"
 "Exit: 0 delivered, 100 permanent failure, 111 temporary failure, 2 usage\n"
 "(--sysexits: 75 temporary, 67/68/65/73/69 permanent, as sendmail).\n";
 
@@ -148,6 +171,38 @@ void vd_cleanup(struct vd *v)
 	if (v->spoolfd >= 0)
 		close(v->spoolfd);
 	v->spoolfd = -1;
+}
+
+/* vd_reset - give back all one delivery took (its targets, their Maildir
+ * descriptors, the addresses seen), keeping the root, the log and the
+ * host name, so that a fork server's worker can make the next one */
+void vd_reset(struct vd *v)
+{
+	size_t i;
+
+	vd_cleanup(v);
+	for (i = 0; i < v->n; i++) {
+		struct target *t = &v->t[i];
+
+		maildir_close(&t->md);
+		str_free(&t->addr);
+		str_free(&t->chain);
+		str_free(&t->maildir);
+		str_free(&t->f.tmpname);
+	}
+	free(v->t);
+	v->t = NULL;
+	v->n = v->cap = 0;
+	str_free(&v->sender_buf);
+	str_free(&v->env_rcpt);
+	str_free(&v->rcpt);
+	str_free(&v->local);
+	str_free(&v->domain);
+	str_free(&v->seen);
+	str_free(&v->spool_name);
+	v->sender = NULL;
+	v->lookups = 0;
+	v->discard = 0;
 }
 
 /* vvfail - the failure line on stderr and in the log, then exit */
@@ -305,6 +360,35 @@ static void host_name(struct vd *v)
 		vd_fail_errno(v, -ENOMEM, "cannot start");
 }
 
+/* vd_open_root - what every delivery needs of the root and the host, done
+ * once: per run here, or once for all deliveries of the fork server */
+void vd_open_root(struct vd *v)
+{
+	if (v->rootfd < 0) {
+		v->rootfd = open(v->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (v->rootfd < 0)
+			vd_fail_errno(v, -errno, "cannot open the root %s",
+				      v->root);
+	}
+	if (!v->host.len)
+		host_name(v);
+}
+
+/* vd_run - one delivery, from the checks of the recipient and sender to
+ * the exit code: the whole of a run, and one delivery of a fork server's
+ * worker (vd_fail() exits from anywhere with 100 or 111) */
+int vd_run(struct vd *v, const char *rcpt, const char *from)
+{
+	check_rcpt(v, rcpt);
+	check_sender(v, from ? from : "", &v->sender_buf);
+	v->sender = v->sender_buf.s;
+	vd_open_root(v);
+	resolve(v);
+	deliver(v);
+	vd_cleanup(v);
+	return EX_DELIVERED;
+}
+
 static struct vd vd;	/* one run; static so the leak checker sees it */
 
 /* main - options, the recipient, privileges; then resolve and deliver */
@@ -312,7 +396,7 @@ int main(int argc, char **argv)
 {
 	struct vd *v = &vd;
 	const char *rcpt = NULL, *from = NULL, *ext, *host;
-	int i;
+	int i, server = 0;
 
 	msg_init(argv[0]);
 	umask(077);
@@ -337,11 +421,21 @@ int main(int argc, char **argv)
 			from = argv[i] + 2;
 		} else if (!strcmp(argv[i], "--sysexits")) {
 			v->sysexits = 1;
+		} else if (!strcmp(argv[i], "--server")) {
+			server = 1;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			msg_usage(usage_text, "unknown option %s", argv[i]);
 		} else {
 			break;
 		}
+	}
+	if (server) {
+		if (i < argc || from || v->sysexits)
+			msg_usage(usage_text, "--server takes no recipient, "
+				  "-f or --sysexits (mta-send starts it)");
+		become_mailuser(v);
+		v->logfd = log_open(v->root);
+		return vd_serve(v);
 	}
 	if (i < argc)
 		rcpt = argv[i++];
@@ -370,15 +464,5 @@ int main(int argc, char **argv)
 		from = getenv("SENDER");
 	become_mailuser(v);
 	v->logfd = log_open(v->root);
-	check_rcpt(v, rcpt);
-	check_sender(v, from ? from : "", &v->sender_buf);
-	v->sender = v->sender_buf.s;
-	v->rootfd = open(v->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (v->rootfd < 0)
-		vd_fail_errno(v, -errno, "cannot open the root %s", v->root);
-	host_name(v);
-	resolve(v);
-	deliver(v);
-	vd_cleanup(v);
-	return EX_DELIVERED;
+	return vd_run(v, rcpt, from);
 }

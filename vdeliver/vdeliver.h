@@ -8,6 +8,7 @@
  * deliver.c   reading the message once, the loop check, Maildir writes,
  *             Maildir++ quotas and the quota warning
  * inject.c    remote destinations handed to the queue through mta-inject
+ * server.c    --server: mta-send's fork server, one child a delivery
  */
 #ifndef FACTEUR_VDELIVER_H
 #define FACTEUR_VDELIVER_H
@@ -86,6 +87,12 @@ _Noreturn void vd_fail_errno(struct vd *v, int err, const char *fmt, ...)
 void vd_log(struct vd *v, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void vd_cleanup(struct vd *v);
+void vd_reset(struct vd *v);
+void vd_open_root(struct vd *v);
+int vd_run(struct vd *v, const char *rcpt, const char *from);
+
+/* server.c */
+int vd_serve(struct vd *v);
 
 /* resolve.c */
 void resolve(struct vd *v);

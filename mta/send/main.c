@@ -17,8 +17,12 @@
  *	left in ROOT/drop/ into the queue (mta/send/drop.c).
  *
  *	Each recipient whose domain is in control/assign.cdb is delivered
- *	by vdeliver, one process a recipient, up to control/concurrencylocal
- *	at a time; the others by mta-remote, one process a destination
+ *	by vdeliver, one recipient at a time in each of up to
+ *	control/concurrencylocal processes: workers of one long-lived
+ *	vdeliver --server that
+ *	mta-send starts with the first local delivery and starts again if it
+ *	goes away (vds.c), or, when that server cannot be used, vdeliver run
+ *	by exec; the others by mta-remote, one process a destination
  *	domain and message (all its recipients in one SMTP transaction), up
  *	to control/concurrencyremote. A temporary failure is retried at
  *	arrival + (n x retrybase)^2 seconds (half the base for local
@@ -35,14 +39,22 @@
  *	Log lines (stderr, collected by facteur run into log/current) are
  *	qmail-send's: new msg, info msg, starting delivery, delivery N:
  *	success|deferral|failure, status, bounce msg, end msg. qp in "info
- *	msg" is the message file's inode number.
+ *	msg" is the message file's inode number. Also "vdeliver server
+ *	started pid N" and "vdeliver server pid N went away (WHY): K
+ *	deliveries to try again" (docs/queue.md, "The vdeliver server").
  *
  * SIGNALS
  *	SIGTERM, SIGINT: start nothing more, wait up to 10 s for running
- *	deliveries (then stop them: they are retried), exit 0.
+ *	deliveries (then stop them: they are retried), close the vdeliver
+ *	server's socket (it exits), exit 0.
  *	SIGHUP: read the control files again.
  *	SIGALRM: try every waiting message now, whatever its schedule
  *	(qmail-send's meaning; for a destination that is back).
+ *
+ * ENVIRONMENT
+ *	FACTEUR_VDELIVER_EXEC=1: no vdeliver server; every local delivery
+ *	is one exec of vdeliver (the way before the server; to compare, or
+ *	as a way out).
  *
  * EXIT STATUS
  *	0 stopped, or the check found nothing (or repaired everything);
@@ -257,25 +269,7 @@ static int lock_queue(const char *root, int wait)
 	return fd;
 }
 
-static void drain(struct job *j)
-{
-	char buf[4096];
-	ssize_t n;
-
-	while (j->out >= 0) {
-		n = read(j->out, buf, sizeof buf);
-		if (n > 0) {
-			if (j->buf.len < 256 * 1024)
-				(void)str_catb(&j->buf, buf, (size_t)n);
-			continue;
-		}
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		close(j->out); /* end of file, or an error */
-		j->out = -1;
-	}
-}
-
+/* reap - every child that ended: a job's, or the vdeliver server */
 static void reap(struct send *s)
 {
 	int st;
@@ -287,26 +281,10 @@ static void reap(struct send *s)
 		for (i = 0; i < s->nrun; i++)
 			if (s->run[i]->pid == pid)
 				break;
-		if (i == s->nrun)
-			continue;
-		struct job *j = s->run[i];
-
-		s->run[i] = s->run[--s->nrun];
-		j->exited = 1;
-		j->status = st;
-		/* all it wrote is in the pipe now; a grandchild that kept
-		 * the pipe open does not hold the outcome up */
-		drain(j);
-		if (j->out >= 0) {
-			close(j->out);
-			j->out = -1;
-		}
-		if (j->remote)
-			s->nremote--;
+		if (i < s->nrun)
+			sched_end(s, i, st, NULL);
 		else
-			s->nlocal--;
-		sched_done(s, j);
-		sched_status(s);
+			(void)vds_reaped(s, pid, st);
 	}
 }
 
@@ -343,11 +321,13 @@ int main(int argc, char **argv)
 	size_t pf_cap = 0, problems = 0, unfixed = 0;
 	sigset_t mask;
 	int i, check = 0, repair = 0, sfd, keep, lk, r;
-	long long stop_ms = 0;
+	long long stop_ms = 0, term_ms = 0;
+	const char *ex;
 
 	msg_init(argv[0]);
 	atexit(slog_flush); /* msg_die() must not lose the last lines */
 	memset(&s, 0, sizeof s);
+	s.vds_fd = -1;
 	s.root = args_start(&argc, argv, usage_text);
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--check"))
@@ -370,6 +350,10 @@ int main(int argc, char **argv)
 	    args_sibling(&s.remote, "mta-remote") < 0)
 		msg_die(111, "cannot find vdeliver and mta-remote beside "
 			"mta-send");
+	/* the old way, one exec a delivery: for comparisons, and a way out
+	 * should the server misbehave */
+	ex = getenv("FACTEUR_VDELIVER_EXEC");
+	s.vds_exec = ex && !strcmp(ex, "1");
 	signal(SIGPIPE, SIG_IGN);
 	send_signals(&mask);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
@@ -413,8 +397,17 @@ int main(int argc, char **argv)
 		now = now_ms();
 		if (s.stopping && stop_ms && now - stop_ms > STOP_GRACE_MS) {
 			for (k = 0; k < s.nrun; k++)
-				kill(s.run[k]->pid, SIGTERM);
+				if (s.run[k]->pid > 0)
+					kill(s.run[k]->pid, SIGTERM);
+			/* it passes SIGTERM on to its deliveries */
+			vds_term(&s);
 			stop_ms = 0;
+			term_ms = now;
+		}
+		if (s.stopping && term_ms &&
+		    now - term_ms > STOP_GRACE_MS / 2) {
+			vds_gone(&s, "its deliveries did not stop");
+			term_ms = 0;
 		}
 		timeout = 60000;
 		top = heap_top(&s);
@@ -426,14 +419,14 @@ int main(int argc, char **argv)
 			timeout = timeout > 100 ? 100 : timeout;
 		if (timeout > 60000)
 			timeout = 60000;
-		if (pf_cap < s.nrun + 3) {
-			struct pollfd *np = realloc(pf, (s.nrun + 3) *
+		if (pf_cap < s.nrun + 4) {
+			struct pollfd *np = realloc(pf, (s.nrun + 4) *
 						    sizeof *np);
 
 			if (!np)
 				msg_die(111, "out of memory");
 			pf = np;
-			pf_cap = s.nrun + 3;
+			pf_cap = s.nrun + 4;
 		}
 		pf[n].fd = sfd;
 		pf[n++].events = POLLIN;
@@ -446,13 +439,15 @@ int main(int argc, char **argv)
 		/* last, so that the jobs' places stay k - 2; -1 is ignored */
 		pf[n].fd = s.drop_fd;
 		pf[n++].events = POLLIN;
+		pf[n].fd = s.vds_fd;
+		pf[n++].events = POLLIN;
 		slog_flush();
 		if (poll(pf, n, (int)timeout) < 0 && errno != EINTR)
 			msg_die(111, "poll: %s", strerror(errno));
-		for (k = 2; k < n; k++)
+		for (k = 2; k < n - 2; k++)
 			if (pf[k].revents && k - 2 < s.nrun &&
 			    s.run[k - 2]->out == pf[k].fd)
-				drain(s.run[k - 2]);
+				job_drain(s.run[k - 2]);
 		if (pf[1].revents) {
 			char buf[512];
 
@@ -460,13 +455,17 @@ int main(int argc, char **argv)
 				;
 			s.rescan = 1;
 		}
-		if (pf[n - 1].revents) {
+		if (pf[n - 2].revents) {
 			char buf[512];
 
 			while (read(s.drop_fd, buf, sizeof buf) > 0)
 				;
 			s.drop_rescan = 1;
 		}
+		/* before the signals: replies sent by a server that died
+		 * since are taken as they are, not retried */
+		if (pf[n - 1].revents)
+			vds_read(&s);
 		if (pf[0].revents) {
 			struct signalfd_siginfo si;
 
@@ -489,6 +488,7 @@ int main(int argc, char **argv)
 			reap(&s);
 		}
 	}
+	vds_stop(&s);
 	slog("stopped");
 	slog_flush();
 	str_free(&logbuf);

@@ -573,7 +573,7 @@ static void run_del(struct send *s, struct job *j)
 /* spawn_attr_clean - a child starts without the signals we block for the
  * signalfd, and with their default actions: the SIGTERM of the stop
  * deadline must reach it, and SIGPIPE must not be ignored there */
-static int spawn_attr_clean(posix_spawnattr_t *sa)
+int spawn_attr_clean(posix_spawnattr_t *sa)
 {
 	sigset_t none, dfl;
 	int r;
@@ -590,7 +590,8 @@ static int spawn_attr_clean(posix_spawnattr_t *sa)
 	return r;
 }
 
-/* spawn - the delivery program with the message on stdin at its body */
+/* spawn - the delivery program with the message on stdin at its body: a
+ * local one by the vdeliver server when it can (vds.c), else by exec */
 static int spawn(struct send *s, struct job *j)
 {
 	struct mstate *st = j->m->st;
@@ -599,21 +600,28 @@ static int spawn(struct send *s, struct job *j)
 	int fd, p[2], r;
 	size_t a = 0, i;
 
-	argv = calloc(j->n + 8, sizeof *argv);
-	if (!argv)
-		return -ENOMEM;
 	fd = open(st->path.s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		free(argv);
-		return r;
-	}
+	if (fd < 0)
+		return -errno;
 	if (lseek(fd, st->body_off, SEEK_SET) < 0 ||
 	    pipe2(p, O_CLOEXEC) < 0) {
 		r = -errno;
 		close(fd);
-		free(argv);
 		return r;
+	}
+	if (!j->remote && vds_submit(s, j, fd, p[1]) == 0) {
+		close(fd);
+		close(p[1]);
+		j->out = p[0];
+		(void)fcntl(j->out, F_SETFL, O_NONBLOCK);
+		return 0;
+	}
+	argv = calloc(j->n + 8, sizeof *argv);
+	if (!argv) {
+		close(fd);
+		close(p[0]);
+		close(p[1]);
+		return -ENOMEM;
 	}
 	if (j->remote) {
 		argv[a++] = "mta-remote";
@@ -731,6 +739,55 @@ void sched_start(struct send *s)
 		sched_status(s);
 		cannot_start(s, j, r);
 	}
+}
+
+/* job_drain - what the job's program wrote so far (bounded) */
+void job_drain(struct job *j)
+{
+	char buf[4096];
+	ssize_t n;
+
+	while (j->out >= 0) {
+		n = read(j->out, buf, sizeof buf);
+		if (n > 0) {
+			if (j->buf.len < OUT_MAX)
+				(void)str_catb(&j->buf, buf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		close(j->out); /* end of file, or an error */
+		j->out = -1;
+	}
+}
+
+/* sched_end - the running job s->run[I] ended with wait status STATUS
+ * (-1: it did not run), whether its own child or the vdeliver server said
+ * so; WHY, if not NULL, is the reason instead of what it printed */
+void sched_end(struct send *s, size_t i, int status, const char *why)
+{
+	struct job *j = s->run[i];
+
+	s->run[i] = s->run[--s->nrun];
+	j->exited = 1;
+	j->status = status;
+	/* all it wrote is in the pipe now; a grandchild that kept the pipe
+	 * open does not hold the outcome up */
+	job_drain(j);
+	if (j->out >= 0) {
+		close(j->out);
+		j->out = -1;
+	}
+	if (why) {
+		str_trunc(&j->buf, 0);
+		(void)str_cats(&j->buf, why);
+	}
+	if (j->remote)
+		s->nremote--;
+	else
+		s->nlocal--;
+	sched_done(s, j);
+	sched_status(s);
 }
 
 /* log_text - TEXT as qmail wrote it: one field, spaces as '_' */

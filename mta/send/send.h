@@ -7,6 +7,7 @@
 #define FACTEUR_SEND_H
 
 #include <signal.h>
+#include <spawn.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -48,7 +49,8 @@ struct job {
 	size_t n;		/* recipients in this job */
 	size_t *idx;		/* their places in the envelope */
 	unsigned long *dno;	/* their delivery numbers (log) */
-	pid_t pid;
+	pid_t pid;		/* 0: run by the vdeliver server (tag) */
+	unsigned long long tag;	/* its request to the server, 0 if none */
 	int out;		/* the child's output (pipe), -1 once closed */
 	struct str buf;		/* what it printed (bounded) */
 	int status, exited;
@@ -90,6 +92,14 @@ struct send {
 	size_t seen_n, seen_cap;
 	long long stat_ms;	/* last write of queue/stat */
 	size_t stat_n;
+	/* the vdeliver fork server (vds.c): one vdeliver --server runs the
+	 * local deliveries, a fork each, instead of an exec each */
+	int vds_fd;		/* our end of its socket, -1 when none */
+	pid_t vds_pid;		/* its pid while vds_fd is open */
+	unsigned long long vds_tag;	/* the last request's tag */
+	long long vds_deaths[3];	/* when the last ones went away */
+	long long vds_off_ms;	/* exec path only until then */
+	int vds_exec;		/* FACTEUR_VDELIVER_EXEC=1: exec only */
 };
 
 /* main.c */
@@ -114,9 +124,20 @@ void sched_due(struct send *s);
 void sched_start(struct send *s);
 void sched_done(struct send *s, struct job *j);
 void sched_status(struct send *s);
+void sched_end(struct send *s, size_t i, int status, const char *why);
+int spawn_attr_clean(posix_spawnattr_t *sa);
+void job_drain(struct job *j);
 void sched_free(struct send *s);
 int mstate_load(struct send *s, struct msg *m);
 void mstate_free(struct mstate *st);
+
+/* vds.c */
+int vds_submit(struct send *s, struct job *j, int msgfd, int outfd);
+void vds_read(struct send *s);
+int vds_reaped(struct send *s, pid_t pid, int status);
+void vds_gone(struct send *s, const char *why);
+void vds_term(struct send *s);
+void vds_stop(struct send *s);
 
 /* bounce.c */
 int bounce_make(struct send *s, struct msg *m, struct str *id_r);

@@ -453,12 +453,14 @@ def kill9_run(t, n):
         for m, addr in fl:
             if m in ids:
                 hits[(ids[m], addr)] = hits.get((ids[m], addr), 0) + 1
-    # a child killed on its own may have delivered before it died
+    # a child killed on its own may have delivered before it died, and
+    # so may a delivery that outlived its vdeliver server
     for lg in logs:
         started = {dn: (m, a) for dn, m, a in re.findall(
             r"starting delivery (\d+): msg (\S+) to \S+ (\S+)", lg)}
         for dn in re.findall(r"delivery (\d+): deferral: (?:vdeliver_was_"
-                             r"killed|mta-remote_said_nothing)", lg):
+                             r"killed|mta-remote_said_nothing|the_vdeliver_"
+                             r"server_went_away)", lg):
             m, addr = started.get(dn, (None, None))
             if m in ids:
                 hits[(ids[m], addr)] = hits.get((ids[m], addr), 0) + 1
