@@ -444,6 +444,9 @@ static void answers(struct child *c)
 static int take(struct vd *v)
 {
 	static const char stopping[] = "stopping";
+	/* killed with requests still queued: a delivery made now would be
+	 * made again by the next mta-send, which knows nothing of it */
+	static const char gone[] = "gone";
 	union {
 		struct cmsghdr h;
 		char b[CMSG_SPACE(sizeof(int) * VDS_FDS_MAX)];
@@ -515,8 +518,13 @@ static int take(struct vd *v)
 		why = "not exactly 2 descriptors";
 	else if (srv.term)
 		why = stopping;
+	else if (peer_closed())
+		why = gone;
 	if (why == stopping)
 		slog("request %llu not run: stopping", tag);
+	else if (why == gone)
+		slog("request %llu not run: mta-send is gone, and tries it "
+		     "again when it starts", tag);
 	else if (why && t > 0)
 		slog("bad request %llu (%zd bytes, %d descriptors): %s; "
 		     "answered -1", tag, n, nfd, why);

@@ -236,7 +236,8 @@ static int replies(struct send *s)
 		for (k = 0; d && i < (size_t)n && b[i] >= '0' && b[i] <= '9' &&
 		     k < 10; i++, k++)
 			v = v * 10 + (b[i] - '0');
-		if (!d || !k || i + 1 != (size_t)n || b[i] != '\n' ||
+		/* tag 0 is never sent: jobs run by exec have it */
+		if (!d || !k || !tag || i + 1 != (size_t)n || b[i] != '\n' ||
 		    v > (neg ? 1 : 0x7fffffff) || (neg && v != 1)) {
 			slog("warning: the vdeliver server said something "
 			     "other than TAG STATUS (%zd bytes); ignored", n);
@@ -306,6 +307,11 @@ void vds_gone(struct send *s, const char *why)
 	size_t i = 0, n = 0;
 	long pid = (long)s->vds_pid;
 
+	if (s->vds_fd < 0)
+		return;
+	/* what it answered before it went counts: a delivery it made is not
+	 * to be made again */
+	(void)replies(s);
 	if (s->vds_fd < 0)
 		return;
 	close(s->vds_fd);

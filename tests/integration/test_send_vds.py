@@ -402,6 +402,31 @@ def test_vds_protocol_bad_requests_then_good(t):
     assert "no decimal tag and NUL; ignored" in err
 
 
+def test_vds_requests_left_by_a_dead_mta_send_are_not_run(t):
+    """requests still queued in the socket when mta-send dies are not
+    delivered: the next mta-send, which knows nothing of them, delivers
+    those messages again, so running them would only make copies"""
+    setup(t, users=("bob",))
+    s = Server(t)
+    out = s.deliver(1, "a@b.test", f"bob@{DOM}", body_for(1))
+    assert s.reply() == b"1 0\n"
+    os.close(out)
+    s.p.send_signal(signal.SIGSTOP)
+    try:
+        for tag in (2, 3, 4):
+            os.close(s.deliver(tag, "a@b.test", f"bob@{DOM}",
+                               body_for(tag)))
+    finally:
+        s.sock.close()          # mta-send is gone, requests still queued
+        s.p.send_signal(signal.SIGCONT)
+    assert s.p.wait(timeout=30) == 0
+    s.errf.close()
+    err = s.err()
+    assert seqs_in(maildir(t, "bob")) == {1: 1}, err
+    # the first is read and refused; the server may stop reading there
+    assert "request 2 not run: mta-send is gone" in err, err
+
+
 def test_vds_child_holds_no_server_descriptor_and_sigterm(t):
     setup(t, users=("bob",))
     s = Server(t)
