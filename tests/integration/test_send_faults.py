@@ -387,7 +387,10 @@ def kill9_run(t, n):
         for i in range(lo, hi):
             p = t.run("mta-inject", "-f", f"s{i}@sender.test", *rcpts(i),
                       input=body_for(i))
-            (accepted if p.returncode == 0 else failed).append(i)
+            if p.returncode == 0:
+                accepted.append(i)
+            else:
+                failed.append((i, p.returncode, p.err[-2000:]))
 
     def inject_parallel(lo, hi, k=3):
         """k injectors at once over interleaved parts of [lo, hi)"""
