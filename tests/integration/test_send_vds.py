@@ -190,7 +190,23 @@ def test_vds_servers_that_keep_dying_fall_back_to_exec(t):
         log = d.stop()
     got = copies(t, users)
     assert set(got) == set(range(150))
-    assert max(got.values()) <= 2
+    # each kill that caught a delivery in flight may add one copy (its
+    # worker may have made it); three kills can catch one message twice
+    # when its retry comes before the next kill, as on a loaded machine
+    seq = {m: int(x) for m, x in re.findall(
+        r"info msg (\S+): bytes \d+ from <s(\d+)@sender\.test>", log)}
+    dmsg = dict(re.findall(r"starting delivery (\d+): msg (\S+) to", log))
+    hits = {}
+    for dn in re.findall(r"delivery (\d+): deferral: the_vdeliver_server_"
+                         r"went_away", log):
+        k = seq.get(dmsg.get(dn))
+        hits[k] = hits.get(k, 0) + 1
+    over = [(k, v, hits.get(k, 0)) for k, v in got.items()
+            if v > max(2, 1 + hits.get(k, 0))]
+    assert not over, over
+    print(f"note: 3 server kills caught {sum(hits.values())} deliveries; "
+          f"{sum(1 for v in got.values() if v > 1)} messages delivered "
+          f"twice, {sum(1 for v in got.values() if v > 2)} three times")
     # no fourth server within the minute: the rest went by exec
     assert len(re.findall(STARTED, log)) == 3, log
     after = log.split("(exec) for 60 s", 1)[1]
