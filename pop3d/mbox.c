@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "fsx.h"
+#include "mdquota.h"
 #include "pop3d.h"
 
 #define MBOX_READ 65536
@@ -385,6 +386,12 @@ int mbox_commit(struct mbox *mb, size_t *gone_r)
 	size_t i, gone = 0;
 	int r = 0, e, fd;
 
+	/* the shared quota lock from before the first unlink until the line
+	 * is written: a recalculation (exclusive) then sees either neither
+	 * or both, never the files gone and then the line again */
+	e = mdq_lock(mb->dfd, 0);
+	if (e < 0)
+		return e;
 	for (i = 0; i < mb->n; i++) {
 		if (!(mb->m[i].flags & MSG_DELETED))
 			continue;
@@ -397,17 +404,23 @@ int mbox_commit(struct mbox *mb, size_t *gone_r)
 		}
 	}
 	*gone_r = gone;
-	if (gone == 0)
+	if (gone == 0) {
+		mdq_unlock(mb->dfd);
 		return r;
+	}
 	fd = openat(mb->dfd, "maildirsize",
 		    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? r : (r ? r : -errno);
+	if (fd < 0) {
+		e = errno;
+		mdq_unlock(mb->dfd);
+		return e == ENOENT ? r : (r ? r : -e);
+	}
 	e = str_catf(&line, "-%llu -%zu\n", (unsigned long long)bytes, gone);
 	if (e == 0)
 		e = fsx_write_all(fd, line.s, line.len);
 	if (close(fd) < 0 && e == 0)
 		e = -errno;
+	mdq_unlock(mb->dfd);
 	str_free(&line);
 	return r ? r : e;
 }

@@ -135,6 +135,5 @@ void show_users(struct vctx *c, const char *domain);
 void show_domains(struct vctx *c);
 void show_aliases(struct vctx *c, const char *what);
 void show_flags(struct vctx *c, const char *addr);
-int maildir_usage(const char *path, uint64_t *bytes, uint64_t *msgs);
 
 #endif

@@ -10,6 +10,7 @@
  * without COMMIT, so SQLite discards the half-made transaction.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 #include "acct.h"
 #include "ctl.h"
 #include "fsx.h"
+#include "maildir.h"
+#include "mdquota.h"
 #include "name.h"
 #include "pw.h"
 #include "vadmin.h"
@@ -284,23 +287,28 @@ int m_write_maildirsize(struct vctx *c, const char *maildir,
 {
 	struct str path = STR_INIT, body = STR_INIT;
 	uint64_t bytes = 0, msgs = 0;
-	size_t dirlen;
-	int r;
+	int r, dfd;
 
 	if (str_catf(&path, "%s/%s", c->root, maildir))
 		return -ENOMEM;
-	dirlen = path.len;
-	if (str_cats(&path, "/maildirsize")) {
+	/* a recalculation: the exclusive quota lock of lib/mdquota, so that
+	 * no delivery's or POP3 session's line falls between the scan and
+	 * the rename (no Maildir yet: nobody to race) */
+	dfd = open(path.s, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0 && (r = mdq_lock(dfd, 1)) < 0) {
+		close(dfd);
 		str_free(&path);
-		return -ENOMEM;
+		return r;
+	}
+	if (str_cats(&path, "/maildirsize")) {
+		r = -ENOMEM;
+		goto out;
 	}
 	if (!q->bytes && !q->msgs) {
 		r = unlink(path.s) < 0 && errno != ENOENT ? -errno : 0;
 		goto out;
 	}
-	path.s[dirlen] = 0;
-	r = maildir_usage(path.s, &bytes, &msgs);
-	path.s[dirlen] = '/';
+	r = dfd >= 0 ? maildir_usage(dfd, &bytes, &msgs) : -ENOENT;
 	if (r < 0)
 		goto out;
 	r = quota_format(q, &body);
@@ -310,6 +318,8 @@ int m_write_maildirsize(struct vctx *c, const char *maildir,
 	if (r == 0)
 		r = fsx_write_atomic(path.s, body.s, body.len, 0600);
 out:
+	if (dfd >= 0)
+		close(dfd);	/* and with it the lock */
 	str_free(&path);
 	str_free(&body);
 	return r;

@@ -3,15 +3,15 @@
  * and valias's listing. Text for people (one "key: value" a line, or one
  * name a line for lists), and with --json one JSON document for scripts.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "maildir.h"
 #include "name.h"
 #include "vadmin.h"
 
@@ -48,58 +48,6 @@ static const char *col(sqlite3_stmt *st, int i)
 	return t ? (const char *)t : "";
 }
 
-/* scan_dir - count messages and bytes in one Maildir subdirectory */
-static int scan_dir(const char *dir, uint64_t *bytes, uint64_t *msgs)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int dfd;
-
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
-	dfd = dirfd(d);
-	while ((de = readdir(d)) != NULL) {
-		const char *s;
-		struct stat st;
-
-		if (de->d_name[0] == '.')
-			continue;
-		/* Maildir++: the size is in the name as ,S=NNN when present */
-		s = strstr(de->d_name, ",S=");
-		if (s && s[3] >= '0' && s[3] <= '9') {
-			*bytes += strtoull(s + 3, NULL, 10);
-		} else if (fstatat(dfd, de->d_name, &st,
-				   AT_SYMLINK_NOFOLLOW) == 0 &&
-			   S_ISREG(st.st_mode)) {
-			*bytes += (uint64_t)st.st_size;
-		} else {
-			continue;
-		}
-		(*msgs)++;
-	}
-	closedir(d);
-	return 0;
-}
-
-/* maildir_usage - bytes and messages in new/ and cur/ of a Maildir */
-int maildir_usage(const char *path, uint64_t *bytes, uint64_t *msgs)
-{
-	struct str p = STR_INIT;
-	int r;
-
-	*bytes = *msgs = 0;
-	r = str_catf(&p, "%s/new", path);
-	if (r == 0)
-		r = scan_dir(p.s, bytes, msgs);
-	p.len = 0;
-	if (r == 0)
-		r = str_catf(&p, "%s/cur", path);
-	if (r == 0)
-		r = scan_dir(p.s, bytes, msgs);
-	str_free(&p);
-	return r;
-}
-
 static void iso_time(time_t t, char out[32])
 {
 	struct tm tm;
@@ -127,6 +75,7 @@ void show_user(struct vctx *c, const char *addr)
 	uint64_t bytes = 0, msgs = 0;
 	char created[32];
 	int64_t did, flags;
+	int dfd;
 	static const char *const svc[3] = {"pop", "smtp", "delivery"};
 	const char *fwd, *fwdkeep;
 	int i;
@@ -151,7 +100,12 @@ void show_user(struct vctx *c, const char *addr)
 	if (quota_format(&q, &qs) < 0 ||
 	    str_catf(&md, "%s/%s", c->root, col(st, 1)) < 0)
 		vfail(EX_TEMP, "out of memory");
-	(void)maildir_usage(md.s, &bytes, &msgs);
+	/* lib/maildir's count, folders included, as the quota counts */
+	dfd = open(md.s, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)maildir_usage(dfd, &bytes, &msgs);
+		close(dfd);
+	}
 	fwd = col(st, 8);
 	fwdkeep = sqlite3_column_int(st, 9) ? "yes" : "no";
 	if (c->json) {

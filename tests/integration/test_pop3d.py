@@ -614,6 +614,40 @@ def test_pop3d_deletions_only_at_quit(t):
     assert "dele=2" in err
 
 
+def test_pop3d_quit_waits_for_a_quota_recalculation(t):
+    """the unlinks and the maildirsize line of QUIT happen under the shared
+    quota lock (flock of the Maildir), so a recalculation, which holds it
+    exclusively from its scan to its rename, never counts them twice"""
+    import fcntl
+    import threading
+    setup(t)
+    t.run("vadmin", "setquota", f"u@{D}", "10M", check=0)
+    mds = os.path.join(maildir(t), "maildirsize")
+    put_msg(t, "1700000001.M1P1.host,S=%d" % len(MSG1), MSG1)
+    put_msg(t, "1700000002.M1P1.host", MSG2)
+    with open(mds) as f:
+        before = f.read()
+    dfd = os.open(maildir(t), os.O_RDONLY | os.O_DIRECTORY)
+    got = {}
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_EX)     # a recalculation under way
+        th = threading.Thread(target=lambda: got.update(r=inetd(
+            t, (login_lines() + "DELE 1\r\nQUIT\r\n").encode())))
+        th.start()
+        time.sleep(1.0)
+        assert th.is_alive(), got
+        assert len(files(t, "cur")) == 2     # nothing unlinked yet
+    finally:
+        fcntl.flock(dfd, fcntl.LOCK_UN)
+        os.close(dfd)
+    th.join(30)
+    out, _ = got["r"]
+    assert "+OK bye, 1 message" in out, out
+    assert len(files(t, "cur")) == 1
+    with open(mds) as f:
+        assert f.read() == before + "-%d -1\n" % len(MSG1)
+
+
 def test_pop3d_vanish_mid_retr(t):
     setup(t)
     big = b"Subject: big\n\n" + (b"x" * 77 + b"\n") * 100000  # 7.8 MB

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import stat
+import time
 
 import helpers
 from vadmin_util import (D, add_domain, add_user, all_cdbs, assert_same,
@@ -593,6 +594,40 @@ def test_setquota(t):
     refused(t, "setquota", "u@" + D, code=2, want="missing argument")
     assert_same(before, state(t))
     check_ok(t)
+
+
+def test_setquota_waits_for_deliveries_appending(t):
+    """setquota rewrites maildirsize from a scan of the Maildir: it holds
+    the exclusive quota lock (flock of the Maildir) from the scan to the
+    rename, so it waits while a delivery or a POP3 QUIT holds the shared
+    one between its file and its line; the usage counts Maildir++ folders
+    as deliveries count them"""
+    import fcntl
+    import threading
+    fast_root(t)
+    add_domain(t)
+    add_user(t, "u@" + D)
+    md = maildir(t, "u")
+    msz = os.path.join(md, "maildirsize")
+    put(t, os.path.join(md, "new", "1.M1P1.host"), "x" * 100)
+    os.makedirs(os.path.join(md, ".Sent", "cur"))
+    put(t, os.path.join(md, ".Sent", "cur", "2.M2P2.host,S=300:2,S"), "y")
+    dfd = os.open(md, os.O_RDONLY | os.O_DIRECTORY)
+    got = {}
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_SH)     # an append under way
+        th = threading.Thread(target=lambda: got.update(
+            p=vadmin(t, "setquota", "u@" + D, "50M")))
+        th.start()
+        time.sleep(1.0)
+        assert th.is_alive(), got
+        assert not os.path.exists(msz)
+    finally:
+        fcntl.flock(dfd, fcntl.LOCK_UN)
+        os.close(dfd)
+    th.join(30)
+    assert got["p"].returncode == 0
+    assert read(msz) == "52428800S\n400 2\n"
 
 
 # ---------------------------------------------------------------- aliases
