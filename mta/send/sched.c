@@ -558,18 +558,6 @@ static int run_add(struct send *s, struct job *j)
 	return 0;
 }
 
-/* run_del - J out of the running jobs, if it is there */
-static void run_del(struct send *s, struct job *j)
-{
-	size_t i;
-
-	for (i = 0; i < s->nrun; i++)
-		if (s->run[i] == j) {
-			s->run[i] = s->run[--s->nrun];
-			return;
-		}
-}
-
 /* spawn_attr_clean - a child starts without the signals we block for the
  * signalfd, and with their default actions: the SIGTERM of the stop
  * deadline must reach it, and SIGPIPE must not be ignored there */
@@ -674,28 +662,45 @@ static int spawn(struct send *s, struct job *j)
 }
 
 /* cannot_start - a job whose program could not be started ends here,
- * deferred with the reason */
+ * deferred with the reason, through sched_end() once it holds a slot */
 static void cannot_start(struct send *s, struct job *j, int r)
 {
-	j->exited = 1;
-	j->status = -1;
+	size_t i;
+
 	str_trunc(&j->buf, 0);
 	(void)str_catf(&j->buf, "cannot start %s: %s",
 		       j->remote ? "mta-remote" : "vdeliver", strerror(-r));
+	/* not necessarily last: a server that went away meanwhile took its
+	 * jobs out */
+	for (i = 0; i < s->nrun && s->run[i] != j; i++)
+		;
+	if (i < s->nrun) {
+		sched_end(s, i, -1, NULL);
+		return;
+	}
+	j->exited = 1;
+	j->status = -1;
 	sched_done(s, j);
 }
 
-/* announce - log a job's deliveries and take a slot for it */
+/* announce - log a job's deliveries and give it a slot; its program is
+ * started by sched_start() once the turn's lines are written */
 static void announce(struct send *s, struct job *j, struct fifo *turn)
 {
 	struct mstate *st = j->m->st;
 	size_t i;
+	int r;
 
 	for (i = 0; i < j->n; i++) {
 		j->dno[i] = ++s->dno;
 		slog("starting delivery %lu: msg %s to %s %s", j->dno[i],
 		     j->m->id, j->remote ? "remote" : "local",
 		     st->addr[j->idx[i]]);
+	}
+	r = run_add(s, j);
+	if (r < 0) {
+		cannot_start(s, j, r);
+		return;
 	}
 	if (j->remote)
 		s->nremote++;
@@ -708,7 +713,8 @@ static void announce(struct send *s, struct job *j, struct fifo *turn)
 /* sched_start - fill the free delivery slots. Every "starting delivery"
  * line is written before its program runs: a kill -9 of mta-send loses
  * the lines still buffered, and a delivery the log never announced could
- * not be told from one that never happened */
+ * not be told from one that never happened. Until then a job holds its
+ * slot with neither pid nor tag, which nothing that ends jobs matches */
 void sched_start(struct send *s)
 {
 	struct fifo turn = {0};
@@ -726,18 +732,9 @@ void sched_start(struct send *s)
 	slog_flush();
 	while ((j = job_take(&turn)) != NULL) {
 		j->started_ms = now_ms();
-		r = run_add(s, j);
-		if (r == 0)
-			r = spawn(s, j);
-		if (r == 0)
-			continue;
-		run_del(s, j);
-		if (j->remote)
-			s->nremote--;
-		else
-			s->nlocal--;
-		sched_status(s);
-		cannot_start(s, j, r);
+		r = spawn(s, j);
+		if (r < 0)
+			cannot_start(s, j, r);
 	}
 }
 

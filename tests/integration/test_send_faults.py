@@ -559,6 +559,49 @@ def test_children_start_with_clean_signals(t):
         mx.close()
 
 
+def test_delivery_program_that_cannot_start_is_a_deferral(t):
+    """mta-remote (and, with FACTEUR_VDELIVER_EXEC=1, vdeliver) that
+    cannot be executed: each such delivery is logged as started, ends as
+    a deferral that says why, frees its slot, and mta-send goes on"""
+    import shutil
+    setup(t)
+    mx = MX("127.0.0.8")
+    routes(t, {"r.test": mx})
+    own = os.path.join(t.tmp, "bin")
+    os.mkdir(own)
+    for prog in ("mta-send", "vdeliver", "mta-remote"):
+        shutil.copy2(t.bin(prog), own)
+    os.chmod(os.path.join(own, "mta-remote"), 0o644)
+    os.chmod(os.path.join(own, "vdeliver"), 0o644)
+    saved = t.bindir
+    t.bindir = own
+    try:
+        d = Daemon(t, env={"FACTEUR_VDELIVER_EXEC": "1"})
+    finally:
+        t.bindir = saved
+    try:
+        inject(t, "s@sender.test", "x@r.test", f"u@{DOM}", check=0)
+        d.wait_log(r"deferral: cannot_start_mta-remote:_Permission_denied")
+        d.wait_log(r"deferral: cannot_start_vdeliver:_Permission_denied")
+        d.wait_log(r"status: local 0/10 remote 0/20")
+        assert d.p.poll() is None
+        # once they can run, the retry delivers
+        os.chmod(os.path.join(own, "mta-remote"), 0o755)
+        os.chmod(os.path.join(own, "vdeliver"), 0o755)
+        d.p.send_signal(signal.SIGALRM)
+        wait_for("an empty queue", lambda: not queue_files(t), 30, d)
+    finally:
+        log = d.stop()
+        mx.close()
+    assert len(maildir(t, "u")) == 1, log
+    assert len(mx.got) == 1, log
+    # every start ended once: a deferral that says why, or the success
+    started = len(re.findall(r"starting delivery \d+", log))
+    refused = len(re.findall(r"deferral: cannot_start_", log))
+    assert refused >= 2 and started == refused + 2, log
+    assert len(re.findall(r"delivery \d+: success", log)) == 2, log
+
+
 # --- remote MX servers that misbehave ----
 
 def test_remote_faults_defer_then_deliver(t):
