@@ -185,11 +185,14 @@ def test_vds_servers_that_keep_dying_fall_back_to_exec(t):
             d.wait_log(r"vdeliver server pid %d went away" % pid)
         d.wait_log(r"warning: the vdeliver server went away 3 times in 10 "
                    r"s; running one vdeliver a delivery \(exec\) for 60 s")
+        # mail after the fallback (the first 150 may all be delivered by
+        # then, on a fast machine): it goes by exec
+        inject_many(t, 150, 160, users)
         wait_for("an empty queue", lambda: not queue_files(t), 90, d)
     finally:
         log = d.stop()
     got = copies(t, users)
-    assert set(got) == set(range(150))
+    assert set(got) == set(range(160))
     # each kill that caught a delivery in flight may add one copy (its
     # worker may have made it); three kills can catch one message twice
     # when its retry comes before the next kill, as on a loaded machine
@@ -210,7 +213,8 @@ def test_vds_servers_that_keep_dying_fall_back_to_exec(t):
     # no fourth server within the minute: the rest went by exec
     assert len(re.findall(STARTED, log)) == 3, log
     after = log.split("(exec) for 60 s", 1)[1]
-    assert re.search(r"delivery \d+: success: delivered", after), log
+    assert len(re.findall(r"delivery \d+: success: delivered",
+                          after)) >= 10, log
 
 
 # --- the outcomes, through the server and by exec ----
