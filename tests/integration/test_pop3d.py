@@ -109,23 +109,45 @@ def env():
 def server(t, wait_ports=None):
     """pop3d on the root's listeners; yields the process; stderr (its log
     lines) is left in t.log after it stopped."""
-    logpath = os.path.join(t.tmp, f"pop3d-{time.monotonic_ns()}.log")
-    logf = open(logpath, "wb")
-    p = subprocess.Popen([t.bin("pop3d"), "--root", t.root],
-                         stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                         env=env(), start_new_session=True)
-    try:
+    want = len(wait_ports or [t.port, t.sport])
+    for attempt in range(3):
+        logpath = os.path.join(t.tmp, f"pop3d-{time.monotonic_ns()}.log")
+        logf = open(logpath, "wb")
+        p = subprocess.Popen([t.bin("pop3d"), "--root", t.root],
+                             stdin=subprocess.DEVNULL, stdout=logf,
+                             stderr=logf, env=env(), start_new_session=True)
         # up when it says so: a probing connection would be a session
         # that counts against the limits for a moment
-        want = len(wait_ports or [t.port, t.sport])
         deadline = time.monotonic() + 20
-        while True:
-            assert p.poll() is None, open(logpath).read()
+        while p.poll() is None:
             with open(logpath, errors="replace") as f:
                 if f.read().count("listening on ") >= want:
                     break
-            assert time.monotonic() < deadline, "pop3d not up"
+            if time.monotonic() > deadline:
+                p.kill()
+                p.wait()
+                raise AssertionError("pop3d not up")
             time.sleep(0.05)
+        log = open(logpath, errors="replace").read()
+        if p.poll() is None:
+            break
+        logf.close()
+        # a port found free was taken by a parallel test before pop3d
+        # bound it: the same listeners on other free ports
+        assert "Address already in use" in log and attempt < 2, log
+        moved = {}
+        for k in ("port", "sport", "port6"):
+            if hasattr(t, k):
+                moved[getattr(t, k)] = free_port(
+                    *((socket.AF_INET6, "::1") if k == "port6" else ()))
+                setattr(t, k, moved[getattr(t, k)])
+        for name in ("listen.pop3", "listen.pop3s"):
+            with open(t.path("control", name)) as f:
+                text = f.read()
+            for old_port, new_port in moved.items():
+                text = text.replace(f":{old_port}\n", f":{new_port}\n")
+            write_control(t, name, text)
+    try:
         yield p
     finally:
         if p.poll() is None:
