@@ -106,15 +106,22 @@ static int pick_host(struct init *in)
 }
 
 /* set_mode - give a directory we made (never a link) its exact mode,
- * since umask(077) took the group and other bits off at mkdir */
+ * since umask(077) took the group and other bits off at mkdir; one that
+ * someone else owns (made in a parent they can write) is refused, not
+ * adopted */
 static int set_mode(const char *path, mode_t mode)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
 	int r = 0;
 
 	if (fd < 0)
 		return errno == ELOOP ? -ENOTDIR : -errno;
-	if (fchmod(fd, mode) < 0)
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (st.st_uid != geteuid())
+		r = -EPERM;
+	else if (fchmod(fd, mode) < 0)
 		r = -errno;
 	close(fd);
 	return r;
@@ -147,20 +154,29 @@ static int make_root(struct init *in)
 	return r;
 }
 
-/* make_dirs - the layout below ROOT, each with its mode */
+/* DROP_MODE - drop/'s final mode, set by open_drop() as the very last
+ * step: until then drop/ is 0700, so that no local user can put a file
+ * or a hard link in it while init still hands files to the mail user */
+#define DROP_MODE 01733
+
+/* make_dirs - the layout below ROOT, each with its mode (drop/ closed) */
 static int make_dirs(struct init *in, const char **what)
 {
 	size_t i;
 	int r = 0;
 
 	for (i = 0; r == 0 && i < layout_count; i++) {
+		mode_t mode = layout_dirs[i].mode;
+
+		if (!strcmp(layout_dirs[i].path, "drop"))
+			mode = 0700;
 		in->path.len = 0;
 		r = str_catf(&in->path, "%s/%s", in->root, layout_dirs[i].path);
 		*what = in->path.s;
 		if (r == 0)
-			r = fsx_mkdir(in->path.s, layout_dirs[i].mode);
+			r = fsx_mkdir(in->path.s, mode);
 		if (r == 0)
-			r = set_mode(in->path.s, layout_dirs[i].mode);
+			r = set_mode(in->path.s, mode);
 	}
 	/* sendmail run by any user pokes mta-send through it */
 	in->path.len = 0;
@@ -169,8 +185,28 @@ static int make_dirs(struct init *in, const char **what)
 	*what = in->path.s;
 	if (r == 0 && mkfifo(in->path.s, 0622) < 0)
 		r = -errno;
-	if (r == 0 && chmod(in->path.s, 0622) < 0)
+	if (r == 0 && fchmodat(AT_FDCWD, in->path.s, 0622, 0) < 0)
 		r = -errno;
+	return r;
+}
+
+/* open_drop - the last step: drop/ (the mail user's by now, in ROOT
+ * that only root can change) gets the mode that lets every local user
+ * leave mail in it */
+static int open_drop(struct init *in, const char **what)
+{
+	int fd, r;
+
+	in->path.len = 0;
+	r = str_catf(&in->path, "%s/drop", in->root);
+	*what = in->path.s;
+	if (r < 0)
+		return r;
+	fd = open(in->path.s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = fchmod(fd, DROP_MODE) < 0 ? -errno : 0;
+	close(fd);
 	return r;
 }
 
@@ -343,7 +379,45 @@ static int useradd(const char *home, const char *name, struct str *err)
 	return -EIO;
 }
 
-/* chown_below - lchown everything below dirfd; links are not followed */
+/* chown_one - give the mail user one entry of dirfd that init made:
+ * through a descriptor of our own (O_PATH, never following a link), and
+ * only when it is ours (root's: no other user can make a root-owned file)
+ * and, unless a directory, has one link (a hard link to /etc/shadow
+ * planted below the root has two). Returns the entry's descriptor when it
+ * is a directory to descend into, 0 when done, -errno on error. */
+static int chown_one(int dirfd, const char *name, uid_t uid, gid_t gid)
+{
+	struct stat st;
+	int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC), sub;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		sub = -errno;
+		close(fd);
+		return sub;
+	}
+	if (st.st_uid != geteuid() || S_ISLNK(st.st_mode) ||
+	    (!S_ISDIR(st.st_mode) && st.st_nlink != 1)) {
+		close(fd);
+		return 0;
+	}
+	if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) < 0) {
+		sub = -errno;
+		close(fd);
+		return sub;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		close(fd);
+		return 0;
+	}
+	/* the same inode, now readable: "." through the O_PATH descriptor */
+	sub = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(fd);
+	return sub < 0 ? -errno : sub;
+}
+
+/* chown_below - chown_one() for everything below dirfd, which it closes */
 static int chown_below(int dirfd, uid_t uid, gid_t gid)
 {
 	DIR *d = fdopendir(dirfd);
@@ -355,24 +429,14 @@ static int chown_below(int dirfd, uid_t uid, gid_t gid)
 		return -errno;
 	}
 	while ((de = readdir(d)) != NULL) {
-		struct stat st;
 		int sub;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (fchownat(dirfd, de->d_name, uid, gid,
-			     AT_SYMLINK_NOFOLLOW) < 0 ||
-		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			r = -errno;
-			continue;
-		}
-		if (!S_ISDIR(st.st_mode))
-			continue;
-		sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY |
-			     O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0)
-			r = -errno;
-		else if (chown_below(sub, uid, gid) < 0 && r == 0)
+		sub = chown_one(dirfd, de->d_name, uid, gid);
+		if (sub < 0 && r == 0)
+			r = sub;
+		else if (sub > 0 && chown_below(sub, uid, gid) < 0 && r == 0)
 			r = -EIO;
 	}
 	closedir(d);
@@ -503,6 +567,8 @@ int cmd_init(const char *root, int argc, char **argv)
 		what = "the mail user and its files";
 		r = give_to_mailuser(&in, &user, &made, &err);
 	}
+	if (r == 0)
+		r = open_drop(&in, &what);
 	if (r < 0)
 		ex = half_made(&in, what, r, &err);
 	else

@@ -609,16 +609,25 @@ static void open_log(struct run *ru)
 		ru->gid = gid;
 	}
 	r = runlog_open(&ru->log, ru->root, give, uid, gid);
+	if (r == -EPERM)
+		msg_die(EX_TEMP, "%s/log/current is not a plain file of the "
+			"mail user's with one link; move it aside", ru->root);
 	if (r < 0)
 		msg_die(EX_TEMP, "cannot open %s/log/current: %s; is this a "
 			"root made by facteur init?", ru->root, msg_err(r));
 }
 
 /* std_fds - 0, 1 and 2 open, so that no socket lands on them and is
- * then replaced by a child's /dev/null or pipe */
+ * then replaced by a child's /dev/null or pipe; every other descriptor
+ * we inherited closed, so that no service (all of them network-facing)
+ * gets one that its caller left open by mistake */
 static void std_fds(void)
 {
 	int fd;
+
+	if (close_range(3, ~0U, 0) < 0)
+		msg_die(EX_TEMP, "cannot close inherited descriptors: %s",
+			strerror(errno));
 
 	do
 		fd = open("/dev/null", O_RDWR);

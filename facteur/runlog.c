@@ -55,6 +55,12 @@ static int open_current(struct runlog *rl)
 		r = -errno;
 	if (r == 0 && !S_ISREG(st.st_mode))
 		r = -EINVAL;
+	/* log/ is the mail user's: a hard link it planted as current (to a
+	 * file of root's) has two links or another owner; we never append
+	 * to that as root */
+	else if (r == 0 && (st.st_nlink != 1 ||
+			    st.st_uid != (rl->chown ? rl->uid : geteuid())))
+		r = -EPERM;
 	str_free(&path);
 	if (r < 0 && fd >= 0)
 		close(fd);
