@@ -85,6 +85,9 @@ static void qualify(const char *in, const char *me, struct str *out,
 		msg_die(111, "out of memory");
 	if (queue_addr_ok(out->s, out->len) < 0)
 		msg_die(100, "5.1.3 invalid address '%s': too long", in);
+	if (queue_addr_entry(out->s, out->len) < 0)
+		msg_die(100, "5.1.3 invalid address '%s': an address may not "
+			"begin with '-'", in);
 }
 
 /* received - the line that says where a local message came from */
@@ -147,7 +150,7 @@ int main(int argc, char **argv)
 
 	msg_init(argv[0]);
 	umask(077);
-	root = args_start(&argc, argv, usage_text);
+	root = args_start_env(&argc, argv, usage_text, "f");
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {
 			i++;
@@ -169,6 +172,10 @@ int main(int argc, char **argv)
 		msg_usage(usage_text, "no sender: give -f SENDER (-f '' for <>)");
 	if (i >= argc)
 		msg_usage(usage_text, "no recipient given");
+	if (queue_rcpts_ok((size_t)(argc - i)) < 0)
+		msg_die(100, "5.5.3 too many recipients (%d): at most %d a "
+			"message; send it in parts; nothing was queued",
+			argc - i, QUEUE_RCPTS_MAX);
 	r = priv_become_mailuser(root);
 	if (r < 0)
 		msg_die(111, "4.3.0 cannot become the mail user of "

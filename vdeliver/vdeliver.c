@@ -406,7 +406,7 @@ int main(int argc, char **argv)
 	    signal(SIGXFSZ, SIG_IGN) == SIG_ERR)
 		msg_die(EX_TEMP, "4.3.0 cannot set up signals");
 	v->logfd = v->rootfd = v->spoolfd = -1;
-	v->root = args_start(&argc, argv, usage_text);
+	v->root = args_start_env(&argc, argv, usage_text, "f");
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {
 			i++;
