@@ -3,7 +3,7 @@
  *	mta-inject - put one message into the queue
  *
  * SYNOPSIS
- *	mta-inject [--root DIR] -f SENDER RCPT... < message
+ *	mta-inject [--root DIR] -f SENDER [--] RCPT... < message
  *
  * DESCRIPTION
  *	Reads a message on standard input, prepends a Received: line naming
@@ -13,7 +13,9 @@
  *	mta-send picks it up at once. CR LF line ends are stored as LF. An
  *	address without '@' is completed with control/me. -f '' (or -f '<>')
  *	gives the null sender of bounces. vdeliver uses it to send a message
- *	on to a remote destination of an alias or forward.
+ *	on to a remote destination of an alias or forward. The options end
+ *	at the first recipient (or "--"), and the word after -f is the
+ *	sender whatever it looks like (lib/args.h): give --root first.
  *
  * SECURITY
  *	Started as root it becomes the mail user before it opens anything.
@@ -22,11 +24,15 @@
  *	leaves their message in ROOT/drop/ for mta-send (docs/queue.md,
  *	"Local submission: ROOT/drop"). It reads only control/me and
  *	writes only into the queue and the log. Addresses with CR, LF or NUL
- *	are refused before they reach a file.
+ *	are refused before they reach a file; so are more than 1,000
+ *	recipients and an address that begins with '-', which a program it
+ *	is later passed to could take for an option (docs/queue.md, "Limits
+ *	at every entry").
  *
  * EXIT STATUS
  *	0 queued (the message is on disk, synced), 2 usage, 100 an address is
- *	invalid (nothing queued), 111 temporary failure (nothing queued).
+ *	invalid or there are more than 1,000 recipients (nothing queued),
+ *	111 temporary failure (nothing queued).
  *
  * DIAGNOSTICS
  *	One line on stderr starting with "mta-inject: ". A queued message is

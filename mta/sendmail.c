@@ -35,7 +35,12 @@
  *	user's login name at control/me. -f sets any sender, as Postfix's
  *	sendmail lets any local user do: the uid in the queue file, the log
  *	and the Received: line that mta-send adds tell who really sent it.
- *	A message over control/databytes is refused (exit 100). -bs is
+ *	A message over control/databytes is refused (exit 100), and so,
+ *	whichever way it would go, are more than 1,000 recipients and an
+ *	address beginning with '-' (docs/queue.md, "Limits at every
+ *	entry"). The options end at the first recipient (or "--"), and the
+ *	word after -f, -r, -F or -B is their value whatever it looks like
+ *	(lib/args.h): give --root before the recipients. -bs is
  *	refused (exit 111): it runs mta-smtpd, which writes the queue
  *	directly, so it needs root or the mail user.
  *
@@ -57,7 +62,8 @@
  * EXIT STATUS
  *	0 queued (or, for a local user, durably in drop/), 2 usage, 100 the
  *	message or an address is unusable (no recipient, a header block
- *	over 1 MiB, a message over control/databytes), 111 temporary
+ *	over 1 MiB, a message over control/databytes, more than 1,000
+ *	recipients, an address beginning with '-'), 111 temporary
  *	failure; with mta-inject, its own exit code.
  *
  * SEE ALSO

@@ -3,17 +3,17 @@
  *
  * mta-inject is the queue's door (docs/queue.md): `mta-inject --root ROOT
  * -fSENDER -- RCPT...` (the sender joined to its flag, the recipients
- * after "--": never read as options, lib/args.h) reads the message on standard input and exits 0
- * once it is queued and synced, 100 when it refuses an address, 111
- * otherwise. vdeliver runs the one that lies in its own directory (so a
- * test or a second installation uses its own), with execve, an argument
- * vector and a fixed environment, never a shell, and keeps the original
- * envelope sender, as qmail's forwards do. The copy carries the
- * Delivered-To: lines of its path, so that it is recognised as a loop if
- * it ever comes back. Destinations whose paths are the same go in one
- * call. mta-inject's output is read while the message is written, so
- * that neither side can block the other, and its first line is kept for
- * our diagnostic.
+ * after "--": never read as options, lib/args.h) reads the message on
+ * standard input and exits 0 once it is queued and synced, 100 when it
+ * refuses an address, 111 otherwise. vdeliver runs the one that lies
+ * in its own directory (so a test or a second installation uses its
+ * own), with execve, an argument vector and a fixed environment, never
+ * a shell, and keeps the original envelope sender, as qmail's forwards
+ * do. The copy carries the Delivered-To: lines of its path, so that it
+ * is recognised as a loop if it ever comes back. Destinations whose
+ * paths are the same go in one call. mta-inject's output is read while
+ * the message is written, so that neither side can block the other, and
+ * its first line is kept for our diagnostic.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -24,7 +24,9 @@
  *	quotas are checked and kept (maildirsize), and a warning is
  *	delivered once when a mailbox passes control/quotawarn percent.
  *	docs/vdeliver.md is the user's manual (lookup order, quotas, loops,
- *	Postfix and qmail set-ups).
+ *	Postfix and qmail set-ups). The options end at RECIPIENT (or "--"),
+ *	and the word after -f is the sender whatever it looks like, so that
+ *	no envelope value is ever read as --root or --help (lib/args.h).
  *
  *	--server is internal, for mta-send, which starts one such process
  *	and keeps it: standard input is then an AF_UNIX SOCK_SEQPACKET

@@ -551,7 +551,8 @@ int main(int argc, char **argv)
 	msg_init(argv[0]);
 	root = args_start_env(&argc, argv, usage_text, "");
 	if (argc > 1 && !strcmp(argv[1], "--")) {
-		argv[1] = argv[0];	/* mta-send's form: values after "--" */
+		/* mta-send's form: the envelope values after "--" */
+		argv[1] = argv[0];
 		argv++;
 		argc--;
 	} else if (argc > 1 && argv[1][0] == '-') {

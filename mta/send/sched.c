@@ -626,7 +626,7 @@ static int spawn(struct send *s, struct job *j)
 		argv[a++] = "vdeliver";
 		argv[a++] = "--root";
 		argv[a++] = s->root;
-		argv[a++] = fopt.s;	/* -fSENDER: one word, never --root */
+		argv[a++] = fopt.s;	/* -fSENDER: one word, not --root */
 		argv[a++] = "--";
 	}
 	for (i = 0; i < j->n; i++)

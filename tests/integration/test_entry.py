@@ -274,3 +274,14 @@ def test_queued_option_like_sender_does_not_pick_the_root_local(t):
     evil_new = os.path.join(d, "domains", DOMAIN, "b", "Maildir", "new")
     assert os.listdir(evil_new) == []
     assert stat.S_ISDIR(os.stat(evil_new).st_mode)
+
+
+def test_remote_arguments(t):
+    t.init()
+    # mta-send's form: the envelope values after "--", counted as before
+    p = t.run("mta-remote", "--", "only.test", "s@x.test", check=2)
+    assert "need DOMAIN, SENDER and a RCPT" in p.err, p.err
+    p = t.run("mta-remote", "--bogus", "d.test", "s@x.test", "r@d.test",
+              check=2)
+    assert "unknown option --bogus" in p.err, p.err
+    assert t.run("mta-remote", "--help", check=0).out.startswith("usage:")

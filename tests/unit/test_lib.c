@@ -1526,14 +1526,15 @@ static void test_args_env(void)
 			  env_cases[i].help);
 		got = args_root_env(&argc, v, env_cases[i].valued);
 		if (!env_cases[i].want) {
-			CHECK(tt_name("args.env_root_refused[%s]", label), !got);
+			CHECK(tt_name("args.env_root_refused[%s]", label),
+			      !got);
 			continue;
 		}
 		CHECK_STR(tt_name("args.env_root[%s]", label), got,
 			  env_cases[i].want);
 		for (j = 0; env_cases[i].want_argv[j]; j++)
-			bad |= (int)j >= argc || strcmp(v[j],
-						      env_cases[i].want_argv[j]);
+			bad |= (int)j >= argc ||
+			       strcmp(v[j], env_cases[i].want_argv[j]);
 		bad |= (int)j != argc || v[argc] != NULL;
 		CHECK(tt_name("args.env_root_argv[%s]", label), !bad);
 	}
