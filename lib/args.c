@@ -12,13 +12,31 @@
 
 #include "str.h"
 
-/* args_root - take --root out of argv and return the root to use */
-const char *args_root(int *argc, char **argv)
+/* step - how many words at argv[i] are options: 0 when argv[i] ends them
+ * ("--", or an envelope program's first operand), 2 for a short option of
+ * VALUED and its value, else 1. VALUED NULL: a command program (args.h) */
+static int step(int argc, char **argv, int i, const char *valued)
+{
+	const char *a = argv[i];
+
+	if (!strcmp(a, "--"))
+		return 0;
+	if (!valued)
+		return 1;
+	if (a[0] != '-' || !a[1])
+		return 0;
+	if (a[1] != '-' && !a[2] && strchr(valued, a[1]) && i + 1 < argc)
+		return 2;
+	return 1;
+}
+
+/* root_scan - take --root out of the options part of argv; the root */
+static const char *root_scan(int *argc, char **argv, const char *valued)
 {
 	const char *root = NULL;
-	int i, j;
+	int i, j, n;
 
-	for (i = 1; i < *argc && strcmp(argv[i], "--"); ) {
+	for (i = 1; i < *argc && (n = step(*argc, argv, i, valued)); ) {
 		int take = 0;
 
 		if (!strcmp(argv[i], "--root")) {
@@ -31,7 +49,7 @@ const char *args_root(int *argc, char **argv)
 			take = 1;
 		}
 		if (!take) {
-			i++;
+			i += n;
 			continue;
 		}
 		for (j = i; j + take <= *argc; j++)
@@ -47,29 +65,71 @@ const char *args_root(int *argc, char **argv)
 	return root;
 }
 
-/* args_has_help - 1 when --help or -h is among the arguments (before --) */
-int args_has_help(int argc, char **argv)
+/* help_scan - 1 when --help or -h is among the options */
+static int help_scan(int argc, char **argv, const char *valued)
 {
-	int i;
+	int i, n;
 
-	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
+	for (i = 1; i < argc && (n = step(argc, argv, i, valued)); i += n)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			return 1;
 	return 0;
 }
 
-/* args_start - the root, or exit: 2 for a bare --root, 0 after --help */
-const char *args_start(int *argc, char **argv, const char *usage)
+/* start - the root, or exit: 2 for a bare --root, 0 after --help */
+static const char *start(int *argc, char **argv, const char *usage,
+			 const char *valued)
 {
-	const char *root = args_root(argc, argv);
+	const char *root = root_scan(argc, argv, valued);
 
 	if (!root)
 		msg_usage(usage, "--root needs a directory");
-	if (args_has_help(*argc, argv)) {
+	if (help_scan(*argc, argv, valued)) {
 		fputs(usage, stdout);
 		exit(0);
 	}
 	return root;
+}
+
+/* the command programs' forms: only "--" ends the options */
+const char *args_root(int *argc, char **argv)
+{
+	return root_scan(argc, argv, NULL);
+}
+
+int args_has_help(int argc, char **argv)
+{
+	return help_scan(argc, argv, NULL);
+}
+
+const char *args_start(int *argc, char **argv, const char *usage)
+{
+	return start(argc, argv, usage, NULL);
+}
+
+/* the envelope programs' forms: the first operand ends the options too */
+const char *args_root_env(int *argc, char **argv, const char *valued)
+{
+	return root_scan(argc, argv, valued ? valued : "");
+}
+
+int args_has_help_env(int argc, char **argv, const char *valued)
+{
+	return help_scan(argc, argv, valued ? valued : "");
+}
+
+const char *args_start_env(int *argc, char **argv, const char *usage,
+			   const char *valued)
+{
+	return start(argc, argv, usage, valued ? valued : "");
+}
+
+/* args_sender_opt - "-fSENDER" as one word, "-f<>" for the null sender
+ * (a bare "-f" would take the next word as its value) */
+int args_sender_opt(struct str *out, const char *sender)
+{
+	out->len = 0;
+	return str_catf(out, "-f%s", *sender ? sender : "<>");
 }
 
 /* args_sibling - DIR/PROG, DIR being where this program's binary lies */

@@ -90,12 +90,27 @@ int queue_addr_plain(const char *addr, size_t len)
 	return 0;
 }
 
-/* qenv_add_rcpt - one more recipient */
+/* queue_addr_entry - not an address that a program could take for an
+ * option: its local part (its start) is not '-' */
+int queue_addr_entry(const char *addr, size_t len)
+{
+	return len && addr[0] == '-' ? -EINVAL : 0;
+}
+
+/* queue_rcpts_ok - N recipients are within the limit of every entry */
+int queue_rcpts_ok(size_t n)
+{
+	return n > QUEUE_RCPTS_MAX ? -E2BIG : 0;
+}
+
+/* qenv_add_rcpt - one more recipient; -E2BIG past QUEUE_RCPTS_MAX */
 int qenv_add_rcpt(struct qenv *e, const char *addr)
 {
 	size_t n = strlen(addr);
-	int r = queue_addr_ok(addr, n);
+	int r = queue_rcpts_ok(e->nrcpts + 1);
 
+	if (r == 0)
+		r = queue_addr_ok(addr, n);
 	if (r == 0 && n == 0)
 		r = -EINVAL;
 	if (r == 0)

@@ -39,6 +39,19 @@
 
 #define QUEUE_MAGIC "FQ1\n"
 
+/*
+ * Limits at every entry (SMTP, mta-inject, sendmail, drop/; SPEC "Mail
+ * flow" 1). QUEUE_RCPTS_MAX recipients a message at most: more made one
+ * message hold the scheduler for minutes. queue_rcpts_ok(N) is 0 when a
+ * message may have N recipients, else -E2BIG; qenv_add_rcpt() refuses the
+ * one past the limit with -E2BIG, and the drop/ pickup, which reads a
+ * whole envelope, asks queue_rcpts_ok(). queue_addr_entry() is -EINVAL for
+ * an address whose local part begins with '-': passed to a program it
+ * could be read as an option (lib/args.h); "" (the null sender) passes.
+ * Files already in the queue are not held to these: only entries are.
+ */
+#define QUEUE_RCPTS_MAX 1000
+
 struct qenv {
 	uint64_t arrival_us;
 	struct str sender;
@@ -62,6 +75,8 @@ void qenv_free(struct qenv *e);
 int qenv_add_rcpt(struct qenv *e, const char *addr);
 int queue_addr_ok(const char *addr, size_t len);
 int queue_addr_plain(const char *addr, size_t len);
+int queue_addr_entry(const char *addr, size_t len);
+int queue_rcpts_ok(size_t n);
 
 int qw_open(struct qwriter *w, const char *root, const struct qenv *e);
 int qw_body(struct qwriter *w, const void *buf, size_t n);

@@ -3,7 +3,7 @@
  *	mta-inject - put one message into the queue
  *
  * SYNOPSIS
- *	mta-inject [--root DIR] -f SENDER RCPT... < message
+ *	mta-inject [--root DIR] -f SENDER [--] RCPT... < message
  *
  * DESCRIPTION
  *	Reads a message on standard input, prepends a Received: line naming
@@ -13,7 +13,9 @@
  *	mta-send picks it up at once. CR LF line ends are stored as LF. An
  *	address without '@' is completed with control/me. -f '' (or -f '<>')
  *	gives the null sender of bounces. vdeliver uses it to send a message
- *	on to a remote destination of an alias or forward.
+ *	on to a remote destination of an alias or forward. The options end
+ *	at the first recipient (or "--"), and the word after -f is the
+ *	sender whatever it looks like (lib/args.h): give --root first.
  *
  * SECURITY
  *	Started as root it becomes the mail user before it opens anything.
@@ -22,11 +24,15 @@
  *	leaves their message in ROOT/drop/ for mta-send (docs/queue.md,
  *	"Local submission: ROOT/drop"). It reads only control/me and
  *	writes only into the queue and the log. Addresses with CR, LF or NUL
- *	are refused before they reach a file.
+ *	are refused before they reach a file; so are more than 1,000
+ *	recipients and an address that begins with '-', which a program it
+ *	is later passed to could take for an option (docs/queue.md, "Limits
+ *	at every entry").
  *
  * EXIT STATUS
  *	0 queued (the message is on disk, synced), 2 usage, 100 an address is
- *	invalid (nothing queued), 111 temporary failure (nothing queued).
+ *	invalid or there are more than 1,000 recipients (nothing queued),
+ *	111 temporary failure (nothing queued).
  *
  * DIAGNOSTICS
  *	One line on stderr starting with "mta-inject: ". A queued message is
@@ -85,6 +91,9 @@ static void qualify(const char *in, const char *me, struct str *out,
 		msg_die(111, "out of memory");
 	if (queue_addr_ok(out->s, out->len) < 0)
 		msg_die(100, "5.1.3 invalid address '%s': too long", in);
+	if (queue_addr_entry(out->s, out->len) < 0)
+		msg_die(100, "5.1.3 invalid address '%s': an address may not "
+			"begin with '-'", in);
 }
 
 /* received - the line that says where a local message came from */
@@ -147,7 +156,7 @@ int main(int argc, char **argv)
 
 	msg_init(argv[0]);
 	umask(077);
-	root = args_start(&argc, argv, usage_text);
+	root = args_start_env(&argc, argv, usage_text, "f");
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {
 			i++;
@@ -169,6 +178,10 @@ int main(int argc, char **argv)
 		msg_usage(usage_text, "no sender: give -f SENDER (-f '' for <>)");
 	if (i >= argc)
 		msg_usage(usage_text, "no recipient given");
+	if (queue_rcpts_ok((size_t)(argc - i)) < 0)
+		msg_die(100, "5.5.3 too many recipients (%d): at most %d a "
+			"message; send it in parts; nothing was queued",
+			argc - i, QUEUE_RCPTS_MAX);
 	r = priv_become_mailuser(root);
 	if (r < 0)
 		msg_die(111, "4.3.0 cannot become the mail user of "

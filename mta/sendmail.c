@@ -35,7 +35,12 @@
  *	user's login name at control/me. -f sets any sender, as Postfix's
  *	sendmail lets any local user do: the uid in the queue file, the log
  *	and the Received: line that mta-send adds tell who really sent it.
- *	A message over control/databytes is refused (exit 100). -bs is
+ *	A message over control/databytes is refused (exit 100), and so,
+ *	whichever way it would go, are more than 1,000 recipients and an
+ *	address beginning with '-' (docs/queue.md, "Limits at every
+ *	entry"). The options end at the first recipient (or "--"), and the
+ *	word after -f, -r, -F or -B is their value whatever it looks like
+ *	(lib/args.h): give --root before the recipients. -bs is
  *	refused (exit 111): it runs mta-smtpd, which writes the queue
  *	directly, so it needs root or the mail user.
  *
@@ -57,7 +62,8 @@
  * EXIT STATUS
  *	0 queued (or, for a local user, durably in drop/), 2 usage, 100 the
  *	message or an address is unusable (no recipient, a header block
- *	over 1 MiB, a message over control/databytes), 111 temporary
+ *	over 1 MiB, a message over control/databytes, more than 1,000
+ *	recipients, an address beginning with '-'), 111 temporary
  *	failure; with mta-inject, its own exit code.
  *
  * SEE ALSO
@@ -245,7 +251,7 @@ static int add_addresses(const char *v, struct str *out, size_t *n)
 static int run_inject(const char *root, const char *sender, struct str *rcpts,
 		      size_t n, pid_t *pid_r)
 {
-	struct str prog = STR_INIT;
+	struct str prog = STR_INIT, fopt = STR_INIT;
 	char **av;
 	size_t i, k = 0, pos;
 	int p[2];
@@ -257,7 +263,8 @@ static int run_inject(const char *root, const char *sender, struct str *rcpts,
 		return -errno;
 	self[len] = 0;
 	*strrchr(self, '/') = 0;
-	if (str_catf(&prog, "%s/mta-inject", self))
+	if (str_catf(&prog, "%s/mta-inject", self) ||
+	    args_sender_opt(&fopt, sender))
 		return -ENOMEM;
 	av = calloc(n + 7, sizeof *av);
 	if (!av || pipe(p) < 0)
@@ -265,8 +272,7 @@ static int run_inject(const char *root, const char *sender, struct str *rcpts,
 	av[k++] = prog.s;
 	av[k++] = (char *)"--root";
 	av[k++] = (char *)root;
-	av[k++] = (char *)"-f";
-	av[k++] = (char *)sender;
+	av[k++] = fopt.s;	/* one word: never read as an option */
 	av[k++] = (char *)"--";
 	for (i = 0, pos = 0; i < n; i++, pos += strlen(rcpts->s + pos) + 1)
 		av[k++] = rcpts->s + pos;
@@ -285,6 +291,7 @@ static int run_inject(const char *root, const char *sender, struct str *rcpts,
 	close(p[0]);
 	free(av);
 	str_free(&prog);
+	str_free(&fopt);
 	return p[1];
 }
 
@@ -401,6 +408,28 @@ static void qualify(const char *in, const char *me, struct str *out,
 		msg_die(111, "out of memory");
 	if (queue_addr_plain(out->s, out->len) < 0)
 		msg_die(100, "5.1.3 invalid address '%s'", in);
+	if (queue_addr_entry(out->s, out->len) < 0)
+		msg_die(100, "5.1.3 invalid address '%s': an address may not "
+			"begin with '-'", in);
+}
+
+/* check_envelope - what any entry refuses, refused before anything is
+ * written or started, whichever way the message goes: more recipients
+ * than QUEUE_RCPTS_MAX, an address qualify() would not let through */
+static void check_envelope(const char *me, const char *sender,
+			   const struct str *rcpts, size_t nr)
+{
+	struct str a = STR_INIT;
+	size_t i, pos;
+
+	if (queue_rcpts_ok(nr) < 0)
+		msg_die(100, "5.5.3 too many recipients (%zu): at most %d a "
+			"message; send it in parts; nothing was sent", nr,
+			QUEUE_RCPTS_MAX);
+	qualify(sender, me, &a, 1);
+	for (i = 0, pos = 0; i < nr; i++, pos += strlen(rcpts->s + pos) + 1)
+		qualify(rcpts->s + pos, me, &a, 0);
+	str_free(&a);
 }
 
 /* drop_open - a new drop/NAME.tmp holding the envelope. NAME is the uid,
@@ -506,7 +535,7 @@ int main(int argc, char **argv)
 	FILE *out;
 
 	msg_init(argv[0]);
-	root = args_start(&argc, argv, usage_text);
+	root = args_start_env(&argc, argv, usage_text, "fFrB");
 	parse_args(argc, argv, &o);
 	if (o.bs) {
 		char self[4096];
@@ -591,6 +620,7 @@ int main(int argc, char **argv)
 	if (nr == 0)
 		msg_die(100, "no recipients: name them on the command line or "
 			"use -t with To:, Cc: or Bcc: headers");
+	check_envelope(me.s, sender.s, &rcpts, nr);
 	if (str_catf(&qtmp, "%s/queue/tmp", root))
 		msg_die(111, "out of memory");
 	signal(SIGPIPE, SIG_IGN);

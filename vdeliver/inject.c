@@ -2,17 +2,18 @@
  * inject - remote destinations handed to the queue through mta-inject.
  *
  * mta-inject is the queue's door (docs/queue.md): `mta-inject --root ROOT
- * -f SENDER -- RCPT...` reads the message on standard input and exits 0
- * once it is queued and synced, 100 when it refuses an address, 111
- * otherwise. vdeliver runs the one that lies in its own directory (so a
- * test or a second installation uses its own), with execve, an argument
- * vector and a fixed environment, never a shell, and keeps the original
- * envelope sender, as qmail's forwards do. The copy carries the
- * Delivered-To: lines of its path, so that it is recognised as a loop if
- * it ever comes back. Destinations whose paths are the same go in one
- * call. mta-inject's output is read while the message is written, so
- * that neither side can block the other, and its first line is kept for
- * our diagnostic.
+ * -fSENDER -- RCPT...` (the sender joined to its flag, the recipients
+ * after "--": never read as options, lib/args.h) reads the message on
+ * standard input and exits 0 once it is queued and synced, 100 when it
+ * refuses an address, 111 otherwise. vdeliver runs the one that lies
+ * in its own directory (so a test or a second installation uses its
+ * own), with execve, an argument vector and a fixed environment, never
+ * a shell, and keeps the original envelope sender, as qmail's forwards
+ * do. The copy carries the Delivered-To: lines of its path, so that it
+ * is recognised as a loop if it ever comes back. Destinations whose
+ * paths are the same go in one call. mta-inject's output is read while
+ * the message is written, so that neither side can block the other, and
+ * its first line is kept for our diagnostic.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,7 @@
 /* the argument vector of the current call; static, so that a failure
  * exiting in the middle leaves nothing for the leak checker */
 static char **argv;
+static struct str fopt;	/* -fSENDER */
 
 /* inject_path - DIR/mta-inject, DIR being where this program lies */
 int inject_path(struct str *out)
@@ -134,13 +136,12 @@ static void run(struct vd *v, const struct str *path, struct target *t,
 
 	free(argv);
 	argv = calloc(v->n + 8, sizeof *argv);
-	if (!argv)
+	if (!argv || args_sender_opt(&fopt, v->sender) < 0)
 		vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
 	argv[k++] = path->s;
 	argv[k++] = "--root";
 	argv[k++] = (char *)v->root;
-	argv[k++] = "-f";
-	argv[k++] = (char *)v->sender;
+	argv[k++] = fopt.s;	/* -fSENDER, one word: never an option */
 	argv[k++] = "--";
 	for (i = 0; i < v->n; i++) {
 		struct target *u = &v->t[i];
@@ -267,6 +268,7 @@ static void run(struct vd *v, const struct str *path, struct target *t,
 	vd_log(v, "handed msg for %s to the queue: %s", v->rcpt.s, who.s);
 	free(argv);
 	argv = NULL;
+	str_free(&fopt);
 	str_free(&pre);
 	str_free(&out);
 	str_free(&who);

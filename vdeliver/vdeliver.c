@@ -24,7 +24,9 @@
  *	quotas are checked and kept (maildirsize), and a warning is
  *	delivered once when a mailbox passes control/quotawarn percent.
  *	docs/vdeliver.md is the user's manual (lookup order, quotas, loops,
- *	Postfix and qmail set-ups).
+ *	Postfix and qmail set-ups). The options end at RECIPIENT (or "--"),
+ *	and the word after -f is the sender whatever it looks like, so that
+ *	no envelope value is ever read as --root or --help (lib/args.h).
  *
  *	--server is internal, for mta-send, which starts one such process
  *	and keeps it: standard input is then an AF_UNIX SOCK_SEQPACKET
@@ -406,7 +408,7 @@ int main(int argc, char **argv)
 	    signal(SIGXFSZ, SIG_IGN) == SIG_ERR)
 		msg_die(EX_TEMP, "4.3.0 cannot set up signals");
 	v->logfd = v->rootfd = v->spoolfd = -1;
-	v->root = args_start(&argc, argv, usage_text);
+	v->root = args_start_env(&argc, argv, usage_text, "f");
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {
 			i++;

@@ -3,7 +3,7 @@
  *	mta-remote - deliver one message to the SMTP servers of one domain
  *
  * SYNOPSIS
- *	mta-remote [--root DIR] DOMAIN SENDER RCPT... < message
+ *	mta-remote [--root DIR] [--] DOMAIN SENDER RCPT... < message
  *
  * DESCRIPTION
  *	Started by mta-send once per (message, remote domain), as qmail-send
@@ -77,7 +77,8 @@
 #define DNS_TRY_MS 5000
 
 static const char usage_text[] =
-	"usage: mta-remote [--root DIR] DOMAIN SENDER RCPT... < message\n";
+	"usage: mta-remote [--root DIR] [--] DOMAIN SENDER RCPT... "
+	"< message\n";
 
 /* a host to try: its name (for SNI and the loop check), addresses, port */
 struct target {
@@ -548,7 +549,15 @@ int main(int argc, char **argv)
 	int r;
 
 	msg_init(argv[0]);
-	root = args_start(&argc, argv, usage_text);
+	root = args_start_env(&argc, argv, usage_text, "");
+	if (argc > 1 && !strcmp(argv[1], "--")) {
+		/* mta-send's form: the envelope values after "--" */
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	} else if (argc > 1 && argv[1][0] == '-') {
+		msg_usage(usage_text, "unknown option %s", argv[1]);
+	}
 	if (argc < 4)
 		msg_usage(usage_text, "need DOMAIN, SENDER and a RCPT");
 	signal(SIGPIPE, SIG_IGN);

@@ -103,8 +103,8 @@ static void refuse(struct send *s, const char *path, uid_t uid,
 	str_free(&w);
 }
 
-/* check_env - only what sendmail writes, with addresses mta-inject would
- * let in; NULL if it is fine */
+/* check_env - only what sendmail writes, within the limits of every entry
+ * (lib/queue.h), with addresses mta-inject would let in; NULL if fine */
 static const char *check_env(const struct qenv *e)
 {
 	size_t i;
@@ -112,11 +112,16 @@ static const char *check_env(const struct qenv *e)
 	if (e->client.len || e->helo.len || e->auth.len || e->proto.len ||
 	    e->dbl)
 		return "a record sendmail never writes (C, H, A, P or B)";
-	if (e->sender.len && queue_addr_plain(e->sender.s, e->sender.len) < 0)
+	if (queue_rcpts_ok(e->nrcpts) < 0)
+		return "more recipients than the limit of every entry (1,000)";
+	if (e->sender.len &&
+	    (queue_addr_plain(e->sender.s, e->sender.len) < 0 ||
+	     queue_addr_entry(e->sender.s, e->sender.len) < 0))
 		return "an invalid sender address";
 	for (i = 0; i < e->rcpts.len; i += strlen(e->rcpts.s + i) + 1)
 		if (queue_addr_plain(e->rcpts.s + i,
-				     strlen(e->rcpts.s + i)) < 0)
+				     strlen(e->rcpts.s + i)) < 0 ||
+		    queue_addr_entry(e->rcpts.s + i, 1) < 0)
 			return "an invalid recipient address";
 	return NULL;
 }

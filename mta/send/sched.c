@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "acct.h"
+#include "args.h"
 #include "fsx.h"
 #include "send.h"
 
@@ -584,6 +585,7 @@ static int spawn(struct send *s, struct job *j)
 {
 	struct mstate *st = j->m->st;
 	posix_spawn_file_actions_t fa;
+	struct str fopt = STR_INIT;
 	const char **argv;
 	int fd, p[2], r;
 	size_t a = 0, i;
@@ -605,7 +607,9 @@ static int spawn(struct send *s, struct job *j)
 		return 0;
 	}
 	argv = calloc(j->n + 8, sizeof *argv);
-	if (!argv) {
+	if (!argv || args_sender_opt(&fopt, str_cstr(&st->env.sender)) < 0) {
+		free(argv);
+		str_free(&fopt);
 		close(fd);
 		close(p[0]);
 		close(p[1]);
@@ -615,14 +619,14 @@ static int spawn(struct send *s, struct job *j)
 		argv[a++] = "mta-remote";
 		argv[a++] = "--root";
 		argv[a++] = s->root;
+		argv[a++] = "--";	/* envelope values: never options */
 		argv[a++] = domain_of(st->addr[j->idx[0]]);
 		argv[a++] = str_cstr(&st->env.sender);
 	} else {
 		argv[a++] = "vdeliver";
 		argv[a++] = "--root";
 		argv[a++] = s->root;
-		argv[a++] = "-f";
-		argv[a++] = str_cstr(&st->env.sender);
+		argv[a++] = fopt.s;	/* -fSENDER: one word, not --root */
 		argv[a++] = "--";
 	}
 	for (i = 0; i < j->n; i++)
@@ -652,6 +656,7 @@ static int spawn(struct send *s, struct job *j)
 	close(fd);
 	close(p[1]);
 	free(argv);
+	str_free(&fopt);
 	if (r != 0) {
 		close(p[0]);
 		return -r;

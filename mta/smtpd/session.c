@@ -192,6 +192,11 @@ static void cmd_mail(struct session *s, const char *arg)
 		refuse(s, "501 5.1.7 bad sender address syntax");
 		return;
 	}
+	if (queue_addr_entry(s->env.sender.s, s->env.sender.len) < 0) {
+		txn_reset(s);
+		refuse(s, "553 5.1.3 an address may not begin with '-'");
+		return;
+	}
 	if ((why = mail_params(s, rest))) {
 		refuse(s, why);
 		return;
@@ -219,7 +224,7 @@ static void cmd_rcpt(struct session *s, const char *arg)
 		refuse(s, "503 5.5.1 MAIL first");
 		return;
 	}
-	if (s->env.nrcpts >= SMTPD_RCPT_MAX) {
+	if (queue_rcpts_ok(s->env.nrcpts + 1) < 0) {
 		refuse(s, "452 4.5.3 too many recipients");
 		return;
 	}
@@ -230,6 +235,10 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	}
 	if (addr_parse(p, &a, &rest, 0) < 0) {
 		refuse(s, "501 5.1.3 bad recipient address syntax");
+		goto out;
+	}
+	if (queue_addr_entry(a.s, a.len) < 0) {
+		refuse(s, "553 5.1.3 an address may not begin with '-'");
 		goto out;
 	}
 	while (*rest == ' ')

@@ -28,7 +28,6 @@
 
 #define SMTPD_CMD_MAX 512	/* RFC 5321 4.5.3.1.4, CR LF included */
 #define SMTPD_TEXT_MAX 1000	/* RFC 5321 4.5.3.1.6, CR LF included */
-#define SMTPD_RCPT_MAX 1000
 #define SMTPD_IBUF 16384
 
 enum port_kind { PORT_SMTP, PORT_SUBMISSION, PORT_SMTPS };

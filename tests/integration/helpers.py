@@ -22,10 +22,13 @@ class Ctx:
 
     def run(self, prog, *args, input=None, root=True, env=None, check=None,
             timeout=120):
-        """Run a built program; root=True adds --root of the current root."""
-        argv = [self.bin(prog)] + [str(a) for a in args]
+        """Run a built program; root=True adds --root of the current root,
+        first: mta-inject, sendmail, vdeliver and mta-remote end their
+        options at the first address (lib/args.h)."""
+        argv = [self.bin(prog)]
         if root and self.root:
             argv += ["--root", self.root]
+        argv += [str(a) for a in args]
         e = dict(os.environ)
         e.pop("FACTEUR_ROOT", None)
         e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "detect_leaks=1")

@@ -53,7 +53,7 @@ def as_user(t, uid, argv, input=b"", gid=None):
 
 
 def user_sendmail(t, *args, input, uid=NOBODY):
-    return as_user(t, uid, ["sendmail", *args, "--root", t.root],
+    return as_user(t, uid, ["sendmail", "--root", t.root, *args],
                    input=input, gid=65534)
 
 

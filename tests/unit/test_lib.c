@@ -1454,6 +1454,100 @@ static void test_args(void)
 	}
 }
 
+/* envelope programs (args.h): the first operand and "--" end the options,
+ * a valued option's value is never an option; FACTEUR_ROOT unset */
+static const struct {
+	const char *label;
+	const char *valued;
+	const char *argv[8];		/* NULL-terminated */
+	const char *want;		/* NULL: refused */
+	const char *want_argv[8];
+	int help;
+} env_cases[] = {
+	{"before_operands", "f", {"mta-inject", "--root", "/r", "-f", "s@x",
+	 "r@x", NULL}, "/r", {"mta-inject", "-f", "s@x", "r@x", NULL}, 0},
+	{"rcpt_is_not_root", "f", {"mta-inject", "-f", "s@x", "v@x",
+	 "--root=/evil@x", NULL}, ROOT_DEFAULT, {"mta-inject", "-f", "s@x",
+	 "v@x", "--root=/evil@x", NULL}, 0},
+	{"rcpt_pair_is_not_root", "", {"mta-remote", "d", "s@x", "--root",
+	 "/evil", NULL}, ROOT_DEFAULT, {"mta-remote", "d", "s@x", "--root",
+	 "/evil", NULL}, 0},
+	{"sender_value_is_not_root", "f", {"vdeliver", "-f", "--root=/evil",
+	 "r@x", NULL}, ROOT_DEFAULT, {"vdeliver", "-f", "--root=/evil", "r@x",
+	 NULL}, 0},
+	{"sender_value_root_pair", "f", {"vdeliver", "--root", "/r", "-f",
+	 "--root", "/evil", NULL}, "/r", {"vdeliver", "-f", "--root", "/evil",
+	 NULL}, 0},
+	{"joined_sender", "f", {"vdeliver", "-f--root=/evil", "--root", "/r",
+	 "r@x", NULL}, "/r", {"vdeliver", "-f--root=/evil", "r@x", NULL}, 0},
+	{"after_dashdash", "f", {"mta-inject", "--root=/r", "-fs@x", "--",
+	 "--root=/evil@x", NULL}, "/r", {"mta-inject", "-fs@x", "--",
+	 "--root=/evil@x", NULL}, 0},
+	{"after_flags", "fFrB", {"sendmail", "-t", "-i", "-B", "8BITMIME",
+	 "--root", "/r", NULL}, "/r", {"sendmail", "-t", "-i", "-B",
+	 "8BITMIME", NULL}, 0},
+	{"dash_alone_is_operand", "f", {"vdeliver", "-", "--root", "/evil",
+	 NULL}, ROOT_DEFAULT, {"vdeliver", "-", "--root", "/evil", NULL}, 0},
+	{"help", "f", {"mta-inject", "-f", "s@x", "--help", NULL},
+	 ROOT_DEFAULT, {"mta-inject", "-f", "s@x", "--help", NULL}, 1},
+	{"help_as_rcpt", "f", {"mta-inject", "-f", "s@x", "r@x", "--help",
+	 NULL}, ROOT_DEFAULT, {"mta-inject", "-f", "s@x", "r@x", "--help",
+	 NULL}, 0},
+	{"help_as_sender", "f", {"mta-inject", "-f", "--help", "r@x", NULL},
+	 ROOT_DEFAULT, {"mta-inject", "-f", "--help", "r@x", NULL}, 0},
+	{"help_after_dashdash", "", {"mta-remote", "--", "--help", NULL},
+	 ROOT_DEFAULT, {"mta-remote", "--", "--help", NULL}, 0},
+	{"bare_root", "f", {"vdeliver", "--root", NULL}, NULL, {NULL}, 0},
+};
+
+/* test_args_env - where an envelope program's options end */
+static void test_args_env(void)
+{
+	const char *saved = getenv("FACTEUR_ROOT");
+	char *keep = saved ? strdup(saved) : NULL;
+	struct str o = STR_INIT;
+	size_t i, j;
+
+	unsetenv("FACTEUR_ROOT");
+	for (i = 0; i < sizeof env_cases / sizeof env_cases[0]; i++) {
+		char store[8][32], *v[8];
+		const char *got, *label = env_cases[i].label;
+		int argc = 0, bad = 0;
+
+		for (j = 0; env_cases[i].argv[j]; j++) {
+			snprintf(store[j], sizeof store[j], "%s",
+				 env_cases[i].argv[j]);
+			v[j] = store[j];
+		}
+		argc = (int)j;
+		v[j] = NULL;
+		CHECK_INT(tt_name("args.env_help[%s]", label),
+			  args_has_help_env(argc, v, env_cases[i].valued),
+			  env_cases[i].help);
+		got = args_root_env(&argc, v, env_cases[i].valued);
+		if (!env_cases[i].want) {
+			CHECK(tt_name("args.env_root_refused[%s]", label),
+			      !got);
+			continue;
+		}
+		CHECK_STR(tt_name("args.env_root[%s]", label), got,
+			  env_cases[i].want);
+		for (j = 0; env_cases[i].want_argv[j]; j++)
+			bad |= (int)j >= argc ||
+			       strcmp(v[j], env_cases[i].want_argv[j]);
+		bad |= (int)j != argc || v[argc] != NULL;
+		CHECK(tt_name("args.env_root_argv[%s]", label), !bad);
+	}
+	if (keep)
+		setenv("FACTEUR_ROOT", keep, 1);
+	free(keep);
+	CHECK("args.sender_opt", args_sender_opt(&o, "--root=/x@y") == 0 &&
+	      str_eqs(&o, "-f--root=/x@y"));
+	CHECK("args.sender_opt_null", args_sender_opt(&o, "") == 0 &&
+	      str_eqs(&o, "-f<>"));
+	str_free(&o);
+}
+
 /* ---- db ----------------------------------------------------------- */
 
 /* query_int - the first column of the first row, or -1 */
@@ -1562,6 +1656,7 @@ int main(void)
 	test_pw_cram();
 	test_log();
 	test_args();
+	test_args_env();
 	test_db();
 	CHECK_INT("cleanup", fsx_rmtree(scratch), 0);
 	CHECK_INT("cleanup_gone", exists(scratch), 0);

@@ -187,6 +187,31 @@ int main(void)
 		 queue_addr_plain("ab", 2) < 0 && queue_addr_plain("@b", 2) < 0 &&
 		 queue_addr_plain("a@", 2) < 0 && queue_addr_plain("", 0) < 0,
 		 "addr_plain", "wrong verdict");
+	/* the entry rules (SPEC "Limits at every entry") */
+	tt_check(queue_addr_entry("a@b", 3) == 0 &&
+		 queue_addr_entry("", 0) == 0 &&
+		 queue_addr_entry("a-b@c", 5) == 0 &&
+		 queue_addr_entry("-a@b", 4) == -EINVAL &&
+		 queue_addr_entry("--root=/x@y", 11) == -EINVAL,
+		 "addr_entry", "wrong verdict");
+	tt_check(queue_rcpts_ok(QUEUE_RCPTS_MAX) == 0 &&
+		 queue_rcpts_ok(QUEUE_RCPTS_MAX + 1) == -E2BIG &&
+		 QUEUE_RCPTS_MAX == 1000, "rcpts_ok", "wrong verdict");
+	{
+		struct qenv many;
+		size_t k;
+
+		r = 0;
+		qenv_init(&many);
+		for (k = 0; k < QUEUE_RCPTS_MAX && r == 0; k++)
+			r = qenv_add_rcpt(&many, "r@example.test");
+		tt_check(r == 0 && many.nrcpts == QUEUE_RCPTS_MAX,
+			 "add_rcpt_1000", "r=%d n=%zu", r, many.nrcpts);
+		r = qenv_add_rcpt(&many, "r@example.test");
+		tt_check(r == -E2BIG && many.nrcpts == QUEUE_RCPTS_MAX,
+			 "add_rcpt_1001", "r=%d n=%zu", r, many.nrcpts);
+		qenv_free(&many);
+	}
 
 	fsx_rmtree(root);
 	str_free(&p);

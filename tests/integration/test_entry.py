@@ -1,0 +1,287 @@
+"""test_entry - the limits of every entry (SPEC "Mail flow" 1, "Limits at
+every entry") and envelope values that look like options.
+
+An address whose local part begins with '-' is refused by mta-smtpd at
+MAIL and RCPT (553 5.1.3), by mta-inject and sendmail (exit 100, nothing
+queued) and by mta-send's drop/ pickup (the file quarantined); at most
+1,000 recipients a message at each of them. A queue file that carries such
+an address anyway (written here, past every entry) is delivered without
+mta-remote or vdeliver reading it as --root (lib/args.h).
+"""
+import os
+import re
+import shutil
+import stat
+import time
+
+from test_queue import queued, read_queue_file
+from test_send import DOMAIN, Sender, maildir, own, setup, wait_files
+from test_sendmail_user import (can_switch, drop_names, fq1, put,
+                                user_sendmail)
+from test_smtpd import codes, inetd
+
+# each is refused as a recipient and as a sender, wherever it comes in
+BAD = ["--root=/tmp/evil@remote.invalid", "--root=X", "--help"]
+MSG = "Subject: t\n\nbody\n"
+
+
+def nothing_queued(t):
+    assert queued(t) == [], queued(t)
+
+
+def refused(p, prog):
+    """exit 100 with one clear line on stderr naming the program"""
+    assert p.returncode == 100, (p.returncode, p.out, p.err)
+    lines = p.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(prog + ": "), p.err
+    return lines[0]
+
+
+def test_inject_refuses_option_like_addresses(t):
+    t.init()
+    for bad in BAD:
+        for args in (["-f", "s@x.test", "ok@x.test", bad],
+                     ["-f", "s@x.test", "--", bad],
+                     ["-f", bad, "ok@x.test"],
+                     ["-f" + bad, "ok@x.test"]):
+            p = t.run("mta-inject", *args, input=MSG)
+            err = refused(p, "mta-inject")
+            assert "5.1.3" in err and "'-'" in err, (args, err)
+            nothing_queued(t)
+    # the one form that is a flag is still one
+    assert t.run("mta-inject", "--help", check=0).out.startswith("usage:")
+
+
+def test_sendmail_refuses_option_like_addresses(t):
+    t.init()
+    for bad in BAD:
+        for args in (["ok@x.test", bad], ["--", bad], ["-f", bad,
+                                                       "ok@x.test"]):
+            p = t.run("sendmail", *args, input=MSG)
+            err = refused(p, "sendmail")
+            assert "5.1.3" in err and "'-'" in err, (args, err)
+            nothing_queued(t)
+        for hdr in (f"To: x <{bad}>", f"Cc: ok@x.test, {bad}",
+                    f"Bcc: {bad}"):
+            p = t.run("sendmail", "-t", input=f"{hdr}\n{MSG}")
+            refused(p, "sendmail")
+            nothing_queued(t)
+    assert t.run("sendmail", "--help", check=0).out.startswith("usage:")
+
+
+def test_smtpd_refuses_option_like_addresses(t):
+    t.init()
+    for bad in BAD:
+        addr = bad if "@" in bad else bad + "@remote.invalid"
+        # a relay client, so that only the address itself can be refused
+        lines, _ = inetd(t, (f"HELO c\r\nMAIL FROM:<{addr}>\r\n"
+                             "RCPT TO:<ok@remote.invalid>\r\n"
+                             f"MAIL FROM:<ok@x.test>\r\n"
+                             f"RCPT TO:<{addr}>\r\nQUIT\r\n").encode(),
+                         ip="127.0.0.1")
+        assert codes(lines) == ["220", "250", "553", "503", "250", "553",
+                                "221"], lines
+        assert [ln for ln in lines if ln.startswith("553")] == [
+            "553 5.1.3 an address may not begin with '-'"] * 2, lines
+        nothing_queued(t)
+
+
+def test_inject_and_sendmail_recipient_limit(t):
+    t.init()
+    many = [f"r{i}@x.test" for i in range(1001)]
+    err = refused(t.run("mta-inject", "-f", "s@x.test", *many, input=MSG),
+                  "mta-inject")
+    assert "too many recipients" in err and "1000" in err, err
+    nothing_queued(t)
+    err = refused(t.run("sendmail", *many, input=MSG), "sendmail")
+    assert "too many recipients" in err, err
+    nothing_queued(t)
+    # -t: spread over To, Cc and Bcc, folded, as a script would write them
+    hdr = ("To: " + ",\n ".join(many[:400]) + "\nCc: " +
+           ",\n ".join(many[400:800]) + "\nBcc: " +
+           ",\n ".join(many[800:]))
+    err = refused(t.run("sendmail", "-t", input=hdr + "\n" + MSG),
+                  "sendmail")
+    assert "too many recipients" in err, err
+    nothing_queued(t)
+    # 1,000 is within the limit, at each of them
+    t.run("mta-inject", "-f", "s@x.test", *many[:1000], input=MSG, check=0)
+    t.run("sendmail", *many[:1000], input=MSG, check=0)
+    hdr = "To: " + ",\n ".join(many[:500]) + "\nBcc: " + ",\n ".join(
+        many[500:1000])
+    t.run("sendmail", "-t", input=hdr + "\n" + MSG, check=0)
+    files = queued(t)
+    assert len(files) == 3, files
+    for f in files:
+        recs, _ = read_queue_file(f)
+        assert [k for k, _ in recs].count("R") == 1000
+
+
+def test_user_sendmail_refuses_before_drop(t):
+    if not can_switch():
+        return
+    setup(t, users=("b",))
+    for bad in BAD:
+        for args in ([f"b@{DOMAIN}", bad], ["-f", bad, f"b@{DOMAIN}"]):
+            refused(user_sendmail(t, *args, input=MSG), "sendmail")
+    many = [f"r{i}@x.test" for i in range(1001)]
+    err = refused(user_sendmail(t, *many, input=MSG), "sendmail")
+    assert "too many recipients" in err, err
+    assert drop_names(t) == []
+    assert user_sendmail(t, *many[:1000], input=MSG).returncode == 0
+    assert len(drop_names(t)) == 1
+
+
+def test_drop_files_past_the_limits_are_refused(t):
+    if not can_switch():
+        return
+    setup(t, users=("b",))
+    # remote recipients lead nowhere fast: a refused connection defers
+    with open(t.path("control", "smtproutes"), "w") as f:
+        f.write("x.test:127.0.0.1:1\n")
+    many = [f"r{i}@x.test" for i in range(1001)]
+    body = b"Subject: d\n\nx\n"
+    put(t, "many", fq1(f"s@{DOMAIN}", many, body))
+    put(t, "thousand", fq1(f"s@{DOMAIN}", many[:1000], body))
+    want = {"many": "more recipients than the limit"}
+    for i, bad in enumerate(BAD):
+        addr = bad if "@" in bad else bad + "@x.test"
+        put(t, f"rcpt{i}", fq1(f"s@{DOMAIN}", [f"b@{DOMAIN}", addr], body))
+        put(t, f"sender{i}", fq1(addr, [f"b@{DOMAIN}"], body))
+        want[f"rcpt{i}"] = "an invalid recipient address"
+        want[f"sender{i}"] = "an invalid sender address"
+    s = Sender(t)
+    try:
+        s.wait_log(r"quarantine \S+/drop/", count=len(want))
+        s.wait_log(r"drop thousand from uid \d+: queued as msg")
+        log = s.log()
+    finally:
+        s.stop()
+    for name, why in want.items():
+        assert re.search(rf"quarantine \S+/drop/{name}: from uid \d+: "
+                         rf"{re.escape(why)}", log), (name, log)
+    assert set(os.listdir(t.path("queue", "quarantine"))) == set(want)
+    assert drop_names(t) == []
+    assert maildir(t, "b") == []       # nothing of a refused file
+
+
+# --- past every entry: a queue file written by hand ----
+
+def plant(t, name, sender, rcpts, body=b"Subject: q\n\nplanted\n"):
+    """a queue file in queue/new/ named as lib/queue.c names it"""
+    tmp = t.path("queue", "tmp", name)
+    with open(tmp, "wb") as f:
+        f.write(fq1(sender, rcpts, body))
+    ino = os.stat(tmp).st_ino
+    dst = t.path("queue", "new", "%x.%x" % (int(time.time() * 1e6), ino))
+    os.rename(tmp, dst)
+    own(t, dst)
+    return dst
+
+
+def copy_owned(t, src, dst):
+    """SRC's directories and regular files (no FIFO: opening one would
+    block) into DST, with their modes and owners: a root as good as the
+    real one, for a --root that must never be used"""
+    def specials(d, names):
+        return [n for n in names if not (
+            os.path.isdir(os.path.join(d, n)) or
+            os.path.isfile(os.path.join(d, n)))]
+    shutil.copytree(src, dst, symlinks=True, ignore=specials)
+    for d, dirs, files in os.walk(src):
+        for n in [""] + dirs + files:
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            os.lchown(os.path.join(dst, os.path.relpath(p, src)),
+                      st.st_uid, st.st_gid)
+
+
+def evil_root(t, name, parts=("control",)):
+    d = os.path.join(t.tmp, name)
+    os.mkdir(d, 0o755)
+    for part in parts:
+        copy_owned(t, t.path(part), os.path.join(d, part))
+    return d
+
+
+def wait_for(what, cond, timeout, s):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        assert s.p.poll() is None, "mta-send died:\n" + s.log()
+        time.sleep(0.05)
+    raise AssertionError(f"no {what} after {timeout} s:\n" + s.log())
+
+
+def test_queued_option_like_addresses_do_not_pick_the_root_remote(t):
+    from test_remote import Peer, free_port
+    setup(t)
+    sink = Peer("127.0.0.2", free_port("127.0.0.2"))
+    evil = Peer("127.0.0.2", free_port("127.0.0.2"))
+    try:
+        with open(t.path("control", "smtproutes"), "w") as f:
+            f.write("remote.test:127.0.0.2\n")
+        with open(t.path("control", "remoteport"), "w") as f:
+            f.write(f"{sink.port}\n")
+        # the root "--root=EVIL@remote.test" would name: its routes lead
+        # to the other listener
+        d = evil_root(t, "evil@remote.test")
+        with open(os.path.join(d, "control", "smtproutes"), "w") as f:
+            f.write(f"remote.test:127.0.0.2:{evil.port}\n")
+        bad = f"--root={d}"
+        assert bad.endswith("@remote.test")
+        plant(t, "a", f"a@{DOMAIN}", ["v@remote.test", bad])
+        plant(t, "b", bad, ["w@remote.test"])
+        s = Sender(t)
+        try:
+            wait_for("two transactions (or one at the wrong listener)",
+                     lambda: len(transactions(sink)) >= 2 or
+                     evil.sessions, 30, s)
+            log = s.log()
+        finally:
+            s.stop()
+        got = sorted((m, sorted(r)) for m, r, _ in transactions(sink))
+    finally:
+        sink.close()
+        evil.close()
+    # the wrong root's route was never taken
+    assert evil.sessions == [], (evil.sessions, log)
+    assert got == sorted([(f"<a@{DOMAIN}>", sorted(["v@remote.test", bad])),
+                          (f"<{bad}>", ["w@remote.test"])]), (got, log)
+
+
+def transactions(peer):
+    from test_send import transactions as tr
+    return tr(peer)
+
+
+def test_queued_option_like_sender_does_not_pick_the_root_local(t):
+    setup(t, users=("b",))
+    # by exec, where the sender is an argument (the server takes it over
+    # its socket)
+    d = evil_root(t, "evil@x.test", ("control", "domains", "log"))
+    bad = f"--root={d}"
+    plant(t, "a", bad, [f"b@{DOMAIN}"])
+    s = Sender(t, env={"FACTEUR_VDELIVER_EXEC": "1"})
+    try:
+        (f,) = wait_files(t, "b", 1, timeout=20)
+        s.wait_log(r"delivery \d+: success: ")
+    finally:
+        s.stop()
+    with open(f, "rb") as fh:
+        assert fh.read().startswith(f"Return-Path: <{bad}>\n".encode())
+    evil_new = os.path.join(d, "domains", DOMAIN, "b", "Maildir", "new")
+    assert os.listdir(evil_new) == []
+    assert stat.S_ISDIR(os.stat(evil_new).st_mode)
+
+
+def test_remote_arguments(t):
+    t.init()
+    # mta-send's form: the envelope values after "--", counted as before
+    p = t.run("mta-remote", "--", "only.test", "s@x.test", check=2)
+    assert "need DOMAIN, SENDER and a RCPT" in p.err, p.err
+    p = t.run("mta-remote", "--bogus", "d.test", "s@x.test", "r@d.test",
+              check=2)
+    assert "unknown option --bogus" in p.err, p.err
+    assert t.run("mta-remote", "--help", check=0).out.startswith("usage:")
