@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,6 +31,9 @@
 #include "name.h"
 #include "priv.h"
 #include "schema.h"
+
+/* uid and gid of nobody where the passwd file has no such name */
+#define NOBODY 65534
 
 enum { OK, WARN, FAIL };
 
@@ -289,11 +293,8 @@ static int check_mailuser(struct doctor *d, struct str *p)
 			   "exist; run useradd --system --user-group "
 			   "--no-create-home %s", d->user.s, d->user.s);
 	if (d->user_r < 0)
-		return say(p, FAIL, "cannot look up the mail user: %s",
-			   msg_err(d->user_r));
-	if (d->uid == 0)
-		return say(p, FAIL, "control/mailuser names a user with uid 0; "
-			   "name an unprivileged user");
+		return say(p, FAIL, "%s (the other checks ran as nobody)",
+			   priv_error(d->user_r));
 	for (i = 0; i < sizeof owned / sizeof owned[0]; i++) {
 		const char *path = at(d, owned[i]);
 
@@ -387,9 +388,13 @@ static const struct {
 	{"log", check_log},
 };
 
-/* become_mailuser - as root, take the mail user's identity for good */
+/* become_mailuser - as root, take the mail user's identity for good;
+ * when control/mailuser names no usable user, nobody's: the checks open
+ * files the mail user can plant (db/, a hard link as accounts.sqlite-shm
+ * that SQLite would rewrite and chown), so they never run as root */
 static void become_mailuser(struct doctor *d)
 {
+	struct passwd *pw;
 	int r;
 
 	d->as_root = geteuid() == 0;
@@ -399,8 +404,15 @@ static void become_mailuser(struct doctor *d)
 	if (!d->as_root)
 		return;
 	d->user_r = priv_mailuser(d->root, &d->uid, &d->gid);
-	if (d->user_r < 0 || d->uid == 0)
+	if (d->user_r < 0) {
+		errno = 0;
+		pw = getpwnam("nobody");
+		r = priv_drop(pw ? pw->pw_uid : NOBODY, pw ? pw->pw_gid : NOBODY);
+		if (r < 0)
+			msg_die(EX_TEMP, "cannot become user nobody: %s",
+				msg_err(r));
 		return;
+	}
 	r = priv_drop(d->uid, d->gid);
 	if (r < 0)
 		msg_die(EX_TEMP, "cannot become user %s: %s", d->user.s,

@@ -593,16 +593,11 @@ static void open_log(struct run *ru)
 
 	if (geteuid() == 0) {
 		r = priv_mailuser(ru->root, &uid, &gid);
+		/* the mail user can write control/: naming root (or any
+		 * other account) there must not make the services that */
 		if (r < 0)
-			msg_die(EX_TEMP, "cannot find the mail user of %s: %s; "
-				"run facteur doctor --root %s", ru->root,
-				msg_err(r), ru->root);
-		/* the mail user can write control/: naming root there must
-		 * not make the services root */
-		if (uid == 0)
-			msg_die(EX_TEMP, "%s/control/mailuser names a user with "
-				"uid 0; name the unprivileged mail user there "
-				"(facteur)", ru->root);
+			msg_die(EX_TEMP, "cannot find the mail user of %s: %s",
+				ru->root, priv_error(r));
 		give = 1;
 		ru->drop = 1;
 		ru->uid = uid;

@@ -6,12 +6,35 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctl.h"
+#include "msg.h"
 #include "str.h"
 
-/* priv_mailuser - uid and gid of control/mailuser */
+/* owns_queue - uid is queue/'s owner, or the root has no queue/ yet.
+ * control/ is the mail user's, so control/mailuser could name any user;
+ * only root can give queue/ away (facteur init does, to the real mail
+ * user), so the owner of queue/ is what the file must agree with */
+static int owns_queue(const char *root, uid_t uid)
+{
+	struct str path = STR_INIT;
+	struct stat st;
+	int ok = 0;
+
+	if (str_catf(&path, "%s/queue", root) < 0)
+		return 0;
+	if (lstat(path.s, &st) == 0)
+		ok = st.st_uid == uid;
+	else
+		ok = errno == ENOENT;
+	str_free(&path);
+	return ok;
+}
+
+/* priv_mailuser - uid and gid of control/mailuser: -EPERM when it names
+ * uid 0, gid 0 or a user that does not own queue/ */
 int priv_mailuser(const char *root, uid_t *uid_r, gid_t *gid_r)
 {
 	struct str name = STR_INIT;
@@ -24,12 +47,29 @@ int priv_mailuser(const char *root, uid_t *uid_r, gid_t *gid_r)
 	pw = getpwnam(name.s);
 	if (!pw)
 		r = errno ? -errno : -ENOENT;
+	else if (pw->pw_uid == 0 || pw->pw_gid == 0 ||
+		 !owns_queue(root, pw->pw_uid))
+		r = -EPERM;
 	else {
 		*uid_r = pw->pw_uid;
 		*gid_r = pw->pw_gid;
 	}
 	str_free(&name);
 	return r;
+}
+
+/* priv_error - what a failure of priv_mailuser() or
+ * priv_become_mailuser() means to the administrator, said once for all */
+const char *priv_error(int r)
+{
+	if (r == -ENOENT)
+		return "the user named in control/mailuser does not exist; "
+		       "run 'facteur init' as root or fix the file";
+	if (r == -EPERM)
+		return "control/mailuser names a user with uid 0 or gid 0, or "
+		       "one that does not own queue/; name the mail user that "
+		       "facteur init made there (facteur)";
+	return msg_err(r);
 }
 
 /* priv_drop - become uid/gid for good, each step checked */
@@ -61,9 +101,5 @@ int priv_become_mailuser(const char *root)
 	r = priv_mailuser(root, &uid, &gid);
 	if (r < 0)
 		return r;
-	/* control/ belongs to the mail user: it must not talk root into
-	 * staying root by naming it */
-	if (uid == 0)
-		return -EPERM;
 	return priv_drop(uid, gid);
 }

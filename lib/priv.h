@@ -5,9 +5,10 @@
  * (default "facteur"). A program started as root that writes them calls
  * priv_become_mailuser() first, so everything it creates is owned by that
  * user and it holds no more privilege than the services that read them.
- * Started as any other user, it changes nothing. A mail user with uid 0 is
- * refused (-EPERM): the mail user can write control/, so trusting it to
- * name root would hand root to whoever holds the mail user. priv_drop() sets groups,
+ * Started as any other user, it changes nothing. A mail user with uid 0 or
+ * gid 0, or one that does not own queue/, is refused (-EPERM): the mail
+ * user can write control/, so trusting it to name root, or any other
+ * account, would hand that account to whoever holds the mail user. priv_drop() sets groups,
  * gid and uid and checks that root cannot be regained.
  */
 #ifndef FACTEUR_PRIV_H
@@ -20,5 +21,6 @@
 int priv_mailuser(const char *root, uid_t *uid_r, gid_t *gid_r);
 int priv_drop(uid_t uid, gid_t gid);
 int priv_become_mailuser(const char *root);
+const char *priv_error(int r);
 
 #endif

@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 	r = priv_become_mailuser(root);
 	if (r < 0)
 		msg_die(111, "4.3.0 cannot become the mail user of "
-			"%s/control/mailuser: %s", root, msg_err(r));
+			"%s/control/mailuser: %s", root, priv_error(r));
 	if ((r = ctl_get(root, "me", "localhost", &me)) < 0)
 		msg_die(111, "4.3.0 cannot read control/me: %s", msg_err(r));
 	qenv_init(&e);

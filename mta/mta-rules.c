@@ -52,7 +52,7 @@ int main(int argc, char **argv)
 			  "unexpected argument %s", argv[1]);
 	r = priv_become_mailuser(root);
 	if (r < 0)
-		msg_die(111, "cannot become the mail user: %s", msg_err(r));
+		msg_die(111, "cannot become the mail user: %s", priv_error(r));
 	r = rules_compile(root, &err, &n);
 	if (r == -EINVAL)
 		msg_die(1, "%s/control/relayrules: %s; nothing changed", root,

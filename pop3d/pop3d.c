@@ -265,15 +265,9 @@ static void become_mailuser(const char *root)
 {
 	int r = priv_become_mailuser(root);
 
-	if (r == -ENOENT)
-		msg_die(EX_TEMP, "the mail user of %s/control/mailuser does not "
-			"exist; run 'facteur init' as root or fix the file",
-			root);
-	if (r == -EPERM)
-		msg_die(EX_TEMP, "control/mailuser names a user with uid 0; name "
-			"the unprivileged mail user there (facteur)");
 	if (r < 0)
-		msg_die(EX_TEMP, "cannot become the mail user: %s", msg_err(r));
+		msg_die(EX_TEMP, "cannot become the mail user of %s: %s", root,
+			priv_error(r));
 	if (geteuid() == 0 || getuid() == 0)
 		msg_die(EX_TEMP, "still root after dropping privileges; refusing "
 			"to serve");

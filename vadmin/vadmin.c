@@ -130,14 +130,9 @@ void vopen(struct vctx *c, int writer)
 	struct str p = STR_INIT;
 	int r = priv_become_mailuser(c->root);
 
-	if (r == -ENOENT)
-		vfail(EX_TEMP, "the mail user of control/mailuser does not "
-		      "exist; run 'facteur init' as root or fix the file");
-	if (r == -EPERM)
-		vfail(EX_TEMP, "control/mailuser names a user with uid 0; name "
-		      "the unprivileged mail user there (facteur)");
 	if (r < 0)
-		vfail(EX_TEMP, "cannot become the mail user: %s", msg_err(r));
+		vfail(EX_TEMP, "cannot become the mail user: %s",
+		      priv_error(r));
 	if (str_catf(&p, "%s/db", c->root))
 		vfail(EX_TEMP, "out of memory");
 	if (access(p.s, X_OK) < 0 && errno == EACCES)

@@ -335,14 +335,8 @@ static void become_mailuser(struct vd *v)
 
 	if (geteuid() == 0 || getuid() == 0)
 		r = priv_become_mailuser(v->root);
-	if (r == -ENOENT)
-		vd_fail(v, EX_TEMP, "4.3.0", "the mail user named in "
-			"%s/control/mailuser does not exist; run 'facteur "
-			"init' as root or fix the file", v->root);
-	if (r == -EPERM)
-		vd_fail(v, EX_TEMP, "4.3.0", "%s/control/mailuser names a user "
-			"with uid 0; name the unprivileged mail user there",
-			v->root);
+	if (r == -ENOENT || r == -EPERM)
+		vd_fail(v, EX_TEMP, "4.3.0", "%s: %s", v->root, priv_error(r));
 	if (r < 0)
 		vd_fail_errno(v, r, "cannot become the mail user of %s",
 			      v->root);

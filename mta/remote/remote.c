@@ -563,7 +563,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	r = priv_become_mailuser(root);
 	if (r < 0)
-		msg_die(111, "cannot become the mail user: %s", msg_err(r));
+		msg_die(111, "cannot become the mail user: %s", priv_error(r));
 	memset(&j, 0, sizeof j);
 	j.body_fd = -1;
 	j.domain = argv[1];

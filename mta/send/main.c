@@ -341,7 +341,7 @@ int main(int argc, char **argv)
 		msg_usage(usage_text, "--repair goes with --check");
 	r = priv_become_mailuser(s.root);
 	if (r < 0)
-		msg_die(111, "cannot become the mail user: %s", msg_err(r));
+		msg_die(111, "cannot become the mail user: %s", priv_error(r));
 	umask(077);
 	config(&s);
 	if (check)

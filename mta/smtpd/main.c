@@ -247,7 +247,7 @@ int main(int argc, char **argv)
 	r = priv_become_mailuser(srv.root);
 	if (r < 0)
 		msg_die(111, "cannot become the mail user of %s/control/mailuser:"
-			" %s", srv.root, msg_err(r));
+			" %s", srv.root, priv_error(r));
 	if (geteuid() == 0)
 		msg_die(111, "refusing to run sessions as root");
 	/* a hash to check when the user does not exist: equal timing */

@@ -199,3 +199,52 @@ def test_run_closes_inherited_descriptors(ctx):
     finally:
         tf.stop_run(p)
         leak.close()
+
+
+def test_mailuser_must_own_the_queue(ctx):
+    """control/mailuser is the mail user's to write: naming another
+    account (here nobody, who does not own queue/) makes no program
+    started as root become that account"""
+    if os.geteuid() != 0:
+        print("SKIP: needs root")
+        return
+    ctx.init()
+    tf.free_listen(ctx)
+    with open(ctx.path("control", "mailuser"), "w") as f:
+        f.write("nobody\n")
+    p = ctx.run("facteur", "run", check=111, timeout=30)
+    assert "does not own queue/" in p.err, p.err
+    p = ctx.run("vadmin", "listdomains", check=111)
+    assert "does not own queue/" in p.err, p.err
+    p = ctx.run("mta-qstat", check=111)
+    assert "does not own queue/" in p.err, p.err
+    p = ctx.run("facteur", "doctor")
+    assert p.returncode == 1
+    assert "FAIL" in p.out and "does not own queue/" in p.out, p.out
+
+
+def test_doctor_never_opens_the_database_as_root(ctx):
+    """With control/mailuser naming nobody usable, root's doctor runs its
+    checks as nobody: a hard link to a file of root's planted (by the mail
+    user) as db/accounts.sqlite-shm is not rewritten or given away"""
+    if os.geteuid() != 0:
+        print("SKIP: needs root")
+        return
+    ctx.init()
+    secret = os.path.join(ctx.tmp, "secret")
+    with open(secret, "w") as f:
+        f.write("root's\n")
+    os.chmod(secret, 0o600)
+    with open(ctx.path("control", "mailuser"), "w") as f:
+        f.write("no-such-user-x\n")
+    shm = ctx.path("db", "accounts.sqlite-shm")
+    if os.path.lexists(shm):
+        os.unlink(shm)
+    os.link(secret, shm)
+    p = ctx.run("facteur", "doctor")
+    assert p.returncode == 1, (p.returncode, p.out, p.err)
+    assert "does not exist" in p.out, p.out
+    st = os.stat(secret)
+    assert st.st_uid == 0 and st.st_size == 7, (st.st_uid, st.st_size)
+    with open(secret) as f:
+        assert f.read() == "root's\n"
