@@ -40,6 +40,14 @@ static uint64_t get_u64(const unsigned char *p)
 }
 
 /* qenv_init - an empty envelope */
+/* queue_sender_arg - the sender to hand a delivery program */
+const char *queue_sender_arg(const struct qenv *e)
+{
+	if (e->dbl && e->sender.len == 0)
+		return QUEUE_DBL_SENDER;
+	return str_cstr(&e->sender);
+}
+
 void qenv_init(struct qenv *e)
 {
 	memset(e, 0, sizeof *e);

@@ -70,6 +70,16 @@ struct qwriter {
 	off_t len_pos;
 };
 
+/* QUEUE_DBL_SENDER - how a double bounce's sender is written where only a
+ * string can pass (mta-send to vdeliver, vdeliver's forward to
+ * mta-inject): qmail's "#@[]". The queue file keeps <> and the 'B' mark;
+ * a double bounce that postmaster forwards off-site stays one, so that its
+ * failure is dropped instead of making a new double bounce to postmaster,
+ * which would forward it again, without end. queue_sender_arg() gives
+ * the string for an envelope. */
+#define QUEUE_DBL_SENDER "#@[]"
+
+const char *queue_sender_arg(const struct qenv *e);
 void qenv_init(struct qenv *e);
 void qenv_free(struct qenv *e);
 int qenv_add_rcpt(struct qenv *e, const char *addr);

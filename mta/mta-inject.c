@@ -189,7 +189,11 @@ int main(int argc, char **argv)
 	if ((r = ctl_get(root, "me", "localhost", &me)) < 0)
 		msg_die(111, "4.3.0 cannot read control/me: %s", msg_err(r));
 	qenv_init(&e);
-	qualify(sender, me.s, &e.sender, 1);
+	/* vdeliver forwarding a double bounce (lib/queue.h); only root and
+	 * the mail user can run mta-inject, so nobody else can mark one */
+	if (!strcmp(sender, QUEUE_DBL_SENDER))
+		e.dbl = 1;
+	qualify(e.dbl ? "" : sender, me.s, &e.sender, 1);
 	for (; i < argc; i++) {
 		qualify(argv[i], me.s, &a, 0);
 		if (qenv_add_rcpt(&e, a.s) < 0)

@@ -31,6 +31,7 @@
 #include "ctl.h"
 #include "fsx.h"
 #include "hdrscan.h"
+#include "queue.h"
 #include "vdeliver.h"
 
 #define IOBUF 65536
@@ -58,6 +59,9 @@ int prefix(struct str *out, const char *sender, const struct target *t,
 	int r = 0;
 
 	out->len = 0;
+	/* a double bounce is a bounce: <> to its reader */
+	if (!strcmp(sender, QUEUE_DBL_SENDER))
+		sender = "";
 	if (!t->remote)
 		r = str_catf(out, "Return-Path: <%s>%s", sender, eol);
 	for (i = 0; r == 0 && i < t->chain.len;

@@ -607,7 +607,7 @@ static int spawn(struct send *s, struct job *j)
 		return 0;
 	}
 	argv = calloc(j->n + 8, sizeof *argv);
-	if (!argv || args_sender_opt(&fopt, str_cstr(&st->env.sender)) < 0) {
+	if (!argv || args_sender_opt(&fopt, queue_sender_arg(&st->env)) < 0) {
 		free(argv);
 		str_free(&fopt);
 		close(fd);

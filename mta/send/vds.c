@@ -156,7 +156,7 @@ int vds_submit(struct send *s, struct job *j, int msgfd, int outfd)
 		return r;
 	tag = ++s->vds_tag;
 	if (str_catf(&req, "%llu", tag) < 0 || str_catc(&req, 0) < 0 ||
-	    str_cats(&req, str_cstr(&st->env.sender)) < 0 ||
+	    str_cats(&req, queue_sender_arg(&st->env)) < 0 ||
 	    str_catc(&req, 0) < 0 || str_cats(&req, st->addr[j->idx[0]]) < 0 ||
 	    str_catc(&req, 0) < 0) {
 		str_free(&req);
