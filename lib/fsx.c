@@ -145,15 +145,27 @@ out:
 	return r;
 }
 
-/* fsx_read_file - read a whole file of at most max bytes */
+/* fsx_read_file - read a whole regular file of at most max bytes; a
+ * FIFO or a device planted where a control file belongs (control/ is the
+ * mail user's, and root reads it) is refused at once, -EINVAL, never
+ * waited on */
 int fsx_read_file(const char *path, struct str *out, size_t max)
 {
 	char buf[8192];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
 	int r = 0;
 
 	if (fd < 0)
 		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
 	str_trunc(out, 0);
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof buf);

@@ -295,6 +295,24 @@ static int run_inject(const char *root, const char *sender, struct str *rcpts,
 	return p[1];
 }
 
+/* put_phrase - FULLNAME as an RFC 5322 quoted string: '"' and '\'
+ * escaped, and no control byte (a CR or LF from a web form's -F would
+ * start a header of the caller's choosing); those are left out */
+static void put_phrase(FILE *out, const char *fullname)
+{
+	const unsigned char *p;
+
+	putc('"', out);
+	for (p = (const unsigned char *)fullname; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			continue;
+		if (*p == '"' || *p == '\\')
+			putc('\\', out);
+		putc(*p, out);
+	}
+	putc('"', out);
+}
+
 /* write_headers - the header block, Bcc: dropped, missing fields added */
 static int write_headers(FILE *out, const struct str *hdr, const char *sender,
 			 const char *fullname, const char *me)
@@ -319,9 +337,11 @@ static int write_headers(FILE *out, const struct str *hdr, const char *sender,
 		i += n;
 	}
 	if (!has_from) {
-		if (fullname && *fullname)
-			fprintf(out, "From: \"%s\" <%s>\n", fullname, sender);
-		else
+		if (fullname && *fullname) {
+			fputs("From: ", out);
+			put_phrase(out, fullname);
+			fprintf(out, " <%s>\n", sender);
+		} else
 			fprintf(out, "From: %s\n", sender);
 	}
 	if (!has_date) {

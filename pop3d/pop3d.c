@@ -570,6 +570,9 @@ int main(int argc, char **argv)
 	need_tls = tls;
 	for (i = 0; (size_t)i < srv.nls; i++)
 		need_tls |= srv.ls[i].tls;
+	/* the key is read as the mail user: control/tls/ is its own, and a
+	 * link it planted there must not make root read another key */
+	become_mailuser(root);
 	r = tls_setup(root, &cfg.tls, &why);
 	if (r < 0 && need_tls)
 		msg_die(EX_TEMP, "TLS: %s; run 'facteur doctor --root %s'",
@@ -577,7 +580,6 @@ int main(int argc, char **argv)
 	if (r < 0)
 		msg_warn("TLS: %s; STLS is not offered", why.s);
 	str_free(&why);
-	become_mailuser(root);
 	r = fail_create(&cfg.ft);
 	if (r < 0)
 		msg_warn("no shared failure counters: %s; failed logins are "

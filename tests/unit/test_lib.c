@@ -397,6 +397,11 @@ static void test_fsx_read(void)
 		  fsx_read_file(sp("fsx/rlink"), &s, 100), -ELOOP);
 	CHECK_INT("fsx.read_file_dir", fsx_read_file(sp("fsx"), &s, 100),
 		  -EISDIR);
+	/* a FIFO where a file belongs: refused at once, not waited on */
+	unlink(sp("fsx/fifo"));
+	CHECK_INT("fsx.read_file_fifo_made", mkfifo(sp("fsx/fifo"), 0600), 0);
+	CHECK_INT("fsx.read_file_fifo", fsx_read_file(sp("fsx/fifo"), &s,
+						       100), -EINVAL);
 
 	put_file(sp("fsx/empty"), "", 0);
 	str_free(&s);
