@@ -35,7 +35,10 @@
  *	user's login name at control/me. -f sets any sender, as Postfix's
  *	sendmail lets any local user do: the uid in the queue file, the log
  *	and the Received: line that mta-send adds tell who really sent it.
- *	A message over control/databytes is refused (exit 100). -bs is
+ *	A message over control/databytes is refused (exit 100), and so is
+ *	one whose header has more than 100 Received: lines (a loop, RFC
+ *	5321 6.3; the rule of lib/hdrscan.h, checked here because a local
+ *	user's message goes to drop/ and not through mta-inject). -bs is
  *	refused (exit 111): it runs mta-smtpd, which writes the queue
  *	directly, so it needs root or the mail user.
  *
@@ -57,7 +60,8 @@
  * EXIT STATUS
  *	0 queued (or, for a local user, durably in drop/), 2 usage, 100 the
  *	message or an address is unusable (no recipient, a header block
- *	over 1 MiB, a message over control/databytes), 111 temporary
+ *	over 1 MiB, a message over control/databytes, more than 100
+ *	Received: lines), 111 temporary
  *	failure; with mta-inject, its own exit code.
  *
  * SEE ALSO
@@ -83,6 +87,7 @@
 #include "args.h"
 #include "ctl.h"
 #include "fsx.h"
+#include "hdrscan.h"
 #include "msg.h"
 #include "queue.h"
 #include "str.h"
@@ -169,6 +174,24 @@ static int is_end(const struct opts *o, const struct str *l)
 {
 	return o->dot_ends && (str_eqs(l, ".\n") || str_eqs(l, ".\r\n") ||
 			       str_eqs(l, "."));
+}
+
+/* check_hops - die when the header block shows a mail loop */
+static void check_hops(const struct str *hdr)
+{
+	struct hdrscan h;
+	int r, looped;
+
+	hdrscan_init(&h, NULL, 0);
+	r = hdrscan_feed(&h, str_cstr(hdr), hdr->len);
+	if (r == 0)
+		r = hdrscan_end(&h);
+	looped = hdrscan_looped(&h, 0);
+	hdrscan_free(&h);
+	if (r < 0)
+		msg_die(111, "out of memory");
+	if (looped)
+		msg_die(100, "5.4.6 %s; nothing was queued", HDRSCAN_LOOP_TEXT);
 }
 
 /* field_is - a header line starting "Name:" (any case) */
@@ -560,6 +583,7 @@ int main(int argc, char **argv)
 		if (str_catb(&hdr, line.s, line.len))
 			msg_die(111, "out of memory");
 	}
+	check_hops(&hdr);
 	if (o.t) {
 		/* unfold, then read the address fields */
 		struct str field = STR_INIT;
