@@ -54,10 +54,11 @@ static const unsigned long well_known[] = {25, 465, 587};
 /* self_canon - IN with an IPv4 address inside an IPv6 one made IPv4 */
 void self_canon(const struct dns_addr *in, struct dns_addr *out)
 {
-	const unsigned char *b = in->a.v6.s6_addr;
+	struct dns_addr a = *in;	/* IN may be OUT */
+	const unsigned char *b = a.a.v6.s6_addr;
 
-	*out = *in;
-	if (in->family != AF_INET6)
+	*out = a;
+	if (a.family != AF_INET6)
 		return;
 	if (memcmp(b, pfx_mapped, 12) && memcmp(b, pfx_compat, 12) &&
 	    memcmp(b, pfx_siit, 12) && memcmp(b, pfx_nat64, 12))

@@ -290,7 +290,7 @@ static const char *domain_of(const char *addr)
 static void finish(struct send *s, struct msg *m);
 static void record(struct send *s, struct msg *m, size_t i, char kind,
 		   const char *text, size_t tlen, int remote);
-static void loop_fail(struct send *s, struct msg *m, size_t i, int remote);
+static void loop_fail(struct send *s, struct msg *m, size_t i);
 
 /* dispatch - queue a job for every recipient that is due; a message with
  * nothing due goes back to wait, one with nothing left is finished */
@@ -311,6 +311,12 @@ static void dispatch(struct send *s, struct msg *m)
 		pending++;
 		if (st->busy[i])
 			continue;
+		if (st->looped) {
+			/* waiting would not help: every one fails now */
+			loop_fail(s, m, i);
+			pending--;
+			continue;
+		}
 		if (!m->force && rcpt_due(s, &st->r[i], now) > now) {
 			if (st->r[i].next_us < next)
 				next = st->r[i].next_us;
@@ -328,10 +334,6 @@ static void dispatch(struct send *s, struct msg *m)
 			if (st->r[i].state == QS_PENDING &&
 			    st->r[i].next_us < next)
 				next = st->r[i].next_us;
-			continue;
-		}
-		if (st->looped) {
-			loop_fail(s, m, i, !loc);
 			continue;
 		}
 		if (loc) {
@@ -828,10 +830,11 @@ static void log_delivery(unsigned long dno, const char *word,
 /* loop_fail - a recipient of a looping message fails without a delivery
  * program: logged as a delivery that failed at once, then bounced as any
  * failure is (a bounce from <> goes to doublebounceto, once) */
-static void loop_fail(struct send *s, struct msg *m, size_t i, int remote)
+static void loop_fail(struct send *s, struct msg *m, size_t i)
 {
 	static const char t[] = "5.4.6 " HDRSCAN_LOOP_TEXT;
 	unsigned long dno = ++s->dno;
+	int remote = acct_local(s->root, m->st->addr[i]) == 0; /* the log's */
 
 	slog("starting delivery %lu: msg %s to %s %s", dno, m->id,
 	     remote ? "remote" : "local", m->st->addr[i]);
