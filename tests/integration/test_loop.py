@@ -18,7 +18,7 @@ import socket
 import struct
 import time
 
-from test_remote import Dns, Peer, close_all, free_port, peers, remote
+from test_remote import Dns, close_all, free_port, peers, remote
 from test_remote import setup as remote_setup
 from test_send import (DOMAIN, Sender, inject, maildir, queue_files, read,
                        setup, wait_empty_queue, wait_files)
@@ -117,7 +117,9 @@ def local_addresses():
 
 
 def test_loop_literal_spellings(t):
-    port = remote_setup(t)
+    remote_setup(t)
+    port = free_port("127.0.0.1")
+    control(t, "remoteport", f"{port}\n")
     # our own mta-smtpd listens on the port mail goes to; a peer stands
     # there so that a connection would show
     control(t, "listen.smtp", f"127.0.0.1:{port}\n")
@@ -178,7 +180,7 @@ def test_loop_port_decides_and_smtproutes_exempt(t):
         os.unlink(t.path("control", "smtproutes"))
         os.unlink(t.path("control", "listen.smtp"))
         control(t, "remoteport", "25\n")
-        res, _, dt = remote(t, "[IPv6:::ffff:127.0.0.2]", "",
+        res, _, _ = remote(t, "[IPv6:::ffff:127.0.0.2]", "",
                             "x@[IPv6:::ffff:127.0.0.2]")
         assert res[0][0] == "F" and LOOP.search(res[0][1]), res
     finally:
