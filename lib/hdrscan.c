@@ -1,11 +1,15 @@
 /*
- * hdrscan - Delivered-To: fields of a message header (see hdrscan.h).
+ * hdrscan - Delivered-To: and Received: fields of a message header (see
+ * hdrscan.h).
  */
 #include "hdrscan.h"
 
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+#define FD_CHUNK 8192	/* a header is read in pieces this big */
 
 /* hdrscan_init - start scanning for the addresses of a NUL-separated list */
 void hdrscan_init(struct hdrscan *h, const char *addrs, size_t addrs_len)
@@ -81,6 +85,9 @@ static void field_end(struct hdrscan *h)
 			return;
 		}
 	}
+	/* counted whatever its length: a long trace line is still a hop */
+	if (name == 8 && strncasecmp(f, "received", 8) == 0)
+		h->received++;
 	if (name == 12 && strncasecmp(f, "delivered-to", 12) == 0) {
 		h->delivered++;
 		if (!h->too_long)
@@ -163,4 +170,36 @@ int hdrscan_end(struct hdrscan *h)
 void hdrscan_free(struct hdrscan *h)
 {
 	str_free(&h->field);
+}
+
+/* hdrscan_looped - more Received: fields than HDRSCAN_HOPS_MAX hops allow,
+ * OWN of them being this host's own trace lines */
+int hdrscan_looped(const struct hdrscan *h, unsigned own)
+{
+	return h->received > (unsigned long)HDRSCAN_HOPS_MAX + own;
+}
+
+/* hdrscan_fd - the header of a message stored at OFF in FD, LEN bytes;
+ * the scan ends where the header does, not at the end of the message */
+int hdrscan_fd(struct hdrscan *h, int fd, off_t off, uint64_t len)
+{
+	char buf[FD_CHUNK];
+	ssize_t got;
+	int r;
+
+	while (len && !h->done) {
+		got = pread(fd, buf, len < sizeof buf ? (size_t)len : sizeof buf,
+			    off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -errno;
+		if (got == 0)
+			break;	/* shorter than said: judge what is there */
+		if ((r = hdrscan_feed(h, buf, (size_t)got)) < 0)
+			return r;
+		off += got;
+		len -= (uint64_t)got;
+	}
+	return hdrscan_end(h);
 }

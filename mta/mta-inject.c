@@ -15,7 +15,9 @@
  *	gives the null sender of bounces. vdeliver uses it to send a message
  *	on to a remote destination of an alias or forward. The options end
  *	at the first recipient (or "--"), and the word after -f is the
- *	sender whatever it looks like (lib/args.h): give --root first.
+ *	sender whatever it looks like (lib/args.h): give --root first. A
+ *	message whose header already has more than 100 Received: lines has
+ *	looped (RFC 5321 6.3, lib/hdrscan.h) and is refused.
  *
  * SECURITY
  *	Started as root it becomes the mail user before it opens anything.
@@ -31,8 +33,8 @@
  *
  * EXIT STATUS
  *	0 queued (the message is on disk, synced), 2 usage, 100 an address is
- *	invalid or there are more than 1,000 recipients (nothing queued),
- *	111 temporary failure (nothing queued).
+ *	invalid, there are more than 1,000 recipients or the message is a
+ *	loop (nothing queued), 111 temporary failure (nothing queued).
  *
  * DIAGNOSTICS
  *	One line on stderr starting with "mta-inject: ". A queued message is
@@ -53,6 +55,7 @@
 #include "args.h"
 #include "ctl.h"
 #include "fsx.h"
+#include "hdrscan.h"
 #include "log.h"
 #include "msg.h"
 #include "priv.h"
@@ -109,8 +112,16 @@ static int received(struct str *b, uid_t invoker)
 			"%ld);\n\t%s\n", (long)getpid(), (long)invoker, date);
 }
 
+/* put - converted bytes into the queue file, their header counted */
+static int put(struct qwriter *w, struct hdrscan *h, const char *b, size_t n)
+{
+	int r = hdrscan_feed(h, b, n);
+
+	return r < 0 ? r : qw_body(w, b, n);
+}
+
 /* copy_body - stdin into the queue file, CR LF turned into LF */
-static int copy_body(struct qwriter *w)
+static int copy_body(struct qwriter *w, struct hdrscan *h)
 {
 	char in[65536], out[65536];
 	int cr = 0; /* a CR that ended the previous read */
@@ -134,21 +145,23 @@ static int copy_body(struct qwriter *w)
 			if (!cr)
 				out[o++] = in[i];
 			if (o == sizeof out) {
-				if ((r = qw_body(w, out, o)) < 0)
+				if ((r = put(w, h, out, o)) < 0)
 					return r;
 				o = 0;
 			}
 		}
-		if (o && (r = qw_body(w, out, o)) < 0)
+		if (o && (r = put(w, h, out, o)) < 0)
 			return r;
 	}
-	return cr ? qw_body(w, "\r", 1) : 0;
+	r = cr ? put(w, h, "\r", 1) : 0;
+	return r < 0 ? r : hdrscan_end(h);
 }
 
 int main(int argc, char **argv)
 {
 	struct qenv e;
 	struct qwriter w;
+	struct hdrscan h;
 	struct str me = STR_INIT, a = STR_INIT, id = STR_INIT, hdr = STR_INIT;
 	const char *root, *sender = NULL;
 	uid_t invoker = getuid(); /* before becoming the mail user */
@@ -208,9 +221,17 @@ int main(int argc, char **argv)
 	if (r < 0)
 		msg_die(111, "4.3.0 cannot create a file in %s/queue/tmp: %s",
 			root, msg_err(r));
+	/* our own Received line is not fed to h: only the message's count */
+	hdrscan_init(&h, NULL, 0);
 	r = qw_body(&w, hdr.s, hdr.len);
 	if (r == 0)
-		r = copy_body(&w);
+		r = copy_body(&w, &h);
+	if (r == 0 && hdrscan_looped(&h, 0)) {
+		qw_abort(&w);
+		hdrscan_free(&h);
+		msg_die(100, "5.4.6 %s; nothing was queued", HDRSCAN_LOOP_TEXT);
+	}
+	hdrscan_free(&h);
 	if (r == 0)
 		r = qw_commit(&w, &id);
 	else

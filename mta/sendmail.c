@@ -36,11 +36,12 @@
  *	sendmail lets any local user do: the uid in the queue file, the log
  *	and the Received: line that mta-send adds tell who really sent it.
  *	A message over control/databytes is refused (exit 100), and so,
- *	whichever way it would go, are more than 1,000 recipients and an
- *	address beginning with '-' (docs/queue.md, "Limits at every
- *	entry"). The options end at the first recipient (or "--"), and the
- *	word after -f, -r, -F or -B is their value whatever it looks like
- *	(lib/args.h): give --root before the recipients. -bs is
+ *	whichever way it would go, are more than 1,000 recipients, an
+ *	address beginning with '-' (docs/queue.md, "Limits at every entry")
+ *	and a header with more than 100 Received: lines (a loop, RFC 5321
+ *	6.3, lib/hdrscan.h). The options end at the first recipient (or
+ *	"--"), and the word after -f, -r, -F or -B is their value whatever
+ *	it looks like (lib/args.h): give --root before the recipients. -bs is
  *	refused (exit 111): it runs mta-smtpd, which writes the queue
  *	directly, so it needs root or the mail user.
  *
@@ -63,7 +64,8 @@
  *	0 queued (or, for a local user, durably in drop/), 2 usage, 100 the
  *	message or an address is unusable (no recipient, a header block
  *	over 1 MiB, a message over control/databytes, more than 1,000
- *	recipients, an address beginning with '-'), 111 temporary
+ *	recipients, an address beginning with '-', more than 100 Received:
+ *	lines), 111 temporary
  *	failure; with mta-inject, its own exit code.
  *
  * SEE ALSO
@@ -89,6 +91,7 @@
 #include "args.h"
 #include "ctl.h"
 #include "fsx.h"
+#include "hdrscan.h"
 #include "msg.h"
 #include "queue.h"
 #include "str.h"
@@ -175,6 +178,24 @@ static int is_end(const struct opts *o, const struct str *l)
 {
 	return o->dot_ends && (str_eqs(l, ".\n") || str_eqs(l, ".\r\n") ||
 			       str_eqs(l, "."));
+}
+
+/* check_hops - die when the header block shows a mail loop */
+static void check_hops(const struct str *hdr)
+{
+	struct hdrscan h;
+	int r, looped;
+
+	hdrscan_init(&h, NULL, 0);
+	r = hdrscan_feed(&h, str_cstr(hdr), hdr->len);
+	if (r == 0)
+		r = hdrscan_end(&h);
+	looped = hdrscan_looped(&h, 0);
+	hdrscan_free(&h);
+	if (r < 0)
+		msg_die(111, "out of memory");
+	if (looped)
+		msg_die(100, "5.4.6 %s; nothing was queued", HDRSCAN_LOOP_TEXT);
 }
 
 /* field_is - a header line starting "Name:" (any case) */
@@ -609,6 +630,7 @@ int main(int argc, char **argv)
 		if (str_catb(&hdr, line.s, line.len))
 			msg_die(111, "out of memory");
 	}
+	check_hops(&hdr);
 	if (o.t) {
 		/* unfold, then read the address fields */
 		struct str field = STR_INIT;

@@ -15,9 +15,13 @@
  *
  *	The route is the matching line of control/smtproutes, else the MX
  *	records of DOMAIN (by preference, random among equals), else its
- *	A/AAAA records. A null MX fails at once; an MX that is this host
- *	(control/me, or one of this machine's addresses) fails as a loop
- *	unless smtproutes chose it. Hosts are tried in order, each of
+ *	A/AAAA records. A null MX fails at once; an MX or an address
+ *	literal that is this host fails as a loop (permanently) unless
+ *	smtproutes chose it: its name is control/me, or one of its
+ *	addresses reaches this machine in any spelling (127/8, 0/8, ::1,
+ *	::, ::ffff:127.0.0.1, an interface address, ...) while the port is
+ *	one where an MTA of this machine may answer (self.c). Hosts are
+ *	tried in order, each of
  *	their addresses, until one greets; STARTTLS is used when offered
  *	(no certificate check; a failed handshake is retried once without
  *	TLS), PIPELINING and SIZE too. Details: docs/remote.md.
@@ -54,7 +58,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -159,49 +162,12 @@ fail:
 	}
 }
 
-/* local_addrs - this machine's addresses, and the unspecified ones (a
- * connect to 0.0.0.0 or :: reaches this host too) */
-static int local_addrs(struct dns_addr **a_r, size_t *n_r)
-{
-	struct ifaddrs *ifa, *p;
-	struct dns_addr *a;
-	size_t n = 2, i = 2;
-
-	if (getifaddrs(&ifa) < 0)
-		return -errno;
-	for (p = ifa; p; p = p->ifa_next)
-		n++;
-	a = calloc(n, sizeof *a);
-	if (!a) {
-		freeifaddrs(ifa);
-		return -ENOMEM;
-	}
-	a[0].family = AF_INET;
-	a[1].family = AF_INET6;
-	for (p = ifa; p; p = p->ifa_next) {
-		if (!p->ifa_addr)
-			continue;
-		if (p->ifa_addr->sa_family == AF_INET) {
-			a[i].family = AF_INET;
-			a[i++].a.v4 =
-				((struct sockaddr_in *)p->ifa_addr)->sin_addr;
-		} else if (p->ifa_addr->sa_family == AF_INET6) {
-			a[i].family = AF_INET6;
-			a[i++].a.v6 =
-				((struct sockaddr_in6 *)p->ifa_addr)->sin6_addr;
-		}
-	}
-	freeifaddrs(ifa);
-	*a_r = a;
-	*n_r = i;
-	return 0;
-}
-
-/* is_self - name is control/me, or an address is one of ours */
+/* is_self - name is control/me, or an address reaches an MTA of this
+ * host at PORT (self.c says why the port matters) */
 static int is_self(const struct target *t, const char *me,
-		   const struct dns_addr *own, size_t nown)
+		   const struct self *sf, unsigned long port)
 {
-	size_t i, k, ml = strlen(me), tl = strlen(t->name);
+	size_t i, ml = strlen(me), tl = strlen(t->name);
 
 	if (ml && me[ml - 1] == '.')
 		ml--;
@@ -210,11 +176,8 @@ static int is_self(const struct target *t, const char *me,
 	if (ml && ml == tl && strncasecmp(me, t->name, ml) == 0)
 		return 1;
 	for (i = 0; i < t->n; i++)
-		for (k = 0; k < nown; k++)
-			if (t->a[i].family == own[k].family &&
-			    memcmp(&t->a[i].a, &own[k].a,
-				   t->a[i].family == AF_INET ? 4 : 16) == 0)
-				return 1;
+		if (self_addr(sf, &t->a[i], port))
+			return 1;
 	return 0;
 }
 
@@ -280,11 +243,10 @@ static int by_smtproutes(struct job *j, struct dns *d, struct route *rt,
 
 /* by_dns - MX hosts in order, else the domain itself; loops cut off */
 static int by_dns(struct job *j, struct dns *d, const char *domain,
-		  struct plan *p)
+		  const struct self *sf, struct plan *p)
 {
 	struct dns_mx *mx = NULL;
-	struct dns_addr *own = NULL;
-	size_t nmx = 0, nown = 0, i, k, usable = 0, tmp = 0;
+	size_t nmx = 0, i, k, usable = 0, tmp = 0;
 	unsigned cut = 0;
 	int r, any_self = 0;
 
@@ -317,7 +279,7 @@ static int by_dns(struct job *j, struct dns *d, const char *domain,
 		nmx = 1;
 	}
 	p->t = calloc(nmx, sizeof *p->t);
-	r = p->t ? local_addrs(&own, &nown) : -ENOMEM;
+	r = p->t ? 0 : -ENOMEM;
 	if (r < 0)
 		goto out;
 	for (i = 0; i < nmx && p->n < MX_HOSTS_MAX; i++) {
@@ -334,7 +296,7 @@ static int by_dns(struct job *j, struct dns *d, const char *domain,
 			goto out;
 		if (r == -EAGAIN)
 			tmp++;
-		t->self = is_self(t, j->me, own, nown);
+		t->self = is_self(t, j->me, sf, p->port);
 		if (t->self && (!any_self || t->pref < cut)) {
 			any_self = 1;
 			cut = t->pref;
@@ -363,16 +325,15 @@ static int by_dns(struct job *j, struct dns *d, const char *domain,
 			      "%s (#5.1.2)", p->n == 1 ? p->t[0].name : domain);
 out:
 	dns_mx_free(mx, nmx);
-	free(own);
 	return r;
 }
 
 /* by_literal - an address literal as the domain (user@[192.0.2.1]) */
-static int by_literal(struct job *j, const char *domain, struct plan *p)
+static int by_literal(struct job *j, const char *domain,
+		      const struct self *sf, struct plan *p)
 {
 	struct str lit = STR_INIT;
-	struct dns_addr *own = NULL;
-	size_t len = strlen(domain), nown = 0;
+	size_t len = strlen(domain);
 	const char *a = domain + 1;
 	int r;
 
@@ -390,9 +351,7 @@ static int by_literal(struct job *j, const char *domain, struct plan *p)
 	}
 	p->n = 1;
 	r = literal(lit.s, p->t);
-	if (r == 0)
-		r = local_addrs(&own, &nown);
-	if (r == 0 && is_self(p->t, j->me, own, nown))
+	if (r == 0 && is_self(p->t, j->me, sf, p->port))
 		job_fail_open(j, RES_F, "loop: %s is this host (#5.4.6)",
 			      domain);
 out:
@@ -400,7 +359,6 @@ out:
 		job_fail_open(j, RES_F, "bad address literal %s", domain);
 		r = 0;
 	}
-	free(own);
 	str_free(&lit);
 	return r;
 }
@@ -411,6 +369,7 @@ static int plan_route(struct job *j, struct dns *d, const char *root,
 {
 	struct str lines = STR_INIT;
 	struct route rt = {0, 0, {STR_INIT, 0, 0}, 0};
+	struct self sf = {NULL, 0, NULL, 0, 0};
 	size_t n = 0, bad = 0;
 	int r;
 
@@ -429,14 +388,20 @@ static int plan_route(struct job *j, struct dns *d, const char *root,
 	} else if (r == 0 && rt.found && !rt.use_mx) {
 		r = by_smtproutes(j, d, &rt, p);
 	} else if (r == 0) {
+		/* an address literal or the DNS: chosen by whoever wrote the
+		 * address or the zone, so checked for loops (smtproutes is
+		 * the administrator's own choice, and is not) */
 		if (rt.found && rt.hp.port)
 			p->port = rt.hp.port;
-		r = domain[0] == '[' ? by_literal(j, domain, p)
-				     : by_dns(j, d, domain, p);
+		r = self_load(&sf, root);
+		if (r == 0)
+			r = domain[0] == '[' ? by_literal(j, domain, &sf, p)
+					     : by_dns(j, d, domain, &sf, p);
 	}
 out:
 	str_free(&lines);
 	route_free(&rt);
+	self_free(&sf);
 	return r;
 }
 

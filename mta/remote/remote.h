@@ -5,6 +5,8 @@
  * proto.c  the reply parser, the CR LF / dot-stuffing writer, result texts
  * smtp.c   one SMTP session: connection with deadlines, STARTTLS, the
  *          transaction
+ * self.c   is an address this host (127/8, ::ffff:127.0.0.1, ...) on a
+ *          port where an MTA of this host may answer: the loop check
  * remote.c main(): arguments, controls, DNS routing, loop checks, output
  *
  * Everything but main() is linked into tests/unit/test_remote.c.
@@ -18,6 +20,7 @@
 
 #include <openssl/ssl.h>
 
+#include "dns.h"
 #include "str.h"
 
 /* ---- route.c */
@@ -118,5 +121,23 @@ void result_clean(const char *in, size_t len, struct str *out);
 
 /* smtp.c */
 SSL_CTX *job_tls(struct job *j);
+
+/* ---- self.c: the loop check */
+
+struct self {
+	struct dns_addr *own;	/* interface addresses, made canonical */
+	size_t nown;
+	unsigned long *ports;	/* where an MTA of this host may listen */
+	size_t nports;
+	int any_port;		/* a listen.* file was unreadable */
+};
+
+void self_canon(const struct dns_addr *in, struct dns_addr *out);
+int self_ports(struct self *sf, const char *root);
+int self_ifaces(struct self *sf);
+int self_load(struct self *sf, const char *root);
+int self_addr(const struct self *sf, const struct dns_addr *a,
+	      unsigned long port);
+void self_free(struct self *sf);
 
 #endif

@@ -22,6 +22,7 @@
 #include "acct.h"
 #include "args.h"
 #include "fsx.h"
+#include "hdrscan.h"
 #include "send.h"
 
 extern char **environ;
@@ -44,6 +45,21 @@ void mstate_free(struct mstate *st)
 	qenv_free(&st->env);
 	str_free(&st->path);
 	free(st);
+}
+
+/* hops - the hop count of a queued message (lib/hdrscan.h): a file that
+ * got in without passing an entry's check (an old queue, a hand-written
+ * drop file) is stopped here. Its entry's own Received line is on top */
+static int hops(int fd, struct mstate *st)
+{
+	struct hdrscan h;
+	int r;
+
+	hdrscan_init(&h, NULL, 0);
+	r = hdrscan_fd(&h, fd, st->body_off, st->body_len);
+	st->looped = hdrscan_looped(&h, 1);
+	hdrscan_free(&h);
+	return r == -ENOMEM ? r : 0;	/* unreadable: the delivery says */
 }
 
 /* mstate_load - open and check the message file, read its outcomes.
@@ -73,6 +89,8 @@ int mstate_load(struct send *s, struct msg *m)
 	if (r == 0)
 		r = queue_read_env(fd, &st->env, &st->body_off,
 				   &st->body_len);
+	if (r == 0)
+		r = hops(fd, st);
 	if (fd >= 0)
 		close(fd);
 	if (r == 0) {
@@ -273,6 +291,7 @@ static const char *domain_of(const char *addr)
 static void finish(struct send *s, struct msg *m);
 static void record(struct send *s, struct msg *m, size_t i, char kind,
 		   const char *text, size_t tlen, int remote);
+static void loop_fail(struct send *s, struct msg *m, size_t i);
 
 /* dispatch - queue a job for every recipient that is due; a message with
  * nothing due goes back to wait, one with nothing left is finished */
@@ -293,6 +312,12 @@ static void dispatch(struct send *s, struct msg *m)
 		pending++;
 		if (st->busy[i])
 			continue;
+		if (st->looped) {
+			/* waiting would not help: every one fails now */
+			loop_fail(s, m, i);
+			pending--;
+			continue;
+		}
 		if (!m->force && rcpt_due(s, &st->r[i], now) > now) {
 			if (st->r[i].next_us < next)
 				next = st->r[i].next_us;
@@ -805,6 +830,21 @@ static void log_delivery(unsigned long dno, const char *word,
 			t.s[i] = '_';
 	slog("delivery %lu: %s: %s", dno, word, str_cstr(&t));
 	str_free(&t);
+}
+
+/* loop_fail - a recipient of a looping message fails without a delivery
+ * program: logged as a delivery that failed at once, then bounced as any
+ * failure is (a bounce from <> goes to doublebounceto, once) */
+static void loop_fail(struct send *s, struct msg *m, size_t i)
+{
+	static const char t[] = "5.4.6 " HDRSCAN_LOOP_TEXT;
+	unsigned long dno = ++s->dno;
+	int remote = acct_local(s->root, m->st->addr[i]) == 0; /* the log's */
+
+	slog("starting delivery %lu: msg %s to %s %s", dno, m->id,
+	     remote ? "remote" : "local", m->st->addr[i]);
+	record(s, m, i, 'F', t, sizeof t - 1, remote);
+	log_delivery(dno, "failure", t, sizeof t - 1);
 }
 
 /* record - the outcome of one recipient, in memory; written to ID.s by

@@ -31,6 +31,7 @@ struct mstate {
 	unsigned char *busy;	/* in a job queued or running */
 	unsigned jobs;		/* jobs queued or running */
 	int sfd;		/* ID.s, opened for appending on first use */
+	int looped;		/* over the hop limit: fails everywhere */
 	struct str path;	/* queue/msg/HH/ID */
 };
 

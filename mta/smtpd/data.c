@@ -9,6 +9,11 @@
  * removed (RFC 5321 4.5.2). The message goes straight into a queue file;
  * anything refused, cut off or failed is qw_abort()ed, so nothing half is
  * ever queued, and 250 is sent only after qw_commit() returned 0.
+ *
+ * The stored header is counted on the way (lib/hdrscan.h): a message that
+ * arrives with more than 100 Received: lines has looped (RFC 5321 6.3)
+ * and is refused with 554 5.4.6 after the data, nothing of it queued. Our
+ * own Received line is not counted: it is written apart, before the data.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "hdrscan.h"
 #include "log.h"
 #include "smtpd.h"
 
@@ -23,6 +29,7 @@
 
 struct dstate {
 	struct qwriter w;
+	struct hdrscan hs;	/* the hop count of the stored header */
 	struct str line;	/* the current line, bounded */
 	struct str buf;		/* stored bytes not yet written */
 	unsigned long long size;
@@ -50,7 +57,9 @@ static void store(struct session *s, struct dstate *d, const char *b,
 		d->over = 1;
 	if (d->bad || d->toolong || d->over || d->werr)
 		return;
-	if (str_catb(&d->buf, b, n) < 0)
+	if (hdrscan_feed(&d->hs, b, n) < 0)
+		d->werr = -ENOMEM;
+	else if (str_catb(&d->buf, b, n) < 0)
 		d->werr = -ENOMEM;
 	else if (d->buf.len >= FLUSH_AT) {
 		d->werr = qw_body(&d->w, d->buf.s, d->buf.len);
@@ -157,6 +166,7 @@ void data_receive(struct session *s)
 
 	memset(&d, 0, sizeof d);
 	d.start_ok = 1;
+	hdrscan_init(&d.hs, NULL, 0);
 	if (str_copys(&s->env.client, s->ip.s) < 0 ||
 	    str_copys(&s->env.helo, s->helo.s) < 0 ||
 	    str_copyb(&s->env.auth, s->auth_user.s ? s->auth_user.s : "",
@@ -198,14 +208,18 @@ void data_receive(struct session *s)
 	}
 	if (!d.bad && !d.toolong && !d.over && !d.werr && d.buf.len)
 		d.werr = qw_body(&d.w, d.buf.s, d.buf.len);
-	if (d.bad || d.toolong || d.over || d.werr) {
+	if (hdrscan_end(&d.hs) < 0 && !d.werr)
+		d.werr = -ENOMEM;
+	if (d.bad || d.toolong || d.over || d.werr ||
+	    hdrscan_looped(&d.hs, 0)) {
 		const char *why = d.bad ? "554 5.6.0 message refused: bare CR, "
 				  "bare LF or NUL byte in the data" :
 				  d.toolong ? "554 5.6.0 message refused: line "
 				  "too long (over 1000 bytes)" :
 				  d.over ? "552 5.3.4 message size exceeds "
 				  "fixed maximum message size" :
-				  "451 4.3.0 cannot write the queue file";
+				  d.werr ? "451 4.3.0 cannot write the queue "
+				  "file" : "554 5.4.6 " HDRSCAN_LOOP_TEXT;
 
 		qw_abort(&d.w);
 		(void)conn_reply(&s->c, "%s", why);
@@ -229,4 +243,5 @@ out:
 	str_free(&got);
 	str_free(&d.line);
 	str_free(&d.buf);
+	hdrscan_free(&d.hs);
 }

@@ -1,10 +1,11 @@
 /*
- * fuzz_hdrscan - libFuzzer target for the Delivered-To: header scan
- * (lib/hdrscan.c).
+ * fuzz_hdrscan - libFuzzer target for the Delivered-To: and Received:
+ * header scan (lib/hdrscan.c).
  *
  * The first byte chooses a piece size (1 to 256); the rest is the
  * message, scanned for two addresses, once whole and once in pieces.
- * Checked: both give the same verdict (count, match, CR LF, bytes), the
+ * Checked: both give the same verdict (counts, hop limit, match, CR LF,
+ * bytes), a Received: count only when "received" occurs, the
  * field buffer stays bounded, and a match is only reported when the
  * matched address really occurs in the input (case-insensitively).
  */
@@ -50,6 +51,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				 size - i : step) < 0)
 			abort();
 	hdrscan_end(&parts);
+	/* the hop count too: pieces give what the whole gives */
+	if (whole.received != parts.received ||
+	    hdrscan_looped(&whole, 0) != hdrscan_looped(&parts, 0))
+		abort();
+	if (whole.received && !occurs(data, size, "eceived"))
+		abort();
 	if (whole.delivered != parts.delivered || whole.match != parts.match ||
 	    whole.crlf != parts.crlf || whole.bytes != size ||
 	    parts.bytes != size)

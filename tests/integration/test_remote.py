@@ -404,9 +404,13 @@ def test_remote_mx_is_this_host(t):
         res, _, _ = remote(t, "loop.test", "a@example.org", "x@loop.test")
         assert res[0][0] == "F" and "loop: MX is this host" in res[0][1]
         assert "5.4.6" in res[0][1] and p7.sessions == []
-        # an MX on one of our own addresses is a loop as well
+        # an MX on one of our own addresses is a loop as well, once our
+        # own mta-smtpd listens on the port mail would go to
+        with open(t.path("control", "listen.smtp"), "w") as f:
+            f.write(f"127.0.0.1:{port}\n")
         res, _, _ = remote(t, "local.test", "a@example.org", "x@local.test")
         assert res[0][0] == "F" and "loop" in res[0][1], res
+        os.unlink(t.path("control", "listen.smtp"))
         # we are the backup MX: the better one gets the mail
         res, _, _ = remote(t, "backup.test", "a@example.org",
                            "x@backup.test")
@@ -736,6 +740,9 @@ def test_remote_address_literal_domain(t):
                            "x@[127.0.0.2]")
         assert res[0][0] == "D" and res[0][1].startswith("127.0.0.2 "), res
         assert "RCPT TO:<x@[127.0.0.2]>" in p.sessions[0]["cmds"]
+        # with our own mta-smtpd on that port, a loopback literal is us
+        with open(t.path("control", "listen.smtp"), "w") as f:
+            f.write(f"127.0.0.1:{port}\n")
         res, _, _ = remote(t, "[127.0.0.1]", "a@example.org",
                            "x@[127.0.0.1]")
         assert res[0][0] == "F" and "loop" in res[0][1], res

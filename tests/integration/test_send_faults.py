@@ -1253,7 +1253,9 @@ def test_loop_through_a_relay_stops_at_100_hops(t):
     """a.test's catch-all sends to a remote list at loop.test, which
     sends every message back to a new address at a.test, keeping the
     header: no address repeats, so the loop runs until the message
-    carries more than 100 Delivered-To lines; then it stops with one
+    carries more than 100 Received: lines (each round adds two: the
+    forward's mta-inject and the relay's), which mta-inject refuses
+    (5.4.6), well before 100 Delivered-To lines; then it stops with one
     bounce to the sender"""
     setup(t, users=("s",), domains=(DOM,))
     t.run("vadmin", "catchall", DOM, "list@loop.test", check=0)
@@ -1292,7 +1294,7 @@ def test_loop_through_a_relay_stops_at_100_hops(t):
         stop.set()
         th.join(timeout=10)
         mx.close()
-    assert 99 <= len(hops) <= 101, len(hops)
+    assert 49 <= len(hops) <= 51, len(hops)
     print(f"note: the relayed loop ran {len(hops)} hops before its bounce")
     (b,) = maildir(t, "s")
     assert b"5.4.6" in read(b), read(b)[:2000]

@@ -33,6 +33,7 @@
 #include "ctl.h"
 #include "db.h"
 #include "fsx.h"
+#include "hdrscan.h"
 #include "log.h"
 #include "name.h"
 #include "pw.h"
@@ -1640,6 +1641,109 @@ static void test_db(void)
 	CHECK("db.open_newer_no_handle", db == NULL);
 }
 
+/* hops - a header of N Received: fields (folded when fold), then LINE,
+ * scanned in pieces of step bytes (0: at once) */
+static void hops(struct hdrscan *h, int n, int fold, const char *line,
+		 size_t step)
+{
+	struct str m = STR_INIT;
+	size_t i;
+	int k;
+
+	for (k = 0; k < n; k++)
+		str_catf(&m, fold ? "Received: from h%d\n\tby x;\n\t1 Jan\n" :
+			 "Received: from h%d\n", k);
+	str_cats(&m, line);
+	hdrscan_init(h, NULL, 0);
+	if (step == 0)
+		hdrscan_feed(h, str_cstr(&m), m.len);
+	for (i = 0; step && i < m.len; i += step)
+		hdrscan_feed(h, m.s + i, m.len - i < step ? m.len - i : step);
+	hdrscan_end(h);
+	str_free(&m);
+}
+
+/* test_hdrscan_hops - the hop limit of RFC 5321 6.3, kept once in
+ * lib/hdrscan for mta-smtpd, mta-inject, sendmail and mta-send */
+static void test_hdrscan_hops(void)
+{
+	static const size_t steps[] = {0, 1, 5};
+	static const char body[] = "\nReceived: in the body\n";
+	struct hdrscan h;
+	struct str big = STR_INIT;
+	size_t s;
+	int fd;
+
+	for (s = 0; s < sizeof steps / sizeof *steps; s++) {
+		hops(&h, 100, 0, body, steps[s]);
+		CHECK_INT(tt_name("hops_100_count_step%zu", steps[s]),
+			  h.received, 100);
+		CHECK_INT(tt_name("hops_100_not_loop_step%zu", steps[s]),
+			  hdrscan_looped(&h, 0), 0);
+		hdrscan_free(&h);
+		hops(&h, 101, 1, body, steps[s]);
+		CHECK_INT(tt_name("hops_101_folded_count_step%zu", steps[s]),
+			  h.received, 101);
+		CHECK_INT(tt_name("hops_101_loop_step%zu", steps[s]),
+			  hdrscan_looped(&h, 0), 1);
+		hdrscan_free(&h);
+	}
+	/* a queued message carries its entry's own line on top */
+	hops(&h, 101, 0, "\n", 0);
+	CHECK_INT("hops_101_queued_not_loop", hdrscan_looped(&h, 1), 0);
+	hdrscan_free(&h);
+	hops(&h, 102, 0, "\n", 0);
+	CHECK_INT("hops_102_queued_loop", hdrscan_looped(&h, 1), 1);
+	hdrscan_free(&h);
+	/* the name in any case, with obsolete space; look-alikes are not */
+	hops(&h, 0, 0, "RECEIVED: a\nreceived : b\nX-Received: c\n"
+	     "Received-SPF: pass\nReceivedX: d\n\n", 0);
+	CHECK_INT("hops_name_forms", h.received, 2);
+	hdrscan_free(&h);
+	hops(&h, 0, 0, "Received: a\r\nReceived: b\r\n\r\nReceived: c\r\n", 1);
+	CHECK_INT("hops_crlf", h.received, 2);
+	hdrscan_free(&h);
+	/* a trace field longer than the compare bound still counts */
+	str_cats(&big, "Received: ");
+	while (big.len < 3 * HDRSCAN_FIELD_MAX)
+		str_cats(&big, "from x\n\t");
+	str_cats(&big, "by y\n\n");
+	hdrscan_init(&h, NULL, 0);
+	hdrscan_feed(&h, big.s, big.len);
+	hdrscan_end(&h);
+	CHECK_INT("hops_long_field", h.received, 1);
+	hdrscan_free(&h);
+
+	/* from a file at an offset, as mta-send reads a queue file */
+	big.len = 0;
+	str_cats(&big, "ENVELOPE");
+	for (s = 0; s < 101; s++)
+		str_catf(&big, "Received: from h%zu\n", s);
+	str_cats(&big, "\nReceived: body\n");
+	put_file(sp("hops"), big.s, big.len);
+	fd = open(sp("hops"), O_RDONLY | O_CLOEXEC);
+	hdrscan_init(&h, NULL, 0);
+	CHECK_INT("hops_fd", hdrscan_fd(&h, fd, 8, big.len - 8), 0);
+	CHECK_INT("hops_fd_count", h.received, 101);
+	CHECK_INT("hops_fd_loop", hdrscan_looped(&h, 0), 1);
+	hdrscan_free(&h);
+	/* a length past the end of the file: what is there is judged */
+	hdrscan_init(&h, NULL, 0);
+	CHECK_INT("hops_fd_short", hdrscan_fd(&h, fd, 8, big.len + 1000), 0);
+	CHECK_INT("hops_fd_short_count", h.received, 101);
+	hdrscan_free(&h);
+	/* only the first 10 lines given: 10 counted */
+	hdrscan_init(&h, NULL, 0);
+	CHECK_INT("hops_fd_part", hdrscan_fd(&h, fd, 8, 10 * 18), 0);
+	CHECK_INT("hops_fd_part_count", h.received, 10);
+	hdrscan_free(&h);
+	hdrscan_init(&h, NULL, 0);
+	CHECK_INT("hops_fd_badfd", hdrscan_fd(&h, -1, 0, 10), -EBADF);
+	hdrscan_free(&h);
+	close(fd);
+	str_free(&big);
+}
+
 int main(void)
 {
 	umask(022);
@@ -1663,6 +1767,7 @@ int main(void)
 	test_args();
 	test_args_env();
 	test_db();
+	test_hdrscan_hops();
 	CHECK_INT("cleanup", fsx_rmtree(scratch), 0);
 	CHECK_INT("cleanup_gone", exists(scratch), 0);
 	return tt_exit();

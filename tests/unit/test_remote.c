@@ -3,8 +3,10 @@
  * main(): smtproutes (host[:port] syntax and which line wins), the SMTP
  * reply parser (multi-line replies, EHLO keywords, the limits), the DATA
  * writer (CR LF, dot-stuffing, the final dot; whole and byte at a time),
- * the result-line cleaner, and lib/dns's resolvers lines and name check.
+ * the result-line cleaner, lib/dns's resolvers lines and name check, and
+ * the loop check (self.c): every spelling of this host, on our ports only.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,6 +381,111 @@ static void test_names(void)
 			      "aaaaaaaaaaaaaaaa.test"), 0);
 }
 
+/* addr - a dns_addr from text (IPv6 when it has a colon) */
+static struct dns_addr addr(const char *text)
+{
+	struct dns_addr a;
+
+	memset(&a, 0, sizeof a);
+	a.family = strchr(text, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(a.family, text, a.family == AF_INET ? (void *)&a.a.v4 :
+		      (void *)&a.a.v6) != 1)
+		a.family = -1;
+	return a;
+}
+
+struct self_case {
+	const char *addr;
+	unsigned long port;
+	int want;
+};
+
+/* this "host": interfaces 192.0.2.2 and fd00::2 (besides loopback),
+ * control/listen.smtp on port 2525 */
+static const struct self_case self_cases[] = {
+	{"127.0.0.1", 25, 1},
+	{"127.0.0.2", 25, 1},
+	{"127.255.255.254", 2525, 1},
+	{"0.0.0.0", 25, 1},
+	{"0.1.2.3", 587, 1},
+	{"::1", 25, 1},
+	{"::", 465, 1},
+	{"::ffff:127.0.0.1", 25, 1},
+	{"::ffff:127.0.0.2", 2525, 1},
+	{"::ffff:0.0.0.0", 25, 1},
+	{"::127.0.0.1", 25, 1},		/* IPv4-compatible */
+	{"::ffff:0:127.0.0.1", 25, 1},	/* SIIT */
+	{"64:ff9b::127.0.0.1", 25, 1},	/* NAT64 */
+	{"64:ff9b::192.0.2.2", 25, 1},
+	{"192.0.2.2", 25, 1},
+	{"::ffff:192.0.2.2", 25, 1},
+	{"fd00::2", 25, 1},
+	{"FD00:0:0:0:0:0:0:2", 25, 1},
+	/* somebody else */
+	{"192.0.2.3", 25, 0},
+	{"::ffff:192.0.2.3", 25, 0},
+	{"128.0.0.1", 25, 0},
+	{"1.0.0.0", 25, 0},
+	{"fd00::3", 25, 0},
+	{"::2:0:0:1", 25, 0},
+	{"2001:db8::127.0.0.1", 25, 0},
+	{"64:ff9b:1::127.0.0.1", 25, 0},
+	/* our addresses, where no MTA of ours listens: a lab's fake MX */
+	{"127.0.0.2", 2526, 0},
+	{"::ffff:127.0.0.1", 10025, 0},
+	{"192.0.2.2", 2526, 0},
+};
+
+/* test_self - the loop check's idea of this host */
+static void test_self(void)
+{
+	struct self sf = {NULL, 0, NULL, 0, 0};
+	struct dns_addr own[] = {addr("192.0.2.2"), addr("fd00::2"),
+				 addr("::ffff:10.9.8.7")}, c;
+	unsigned long ports[] = {25, 465, 587, 2525};
+	size_t i;
+
+	sf.own = calloc(3, sizeof *sf.own);
+	sf.ports = malloc(sizeof ports);
+	if (!sf.own || !sf.ports)
+		return;
+	for (i = 0; i < 3; i++)
+		self_canon(&own[i], &sf.own[sf.nown++]);
+	memcpy(sf.ports, ports, sizeof ports);
+	sf.nports = 4;
+	for (i = 0; i < sizeof self_cases / sizeof *self_cases; i++) {
+		const struct self_case *sc = &self_cases[i];
+		struct dns_addr a = addr(sc->addr);
+
+		CHECK_INT(tt_name("self_parse_%s", sc->addr), a.family != -1,
+			  1);
+		CHECK_INT(tt_name("self_%s_port%lu", sc->addr, sc->port),
+			  self_addr(&sf, &a, sc->port), sc->want);
+	}
+	/* an interface listed as IPv4-mapped is compared as IPv4 */
+	c = addr("10.9.8.7");
+	CHECK_INT("self_mapped_interface", self_addr(&sf, &c, 25), 1);
+	c = addr("::ffff:7f00:1");
+	self_canon(&c, &c);
+	CHECK_INT("self_canon_family", c.family, AF_INET);
+	CHECK_INT("self_canon_v4", ntohl(c.a.v4.s_addr), 0x7f000001);
+	/* a listen file that could not be read: every port is ours */
+	sf.any_port = 1;
+	c = addr("127.0.0.2");
+	CHECK_INT("self_any_port", self_addr(&sf, &c, 2526), 1);
+	c = addr("192.0.2.3");
+	CHECK_INT("self_any_port_other_host", self_addr(&sf, &c, 2526), 0);
+	self_free(&sf);
+
+	/* the real thing: this machine's loopback, without control files */
+	CHECK_INT("self_load", self_load(&sf, "/nonexistent"), 0);
+	c = addr("::ffff:127.0.0.1");
+	CHECK_INT("self_load_loopback_25", self_addr(&sf, &c, 25), 1);
+	CHECK_INT("self_load_loopback_other", self_addr(&sf, &c, 2600), 0);
+	CHECK_INT("self_load_ports", sf.nports, 3);
+	self_free(&sf);
+}
+
 int main(void)
 {
 	test_hostport();
@@ -388,5 +495,6 @@ int main(void)
 	test_clean();
 	test_resolvers();
 	test_names();
+	test_self();
 	return tt_exit();
 }
