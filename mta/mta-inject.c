@@ -33,8 +33,9 @@
  *
  * EXIT STATUS
  *	0 queued (the message is on disk, synced), 2 usage, 100 an address is
- *	invalid, there are more than 1,000 recipients or the message is a
- *	loop (nothing queued), 111 temporary failure (nothing queued).
+ *	invalid, there are more than 1,000 recipients, the message is larger
+ *	than control/databytes or is a loop (nothing queued), 111 temporary
+ *	failure (nothing queued).
  *
  * DIAGNOSTICS
  *	One line on stderr starting with "mta-inject: ". A queued message is
@@ -113,15 +114,23 @@ static int received(struct str *b, uid_t invoker)
 }
 
 /* put - converted bytes into the queue file, their header counted */
-static int put(struct qwriter *w, struct hdrscan *h, const char *b, size_t n)
+/* put - n more bytes of the message; -EFBIG once it is past *room, the
+ * bytes control/databytes still allows (as at every other entry) */
+static int put(struct qwriter *w, struct hdrscan *h, const char *b, size_t n,
+	       unsigned long *room)
 {
-	int r = hdrscan_feed(h, b, n);
+	int r;
 
+	if (n > *room)
+		return -EFBIG;
+	*room -= n;
+	r = hdrscan_feed(h, b, n);
 	return r < 0 ? r : qw_body(w, b, n);
 }
 
 /* copy_body - stdin into the queue file, CR LF turned into LF */
-static int copy_body(struct qwriter *w, struct hdrscan *h)
+static int copy_body(struct qwriter *w, struct hdrscan *h,
+		     unsigned long room)
 {
 	char in[65536], out[65536];
 	int cr = 0; /* a CR that ended the previous read */
@@ -145,15 +154,15 @@ static int copy_body(struct qwriter *w, struct hdrscan *h)
 			if (!cr)
 				out[o++] = in[i];
 			if (o == sizeof out) {
-				if ((r = put(w, h, out, o)) < 0)
+				if ((r = put(w, h, out, o, &room)) < 0)
 					return r;
 				o = 0;
 			}
 		}
-		if (o && (r = put(w, h, out, o)) < 0)
+		if (o && (r = put(w, h, out, o, &room)) < 0)
 			return r;
 	}
-	r = cr ? put(w, h, "\r", 1) : 0;
+	r = cr ? put(w, h, "\r", 1, &room) : 0;
 	return r < 0 ? r : hdrscan_end(h);
 }
 
@@ -165,6 +174,7 @@ int main(int argc, char **argv)
 	struct str me = STR_INIT, a = STR_INIT, id = STR_INIT, hdr = STR_INIT;
 	const char *root, *sender = NULL;
 	uid_t invoker = getuid(); /* before becoming the mail user */
+	unsigned long databytes;
 	int i, r, logfd;
 
 	msg_init(argv[0]);
@@ -201,6 +211,9 @@ int main(int argc, char **argv)
 			"%s/control/mailuser: %s", root, priv_error(r));
 	if ((r = ctl_get(root, "me", "localhost", &me)) < 0)
 		msg_die(111, "4.3.0 cannot read control/me: %s", msg_err(r));
+	if ((r = ctl_get_ulong(root, "databytes", 10485760, &databytes)) < 0)
+		msg_die(111, "4.3.0 cannot read control/databytes: %s",
+			msg_err(r));
 	qenv_init(&e);
 	/* vdeliver forwarding a double bounce (lib/queue.h); only root and
 	 * the mail user can run mta-inject, so nobody else can mark one */
@@ -225,7 +238,7 @@ int main(int argc, char **argv)
 	hdrscan_init(&h, NULL, 0);
 	r = qw_body(&w, hdr.s, hdr.len);
 	if (r == 0)
-		r = copy_body(&w, &h);
+		r = copy_body(&w, &h, databytes);
 	if (r == 0 && hdrscan_looped(&h, 0)) {
 		qw_abort(&w);
 		hdrscan_free(&h);
@@ -236,6 +249,10 @@ int main(int argc, char **argv)
 		r = qw_commit(&w, &id);
 	else
 		qw_abort(&w);
+	if (r == -EFBIG)
+		msg_die(100, "5.3.4 the message is larger than "
+			"control/databytes (%lu bytes); nothing was queued",
+			databytes);
 	if (r < 0)
 		msg_die(111, "4.3.0 cannot queue the message: %s; nothing was "
 			"queued", msg_err(r));

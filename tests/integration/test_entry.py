@@ -285,3 +285,22 @@ def test_remote_arguments(t):
               check=2)
     assert "unknown option --bogus" in p.err, p.err
     assert t.run("mta-remote", "--help", check=0).out.startswith("usage:")
+
+
+def test_inject_and_sendmail_hold_databytes(t):
+    """control/databytes holds at mta-inject (and so at root's sendmail,
+    which runs it) as at SMTP: one byte over is refused, nothing queued"""
+    t.init()
+    with open(t.path("control", "databytes"), "w") as f:
+        f.write("1000\n")
+    head = "Subject: big\n\n"
+    ok = head + "x" * (1000 - len(head) - 1) + "\n"
+    assert len(ok) == 1000
+    t.run("mta-inject", "-f", "a@b.test", "c@d.test", input=ok, check=0)
+    assert len(queued(t)) == 1
+    for prog, args in (("mta-inject", ["-f", "a@b.test", "c@d.test"]),
+                       ("sendmail", ["-oi", "c@d.test"])):
+        p = t.run(prog, *args, input=ok[:-1] + "xx\n")
+        line = refused(p, "mta-inject")
+        assert "5.3.4" in line and "databytes" in line, line
+        assert len(queued(t)) == 1, (prog, queued(t))
