@@ -88,7 +88,7 @@
 #include "send.h"
 
 #define STOP_GRACE_MS 10000
-#define BACKLOG_MAX 20000	/* jobs waiting for a slot */
+#define BACKLOG_MAX 20000	/* busy messages */
 
 static const char usage_text[] =
 	"usage: mta-send [--root DIR] [--check [--repair]]\n";
@@ -380,8 +380,10 @@ int main(int argc, char **argv)
 		if (s.drop_rescan && !s.stopping)
 			(void)drop_pickup(&s);
 		/* new mail waits in new/ (durable, not in memory) while
-		 * the deliveries are far behind */
-		busy = s.lq.n + s.rq.n >= BACKLOG_MAX;
+		 * the deliveries are far behind. Counted in messages, of
+		 * which one local user holds at most owner_cap() and each
+		 * queues at most a few jobs: one sender cannot stop this */
+		busy = s.nbusy >= BACKLOG_MAX;
 		if (s.rescan && !s.stopping && !busy)
 			(void)sched_pickup(&s);
 		/* the start-up check, a directory a turn: in between, new
@@ -414,6 +416,10 @@ int main(int argc, char **argv)
 		if (top && !s.stopping)
 			timeout = top->due_ms > now ? top->due_ms - now : 0;
 		if ((s.rescan && !busy) || (s.scan_next < 256 && !s.stopping))
+			timeout = 0;
+		/* drop/ read only in part, or parked mail that may go on */
+		if (!s.stopping && (s.drop_rescan ||
+		    (s.unpark && s.nbusy < sched_limit(&s))))
 			timeout = 0;
 		if (s.nmsgs != s.stat_n || s.stopping)
 			timeout = timeout > 100 ? 100 : timeout;

@@ -18,6 +18,8 @@
 
 #define NOHEAP UINT32_MAX
 
+struct pitem;		/* sched.c */
+
 /* the recipients of a message while it is being worked on; freed when
  * the message goes back to wait, so that a million waiting messages
  * cost only their struct msg */
@@ -30,6 +32,12 @@ struct mstate {
 	struct qrcpt *r;	/* outcomes so far */
 	unsigned char *busy;	/* in a job queued or running */
 	unsigned jobs;		/* jobs queued or running */
+	unsigned queued;	/* of which waiting for a slot */
+	/* its due recipients not yet cut into jobs, sorted by domain: jobs
+	 * are cut a few at a time (sched.c, refill), so that one big message
+	 * never fills the job queues */
+	struct pitem *plan;
+	size_t nplan, plan_pos;
 	int sfd;		/* ID.s, opened for appending on first use */
 	struct str path;	/* queue/msg/HH/ID */
 };
@@ -41,6 +49,20 @@ struct msg {
 	uint32_t hidx;		/* place in the heap, or NOHEAP */
 	int force;		/* try every pending recipient (SIGALRM) */
 	struct mstate *st;	/* NULL while waiting */
+	int counted;		/* busy, counted in nbusy (owner.c) */
+	struct owner *own;	/* counted busy for this local user */
+	struct msg *park_next;	/* parked behind its owner's busy ones */
+};
+
+/* a local user (the U record) with messages busy or parked: one user's
+ * messages are busy at most owner_cap() at a time, the rest parked in
+ * arrival order, so that one user cannot fill the scheduler (owner.c) */
+struct owner {
+	char *uid;
+	unsigned busy;
+	struct msg *park_head, *park_tail;
+	size_t nparked;
+	struct owner *next;
 };
 
 struct job {
@@ -78,6 +100,9 @@ struct send {
 	size_t nrun, run_cap, nlocal, nremote;
 	unsigned long dno;	/* delivery counter, as qmail's */
 	int rescan;		/* queue/new may hold something */
+	size_t nbusy;		/* messages loaded and being worked on */
+	struct owner *owners;	/* local users with busy or parked mail */
+	int unpark;		/* an owner with parked mail may have room */
 	int stopping;
 	int trigger_fd;
 	int drop_fd, drop_keep;	/* drop/trigger: read end, kept write end */
@@ -128,6 +153,7 @@ void sched_end(struct send *s, size_t i, int status, const char *why);
 int spawn_attr_clean(posix_spawnattr_t *sa);
 void job_drain(struct job *j);
 void sched_free(struct send *s);
+size_t sched_limit(const struct send *s);
 int mstate_load(struct send *s, struct msg *m);
 void mstate_free(struct mstate *st);
 
@@ -138,6 +164,13 @@ int vds_reaped(struct send *s, pid_t pid, int status);
 void vds_gone(struct send *s, const char *why);
 void vds_term(struct send *s);
 void vds_stop(struct send *s);
+
+/* owner.c */
+unsigned owner_cap(const struct send *s);
+int owner_take(struct send *s, struct msg *m);
+void owner_release(struct send *s, struct msg *m);
+struct msg *owner_next(struct send *s);
+void owner_free(struct send *s);
 
 /* bounce.c */
 int bounce_make(struct send *s, struct msg *m, struct str *id_r);
