@@ -42,6 +42,7 @@ void mstate_free(struct mstate *st)
 	free(st->r);
 	free(st->addr);
 	free(st->busy);
+	free(st->plan);
 	qenv_free(&st->env);
 	str_free(&st->path);
 	free(st);
