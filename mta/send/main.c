@@ -377,7 +377,8 @@ int main(int argc, char **argv)
 		int busy;
 		size_t n = 0, k;
 
-		if (s.drop_rescan && !s.stopping)
+		/* drop/: a new pass after a trigger, or the next slice */
+		if ((s.drop_rescan || s.drop_dir) && !s.stopping)
 			(void)drop_pickup(&s);
 		/* new mail waits in new/ (durable, not in memory) while
 		 * the deliveries are far behind. Counted in messages, of
@@ -418,7 +419,7 @@ int main(int argc, char **argv)
 		if ((s.rescan && !busy) || (s.scan_next < 256 && !s.stopping))
 			timeout = 0;
 		/* drop/ read only in part, or parked mail that may go on */
-		if (!s.stopping && (s.drop_rescan ||
+		if (!s.stopping && (s.drop_rescan || s.drop_dir ||
 		    (s.unpark && s.nbusy < sched_limit(&s))))
 			timeout = 0;
 		if (s.nmsgs != s.stat_n || s.stopping)
@@ -507,6 +508,8 @@ int main(int argc, char **argv)
 		str_free(&p);
 	}
 	close(keep);
+	drop_close(&s);
+	dropseen_free(&s.drop_seen);
 	if (s.drop_fd >= 0)
 		close(s.drop_fd);
 	if (s.drop_keep >= 0)

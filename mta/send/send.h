@@ -107,6 +107,17 @@ struct send {
 	int trigger_fd;
 	int drop_fd, drop_keep;	/* drop/trigger: read end, kept write end */
 	int drop_rescan;	/* drop/ may hold something */
+	/* drop/ is read a slice a turn, from where the last turn stopped;
+	 * its entries that are not message files are remembered, so that
+	 * each is logged once (drop.c, dropseen.c) */
+	void *drop_dir;		/* DIR *, NULL between passes */
+	struct dropseen {
+		uint64_t *key;	/* open addressing; 0 is an empty slot */
+		uint32_t *pass;	/* the pass that last saw it */
+		size_t cap, n;
+		uint32_t cur;	/* this pass */
+		int full;	/* said that no more can be remembered */
+	} drop_seen;
 	/* the start-up check of msg/HH/, one directory a turn of the loop,
 	 * so that new mail flows while a big queue is being read; ids
 	 * taken from new/ meanwhile are remembered, not filed twice */
@@ -178,6 +189,14 @@ int bounce_make(struct send *s, struct msg *m, struct str *id_r);
 /* drop.c */
 int drop_open(struct send *s);
 int drop_pickup(struct send *s);
+void drop_close(struct send *s);
+
+/* dropseen.c */
+uint64_t dropseen_key(uint64_t ino, const char *name);
+int dropseen_has(struct dropseen *d, uint64_t key);
+int dropseen_add(struct dropseen *d, uint64_t key);
+void dropseen_pass_end(struct dropseen *d);
+void dropseen_free(struct dropseen *d);
 
 /* scan.c */
 #define SCAN_REPAIR 1
