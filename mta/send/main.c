@@ -30,6 +30,12 @@
  *	control/queuelifetime. Failed recipients are reported in one RFC
  *	3464 bounce a message, once every recipient is settled.
  *
+ *	Fairness: a message's jobs are cut a few at a time (at most 16 wait
+ *	for a slot), and a local user (the U record) has at most
+ *	concurrencylocal + concurrencyremote messages worked on at a time,
+ *	the others parked in arrival order; drop/ is read a slice a turn,
+ *	a uid's share of files and log lines bounded (docs/queue.md).
+ *
  *	With --check it checks the queue and prints one line per problem
  *	instead; --repair fixes them as the start-up check does (files that
  *	cannot be used go to queue/quarantine/, nothing is deleted). Do not

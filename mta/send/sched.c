@@ -2,8 +2,10 @@
  * sched - taking messages in, cutting them into deliveries, recording
  * what became of each recipient, retrying and finishing.
  *
- * A message is either waiting (in the heap, its recipients on disk only)
- * or busy (loaded, with jobs queued or running). When its last job ends
+ * A message is either waiting (in the heap, its recipients on disk only),
+ * parked (waiting behind its owner's busy messages, owner.c) or busy
+ * (loaded, with a plan of due recipients sorted by domain and jobs cut
+ * from it a few at a time, queued or running). When its last job ends
  * it is looked at again: finished if every recipient is settled, else
  * filed back into the heap for its earliest retry.
  */
