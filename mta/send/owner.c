@@ -13,6 +13,12 @@
  * Mail without a U record (SMTP, bounces) is not capped here: SMTP
  * clients are limited by mta-smtpd. Owners are kept in a list, one entry
  * a uid that has busy or parked mail: local users are few.
+ *
+ * The jobs waiting for a slot are queued by owner, mail without U being
+ * one more owner (s->anon), and a free slot goes to the owners in turn:
+ * another user's job waits for one job of each owner at most, not for
+ * the hundreds one user may have queued (jobs to a tarpit each hold a
+ * remote slot for timeoutremote).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -150,4 +156,48 @@ void owner_free(struct send *s)
 		free(o->uid);
 		free(o);
 	}
+}
+
+/* fair_add - J waits for a slot, in its owner's queue; an owner that had
+ * none joins the ring at the end of the round */
+void fair_add(struct send *s, struct job *j)
+{
+	int k = j->remote ? 1 : 0;
+	struct fairq *fq = k ? &s->rq : &s->lq;
+	struct owner *o = j->m->own ? j->m->own : &s->anon;
+
+	if (!o->q[k].n) {
+		if (fq->last) {
+			o->rnext[k] = fq->last->rnext[k];
+			fq->last->rnext[k] = o;
+		} else {
+			o->rnext[k] = o;
+		}
+		fq->last = o;
+	}
+	job_add(&o->q[k], j);
+	fq->n++;
+}
+
+/* fair_take - the next owner's first job for a local (0) or remote (1)
+ * slot; an owner with none left leaves the ring */
+struct job *fair_take(struct send *s, int remote)
+{
+	int k = remote ? 1 : 0;
+	struct fairq *fq = k ? &s->rq : &s->lq;
+	struct owner *o;
+	struct job *j;
+
+	if (!fq->last)
+		return NULL;
+	o = fq->last->rnext[k];
+	j = job_take(&o->q[k]);
+	fq->n--;
+	if (o->q[k].n)
+		fq->last = o;
+	else if (o == fq->last)
+		fq->last = NULL;
+	else
+		fq->last->rnext[k] = o->rnext[k];
+	return j;
 }

@@ -215,7 +215,7 @@ static int load(struct send *s, struct msg *m)
 	return -1;
 }
 
-static int job_add(struct fifo *q, struct job *j)
+void job_add(struct fifo *q, struct job *j)
 {
 	j->next = NULL;
 	if (q->tail)
@@ -224,10 +224,9 @@ static int job_add(struct fifo *q, struct job *j)
 		q->head = j;
 	q->tail = j;
 	q->n++;
-	return 0;
 }
 
-static struct job *job_take(struct fifo *q)
+struct job *job_take(struct fifo *q)
 {
 	struct job *j = q->head;
 
@@ -375,7 +374,8 @@ static int cut(struct send *s, struct msg *m)
 		plan_drop(st);
 	st->jobs++;
 	st->queued++;
-	return job_add(j->remote ? &s->rq : &s->lq, j);
+	fair_add(s, j);
+	return 0;
 }
 
 /* refill - jobs cut from the plan until MSG_QUEUED_MAX of the message's
@@ -818,9 +818,9 @@ void sched_start(struct send *s)
 
 	if (s->stopping)
 		return;
-	while (s->nlocal < s->conc_local && (j = job_take(&s->lq)) != NULL)
+	while (s->nlocal < s->conc_local && (j = fair_take(s, 0)) != NULL)
 		take_slot(s, j, &turn);
-	while (s->nremote < s->conc_remote && (j = job_take(&s->rq)) != NULL)
+	while (s->nremote < s->conc_remote && (j = fair_take(s, 1)) != NULL)
 		take_slot(s, j, &turn);
 	if (!turn.n)
 		return;
@@ -1137,12 +1137,11 @@ static void finish(struct send *s, struct msg *m)
 /* sched_free - everything still in memory, at exit (the queue is on disk) */
 void sched_free(struct send *s)
 {
-	struct fifo *qs[2] = {&s->lq, &s->rq};
 	struct job *j;
 	size_t i;
 
 	for (i = 0; i < 2; i++)
-		while ((j = job_take(qs[i])) != NULL) {
+		while ((j = fair_take(s, (int)i)) != NULL) {
 			struct msg *m = j->m;
 
 			job_free(j);

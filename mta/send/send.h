@@ -54,6 +54,11 @@ struct msg {
 	struct msg *park_next;	/* parked behind its owner's busy ones */
 };
 
+struct fifo {
+	struct job *head, *tail;
+	size_t n;
+};
+
 /* a local user (the U record) with messages busy or parked: one user's
  * messages are busy at most owner_cap() at a time, the rest parked in
  * arrival order, so that one user cannot fill the scheduler (owner.c) */
@@ -62,7 +67,19 @@ struct owner {
 	unsigned busy;
 	struct msg *park_head, *park_tail;
 	size_t nparked;
+	/* its jobs waiting for a local [0] and a remote [1] slot, and its
+	 * place in the ring of owners that have some: slots are given to
+	 * the owners in turn, one job each */
+	struct fifo q[2];
+	struct owner *rnext[2];
 	struct owner *next;
+};
+
+/* jobs waiting for a slot of one kind: the ring of their owners, LAST the
+ * one served last (the next is last->rnext) */
+struct fairq {
+	struct owner *last;
+	size_t n;
 };
 
 struct job {
@@ -80,11 +97,6 @@ struct job {
 	struct job *next;	/* in a FIFO of jobs waiting for a slot */
 };
 
-struct fifo {
-	struct job *head, *tail;
-	size_t n;
-};
-
 struct send {
 	const char *root;
 	/* control files, read at start and on SIGHUP */
@@ -95,7 +107,8 @@ struct send {
 	size_t heap_n, heap_cap;
 	size_t nmsgs;		/* in queue/msg/, all states */
 	/* work */
-	struct fifo lq, rq;	/* jobs waiting for a local / remote slot */
+	struct fairq lq, rq;	/* jobs waiting for a local / remote slot */
+	struct owner anon;	/* the owner of mail without U (SMTP) */
 	struct job **run;	/* running jobs */
 	size_t nrun, run_cap, nlocal, nremote;
 	unsigned long dno;	/* delivery counter, as qmail's */
@@ -182,6 +195,12 @@ int owner_take(struct send *s, struct msg *m);
 void owner_release(struct send *s, struct msg *m);
 struct msg *owner_next(struct send *s);
 void owner_free(struct send *s);
+void fair_add(struct send *s, struct job *j);
+struct job *fair_take(struct send *s, int remote);
+
+/* sched.c, for owner.c */
+void job_add(struct fifo *q, struct job *j);
+struct job *job_take(struct fifo *q);
 
 /* bounce.c */
 int bounce_make(struct send *s, struct msg *m, struct str *id_r);

@@ -141,3 +141,45 @@ def test_45000_domains_cut_into_jobs_quickly(t):
     finally:
         mx.close()
         s.stop()
+
+
+def test_remote_mail_is_not_queued_behind_a_big_sender(t):
+    """hundreds of one user's jobs to a tarpit wait for a remote slot;
+    another user's remote job takes the next slot that frees, not the
+    place after them (slots are given to owners in turn)"""
+    if not can_switch():
+        return
+    setup(t, users=("bob",))
+    tarpit = MX("127.0.0.2", mode="silent")
+    good = MX("127.0.0.3")
+    with open(t.path("control", "smtproutes"), "w") as f:
+        f.write(f"good.test:127.0.0.3:{good.port}\n"
+                f":127.0.0.2:{tarpit.port}\n")
+    # a tarpit session ends after 3 s: slots free up now and then
+    for k, v in (("timeoutremote", "3"), ("timeoutconnect", "3")):
+        with open(t.path("control", k), "w") as f:
+            f.write(f"{v}\n")
+    rcpts = [f"u@dead{k}.test" for k in range(RCPTS)]
+    s = Sender(t)
+    try:
+        s.wait_log(r"queue check done: ")
+        for i in range(BIG):
+            p = t.run("mta-inject", "-f", "root@" + DOMAIN, *rcpts,
+                      input=f"Subject: big {i}\n\nmany\n")
+            assert p.returncode == 0, p.err
+        s.wait_log(r"status: local \d+/10 remote 20/20", timeout=60)
+        t0 = time.monotonic()
+        p = user_sendmail(t, "someone@good.test",
+                          input=b"Subject: out\n\nto a live host\n")
+        assert p.returncode == 0, p.err
+        while not good.got and time.monotonic() < t0 + 15:
+            time.sleep(0.02)
+        took = time.monotonic() - t0
+        assert good.got, f"not relayed in 15 s\n{s.log()[-3000:]}"
+        print(f"figure: another user's remote message relayed {took:.2f} s "
+              f"after sendmail exited, behind {BIG} x {RCPTS} recipients "
+              f"to a tarpit holding every remote slot for 3 s a try")
+    finally:
+        tarpit.close()
+        good.close()
+        s.stop()
