@@ -71,15 +71,18 @@ static void drop(struct send *s, struct owner *o)
 }
 
 /* owner_take - may the loaded message M be worked on now? 1: yes, it is
- * counted busy; 0: its owner is at the cap, M is parked and the caller
+ * counted busy; 0: its owner is at the cap, or has older messages parked
+ * (they go first, in arrival order), so M is parked and the caller
  * unloads it. Without memory for an owner it goes uncapped rather than
  * waiting: the cap is fairness, not safety */
 int owner_take(struct send *s, struct msg *m)
 {
 	const struct str *u = &m->st->env.uid;
 	struct owner *o = u->len ? find(s, u->s, u->len) : NULL;
+	int first = m->unparked;
 
-	if (o && o->busy >= owner_cap(s)) {
+	m->unparked = 0;
+	if (o && (o->busy >= owner_cap(s) || (o->park_head && !first))) {
 		m->park_next = NULL;
 		if (o->park_tail)
 			o->park_tail->park_next = m;
@@ -133,6 +136,7 @@ struct msg *owner_next(struct send *s)
 			o->park_tail = NULL;
 		o->nparked--;
 		m->park_next = NULL;
+		m->unparked = 1;
 		drop(s, o);
 		return m;
 	}

@@ -50,6 +50,7 @@ struct msg {
 	int force;		/* try every pending recipient (SIGALRM) */
 	struct mstate *st;	/* NULL while waiting */
 	int counted;		/* busy, counted in nbusy (owner.c) */
+	int unparked;		/* just taken off its owner's park list */
 	struct owner *own;	/* counted busy for this local user */
 	struct msg *park_next;	/* parked behind its owner's busy ones */
 };

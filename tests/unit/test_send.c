@@ -101,6 +101,10 @@ static void test_cap_and_parking(void)
 		 "unpark %d", s.unpark);
 	/* one ends: the first parked is taken up, and only it */
 	owner_release(&s, m[1]);
+	/* a new one is not let in ahead of those parked before it */
+	unload(m[1]);
+	load(m[1], "1000");
+	tt_check(take(&s, m[1]) == 0, "owner_parked_go_first", "let in");
 	tt_check(s.unpark && owner_next(&s) == m[3], "owner_next_first",
 		 "unpark %d", s.unpark);
 	load(m[3], "1000");
@@ -112,8 +116,13 @@ static void test_cap_and_parking(void)
 	tt_check(take(&s, m[4]) == 1, "owner_taken_up", "parked");
 	owner_release(&s, m[0]);	/* twice: the second is nothing */
 	tt_check(s.nbusy == 5, "owner_release_once", "nbusy %zu", s.nbusy);
-	for (i = 2; i < 5; i++)
-		owner_release(&s, m[i]);
+	owner_release(&s, m[2]);
+	tt_check(owner_next(&s) == m[1], "owner_next_last", "order");
+	load(m[1], "1000");
+	tt_check(take(&s, m[1]) == 1, "owner_last_taken_up", "parked");
+	for (i = 1; i < 5; i++)
+		if (i != 2)
+			owner_release(&s, m[i]);
 	owner_release(&s, smtp);
 	owner_release(&s, other);
 	tt_check(!s.owners && !s.nbusy, "owner_dropped_when_idle",
