@@ -116,6 +116,14 @@ $(O)/tests/test_remote: tests/unit/test_remote.c \
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Imta/remote $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
 
+# mta-send's owner.c and dropseen.c, which need nothing else of it, for
+# their unit test
+TESTS   += test_send
+$(O)/tests/test_send: tests/unit/test_send.c $(O)/mta/send/owner.o \
+		$(O)/mta/send/dropseen.o $(O)/libfacteur.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Imta/send $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+
 # mta-smtpd's modules without main(), for its unit test
 $(O)/tests/test_smtpd: tests/unit/test_smtpd.c \
 		$(patsubst %.c,$(O)/%.o,$(filter-out %/main.c,$(SMTPD_SRC))) \

@@ -10,9 +10,11 @@
  * (not NAME.tmp), treats it as hostile -- its owner wrote every byte and
  * may still change it -- and copies it into a real queue file:
  *
- *   lstat: a regular file, one link, at most control/databytes + 1 MiB;
- *   open O_NOFOLLOW|O_NONBLOCK, then fstat: the same inode (no swap);
- *   queue_read_env (the fuzzed parser), then only F and R are kept, each
+ *   lstat: a regular file, one link;
+ *   open O_NOFOLLOW|O_NONBLOCK, then one fstat: the same inode (no swap),
+ *   its size the only one trusted: at most control/databytes + 1 MiB;
+ *   queue_read_env (the fuzzed parser): the message (M) at most
+ *   control/databytes, exactly, and ending at that size; only F and R are kept, each
  *   address checked as mta-inject checks it; C, H, A, P and B, which
  *   sendmail never writes, make the file refused; the arrival time is
  *   now and U is the file's owner, whatever the file says;
@@ -22,8 +24,16 @@
  *
  * A refused file is never deleted: it is moved to queue/quarantine/ with
  * a log line naming its uid; if even that fails it stays where it is,
- * logged at each look. A failure of ours (disk full) leaves the file in
- * drop/ for the next look. See docs/queue.md, "Local submission".
+ * logged once (dropseen.c). A failure of ours (disk full) leaves the file
+ * in drop/ for the next look.
+ *
+ * drop/ is every user's: one may fill it with directories, FIFOs or junk.
+ * So it is read a slice a turn, from where the last turn stopped (the DIR
+ * stays open between turns); only regular files count toward the files
+ * taken a turn; a uid has at most DROP_UID_MAX files taken and
+ * DROP_UID_LOG entries logged a turn, the rest of its entries waiting for
+ * the next pass (files) or remembered with one summary line (the others).
+ * See docs/queue.md, "Local submission".
  */
 #include <dirent.h>
 #include <errno.h>
@@ -39,6 +49,9 @@
 #include "send.h"
 
 #define DROP_MAX 1000		/* files a turn, as for queue/new/ */
+#define DROP_LOOK_MAX 4096	/* entries read a turn */
+#define DROP_UID_MAX 100	/* files of one uid a turn */
+#define DROP_UID_LOG 10		/* entries of one uid logged a turn */
 #define ENV_SLACK (1024 * 1024)	/* room for the envelope over databytes */
 #define CHUNK 65536
 
@@ -90,17 +103,19 @@ out:
 }
 
 /* refuse - a drop file we will not queue: aside, with its uid, never
- * deleted (it is a user's message) */
-static void refuse(struct send *s, const char *path, uid_t uid,
-		   const char *why)
+ * deleted (it is a user's message); <0 if it could not be moved */
+static int refuse(struct send *s, const char *path, uid_t uid,
+		  const char *why)
 {
 	struct str w = STR_INIT;
+	int r;
 
 	if (str_catf(&w, "from uid %lu: %s", (unsigned long)uid, why) < 0)
-		(void)quarantine(s->root, path, why);
+		r = quarantine(s->root, path, why);
 	else
-		(void)quarantine(s->root, path, w.s);
+		r = quarantine(s->root, path, w.s);
 	str_free(&w);
+	return r;
 }
 
 /* check_env - only what sendmail writes, within the limits of every entry
@@ -177,11 +192,12 @@ static int copy(struct send *s, int fd, const struct qenv *in, off_t off,
 	return r;
 }
 
-/* take - one drop file, checked, copied into the queue and removed */
-static void take(struct send *s, const char *path, const char *name,
-		 unsigned long max, char *buf)
+/* take - one drop file (SB its lstat), checked, copied into the queue and
+ * removed; -1 if it was refused and could not be moved aside */
+static int take(struct send *s, const char *path, const char *name,
+		const struct stat *sb, unsigned long max, char *buf)
 {
-	struct stat sb, fb;
+	struct stat fb;
 	struct qenv e;
 	struct str id = STR_INIT;
 	const char *why = NULL;
@@ -189,43 +205,33 @@ static void take(struct send *s, const char *path, const char *name,
 	uint64_t len = 0;
 	int fd, r;
 
-	if (lstat(path, &sb) < 0) {
-		if (errno != ENOENT) /* gone: its owner took it back */
-			slog("warning: cannot look at %s: %s", path,
-			     strerror(errno));
-		return;
-	}
-	if (S_ISLNK(sb.st_mode))
-		why = "a symbolic link, not a message file";
-	else if (!S_ISREG(sb.st_mode))
-		why = "not a regular file";
-	else if (sb.st_nlink != 1)
-		why = "a file with more than one link";
-	else if ((uint64_t)sb.st_size > (uint64_t)max + ENV_SLACK)
-		why = "larger than control/databytes plus 1 MiB";
-	if (why) {
-		refuse(s, path, sb.st_uid, why);
-		return;
-	}
+	if (sb->st_nlink != 1)
+		return refuse(s, path, sb->st_uid, "a file with more than one "
+			      "link") < 0 ? -1 : 0;
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		/* the file's fault, or ours (out of descriptors): only the
 		 * first is a reason to set a user's message aside */
 		if (errno == EACCES || errno == ELOOP)
-			refuse(s, path, sb.st_uid, errno == EACCES ?
-			       "not readable by the mail user" :
-			       "changed into a symbolic link");
-		else if (errno != ENOENT)
+			return refuse(s, path, sb->st_uid, errno == EACCES ?
+				      "not readable by the mail user" :
+				      "changed into a symbolic link") < 0 ? -1 : 0;
+		if (errno != ENOENT)
 			slog("warning: cannot open %s: %s; it is tried again "
 			     "later", path, strerror(errno));
-		return;
+		return 0;
 	}
 	qenv_init(&e);
-	if (fstat(fd, &fb) < 0 || fb.st_dev != sb.st_dev ||
-	    fb.st_ino != sb.st_ino || !S_ISREG(fb.st_mode) ||
-	    fb.st_nlink != 1 ||
-	    (uint64_t)fb.st_size > (uint64_t)max + ENV_SLACK) {
+	/* the one size trusted: the file may grow while it is read, and
+	 * queue_read_env's own look at it is not this one */
+	if (fstat(fd, &fb) < 0 || fb.st_dev != sb->st_dev ||
+	    fb.st_ino != sb->st_ino || !S_ISREG(fb.st_mode) ||
+	    fb.st_nlink != 1) {
 		why = "changed while it was looked at";
+		goto out;
+	}
+	if ((uint64_t)fb.st_size > (uint64_t)max + ENV_SLACK) {
+		why = "larger than control/databytes";
 		goto out;
 	}
 	r = queue_read_env(fd, &e, &off, &len);
@@ -236,6 +242,16 @@ static void take(struct send *s, const char *path, const char *name,
 	}
 	if (r < 0) {
 		why = "damaged (not a whole queue file, or an unknown record)";
+		goto out;
+	}
+	/* exactly databytes, as at every other entry; and copy() reads no
+	 * more than this, whatever the file has grown to since */
+	if (len > max) {
+		why = "larger than control/databytes";
+		goto out;
+	}
+	if ((uint64_t)off + len != (uint64_t)fb.st_size) {
+		why = "changed while it was looked at";
 		goto out;
 	}
 	if ((why = check_env(&e)) != NULL)
@@ -260,20 +276,146 @@ static void take(struct send *s, const char *path, const char *name,
 	     (unsigned long)fb.st_uid, id.s);
 out:
 	close(fd);
-	if (why)
-		refuse(s, path, sb.st_uid, why);
+	r = 0;
+	if (why && refuse(s, path, sb->st_uid, why) < 0)
+		r = -1;
 	qenv_free(&e);
 	str_free(&id);
+	return r;
 }
 
-/* drop_pickup - every finished file in drop/, at most DROP_MAX a turn */
-int drop_pickup(struct send *s)
+/* what one uid did in this turn */
+struct uidturn {
+	uid_t uid;
+	unsigned taken, logged, unlogged;
+};
+
+struct turn {
+	struct uidturn *u;
+	size_t n, cap;
+	size_t taken;		/* files, toward DROP_MAX */
+	int deferred;		/* files left for the next pass */
+	unsigned long max;	/* control/databytes */
+	char *buf;
+	struct str p;
+};
+
+/* uidturn - UID's counters; a shared spare without memory, which only
+ * makes the limits stricter */
+static struct uidturn *uidturn(struct turn *t, uid_t uid)
 {
-	struct str dir = STR_INIT, p = STR_INIT;
-	struct dirent *de;
-	unsigned long max = 0;
-	char *buf = NULL;
-	size_t n = 0;
+	static struct uidturn spare;
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->u[i].uid == uid)
+			return &t->u[i];
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 8;
+		struct uidturn *a = realloc(t->u, cap * sizeof *a);
+
+		if (!a) {
+			spare.uid = uid;
+			return &spare;
+		}
+		t->u = a;
+		t->cap = cap;
+	}
+	memset(&t->u[t->n], 0, sizeof *t->u);
+	t->u[t->n].uid = uid;
+	return &t->u[t->n++];
+}
+
+/* odd - an entry that is not a message file: moved aside and logged once,
+ * at most DROP_UID_LOG of one uid a turn; the others, and those that
+ * cannot be moved (a user's directory), are remembered (a count for the
+ * summary line). When no more can be remembered, one warning, and the
+ * rest are skipped unlogged: a bounded log whatever drop/ holds */
+static void odd(struct send *s, struct turn *t, uint64_t key,
+		const struct stat *sb)
+{
+	struct uidturn *u;
+
+	if (s->drop_seen.full)
+		return;
+	u = uidturn(t, sb->st_uid);
+	if (u->logged < DROP_UID_LOG) {
+		u->logged++;
+		if (refuse(s, t->p.s, sb->st_uid, S_ISLNK(sb->st_mode) ?
+			   "a symbolic link, not a message file" :
+			   "not a regular file") == 0)
+			return;
+	} else {
+		u->unlogged++;
+	}
+	if (dropseen_add(&s->drop_seen, key) == -ENOSPC) {
+		s->drop_seen.full = 1;
+		slog("warning: %s/drop holds too many entries that are not "
+		     "message files to remember; the others are skipped "
+		     "unlogged", s->root);
+	}
+}
+
+/* entry - one name of drop/ */
+static void entry(struct send *s, struct turn *t, const struct dirent *de)
+{
+	const char *name = de->d_name;
+	size_t len = strlen(name);
+	uint64_t key;
+	struct stat sb;
+	struct uidturn *u;
+
+	if (!strcmp(name, ".") || !strcmp(name, "..") ||
+	    !strcmp(name, "trigger") ||
+	    (len > 4 && !strcmp(name + len - 4, ".tmp")))
+		return;
+	/* one already logged costs nothing more, not even an lstat */
+	key = dropseen_key(de->d_ino, name);
+	if (dropseen_has(&s->drop_seen, key))
+		return;
+	t->p.len = 0;
+	if (str_catf(&t->p, "%s/drop/%s", s->root, name) < 0)
+		return;
+	if (lstat(t->p.s, &sb) < 0) {
+		if (errno != ENOENT) /* gone: its owner took it back */
+			slog("warning: cannot look at %s: %s", t->p.s,
+			     strerror(errno));
+		return;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		odd(s, t, key, &sb);
+		return;
+	}
+	u = uidturn(t, sb.st_uid);
+	if (u->taken >= DROP_UID_MAX) {
+		t->deferred = 1;
+		return;
+	}
+	u->taken++;
+	t->taken++;
+	if (take(s, t->p.s, name, &sb, t->max, t->buf) < 0) {
+		u->logged++;
+		(void)dropseen_add(&s->drop_seen, key);
+	}
+}
+
+/* summary - one line a uid for its entries not logged one by one */
+static void summary(struct send *s, struct turn *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->u[i].unlogged)
+			slog("warning: %s/drop: %u more entries from uid %lu "
+			     "that are not message files; left there, not "
+			     "logged one by one", s->root, t->u[i].unlogged,
+			     (unsigned long)t->u[i].uid);
+}
+
+/* pass_start - drop/ opened for a new pass; the trigger is served */
+static int pass_start(struct send *s)
+{
+	struct str dir = STR_INIT;
 	DIR *d;
 	int r = 0;
 
@@ -286,44 +428,53 @@ int drop_pickup(struct send *s)
 		if (errno != ENOENT)
 			slog("warning: cannot read %s: %s", dir.s,
 			     strerror(errno));
-		str_free(&dir);
-		return r;
 	}
-	while ((de = readdir(d)) != NULL) {
-		const char *name = de->d_name;
-		size_t len = strlen(name);
-
-		if (!strcmp(name, ".") || !strcmp(name, "..") ||
-		    !strcmp(name, "trigger") ||
-		    (len > 4 && !strcmp(name + len - 4, ".tmp")))
-			continue;
-		if (n >= DROP_MAX) {
-			/* the rest next turn; rescan keeps the loop awake */
-			s->drop_rescan = 1;
-			s->rescan = 1;
-			break;
-		}
-		n++;
-		if (!buf) {
-			if (ctl_get_ulong(s->root, "databytes", 10485760,
-					  &max) < 0)
-				max = 10485760;
-			buf = malloc(CHUNK);
-			if (!buf) {
-				slog("warning: out of memory for %s/drop",
-				     s->root);
-				s->drop_rescan = 1;
-				break;
-			}
-		}
-		p.len = 0;
-		if (str_catf(&p, "%s/%s", dir.s, name) < 0)
-			break;
-		take(s, p.s, name, max, buf);
-	}
-	closedir(d);
-	free(buf);
+	s->drop_dir = d;
 	str_free(&dir);
-	str_free(&p);
 	return r;
+}
+
+/* drop_close - the pass given up (at exit) or over */
+void drop_close(struct send *s)
+{
+	if (s->drop_dir)
+		closedir(s->drop_dir);
+	s->drop_dir = NULL;
+}
+
+/* drop_pickup - the next slice of drop/: at most DROP_LOOK_MAX entries
+ * and DROP_MAX files a turn, from where the last turn stopped. A pass that
+ * ends with files left (a uid over its share) asks for another */
+int drop_pickup(struct send *s)
+{
+	struct turn t = {0};
+	struct dirent *de = NULL;
+	size_t looked = 0;
+	int r;
+
+	if (!s->drop_dir && (r = pass_start(s)) < 0)
+		return r;
+	if (ctl_get_ulong(s->root, "databytes", 10485760, &t.max) < 0)
+		t.max = 10485760;
+	t.buf = malloc(CHUNK);
+	if (!t.buf) {
+		slog("warning: out of memory for %s/drop", s->root);
+		return -ENOMEM;
+	}
+	while (looked < DROP_LOOK_MAX && t.taken < DROP_MAX &&
+	       (de = readdir(s->drop_dir)) != NULL) {
+		looked++;
+		entry(s, &t, de);
+	}
+	if (!de) {
+		drop_close(s);
+		dropseen_pass_end(&s->drop_seen);
+		if (t.deferred)
+			s->drop_rescan = 1;
+	}
+	summary(s, &t);
+	free(t.buf);
+	free(t.u);
+	str_free(&t.p);
+	return 0;
 }

@@ -30,6 +30,12 @@
  *	control/queuelifetime. Failed recipients are reported in one RFC
  *	3464 bounce a message, once every recipient is settled.
  *
+ *	Fairness: a message's jobs are cut a few at a time (at most 16 wait
+ *	for a slot), and a local user (the U record) has at most
+ *	concurrencylocal + concurrencyremote messages worked on at a time,
+ *	the others parked in arrival order; drop/ is read a slice a turn,
+ *	a uid's share of files and log lines bounded (docs/queue.md).
+ *
  *	With --check it checks the queue and prints one line per problem
  *	instead; --repair fixes them as the start-up check does (files that
  *	cannot be used go to queue/quarantine/, nothing is deleted). Do not
@@ -88,7 +94,7 @@
 #include "send.h"
 
 #define STOP_GRACE_MS 10000
-#define BACKLOG_MAX 20000	/* jobs waiting for a slot */
+#define BACKLOG_MAX 20000	/* busy messages */
 
 static const char usage_text[] =
 	"usage: mta-send [--root DIR] [--check [--repair]]\n";
@@ -377,11 +383,14 @@ int main(int argc, char **argv)
 		int busy;
 		size_t n = 0, k;
 
-		if (s.drop_rescan && !s.stopping)
+		/* drop/: a new pass after a trigger, or the next slice */
+		if ((s.drop_rescan || s.drop_dir) && !s.stopping)
 			(void)drop_pickup(&s);
 		/* new mail waits in new/ (durable, not in memory) while
-		 * the deliveries are far behind */
-		busy = s.lq.n + s.rq.n >= BACKLOG_MAX;
+		 * the deliveries are far behind. Counted in messages, of
+		 * which one local user holds at most owner_cap() and each
+		 * queues at most a few jobs: one sender cannot stop this */
+		busy = s.nbusy >= BACKLOG_MAX;
 		if (s.rescan && !s.stopping && !busy)
 			(void)sched_pickup(&s);
 		/* the start-up check, a directory a turn: in between, new
@@ -414,6 +423,10 @@ int main(int argc, char **argv)
 		if (top && !s.stopping)
 			timeout = top->due_ms > now ? top->due_ms - now : 0;
 		if ((s.rescan && !busy) || (s.scan_next < 256 && !s.stopping))
+			timeout = 0;
+		/* drop/ read only in part, or parked mail that may go on */
+		if (!s.stopping && (s.drop_rescan || s.drop_dir ||
+		    (s.unpark && s.nbusy < sched_limit(&s))))
 			timeout = 0;
 		if (s.nmsgs != s.stat_n || s.stopping)
 			timeout = timeout > 100 ? 100 : timeout;
@@ -501,6 +514,8 @@ int main(int argc, char **argv)
 		str_free(&p);
 	}
 	close(keep);
+	drop_close(&s);
+	dropseen_free(&s.drop_seen);
 	if (s.drop_fd >= 0)
 		close(s.drop_fd);
 	if (s.drop_keep >= 0)

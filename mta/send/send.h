@@ -18,6 +18,8 @@
 
 #define NOHEAP UINT32_MAX
 
+struct pitem;		/* sched.c */
+
 /* the recipients of a message while it is being worked on; freed when
  * the message goes back to wait, so that a million waiting messages
  * cost only their struct msg */
@@ -30,6 +32,12 @@ struct mstate {
 	struct qrcpt *r;	/* outcomes so far */
 	unsigned char *busy;	/* in a job queued or running */
 	unsigned jobs;		/* jobs queued or running */
+	unsigned queued;	/* of which waiting for a slot */
+	/* its due recipients not yet cut into jobs, sorted by domain: jobs
+	 * are cut a few at a time (sched.c, refill), so that one big message
+	 * never fills the job queues */
+	struct pitem *plan;
+	size_t nplan, plan_pos;
 	int sfd;		/* ID.s, opened for appending on first use */
 	int looped;		/* over the hop limit: fails everywhere */
 	struct str path;	/* queue/msg/HH/ID */
@@ -42,6 +50,38 @@ struct msg {
 	uint32_t hidx;		/* place in the heap, or NOHEAP */
 	int force;		/* try every pending recipient (SIGALRM) */
 	struct mstate *st;	/* NULL while waiting */
+	int counted;		/* busy, counted in nbusy (owner.c) */
+	int unparked;		/* just taken off its owner's park list */
+	struct owner *own;	/* counted busy for this local user */
+	struct msg *park_next;	/* parked behind its owner's busy ones */
+};
+
+struct fifo {
+	struct job *head, *tail;
+	size_t n;
+};
+
+/* a local user (the U record) with messages busy or parked: one user's
+ * messages are busy at most owner_cap() at a time, the rest parked in
+ * arrival order, so that one user cannot fill the scheduler (owner.c) */
+struct owner {
+	char *uid;
+	unsigned busy;
+	struct msg *park_head, *park_tail;
+	size_t nparked;
+	/* its jobs waiting for a local [0] and a remote [1] slot, and its
+	 * place in the ring of owners that have some: slots are given to
+	 * the owners in turn, one job each */
+	struct fifo q[2];
+	struct owner *rnext[2];
+	struct owner *next;
+};
+
+/* jobs waiting for a slot of one kind: the ring of their owners, LAST the
+ * one served last (the next is last->rnext) */
+struct fairq {
+	struct owner *last;
+	size_t n;
 };
 
 struct job {
@@ -59,11 +99,6 @@ struct job {
 	struct job *next;	/* in a FIFO of jobs waiting for a slot */
 };
 
-struct fifo {
-	struct job *head, *tail;
-	size_t n;
-};
-
 struct send {
 	const char *root;
 	/* control files, read at start and on SIGHUP */
@@ -74,15 +109,30 @@ struct send {
 	size_t heap_n, heap_cap;
 	size_t nmsgs;		/* in queue/msg/, all states */
 	/* work */
-	struct fifo lq, rq;	/* jobs waiting for a local / remote slot */
+	struct fairq lq, rq;	/* jobs waiting for a local / remote slot */
+	struct owner anon;	/* the owner of mail without U (SMTP) */
 	struct job **run;	/* running jobs */
 	size_t nrun, run_cap, nlocal, nremote;
 	unsigned long dno;	/* delivery counter, as qmail's */
 	int rescan;		/* queue/new may hold something */
+	size_t nbusy;		/* messages loaded and being worked on */
+	struct owner *owners;	/* local users with busy or parked mail */
+	int unpark;		/* an owner with parked mail may have room */
 	int stopping;
 	int trigger_fd;
 	int drop_fd, drop_keep;	/* drop/trigger: read end, kept write end */
 	int drop_rescan;	/* drop/ may hold something */
+	/* drop/ is read a slice a turn, from where the last turn stopped;
+	 * its entries that are not message files are remembered, so that
+	 * each is logged once (drop.c, dropseen.c) */
+	void *drop_dir;		/* DIR *, NULL between passes */
+	struct dropseen {
+		uint64_t *key;	/* open addressing; 0 is an empty slot */
+		uint32_t *pass;	/* the pass that last saw it */
+		size_t cap, n;
+		uint32_t cur;	/* this pass */
+		int full;	/* said that no more can be remembered */
+	} drop_seen;
 	/* the start-up check of msg/HH/, one directory a turn of the loop,
 	 * so that new mail flows while a big queue is being read; ids
 	 * taken from new/ meanwhile are remembered, not filed twice */
@@ -129,6 +179,7 @@ void sched_end(struct send *s, size_t i, int status, const char *why);
 int spawn_attr_clean(posix_spawnattr_t *sa);
 void job_drain(struct job *j);
 void sched_free(struct send *s);
+size_t sched_limit(const struct send *s);
 int mstate_load(struct send *s, struct msg *m);
 void mstate_free(struct mstate *st);
 
@@ -140,12 +191,33 @@ void vds_gone(struct send *s, const char *why);
 void vds_term(struct send *s);
 void vds_stop(struct send *s);
 
+/* owner.c */
+unsigned owner_cap(const struct send *s);
+int owner_take(struct send *s, struct msg *m);
+void owner_release(struct send *s, struct msg *m);
+struct msg *owner_next(struct send *s);
+void owner_free(struct send *s);
+void fair_add(struct send *s, struct job *j);
+struct job *fair_take(struct send *s, int remote);
+
+/* sched.c, for owner.c */
+void job_add(struct fifo *q, struct job *j);
+struct job *job_take(struct fifo *q);
+
 /* bounce.c */
 int bounce_make(struct send *s, struct msg *m, struct str *id_r);
 
 /* drop.c */
 int drop_open(struct send *s);
 int drop_pickup(struct send *s);
+void drop_close(struct send *s);
+
+/* dropseen.c */
+uint64_t dropseen_key(uint64_t ino, const char *name);
+int dropseen_has(struct dropseen *d, uint64_t key);
+int dropseen_add(struct dropseen *d, uint64_t key);
+void dropseen_pass_end(struct dropseen *d);
+void dropseen_free(struct dropseen *d);
 
 /* scan.c */
 #define SCAN_REPAIR 1

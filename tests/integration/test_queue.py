@@ -108,6 +108,9 @@ def test_usage(t):
 
 def test_large_message_streamed(t):
     t.init()
+    # 20 MiB: over the default databytes, which mta-inject holds
+    with open(t.path("control", "databytes"), "w") as f:
+        f.write(f"{32 << 20}\n")
     chunk = (b"x" * 998 + b"\r\n") * 1024  # 1 MiB of CR LF lines
     data = b"Subject: big\r\n\r\n" + chunk * 20
     t.run("mta-inject", "-f", "a@b.test", "c@d.test", input=data, check=0,

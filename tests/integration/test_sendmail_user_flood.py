@@ -1,0 +1,144 @@
+"""test_sendmail_user_flood - a local user who fills ROOT/drop/ with what
+is not mail (30,000 directories, FIFOs, symbolic links) blocks nobody
+else's mail and cannot wipe the logs by poking drop/trigger; and a drop
+file's message is held to control/databytes exactly (docs/queue.md,
+"Local submission: ROOT/drop").
+
+The flood's entries belong to OTHER (made by root and given away: the
+same as if that user had made them; mta-send cannot move a directory it
+does not own out of drop/); mail is sent by `nobody` with the real
+sendmail. Needs root, as test_sendmail_user."""
+import os
+import re
+import time
+
+from test_send import DOMAIN, Sender, maildir, setup, wait_files
+from test_sendmail_user import (NOBODY, OTHER, can_switch, fq1, put,
+                                user_sendmail)
+
+DIRS = 30000
+ODD = 100            # FIFOs, and as many symbolic links
+
+
+def flood(t):
+    d = t.path("drop")
+    for k in range(DIRS):
+        p = os.path.join(d, f"d{k}")
+        os.mkdir(p, 0o755)
+        os.lchown(p, OTHER, OTHER)
+    for k in range(ODD):
+        p = os.path.join(d, f"f{k}")
+        os.mkfifo(p, 0o644)
+        os.lchown(p, OTHER, OTHER)
+        p = os.path.join(d, f"l{k}")
+        os.symlink("/etc/passwd", p)
+        os.lchown(p, OTHER, OTHER)
+
+
+def drop_lines(log):
+    """the log lines about drop/ entries: one per entry moved aside or
+    left, and the summaries"""
+    return [x for x in log.splitlines()
+            if re.search(r"quarantine \S*/drop/|/drop: \d+ more entries",
+                         x)]
+
+
+def once_each(lines):
+    paths = [m.group(1) for x in lines
+             for m in [re.search(r"quarantine (\S*/drop/\S+?)[: ]", x)]
+             if m]
+    twice = {p for p in paths if paths.count(p) > 1}
+    assert not twice, sorted(twice)[:10]
+
+
+def send_ten(t):
+    for i in range(10):
+        p = user_sendmail(t, f"bob@{DOMAIN}",
+                          input=f"Subject: m{i}\n\nnumber {i}\n")
+        assert p.returncode == 0, p.err
+
+
+def test_drop_full_of_directories_blocks_no_one(t):
+    if not can_switch():
+        return
+    setup(t, users=("bob",))
+    flood(t)
+    s = Sender(t)
+    try:
+        s.wait_log(r"queue check done: ")
+        t0 = time.monotonic()
+        send_ten(t)
+        wait_files(t, "bob", 10, timeout=30)
+        took = time.monotonic() - t0
+        print(f"figure: 10 messages of another user delivered in "
+              f"{took:.2f} s with {DIRS} directories in drop/")
+        log = s.log()
+    finally:
+        s.stop()
+    assert took < 20, took
+    lines = drop_lines(log)
+    once_each(lines)
+    assert len(lines) < 1000, len(lines)
+    # the FIFOs and links logged one by one were moved aside
+    moved = os.listdir(t.path("queue", "quarantine"))
+    assert moved and all(re.match(r"[fl]\d+$", n) for n in moved), moved
+
+
+def test_trigger_loop_keeps_the_log_small(t):
+    if not can_switch():
+        return
+    setup(t, users=("bob",))
+    flood(t)
+    s = Sender(t)
+    try:
+        s.wait_log(r"queue check done: ")
+        # the first pass over the flood (about a second), then a user
+        # pokes for 5 s
+        time.sleep(4)
+        before = len(s.log())
+        fd = os.open(t.path("drop", "trigger"), os.O_WRONLY | os.O_NONBLOCK)
+        end, pokes = time.monotonic() + 5, 0
+        while time.monotonic() < end:
+            try:
+                os.write(fd, b"x")
+                pokes += 1
+            except BlockingIOError:
+                time.sleep(0.001)
+        os.close(fd)
+        grown = len(s.log()) - before
+        print(f"figure: {pokes} pokes of drop/trigger in 5 s grew the log "
+              f"by {grown} bytes")
+        assert grown < 20000, (grown, s.log()[before:before + 2000])
+        # and mail still flows
+        send_ten(t)
+        wait_files(t, "bob", 10, timeout=30)
+        log = s.log()
+    finally:
+        s.stop()
+    lines = drop_lines(log)
+    once_each(lines)
+    assert len(lines) < 1000, len(lines)
+    assert len(log) < 1000000, len(log)
+
+
+def test_drop_message_over_databytes_exactly(t):
+    if not can_switch():
+        return
+    setup(t, users=("bob",), databytes="1000")
+    head = b"Subject: size\n\n"
+    for name, n in (("fits", 1000), ("over", 1001)):
+        body = head + b"y" * (n - len(head) - 1) + b"\n"
+        assert len(body) == n
+        put(t, f"{NOBODY}.1.2.3.{name}",
+            fq1(f"x@{DOMAIN}", [f"bob@{DOMAIN}"], body))
+    s = Sender(t)
+    try:
+        s.wait_log(r"quarantine \S+/drop/\S+over: ", timeout=20)
+        (f,) = wait_files(t, "bob", 1, timeout=20)
+        log = s.log()
+    finally:
+        s.stop()
+    assert re.search(rf"quarantine \S+/drop/{NOBODY}\.1\.2\.3\.over: from "
+                     rf"uid {NOBODY}: larger than control/databytes", log)
+    assert open(f, "rb").read().endswith(b"y\n")
+    assert "3.fits from uid" in log and "3.fits: " not in log, log

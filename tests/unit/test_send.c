@@ -1,0 +1,210 @@
+/*
+ * test_send - mta-send's fairness parts without the rest of it: the
+ * owners' cap, parking and ring of job queues (mta/send/owner.c) and the
+ * set of drop/ entries already logged (mta/send/dropseen.c).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "send.h"
+#include "tinytest.h"
+
+/* sched.c's FIFO, which owner.c uses; the same few lines */
+void job_add(struct fifo *q, struct job *j)
+{
+	j->next = NULL;
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->n++;
+}
+
+struct job *job_take(struct fifo *q)
+{
+	struct job *j = q->head;
+
+	if (j) {
+		q->head = j->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->n--;
+	}
+	return j;
+}
+
+static void load(struct msg *m, const char *uid)
+{
+	m->st = calloc(1, sizeof *m->st);
+	qenv_init(&m->st->env);
+	if (uid)
+		str_cats(&m->st->env.uid, uid);
+}
+
+static void unload(struct msg *m)
+{
+	if (m->st) {
+		qenv_free(&m->st->env);
+		free(m->st);
+	}
+	m->st = NULL;
+}
+
+static struct msg *msg_of(const char *uid)
+{
+	struct msg *m = calloc(1, sizeof *m);
+
+	load(m, uid);
+	return m;
+}
+
+static void msg_free(struct msg *m)
+{
+	unload(m);
+	free(m);
+}
+
+/* take - as sched.c's admit(): a parked message is unloaded */
+static int take(struct send *s, struct msg *m)
+{
+	int r = owner_take(s, m);
+
+	if (!r)
+		unload(m);
+	return r;
+}
+
+static void test_cap_and_parking(void)
+{
+	struct send s;
+	struct msg *m[5], *smtp = msg_of(NULL), *other = msg_of("7");
+	unsigned i;
+	int ok = 1;
+
+	memset(&s, 0, sizeof s);
+	s.conc_local = 1;
+	s.conc_remote = 2;	/* a cap of 3 busy messages a uid */
+	tt_check(owner_cap(&s) == 3, "owner_cap", "%u", owner_cap(&s));
+	for (i = 0; i < 5; i++) {
+		m[i] = msg_of("1000");
+		ok &= take(&s, m[i]) == (i < 3);
+	}
+	tt_check(ok && s.nbusy == 3, "owner_parks_over_cap", "nbusy %zu",
+		 s.nbusy);
+	tt_check(take(&s, smtp) == 1 && take(&s, other) == 1 &&
+		 s.nbusy == 5 && !smtp->own, "owner_others_not_capped",
+		 "nbusy %zu", s.nbusy);
+	tt_check(owner_next(&s) == NULL && !s.unpark, "owner_next_none",
+		 "unpark %d", s.unpark);
+	/* one ends: the first parked is taken up, and only it */
+	owner_release(&s, m[1]);
+	/* a new one is not let in ahead of those parked before it */
+	unload(m[1]);
+	load(m[1], "1000");
+	tt_check(take(&s, m[1]) == 0, "owner_parked_go_first", "let in");
+	tt_check(s.unpark && owner_next(&s) == m[3], "owner_next_first",
+		 "unpark %d", s.unpark);
+	load(m[3], "1000");
+	tt_check(take(&s, m[3]) == 1 && owner_next(&s) == NULL && !s.unpark,
+		 "owner_full_again", "unpark %d", s.unpark);
+	owner_release(&s, m[0]);
+	tt_check(owner_next(&s) == m[4], "owner_next_in_order", "order");
+	load(m[4], "1000");
+	tt_check(take(&s, m[4]) == 1, "owner_taken_up", "parked");
+	owner_release(&s, m[0]);	/* twice: the second is nothing */
+	tt_check(s.nbusy == 5, "owner_release_once", "nbusy %zu", s.nbusy);
+	owner_release(&s, m[2]);
+	tt_check(owner_next(&s) == m[1], "owner_next_last", "order");
+	load(m[1], "1000");
+	tt_check(take(&s, m[1]) == 1, "owner_last_taken_up", "parked");
+	for (i = 1; i < 5; i++)
+		if (i != 2)
+			owner_release(&s, m[i]);
+	owner_release(&s, smtp);
+	owner_release(&s, other);
+	tt_check(!s.owners && !s.nbusy, "owner_dropped_when_idle",
+		 "nbusy %zu", s.nbusy);
+	owner_free(&s);
+	for (i = 0; i < 5; i++)
+		msg_free(m[i]);
+	msg_free(smtp);
+	msg_free(other);
+}
+
+static void test_ring(void)
+{
+	struct send s;
+	struct msg *a = msg_of("1"), *b = msg_of("2"), *c = msg_of(NULL);
+	struct job jobs[9];
+	char got[16] = "";
+	size_t i, n = 0;
+	struct job *j;
+
+	memset(&s, 0, sizeof s);
+	memset(jobs, 0, sizeof jobs);
+	s.conc_local = s.conc_remote = 10;
+	take(&s, a);
+	take(&s, b);
+	take(&s, c);
+	/* a queues 5 first, then b 2, then SMTP 2 */
+	for (i = 0; i < 9; i++) {
+		jobs[i].m = i < 5 ? a : i < 7 ? b : c;
+		jobs[i].remote = 1;
+		fair_add(&s, &jobs[i]);
+	}
+	while ((j = fair_take(&s, 1)) != NULL && n < sizeof got - 1)
+		got[n++] = j->m == a ? 'a' : j->m == b ? 'b' : 'c';
+	tt_check(!strcmp(got, "abcabcaaa") && s.rq.n == 0 && !s.rq.last,
+		 "fair_round_robin", "%s", got);
+	tt_check(fair_take(&s, 0) == NULL, "fair_other_kind_empty", "local");
+	owner_release(&s, a);
+	owner_release(&s, b);
+	owner_release(&s, c);
+	tt_check(s.owners == NULL && s.nbusy == 0, "owner_ring_left_idle",
+		 "owners left");
+	msg_free(a);
+	msg_free(b);
+	msg_free(c);
+}
+
+static void test_dropseen(void)
+{
+	struct dropseen d;
+	uint64_t k1 = dropseen_key(5, "a"), k2 = dropseen_key(5, "b");
+	size_t i;
+	int r = 0;
+
+	memset(&d, 0, sizeof d);
+	tt_check(k1 && k2 && k1 != k2 && dropseen_key(6, "a") != k1,
+		 "dropseen_key", "collision");
+	tt_check(!dropseen_has(&d, k1), "dropseen_empty", "has");
+	dropseen_add(&d, k1);
+	dropseen_add(&d, k2);
+	tt_check(dropseen_has(&d, k1) && dropseen_has(&d, k2) && d.n == 2,
+		 "dropseen_add", "n %zu", d.n);
+	dropseen_pass_end(&d);
+	/* the next pass sees only k1; growing meanwhile keeps k2 */
+	tt_check(dropseen_has(&d, k1), "dropseen_seen_again", "k1");
+	for (i = 0; i < 5000; i++)
+		dropseen_add(&d, dropseen_key(1000 + i, "x"));
+	tt_check(d.n == 5002, "dropseen_growth_keeps_all", "n %zu", d.n);
+	dropseen_pass_end(&d);
+	tt_check(dropseen_has(&d, k1) && !dropseen_has(&d, k2) &&
+		 d.n == 5001, "dropseen_forgets_unseen", "n %zu", d.n);
+	for (i = 0; r == 0 && i < 100000; i++)
+		r = dropseen_add(&d, dropseen_key(10000000 + i, "y"));
+	tt_check(r == -ENOSPC && d.n == 65536, "dropseen_bounded",
+		 "r %d n %zu", r, d.n);
+	dropseen_free(&d);
+}
+
+int main(void)
+{
+	test_cap_and_parking();
+	test_ring();
+	test_dropseen();
+	return tt_exit();
+}
