@@ -18,7 +18,10 @@
  * one more owner (s->anon), and a free slot goes to the owners in turn:
  * another user's job waits for one job of each owner at most, not for
  * the hundreds one user may have queued (jobs to a tarpit each hold a
- * remote slot for timeoutremote).
+ * remote slot for timeoutremote). And a slot, once taken, is held until
+ * its program ends: so one local user's jobs hold at most three quarters
+ * of the slots of a kind (run_cap()), and the rest stay free for others
+ * even while that user's jobs wait on dead hosts for timeoutremote.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -162,6 +165,31 @@ void owner_free(struct send *s)
 	}
 }
 
+/* run_cap - the slots of a kind that one local user's jobs may hold at
+ * once; mail without a uid (SMTP, bounces: s->anon) is not capped, since
+ * it is most of the mail and its senders are limited by mta-smtpd */
+static unsigned run_cap(const struct send *s, int k)
+{
+	unsigned long c = k ? s->conc_remote : s->conc_local;
+
+	c -= c / 4;
+	return c ? (unsigned)c : 1;
+}
+
+static int may_run(const struct send *s, const struct owner *o, int k)
+{
+	return o == &s->anon || o->running[k] < run_cap(s, k);
+}
+
+/* fair_ran - J took (delta 1) or gave back (-1) its slot */
+void fair_ran(struct send *s, const struct job *j, int delta)
+{
+	struct owner *o = j->m->own ? j->m->own : &s->anon;
+	int k = j->remote ? 1 : 0;
+
+	o->running[k] = (unsigned)((int)o->running[k] + delta);
+}
+
 /* fair_add - J waits for a slot, in its owner's queue; an owner that had
  * none joins the ring at the end of the round */
 void fair_add(struct send *s, struct job *j)
@@ -183,25 +211,42 @@ void fair_add(struct send *s, struct job *j)
 	fq->n++;
 }
 
-/* fair_take - the next owner's first job for a local (0) or remote (1)
- * slot; an owner with none left leaves the ring */
-struct job *fair_take(struct send *s, int remote)
+/* take - the next owner's first job for a local (0) or remote (1) slot,
+ * owners at their run_cap() passed over unless ALL (NULL when all are);
+ * an owner with none left leaves the ring */
+static struct job *take(struct send *s, int k, int all)
 {
-	int k = remote ? 1 : 0;
 	struct fairq *fq = k ? &s->rq : &s->lq;
-	struct owner *o;
+	struct owner *prev = fq->last, *o;
 	struct job *j;
 
-	if (!fq->last)
+	if (!prev)
 		return NULL;
-	o = fq->last->rnext[k];
+	while (o = prev->rnext[k], !all && !may_run(s, o, k)) {
+		prev = o;
+		if (prev == fq->last)
+			return NULL;
+	}
 	j = job_take(&o->q[k]);
 	fq->n--;
 	if (o->q[k].n)
 		fq->last = o;
-	else if (o == fq->last)
-		fq->last = NULL;
-	else
-		fq->last->rnext[k] = o->rnext[k];
+	else if (o == prev)
+		fq->last = NULL;	/* it was the only one */
+	else {
+		prev->rnext[k] = o->rnext[k];
+		fq->last = prev;
+	}
 	return j;
+}
+
+struct job *fair_take(struct send *s, int remote)
+{
+	return take(s, remote ? 1 : 0, 0);
+}
+
+/* fair_drain - every waiting job, caps or not (at exit) */
+struct job *fair_drain(struct send *s, int remote)
+{
+	return take(s, remote ? 1 : 0, 1);
 }

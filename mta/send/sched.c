@@ -823,6 +823,7 @@ static void announce(struct send *s, struct job *j, struct fifo *turn)
 		s->nremote++;
 	else
 		s->nlocal++;
+	fair_ran(s, j, 1);
 	sched_status(s);
 	job_add(turn, j);
 }
@@ -909,6 +910,7 @@ void sched_end(struct send *s, size_t i, int status, const char *why)
 		s->nremote--;
 	else
 		s->nlocal--;
+	fair_ran(s, j, -1);
 	sched_done(s, j);
 	sched_status(s);
 }
@@ -1187,7 +1189,7 @@ void sched_free(struct send *s)
 	size_t i;
 
 	for (i = 0; i < 2; i++)
-		while ((j = fair_take(s, (int)i)) != NULL) {
+		while ((j = fair_drain(s, (int)i)) != NULL) {
 			struct msg *m = j->m;
 
 			job_free(j);

@@ -74,6 +74,7 @@ struct owner {
 	 * the owners in turn, one job each */
 	struct fifo q[2];
 	struct owner *rnext[2];
+	unsigned running[2];	/* slots of each kind its jobs hold */
 	struct owner *next;
 };
 
@@ -199,6 +200,8 @@ struct msg *owner_next(struct send *s);
 void owner_free(struct send *s);
 void fair_add(struct send *s, struct job *j);
 struct job *fair_take(struct send *s, int remote);
+struct job *fair_drain(struct send *s, int remote);
+void fair_ran(struct send *s, const struct job *j, int delta);
 
 /* sched.c, for owner.c */
 void job_add(struct fifo *q, struct job *j);
