@@ -13,14 +13,18 @@
 #include "str.h"
 
 /* step - how many words at argv[i] are options: 0 when argv[i] ends them
- * ("--", or an envelope program's first operand), 2 for a short option of
- * VALUED and its value, else 1. VALUED NULL: a command program (args.h) */
+ * ("--", or an envelope program's first operand), 2 for --root or a short
+ * option of VALUED and its value, else 1. VALUED NULL: a command program
+ * (args.h) */
 static int step(int argc, char **argv, int i, const char *valued)
 {
 	const char *a = argv[i];
 
 	if (!strcmp(a, "--"))
 		return 0;
+	/* its value is a directory, never an option ("--root -h") */
+	if (!strcmp(a, "--root") && i + 1 < argc)
+		return 2;
 	if (!valued)
 		return 1;
 	if (a[0] != '-' || !a[1])

@@ -304,3 +304,50 @@ def test_inject_and_sendmail_hold_databytes(t):
         line = refused(p, "mta-inject")
         assert "5.3.4" in line and "databytes" in line, line
         assert len(queued(t)) == 1, (prog, queued(t))
+
+
+def test_audit_sizes_refused_and_pickup_goes_on(t):
+    """The audit's own figures: sendmail run by a local user with 44,824
+    recipients u@[127.a.b.c] is refused before anything reaches drop/, and
+    a hand-made drop file of 150,000 recipients is quarantined at once
+    while another user's message, dropped after it, is delivered within
+    seconds (it had cost 131 s of CPU and stopped the pickup)"""
+    if not can_switch():
+        return
+    setup(t, users=("b",))
+    many = [f"u@[127.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}]"
+            for i in range(1, 44825)]
+    t0 = time.monotonic()
+    err = refused(user_sendmail(t, *many, input=MSG), "sendmail")
+    refusal = time.monotonic() - t0
+    assert "too many recipients" in err, err
+    assert drop_names(t) == []
+    put(t, "huge", fq1_many(f"s@{DOMAIN}", 150000, b"Subject: h\n\nx\n"))
+    s = Sender(t)
+    try:
+        s.wait_log(r"queue check done: ")
+        t1 = time.monotonic()
+        assert user_sendmail(t, f"b@{DOMAIN}", input=MSG).returncode == 0
+        wait_files(t, "b", 1, timeout=10)
+        took = time.monotonic() - t1
+        s.wait_log(r"quarantine \S+/drop/huge: from uid \d+: "
+                   r"more recipients than the limit")
+    finally:
+        s.stop()
+    print(f"figure: another user's message delivered {took:.2f} s after "
+          f"sendmail, beside a drop file of 150,000 recipients "
+          f"(44,824 refused by sendmail in {refusal:.2f} s)")
+    assert queued(t) == []
+
+
+def fq1_many(sender, n, body):
+    """fq1() of n recipients r<i>@x<i>.test, joined once (fq1 appends)"""
+    import struct
+
+    def rec(ty, v):
+        return ty + struct.pack("<I", len(v)) + v
+    parts = [b"FQ1\n", rec(b"T", struct.pack("<Q", int(time.time() * 1e6))),
+             rec(b"F", sender.encode())]
+    parts += [rec(b"R", f"r{i}@x{i}.test".encode()) for i in range(n)]
+    parts.append(b"M" + struct.pack("<Q", len(body)) + body)
+    return b"".join(parts)

@@ -1405,6 +1405,7 @@ static const struct {
 	{{"f", "add", "x", NULL}, 0},
 	{{"f", "--", "--help", NULL}, 0},
 	{{"f", "--helpme", NULL}, 0},
+	{{"f", "--root", "--help", NULL}, 0},
 };
 
 /* test_args - --root anywhere, the environment, the default */
@@ -1504,6 +1505,9 @@ static const struct {
 	{"help_after_dashdash", "", {"mta-remote", "--", "--help", NULL},
 	 ROOT_DEFAULT, {"mta-remote", "--", "--help", NULL}, 0},
 	{"bare_root", "f", {"vdeliver", "--root", NULL}, NULL, {NULL}, 0},
+	/* found by fuzz_args: --root's value is not read as --help */
+	{"root_value_not_help", "f", {"mta-inject", "--root", "-h", "r@x",
+	 NULL}, "-h", {"mta-inject", "r@x", NULL}, 0},
 };
 
 /* test_args_env - where an envelope program's options end */
