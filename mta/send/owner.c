@@ -165,6 +165,32 @@ void owner_free(struct send *s)
 	}
 }
 
+/* job_add, job_take - a FIFO of jobs: the owners' queues and the
+ * scheduler's turn */
+void job_add(struct fifo *q, struct job *j)
+{
+	j->next = NULL;
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->n++;
+}
+
+struct job *job_take(struct fifo *q)
+{
+	struct job *j = q->head;
+
+	if (j) {
+		q->head = j->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->n--;
+	}
+	return j;
+}
+
 /* run_cap - the slots of a kind that one local user's jobs may hold at
  * once; mail without a uid (SMTP, bounces: s->anon) is not capped, since
  * it is most of the mail and its senders are limited by mta-smtpd */

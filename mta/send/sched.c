@@ -234,30 +234,6 @@ static int load(struct send *s, struct msg *m)
 	return -1;
 }
 
-void job_add(struct fifo *q, struct job *j)
-{
-	j->next = NULL;
-	if (q->tail)
-		q->tail->next = j;
-	else
-		q->head = j;
-	q->tail = j;
-	q->n++;
-}
-
-struct job *job_take(struct fifo *q)
-{
-	struct job *j = q->head;
-
-	if (j) {
-		q->head = j->next;
-		if (!q->head)
-			q->tail = NULL;
-		q->n--;
-	}
-	return j;
-}
-
 static void job_free(struct job *j)
 {
 	if (!j)

@@ -10,13 +10,13 @@ until it ends, trying both as fast as it can.
 """
 import os
 import pwd
-import shutil
 import socket
 import subprocess
 import sys
 import time
 
 import test_facteur as tf
+from test_sendmail_user import can_switch
 
 NOBODY = 65534
 
@@ -43,15 +43,7 @@ print(made)
 
 
 def can_race():
-    if os.geteuid() != 0 or not shutil.which("setpriv"):
-        print("SKIP: needs root and setpriv(1)")
-        return False
-    try:
-        pwd.getpwuid(NOBODY)
-    except KeyError:
-        print("SKIP: no user with uid 65534 (nobody)")
-        return False
-    return True
+    return can_switch()
 
 
 class Hardlinks:

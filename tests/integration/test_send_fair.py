@@ -28,20 +28,25 @@ def tarpit_routes(t, mx):
             f.write(f"{v}\n")
 
 
+def inject_big(t, s):
+    """BIG messages of RCPTS recipients on as many domains, from root"""
+    rcpts = [f"u@dead{k}.test" for k in range(RCPTS)]
+    s.wait_log(r"queue check done: ")
+    for i in range(BIG):
+        p = t.run("mta-inject", "-f", "root@" + DOMAIN, *rcpts,
+                  input=f"Subject: big {i}\n\nmany\n")
+        assert p.returncode == 0, p.err
+
+
 def test_big_sender_does_not_delay_local_mail(t):
     if not can_switch():
         return
     setup(t, users=("bob",))
     mx = MX("127.0.0.2", mode="silent")
     tarpit_routes(t, mx)
-    rcpts = [f"u@dead{k}.test" for k in range(RCPTS)]
     s = Sender(t)
     try:
-        s.wait_log(r"queue check done: ")
-        for i in range(BIG):
-            p = t.run("mta-inject", "-f", "root@" + DOMAIN, *rcpts,
-                      input=f"Subject: big {i}\n\nmany\n")
-            assert p.returncode == 0, p.err
+        inject_big(t, s)
         s.wait_log(r"new msg ", count=BIG, timeout=60)
         s.wait_log(r"starting delivery \d+: msg \S+ to remote ", timeout=30)
         # another user's local mail, through sendmail and drop/
@@ -162,14 +167,9 @@ def test_remote_mail_is_not_queued_behind_a_big_sender(t):
     for k, v in (("timeoutremote", "60"), ("timeoutconnect", "3")):
         with open(t.path("control", k), "w") as f:
             f.write(f"{v}\n")
-    rcpts = [f"u@dead{k}.test" for k in range(RCPTS)]
     s = Sender(t)
     try:
-        s.wait_log(r"queue check done: ")
-        for i in range(BIG):
-            p = t.run("mta-inject", "-f", "root@" + DOMAIN, *rcpts,
-                      input=f"Subject: big {i}\n\nmany\n")
-            assert p.returncode == 0, p.err
+        inject_big(t, s)
         s.wait_log(r"status: local \d+/10 remote 15/20", timeout=60)
         time.sleep(1)
         assert not re.search(r"remote (1[6-9]|20)/20", s.log()), \

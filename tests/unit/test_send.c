@@ -11,31 +11,6 @@
 #include "send.h"
 #include "tinytest.h"
 
-/* sched.c's FIFO, which owner.c uses; the same few lines */
-void job_add(struct fifo *q, struct job *j)
-{
-	j->next = NULL;
-	if (q->tail)
-		q->tail->next = j;
-	else
-		q->head = j;
-	q->tail = j;
-	q->n++;
-}
-
-struct job *job_take(struct fifo *q)
-{
-	struct job *j = q->head;
-
-	if (j) {
-		q->head = j->next;
-		if (!q->head)
-			q->tail = NULL;
-		q->n--;
-	}
-	return j;
-}
-
 static void load(struct msg *m, const char *uid)
 {
 	m->st = calloc(1, sizeof *m->st);
