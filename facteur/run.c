@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -594,7 +595,8 @@ static void open_log(struct run *ru)
 	if (geteuid() == 0) {
 		r = priv_mailuser(ru->root, &uid, &gid);
 		/* the mail user can write control/: naming root (or any
-		 * other account) there must not make the services that */
+		 * other account) there must not make the services run as
+		 * that account (priv_mailuser refuses it) */
 		if (r < 0)
 			msg_die(EX_TEMP, "cannot find the mail user of %s: %s",
 				ru->root, priv_error(r));
@@ -620,9 +622,17 @@ static void std_fds(void)
 {
 	int fd;
 
-	if (close_range(3, ~0U, 0) < 0)
-		msg_die(EX_TEMP, "cannot close inherited descriptors: %s",
-			strerror(errno));
+	if (close_range(3, ~0U, 0) < 0) {
+		struct rlimit rl;
+		rlim_t i;
+
+		/* kernels before 5.9 have no close_range: one at a time */
+		if (errno != ENOSYS || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			msg_die(EX_TEMP, "cannot close inherited descriptors: "
+				"%s", strerror(errno));
+		for (i = 3; i < rl.rlim_cur && i < 1048576; i++)
+			(void)close((int)i);
+	}
 
 	do
 		fd = open("/dev/null", O_RDWR);

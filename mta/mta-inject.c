@@ -113,7 +113,6 @@ static int received(struct str *b, uid_t invoker)
 			"%ld);\n\t%s\n", (long)getpid(), (long)invoker, date);
 }
 
-/* put - converted bytes into the queue file, their header counted */
 /* put - n more bytes of the message; -EFBIG once it is past *room, the
  * bytes control/databytes still allows (as at every other entry) */
 static int put(struct qwriter *w, struct hdrscan *h, const char *b, size_t n,

@@ -52,6 +52,7 @@
 #define DROP_LOOK_MAX 4096	/* entries read a turn */
 #define DROP_UID_MAX 100	/* files of one uid a turn */
 #define DROP_UID_LOG 10		/* entries of one uid logged a turn */
+#define DROP_RETRY_MS 60000	/* a file we could not queue: next try */
 #define ENV_SLACK (1024 * 1024)	/* room for the envelope over databytes */
 #define CHUNK 65536
 
@@ -203,7 +204,7 @@ static int take(struct send *s, const char *path, const char *name,
 	const char *why = NULL;
 	off_t off = 0;
 	uint64_t len = 0;
-	int fd, r;
+	int fd, r, later = 0;
 
 	if (sb->st_nlink != 1)
 		return refuse(s, path, sb->st_uid, "a file with more than one "
@@ -216,10 +217,11 @@ static int take(struct send *s, const char *path, const char *name,
 			return refuse(s, path, sb->st_uid, errno == EACCES ?
 				      "not readable by the mail user" :
 				      "changed into a symbolic link") < 0 ? -1 : 0;
-		if (errno != ENOENT)
-			slog("warning: cannot open %s: %s; it is tried again "
-			     "later", path, strerror(errno));
-		return 0;
+		if (errno == ENOENT)
+			return 0;
+		slog("warning: cannot open %s: %s; it is tried again later",
+		     path, strerror(errno));
+		return 1;
 	}
 	qenv_init(&e);
 	/* the one size trusted: the file may grow while it is read, and
@@ -238,6 +240,7 @@ static int take(struct send *s, const char *path, const char *name,
 	if (r == -ENOMEM) {
 		slog("warning: out of memory reading %s; it is tried again "
 		     "later", path);
+		later = 1;
 		goto out;
 	}
 	if (r < 0) {
@@ -264,6 +267,7 @@ static int take(struct send *s, const char *path, const char *name,
 	if (r < 0) {
 		slog("warning: cannot queue %s: %s; it is tried again later",
 		     path, strerror(-r));
+		later = 1;
 		goto out;
 	}
 	/* queued and durable: only now may the user's copy go. Should the
@@ -276,7 +280,7 @@ static int take(struct send *s, const char *path, const char *name,
 	     (unsigned long)fb.st_uid, id.s);
 out:
 	close(fd);
-	r = 0;
+	r = later;
 	if (why && refuse(s, path, sb->st_uid, why) < 0)
 		r = -1;
 	qenv_free(&e);
@@ -294,7 +298,6 @@ struct turn {
 	struct uidturn *u;
 	size_t n, cap;
 	size_t taken;		/* files, toward DROP_MAX */
-	int deferred;		/* files left for the next pass */
 	unsigned long max;	/* control/databytes */
 	char *buf;
 	struct str p;
@@ -364,6 +367,7 @@ static void entry(struct send *s, struct turn *t, const struct dirent *de)
 	uint64_t key;
 	struct stat sb;
 	struct uidturn *u;
+	int r;
 
 	if (!strcmp(name, ".") || !strcmp(name, "..") ||
 	    !strcmp(name, "trigger") ||
@@ -388,14 +392,17 @@ static void entry(struct send *s, struct turn *t, const struct dirent *de)
 	}
 	u = uidturn(t, sb.st_uid);
 	if (u->taken >= DROP_UID_MAX) {
-		t->deferred = 1;
+		s->drop_deferred = 1;	/* for the pass, not the turn */
 		return;
 	}
 	u->taken++;
 	t->taken++;
-	if (take(s, t->p.s, name, &sb, t->max, t->buf) < 0) {
+	r = take(s, t->p.s, name, &sb, t->max, t->buf);
+	if (r < 0) {
 		u->logged++;
 		(void)dropseen_add(&s->drop_seen, key);
+	} else if (r > 0) {
+		s->drop_later = 1;
 	}
 }
 
@@ -434,6 +441,21 @@ static int pass_start(struct send *s)
 	return r;
 }
 
+/* pass_end - the whole of drop/ read: files over a uid's share in any
+ * turn of the pass are read by a new pass at once; files we could not
+ * queue (a full disk, no descriptor) by one a minute later, so that
+ * neither waits for a trigger and neither spins */
+static void pass_end(struct send *s)
+{
+	drop_close(s);
+	dropseen_pass_end(&s->drop_seen);
+	if (s->drop_later)
+		s->drop_retry_ms = now_ms() + DROP_RETRY_MS;
+	else if (s->drop_deferred)
+		s->drop_rescan = 1;
+	s->drop_deferred = s->drop_later = 0;
+}
+
 /* drop_close - the pass given up (at exit) or over */
 void drop_close(struct send *s)
 {
@@ -466,12 +488,8 @@ int drop_pickup(struct send *s)
 		looked++;
 		entry(s, &t, de);
 	}
-	if (!de) {
-		drop_close(s);
-		dropseen_pass_end(&s->drop_seen);
-		if (t.deferred)
-			s->drop_rescan = 1;
-	}
+	if (!de)
+		pass_end(s);
 	summary(s, &t);
 	free(t.buf);
 	free(t.u);

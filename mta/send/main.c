@@ -384,6 +384,10 @@ int main(int argc, char **argv)
 		size_t n = 0, k;
 
 		/* drop/: a new pass after a trigger, or the next slice */
+		if (s.drop_retry_ms && now_ms() >= s.drop_retry_ms) {
+			s.drop_retry_ms = 0;
+			s.drop_rescan = 1;
+		}
 		if ((s.drop_rescan || s.drop_dir) && !s.stopping)
 			(void)drop_pickup(&s);
 		/* new mail waits in new/ (durable, not in memory) while
@@ -428,6 +432,10 @@ int main(int argc, char **argv)
 		if (!s.stopping && (s.drop_rescan || s.drop_dir ||
 		    (s.unpark && s.nbusy < sched_limit(&s))))
 			timeout = 0;
+		if (s.drop_retry_ms && !s.stopping &&
+		    s.drop_retry_ms - now < (long long)timeout)
+			timeout = s.drop_retry_ms > now ?
+				  s.drop_retry_ms - now : 0;
 		if (s.nmsgs != s.stat_n || s.stopping)
 			timeout = timeout > 100 ? 100 : timeout;
 		if (timeout > 60000)

@@ -127,6 +127,9 @@ struct send {
 	 * its entries that are not message files are remembered, so that
 	 * each is logged once (drop.c, dropseen.c) */
 	void *drop_dir;		/* DIR *, NULL between passes */
+	int drop_deferred;	/* this pass left files over a uid's share */
+	int drop_later;		/* this pass left files it could not queue */
+	long long drop_retry_ms; /* then: a new pass at this time */
 	struct dropseen {
 		uint64_t *key;	/* open addressing; 0 is an empty slot */
 		uint32_t *pass;	/* the pass that last saw it */

@@ -142,3 +142,28 @@ def test_drop_message_over_databytes_exactly(t):
                      rf"uid {NOBODY}: larger than control/databytes", log)
     assert open(f, "rb").read().endswith(b"y\n")
     assert "3.fits from uid" in log and "3.fits: " not in log, log
+
+
+def test_files_over_a_share_in_a_middle_turn_are_taken(t):
+    """150 files of one uid (over its 100 a turn) with 6,000 directories
+    of another's in drop/, so that the pass takes several turns and the
+    share runs out in one that does not end it: every file is queued
+    without a new trigger (the deferral was forgotten with its turn)"""
+    if not can_switch():
+        return
+    setup(t, users=("bob",))
+    d = t.path("drop")
+    for k in range(150):
+        put(t, f"{NOBODY}.1.{k}.m", fq1(f"x@{DOMAIN}", [f"bob@{DOMAIN}"],
+                                       b"Subject: m\n\nhi\n"))
+    for k in range(6000):
+        p = os.path.join(d, f"d{k}")
+        os.mkdir(p, 0o755)
+        os.lchown(p, OTHER, OTHER)
+    s = Sender(t)
+    try:
+        s.wait_log(r"queue check done: ")
+        wait_files(t, "bob", 150, timeout=25)
+    finally:
+        s.stop()
+    assert not [n for n in os.listdir(d) if n.endswith(".m")]
