@@ -95,6 +95,7 @@
 
 #define STOP_GRACE_MS 10000
 #define BACKLOG_MAX 20000	/* busy messages */
+#define LOADED_MAX 1000000	/* their recipients (about 100 B each) */
 
 static const char usage_text[] =
 	"usage: mta-send [--root DIR] [--check [--repair]]\n";
@@ -393,8 +394,10 @@ int main(int argc, char **argv)
 		/* new mail waits in new/ (durable, not in memory) while
 		 * the deliveries are far behind. Counted in messages, of
 		 * which one local user holds at most owner_cap() and each
-		 * queues at most a few jobs: one sender cannot stop this */
-		busy = s.nbusy >= BACKLOG_MAX;
+		 * queues at most a few jobs: one sender cannot stop this;
+		 * and in their recipients, so that 20,000 messages of
+		 * 1,000 recipients are not all held in memory */
+		busy = s.nbusy >= BACKLOG_MAX || s.nloaded >= LOADED_MAX;
 		if (s.rescan && !s.stopping && !busy)
 			(void)sched_pickup(&s);
 		/* the start-up check, a directory a turn: in between, new
@@ -430,7 +433,7 @@ int main(int argc, char **argv)
 			timeout = 0;
 		/* drop/ read only in part, or parked mail that may go on */
 		if (!s.stopping && (s.drop_rescan || s.drop_dir ||
-		    (s.unpark && s.nbusy < sched_limit(&s))))
+		    s.unpark))
 			timeout = 0;
 		if (s.drop_retry_ms && !s.stopping &&
 		    s.drop_retry_ms - now < (long long)timeout)

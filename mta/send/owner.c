@@ -10,7 +10,8 @@
  * busy messages that the scheduler's limits count, and the pickup of
  * everybody else's mail goes on (docs/queue.md, "Fairness").
  *
- * Mail without a U record (SMTP, bounces) is not capped here: SMTP
+ * Mail without a U record (SMTP, bounces), and mail the mail user itself
+ * injected (vdeliver's forwards of SMTP mail), is not capped here: SMTP
  * clients are limited by mta-smtpd. Owners are kept in a list, one entry
  * a uid that has busy or parked mail: local users are few.
  *
@@ -24,8 +25,10 @@
  * even while that user's jobs wait on dead hosts for timeoutremote.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "send.h"
 
@@ -73,6 +76,17 @@ static void drop(struct send *s, struct owner *o)
 	free(o);
 }
 
+/* ours - the uid is the mail user's, ours: vdeliver's forwards and
+ * aliases (mta-inject run by the mail user) carry it, whoever sent the
+ * mail, so they are capped no more than the SMTP mail they come from */
+static int ours(const struct str *u)
+{
+	char b[32];
+	int n = snprintf(b, sizeof b, "%ld", (long)getuid());
+
+	return n > 0 && (size_t)n == u->len && !memcmp(b, u->s, u->len);
+}
+
 /* owner_take - may the loaded message M be worked on now? 1: yes, it is
  * counted busy; 0: its owner is at the cap, or has older messages parked
  * (they go first, in arrival order), so M is parked and the caller
@@ -81,7 +95,7 @@ static void drop(struct send *s, struct owner *o)
 int owner_take(struct send *s, struct msg *m)
 {
 	const struct str *u = &m->st->env.uid;
-	struct owner *o = u->len ? find(s, u->s, u->len) : NULL;
+	struct owner *o = u->len && !ours(u) ? find(s, u->s, u->len) : NULL;
 	int first = m->unparked;
 
 	m->unparked = 0;

@@ -120,6 +120,7 @@ int mstate_load(struct send *s, struct msg *m)
 		return r;
 	}
 	m->st = st;
+	s->nloaded += st->n;
 	return 0;
 }
 
@@ -128,6 +129,8 @@ int mstate_load(struct send *s, struct msg *m)
 static void unload(struct send *s, struct msg *m)
 {
 	owner_release(s, m);
+	if (m->st)
+		s->nloaded -= m->st->n;
 	mstate_free(m->st);
 	m->st = NULL;
 }
@@ -227,6 +230,8 @@ static int load(struct send *s, struct msg *m)
 	} else if (r == -ENOMEM || r == -EMFILE || r == -ENFILE) {
 		slog("warning: cannot load msg %s: %s; trying again in 60 s",
 		     m->id, strerror(-r));
+		/* from the heap it is one of its owner's new ones again */
+		m->unparked = 0;
 		(void)wait_until(s, m, now_ms() + 60000);
 	} else {
 		quarantine_msg(s, m, r);
@@ -605,7 +610,7 @@ size_t sched_limit(const struct send *s)
 }
 
 /* sched_due - start on the parked messages whose owner has room, then on
- * the waiting messages whose time has come, while fewer than
+ * the waiting messages whose time has come while fewer than
  * sched_limit() are busy; at most DUE_MAX loads a turn, so that new mail
  * and outcomes are not held up by a long run of loads */
 void sched_due(struct send *s)
@@ -614,8 +619,9 @@ void sched_due(struct send *s)
 	size_t n = 0;
 	struct msg *m;
 
-	while (s->unpark && s->nbusy < sched_limit(s) && n++ < DUE_MAX &&
-	       (m = owner_next(s)) != NULL)
+	/* parked mail is bounded by owner already (owner_cap): mail without
+	 * a uid keeping nbusy past the limit must not freeze it */
+	while (s->unpark && n++ < DUE_MAX && (m = owner_next(s)) != NULL)
 		if (load(s, m) == 0)
 			admit(s, m);
 	while ((m = heap_top(s)) != NULL && m->due_ms <= now &&

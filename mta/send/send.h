@@ -117,6 +117,7 @@ struct send {
 	unsigned long dno;	/* delivery counter, as qmail's */
 	int rescan;		/* queue/new may hold something */
 	size_t nbusy;		/* messages loaded and being worked on */
+	size_t nloaded;		/* the recipients of every loaded message */
 	struct owner *owners;	/* local users with busy or parked mail */
 	int unpark;		/* an owner with parked mail may have room */
 	int stopping;

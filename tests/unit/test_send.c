@@ -5,8 +5,10 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "send.h"
 #include "tinytest.h"
@@ -52,6 +54,9 @@ static int take(struct send *s, struct msg *m)
 	return r;
 }
 
+/* a local user's uid: not ours (the mail user's), which is not capped */
+static char user[32];
+
 static void test_cap_and_parking(void)
 {
 	struct send s;
@@ -64,7 +69,7 @@ static void test_cap_and_parking(void)
 	s.conc_remote = 2;	/* a cap of 3 busy messages a uid */
 	tt_check(owner_cap(&s) == 3, "owner_cap", "%u", owner_cap(&s));
 	for (i = 0; i < 5; i++) {
-		m[i] = msg_of("1000");
+		m[i] = msg_of(user);
 		ok &= take(&s, m[i]) == (i < 3);
 	}
 	tt_check(ok && s.nbusy == 3, "owner_parks_over_cap", "nbusy %zu",
@@ -78,22 +83,22 @@ static void test_cap_and_parking(void)
 	owner_release(&s, m[1]);
 	/* a new one is not let in ahead of those parked before it */
 	unload(m[1]);
-	load(m[1], "1000");
+	load(m[1], user);
 	tt_check(take(&s, m[1]) == 0, "owner_parked_go_first", "let in");
 	tt_check(s.unpark && owner_next(&s) == m[3], "owner_next_first",
 		 "unpark %d", s.unpark);
-	load(m[3], "1000");
+	load(m[3], user);
 	tt_check(take(&s, m[3]) == 1 && owner_next(&s) == NULL && !s.unpark,
 		 "owner_full_again", "unpark %d", s.unpark);
 	owner_release(&s, m[0]);
 	tt_check(owner_next(&s) == m[4], "owner_next_in_order", "order");
-	load(m[4], "1000");
+	load(m[4], user);
 	tt_check(take(&s, m[4]) == 1, "owner_taken_up", "parked");
 	owner_release(&s, m[0]);	/* twice: the second is nothing */
 	tt_check(s.nbusy == 5, "owner_release_once", "nbusy %zu", s.nbusy);
 	owner_release(&s, m[2]);
 	tt_check(owner_next(&s) == m[1], "owner_next_last", "order");
-	load(m[1], "1000");
+	load(m[1], user);
 	tt_check(take(&s, m[1]) == 1, "owner_last_taken_up", "parked");
 	for (i = 1; i < 5; i++)
 		if (i != 2)
@@ -176,9 +181,37 @@ static void test_dropseen(void)
 	dropseen_free(&d);
 }
 
+/* test_ours_not_capped - mail the mail user injected (forwards) */
+static void test_ours_not_capped(void)
+{
+	struct send s;
+	struct msg *m[4];
+	char me[32];
+	unsigned i;
+	int ok = 1;
+
+	memset(&s, 0, sizeof s);
+	s.conc_local = 1;
+	s.conc_remote = 0;	/* a cap of 1 busy message a uid */
+	snprintf(me, sizeof me, "%ld", (long)getuid());
+	for (i = 0; i < 4; i++) {
+		m[i] = msg_of(me);
+		ok &= take(&s, m[i]) == 1 && !m[i]->own;
+	}
+	tt_check(ok && s.nbusy == 4, "owner_ours_not_capped", "nbusy %zu",
+		 s.nbusy);
+	for (i = 0; i < 4; i++) {
+		owner_release(&s, m[i]);
+		msg_free(m[i]);
+	}
+	owner_free(&s);
+}
+
 int main(void)
 {
+	snprintf(user, sizeof user, "%ld", (long)getuid() + 1);
 	test_cap_and_parking();
+	test_ours_not_capped();
 	test_ring();
 	test_dropseen();
 	return tt_exit();
