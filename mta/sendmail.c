@@ -467,6 +467,11 @@ static void check_envelope(const char *me, const char *sender,
 		msg_die(100, "5.5.3 too many recipients (%zu): at most %d a "
 			"message; send it in parts; nothing was sent", nr,
 			QUEUE_RCPTS_MAX);
+	/* the double bounce's mark passes between Facteur's own programs
+	 * only (lib/queue.h): no caller's message may wear it */
+	if (!strcmp(sender, QUEUE_DBL_SENDER))
+		msg_die(100, "5.1.7 invalid sender address '%s': it is kept "
+			"for double bounces; nothing was sent", sender);
 	qualify(sender, me, &a, 1);
 	for (i = 0, pos = 0; i < nr; i++, pos += strlen(rcpts->s + pos) + 1)
 		qualify(rcpts->s + pos, me, &a, 0);

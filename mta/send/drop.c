@@ -132,7 +132,8 @@ static const char *check_env(const struct qenv *e)
 		return "more recipients than the limit of every entry (1,000)";
 	if (e->sender.len &&
 	    (queue_addr_plain(e->sender.s, e->sender.len) < 0 ||
-	     queue_addr_entry(e->sender.s, e->sender.len) < 0))
+	     queue_addr_entry(e->sender.s, e->sender.len) < 0 ||
+	     str_eqs(&e->sender, QUEUE_DBL_SENDER)))
 		return "an invalid sender address";
 	for (i = 0; i < e->rcpts.len; i += strlen(e->rcpts.s + i) + 1)
 		if (queue_addr_plain(e->rcpts.s + i,

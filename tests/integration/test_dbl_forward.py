@@ -52,3 +52,25 @@ def forwarded_double_bounce(t, env):
              if c.upper().startswith("MAIL")]
     assert all(m.upper() == "MAIL FROM:<>" for m in mails), mails
     assert maildir(t, "pm") == []
+
+
+def test_double_bounce_mark_refused_from_callers(t):
+    """#@[] is the double bounce's mark between Facteur's own programs:
+    sendmail (any caller) refuses it as a sender, and so does the drop/
+    pickup in a file written by hand"""
+    from test_entry import refused
+    from test_sendmail_user import can_switch, drop_names, fq1, put
+    setup(t, users=("b",))
+    p = t.run("sendmail", "-f", "#@[]", f"b@{DOMAIN}",
+              input="Subject: x\n\ny\n")
+    assert "kept for double bounces" in refused(p, "sendmail")
+    if not can_switch():
+        return
+    put(t, "dbl", fq1("#@[]", [f"b@{DOMAIN}"], b"Subject: x\n\ny\n"))
+    s = Sender(t)
+    try:
+        s.wait_log(r"quarantine \S+/drop/dbl: from uid \d+: "
+                   r"an invalid sender address")
+    finally:
+        s.stop()
+    assert drop_names(t) == [] and maildir(t, "b") == []
