@@ -105,6 +105,35 @@ int queue_addr_entry(const char *addr, size_t len)
 	return len && addr[0] == '-' ? -EINVAL : 0;
 }
 
+/* queue_qualify - an address as a caller of mta-inject or sendmail gave
+ * it, as it goes into the queue: one pair of <> taken off, @ME added to a
+ * bare local part, then the checks of every entry (queue_addr_plain,
+ * queue_addr_entry). A sender may be empty ("" or "<>": the null sender).
+ * -EINVAL with *why_r saying what is wrong, or -ENOMEM */
+int queue_qualify(const char *in, const char *me, int is_sender,
+		  struct str *out, const char **why_r)
+{
+	size_t n = strlen(in);
+
+	out->len = 0;
+	if (is_sender && (n == 0 || !strcmp(in, "<>")))
+		return str_catb(out, "", 0);
+	if (n >= 2 && in[0] == '<' && in[n - 1] == '>') {
+		in++;
+		n -= 2;
+	}
+	if (str_catb(out, in, n) < 0 ||
+	    (n && !memchr(in, '@', n) && str_catf(out, "@%s", me) < 0))
+		return -ENOMEM;
+	*why_r = NULL;
+	if (queue_addr_plain(out->s, out->len) < 0)
+		*why_r = "not LOCAL@DOMAIN of at most 1,024 bytes without a "
+			 "space, a control byte or an angle bracket";
+	else if (queue_addr_entry(out->s, out->len) < 0)
+		*why_r = "an address may not begin with '-'";
+	return *why_r ? -EINVAL : 0;
+}
+
 /* queue_rcpts_ok - N recipients are within the limit of every entry */
 int queue_rcpts_ok(size_t n)
 {

@@ -87,6 +87,8 @@ int queue_addr_ok(const char *addr, size_t len);
 int queue_addr_plain(const char *addr, size_t len);
 int queue_addr_entry(const char *addr, size_t len);
 int queue_rcpts_ok(size_t n);
+int queue_qualify(const char *in, const char *me, int is_sender,
+		  struct str *out, const char **why_r);
 
 int qw_open(struct qwriter *w, const char *root, const struct qenv *e);
 int qw_body(struct qwriter *w, const void *buf, size_t n);

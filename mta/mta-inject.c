@@ -69,35 +69,13 @@ static const char usage_text[] =
 static void qualify(const char *in, const char *me, struct str *out,
 		    int is_sender)
 {
-	size_t i, n = strlen(in);
+	const char *why = NULL;
+	int r = queue_qualify(in, me, is_sender, out, &why);
 
-	if (is_sender && (n == 0 || !strcmp(in, "<>"))) {
-		out->len = 0;
-		if (str_catb(out, "", 0))
-			msg_die(111, "out of memory");
-		return;
-	}
-	if (n >= 2 && in[0] == '<' && in[n - 1] == '>') {
-		in++;
-		n -= 2;
-	}
-	for (i = 0; i < n; i++)
-		if ((unsigned char)in[i] <= ' ' || in[i] == 0x7f ||
-		    in[i] == '<' || in[i] == '>')
-			msg_die(100, "5.1.3 invalid address '%s': it contains "
-				"a space, a control byte or an angle bracket",
-				in);
-	if (n == 0 || in[0] == '@' || in[n - 1] == '@')
-		msg_die(100, "5.1.3 invalid address '%s'", in);
-	out->len = 0;
-	if (str_catb(out, in, n) ||
-	    (!memchr(in, '@', n) && str_catf(out, "@%s", me)))
+	if (r == -ENOMEM)
 		msg_die(111, "out of memory");
-	if (queue_addr_ok(out->s, out->len) < 0)
-		msg_die(100, "5.1.3 invalid address '%s': too long", in);
-	if (queue_addr_entry(out->s, out->len) < 0)
-		msg_die(100, "5.1.3 invalid address '%s': an address may not "
-			"begin with '-'", in);
+	if (r < 0)
+		msg_die(100, "5.1.3 invalid address '%s': %s", in, why);
 }
 
 /* received - the line that says where a local message came from */

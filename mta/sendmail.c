@@ -432,26 +432,13 @@ static ssize_t drop_write(void *c, const char *buf, size_t n)
 static void qualify(const char *in, const char *me, struct str *out,
 		    int is_sender)
 {
-	size_t n = strlen(in);
+	const char *why = NULL;
+	int r = queue_qualify(in, me, is_sender, out, &why);
 
-	out->len = 0;
-	if (is_sender && (n == 0 || !strcmp(in, "<>"))) {
-		if (str_catb(out, "", 0))
-			msg_die(111, "out of memory");
-		return;
-	}
-	if (n >= 2 && in[0] == '<' && in[n - 1] == '>') {
-		in++;
-		n -= 2;
-	}
-	if (str_catb(out, in, n) ||
-	    (n && !memchr(in, '@', n) && str_catf(out, "@%s", me)))
+	if (r == -ENOMEM)
 		msg_die(111, "out of memory");
-	if (queue_addr_plain(out->s, out->len) < 0)
-		msg_die(100, "5.1.3 invalid address '%s'", in);
-	if (queue_addr_entry(out->s, out->len) < 0)
-		msg_die(100, "5.1.3 invalid address '%s': an address may not "
-			"begin with '-'", in);
+	if (r < 0)
+		msg_die(100, "5.1.3 invalid address '%s': %s", in, why);
 }
 
 /* check_envelope - what any entry refuses, refused before anything is

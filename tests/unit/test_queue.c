@@ -194,6 +194,26 @@ int main(void)
 		 queue_addr_entry("-a@b", 4) == -EINVAL &&
 		 queue_addr_entry("--root=/x@y", 11) == -EINVAL,
 		 "addr_entry", "wrong verdict");
+	{
+		/* queue_qualify: what mta-inject and sendmail take */
+		struct str q = STR_INIT;
+		const char *why = NULL;
+		int ok = 1;
+
+		ok &= queue_qualify("<a@b>", "me.x", 0, &q, &why) == 0 &&
+		      str_eqs(&q, "a@b");
+		ok &= queue_qualify("bob", "me.x", 0, &q, &why) == 0 &&
+		      str_eqs(&q, "bob@me.x");
+		ok &= queue_qualify("<>", "me.x", 1, &q, &why) == 0 &&
+		      q.len == 0;
+		ok &= queue_qualify("", "me.x", 0, &q, &why) == -EINVAL && why;
+		ok &= queue_qualify("a b@c", "me.x", 0, &q, &why) == -EINVAL;
+		ok &= queue_qualify("--root=/x@y", "me.x", 1, &q, &why) ==
+		      -EINVAL && strstr(why, "'-'");
+		ok &= queue_qualify("<-h>", "me.x", 0, &q, &why) == -EINVAL;
+		tt_check(ok, "qualify", "wrong verdict");
+		str_free(&q);
+	}
 	tt_check(queue_rcpts_ok(QUEUE_RCPTS_MAX) == 0 &&
 		 queue_rcpts_ok(QUEUE_RCPTS_MAX + 1) == -E2BIG &&
 		 QUEUE_RCPTS_MAX == 1000, "rcpts_ok", "wrong verdict");
