@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +196,20 @@ static _Noreturn void child(struct run *ru, struct svc *s, int out,
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
 		_exit(127);
 	execve(s->path.s, argv, envp);
+	/* on the pipe, so in the log: a service that cannot start says
+	 * which program, as whom and why (a directory the mail user cannot
+	 * reach, a missing x bit), not only "exited status 127" */
+	{
+		int e = errno;
+		struct passwd *pw = getpwuid(geteuid());
+
+		if (pw)
+			dprintf(2, "cannot execute %s as %s: %s\n", s->path.s,
+				pw->pw_name, strerror(e));
+		else
+			dprintf(2, "cannot execute %s as uid %ld: %s\n",
+				s->path.s, (long)geteuid(), strerror(e));
+	}
 	_exit(127);
 }
 

@@ -10,6 +10,7 @@ until it ends, trying both as fast as it can.
 """
 import os
 import pwd
+import shutil
 import socket
 import subprocess
 import sys
@@ -240,3 +241,29 @@ def test_doctor_never_opens_the_database_as_root(ctx):
     assert st.st_uid == 0 and st.st_size == 7, (st.st_uid, st.st_size)
     with open(secret) as f:
         assert f.read() == "root's\n"
+
+
+def test_run_says_why_a_service_cannot_start(ctx):
+    """Started as root from a directory the mail user cannot reach (a
+    0700 home), each service's exec fails as the mail user: the log says
+    which program, as whom and why, not only "exited status 127" """
+    if os.geteuid() != 0:
+        print("SKIP: needs root")
+        return
+    ctx.init()
+    ports = tf.free_listen(ctx, off=("submission", "smtps", "pop3s",
+                                     "pop3"))
+    home = os.path.join(ctx.tmp, "home")
+    os.mkdir(home, 0o700)
+    bindir = os.path.join(home, "bin")
+    os.mkdir(bindir, 0o755)
+    for prog in ("facteur", "mta-smtpd"):
+        shutil.copy(ctx.bin(prog), os.path.join(bindir, prog))
+    p = tf.start_run(ctx, os.path.join(bindir, "facteur"))
+    try:
+        want = (f"cannot execute {bindir}/mta-smtpd as facteur: "
+                f"Permission denied")
+        assert tf.wait_for(lambda: want in tf.log(ctx), 15), tf.log(ctx)
+    finally:
+        tf.stop_run(p)
+    assert ports
