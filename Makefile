@@ -52,7 +52,12 @@ all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
 deps:
 	@tools/deps.sh
 
-$(O)/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h)
+# what the tests drive too (swaks, fetchmail, dnsmasq, libfaketime, ...)
+deps-test:
+	@tools/deps.sh test
+
+# deps first, even with -j: a fresh machine has no headers until then
+$(O)/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
 
@@ -140,11 +145,11 @@ $(O)/tests/%: tests/unit/%.c $(O)/libfacteur.a
 
 unit: $(TESTS:%=$(O)/tests/%) $(TESTS_SMTPD:%=$(O)/tests/%)
 
-check: deps
+check: deps-test
 	$(MAKE) O=build/san BINDIR=build/san/bin SAN=1 all unit
 	$(PYTHON) tests/run.py --bin build/san/bin --unit build/san/tests
 
-check-slow: deps
+check-slow: deps-test
 	$(MAKE) O=build/san BINDIR=build/san/bin SAN=1 all unit
 	$(PYTHON) tests/run.py --bin build/san/bin --unit build/san/tests --slow
 
@@ -244,8 +249,7 @@ fuzz-run: fuzz
 
 RUNROOT ?= $(CURDIR)/run-root
 run: all
-	@test -d "$(RUNROOT)/control" || $(BINDIR)/facteur init --root "$(RUNROOT)" --dev
-	exec $(BINDIR)/facteur run --root "$(RUNROOT)"
+	exec tools/run.sh "$(BINDIR)" "$(RUNROOT)"
 
 bench: all $(O)/bench/cdb_lookup $(O)/bench/relay_decide
 	$(PYTHON) bench/run.py --bin $(BINDIR) --obj $(O)
@@ -258,7 +262,7 @@ install: all
 clean:
 	rm -rf build bin
 
-.PHONY: all deps unit check check-slow run bench install clean fuzz fuzz-run
+.PHONY: all deps deps-test unit check check-slow run bench install clean fuzz fuzz-run
 
 $(O)/bench/%: bench/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)

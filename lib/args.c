@@ -34,6 +34,22 @@ static int step(int argc, char **argv, int i, const char *valued)
 	return 1;
 }
 
+/* canonical - as root, the root's real path when it exists: a program
+ * started as root drops to the mail user before it touches the root, and
+ * the path it was given may pass through a directory only root can enter
+ * (a link ./run-root in a clone in root's 0700 home, made by make run to
+ * a root outside it). Kept for the life of the program */
+static const char *canonical(const char *root)
+{
+	static char *real;
+
+	if (geteuid() != 0)
+		return root;
+	free(real);
+	real = realpath(root, NULL);
+	return real ? real : root;
+}
+
 /* root_scan - take --root out of the options part of argv; the root */
 static const char *root_scan(int *argc, char **argv, const char *valued)
 {
@@ -66,7 +82,7 @@ static const char *root_scan(int *argc, char **argv, const char *valued)
 		root = getenv("FACTEUR_ROOT");
 	if (!root || !*root)
 		root = ROOT_DEFAULT;
-	return root;
+	return canonical(root);
 }
 
 /* help_scan - 1 when --help or -h is among the options */

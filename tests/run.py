@@ -12,8 +12,10 @@ root). Functions named `slow_*` run only with --slow. Ends with the line
 import argparse
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -80,6 +82,28 @@ def run_integration(bindir, slow, pattern, results):
                 print(f"note: {label} took {dt:.0f} s", flush=True)
 
 
+def reachable_bin(bindir):
+    """As root, the services that the tests start drop to the mail user,
+    which must reach the programs; a clone in a 0700 home (root's, or a
+    Debian 12 user's) is out of its reach. The programs are then copied to
+    a fresh 0755 directory, removed at the end. Returns (bindir, tmp)."""
+    if os.geteuid() != 0:
+        return bindir, None
+    d = bindir
+    while os.stat(d).st_mode & 0o001:
+        parent = os.path.dirname(d)
+        if parent == d:
+            return bindir, None
+        d = parent
+    tmp = tempfile.mkdtemp(prefix="facteur-bin-")
+    os.chmod(tmp, 0o755)
+    dst = os.path.join(tmp, "bin")
+    shutil.copytree(bindir, dst, symlinks=True)
+    print(f"note: {d} is closed to other users: the programs run from a "
+          f"copy in {dst}", flush=True)
+    return dst, tmp
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -87,10 +111,14 @@ def main():
     ap.add_argument("--slow", action="store_true")
     ap.add_argument("-k", dest="pattern")
     a = ap.parse_args()
-    bindir = os.path.abspath(a.bin)
+    bindir, copied = reachable_bin(os.path.abspath(a.bin))
     results = []
-    run_unit(a.unit, a.pattern, results)
-    run_integration(bindir, a.slow, a.pattern, results)
+    try:
+        run_unit(a.unit, a.pattern, results)
+        run_integration(bindir, a.slow, a.pattern, results)
+    finally:
+        if copied:
+            shutil.rmtree(copied, ignore_errors=True)
     for ok, label, detail in results:
         print(("ok   " if ok else "FAIL ") + label, flush=True)
         if not ok and detail:

@@ -1,12 +1,14 @@
 #!/bin/sh
-# deps.sh - make sure the Debian packages Facteur builds with are present.
-# Installs them with apt-get when run as root, otherwise prints the one
-# command to run and fails, so `make` stops with an actionable message.
+# deps.sh [test] - make sure the Debian packages Facteur builds with (and,
+# with "test", those its tests drive: `make check`) are present. Installs
+# them with apt-get when run as root, otherwise prints the one command to
+# run and fails, so `make` stops with an actionable message.
 set -u
 missing=""
-need() { # need HEADER-OR-COMMAND PACKAGE
+need() { # need HEADER-OR-COMMAND-OR-PERL-MODULE PACKAGE
     case "$1" in
     /*) [ -e "$1" ] || missing="$missing $2" ;;
+    *::*) perl -M"$1" -e 1 >/dev/null 2>&1 || missing="$missing $2" ;;
     *) command -v "$1" >/dev/null 2>&1 || missing="$missing $2" ;;
     esac
 }
@@ -18,11 +20,30 @@ need /usr/include/ares.h libc-ares-dev
 need pkg-config pkg-config
 need cc gcc
 need python3 python3
+if [ "${1:-}" = test ]; then
+    # the real peers of tests/integration (docs/testing.md): swaks and its
+    # TLS and IPv6 modules, curl and fetchmail (POP3 clients), dnsmasq
+    # (DNS on a high port), libfaketime (clock jumps), tinycdb's cdb, the
+    # openssl tool, useradd (the mail user) and setpriv (other users)
+    need swaks swaks
+    need Net::SSLeay libnet-ssleay-perl
+    need IO::Socket::INET6 libio-socket-inet6-perl
+    need curl curl
+    need fetchmail fetchmail
+    need /usr/sbin/dnsmasq dnsmasq-base
+    need /usr/lib/"$(gcc -dumpmachine 2>/dev/null)"/faketime/libfaketime.so.1 libfaketime
+    need cdb tinycdb
+    need openssl openssl
+    need /usr/sbin/useradd passwd
+    need setpriv util-linux
+    need /etc/ssl/certs/ca-certificates.crt ca-certificates
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "deps: installing$missing" >&2
     DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2 && exit 0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends $missing >&2 && exit 0
     echo "deps: apt-get failed; run: apt-get install -y$missing" >&2
     exit 1
 fi
