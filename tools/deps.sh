@@ -19,6 +19,8 @@ need /usr/include/openssl/ssl.h libssl-dev
 need /usr/include/ares.h libc-ares-dev
 need pkg-config pkg-config
 need cc gcc
+need /usr/include/stdio.h libc6-dev
+need make make
 need python3 python3
 if [ "${1:-}" = test ]; then
     # the real peers of tests/integration (docs/testing.md): swaks and its
