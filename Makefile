@@ -16,6 +16,13 @@ CFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
           -fno-sanitize-recover=undefined
 LDSAN   = -fsanitize=address,undefined
 endif
+# hardening: stack canaries, position-independent executables, full RELRO;
+# _FORTIFY_SOURCE where no sanitizer replaces the checked functions
+HARDEN  = -fstack-protector-strong -fPIE
+LDSAN  += -pie -Wl,-z,relro,-z,now
+ifneq ($(SAN),1)
+HARDEN += -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3
+endif
 CPPFLAGS += -std=c17 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Ilib -I$(O)
 LIBS    = -Wl,--as-needed -lsqlite3 -lcrypt -lcdb -lssl -lcrypto -lcares
 
@@ -56,10 +63,13 @@ deps:
 deps-test:
 	@tools/deps.sh test
 
-# deps first, even with -j: a fresh machine has no headers until then
-$(O)/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h) | deps
+# deps first, even with -j: a fresh machine has no headers until then.
+# Each object's headers are those the compiler saw (-MMD), in its .d file
+$(O)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(WARN) $(HARDEN) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(wildcard $(O)/*/*.d $(O)/*/*/*.d)
 
 $(O)/libfacteur.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -69,7 +79,7 @@ $(O)/schema_sql.c: $(SCHEMA) tools/embed.sh
 	tools/embed.sh $(SCHEMA) > $@.tmp && mv $@.tmp $@
 
 $(O)/schema_sql.o: $(O)/schema_sql.c
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(WARN) $(HARDEN) $(CFLAGS) -c -o $@ $<
 
 $(BINDIR)/vadmin: $(VADMIN_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
@@ -90,7 +100,7 @@ $(BINDIR)/pop3d: $(POP3D_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 $(O)/tests/test_pop3d: tests/unit/test_pop3d.c $(POP3D_LIB:%.c=$(O)/%.o) \
 		$(O)/libfacteur.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+	$(CC) $(CPPFLAGS) $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
 
 $(MTA:%=$(BINDIR)/%): $(BINDIR)/%: $(O)/mta/%.o $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
@@ -100,10 +110,6 @@ $(BINDIR)/mta-smtpd: $(SMTPD_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
-$(SMTPD_SRC:%.c=$(O)/%.o): mta/smtpd/smtpd.h
-
-$(SEND_SRC:%.c=$(O)/%.o): $(wildcard mta/send/*.h)
-$(REMOTE_SRC:%.c=$(O)/%.o): $(wildcard mta/remote/*.h)
 
 $(BINDIR)/mta-send: $(SEND_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
@@ -119,7 +125,7 @@ $(O)/tests/test_remote: tests/unit/test_remote.c \
 		$(patsubst %.c,$(O)/%.o,$(filter-out %/remote.c,$(REMOTE_SRC))) \
 		$(O)/libfacteur.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Imta/remote $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+	$(CC) $(CPPFLAGS) -Imta/remote $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
 
 # mta-send's owner.c and dropseen.c, which need nothing else of it, for
 # their unit test
@@ -127,21 +133,21 @@ TESTS   += test_send
 $(O)/tests/test_send: tests/unit/test_send.c $(O)/mta/send/owner.o \
 		$(O)/mta/send/dropseen.o $(O)/libfacteur.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Imta/send $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+	$(CC) $(CPPFLAGS) -Imta/send $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
 
 # mta-smtpd's modules without main(), for its unit test
 $(O)/tests/test_smtpd: tests/unit/test_smtpd.c \
 		$(patsubst %.c,$(O)/%.o,$(filter-out %/main.c,$(SMTPD_SRC))) \
 		$(O)/libfacteur.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Imta/smtpd $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+	$(CC) $(CPPFLAGS) -Imta/smtpd $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
 
 $(VLINKS:%=$(BINDIR)/%): $(BINDIR)/vadmin
 	ln -sf vadmin $@
 
 $(O)/tests/%: tests/unit/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+	$(CC) $(CPPFLAGS) $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
 
 unit: $(TESTS:%=$(O)/tests/%) $(TESTS_SMTPD:%=$(O)/tests/%)
 
@@ -266,8 +272,8 @@ clean:
 
 $(O)/bench/%: bench/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(CPPFLAGS) $(WARN) $(HARDEN) $(CFLAGS) -o $@ $^ $(LIBS)
 
 $(O)/bench/relay_decide: bench/relay_decide.c $(O)/mta/smtpd/check.o $(O)/libfacteur.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Imta/smtpd $(WARN) $(CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(CPPFLAGS) -Imta/smtpd $(WARN) $(HARDEN) $(CFLAGS) -o $@ $^ $(LIBS)

@@ -16,7 +16,8 @@
 #include "str.h"
 
 int log_format(struct str *out, const char *service, pid_t pid,
-	       const char *fmt, va_list ap);
+	       const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 int log_open(const char *root);
 int log_write(int fd, const char *service, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -5,11 +5,15 @@ Runs every C unit-test program in --unit (each prints `ok NAME` or
 `FAIL NAME: why` lines) and every `test_*` function of the Python modules in
 tests/integration/ (each gets a Ctx: the built programs and a temporary
 root). Functions named `slow_*` run only with --slow. Ends with the line
-`N passed, M failed` and exits 1 when anything failed.
+`N passed, M failed, K skipped` (a test that printed a line starting
+with SKIP could not run here and checked nothing: counted apart) and exits
+1 when anything failed.
 
     tests/run.py --bin build/san/bin --unit build/san/tests [--slow] [-k PATTERN]
 """
 import argparse
+import contextlib
+import io
 import importlib.util
 import os
 import shutil
@@ -18,6 +22,8 @@ import sys
 import tempfile
 import time
 import traceback
+
+SKIP = "skip"   # a result's status besides True (passed) and False
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "integration"))
@@ -70,16 +76,27 @@ def run_integration(bindir, slow, pattern, results):
                 continue
             ctx = helpers.Ctx(bindir)
             t0 = time.monotonic()
+            out = io.StringIO()
             try:
-                fn(ctx)
-                results.append((True, label, ""))
+                with contextlib.redirect_stdout(out):
+                    fn(ctx)
+                results.append(passed_or_skipped(label, out.getvalue()))
             except Exception:  # a failed assertion or a crash of the test
                 results.append((False, label, traceback.format_exc()))
             finally:
                 ctx.cleanup()
+                sys.stdout.write(out.getvalue())
+                sys.stdout.flush()
             dt = time.monotonic() - t0
             if dt > 20:
                 print(f"note: {label} took {dt:.0f} s", flush=True)
+
+
+def passed_or_skipped(label, out):
+    """A test that said SKIP (it could not run here: no root, no tool)
+    checked nothing: it is counted apart, never as a pass"""
+    why = [l for l in out.splitlines() if l.startswith("SKIP")]
+    return (SKIP, label, why[0]) if why else (True, label, "")
 
 
 def reachable_bin(bindir):
@@ -120,13 +137,17 @@ def main():
         if copied:
             shutil.rmtree(copied, ignore_errors=True)
     for ok, label, detail in results:
+        if ok is SKIP:
+            print(f"SKIP {label}: {detail}", flush=True)
+            continue
         print(("ok   " if ok else "FAIL ") + label, flush=True)
         if not ok and detail:
             print("     " + detail.rstrip().replace("\n", "\n     "))
-    passed = sum(1 for r in results if r[0])
-    failed = len(results) - passed
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed or not results else 0
+    passed = sum(1 for r in results if r[0] is True)
+    skipped = sum(1 for r in results if r[0] is SKIP)
+    failed = len(results) - passed - skipped
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed or not passed else 0
 
 
 if __name__ == "__main__":

@@ -210,6 +210,9 @@ void vd_reset(struct vd *v)
 /* vvfail - the failure line on stderr and in the log, then exit */
 static _Noreturn void vvfail(struct vd *v, int code, const char *dsn,
 			     const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+static _Noreturn void vvfail(struct vd *v, int code, const char *dsn,
+			     const char *fmt, va_list ap)
 {
 	struct str text = STR_INIT;
 	size_t i;
@@ -263,7 +266,7 @@ void vd_log(struct vd *v, const char *fmt, ...)
 		return;
 	va_start(ap, fmt);
 	if (log_format(&line, "vdeliver", getpid(), fmt, ap) == 0)
-		(void)write(v->logfd, line.s, line.len);
+		(void)!write(v->logfd, line.s, line.len);
 	va_end(ap);
 	str_free(&line);
 }

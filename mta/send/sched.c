@@ -480,11 +480,17 @@ int sched_add(struct send *s, const char *id, int fresh)
 		return 0;
 	st = m->st;
 	if (fresh) {
+		/* a uid always, as qmail logs the receiving process's (its
+		 * log readers want a number): a local injector's from U,
+		 * else mta-smtpd's, which is ours (the file is: mstate_load) */
+		char own[32];
+
+		snprintf(own, sizeof own, "%ld", (long)geteuid());
 		slog("new msg %s", m->id);
 		slog("info msg %s: bytes %llu from <%s> qp %llu uid %s",
 		     m->id, (unsigned long long)st->body_len,
 		     str_cstr(&st->env.sender), (unsigned long long)ino,
-		     st->env.uid.len ? st->env.uid.s : "-");
+		     st->env.uid.len ? st->env.uid.s : own);
 	}
 	admit(s, m);
 	return 0;

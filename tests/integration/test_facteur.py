@@ -639,6 +639,7 @@ def smtp_ok_quiet(port):
 
 def test_run_refuses_root_mailuser(ctx):
     if not AS_ROOT:
+        print("SKIP: needs root")
         return
     ctx.init()
     free_listen(ctx)

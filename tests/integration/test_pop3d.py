@@ -275,6 +275,7 @@ def test_pop3d_port_in_use(t):
 
 def test_pop3d_refuses_root_mailuser(t):
     if not AS_ROOT:
+        print("SKIP: needs root")
         return
     setup(t)
     write_control(t, "mailuser", "root\n")

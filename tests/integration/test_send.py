@@ -448,3 +448,29 @@ def test_remote_by_mx_from_dnsmasq_and_null_mx_bounce(t):
     assert b"Final-Recipient: rfc822; n@null.test" in b, b[:3000]
     assert b"Status: 5.1.10" in b, b[:3000]
     assert b"r@mx.test" not in b.split(b"message/rfc822")[0]
+
+
+def test_info_msg_has_a_numeric_uid_for_smtp_mail(t):
+    """info msg carries a number for every source (qmailanalog's matchup
+    reads one): mta-inject's caller, and for SMTP mail the receiving
+    mta-smtpd's, the mail user's"""
+    import pwd
+    setup(t)
+    s = Sender(t)
+    try:
+        p = t.run("mta-smtpd", "--inetd", env={"TCPREMOTEIP": "127.0.0.1"},
+                  input=(f"HELO c\r\nMAIL FROM:<x@remote.test>\r\nRCPT TO:"
+                         f"<a@{DOMAIN}>\r\nDATA\r\nSubject: s\r\n\r\nhi\r\n"
+                         f".\r\nQUIT\r\n"))
+        assert "\r\n250 2.0.0 ok " in p.out, p.out
+        inject(t, f"c@{DOMAIN}", f"b@{DOMAIN}")
+        wait_files(t, "a", 1)
+        wait_files(t, "b", 1)
+    finally:
+        log = s.stop()
+    uids = re.findall(r"info msg \S+: bytes \d+ from <[^>]*> qp \d+ uid (\S+)",
+                      log)
+    assert len(uids) == 2 and all(u.isdigit() for u in uids), (uids, log)
+    mail = (pwd.getpwnam("facteur").pw_uid if os.geteuid() == 0
+            else os.getuid())
+    assert str(mail) in uids and str(os.getuid()) in uids, uids
