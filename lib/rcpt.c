@@ -77,6 +77,32 @@ int rcpt_find(const char *root, const char *real, const char *local,
 	return e;
 }
 
+/* rcpt_accepts - the answer at RCPT for LOCAL of the real domain REAL,
+ * by the rule vdeliver delivers with (rcpt_find, its flags, the
+ * catch-all), so that nothing accepted bounces later for want of a user */
+int rcpt_accepts(const char *root, const char *real, const char *local)
+{
+	struct rcpt rc = RCPT_INIT;
+	struct rcpt_user u = RCPT_USER_INIT;
+	int r = rcpt_find(root, real, local, 1, &rc);
+
+	if (r == -ENOENT)
+		r = RCPT_NO_USER;
+	else if (r == 0 && rc.kind == RCPT_USER) {
+		r = rcpt_parse_user(rc.val.s, rc.val.len, &u);
+		if (r == 0)
+			r = u.flags & RCPT_FLAG_NODELIVERY ? RCPT_DISABLED :
+			    RCPT_OK;
+	} else if (r == 0 && rc.kind == RCPT_CATCHALL)
+		r = rc.val.len == 0 || str_eqs(&rc.val, "bounce") ?
+		    RCPT_NO_USER : RCPT_OK;
+	else if (r == 0)
+		r = RCPT_OK;
+	rcpt_user_free(&u);
+	rcpt_free(&rc);
+	return r;
+}
+
 /* number - a field of decimal digits that fits 64 bits */
 static int number(const char *p, size_t n, uint64_t *out)
 {

@@ -17,6 +17,11 @@
  * rcpt_find() returns 0 (found), -ENOENT (nothing, not even a catch-all
  * record), or the errors of acct_get() (-EIO: a table file is missing).
  *
+ * rcpt_accepts() is the verdict of mta-smtpd at RCPT, by the same rule:
+ * RCPT_OK (a mailbox that takes mail, an alias, a catch-all that is not
+ * "bounce"), RCPT_NO_USER, RCPT_DISABLED (a mailbox whose delivery is off,
+ * which vdeliver would refuse), or a negative error.
+ *
  * The parsers turn record values into fields: rcpt_parse_user() reads
  * MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS \0 FLAGS, rcpt_parse_forward()
  * KEEP \0 DEST; an alias value is DEST \0 DEST ... as it stands. They
@@ -57,7 +62,13 @@ struct rcpt_user {
 
 #define RCPT_USER_INIT {STR_INIT, {0, 0}, 0}
 
+/* rcpt_accepts() */
+#define RCPT_OK 0
+#define RCPT_NO_USER 1
+#define RCPT_DISABLED 2
+
 size_t rcpt_ext_prev(const char *local, size_t len);
+int rcpt_accepts(const char *root, const char *real, const char *local);
 int rcpt_find(const char *root, const char *real, const char *local,
 	      int catchall, struct rcpt *r);
 int rcpt_parse_user(const char *v, size_t n, struct rcpt_user *u);

@@ -21,6 +21,7 @@
 #include "acct.h"
 #include "ctl.h"
 #include "name.h"
+#include "rcpt.h"
 #include "smtpd.h"
 
 /* bad_local_byte - bytes that never belong in a local part we accept */
@@ -149,57 +150,6 @@ int check_pbs(const char *root, const char *ip)
 	return r;
 }
 
-/* lookup - does key K+LOCAL exist in the domain's delivery table? */
-static int lookup(const char *root, const char *domain, char k,
-		  const char *local, size_t n)
-{
-	struct str key = STR_INIT, v = STR_INIT, l = STR_INIT;
-	int r;
-
-	r = str_catc(&key, k);
-	if (r == 0)
-		r = str_catb(&key, local, n);
-	if (r == 0)
-		r = str_copyb(&l, local, n);
-	if (r == 0)
-		r = acct_get(root, domain, ACCT_DELIVERY, l.s, key.s, key.len,
-			     &v);
-	str_free(&key);
-	str_free(&v);
-	str_free(&l);
-	return r == 0 ? 1 : r == -ENOENT ? 0 : r;
-}
-
-/* user_exists - 1 if LOCAL (or its base before '+' or '-') may receive */
-static int user_exists(const char *root, const char *domain,
-		       const char *local)
-{
-	size_t n = strlen(local), cut;
-	const char *plus = strchr(local, '+');
-	struct str v = STR_INIT;
-	int r;
-
-	/* the full name, then user+ext -> user, then a-b-c -> a-b -> a */
-	for (cut = n; cut > 0;) {
-		if ((r = lookup(root, domain, 'u', local, cut)) != 0 ||
-		    (r = lookup(root, domain, 'a', local, cut)) != 0)
-			return r;
-		if (plus && cut > (size_t)(plus - local)) {
-			cut = (size_t)(plus - local);
-			continue;
-		}
-		while (--cut > 0 && local[cut] != '-')
-			;
-	}
-	r = acct_get(root, domain, ACCT_DELIVERY, "", "*", 1, &v);
-	if (r == 0)
-		r = !str_eqs(&v, "bounce");
-	else if (r == -ENOENT)
-		r = 0;
-	str_free(&v);
-	return r;
-}
-
 /*
  * check_rcpt - NULL when ADDR (parsed by addr_parse) is accepted, else the
  * reply. Hosted domains are checked first even for relay clients, so an
@@ -208,7 +158,7 @@ static int user_exists(const char *root, const char *domain,
 const char *check_rcpt(struct session *s, const char *addr)
 {
 	const char *at = strrchr(addr, '@');
-	struct str local = STR_INIT, domain = STR_INIT;
+	struct str local = STR_INIT;
 	struct acct_domain d = {STR_INIT, STR_INIT, 1};
 	const char *why, *reply = NULL;
 	int r, hosted = 0;
@@ -224,30 +174,34 @@ const char *check_rcpt(struct session *s, const char *addr)
 		       "relayed thru this MTA";
 	if (at[1] != '[') {
 		r = acct_domain(s->root, at + 1, &d);
-		acct_domain_free(&d);
 		if (r == 0)
 			hosted = 1;
-		else if (r != -ENOENT && r != -ENODATA)
+		else if (r != -ENOENT && r != -ENODATA) {
+			acct_domain_free(&d);
 			return "451 4.3.0 temporary failure reading the "
 			       "account tables";
+		}
 	}
-	if (!hosted)
+	if (!hosted) {
+		acct_domain_free(&d);
 		return s->relay || s->pbs || s->auth_user.len ? NULL :
 		       "553 5.7.1 sorry, that domain isn't allowed to be "
 		       "relayed thru this MTA";
+	}
+	/* vdeliver's rule, once (lib/rcpt): extensions, flags, catch-all */
 	r = name_local(addr, (size_t)(at - addr), &local, &why);
-	if (r == 0)
-		r = name_domain(at + 1, strlen(at + 1), &domain, &why);
 	if (r == -EINVAL)
 		reply = "550 5.1.1 no such user here";
 	else if (r < 0)
 		reply = "451 4.3.0 out of memory";
-	else if ((r = user_exists(s->root, domain.s, local.s)) < 0)
+	else if ((r = rcpt_accepts(s->root, d.real.s, local.s)) < 0)
 		reply = "451 4.3.0 temporary failure reading the account "
 			"tables";
-	else if (r == 0)
+	else if (r == RCPT_NO_USER)
 		reply = "550 5.1.1 no such user here";
+	else if (r == RCPT_DISABLED)
+		reply = "550 5.2.1 this mailbox does not accept mail";
+	acct_domain_free(&d);
 	str_free(&local);
-	str_free(&domain);
 	return reply;
 }
