@@ -83,6 +83,22 @@ int pw_check(const char *pw, const char *hash)
 	return r;
 }
 
+/* pw_verify - a login's password against HASH (NULL: no such user): 0,
+ * -EACCES, or -ENOMEM. An unknown user and an unusable hash ("!", a
+ * damaged one) cost a check against DUMMY, a real hash of the configured
+ * scheme, so that every refusal takes as long as a wrong password and
+ * none tells that an account exists: one rule for mta-smtpd and pop3d */
+int pw_verify(const char *pw, const char *hash, const char *dummy)
+{
+	int r = hash ? pw_check(pw, hash) : -EINVAL;
+
+	if (r == -EINVAL) {
+		(void)pw_check(pw, dummy);
+		r = -EACCES;
+	}
+	return r;
+}
+
 static const char hexd[] = "0123456789abcdef";
 
 static void put_word(char *hex, uint32_t w)

@@ -8,7 +8,9 @@
  * the inner and outer pad blocks (64 hex digits, as Dovecot's CRAM-MD5
  * scheme does), and pw_cram_digest() finishes the HMAC from them.
  * Functions return 0, -EACCES (wrong password), -EINVAL (not a hash we
- * accept) or another negative errno code.
+ * accept) or another negative errno code. pw_verify() is the check of a
+ * login: an unknown user (HASH NULL) or an unusable hash costs a check
+ * against DUMMY and is -EACCES, as slow as a wrong password.
  */
 #ifndef FACTEUR_PW_H
 #define FACTEUR_PW_H
@@ -21,6 +23,7 @@
 
 int pw_hash(const char *pw, const char *scheme, struct str *out);
 int pw_check(const char *pw, const char *hash);
+int pw_verify(const char *pw, const char *hash, const char *dummy);
 int pw_hash_ok(const char *hash);
 int pw_cram_context(const char *pw, size_t len, struct str *hex_out);
 int pw_cram_digest(const char *ctxhex, const void *chal, size_t len,

@@ -100,14 +100,9 @@ int auth_check(const struct cfg *cfg, const char *user, size_t ulen,
 		r = -EACCES;
 	if (r < 0 && r != -EACCES)
 		goto out;
-	if (!known) {
-		(void)pw_check(pass, cfg->dummy.s);
-		r = -EACCES;
-		goto out;
-	}
-	r = pw_check(pass, hash.s);
-	if (r == -EINVAL)	/* "!" or a damaged hash: no login */
-		r = -EACCES;
+	/* an unknown user and an unusable hash ("!", damaged) as slow as
+	 * a wrong password (lib/pw) */
+	r = pw_verify(pass, known ? hash.s : NULL, cfg->dummy.s);
 	if (r < 0)
 		goto out;
 	if (field(&rec, 2, &s, &len) == 0 && (flags_of(s, len) & FLAG_NOPOP)) {

@@ -251,18 +251,12 @@ static int check_pass(struct session *s, const char *user, const char *pass)
 	int r;
 
 	r = login(s, user, &rec, &hash, &cram, &flags);
-	if (r == -ENOENT) {
-		/* the same work as a wrong password: no user enumeration */
-		(void)pw_check(pass, s->dummy_hash);
-		r = -EACCES;
-	} else if (r == 0) {
-		r = pw_check(pass, hash);
-		if (r == -EINVAL) {
-			/* "!" or another unusable hash: refused no faster than
-			 * a wrong password, or it would show the user exists */
-			(void)pw_check(pass, s->dummy_hash);
-			r = -EACCES;
-		}
+	/* the same work for an unknown user, an unusable hash and a wrong
+	 * password: no user enumeration (lib/pw) */
+	if (r == -ENOENT)
+		r = pw_verify(pass, NULL, s->dummy_hash);
+	else if (r == 0) {
+		r = pw_verify(pass, hash, s->dummy_hash);
 		if (r == 0 && (flags & 2))
 			r = -EACCES;
 	}
