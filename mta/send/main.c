@@ -349,6 +349,7 @@ int main(int argc, char **argv)
 	r = priv_become_mailuser(s.root);
 	if (r < 0)
 		msg_die(111, "cannot become the mail user: %s", priv_error(r));
+	snprintf(s.uid, sizeof s.uid, "%ld", (long)getuid());
 	umask(077);
 	config(&s);
 	if (check)

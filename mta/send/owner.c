@@ -25,10 +25,8 @@
  * even while that user's jobs wait on dead hosts for timeoutremote.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "send.h"
 
@@ -79,12 +77,9 @@ static void drop(struct send *s, struct owner *o)
 /* ours - the uid is the mail user's, ours: vdeliver's forwards and
  * aliases (mta-inject run by the mail user) carry it, whoever sent the
  * mail, so they are capped no more than the SMTP mail they come from */
-static int ours(const struct str *u)
+static int ours(const struct send *s, const struct str *u)
 {
-	char b[32];
-	int n = snprintf(b, sizeof b, "%ld", (long)getuid());
-
-	return n > 0 && (size_t)n == u->len && !memcmp(b, u->s, u->len);
+	return str_eqs(u, s->uid);
 }
 
 /* owner_take - may the loaded message M be worked on now? 1: yes, it is
@@ -95,7 +90,7 @@ static int ours(const struct str *u)
 int owner_take(struct send *s, struct msg *m)
 {
 	const struct str *u = &m->st->env.uid;
-	struct owner *o = u->len && !ours(u) ? find(s, u->s, u->len) : NULL;
+	struct owner *o = u->len && !ours(s, u) ? find(s, u->s, u->len) : NULL;
 	int first = m->unparked;
 
 	m->unparked = 0;

@@ -483,14 +483,11 @@ int sched_add(struct send *s, const char *id, int fresh)
 		/* a uid always, as qmail logs the receiving process's (its
 		 * log readers want a number): a local injector's from U,
 		 * else mta-smtpd's, which is ours (the file is: mstate_load) */
-		char own[32];
-
-		snprintf(own, sizeof own, "%ld", (long)geteuid());
 		slog("new msg %s", m->id);
 		slog("info msg %s: bytes %llu from <%s> qp %llu uid %s",
 		     m->id, (unsigned long long)st->body_len,
 		     str_cstr(&st->env.sender), (unsigned long long)ino,
-		     st->env.uid.len ? st->env.uid.s : own);
+		     st->env.uid.len ? st->env.uid.s : s->uid);
 	}
 	admit(s, m);
 	return 0;

@@ -118,6 +118,7 @@ struct send {
 	int rescan;		/* queue/new may hold something */
 	size_t nbusy;		/* messages loaded and being worked on */
 	size_t nloaded;		/* the recipients of every loaded message */
+	char uid[24];		/* ours (the mail user's), as U would write it */
 	struct owner *owners;	/* local users with busy or parked mail */
 	int unpark;		/* an owner with parked mail may have room */
 	int stopping;

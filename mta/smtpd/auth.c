@@ -24,6 +24,7 @@
 #include "acct.h"
 #include "name.h"
 #include "pw.h"
+#include "rcpt.h"
 #include "smtpd.h"
 
 #define AUTH_LINE_MAX 4096
@@ -257,7 +258,7 @@ static int check_pass(struct session *s, const char *user, const char *pass)
 		r = pw_verify(pass, NULL, s->dummy_hash);
 	else if (r == 0) {
 		r = pw_verify(pass, hash, s->dummy_hash);
-		if (r == 0 && (flags & 2))
+		if (r == 0 && (flags & RCPT_FLAG_NOSMTP))
 			r = -EACCES;
 	}
 	str_free(&rec);

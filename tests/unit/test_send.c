@@ -186,7 +186,7 @@ static void test_ours_not_capped(void)
 {
 	struct send s;
 	struct msg *m[4];
-	char me[32];
+	char me[sizeof ((struct send *)0)->uid];
 	unsigned i;
 	int ok = 1;
 
@@ -194,6 +194,7 @@ static void test_ours_not_capped(void)
 	s.conc_local = 1;
 	s.conc_remote = 0;	/* a cap of 1 busy message a uid */
 	snprintf(me, sizeof me, "%ld", (long)getuid());
+	memcpy(s.uid, me, sizeof s.uid);
 	for (i = 0; i < 4; i++) {
 		m[i] = msg_of(me);
 		ok &= take(&s, m[i]) == 1 && !m[i]->own;
