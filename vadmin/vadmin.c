@@ -155,7 +155,7 @@ void vopen(struct vctx *c, int writer)
 	cur = c;
 	/* finish whatever a killed vadmin committed but did not write out */
 	if (writer)
-		gen_run_pending(c);
+		gen_recover(c);
 }
 
 /* vclose - release everything (keeps the leak checker meaningful) */

@@ -123,6 +123,7 @@ int gen_global_records(struct vctx *c, gen_emit_fn emit, void *arg);
 int gen_domain(struct vctx *c, const char *domain);
 int gen_global(struct vctx *c);
 void gen_run_pending(struct vctx *c);
+void gen_recover(struct vctx *c);
 void gen_rebuild_all(struct vctx *c);
 
 /* vcheck.c */

@@ -592,6 +592,54 @@ void gen_run_pending(struct vctx *c)
 	str_free(&path);
 }
 
+/* sweep_tmp - the temporary files of CDBs that a killed vadmin was
+ * writing: we hold the lock every vadmin writer takes, so none is alive.
+ * In control/ only vadmin's own tables (mta-rules writes relayrules.cdb
+ * there without that lock) */
+static void sweep_tmp(struct vctx *c)
+{
+	static const char *const dirs[] = {"control/domains", "control/passwd",
+					   "control"};
+	struct str p = STR_INIT;
+	unsigned i;
+
+	for (i = 0; i < 3; i++) {
+		struct dirent *de;
+		DIR *d;
+
+		p.len = 0;
+		if (str_catf(&p, "%s/%s", c->root, dirs[i]) < 0 ||
+		    !(d = opendir(p.s)))
+			continue;
+		while ((de = readdir(d)) != NULL)
+			if (strstr(de->d_name, ".tmp.") &&
+			    (i < 2 || !strncmp(de->d_name, "assign.cdb.", 11) ||
+			     !strncmp(de->d_name, "rcpthosts.cdb.", 14)))
+				(void)unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
+	str_free(&p);
+}
+
+/* gen_recover - at the start of a writer: work that a killed vadmin
+ * committed but did not write out is done, and the temporary files it
+ * left are removed (vadmin check would report them) */
+void gen_recover(struct vctx *c)
+{
+	sqlite3_stmt *st;
+	int owed;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM pending LIMIT 1", -1, &st,
+			       NULL) != SQLITE_OK)
+		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	owed = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (!owed)
+		return;
+	sweep_tmp(c);
+	gen_run_pending(c);
+}
+
 /* gen_rebuild_all - every table from scratch, stale ones removed */
 void gen_rebuild_all(struct vctx *c)
 {

@@ -208,3 +208,31 @@ def slow_kill_9_during_bulk_import(t):
     rng = random.Random()
     kill_rounds(t, 20000, [(rng.uniform(0.05, 1.5), None)
                            for _ in range(3)] + [(None, rng.uniform(0, 0.5))])
+
+
+def test_killed_writer_temporaries_removed_with_its_work(t):
+    """A vadmin killed while writing a CDB leaves its temporary file and
+    the work it owed (a pending row); the next writer does the work and
+    removes vadmin's temporaries (not mta-rules': relayrules.cdb is written
+    without vadmin's lock), so that vadmin check finds nothing left"""
+    import sqlite3
+    fast_root(t)
+    vadmin(t, "adddomain", "bulk.test", input="pm-Secret-1\n")
+    left = [t.path("control", "domains", "bulk.test.cdb.tmp.5977.1"),
+            t.path("control", "passwd", "bulk.test.cdb.tmp.5977.2"),
+            t.path("control", "assign.cdb.tmp.5977.3")]
+    keep = t.path("control", "relayrules.cdb.tmp.5977.4")
+    for p in left + [keep]:
+        with open(p, "w") as f:
+            f.write("half")
+    db = sqlite3.connect(t.path("db", "accounts.sqlite"))
+    with db:
+        db.execute("INSERT INTO pending(kind, arg) VALUES ('cdb', "
+                   "'bulk.test')")
+    db.close()
+    # any writer recovers first
+    vadmin(t, "adduser", "x@bulk.test", "Pw-x-1234")
+    assert not [p for p in left if os.path.exists(p)], left
+    assert os.path.exists(keep)
+    os.unlink(keep)      # vadmin check would (rightly) report this one
+    check_ok(t)
