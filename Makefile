@@ -28,31 +28,38 @@ LIBS    = -Wl,--as-needed -lsqlite3 -lcrypt -lcdb -lssl -lcrypto -lcares
 
 LIB_SRC = $(wildcard lib/*.c)
 LIB_OBJ = $(LIB_SRC:%.c=$(O)/%.o) $(O)/schema_sql.o
-
-VADMIN_SRC = $(wildcard vadmin/*.c)
-FACTEUR_SRC = $(wildcard facteur/*.c)
-POP3D_SRC = $(wildcard pop3d/*.c)
-# pop3d without main(), for its unit test and fuzz target
-POP3D_LIB = $(filter-out pop3d/pop3d.c,$(POP3D_SRC))
 SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
 
+# Each program is its sources plus lib/: SRC_<program> names them, and one
+# link rule below makes every program from its list.
 VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
 MTA     = mta-inject mta-qstat mta-qread mta-rules sendmail
-PROGS   = vadmin facteur $(MTA) pop3d
-# mta-smtpd is several files (mta/smtpd/), so it has its own link rule
-SMTPD_SRC = $(wildcard mta/smtpd/*.c)
-PROGS   += mta-smtpd
-TESTS_SMTPD = test_smtpd
-TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d
-TESTS   += test_listen
-VDELIVER_SRC = $(wildcard vdeliver/*.c)
-PROGS   += vdeliver
+PROGS   = vadmin facteur vdeliver pop3d mta-smtpd mta-send mta-remote $(MTA)
+SRC_vadmin     = $(wildcard vadmin/*.c)
+SRC_facteur    = $(wildcard facteur/*.c)
+SRC_vdeliver   = $(wildcard vdeliver/*.c)
+SRC_pop3d      = $(wildcard pop3d/*.c)
+SRC_mta-smtpd  = $(wildcard mta/smtpd/*.c)
 # the scheduler (mta/send/) and its remote SMTP client (mta/remote/)
-SEND_SRC = $(wildcard mta/send/*.c)
-REMOTE_SRC = $(wildcard mta/remote/*.c)
-PROGS   += mta-send mta-remote
-TESTS   += test_vdeliver
+SRC_mta-send   = $(wildcard mta/send/*.c)
+SRC_mta-remote = $(wildcard mta/remote/*.c)
+$(foreach p,$(MTA),$(eval SRC_$(p) = mta/$(p).c))
+objs = $(patsubst %.c,$(O)/%.o,$(1))
+
+# Unit tests: tests/unit/NAME.c with lib/, and for those that test a
+# program's modules, those modules without the file holding main()
+# (TOBJ_NAME) and the program's directory on the include path (TINC_NAME).
+TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
+          test_listen test_vdeliver test_remote test_send test_smtpd
+TOBJ_test_pop3d  = $(call objs,$(filter-out pop3d/pop3d.c,$(SRC_pop3d)))
+TOBJ_test_remote = $(call objs,$(filter-out %/remote.c,$(SRC_mta-remote)))
+TINC_test_remote = -Imta/remote
+# mta-send's owner.c and dropseen.c need nothing else of it
+TOBJ_test_send   = $(O)/mta/send/owner.o $(O)/mta/send/dropseen.o
+TINC_test_send   = -Imta/send
+TOBJ_test_smtpd  = $(call objs,$(filter-out %/main.c,$(SRC_mta-smtpd)))
+TINC_test_smtpd  = -Imta/smtpd
 
 all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
 
@@ -81,75 +88,22 @@ $(O)/schema_sql.c: $(SCHEMA) tools/embed.sh
 $(O)/schema_sql.o: $(O)/schema_sql.c
 	$(CC) $(CPPFLAGS) $(WARN) $(HARDEN) $(CFLAGS) -c -o $@ $<
 
-$(BINDIR)/vadmin: $(VADMIN_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
+# the one link rule: a program's objects, then lib/
+$(foreach p,$(PROGS),$(eval $(BINDIR)/$(p): $(call objs,$(SRC_$(p)))))
+$(PROGS:%=$(BINDIR)/%): $(O)/libfacteur.a
 	@mkdir -p $(BINDIR)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-$(BINDIR)/facteur: $(FACTEUR_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
-	@mkdir -p $(BINDIR)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-$(BINDIR)/vdeliver: $(VDELIVER_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
-	@mkdir -p $(BINDIR)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-$(BINDIR)/pop3d: $(POP3D_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
-	@mkdir -p $(BINDIR)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-$(O)/tests/test_pop3d: tests/unit/test_pop3d.c $(POP3D_LIB:%.c=$(O)/%.o) \
-		$(O)/libfacteur.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
-
-$(MTA:%=$(BINDIR)/%): $(BINDIR)/%: $(O)/mta/%.o $(O)/libfacteur.a
-	@mkdir -p $(BINDIR)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-$(BINDIR)/mta-smtpd: $(SMTPD_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
-	@mkdir -p $(BINDIR)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-
-$(BINDIR)/mta-send: $(SEND_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
-	@mkdir -p $(BINDIR)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-$(BINDIR)/mta-remote: $(REMOTE_SRC:%.c=$(O)/%.o) $(O)/libfacteur.a
-	@mkdir -p $(BINDIR)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
-
-# mta-remote's modules without main(), for its unit test
-TESTS   += test_remote
-$(O)/tests/test_remote: tests/unit/test_remote.c \
-		$(patsubst %.c,$(O)/%.o,$(filter-out %/remote.c,$(REMOTE_SRC))) \
-		$(O)/libfacteur.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Imta/remote $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
-
-# mta-send's owner.c and dropseen.c, which need nothing else of it, for
-# their unit test
-TESTS   += test_send
-$(O)/tests/test_send: tests/unit/test_send.c $(O)/mta/send/owner.o \
-		$(O)/mta/send/dropseen.o $(O)/libfacteur.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Imta/send $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
-
-# mta-smtpd's modules without main(), for its unit test
-$(O)/tests/test_smtpd: tests/unit/test_smtpd.c \
-		$(patsubst %.c,$(O)/%.o,$(filter-out %/main.c,$(SMTPD_SRC))) \
-		$(O)/libfacteur.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Imta/smtpd $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+	$(CC) $(LDSAN) -o $@ $(filter %.o,$^) $(O)/libfacteur.a $(LIBS)
 
 $(VLINKS:%=$(BINDIR)/%): $(BINDIR)/vadmin
 	ln -sf vadmin $@
 
-$(O)/tests/%: tests/unit/%.c $(O)/libfacteur.a
+$(foreach t,$(TESTS),$(eval $(O)/tests/$(t): $(TOBJ_$(t))))
+$(TESTS:%=$(O)/tests/%): $(O)/tests/%: tests/unit/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
+	$(CC) $(CPPFLAGS) $(TINC_$*) $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) \
+		-o $@ $< $(TOBJ_$*) $(O)/libfacteur.a $(LIBS)
 
-unit: $(TESTS:%=$(O)/tests/%) $(TESTS_SMTPD:%=$(O)/tests/%)
+unit: $(TESTS:%=$(O)/tests/%)
 
 check: deps-test
 	$(MAKE) O=build/san BINDIR=build/san/bin SAN=1 all unit
@@ -185,10 +139,13 @@ FUZZWARN  = $(WARN) -Wno-format-nonliteral
 
 fuzz: $(FUZZ:%=$(FUZZO)/%)
 
-$(FUZZO)/lib/%.o: lib/%.c $(wildcard lib/*.h)
+# every fuzzed object, lib/ or a program's module, instrumented the same way
+$(FUZZO)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
+	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) -MMD -MP \
 		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+-include $(wildcard $(FUZZO)/*/*.d $(FUZZO)/*/*/*.d)
 
 $(FUZZO)/schema_sql.c: $(SCHEMA) tools/embed.sh
 	@mkdir -p $(FUZZO)
@@ -201,48 +158,21 @@ $(FUZZO)/schema_sql.o: $(FUZZO)/schema_sql.c
 $(FUZZO)/libfacteur.a: $(LIB_SRC:lib/%.c=$(FUZZO)/lib/%.o) $(FUZZO)/schema_sql.o
 	rm -f $@ && ar rcs $@ $^
 
-$(FUZZO)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZO)/libfacteur.a
-	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
-		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+# the targets that parse inside a program link its modules (without main)
+# and see its headers, as the unit tests do
+fuzzobjs = $(patsubst $(O)/%,$(FUZZO)/%,$(TOBJ_$(1)))
+FOBJ_fuzz_pop3  = $(FUZZO)/pop3d/proto.o
+FINC_fuzz_pop3  = -Ipop3d
+FOBJ_fuzz_remote = $(call fuzzobjs,test_remote)
+FINC_fuzz_remote = -Imta/remote
+$(foreach f,fuzz_smtpd $(FUZZ_SMTPD),$(eval FOBJ_$(f) = $(call fuzzobjs,test_smtpd)))
+$(foreach f,fuzz_smtpd $(FUZZ_SMTPD),$(eval FINC_$(f) = -Imta/smtpd))
+$(foreach f,$(FUZZ),$(eval $(FUZZO)/$(f): $(FOBJ_$(f))))
 
-# the POP3 command parser lives in pop3d/proto.c, not in lib/
-$(FUZZO)/pop3d/%.o: pop3d/%.c pop3d/pop3d.h $(wildcard lib/*.h)
-	@mkdir -p $(dir $@)
-	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
-		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
-
-$(FUZZO)/fuzz_pop3: tests/fuzz/fuzz_pop3.c $(FUZZO)/pop3d/proto.o \
-		$(FUZZO)/libfacteur.a
-	$(FUZZCC) $(CPPFLAGS) -Ipop3d $(FUZZWARN) $(FUZZFLAGS) \
-		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
-
-$(FUZZO)/mta/smtpd/%.o: mta/smtpd/%.c mta/smtpd/smtpd.h $(wildcard lib/*.h)
-	@mkdir -p $(dir $@)
-	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
-		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
-
-$(FUZZO)/fuzz_smtpd: tests/fuzz/fuzz_smtpd.c \
-		$(patsubst %.c,$(FUZZO)/%.o,$(filter-out %/main.c,$(SMTPD_SRC))) \
-		$(FUZZO)/libfacteur.a
-	$(FUZZCC) $(CPPFLAGS) -Imta/smtpd $(FUZZWARN) $(FUZZFLAGS) \
-		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
-
-$(FUZZ_SMTPD:%=$(FUZZO)/%): $(FUZZO)/%: tests/fuzz/%.c \
-		$(patsubst %.c,$(FUZZO)/%.o,$(filter-out %/main.c,$(SMTPD_SRC))) \
-		$(FUZZO)/libfacteur.a
-	$(FUZZCC) $(CPPFLAGS) -Imta/smtpd $(FUZZWARN) $(FUZZFLAGS) \
-		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
-
-$(FUZZO)/mta/remote/%.o: mta/remote/%.c mta/remote/remote.h $(wildcard lib/*.h)
-	@mkdir -p $(dir $@)
-	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \
-		-fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
-
-$(FUZZO)/fuzz_remote: tests/fuzz/fuzz_remote.c \
-		$(patsubst %.c,$(FUZZO)/%.o,$(filter-out %/remote.c,$(REMOTE_SRC))) \
-		$(FUZZO)/libfacteur.a
-	$(FUZZCC) $(CPPFLAGS) -Imta/remote $(FUZZWARN) $(FUZZFLAGS) \
-		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+$(FUZZ:%=$(FUZZO)/%): $(FUZZO)/%: tests/fuzz/%.c $(FUZZO)/libfacteur.a
+	$(FUZZCC) $(CPPFLAGS) $(FINC_$*) $(FUZZWARN) $(FUZZFLAGS) \
+		-fsanitize=fuzzer,address,undefined \
+		-o $@ $< $(FOBJ_$*) $(FUZZO)/libfacteur.a $(LIBS)
 
 fuzz-run: fuzz
 	@for f in $(FUZZ); do \
