@@ -127,11 +127,11 @@ $(O)/tests/test_remote: tests/unit/test_remote.c \
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Imta/remote $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
 
-# mta-send's owner.c and dropseen.c, which need nothing else of it, for
-# their unit test
+# mta-send's owner.c, dropseen.c and slog.c, which need nothing else of
+# it, for their unit test
 TESTS   += test_send
 $(O)/tests/test_send: tests/unit/test_send.c $(O)/mta/send/owner.o \
-		$(O)/mta/send/dropseen.o $(O)/libfacteur.a
+		$(O)/mta/send/dropseen.o $(O)/mta/send/slog.o $(O)/libfacteur.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Imta/send $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) -o $@ $^ $(LIBS)
 
