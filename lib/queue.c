@@ -277,6 +277,23 @@ int qw_open_path(struct qwriter *w, const char *path, mode_t mode,
 	return qw_start(w, e, mode);
 }
 
+/* queue_lf - N bytes of a message with CR LF made LF, into OUT (room for
+ * N + 1 bytes); *CR carries a CR that ended the previous piece. A CR not
+ * before LF is kept; the caller writes a CR still pending at the end */
+size_t queue_lf(char *out, const char *in, size_t n, int *cr)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		if (*cr && in[i] != '\n')
+			out[o++] = '\r';
+		*cr = in[i] == '\r';
+		if (!*cr)
+			out[o++] = in[i];
+	}
+	return o;
+}
+
 /* qw_limit - at most MAX more message bytes from here on: the bytes
  * already written (mta-inject's own Received: line) do not count */
 void qw_limit(struct qwriter *w, uint64_t max)

@@ -17,7 +17,8 @@
  *     'B' this is a double bounce: its own failure is dropped, not bounced
  *   'M' u64 LE length of the message, then the message to end of file
  *
- * The message is kept with LF line ends, as Maildir and qmail keep it.
+ * The message is kept with LF line ends, as Maildir and qmail keep it:
+ * writers turn CR LF into LF with queue_lf(), piece by piece.
  * Addresses are refused if they hold CR, LF or NUL: those never reach a
  * file. qw_commit() fsyncs the file, renames it from queue/tmp/ into
  * queue/new/ID and fsyncs new/, and only then reports the ID: the caller
@@ -102,6 +103,7 @@ int queue_qualify(const char *in, const char *me, int is_sender,
 		  struct str *out, const char **why_r);
 
 int qw_open(struct qwriter *w, const char *root, const struct qenv *e);
+size_t queue_lf(char *out, const char *in, size_t n, int *cr);
 void qw_limit(struct qwriter *w, uint64_t max);
 int qw_body(struct qwriter *w, const void *buf, size_t n);
 int qw_commit(struct qwriter *w, struct str *id_r);

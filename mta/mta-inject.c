@@ -103,9 +103,9 @@ static int put(struct qwriter *w, struct hdrscan *h, const char *b, size_t n)
 /* copy_body - stdin into the queue file, CR LF turned into LF */
 static int copy_body(struct qwriter *w, struct hdrscan *h)
 {
-	char in[65536], out[65536];
+	char in[65536], out[sizeof in + 1];
 	int cr = 0; /* a CR that ended the previous read */
-	ssize_t n, i;
+	ssize_t n;
 	size_t o;
 	int r;
 
@@ -117,19 +117,7 @@ static int copy_body(struct qwriter *w, struct hdrscan *h)
 			return -errno;
 		if (n == 0)
 			break;
-		o = 0;
-		for (i = 0; i < n; i++) {
-			if (cr && in[i] != '\n')
-				out[o++] = '\r';
-			cr = in[i] == '\r';
-			if (!cr)
-				out[o++] = in[i];
-			if (o == sizeof out) {
-				if ((r = put(w, h, out, o)) < 0)
-					return r;
-				o = 0;
-			}
-		}
+		o = queue_lf(out, in, (size_t)n, &cr);
 		if (o && (r = put(w, h, out, o)) < 0)
 			return r;
 	}

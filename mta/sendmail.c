@@ -402,22 +402,13 @@ static int drop_put(struct drop *d, const char *b, size_t n)
 static ssize_t drop_write(void *c, const char *buf, size_t n)
 {
 	struct drop *d = c;
-	char out[8192];
-	size_t i, o = 0;
+	char out[8192 + 1];
+	size_t i, k;
 
-	for (i = 0; i < n && d->err == 0; i++) {
-		if (o + 2 > sizeof out) {
-			(void)drop_put(d, out, o);
-			o = 0;
-		}
-		if (d->cr && buf[i] != '\n')
-			out[o++] = '\r';
-		d->cr = buf[i] == '\r';
-		if (!d->cr)
-			out[o++] = buf[i];
+	for (i = 0; i < n && d->err == 0; i += k) {
+		k = n - i < sizeof out - 1 ? n - i : sizeof out - 1;
+		(void)drop_put(d, out, queue_lf(out, buf + i, k, &d->cr));
 	}
-	if (o)
-		(void)drop_put(d, out, o);
 	return d->err ? 0 : (ssize_t)n;
 }
 
@@ -564,20 +555,30 @@ struct sub {
 	FILE *out;
 };
 
-/* run_smtp - -bs: mta-smtpd --inetd beside us, for root and the mail user */
-static _Noreturn void run_smtp(const char *root)
+/* may_queue - root or the mail user: whoever may write queue/tmp */
+static int may_queue(const char *root)
 {
-	struct str qtmp = STR_INIT, prog = STR_INIT;
-	int r;
+	struct str qtmp = STR_INIT;
+	int ok;
 
 	if (str_catf(&qtmp, "%s/queue/tmp", root))
 		msg_die(111, "out of memory");
-	if (geteuid() != 0 && access(qtmp.s, W_OK) < 0)
+	ok = geteuid() == 0 || access(qtmp.s, W_OK) == 0;
+	str_free(&qtmp);
+	return ok;
+}
+
+/* run_smtp - -bs: mta-smtpd --inetd beside us, for root and the mail user */
+static _Noreturn void run_smtp(const char *root)
+{
+	struct str prog = STR_INIT;
+	int r;
+
+	if (!may_queue(root))
 		msg_die(111, "-bs needs to write the queue, which only "
 			"root and the mail user may do; run sendmail "
 			"without -bs, or submit through SMTP on "
 			"loopback");
-	str_free(&qtmp);
 	r = args_sibling(&prog, "mta-smtpd");
 	if (r < 0)
 		msg_die(111, "cannot find mta-smtpd: %s", msg_err(r));
@@ -675,13 +676,10 @@ static void header_rcpts(struct sub *m)
 /* open_output - drop/ for an ordinary user, else a pipe to mta-inject */
 static void open_output(struct sub *m)
 {
-	struct str qtmp = STR_INIT;
 	int fd;
 
-	if (str_catf(&qtmp, "%s/queue/tmp", m->root))
-		msg_die(111, "out of memory");
 	signal(SIGPIPE, SIG_IGN);
-	if (geteuid() != 0 && access(qtmp.s, W_OK) < 0) {
+	if (!may_queue(m->root)) {
 		/* neither root nor the mail user: through drop/ */
 		m->out = drop_open(&m->d, m->root, m->me.s, m->sender.s,
 				   &m->rcpts, m->nr);
@@ -697,7 +695,6 @@ static void open_output(struct sub *m)
 			msg_die(111, "cannot write to mta-inject: %s",
 				strerror(errno));
 	}
-	str_free(&qtmp);
 }
 
 /* write_message - the header block, completed, then the body; "." ends

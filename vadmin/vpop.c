@@ -28,6 +28,8 @@ struct vcmd;
 typedef int (*vpop_fn)(struct vctx *c, const struct vcmd *v,
 		       const struct vargs *g);
 
+/* a vpopmail name: its flags, its usage, and the handler that turns its
+ * arguments into vadmin commands */
 struct vcmd {
 	const char *name;
 	const char *opts;	/* getopt string */
@@ -36,65 +38,7 @@ struct vcmd {
 	vpop_fn run;
 };
 
-static int run_password(struct vctx *c, const struct vcmd *v,
-			const struct vargs *g);
-static int run_one(struct vctx *c, const struct vcmd *v,
-		   const struct vargs *g);
-static int run_dominfo(struct vctx *c, const struct vcmd *v,
-		       const struct vargs *g);
-static int run_setquota(struct vctx *c, const struct vcmd *v,
-			const struct vargs *g);
-static int run_alias(struct vctx *c, const struct vcmd *v,
-		     const struct vargs *g);
-static int run_aliasdomain(struct vctx *c, const struct vcmd *v,
-			   const struct vargs *g);
-static int run_moduser(struct vctx *c, const struct vcmd *v,
-		       const struct vargs *g);
-
-static const struct vcmd cmds[] = {
-	{"vadddomain", "q:", "usage: vadddomain [-q QUOTA] DOMAIN [PASSWORD]\n",
-	 "adddomain", run_password},
-	{"vdeldomain", "", "usage: vdeldomain DOMAIN\n", "deldomain", run_one},
-	{"vadduser", "q:c:e:", "usage: vadduser [-q QUOTA] [-c NAME] "
-	 "[-e HASH] USER@DOMAIN [PASSWORD]\n", "adduser", run_password},
-	{"vdeluser", "", "usage: vdeluser USER@DOMAIN\n", "deluser", run_one},
-	{"vpasswd", "e:", "usage: vpasswd [-e HASH] USER@DOMAIN [PASSWORD]\n",
-	 "passwd", run_password},
-	{"vsetuserquota", "", "usage: vsetuserquota USER@DOMAIN QUOTA\n",
-	 "setquota", run_setquota},
-	{"valias", "i:d:s", "usage: valias -i DEST ALIAS@DOMAIN | "
-	 "valias -d ALIAS@DOMAIN | valias [-s] DOMAIN|ALIAS@DOMAIN\n", "alias",
-	 run_alias},
-	{"vuserinfo", "", "usage: vuserinfo USER@DOMAIN\n", "userinfo",
-	 run_one},
-	{"vdominfo", "", "usage: vdominfo [DOMAIN]\n", "dominfo", run_dominfo},
-	{"vaddaliasdomain", "", "usage: vaddaliasdomain REAL_DOMAIN "
-	 "ALIAS_DOMAIN (either order: the existing domain is the real one)\n",
-	 "aliasdomain", run_aliasdomain},
-	{"vmoduser", "psbxq:", "usage: vmoduser [-p] [-s] [-b] [-x] "
-	 "[-q QUOTA] USER@DOMAIN\n"
-	 "  -p disable POP3, -s disable SMTP AUTH, -b disable delivery,\n"
-	 "  -x enable everything first, -q set the quota\n", "moduser",
-	 run_moduser},
-};
-
-/* find - the entry of a vpopmail name, or NULL */
-static const struct vcmd *find(const char *prog)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-		if (!strcmp(prog, cmds[i].name))
-			return &cmds[i];
-	return NULL;
-}
-
-/* vpop_is - whether argv[0] names a vpopmail command */
-int vpop_is(const char *prog)
-{
-	return find(prog) != NULL;
-}
-
+/* vusage - the error, the name's usage, exit 2 */
 static _Noreturn void vusage(const struct vcmd *v, const char *why)
 {
 	fprintf(stderr, "%s: %s\n%s", v->name, why, v->usage);
@@ -252,6 +196,50 @@ static int run_moduser(struct vctx *c, const struct vcmd *v,
 		r = call(c, sq);
 	}
 	return r;
+}
+
+static const struct vcmd cmds[] = {
+	{"vadddomain", "q:", "usage: vadddomain [-q QUOTA] DOMAIN [PASSWORD]\n",
+	 "adddomain", run_password},
+	{"vdeldomain", "", "usage: vdeldomain DOMAIN\n", "deldomain", run_one},
+	{"vadduser", "q:c:e:", "usage: vadduser [-q QUOTA] [-c NAME] "
+	 "[-e HASH] USER@DOMAIN [PASSWORD]\n", "adduser", run_password},
+	{"vdeluser", "", "usage: vdeluser USER@DOMAIN\n", "deluser", run_one},
+	{"vpasswd", "e:", "usage: vpasswd [-e HASH] USER@DOMAIN [PASSWORD]\n",
+	 "passwd", run_password},
+	{"vsetuserquota", "", "usage: vsetuserquota USER@DOMAIN QUOTA\n",
+	 "setquota", run_setquota},
+	{"valias", "i:d:s", "usage: valias -i DEST ALIAS@DOMAIN | "
+	 "valias -d ALIAS@DOMAIN | valias [-s] DOMAIN|ALIAS@DOMAIN\n", "alias",
+	 run_alias},
+	{"vuserinfo", "", "usage: vuserinfo USER@DOMAIN\n", "userinfo",
+	 run_one},
+	{"vdominfo", "", "usage: vdominfo [DOMAIN]\n", "dominfo", run_dominfo},
+	{"vaddaliasdomain", "", "usage: vaddaliasdomain REAL_DOMAIN "
+	 "ALIAS_DOMAIN (either order: the existing domain is the real one)\n",
+	 "aliasdomain", run_aliasdomain},
+	{"vmoduser", "psbxq:", "usage: vmoduser [-p] [-s] [-b] [-x] "
+	 "[-q QUOTA] USER@DOMAIN\n"
+	 "  -p disable POP3, -s disable SMTP AUTH, -b disable delivery,\n"
+	 "  -x enable everything first, -q set the quota\n", "moduser",
+	 run_moduser},
+};
+
+/* find - the entry of a vpopmail name, or NULL */
+static const struct vcmd *find(const char *prog)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (!strcmp(prog, cmds[i].name))
+			return &cmds[i];
+	return NULL;
+}
+
+/* vpop_is - whether argv[0] names a vpopmail command */
+int vpop_is(const char *prog)
+{
+	return find(prog) != NULL;
 }
 
 /* long_opts - --help prints the usage; any other --word is unknown */

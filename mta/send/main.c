@@ -286,112 +286,54 @@ static int check_only(struct send *s, int repair)
 
 /*
  * The event loop. Each turn does the work that is due (work()), sees to
- * the stop deadlines (stop_deadlines()), sleeps in poll() until the next
- * due time (timeout()) and hands what woke it to one handler an event
- * source: the deliveries' output pipes first, then the slots below, in
- * this order.
+ * the stop deadlines, sleeps in poll() until the next due time (timeout())
+ * and hands what woke it to its handler (dispatch()): the deliveries'
+ * output first, then the slots below, in this order.
  */
+enum { SLOT_TRIGGER, SLOT_DROP, SLOT_VDS, SLOT_SIGNALS, NSLOTS };
+
 struct loop {
 	struct send *s;
-	int sfd;		/* the signalfd */
-	int keep;		/* queue/trigger held open for writing */
-	int lock;		/* queue/lock */
+	int sfd, keep, lock;	/* signalfd, queue/trigger kept, queue/lock */
 	long long stop_ms;	/* SIGTERM came: deliveries have until +grace */
-	long long term_ms;	/* they were sent SIGTERM at this time */
-	struct pollfd *pf;
+	long long term_ms;	/* they were sent SIGTERM then */
+	struct pollfd *pf;	/* NSLOTS, then one a running job */
 	size_t pf_cap;
 };
 
-/* drain - read a trigger FIFO empty: its bytes only say "look" */
-static void drain(int fd)
+/* drain - read a trigger FIFO empty (its bytes only say "look"); 1 */
+static int drain(int fd)
 {
 	char buf[512];
 
 	while (read(fd, buf, sizeof buf) > 0)
 		;
+	return 1;
 }
 
-/* on_trigger - queue/trigger: something landed in queue/new/ */
-static void on_trigger(struct loop *l)
-{
-	drain(l->s->trigger_fd);
-	l->s->rescan = 1;
-}
-
-/* on_drop - drop/trigger: a local user's sendmail left a file */
-static void on_drop(struct loop *l)
-{
-	drain(l->s->drop_fd);
-	l->s->drop_rescan = 1;
-}
-
-/* on_vds - the vdeliver server answered; before the signals, so that
- * replies sent by a server that died since are taken as they are, not
- * retried */
-static void on_vds(struct loop *l)
-{
-	vds_read(l->s);
-}
-
-/* on_stop_signal - SIGTERM or SIGINT: start nothing more; the deadlines
- * of stop_deadlines() run from now */
-static void on_stop_signal(struct loop *l)
-{
-	struct send *s = l->s;
-
-	if (s->stopping)
-		return;
-	s->stopping = 1;
-	l->stop_ms = now_ms();
-	slog("stopping: waiting for %zu deliver%s", s->nrun,
-	     s->nrun == 1 ? "y" : "ies");
-}
-
-/* on_signals - the signalfd: SIGHUP, SIGALRM, a stop, then the children
- * that ended (SIGCHLD, or ended while we were busy) */
+/* on_signals - SIGHUP, SIGALRM, a stop (SIGTERM, SIGINT), then the
+ * children that ended */
 static void on_signals(struct loop *l)
 {
+	struct send *s = l->s;
 	struct signalfd_siginfo si;
 
 	while (read(l->sfd, &si, sizeof si) == sizeof si) {
 		if (si.ssi_signo == SIGHUP) {
-			config(l->s);
+			config(s);
 			slog("control files read again");
 		} else if (si.ssi_signo == SIGALRM) {
-			sched_now(l->s);
+			sched_now(s);
 			slog("every waiting message is due now");
-		} else if (si.ssi_signo != SIGCHLD) {
-			on_stop_signal(l);
+		} else if (si.ssi_signo != SIGCHLD && !s->stopping) {
+			s->stopping = 1;
+			l->stop_ms = now_ms();
+			slog("stopping: waiting for %zu deliver%s", s->nrun,
+			     s->nrun == 1 ? "y" : "ies");
 		}
 	}
-	reap(l->s);
+	reap(s);
 }
-
-/* the event sources beside the deliveries, in the order they are handled
- * after a poll; FD gives the descriptor (-1 when there is none: poll
- * ignores it) */
-enum { SLOT_TRIGGER, SLOT_DROP, SLOT_VDS, SLOT_SIGNALS, NSLOTS };
-
-static int slot_fd(const struct loop *l, int slot)
-{
-	switch (slot) {
-	case SLOT_TRIGGER:
-		return l->s->trigger_fd;
-	case SLOT_DROP:
-		return l->s->drop_fd;
-	case SLOT_VDS:
-		return l->s->vds_fd;
-	default:
-		return l->sfd;
-	}
-}
-
-static void (*const slot_handler[NSLOTS])(struct loop *) = {
-	[SLOT_TRIGGER] = on_trigger,
-	[SLOT_DROP] = on_drop,
-	[SLOT_VDS] = on_vds,
-	[SLOT_SIGNALS] = on_signals,
-};
 
 /* work - one turn's work; returns whether the deliveries are so far
  * behind that new mail must wait in new/ */
@@ -472,53 +414,56 @@ static int timeout(struct send *s, int busy, long long now)
 }
 
 /* wait_events - poll the slots and every running job's output; the
- * number of entries in l->pf (the slots first, then the jobs) */
+ * number of entries in l->pf */
 static size_t wait_events(struct loop *l, int ms)
 {
 	struct send *s = l->s;
-	size_t n, k;
+	size_t n = NSLOTS + s->nrun, k;
 
-	if (l->pf_cap < s->nrun + NSLOTS) {
-		struct pollfd *np = realloc(l->pf, (s->nrun + NSLOTS) *
-					    sizeof *np);
+	if (l->pf_cap < n) {
+		struct pollfd *np = realloc(l->pf, n * sizeof *np);
 
 		if (!np)
 			msg_die(111, "out of memory");
 		l->pf = np;
-		l->pf_cap = s->nrun + NSLOTS;
+		l->pf_cap = n;
 	}
-	for (n = 0; n < NSLOTS; n++) {
-		l->pf[n].fd = slot_fd(l, (int)n);
-		l->pf[n].events = POLLIN;
-	}
-	for (k = 0; k < s->nrun; k++, n++) {
-		l->pf[n].fd = s->run[k]->out;
-		l->pf[n].events = POLLIN;
+	l->pf[SLOT_TRIGGER].fd = s->trigger_fd;
+	l->pf[SLOT_DROP].fd = s->drop_fd;	/* -1 is ignored */
+	l->pf[SLOT_VDS].fd = s->vds_fd;
+	l->pf[SLOT_SIGNALS].fd = l->sfd;
+	for (k = 0; k < n; k++) {
+		if (k >= NSLOTS)
+			l->pf[k].fd = s->run[k - NSLOTS]->out;
+		l->pf[k].events = POLLIN;
+		l->pf[k].revents = 0;
 	}
 	slog_flush();
-	if (poll(l->pf, n, ms) < 0) {
-		if (errno != EINTR)
-			msg_die(111, "poll: %s", strerror(errno));
-		for (k = 0; k < n; k++)
-			l->pf[k].revents = 0;
-	}
+	if (poll(l->pf, n, ms) < 0 && errno != EINTR)
+		msg_die(111, "poll: %s", strerror(errno));
 	return n;
 }
 
-/* dispatch - what woke poll: the jobs' output, then each slot in order */
+/* dispatch - what woke poll, each to its handler */
 static void dispatch(struct loop *l, size_t n)
 {
 	struct send *s = l->s;
 	size_t k;
-	int slot;
 
 	for (k = NSLOTS; k < n; k++)
 		if (l->pf[k].revents && k - NSLOTS < s->nrun &&
 		    s->run[k - NSLOTS]->out == l->pf[k].fd)
 			job_drain(s->run[k - NSLOTS]);
-	for (slot = 0; slot < NSLOTS; slot++)
-		if (l->pf[slot].revents)
-			slot_handler[slot](l);
+	if (l->pf[SLOT_TRIGGER].revents)
+		s->rescan = drain(s->trigger_fd);
+	if (l->pf[SLOT_DROP].revents)
+		s->drop_rescan = drain(s->drop_fd);
+	/* before the signals: replies sent by a server that died since are
+	 * taken as they are, not retried */
+	if (l->pf[SLOT_VDS].revents)
+		vds_read(s);
+	if (l->pf[SLOT_SIGNALS].revents)
+		on_signals(l);
 }
 
 /* setup - signals, the lock, the triggers, and the queue read once */
@@ -575,47 +520,11 @@ static void teardown(struct loop *l)
 	sched_free(s);
 }
 
-/* run - the scheduler, until a stop signal and the last delivery */
-static int run(struct send *s)
-{
-	struct loop l = {.s = s, .sfd = -1, .keep = -1, .lock = -1};
-
-	setup(&l);
-	for (;;) {
-		int busy = work(s);
-		long long now;
-
-		if (s->stopping && s->nrun == 0)
-			break;
-		now = now_ms();
-		stop_deadlines(&l, now);
-		dispatch(&l, wait_events(&l, timeout(s, busy, now)));
-	}
-	teardown(&l);
-	return 0;
-}
-
-/* options - --check and --repair, the only ones */
-static void options(int argc, char **argv, int *check, int *repair)
-{
-	int i;
-
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--check"))
-			*check = 1;
-		else if (!strcmp(argv[i], "--repair"))
-			*repair = 1;
-		else
-			msg_usage(usage_text, "unknown argument %s", argv[i]);
-	}
-	if (*repair && !*check)
-		msg_usage(usage_text, "--repair goes with --check");
-}
-
 int main(int argc, char **argv)
 {
 	struct send s;
-	int check = 0, repair = 0, r;
+	struct loop l = {.s = &s, .sfd = -1, .keep = -1, .lock = -1};
+	int i, check = 0, repair = 0, r;
 	const char *ex;
 
 	msg_init(argv[0]);
@@ -623,7 +532,16 @@ int main(int argc, char **argv)
 	memset(&s, 0, sizeof s);
 	s.vds_fd = -1;
 	s.root = args_start(&argc, argv, usage_text);
-	options(argc, argv, &check, &repair);
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--check"))
+			check = 1;
+		else if (!strcmp(argv[i], "--repair"))
+			repair = 1;
+		else
+			msg_usage(usage_text, "unknown argument %s", argv[i]);
+	}
+	if (repair && !check)
+		msg_usage(usage_text, "--repair goes with --check");
 	r = priv_become_mailuser(s.root);
 	if (r < 0)
 		msg_die(111, "cannot become the mail user: %s", priv_error(r));
@@ -640,5 +558,17 @@ int main(int argc, char **argv)
 	 * should the server misbehave */
 	ex = getenv("FACTEUR_VDELIVER_EXEC");
 	s.vds_exec = ex && !strcmp(ex, "1");
-	return run(&s);
+	setup(&l);
+	for (;;) {
+		int busy = work(&s);
+		long long now;
+
+		if (s.stopping && s.nrun == 0)
+			break;
+		now = now_ms();
+		stop_deadlines(&l, now);
+		dispatch(&l, wait_events(&l, timeout(&s, busy, now)));
+	}
+	teardown(&l);
+	return 0;
 }

@@ -1,17 +1,12 @@
 /*
- * slog - mta-send's log lines, batched.
+ * slog - mta-send's log lines, batched (send.h).
  *
- * slog() formats one line of SPEC.md "Logs" (lib/log.h: "TIMESTAMP
- * mta-send[PID]: TEXT", control bytes as '?') and appends it to a buffer;
- * slog_flush() writes the buffer to stderr with one write(2). The event
- * loop flushes once a turn, before it sleeps: a message costs some eight
- * lines, and facteur run reads them all at once instead of one read a
- * line. Past 64 KiB the buffer is flushed at once, so a turn that logs a
- * great deal holds no more than that. slog_free() releases the buffers
- * (after a last slog_flush()).
- *
- * A module of its own so that every part of mta-send can log without
- * depending on main.c.
+ * slog() formats one line of SPEC.md "Logs" (lib/log.h) into a buffer;
+ * slog_flush() writes the buffer to stderr with one write(2), which the
+ * event loop does once a turn before it sleeps: a message costs some
+ * eight lines, and facteur run reads them all at once. Past 64 KiB the
+ * buffer is flushed at once. A module of its own so that every part of
+ * mta-send can log without depending on main.c.
  */
 #include <stdarg.h>
 #include <unistd.h>

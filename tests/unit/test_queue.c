@@ -123,6 +123,30 @@ static void test_limit(void)
 	tt_check(r == 0 && len == 51, "limit_none", "r=%d", r);
 }
 
+/* test_lf - queue_lf: CR LF becomes LF, a lone CR stays, a CR at the end
+ * of a piece waits for the next one; whole and byte by byte alike */
+static void test_lf(void)
+{
+	static const char in[] = "a\r\nb\rc\r\r\nd\n\r\n\r";
+	static const char want[] = "a\nb\rc\r\nd\n\n";
+	char got[sizeof in + 1], out[2];
+	size_t n = sizeof in - 1, o, i;
+	int cr = 0;
+
+	o = queue_lf(got, in, n, &cr);
+	tt_check(o == sizeof want - 1 && !memcmp(got, want, o) && cr == 1,
+		 "lf_whole", "o=%zu cr=%d", o, cr);
+	cr = 0;
+	for (i = 0, o = 0; i < n; i++) {
+		size_t k = queue_lf(out, in + i, 1, &cr);
+
+		memcpy(got + o, out, k);
+		o += k;
+	}
+	tt_check(o == sizeof want - 1 && !memcmp(got, want, o) && cr == 1,
+		 "lf_bytewise", "o=%zu cr=%d", o, cr);
+}
+
 /* test_databytes - control/databytes, or the default when missing */
 static void test_databytes(void)
 {
@@ -323,6 +347,7 @@ int main(void)
 	}
 
 	test_limit();
+	test_lf();
 	test_databytes();
 	fsx_rmtree(root);
 	str_free(&p);
