@@ -55,8 +55,8 @@ TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
 TOBJ_test_pop3d  = $(call objs,$(filter-out pop3d/pop3d.c,$(SRC_pop3d)))
 TOBJ_test_remote = $(call objs,$(filter-out %/remote.c,$(SRC_mta-remote)))
 TINC_test_remote = -Imta/remote
-# mta-send's owner.c and dropseen.c need nothing else of it
-TOBJ_test_send   = $(O)/mta/send/owner.o $(O)/mta/send/dropseen.o
+# mta-send's owner.c, dropseen.c and slog.c need nothing else of it
+TOBJ_test_send   = $(addprefix $(O)/mta/send/,owner.o dropseen.o slog.o)
 TINC_test_send   = -Imta/send
 TOBJ_test_smtpd  = $(call objs,$(filter-out %/main.c,$(SRC_mta-smtpd)))
 TINC_test_smtpd  = -Imta/smtpd

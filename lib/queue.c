@@ -11,6 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "fsx.h"
 
 #define REC_MAX (1u << 20) /* no envelope field is near a megabyte */
@@ -227,6 +228,7 @@ static int qw_check(struct qwriter *w, const struct qenv *e,
 {
 	memset(w, 0, sizeof *w);
 	w->fd = -1;
+	w->limit = UINT64_MAX;	/* until qw_limit() */
 	if (e->nrcpts == 0)
 		return -EINVAL;
 	if (queue_addr_ok(e->sender.s ? e->sender.s : "", e->sender.len) < 0)
@@ -275,10 +277,40 @@ int qw_open_path(struct qwriter *w, const char *path, mode_t mode,
 	return qw_start(w, e, mode);
 }
 
-/* qw_body - append message bytes (LF line ends are the caller's job) */
+/* queue_lf - N bytes of a message with CR LF made LF, into OUT (room for
+ * N + 1 bytes); *CR carries a CR that ended the previous piece. A CR not
+ * before LF is kept; the caller writes a CR still pending at the end */
+size_t queue_lf(char *out, const char *in, size_t n, int *cr)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		if (*cr && in[i] != '\n')
+			out[o++] = '\r';
+		*cr = in[i] == '\r';
+		if (!*cr)
+			out[o++] = in[i];
+	}
+	return o;
+}
+
+/* qw_limit - at most MAX more message bytes from here on: the bytes
+ * already written (mta-inject's own Received: line) do not count */
+void qw_limit(struct qwriter *w, uint64_t max)
+{
+	w->limit = w->body_len > UINT64_MAX - max ? UINT64_MAX :
+		   w->body_len + max;
+}
+
+/* qw_body - append message bytes (LF line ends are the caller's job);
+ * -EFBIG, and nothing written, for bytes past the limit */
 int qw_body(struct qwriter *w, const void *buf, size_t n)
 {
-	int r = fsx_write_all(w->fd, buf, n);
+	int r;
+
+	if (n > w->limit - w->body_len)
+		return -EFBIG;
+	r = fsx_write_all(w->fd, buf, n);
 
 	if (r == 0)
 		w->body_len += n;
@@ -554,4 +586,12 @@ int queue_msg_path(struct str *out, const char *root, const char *id,
 	out->len = 0;
 	return str_catf(out, "%s/queue/msg/%02x/%s%s", root,
 			(unsigned)(ino & 0xff), id, suffix ? suffix : "");
+}
+
+/* queue_databytes - control/databytes, the largest message any entry
+ * takes; the default when the file is missing */
+int queue_databytes(const char *root, unsigned long *max_r)
+{
+	return ctl_get_ulong(root, "databytes", QUEUE_DATABYTES_DEFAULT,
+			     max_r);
 }

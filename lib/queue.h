@@ -17,7 +17,8 @@
  *     'B' this is a double bounce: its own failure is dropped, not bounced
  *   'M' u64 LE length of the message, then the message to end of file
  *
- * The message is kept with LF line ends, as Maildir and qmail keep it.
+ * The message is kept with LF line ends, as Maildir and qmail keep it:
+ * writers turn CR LF into LF with queue_lf(), piece by piece.
  * Addresses are refused if they hold CR, LF or NUL: those never reach a
  * file. qw_commit() fsyncs the file, renames it from queue/tmp/ into
  * queue/new/ID and fsyncs new/, and only then reports the ID: the caller
@@ -49,8 +50,17 @@
  * an address whose local part begins with '-': passed to a program it
  * could be read as an option (lib/args.h); "" (the null sender) passes.
  * Files already in the queue are not held to these: only entries are.
+ *
+ * The size limit is control/databytes (queue_databytes(): the file, or
+ * QUEUE_DATABYTES_DEFAULT when it is missing; a negative errno when it
+ * cannot be read). A writer that calls qw_limit(w, MAX) takes at most MAX
+ * more message bytes: qw_body() then refuses the chunk that would pass
+ * it with -EFBIG (exactly MAX is accepted). mta-inject and sendmail's
+ * drop/ writer cut so; mta-smtpd counts DATA itself, before a queue file
+ * exists, and the drop/ pickup checks a file's size before copying it.
  */
 #define QUEUE_RCPTS_MAX 1000
+#define QUEUE_DATABYTES_DEFAULT 10485760
 
 struct qenv {
 	uint64_t arrival_us;
@@ -67,6 +77,7 @@ struct qwriter {
 	struct str root;
 	uint64_t arrival_us;
 	uint64_t body_len;
+	uint64_t limit;		/* body_len may not pass it (qw_limit) */
 	off_t len_pos;
 };
 
@@ -87,10 +98,13 @@ int queue_addr_ok(const char *addr, size_t len);
 int queue_addr_plain(const char *addr, size_t len);
 int queue_addr_entry(const char *addr, size_t len);
 int queue_rcpts_ok(size_t n);
+int queue_databytes(const char *root, unsigned long *max_r);
 int queue_qualify(const char *in, const char *me, int is_sender,
 		  struct str *out, const char **why_r);
 
 int qw_open(struct qwriter *w, const char *root, const struct qenv *e);
+size_t queue_lf(char *out, const char *in, size_t n, int *cr);
+void qw_limit(struct qwriter *w, uint64_t max);
 int qw_body(struct qwriter *w, const void *buf, size_t n);
 int qw_commit(struct qwriter *w, struct str *id_r);
 int qw_open_path(struct qwriter *w, const char *path, mode_t mode,

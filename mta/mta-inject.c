@@ -91,27 +91,21 @@ static int received(struct str *b, uid_t invoker)
 			"%ld);\n\t%s\n", (long)getpid(), (long)invoker, date);
 }
 
-/* put - n more bytes of the message; -EFBIG once it is past *room, the
- * bytes control/databytes still allows (as at every other entry) */
-static int put(struct qwriter *w, struct hdrscan *h, const char *b, size_t n,
-	       unsigned long *room)
+/* put - n more bytes of the message; qw_body() refuses them with -EFBIG
+ * past control/databytes (qw_limit, as at every other entry) */
+static int put(struct qwriter *w, struct hdrscan *h, const char *b, size_t n)
 {
-	int r;
+	int r = hdrscan_feed(h, b, n);
 
-	if (n > *room)
-		return -EFBIG;
-	*room -= n;
-	r = hdrscan_feed(h, b, n);
 	return r < 0 ? r : qw_body(w, b, n);
 }
 
 /* copy_body - stdin into the queue file, CR LF turned into LF */
-static int copy_body(struct qwriter *w, struct hdrscan *h,
-		     unsigned long room)
+static int copy_body(struct qwriter *w, struct hdrscan *h)
 {
-	char in[65536], out[65536];
+	char in[65536], out[sizeof in + 1];
 	int cr = 0; /* a CR that ended the previous read */
-	ssize_t n, i;
+	ssize_t n;
 	size_t o;
 	int r;
 
@@ -123,23 +117,11 @@ static int copy_body(struct qwriter *w, struct hdrscan *h,
 			return -errno;
 		if (n == 0)
 			break;
-		o = 0;
-		for (i = 0; i < n; i++) {
-			if (cr && in[i] != '\n')
-				out[o++] = '\r';
-			cr = in[i] == '\r';
-			if (!cr)
-				out[o++] = in[i];
-			if (o == sizeof out) {
-				if ((r = put(w, h, out, o, &room)) < 0)
-					return r;
-				o = 0;
-			}
-		}
-		if (o && (r = put(w, h, out, o, &room)) < 0)
+		o = queue_lf(out, in, (size_t)n, &cr);
+		if (o && (r = put(w, h, out, o)) < 0)
 			return r;
 	}
-	r = cr ? put(w, h, "\r", 1, &room) : 0;
+	r = cr ? put(w, h, "\r", 1) : 0;
 	return r < 0 ? r : hdrscan_end(h);
 }
 
@@ -188,7 +170,7 @@ int main(int argc, char **argv)
 			"%s/control/mailuser: %s", root, priv_error(r));
 	if ((r = ctl_get(root, "me", "localhost", &me)) < 0)
 		msg_die(111, "4.3.0 cannot read control/me: %s", msg_err(r));
-	if ((r = ctl_get_ulong(root, "databytes", 10485760, &databytes)) < 0)
+	if ((r = queue_databytes(root, &databytes)) < 0)
 		msg_die(111, "4.3.0 cannot read control/databytes: %s",
 			msg_err(r));
 	qenv_init(&e);
@@ -214,8 +196,9 @@ int main(int argc, char **argv)
 	/* our own Received line is not fed to h: only the message's count */
 	hdrscan_init(&h, NULL, 0);
 	r = qw_body(&w, hdr.s, hdr.len);
+	qw_limit(&w, databytes); /* the message's bytes, not our line's */
 	if (r == 0)
-		r = copy_body(&w, &h, databytes);
+		r = copy_body(&w, &h);
 	if (r == 0 && hdrscan_looped(&h, 0)) {
 		qw_abort(&w);
 		hdrscan_free(&h);

@@ -275,18 +275,13 @@ static int run_inject(const char *root, const char *sender, struct str *rcpts,
 	struct str prog = STR_INIT, fopt = STR_INIT;
 	char **av;
 	size_t i, k = 0, pos;
-	int p[2];
-	ssize_t len;
-	char self[4096];
+	int p[2], r;
 
-	len = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (len <= 0)
-		return -errno;
-	self[len] = 0;
-	*strrchr(self, '/') = 0;
-	if (str_catf(&prog, "%s/mta-inject", self) ||
-	    args_sender_opt(&fopt, sender))
-		return -ENOMEM;
+	r = args_sibling(&prog, "mta-inject");
+	if (r == 0)
+		r = args_sender_opt(&fopt, sender);
+	if (r < 0)
+		return r;
 	av = calloc(n + 7, sizeof *av);
 	if (!av || pipe(p) < 0)
 		return -errno;
@@ -389,16 +384,15 @@ static int write_headers(FILE *out, const struct str *hdr, const char *sender,
 struct drop {
 	struct qwriter w;
 	struct str path;	/* drop/NAME, the name it gets when done */
-	unsigned long max;	/* control/databytes */
+	unsigned long max;	/* control/databytes, cut by qw_body */
 	int cr;			/* a CR that ended the previous write */
 	int err;		/* the first error, a negative errno */
 };
 
-/* drop_put - a converted chunk into the file, within databytes */
+/* drop_put - a converted chunk into the file; the first error sticks
+ * (-EFBIG past databytes: qw_limit) */
 static int drop_put(struct drop *d, const char *b, size_t n)
 {
-	if (d->err == 0 && d->w.body_len + n > d->max)
-		d->err = -EFBIG;
 	if (d->err == 0)
 		d->err = qw_body(&d->w, b, n);
 	return d->err;
@@ -408,22 +402,13 @@ static int drop_put(struct drop *d, const char *b, size_t n)
 static ssize_t drop_write(void *c, const char *buf, size_t n)
 {
 	struct drop *d = c;
-	char out[8192];
-	size_t i, o = 0;
+	char out[8192 + 1];
+	size_t i, k;
 
-	for (i = 0; i < n && d->err == 0; i++) {
-		if (o + 2 > sizeof out) {
-			(void)drop_put(d, out, o);
-			o = 0;
-		}
-		if (d->cr && buf[i] != '\n')
-			out[o++] = '\r';
-		d->cr = buf[i] == '\r';
-		if (!d->cr)
-			out[o++] = buf[i];
+	for (i = 0; i < n && d->err == 0; i += k) {
+		k = n - i < sizeof out - 1 ? n - i : sizeof out - 1;
+		(void)drop_put(d, out, queue_lf(out, buf + i, k, &d->cr));
 	}
-	if (o)
-		(void)drop_put(d, out, o);
 	return d->err ? 0 : (ssize_t)n;
 }
 
@@ -482,7 +467,7 @@ static FILE *drop_open(struct drop *d, const char *root, const char *me,
 	int r;
 
 	memset(d, 0, sizeof *d);
-	r = ctl_get_ulong(root, "databytes", 10485760, &d->max);
+	r = queue_databytes(root, &d->max);
 	if (r < 0)
 		msg_die(111, "cannot read %s/control/databytes: %s", root,
 			msg_err(r));
@@ -507,6 +492,7 @@ static FILE *drop_open(struct drop *d, const char *root, const char *me,
 		msg_die(111, "cannot create %s: %s; is %s/drop there (mode "
 			"1733, made by facteur init)?", tmp.s, msg_err(r),
 			root);
+	qw_limit(&d->w, d->max);
 	f = fopencookie(d, "w", io);
 	if (!f)
 		msg_die(111, "out of memory");
@@ -553,157 +539,233 @@ static int drop_close(struct drop *d, FILE *f, const char *root)
 	return 0;
 }
 
-int main(int argc, char **argv)
-{
+/* the message on its way: what main() gathers step by step */
+struct sub {
 	struct opts o;
-	struct str me = STR_INIT, sender = STR_INIT, hdr = STR_INIT;
-	struct str line = STR_INIT, rcpts = STR_INIT, qtmp = STR_INIT;
 	const char *root;
-	struct passwd *pw;
-	size_t nr = 0, i;
-	ssize_t n;
-	int fd, status, r, ended = 0, at_start = 1, use_drop = 0;
-	pid_t pid = -1;
+	struct str me, sender;
+	struct str hdr;		/* the header block, whole */
+	struct str line;
+	struct str rcpts;	/* NUL-terminated addresses */
+	size_t nr;
+	int ended;		/* the message ended within the header */
+	int use_drop;		/* through drop/, not mta-inject */
 	struct drop d;
+	pid_t pid;		/* mta-inject */
 	FILE *out;
+};
 
-	msg_init(argv[0]);
-	root = args_start_env(&argc, argv, usage_text, "fFrB");
-	parse_args(argc, argv, &o);
-	if (o.bs) {
-		char self[4096];
-		ssize_t len;
+/* may_queue - root or the mail user: whoever may write queue/tmp */
+static int may_queue(const char *root)
+{
+	struct str qtmp = STR_INIT;
+	int ok;
 
-		if (str_catf(&qtmp, "%s/queue/tmp", root))
-			msg_die(111, "out of memory");
-		if (geteuid() != 0 && access(qtmp.s, W_OK) < 0)
-			msg_die(111, "-bs needs to write the queue, which only "
-				"root and the mail user may do; run sendmail "
-				"without -bs, or submit through SMTP on "
-				"loopback");
-		str_free(&qtmp);
-		len = readlink("/proc/self/exe", self, sizeof self - 20);
-		if (len <= 0)
-			msg_die(111, "cannot find mta-smtpd: %s", strerror(errno));
-		self[len] = 0;
-		strcpy(strrchr(self, '/'), "/mta-smtpd");
-		execl(self, self, "--inetd", "--root", root, (char *)NULL);
-		msg_die(111, "cannot run %s --inetd: %s", self, strerror(errno));
-	}
-	if ((r = ctl_get(root, "me", "localhost", &me)) < 0)
-		msg_die(111, "cannot read %s/control/me: %s", root, msg_err(r));
-	if (o.sender) {
-		if (str_copys(&sender, o.sender))
+	if (str_catf(&qtmp, "%s/queue/tmp", root))
+		msg_die(111, "out of memory");
+	ok = geteuid() == 0 || access(qtmp.s, W_OK) == 0;
+	str_free(&qtmp);
+	return ok;
+}
+
+/* run_smtp - -bs: mta-smtpd --inetd beside us, for root and the mail user */
+static _Noreturn void run_smtp(const char *root)
+{
+	struct str prog = STR_INIT;
+	int r;
+
+	if (!may_queue(root))
+		msg_die(111, "-bs needs to write the queue, which only "
+			"root and the mail user may do; run sendmail "
+			"without -bs, or submit through SMTP on "
+			"loopback");
+	r = args_sibling(&prog, "mta-smtpd");
+	if (r < 0)
+		msg_die(111, "cannot find mta-smtpd: %s", msg_err(r));
+	execl(prog.s, prog.s, "--inetd", "--root", root, (char *)NULL);
+	msg_die(111, "cannot run %s --inetd: %s", prog.s, strerror(errno));
+}
+
+/* envelope_start - control/me, the sender (-f, or the caller at me) and
+ * the recipients named on the command line */
+static void envelope_start(struct sub *m)
+{
+	struct passwd *pw;
+	size_t i;
+	int r;
+
+	if ((r = ctl_get(m->root, "me", "localhost", &m->me)) < 0)
+		msg_die(111, "cannot read %s/control/me: %s", m->root,
+			msg_err(r));
+	if (m->o.sender) {
+		if (str_copys(&m->sender, m->o.sender))
 			msg_die(111, "out of memory");
 	} else {
 		pw = getpwuid(getuid());
-		if (!pw || str_catf(&sender, "%s@%s", pw->pw_name, me.s))
+		if (!pw || str_catf(&m->sender, "%s@%s", pw->pw_name, m->me.s))
 			msg_die(111, "cannot tell who is sending (uid %ld)",
 				(long)getuid());
 	}
-	for (i = 0; i < (size_t)o.nrcpts; i++, nr++)
-		if (str_cats(&rcpts, o.rcpts[i]) || str_catc(&rcpts, 0))
+	for (i = 0; i < (size_t)m->o.nrcpts; i++, m->nr++)
+		if (str_cats(&m->rcpts, m->o.rcpts[i]) ||
+		    str_catc(&m->rcpts, 0))
 			msg_die(111, "out of memory");
-	/* the header block, whole: -t needs it before the recipients are known */
+}
+
+/* read_header - the header block, whole: -t needs it before the
+ * recipients are known; bounded lines, bounded block */
+static void read_header(struct sub *m)
+{
+	ssize_t n;
+
 	for (;;) {
-		n = read_line(&line, 998 + 2);
+		n = read_line(&m->line, 998 + 2);
 		if (n < 0)
-			msg_die(111, "cannot read the message: %s", msg_err((int)n));
-		if (n == 0 || is_end(&o, &line)) {
-			ended = 1;
+			msg_die(111, "cannot read the message: %s",
+				msg_err((int)n));
+		if (n == 0 || is_end(&m->o, &m->line)) {
+			m->ended = 1;
 			break;
 		}
-		if (str_eqs(&line, "\n") || str_eqs(&line, "\r\n"))
+		if (str_eqs(&m->line, "\n") || str_eqs(&m->line, "\r\n"))
 			break;
-		if (line.s[line.len - 1] != '\n' && line.len == 998 + 2)
+		if (m->line.s[m->line.len - 1] != '\n' &&
+		    m->line.len == 998 + 2)
 			msg_die(100, "a header line is longer than 998 bytes");
-		if (hdr.len + line.len > HEADER_MAX)
+		if (m->hdr.len + m->line.len > HEADER_MAX)
 			msg_die(100, "the header block is larger than 1 MiB");
-		if (str_catb(&hdr, line.s, line.len))
+		if (str_catb(&m->hdr, m->line.s, m->line.len))
 			msg_die(111, "out of memory");
 	}
-	check_hops(&hdr);
-	if (o.t) {
-		/* unfold, then read the address fields */
-		struct str field = STR_INIT;
+	check_hops(&m->hdr);
+}
 
-		for (i = 0; i <= hdr.len; i++) {
-			char ch = i < hdr.len ? hdr.s[i] : '\n';
-			int cont = i + 1 < hdr.len && ch == '\n' &&
-				   (hdr.s[i + 1] == ' ' || hdr.s[i + 1] == '\t');
+/* header_rcpts - -t: the addresses of To:, Cc: and Bcc:, the header
+ * unfolded first */
+static void header_rcpts(struct sub *m)
+{
+	const struct str *hdr = &m->hdr;
+	struct str field = STR_INIT;
+	size_t i;
 
-			if (ch == '\r' || cont)
-				continue;
-			if (ch != '\n') {
-				if (str_catc(&field, ch))
-					msg_die(111, "out of memory");
-				continue;
-			}
-			if (field.len && (field_is(field.s, "To") ||
-					  field_is(field.s, "Cc") ||
-					  field_is(field.s, "Bcc")) &&
-			    add_addresses(strchr(field.s, ':') + 1, &rcpts,
-					  &nr) < 0)
+	for (i = 0; i <= hdr->len; i++) {
+		char ch = i < hdr->len ? hdr->s[i] : '\n';
+		int cont = i + 1 < hdr->len && ch == '\n' &&
+			   (hdr->s[i + 1] == ' ' || hdr->s[i + 1] == '\t');
+
+		if (ch == '\r' || cont)
+			continue;
+		if (ch != '\n') {
+			if (str_catc(&field, ch))
 				msg_die(111, "out of memory");
-			field.len = 0;
-			if (str_catb(&field, "", 0))
-				msg_die(111, "out of memory");
+			continue;
 		}
-		str_free(&field);
+		if (field.len && (field_is(field.s, "To") ||
+				  field_is(field.s, "Cc") ||
+				  field_is(field.s, "Bcc")) &&
+		    add_addresses(strchr(field.s, ':') + 1, &m->rcpts,
+				  &m->nr) < 0)
+			msg_die(111, "out of memory");
+		field.len = 0;
+		if (str_catb(&field, "", 0))
+			msg_die(111, "out of memory");
 	}
-	if (nr == 0)
-		msg_die(100, "no recipients: name them on the command line or "
-			"use -t with To:, Cc: or Bcc: headers");
-	check_envelope(me.s, sender.s, &rcpts, nr);
-	if (str_catf(&qtmp, "%s/queue/tmp", root))
-		msg_die(111, "out of memory");
+	str_free(&field);
+}
+
+/* open_output - drop/ for an ordinary user, else a pipe to mta-inject */
+static void open_output(struct sub *m)
+{
+	int fd;
+
 	signal(SIGPIPE, SIG_IGN);
-	if (geteuid() != 0 && access(qtmp.s, W_OK) < 0) {
+	if (!may_queue(m->root)) {
 		/* neither root nor the mail user: through drop/ */
-		out = drop_open(&d, root, me.s, sender.s, &rcpts, nr);
-		use_drop = 1;
+		m->out = drop_open(&m->d, m->root, m->me.s, m->sender.s,
+				   &m->rcpts, m->nr);
+		m->use_drop = 1;
 	} else {
-		fd = run_inject(root, sender.s, &rcpts, nr, &pid);
+		fd = run_inject(m->root, m->sender.s, &m->rcpts, m->nr,
+				&m->pid);
 		if (fd < 0)
 			msg_die(111, "cannot start mta-inject: %s",
 				msg_err(fd));
-		out = fdopen(fd, "w");
-		if (!out)
+		m->out = fdopen(fd, "w");
+		if (!m->out)
 			msg_die(111, "cannot write to mta-inject: %s",
 				strerror(errno));
 	}
-	r = write_headers(out, &hdr, sender.s, o.fullname, me.s);
-	fputc('\n', out);
-	/* "." ends the message only as a whole line of its own */
-	while (r == 0 && !ended) {
-		n = read_line(&line, 65536);
+}
+
+/* write_message - the header block, completed, then the body; "." ends
+ * the message only as a whole line of its own */
+static void write_message(struct sub *m)
+{
+	int r, at_start = 1;
+	ssize_t n;
+
+	r = write_headers(m->out, &m->hdr, m->sender.s, m->o.fullname,
+			  m->me.s);
+	fputc('\n', m->out);
+	while (r == 0 && !m->ended) {
+		n = read_line(&m->line, 65536);
 		if (n < 0)
-			msg_die(111, "cannot read the message: %s", msg_err((int)n));
-		if (n == 0 || (at_start && is_end(&o, &line)))
+			msg_die(111, "cannot read the message: %s",
+				msg_err((int)n));
+		if (n == 0 || (at_start && is_end(&m->o, &m->line)))
 			break;
-		at_start = line.s[line.len - 1] == '\n';
-		if (fwrite(line.s, 1, line.len, out) != line.len)
+		at_start = m->line.s[m->line.len - 1] == '\n';
+		if (fwrite(m->line.s, 1, m->line.len, m->out) != m->line.len)
 			r = -EIO;
 	}
-	if (use_drop) {
-		status = drop_close(&d, out, root);
-	} else {
-		/* a failed write shows in mta-inject's exit status below */
-		fclose(out);
-		if (waitpid(pid, &status, 0) < 0)
-			msg_die(111, "cannot wait for mta-inject: %s",
-				strerror(errno));
-	}
-	str_free(&me);
-	str_free(&sender);
-	str_free(&hdr);
-	str_free(&line);
-	str_free(&rcpts);
-	str_free(&qtmp);
-	if (use_drop)
-		return status;
+}
+
+/* finish - the drop file committed, or mta-inject's verdict; the exit
+ * status */
+static int finish(struct sub *m)
+{
+	int status;
+
+	if (m->use_drop)
+		return drop_close(&m->d, m->out, m->root);
+	/* a failed write shows in mta-inject's exit status below */
+	fclose(m->out);
+	if (waitpid(m->pid, &status, 0) < 0)
+		msg_die(111, "cannot wait for mta-inject: %s",
+			strerror(errno));
 	if (!WIFEXITED(status))
 		msg_die(111, "mta-inject was killed by signal %d",
 			WTERMSIG(status));
 	return WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv)
+{
+	struct sub m;
+	int status;
+
+	msg_init(argv[0]);
+	memset(&m, 0, sizeof m);
+	m.pid = -1;
+	m.root = args_start_env(&argc, argv, usage_text, "fFrB");
+	parse_args(argc, argv, &m.o);
+	if (m.o.bs)
+		run_smtp(m.root);
+	envelope_start(&m);
+	read_header(&m);
+	if (m.o.t)
+		header_rcpts(&m);
+	if (m.nr == 0)
+		msg_die(100, "no recipients: name them on the command line or "
+			"use -t with To:, Cc: or Bcc: headers");
+	check_envelope(m.me.s, m.sender.s, &m.rcpts, m.nr);
+	open_output(&m);
+	write_message(&m);
+	status = finish(&m);
+	str_free(&m.me);
+	str_free(&m.sender);
+	str_free(&m.hdr);
+	str_free(&m.line);
+	str_free(&m.rcpts);
+	return status;
 }

@@ -375,226 +375,371 @@ static int service_mask(const char *s)
 	usage("moduser: unknown service '%s' (pop, smtp or delivery)", s);
 }
 
-/* change - run one change: transaction, commit, files, log */
-#define CHANGE(c, logfmt, ...) do { \
-		m_commit(c); \
-		gen_run_pending(c); \
-		vlog(c, logfmt, __VA_ARGS__); \
-	} while (0)
+/* change - the end of one change: commit, the files it owes, the log */
+static void change(struct vctx *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void change(struct vctx *c, const char *fmt, ...)
+{
+	struct str line = STR_INIT;
+	va_list ap;
+	int r;
 
-/* vadmin_run - dispatch vadmin COMMAND (argv[1]); also used by vpop.c */
+	m_commit(c);
+	gen_run_pending(c);
+	va_start(ap, fmt);
+	r = str_vcatf(&line, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		vfail(EX_TEMP, "out of memory");
+	vlog(c, "%s", line.s);
+	str_free(&line);
+}
+
+/* what one command is given: its operands and flags, and what its check
+ * made ready before the root is opened (a password hashing meanwhile) */
+struct run {
+	struct opts o;
+	struct secret sec;
+	struct quota q;
+	struct str h, cram;	/* scratch for the name checks */
+	int writes;		/* the root is opened for writing */
+};
+
+/* the password: the operand after the address, else --hash, else stdin */
+static void start_secret(struct vctx *c, struct run *r, const char *who)
+{
+	secret_start(c, &r->sec, r->o.npos == 2 ? r->o.pos[1] : NULL,
+		     r->o.hash, who);
+}
+
+/* the checks made before the root is opened: a refusal costs nothing */
+static void check_adddomain(struct vctx *c, struct run *r)
+{
+	if (r->o.quota)
+		m_parse_quota(r->o.quota, &r->q);
+	m_parse_domain(r->o.pos[0], &r->h); /* refuse bad names before reading */
+	start_secret(c, r, "postmaster");
+}
+
+static void check_adduser(struct vctx *c, struct run *r)
+{
+	if (r->o.hash && r->o.npos == 2)
+		usage("adduser: give a PASSWORD or --hash, not both");
+	if (r->o.quota)
+		m_parse_quota(r->o.quota, &r->q);
+	m_parse_addr(r->o.pos[0], &r->h, &r->cram);
+	start_secret(c, r, r->o.pos[0]);
+}
+
+static void check_passwd(struct vctx *c, struct run *r)
+{
+	if (r->o.hash && r->o.npos == 2)
+		usage("passwd: give a PASSWORD or --hash, not both");
+	m_parse_addr(r->o.pos[0], &r->h, &r->cram);
+	start_secret(c, r, r->o.pos[0]);
+}
+
+static void check_setquota(struct vctx *c, struct run *r)
+{
+	(void)c;
+	m_parse_quota(r->o.pos[1], &r->q);
+}
+
+/* sub - "add" or "del", the word after alias and aliasdomain */
+static int sub(const struct run *r, const char *word)
+{
+	return r->o.npos >= 1 && !strcmp(r->o.pos[0], word);
+}
+
+static void check_alias(struct vctx *c, struct run *r)
+{
+	(void)c;
+	if (sub(r, "add"))
+		want_args(&r->o, 3, 64, "alias add");
+	else if (sub(r, "del"))
+		want_args(&r->o, 2, 3, "alias del");
+	else
+		usage("alias: use 'alias add' or 'alias del'");
+}
+
+static void check_aliasdomain(struct vctx *c, struct run *r)
+{
+	(void)c;
+	if (sub(r, "add"))
+		want_args(&r->o, 3, 3, "aliasdomain add");
+	else if (sub(r, "del"))
+		want_args(&r->o, 2, 2, "aliasdomain del");
+	else
+		usage("aliasdomain: use 'aliasdomain add' or "
+		      "'aliasdomain del'");
+}
+
+static void check_forward(struct vctx *c, struct run *r)
+{
+	int n = r->o.remove ? 1 : 2;
+
+	(void)c;
+	want_args(&r->o, n, n, "forward");
+}
+
+/* moduser without --disable or --enable only shows: it reads */
+static void check_moduser(struct vctx *c, struct run *r)
+{
+	(void)c;
+	if (r->o.disable && r->o.enable)
+		usage("moduser: give --disable or --enable, not both");
+	if (!r->o.disable && !r->o.enable) {
+		if (r->o.npos == 2)
+			usage("moduser: give --disable or --enable");
+		r->writes = 0;
+		return;
+	}
+	(void)service_mask(r->o.npos == 2 ? r->o.pos[1] : NULL);
+}
+
+/* the commands, run on the opened root; each returns the exit code */
+static int run_adddomain(struct vctx *c, struct run *r)
+{
+	m_begin(c);
+	m_add_domain(c, r->o.pos[0], &r->q, &r->sec);
+	change(c, "adddomain %s", r->o.pos[0]);
+	return EX_DONE;
+}
+
+static int run_deldomain(struct vctx *c, struct run *r)
+{
+	m_begin(c);
+	m_del_domain(c, r->o.pos[0]);
+	change(c, "deldomain %s", r->o.pos[0]);
+	return EX_DONE;
+}
+
+static int run_adduser(struct vctx *c, struct run *r)
+{
+	m_begin(c);
+	m_add_user(c, r->o.pos[0], &r->sec, &r->q, r->o.quota != NULL,
+		   r->o.name);
+	change(c, "adduser %s", r->o.pos[0]);
+	return EX_DONE;
+}
+
+static int run_import(struct vctx *c, struct run *r)
+{
+	unsigned long n;
+
+	m_begin(c);
+	n = m_import(c, r->o.pos[0]);
+	change(c, "import %s: %lu users", r->o.pos[0], n);
+	printf("imported %lu users\n", n);
+	return EX_DONE;
+}
+
+static int run_deluser(struct vctx *c, struct run *r)
+{
+	m_begin(c);
+	m_del_user(c, r->o.pos[0]);
+	change(c, "deluser %s", r->o.pos[0]);
+	return EX_DONE;
+}
+
+static int run_passwd(struct vctx *c, struct run *r)
+{
+	m_begin(c);
+	m_passwd(c, r->o.pos[0], &r->sec);
+	change(c, "passwd %s", r->o.pos[0]);
+	return EX_DONE;
+}
+
+/* setquota also rewrites maildirsize, after the change is committed: the
+ * quota is saved whatever becomes of the file */
+static int run_setquota(struct vctx *c, struct run *r)
+{
+	struct str l = STR_INIT, d = STR_INIT, md = STR_INIT;
+	int e;
+
+	m_begin(c);
+	m_setquota(c, r->o.pos[0], &r->q);
+	change(c, "setquota %s %s", r->o.pos[0], r->o.pos[1]);
+	m_parse_addr(r->o.pos[0], &l, &d);
+	if (str_catf(&md, "domains/%s/%s/Maildir", d.s, l.s))
+		vfail(EX_TEMP, "out of memory");
+	e = m_write_maildirsize(c, md.s, &r->q);
+	if (e < 0)
+		msg_warn("quota saved, but %s/maildirsize could not be "
+			 "rewritten (%s); delivery will recalculate it",
+			 md.s, msg_err(e));
+	str_free(&l);
+	str_free(&d);
+	str_free(&md);
+	return EX_DONE;
+}
+
+static int run_alias(struct vctx *c, struct run *r)
+{
+	const struct opts *o = &r->o;
+
+	m_begin(c);
+	if (sub(r, "add"))
+		m_alias_add(c, o->pos[1], (char **)o->pos + 2, o->npos - 2);
+	else
+		m_alias_del(c, o->pos[1], o->npos == 3 ? o->pos[2] : NULL);
+	change(c, "alias %s %s", o->pos[0], o->pos[1]);
+	return EX_DONE;
+}
+
+static int run_forward(struct vctx *c, struct run *r)
+{
+	const struct opts *o = &r->o;
+
+	m_begin(c);
+	m_forward(c, o->pos[0], o->remove ? NULL : o->pos[1], o->keep);
+	change(c, "forward %s %s", o->pos[0], o->remove ? "removed" :
+	       o->pos[1]);
+	return EX_DONE;
+}
+
+static int run_catchall(struct vctx *c, struct run *r)
+{
+	m_begin(c);
+	m_catchall(c, r->o.pos[0], r->o.pos[1]);
+	change(c, "catchall %s %s", r->o.pos[0], r->o.pos[1]);
+	return EX_DONE;
+}
+
+static int run_aliasdomain(struct vctx *c, struct run *r)
+{
+	const struct opts *o = &r->o;
+
+	m_begin(c);
+	if (sub(r, "add")) {
+		m_aliasdomain_add(c, o->pos[1], o->pos[2]);
+		change(c, "aliasdomain add %s %s", o->pos[1], o->pos[2]);
+	} else {
+		m_aliasdomain_del(c, o->pos[1]);
+		change(c, "aliasdomain del %s", o->pos[1]);
+	}
+	return EX_DONE;
+}
+
+static int run_moduser(struct vctx *c, struct run *r)
+{
+	const struct opts *o = &r->o;
+
+	if (!r->writes) {
+		/* no change asked for: say what is on and off */
+		show_flags(c, o->pos[0]);
+		return EX_DONE;
+	}
+	m_begin(c);
+	m_moduser(c, o->pos[0], o->disable,
+		  service_mask(o->npos == 2 ? o->pos[1] : NULL));
+	change(c, "moduser %s %s %s", o->pos[0],
+	       o->disable ? "disable" : "enable",
+	       o->npos == 2 ? o->pos[1] : "all");
+	return EX_DONE;
+}
+
+static int run_userinfo(struct vctx *c, struct run *r)
+{
+	show_user(c, r->o.pos[0]);
+	return EX_DONE;
+}
+
+static int run_dominfo(struct vctx *c, struct run *r)
+{
+	show_domain(c, r->o.npos ? r->o.pos[0] : NULL);
+	return EX_DONE;
+}
+
+static int run_listusers(struct vctx *c, struct run *r)
+{
+	show_users(c, r->o.pos[0]);
+	return EX_DONE;
+}
+
+static int run_listdomains(struct vctx *c, struct run *r)
+{
+	(void)r;
+	show_domains(c);
+	return EX_DONE;
+}
+
+static int run_rebuild(struct vctx *c, struct run *r)
+{
+	(void)r;
+	gen_rebuild_all(c);
+	vlog(c, "rebuild");
+	return EX_DONE;
+}
+
+/* check: 1 while problems are left */
+static int run_check(struct vctx *c, struct run *r)
+{
+	return cmd_check(c, r->o.repair) ? EX_REFUSED : EX_DONE;
+}
+
+/* the commands: FLAGS those parse_opts allows; MIN and MAX the number of
+ * operands (MAX -1: the check counts them, they depend on a word or a
+ * flag); WRITES whether the root is opened to change it (locked, the log
+ * open, a killed vadmin's work finished first); CHECK what is refused
+ * before the root is opened, RUN the command on the opened root */
+static const struct command {
+	const char *name;
+	const char *flags;
+	int min, max;
+	int writes;
+	void (*check)(struct vctx *c, struct run *r);
+	int (*run)(struct vctx *c, struct run *r);
+} commands[] = {
+	{"adddomain", "--quota", 1, 2, 1, check_adddomain, run_adddomain},
+	{"deldomain", "", 1, 1, 1, NULL, run_deldomain},
+	{"adduser", "--quota --name --hash", 1, 2, 1, check_adduser,
+	 run_adduser},
+	{"import", "", 1, 1, 1, NULL, run_import},
+	{"deluser", "", 1, 1, 1, NULL, run_deluser},
+	{"passwd", "--hash", 1, 2, 1, check_passwd, run_passwd},
+	{"setquota", "", 2, 2, 1, check_setquota, run_setquota},
+	{"alias", "", 0, -1, 1, check_alias, run_alias},
+	{"forward", "--keep --remove", 0, -1, 1, check_forward, run_forward},
+	{"catchall", "", 2, 2, 1, NULL, run_catchall},
+	{"aliasdomain", "", 0, -1, 1, check_aliasdomain, run_aliasdomain},
+	{"moduser", "--disable --enable", 1, 2, 1, check_moduser,
+	 run_moduser},
+	{"userinfo", "", 1, 1, 0, NULL, run_userinfo},
+	{"dominfo", "", 0, 1, 0, NULL, run_dominfo},
+	{"listusers", "", 1, 1, 0, NULL, run_listusers},
+	{"listdomains", "", 0, 0, 0, NULL, run_listdomains},
+	{"rebuild", "", 0, 0, 1, NULL, run_rebuild},
+	{"check", "--repair", 0, 0, 1, NULL, run_check},
+};
+
+/* vadmin_run - run vadmin COMMAND (argv[1]); also used by vpop.c */
 int vadmin_run(struct vctx *c, int argc, char **argv)
 {
-	const char *cmd = argv[1];
-	struct str h = STR_INIT, cram = STR_INIT;
-	struct secret sec;
-	struct opts o;
-	struct quota q = {0, 0};
+	const struct command *cmd = NULL;
+	struct run r;
+	size_t i;
+	int rc;
 
-	memset(&sec, 0, sizeof sec);
-
-	if (!strcmp(cmd, "adddomain")) {
-		parse_opts(argc, argv, 2, &o, "--quota");
-		want_args(&o, 1, 2, cmd);
-		if (o.quota)
-			m_parse_quota(o.quota, &q);
-		m_parse_domain(o.pos[0], &h); /* refuse bad names before reading */
-		secret_start(c, &sec, o.npos == 2 ? o.pos[1] : NULL, NULL,
-			     "postmaster");
-		vopen(c, 1);
-		m_begin(c);
-		m_add_domain(c, o.pos[0], &q, &sec);
-		CHANGE(c, "adddomain %s", o.pos[0]);
-	} else if (!strcmp(cmd, "deldomain")) {
-		parse_opts(argc, argv, 2, &o, "");
-		want_args(&o, 1, 1, cmd);
-		vopen(c, 1);
-		m_begin(c);
-		m_del_domain(c, o.pos[0]);
-		CHANGE(c, "deldomain %s", o.pos[0]);
-	} else if (!strcmp(cmd, "adduser")) {
-		parse_opts(argc, argv, 2, &o, "--quota --name --hash");
-		want_args(&o, 1, 2, cmd);
-		if (o.hash && o.npos == 2)
-			usage("adduser: give a PASSWORD or --hash, not both");
-		if (o.quota)
-			m_parse_quota(o.quota, &q);
-		m_parse_addr(o.pos[0], &h, &cram);
-		secret_start(c, &sec, o.npos == 2 ? o.pos[1] : NULL, o.hash,
-			     o.pos[0]);
-		vopen(c, 1);
-		m_begin(c);
-		m_add_user(c, o.pos[0], &sec, &q, o.quota != NULL, o.name);
-		CHANGE(c, "adduser %s", o.pos[0]);
-	} else if (!strcmp(cmd, "import")) {
-		unsigned long n;
-
-		parse_opts(argc, argv, 2, &o, "");
-		want_args(&o, 1, 1, cmd);
-		vopen(c, 1);
-		m_begin(c);
-		n = m_import(c, o.pos[0]);
-		CHANGE(c, "import %s: %lu users", o.pos[0], n);
-		printf("imported %lu users\n", n);
-	} else if (!strcmp(cmd, "deluser")) {
-		parse_opts(argc, argv, 2, &o, "");
-		want_args(&o, 1, 1, cmd);
-		vopen(c, 1);
-		m_begin(c);
-		m_del_user(c, o.pos[0]);
-		CHANGE(c, "deluser %s", o.pos[0]);
-	} else if (!strcmp(cmd, "passwd")) {
-		parse_opts(argc, argv, 2, &o, "--hash");
-		want_args(&o, 1, 2, cmd);
-		if (o.hash && o.npos == 2)
-			usage("passwd: give a PASSWORD or --hash, not both");
-		m_parse_addr(o.pos[0], &h, &cram);
-		secret_start(c, &sec, o.npos == 2 ? o.pos[1] : NULL, o.hash,
-			     o.pos[0]);
-		vopen(c, 1);
-		m_begin(c);
-		m_passwd(c, o.pos[0], &sec);
-		CHANGE(c, "passwd %s", o.pos[0]);
-	} else if (!strcmp(cmd, "setquota")) {
-		struct str l = STR_INIT, d = STR_INIT, md = STR_INIT;
-		int r;
-
-		parse_opts(argc, argv, 2, &o, "");
-		want_args(&o, 2, 2, cmd);
-		m_parse_quota(o.pos[1], &q);
-		vopen(c, 1);
-		m_begin(c);
-		m_setquota(c, o.pos[0], &q);
-		CHANGE(c, "setquota %s %s", o.pos[0], o.pos[1]);
-		m_parse_addr(o.pos[0], &l, &d);
-		if (str_catf(&md, "domains/%s/%s/Maildir", d.s, l.s))
-			vfail(EX_TEMP, "out of memory");
-		r = m_write_maildirsize(c, md.s, &q);
-		if (r < 0)
-			msg_warn("quota saved, but %s/maildirsize could not be "
-				 "rewritten (%s); delivery will recalculate it",
-				 md.s, msg_err(r));
-		str_free(&l);
-		str_free(&d);
-		str_free(&md);
-	} else if (!strcmp(cmd, "alias")) {
-		parse_opts(argc, argv, 2, &o, "");
-		if (o.npos >= 1 && !strcmp(o.pos[0], "add")) {
-			want_args(&o, 3, 64, "alias add");
-			vopen(c, 1);
-			m_begin(c);
-			m_alias_add(c, o.pos[1], (char **)o.pos + 2, o.npos - 2);
-			CHANGE(c, "alias add %s", o.pos[1]);
-		} else if (o.npos >= 1 && !strcmp(o.pos[0], "del")) {
-			want_args(&o, 2, 3, "alias del");
-			vopen(c, 1);
-			m_begin(c);
-			m_alias_del(c, o.pos[1], o.npos == 3 ? o.pos[2] : NULL);
-			CHANGE(c, "alias del %s", o.pos[1]);
-		} else {
-			usage("alias: use 'alias add' or 'alias del'");
-		}
-	} else if (!strcmp(cmd, "forward")) {
-		parse_opts(argc, argv, 2, &o, "--keep --remove");
-		want_args(&o, o.remove ? 1 : 2, o.remove ? 1 : 2, cmd);
-		vopen(c, 1);
-		m_begin(c);
-		m_forward(c, o.pos[0], o.remove ? NULL : o.pos[1], o.keep);
-		CHANGE(c, "forward %s %s", o.pos[0],
-		       o.remove ? "removed" : o.pos[1]);
-	} else if (!strcmp(cmd, "catchall")) {
-		parse_opts(argc, argv, 2, &o, "");
-		want_args(&o, 2, 2, cmd);
-		vopen(c, 1);
-		m_begin(c);
-		m_catchall(c, o.pos[0], o.pos[1]);
-		CHANGE(c, "catchall %s %s", o.pos[0], o.pos[1]);
-	} else if (!strcmp(cmd, "aliasdomain")) {
-		parse_opts(argc, argv, 2, &o, "");
-		if (o.npos >= 1 && !strcmp(o.pos[0], "add")) {
-			want_args(&o, 3, 3, "aliasdomain add");
-			vopen(c, 1);
-			m_begin(c);
-			m_aliasdomain_add(c, o.pos[1], o.pos[2]);
-			CHANGE(c, "aliasdomain add %s %s", o.pos[1], o.pos[2]);
-		} else if (o.npos >= 1 && !strcmp(o.pos[0], "del")) {
-			want_args(&o, 2, 2, "aliasdomain del");
-			vopen(c, 1);
-			m_begin(c);
-			m_aliasdomain_del(c, o.pos[1]);
-			CHANGE(c, "aliasdomain del %s", o.pos[1]);
-		} else {
-			usage("aliasdomain: use 'aliasdomain add' or "
-			      "'aliasdomain del'");
-		}
-	} else if (!strcmp(cmd, "moduser")) {
-		int mask;
-
-		parse_opts(argc, argv, 2, &o, "--disable --enable");
-		want_args(&o, 1, 2, cmd);
-		if (o.disable && o.enable)
-			usage("moduser: give --disable or --enable, not both");
-		if (!o.disable && !o.enable) {
-			/* no change asked for: say what is on and off */
-			if (o.npos == 2)
-				usage("moduser: give --disable or --enable");
-			vopen(c, 0);
-			show_flags(c, o.pos[0]);
-			vclose(c);
-			return EX_DONE;
-		}
-		mask = service_mask(o.npos == 2 ? o.pos[1] : NULL);
-		vopen(c, 1);
-		m_begin(c);
-		m_moduser(c, o.pos[0], o.disable, mask);
-		CHANGE(c, "moduser %s %s %s", o.pos[0],
-		       o.disable ? "disable" : "enable",
-		       o.npos == 2 ? o.pos[1] : "all");
-	} else if (!strcmp(cmd, "userinfo")) {
-		parse_opts(argc, argv, 2, &o, "");
-		want_args(&o, 1, 1, cmd);
-		vopen(c, 0);
-		show_user(c, o.pos[0]);
-	} else if (!strcmp(cmd, "dominfo")) {
-		parse_opts(argc, argv, 2, &o, "");
-		want_args(&o, 0, 1, cmd);
-		vopen(c, 0);
-		show_domain(c, o.npos ? o.pos[0] : NULL);
-	} else if (!strcmp(cmd, "listusers")) {
-		parse_opts(argc, argv, 2, &o, "");
-		want_args(&o, 1, 1, cmd);
-		vopen(c, 0);
-		show_users(c, o.pos[0]);
-	} else if (!strcmp(cmd, "listdomains")) {
-		parse_opts(argc, argv, 2, &o, "");
-		want_args(&o, 0, 0, cmd);
-		vopen(c, 0);
-		show_domains(c);
-	} else if (!strcmp(cmd, "rebuild")) {
-		parse_opts(argc, argv, 2, &o, "");
-		want_args(&o, 0, 0, cmd);
-		vopen(c, 1);
-		gen_rebuild_all(c);
-		vlog(c, "rebuild");
-	} else if (!strcmp(cmd, "check")) {
-		int left;
-
-		parse_opts(argc, argv, 2, &o, "--repair");
-		want_args(&o, 0, 0, cmd);
-		vopen(c, 1);
-		left = cmd_check(c, o.repair);
-		str_free(&h);
-		str_free(&cram);
-		vclose(c);
-		return left ? EX_REFUSED : EX_DONE;
-	} else {
-		usage("unknown command '%s'", cmd);
-	}
-	secret_free(&sec);
-	str_free(&h);
-	str_free(&cram);
+	for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			cmd = &commands[i];
+	if (!cmd)
+		usage("unknown command '%s'", argv[1]);
+	memset(&r, 0, sizeof r);
+	parse_opts(argc, argv, 2, &r.o, cmd->flags);
+	if (cmd->max >= 0)
+		want_args(&r.o, cmd->min, cmd->max, cmd->name);
+	r.writes = cmd->writes;
+	if (cmd->check)
+		cmd->check(c, &r);
+	vopen(c, r.writes);
+	rc = cmd->run(c, &r);
+	secret_free(&r.sec);
+	str_free(&r.h);
+	str_free(&r.cram);
 	vclose(c);
-	return EX_DONE;
+	return rc;
 }
 
 /* strip_json - take --json out of argv, wherever it is */

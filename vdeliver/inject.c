@@ -119,20 +119,12 @@ static void feed_done(struct feed *f, size_t n)
 		f->boff += n;
 }
 
-/* run - one mta-inject for the remote targets whose chain is t's */
-static void run(struct vd *v, const struct str *path, struct target *t,
-		int crlf, int src, off_t off, uint64_t len)
+/* build_argv - mta-inject's arguments: the remote targets whose chain is
+ * t's, each marked sent; WHO gets their addresses, for messages */
+static void build_argv(struct vd *v, const struct str *path,
+		       struct target *t, struct str *who)
 {
-	static char iob[65536];
-	struct str pre = STR_INIT, out = STR_INIT, who = STR_INIT;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t sa;
-	sigset_t dfl;
-	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
-	struct feed f;
-	int in[2], err[2], status, r, writing = 1, complete = 0;
 	size_t i, k = 0;
-	pid_t pid;
 
 	free(argv);
 	argv = calloc(v->n + 8, sizeof *argv);
@@ -151,15 +143,27 @@ static void run(struct vd *v, const struct str *path, struct target *t,
 			continue;
 		u->sent = 1;
 		argv[k++] = u->addr.s;
-		if ((who.len && str_catc(&who, ' ')) ||
-		    str_cats(&who, u->addr.s))
+		if ((who->len && str_catc(who, ' ')) ||
+		    str_cats(who, u->addr.s))
 			vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
 	}
 	argv[k] = NULL;
-	if (prefix(&pre, v->sender, t, crlf) < 0)
-		vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
+}
+
+/* spawn_inject - mta-inject started, its stdin in[1], its stdout and
+ * stderr err[0] (the other ends closed here); its pid */
+static pid_t spawn_inject(struct vd *v, const struct str *path,
+			  const struct str *who, int in[2], int err[2])
+{
+	static char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	sigset_t dfl;
+	pid_t pid;
+	int r;
+
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
-		vd_fail_errno(v, -errno, "cannot hand %s to the queue", who.s);
+		vd_fail_errno(v, -errno, "cannot hand %s to the queue", who->s);
 	/* SIGPIPE is ignored here; mta-inject starts with the default */
 	sigemptyset(&dfl);
 	sigaddset(&dfl, SIGPIPE);
@@ -179,92 +183,145 @@ static void run(struct vd *v, const struct str *path, struct target *t,
 	close(err[1]);
 	if (r != 0)
 		vd_fail_errno(v, -r, "cannot hand %s to the queue: cannot run "
-			      "%s", who.s, path->s);
-	memset(&f, 0, sizeof f);
-	f.pre = &pre;
-	f.src = src;
-	f.off = off;
-	f.left = len;
-	if (fcntl(in[1], F_SETFL, O_NONBLOCK) < 0)
+			      "%s", who->s, path->s);
+	return pid;
+}
+
+/* keep_output - what mta-inject printed, up to OUT_MAX bytes; the fd
+ * closed (and -1) at its end */
+static void keep_output(int *fd, struct str *out)
+{
+	char b[512];
+	ssize_t n = read(*fd, b, sizeof b);
+
+	if (n > 0 && out->len < OUT_MAX)
+		(void)str_catb(out, b, (size_t)n);
+	if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* write_some - the next piece of the message to mta-inject; 0 while
+ * writing goes on, 1 once the whole message was written, 2 when it
+ * stopped reading (its status says why), else a negative errno from
+ * reading the message */
+static int write_some(struct feed *f, int fd)
+{
+	static char iob[65536];
+	const char *p = NULL;
+	size_t n = 0;
+	ssize_t w;
+	int more = feed_more(f, &p, &n, iob, sizeof iob);
+
+	if (more < 0)
+		return more;
+	if (more == 0)
+		return 1;
+	w = write(fd, p, n);
+	if (w > 0)
+		feed_done(f, (size_t)w);
+	else if (w < 0 && errno != EAGAIN && errno != EINTR)
+		return 2;	/* EPIPE and the like */
+	return 0;
+}
+
+/* pump - write the message while reading what mta-inject says, so that
+ * neither side blocks the other; 0 or a negative errno, *complete when
+ * the whole message went in */
+static int pump(struct feed *f, int in, int errfd, struct str *out,
+		int *complete)
+{
+	int r = 0, writing = 1;
+
+	*complete = 0;
+	if (fcntl(in, F_SETFL, O_NONBLOCK) < 0)
 		r = -errno;
-	/* write the message while reading what mta-inject says */
-	while (r == 0 && (writing || err[0] >= 0)) {
-		struct pollfd pf[2] = {{err[0], POLLIN, 0},
-				       {writing ? in[1] : -1, POLLOUT, 0}};
+	while (r == 0 && (writing || errfd >= 0)) {
+		struct pollfd pf[2] = {{errfd, POLLIN, 0},
+				       {writing ? in : -1, POLLOUT, 0}};
+		int w;
 
 		if (poll(pf, 2, -1) < 0) {
 			if (errno != EINTR)
 				r = -errno;
 			continue;
 		}
-		if (pf[0].revents) {
-			char b[512];
-			ssize_t n = read(err[0], b, sizeof b);
-
-			if (n > 0 && out.len < OUT_MAX)
-				(void)str_catb(&out, b, (size_t)n);
-			if (n == 0 || (n < 0 && errno != EINTR &&
-				       errno != EAGAIN)) {
-				close(err[0]);
-				err[0] = -1;
-			}
-		}
-		if (writing && pf[1].revents) {
-			const char *p = NULL;
-			size_t n = 0;
-			ssize_t w;
-			int more = feed_more(&f, &p, &n, iob, sizeof iob);
-
-			if (more < 0)
-				r = more;
-			if (more <= 0) {
-				complete = more == 0;
-				writing = 0;
-				close(in[1]);
-				continue;
-			}
-			w = write(in[1], p, n);
-			if (w > 0)
-				feed_done(&f, (size_t)w);
-			else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				/* EPIPE: it stopped reading; its status says
-				 * why */
-				writing = 0;
-				close(in[1]);
-			}
-		}
+		if (pf[0].revents)
+			keep_output(&errfd, out);
+		if (!writing || !pf[1].revents)
+			continue;
+		w = write_some(f, in);
+		if (w == 0)
+			continue;
+		*complete = w == 1;
+		if (w < 0)
+			r = w;
+		writing = 0;
+		close(in);
 	}
 	if (writing)
-		close(in[1]);
-	if (err[0] >= 0)
-		close(err[0]);
+		close(in);
+	if (errfd >= 0)
+		close(errfd);
+	return r;
+}
+
+/* verdict - mta-inject's exit: 100 is permanent, any other failure
+ * temporary, each with its first line of output */
+static void verdict(struct vd *v, const struct str *who, int status, int r,
+		    int complete, struct str *out)
+{
+	int perm = WIFEXITED(status) && WEXITSTATUS(status) == 100;
+	size_t i;
+
+	if (r < 0)
+		vd_fail_errno(v, r, "cannot hand %s to the queue: reading the "
+			      "message", who->s);
+	if (r == 0 && !complete && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0)
+		vd_fail(v, EX_TEMP, "4.3.0", "cannot hand %s to the queue: "
+			"mta-inject exited 0 without reading the whole message",
+			who->s);
+	for (i = 0; i < out->len; i++)
+		if (out->s[i] == '\n') {
+			str_trunc(out, i);
+			break;
+		}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		vd_fail(v, perm ? EX_PERM : EX_TEMP, perm ? "5.3.0" : "4.3.0",
+			"cannot hand %s to the queue: mta-inject %s %d%s%s",
+			who->s, WIFEXITED(status) ? "exited" : "died of signal",
+			WIFEXITED(status) ? WEXITSTATUS(status) :
+			WTERMSIG(status), out->len ? ": " : "", str_cstr(out));
+}
+
+/* run - one mta-inject for the remote targets whose chain is t's */
+static void run(struct vd *v, const struct str *path, struct target *t,
+		int crlf, int src, off_t off, uint64_t len)
+{
+	struct str pre = STR_INIT, out = STR_INIT, who = STR_INIT;
+	struct feed f;
+	int in[2], err[2], status, r, complete;
+	pid_t pid;
+
+	build_argv(v, path, t, &who);
+	if (prefix(&pre, v->sender, t, crlf) < 0)
+		vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
+	pid = spawn_inject(v, path, &who, in, err);
+	memset(&f, 0, sizeof f);
+	f.pre = &pre;
+	f.src = src;
+	f.off = off;
+	f.left = len;
+	r = pump(&f, in[1], err[0], &out, &complete);
 	if (r < 0)
 		kill(pid, SIGKILL);	/* half a message must not be queued */
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			vd_fail_errno(v, -errno, "cannot hand %s to the queue",
 				      who.s);
-	if (r < 0)
-		vd_fail_errno(v, r, "cannot hand %s to the queue: reading the "
-			      "message", who.s);
-	if (r == 0 && !complete && WIFEXITED(status) &&
-	    WEXITSTATUS(status) == 0)
-		vd_fail(v, EX_TEMP, "4.3.0", "cannot hand %s to the queue: "
-			"mta-inject exited 0 without reading the whole message",
-			who.s);
-	for (i = 0; i < out.len; i++)
-		if (out.s[i] == '\n') {
-			str_trunc(&out, i);
-			break;
-		}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		vd_fail(v, WIFEXITED(status) && WEXITSTATUS(status) == 100 ?
-			EX_PERM : EX_TEMP, WIFEXITED(status) &&
-			WEXITSTATUS(status) == 100 ? "5.3.0" : "4.3.0",
-			"cannot hand %s to the queue: mta-inject %s %d%s%s",
-			who.s, WIFEXITED(status) ? "exited" : "died of signal",
-			WIFEXITED(status) ? WEXITSTATUS(status) :
-			WTERMSIG(status), out.len ? ": " : "", str_cstr(&out));
+	verdict(v, &who, status, r, complete, &out);
 	vd_log(v, "handed msg for %s to the queue: %s", v->rcpt.s, who.s);
 	free(argv);
 	argv = NULL;

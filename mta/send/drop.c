@@ -45,7 +45,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ctl.h"
 #include "send.h"
 
 #define DROP_MAX 1000		/* files a turn, as for queue/new/ */
@@ -477,8 +476,8 @@ int drop_pickup(struct send *s)
 
 	if (!s->drop_dir && (r = pass_start(s)) < 0)
 		return r;
-	if (ctl_get_ulong(s->root, "databytes", 10485760, &t.max) < 0)
-		t.max = 10485760;
+	if (queue_databytes(s->root, &t.max) < 0)
+		t.max = QUEUE_DATABYTES_DEFAULT;
 	t.buf = malloc(CHUNK);
 	if (!t.buf) {
 		slog("warning: out of memory for %s/drop", s->root);

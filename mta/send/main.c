@@ -72,7 +72,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,8 +86,6 @@
 
 #include "args.h"
 #include "ctl.h"
-#include "fsx.h"
-#include "log.h"
 #include "msg.h"
 #include "priv.h"
 #include "send.h"
@@ -116,42 +113,8 @@ uint64_t now_us(void)
 	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }
 
-/* the log lines of one turn of the loop, written with one write(2): a
- * message costs some eight lines, and facteur run reads them all at once */
-static struct str logbuf, logline;
-
-void slog_flush(void)
-{
-	if (logbuf.len)
-		(void)fsx_write_all(2, logbuf.s, logbuf.len);
-	logbuf.len = 0;
-}
-
-/* send_signals - the signals read from the signalfd, blocked */
-void send_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGCHLD);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGHUP);
-	sigaddset(set, SIGALRM);
-}
-
-void slog(const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = log_format(&logline, "mta-send", getpid(), fmt, ap);
-	va_end(ap);
-	if (r == 0 && str_catb(&logbuf, logline.s, logline.len) < 0)
-		slog_flush(); /* out of memory: write what we have */
-	if (logbuf.len > 65536)
-		slog_flush();
-}
-
+/* config - the numbers of the control files, each kept within its
+ * bounds; one that cannot be read is logged and its default used */
 static void config(struct send *s)
 {
 	static const struct {
@@ -295,6 +258,7 @@ static void reap(struct send *s)
 	}
 }
 
+/* check_only - --check [--repair]: the queue check, a report, exit 0/1 */
 static int check_only(struct send *s, int repair)
 {
 	size_t problems = 0, unfixed = 0;
@@ -315,20 +279,252 @@ static int check_only(struct send *s, int repair)
 	if (fflush(stdout) != 0)
 		msg_die(111, "cannot write the report: %s", strerror(errno));
 	slog_flush();
-	str_free(&logbuf);
-	str_free(&logline);
+	slog_free();
 	sched_free(s);
 	return (problems && !repair) || unfixed ? 1 : 0;
+}
+
+/*
+ * The event loop. Each turn does the work that is due (work()), sees to
+ * the stop deadlines, sleeps in poll() until the next due time (timeout())
+ * and hands what woke it to its handler (dispatch()): the deliveries'
+ * output first, then the slots below, in this order.
+ */
+enum { SLOT_TRIGGER, SLOT_DROP, SLOT_VDS, SLOT_SIGNALS, NSLOTS };
+
+struct loop {
+	struct send *s;
+	int sfd, keep, lock;	/* signalfd, queue/trigger kept, queue/lock */
+	long long stop_ms;	/* SIGTERM came: deliveries have until +grace */
+	long long term_ms;	/* they were sent SIGTERM then */
+	struct pollfd *pf;	/* NSLOTS, then one a running job */
+	size_t pf_cap;
+};
+
+/* drain - read a trigger FIFO empty (its bytes only say "look"); 1 */
+static int drain(int fd)
+{
+	char buf[512];
+
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+	return 1;
+}
+
+/* on_signals - SIGHUP, SIGALRM, a stop (SIGTERM, SIGINT), then the
+ * children that ended */
+static void on_signals(struct loop *l)
+{
+	struct send *s = l->s;
+	struct signalfd_siginfo si;
+
+	while (read(l->sfd, &si, sizeof si) == sizeof si) {
+		if (si.ssi_signo == SIGHUP) {
+			config(s);
+			slog("control files read again");
+		} else if (si.ssi_signo == SIGALRM) {
+			sched_now(s);
+			slog("every waiting message is due now");
+		} else if (si.ssi_signo != SIGCHLD && !s->stopping) {
+			s->stopping = 1;
+			l->stop_ms = now_ms();
+			slog("stopping: waiting for %zu deliver%s", s->nrun,
+			     s->nrun == 1 ? "y" : "ies");
+		}
+	}
+	reap(s);
+}
+
+/* work - one turn's work; returns whether the deliveries are so far
+ * behind that new mail must wait in new/ */
+static int work(struct send *s)
+{
+	int busy;
+
+	/* drop/: a new pass after a trigger, or the next slice */
+	if (s->drop_retry_ms && now_ms() >= s->drop_retry_ms) {
+		s->drop_retry_ms = 0;
+		s->drop_rescan = 1;
+	}
+	if ((s->drop_rescan || s->drop_dir) && !s->stopping)
+		(void)drop_pickup(s);
+	/* new mail waits in new/ (durable, not in memory) while the
+	 * deliveries are far behind. Counted in messages, of which one local
+	 * user holds at most owner_cap() and each queues at most a few jobs:
+	 * one sender cannot stop this; and in their recipients, so that
+	 * 20,000 messages of 1,000 recipients are not all held in memory */
+	busy = s->nbusy >= BACKLOG_MAX || s->nloaded >= LOADED_MAX;
+	if (s->rescan && !s->stopping && !busy)
+		(void)sched_pickup(s);
+	/* the start-up check, a directory a turn: in between, new mail is
+	 * taken and deliveries run */
+	if (!s->stopping && s->scan_next < 256)
+		(void)scan_step(s);
+	if (!s->stopping)
+		sched_due(s);
+	sched_start(s);
+	write_stat(s, 0);
+	return busy;
+}
+
+/* stop_deadlines - when stopping: SIGTERM to deliveries still running
+ * after the grace time, and the vdeliver server given up half that later */
+static void stop_deadlines(struct loop *l, long long now)
+{
+	struct send *s = l->s;
+	size_t k;
+
+	if (!s->stopping)
+		return;
+	if (l->stop_ms && now - l->stop_ms > STOP_GRACE_MS) {
+		for (k = 0; k < s->nrun; k++)
+			if (s->run[k]->pid > 0)
+				kill(s->run[k]->pid, SIGTERM);
+		/* it passes SIGTERM on to its deliveries */
+		vds_term(s);
+		l->stop_ms = 0;
+		l->term_ms = now;
+	}
+	if (l->term_ms && now - l->term_ms > STOP_GRACE_MS / 2) {
+		vds_gone(s, "its deliveries did not stop");
+		l->term_ms = 0;
+	}
+}
+
+/* timeout - how long poll() may sleep: until the next message is due, not
+ * at all while there is work left over, never past a minute */
+static int timeout(struct send *s, int busy, long long now)
+{
+	long long t = 60000;
+	struct msg *top = heap_top(s);
+
+	if (top && !s->stopping)
+		t = top->due_ms > now ? top->due_ms - now : 0;
+	if ((s->rescan && !busy) || (s->scan_next < 256 && !s->stopping))
+		t = 0;
+	/* drop/ read only in part, or parked mail that may go on */
+	if (!s->stopping && (s->drop_rescan || s->drop_dir || s->unpark))
+		t = 0;
+	if (s->drop_retry_ms && !s->stopping && s->drop_retry_ms - now < t)
+		t = s->drop_retry_ms > now ? s->drop_retry_ms - now : 0;
+	/* queue/stat soon, and the stop deadlines on time */
+	if (s->nmsgs != s->stat_n || s->stopping)
+		t = t > 100 ? 100 : t;
+	return t > 60000 ? 60000 : (int)t;
+}
+
+/* wait_events - poll the slots and every running job's output; the
+ * number of entries in l->pf */
+static size_t wait_events(struct loop *l, int ms)
+{
+	struct send *s = l->s;
+	size_t n = NSLOTS + s->nrun, k;
+
+	if (l->pf_cap < n) {
+		struct pollfd *np = realloc(l->pf, n * sizeof *np);
+
+		if (!np)
+			msg_die(111, "out of memory");
+		l->pf = np;
+		l->pf_cap = n;
+	}
+	l->pf[SLOT_TRIGGER].fd = s->trigger_fd;
+	l->pf[SLOT_DROP].fd = s->drop_fd;	/* -1 is ignored */
+	l->pf[SLOT_VDS].fd = s->vds_fd;
+	l->pf[SLOT_SIGNALS].fd = l->sfd;
+	for (k = 0; k < n; k++) {
+		if (k >= NSLOTS)
+			l->pf[k].fd = s->run[k - NSLOTS]->out;
+		l->pf[k].events = POLLIN;
+		l->pf[k].revents = 0;
+	}
+	slog_flush();
+	if (poll(l->pf, n, ms) < 0 && errno != EINTR)
+		msg_die(111, "poll: %s", strerror(errno));
+	return n;
+}
+
+/* dispatch - what woke poll, each to its handler */
+static void dispatch(struct loop *l, size_t n)
+{
+	struct send *s = l->s;
+	size_t k;
+
+	for (k = NSLOTS; k < n; k++)
+		if (l->pf[k].revents && k - NSLOTS < s->nrun &&
+		    s->run[k - NSLOTS]->out == l->pf[k].fd)
+			job_drain(s->run[k - NSLOTS]);
+	if (l->pf[SLOT_TRIGGER].revents)
+		s->rescan = drain(s->trigger_fd);
+	if (l->pf[SLOT_DROP].revents)
+		s->drop_rescan = drain(s->drop_fd);
+	/* before the signals: replies sent by a server that died since are
+	 * taken as they are, not retried */
+	if (l->pf[SLOT_VDS].revents)
+		vds_read(s);
+	if (l->pf[SLOT_SIGNALS].revents)
+		on_signals(l);
+}
+
+/* setup - signals, the lock, the triggers, and the queue read once */
+static void setup(struct loop *l)
+{
+	struct send *s = l->s;
+	size_t problems = 0, unfixed = 0;
+	sigset_t mask;
+	int r;
+
+	signal(SIGPIPE, SIG_IGN);
+	send_signals(&mask);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
+	    (l->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		msg_die(111, "cannot set up signals: %s", strerror(errno));
+	l->lock = lock_queue(s->root, 0);
+	s->trigger_fd = open_trigger(s, &l->keep);
+	(void)drop_open(s);
+	r = scan_queue(s, SCAN_REPAIR | SCAN_LOAD, &problems, &unfixed);
+	if (r < 0)
+		msg_die(111, "cannot read the queue: %s", msg_err(r));
+	s->scan_problems = problems;
+	s->scan_unfixed = unfixed;
+	slog("started; reading the queue");
+	sched_status(s);
+	s->rescan = 1;
+	write_stat(s, 1);
+}
+
+/* teardown - after the last delivery: log, remove queue/stat, close */
+static void teardown(struct loop *l)
+{
+	struct send *s = l->s;
+	struct str p = STR_INIT;
+
+	vds_stop(s);
+	slog("stopped");
+	slog_flush();
+	slog_free();
+	if (str_catf(&p, "%s/queue/stat", s->root) == 0)
+		(void)unlink(p.s);
+	str_free(&p);
+	close(l->keep);
+	drop_close(s);
+	dropseen_free(&s->drop_seen);
+	if (s->drop_fd >= 0)
+		close(s->drop_fd);
+	if (s->drop_keep >= 0)
+		close(s->drop_keep);
+	close(l->lock);
+	close(l->sfd);
+	close(s->trigger_fd);
+	free(l->pf);
+	sched_free(s);
 }
 
 int main(int argc, char **argv)
 {
 	struct send s;
-	struct pollfd *pf = NULL;
-	size_t pf_cap = 0, problems = 0, unfixed = 0;
-	sigset_t mask;
-	int i, check = 0, repair = 0, sfd, keep, lk, r;
-	long long stop_ms = 0, term_ms = 0;
+	struct loop l = {.s = &s, .sfd = -1, .keep = -1, .lock = -1};
+	int i, check = 0, repair = 0, r;
 	const char *ex;
 
 	msg_init(argv[0]);
@@ -362,180 +558,17 @@ int main(int argc, char **argv)
 	 * should the server misbehave */
 	ex = getenv("FACTEUR_VDELIVER_EXEC");
 	s.vds_exec = ex && !strcmp(ex, "1");
-	signal(SIGPIPE, SIG_IGN);
-	send_signals(&mask);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
-	    (sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
-		msg_die(111, "cannot set up signals: %s", strerror(errno));
-	lk = lock_queue(s.root, 0);
-	s.trigger_fd = open_trigger(&s, &keep);
-	(void)drop_open(&s);
-	r = scan_queue(&s, SCAN_REPAIR | SCAN_LOAD, &problems, &unfixed);
-	if (r < 0)
-		msg_die(111, "cannot read the queue: %s", msg_err(r));
-	s.scan_problems = problems;
-	s.scan_unfixed = unfixed;
-	slog("started; reading the queue");
-	sched_status(&s);
-	s.rescan = 1;
-	write_stat(&s, 1);
+	setup(&l);
 	for (;;) {
-		long long now, timeout;
-		struct msg *top;
-		int busy;
-		size_t n = 0, k;
+		int busy = work(&s);
+		long long now;
 
-		/* drop/: a new pass after a trigger, or the next slice */
-		if (s.drop_retry_ms && now_ms() >= s.drop_retry_ms) {
-			s.drop_retry_ms = 0;
-			s.drop_rescan = 1;
-		}
-		if ((s.drop_rescan || s.drop_dir) && !s.stopping)
-			(void)drop_pickup(&s);
-		/* new mail waits in new/ (durable, not in memory) while
-		 * the deliveries are far behind. Counted in messages, of
-		 * which one local user holds at most owner_cap() and each
-		 * queues at most a few jobs: one sender cannot stop this;
-		 * and in their recipients, so that 20,000 messages of
-		 * 1,000 recipients are not all held in memory */
-		busy = s.nbusy >= BACKLOG_MAX || s.nloaded >= LOADED_MAX;
-		if (s.rescan && !s.stopping && !busy)
-			(void)sched_pickup(&s);
-		/* the start-up check, a directory a turn: in between, new
-		 * mail is taken and deliveries run */
-		if (!s.stopping && s.scan_next < 256)
-			(void)scan_step(&s);
-		if (!s.stopping)
-			sched_due(&s);
-		sched_start(&s);
-		write_stat(&s, 0);
 		if (s.stopping && s.nrun == 0)
 			break;
 		now = now_ms();
-		if (s.stopping && stop_ms && now - stop_ms > STOP_GRACE_MS) {
-			for (k = 0; k < s.nrun; k++)
-				if (s.run[k]->pid > 0)
-					kill(s.run[k]->pid, SIGTERM);
-			/* it passes SIGTERM on to its deliveries */
-			vds_term(&s);
-			stop_ms = 0;
-			term_ms = now;
-		}
-		if (s.stopping && term_ms &&
-		    now - term_ms > STOP_GRACE_MS / 2) {
-			vds_gone(&s, "its deliveries did not stop");
-			term_ms = 0;
-		}
-		timeout = 60000;
-		top = heap_top(&s);
-		if (top && !s.stopping)
-			timeout = top->due_ms > now ? top->due_ms - now : 0;
-		if ((s.rescan && !busy) || (s.scan_next < 256 && !s.stopping))
-			timeout = 0;
-		/* drop/ read only in part, or parked mail that may go on */
-		if (!s.stopping && (s.drop_rescan || s.drop_dir ||
-		    s.unpark))
-			timeout = 0;
-		if (s.drop_retry_ms && !s.stopping &&
-		    s.drop_retry_ms - now < (long long)timeout)
-			timeout = s.drop_retry_ms > now ?
-				  s.drop_retry_ms - now : 0;
-		if (s.nmsgs != s.stat_n || s.stopping)
-			timeout = timeout > 100 ? 100 : timeout;
-		if (timeout > 60000)
-			timeout = 60000;
-		if (pf_cap < s.nrun + 4) {
-			struct pollfd *np = realloc(pf, (s.nrun + 4) *
-						    sizeof *np);
-
-			if (!np)
-				msg_die(111, "out of memory");
-			pf = np;
-			pf_cap = s.nrun + 4;
-		}
-		pf[n].fd = sfd;
-		pf[n++].events = POLLIN;
-		pf[n].fd = s.trigger_fd;
-		pf[n++].events = POLLIN;
-		for (k = 0; k < s.nrun; k++) {
-			pf[n].fd = s.run[k]->out;
-			pf[n++].events = POLLIN;
-		}
-		/* last, so that the jobs' places stay k - 2; -1 is ignored */
-		pf[n].fd = s.drop_fd;
-		pf[n++].events = POLLIN;
-		pf[n].fd = s.vds_fd;
-		pf[n++].events = POLLIN;
-		slog_flush();
-		if (poll(pf, n, (int)timeout) < 0 && errno != EINTR)
-			msg_die(111, "poll: %s", strerror(errno));
-		for (k = 2; k < n - 2; k++)
-			if (pf[k].revents && k - 2 < s.nrun &&
-			    s.run[k - 2]->out == pf[k].fd)
-				job_drain(s.run[k - 2]);
-		if (pf[1].revents) {
-			char buf[512];
-
-			while (read(s.trigger_fd, buf, sizeof buf) > 0)
-				;
-			s.rescan = 1;
-		}
-		if (pf[n - 2].revents) {
-			char buf[512];
-
-			while (read(s.drop_fd, buf, sizeof buf) > 0)
-				;
-			s.drop_rescan = 1;
-		}
-		/* before the signals: replies sent by a server that died
-		 * since are taken as they are, not retried */
-		if (pf[n - 1].revents)
-			vds_read(&s);
-		if (pf[0].revents) {
-			struct signalfd_siginfo si;
-
-			while (read(sfd, &si, sizeof si) == sizeof si) {
-				if (si.ssi_signo == SIGHUP) {
-					config(&s);
-					slog("control files read again");
-				} else if (si.ssi_signo == SIGALRM) {
-					sched_now(&s);
-					slog("every waiting message is due now");
-				} else if (si.ssi_signo != SIGCHLD &&
-					   !s.stopping) {
-					s.stopping = 1;
-					stop_ms = now_ms();
-					slog("stopping: waiting for %zu "
-					     "deliver%s", s.nrun,
-					     s.nrun == 1 ? "y" : "ies");
-				}
-			}
-			reap(&s);
-		}
+		stop_deadlines(&l, now);
+		dispatch(&l, wait_events(&l, timeout(&s, busy, now)));
 	}
-	vds_stop(&s);
-	slog("stopped");
-	slog_flush();
-	str_free(&logbuf);
-	str_free(&logline);
-	{
-		struct str p = STR_INIT;
-
-		if (str_catf(&p, "%s/queue/stat", s.root) == 0)
-			(void)unlink(p.s);
-		str_free(&p);
-	}
-	close(keep);
-	drop_close(&s);
-	dropseen_free(&s.drop_seen);
-	if (s.drop_fd >= 0)
-		close(s.drop_fd);
-	if (s.drop_keep >= 0)
-		close(s.drop_keep);
-	close(lk);
-	close(sfd);
-	close(s.trigger_fd);
-	free(pf);
-	sched_free(&s);
+	teardown(&l);
 	return 0;
 }

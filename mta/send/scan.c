@@ -244,166 +244,193 @@ static void scan_hh(struct scan *sc, const char *dir, unsigned hh)
 	str_free(&q);
 }
 
+/* scan_dirs - the four directories of queue/: a missing one is a problem,
+ * made again by a repair */
+static int scan_dirs(struct scan *sc, struct str *p)
+{
+	static const char *const dirs[] = {"tmp", "new", "msg", "quarantine"};
+	size_t i;
+
+	for (i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+		p->len = 0;
+		if (str_catf(p, "%s/queue/%s", sc->s->root, dirs[i]) < 0)
+			return -ENOMEM;
+		if (fsx_is_dir(p->s) == 1)
+			continue;
+		if (!(sc->flags & SCAN_REPAIR)) {
+			printf("problem %s: missing\n", p->s);
+			sc->problems++;
+			continue;
+		}
+		if (fsx_mkdir(p->s, 0700) < 0) {
+			int e = errno;
+
+			slog("cannot make %s: %s", p->s, strerror(e));
+			return -e;
+		}
+	}
+	return 0;
+}
+
+/* scan_unfinished - what writers that died left, never acknowledged, once
+ * older than 36 hours: anything in queue/tmp/ (what is not a file is a
+ * problem), or with DROP, NAME.tmp in drop/ (a local user's sendmail;
+ * finished drop files are drop.c's) */
+static int scan_unfinished(struct scan *sc, struct str *p, struct str *f,
+			   int drop, time_t now)
+{
+	const char *what = drop ? "local submission" : "injection";
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+
+	p->len = 0;
+	if (str_catf(p, drop ? "%s/drop" : "%s/queue/tmp", sc->s->root) < 0)
+		return -ENOMEM;
+	if ((d = opendir(p->s)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		size_t len = strlen(n);
+
+		if (drop ? len <= 4 || strcmp(n + len - 4, ".tmp") :
+		    !strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		f->len = 0;
+		if (str_catf(f, "%s/%s", p->s, n) < 0 || lstat(f->s, &sb) < 0 ||
+		    (drop && S_ISDIR(sb.st_mode)) ||
+		    now - sb.st_mtime < TMP_MAX_AGE)
+			continue;
+		if (!drop && !S_ISREG(sb.st_mode)) {
+			problem(sc, f->s, "not a file, in queue/tmp");
+		} else if (!(sc->flags & SCAN_REPAIR)) {
+			printf("problem %s: an unfinished %s older than 36 "
+			       "hours\n", f->s, what);
+			sc->problems++;
+		} else if (unlink(f->s) < 0) {
+			continue;
+		} else if (drop) {
+			slog("removed %s: an unfinished local submission from "
+			     "uid %lu, never acknowledged", f->s,
+			     (unsigned long)sb.st_uid);
+		} else {
+			slog("removed %s: an unfinished injection, never "
+			     "acknowledged", f->s);
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+/* scan_msg - msg/: anything but the 256 HH directories goes aside first;
+ * then, for --check, each HH in order, so that a misplaced file moved to
+ * its own directory is checked exactly once (the daemon reads them from
+ * its loop: scan_step) */
+static int scan_msg(struct scan *sc, struct str *p, struct str *f)
+{
+	struct str names = STR_INIT;
+	struct dirent *de;
+	size_t k;
+	DIR *d;
+
+	p->len = 0;
+	if (str_catf(p, "%s/queue/msg", sc->s->root) < 0)
+		return -ENOMEM;
+	if ((d = opendir(p->s)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		f->len = 0;
+		if (str_catf(f, "%s/%s", p->s, n) < 0)
+			break;
+		if (!name_is_hh(n) || fsx_is_dir(f->s) != 1)
+			(void)str_catb(&names, f->s, f->len + 1);
+	}
+	closedir(d);
+	for (k = 0; k < names.len; k += strlen(names.s + k) + 1)
+		problem(sc, names.s + k, "not a hashed queue directory");
+	for (k = 0; !(sc->flags & SCAN_LOAD) && k < 256; k++) {
+		f->len = 0;
+		if (str_catf(f, "%s/%02x", p->s, (unsigned)k) < 0)
+			break;
+		if (fsx_is_dir(f->s) == 1)
+			scan_hh(sc, f->s, (unsigned)k);
+	}
+	str_free(&names);
+	return 0;
+}
+
+/* new_problem - why a file of new/ would be refused by the pickup, or
+ * NULL */
+static const char *new_problem(struct scan *sc, const char *name,
+			       const char *path, struct str *q)
+{
+	uint64_t a, ino, due;
+	const char *why;
+
+	why = queue_id_parse(name, &a, &ino) < 0 ? "not a queue file name" :
+	      check_msg(sc->s, path, &due);
+	if (!why && queue_msg_path(q, sc->s->root, name, NULL) == 0 &&
+	    access(q->s, F_OK) == 0)
+		why = "a message with this id is already queued";
+	return why;
+}
+
+/* scan_new - new/, for --check only: the daemon checks each file again
+ * when it takes it */
+static int scan_new(struct scan *sc, struct str *p, struct str *f)
+{
+	struct str q = STR_INIT;
+	struct dirent *de;
+	const char *why;
+	DIR *d;
+
+	p->len = 0;
+	if (str_catf(p, "%s/queue/new", sc->s->root) < 0)
+		return -ENOMEM;
+	if ((d = opendir(p->s)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		f->len = 0;
+		if (str_catf(f, "%s/%s", p->s, de->d_name) < 0)
+			break;
+		why = new_problem(sc, de->d_name, f->s, &q);
+		if (why)
+			problem(sc, f->s, why);
+	}
+	closedir(d);
+	str_free(&q);
+	return 0;
+}
+
 /* scan_queue - check (and repair) the whole queue; with SCAN_LOAD every
  * good message in msg/ is filed for delivery */
 int scan_queue(struct send *s, int flags, size_t *problems,
 	       size_t *unfixed)
 {
-	static const char *const dirs[] = {"tmp", "new", "msg", "quarantine"};
 	struct scan sc = {s, flags, 0, 0};
-	struct str p = STR_INIT, f = STR_INIT, q = STR_INIT;
-	struct dirent *de;
-	DIR *d;
-	size_t i;
+	struct str p = STR_INIT, f = STR_INIT;
 	time_t now = time(NULL);
+	int r;
 
-	for (i = 0; i < sizeof dirs / sizeof *dirs; i++) {
-		p.len = 0;
-		if (str_catf(&p, "%s/queue/%s", s->root, dirs[i]) < 0)
-			return -ENOMEM;
-		if (fsx_is_dir(p.s) == 1)
-			continue;
-		if (!(flags & SCAN_REPAIR)) {
-			printf("problem %s: missing\n", p.s);
-			sc.problems++;
-			continue;
-		}
-		if (fsx_mkdir(p.s, 0700) < 0) {
-			slog("cannot make %s: %s", p.s, strerror(errno));
-			str_free(&p);
-			return -errno;
-		}
-	}
-	/* tmp/: writers that died; nothing there was acknowledged */
-	p.len = 0;
-	if (str_catf(&p, "%s/queue/tmp", s->root) < 0)
-		return -ENOMEM;
-	if ((d = opendir(p.s)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			struct stat sb;
-
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-				continue;
-			f.len = 0;
-			if (str_catf(&f, "%s/%s", p.s, de->d_name) < 0 ||
-			    lstat(f.s, &sb) < 0 ||
-			    now - sb.st_mtime < TMP_MAX_AGE)
-				continue;
-			if (!S_ISREG(sb.st_mode)) {
-				problem(&sc, f.s, "not a file, in queue/tmp");
-			} else if (flags & SCAN_REPAIR) {
-				if (unlink(f.s) == 0)
-					slog("removed %s: an unfinished "
-					     "injection, never acknowledged",
-					     f.s);
-			} else {
-				printf("problem %s: an unfinished injection "
-				       "older than 36 hours\n", f.s);
-				sc.problems++;
-			}
-		}
-		closedir(d);
-	}
-	/* drop/: local users' sendmail that died before its rename; never
-	 * acknowledged either. Finished drop files are drop.c's */
-	p.len = 0;
-	if (str_catf(&p, "%s/drop", s->root) < 0)
-		return -ENOMEM;
-	if ((d = opendir(p.s)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			size_t len = strlen(de->d_name);
-			struct stat sb;
-
-			if (len <= 4 || strcmp(de->d_name + len - 4, ".tmp"))
-				continue;
-			f.len = 0;
-			if (str_catf(&f, "%s/%s", p.s, de->d_name) < 0 ||
-			    lstat(f.s, &sb) < 0 || S_ISDIR(sb.st_mode) ||
-			    now - sb.st_mtime < TMP_MAX_AGE)
-				continue;
-			if (!(flags & SCAN_REPAIR)) {
-				printf("problem %s: an unfinished local "
-				       "submission older than 36 hours\n", f.s);
-				sc.problems++;
-			} else if (unlink(f.s) == 0) {
-				slog("removed %s: an unfinished local "
-				     "submission from uid %lu, never "
-				     "acknowledged", f.s,
-				     (unsigned long)sb.st_uid);
-			}
-		}
-		closedir(d);
-	}
-	/* msg/HH/ */
-	p.len = 0;
-	if (str_catf(&p, "%s/queue/msg", s->root) < 0)
-		return -ENOMEM;
-	if ((d = opendir(p.s)) != NULL) {
-		struct str names = STR_INIT;
-		size_t k;
-
-		/* anything but the 256 directories goes aside first */
-		while ((de = readdir(d)) != NULL) {
-			const char *n = de->d_name;
-
-			if (!strcmp(n, ".") || !strcmp(n, ".."))
-				continue;
-			f.len = 0;
-			if (str_catf(&f, "%s/%s", p.s, n) < 0)
-				break;
-			if (!name_is_hh(n) || fsx_is_dir(f.s) != 1)
-				(void)str_catb(&names, f.s, f.len + 1);
-		}
-		closedir(d);
-		for (k = 0; k < names.len; k += strlen(names.s + k) + 1)
-			problem(&sc, names.s + k, "not a hashed queue "
-				"directory");
-		/* then in order, so that a misplaced file moved to its
-		 * own directory is filed exactly once; the daemon reads
-		 * them from its loop (scan_step) */
-		for (k = 0; !(flags & SCAN_LOAD) && k < 256; k++) {
-			f.len = 0;
-			if (str_catf(&f, "%s/%02x", p.s, (unsigned)k) < 0)
-				break;
-			if (fsx_is_dir(f.s) == 1)
-				scan_hh(&sc, f.s, (unsigned)k);
-		}
-		str_free(&names);
-	}
-	/* new/: checked again when taken; here only for --check */
-	if (!(flags & SCAN_LOAD)) {
-		p.len = 0;
-		if (str_catf(&p, "%s/queue/new", s->root) < 0)
-			return -ENOMEM;
-		if ((d = opendir(p.s)) != NULL) {
-			while ((de = readdir(d)) != NULL) {
-				uint64_t a, ino, due;
-				const char *why;
-
-				if (!strcmp(de->d_name, ".") ||
-				    !strcmp(de->d_name, ".."))
-					continue;
-				f.len = 0;
-				if (str_catf(&f, "%s/%s", p.s, de->d_name) < 0)
-					break;
-				why = queue_id_parse(de->d_name, &a, &ino) < 0
-				      ? "not a queue file name"
-				      : check_msg(s, f.s, &due);
-				/* the pickup would refuse it the same way */
-				if (!why && queue_msg_path(&q, s->root,
-							   de->d_name, NULL) == 0 &&
-				    access(q.s, F_OK) == 0)
-					why = "a message with this id is "
-					      "already queued";
-				if (why)
-					problem(&sc, f.s, why);
-			}
-			closedir(d);
-		}
-	}
+	r = scan_dirs(&sc, &p);
+	if (r == 0)
+		r = scan_unfinished(&sc, &p, &f, 0, now);
+	if (r == 0)
+		r = scan_unfinished(&sc, &p, &f, 1, now);
+	if (r == 0)
+		r = scan_msg(&sc, &p, &f);
+	if (r == 0 && !(flags & SCAN_LOAD))
+		r = scan_new(&sc, &p, &f);
 	str_free(&p);
 	str_free(&f);
-	str_free(&q);
+	if (r < 0)
+		return r;
 	*problems = sc.problems;
 	*unfixed = sc.unfixed;
 	s->scan_next = flags & SCAN_LOAD ? 0 : 256;

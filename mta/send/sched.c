@@ -656,6 +656,18 @@ static int run_add(struct send *s, struct job *j)
 	return 0;
 }
 
+/* send_signals - the signals the loop reads from its signalfd, blocked;
+ * here beside spawn_attr_clean, which gives them back to every child */
+void send_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGALRM);
+}
+
 /* spawn_attr_clean - a child starts without the signals we block for the
  * signalfd, and with their default actions: the SIGTERM of the stop
  * deadline must reach it, and SIGPIPE must not be ignored there */

@@ -162,9 +162,11 @@ struct send {
 /* main.c */
 long long now_ms(void);
 uint64_t now_us(void);
+
+/* slog.c: log lines, written once a turn of the loop */
 void slog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void slog_flush(void);
-void send_signals(sigset_t *set);
+void slog_free(void);
 
 /* heap.c */
 int heap_push(struct send *s, struct msg *m);
@@ -183,6 +185,7 @@ void sched_done(struct send *s, struct job *j);
 void sched_status(struct send *s);
 void sched_end(struct send *s, size_t i, int status, const char *why);
 int spawn_attr_clean(posix_spawnattr_t *sa);
+void send_signals(sigset_t *set);
 void job_drain(struct job *j);
 void sched_free(struct send *s);
 size_t sched_limit(const struct send *s);

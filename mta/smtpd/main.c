@@ -114,9 +114,8 @@ static void serve(struct server *srv, int rfd, int wfd, enum port_kind kind,
 	qenv_init(&s.env);
 	if ((r = ctl_get_ulong(srv->root, "timeoutsmtpd", 300, &timeout)) < 0)
 		timeout = 300;
-	if ((r = ctl_get_ulong(srv->root, "databytes", 10485760,
-			       &s.databytes)) < 0)
-		s.databytes = 10485760;
+	if ((r = queue_databytes(srv->root, &s.databytes)) < 0)
+		s.databytes = QUEUE_DATABYTES_DEFAULT;
 	conn_init(&s.c, rfd, wfd, (unsigned)(timeout > 86400 ? 86400 : timeout));
 	if (ctl_get(srv->root, "me", "localhost", &s.me) < 0 ||
 	    str_copys(&s.ip, ip) < 0) {

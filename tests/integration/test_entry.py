@@ -306,6 +306,44 @@ def test_inject_and_sendmail_hold_databytes(t):
         assert len(queued(t)) == 1, (prog, queued(t))
 
 
+def test_databytes_cut_is_the_same_at_both_writers(t):
+    """The cut of control/databytes is one rule (lib/queue qw_limit) at
+    both writers: mta-inject's queue file and an ordinary user's sendmail
+    writing drop/ itself. At each, a message of exactly databytes bytes
+    (counted with LF line ends: CR LF input too) is taken and one byte more
+    is refused with exit 100 and the same 5.3.4 text, nothing written"""
+    if not can_switch():
+        return
+    t.init()
+    with open(t.path("control", "databytes"), "w") as f:
+        f.write("1000\n")
+    # every header sendmail would add is there: it adds nothing
+    head = ("From: a@b.test\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"
+            "Message-ID: <x@y>\nSubject: big\n\n")
+    ok = head + "x" * (1000 - len(head) - 1) + "\n"
+    assert len(ok) == 1000
+    crlf = ok.replace("\n", "\r\n")
+    over = ok[:-1] + "x\n"
+    want = "5.3.4 the message is larger than control/databytes (1000 bytes)"
+
+    def inject(msg):
+        return t.run("mta-inject", "-f", "a@b.test", "c@d.test", input=msg)
+
+    def drop(msg):
+        return user_sendmail(t, "-oi", "c@d.test", input=msg)
+    for prog, send, count in (("mta-inject", inject, queued),
+                              ("sendmail", drop, drop_names)):
+        for msg in (ok, crlf):
+            before = len(count(t))
+            p = send(msg)
+            assert p.returncode == 0, (prog, p.err)
+            assert len(count(t)) == before + 1, prog
+        before = count(t)
+        line = refused(send(over), prog)
+        assert want in line, (prog, line)
+        assert count(t) == before, (prog, count(t))
+
+
 def test_audit_sizes_refused_and_pickup_goes_on(t):
     """The audit's own figures: sendmail run by a local user with 44,824
     recipients u@[127.a.b.c] is refused before anything reaches drop/, and

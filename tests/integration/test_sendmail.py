@@ -113,3 +113,47 @@ def test_bs_speaks_smtp_through_mta_smtpd(t):
     env, rcpts, body = one(t)
     assert env["F"] == b"a@b.test" and rcpts == ["c@remote.test"]
     assert body.endswith("Subject: t\n\nhi\n")
+
+
+def deep_dir(t, length):
+    """A directory of nested 200-byte names whose path is LENGTH bytes"""
+    d = t.tmp
+    while len(d) + 1 + 200 <= length:
+        d = os.path.join(d, "d" * 200)
+    d = os.path.join(d, "e" * (length - len(d) - 1))
+    assert len(d) == length
+    os.makedirs(d)
+    os.chmod(t.tmp, 0o755)
+    return d
+
+
+def test_found_beside_a_long_path(t):
+    """sendmail finds mta-inject and mta-smtpd beside it whatever the
+    length of its path (lib/args.c args_sibling): at 4089 bytes, more than
+    the 4076 its own fixed buffer once held, -bs ran a cut name"""
+    import shutil
+    import subprocess
+    setup(t)
+    d = deep_dir(t, 4080)
+    for prog in ("sendmail", "mta-inject", "mta-smtpd"):
+        shutil.copy2(t.bin(prog), os.path.join(d, prog))
+    e = dict(os.environ)
+    e.pop("FACTEUR_ROOT", None)
+
+    def run(*args, input):
+        return subprocess.run(["./sendmail", "--root", t.root, *args],
+                              cwd=d, input=input.encode(), env=e,
+                              capture_output=True, timeout=120)
+    p = run("-oi", "bob@b.test", input="Subject: long\n\nhi\n")
+    assert p.returncode == 0, p.stderr
+    _, rcpts, body = one(t)
+    assert rcpts == ["bob@b.test"] and body.endswith("\n\nhi\n")
+    os.unlink(queued(t)[0])
+    p = run("-bs", input="EHLO client\r\nMAIL FROM:<a@b.test>\r\n"
+            "RCPT TO:<c@remote.test>\r\nDATA\r\nSubject: t\r\n\r\nhi\r\n"
+            ".\r\nQUIT\r\n")
+    out = p.stdout.decode(errors="replace")
+    assert p.returncode == 0, p.stderr
+    assert out.startswith("220 mx.example.test ESMTP"), (out, p.stderr)
+    _, rcpts, _ = one(t)
+    assert rcpts == ["c@remote.test"]

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <dirent.h>
 #include <unistd.h>
@@ -1576,6 +1577,114 @@ static long long query_int(sqlite3 *db, const char *sql, const char *arg)
 	return v;
 }
 
+/* copy_self - this test program, copied to NAME in directory DFD */
+static int copy_self(int dfd, const char *name)
+{
+	char buf[65536];
+	ssize_t n;
+	int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	int out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			 0700);
+	int r = in < 0 || out < 0 ? -1 : 0;
+
+	while (r == 0 && (n = read(in, buf, sizeof buf)) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			r = -1;
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) < 0)
+		r = -1;
+	return r;
+}
+
+/* test_args_sibling_long - args_sibling() from a binary whose path is longer
+ * than its first guess (256) and than the 4076 bytes sendmail's old fixed
+ * buffer held: the copy of this program at the end of nested directories
+ * names its sibling in full */
+static void test_args_sibling_long(void)
+{
+	struct str want = STR_INIT, deep = STR_INIT;
+	char got[8192], comp[201];
+	int dfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fds[2];
+	ssize_t n, k = 0;
+	pid_t pid;
+	int st;
+
+	memset(comp, 'd', 200);
+	comp[200] = 0;
+	str_cats(&deep, scratch);
+	/* stop where the binary's path ("/t") is 4080 bytes long */
+	while (dfd >= 0 && deep.len + 1 + 200 + 2 <= 4080) {
+		int nd;
+
+		mkdirat(dfd, comp, 0700);
+		nd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(dfd);
+		dfd = nd;
+		str_catc(&deep, '/');
+		str_cats(&deep, comp);
+	}
+	if (dfd >= 0 && deep.len + 2 < 4080) {
+		/* the last directory, sized to reach 4080 exactly */
+		comp[4080 - deep.len - 2 - 1] = 0;
+		mkdirat(dfd, comp, 0700);
+		n = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(dfd);
+		dfd = (int)n;
+		str_catc(&deep, '/');
+		str_cats(&deep, comp);
+	}
+	str_catf(&want, "%s/mta-smtpd", deep.s);
+	if (dfd < 0 || copy_self(dfd, "t") < 0 || pipe(fds) < 0) {
+		tt_check(0, "args_sibling_setup", "cannot copy: %s",
+			 strerror(errno));
+		goto out;
+	}
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		setenv("FACTEUR_TEST_SIBLING", "mta-smtpd", 1);
+		if (fchdir(dfd) == 0)
+			execl("./t", "t", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while (k < (ssize_t)sizeof got - 1 &&
+	       (n = read(fds[0], got + k, sizeof got - 1 - (size_t)k)) > 0)
+		k += n;
+	got[k] = 0;
+	close(fds[0]);
+	waitpid(pid, &st, 0);
+	tt_check(deep.len + 2 == 4080, "args_sibling_path_len", "%zu",
+		 deep.len + 2);
+	tt_check(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+		 !strcmp(got, want.s), "args_sibling_long_path",
+		 "exit %d, got %zu bytes, want %zu", st, strlen(got), want.len);
+out:
+	if (dfd >= 0)
+		close(dfd);
+	str_free(&want);
+	str_free(&deep);
+}
+
+/* sibling_child - in the copy that test_args_sibling_long starts
+ * (FACTEUR_TEST_SIBLING=PROG): print args_sibling(PROG) and exit, before
+ * main() */
+__attribute__((constructor)) static void sibling_child(void)
+{
+	const char *prog = getenv("FACTEUR_TEST_SIBLING");
+	struct str p = STR_INIT;
+	int r;
+
+	if (!prog)
+		return;
+	r = args_sibling(&p, prog);
+	if (r == 0)
+		fputs(p.s, stdout);
+	str_free(&p);
+	exit(r == 0 && fflush(stdout) == 0 ? 0 : 1);
+}
+
 /* test_db - creation, migrations, reopening, a newer database refused */
 static void test_db(void)
 {
@@ -1772,6 +1881,7 @@ int main(void)
 	test_args_env();
 	test_db();
 	test_hdrscan_hops();
+	test_args_sibling_long();
 	CHECK_INT("cleanup", fsx_rmtree(scratch), 0);
 	CHECK_INT("cleanup_gone", exists(scratch), 0);
 	return tt_exit();

@@ -57,6 +57,119 @@ static int read_back(const char *path, struct qenv *e, off_t *off,
 	return r;
 }
 
+/* limit_case - a writer limited to MAX after PRE bytes of its own, then
+ * given CHUNKS; the result of the last qw_body and the length kept */
+static int limit_case(uint64_t pre, uint64_t max, const size_t *chunks,
+		      size_t n, uint64_t *len_r)
+{
+	static const char bytes[64] = "0123456789abcdef0123456789abcdef"
+				      "0123456789abcdef0123456789abcde";
+	struct str path = STR_INIT;
+	struct qenv e;
+	struct qwriter w;
+	size_t i;
+	int r;
+
+	qenv_init(&e);
+	qenv_add_rcpt(&e, "ok@example.test");
+	str_catf(&path, "%s/limit.tmp", root);
+	r = qw_open_path(&w, path.s, 0600, &e);
+	if (r == 0 && pre)
+		r = qw_body(&w, bytes, (size_t)pre);
+	if (r == 0)
+		qw_limit(&w, max);
+	for (i = 0; r == 0 && i < n; i++)
+		r = qw_body(&w, bytes, chunks[i]);
+	*len_r = w.body_len;
+	if (w.fd >= 0)
+		qw_abort(&w);
+	qenv_free(&e);
+	str_free(&path);
+	return r;
+}
+
+/* test_limit - qw_limit: exactly MAX more bytes pass, one more is -EFBIG
+ * and not written; bytes before the call do not count; no call, no limit */
+static void test_limit(void)
+{
+	static const size_t ten[] = {10}, eleven[] = {11}, split[] = {6, 4, 1};
+	static const size_t one[] = {1}, none[] = {0};
+	uint64_t len;
+	int r;
+
+	r = limit_case(0, 10, ten, 1, &len);
+	tt_check(r == 0 && len == 10, "limit_exact", "r=%d len=%llu", r,
+		 (unsigned long long)len);
+	r = limit_case(0, 10, eleven, 1, &len);
+	tt_check(r == -EFBIG && len == 0, "limit_one_more", "r=%d len=%llu",
+		 r, (unsigned long long)len);
+	r = limit_case(0, 10, split, 3, &len);
+	tt_check(r == -EFBIG && len == 10, "limit_in_pieces", "r=%d len=%llu",
+		 r, (unsigned long long)len);
+	r = limit_case(7, 10, ten, 1, &len);
+	tt_check(r == 0 && len == 17, "limit_after_own_bytes",
+		 "r=%d len=%llu", r, (unsigned long long)len);
+	r = limit_case(7, 10, eleven, 1, &len);
+	tt_check(r == -EFBIG && len == 7, "limit_after_own_bytes_over",
+		 "r=%d len=%llu", r, (unsigned long long)len);
+	r = limit_case(0, 0, one, 1, &len);
+	tt_check(r == -EFBIG, "limit_zero", "r=%d", r);
+	r = limit_case(0, 0, none, 1, &len);
+	tt_check(r == 0 && len == 0, "limit_zero_empty", "r=%d", r);
+	r = limit_case(0, UINT64_MAX, ten, 1, &len);
+	tt_check(r == 0 && len == 10, "limit_huge", "r=%d", r);
+	/* without qw_limit, no limit (mta-smtpd counts DATA itself) */
+	r = limit_case(40, UINT64_MAX, eleven, 1, &len);
+	tt_check(r == 0 && len == 51, "limit_none", "r=%d", r);
+}
+
+/* test_lf - queue_lf: CR LF becomes LF, a lone CR stays, a CR at the end
+ * of a piece waits for the next one; whole and byte by byte alike */
+static void test_lf(void)
+{
+	static const char in[] = "a\r\nb\rc\r\r\nd\n\r\n\r";
+	static const char want[] = "a\nb\rc\r\nd\n\n";
+	char got[sizeof in + 1], out[2];
+	size_t n = sizeof in - 1, o, i;
+	int cr = 0;
+
+	o = queue_lf(got, in, n, &cr);
+	tt_check(o == sizeof want - 1 && !memcmp(got, want, o) && cr == 1,
+		 "lf_whole", "o=%zu cr=%d", o, cr);
+	cr = 0;
+	for (i = 0, o = 0; i < n; i++) {
+		size_t k = queue_lf(out, in + i, 1, &cr);
+
+		memcpy(got + o, out, k);
+		o += k;
+	}
+	tt_check(o == sizeof want - 1 && !memcmp(got, want, o) && cr == 1,
+		 "lf_bytewise", "o=%zu cr=%d", o, cr);
+}
+
+/* test_databytes - control/databytes, or the default when missing */
+static void test_databytes(void)
+{
+	struct str d = STR_INIT;
+	unsigned long v = 0;
+	int r;
+
+	str_catf(&d, "%s/control", root);
+	fsx_mkdir_p(d.s, 0700);
+	r = queue_databytes(root, &v);
+	tt_check(r == 0 && v == QUEUE_DATABYTES_DEFAULT &&
+		 QUEUE_DATABYTES_DEFAULT == 10485760, "databytes_default",
+		 "r=%d v=%lu", r, v);
+	str_cats(&d, "/databytes");
+	fsx_write_atomic(d.s, "12345\n", 6, 0644);
+	r = queue_databytes(root, &v);
+	tt_check(r == 0 && v == 12345, "databytes_file", "r=%d v=%lu", r, v);
+	fsx_write_atomic(d.s, "lots\n", 5, 0644);
+	r = queue_databytes(root, &v);
+	tt_check(r < 0, "databytes_bad", "r=%d v=%lu", r, v);
+	str_free(&d);
+}
+
 int main(void)
 {
 	struct str p = STR_INIT, data = STR_INIT, d = STR_INIT;
@@ -233,6 +346,9 @@ int main(void)
 		qenv_free(&many);
 	}
 
+	test_limit();
+	test_lf();
+	test_databytes();
 	fsx_rmtree(root);
 	str_free(&p);
 	str_free(&data);

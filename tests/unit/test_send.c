@@ -1,9 +1,11 @@
 /*
  * test_send - mta-send's fairness parts without the rest of it: the
  * owners' cap, parking and ring of job queues (mta/send/owner.c) and the
- * set of drop/ entries already logged (mta/send/dropseen.c).
+ * set of drop/ entries already logged (mta/send/dropseen.c), and its
+ * batched log lines (mta/send/slog.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +210,43 @@ static void test_ours_not_capped(void)
 	owner_free(&s);
 }
 
+/* test_slog - lines wait in the buffer until slog_flush(), then leave
+ * together, each in the log format with control bytes as '?' */
+static void test_slog(void)
+{
+	char got[4096], want_a[64], want_b[64];
+	int p[2], saved = dup(2);
+	ssize_t n;
+
+	if (saved < 0 || pipe2(p, O_NONBLOCK) < 0 || dup2(p[1], 2) < 0) {
+		tt_check(0, "slog_setup", "cannot redirect stderr");
+		return;
+	}
+	slog("new msg %d\tx", 7);
+	slog("end msg %s", "y");
+	n = read(p[0], got, sizeof got);
+	tt_check(n < 0 && errno == EAGAIN, "slog_buffered",
+		 "read %zd bytes before the flush", n);
+	slog_flush();
+	n = read(p[0], got, sizeof got - 1);
+	got[n > 0 ? n : 0] = 0;
+	(void)dup2(saved, 2);
+	close(saved);
+	close(p[0]);
+	close(p[1]);
+	snprintf(want_a, sizeof want_a, " mta-send[%ld]: new msg 7?x\n",
+		 (long)getpid());
+	snprintf(want_b, sizeof want_b, " mta-send[%ld]: end msg y\n",
+		 (long)getpid());
+	tt_check(n > 0 && strstr(got, want_a) && strstr(got, want_b) &&
+		 strstr(got, want_a) < strstr(got, want_b), "slog_flushed",
+		 "got '%s'", got);
+	tt_check(n > 0 && got[n - 1] == '\n' && strchr(got, '\n') <
+		 strstr(got, want_b), "slog_two_lines", "got '%s'", got);
+	slog_flush();	/* nothing left: writes nothing */
+	slog_free();
+}
+
 int main(void)
 {
 	snprintf(user, sizeof user, "%ld", (long)getuid() + 1);
@@ -215,5 +254,6 @@ int main(void)
 	test_ours_not_capped();
 	test_ring();
 	test_dropseen();
+	test_slog();
 	return tt_exit();
 }
