@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "ctl.h"
+#include "num.h"
 
 struct dns {
 	ares_channel ch;
@@ -93,7 +94,7 @@ static int one_resolver(const char *s, struct str *csv)
 	struct in_addr a4;
 	struct str host = STR_INIT;
 	const char *port = NULL, *colon;
-	unsigned long p = 53;
+	uint64_t p = 53;
 	int v6 = 0, r = -EINVAL;
 
 	if (s[0] == '[') {
@@ -123,14 +124,14 @@ static int one_resolver(const char *s, struct str *csv)
 	if (v6 ? inet_pton(AF_INET6, host.s, &a6) != 1 :
 		 inet_pton(AF_INET, host.s, &a4) != 1)
 		goto out;
-	if (port && (ctl_parse_ulong(port, &p) < 0 || p == 0 || p > 65535))
+	if (port && (num_parse(port, 65535, &p) < 0 || p == 0))
 		goto out;
 	if (csv->len && str_catc(csv, ',')) {
 		r = -ENOMEM;
 		goto out;
 	}
-	r = v6 ? str_catf(csv, "[%s]:%lu", host.s, p) :
-		 str_catf(csv, "%s:%lu", host.s, p);
+	r = v6 ? str_catf(csv, "[%s]:%u", host.s, (unsigned)p) :
+		 str_catf(csv, "%s:%u", host.s, (unsigned)p);
 out:
 	str_free(&host);
 	return r;

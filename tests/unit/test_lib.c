@@ -36,6 +36,7 @@
 #include "hdrscan.h"
 #include "log.h"
 #include "name.h"
+#include "num.h"
 #include "pw.h"
 #include "quota.h"
 #include "schema.h"
@@ -1748,6 +1749,76 @@ static void test_hdrscan_hops(void)
 	str_free(&big);
 }
 
+/* num_cases - lib/num: whole-string parsing against a max */
+static const struct {
+	const char *in;
+	uint64_t max;
+	int want_r;
+	uint64_t want;
+} num_cases[] = {
+	{"", UINT64_MAX, -EINVAL, 0},
+	{"0", UINT64_MAX, 0, 0},
+	{"0", 0, 0, 0},
+	{"1", 0, -ERANGE, 0},
+	{"007", 7, 0, 7},
+	{"65535", 65535, 0, 65535},
+	{"65536", 65535, -ERANGE, 0},
+	{"0000065535", 65535, 0, 65535},
+	{"255", 255, 0, 255},
+	{"256", 255, -ERANGE, 0},
+	{"18446744073709551615", UINT64_MAX, 0, UINT64_MAX},
+	{"18446744073709551616", UINT64_MAX, -ERANGE, 0},
+	{"99999999999999999999999", UINT64_MAX, -ERANGE, 0},
+	{"9223372036854775807", INT64_MAX, 0, INT64_MAX},
+	{"9223372036854775808", INT64_MAX, -ERANGE, 0},
+	{"+1", UINT64_MAX, -EINVAL, 0},
+	{"-1", UINT64_MAX, -EINVAL, 0},
+	{" 1", UINT64_MAX, -EINVAL, 0},
+	{"1 ", UINT64_MAX, -EINVAL, 0},
+	{"1x", UINT64_MAX, -EINVAL, 0},
+	{"0x10", UINT64_MAX, -EINVAL, 0},
+	{"1.5", UINT64_MAX, -EINVAL, 0},
+};
+
+/* test_num - num_parse, num_parseb and num_scan */
+static void test_num(void)
+{
+	uint64_t v;
+	size_t i, used;
+	int r;
+
+	for (i = 0; i < sizeof num_cases / sizeof num_cases[0]; i++) {
+		v = 12345;
+		r = num_parse(num_cases[i].in, num_cases[i].max, &v);
+		CHECK_INT(tt_name("num.parse_r[%s/%llu]", num_cases[i].in,
+				  (unsigned long long)num_cases[i].max), r,
+			  num_cases[i].want_r);
+		CHECK_U64(tt_name("num.parse[%s]", num_cases[i].in), v,
+			  r == 0 ? num_cases[i].want : 12345);
+	}
+	/* a length, not a NUL, ends the number */
+	CHECK_INT("num.parseb_len", num_parseb("1234", 2, 99, &v), 0);
+	CHECK_U64("num.parseb_len_v", v, 12);
+	CHECK_INT("num.parseb_nul_inside", num_parseb("1\0" "2", 3, 99, &v),
+		  -EINVAL);
+	CHECK_INT("num.parseb_empty", num_parseb("5", 0, 99, &v), -EINVAL);
+
+	v = used = 99;
+	CHECK_INT("num.scan_suffix", num_scan("50M", 3, UINT64_MAX, &v, &used),
+		  0);
+	CHECK_U64("num.scan_suffix_v", v, 50);
+	CHECK_INT("num.scan_suffix_used", (int)used, 2);
+	CHECK_INT("num.scan_all", num_scan("123", 3, 123, &v, &used), 0);
+	CHECK_INT("num.scan_all_used", (int)used, 3);
+	CHECK_INT("num.scan_none", num_scan("M", 1, 9, &v, &used), -EINVAL);
+	CHECK_INT("num.scan_sign", num_scan("-1", 2, 9, &v, &used), -EINVAL);
+	used = 77;
+	CHECK_INT("num.scan_over", num_scan("10,", 3, 9, &v, &used), -ERANGE);
+	CHECK_INT("num.scan_over_untouched", (int)used, 77);
+	CHECK_INT("num.scan_stops_at_len", num_scan("19", 1, 9, &v, &used), 0);
+	CHECK_U64("num.scan_stops_at_len_v", v, 1);
+}
+
 int main(void)
 {
 	umask(022);
@@ -1760,6 +1831,7 @@ int main(void)
 	test_fsx_mkdir();
 	test_fsx_rmtree();
 	test_fsx_read();
+	test_num();
 	test_ctl();
 	test_cdbx_big();
 	test_cdbx_edges();
