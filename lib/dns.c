@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "ctl.h"
+#include "name.h"
 #include "num.h"
 
 struct dns {
@@ -58,32 +59,15 @@ static int status_err(int status)
 	}
 }
 
-/* dns_name_ok - a name that may be asked: LDH labels (and '_'), each
- * 1..63 bytes, 253 in all, an optional final dot */
+/* dns_name_ok - a name that may be asked: lib/name's host-name rule with
+ * '_' and hyphens anywhere, and an optional final dot */
 int dns_name_ok(const char *name)
 {
-	size_t len = strlen(name), label = 0, i;
+	size_t len = strlen(name);
 
 	if (len && name[len - 1] == '.')
 		len--;
-	if (len == 0 || len > 253)
-		return 0;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c == '.') {
-			if (label == 0)
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return 0;
-		if (++label > 63)
-			return 0;
-	}
-	return label > 0;
+	return !name_ldh(name, len, NAME_LDH_UNDERSCORE | NAME_LDH_ANY_HYPHEN);
 }
 
 /* one_resolver - "IP", "IP:port", "[IP6]", "[IP6]:port" or a bare IPv6

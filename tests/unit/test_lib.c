@@ -868,6 +868,64 @@ static const struct {
 	{"u@x/y", -EINVAL, "contains a slash", NULL},
 };
 
+/* ldh_cases - name_ldh: the host-name rule and its two relaxations */
+static const struct {
+	const char *in;
+	unsigned flags;
+	const char *want;	/* NULL: accepted */
+} ldh_cases[] = {
+	{"mx.example", 0, NULL},
+	{"MX.Example", 0, NULL},
+	{"a", 0, NULL},
+	{"1.2.3.4.zen.example", 0, NULL},
+	{"", 0, "is empty"},
+	{".", 0, "has an empty label"},
+	{"a..b", 0, "has an empty label"},
+	{".a", 0, "has an empty label"},
+	{"a.", 0, "has an empty label"},
+	{"-a.b", 0, "has a label starting with a hyphen"},
+	{"a.-b", 0, "has a label starting with a hyphen"},
+	{"a-.b", 0, "has a label ending with a hyphen"},
+	{"a.b-", 0, "has a label ending with a hyphen"},
+	{"a-b.c--d", 0, NULL},
+	{"-a-.b-", NAME_LDH_ANY_HYPHEN, NULL},
+	{"_dmarc.x", 0, "may hold only letters, digits, hyphens and dots"},
+	{"_dmarc.x", NAME_LDH_UNDERSCORE, NULL},
+	{"a b", 0, "may hold only letters, digits, hyphens and dots"},
+	{"a/b", 0, "may hold only letters, digits, hyphens and dots"},
+	{"\xc3\xa9.x", 0, "may hold only letters, digits, hyphens and dots"},
+};
+
+/* test_name_ldh - name_ldh over the table and at its length limits */
+static void test_name_ldh(void)
+{
+	char dom255[256];
+	size_t i;
+
+	for (i = 0; i < sizeof ldh_cases / sizeof ldh_cases[0]; i++) {
+		const char *got = name_ldh(ldh_cases[i].in,
+					   strlen(ldh_cases[i].in),
+					   ldh_cases[i].flags);
+
+		CHECK_STR(tt_name("name.ldh[%s/%u]", ldh_cases[i].in,
+				  ldh_cases[i].flags), got ? got : "(ok)",
+			  ldh_cases[i].want ? ldh_cases[i].want : "(ok)");
+	}
+	CHECK(tt_name("name.ldh_label63"), !name_ldh(label63, 63, 0));
+	CHECK_STR("name.ldh_label64", name_ldh(label64, 64, 0),
+		  "has a label longer than 63 bytes");
+	CHECK(tt_name("name.ldh_253"), !name_ldh(dom253, 253, 0));
+	CHECK_STR("name.ldh_254", name_ldh(dom254, 254, 0),
+		  "is longer than 253 bytes");
+	memset(dom255, 'a', sizeof dom255);
+	for (i = 1; i < 255; i += 2)
+		dom255[i] = '.';
+	CHECK_STR("name.ldh_255", name_ldh(dom255, 255, NAME_LDH_ANY_HYPHEN),
+		  "is longer than 253 bytes");
+	/* the length, not a NUL, ends the name */
+	CHECK(tt_name("name.ldh_len"), !name_ldh("ab.c-", 4, 0));
+}
+
 /* test_name - names folded or refused with the user's phrase */
 static void test_name(void)
 {
@@ -944,6 +1002,7 @@ static void test_name(void)
 	str_free(&out);
 	str_free(&loc);
 	str_free(&dom);
+	test_name_ldh();
 }
 
 /* ---- quota -------------------------------------------------------- */
