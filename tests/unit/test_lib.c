@@ -31,6 +31,7 @@
 #include "args.h"
 #include "cdbx.h"
 #include "ctl.h"
+#include "date.h"
 #include "db.h"
 #include "fsx.h"
 #include "hdrscan.h"
@@ -1878,6 +1879,43 @@ static void test_num(void)
 	CHECK_U64("num.scan_stops_at_len_v", v, 1);
 }
 
+/* test_date - date_cat in zones set by TZ, east and west of UTC */
+static void test_date(void)
+{
+	static const struct {
+		const char *tz;
+		time_t t;
+		const char *want;
+	} cases[] = {
+		{"UTC0", 0, "Thu, 01 Jan 1970 00:00:00 +0000"},
+		{"UTC0", 1796530000, "Sun, 06 Dec 2026 04:06:40 +0000"},
+		{"XST-5:30", 1796530000, "Sun, 06 Dec 2026 09:36:40 +0530"},
+		{"NST3:30", 0, "Wed, 31 Dec 1969 20:30:00 -0330"},
+	};
+	const char *old = getenv("TZ");
+	char *saved = old ? strdup(old) : NULL;
+	struct str s = STR_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		setenv("TZ", cases[i].tz, 1);
+		tzset();
+		str_copys(&s, "Date: ");
+		CHECK_INT(tt_name("date.cat_r[%zu]", i), date_cat(&s, cases[i].t),
+			  0);
+		CHECK_STR(tt_name("date.cat[%zu]", i), s.s + 6, cases[i].want);
+		CHECK(tt_name("date.cat_appends[%zu]", i),
+		      !strncmp(s.s, "Date: ", 6));
+	}
+	if (saved)
+		setenv("TZ", saved, 1);
+	else
+		unsetenv("TZ");
+	tzset();
+	free(saved);
+	str_free(&s);
+}
+
 int main(void)
 {
 	umask(022);
@@ -1891,6 +1929,7 @@ int main(void)
 	test_fsx_rmtree();
 	test_fsx_read();
 	test_num();
+	test_date();
 	test_ctl();
 	test_cdbx_big();
 	test_cdbx_edges();
