@@ -1916,6 +1916,24 @@ static void test_date(void)
 	str_free(&s);
 }
 
+/* test_args_sibling - the directory of this very binary, and a sibling */
+static void test_args_sibling(void)
+{
+	struct str s = STR_INIT;
+	struct stat self, st;
+
+	CHECK_INT("args.sibling_r", args_sibling(&s, "test_lib"), 0);
+	CHECK(tt_name("args.sibling_is_this_binary"),
+	      stat("/proc/self/exe", &self) == 0 && stat(s.s, &st) == 0 &&
+	      st.st_ino == self.st_ino && st.st_dev == self.st_dev);
+	CHECK_INT("args.sibling_dir_r", args_sibling(&s, ""), 0);
+	CHECK(tt_name("args.sibling_dir_slash"),
+	      s.len > 1 && s.s[0] == '/' && s.s[s.len - 1] == '/');
+	CHECK(tt_name("args.sibling_dir_is_dir"),
+	      stat(s.s, &st) == 0 && S_ISDIR(st.st_mode));
+	str_free(&s);
+}
+
 int main(void)
 {
 	umask(022);
@@ -1940,6 +1958,7 @@ int main(void)
 	test_log();
 	test_args();
 	test_args_env();
+	test_args_sibling();
 	test_db();
 	test_hdrscan_hops();
 	CHECK_INT("cleanup", fsx_rmtree(scratch), 0);
