@@ -3,11 +3,11 @@
  */
 #include "acct.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 
 #include "cdbx.h"
+#include "name.h"
 #include "num.h"
 
 /* acct_bucket - FNV-1a of the local part, folded to 16 bits */
@@ -145,12 +145,11 @@ int acct_local(const char *root, const char *addr)
 	struct acct_domain d = {STR_INIT, STR_INIT, 0};
 	struct str dom = STR_INIT;
 	const char *p = strrchr(addr, '@');
-	int r = 0;
+	int r;
 
 	if (!p)
 		return 1;
-	for (p++; r == 0 && *p; p++)
-		r = str_catc(&dom, (char)tolower((unsigned char)*p));
+	r = name_fold(&dom, p + 1, strlen(p + 1));
 	if (r == 0)
 		r = acct_domain(root, str_cstr(&dom), &d);
 	acct_domain_free(&d);

@@ -11,6 +11,21 @@ static char lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
+/* name_fold - append in[0..len) in lower case (ASCII letters only, so
+ * that no locale changes a name) */
+int name_fold(struct str *out, const char *in, size_t len)
+{
+	size_t i;
+
+	if (str_ready(out, len) < 0)
+		return -ENOMEM;
+	for (i = 0; i < len; i++)
+		out->s[out->len + i] = lower(in[i]);
+	out->len += len;
+	out->s[out->len] = 0;
+	return 0;
+}
+
 /* common_bad - the faults both kinds of name share, named for the user */
 static const char *common_bad(const char *in, size_t len, size_t max)
 {
@@ -80,7 +95,6 @@ int name_domain(const char *in, size_t len, struct str *out,
 		const char **why_r)
 {
 	const char *why = common_bad(in, len, NAME_DOMAIN_MAX);
-	size_t i;
 
 	if (!why)
 		why = name_ldh(in, len, 0);
@@ -89,13 +103,7 @@ int name_domain(const char *in, size_t len, struct str *out,
 		return -EINVAL;
 	}
 	out->len = 0;
-	if (str_ready(out, len) < 0)
-		return -ENOMEM;
-	for (i = 0; i < len; i++)
-		out->s[i] = lower(in[i]);
-	out->len = len;
-	out->s[len] = 0;
-	return 0;
+	return name_fold(out, in, len);
 }
 
 /* name_local - check and lower-case a local part (RFC 5322 dot-atom) */
@@ -119,13 +127,7 @@ int name_local(const char *in, size_t len, struct str *out,
 		return -EINVAL;
 	}
 	out->len = 0;
-	if (str_ready(out, len) < 0)
-		return -ENOMEM;
-	for (i = 0; i < len; i++)
-		out->s[i] = lower(in[i]);
-	out->len = len;
-	out->s[len] = 0;
-	return 0;
+	return name_fold(out, in, len);
 }
 
 /* name_addr - split LOCAL@DOMAIN at the last '@' and check both halves */

@@ -7,7 +7,8 @@
  * bytes; a local part is 1 to 64 bytes of RFC 5322 atext and dots, with no
  * leading, trailing or doubled dot. Upper case is folded, never refused.
  * Each function returns 0 or -EINVAL and sets *why_r to a phrase for the
- * user ("contains a slash", ...).
+ * user ("contains a slash", ...). name_fold() is the folding alone: it
+ * appends a lower-case copy (ASCII letters only) and returns 0 or -ENOMEM.
  *
  * name_ldh() is the host-name rule alone, for every program that checks
  * one (domains here, names asked of DNS, DNSBL zones): 1 to 253 bytes of
@@ -31,6 +32,7 @@
 #define NAME_LDH_UNDERSCORE 1u
 #define NAME_LDH_ANY_HYPHEN 2u
 
+int name_fold(struct str *out, const char *in, size_t len);
 const char *name_ldh(const char *s, size_t len, unsigned flags);
 int name_domain(const char *in, size_t len, struct str *out,
 		const char **why_r);

@@ -869,6 +869,25 @@ static const struct {
 	{"u@x/y", -EINVAL, "contains a slash", NULL},
 };
 
+/* test_name_fold - an appended lower-case copy, ASCII letters only */
+static void test_name_fold(void)
+{
+	struct str s = STR_INIT;
+
+	str_copys(&s, "user ");
+	CHECK_INT("name.fold_r", name_fold(&s, "MiXeD.Example-1@X\xc3\x89Z", 20),
+		  0);
+	CHECK_MEM("name.fold", s.s, s.len, "user mixed.example-1@x\xc3\x89z",
+		  25);
+	CHECK(tt_name("name.fold_nul_ended"), s.s[s.len] == 0);
+	CHECK_INT("name.fold_len_r", name_fold(&s, "ABC", 1), 0);
+	CHECK_STR("name.fold_len", s.s + 25, "a");
+	str_trunc(&s, 0);
+	CHECK_INT("name.fold_empty_r", name_fold(&s, "", 0), 0);
+	CHECK_STR("name.fold_empty", str_cstr(&s), "");
+	str_free(&s);
+}
+
 /* ldh_cases - name_ldh: the host-name rule and its two relaxations */
 static const struct {
 	const char *in;
@@ -925,6 +944,7 @@ static void test_name_ldh(void)
 		  "is longer than 253 bytes");
 	/* the length, not a NUL, ends the name */
 	CHECK(tt_name("name.ldh_len"), !name_ldh("ab.c-", 4, 0));
+	test_name_fold();
 }
 
 /* test_name - names folded or refused with the user's phrase */
