@@ -8,7 +8,6 @@
  * submission ports also want AUTH before MAIL (530 5.7.0).
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
