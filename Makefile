@@ -119,6 +119,8 @@ check-slow: deps-test
 # each for FUZZTIME seconds with its .dict, keeping its corpus and any crash
 # under build/fuzz/. clang's -Wformat=2 also flags lib's va_list wrappers.
 FUZZ      = fuzz_name fuzz_quota fuzz_ctl fuzz_pop3
+# lib/num: every decimal number the programs read
+FUZZ     += fuzz_num
 # the option scanners: an envelope value is never an option
 FUZZ     += fuzz_args
 FUZZ     += fuzz_hdrscan fuzz_mdquota

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "ctl.h"
 #include "facteur.h"
 #include "listen.h"
@@ -117,24 +118,13 @@ static int find_services(struct run *ru)
 {
 	struct str self = STR_INIT;
 	struct stat st;
-	char *slash;
-	ssize_t n;
 	size_t i;
-	int r = 0;
+	int r;
 
-	/* readlink truncates silently: grow until the name fits */
-	do {
-		r = str_ready(&self, self.cap ? self.cap * 2 : 256);
-		n = r ? -1 : readlink("/proc/self/exe", self.s, self.cap);
-	} while (r == 0 && n >= 0 && (size_t)n >= self.cap);
-	if (r == 0 && n < 0)
-		r = -errno;
-	if (r == 0) {
-		self.s[n] = 0;
-		slash = strrchr(self.s, '/');
-		self.len = slash ? (size_t)(slash - self.s) : 0;
-		self.s[self.len] = 0;
-	}
+	/* this binary's directory: "DIR/" of an empty sibling, less its '/' */
+	r = args_sibling(&self, "");
+	if (r == 0)
+		str_trunc(&self, self.len - 1);
 	if (r == 0 && (stat(self.s, &st) < 0 || !trusted(&st))) {
 		runlog_say(&ru->log, "not running services from %s: it is "
 			   "not root's alone", self.s);

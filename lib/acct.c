@@ -3,11 +3,12 @@
  */
 #include "acct.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 
 #include "cdbx.h"
+#include "name.h"
+#include "num.h"
 
 /* acct_bucket - FNV-1a of the local part, folded to 16 bits */
 uint32_t acct_bucket(const char *local, size_t len)
@@ -66,20 +67,15 @@ int acct_path(struct str *out, const char *root, int which,
 /* parse_assign - REAL \0 DIR \0 SHARDS */
 static int parse_assign(const struct str *v, struct acct_domain *d)
 {
-	const char *p = v->s, *end = v->s + v->len;
-	const char *z1 = memchr(p, 0, v->len), *z2;
-	unsigned long n = 0;
+	const char *end = v->s + v->len;
+	const char *z1 = memchr(v->s, 0, v->len), *z2;
+	uint64_t n;
 
 	if (!z1)
 		return -EILSEQ;
 	z2 = memchr(z1 + 1, 0, (size_t)(end - z1 - 1));
-	if (!z2 || z2 + 1 >= end)
+	if (!z2 || num_parseb(z2 + 1, (size_t)(end - z2 - 1), ACCT_BUCKETS, &n))
 		return -EILSEQ;
-	for (p = z2 + 1; p < end; p++) {
-		if (*p < '0' || *p > '9' || n > ACCT_BUCKETS)
-			return -EILSEQ;
-		n = n * 10 + (unsigned long)(*p - '0');
-	}
 	if (n == 0 || n > ACCT_BUCKETS || (n & (n - 1)))
 		return -EILSEQ;
 	if (str_copyb(&d->real, v->s, (size_t)(z1 - v->s)) ||
@@ -149,12 +145,11 @@ int acct_local(const char *root, const char *addr)
 	struct acct_domain d = {STR_INIT, STR_INIT, 0};
 	struct str dom = STR_INIT;
 	const char *p = strrchr(addr, '@');
-	int r = 0;
+	int r;
 
 	if (!p)
 		return 1;
-	for (p++; r == 0 && *p; p++)
-		r = str_catc(&dom, (char)tolower((unsigned char)*p));
+	r = name_fold(&dom, p + 1, strlen(p + 1));
 	if (r == 0)
 		r = acct_domain(root, str_cstr(&dom), &d);
 	acct_domain_free(&d);

@@ -37,7 +37,8 @@
  * a value exits 2 with the usage, --help prints the usage and exits 0;
  * they return the root.
  * args_sibling() names another Facteur program in the directory this one
- * was started from, so that a build tree and an install run their own.
+ * was started from, so that a build tree and an install run their own;
+ * with "" it gives that directory with its final '/' (facteur run).
  */
 #ifndef FACTEUR_ARGS_H
 #define FACTEUR_ARGS_H

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fsx.h"
+#include "num.h"
 
 /* ctl_path - ROOT/control/NAME */
 int ctl_path(struct str *out, const char *root, const char *name)
@@ -58,22 +59,15 @@ out:
 	return r;
 }
 
-/* ctl_parse_ulong - a whole string of decimal digits, overflow checked */
+/* ctl_parse_ulong - lib/num's rule, for the unsigned long of ctl_get_ulong */
 int ctl_parse_ulong(const char *s, unsigned long *out)
 {
-	unsigned long v = 0;
+	uint64_t v;
+	int r = num_parse(s, ULONG_MAX, &v);
 
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		if (v > (ULONG_MAX - (unsigned long)(*s - '0')) / 10)
-			return -ERANGE;
-		v = v * 10 + (unsigned long)(*s - '0');
-	}
-	*out = v;
-	return 0;
+	if (r == 0)
+		*out = (unsigned long)v;
+	return r;
 }
 
 /* ctl_get_ulong - a numeric control file, or def */

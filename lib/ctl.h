@@ -3,7 +3,7 @@
  *
  * ctl_get() returns the first line with surrounding white space removed, or
  * the default when the file is missing or empty; ctl_get_ulong() parses it
- * as a decimal number. A file that exists but cannot be read is an error,
+ * as a decimal number (lib/num's rule: ctl_parse_ulong()). A file that exists but cannot be read is an error,
  * never silently the default. ctl_get_lines() returns every non-empty,
  * non-comment line, each terminated by NUL.
  */

@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 
 #include "ctl.h"
+#include "name.h"
+#include "num.h"
 
 struct dns {
 	ares_channel ch;
@@ -57,32 +59,15 @@ static int status_err(int status)
 	}
 }
 
-/* dns_name_ok - a name that may be asked: LDH labels (and '_'), each
- * 1..63 bytes, 253 in all, an optional final dot */
+/* dns_name_ok - a name that may be asked: lib/name's host-name rule with
+ * '_' and hyphens anywhere, and an optional final dot */
 int dns_name_ok(const char *name)
 {
-	size_t len = strlen(name), label = 0, i;
+	size_t len = strlen(name);
 
 	if (len && name[len - 1] == '.')
 		len--;
-	if (len == 0 || len > 253)
-		return 0;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c == '.') {
-			if (label == 0)
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return 0;
-		if (++label > 63)
-			return 0;
-	}
-	return label > 0;
+	return !name_ldh(name, len, NAME_LDH_UNDERSCORE | NAME_LDH_ANY_HYPHEN);
 }
 
 /* one_resolver - "IP", "IP:port", "[IP6]", "[IP6]:port" or a bare IPv6
@@ -93,7 +78,7 @@ static int one_resolver(const char *s, struct str *csv)
 	struct in_addr a4;
 	struct str host = STR_INIT;
 	const char *port = NULL, *colon;
-	unsigned long p = 53;
+	uint64_t p = 53;
 	int v6 = 0, r = -EINVAL;
 
 	if (s[0] == '[') {
@@ -123,14 +108,14 @@ static int one_resolver(const char *s, struct str *csv)
 	if (v6 ? inet_pton(AF_INET6, host.s, &a6) != 1 :
 		 inet_pton(AF_INET, host.s, &a4) != 1)
 		goto out;
-	if (port && (ctl_parse_ulong(port, &p) < 0 || p == 0 || p > 65535))
+	if (port && (num_parse(port, 65535, &p) < 0 || p == 0))
 		goto out;
 	if (csv->len && str_catc(csv, ',')) {
 		r = -ENOMEM;
 		goto out;
 	}
-	r = v6 ? str_catf(csv, "[%s]:%lu", host.s, p) :
-		 str_catf(csv, "%s:%lu", host.s, p);
+	r = v6 ? str_catf(csv, "[%s]:%u", host.s, (unsigned)p) :
+		 str_catf(csv, "%s:%u", host.s, (unsigned)p);
 out:
 	str_free(&host);
 	return r;

@@ -14,6 +14,7 @@
 
 #include "ctl.h"
 #include "msg.h"
+#include "num.h"
 
 static const struct {
 	const char *kind;
@@ -37,15 +38,9 @@ int listen_default_port(const char *kind)
 /* port_num - 1 to 65535, decimal digits only */
 static int port_num(const char *s, unsigned *port_r)
 {
-	unsigned long v = 0;
-	size_t i;
+	uint64_t v;
 
-	for (i = 0; s[i]; i++) {
-		if (s[i] < '0' || s[i] > '9' || i >= 5)
-			return -EINVAL;
-		v = v * 10 + (unsigned long)(s[i] - '0');
-	}
-	if (i == 0 || v == 0 || v > 65535)
+	if (num_parse(s, 65535, &v) || v == 0)
 		return -EINVAL;
 	*port_r = (unsigned)v;
 	return 0;
@@ -272,21 +267,21 @@ int listen_take(struct listen_set *set, const char *kind, struct str *err)
 		if ((size_t)(end - p) > kl && !strncmp(p, kind, kl) &&
 		    p[kl] == '=') {
 			for (q = p + kl + 1; q < end; ) {
-				unsigned long fd = 0;
-				const char *d = q;
+				uint64_t fd;
+				size_t used;
 				int r;
 
-				while (q < end && *q >= '0' && *q <= '9' &&
-				       fd <= 65535)
-					fd = fd * 10 + (unsigned long)(*q++ - '0');
-				if (q == d || fd < 3 || fd > 65535 ||
-				    (q < end && *q != ','))
+				if (num_scan(q, (size_t)(end - q), 65535, &fd,
+					     &used) || fd < 3)
+					goto bad;
+				q += used;
+				if (q < end && *q != ',')
 					goto bad;
 				r = take_fd(set, (int)fd, kind);
 				if (r < 0) {
-					(void)str_catf(err, "%s: descriptor %lu "
+					(void)str_catf(err, "%s: descriptor %d "
 						       "for %s: %s", LISTEN_ENV,
-						       fd, kind, msg_err(r));
+						       (int)fd, kind, msg_err(r));
 					return r;
 				}
 				if (q < end)

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "num.h"
+
 static unsigned long seq;	/* Q: files named by this process so far */
 
 /* maildir_host - the host part of a name: '/', ':' and ',' escaped */
@@ -56,29 +58,24 @@ int maildir_name(struct str *out, const struct mdname *n)
 	return r;
 }
 
-/* maildir_name_size - the size of ",S=<digits>" ended by ',' ':' or the
- * end of the name; -ENOENT when the name holds none */
-int maildir_name_size(const char *name, size_t len, uint64_t *size_r)
+/* maildir_name_size - the number after ",S=" (size on disk) or ",W="
+ * (size with CRLF line ends) among the comma fields of a Maildir name,
+ * before the ':' of the flags; -ENOENT when absent or not a clean number.
+ * One reader for vdeliver's quota scan and pop3d's listing */
+int maildir_name_size(const char *name, size_t len, char field,
+		      uint64_t *out)
 {
-	size_t i, j;
+	const char *colon = memchr(name, ':', len);
+	size_t i, used, end = colon ? (size_t)(colon - name) : len;
+	uint64_t v;
 
-	for (i = 0; i + 3 < len; i++) {
-		uint64_t v = 0;
-
-		if (name[i] != ',' || name[i + 1] != 'S' || name[i + 2] != '=')
+	for (i = 0; i + 3 <= end; i++) {
+		if (name[i] != ',' || name[i + 1] != field || name[i + 2] != '=' ||
+		    num_scan(name + i + 3, end - i - 3, UINT64_MAX, &v, &used) ||
+		    (i + 3 + used < end && name[i + 3 + used] != ','))
 			continue;
-		for (j = i + 3; j < len && name[j] >= '0' && name[j] <= '9';
-		     j++) {
-			if (v > (UINT64_MAX - (uint64_t)(name[j] - '0')) / 10)
-				break;
-			v = v * 10 + (uint64_t)(name[j] - '0');
-		}
-		if (j == i + 3)
-			continue;
-		if (j == len || name[j] == ',' || name[j] == ':') {
-			*size_r = v;
-			return 0;
-		}
+		*out = v;
+		return 0;
 	}
 	return -ENOENT;
 }
@@ -310,7 +307,7 @@ static int sum_dir(int at, const char *name, uint64_t *bytes, uint64_t *msgs)
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (maildir_name_size(de->d_name, strlen(de->d_name),
+		if (maildir_name_size(de->d_name, strlen(de->d_name), 'S',
 				      &size) < 0) {
 			/* gone meanwhile (a reader moved it): not counted */
 			if (fstatat(fd, de->d_name, &st,

@@ -29,7 +29,9 @@
  * maildir_usage() adds up the sizes and the number of the messages in new/
  * and cur/ of the Maildir and of each of its Maildir++ folders (.NAME/), as
  * Dovecot counts a Maildir++ quota: the size from ",S=" in the name, else
- * from stat(). Functions return 0 or a negative errno code.
+ * from stat(). maildir_name_size() reads ",S=" or ",W=" (the size with
+ * CRLF line ends, which pop3d announces) from a name, before its ':'.
+ * Functions return 0 or a negative errno code.
  */
 #ifndef FACTEUR_MAILDIR_H
 #define FACTEUR_MAILDIR_H
@@ -68,7 +70,8 @@ struct mdfile {
 
 int maildir_host(struct str *out, const char *host);
 int maildir_name(struct str *out, const struct mdname *n);
-int maildir_name_size(const char *name, size_t len, uint64_t *size_r);
+int maildir_name_size(const char *name, size_t len, char field,
+		      uint64_t *out);
 int maildir_open(int rootfd, const char *rel, struct maildir *md);
 void maildir_close(struct maildir *md);
 int maildir_create(struct maildir *md, const char *host, struct mdfile *f);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "maildir.h"
+#include "num.h"
 
 /* a usage line's numbers stay far from overflow when summed */
 #define MDQ_VALUE_MAX (INT64_MAX / 4)
@@ -23,15 +24,11 @@ static int limits(const char *p, size_t n, struct quota *q)
 
 	q->bytes = q->msgs = 0;
 	while (i < n) {
-		uint64_t v = 0;
-		size_t start = i;
+		uint64_t v;
+		size_t used;
 
-		for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
-			if (v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
-				return -EILSEQ;
-			v = v * 10 + (uint64_t)(p[i] - '0');
-		}
-		if (i == start || i == n)
+		if (num_scan(p + i, n - i, UINT64_MAX, &v, &used) ||
+		    (i += used) == n)
 			return -EILSEQ;
 		if (p[i] == 'S')
 			q->bytes = v;
@@ -52,22 +49,18 @@ static int limits(const char *p, size_t n, struct quota *q)
 static int signed_num(const char *p, size_t n, size_t *i, int64_t *out)
 {
 	int neg = 0;
-	int64_t v = 0;
-	size_t start;
+	uint64_t v;
+	size_t used;
 
+	/* usage lines may go down (a deletion), so a sign: lib/num has none */
 	if (*i < n && p[*i] == '-') {
 		neg = 1;
 		(*i)++;
 	}
-	start = *i;
-	for (; *i < n && p[*i] >= '0' && p[*i] <= '9'; (*i)++) {
-		if (v > (MDQ_VALUE_MAX - (p[*i] - '0')) / 10)
-			return -EILSEQ;
-		v = v * 10 + (p[*i] - '0');
-	}
-	if (*i == start)
+	if (num_scan(p + *i, n - *i, MDQ_VALUE_MAX, &v, &used))
 		return -EILSEQ;
-	*out = neg ? -v : v;
+	*i += used;
+	*out = neg ? -(int64_t)v : (int64_t)v;
 	return 0;
 }
 

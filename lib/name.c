@@ -11,6 +11,21 @@ static char lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
+/* name_fold - append in[0..len) in lower case (ASCII letters only, so
+ * that no locale changes a name) */
+int name_fold(struct str *out, const char *in, size_t len)
+{
+	size_t i;
+
+	if (str_ready(out, len) < 0)
+		return -ENOMEM;
+	for (i = 0; i < len; i++)
+		out->s[out->len + i] = lower(in[i]);
+	out->len += len;
+	out->s[out->len] = 0;
+	return 0;
+}
+
 /* common_bad - the faults both kinds of name share, named for the user */
 static const char *common_bad(const char *in, size_t len, size_t max)
 {
@@ -45,44 +60,50 @@ static const char *common_bad(const char *in, size_t len, size_t max)
 	return NULL;
 }
 
+/* name_ldh - why s[0..len) is not a host name of LDH labels, or NULL */
+const char *name_ldh(const char *s, size_t len, unsigned flags)
+{
+	size_t i, label = 0;
+
+	if (len == 0 || len > NAME_DOMAIN_MAX)
+		return len ? "is longer than 253 bytes" : "is empty";
+	for (i = 0; i <= len; i++) {
+		char c = i < len ? lower(s[i]) : '.';
+		int edge = !(flags & NAME_LDH_ANY_HYPHEN);
+
+		if (c == '.') {
+			if (label == 0)
+				return "has an empty label";
+			if (edge && s[i - 1] == '-')
+				return "has a label ending with a hyphen";
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			   c == '-' || (c == '_' && (flags & NAME_LDH_UNDERSCORE))) {
+			if (edge && c == '-' && label == 0)
+				return "has a label starting with a hyphen";
+			if (++label > 63)
+				return "has a label longer than 63 bytes";
+		} else {
+			return "may hold only letters, digits, hyphens and dots";
+		}
+	}
+	return NULL;
+}
+
 /* name_domain - check and lower-case a domain name */
 int name_domain(const char *in, size_t len, struct str *out,
 		const char **why_r)
 {
 	const char *why = common_bad(in, len, NAME_DOMAIN_MAX);
-	size_t i, label = 0;
 
-	for (i = 0; !why && i < len; i++) {
-		char c = lower(in[i]);
-
-		if (c == '.') {
-			if (in[i - 1] == '-')
-				why = "has a label ending with a hyphen";
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			   c == '-') {
-			if (c == '-' && label == 0)
-				why = "has a label starting with a hyphen";
-			else if (++label > 63)
-				why = "has a label longer than 63 bytes";
-		} else {
-			why = "may hold only letters, digits, hyphens and dots";
-		}
-	}
-	if (!why && in[len - 1] == '-')
-		why = "has a label ending with a hyphen";
+	if (!why)
+		why = name_ldh(in, len, 0);
 	if (why) {
 		*why_r = why;
 		return -EINVAL;
 	}
 	out->len = 0;
-	if (str_ready(out, len) < 0)
-		return -ENOMEM;
-	for (i = 0; i < len; i++)
-		out->s[i] = lower(in[i]);
-	out->len = len;
-	out->s[len] = 0;
-	return 0;
+	return name_fold(out, in, len);
 }
 
 /* name_local - check and lower-case a local part (RFC 5322 dot-atom) */
@@ -106,13 +127,7 @@ int name_local(const char *in, size_t len, struct str *out,
 		return -EINVAL;
 	}
 	out->len = 0;
-	if (str_ready(out, len) < 0)
-		return -ENOMEM;
-	for (i = 0; i < len; i++)
-		out->s[i] = lower(in[i]);
-	out->len = len;
-	out->s[len] = 0;
-	return 0;
+	return name_fold(out, in, len);
 }
 
 /* name_addr - split LOCAL@DOMAIN at the last '@' and check both halves */

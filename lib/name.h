@@ -7,7 +7,17 @@
  * bytes; a local part is 1 to 64 bytes of RFC 5322 atext and dots, with no
  * leading, trailing or doubled dot. Upper case is folded, never refused.
  * Each function returns 0 or -EINVAL and sets *why_r to a phrase for the
- * user ("contains a slash", ...).
+ * user ("contains a slash", ...). name_fold() is the folding alone: it
+ * appends a lower-case copy (ASCII letters only) and returns 0 or -ENOMEM.
+ *
+ * name_ldh() is the host-name rule alone, for every program that checks
+ * one (domains here, names asked of DNS, DNSBL zones): 1 to 253 bytes of
+ * labels of letters, digits and hyphens, each 1 to 63 bytes, no hyphen at
+ * a label's start or end. NAME_LDH_UNDERSCORE lets '_' in (DNS names such
+ * as _dmarc.DOMAIN), NAME_LDH_ANY_HYPHEN lets hyphens stand anywhere (a
+ * resolver may be asked any name that exists). It returns NULL for a good
+ * name, else the phrase; it folds nothing, and a final dot is an empty
+ * label (callers that allow one remove it first).
  */
 #ifndef FACTEUR_NAME_H
 #define FACTEUR_NAME_H
@@ -19,6 +29,11 @@
 #define NAME_LOCAL_MAX 64
 #define NAME_DOMAIN_MAX 253
 
+#define NAME_LDH_UNDERSCORE 1u
+#define NAME_LDH_ANY_HYPHEN 2u
+
+int name_fold(struct str *out, const char *in, size_t len);
+const char *name_ldh(const char *s, size_t len, unsigned flags);
 int name_domain(const char *in, size_t len, struct str *out,
 		const char **why_r);
 int name_local(const char *in, size_t len, struct str *out,

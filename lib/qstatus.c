@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fsx.h"
+#include "num.h"
 
 /* the status file is ours, but bounded all the same: 1,000 recipients
  * retried for a week at qmail's schedule write a few hundred KiB */
@@ -15,15 +16,12 @@
 static int num(const char **p, const char *end, uint64_t *v)
 {
 	const char *s = *p;
-	uint64_t x = 0;
+	uint64_t x;
+	size_t used;
 
-	if (s >= end || *s < '0' || *s > '9')
+	if (num_scan(s, (size_t)(end - s), UINT64_MAX, &x, &used))
 		return -1;
-	while (s < end && *s >= '0' && *s <= '9') {
-		if (x > (UINT64_MAX - 9) / 10)
-			return -1;
-		x = x * 10 + (uint64_t)(*s++ - '0');
-	}
+	s += used;
 	if (s < end && *s != ' ')
 		return -1;
 	if (s < end)

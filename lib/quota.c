@@ -7,22 +7,18 @@
 #include <string.h>
 #include <strings.h>
 
+#include "num.h"
+
 /* part - one comma-separated item: digits and an optional unit letter */
 static int part(const char *s, size_t n, struct quota *q)
 {
-	uint64_t v = 0, mul = 1;
-	size_t i = 0;
-	int msgs = 0;
+	uint64_t v, mul = 1;
+	size_t i;
+	int msgs = 0, r = num_scan(s, n, UINT64_MAX, &v, &i);
 
-	if (n == 0)
-		return -EINVAL;
-	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-		if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
-			return -ERANGE;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (i == 0)
-		return -EINVAL;
+	/* digits and a unit letter: lib/num reads the digits alone */
+	if (r < 0)
+		return r;
 	if (i + 1 == n) {
 		switch (s[i]) {
 		case 'S': case 's': case 'B': case 'b': break;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "acct.h"
+#include "num.h"
 
 /* rcpt_ext_prev - length of the next shorter name to try: the longest
  * prefix shorter than len that ends before a '-' or '+'; 0 when none */
@@ -103,24 +104,6 @@ int rcpt_accepts(const char *root, const char *real, const char *local)
 	return r;
 }
 
-/* number - a field of decimal digits that fits 64 bits */
-static int number(const char *p, size_t n, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (n == 0)
-		return -EILSEQ;
-	for (i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9' ||
-		    v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
-			return -EILSEQ;
-		v = v * 10 + (uint64_t)(p[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 /* rcpt_parse_user - MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS \0 FLAGS */
 int rcpt_parse_user(const char *v, size_t n, struct rcpt_user *u)
 {
@@ -141,9 +124,9 @@ int rcpt_parse_user(const char *v, size_t n, struct rcpt_user *u)
 	if (i <= n)
 		return -EILSEQ;	/* a fifth field */
 	if (len[0] == 0 || memchr(f[0], 0, len[0]) ||
-	    number(f[1], len[1], &u->quota.bytes) ||
-	    number(f[2], len[2], &u->quota.msgs) ||
-	    number(f[3], len[3], &flags))
+	    num_parseb(f[1], len[1], UINT64_MAX, &u->quota.bytes) ||
+	    num_parseb(f[2], len[2], UINT64_MAX, &u->quota.msgs) ||
+	    num_parseb(f[3], len[3], UINT64_MAX, &flags))
 		return -EILSEQ;
 	u->flags = (unsigned long)flags;
 	return str_copyb(&u->maildir, f[0], len[0]);

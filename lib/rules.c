@@ -12,28 +12,23 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cdbx.h"
 #include "ctl.h"
+#include "num.h"
 
 static const char hexd[] = "0123456789abcdef";
 
-/* ipv4_part - one octet, 0..255, no sign, no leading garbage */
+/* ipv4_octet - one octet, 0..255, of at most three digits */
 static int ipv4_octet(const char *s, size_t n, unsigned *v)
 {
-	size_t i;
+	uint64_t x;
 
-	if (n == 0 || n > 3)
+	if (n > 3 || num_parseb(s, n, 255, &x))
 		return -EINVAL;
-	*v = 0;
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		*v = *v * 10 + (unsigned)(s[i] - '0');
-	}
-	return *v > 255 ? -EINVAL : 0;
+	*v = (unsigned)x;
+	return 0;
 }
 
 /* add_key - append one NUL-terminated key to the list */
@@ -126,17 +121,14 @@ static int keys_ipv6(const char *a, size_t n, struct str *keys)
 	unsigned char b[16];
 	char buf[64];
 	const char *slash = memchr(a, '/', n);
-	unsigned long bits = 128;
+	uint64_t bits = 128;
 	size_t groups = 0, i;
-	char *e;
 
 	if (n >= sizeof buf - 2)
 		return -EINVAL;
 	if (slash) {
-		memcpy(buf, slash + 1, n - (size_t)(slash - a) - 1);
-		buf[n - (size_t)(slash - a) - 1] = 0;
-		bits = strtoul(buf, &e, 10);
-		if (!buf[0] || *e || bits > 128)
+		if (num_parseb(slash + 1, n - (size_t)(slash - a) - 1, 128,
+			       &bits))
 			return -EINVAL;
 		n = (size_t)(slash - a);
 	}

@@ -55,6 +55,7 @@
 
 #include "args.h"
 #include "ctl.h"
+#include "date.h"
 #include "fsx.h"
 #include "hdrscan.h"
 #include "log.h"
@@ -81,14 +82,12 @@ static void qualify(const char *in, const char *me, struct str *out,
 /* received - the line that says where a local message came from */
 static int received(struct str *b, uid_t invoker)
 {
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
+	int r = str_catf(b, "Received: (facteur mta-inject %ld invoked by uid "
+			 "%ld);\n\t", (long)getpid(), (long)invoker);
 
-	localtime_r(&now, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-	return str_catf(b, "Received: (facteur mta-inject %ld invoked by uid "
-			"%ld);\n\t%s\n", (long)getpid(), (long)invoker, date);
+	if (r == 0)
+		r = date_cat(b, time(NULL));
+	return r ? r : str_catc(b, '\n');
 }
 
 /* put - n more bytes of the message; qw_body() refuses them with -EFBIG

@@ -25,6 +25,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 #include "args.h"
 #include "fsx.h"
 #include "msg.h"
+#include "num.h"
 #include "priv.h"
 #include "queue.h"
 #include "str.h"
@@ -64,18 +66,19 @@ static long count(const char *dir, int missing_ok)
 static long kept(const char *root)
 {
 	struct str p = STR_INIT, v = STR_INIT;
-	long pid = 0, n = -1;
-	char *end;
+	uint64_t pid, k;
+	size_t a, b;
+	long n = -1;
 
+	/* "PID COUNT\n" */
 	if (str_catf(&p, "%s/queue/stat", root) == 0 &&
-	    fsx_read_file(p.s, &v, 100) == 0 && v.len) {
-		pid = strtol(v.s, &end, 10);
-		if (pid > 0 && *end == ' ' &&
-		    (kill((pid_t)pid, 0) == 0 || errno == EPERM))
-			n = strtol(end + 1, &end, 10);
-		if (n >= 0 && *end != '\n')
-			n = -1;
-	}
+	    fsx_read_file(p.s, &v, 100) == 0 &&
+	    num_scan(v.s, v.len, INT_MAX, &pid, &a) == 0 && pid > 0 &&
+	    a < v.len && v.s[a] == ' ' &&
+	    num_scan(v.s + a + 1, v.len - a - 1, LONG_MAX, &k, &b) == 0 &&
+	    a + 1 + b < v.len && v.s[a + 1 + b] == '\n' &&
+	    (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+		n = (long)k;
 	str_free(&p);
 	str_free(&v);
 	return n;

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "fsx.h"
+#include "maildir.h"
 #include "mdquota.h"
 #include "pop3d.h"
 
@@ -68,11 +69,11 @@ static int add(struct mbox *mb, const char *name, size_t len, uint16_t flags)
 	m->off = (uint32_t)mb->names.len;
 	m->len = (uint16_t)len;
 	m->flags = flags;
-	if (proto_name_size(name, len, 'S', &v) == 0) {
+	if (maildir_name_size(name, len, 'S', &v) == 0) {
 		m->raw = v;
 		m->flags |= MSG_RAW;
 	}
-	if (proto_name_size(name, len, 'W', &v) == 0) {
+	if (maildir_name_size(name, len, 'W', &v) == 0) {
 		m->octets = v;
 		m->flags |= MSG_OCTETS;
 	}

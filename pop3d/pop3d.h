@@ -87,8 +87,6 @@ int proto_sasl_plain(const char *data, size_t len, struct str *user,
 int proto_user(const char *in, size_t len, struct str *local,
 	       struct str *domain);
 int proto_uidl(const char *name, size_t len, struct str *out);
-int proto_name_size(const char *name, size_t len, char field,
-		    uint64_t *out);
 int proto_ipstr(const struct sockaddr *sa, socklen_t len, char *out,
 		size_t outlen);
 int proto_loopback(const char *ip);

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "name.h"
+#include "num.h"
 #include "pop3d.h"
 
 /* proto_parse - split a command line (CRLF removed) into a keyword and its
@@ -93,26 +94,15 @@ int proto_split(const char *s, size_t len, struct proto_tok *tok, size_t max,
 	return 0;
 }
 
-/* proto_num - decimal digits only (no sign, no space), overflow checked */
+/* proto_num - lib/num's rule (digits only), for pop3d's unsigned longs */
 int proto_num(const char *s, size_t len, unsigned long *out)
 {
-	unsigned long v = 0;
-	size_t i;
+	uint64_t v;
+	int r = num_parseb(s, len, ULONG_MAX, &v);
 
-	if (len == 0)
-		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		unsigned d;
-
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		d = (unsigned)(s[i] - '0');
-		if (v > (ULONG_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
+	if (r == 0)
+		*out = (unsigned long)v;
+	return r;
 }
 
 static const char b64[] =
@@ -284,34 +274,6 @@ int proto_uidl(const char *name, size_t len, struct str *out)
 	hex64(h1, buf + 1);
 	hex64(h2 ^ len, buf + 17);
 	return str_copyb(out, buf, sizeof buf);
-}
-
-/* proto_name_size - the number after ",S=" (size on disk) or ",W=" (size
- * with CRLF line ends) among the comma fields of a Maildir name, before
- * the ':' of the flags; -ENOENT when absent or not a clean number */
-int proto_name_size(const char *name, size_t len, char field, uint64_t *out)
-{
-	const char *colon = memchr(name, ':', len);
-	size_t i, end = colon ? (size_t)(colon - name) : len;
-
-	for (i = 0; i + 3 <= end; i++) {
-		uint64_t v = 0;
-		size_t k;
-
-		if (name[i] != ',' || name[i + 1] != field || name[i + 2] != '=')
-			continue;
-		for (k = i + 3; k < end && name[k] >= '0' && name[k] <= '9';
-		     k++) {
-			if (v > (UINT64_MAX - 9) / 10)
-				return -ENOENT;
-			v = v * 10 + (uint64_t)(name[k] - '0');
-		}
-		if (k == i + 3 || (k < end && name[k] != ','))
-			continue;
-		*out = v;
-		return 0;
-	}
-	return -ENOENT;
 }
 
 /* proto_ipstr - a peer address as text; an IPv4-mapped IPv6 address

@@ -34,6 +34,7 @@
 #include "fsx.h"
 #include "log.h"
 #include "msg.h"
+#include "name.h"
 #include "pop3d.h"
 
 #define SESSION_MAXFAIL 3	/* failed logins before we hang up */
@@ -202,18 +203,14 @@ static void wait_ms(unsigned ms)
 static int user_key(struct str *k, const char *user, size_t ulen)
 {
 	struct str l = STR_INIT, d = STR_INIT;
-	size_t i;
 	int r;
 
 	k->len = 0;
 	if (proto_user(user, ulen, &l, &d) == 0)
 		r = str_catf(k, "user %s@%s", l.s, d.s);
 	else
-		r = str_cats(k, "user ") || str_catb(k, user, ulen) ? -ENOMEM :
+		r = str_cats(k, "user ") || name_fold(k, user, ulen) ? -ENOMEM :
 		    0;
-	for (i = 5; r == 0 && i < k->len; i++)
-		if (k->s[i] >= 'A' && k->s[i] <= 'Z')
-			k->s[i] = (char)(k->s[i] - 'A' + 'a');
 	str_free(&l);
 	str_free(&d);
 	return r;

@@ -30,6 +30,7 @@
 #include "acct.h"
 #include "cdbx.h"
 #include "fsx.h"
+#include "num.h"
 #include "vadmin.h"
 
 /* gen_path - the file of a table; domain and shard only for per-domain ones */
@@ -353,8 +354,9 @@ int gen_parse_name(const char *name, struct str *domain, unsigned *shards,
 {
 	size_t len = strlen(name);
 	const char *plus = strchr(name, '+');
-	unsigned long n, i;
-	char *e;
+	const char *e = name + len;
+	uint64_t n, i;
+	size_t a, b;
 
 	if (len < 5 || strcmp(name + len - 4, ".cdb"))
 		return -EINVAL;
@@ -363,11 +365,10 @@ int gen_parse_name(const char *name, struct str *domain, unsigned *shards,
 		*index = 0;
 		return str_copyb(domain, name, len - 4);
 	}
-	n = strtoul(plus + 1, &e, 10);
-	if (*e != '+')
-		return -EINVAL;
-	i = strtoul(e + 1, &e, 10);
-	if (strcmp(e, ".cdb") || n < 2 || n > ACCT_BUCKETS || i >= n)
+	if (num_scan(plus + 1, (size_t)(e - plus - 1), ACCT_BUCKETS, &n, &a) ||
+	    plus[1 + a] != '+' ||
+	    num_scan(plus + 2 + a, (size_t)(e - plus - 2) - a, ACCT_BUCKETS, &i,
+		     &b) || strcmp(plus + 2 + a + b, ".cdb") || n < 2 || i >= n)
 		return -EINVAL;
 	*shards = (unsigned)n;
 	*index = (unsigned)i;

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "date.h"
 #include "fsx.h"
 #include "hdrscan.h"
 #include "queue.h"
@@ -218,15 +219,13 @@ static int commit(struct vd *v, struct target *t, uint64_t size,
 static int warn_text(struct vd *v, const struct target *t, uint64_t bytes,
 		     uint64_t msgs, unsigned long pct, struct str *out)
 {
-	struct str me = STR_INIT;
-	char date[64];
+	struct str me = STR_INIT, date = STR_INIT;
 	time_t now = time(NULL);
-	struct tm tm;
 	int r = ctl_get(v->root, "me", "localhost", &me);
 
-	localtime_r(&now, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	out->len = 0;
+	if (r == 0)
+		r = date_cat(&date, now);
 	if (r == 0)
 		r = str_catf(out,
 "Return-Path: <>\n"
@@ -246,13 +245,14 @@ static int warn_text(struct vd *v, const struct target *t, uint64_t bytes,
 "back or returned to its senders.\n"
 "\n"
 "Please delete or download some messages.\n",
-			     t->addr.s, me.s, t->addr.s, pct, date,
+			     t->addr.s, me.s, t->addr.s, pct, date.s,
 			     (long long)now, (long)getpid(), me.s, t->addr.s,
 			     (unsigned long long)bytes,
 			     (unsigned long long)msgs,
 			     (unsigned long long)t->quota.bytes,
 			     (unsigned long long)t->quota.msgs, pct);
 	str_free(&me);
+	str_free(&date);
 	return r;
 }
 

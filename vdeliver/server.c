@@ -56,6 +56,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "num.h"
 #include "vdeliver.h"
 
 #define VDS_REQ_MAX 8192	/* bytes of a request (an address is < 1 KiB) */
@@ -134,18 +135,12 @@ static int peer_closed(void)
 /* parse_tag - the decimal tag that starts a request, or -1 */
 static int parse_tag(const char *s, size_t len, unsigned long long *tag_r)
 {
-	unsigned long long t = 0;
+	uint64_t t;
 	size_t i;
 
-	for (i = 0; i < len && s[i]; i++) {
-		unsigned d = (unsigned)(s[i] - '0');
-
-		if (d > 9 || i >= VDS_TAG_MAX ||
-		    t > (~0ULL - d) / 10)
-			return -1;
-		t = t * 10 + d;
-	}
-	if (i == 0 || i == len)	/* empty, or no NUL after it */
+	/* digits, then the NUL that ends the field */
+	if (num_scan(s, len, UINT64_MAX, &t, &i) || i == len || s[i] ||
+	    i > VDS_TAG_MAX)
 		return -1;
 	*tag_r = t;
 	return (int)i + 1;

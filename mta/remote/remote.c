@@ -72,6 +72,7 @@
 #include "ctl.h"
 #include "dns.h"
 #include "msg.h"
+#include "name.h"
 #include "priv.h"
 #include "remote.h"
 
@@ -485,23 +486,6 @@ static int controls(const char *root, struct job *j, struct plan *p,
 	return 0;
 }
 
-/* lower - a lowercase copy, the trailing dot dropped */
-static char *lower(const char *s)
-{
-	char *d = strdup(s);
-	size_t i, n;
-
-	if (!d)
-		return NULL;
-	for (i = 0; d[i]; i++)
-		if (d[i] >= 'A' && d[i] <= 'Z')
-			d[i] = (char)(d[i] - 'A' + 'a');
-	n = strlen(d);
-	if (n > 1 && d[n - 1] == '.')
-		d[n - 1] = 0;
-	return d;
-}
-
 int main(int argc, char **argv)
 {
 	struct job j;
@@ -509,7 +493,7 @@ int main(int argc, char **argv)
 	struct str me = STR_INIT, line = STR_INIT;
 	struct dns *d = NULL;
 	const char *root, *what;
-	char *domain;
+	struct str domain = STR_INIT;
 	size_t i;
 	int r;
 
@@ -536,9 +520,10 @@ int main(int argc, char **argv)
 	j.rcpt = argv + 3;
 	j.nrcpt = (size_t)argc - 3;
 	j.res = calloc(j.nrcpt, sizeof *j.res);
-	domain = lower(argv[1]);
-	if (!j.res || !domain)
+	if (!j.res || name_fold(&domain, argv[1], strlen(argv[1])))
 		msg_die(111, "out of memory");
+	if (domain.len > 1 && domain.s[domain.len - 1] == '.')
+		str_trunc(&domain, domain.len - 1);	/* the root's dot */
 
 	r = controls(root, &j, &p, &me, &what);
 	if (r < 0)
@@ -568,9 +553,9 @@ int main(int argc, char **argv)
 			      msg_err(r));
 		goto print;
 	}
-	r = plan_route(&j, d, root, domain, &p);
+	r = plan_route(&j, d, root, domain.s, &p);
 	if (r < 0)
-		job_fail_open(&j, RES_T, "cannot route %s: %s", domain,
+		job_fail_open(&j, RES_T, "cannot route %s: %s", domain.s,
 			      msg_err(r));
 	dns_close(d);
 	for (i = 0; i < j.nrcpt && j.res[i].kind != RES_NONE; i++)
@@ -596,7 +581,7 @@ print:
 	str_free(&line);
 	str_free(&j.last_err);
 	free(j.res);
-	free(domain);
+	str_free(&domain);
 	if (j.body_fd > 0)
 		close(j.body_fd);
 	return 0;

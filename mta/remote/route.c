@@ -17,8 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "ctl.h"
 #include "dns.h"
+#include "num.h"
 #include "remote.h"
 
 /* route_hostport - HOST[:PORT] (see above); len bytes of s */
@@ -26,8 +26,7 @@ int route_hostport(const char *s, size_t len, struct hostport *hp)
 {
 	const char *end = s + len, *colon, *port = NULL;
 	unsigned char buf[sizeof(struct in6_addr)];
-	struct str num = STR_INIT;
-	int r = -EINVAL;
+	uint64_t v;
 
 	str_trunc(&hp->host, 0);
 	hp->port = 0;
@@ -65,13 +64,9 @@ int route_hostport(const char *s, size_t len, struct hostport *hp)
 			return -EINVAL;
 	}
 	if (port) {
-		if (str_copyb(&num, port, (size_t)(end - port)))
-			return -ENOMEM;
-		if (ctl_parse_ulong(num.s, &hp->port) == 0 && hp->port > 0 &&
-		    hp->port <= 65535)
-			r = 0;
-		str_free(&num);
-		return r;
+		if (num_parseb(port, (size_t)(end - port), 65535, &v) || v == 0)
+			return -EINVAL;
+		hp->port = (unsigned long)v;
 	}
 	return 0;
 }

@@ -17,27 +17,11 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "date.h"
 #include "send.h"
 
 #define ORIG_BODY_MAX 50000	/* bytes of the original body returned */
 #define ORIG_HEAD_MAX (256 * 1024)
-
-static int datefmt(struct str *out, uint64_t us)
-{
-	static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu",
-					 "Fri", "Sat"};
-	static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May",
-					 "Jun", "Jul", "Aug", "Sep", "Oct",
-					 "Nov", "Dec"};
-	time_t t = (time_t)(us / 1000000);
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm))
-		return -EINVAL;
-	return str_catf(out, "%s, %d %s %d %02d:%02d:%02d +0000",
-			wd[tm.tm_wday], tm.tm_mday, mo[tm.tm_mon],
-			tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
 
 /* status_code - the first d.d.d in TEXT with a 4 or 5 class, as 5.x.y;
  * 5.0.0 when the text has none */
@@ -127,7 +111,7 @@ static int report(struct send *s, struct msg *m, const char *to,
 
 	r |= str_catf(b, "From: MAILER-DAEMON@%s\nTo: %s\n"
 		      "Subject: failure notice\nDate: ", me, to);
-	r |= datefmt(b, now_us());
+	r |= date_cat(b, (time_t)(now_us() / 1000000));
 	r |= str_catf(b, "\nMessage-ID: <%s.bounce@%s>\n"
 		      "Auto-Submitted: auto-replied\nMIME-Version: 1.0\n"
 		      "Content-Type: multipart/report; "
@@ -147,7 +131,7 @@ static int report(struct send *s, struct msg *m, const char *to,
 	r |= str_catf(b, "--%s/%s\nContent-Description: Delivery report\n"
 		      "Content-Type: message/delivery-status\n\n"
 		      "Reporting-MTA: dns; %s\nArrival-Date: ", m->id, me, me);
-	r |= datefmt(b, m->arrival_us);
+	r |= date_cat(b, (time_t)(m->arrival_us / 1000000));
 	r |= str_cats(b, "\n");
 	for (i = 0; i < st->n; i++) {
 		const char *t = str_cstr(&st->r[i].text);
@@ -161,7 +145,7 @@ static int report(struct send *s, struct msg *m, const char *to,
 			      st->addr[i], code,
 			      strstr(t, " 5") || strstr(t, ": 5") ? "smtp" :
 			      "x-local", t);
-		r |= datefmt(b, st->r[i].last_us);
+		r |= date_cat(b, (time_t)(st->r[i].last_us / 1000000));
 		r |= str_cats(b, "\n");
 	}
 	r |= str_catf(b, "\n--%s/%s\nContent-Description: Undelivered "

@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "date.h"
 #include "send.h"
 
 #define DROP_MAX 1000		/* files a turn, as for queue/new/ */
@@ -150,21 +151,17 @@ static int copy(struct send *s, int fd, const struct qenv *in, off_t off,
 	struct qenv e;
 	struct qwriter w;
 	struct str rcv = STR_INIT;
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
 	ssize_t got;
 	int r;
 
 	qenv_init(&e);
-	localtime_r(&now, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	r = str_copyb(&e.sender, in->sender.s ? in->sender.s : "",
 		      in->sender.len) ||
 	    str_copyb(&e.rcpts, in->rcpts.s, in->rcpts.len) ||
 	    str_catf(&e.uid, "%lu", (unsigned long)uid) ||
-	    str_catf(&rcv, "Received: (facteur drop from uid %lu);\n\t%s\n",
-		     (unsigned long)uid, date) ? -ENOMEM : 0;
+	    str_catf(&rcv, "Received: (facteur drop from uid %lu);\n\t",
+		     (unsigned long)uid) || date_cat(&rcv, time(NULL)) ||
+	    str_catc(&rcv, '\n') ? -ENOMEM : 0;
 	e.nrcpts = in->nrcpts;
 	if (r == 0)
 		r = qw_open(&w, s->root, &e);

@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "num.h"
 #include "send.h"
 
 extern char **environ;
@@ -200,6 +202,27 @@ int vds_submit(struct send *s, struct job *j, int msgfd, int outfd)
 	return 0;
 }
 
+/* reply_parse - "TAG STATUS\n", both decimal, STATUS an int or -1; tag 0
+ * is never sent: jobs run by exec have it */
+static int reply_parse(const char *b, size_t n, uint64_t *tag_r, int *st_r)
+{
+	uint64_t tag, v;
+	size_t i, k;
+	int neg;
+
+	if (num_scan(b, n, UINT64_MAX, &tag, &i) || tag == 0 || i + 1 >= n ||
+	    b[i++] != ' ')
+		return -1;
+	neg = b[i] == '-';
+	i += (size_t)neg;
+	if (num_scan(b + i, n - i, neg ? 1 : INT_MAX, &v, &k) ||
+	    (neg && v != 1) || i + k + 1 != n || b[i + k] != '\n')
+		return -1;
+	*tag_r = tag;
+	*st_r = neg ? -1 : (int)v;
+	return 0;
+}
+
 /* replies - every "TAG STATUS" waiting on the socket: 0 when all are
  * read, 1 at end of file, -errno on an error */
 static int replies(struct send *s)
@@ -208,10 +231,9 @@ static int replies(struct send *s)
 	ssize_t n;
 
 	while (s->vds_fd >= 0) {
-		unsigned long long tag = 0;
-		long long v = 0;
-		size_t i = 0, k, d;
-		int neg = 0;
+		uint64_t tag;
+		size_t i;
+		int st;
 
 		n = recv(s->vds_fd, b, sizeof b, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
@@ -221,24 +243,7 @@ static int replies(struct send *s)
 			       -errno;
 		if (n == 0)
 			return 1;
-		/* "TAG STATUS\n", both decimal, STATUS an int or -1 */
-		for (d = 0; i < (size_t)n && b[i] >= '0' && b[i] <= '9' &&
-		     d < 20; i++, d++)
-			tag = tag * 10 + (unsigned)(b[i] - '0');
-		if (d && i < (size_t)n && b[i] == ' ')
-			i++;
-		else
-			d = 0;
-		if (d && i < (size_t)n && b[i] == '-') {
-			neg = 1;
-			i++;
-		}
-		for (k = 0; d && i < (size_t)n && b[i] >= '0' && b[i] <= '9' &&
-		     k < 10; i++, k++)
-			v = v * 10 + (b[i] - '0');
-		/* tag 0 is never sent: jobs run by exec have it */
-		if (!d || !k || !tag || i + 1 != (size_t)n || b[i] != '\n' ||
-		    v > (neg ? 1 : 0x7fffffff) || (neg && v != 1)) {
+		if (reply_parse(b, (size_t)n, &tag, &st) < 0) {
 			slog("warning: the vdeliver server said something "
 			     "other than TAG STATUS (%zd bytes); ignored", n);
 			continue;
@@ -248,10 +253,11 @@ static int replies(struct send *s)
 				break;
 		if (i == s->nrun) {
 			slog("warning: the vdeliver server answered request "
-			     "%llu, which it does not have; ignored", tag);
+			     "%llu, which it does not have; ignored",
+			     (unsigned long long)tag);
 			continue;
 		}
-		sched_end(s, i, neg ? -1 : (int)v, neg ? "the vdeliver server"
+		sched_end(s, i, st, st < 0 ? "the vdeliver server"
 			  " did not run it (its log line says why); tried "
 			  "again" : NULL);
 	}

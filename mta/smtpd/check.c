@@ -33,11 +33,8 @@ static int bad_local_byte(unsigned char ch)
 /* domain_ok - a host name, or an address literal [1.2.3.4] [IPv6:...] */
 static int domain_ok(const char *d, size_t n, struct str *out)
 {
-	struct str dom = STR_INIT;
-	const char *why;
 	char buf[64];
 	unsigned char bin[16];
-	int r;
 
 	if (n >= 2 && d[0] == '[' && d[n - 1] == ']') {
 		if (n - 2 >= sizeof buf)
@@ -52,11 +49,7 @@ static int domain_ok(const char *d, size_t n, struct str *out)
 	}
 	if (n && d[n - 1] == '.')	/* a trailing root dot is allowed */
 		n--;
-	r = name_domain(d, n, &dom, &why);
-	if (r == 0)
-		r = str_catb(out, dom.s, dom.len);
-	str_free(&dom);
-	return r;
+	return name_ldh(d, n, 0) ? -EINVAL : name_fold(out, d, n);
 }
 
 /*

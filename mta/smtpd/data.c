@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "date.h"
 #include "hdrscan.h"
 #include "log.h"
 #include "smtpd.h"
@@ -121,9 +122,6 @@ static int byte(struct session *s, struct dstate *d, int ch)
 static int received(struct session *s, struct dstate *d, struct str *id)
 {
 	struct stat st;
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
 	struct str h = STR_INIT;
 	int r;
 
@@ -133,13 +131,14 @@ static int received(struct session *s, struct dstate *d, struct str *id)
 	 * now: the Received line can carry the id without a second pass */
 	r = str_catf(id, "%llx.%llx", (unsigned long long)d->w.arrival_us,
 		     (unsigned long long)st.st_ino);
-	if (!localtime_r(&now, &tm) ||
-	    !strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm))
-		return -EINVAL;
 	if (r == 0)
 		r = str_catf(&h, "Received: from %s (%s)\n\tby %s with %s "
-			     "id %s;\n\t%s\n", s->helo.s, s->ip.s, s->me.s,
-			     protocol(s), id->s, date);
+			     "id %s;\n\t", s->helo.s, s->ip.s, s->me.s,
+			     protocol(s), id->s);
+	if (r == 0)
+		r = date_cat(&h, time(NULL));
+	if (r == 0)
+		r = str_catc(&h, '\n');
 	if (r == 0)
 		r = qw_body(&d->w, h.s, h.len);
 	str_free(&h);

@@ -32,6 +32,7 @@
 #include "ctl.h"
 #include "dns.h"
 #include "msg.h"
+#include "name.h"
 #include "smtpd.h"
 
 #define RBL_TRY_MS 1500
@@ -41,28 +42,11 @@
 
 static const char hex[] = "0123456789abcdef";
 
-/* zone_ok - a host name made of letters, digits, '-' and '.': it goes
- * into a DNS question and into a reply line */
+/* zone_ok - a host name (lib/name's rule): it goes into a DNS question
+ * and into a reply line */
 static int zone_ok(const char *z)
 {
-	size_t i, label = 0;
-
-	if (!*z || strlen(z) > RBL_ZONE_MAX || *z == '.' || *z == '-')
-		return 0;
-	for (i = 0; z[i]; i++) {
-		unsigned char c = (unsigned char)z[i];
-
-		if (c == '.') {
-			if (label == 0)
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-') || ++label > 63)
-			return 0;
-	}
-	return 1;
+	return strlen(z) <= RBL_ZONE_MAX && !name_ldh(z, strlen(z), 0);
 }
 
 /* rbl_name - the question for IP in ZONE; -EINVAL for a zone or address

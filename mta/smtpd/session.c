@@ -8,12 +8,12 @@
  * submission ports also want AUTH before MAIL (530 5.7.0).
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "ctl.h"
 #include "log.h"
+#include "num.h"
 #include "rules.h"
 #include "smtpd.h"
 
@@ -112,8 +112,7 @@ static const char *mail_params(struct session *s, const char *p)
 {
 	while (*p) {
 		const char *end, *v;
-		char *num_end;
-		unsigned long long size;
+		uint64_t size;
 
 		while (*p == ' ')
 			p++;
@@ -125,9 +124,8 @@ static const char *mail_params(struct session *s, const char *p)
 		if (!s->esmtp)
 			return "555 5.5.4 parameters need EHLO";
 		if ((v = prefix(p, "SIZE=")) && v < end) {
-			errno = 0;
-			size = strtoull(v, &num_end, 10);
-			if (num_end != end || v == end || errno)
+			if (num_parseb(v, (size_t)(end - v), UINT64_MAX,
+				       &size))
 				return "501 5.5.4 bad SIZE parameter";
 			if (size > s->databytes)
 				return "552 5.3.4 message size exceeds fixed "

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "maildir.h"
 #include "pop3d.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -84,8 +85,8 @@ static void check_names(const char *s, size_t n)
 		if ((unsigned char)id.s[i] < 0x21 ||
 		    (unsigned char)id.s[i] > 0x7e)
 			abort();
-	(void)proto_name_size(s, n, 'S', &v);
-	(void)proto_name_size(s, n, 'W', &v);
+	(void)maildir_name_size(s, n, 'S', &v);
+	(void)maildir_name_size(s, n, 'W', &v);
 	str_free(&l);
 	str_free(&d);
 	str_free(&id);

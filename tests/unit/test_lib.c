@@ -32,11 +32,13 @@
 #include "args.h"
 #include "cdbx.h"
 #include "ctl.h"
+#include "date.h"
 #include "db.h"
 #include "fsx.h"
 #include "hdrscan.h"
 #include "log.h"
 #include "name.h"
+#include "num.h"
 #include "pw.h"
 #include "quota.h"
 #include "schema.h"
@@ -868,6 +870,84 @@ static const struct {
 	{"u@x/y", -EINVAL, "contains a slash", NULL},
 };
 
+/* test_name_fold - an appended lower-case copy, ASCII letters only */
+static void test_name_fold(void)
+{
+	struct str s = STR_INIT;
+
+	str_copys(&s, "user ");
+	CHECK_INT("name.fold_r", name_fold(&s, "MiXeD.Example-1@X\xc3\x89Z", 20),
+		  0);
+	CHECK_MEM("name.fold", s.s, s.len, "user mixed.example-1@x\xc3\x89z",
+		  25);
+	CHECK(tt_name("name.fold_nul_ended"), s.s[s.len] == 0);
+	CHECK_INT("name.fold_len_r", name_fold(&s, "ABC", 1), 0);
+	CHECK_STR("name.fold_len", s.s + 25, "a");
+	str_trunc(&s, 0);
+	CHECK_INT("name.fold_empty_r", name_fold(&s, "", 0), 0);
+	CHECK_STR("name.fold_empty", str_cstr(&s), "");
+	str_free(&s);
+}
+
+/* ldh_cases - name_ldh: the host-name rule and its two relaxations */
+static const struct {
+	const char *in;
+	unsigned flags;
+	const char *want;	/* NULL: accepted */
+} ldh_cases[] = {
+	{"mx.example", 0, NULL},
+	{"MX.Example", 0, NULL},
+	{"a", 0, NULL},
+	{"1.2.3.4.zen.example", 0, NULL},
+	{"", 0, "is empty"},
+	{".", 0, "has an empty label"},
+	{"a..b", 0, "has an empty label"},
+	{".a", 0, "has an empty label"},
+	{"a.", 0, "has an empty label"},
+	{"-a.b", 0, "has a label starting with a hyphen"},
+	{"a.-b", 0, "has a label starting with a hyphen"},
+	{"a-.b", 0, "has a label ending with a hyphen"},
+	{"a.b-", 0, "has a label ending with a hyphen"},
+	{"a-b.c--d", 0, NULL},
+	{"-a-.b-", NAME_LDH_ANY_HYPHEN, NULL},
+	{"_dmarc.x", 0, "may hold only letters, digits, hyphens and dots"},
+	{"_dmarc.x", NAME_LDH_UNDERSCORE, NULL},
+	{"a b", 0, "may hold only letters, digits, hyphens and dots"},
+	{"a/b", 0, "may hold only letters, digits, hyphens and dots"},
+	{"\xc3\xa9.x", 0, "may hold only letters, digits, hyphens and dots"},
+};
+
+/* test_name_ldh - name_ldh over the table and at its length limits */
+static void test_name_ldh(void)
+{
+	char dom255[256];
+	size_t i;
+
+	for (i = 0; i < sizeof ldh_cases / sizeof ldh_cases[0]; i++) {
+		const char *got = name_ldh(ldh_cases[i].in,
+					   strlen(ldh_cases[i].in),
+					   ldh_cases[i].flags);
+
+		CHECK_STR(tt_name("name.ldh[%s/%u]", ldh_cases[i].in,
+				  ldh_cases[i].flags), got ? got : "(ok)",
+			  ldh_cases[i].want ? ldh_cases[i].want : "(ok)");
+	}
+	CHECK(tt_name("name.ldh_label63"), !name_ldh(label63, 63, 0));
+	CHECK_STR("name.ldh_label64", name_ldh(label64, 64, 0),
+		  "has a label longer than 63 bytes");
+	CHECK(tt_name("name.ldh_253"), !name_ldh(dom253, 253, 0));
+	CHECK_STR("name.ldh_254", name_ldh(dom254, 254, 0),
+		  "is longer than 253 bytes");
+	memset(dom255, 'a', sizeof dom255);
+	for (i = 1; i < 255; i += 2)
+		dom255[i] = '.';
+	CHECK_STR("name.ldh_255", name_ldh(dom255, 255, NAME_LDH_ANY_HYPHEN),
+		  "is longer than 253 bytes");
+	/* the length, not a NUL, ends the name */
+	CHECK(tt_name("name.ldh_len"), !name_ldh("ab.c-", 4, 0));
+	test_name_fold();
+}
+
 /* test_name - names folded or refused with the user's phrase */
 static void test_name(void)
 {
@@ -944,6 +1024,7 @@ static void test_name(void)
 	str_free(&out);
 	str_free(&loc);
 	str_free(&dom);
+	test_name_ldh();
 }
 
 /* ---- quota -------------------------------------------------------- */
@@ -1857,6 +1938,131 @@ static void test_hdrscan_hops(void)
 	str_free(&big);
 }
 
+/* num_cases - lib/num: whole-string parsing against a max */
+static const struct {
+	const char *in;
+	uint64_t max;
+	int want_r;
+	uint64_t want;
+} num_cases[] = {
+	{"", UINT64_MAX, -EINVAL, 0},
+	{"0", UINT64_MAX, 0, 0},
+	{"0", 0, 0, 0},
+	{"1", 0, -ERANGE, 0},
+	{"007", 7, 0, 7},
+	{"65535", 65535, 0, 65535},
+	{"65536", 65535, -ERANGE, 0},
+	{"0000065535", 65535, 0, 65535},
+	{"255", 255, 0, 255},
+	{"256", 255, -ERANGE, 0},
+	{"18446744073709551615", UINT64_MAX, 0, UINT64_MAX},
+	{"18446744073709551616", UINT64_MAX, -ERANGE, 0},
+	{"99999999999999999999999", UINT64_MAX, -ERANGE, 0},
+	{"9223372036854775807", INT64_MAX, 0, INT64_MAX},
+	{"9223372036854775808", INT64_MAX, -ERANGE, 0},
+	{"+1", UINT64_MAX, -EINVAL, 0},
+	{"-1", UINT64_MAX, -EINVAL, 0},
+	{" 1", UINT64_MAX, -EINVAL, 0},
+	{"1 ", UINT64_MAX, -EINVAL, 0},
+	{"1x", UINT64_MAX, -EINVAL, 0},
+	{"0x10", UINT64_MAX, -EINVAL, 0},
+	{"1.5", UINT64_MAX, -EINVAL, 0},
+};
+
+/* test_num - num_parse, num_parseb and num_scan */
+static void test_num(void)
+{
+	uint64_t v;
+	size_t i, used;
+	int r;
+
+	for (i = 0; i < sizeof num_cases / sizeof num_cases[0]; i++) {
+		v = 12345;
+		r = num_parse(num_cases[i].in, num_cases[i].max, &v);
+		CHECK_INT(tt_name("num.parse_r[%s/%llu]", num_cases[i].in,
+				  (unsigned long long)num_cases[i].max), r,
+			  num_cases[i].want_r);
+		CHECK_U64(tt_name("num.parse[%s]", num_cases[i].in), v,
+			  r == 0 ? num_cases[i].want : 12345);
+	}
+	/* a length, not a NUL, ends the number */
+	CHECK_INT("num.parseb_len", num_parseb("1234", 2, 99, &v), 0);
+	CHECK_U64("num.parseb_len_v", v, 12);
+	CHECK_INT("num.parseb_nul_inside", num_parseb("1\0" "2", 3, 99, &v),
+		  -EINVAL);
+	CHECK_INT("num.parseb_empty", num_parseb("5", 0, 99, &v), -EINVAL);
+
+	v = used = 99;
+	CHECK_INT("num.scan_suffix", num_scan("50M", 3, UINT64_MAX, &v, &used),
+		  0);
+	CHECK_U64("num.scan_suffix_v", v, 50);
+	CHECK_INT("num.scan_suffix_used", (int)used, 2);
+	CHECK_INT("num.scan_all", num_scan("123", 3, 123, &v, &used), 0);
+	CHECK_INT("num.scan_all_used", (int)used, 3);
+	CHECK_INT("num.scan_none", num_scan("M", 1, 9, &v, &used), -EINVAL);
+	CHECK_INT("num.scan_sign", num_scan("-1", 2, 9, &v, &used), -EINVAL);
+	used = 77;
+	CHECK_INT("num.scan_over", num_scan("10,", 3, 9, &v, &used), -ERANGE);
+	CHECK_INT("num.scan_over_untouched", (int)used, 77);
+	CHECK_INT("num.scan_stops_at_len", num_scan("19", 1, 9, &v, &used), 0);
+	CHECK_U64("num.scan_stops_at_len_v", v, 1);
+}
+
+/* test_date - date_cat in zones set by TZ, east and west of UTC */
+static void test_date(void)
+{
+	static const struct {
+		const char *tz;
+		time_t t;
+		const char *want;
+	} cases[] = {
+		{"UTC0", 0, "Thu, 01 Jan 1970 00:00:00 +0000"},
+		{"UTC0", 1796530000, "Sun, 06 Dec 2026 04:06:40 +0000"},
+		{"XST-5:30", 1796530000, "Sun, 06 Dec 2026 09:36:40 +0530"},
+		{"NST3:30", 0, "Wed, 31 Dec 1969 20:30:00 -0330"},
+	};
+	const char *old = getenv("TZ");
+	char *saved = old ? strdup(old) : NULL;
+	struct str s = STR_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		setenv("TZ", cases[i].tz, 1);
+		tzset();
+		str_copys(&s, "Date: ");
+		CHECK_INT(tt_name("date.cat_r[%zu]", i), date_cat(&s, cases[i].t),
+			  0);
+		CHECK_STR(tt_name("date.cat[%zu]", i), s.s + 6, cases[i].want);
+		CHECK(tt_name("date.cat_appends[%zu]", i),
+		      !strncmp(s.s, "Date: ", 6));
+	}
+	if (saved)
+		setenv("TZ", saved, 1);
+	else
+		unsetenv("TZ");
+	tzset();
+	free(saved);
+	str_free(&s);
+}
+
+/* test_args_sibling - the directory of this very binary, and a sibling */
+static void test_args_sibling(void)
+{
+	struct str s = STR_INIT;
+	struct stat self, st;
+
+	CHECK_INT("args.sibling_r", args_sibling(&s, "test_lib"), 0);
+	CHECK(tt_name("args.sibling_is_this_binary"),
+	      stat("/proc/self/exe", &self) == 0 && stat(s.s, &st) == 0 &&
+	      st.st_ino == self.st_ino && st.st_dev == self.st_dev);
+	CHECK_INT("args.sibling_dir_r", args_sibling(&s, ""), 0);
+	CHECK(tt_name("args.sibling_dir_slash"),
+	      s.len > 1 && s.s[0] == '/' && s.s[s.len - 1] == '/');
+	CHECK(tt_name("args.sibling_dir_is_dir"),
+	      stat(s.s, &st) == 0 && S_ISDIR(st.st_mode));
+	str_free(&s);
+}
+
 int main(void)
 {
 	umask(022);
@@ -1869,6 +2075,8 @@ int main(void)
 	test_fsx_mkdir();
 	test_fsx_rmtree();
 	test_fsx_read();
+	test_num();
+	test_date();
 	test_ctl();
 	test_cdbx_big();
 	test_cdbx_edges();
@@ -1879,6 +2087,7 @@ int main(void)
 	test_log();
 	test_args();
 	test_args_env();
+	test_args_sibling();
 	test_db();
 	test_hdrscan_hops();
 	test_args_sibling_long();

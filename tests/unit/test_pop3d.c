@@ -27,6 +27,7 @@
 
 #include "fsx.h"
 #include "listen.h"
+#include "maildir.h"
 #include "../../pop3d/pop3d.h"
 #include "tinytest.h"
 
@@ -291,8 +292,8 @@ static void test_name_size(void)
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		uint64_t v = 0;
-		int got = proto_name_size(cases[i].name, strlen(cases[i].name),
-					  cases[i].field, &v);
+		int got = maildir_name_size(cases[i].name, strlen(cases[i].name),
+					    cases[i].field, &v);
 
 		CHECK_INT(tt_name("name_size_%zu", i), got, cases[i].rc);
 		if (got == 0)

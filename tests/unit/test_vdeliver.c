@@ -387,7 +387,7 @@ static void test_names(void)
 	n.size = 4096;
 	maildir_name(&s, &n);
 	CHECK_STR("name_new", s.s, "1700000000.M123P42Q7V803I1f.mx,S=4096");
-	CHECK_INT("name_new_size", maildir_name_size(s.s, s.len, &size), 0);
+	CHECK_INT("name_new_size", maildir_name_size(s.s, s.len, 'S', &size), 0);
 	CHECK_U64("name_new_size_value", size, 4096);
 
 	maildir_host(&s, "mail/x:y,z.example");
@@ -399,7 +399,7 @@ static void test_names(void)
 
 #define SZ(name, str, r, v) do { \
 	size = 0; \
-	CHECK_INT("size_" name, maildir_name_size(str, strlen(str), &size), r); \
+	CHECK_INT("size_" name, maildir_name_size(str, strlen(str), 'S', &size), r); \
 	if (r == 0) \
 		CHECK_U64("size_" name "_value", size, v); \
 } while (0)
