@@ -90,6 +90,7 @@
 
 #include "args.h"
 #include "ctl.h"
+#include "date.h"
 #include "fsx.h"
 #include "hdrscan.h"
 #include "msg.h"
@@ -361,13 +362,14 @@ static int write_headers(FILE *out, const struct str *hdr, const char *sender,
 			fprintf(out, "From: %s\n", sender);
 	}
 	if (!has_date) {
-		char d[64];
-		time_t now = time(NULL);
-		struct tm tm;
+		struct str d = STR_INIT;
+		int r = date_cat(&d, time(NULL));
 
-		localtime_r(&now, &tm);
-		strftime(d, sizeof d, "%a, %d %b %Y %H:%M:%S %z", &tm);
-		fprintf(out, "Date: %s\n", d);
+		if (r == 0)
+			fprintf(out, "Date: %s\n", d.s);
+		str_free(&d);
+		if (r < 0)
+			return r;
 	}
 	if (!has_id) {
 		struct timespec ts;
