@@ -45,7 +45,7 @@ SMTPD_SRC = $(wildcard mta/smtpd/*.c)
 PROGS   += mta-smtpd
 TESTS_SMTPD = test_smtpd
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d
-TESTS   += test_listen
+TESTS   += test_listen test_limit
 VDELIVER_SRC = $(wildcard vdeliver/*.c)
 PROGS   += vdeliver
 # the scheduler (mta/send/) and its remote SMTP client (mta/remote/)

@@ -22,9 +22,10 @@
  *	process per session: a session can crash, hang or be killed without
  *	touching another, and what a login costs is a fork (about 1 ms), not
  *	an exec. The parent counts sessions, in all (control/maxsessions,
- *	1000) and per client address (control/maxperip, 20), and answers
- *	-ERR [SYS/TEMP] beyond either; it refuses an address that has failed
- *	control/pop3maxfail (100) logins in the last 15 minutes.
+ *	1000) and per client address (control/maxperip, 20; an IPv6 client
+ *	by its /64), and answers -ERR [SYS/TEMP] beyond either; it refuses
+ *	an address (an IPv6 /64) that has failed control/pop3maxfail (100)
+ *	logins in the last 15 minutes. Both tables are lib/limit's.
  *
  *	With --inetd it runs one session on standard input and output, for
  *	inetd, systemd sockets or tcpserver (the client address is taken from
@@ -82,7 +83,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -118,13 +118,12 @@ struct lsock {
 	struct str name;	/* the listen line, for messages */
 };
 
-/* one session process; the table is shared with the sessions, each of
- * which sets its `ended` before its last reply goes out, so that a client
- * that reconnects the moment it has read "+OK bye" is not counted twice
- * while the old process is still on its way out */
+/* one session process; its slot of the session table (lib/limit) has
+ * the same index and is left by the session itself before its last reply
+ * goes out, so that a client that reconnects the moment it has read
+ * "+OK bye" is not counted twice while the old process is on its way out */
 struct kid {
 	pid_t pid;		/* 0: a free slot */
-	int ended;		/* written by the session, atomically */
 	char ip[POP3_IP_MAX];
 };
 
@@ -132,7 +131,8 @@ struct server {
 	struct cfg *cfg;
 	struct lsock *ls;
 	size_t nls;
-	struct kid *kids;	/* nslots, in a shared mapping */
+	struct kid *kids;	/* nslots */
+	struct limit_sess *sess;	/* nslots, shared with the sessions */
 	size_t nslots;
 	size_t nkids;		/* slots in use (sessions not yet reaped) */
 	int sigfd;
@@ -232,6 +232,7 @@ static void free_cfg(struct cfg *cfg)
 	str_free(&cfg->dummy);
 	SSL_CTX_free(cfg->tls);
 	cfg->tls = NULL;
+	limit_free(&cfg->ft);
 }
 
 /* listeners - the sockets of control/listen.KIND, inherited from
@@ -273,29 +274,14 @@ static void become_mailuser(const char *root)
 			"to serve");
 }
 
-/* count - sessions still talking, in all and from ip, and a free slot
- * (nslots when there is none) */
-static void count(const struct server *srv, const char *ip, size_t *all_r,
-		  size_t *same_r, size_t *free_r)
+/* free_slot - a slot with no process (nslots when there is none) */
+static size_t free_slot(const struct server *srv)
 {
-	size_t i, all = 0, same = 0, fr = srv->nslots;
+	size_t i;
 
-	for (i = 0; i < srv->nslots; i++) {
-		const struct kid *k = &srv->kids[i];
-
-		if (k->pid == 0) {
-			if (fr == srv->nslots)
-				fr = i;
-			continue;
-		}
-		if (__atomic_load_n(&k->ended, __ATOMIC_ACQUIRE))
-			continue;
-		all++;
-		same += !strcmp(k->ip, ip);
-	}
-	*all_r = all;
-	*same_r = same;
-	*free_r = fr;
+	for (i = 0; i < srv->nslots && srv->kids[i].pid != 0; i++)
+		;
+	return i;
 }
 
 /* refuse - over a limit: a reply on the plain port (never waiting for
@@ -334,7 +320,7 @@ static _Noreturn void child(struct server *srv, int fd, const char *ip,
 	    signal(SIGHUP, SIG_DFL) == SIG_ERR ||
 	    sigprocmask(SIG_SETMASK, &srv->oldmask, NULL) < 0)
 		_exit(EX_TEMP);
-	(void)session_run(srv->cfg, fd, fd, ip, tls, &srv->kids[slot].ended);
+	(void)session_run(srv->cfg, fd, fd, ip, tls, srv->sess, slot);
 	close(fd);
 	exit(0);
 }
@@ -343,15 +329,14 @@ static _Noreturn void child(struct server *srv, int fd, const char *ip,
 static void take(struct server *srv, int fd, const struct sockaddr *sa,
 		 socklen_t len, int tls)
 {
-	struct str key = STR_INIT;
 	char ip[POP3_IP_MAX] = "";
 	size_t all, same, slot;
-	unsigned fails = 0;
 	pid_t pid;
 
-	if (proto_ipstr(sa, len, ip, sizeof ip) < 0)
+	if (peer_text(sa, len, ip, sizeof ip) < 0)
 		ip[0] = 0;
-	count(srv, ip, &all, &same, &slot);
+	limit_sess_count(srv->sess, srv->nslots, ip, &all, &same);
+	slot = free_slot(srv);
 	if (all >= srv->cfg->maxsessions || slot == srv->nslots) {
 		refuse(srv, fd, tls, ip, "-ERR [SYS/TEMP] too many connections\r\n",
 		       "too many sessions");
@@ -362,22 +347,20 @@ static void take(struct server *srv, int fd, const struct sockaddr *sa,
 		       "too many sessions from this address");
 		return;
 	}
-	if (proto_failkey_ip(ip, &key) == 0)
-		fails = fail_get(srv->cfg->ft, key.s, key.len);
-	str_free(&key);
-	if (fails >= srv->cfg->maxfail) {
+	if (limit_get_ip(srv->cfg->ft, ip) >= srv->cfg->maxfail) {
 		refuse(srv, fd, tls, ip, "-ERR [SYS/TEMP] too many failed logins "
 		       "from your address; try again later\r\n",
 		       "too many failed logins");
 		return;
 	}
-	srv->kids[slot].ended = 0;
+	limit_sess_enter(srv->sess, slot, ip);
 	memcpy(srv->kids[slot].ip, ip, sizeof ip);
 	pid = fork();
 	if (pid == 0)
 		child(srv, fd, ip, tls, slot);
 	close(fd);
 	if (pid < 0) {
+		limit_sess_leave(srv->sess, slot);
 		say("cannot fork a session for %s: %s", ip, strerror(errno));
 		return;
 	}
@@ -425,6 +408,8 @@ static void reap(struct server *srv)
 			say("session %ld for %s ended on signal %d", (long)pid,
 			    srv->kids[i].ip, WTERMSIG(st));
 		srv->kids[i].pid = 0;
+		/* a session killed before it left its slot */
+		limit_sess_leave(srv->sess, i);
 		srv->nkids--;
 	}
 }
@@ -512,7 +497,7 @@ static void inetd_ip(char *ip, size_t len)
 
 	ip[0] = 0;
 	if (getpeername(0, (struct sockaddr *)&ss, &sl) == 0 &&
-	    proto_ipstr((struct sockaddr *)&ss, sl, ip, len) == 0)
+	    peer_text((struct sockaddr *)&ss, sl, ip, len) == 0)
 		return;
 	if (env && strlen(env) < len && (inet_pton(AF_INET, env, a) == 1 ||
 					 inet_pton(AF_INET6, env, a) == 1))
@@ -580,7 +565,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		msg_warn("TLS: %s; STLS is not offered", why.s);
 	str_free(&why);
-	r = fail_create(&cfg.ft);
+	r = limit_new(LIMIT_WINDOW, &cfg.ft);
 	if (r < 0)
 		msg_warn("no shared failure counters: %s; failed logins are "
 			 "slowed per session only", msg_err(r));
@@ -588,18 +573,17 @@ int main(int argc, char **argv)
 		char ip[POP3_IP_MAX];
 
 		inetd_ip(ip, sizeof ip);
-		(void)session_run(&cfg, 0, 1, ip, tls, NULL);
+		(void)session_run(&cfg, 0, 1, ip, tls, NULL, 0);
 		free_cfg(&cfg);
 		return EX_DONE;
 	}
 	/* twice the limit: room for ended sessions not yet reaped */
 	srv.nslots = 2 * cfg.maxsessions;
-	srv.kids = mmap(NULL, srv.nslots * sizeof *srv.kids,
-			PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-			0);
-	if (srv.kids == MAP_FAILED)
+	srv.kids = calloc(srv.nslots, sizeof *srv.kids);
+	r = srv.kids ? limit_sess_new(srv.nslots, &srv.sess) : -ENOMEM;
+	if (r < 0)
 		msg_die(EX_TEMP, "cannot map the session table: %s",
-			strerror(errno));
+			msg_err(r));
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
@@ -619,7 +603,8 @@ int main(int argc, char **argv)
 	for (i = 0; (size_t)i < srv.nls; i++)
 		str_free(&srv.ls[i].name);
 	free(srv.ls);
-	munmap(srv.kids, srv.nslots * sizeof *srv.kids);
+	free(srv.kids);
+	limit_sess_free(&srv.sess);
 	close(srv.sigfd);
 	free_cfg(&cfg);
 	return EX_DONE;

@@ -17,7 +17,8 @@
  *	processes ready (mta/smtpd/pool.c): each accepts a connection
  *	itself and serves up to 100 sessions, one at a time, at most
  *	control/maxsessions (1000) processes and control/maxperip (20)
- *	sessions from one client address; a client over either limit gets
+ *	sessions from one client address (an IPv6 client by its /64,
+ *	lib/limit); a client over either limit gets
  *	"421 4.7.0" and is closed. Both limits are read at each connection.
  *
  *	With --inetd it runs one session on stdin/stdout; the client address
@@ -94,7 +95,7 @@ struct server {
 	struct listener l[LISTEN_MAX];
 	size_t nl;
 	struct str dummy;
-	struct authlimit *limit;
+	struct limit *limit;
 };
 
 /* serve - one session on RFD/WFD; everything it allocates is freed */
@@ -186,10 +187,8 @@ static void inetd_ip(char *ip, size_t n)
 
 	memset(&ss, 0, sizeof ss);
 	if (getpeername(0, (struct sockaddr *)&ss, &len) == 0 &&
-	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
-		ip_of(&ss, ip, n);
+	    peer_text((struct sockaddr *)&ss, len, ip, n) == 0)
 		return;
-	}
 	/* only an address, so that it may name a file in open-smtp/ */
 	if (env && (inet_pton(AF_INET, env, bin) == 1 ||
 		    inet_pton(AF_INET6, env, bin) == 1) && strlen(env) < n) {
@@ -255,10 +254,10 @@ int main(int argc, char **argv)
 	if (r < 0)
 		msg_die(111, "cannot make a password hash: %s", msg_err(r));
 	if (!inetd) {
-		srv.limit = authlimit_new();
-		if (!srv.limit)
+		r = limit_new(LIMIT_WINDOW, &srv.limit);
+		if (r < 0)
 			msg_die(111, "cannot map the AUTH failure table: %s",
-				strerror(errno));
+				msg_err(r));
 		pool_run(srv.root, srv.l, srv.nl, serve_pooled, pooled_done,
 			 &srv);
 	}

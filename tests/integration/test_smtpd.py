@@ -518,6 +518,32 @@ def test_smtpd_session_limits(t):
         srv.stop()
 
 
+def test_smtpd_maxperip_ipv6(t):
+    """maxperip over IPv6 (lib/limit counts an IPv6 client by its /64; the
+    grouping itself is unit-tested in test_limit, since only ::1 can be
+    bound here)."""
+    setup(t, ("maxperip", "2\n"))
+    srv = Server(t, smtp=1, addr="::1")
+    held = []
+    time.sleep(1.5)   # let the start-up probe's session end and be reaped
+    try:
+        for _ in range(2):
+            s = socket.create_connection(("::1", srv.ports["smtp"]), 10)
+            assert s.makefile("rb").readline().startswith(b"220 ")
+            held.append(s)
+        s = socket.create_connection(("::1", srv.ports["smtp"]), 10)
+        assert s.makefile("rb").readline() == (
+            b"421 4.7.0 too many sessions from your address, try again "
+            b"later\r\n")
+        s.close()
+    finally:
+        for s in held:
+            s.close()
+        log = srv.stop()
+    assert "session ::1 refused: 421 4.7.0 too many sessions from your " \
+        "address" in log, log
+
+
 def pool_pids(srv):
     """The session processes of the listening mta-smtpd."""
     with open(f"/proc/{srv.p.pid}/task/{srv.p.pid}/children") as f:

@@ -1,0 +1,303 @@
+/*
+ * test_limit - lib/peer.h and lib/limit.h: client addresses as text,
+ * loopback, the /64 grouping, the failed-login counters (shared across
+ * fork, seeded, bounded, with their eviction rule and delay schedule)
+ * and the session table that counts maxperip.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "limit.h"
+#include "peer.h"
+#include "tinytest.h"
+
+/* check_u - one unsigned result against what it should be */
+static void check_u(const char *name, unsigned long got, unsigned long want)
+{
+	tt_check(got == want, name, "got %lu, want %lu", got, want);
+}
+
+/* test_text - peer_text on each family, mapped, too small, unknown */
+static void test_text(void)
+{
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+	struct sockaddr sa;
+	char ip[PEER_TEXT_MAX], small[8];
+	int r;
+
+	memset(&s4, 0, sizeof s4);
+	s4.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.7", &s4.sin_addr);
+	r = peer_text((struct sockaddr *)&s4, sizeof s4, ip, sizeof ip);
+	tt_check(r == 0 && !strcmp(ip, "192.0.2.7"), "text_v4", "%d %s", r, ip);
+	memset(&s6, 0, sizeof s6);
+	s6.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "::ffff:192.0.2.7", &s6.sin6_addr);
+	r = peer_text((struct sockaddr *)&s6, sizeof s6, ip, sizeof ip);
+	tt_check(r == 0 && !strcmp(ip, "192.0.2.7"), "text_mapped", "%d %s",
+		 r, ip);
+	inet_pton(AF_INET6, "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
+		  &s6.sin6_addr);
+	r = peer_text((struct sockaddr *)&s6, sizeof s6, ip, sizeof ip);
+	tt_check(r == 0 && !strcmp(ip, "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"),
+		 "text_v6", "%d %s", r, ip);
+	check_u("text_small", (unsigned long)-peer_text((struct sockaddr *)&s6,
+		sizeof s6, small, sizeof small), ENOSPC);
+	check_u("text_short_len", (unsigned long)-peer_text(
+		(struct sockaddr *)&s6, sizeof s4, ip, sizeof ip), EAFNOSUPPORT);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_family = AF_UNIX;
+	check_u("text_unix", (unsigned long)-peer_text(&sa, sizeof sa, ip,
+		sizeof ip), EAFNOSUPPORT);
+}
+
+/* test_loopback - 127/8 and ::1, nothing else */
+static void test_loopback(void)
+{
+	static const struct { const char *ip; int want; } c[] = {
+		{"127.0.0.1", 1}, {"127.200.3.4", 1}, {"::1", 1},
+		{"::ffff:127.0.0.1", 1}, {"10.0.0.1", 0}, {"128.0.0.1", 0},
+		{"126.255.255.255", 0}, {"::2", 0}, {"::", 0},
+		{"127.0.0.1x", 0}, {"", 0}, {"local", 0},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof c / sizeof c[0]; i++)
+		check_u(tt_name("loopback_%s", *c[i].ip ? c[i].ip : "empty"),
+			(unsigned long)peer_loopback(c[i].ip),
+			(unsigned long)c[i].want);
+}
+
+/* same_group - whether two texts count as one client */
+static int same_group(const char *a, const char *b)
+{
+	struct peer_group ga, gb;
+
+	peer_group(a, &ga);
+	peer_group(b, &gb);
+	return ga.fam == gb.fam && ga.bits == gb.bits;
+}
+
+/* test_group - IPv4 by address, IPv6 by /64, mapped as IPv4 */
+static void test_group(void)
+{
+	static const struct { const char *a, *b; int want; } c[] = {
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", 1},
+		{"2001:db8:1:2::1", "2001:db8:1:3::1", 0},
+		{"2001:db8:1:2::1", "2001:db9:1:2::1", 0},
+		{"192.0.2.1", "192.0.2.1", 1},
+		{"192.0.2.1", "192.0.2.2", 0},
+		{"192.0.2.1", "::ffff:192.0.2.1", 1},
+		{"0.0.0.0", "::", 0},
+		{"0.0.0.0", "", 0},
+		{"", "local", 1},
+	};
+	struct peer_group g;
+	size_t i;
+
+	for (i = 0; i < sizeof c / sizeof c[0]; i++)
+		check_u(tt_name("group_%zu", i),
+			(unsigned long)same_group(c[i].a, c[i].b),
+			(unsigned long)c[i].want);
+	peer_group("192.0.2.1", &g);
+	tt_check(g.fam == 4 && g.bits == 0xc0000201u, "group_v4_bits",
+		 "fam %u bits %llx", g.fam, (unsigned long long)g.bits);
+	peer_group("2001:db8:1:2:3:4:5:6", &g);
+	tt_check(g.fam == 6 && g.bits == 0x20010db800010002ull,
+		 "group_v6_bits", "fam %u bits %llx", g.fam,
+		 (unsigned long long)g.bits);
+}
+
+/* test_delay - the one schedule: 250 ms doubling, at most 5 s */
+static void test_delay(void)
+{
+	static const unsigned c[][2] = {
+		{0, 0}, {1, 250}, {2, 500}, {3, 1000}, {4, 2000}, {5, 4000},
+		{6, 5000}, {1000, 5000}, {UINT32_MAX, 5000},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof c / sizeof c[0]; i++)
+		check_u(tt_name("delay_%u", c[i][0]), limit_delay_ms(c[i][0]),
+			c[i][1]);
+}
+
+/* test_counts - counting by group, key spaces apart, a NULL table */
+static void test_counts(struct limit *l)
+{
+	unsigned i;
+
+	check_u("count_none", limit_get_ip(l, "192.0.2.1"), 0);
+	check_u("count_add_1", limit_add_ip(l, "192.0.2.1"), 1);
+	check_u("count_add_2", limit_add_ip(l, "192.0.2.1"), 2);
+	check_u("count_get_2", limit_get_ip(l, "192.0.2.1"), 2);
+	check_u("count_mapped", limit_get_ip(l, "::ffff:192.0.2.1"), 2);
+	check_u("count_v4_other", limit_get_ip(l, "192.0.2.2"), 0);
+	for (i = 0; i < 5; i++) {
+		char ip[64];
+
+		snprintf(ip, sizeof ip, "2001:db8:1:2:%x::%x", i, i + 1);
+		limit_add_ip(l, ip);
+	}
+	check_u("count_v6_same_64", limit_get_ip(l, "2001:db8:1:2:ffff::9"), 5);
+	check_u("count_v6_other_64", limit_get_ip(l, "2001:db8:1:3::1"), 0);
+	check_u("count_key", limit_add(l, "user a@b", 8), 1);
+	check_u("count_key_again", limit_get(l, "user a@b", 8), 1);
+	check_u("count_key_not_ip", limit_get_ip(l, "user a@b"), 0);
+	check_u("count_local", limit_add_ip(l, ""), 1);
+	check_u("count_local_same", limit_get_ip(l, "local"), 1);
+	check_u("count_null_add", limit_add_ip(NULL, "192.0.2.1"), 1);
+	check_u("count_null_get", limit_get_ip(NULL, "192.0.2.1"), 0);
+	check_u("count_null_key", limit_add(NULL, "x", 1), 1);
+}
+
+/* test_evict - a flood of other clients never frees a slowed one, and
+ * among clients that failed alike the most recent are kept */
+static void test_evict(struct limit *l)
+{
+	char ip[64] = "";
+	unsigned i;
+	int kept = 1;
+
+	for (i = 0; i < 10; i++)
+		limit_add_ip(l, "198.51.100.1");
+	/* 20000 addresses failing once: every slot of the table is hit */
+	for (i = 0; i < 20000 && kept; i++) {
+		snprintf(ip, sizeof ip, "10.%u.%u.%u", i >> 16, (i >> 8) & 255,
+			 i & 255);
+		limit_add_ip(l, ip);
+		kept = limit_get_ip(l, "198.51.100.1") == 10;
+	}
+	tt_check(kept, "evict_not_the_slowed",
+		 "198.51.100.1 forgotten after %u failures of others (last %s)",
+		 i, ip);
+	check_u("evict_recent_kept", limit_get_ip(l, "10.0.78.31"), 1);
+	check_u("evict_old_gone", limit_get_ip(l, "10.0.0.1"), 0);
+}
+
+/* test_seed - two tables place one client apart: the seed is theirs */
+static void test_seed(struct limit *a)
+{
+	struct limit *b = NULL;
+	char ip[64];
+	unsigned i, same = 0;
+
+	if (!tt_check(limit_new(LIMIT_WINDOW, &b) == 0, "seed_new", "no table"))
+		return;
+	for (i = 0; i < 64; i++) {
+		snprintf(ip, sizeof ip, "203.0.113.%u", i);
+		same += limit_slot_ip(a, ip) == limit_slot_ip(b, ip);
+	}
+	/* by chance, 64 of 64 in the same place has odds of 4096^-64 */
+	tt_check(same < 8, "seed_differs", "%u of 64 in the same slot", same);
+	limit_free(&b);
+	tt_check(b == NULL, "seed_free", "pointer kept");
+}
+
+/* test_fork - a child's failures are the parent's: one shared table */
+static void test_fork(struct limit *l)
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	if (pid == 0) {
+		limit_add_ip(l, "2001:db8:9::1");
+		limit_add_ip(l, "2001:db8:9::2");
+		_exit(0);
+	}
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	check_u("fork_shared", limit_get_ip(l, "2001:db8:9::3"), 2);
+}
+
+/* test_window - a count is forgotten after the window */
+static void test_window(void)
+{
+	struct limit *l = NULL;
+
+	if (!tt_check(limit_new(0, &l) == 0, "window_new", "no table"))
+		return;
+	limit_add_ip(l, "192.0.2.9");
+	check_u("window_counted", limit_get_ip(l, "192.0.2.9"), 1);
+	usleep(1100000);	/* past the next monotonic second */
+	check_u("window_forgotten", limit_get_ip(l, "192.0.2.9"), 0);
+	check_u("window_restarts", limit_add_ip(l, "192.0.2.9"), 1);
+	limit_free(&l);
+}
+
+/* test_sess - maxperip counting: groups, leaving, the first n slots,
+ * and a slot set in a child seen by the parent */
+static void test_sess(void)
+{
+	struct limit_sess *t = NULL;
+	size_t all, same;
+	pid_t pid;
+
+	if (!tt_check(limit_sess_new(8, &t) == 0, "sess_new", "no table"))
+		return;
+	limit_sess_enter(t, 0, "2001:db8:1:2::1");
+	limit_sess_enter(t, 1, "2001:db8:1:2::2");
+	limit_sess_enter(t, 2, "2001:db8:1:3::1");
+	limit_sess_enter(t, 3, "192.0.2.1");
+	limit_sess_enter(t, 9, "192.0.2.1");	/* out of the table: ignored */
+	limit_sess_count(t, 8, "2001:db8:1:2::99", &all, &same);
+	tt_check(all == 4 && same == 2, "sess_same_64", "all %zu same %zu",
+		 all, same);
+	limit_sess_count(t, 8, "2001:db8:1:3::5", &all, &same);
+	check_u("sess_other_64", same, 1);
+	limit_sess_count(t, 8, "192.0.2.1", &all, &same);
+	check_u("sess_v4", same, 1);
+	limit_sess_count(t, 8, "192.0.2.2", &all, &same);
+	check_u("sess_v4_other", same, 0);
+	limit_sess_count(t, 2, "192.0.2.1", &all, &same);
+	tt_check(all == 2 && same == 0, "sess_first_n", "all %zu same %zu",
+		 all, same);
+	limit_sess_leave(t, 1);
+	check_u("sess_busy_0", (unsigned long)limit_sess_busy(t, 0), 1);
+	check_u("sess_busy_1", (unsigned long)limit_sess_busy(t, 1), 0);
+	limit_sess_count(t, 8, "2001:db8:1:2::1", &all, &same);
+	tt_check(all == 3 && same == 1, "sess_leave", "all %zu same %zu",
+		 all, same);
+	pid = fork();
+	if (pid == 0) {
+		limit_sess_leave(t, 0);
+		limit_sess_enter(t, 5, "192.0.2.1");
+		_exit(0);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	limit_sess_count(t, 8, "192.0.2.1", &all, &same);
+	tt_check(all == 3 && same == 2, "sess_fork", "all %zu same %zu",
+		 all, same);
+	limit_sess_leave(NULL, 0);	/* no table: nothing to do */
+	limit_sess_free(&t);
+	tt_check(t == NULL, "sess_free", "pointer kept");
+}
+
+int main(void)
+{
+	struct limit *l = NULL;
+
+	test_text();
+	test_loopback();
+	test_group();
+	test_delay();
+	if (tt_check(limit_new(LIMIT_WINDOW, &l) == 0, "limit_new",
+		     "cannot map the table")) {
+		test_counts(l);
+		test_evict(l);
+		test_seed(l);
+		test_fork(l);
+		limit_free(&l);
+	}
+	test_window();
+	test_sess();
+	return tt_exit();
+}
