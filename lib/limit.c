@@ -1,18 +1,16 @@
 /*
- * limit - failed-login counters and the session table, shared by the
- * session processes of one server (see limit.h).
- *
- * The counters sit behind a process-shared robust mutex: a session killed
- * while it holds the lock hands it to the next one, which takes the table
- * as it is (a half-written slot costs at most one wrong count). Times are
- * CLOCK_MONOTONIC seconds, the same clock in every process and deaf to a
- * change of the system time.
+ * limit - failed-login counters and session table (see limit.h). The
+ * counters sit behind a robust process-shared mutex: a session killed
+ * holding it hands it on (a half-written slot costs one wrong count at
+ * most). Times are CLOCK_MONOTONIC s: one clock for every process.
  */
 #include "limit.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -53,15 +51,12 @@ static int mutex_init(pthread_mutex_t *mu)
 	pthread_mutexattr_t ma;
 	int r = pthread_mutexattr_init(&ma);
 
-	if (r == 0) {
-		r = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-		if (r == 0)
-			r = pthread_mutexattr_setrobust(&ma,
-							PTHREAD_MUTEX_ROBUST);
-		if (r == 0)
-			r = pthread_mutex_init(mu, &ma);
-		pthread_mutexattr_destroy(&ma);
-	}
+	if (r)
+		return -r;
+	if (!(r = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED)) &&
+	    !(r = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST)))
+		r = pthread_mutex_init(mu, &ma);
+	pthread_mutexattr_destroy(&ma);
 	return -r;
 }
 
@@ -96,15 +91,6 @@ void limit_free(struct limit **l)
 	*l = NULL;
 }
 
-/* now_s - monotonic seconds */
-static int64_t now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
 /* mix - FNV-1a-64 of more bytes */
 static uint64_t mix(uint64_t h, const void *p, size_t len)
 {
@@ -121,15 +107,11 @@ static uint64_t mix(uint64_t h, const void *p, size_t len)
 static uint64_t hash(const struct limit *l, char kind, const void *key,
 		     size_t len)
 {
-	uint64_t h = 14695981039346656037ull;
+	uint64_t h = mix(mix(mix(14695981039346656037ull, &l->seed,
+				 sizeof l->seed), &kind, 1), key, len);
 
-	h = mix(h, &l->seed, sizeof l->seed);
-	h = mix(h, &kind, 1);
-	h = mix(h, key, len);
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
+	h = (h ^ h >> 33) * 0xff51afd7ed558ccdull;
+	h = (h ^ h >> 33) * 0xc4ceb9fe1a85ec53ull;
 	h ^= h >> 33;
 	return h ? h : 1;
 }
@@ -144,25 +126,19 @@ static int lock(struct limit *l)
 	return -r;
 }
 
-/* worse - whether slot a is a better victim than slot b: free or
- * forgotten first, then the fewest failures, then the least recent */
-static int worse(const struct limit *l, const struct limit_slot *a,
-		 const struct limit_slot *b, int64_t now)
+/* victim - whether slot s is a better one to take over than best: free
+ * (forgotten ones are freed on the way), then the fewest failures, then
+ * the least recent */
+static int victim(const struct limit_slot *s, const struct limit_slot *best)
 {
-	int a_gone = !a->key || now - a->last > l->window;
-	int b_gone = !b->key || now - b->last > l->window;
-
-	if (a_gone != b_gone)
-		return a_gone;
-	if (a_gone)
-		return 0;
-	if (a->count != b->count)
-		return a->count < b->count;
-	return a->seq < b->seq;
+	if (!best || !s->key || !best->key)
+		return !best || (!s->key && best->key);
+	return s->count < best->count ||
+	       (s->count == best->count && s->seq < best->seq);
 }
 
-/* find - the slot of h; with add, the best victim of its probe window,
- * taken over for h with no failures */
+/* find - the slot of h; with add, else the best victim of its probe
+ * window, taken over for h with no failures */
 static struct limit_slot *find(struct limit *l, uint64_t h, int64_t now,
 			       int add)
 {
@@ -171,18 +147,16 @@ static struct limit_slot *find(struct limit *l, uint64_t h, int64_t now,
 
 	for (i = 0; i < LIMIT_PROBE; i++) {
 		s = &l->slot[(h + i) & (LIMIT_SLOTS - 1)];
-		if (s->key == h) {
-			if (now - s->last > l->window)
-				s->count = 0;
+		if (s->key && now - s->last > l->window)
+			s->key = 0;
+		if (s->key == h)
 			return s;
-		}
-		if (add && (!best || worse(l, s, best, now)))
+		if (add && victim(s, best))
 			best = s;
 	}
 	if (best) {
 		best->key = h;
 		best->count = 0;
-		best->last = now;
 	}
 	return best;
 }
@@ -190,17 +164,18 @@ static struct limit_slot *find(struct limit *l, uint64_t h, int64_t now,
 /* count - the failures of one hashed key, one more with add */
 static unsigned count(struct limit *l, uint64_t h, int add)
 {
-	int64_t now = now_s();
+	struct timespec ts;
 	struct limit_slot *s;
 	unsigned n = add;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	if (!l || lock(l) < 0)
 		return n;
-	s = find(l, h, now, add);
+	s = find(l, h, ts.tv_sec, add);
 	if (s && add) {
 		if (s->count < UINT32_MAX)
 			s->count++;
-		s->last = now;
+		s->last = ts.tv_sec;
 		s->seq = ++l->tick;
 	}
 	if (s)
@@ -213,14 +188,9 @@ static unsigned count(struct limit *l, uint64_t h, int add)
 static uint64_t ip_hash(const struct limit *l, const char *ip)
 {
 	struct peer_group g;
-	unsigned char b[9];
-	int i;
 
 	peer_group(ip, &g);
-	b[0] = (unsigned char)g.fam;
-	for (i = 0; i < 8; i++)
-		b[1 + i] = (unsigned char)(g.bits >> (56 - 8 * i));
-	return hash(l, 'i', b, sizeof b);
+	return hash(l, 'i', &g, sizeof g);
 }
 
 /* limit_add_ip - one more failure of the client at ip */
@@ -247,12 +217,6 @@ unsigned limit_add(struct limit *l, const void *key, size_t len)
 	return l ? count(l, hash(l, 'k', key, len), 1) : 1;
 }
 
-/* limit_get - the recent failures under another key */
-unsigned limit_get(struct limit *l, const void *key, size_t len)
-{
-	return l ? count(l, hash(l, 'k', key, len), 0) : 0;
-}
-
 /* limit_delay_ms - how long to hold back a login after `fails` failures:
  * enough to make guessing slow, too little to bother someone who
  * mistyped or shares an address with a guesser */
@@ -267,29 +231,43 @@ unsigned limit_delay_ms(unsigned fails)
 	return d < DELAY_MAX_MS ? d : DELAY_MAX_MS;
 }
 
+/* limit_wait - sleep limit_delay_ms(fails), resuming after signals */
+void limit_wait(unsigned fails)
+{
+	unsigned ms = limit_delay_ms(fails);
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 /* --- the session table ------------------------------------------------ */
 
+/* C11 atomics, lock-free for these sizes, so address-free: they work
+ * across processes in a shared mapping */
 struct sess_slot {
-	int busy;		/* atomic: counted */
-	unsigned fam;		/* atomic: the client's peer_group */
-	uint64_t bits;		/* atomic */
+	_Atomic int pid;	/* 0 free, -1 reserved, else the process */
+	_Atomic int busy;	/* in a session, counted */
+	_Atomic unsigned fam;	/* the client's peer_group */
+	_Atomic uint64_t bits;
+	char ip[PEER_TEXT_MAX];	/* its text: read only after the process ended */
 };
 
 struct limit_sess {
 	size_t n;
+	_Atomic size_t hi;	/* slots in use are below this */
 	struct sess_slot s[];
 };
 
 /* limit_sess_new - N slots, shared with the processes forked later */
 int limit_sess_new(size_t n, struct limit_sess **t_r)
 {
-	struct limit_sess *t;
+	struct limit_sess *t = NULL;
 
-	if (n > (SIZE_MAX - sizeof *t) / sizeof t->s[0])
-		return -ENOMEM;
-	t = mapping(sizeof *t + n * sizeof t->s[0]);
+	if (n <= (SIZE_MAX - sizeof *t) / sizeof t->s[0])
+		t = mapping(sizeof *t + n * sizeof t->s[0]);
 	if (!t)
-		return -errno;
+		return -ENOMEM;
 	t->n = n;
 	*t_r = t;
 	return 0;
@@ -303,6 +281,61 @@ void limit_sess_free(struct limit_sess **t)
 	*t = NULL;
 }
 
+/* limit_sess_slot - reserve a free slot, out of any session */
+long limit_sess_slot(struct limit_sess *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->hi && t->s[i].pid; i++)
+		;
+	if (i == t->n)
+		return -EAGAIN;
+	t->s[i].busy = 0;
+	t->s[i].pid = -1;
+	if (i == t->hi)
+		t->hi = i + 1;
+	return (long)i;
+}
+
+/* limit_sess_pid - the process of slot i; 0 frees the slot */
+void limit_sess_pid(struct limit_sess *t, size_t i, pid_t pid)
+{
+	size_t hi = t->hi;
+
+	if (i >= hi)
+		return;
+	if (!pid)
+		t->s[i].busy = 0;
+	t->s[i].pid = pid;
+	while (hi > 0 && !t->s[hi - 1].pid)
+		hi--;
+	t->hi = hi;
+}
+
+/* limit_sess_reap - free the slot of a process that ended: its index */
+long limit_sess_reap(struct limit_sess *t, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; pid > 0 && i < t->hi; i++)
+		if (t->s[i].pid == pid) {
+			limit_sess_pid(t, i, 0);
+			return (long)i;
+		}
+	return -ESRCH;
+}
+
+/* limit_sess_signal - sig to every process in the table */
+void limit_sess_signal(const struct limit_sess *t, int sig)
+{
+	size_t i;
+	int pid;
+
+	for (i = 0; i < t->hi; i++)
+		if ((pid = t->s[i].pid) > 0)
+			(void)kill(pid, sig);
+}
+
 /* limit_sess_enter - slot i serves the client at ip: the group is
  * written before the slot counts, so no reader sees a stale group */
 void limit_sess_enter(struct limit_sess *t, size_t i, const char *ip)
@@ -312,42 +345,47 @@ void limit_sess_enter(struct limit_sess *t, size_t i, const char *ip)
 	if (!t || i >= t->n)
 		return;
 	peer_group(ip, &g);
-	__atomic_store_n(&t->s[i].fam, g.fam, __ATOMIC_RELAXED);
-	__atomic_store_n(&t->s[i].bits, g.bits, __ATOMIC_RELAXED);
-	__atomic_store_n(&t->s[i].busy, 1, __ATOMIC_RELEASE);
+	(void)snprintf(t->s[i].ip, sizeof t->s[i].ip, "%s", ip);
+	t->s[i].fam = g.fam;
+	t->s[i].bits = g.bits;
+	t->s[i].busy = 1;
+}
+
+/* limit_sess_ip - the client slot i served last */
+const char *limit_sess_ip(const struct limit_sess *t, size_t i)
+{
+	return i < t->n ? t->s[i].ip : "";
 }
 
 /* limit_sess_leave - slot i serves nobody */
 void limit_sess_leave(struct limit_sess *t, size_t i)
 {
 	if (t && i < t->n)
-		__atomic_store_n(&t->s[i].busy, 0, __ATOMIC_RELEASE);
+		t->s[i].busy = 0;
 }
 
-/* limit_sess_busy - whether slot i is in a session */
-int limit_sess_busy(const struct limit_sess *t, size_t i)
+/* limit_sess_count - processes waiting for a client; sessions, in all
+ * and from ip's group (either pointer may be NULL) */
+size_t limit_sess_count(const struct limit_sess *t, const char *ip,
+			size_t *all_r, size_t *same_r)
 {
-	return i < t->n && __atomic_load_n(&t->s[i].busy, __ATOMIC_ACQUIRE);
-}
-
-/* limit_sess_count - sessions among the first n slots, in all and from
- * ip's group */
-void limit_sess_count(const struct limit_sess *t, size_t n, const char *ip,
-		      size_t *all_r, size_t *same_r)
-{
+	size_t i, n[3] = {0, 0, 0};
 	struct peer_group g;
-	size_t i, all = 0, same = 0;
 
-	peer_group(ip, &g);
-	for (i = 0; i < n && i < t->n; i++) {
+	peer_group(ip ? ip : "", &g);
+	for (i = 0; i < t->hi && i < t->n; i++) {
 		const struct sess_slot *s = &t->s[i];
 
-		if (!__atomic_load_n(&s->busy, __ATOMIC_ACQUIRE))
+		if (!s->busy) {
+			n[0] += s->pid != 0;
 			continue;
-		all++;
-		same += __atomic_load_n(&s->fam, __ATOMIC_RELAXED) == g.fam &&
-			__atomic_load_n(&s->bits, __ATOMIC_RELAXED) == g.bits;
+		}
+		n[1]++;
+		n[2] += s->fam == g.fam && s->bits == g.bits;
 	}
-	*all_r = all;
-	*same_r = same;
+	if (all_r)
+		*all_r = n[1];
+	if (same_r)
+		*same_r = n[2];
+	return n[0];
 }

@@ -7,60 +7,67 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* peer_text - a peer address as text, IPv4-mapped written as IPv4 */
 int peer_text(const struct sockaddr *sa, socklen_t len, char *out,
 	      size_t outlen)
 {
-	const void *a;
-	int af;
+	const struct sockaddr_in6 *s6 = (const void *)sa;
+	const struct sockaddr_in *s4 = (const void *)sa;
+	socklen_t n = (socklen_t)outlen;
+	const char *r;
 
-	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		af = AF_INET;
-		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-	} else if (sa->sa_family == AF_INET6 &&
-		   len >= sizeof(struct sockaddr_in6)) {
-		const struct in6_addr *a6 =
-			&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-
-		af = IN6_IS_ADDR_V4MAPPED(a6) ? AF_INET : AF_INET6;
-		a = af == AF_INET ? (const void *)&a6->s6_addr[12] : a6;
-	} else {
-		return -EAFNOSUPPORT;
-	}
-	return inet_ntop(af, a, out, (socklen_t)outlen) ? 0 : -ENOSPC;
+	if (sa->sa_family == AF_INET && len >= sizeof *s4)
+		r = inet_ntop(AF_INET, &s4->sin_addr, out, n);
+	else if (sa->sa_family != AF_INET6 || len < sizeof *s6)
+		r = (errno = EAFNOSUPPORT, NULL);
+	else if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+		r = inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, n);
+	else
+		r = inet_ntop(AF_INET6, &s6->sin6_addr, out, n);
+	if (!r && outlen)
+		out[0] = 0;
+	return r ? 0 : -errno;
 }
 
-/* v4_bits - the 32 bits of an IPv4 address, host order */
-static uint64_t v4_bits(const unsigned char *b)
+/* peer_inetd - the socket's peer, else $TCPREMOTEIP, else none */
+int peer_inetd(int fd, char *out, size_t outlen)
 {
-	return (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 |
-	       (uint64_t)b[2] << 8 | b[3];
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	const char *env = getenv("TCPREMOTEIP");
+	struct peer_group g;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    peer_text((struct sockaddr *)&ss, len, out, outlen) == 0)
+		return 0;
+	if (env && strlen(env) < outlen && (peer_group(env, &g), g.fam)) {
+		memcpy(out, env, strlen(env) + 1);
+		return 0;
+	}
+	if (outlen)
+		out[0] = 0;
+	return -ENOENT;
 }
 
 /* peer_group - IPv4 by address, IPv6 by /64, anything else as one */
 void peer_group(const char *ip, struct peer_group *g)
 {
-	struct in6_addr a6;
-	unsigned char a4[4];
-	int i;
+	struct in6_addr a;
+	int i, v4;
 
-	g->fam = 0;
-	g->bits = 0;
-	if (inet_pton(AF_INET, ip, a4) == 1) {
-		g->fam = 4;
-		g->bits = v4_bits(a4);
-	} else if (inet_pton(AF_INET6, ip, &a6) == 1) {
-		if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-			g->fam = 4;
-			g->bits = v4_bits(&a6.s6_addr[12]);
-			return;
-		}
-		g->fam = 6;
-		for (i = 0; i < 8; i++)
-			g->bits = g->bits << 8 | a6.s6_addr[i];
-	}
+	/* all of it, padding too: callers hash the bytes */
+	memset(g, 0, sizeof *g);
+	memset(&a, 0, sizeof a);
+	v4 = inet_pton(AF_INET, ip, &a.s6_addr[12]) == 1;
+	if (!v4 && inet_pton(AF_INET6, ip, &a) != 1)
+		return;
+	v4 |= IN6_IS_ADDR_V4MAPPED(&a);
+	g->fam = v4 ? 4 : 6;
+	for (i = v4 ? 12 : 0; i < (v4 ? 16 : 8); i++)
+		g->bits = g->bits << 8 | a.s6_addr[i];
 }
 
 /* peer_loopback - 127.0.0.0/8 or ::1, from the text */

@@ -7,7 +7,12 @@
  * becomes 192.0.2.7, so that one client has one name in logs, grants
  * (open-smtp/IP), relay rules and limits. It returns 0, -ENOSPC when OUT
  * is too small (PEER_TEXT_MAX always fits) or -EAFNOSUPPORT for anything
- * but IPv4 and IPv6.
+ * but IPv4 and IPv6; on failure OUT is "".
+ *
+ * peer_inetd() is the client of a server started by inetd, systemd or
+ * tcpserver on FD: the socket's peer, else $TCPREMOTEIP if it is an
+ * address (only an address: the text may name a file in open-smtp/),
+ * else -ENOENT and "" (a pipe: a local process).
  *
  * peer_loopback() is 1 for 127.0.0.0/8 and ::1 (and an IPv4-mapped
  * 127/8), 0 for any other text, an address or not.
@@ -35,6 +40,7 @@ struct peer_group {
 
 int peer_text(const struct sockaddr *sa, socklen_t len, char *out,
 	      size_t outlen);
+int peer_inetd(int fd, char *out, size_t outlen);
 int peer_loopback(const char *ip);
 void peer_group(const char *ip, struct peer_group *g);
 

@@ -72,7 +72,6 @@
  *	docs/pop3d.md, SPEC.md step 5, RFC 1939, RFC 2449, RFC 2595,
  *	RFC 5034, vadmin(8), facteur(8)
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -118,21 +117,15 @@ struct lsock {
 	struct str name;	/* the listen line, for messages */
 };
 
-/* one session process; its slot of the session table (lib/limit) has
- * the same index and is left by the session itself before its last reply
- * goes out, so that a client that reconnects the moment it has read
- * "+OK bye" is not counted twice while the old process is on its way out */
-struct kid {
-	pid_t pid;		/* 0: a free slot */
-	char ip[POP3_IP_MAX];
-};
-
 struct server {
 	struct cfg *cfg;
 	struct lsock *ls;
 	size_t nls;
-	struct kid *kids;	/* nslots */
-	struct limit_sess *sess;	/* nslots, shared with the sessions */
+	/* the session processes and their clients, shared with the sessions,
+	 * each of which leaves its slot before its last reply goes out, so
+	 * that a client that reconnects the moment it has read "+OK bye" is
+	 * not counted twice while the old process is on its way out */
+	struct limit_sess *sess;	/* nslots */
 	size_t nslots;
 	size_t nkids;		/* slots in use (sessions not yet reaped) */
 	int sigfd;
@@ -274,16 +267,6 @@ static void become_mailuser(const char *root)
 			"to serve");
 }
 
-/* free_slot - a slot with no process (nslots when there is none) */
-static size_t free_slot(const struct server *srv)
-{
-	size_t i;
-
-	for (i = 0; i < srv->nslots && srv->kids[i].pid != 0; i++)
-		;
-	return i;
-}
-
 /* refuse - over a limit: a reply on the plain port (never waiting for
  * the client), and one log line a second at most, whatever the flood */
 static void refuse(struct server *srv, int fd, int tls, const char *ip,
@@ -329,42 +312,41 @@ static _Noreturn void child(struct server *srv, int fd, const char *ip,
 static void take(struct server *srv, int fd, const struct sockaddr *sa,
 		 socklen_t len, int tls)
 {
-	char ip[POP3_IP_MAX] = "";
-	size_t all, same, slot;
+	static const char busy[] = "-ERR [SYS/TEMP] too many connections\r\n",
+		fails[] = "-ERR [SYS/TEMP] too many failed logins from your "
+			  "address; try again later\r\n";
+	char ip[PEER_TEXT_MAX] = "";
+	const char *why = NULL, *msg = busy;
+	size_t all, same;
+	long slot = -1;
 	pid_t pid;
 
-	if (peer_text(sa, len, ip, sizeof ip) < 0)
-		ip[0] = 0;
-	limit_sess_count(srv->sess, srv->nslots, ip, &all, &same);
-	slot = free_slot(srv);
-	if (all >= srv->cfg->maxsessions || slot == srv->nslots) {
-		refuse(srv, fd, tls, ip, "-ERR [SYS/TEMP] too many connections\r\n",
-		       "too many sessions");
+	(void)peer_text(sa, len, ip, sizeof ip);	/* else "" */
+	(void)limit_sess_count(srv->sess, ip, &all, &same);
+	if (all >= srv->cfg->maxsessions)
+		why = "too many sessions";
+	else if (same >= srv->cfg->maxperip)
+		why = "too many sessions from this address";
+	else if (limit_get_ip(srv->cfg->ft, ip) >= srv->cfg->maxfail) {
+		why = "too many failed logins";
+		msg = fails;
+	} else if ((slot = limit_sess_slot(srv->sess)) < 0)
+		why = "too many sessions";	/* ended ones not yet reaped */
+	if (why) {
+		refuse(srv, fd, tls, ip, msg, why);
 		return;
 	}
-	if (same >= srv->cfg->maxperip) {
-		refuse(srv, fd, tls, ip, "-ERR [SYS/TEMP] too many connections\r\n",
-		       "too many sessions from this address");
-		return;
-	}
-	if (limit_get_ip(srv->cfg->ft, ip) >= srv->cfg->maxfail) {
-		refuse(srv, fd, tls, ip, "-ERR [SYS/TEMP] too many failed logins "
-		       "from your address; try again later\r\n",
-		       "too many failed logins");
-		return;
-	}
-	limit_sess_enter(srv->sess, slot, ip);
-	memcpy(srv->kids[slot].ip, ip, sizeof ip);
+	limit_sess_enter(srv->sess, (size_t)slot, ip);
 	pid = fork();
 	if (pid == 0)
-		child(srv, fd, ip, tls, slot);
+		child(srv, fd, ip, tls, (size_t)slot);
 	close(fd);
 	if (pid < 0) {
-		limit_sess_leave(srv->sess, slot);
+		limit_sess_pid(srv->sess, (size_t)slot, 0);
 		say("cannot fork a session for %s: %s", ip, strerror(errno));
 		return;
 	}
-	srv->kids[slot].pid = pid;
+	limit_sess_pid(srv->sess, (size_t)slot, pid);
 	srv->nkids++;
 }
 
@@ -397,19 +379,15 @@ static void reap(struct server *srv)
 {
 	pid_t pid;
 	int st;
-	size_t i;
+	long i;
 
+	/* a session killed before it left its slot is out of it now too */
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		for (i = 0; i < srv->nslots && srv->kids[i].pid != pid; i++)
-			;
-		if (i == srv->nslots)
+		if ((i = limit_sess_reap(srv->sess, pid)) < 0)
 			continue;
 		if (WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM)
 			say("session %ld for %s ended on signal %d", (long)pid,
-			    srv->kids[i].ip, WTERMSIG(st));
-		srv->kids[i].pid = 0;
-		/* a session killed before it left its slot */
-		limit_sess_leave(srv->sess, i);
+			    limit_sess_ip(srv->sess, (size_t)i), WTERMSIG(st));
 		srv->nkids--;
 	}
 }
@@ -426,9 +404,7 @@ static void stop(struct server *srv, int sig)
 		close(srv->ls[i].fd);
 		srv->ls[i].fd = -1;
 	}
-	for (i = 0; i < srv->nslots; i++)
-		if (srv->kids[i].pid > 0)
-			(void)kill(srv->kids[i].pid, SIGTERM);
+	limit_sess_signal(srv->sess, SIGTERM);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (srv->nkids) {
 		struct pollfd pf = {srv->sigfd, POLLIN, 0};
@@ -445,9 +421,7 @@ static void stop(struct server *srv, int sig)
 				;
 		reap(srv);
 	}
-	for (i = 0; i < srv->nslots; i++)
-		if (srv->kids[i].pid > 0)
-			(void)kill(srv->kids[i].pid, SIGKILL);
+	limit_sess_signal(srv->sess, SIGKILL);
 }
 
 /* serve - the accept loop, until a stop signal */
@@ -484,24 +458,6 @@ static void serve(struct server *srv)
 			if (pf[i + 1].revents)
 				accept_some(srv, &srv->ls[i]);
 	}
-}
-
-/* inetd_ip - the client of an --inetd session: the socket's peer, else
- * $TCPREMOTEIP (tcpserver), else none (a pipe: local) */
-static void inetd_ip(char *ip, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	const char *env = getenv("TCPREMOTEIP");
-	unsigned char a[sizeof(struct in6_addr)];
-
-	ip[0] = 0;
-	if (getpeername(0, (struct sockaddr *)&ss, &sl) == 0 &&
-	    peer_text((struct sockaddr *)&ss, sl, ip, len) == 0)
-		return;
-	if (env && strlen(env) < len && (inet_pton(AF_INET, env, a) == 1 ||
-					 inet_pton(AF_INET6, env, a) == 1))
-		memcpy(ip, env, strlen(env) + 1);
 }
 
 /* main - options, settings, listeners, privileges, then serve */
@@ -570,18 +526,16 @@ int main(int argc, char **argv)
 		msg_warn("no shared failure counters: %s; failed logins are "
 			 "slowed per session only", msg_err(r));
 	if (inetd) {
-		char ip[POP3_IP_MAX];
+		char ip[PEER_TEXT_MAX];
 
-		inetd_ip(ip, sizeof ip);
+		(void)peer_inetd(0, ip, sizeof ip);	/* none: local */
 		(void)session_run(&cfg, 0, 1, ip, tls, NULL, 0);
 		free_cfg(&cfg);
 		return EX_DONE;
 	}
 	/* twice the limit: room for ended sessions not yet reaped */
 	srv.nslots = 2 * cfg.maxsessions;
-	srv.kids = calloc(srv.nslots, sizeof *srv.kids);
-	r = srv.kids ? limit_sess_new(srv.nslots, &srv.sess) : -ENOMEM;
-	if (r < 0)
+	if ((r = limit_sess_new(srv.nslots, &srv.sess)) < 0)
 		msg_die(EX_TEMP, "cannot map the session table: %s",
 			msg_err(r));
 	sigemptyset(&set);
@@ -603,7 +557,6 @@ int main(int argc, char **argv)
 	for (i = 0; (size_t)i < srv.nls; i++)
 		str_free(&srv.ls[i].name);
 	free(srv.ls);
-	free(srv.kids);
 	limit_sess_free(&srv.sess);
 	close(srv.sigfd);
 	free_cfg(&cfg);

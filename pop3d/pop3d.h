@@ -31,7 +31,6 @@
 
 #define POP3_LINE_MAX 255	/* RFC 2449: a command line, CRLF included */
 #define POP3_SASL_MAX 2048	/* a base64 AUTH response line */
-#define POP3_IP_MAX PEER_TEXT_MAX	/* text of a client address */
 
 /* exit codes of the program (a session process exits 0) */
 #define EX_DONE 0

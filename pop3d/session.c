@@ -28,7 +28,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fsx.h"
@@ -188,15 +187,6 @@ static int cmd_user(struct sess *s, const char *arg, size_t len)
 	return reply(s, "+OK");
 }
 
-/* wait_ms - sleep, resuming after signals */
-static void wait_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* user_key - the per-user failure key: local@domain as vadmin folds it
  * (so U%Dom and u@dom count as one user), else the name as typed */
 static int user_key(struct str *k, const char *user, size_t ulen)
@@ -259,7 +249,7 @@ static int login_failed(struct sess *s, const char *user, size_t ulen)
 	     (int)(ulen > 128 ? 128 : ulen), user, *s->ip ? s->ip : "local",
 	     fi, fu);
 	/* before the answer: a guesser cannot go faster than we let it */
-	wait_ms(limit_delay_ms(fi > fu ? fi : fu));
+	limit_wait(fi > fu ? fi : fu);
 	if (s->fails >= SESSION_MAXFAIL) {
 		s->done = 1;
 		s->reason = "too many failed logins";

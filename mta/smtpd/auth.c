@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
-#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
@@ -364,31 +363,22 @@ out:
 	str_free(&dec);
 }
 
-/* nap_ms - sleep ms milliseconds, whatever signals come */
-static void nap_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* auth_command - AUTH MECHANISM [initial-response] */
 void auth_command(struct session *s, const char *arg)
 {
 	const char *sp = strchr(arg, ' ');
 	size_t n = sp ? (size_t)(sp - arg) : strlen(arg);
 	const char *initial = sp ? sp + 1 : "";
-	unsigned ms;
+	unsigned fails;
 
 	while (*initial == ' ')
 		initial++;
 	/* an address that failed often waits before its attempt is checked,
 	 * whichever session it uses; other addresses are not slowed */
-	ms = s->limit ? limit_delay_ms(limit_get_ip(s->limit, s->ip.s)) : 0;
-	if (ms && s->auth_delay) {
+	fails = limit_get_ip(s->limit, s->ip.s);
+	if (fails && s->auth_delay) {
 		(void)conn_flush(&s->c);
-		nap_ms(ms);
+		limit_wait(fails);
 	}
 	if (n == 5 && !strncasecmp(arg, "PLAIN", 5))
 		auth_plain(s, initial);

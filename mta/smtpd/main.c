@@ -66,7 +66,6 @@
  * SEE ALSO
  *	docs/smtpd.md, docs/queue.md, mta-rules(8), mta-inject(8)
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -177,29 +176,6 @@ static void pooled_done(void *arg)
 	str_free(&srv->dummy);
 }
 
-/* inetd_ip - the client of an --inetd session */
-static void inetd_ip(char *ip, size_t n)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	const char *env = getenv("TCPREMOTEIP");
-	unsigned char bin[16];
-
-	memset(&ss, 0, sizeof ss);
-	if (getpeername(0, (struct sockaddr *)&ss, &len) == 0 &&
-	    peer_text((struct sockaddr *)&ss, len, ip, n) == 0)
-		return;
-	/* only an address, so that it may name a file in open-smtp/ */
-	if (env && (inet_pton(AF_INET, env, bin) == 1 ||
-		    inet_pton(AF_INET6, env, bin) == 1) && strlen(env) < n) {
-		strcpy(ip, env);
-		return;
-	}
-	/* a pipe or a UNIX socket: a local process (sendmail -bs), which
-	 * could set TCPREMOTEIP=127.0.0.1 anyway */
-	strcpy(ip, "127.0.0.1");
-}
-
 int main(int argc, char **argv)
 {
 	struct server srv;
@@ -261,7 +237,10 @@ int main(int argc, char **argv)
 		pool_run(srv.root, srv.l, srv.nl, serve_pooled, pooled_done,
 			 &srv);
 	}
-	inetd_ip(ip, sizeof ip);
+	/* no peer: a pipe or a UNIX socket, a local process (sendmail -bs),
+	 * which could set TCPREMOTEIP=127.0.0.1 anyway */
+	if (peer_inetd(0, ip, sizeof ip) < 0)
+		(void)snprintf(ip, sizeof ip, "127.0.0.1");
 	serve(&srv, 0, 1, kind, ip);
 	str_free(&srv.dummy);
 	return 0;

@@ -13,10 +13,10 @@
  * The parent forks a process whenever fewer than POOL_SPARE wait, up to
  * maxsessions; a process told that it made the idle count fall writes a
  * byte to the parent's wake-up pipe, so the fork happens beside the
- * session, not in its way. maxperip is counted in lib/limit's session
- * table (shared by all, made before the first fork; an IPv6 client counts
- * by its /64), whose slot I is process slot I's: each process publishes
- * the client it serves, then counts. Two clients of one address that
+ * session, not in its way. The processes, and the client each serves,
+ * are lib/limit's session table (shared by all, made before the first
+ * fork; an IPv6 client counts by its /64, as in pop3d): a process
+ * publishes its client, then counts it against maxperip. Two clients of one address that
  * arrive together both count each other, so the limit errs toward
  * refusing, never toward letting more in. With every process busy, the
  * parent accepts and answers 421 itself, as before.
@@ -27,15 +27,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,13 +50,6 @@
 #define POOL_USES 100		/* sessions a process serves, then leaves */
 #define POOL_IDLE 60		/* seconds an extra waiting process stays */
 
-/* the processes; whether one is in a session, and with whom, is its
- * slot of the session table */
-struct board {
-	atomic_uint hi;		/* slots in use are below this */
-	atomic_int pid[POOL_SLOTS];	/* 0: free; set by the parent */
-};
-
 struct pool {
 	const char *root;
 	const struct listener *l;
@@ -67,8 +57,7 @@ struct pool {
 	pool_serve_fn *serve;
 	pool_done_fn *done;
 	void *arg;
-	struct board *b;
-	struct limit_sess *sess;	/* POOL_SLOTS */
+	struct limit_sess *sess;	/* POOL_SLOTS processes, shared */
 	int wake[2];		/* processes and SIGCHLD -> parent */
 	int life[2];		/* the parent holds life[1] until it dies */
 	size_t nproc;
@@ -85,33 +74,6 @@ static void on_chld(int sig)
 	errno = e;
 }
 
-/* peer_ip - the text form of a peer address (lib/peer) */
-static void peer_ip(const struct sockaddr_storage *ss, socklen_t len,
-		    char *out, size_t n)
-{
-	if (peer_text((const struct sockaddr *)ss, len, out, n) < 0)
-		(void)snprintf(out, n, "0.0.0.0");
-}
-
-/* count_idle - processes waiting for a connection */
-static size_t count_idle(const struct pool *p)
-{
-	unsigned i, hi = atomic_load(&p->b->hi);
-	size_t n = 0;
-
-	for (i = 0; i < hi && i < POOL_SLOTS; i++)
-		n += atomic_load(&p->b->pid[i]) != 0 &&
-		     !limit_sess_busy(p->sess, i);
-	return n;
-}
-
-/* count - sessions in all and from ip's group (this one included) */
-static void count(const struct pool *p, const char *ip, size_t *busy,
-		  size_t *same)
-{
-	limit_sess_count(p->sess, atomic_load(&p->b->hi), ip, busy, same);
-}
-
 /* over_limit - the reply for a client over maxsessions or maxperip,
  * counted after this process published its own session */
 static const char *over_limit(const struct pool *p, const char *ip)
@@ -124,14 +86,14 @@ static const char *over_limit(const struct pool *p, const char *ip)
 		max = 1000;
 	if (ctl_get_ulong(p->root, "maxperip", 20, &perip) < 0)
 		perip = 20;
-	count(p, ip, &busy, &same);
+	limit_sess_count(p->sess, ip, &busy, &same);
 	/* a client that got its 221 may reconnect before the process that
 	 * sent it has marked itself idle: a few milliseconds before a no */
 	for (tries = 0; tries < 3 && (busy > max || same > perip); tries++) {
 		struct timespec ts = {0, 2000000};
 
 		nanosleep(&ts, NULL);
-		count(p, ip, &busy, &same);
+		limit_sess_count(p->sess, ip, &busy, &same);
 	}
 	/* a lowered maxsessions: more processes than allowed may exist */
 	if (busy > max)
@@ -162,9 +124,9 @@ static void take(struct pool *p, size_t slot, size_t k)
 	fd = accept4(p->l[k].fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;		/* another process took it, or EMFILE */
-	peer_ip(&ss, len, ip, sizeof ip);
+	(void)peer_text((struct sockaddr *)&ss, len, ip, sizeof ip);
 	limit_sess_enter(p->sess, slot, ip);
-	if (count_idle(p) < POOL_SPARE)
+	if (limit_sess_count(p->sess, NULL, NULL, NULL) < POOL_SPARE)
 		(void)!write(p->wake[1], "b", 1);
 	if ((full = over_limit(p, ip)))
 		refuse(fd, ip, full);
@@ -216,7 +178,7 @@ static _Noreturn void worker(struct pool *p, size_t slot)
 			continue;
 		if (n < 0)
 			break;
-		if (n == 0 && count_idle(p) > POOL_SPARE)
+		if (!n && limit_sess_count(p->sess, NULL, NULL, NULL) > POOL_SPARE)
 			break;
 		for (i = 0; i < (size_t)n; i++)
 			gone |= ev[i].data.u64 == p->nl;
@@ -231,52 +193,36 @@ static _Noreturn void worker(struct pool *p, size_t slot)
 	exit(0);
 }
 
-/* spawn - one more session process, in a free slot */
+/* spawn - one more session process, in a free slot (which counts as
+ * waiting before the child runs) */
 static int spawn(struct pool *p)
 {
-	unsigned i, hi = atomic_load(&p->b->hi);
+	long i = limit_sess_slot(p->sess);
 	pid_t pid;
 
-	for (i = 0; i < hi; i++)
-		if (!atomic_load(&p->b->pid[i]))
-			break;
-	if (i == POOL_SLOTS)
-		return -EAGAIN;
-	limit_sess_leave(p->sess, i);
-	/* the slot is taken before the child runs: it counts as waiting */
-	atomic_store(&p->b->pid[i], -1);
-	if (i == hi)
-		atomic_store(&p->b->hi, hi + 1);
+	if (i < 0)
+		return (int)i;
 	pid = fork();
 	if (pid < 0) {
-		atomic_store(&p->b->pid[i], 0);
+		limit_sess_pid(p->sess, (size_t)i, 0);
 		return -errno;
 	}
 	if (pid == 0)
-		worker(p, i);
-	atomic_store(&p->b->pid[i], (int)pid);
+		worker(p, (size_t)i);
+	limit_sess_pid(p->sess, (size_t)i, pid);
 	p->nproc++;
 	return 0;
 }
 
+/* reap - free the slots of the processes that ended (one killed in a
+ * session is out of it too) */
 static void reap(struct pool *p)
 {
-	unsigned i, hi = atomic_load(&p->b->hi);
 	pid_t pid;
 
 	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-		for (i = 0; i < hi; i++)
-			if (atomic_load(&p->b->pid[i]) == (int)pid) {
-				/* a process killed in a session leaves it
-				 * marked busy: clear both */
-				limit_sess_leave(p->sess, i);
-				atomic_store(&p->b->pid[i], 0);
-				p->nproc--;
-				break;
-			}
-	while (hi > 0 && !atomic_load(&p->b->pid[hi - 1]))
-		hi--;
-	atomic_store(&p->b->hi, hi);
+		if (limit_sess_reap(p->sess, pid) >= 0)
+			p->nproc--;
 }
 
 /* pool_run - the parent: keep session processes ready; never returns */
@@ -295,13 +241,7 @@ _Noreturn void pool_run(const char *root, const struct listener *l,
 
 	if (nl > LISTEN_MAX)
 		msg_die(111, "more than %d listen addresses", LISTEN_MAX);
-	p.b = mmap(NULL, sizeof *p.b, PROT_READ | PROT_WRITE,
-		   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p.b == MAP_FAILED)
-		msg_die(111, "cannot map the session table: %s",
-			strerror(errno));
-	r = limit_sess_new(POOL_SLOTS, &p.sess);
-	if (r < 0)
+	if ((r = limit_sess_new(POOL_SLOTS, &p.sess)) < 0)
 		msg_die(111, "cannot map the session table: %s", msg_err(r));
 	if (pipe2(p.wake, O_CLOEXEC | O_NONBLOCK) < 0 ||
 	    pipe2(p.life, O_CLOEXEC) < 0)
@@ -322,7 +262,7 @@ _Noreturn void pool_run(const char *root, const struct listener *l,
 		reap(&p);
 		if (ctl_get_ulong(root, "maxsessions", 1000, &max) < 0)
 			max = 1000;
-		idle = count_idle(&p);
+		idle = limit_sess_count(p.sess, NULL, NULL, NULL);
 		while (idle < POOL_SPARE && p.nproc < max && spawn(&p) == 0)
 			idle++;
 		full = idle == 0 && p.nproc >= max;
@@ -346,7 +286,7 @@ _Noreturn void pool_run(const char *root, const struct listener *l,
 			 * take the client: give it a moment, then count again */
 			(void)poll(pf, 1, 100);
 			reap(&p);
-			full = count_idle(&p) == 0;
+			full = limit_sess_count(p.sess, NULL, NULL, NULL) == 0;
 		}
 		for (i = 0; r > 0 && full && i < nl; i++) {
 			struct sockaddr_storage ss;
@@ -360,7 +300,7 @@ _Noreturn void pool_run(const char *root, const struct listener *l,
 				     SOCK_CLOEXEC);
 			if (fd < 0)
 				continue;
-			peer_ip(&ss, len, ip, sizeof ip);
+			(void)peer_text((struct sockaddr *)&ss, len, ip, sizeof ip);
 			refuse(fd, ip, "421 4.7.0 too many sessions, try "
 				       "again later\r\n");
 			close(fd);

@@ -59,9 +59,7 @@ struct session {
 	unsigned long databytes;
 	unsigned auth_failures, errors;
 	unsigned auth_delay;	/* seconds more sleep per failed AUTH */
-	struct limit *limit;	/* failed AUTH per client address, shared by
-				 * the session processes (lib/limit); NULL:
-				 * per-session slowing only */
+	struct limit *limit;	/* lib/limit; NULL: per-session slowing only */
 	const char *dummy_hash;	/* checked for unknown users: same time */
 	struct qenv env;
 	struct str rbl;		/* the reply for a blocked client, else "" */

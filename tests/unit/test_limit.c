@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -149,7 +150,7 @@ static void test_counts(struct limit *l)
 	check_u("count_v6_same_64", limit_get_ip(l, "2001:db8:1:2:ffff::9"), 5);
 	check_u("count_v6_other_64", limit_get_ip(l, "2001:db8:1:3::1"), 0);
 	check_u("count_key", limit_add(l, "user a@b", 8), 1);
-	check_u("count_key_again", limit_get(l, "user a@b", 8), 1);
+	check_u("count_key_again", limit_add(l, "user a@b", 8), 2);
 	check_u("count_key_not_ip", limit_get_ip(l, "user a@b"), 0);
 	check_u("count_local", limit_add_ip(l, ""), 1);
 	check_u("count_local_same", limit_get_ip(l, "local"), 1);
@@ -232,39 +233,78 @@ static void test_window(void)
 	limit_free(&l);
 }
 
-/* test_sess - maxperip counting: groups, leaving, the first n slots,
- * and a slot set in a child seen by the parent */
-static void test_sess(void)
+/* sess_check - what limit_sess_count says for ip */
+static void sess_check(const char *name, const struct limit_sess *t,
+		       const char *ip, size_t idle, size_t all, size_t same)
+{
+	size_t gi, ga, gs;
+
+	gi = limit_sess_count(t, ip, &ga, &gs);
+	tt_check(gi == idle && ga == all && gs == same, name,
+		 "idle %zu all %zu same %zu, want %zu %zu %zu", gi, ga, gs,
+		 idle, all, same);
+}
+
+/* test_sess - the process slots: reserve, record, reap, signal */
+static void test_sess_slots(void)
 {
 	struct limit_sess *t = NULL;
-	size_t all, same;
+	long i;
+	int st = 0;
+	pid_t pid;
+
+	if (!tt_check(limit_sess_new(2, &t) == 0, "slots_new", "no table"))
+		return;
+	check_u("slots_first", (unsigned long)limit_sess_slot(t), 0);
+	check_u("slots_second", (unsigned long)limit_sess_slot(t), 1);
+	check_u("slots_full", (unsigned long)-limit_sess_slot(t), EAGAIN);
+	sess_check("slots_reserved_wait", t, NULL, 2, 0, 0);
+	limit_sess_pid(t, 0, 0);
+	check_u("slots_freed_again", (unsigned long)limit_sess_slot(t), 0);
+	pid = fork();
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	limit_sess_pid(t, 1, pid);
+	limit_sess_enter(t, 1, "192.0.2.1");
+	sess_check("slots_in_session", t, "192.0.2.1", 1, 1, 1);
+	limit_sess_signal(t, SIGTERM);
+	waitpid(pid, &st, 0);
+	tt_check(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "slots_signal",
+		 "status %d", st);
+	i = limit_sess_reap(t, pid);
+	check_u("slots_reap", (unsigned long)i, 1);
+	sess_check("slots_reaped_out_of_session", t, "192.0.2.1", 1, 0, 0);
+	check_u("slots_reap_unknown", (unsigned long)-limit_sess_reap(t, pid),
+		ESRCH);
+	limit_sess_free(&t);
+}
+
+/* test_sess - maxperip counting: groups, leaving, and a slot set in a
+ * child seen by the parent */
+static void test_sess(void)
+{
+	static const char *const ips[] = {"2001:db8:1:2::1", "2001:db8:1:2::2",
+					  "2001:db8:1:3::1", "192.0.2.1"};
+	struct limit_sess *t = NULL;
+	size_t i;
 	pid_t pid;
 
 	if (!tt_check(limit_sess_new(8, &t) == 0, "sess_new", "no table"))
 		return;
-	limit_sess_enter(t, 0, "2001:db8:1:2::1");
-	limit_sess_enter(t, 1, "2001:db8:1:2::2");
-	limit_sess_enter(t, 2, "2001:db8:1:3::1");
-	limit_sess_enter(t, 3, "192.0.2.1");
+	for (i = 0; i < 6; i++)
+		limit_sess_slot(t);
+	for (i = 0; i < 4; i++)
+		limit_sess_enter(t, i, ips[i]);
 	limit_sess_enter(t, 9, "192.0.2.1");	/* out of the table: ignored */
-	limit_sess_count(t, 8, "2001:db8:1:2::99", &all, &same);
-	tt_check(all == 4 && same == 2, "sess_same_64", "all %zu same %zu",
-		 all, same);
-	limit_sess_count(t, 8, "2001:db8:1:3::5", &all, &same);
-	check_u("sess_other_64", same, 1);
-	limit_sess_count(t, 8, "192.0.2.1", &all, &same);
-	check_u("sess_v4", same, 1);
-	limit_sess_count(t, 8, "192.0.2.2", &all, &same);
-	check_u("sess_v4_other", same, 0);
-	limit_sess_count(t, 2, "192.0.2.1", &all, &same);
-	tt_check(all == 2 && same == 0, "sess_first_n", "all %zu same %zu",
-		 all, same);
+	sess_check("sess_same_64", t, "2001:db8:1:2::99", 2, 4, 2);
+	sess_check("sess_other_64", t, "2001:db8:1:3::5", 2, 4, 1);
+	sess_check("sess_v4", t, "192.0.2.1", 2, 4, 1);
+	sess_check("sess_v4_mapped", t, "::ffff:192.0.2.1", 2, 4, 1);
+	sess_check("sess_v4_other", t, "192.0.2.2", 2, 4, 0);
 	limit_sess_leave(t, 1);
-	check_u("sess_busy_0", (unsigned long)limit_sess_busy(t, 0), 1);
-	check_u("sess_busy_1", (unsigned long)limit_sess_busy(t, 1), 0);
-	limit_sess_count(t, 8, "2001:db8:1:2::1", &all, &same);
-	tt_check(all == 3 && same == 1, "sess_leave", "all %zu same %zu",
-		 all, same);
+	sess_check("sess_leave", t, "2001:db8:1:2::1", 3, 3, 1);
 	pid = fork();
 	if (pid == 0) {
 		limit_sess_leave(t, 0);
@@ -273,9 +313,7 @@ static void test_sess(void)
 	}
 	if (pid > 0)
 		waitpid(pid, NULL, 0);
-	limit_sess_count(t, 8, "192.0.2.1", &all, &same);
-	tt_check(all == 3 && same == 2, "sess_fork", "all %zu same %zu",
-		 all, same);
+	sess_check("sess_fork", t, "192.0.2.1", 3, 3, 2);
 	limit_sess_leave(NULL, 0);	/* no table: nothing to do */
 	limit_sess_free(&t);
 	tt_check(t == NULL, "sess_free", "pointer kept");
@@ -298,6 +336,7 @@ int main(void)
 		limit_free(&l);
 	}
 	test_window();
+	test_sess_slots();
 	test_sess();
 	return tt_exit();
 }
