@@ -8,10 +8,12 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "limit.h"
@@ -57,6 +59,51 @@ static void test_text(void)
 	sa.sa_family = AF_UNIX;
 	check_u("text_unix", (unsigned long)-peer_text(&sa, sizeof sa, ip,
 		sizeof ip), EAFNOSUPPORT);
+}
+
+/* test_inetd - the peer of a TCP socket, else $TCPREMOTEIP if it is an
+ * address, else none */
+static void test_inetd(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof a;
+	char ip[PEER_TEXT_MAX] = "x";
+	int p[2], l, c = -1, r;
+
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	if (l >= 0 && bind(l, (struct sockaddr *)&a, sizeof a) == 0 &&
+	    listen(l, 1) == 0 &&
+	    getsockname(l, (struct sockaddr *)&a, &len) == 0 &&
+	    (c = socket(AF_INET, SOCK_STREAM, 0)) >= 0 &&
+	    connect(c, (struct sockaddr *)&a, sizeof a) == 0) {
+		setenv("TCPREMOTEIP", "192.0.2.9", 1);
+		r = peer_inetd(c, ip, sizeof ip);
+		tt_check(r == 0 && !strcmp(ip, "127.0.0.1"), "inetd_socket",
+			 "%d %s", r, ip);
+	} else {
+		tt_check(0, "inetd_socket", "no loopback socket");
+	}
+	if (c >= 0)
+		close(c);
+	if (l >= 0)
+		close(l);
+	if (pipe(p) < 0)
+		return;
+	setenv("TCPREMOTEIP", "2001:db8::7", 1);
+	r = peer_inetd(p[0], ip, sizeof ip);
+	tt_check(r == 0 && !strcmp(ip, "2001:db8::7"), "inetd_env", "%d %s",
+		 r, ip);
+	setenv("TCPREMOTEIP", "../../etc/passwd", 1);
+	r = peer_inetd(p[0], ip, sizeof ip);
+	tt_check(r == -ENOENT && !*ip, "inetd_env_not_address", "%d %s", r, ip);
+	unsetenv("TCPREMOTEIP");
+	r = peer_inetd(p[0], ip, sizeof ip);
+	tt_check(r == -ENOENT && !*ip, "inetd_none", "%d %s", r, ip);
+	close(p[0]);
+	close(p[1]);
 }
 
 /* test_loopback - 127/8 and ::1, nothing else */
@@ -128,6 +175,20 @@ static void test_delay(void)
 	for (i = 0; i < sizeof c / sizeof c[0]; i++)
 		check_u(tt_name("delay_%u", c[i][0]), limit_delay_ms(c[i][0]),
 			c[i][1]);
+}
+
+/* test_wait - limit_wait sleeps the schedule's time */
+static void test_wait(void)
+{
+	struct timespec t0, t1;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	limit_wait(0);
+	limit_wait(1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	tt_check(ms >= 250 && ms < 2000, "wait_1", "%ld ms, want 250", ms);
 }
 
 /* test_counts - counting by group, key spaces apart, a NULL table */
@@ -269,6 +330,10 @@ static void test_sess_slots(void)
 	limit_sess_pid(t, 1, pid);
 	limit_sess_enter(t, 1, "192.0.2.1");
 	sess_check("slots_in_session", t, "192.0.2.1", 1, 1, 1);
+	tt_check(!strcmp(limit_sess_ip(t, 1), "192.0.2.1"), "slots_ip", "%s",
+		 limit_sess_ip(t, 1));
+	tt_check(!strcmp(limit_sess_ip(t, 7), ""), "slots_ip_outside", "%s",
+		 limit_sess_ip(t, 7));
 	limit_sess_signal(t, SIGTERM);
 	waitpid(pid, &st, 0);
 	tt_check(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "slots_signal",
@@ -324,9 +389,11 @@ int main(void)
 	struct limit *l = NULL;
 
 	test_text();
+	test_inetd();
 	test_loopback();
 	test_group();
 	test_delay();
+	test_wait();
 	if (tt_check(limit_new(LIMIT_WINDOW, &l) == 0, "limit_new",
 		     "cannot map the table")) {
 		test_counts(l);
