@@ -373,8 +373,9 @@ void auth_command(struct session *s, const char *arg)
 
 	while (*initial == ' ')
 		initial++;
-	/* an address that failed often waits before its attempt is checked,
-	 * whichever session it uses; other addresses are not slowed */
+	/* an address (an IPv6 /64) that failed waits before its attempt is
+	 * checked, whichever session it uses, by lib/limit's schedule (the
+	 * one pop3d uses); other addresses are not slowed */
 	fails = limit_get_ip(s->limit, s->ip.s);
 	if (fails && s->auth_delay) {
 		(void)conn_flush(&s->c);
