@@ -137,7 +137,7 @@ static int victim(const struct limit_slot *s, const struct limit_slot *best)
 	       (s->count == best->count && s->seq < best->seq);
 }
 
-/* find - the slot of h; with add, else the best victim of its probe
+/* find - the slot of h, else (with add) the best victim of its probe
  * window, taken over for h with no failures */
 static struct limit_slot *find(struct limit *l, uint64_t h, int64_t now,
 			       int add)
