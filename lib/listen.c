@@ -15,6 +15,7 @@
 #include "ctl.h"
 #include "msg.h"
 #include "num.h"
+#include "peer.h"
 
 static const struct {
 	const char *kind;
@@ -196,26 +197,20 @@ int listen_bind(struct listen_set *set, const char *root, const char *kind,
 static int sock_name(int fd, struct str *out)
 {
 	struct sockaddr_storage ss;
+	const struct sockaddr_in6 *s6 = (const void *)&ss;
+	const struct sockaddr_in *s4 = (const void *)&ss;
 	socklen_t len = sizeof ss;
-	char host[INET6_ADDRSTRLEN];
+	char host[PEER_TEXT_MAX];
+	int r;
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		return -errno;
-	if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)&ss;
-
-		if (!inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host))
-			return -errno;
-		return str_catf(out, "%s:%u", host, ntohs(s4->sin_port));
-	}
-	if (ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)&ss;
-
-		if (!inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host))
-			return -errno;
-		return str_catf(out, "[%s]:%u", host, ntohs(s6->sin6_port));
-	}
-	return -EAFNOSUPPORT;
+	if ((r = peer_text((struct sockaddr *)&ss, len, host, sizeof host)))
+		return r;
+	/* the port sits at the same offset in both, but say which */
+	return str_catf(out, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+			ntohs(ss.ss_family == AF_INET ? s4->sin_port :
+			      s6->sin6_port));
 }
 
 /* take_fd - adopt one inherited descriptor: it must be a listening TCP

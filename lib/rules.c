@@ -17,6 +17,7 @@
 #include "cdbx.h"
 #include "ctl.h"
 #include "num.h"
+#include "peer.h"
 
 static const char hexd[] = "0123456789abcdef";
 
@@ -321,7 +322,7 @@ int rules_lookup(const char *root, const char *ip, struct rule *out)
 	str_free(&path);
 	if (r == -ENOENT) {
 		/* SPEC.md's defaults when nothing was compiled */
-		if (!strncmp(ip, "127.", 4) || !strcmp(ip, "::1"))
+		if (peer_loopback(ip))
 			return set(out, "allow\0RELAYCLIENT=", 18);
 		return 0;
 	}

@@ -22,9 +22,10 @@
  *	process per session: a session can crash, hang or be killed without
  *	touching another, and what a login costs is a fork (about 1 ms), not
  *	an exec. The parent counts sessions, in all (control/maxsessions,
- *	1000) and per client address (control/maxperip, 20), and answers
- *	-ERR [SYS/TEMP] beyond either; it refuses an address that has failed
- *	control/pop3maxfail (100) logins in the last 15 minutes.
+ *	1000) and per client address (control/maxperip, 20; an IPv6 client
+ *	by its /64), and answers -ERR [SYS/TEMP] beyond either; it refuses
+ *	an address (an IPv6 /64) that has failed control/pop3maxfail (100)
+ *	logins in the last 15 minutes. Both tables are lib/limit's.
  *
  *	With --inetd it runs one session on standard input and output, for
  *	inetd, systemd sockets or tcpserver (the client address is taken from
@@ -71,7 +72,6 @@
  *	docs/pop3d.md, SPEC.md step 5, RFC 1939, RFC 2449, RFC 2595,
  *	RFC 5034, vadmin(8), facteur(8)
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -82,7 +82,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -118,21 +117,15 @@ struct lsock {
 	struct str name;	/* the listen line, for messages */
 };
 
-/* one session process; the table is shared with the sessions, each of
- * which sets its `ended` before its last reply goes out, so that a client
- * that reconnects the moment it has read "+OK bye" is not counted twice
- * while the old process is still on its way out */
-struct kid {
-	pid_t pid;		/* 0: a free slot */
-	int ended;		/* written by the session, atomically */
-	char ip[POP3_IP_MAX];
-};
-
 struct server {
 	struct cfg *cfg;
 	struct lsock *ls;
 	size_t nls;
-	struct kid *kids;	/* nslots, in a shared mapping */
+	/* the session processes and their clients, shared with the sessions,
+	 * each of which leaves its slot before its last reply goes out, so
+	 * that a client that reconnects the moment it has read "+OK bye" is
+	 * not counted twice while the old process is on its way out */
+	struct limit_sess *sess;	/* nslots */
 	size_t nslots;
 	size_t nkids;		/* slots in use (sessions not yet reaped) */
 	int sigfd;
@@ -232,6 +225,7 @@ static void free_cfg(struct cfg *cfg)
 	str_free(&cfg->dummy);
 	SSL_CTX_free(cfg->tls);
 	cfg->tls = NULL;
+	limit_free(&cfg->ft);
 }
 
 /* listeners - the sockets of control/listen.KIND, inherited from
@@ -273,31 +267,6 @@ static void become_mailuser(const char *root)
 			"to serve");
 }
 
-/* count - sessions still talking, in all and from ip, and a free slot
- * (nslots when there is none) */
-static void count(const struct server *srv, const char *ip, size_t *all_r,
-		  size_t *same_r, size_t *free_r)
-{
-	size_t i, all = 0, same = 0, fr = srv->nslots;
-
-	for (i = 0; i < srv->nslots; i++) {
-		const struct kid *k = &srv->kids[i];
-
-		if (k->pid == 0) {
-			if (fr == srv->nslots)
-				fr = i;
-			continue;
-		}
-		if (__atomic_load_n(&k->ended, __ATOMIC_ACQUIRE))
-			continue;
-		all++;
-		same += !strcmp(k->ip, ip);
-	}
-	*all_r = all;
-	*same_r = same;
-	*free_r = fr;
-}
-
 /* refuse - over a limit: a reply on the plain port (never waiting for
  * the client), and one log line a second at most, whatever the flood */
 static void refuse(struct server *srv, int fd, int tls, const char *ip,
@@ -334,7 +303,7 @@ static _Noreturn void child(struct server *srv, int fd, const char *ip,
 	    signal(SIGHUP, SIG_DFL) == SIG_ERR ||
 	    sigprocmask(SIG_SETMASK, &srv->oldmask, NULL) < 0)
 		_exit(EX_TEMP);
-	(void)session_run(srv->cfg, fd, fd, ip, tls, &srv->kids[slot].ended);
+	(void)session_run(srv->cfg, fd, fd, ip, tls, srv->sess, slot);
 	close(fd);
 	exit(0);
 }
@@ -343,45 +312,41 @@ static _Noreturn void child(struct server *srv, int fd, const char *ip,
 static void take(struct server *srv, int fd, const struct sockaddr *sa,
 		 socklen_t len, int tls)
 {
-	struct str key = STR_INIT;
-	char ip[POP3_IP_MAX] = "";
-	size_t all, same, slot;
-	unsigned fails = 0;
+	static const char busy[] = "-ERR [SYS/TEMP] too many connections\r\n",
+		fails[] = "-ERR [SYS/TEMP] too many failed logins from your "
+			  "address; try again later\r\n";
+	char ip[PEER_TEXT_MAX] = "";
+	const char *why = NULL, *msg = busy;
+	size_t all, same;
+	long slot = -1;
 	pid_t pid;
 
-	if (proto_ipstr(sa, len, ip, sizeof ip) < 0)
-		ip[0] = 0;
-	count(srv, ip, &all, &same, &slot);
-	if (all >= srv->cfg->maxsessions || slot == srv->nslots) {
-		refuse(srv, fd, tls, ip, "-ERR [SYS/TEMP] too many connections\r\n",
-		       "too many sessions");
+	(void)peer_text(sa, len, ip, sizeof ip);	/* else "" */
+	(void)limit_sess_count(srv->sess, ip, &all, &same);
+	if (all >= srv->cfg->maxsessions)
+		why = "too many sessions";
+	else if (same >= srv->cfg->maxperip)
+		why = "too many sessions from this address";
+	else if (limit_get_ip(srv->cfg->ft, ip) >= srv->cfg->maxfail) {
+		why = "too many failed logins";
+		msg = fails;
+	} else if ((slot = limit_sess_slot(srv->sess)) < 0)
+		why = "too many sessions";	/* ended ones not yet reaped */
+	if (why) {
+		refuse(srv, fd, tls, ip, msg, why);
 		return;
 	}
-	if (same >= srv->cfg->maxperip) {
-		refuse(srv, fd, tls, ip, "-ERR [SYS/TEMP] too many connections\r\n",
-		       "too many sessions from this address");
-		return;
-	}
-	if (proto_failkey_ip(ip, &key) == 0)
-		fails = fail_get(srv->cfg->ft, key.s, key.len);
-	str_free(&key);
-	if (fails >= srv->cfg->maxfail) {
-		refuse(srv, fd, tls, ip, "-ERR [SYS/TEMP] too many failed logins "
-		       "from your address; try again later\r\n",
-		       "too many failed logins");
-		return;
-	}
-	srv->kids[slot].ended = 0;
-	memcpy(srv->kids[slot].ip, ip, sizeof ip);
+	limit_sess_enter(srv->sess, (size_t)slot, ip);
 	pid = fork();
 	if (pid == 0)
-		child(srv, fd, ip, tls, slot);
+		child(srv, fd, ip, tls, (size_t)slot);
 	close(fd);
 	if (pid < 0) {
+		limit_sess_pid(srv->sess, (size_t)slot, 0);
 		say("cannot fork a session for %s: %s", ip, strerror(errno));
 		return;
 	}
-	srv->kids[slot].pid = pid;
+	limit_sess_pid(srv->sess, (size_t)slot, pid);
 	srv->nkids++;
 }
 
@@ -414,17 +379,15 @@ static void reap(struct server *srv)
 {
 	pid_t pid;
 	int st;
-	size_t i;
+	long i;
 
+	/* a session killed before it left its slot is out of it now too */
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		for (i = 0; i < srv->nslots && srv->kids[i].pid != pid; i++)
-			;
-		if (i == srv->nslots)
+		if ((i = limit_sess_reap(srv->sess, pid)) < 0)
 			continue;
 		if (WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM)
 			say("session %ld for %s ended on signal %d", (long)pid,
-			    srv->kids[i].ip, WTERMSIG(st));
-		srv->kids[i].pid = 0;
+			    limit_sess_ip(srv->sess, (size_t)i), WTERMSIG(st));
 		srv->nkids--;
 	}
 }
@@ -441,9 +404,7 @@ static void stop(struct server *srv, int sig)
 		close(srv->ls[i].fd);
 		srv->ls[i].fd = -1;
 	}
-	for (i = 0; i < srv->nslots; i++)
-		if (srv->kids[i].pid > 0)
-			(void)kill(srv->kids[i].pid, SIGTERM);
+	limit_sess_signal(srv->sess, SIGTERM);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (srv->nkids) {
 		struct pollfd pf = {srv->sigfd, POLLIN, 0};
@@ -460,9 +421,7 @@ static void stop(struct server *srv, int sig)
 				;
 		reap(srv);
 	}
-	for (i = 0; i < srv->nslots; i++)
-		if (srv->kids[i].pid > 0)
-			(void)kill(srv->kids[i].pid, SIGKILL);
+	limit_sess_signal(srv->sess, SIGKILL);
 }
 
 /* serve - the accept loop, until a stop signal */
@@ -499,24 +458,6 @@ static void serve(struct server *srv)
 			if (pf[i + 1].revents)
 				accept_some(srv, &srv->ls[i]);
 	}
-}
-
-/* inetd_ip - the client of an --inetd session: the socket's peer, else
- * $TCPREMOTEIP (tcpserver), else none (a pipe: local) */
-static void inetd_ip(char *ip, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	const char *env = getenv("TCPREMOTEIP");
-	unsigned char a[sizeof(struct in6_addr)];
-
-	ip[0] = 0;
-	if (getpeername(0, (struct sockaddr *)&ss, &sl) == 0 &&
-	    proto_ipstr((struct sockaddr *)&ss, sl, ip, len) == 0)
-		return;
-	if (env && strlen(env) < len && (inet_pton(AF_INET, env, a) == 1 ||
-					 inet_pton(AF_INET6, env, a) == 1))
-		memcpy(ip, env, strlen(env) + 1);
 }
 
 /* main - options, settings, listeners, privileges, then serve */
@@ -580,26 +521,23 @@ int main(int argc, char **argv)
 	if (r < 0)
 		msg_warn("TLS: %s; STLS is not offered", why.s);
 	str_free(&why);
-	r = fail_create(&cfg.ft);
+	r = limit_new(LIMIT_WINDOW, &cfg.ft);
 	if (r < 0)
 		msg_warn("no shared failure counters: %s; failed logins are "
 			 "slowed per session only", msg_err(r));
 	if (inetd) {
-		char ip[POP3_IP_MAX];
+		char ip[PEER_TEXT_MAX];
 
-		inetd_ip(ip, sizeof ip);
-		(void)session_run(&cfg, 0, 1, ip, tls, NULL);
+		(void)peer_inetd(0, ip, sizeof ip);	/* none: local */
+		(void)session_run(&cfg, 0, 1, ip, tls, NULL, 0);
 		free_cfg(&cfg);
 		return EX_DONE;
 	}
 	/* twice the limit: room for ended sessions not yet reaped */
 	srv.nslots = 2 * cfg.maxsessions;
-	srv.kids = mmap(NULL, srv.nslots * sizeof *srv.kids,
-			PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-			0);
-	if (srv.kids == MAP_FAILED)
+	if ((r = limit_sess_new(srv.nslots, &srv.sess)) < 0)
 		msg_die(EX_TEMP, "cannot map the session table: %s",
-			strerror(errno));
+			msg_err(r));
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
@@ -619,7 +557,7 @@ int main(int argc, char **argv)
 	for (i = 0; (size_t)i < srv.nls; i++)
 		str_free(&srv.ls[i].name);
 	free(srv.ls);
-	munmap(srv.kids, srv.nslots * sizeof *srv.kids);
+	limit_sess_free(&srv.sess);
 	close(srv.sigfd);
 	free_cfg(&cfg);
 	return EX_DONE;

@@ -3,11 +3,10 @@
  *
  * proto.c   pure parsers and converters, no I/O: the command line, numbers,
  *           base64 and AUTH PLAIN, user names, UIDLs and sizes from Maildir
- *           names, client addresses, the plaintext-login rule
+ *           names, the plaintext-login rule
  *           and the RETR/TOP byte converter. Unit-tested and fuzzed.
  * conn.c    one client connection, plain or TLS: a bounded line reader with
  *           a deadline, a buffered writer, STLS.
- * fail.c    failed-login counters shared by every session process.
  * auth.c    checking a login against the passwd CDB.
  * mbox.c    one locked Maildir: scan, new/ to cur/, sizes, messages,
  *           deletions at QUIT and maildirsize.
@@ -26,11 +25,12 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "limit.h"
+#include "peer.h"
 #include "str.h"
 
 #define POP3_LINE_MAX 255	/* RFC 2449: a command line, CRLF included */
 #define POP3_SASL_MAX 2048	/* a base64 AUTH response line */
-#define POP3_IP_MAX 64		/* text of a client address */
 
 /* exit codes of the program (a session process exits 0) */
 #define EX_DONE 0
@@ -48,7 +48,7 @@ struct cfg {
 	int plaintext;			/* control/pop3plaintext is 1 */
 	SSL_CTX *tls;			/* NULL: no certificate, no STLS */
 	struct str dummy;		/* a hash checked for unknown users */
-	struct failtab *ft;		/* shared failure counters */
+	struct limit *ft;		/* shared failure counters (lib/limit) */
 };
 
 /* --- proto.c ----------------------------------------------------------- */
@@ -87,10 +87,6 @@ int proto_sasl_plain(const char *data, size_t len, struct str *user,
 int proto_user(const char *in, size_t len, struct str *local,
 	       struct str *domain);
 int proto_uidl(const char *name, size_t len, struct str *out);
-int proto_ipstr(const struct sockaddr *sa, socklen_t len, char *out,
-		size_t outlen);
-int proto_loopback(const char *ip);
-int proto_failkey_ip(const char *ip, struct str *out);
 int proto_plain_ok(int tls, int loopback, int plaintext);
 int proto_natcmp(const char *a, size_t alen, const char *b, size_t blen);
 void xfer_init(struct xfer *x, int top, unsigned long lines);
@@ -118,16 +114,6 @@ int conn_flush(struct conn *c);
 int conn_tls(struct conn *c, SSL_CTX *ctx);
 void conn_free(struct conn *c);
 int tls_setup(const char *root, SSL_CTX **ctx_r, struct str *why);
-
-/* --- fail.c ------------------------------------------------------------ */
-
-#define FAIL_WINDOW 900		/* s without failures before a count is forgotten */
-
-struct failtab;
-int fail_create(struct failtab **ft_r);
-unsigned fail_get(struct failtab *ft, const char *key, size_t len);
-unsigned fail_add(struct failtab *ft, const char *key, size_t len);
-unsigned fail_delay_ms(unsigned fails);
 
 /* --- auth.c ------------------------------------------------------------ */
 
@@ -179,6 +165,6 @@ void mbox_close(struct mbox *mb);
 
 int session_lookup(const char *name, int state);
 int session_run(const struct cfg *cfg, int rfd, int wfd, const char *ip,
-		int tls, int *ended);
+		int tls, struct limit_sess *sess, size_t slot);
 
 #endif

@@ -13,14 +13,12 @@
  *   proto_user()       USER's user@domain (or vpopmail's user%domain)
  *   proto_uidl()       the UIDL of a Maildir file name
  *   proto_name_size()  the ,S= or ,W= size in a Maildir file name
- *   proto_ipstr()      a client address as text, IPv4-mapped made IPv4
  *   proto_plain_ok()   whether USER/PASS and AUTH PLAIN may be used
  *   xfer_*()           a message as RETR and TOP send it: CRLF line
  *                      ends, dot-stuffing, the header and N body lines
  *
  * @UNSAFE: byte-level scanning with explicit lengths.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -274,60 +272,6 @@ int proto_uidl(const char *name, size_t len, struct str *out)
 	hex64(h1, buf + 1);
 	hex64(h2 ^ len, buf + 17);
 	return str_copyb(out, buf, sizeof buf);
-}
-
-/* proto_ipstr - a peer address as text; an IPv4-mapped IPv6 address
- * (::ffff:1.2.3.4, what a dual-stack socket reports) becomes 1.2.3.4, so
- * one client has one name in grants, limits and logs */
-int proto_ipstr(const struct sockaddr *sa, socklen_t len, char *out,
-		size_t outlen)
-{
-	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *s4 = (const void *)sa;
-
-		return inet_ntop(AF_INET, &s4->sin_addr, out,
-				 (socklen_t)outlen) ? 0 : -ENOSPC;
-	}
-	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *s6 = (const void *)sa;
-
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-			return inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12],
-					 out, (socklen_t)outlen) ? 0 : -ENOSPC;
-		return inet_ntop(AF_INET6, &s6->sin6_addr, out,
-				 (socklen_t)outlen) ? 0 : -ENOSPC;
-	}
-	return -EAFNOSUPPORT;
-}
-
-/* proto_loopback - 127.0.0.0/8 or ::1 (text as proto_ipstr makes it) */
-int proto_loopback(const char *ip)
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-
-	if (inet_pton(AF_INET, ip, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, ip, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return 0;
-}
-
-/* proto_failkey_ip - the key failed logins are counted under: the address
- * itself for IPv4, its /64 for IPv6, since one host usually has a whole
- * /64 to hop around in */
-int proto_failkey_ip(const char *ip, struct str *out)
-{
-	struct in6_addr a6;
-	char buf[INET6_ADDRSTRLEN];
-
-	out->len = 0;
-	if (inet_pton(AF_INET6, ip, &a6) != 1)
-		return str_catf(out, "ip %s", ip);
-	memset(&a6.s6_addr[8], 0, 8);
-	if (!inet_ntop(AF_INET6, &a6, buf, sizeof buf))
-		return -EINVAL;
-	return str_catf(out, "ip %s/64", buf);
 }
 
 /* proto_plain_ok - a password may cross this connection: under TLS, from

@@ -28,7 +28,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fsx.h"
@@ -189,15 +188,6 @@ static int cmd_user(struct sess *s, const char *arg, size_t len)
 	return reply(s, "+OK");
 }
 
-/* wait_ms - sleep, resuming after signals */
-static void wait_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* user_key - the per-user failure key: local@domain as vadmin folds it
  * (so U%Dom and u@dom count as one user), else the name as typed */
 static int user_key(struct str *k, const char *user, size_t ulen)
@@ -247,17 +237,16 @@ static int login_failed(struct sess *s, const char *user, size_t ulen)
 {
 	unsigned fi = 0, fu = 0;
 
-	if (proto_failkey_ip(*s->ip ? s->ip : "local", &s->tmp) == 0)
-		fi = fail_add(s->cfg->ft, s->tmp.s, s->tmp.len);
+	fi = limit_add_ip(s->cfg->ft, s->ip);
 	if (user_key(&s->tmp2, user, ulen) == 0)
-		fu = fail_add(s->cfg->ft, s->tmp2.s, s->tmp2.len);
+		fu = limit_add(s->cfg->ft, s->tmp2.s, s->tmp2.len);
 	s->fails++;
 	s->result = "auth failed";
 	slog("auth failed: user=%.*s ip=%s failures: ip %u user %u",
 	     (int)(ulen > 128 ? 128 : ulen), user, *s->ip ? s->ip : "local",
 	     fi, fu);
 	/* before the answer: a guesser cannot go faster than we let it */
-	wait_ms(fail_delay_ms(fi > fu ? fi : fu));
+	limit_wait(fi > fu ? fi : fu);
 	if (s->fails >= SESSION_MAXFAIL) {
 		s->done = 1;
 		s->reason = "too many failed logins";
@@ -274,8 +263,7 @@ static int login(struct sess *s, const char *user, size_t ulen,
 	s->have_user = 0;
 	if (str_copyb(&s->tried, user, ulen > 128 ? 128 : ulen))
 		return -ENOMEM;
-	if (s->cfg->ft && *s->ip && proto_failkey_ip(s->ip, &s->tmp) == 0 &&
-	    fail_get(s->cfg->ft, s->tmp.s, s->tmp.len) >= s->cfg->maxfail) {
+	if (*s->ip && limit_get_ip(s->cfg->ft, s->ip) >= s->cfg->maxfail) {
 		s->done = 1;
 		s->reason = "address refused after too many failed logins";
 		return reply(s, "-ERR [SYS/TEMP] too many failed logins from "
@@ -768,11 +756,12 @@ static int dispatch(struct sess *s)
 }
 
 /* session_run - a whole session on rfd/wfd; tls: start TLS at once
- * (pop3s). *ended (when not NULL) is set before the last reply goes out:
- * from then on the parent no longer counts this session against the
- * limits. Returns 0; everything worth knowing is in the log line. */
+ * (pop3s). Slot `slot` of sess (when not NULL) is left before the last
+ * reply goes out: from then on the parent no longer counts this session
+ * against the limits. Returns 0; everything worth knowing is in the log
+ * line. */
 int session_run(const struct cfg *cfg, int rfd, int wfd, const char *ip,
-		int tls, int *ended)
+		int tls, struct limit_sess *sess, size_t slot)
 {
 	struct sess s;
 	int r = 0;
@@ -780,7 +769,7 @@ int session_run(const struct cfg *cfg, int rfd, int wfd, const char *ip,
 	memset(&s, 0, sizeof s);
 	s.cfg = cfg;
 	s.ip = ip;
-	s.loopback = !*ip || proto_loopback(ip);
+	s.loopback = !*ip || peer_loopback(ip);
 	s.state = ST_AUTH;
 	s.result = "no login";
 	s.reason = "disconnected";
@@ -822,12 +811,10 @@ int session_run(const struct cfg *cfg, int rfd, int wfd, const char *ip,
 		mbox_close(&s.mb);
 		s.mb_open = 0;
 	}
-	if (ended)
-		__atomic_store_n(ended, 1, __ATOMIC_RELEASE);
+	limit_sess_leave(sess, slot);
 	(void)conn_flush(&s.c);
 out:
-	if (ended)
-		__atomic_store_n(ended, 1, __ATOMIC_RELEASE);
+	limit_sess_leave(sess, slot);
 	slog("session end: ip=%s user=%s tls=%s result=%s retr=%lu dele=%zu "
 	     "octets=%llu reason=%s", *ip ? ip : "local",
 	     s.login.addr.len ? s.login.addr.s : s.tried.len ? s.tried.s : "-",

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "msg.h"
+#include "peer.h"
 #include "remote.h"
 
 /* a connection: socket, optional TLS, input buffer consumed from pos */
@@ -602,15 +603,12 @@ int smtp_attempt(struct job *j, const char *name, const struct sockaddr *sa,
 {
 	struct conn c = {.fd = -1, .timeout = j->timeout};
 	struct str b = STR_INIT, err = STR_INIT;
-	char ip[INET6_ADDRSTRLEN] = "?";
-	const void *raw = sa->sa_family == AF_INET6 ?
-		(const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr :
-		(const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+	char ip[PEER_TEXT_MAX];
 	unsigned ext;
 	int r, ret = ATT_DONE;
 	size_t i;
 
-	(void)inet_ntop(sa->sa_family, raw, ip, sizeof ip);
+	(void)peer_text(sa, salen, ip, sizeof ip);
 	c.ip = ip;
 	str_trunc(&j->last_err, 0);
 	r = conn_connect(&c, sa, salen, j->ctimeout);

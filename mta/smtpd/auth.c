@@ -9,14 +9,11 @@
  * ends the session, so a session is a poor tool for guessing. CRAM-MD5 is
  * possible only for users whose CRAM context is stored.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
-#include <stdint.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -99,118 +96,6 @@ int b64_decode(const char *in, size_t n, struct str *out)
 	}
 	out->s[out->len] = 0;
 	return 0;
-}
-
-#define AUTHLIMIT_FORGET 900	/* seconds after which an address is forgiven */
-#define AUTHLIMIT_MAX_DELAY 30
-#define AUTHLIMIT_WAYS 8	/* slots an address may use, from its hash on */
-
-/* authlimit_new - the shared table, before the first fork */
-struct authlimit *authlimit_new(void)
-{
-	void *p = mmap(NULL, sizeof(struct authlimit), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-/*
- * ip_key - FNV-1a-64 of the client; never 0 (0 marks a free slot). An
- * IPv6 client counts by its /64: one host usually has a whole /64 and
- * could otherwise take a fresh address for every ten tries.
- */
-static uint64_t ip_key(const char *ip)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	unsigned char v6[16];
-	size_t i;
-
-	if (strchr(ip, ':') && inet_pton(AF_INET6, ip, v6) == 1) {
-		h = (h ^ '6') * 0x100000001b3ull;	/* never an IPv4 text */
-		for (i = 0; i < 8; i++)
-			h = (h ^ v6[i]) * 0x100000001b3ull;
-	} else {
-		while (*ip)
-			h = (h ^ (unsigned char)*ip++) * 0x100000001b3ull;
-	}
-	return h ? h : 1;
-}
-
-/*
- * find - the slot of key K among the AUTHLIMIT_WAYS after its hash, or -1.
- * Several ways, not one: with a single slot two addresses that collide
- * could fail in turn and keep resetting each other's count for ever.
- */
-static long find(struct authlimit *l, uint64_t k)
-{
-	size_t i, j;
-
-	for (i = 0; i < AUTHLIMIT_WAYS; i++) {
-		j = (size_t)((k + i) % AUTHLIMIT_SLOTS);
-		if (__atomic_load_n(&l->slot[j].key, __ATOMIC_RELAXED) == k)
-			return (long)j;
-	}
-	return -1;
-}
-
-/* authlimit_delay - seconds to wait before an AUTH from IP is checked */
-unsigned authlimit_delay(struct authlimit *l, const char *ip)
-{
-	uint64_t k = ip_key(ip);
-	uint32_t fails;
-	int64_t last;
-	long i;
-
-	if (!l || (i = find(l, k)) < 0)
-		return 0;
-	fails = __atomic_load_n(&l->slot[i].fails, __ATOMIC_RELAXED);
-	last = __atomic_load_n(&l->slot[i].last, __ATOMIC_RELAXED);
-	if (time(NULL) - last > AUTHLIMIT_FORGET || fails < AUTHLIMIT_FREE)
-		return 0;
-	fails -= AUTHLIMIT_FREE - 1;
-	return fails > AUTHLIMIT_MAX_DELAY ? AUTHLIMIT_MAX_DELAY : fails;
-}
-
-/*
- * authlimit_fail - count one failure of IP (racy by a count at worst). A
- * new address takes a free or forgotten slot of its ways, else the one
- * with the fewest failures: pushing out an address that is being slowed
- * takes as many failures from colliding addresses, which are slowed too.
- */
-void authlimit_fail(struct authlimit *l, const char *ip)
-{
-	uint64_t k = ip_key(ip);
-	int64_t now = time(NULL);
-	uint32_t least = UINT32_MAX;
-	long i;
-	size_t w, j, pick;
-
-	if (!l)
-		return;
-	pick = (size_t)(k % AUTHLIMIT_SLOTS);
-	i = find(l, k);
-	for (w = 0; i < 0 && w < AUTHLIMIT_WAYS; w++) {
-		uint32_t f;
-
-		j = (size_t)((k + w) % AUTHLIMIT_SLOTS);
-		f = __atomic_load_n(&l->slot[j].fails, __ATOMIC_RELAXED);
-		if (!__atomic_load_n(&l->slot[j].key, __ATOMIC_RELAXED) ||
-		    now - __atomic_load_n(&l->slot[j].last, __ATOMIC_RELAXED) >
-		    AUTHLIMIT_FORGET)
-			f = 0;
-		if (f < least) {
-			least = f;
-			pick = j;
-		}
-		if (!f || w + 1 == AUTHLIMIT_WAYS)
-			i = (long)pick;
-	}
-	if (__atomic_exchange_n(&l->slot[i].key, k, __ATOMIC_RELAXED) != k ||
-	    now - __atomic_load_n(&l->slot[i].last, __ATOMIC_RELAXED) >
-	    AUTHLIMIT_FORGET)
-		__atomic_store_n(&l->slot[i].fails, 0, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&l->slot[i].fails, 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&l->slot[i].last, now, __ATOMIC_RELAXED);
 }
 
 /* login - the user's passwd record fields; -ENOENT when unknown */
@@ -328,7 +213,7 @@ static void challenge(struct session *s, const void *text, size_t n)
 static void failed(struct session *s, const char *user)
 {
 	s->auth_failures++;
-	authlimit_fail(s->limit, s->ip.s);
+	(void)limit_add_ip(s->limit, s->ip.s);
 	(void)conn_flush(&s->c);
 	sleep(s->auth_failures * s->auth_delay);
 	(void)conn_reply(&s->c, "535 5.7.8 authentication failed");
@@ -484,16 +369,17 @@ void auth_command(struct session *s, const char *arg)
 	const char *sp = strchr(arg, ' ');
 	size_t n = sp ? (size_t)(sp - arg) : strlen(arg);
 	const char *initial = sp ? sp + 1 : "";
-	unsigned n2;
+	unsigned fails;
 
 	while (*initial == ' ')
 		initial++;
-	/* an address that failed often waits before its attempt is checked,
-	 * whichever session it uses; other addresses are not slowed */
-	n2 = authlimit_delay(s->limit, s->ip.s);
-	if (n2 && s->auth_delay) {
+	/* an address (an IPv6 /64) that failed waits before its attempt is
+	 * checked, whichever session it uses, by lib/limit's schedule (the
+	 * one pop3d uses); other addresses are not slowed */
+	fails = limit_get_ip(s->limit, s->ip.s);
+	if (fails && s->auth_delay) {
 		(void)conn_flush(&s->c);
-		sleep(n2);
+		limit_wait(fails);
 	}
 	if (n == 5 && !strncasecmp(arg, "PLAIN", 5))
 		auth_plain(s, initial);

@@ -17,7 +17,8 @@
  *	processes ready (mta/smtpd/pool.c): each accepts a connection
  *	itself and serves up to 100 sessions, one at a time, at most
  *	control/maxsessions (1000) processes and control/maxperip (20)
- *	sessions from one client address; a client over either limit gets
+ *	sessions from one client address (an IPv6 client by its /64,
+ *	lib/limit); a client over either limit gets
  *	"421 4.7.0" and is closed. Both limits are read at each connection.
  *
  *	With --inetd it runs one session on stdin/stdout; the client address
@@ -65,7 +66,6 @@
  * SEE ALSO
  *	docs/smtpd.md, docs/queue.md, mta-rules(8), mta-inject(8)
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -94,7 +94,7 @@ struct server {
 	struct listener l[LISTEN_MAX];
 	size_t nl;
 	struct str dummy;
-	struct authlimit *limit;
+	struct limit *limit;
 };
 
 /* serve - one session on RFD/WFD; everything it allocates is freed */
@@ -175,31 +175,6 @@ static void pooled_done(void *arg)
 	str_free(&srv->dummy);
 }
 
-/* inetd_ip - the client of an --inetd session */
-static void inetd_ip(char *ip, size_t n)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	const char *env = getenv("TCPREMOTEIP");
-	unsigned char bin[16];
-
-	memset(&ss, 0, sizeof ss);
-	if (getpeername(0, (struct sockaddr *)&ss, &len) == 0 &&
-	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
-		ip_of(&ss, ip, n);
-		return;
-	}
-	/* only an address, so that it may name a file in open-smtp/ */
-	if (env && (inet_pton(AF_INET, env, bin) == 1 ||
-		    inet_pton(AF_INET6, env, bin) == 1) && strlen(env) < n) {
-		strcpy(ip, env);
-		return;
-	}
-	/* a pipe or a UNIX socket: a local process (sendmail -bs), which
-	 * could set TCPREMOTEIP=127.0.0.1 anyway */
-	strcpy(ip, "127.0.0.1");
-}
-
 int main(int argc, char **argv)
 {
 	struct server srv;
@@ -254,14 +229,17 @@ int main(int argc, char **argv)
 	if (r < 0)
 		msg_die(111, "cannot make a password hash: %s", msg_err(r));
 	if (!inetd) {
-		srv.limit = authlimit_new();
-		if (!srv.limit)
+		r = limit_new(LIMIT_WINDOW, &srv.limit);
+		if (r < 0)
 			msg_die(111, "cannot map the AUTH failure table: %s",
-				strerror(errno));
+				msg_err(r));
 		pool_run(srv.root, srv.l, srv.nl, serve_pooled, pooled_done,
 			 &srv);
 	}
-	inetd_ip(ip, sizeof ip);
+	/* no peer: a pipe or a UNIX socket, a local process (sendmail -bs),
+	 * which could set TCPREMOTEIP=127.0.0.1 anyway */
+	if (peer_inetd(0, ip, sizeof ip) < 0)
+		(void)snprintf(ip, sizeof ip, "127.0.0.1");
 	serve(&srv, 0, 1, kind, ip);
 	str_free(&srv.dummy);
 	return 0;

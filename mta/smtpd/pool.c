@@ -13,54 +13,42 @@
  * The parent forks a process whenever fewer than POOL_SPARE wait, up to
  * maxsessions; a process told that it made the idle count fall writes a
  * byte to the parent's wake-up pipe, so the fork happens beside the
- * session, not in its way. maxperip is counted in a board shared by all
- * (an anonymous shared mapping made before the first fork): each process
- * publishes the address it serves, then counts. Two clients of one
- * address that arrive together both count each other, so the limit errs
- * toward refusing, never toward letting more in. With every process
- * busy, the parent accepts and answers 421 itself, as before.
+ * session, not in its way. The processes, and the client each serves,
+ * are lib/limit's session table (shared by all, made before the first
+ * fork; an IPv6 client counts by its /64, as in pop3d): a process
+ * publishes its client, then counts it against maxperip. Two clients of one address that
+ * arrive together both count each other, so the limit errs toward
+ * refusing, never toward letting more in. With every process busy, the
+ * parent accepts and answers 421 itself, as before.
  *
  * A process waiting with nothing to do for POOL_IDLE seconds leaves when
  * more than POOL_SPARE wait; every process leaves when the parent is
  * gone (the read end of a pipe only the parent can write hangs up).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
+#include "limit.h"
 #include "log.h"
 #include "msg.h"
+#include "peer.h"
 #include "smtpd.h"
 
 #define POOL_SLOTS 16384	/* processes at most, whatever maxsessions */
 #define POOL_SPARE 4		/* processes kept waiting */
 #define POOL_USES 100		/* sessions a process serves, then leaves */
 #define POOL_IDLE 60		/* seconds an extra waiting process stays */
-
-struct slot {
-	atomic_int pid;		/* 0: free; set by the parent */
-	atomic_int busy;	/* in a session; set by the process */
-	char ip[INET6_ADDRSTRLEN];
-};
-
-struct board {
-	atomic_uint hi;		/* slots in use are below this */
-	struct slot s[POOL_SLOTS];
-};
 
 struct pool {
 	const char *root;
@@ -69,7 +57,7 @@ struct pool {
 	pool_serve_fn *serve;
 	pool_done_fn *done;
 	void *arg;
-	struct board *b;
+	struct limit_sess *sess;	/* POOL_SLOTS processes, shared */
 	int wake[2];		/* processes and SIGCHLD -> parent */
 	int life[2];		/* the parent holds life[1] until it dies */
 	size_t nproc;
@@ -86,53 +74,8 @@ static void on_chld(int sig)
 	errno = e;
 }
 
-/* ip_of - the text form of a peer address, IPv4-mapped shown as IPv4 */
-void ip_of(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-	const struct sockaddr_in6 *s6 = (const void *)ss;
-	const struct sockaddr_in *s4 = (const void *)ss;
-
-	strcpy(out, "0.0.0.0");
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)n);
-	else if (ss->ss_family == AF_INET6) {
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-			inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, out,
-				  (socklen_t)n);
-		else
-			inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)n);
-	}
-}
-
-static size_t count_idle(const struct board *b)
-{
-	unsigned i, hi = atomic_load(&b->hi);
-	size_t n = 0;
-
-	for (i = 0; i < hi && i < POOL_SLOTS; i++)
-		n += atomic_load(&b->s[i].pid) != 0 &&
-		     !atomic_load(&b->s[i].busy);
-	return n;
-}
-
 /* over_limit - the reply for a client over maxsessions or maxperip,
  * counted after this process published its own session */
-static void count(const struct board *b, const char *ip, size_t *busy,
-		  size_t *same)
-{
-	unsigned i, hi = atomic_load(&b->hi);
-
-	*busy = *same = 0;
-	for (i = 0; i < hi && i < POOL_SLOTS; i++) {
-		const struct slot *s = &b->s[i];
-
-		if (!atomic_load(&s->pid) || !atomic_load(&s->busy))
-			continue;
-		++*busy;
-		*same += !strcmp(s->ip, ip);
-	}
-}
-
 static const char *over_limit(const struct pool *p, const char *ip)
 {
 	unsigned long max, perip;
@@ -143,14 +86,14 @@ static const char *over_limit(const struct pool *p, const char *ip)
 		max = 1000;
 	if (ctl_get_ulong(p->root, "maxperip", 20, &perip) < 0)
 		perip = 20;
-	count(p->b, ip, &busy, &same);
+	limit_sess_count(p->sess, ip, &busy, &same);
 	/* a client that got its 221 may reconnect before the process that
 	 * sent it has marked itself idle: a few milliseconds before a no */
 	for (tries = 0; tries < 3 && (busy > max || same > perip); tries++) {
 		struct timespec ts = {0, 2000000};
 
 		nanosleep(&ts, NULL);
-		count(p->b, ip, &busy, &same);
+		limit_sess_count(p->sess, ip, &busy, &same);
 	}
 	/* a lowered maxsessions: more processes than allowed may exist */
 	if (busy > max)
@@ -169,22 +112,21 @@ static void refuse(int fd, const char *ip, const char *reply)
 			(int)strlen(reply) - 2, reply);
 }
 
-/* one connection on listener K, in process slot S */
-static void take(struct pool *p, struct slot *s, size_t k)
+/* take - one connection on listener K, in process slot SLOT */
+static void take(struct pool *p, size_t slot, size_t k)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
-	char ip[INET6_ADDRSTRLEN];
+	char ip[PEER_TEXT_MAX];
 	const char *full;
 	int fd;
 
 	fd = accept4(p->l[k].fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;		/* another process took it, or EMFILE */
-	ip_of(&ss, ip, sizeof ip);
-	memcpy(s->ip, ip, sizeof ip);
-	atomic_store(&s->busy, 1);
-	if (count_idle(p->b) < POOL_SPARE)
+	(void)peer_text((struct sockaddr *)&ss, len, ip, sizeof ip);
+	limit_sess_enter(p->sess, slot, ip);
+	if (limit_sess_count(p->sess, NULL, NULL, NULL) < POOL_SPARE)
 		(void)!write(p->wake[1], "b", 1);
 	if ((full = over_limit(p, ip)))
 		refuse(fd, ip, full);
@@ -192,12 +134,12 @@ static void take(struct pool *p, struct slot *s, size_t k)
 		p->serve(p->arg, fd, p->l[k].kind, ip);
 	/* idle again before the close, so that a client who got 221 and
 	 * reconnects at once is not counted twice */
-	atomic_store(&s->busy, 0);
+	limit_sess_leave(p->sess, slot);
 	close(fd);
 }
 
 /* worker - a session process: wait, accept, serve, up to POOL_USES */
-static _Noreturn void worker(struct pool *p, struct slot *s)
+static _Noreturn void worker(struct pool *p, size_t slot)
 {
 	struct epoll_event ev[LISTEN_MAX + 1];
 	unsigned uses = 0;
@@ -236,12 +178,12 @@ static _Noreturn void worker(struct pool *p, struct slot *s)
 			continue;
 		if (n < 0)
 			break;
-		if (n == 0 && count_idle(p->b) > POOL_SPARE)
+		if (!n && limit_sess_count(p->sess, NULL, NULL, NULL) > POOL_SPARE)
 			break;
 		for (i = 0; i < (size_t)n; i++)
 			gone |= ev[i].data.u64 == p->nl;
 		for (i = 0; !gone && i < (size_t)n; i++) {
-			take(p, s, (size_t)ev[i].data.u64);
+			take(p, slot, (size_t)ev[i].data.u64);
 			uses++;
 		}
 	}
@@ -251,52 +193,36 @@ static _Noreturn void worker(struct pool *p, struct slot *s)
 	exit(0);
 }
 
-/* spawn - one more session process, in a free slot */
+/* spawn - one more session process, in a free slot (which counts as
+ * waiting before the child runs) */
 static int spawn(struct pool *p)
 {
-	unsigned i, hi = atomic_load(&p->b->hi);
+	long i = limit_sess_slot(p->sess);
 	pid_t pid;
 
-	for (i = 0; i < hi; i++)
-		if (!atomic_load(&p->b->s[i].pid))
-			break;
-	if (i == POOL_SLOTS)
-		return -EAGAIN;
-	atomic_store(&p->b->s[i].busy, 0);
-	/* the slot is taken before the child runs: it counts as waiting */
-	atomic_store(&p->b->s[i].pid, -1);
-	if (i == hi)
-		atomic_store(&p->b->hi, hi + 1);
+	if (i < 0)
+		return (int)i;
 	pid = fork();
 	if (pid < 0) {
-		atomic_store(&p->b->s[i].pid, 0);
+		limit_sess_pid(p->sess, (size_t)i, 0);
 		return -errno;
 	}
 	if (pid == 0)
-		worker(p, &p->b->s[i]);
-	atomic_store(&p->b->s[i].pid, (int)pid);
+		worker(p, (size_t)i);
+	limit_sess_pid(p->sess, (size_t)i, pid);
 	p->nproc++;
 	return 0;
 }
 
+/* reap - free the slots of the processes that ended (one killed in a
+ * session is out of it too) */
 static void reap(struct pool *p)
 {
-	unsigned i, hi = atomic_load(&p->b->hi);
 	pid_t pid;
 
 	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-		for (i = 0; i < hi; i++)
-			if (atomic_load(&p->b->s[i].pid) == (int)pid) {
-				/* a process killed in a session leaves it
-				 * marked busy: clear both */
-				atomic_store(&p->b->s[i].busy, 0);
-				atomic_store(&p->b->s[i].pid, 0);
-				p->nproc--;
-				break;
-			}
-	while (hi > 0 && !atomic_load(&p->b->s[hi - 1].pid))
-		hi--;
-	atomic_store(&p->b->hi, hi);
+		if (limit_sess_reap(p->sess, pid) >= 0)
+			p->nproc--;
 }
 
 /* pool_run - the parent: keep session processes ready; never returns */
@@ -311,15 +237,12 @@ _Noreturn void pool_run(const char *root, const struct listener *l,
 	unsigned long max;
 	size_t i, idle;
 	char junk[256];
-	int full = 0;
+	int full = 0, r;
 
 	if (nl > LISTEN_MAX)
 		msg_die(111, "more than %d listen addresses", LISTEN_MAX);
-	p.b = mmap(NULL, sizeof *p.b, PROT_READ | PROT_WRITE,
-		   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p.b == MAP_FAILED)
-		msg_die(111, "cannot map the session table: %s",
-			strerror(errno));
+	if ((r = limit_sess_new(POOL_SLOTS, &p.sess)) < 0)
+		msg_die(111, "cannot map the session table: %s", msg_err(r));
 	if (pipe2(p.wake, O_CLOEXEC | O_NONBLOCK) < 0 ||
 	    pipe2(p.life, O_CLOEXEC) < 0)
 		msg_die(111, "pipe: %s", strerror(errno));
@@ -336,12 +259,10 @@ _Noreturn void pool_run(const char *root, const struct listener *l,
 	if (sigaction(SIGCHLD, &sa, NULL) < 0)
 		msg_die(111, "sigaction: %s", strerror(errno));
 	for (;;) {
-		int r;
-
 		reap(&p);
 		if (ctl_get_ulong(root, "maxsessions", 1000, &max) < 0)
 			max = 1000;
-		idle = count_idle(p.b);
+		idle = limit_sess_count(p.sess, NULL, NULL, NULL);
 		while (idle < POOL_SPARE && p.nproc < max && spawn(&p) == 0)
 			idle++;
 		full = idle == 0 && p.nproc >= max;
@@ -365,12 +286,12 @@ _Noreturn void pool_run(const char *root, const struct listener *l,
 			 * take the client: give it a moment, then count again */
 			(void)poll(pf, 1, 100);
 			reap(&p);
-			full = count_idle(p.b) == 0;
+			full = limit_sess_count(p.sess, NULL, NULL, NULL) == 0;
 		}
 		for (i = 0; r > 0 && full && i < nl; i++) {
 			struct sockaddr_storage ss;
 			socklen_t len = sizeof ss;
-			char ip[INET6_ADDRSTRLEN];
+			char ip[PEER_TEXT_MAX];
 			int fd;
 
 			if (!(pf[i + 1].revents & POLLIN))
@@ -379,7 +300,7 @@ _Noreturn void pool_run(const char *root, const struct listener *l,
 				     SOCK_CLOEXEC);
 			if (fd < 0)
 				continue;
-			ip_of(&ss, ip, sizeof ip);
+			(void)peer_text((struct sockaddr *)&ss, len, ip, sizeof ip);
 			refuse(fd, ip, "421 4.7.0 too many sessions, try "
 				       "again later\r\n");
 			close(fd);

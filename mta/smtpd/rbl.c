@@ -55,6 +55,7 @@ int rbl_name(const char *ip, const char *zone, struct str *out)
 {
 	unsigned char a[16];
 	struct str z = STR_INIT;
+	struct peer_group g;
 	int r, i;
 
 	str_trunc(out, 0);
@@ -63,24 +64,18 @@ int rbl_name(const char *ip, const char *zone, struct str *out)
 	if (z.len && z.s[z.len - 1] == '.')
 		str_trunc(&z, z.len - 1);
 	r = zone_ok(z.s) ? 0 : -EINVAL;
-	if (r == 0 && inet_pton(AF_INET, ip, a) == 1) {
-		r = str_catf(out, "%u.%u.%u.%u.%s", a[3], a[2], a[1], a[0],
-			     z.s);
+	peer_group(ip, &g);	/* ::ffff:a.b.c.d is an IPv4 client */
+	if (r == 0 && g.fam == 4) {
+		r = str_catf(out, "%u.%u.%u.%u.%s", (unsigned)(g.bits & 255),
+			     (unsigned)(g.bits >> 8 & 255),
+			     (unsigned)(g.bits >> 16 & 255),
+			     (unsigned)(g.bits >> 24), z.s);
 	} else if (r == 0 && inet_pton(AF_INET6, ip, a) == 1) {
-		/* ::ffff:a.b.c.d is an IPv4 client, asked as one */
-		static const unsigned char mapped[12] = {
-			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-		if (!memcmp(a, mapped, sizeof mapped))
-			r = str_catf(out, "%u.%u.%u.%u.%s", a[15], a[14],
-				     a[13], a[12], z.s);
-		else {
-			for (i = 15; r == 0 && i >= 0; i--)
-				r = str_catf(out, "%c.%c.", hex[a[i] & 15],
-					     hex[a[i] >> 4]);
-			if (r == 0)
-				r = str_cats(out, z.s);
-		}
+		for (i = 15; r == 0 && i >= 0; i--)
+			r = str_catf(out, "%c.%c.", hex[a[i] & 15],
+				     hex[a[i] >> 4]);
+		if (r == 0)
+			r = str_cats(out, z.s);
 	} else if (r == 0) {
 		r = -EINVAL;
 	}

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "limit.h"
+#include "peer.h"
 #include "queue.h"
 #include "str.h"
 
@@ -47,23 +49,6 @@ struct conn {
 	int dead;		/* a write failed: stop talking */
 };
 
-/*
- * Failed AUTH per client address, shared by the sessions of one listener
- * parent (an anonymous shared mapping made before the first fork). A slot
- * is chosen by a hash of the address; a collision simply takes the slot
- * over, so the table stays fixed in size whatever the clients do.
- */
-#define AUTHLIMIT_SLOTS 4096
-#define AUTHLIMIT_FREE 10	/* failures before an address is slowed */
-
-struct authlimit {
-	struct {
-		uint64_t key;
-		uint32_t fails;
-		int64_t last;
-	} slot[AUTHLIMIT_SLOTS];
-};
-
 struct session {
 	const char *root;
 	enum port_kind kind;
@@ -74,7 +59,7 @@ struct session {
 	unsigned long databytes;
 	unsigned auth_failures, errors;
 	unsigned auth_delay;	/* seconds more sleep per failed AUTH */
-	struct authlimit *limit; /* NULL: per-session slowing only */
+	struct limit *limit;	/* lib/limit; NULL: per-session slowing only */
 	const char *dummy_hash;	/* checked for unknown users: same time */
 	struct qenv env;
 	struct str rbl;		/* the reply for a blocked client, else "" */
@@ -117,9 +102,6 @@ void data_receive(struct session *s);
 void auth_command(struct session *s, const char *arg);
 int b64_decode(const char *in, size_t n, struct str *out);
 int b64_encode(const void *in, size_t n, struct str *out);
-struct authlimit *authlimit_new(void);
-unsigned authlimit_delay(struct authlimit *l, const char *ip);
-void authlimit_fail(struct authlimit *l, const char *ip);
 
 /* pool.c: the session processes of the listening server */
 #define LISTEN_MAX 64
@@ -129,11 +111,9 @@ struct listener {
 	enum port_kind kind;
 };
 
-struct sockaddr_storage;
 typedef void pool_serve_fn(void *arg, int fd, enum port_kind kind,
 			   const char *ip);
 typedef void pool_done_fn(void *arg);
-void ip_of(const struct sockaddr_storage *ss, char *out, size_t n);
 _Noreturn void pool_run(const char *root, const struct listener *l,
 			size_t nl, pool_serve_fn *serve, pool_done_fn *done,
 			void *arg);

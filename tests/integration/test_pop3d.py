@@ -841,6 +841,26 @@ def test_pop3d_session_limits(t):
         a.quit()
 
 
+def test_pop3d_maxperip_ipv6(t):
+    """maxperip over IPv6 (lib/limit counts an IPv6 client by its /64; the
+    grouping itself is unit-tested in test_limit, since only ::1 can be
+    bound here): two sessions from ::1, the third refused, while an IPv4
+    client is another client."""
+    setup(t, v6=True)
+    write_control(t, "maxperip", "2\n")
+    with server(t, wait_ports=[t.port, t.sport, t.port6]):
+        a = poplib.POP3("::1", t.port6, timeout=20)
+        b = poplib.POP3("::1", t.port6, timeout=20)
+        s = socket.create_connection(("::1", t.port6), 20)
+        assert s.recv(200) == b"-ERR [SYS/TEMP] too many connections\r\n"
+        s.close()
+        c = poplib.POP3("127.0.0.1", t.port, timeout=20)
+        c.quit()
+        a.quit()
+        b.quit()
+        wait_log(t, "refused ::1: too many sessions from this address")
+
+
 def test_pop3d_timeout(t):
     setup(t)
     write_control(t, "timeoutpop3", "1\n")

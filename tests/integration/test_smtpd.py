@@ -491,21 +491,27 @@ def test_smtpd_starttls_discards_pipelined_input(t):
         srv.stop()
 
 
+def fill_perip(addr, port, held):
+    """maxperip 2: two sessions from addr (kept in held), the third
+    refused."""
+    for _ in range(2):
+        s = socket.create_connection((addr, port), 10)
+        assert s.makefile("rb").readline().startswith(b"220 ")
+        held.append(s)
+    s = socket.create_connection((addr, port), 10)
+    assert s.makefile("rb").readline() == (
+        b"421 4.7.0 too many sessions from your address, try again "
+        b"later\r\n")
+    s.close()
+
+
 def test_smtpd_session_limits(t):
     setup(t, ("maxperip", "2\n"))
     srv = Server(t, smtp=1)
     held = []
     time.sleep(1.5)   # let the start-up probe's session end and be reaped
     try:
-        for _ in range(2):
-            s = socket.create_connection(("127.0.0.1", srv.ports["smtp"]), 10)
-            assert s.makefile("rb").readline().startswith(b"220 ")
-            held.append(s)
-        s = socket.create_connection(("127.0.0.1", srv.ports["smtp"]), 10)
-        assert s.makefile("rb").readline() == (
-            b"421 4.7.0 too many sessions from your address, try again "
-            b"later\r\n")
-        s.close()
+        fill_perip("127.0.0.1", srv.ports["smtp"], held)
         held.pop().close()
         time.sleep(1.5)     # the parent reaps within a second
         s = socket.create_connection(("127.0.0.1", srv.ports["smtp"]), 10)
@@ -516,6 +522,24 @@ def test_smtpd_session_limits(t):
         for s in held:
             s.close()
         srv.stop()
+
+
+def test_smtpd_maxperip_ipv6(t):
+    """maxperip over IPv6 (lib/limit counts an IPv6 client by its /64; the
+    grouping itself is unit-tested in test_limit, since only ::1 can be
+    bound here)."""
+    setup(t, ("maxperip", "2\n"))
+    srv = Server(t, smtp=1, addr="::1")
+    held = []
+    time.sleep(1.5)   # let the start-up probe's session end and be reaped
+    try:
+        fill_perip("::1", srv.ports["smtp"], held)
+    finally:
+        for s in held:
+            s.close()
+        log = srv.stop()
+    assert "session ::1 refused: 421 4.7.0 too many sessions from your " \
+        "address" in log, log
 
 
 def pool_pids(srv):

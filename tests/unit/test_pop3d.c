@@ -8,10 +8,10 @@
  * DESCRIPTION
  *	Drives pop3d/proto.c (command lines, numbers, base64, AUTH PLAIN,
  *	user names, UIDLs and sizes from Maildir names, listen lines,
- *	addresses, the plaintext-login rule, the RETR/TOP converter), the
- *	command table of session.c, the bounded line reader of conn.c over
- *	a pipe, the failure counters of fail.c and the Maildir handling of
- *	mbox.c in a scratch directory. Prints one line per check, "ok NAME"
+ *	the plaintext-login rule, the RETR/TOP converter), the command
+ *	table of session.c, the bounded line reader of conn.c over a pipe
+ *	and the Maildir handling of mbox.c in a scratch directory (the
+ *	failure counters and client addresses are lib's: test_limit). Prints one line per check, "ok NAME"
  *	or "FAIL NAME: why" (tests/run.py), and exits 1 if any failed.
  */
 #include <arpa/inet.h>
@@ -301,8 +301,7 @@ static void test_name_size(void)
 	}
 }
 
-/* test_addr - listen lines (lib/listen.h), peer addresses, loopback, failure keys and
- * the plaintext rule */
+/* test_addr - listen lines (lib/listen.h) and the plaintext rule */
 static void test_addr(void)
 {
 	static const char *const bad[] = {"", "127.0.0.1", "127.0.0.1:",
@@ -311,10 +310,7 @@ static void test_addr(void)
 					  "host:110", "1.2.3:110", "[1.2.3.4]:110",
 					  "127.0.0.1:11a", ":110"};
 	struct sockaddr_storage ss;
-	struct sockaddr_in6 s6;
-	struct str k = STR_INIT;
 	socklen_t len;
-	char ip[POP3_IP_MAX];
 	size_t i;
 	int t, l, p;
 
@@ -328,30 +324,6 @@ static void test_addr(void)
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		CHECK_INT(tt_name("listen_bad_%zu", i),
 			  listen_parse(bad[i], &ss, &len), -EINVAL);
-
-	memset(&s6, 0, sizeof s6);
-	s6.sin6_family = AF_INET6;
-	inet_pton(AF_INET6, "::ffff:192.0.2.7", &s6.sin6_addr);
-	CHECK_INT("ipstr_mapped", proto_ipstr((struct sockaddr *)&s6,
-					      sizeof s6, ip, sizeof ip), 0);
-	CHECK_STR("ipstr_mapped_v", ip, "192.0.2.7");
-	inet_pton(AF_INET6, "2001:db8::1", &s6.sin6_addr);
-	proto_ipstr((struct sockaddr *)&s6, sizeof s6, ip, sizeof ip);
-	CHECK_STR("ipstr_v6", ip, "2001:db8::1");
-
-	CHECK_INT("loopback_127_1", proto_loopback("127.0.0.1"), 1);
-	CHECK_INT("loopback_127_x", proto_loopback("127.200.3.4"), 1);
-	CHECK_INT("loopback_v6", proto_loopback("::1"), 1);
-	CHECK_INT("loopback_10", proto_loopback("10.0.0.1"), 0);
-	CHECK_INT("loopback_128", proto_loopback("128.0.0.1"), 0);
-	CHECK_INT("loopback_v6_other", proto_loopback("::2"), 0);
-	CHECK_INT("loopback_junk", proto_loopback("127.0.0.1x"), 0);
-
-	proto_failkey_ip("192.0.2.7", &k);
-	CHECK_STR("failkey_v4", k.s, "ip 192.0.2.7");
-	proto_failkey_ip("2001:db8:1:2:3:4:5:6", &k);
-	CHECK_STR("failkey_v6_64", k.s, "ip 2001:db8:1:2::/64");
-	str_free(&k);
 
 	/* SPEC.md step 5: only under TLS or from loopback, unless
 	 * pop3plaintext says 1 */
@@ -573,39 +545,6 @@ static void test_conn(void)
 	str_free(&in);
 }
 
-/* test_fail - shared counters and the delay they give */
-static void test_fail(void)
-{
-	struct failtab *ft = NULL;
-	char key[32];
-	int i;
-
-	CHECK_INT("delay_0", fail_delay_ms(0), 0);
-	CHECK_INT("delay_1", fail_delay_ms(1), 250);
-	CHECK_INT("delay_2", fail_delay_ms(2), 500);
-	CHECK_INT("delay_4", fail_delay_ms(4), 2000);
-	CHECK_INT("delay_5", fail_delay_ms(5), 4000);
-	CHECK_INT("delay_6", fail_delay_ms(6), 5000);
-	CHECK_INT("delay_1000", fail_delay_ms(1000), 5000);
-	CHECK_INT("delay_max", fail_delay_ms(UINT32_MAX), 5000);
-	if (!CHECK("fail_create", fail_create(&ft) == 0))
-		return;
-	CHECK_INT("fail_none", fail_get(ft, "ip 1.2.3.4", 10), 0);
-	CHECK_INT("fail_add_1", fail_add(ft, "ip 1.2.3.4", 10), 1);
-	CHECK_INT("fail_add_2", fail_add(ft, "ip 1.2.3.4", 10), 2);
-	CHECK_INT("fail_get_2", fail_get(ft, "ip 1.2.3.4", 10), 2);
-	CHECK_INT("fail_other", fail_get(ft, "ip 1.2.3.5", 10), 0);
-	/* many keys: the table stays bounded and recent keys stay counted */
-	for (i = 0; i < 20000; i++) {
-		int n = snprintf(key, sizeof key, "ip 10.%d.%d.%d", i >> 16,
-				 (i >> 8) & 255, i & 255);
-
-		fail_add(ft, key, (size_t)n);
-	}
-	CHECK_INT("fail_recent", fail_add(ft, "ip 10.0.78.31", 13), 2);
-	CHECK_INT("fail_null_table", fail_add(NULL, "x", 1), 1);
-}
-
 /* put - a file in the scratch Maildir */
 static void put(const char *rel, const char *data)
 {
@@ -743,7 +682,6 @@ int main(void)
 	test_xfer();
 	test_table();
 	test_conn();
-	test_fail();
 	test_mbox();
 	fsx_rmtree(scratch);
 	return tt_exit();

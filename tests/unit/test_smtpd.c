@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "smtpd.h"
 #include "tinytest.h"
@@ -192,63 +191,10 @@ static void test_rbl(void)
 	}
 }
 
-/*
- * test_authlimit - an address is slowed after 10 failures, by one more
- * second each further failure; failures of any number of other addresses
- * (colliding in the fixed table or not) never reset it; an IPv6 client
- * counts by its /64, which one host can fill with addresses.
- */
-static void test_authlimit(void)
-{
-	struct authlimit *l = authlimit_new();
-	char ip[64] = "";
-	unsigned i, d;
-	int kept = 1;
-
-	tt_check(l != NULL, "authlimit_new", "cannot map the table");
-	if (!l)
-		return;
-	for (i = 0; i < 10; i++) {
-		tt_check(authlimit_delay(l, "192.0.2.1") == 0,
-			 tt_name("authlimit_free_%u", i), "slowed after %u", i);
-		authlimit_fail(l, "192.0.2.1");
-	}
-	d = authlimit_delay(l, "192.0.2.1");
-	tt_check(d == 1, "authlimit_slowed",
-		 "delay %u after 10 failures, want 1", d);
-	tt_check(authlimit_delay(l, "192.0.2.10") == 0, "authlimit_other",
-		 "another address is slowed");
-	/* 20000 addresses failing once: every slot of the table is hit */
-	for (i = 0; i < 20000 && kept; i++) {
-		snprintf(ip, sizeof ip, "10.%u.%u.%u", i >> 16, (i >> 8) & 255,
-			 i & 255);
-		authlimit_fail(l, ip);
-		kept = authlimit_delay(l, "192.0.2.1") == 1;
-	}
-	tt_check(kept, "authlimit_not_reset_by_others",
-		 "192.0.2.1 forgotten after %u failures of others (last %s)", i,
-		 ip);
-	authlimit_fail(l, "192.0.2.1");
-	d = authlimit_delay(l, "192.0.2.1");
-	tt_check(d == 2, "authlimit_grows",
-		 "delay %u after 11 failures, want 2", d);
-	for (i = 0; i < 10; i++) {
-		snprintf(ip, sizeof ip, "2001:db8:1:2:%x::%x", i, i + 1);
-		authlimit_fail(l, ip);
-	}
-	d = authlimit_delay(l, "2001:db8:1:2:ffff::9");
-	tt_check(d == 1,
-		 "authlimit_ipv6_64", "delay %u for the same /64, want 1", d);
-	tt_check(authlimit_delay(l, "2001:db8:1:3::1") == 0,
-		 "authlimit_ipv6_other_64", "another /64 is slowed");
-	munmap(l, sizeof *l);
-}
-
 int main(void)
 {
 	test_addr();
 	test_b64();
-	test_authlimit();
 	test_rbl();
 	return tt_failed ? 1 : 0;
 }

@@ -1,0 +1,72 @@
+/*
+ * limit - the per-client limits of mta-smtpd and pop3d: failed logins and
+ * sessions. Each table is an anonymous shared mapping made before the
+ * first fork, so every session process of a server counts in it, and is
+ * fixed in size whatever the clients do. A client is its peer_group()
+ * (lib/peer.h): an IPv4 address, an IPv6 /64.
+ *
+ * Failed logins (struct limit). limit_new() maps LIMIT_SLOTS counters,
+ * each forgotten WINDOW seconds after its last failure, and seeds their
+ * hash from getrandom(2) so that no client can choose keys that share
+ * slots; limit_free() unmaps them. limit_add_ip() counts a failure of a
+ * client and returns its count; limit_get_ip() only returns it;
+ * limit_add() counts under any other key (pop3d: user names), which never
+ * meets an address key. A NULL table counts 1 on add, 0 on get.
+ * limit_slot_ip() is the first slot of a client (tests: each table has its
+ * own seed). A key may use LIMIT_PROBE slots from there; a new key takes
+ * a free or forgotten one, else the one with the fewest failures (the
+ * least recent of those), so a flood of other keys never frees a client
+ * that is being slowed unless all its slots hold clients as slowed.
+ * limit_delay_ms() is the one delay schedule, 250 ms after the first
+ * failure, doubling, at most 5 s (docs/security.md says why);
+ * limit_wait() sleeps that long, whatever signals come.
+ *
+ * Sessions (struct limit_sess): a slot per session process (or place for
+ * one): its pid and its client. limit_sess_new() maps N slots,
+ * limit_sess_free() unmaps them. Only the parent reserves and frees:
+ * limit_sess_slot() reserves a free slot (it counts as a process waiting)
+ * and returns its index, or -EAGAIN; limit_sess_pid() records the
+ * process forked for it, or with pid 0 frees it; limit_sess_reap() frees
+ * the slot of a process that ended and returns its index, or -ESRCH;
+ * limit_sess_signal() signals every process. Any process marks its slot
+ * as serving a client (limit_sess_enter) or none (limit_sess_leave, an
+ * atomic store safe at any time); limit_sess_ip() is that client's text,
+ * for the parent's log once the process ended. limit_sess_count() returns the
+ * processes waiting and counts sessions in all and from IP's group. Slots are read
+ * without a lock: a reader racing a writer may miscount that slot once.
+ */
+#ifndef FACTEUR_LIMIT_H
+#define FACTEUR_LIMIT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define LIMIT_SLOTS 4096	/* failed-login counters; a power of two */
+#define LIMIT_PROBE 8		/* slots a key may use */
+#define LIMIT_WINDOW 900	/* s without a failure before it is forgotten */
+
+struct limit;
+struct limit_sess;
+
+int limit_new(unsigned window, struct limit **l_r);
+void limit_free(struct limit **l);
+unsigned limit_add_ip(struct limit *l, const char *ip);
+unsigned limit_get_ip(struct limit *l, const char *ip);
+unsigned limit_add(struct limit *l, const void *key, size_t len);
+unsigned limit_delay_ms(unsigned fails);
+void limit_wait(unsigned fails);
+size_t limit_slot_ip(const struct limit *l, const char *ip);
+
+int limit_sess_new(size_t n, struct limit_sess **t_r);
+void limit_sess_free(struct limit_sess **t);
+long limit_sess_slot(struct limit_sess *t);
+void limit_sess_pid(struct limit_sess *t, size_t i, pid_t pid);
+long limit_sess_reap(struct limit_sess *t, pid_t pid);
+void limit_sess_signal(const struct limit_sess *t, int sig);
+void limit_sess_enter(struct limit_sess *t, size_t i, const char *ip);
+void limit_sess_leave(struct limit_sess *t, size_t i);
+const char *limit_sess_ip(const struct limit_sess *t, size_t i);
+size_t limit_sess_count(const struct limit_sess *t, const char *ip,
+			size_t *all_r, size_t *same_r);
+
+#endif
