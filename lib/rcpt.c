@@ -4,10 +4,10 @@
 #include "rcpt.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <string.h>
 
 #include "acct.h"
+#include "ctl.h"
 
 /* rcpt_ext_prev - length of the next shorter name to try: the longest
  * prefix shorter than len that ends before a '-' or '+'; 0 when none */
@@ -91,7 +91,7 @@ int rcpt_accepts(const char *root, const char *real, const char *local)
 	else if (r == 0 && rc.kind == RCPT_USER) {
 		r = rcpt_parse_user(rc.val.s, rc.val.len, &u);
 		if (r == 0)
-			r = u.flags & RCPT_FLAG_NODELIVERY ? RCPT_DISABLED :
+			r = u.flags & ACCT_NODELIVERY ? RCPT_DISABLED :
 			    RCPT_OK;
 	} else if (r == 0 && rc.kind == RCPT_CATCHALL)
 		r = rc.val.len == 0 || str_eqs(&rc.val, "bounce") ?
@@ -103,49 +103,19 @@ int rcpt_accepts(const char *root, const char *real, const char *local)
 	return r;
 }
 
-/* number - a field of decimal digits that fits 64 bits */
-static int number(const char *p, size_t n, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (n == 0)
-		return -EILSEQ;
-	for (i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9' ||
-		    v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
-			return -EILSEQ;
-		v = v * 10 + (uint64_t)(p[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 /* rcpt_parse_user - MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS \0 FLAGS */
 int rcpt_parse_user(const char *v, size_t n, struct rcpt_user *u)
 {
 	const char *f[4];
-	size_t len[4], i = 0, k;
-	uint64_t flags;
+	size_t len[4];
+	unsigned long qb, qm;
 
-	for (k = 0; k < 4; k++) {
-		const char *z = memchr(v + i, 0, n - i);
-		size_t end = z ? (size_t)(z - v) : n;
-
-		if (!z && k < 3)
-			return -EILSEQ;
-		f[k] = v + i;
-		len[k] = end - i;
-		i = end + 1;
-	}
-	if (i <= n)
-		return -EILSEQ;	/* a fifth field */
-	if (len[0] == 0 || memchr(f[0], 0, len[0]) ||
-	    number(f[1], len[1], &u->quota.bytes) ||
-	    number(f[2], len[2], &u->quota.msgs) ||
-	    number(f[3], len[3], &flags))
+	if (acct_fields(v, n, f, len, 4) < 0 || len[0] == 0 ||
+	    ctl_parse_ulong(f[1], &qb) < 0 || ctl_parse_ulong(f[2], &qm) < 0 ||
+	    ctl_parse_ulong(f[3], &u->flags) < 0)
 		return -EILSEQ;
-	u->flags = (unsigned long)flags;
+	u->quota.bytes = qb;
+	u->quota.msgs = qm;
 	return str_copyb(&u->maildir, f[0], len[0]);
 }
 

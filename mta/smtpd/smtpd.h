@@ -115,8 +115,6 @@ void data_receive(struct session *s);
 
 /* auth.c */
 void auth_command(struct session *s, const char *arg);
-int b64_decode(const char *in, size_t n, struct str *out);
-int b64_encode(const void *in, size_t n, struct str *out);
 struct authlimit *authlimit_new(void);
 unsigned authlimit_delay(struct authlimit *l, const char *ip);
 void authlimit_fail(struct authlimit *l, const char *ip);
