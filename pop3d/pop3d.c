@@ -9,10 +9,10 @@
  * DESCRIPTION
  *	Serves the Maildirs of ROOT/domains over POP3: RFC 1939 with CAPA,
  *	UIDL, TOP, RFC 2449 response codes, STLS (RFC 2595) and AUTH PLAIN
- *	(RFC 5034). Logins are checked against the passwd CDBs that vadmin
- *	generates; a successful one touches ROOT/open-smtp/IP, the
- *	POP-before-SMTP grant that mta-smtpd honours. docs/pop3d.md is the
- *	manual.
+ *	and CRAM-MD5 (RFC 5034). Logins are checked against the passwd CDBs
+ *	that vadmin generates, by lib/login as mta-smtpd checks them; a
+ *	successful one touches ROOT/open-smtp/IP, the POP-before-SMTP grant
+ *	that mta-smtpd honours. docs/pop3d.md is the manual.
  *
  *	Without --inetd it listens on the sockets `facteur run` passed in
  *	$FACTEUR_LISTEN_FDS, else it binds every ADDR:PORT line of
