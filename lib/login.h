@@ -41,7 +41,7 @@ struct login {
 	struct str addr;	/* local@domain, folded */
 	struct str hash;	/* crypt(3) hash */
 	struct str cram;	/* CRAM-MD5 context, 64 hex digits, or "" */
-	unsigned long flags;	/* ACCT_NOPOP, ACCT_NOSMTP, ACCT_NODELIVERY */
+	unsigned long flags;	/* ACCT_NOPOP, ACCT_NOSMTP, ... */
 	struct str maildir;	/* relative to the root */
 	struct quota quota;
 };

@@ -217,7 +217,8 @@ int sasl_start(struct sasl *x, int mech, const char *initial, size_t len,
 		return initial ? -EPROTO : challenge(x, host);
 	if (initial)
 		return feed(x, initial, len, 1);
-	return prompt(x, mech == SASL_LOGIN ? "VXNlcm5hbWU6" : ""); /* Username: */
+	/* LOGIN asks "Username:"; PLAIN's prompt is empty */
+	return prompt(x, mech == SASL_LOGIN ? "VXNlcm5hbWU6" : "");
 }
 
 /* sasl_step - the client's next response line */

@@ -386,8 +386,8 @@ static int auth_end(struct sess *s, struct sasl *x, int r)
 	case -EPROTO:
 		return reply(s, "-ERR CRAM-MD5 takes no initial response");
 	case -EAGAIN:
-		return reply(s, "-ERR [SYS/TEMP] no randomness for a challenge; "
-			     "try again later");
+		return reply(s, "-ERR [SYS/TEMP] no randomness for a "
+			     "challenge; try again later");
 	}
 	return r;
 }
