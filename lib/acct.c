@@ -64,23 +64,42 @@ int acct_path(struct str *out, const char *root, int which,
 	return r;
 }
 
+/* acct_fields - a record of exactly K NUL-separated fields, each a C
+ * string: V is NUL-terminated after its N bytes, as a struct str is */
+int acct_fields(const char *v, size_t n, const char **f, size_t *len,
+		size_t k)
+{
+	size_t i = 0, j;
+
+	if (!v || v[n] != 0)
+		return -EILSEQ;
+	for (j = 0; j < k; j++) {
+		const char *z = memchr(v + i, 0, n - i);
+		size_t end = z ? (size_t)(z - v) : n;
+
+		if (!z && j + 1 < k)
+			return -EILSEQ;	/* too few */
+		f[j] = v + i;
+		len[j] = end - i;
+		i = end + 1;
+	}
+	return i <= n ? -EILSEQ : 0;	/* too many */
+}
+
 /* parse_assign - REAL \0 DIR \0 SHARDS */
 static int parse_assign(const struct str *v, struct acct_domain *d)
 {
-	const char *end = v->s + v->len;
-	const char *z1 = memchr(v->s, 0, v->len), *z2;
+	const char *f[3];
+	size_t len[3];
 	uint64_t n;
 
-	if (!z1)
+	if (acct_fields(v->s, v->len, f, len, 3) < 0 ||
+	    num_parseb(f[2], len[2], ACCT_BUCKETS, &n) || n == 0 ||
+	    (n & (n - 1)))
 		return -EILSEQ;
-	z2 = memchr(z1 + 1, 0, (size_t)(end - z1 - 1));
-	if (!z2 || num_parseb(z2 + 1, (size_t)(end - z2 - 1), ACCT_BUCKETS, &n))
-		return -EILSEQ;
-	if (n == 0 || n > ACCT_BUCKETS || (n & (n - 1)))
-		return -EILSEQ;
-	if (str_copyb(&d->real, v->s, (size_t)(z1 - v->s)) ||
-	    str_copyb(&d->dir, z1 + 1, (size_t)(z2 - z1 - 1)))
-		return -ENOMEM;
+	if (str_copyb(&d->real, f[0], len[0]) ||
+	    str_copyb(&d->dir, f[1], len[1]))
+	return -ENOMEM;
 	d->shards = (unsigned)n;
 	return 0;
 }

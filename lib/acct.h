@@ -25,6 +25,11 @@
  * from acct_domain() when assign.cdb does not exist; -EIO from acct_get()
  * when a table file is missing (vadmin rebuild repairs that); -EILSEQ for
  * a malformed assign record.
+ *
+ * acct_fields() splits a record (every table's values are NUL-separated
+ * fields) into exactly K fields, each a C string since the value is
+ * NUL-terminated after its N bytes; -EILSEQ for more, fewer, or an
+ * unterminated value. One splitter for the readers of every table.
  */
 #ifndef FACTEUR_ACCT_H
 #define FACTEUR_ACCT_H
@@ -37,6 +42,13 @@
 #define ACCT_DELIVERY 0
 #define ACCT_PASSWD 1
 #define ACCT_BUCKETS 65536u
+
+/* users.flags, the FLAGS field of both tables: what an account may not
+ * do (vadmin moduser --disable pop|smtp|delivery); the one spelling of
+ * these bits for vadmin, vdeliver, mta-smtpd and pop3d */
+#define ACCT_NOPOP 1
+#define ACCT_NOSMTP 2
+#define ACCT_NODELIVERY 4
 
 struct acct_domain {
 	struct str real;   /* the real domain (itself unless an alias) */
@@ -54,6 +66,8 @@ int acct_get(const char *root, const char *domain, int which,
 	     const char *local, const char *key, size_t klen,
 	     struct str *val);
 void acct_domain_free(struct acct_domain *d);
+int acct_fields(const char *v, size_t n, const char **f, size_t *len,
+		size_t k);
 int acct_local(const char *root, const char *addr);
 
 #endif

@@ -12,13 +12,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* crypt_with - crypt(3) of pw under SETTING (a salt or a whole hash)
+ * into OUT; -EINVAL when libxcrypt refuses the setting */
+static int crypt_with(const char *pw, const char *setting, struct str *out)
+{
+	struct crypt_data *cd = calloc(1, sizeof *cd);
+	const char *h;
+	int r;
+
+	if (!cd)
+		return -ENOMEM;
+	h = crypt_r(pw, setting, cd);
+	r = !h || h[0] == '*' ? -EINVAL : str_copys(out, h);
+	explicit_bzero(cd, sizeof *cd);
+	free(cd);
+	return r;
+}
+
 /* pw_hash - a new salted hash of pw; scheme "yescrypt" or "sha512crypt" */
 int pw_hash(const char *pw, const char *scheme, struct str *out)
 {
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-	struct crypt_data *cd;
 	const char *prefix;
-	char *h;
 	int r;
 
 	if (!scheme || !strcmp(scheme, "yescrypt"))
@@ -29,17 +44,8 @@ int pw_hash(const char *pw, const char *scheme, struct str *out)
 		return -EINVAL;
 	if (!crypt_gensalt_rn(prefix, 0, NULL, 0, setting, sizeof setting))
 		return errno ? -errno : -EIO;
-	cd = calloc(1, sizeof *cd);
-	if (!cd)
-		return -ENOMEM;
-	h = crypt_r(pw, setting, cd);
-	if (!h || h[0] == '*')
-		r = -EIO;
-	else
-		r = str_copys(out, h);
-	explicit_bzero(cd, sizeof *cd);
-	free(cd);
-	return r;
+	r = crypt_with(pw, setting, out);
+	return r == -EINVAL ? -EIO : r;
 }
 
 /* pw_hash_ok - a hash of a scheme we accept, with no byte that breaks records */
@@ -61,25 +67,15 @@ int pw_hash_ok(const char *hash)
 /* pw_check - compare pw against a stored hash in constant time */
 int pw_check(const char *pw, const char *hash)
 {
-	struct crypt_data *cd;
-	const char *h;
+	struct str h = STR_INIT;
 	size_t n = strlen(hash);
-	int r;
+	int r = pw_hash_ok(hash);
 
-	if (pw_hash_ok(hash) < 0)
-		return -EINVAL;
-	cd = calloc(1, sizeof *cd);
-	if (!cd)
-		return -ENOMEM;
-	h = crypt_r(pw, hash, cd);
-	if (!h || h[0] == '*')
-		r = -EINVAL;
-	else if (strlen(h) == n && CRYPTO_memcmp(h, hash, n) == 0)
-		r = 0;
-	else
+	if (r == 0)
+		r = crypt_with(pw, hash, &h);
+	if (r == 0 && (h.len != n || CRYPTO_memcmp(h.s, hash, n)))
 		r = -EACCES;
-	explicit_bzero(cd, sizeof *cd);
-	free(cd);
+	str_wipe(&h);
 	return r;
 }
 
@@ -134,6 +130,7 @@ int pw_cram_context(const char *pw, size_t len, struct str *hex_out)
 {
 	unsigned char key[64], pad[64];
 	char hex[PW_CRAM_HEX];
+	MD5_LONG w[8];
 	MD5_CTX ic, oc;
 	int i;
 
@@ -150,14 +147,11 @@ int pw_cram_context(const char *pw, size_t len, struct str *hex_out)
 		pad[i] = key[i] ^ 0x5c;
 	MD5_Init(&oc);
 	MD5_Update(&oc, pad, 64);
-	put_word(hex, ic.A);
-	put_word(hex + 8, ic.B);
-	put_word(hex + 16, ic.C);
-	put_word(hex + 24, ic.D);
-	put_word(hex + 32, oc.A);
-	put_word(hex + 40, oc.B);
-	put_word(hex + 48, oc.C);
-	put_word(hex + 56, oc.D);
+	w[0] = ic.A, w[1] = ic.B, w[2] = ic.C, w[3] = ic.D;
+	w[4] = oc.A, w[5] = oc.B, w[6] = oc.C, w[7] = oc.D;
+	for (i = 0; i < 8; i++)
+		put_word(hex + 8 * i, w[i]);
+	explicit_bzero(w, sizeof w);
 	explicit_bzero(key, sizeof key);
 	explicit_bzero(pad, sizeof pad);
 	explicit_bzero(&ic, sizeof ic);

@@ -4,7 +4,6 @@
 #include "rcpt.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <string.h>
 
 #include "acct.h"
@@ -92,7 +91,7 @@ int rcpt_accepts(const char *root, const char *real, const char *local)
 	else if (r == 0 && rc.kind == RCPT_USER) {
 		r = rcpt_parse_user(rc.val.s, rc.val.len, &u);
 		if (r == 0)
-			r = u.flags & RCPT_FLAG_NODELIVERY ? RCPT_DISABLED :
+			r = u.flags & ACCT_NODELIVERY ? RCPT_DISABLED :
 			    RCPT_OK;
 	} else if (r == 0 && rc.kind == RCPT_CATCHALL)
 		r = rc.val.len == 0 || str_eqs(&rc.val, "bounce") ?
@@ -108,22 +107,10 @@ int rcpt_accepts(const char *root, const char *real, const char *local)
 int rcpt_parse_user(const char *v, size_t n, struct rcpt_user *u)
 {
 	const char *f[4];
-	size_t len[4], i = 0, k;
+	size_t len[4];
 	uint64_t flags;
 
-	for (k = 0; k < 4; k++) {
-		const char *z = memchr(v + i, 0, n - i);
-		size_t end = z ? (size_t)(z - v) : n;
-
-		if (!z && k < 3)
-			return -EILSEQ;
-		f[k] = v + i;
-		len[k] = end - i;
-		i = end + 1;
-	}
-	if (i <= n)
-		return -EILSEQ;	/* a fifth field */
-	if (len[0] == 0 || memchr(f[0], 0, len[0]) ||
+	if (acct_fields(v, n, f, len, 4) < 0 || len[0] == 0 ||
 	    num_parseb(f[1], len[1], UINT64_MAX, &u->quota.bytes) ||
 	    num_parseb(f[2], len[2], UINT64_MAX, &u->quota.msgs) ||
 	    num_parseb(f[3], len[3], UINT64_MAX, &flags))

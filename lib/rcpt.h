@@ -39,11 +39,6 @@
 #define RCPT_ALIAS 2
 #define RCPT_CATCHALL 3
 
-/* users.flags */
-#define RCPT_FLAG_NOPOP 1
-#define RCPT_FLAG_NOSMTP 2
-#define RCPT_FLAG_NODELIVERY 4
-
 struct rcpt {
 	int kind;		/* RCPT_USER, RCPT_ALIAS or RCPT_CATCHALL */
 	struct str name;	/* the name that matched (a prefix for an extension) */

@@ -149,6 +149,15 @@ int str_eqs(const struct str *sa, const char *s)
 	return sa->len == n && (n == 0 || memcmp(sa->s, s, n) == 0);
 }
 
+/* str_wipe - str_free() after overwriting the whole buffer, for strings
+ * that held a password or a secret derived from one */
+void str_wipe(struct str *sa)
+{
+	if (sa->s)
+		explicit_bzero(sa->s, sa->cap);
+	str_free(sa);
+}
+
 /* str_free - release the buffer; the string may be reused afterwards */
 void str_free(struct str *sa)
 {

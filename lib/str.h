@@ -5,7 +5,8 @@
  * NUL-terminated after a successful call (s[len] == 0), so str_cstr() can
  * be passed to C APIs when the content has no NUL of its own. Every size
  * sum is checked for overflow. Functions return 0 or -ENOMEM/-EOVERFLOW;
- * on failure the string keeps its previous content.
+ * on failure the string keeps its previous content. str_wipe() is
+ * str_free() that first zeroes the buffer, for anything password-like.
  */
 #ifndef FACTEUR_STR_H
 #define FACTEUR_STR_H
@@ -36,5 +37,6 @@ void str_trunc(struct str *sa, size_t n);
 const char *str_cstr(const struct str *sa);
 int str_eqs(const struct str *sa, const char *s);
 void str_free(struct str *sa);
+void str_wipe(struct str *sa);
 
 #endif

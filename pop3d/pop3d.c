@@ -9,10 +9,10 @@
  * DESCRIPTION
  *	Serves the Maildirs of ROOT/domains over POP3: RFC 1939 with CAPA,
  *	UIDL, TOP, RFC 2449 response codes, STLS (RFC 2595) and AUTH PLAIN
- *	(RFC 5034). Logins are checked against the passwd CDBs that vadmin
- *	generates; a successful one touches ROOT/open-smtp/IP, the
- *	POP-before-SMTP grant that mta-smtpd honours. docs/pop3d.md is the
- *	manual.
+ *	and CRAM-MD5 (RFC 5034). Logins are checked against the passwd CDBs
+ *	that vadmin generates, by lib/login as mta-smtpd checks them; a
+ *	successful one touches ROOT/open-smtp/IP, the POP-before-SMTP grant
+ *	that mta-smtpd honours. docs/pop3d.md is the manual.
  *
  *	Without --inetd it listens on the sockets `facteur run` passed in
  *	$FACTEUR_LISTEN_FDS, else it binds every ADDR:PORT line of
@@ -98,8 +98,8 @@
 #include "log.h"
 #include "msg.h"
 #include "pop3d.h"
+#include "login.h"
 #include "priv.h"
-#include "pw.h"
 
 #define MAXSESSIONS_CAP 100000
 #define ACCEPT_BATCH 64
@@ -201,16 +201,12 @@ static void load_cfg(struct cfg *cfg, const char *root)
 	cfg->maxperip = num(root, "maxperip", 20, 1);
 	cfg->maxfail = num(root, "pop3maxfail", 100, 1);
 	cfg->plaintext = num(root, "pop3plaintext", 0, 0) == 1;
-	r = ctl_get(root, "passwordscheme", "yescrypt", &v);
 	/* unknown users are checked against a hash as costly as a real one */
-	if (r == 0)
-		r = pw_hash("facteur-no-such-user", v.s, &cfg->dummy);
-	if (r == -EINVAL) {
+	r = login_dummy(root, &cfg->dummy, &v);
+	if (r == -EINVAL)
 		msg_warn("control/passwordscheme: unknown scheme %s; using "
 			 "yescrypt", v.s);
-		r = pw_hash("facteur-no-such-user", "yescrypt", &cfg->dummy);
-	}
-	if (r < 0)
+	else if (r < 0)
 		msg_die(EX_TEMP, "cannot prepare the password check: %s",
 			msg_err(r));
 	str_free(&v);
@@ -220,9 +216,7 @@ static void load_cfg(struct cfg *cfg, const char *root)
 static void free_cfg(struct cfg *cfg)
 {
 	str_free(&cfg->me);
-	if (cfg->dummy.s)
-		explicit_bzero(cfg->dummy.s, cfg->dummy.len);
-	str_free(&cfg->dummy);
+	str_wipe(&cfg->dummy);
 	SSL_CTX_free(cfg->tls);
 	cfg->tls = NULL;
 	limit_free(&cfg->ft);

@@ -2,12 +2,13 @@
  * pop3d.h - the pieces of the POP3 server (see pop3d.c).
  *
  * proto.c   pure parsers and converters, no I/O: the command line, numbers,
- *           base64 and AUTH PLAIN, user names, UIDLs and sizes from Maildir
- *           names, the plaintext-login rule
+ *           UIDLs and sizes from Maildir names, the plaintext-login rule
  *           and the RETR/TOP byte converter. Unit-tested and fuzzed.
+ *           (Base64, the SASL messages and the login check are lib/'s,
+ *           shared with mta-smtpd: lib/sasl.h, lib/login.h; failed-login
+ *           counts and the session table lib/limit.h.)
  * conn.c    one client connection, plain or TLS: a bounded line reader with
  *           a deadline, a buffered writer, STLS.
- * auth.c    checking a login against the passwd CDB.
  * mbox.c    one locked Maildir: scan, new/ to cur/, sizes, messages,
  *           deletions at QUIT and maildirsize.
  * session.c the POP3 state machine and its command table.
@@ -80,12 +81,6 @@ int proto_parse(const char *line, size_t len, struct pop3_line *out);
 int proto_split(const char *s, size_t len, struct proto_tok *tok,
 		size_t max, size_t *n_r);
 int proto_num(const char *s, size_t len, unsigned long *out);
-int proto_b64_decode(const char *in, size_t len, struct str *out);
-int proto_b64_encode(const void *in, size_t len, struct str *out);
-int proto_sasl_plain(const char *data, size_t len, struct str *user,
-		     struct str *pass);
-int proto_user(const char *in, size_t len, struct str *local,
-	       struct str *domain);
 int proto_uidl(const char *name, size_t len, struct str *out);
 int proto_plain_ok(int tls, int loopback, int plaintext);
 int proto_natcmp(const char *a, size_t alen, const char *b, size_t blen);
@@ -115,17 +110,6 @@ int conn_tls(struct conn *c, SSL_CTX *ctx);
 void conn_free(struct conn *c);
 int tls_setup(const char *root, SSL_CTX **ctx_r, struct str *why);
 
-/* --- auth.c ------------------------------------------------------------ */
-
-struct login {
-	struct str addr;	/* local@domain, folded */
-	struct str maildir;	/* relative to the root */
-};
-
-#define AUTH_OK 0
-int auth_check(const struct cfg *cfg, const char *user, size_t ulen,
-	       const char *pass, struct login *out);
-void login_free(struct login *l);
 
 /* --- mbox.c ------------------------------------------------------------ */
 

@@ -8,11 +8,7 @@
  *   proto_parse()      a command line into keyword and argument
  *   proto_split()      an argument into at most N space-separated tokens
  *   proto_num()        a decimal number, overflow checked
- *   proto_b64_*()      strict base64 (RFC 4648), for SASL
- *   proto_sasl_plain() an AUTH PLAIN message (RFC 4616)
- *   proto_user()       USER's user@domain (or vpopmail's user%domain)
  *   proto_uidl()       the UIDL of a Maildir file name
- *   proto_name_size()  the ,S= or ,W= size in a Maildir file name
  *   proto_plain_ok()   whether USER/PASS and AUTH PLAIN may be used
  *   xfer_*()           a message as RETR and TOP send it: CRLF line
  *                      ends, dot-stuffing, the header and N body lines
@@ -101,136 +97,6 @@ int proto_num(const char *s, size_t len, unsigned long *out)
 	if (r == 0)
 		*out = (unsigned long)v;
 	return r;
-}
-
-static const char b64[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* b64_val - the 6-bit value of a base64 digit, or -1 */
-static int b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* proto_b64_decode - strict base64: groups of four, '=' only at the end,
- * unused bits zero; RFC 5034 wants anything else refused */
-int proto_b64_decode(const char *in, size_t len, struct str *out)
-{
-	size_t i, pad = 0;
-
-	out->len = 0;
-	if (len % 4)
-		return -EINVAL;
-	if (len && in[len - 1] == '=')
-		pad = (len >= 2 && in[len - 2] == '=') ? 2 : 1;
-	if (str_ready(out, len / 4 * 3) < 0)
-		return -ENOMEM;
-	for (i = 0; i < len; i += 4) {
-		int v[4], k, last = i + 4 == len;
-		unsigned long w = 0;
-
-		for (k = 0; k < 4; k++) {
-			v[k] = last && k >= 4 - (int)pad ? 0 :
-			       b64_val((unsigned char)in[i + k]);
-			if (v[k] < 0)
-				return -EINVAL;
-			w = w << 6 | (unsigned long)v[k];
-		}
-		if (last && pad == 2 && (v[1] & 0x0f))
-			return -EINVAL;
-		if (last && pad == 1 && (v[2] & 0x03))
-			return -EINVAL;
-		out->s[out->len++] = (char)(w >> 16);
-		if (!last || pad < 2)
-			out->s[out->len++] = (char)(w >> 8 & 0xff);
-		if (!last || pad < 1)
-			out->s[out->len++] = (char)(w & 0xff);
-	}
-	out->s[out->len] = 0;
-	return 0;
-}
-
-/* proto_b64_encode - base64 with padding (for tests and challenges) */
-int proto_b64_encode(const void *in, size_t len, struct str *out)
-{
-	const unsigned char *p = in;
-	size_t i;
-
-	out->len = 0;
-	if (len > (SIZE_MAX - 8) / 4 * 3 || str_ready(out, (len + 2) / 3 * 4))
-		return -ENOMEM;
-	for (i = 0; i < len; i += 3) {
-		unsigned long w = (unsigned long)p[i] << 16;
-		size_t n = len - i < 3 ? len - i : 3;
-
-		if (n > 1)
-			w |= (unsigned long)p[i + 1] << 8;
-		if (n > 2)
-			w |= p[i + 2];
-		out->s[out->len++] = b64[w >> 18 & 63];
-		out->s[out->len++] = b64[w >> 12 & 63];
-		out->s[out->len++] = n > 1 ? b64[w >> 6 & 63] : '=';
-		out->s[out->len++] = n > 2 ? b64[w & 63] : '=';
-	}
-	out->s[out->len] = 0;
-	return 0;
-}
-
-/* proto_sasl_plain - authzid NUL authcid NUL passwd (RFC 4616). We serve
- * no proxy logins: an authzid must be empty or the authcid itself. */
-int proto_sasl_plain(const char *data, size_t len, struct str *user,
-		     struct str *pass)
-{
-	const char *z1 = memchr(data, 0, len), *z2;
-	size_t zlen, ulen;
-
-	if (!z1)
-		return -EINVAL;
-	z2 = memchr(z1 + 1, 0, len - (size_t)(z1 - data) - 1);
-	if (!z2)
-		return -EINVAL;
-	zlen = (size_t)(z1 - data);
-	ulen = (size_t)(z2 - z1 - 1);
-	if (ulen == 0 || memchr(z2 + 1, 0, len - (size_t)(z2 - data) - 1))
-		return -EINVAL;
-	if (zlen && (zlen != ulen || memcmp(data, z1 + 1, ulen)))
-		return -EPERM;
-	if (str_copyb(user, z1 + 1, ulen) ||
-	    str_copyb(pass, z2 + 1, len - (size_t)(z2 - data) - 1))
-		return -ENOMEM;
-	return 0;
-}
-
-/* proto_user - LOCAL@DOMAIN, or LOCAL%DOMAIN as vpopmail accepted, each
- * half checked and folded the way vadmin stored it */
-int proto_user(const char *in, size_t len, struct str *local,
-	       struct str *domain)
-{
-	const char *why, *at = NULL;
-	size_t i;
-
-	for (i = len; i > 0 && !at; i--)
-		if (in[i - 1] == '@')
-			at = in + i - 1;
-	for (i = len; i > 0 && !at; i--)
-		if (in[i - 1] == '%')
-			at = in + i - 1;
-	if (!at)
-		return -EINVAL;
-	if (name_local(in, (size_t)(at - in), local, &why) < 0 ||
-	    name_domain(at + 1, len - (size_t)(at - in) - 1, domain, &why) < 0)
-		return -EINVAL;
-	return 0;
 }
 
 /* hex64 - 16 hex digits */

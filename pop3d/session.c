@@ -1,6 +1,6 @@
 /*
  * session - one POP3 session: RFC 1939 with RFC 2449 CAPA and response
- * codes, RFC 2595 STLS and RFC 5034 AUTH PLAIN.
+ * codes, RFC 2595 STLS and RFC 5034 AUTH (PLAIN and CRAM-MD5).
  *
  * Commands come from one table {name, handler, states}. In the
  * AUTHORIZATION state only CAPA, USER, PASS, AUTH, STLS and QUIT are
@@ -15,6 +15,12 @@
  * Deletions happen in mbox_commit() at QUIT and nowhere else, with the
  * termination signals blocked, so a session that is dropped or killed
  * before that has deleted nothing.
+ *
+ * Every login (USER/PASS, AUTH PLAIN, AUTH CRAM-MD5) goes through
+ * login(): lib/login's check, shared with mta-smtpd, then the same
+ * failure counting, log line and delay. AUTH's exchanges are lib/sasl's.
+ * CRAM-MD5 is offered only where PLAIN is: a digest sent in the clear
+ * lets a listener guess the password offline.
  *
  * The session writes one log line when it ends (who, from where, what
  * came of it) and one for each failed login (user and address; never the
@@ -32,9 +38,11 @@
 
 #include "fsx.h"
 #include "log.h"
+#include "login.h"
 #include "msg.h"
 #include "name.h"
 #include "pop3d.h"
+#include "sasl.h"
 
 #define SESSION_MAXFAIL 3	/* failed logins before we hang up */
 #define SESSION_MAXBAD 20	/* bad commands before we hang up */
@@ -155,7 +163,7 @@ static int cmd_capa(struct sess *s, const char *arg, size_t len)
 		      "AUTH-RESP-CODE\r\n"))
 		return -ENOMEM;
 	if (s->state == ST_AUTH && plain_ok(s) &&
-	    conn_puts(&s->c, "USER\r\nSASL PLAIN\r\n"))
+	    conn_puts(&s->c, "USER\r\nSASL PLAIN CRAM-MD5\r\n"))
 		return -ENOMEM;
 	if (s->state == ST_AUTH && s->cfg->tls && !s->c.ssl &&
 	    conn_puts(&s->c, "STLS\r\n"))
@@ -196,7 +204,7 @@ static int user_key(struct str *k, const char *user, size_t ulen)
 	int r;
 
 	k->len = 0;
-	if (proto_user(user, ulen, &l, &d) == 0)
+	if (login_user(user, ulen, &l, &d) == 0)
 		r = str_catf(k, "user %s@%s", l.s, d.s);
 	else
 		r = str_cats(k, "user ") || name_fold(k, user, ulen) ? -ENOMEM :
@@ -254,9 +262,10 @@ static int login_failed(struct sess *s, const char *user, size_t ulen)
 	return reply(s, "-ERR [AUTH] authentication failed");
 }
 
-/* login - check a user and password and open the mailbox */
+/* login - check a user and password (CHAL NULL) or CRAM-MD5 digest of
+ * CHAL, and open the mailbox */
 static int login(struct sess *s, const char *user, size_t ulen,
-		 const char *pass)
+		 const char *pass, const struct str *chal)
 {
 	int r;
 
@@ -269,7 +278,8 @@ static int login(struct sess *s, const char *user, size_t ulen,
 		return reply(s, "-ERR [SYS/TEMP] too many failed logins from "
 			     "your address; try again later");
 	}
-	r = auth_check(s->cfg, user, ulen, pass, &s->login);
+	r = login_check(s->cfg->root, user, ulen, pass, chal, s->cfg->dummy.s,
+			ACCT_NOPOP, &s->login);
 	if (r == -EACCES)
 		return login_failed(s, user, ulen);
 	if (r == -EPERM) {
@@ -330,35 +340,51 @@ static int cmd_pass(struct sess *s, const char *arg, size_t len)
 	/* arg runs to the end of the line, which is NUL-terminated, and
 	 * holds no NUL (proto_parse refuses control bytes) */
 	(void)len;
-	return login(s, s->user.s, s->user.len, arg);
+	return login(s, s->user.s, s->user.len, arg, NULL);
 }
 
-/* sasl_plain - the decoded PLAIN message */
-static int sasl_plain(struct sess *s, const struct str *msg)
+/* auth_end - answer the end of an AUTH exchange (lib/sasl's codes, and
+ * conn_line's); a finished one is a login like any other */
+static int auth_end(struct sess *s, struct sasl *x, int r)
 {
-	struct str user = STR_INIT, pass = STR_INIT;
-	int r = proto_sasl_plain(msg->s, msg->len, &user, &pass);
-
-	if (r == -EPERM)
-		r = reply(s, "-ERR [AUTH] logging in as another user is not "
-			  "supported");
-	else if (r < 0)
-		r = reply(s, "-ERR malformed AUTH PLAIN response");
-	else
-		r = login(s, user.s, user.len, pass.s);
-	forget(&pass);
-	str_free(&pass);
-	str_free(&user);
+	switch (r) {
+	case 0:
+		return login(s, x->user.s, x->user.len, x->pass.s,
+			     x->mech == SASL_CRAM ? &x->chal : NULL);
+	case -E2BIG:
+		return reply(s, "-ERR line too long");
+	case -ETIMEDOUT:
+		s->reason = "timeout";
+		s->done = 1;
+		return reply(s, "-ERR disconnected for inactivity");
+	case -ECANCELED:
+		return reply(s, "-ERR authentication cancelled");
+	case -EILSEQ:
+		return reply(s, "-ERR invalid base64 in the AUTH response");
+	case -EINVAL:
+		return reply(s, x->mech == SASL_CRAM ?
+			     "-ERR malformed AUTH CRAM-MD5 response" :
+			     "-ERR malformed AUTH PLAIN response");
+	case -EPERM:
+		return reply(s, "-ERR [AUTH] logging in as another user is not "
+			     "supported");
+	case -EPROTO:
+		return reply(s, "-ERR CRAM-MD5 takes no initial response");
+	case -EAGAIN:
+		return reply(s, "-ERR [SYS/TEMP] no randomness for a "
+			     "challenge; try again later");
+	}
 	return r;
 }
 
-/* cmd_auth - RFC 5034; PLAIN only, with or without an initial response */
+/* cmd_auth - RFC 5034: PLAIN (with or without an initial response) and
+ * CRAM-MD5 (which has none); "+ " and a challenge until it is done */
 static int cmd_auth(struct sess *s, const char *arg, size_t len)
 {
+	struct sasl x = SASL_INIT;
 	struct proto_tok t[2];
-	struct str resp = STR_INIT, dec = STR_INIT;
 	size_t n;
-	int r;
+	int r, mech;
 
 	if (proto_split(arg, len, t, 2, &n) < 0) {
 		s->bad++;
@@ -366,47 +392,27 @@ static int cmd_auth(struct sess *s, const char *arg, size_t len)
 	}
 	if (n == 0) {
 		/* the pre-RFC 5034 listing some clients still ask for */
-		return conn_puts(&s->c, plain_ok(s) ? "+OK\r\nPLAIN\r\n.\r\n" :
+		return conn_puts(&s->c, plain_ok(s) ?
+				 "+OK\r\nPLAIN\r\nCRAM-MD5\r\n.\r\n" :
 				 "+OK\r\n.\r\n");
 	}
-	if (t[0].len != 5 || strncasecmp(t[0].s, "PLAIN", 5))
+	mech = sasl_mech(t[0].s, t[0].len);
+	if (mech != SASL_PLAIN && mech != SASL_CRAM)
 		return reply(s, "-ERR unsupported authentication mechanism");
 	if (!plain_ok(s))
 		return refuse_plain(s);
-	if (n == 2) {
-		r = str_copyb(&resp, t[1].s, t[1].len);
-	} else {
-		r = reply(s, "+ ");
+	r = sasl_start(&x, mech, n == 2 ? t[1].s : NULL, n == 2 ? t[1].len : 0,
+		       s->cfg->me.s);
+	while (r == SASL_MORE) {
+		r = replyf(s, "+ %s", x.prompt.s);
 		if (r == 0)
-			r = conn_line(&s->c, POP3_SASL_MAX, &resp);
-		if (r == -E2BIG) {
-			r = reply(s, "-ERR line too long");
-			goto out;
-		}
-		if (r == -ETIMEDOUT) {
-			s->reason = "timeout";
-			s->done = 1;
-			r = reply(s, "-ERR disconnected for inactivity");
-			goto out;
-		}
+			r = conn_line(&s->c, POP3_SASL_MAX, &s->tmp2);
+		if (r == 0)
+			r = sasl_step(&x, s->tmp2.s, s->tmp2.len);
 	}
-	if (r < 0)
-		goto out;
-	if (resp.len == 1 && resp.s[0] == '*') {
-		r = reply(s, "-ERR authentication cancelled");
-		goto out;
-	}
-	if (resp.len == 1 && resp.s[0] == '=')
-		resp.len = 0;
-	if (proto_b64_decode(resp.s ? resp.s : "", resp.len, &dec) < 0)
-		r = reply(s, "-ERR invalid base64 in the AUTH response");
-	else
-		r = sasl_plain(s, &dec);
-out:
-	forget(&resp);
-	forget(&dec);
-	str_free(&resp);
-	str_free(&dec);
+	r = auth_end(s, &x, r);
+	forget(&s->tmp2);
+	sasl_free(&x);
 	return r;
 }
 
@@ -824,15 +830,11 @@ out:
 		mbox_close(&s.mb);
 	conn_free(&s.c);
 	login_free(&s.login);
-	forget(&s.user);
-	forget(&s.line);
-	forget(&s.tmp);
-	forget(&s.tmp2);
-	str_free(&s.user);
+	str_wipe(&s.user);
+	str_wipe(&s.line);
+	str_wipe(&s.tmp);
+	str_wipe(&s.tmp2);
 	str_free(&s.tried);
-	str_free(&s.line);
-	str_free(&s.tmp);
-	str_free(&s.tmp2);
 	free(s.buf);
 	return 0;
 }

@@ -365,13 +365,13 @@ void secret_free(struct secret *s)
 static int service_mask(const char *s)
 {
 	if (!s)
-		return UF_NOPOP | UF_NOSMTP | UF_NODELIVERY;
+		return ACCT_NOPOP | ACCT_NOSMTP | ACCT_NODELIVERY;
 	if (!strcmp(s, "pop") || !strcmp(s, "pop3"))
-		return UF_NOPOP;
+		return ACCT_NOPOP;
 	if (!strcmp(s, "smtp"))
-		return UF_NOSMTP;
+		return ACCT_NOSMTP;
 	if (!strcmp(s, "delivery"))
-		return UF_NODELIVERY;
+		return ACCT_NODELIVERY;
 	usage("moduser: unknown service '%s' (pop, smtp or delivery)", s);
 }
 

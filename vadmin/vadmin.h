@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "acct.h"
 #include "msg.h"
 #include "quota.h"
 #include "str.h"
@@ -24,11 +25,6 @@
 #define EX_REFUSED 1
 #define EX_USAGE 2
 #define EX_TEMP 111
-
-/* users.flags */
-#define UF_NOPOP 1
-#define UF_NOSMTP 2
-#define UF_NODELIVERY 4
 
 struct vctx {
 	const char *root;

@@ -313,9 +313,9 @@ void show_users(struct vctx *c, const char *in)
 		printf(",\"quota\":");
 		json_str(qs.len ? qs.s : "none");
 		printf(",\"pop\":%s,\"smtp\":%s,\"delivery\":%s}",
-		       f & UF_NOPOP ? "false" : "true",
-		       f & UF_NOSMTP ? "false" : "true",
-		       f & UF_NODELIVERY ? "false" : "true");
+		       f & ACCT_NOPOP ? "false" : "true",
+		       f & ACCT_NOSMTP ? "false" : "true",
+		       f & ACCT_NODELIVERY ? "false" : "true");
 	}
 	if (c->json)
 		printf("]\n");
@@ -409,14 +409,14 @@ void show_flags(struct vctx *c, const char *addr)
 	f = sqlite3_column_int(st, 0);
 	if (c->json)
 		printf("{\"pop\":%s,\"smtp\":%s,\"delivery\":%s}\n",
-		       f & UF_NOPOP ? "false" : "true",
-		       f & UF_NOSMTP ? "false" : "true",
-		       f & UF_NODELIVERY ? "false" : "true");
+		       f & ACCT_NOPOP ? "false" : "true",
+		       f & ACCT_NOSMTP ? "false" : "true",
+		       f & ACCT_NODELIVERY ? "false" : "true");
 	else
 		printf("pop: %s\nsmtp: %s\ndelivery: %s\n",
-		       f & UF_NOPOP ? "disabled" : "enabled",
-		       f & UF_NOSMTP ? "disabled" : "enabled",
-		       f & UF_NODELIVERY ? "disabled" : "enabled");
+		       f & ACCT_NOPOP ? "disabled" : "enabled",
+		       f & ACCT_NOSMTP ? "disabled" : "enabled",
+		       f & ACCT_NODELIVERY ? "disabled" : "enabled");
 	sqlite3_finalize(st);
 	str_free(&local);
 	str_free(&domain);

@@ -157,7 +157,7 @@ static void user(struct vd *v, const char *addr, const char *real,
 
 	if (rcpt_parse_user(rc->val.s, rc->val.len, &u) < 0)
 		table_error(v, -EILSEQ, addr, real);
-	if (u.flags & RCPT_FLAG_NODELIVERY)
+	if (u.flags & ACCT_NODELIVERY)
 		vd_fail(v, EX_PERM, "5.2.1", "%s does not accept mail: delivery "
 			"to this mailbox is disabled", addr);
 	if (rc->has_fwd && rcpt_parse_forward(rc->fwd.s, rc->fwd.len, &keep,

@@ -1,213 +1,25 @@
 /*
  * auth - SMTP AUTH (RFC 4954): PLAIN, LOGIN and CRAM-MD5.
  *
- * Logins are USER@DOMAIN checked against the domain's passwd table
- * (lib/acct.h): HASH \0 CRAM \0 FLAGS ... A user with flag 2 may not use
- * SMTP. An unknown user is checked against a dummy hash so that it takes
- * as long to refuse as a wrong password. Every failure in a session
- * sleeps one second more than the last before the reply, and the third
- * ends the session, so a session is a poor tool for guessing. CRAM-MD5 is
- * possible only for users whose CRAM context is stored.
+ * The exchanges are lib/sasl's and the login check lib/login's, pop3d's
+ * rules (an unknown user costs as much as a wrong password; SMTP off for
+ * an account, ACCT_NOSMTP, is refused as a wrong password). Here are
+ * SMTP's framing and the slowing down: every failure in a session sleeps
+ * one second more than the last before the reply and the third ends the
+ * session; an address that failed often waits before its next attempt
+ * is checked (lib/limit, the schedule pop3d uses).
  */
 #include <errno.h>
-#include <openssl/crypto.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "acct.h"
-#include "name.h"
-#include "pw.h"
-#include "rcpt.h"
+#include "login.h"
+#include "sasl.h"
 #include "smtpd.h"
 
 #define AUTH_LINE_MAX 4096
 #define AUTH_FAILURES_MAX 3
-
-static const char b64[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* b64_encode - standard base64 with padding */
-int b64_encode(const void *in, size_t n, struct str *out)
-{
-	const unsigned char *p = in;
-	size_t i;
-	int r = 0;
-
-	str_trunc(out, 0);
-	for (i = 0; r == 0 && i < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		char q[4];
-
-		if (i + 1 < n)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		q[0] = b64[v >> 18];
-		q[1] = b64[(v >> 12) & 63];
-		q[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-		q[3] = i + 2 < n ? b64[v & 63] : '=';
-		r = str_catb(out, q, 4);
-	}
-	return r;
-}
-
-/*
- * b64_decode - strict base64: whole quanta, '=' only at the end, and the
- * bits a padded quantum does not use must be zero, so that one text is the
- * only spelling of its bytes (found by fuzz_smtpd_b64: "D+/=" was taken)
- */
-int b64_decode(const char *in, size_t n, struct str *out)
-{
-	size_t i;
-	int j;
-
-	str_trunc(out, 0);
-	if (n % 4)
-		return -EINVAL;
-	/* allocated even for "": callers may then pass out->s to memchr */
-	if (str_ready(out, n / 4 * 3 + 1) < 0)
-		return -ENOMEM;
-	for (i = 0; i < n; i += 4) {
-		unsigned v = 0;
-		int pad = 0;
-
-		for (j = 0; j < 4; j++) {
-			const char *c = in[i + j] ? strchr(b64, in[i + j]) : NULL;
-
-			if (in[i + j] == '=' && i + 4 == n && j >= 2) {
-				pad++;
-				v <<= 6;
-				continue;
-			}
-			if (!c || pad)
-				return -EINVAL;
-			v = v << 6 | (unsigned)(c - b64);
-		}
-		if ((pad == 1 && (v & 0xff)) || (pad == 2 && (v & 0xffff)))
-			return -EINVAL;
-		if (str_catc(out, (char)(v >> 16)) < 0 ||
-		    (pad < 2 && str_catc(out, (char)(v >> 8)) < 0) ||
-		    (pad < 1 && str_catc(out, (char)v) < 0))
-			return -ENOMEM;
-	}
-	out->s[out->len] = 0;
-	return 0;
-}
-
-/* login - the user's passwd record fields; -ENOENT when unknown */
-static int login(struct session *s, const char *user, struct str *rec,
-		 const char **hash, const char **cram, unsigned long *flags)
-{
-	struct str local = STR_INIT, domain = STR_INIT;
-	const char *why, *end;
-	int r;
-
-	r = name_addr(user, &local, &domain, &why);
-	if (r == -EINVAL)
-		r = -ENOENT;
-	if (r == 0)
-		r = acct_get(s->root, domain.s, ACCT_PASSWD, local.s, local.s,
-			     local.len, rec);
-	str_free(&local);
-	str_free(&domain);
-	if (r < 0)
-		return r;
-	end = rec->s + rec->len;
-	*hash = rec->s;
-	*cram = *hash + strlen(*hash) + 1;
-	if (*cram >= end)
-		return -EILSEQ;
-	if (*cram + strlen(*cram) + 1 >= end)
-		*flags = 0;
-	else
-		*flags = strtoul(*cram + strlen(*cram) + 1, NULL, 10);
-	return 0;
-}
-
-/* check_pass - 0 when USER/PASS may log in, -EACCES when not */
-static int check_pass(struct session *s, const char *user, const char *pass)
-{
-	struct str rec = STR_INIT;
-	const char *hash, *cram;
-	unsigned long flags = 0;
-	int r;
-
-	r = login(s, user, &rec, &hash, &cram, &flags);
-	/* the same work for an unknown user, an unusable hash and a wrong
-	 * password: no user enumeration (lib/pw) */
-	if (r == -ENOENT)
-		r = pw_verify(pass, NULL, s->dummy_hash);
-	else if (r == 0) {
-		r = pw_verify(pass, hash, s->dummy_hash);
-		if (r == 0 && (flags & RCPT_FLAG_NOSMTP))
-			r = -EACCES;
-	}
-	str_free(&rec);
-	return r;
-}
-
-/* check_cram - 0 when DIGEST answers CHALLENGE for USER */
-static int check_cram(struct session *s, const char *user, const char *digest,
-		      const struct str *chal)
-{
-	struct str rec = STR_INIT;
-	const char *hash, *cram;
-	unsigned long flags = 0;
-	char want[33];
-	int r;
-
-	r = login(s, user, &rec, &hash, &cram, &flags);
-	if (r == -ENOENT)
-		r = -EACCES;
-	if (r == 0 && (!*cram || (flags & 2)))
-		r = -EACCES;
-	if (r == 0 && pw_cram_digest(cram, chal->s, chal->len, want) < 0)
-		r = -EACCES;
-	if (r == 0 && (strlen(digest) != 32 ||
-		       CRYPTO_memcmp(want, digest, 32)))
-		r = -EACCES;
-	str_free(&rec);
-	return r;
-}
-
-/* read_response - one client line after a 334; 0, or -1 with a reply sent */
-static int read_response(struct session *s, struct str *raw, struct str *dec)
-{
-	int r = conn_getline(&s->c, raw, AUTH_LINE_MAX);
-
-	if (r == LINE_LONG) {
-		(void)conn_reply(&s->c, "500 5.5.2 line too long");
-		return -1;
-	}
-	if (r != LINE_OK) {
-		s->quit = 1;
-		return -1;
-	}
-	if (str_eqs(raw, "*")) {
-		(void)conn_reply(&s->c, "501 5.7.0 authentication cancelled");
-		return -1;
-	}
-	if (b64_decode(raw->s, raw->len, dec) < 0) {
-		(void)conn_reply(&s->c, "501 5.5.2 malformed base64");
-		session_note(s, "501 5.5.2 malformed base64");
-		return -1;
-	}
-	return 0;
-}
-
-/* challenge - 334 and a base64 text */
-static void challenge(struct session *s, const void *text, size_t n)
-{
-	struct str e = STR_INIT;
-
-	if (b64_encode(text, n, &e) == 0)
-		(void)conn_reply(&s->c, "334 %s", e.s);
-	str_free(&e);
-}
 
 /* failed - slow down, answer, and end the session after too many */
 static void failed(struct session *s, const char *user)
@@ -230,137 +42,71 @@ static void failed(struct session *s, const char *user)
 	}
 }
 
-/* finish - the result of a check */
-static void finish(struct session *s, const char *user, int r)
+/* check - the login of a finished exchange; 0, -EPERM (a wrong password,
+ * an unknown user, or SMTP off for the account, all alike), or -EIO */
+static int check(struct session *s, struct sasl *x)
 {
-	if (r == 0) {
-		if (str_copys(&s->auth_user, user) < 0) {
-			(void)conn_reply(&s->c, "454 4.7.0 out of memory");
-			return;
-		}
+	struct login l = LOGIN_INIT;
+	int r = login_check(s->root, x->user.s, x->user.len, x->pass.s,
+			    x->mech == SASL_CRAM ? &x->chal : NULL,
+			    s->dummy_hash, ACCT_NOSMTP, &l);
+
+	login_free(&l);
+	if (r == -EACCES || r == -EPERM)
+		return -EPERM;
+	return r == 0 && str_copys(&s->auth_user, x->user.s) == 0 ? 0 : -EIO;
+}
+
+/* result - answer the end of an exchange (lib/sasl's codes) */
+static void result(struct session *s, struct sasl *x, int r)
+{
+	const char *no = NULL;	/* a refusal for the session's log line */
+
+	if (r == 0 && (r = check(s, x)) == 0)
 		(void)conn_reply(&s->c, "235 2.7.0 authentication successful");
-	} else if (r == -EACCES) {
-		failed(s, user);
-	} else {
-		(void)conn_reply(&s->c, "454 4.7.0 temporary authentication "
-				 "failure");
-		session_note(s, "454 4.7.0 temporary authentication failure");
+	else if (r == -EPERM)
+		failed(s, x->user.s);
+	else if (r == -ECANCELED)
+		(void)conn_reply(&s->c, "501 5.7.0 authentication cancelled");
+	else if (r == -EILSEQ)
+		no = "501 5.5.2 malformed base64";
+	else if (r == -EINVAL)
+		no = x->mech == SASL_CRAM ? "501 5.5.2 malformed CRAM-MD5 "
+		     "response" : "501 5.5.2 malformed AUTH PLAIN data";
+	else if (r == -EIO)
+		no = "454 4.7.0 temporary authentication failure";
+	else
+		(void)conn_reply(&s->c, "454 4.7.0 %s", r == -EAGAIN ?
+				 "no randomness" : "out of memory");
+	if (no) {
+		(void)conn_reply(&s->c, "%s", no);
+		session_note(s, no);
 	}
 }
 
-/* auth_plain - RFC 4616: [authzid] NUL authcid NUL passwd */
-static void auth_plain(struct session *s, const char *initial)
+/* exchange - one SASL exchange: 334 and a challenge until it is done */
+static void exchange(struct session *s, int mech, const char *initial)
 {
-	struct str raw = STR_INIT, dec = STR_INIT;
-	const char *authz, *user, *pass;
+	struct sasl x = SASL_INIT;
+	struct str raw = STR_INIT;
+	int r = sasl_start(&x, mech, *initial ? initial : NULL,
+			   strlen(initial), s->me.s);
 
-	if (*initial) {
-		/* "=" is an empty initial response (RFC 4954 4) */
-		if (strcmp(initial, "=") &&
-		    b64_decode(initial, strlen(initial), &dec) < 0) {
-			(void)conn_reply(&s->c, "501 5.5.2 malformed base64");
-			session_note(s, "501 5.5.2 malformed base64");
+	while (r == SASL_MORE) {
+		(void)conn_reply(&s->c, "334 %s", x.prompt.s);
+		r = conn_getline(&s->c, &raw, AUTH_LINE_MAX);
+		if (r == LINE_LONG)
+			(void)conn_reply(&s->c, "500 5.5.2 line too long");
+		else if (r != LINE_OK)
+			s->quit = 1;
+		if (r != LINE_OK)
 			goto out;
-		}
-	} else {
-		(void)conn_reply(&s->c, "334 ");
-		if (read_response(s, &raw, &dec) < 0)
-			goto out;
+		r = sasl_step(&x, raw.s, raw.len);
 	}
-	if (str_catc(&dec, 0) < 0)
-		goto out;
-	authz = dec.s;
-	user = memchr(dec.s, 0, dec.len);
-	pass = user ? memchr(user + 1, 0, dec.len - (size_t)(user + 1 - dec.s))
-		    : NULL;
-	if (!user || !pass || pass + 1 + strlen(pass + 1) != dec.s + dec.len - 1) {
-		(void)conn_reply(&s->c, "501 5.5.2 malformed AUTH PLAIN data");
-		session_note(s, "501 5.5.2 malformed AUTH PLAIN data");
-		goto out;
-	}
-	user++;
-	pass++;
-	if (*authz && strcmp(authz, user)) {
-		failed(s, user);
-		goto out;
-	}
-	finish(s, user, check_pass(s, user, pass));
+	result(s, &x, r);
 out:
-	if (dec.s)
-		explicit_bzero(dec.s, dec.len);
-	str_free(&raw);
-	str_free(&dec);
-}
-
-/* auth_login - the LOGIN mechanism: user, then password, each base64 */
-static void auth_login(struct session *s, const char *initial)
-{
-	struct str raw = STR_INIT, user = STR_INIT, pass = STR_INIT;
-
-	if (*initial) {
-		if (b64_decode(initial, strlen(initial), &user) < 0) {
-			(void)conn_reply(&s->c, "501 5.5.2 malformed base64");
-			session_note(s, "501 5.5.2 malformed base64");
-			goto out;
-		}
-	} else {
-		challenge(s, "Username:", 9);
-		if (read_response(s, &raw, &user) < 0)
-			goto out;
-	}
-	challenge(s, "Password:", 9);
-	if (read_response(s, &raw, &pass) < 0)
-		goto out;
-	if (memchr(user.s, 0, user.len) || memchr(pass.s, 0, pass.len)) {
-		failed(s, "?");
-		goto out;
-	}
-	finish(s, user.s, check_pass(s, user.s, pass.s));
-out:
-	if (pass.s)
-		explicit_bzero(pass.s, pass.len);
-	str_free(&raw);
-	str_free(&user);
-	str_free(&pass);
-}
-
-/* auth_cram - RFC 2195, with a challenge that never repeats */
-static void auth_cram(struct session *s)
-{
-	struct str chal = STR_INIT, raw = STR_INIT, dec = STR_INIT;
-	unsigned char rnd[12];
-	struct timespec ts;
-	char *sp;
-	size_t i;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-		(void)conn_reply(&s->c, "454 4.7.0 no randomness");
-		return;
-	}
-	(void)str_catc(&chal, '<');
-	for (i = 0; i < sizeof rnd; i++)
-		(void)str_catf(&chal, "%02x", rnd[i]);
-	if (str_catf(&chal, ".%ld.%ld@%s>", (long)ts.tv_sec,
-		     (long)getpid(), s->me.s) < 0) {
-		(void)conn_reply(&s->c, "454 4.7.0 out of memory");
-		goto out;
-	}
-	challenge(s, chal.s, chal.len);
-	if (read_response(s, &raw, &dec) < 0)
-		goto out;
-	sp = memchr(dec.s, ' ', dec.len);
-	if (!sp || memchr(dec.s, 0, dec.len)) {
-		(void)conn_reply(&s->c, "501 5.5.2 malformed CRAM-MD5 response");
-		session_note(s, "501 5.5.2 malformed CRAM-MD5 response");
-		goto out;
-	}
-	*sp = 0;
-	finish(s, dec.s, check_cram(s, dec.s, sp + 1, &chal));
-out:
-	str_free(&chal);
-	str_free(&raw);
-	str_free(&dec);
+	str_wipe(&raw);
+	sasl_free(&x);
 }
 
 /* auth_command - AUTH MECHANISM [initial-response] */
@@ -369,6 +115,7 @@ void auth_command(struct session *s, const char *arg)
 	const char *sp = strchr(arg, ' ');
 	size_t n = sp ? (size_t)(sp - arg) : strlen(arg);
 	const char *initial = sp ? sp + 1 : "";
+	int mech = sasl_mech(arg, n);
 	unsigned fails;
 
 	while (*initial == ' ')
@@ -381,12 +128,8 @@ void auth_command(struct session *s, const char *arg)
 		(void)conn_flush(&s->c);
 		limit_wait(fails);
 	}
-	if (n == 5 && !strncasecmp(arg, "PLAIN", 5))
-		auth_plain(s, initial);
-	else if (n == 5 && !strncasecmp(arg, "LOGIN", 5))
-		auth_login(s, initial);
-	else if (n == 8 && !strncasecmp(arg, "CRAM-MD5", 8) && !*initial)
-		auth_cram(s);
+	if (mech && (mech != SASL_CRAM || !*initial))
+		exchange(s, mech, initial);
 	else {
 		(void)conn_reply(&s->c, "504 5.5.4 unrecognized authentication "
 				 "mechanism");

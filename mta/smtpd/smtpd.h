@@ -8,7 +8,8 @@
  *   check.c    address syntax, relay and recipient checks, badmailfrom
  *   data.c     the DATA reader: end of data, dot-unstuffing, bad bytes,
  *              the Received: line, the queue file
- *   auth.c     AUTH PLAIN, LOGIN and CRAM-MD5 against the login tables
+ *   auth.c     AUTH PLAIN, LOGIN and CRAM-MD5: SMTP's framing of lib/sasl
+ *              and lib/login (pop3d's rules too), the slow-down
  *   rbl.c      DNS blocklists (control/rblservers) and RBLSMTPD at connect
  *
  * All state of one session lives in struct session; nothing mutable is
@@ -100,8 +101,6 @@ void data_receive(struct session *s);
 
 /* auth.c */
 void auth_command(struct session *s, const char *arg);
-int b64_decode(const char *in, size_t n, struct str *out);
-int b64_encode(const void *in, size_t n, struct str *out);
 
 /* pool.c: the session processes of the listening server */
 #define LISTEN_MAX 64

@@ -11,6 +11,7 @@ fetchmail, and --inetd sessions through pipes for the protocol's corners.
 """
 import base64
 import contextlib
+import hmac
 import os
 import poplib
 import pwd
@@ -493,12 +494,12 @@ def test_pop3d_auth_plain(t):
     bad64 = base64.b64encode(b"no-nul-here").decode()
     proxy = base64.b64encode(f"x@{D}\0u@{D}\0{PW}".encode()).decode()
     out, err = inetd(t, (
-        "AUTH\r\nAUTH CRAM-MD5\r\nAUTH PLAIN ####\r\nAUTH PLAIN\r\nnot=base64"
+        "AUTH\r\nAUTH DIGEST-MD5\r\nAUTH PLAIN ####\r\nAUTH PLAIN\r\nnot=base64"
         f"\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN {bad64}\r\nAUTH PLAIN {proxy}"
         f"\r\nAUTH PLAIN a b c\r\nAUTH PLAIN\r\n{'A' * 3000}\r\n"
         f"AUTH PLAIN =\r\nQUIT\r\n").encode())
     assert replies(out)[1:] == [
-        "+OK", "PLAIN", ".",
+        "+OK", "PLAIN", "CRAM-MD5", ".",
         "-ERR unsupported authentication mechanism",
         "-ERR invalid base64 in the AUTH response",
         "+ ", "-ERR invalid base64 in the AUTH response",
@@ -511,6 +512,106 @@ def test_pop3d_auth_plain(t):
         "+OK bye", ""], out
     # none of those was a failed password
     assert "auth failed" not in err
+
+
+def cram_answer(challenge_line, user, pw):
+    """The answer to a "+ CHALLENGE" line, as RFC 2195 computes it."""
+    assert challenge_line.startswith("+ "), challenge_line
+    chal = base64.b64decode(challenge_line[2:], validate=True)
+    assert re.fullmatch(rb"<[0-9a-f]{24}\.\d+\.\d+@[^>]+>", chal), chal
+    digest = hmac.new(pw.encode(), chal, "md5").hexdigest()
+    return base64.b64encode(f"{user} {digest}".encode()).decode()
+
+
+def test_pop3d_auth_cram_md5(t):
+    """AUTH CRAM-MD5 (RFC 5034, RFC 2195) with Python's hmac: a good
+    digest logs in; a wrong digest and an unknown user get the same
+    refusal, counted and logged as failed logins; POP3 off is told as for
+    the other logins; malformed answers are not failed logins."""
+    setup(t, users=("u", "v"))
+    put_msg(t, "1700000001.M1P1.host", MSG1)
+    t.run("vadmin", "moduser", f"v@{D}", "--disable", "pop", check=0)
+    s = Session(t)
+    first, caps = s.multi("CAPA")
+    assert "SASL PLAIN CRAM-MD5" in caps, caps
+    assert s.cmd(cram_answer(s.cmd("AUTH CRAM-MD5"), f"u@{D}", PW)) == \
+        "+OK logged in, 1 message"
+    assert s.cmd("STAT").startswith("+OK 1 ")
+    assert s.cmd("QUIT").startswith("+OK bye")
+    out, err = s.close()
+    assert "result=login ok" in err and "user=u@ex.test" in err, err
+
+    s = Session(t)
+    failed = "-ERR [AUTH] authentication failed"
+    # a digest of another password, an unknown user: one answer
+    assert s.cmd(cram_answer(s.cmd("auth cram-md5"), f"u@{D}",
+                             "wrong")) == failed
+    assert s.cmd(cram_answer(s.cmd("AUTH CRAM-MD5"), f"nobody@{D}",
+                             PW)) == failed
+    # a challenge is never reused: the first one's answer fails later
+    chal = s.cmd("AUTH CRAM-MD5")
+    answer = cram_answer(chal, f"u@{D}", PW)
+    assert s.cmd("*") == "-ERR authentication cancelled"
+    assert s.cmd("AUTH CRAM-MD5") != chal
+    assert s.cmd(answer) == failed
+    out, err = s.close()
+    assert err.count("auth failed: user=") == 3, err
+    assert "user=u@ex.test ip=local failures: ip 1 user 1" in err, err
+    assert "user=nobody@ex.test ip=local" in err, err
+    assert "too many failed logins" in err, err
+
+    s = Session(t)
+    assert s.cmd(cram_answer(s.cmd("AUTH CRAM-MD5"), f"v@{D}", PW)) == \
+        "-ERR [AUTH] POP3 access disabled for this account"
+    # no initial response in CRAM-MD5; answers that are not "USER DIGEST"
+    assert s.cmd("AUTH CRAM-MD5 " + base64.b64encode(b"u x").decode()) == \
+        "-ERR CRAM-MD5 takes no initial response"
+    s.cmd("AUTH CRAM-MD5")
+    assert s.cmd(base64.b64encode(b"no-space").decode()) == \
+        "-ERR malformed AUTH CRAM-MD5 response"
+    s.cmd("AUTH CRAM-MD5")
+    assert s.cmd("not base64") == "-ERR invalid base64 in the AUTH response"
+    assert s.cmd("QUIT") == "+OK bye"
+    out, err = s.close()
+    assert "POP3 disabled for the account" in err, err
+    assert "auth failed" not in err, err
+
+
+def test_pop3d_fetchmail_cram_md5(t):
+    """A real client: fetchmail --auth cram-md5 fetches over AUTH
+    CRAM-MD5, and gives up on a wrong password."""
+    setup(t)
+    put_msg(t, "1700000001.M1P1.host", MSG1)
+    out = os.path.join(t.tmp, "fetched.bsmtp")
+    e = env()
+    e["HOME"] = t.tmp
+    e["FETCHMAILHOME"] = t.tmp
+
+    def fetch(pw):
+        rc = os.path.join(t.tmp, "fetchmailrc")
+        with open(rc, "w") as f:
+            f.write(f'poll 127.0.0.1 protocol pop3 port {t.port} '
+                    f'auth cram-md5\n'
+                    f'  user "u@{D}" password "{pw}" is "local"\n'
+                    f'  fetchall nokeep sslproto "" \n')
+        os.chmod(rc, 0o600)
+        return subprocess.run(["fetchmail", "-f", rc, "--nosyslog", "-N",
+                               "-v", "--bsmtp", out, "--pidfile",
+                               os.path.join(t.tmp, "fm.pid")],
+                              capture_output=True, env=e, timeout=60)
+
+    with server(t):
+        bad = fetch("wrong")
+        good = fetch(PW)
+    assert bad.returncode == 3, (bad.returncode, bad.stdout, bad.stderr)
+    assert good.returncode == 0, (good.returncode, good.stdout, good.stderr)
+    said = good.stdout + good.stderr
+    assert b"AUTH CRAM-MD5" in said, said
+    with open(out, "rb") as f:
+        assert b"Subject: one" in f.read()
+    assert files(t, "new") == [] and files(t, "cur") == []
+    assert "result=login ok" in t.log and "auth failed: user=u@ex.test" \
+        in t.log, t.log
 
 
 def test_pop3d_plaintext_rule(t):

@@ -16,6 +16,28 @@
 
 static char root[] = "/tmp/facteur-acct-XXXXXX";
 
+/* test_fields - the record splitter every table reader uses */
+static void test_fields(void)
+{
+	const char *f[3];
+	size_t len[3];
+
+	CHECK_INT("fields_3", acct_fields("a\0bc\0", 5, f, len, 3), 0);
+	CHECK_MEM("fields_3_0", f[0], len[0], "a", 1);
+	CHECK_MEM("fields_3_1", f[1], len[1], "bc", 2);
+	CHECK_INT("fields_3_2", (long long)len[2], 0);
+	CHECK_INT("fields_3_2_nul", f[2][0], 0);
+	CHECK_INT("fields_few", acct_fields("a\0b", 3, f, len, 3), -EILSEQ);
+	CHECK_INT("fields_many", acct_fields("a\0b\0c\0d", 7, f, len, 3),
+		  -EILSEQ);
+	CHECK_INT("fields_trailing", acct_fields("a\0b\0c\0", 6, f, len, 3),
+		  -EILSEQ);
+	CHECK_INT("fields_unterminated", acct_fields("a\0b\0cX", 5, f, len,
+						    3), -EILSEQ);
+	CHECK_INT("fields_null", acct_fields(NULL, 0, f, len, 1), -EILSEQ);
+	CHECK_INT("fields_one_empty", acct_fields("", 0, f, len, 1), 0);
+}
+
 /* write_assign - assign.cdb with one domain split into shards */
 static void write_assign(const char *domain, const char *real, unsigned shards)
 {
@@ -164,5 +186,6 @@ int main(void)
 	str_free(&p);
 	str_free(&v);
 	str_free(&k);
+	test_fields();
 	return tt_exit();
 }

@@ -235,6 +235,12 @@ static void test_str(void)
 	CHECK("str.free", s.s == NULL && s.len == 0 && s.cap == 0);
 	str_cats(&s, "again");
 	CHECK_STR("str.reuse_after_free", str_cstr(&s), "again");
+	str_wipe(&s);
+	CHECK("str.wipe", s.s == NULL && s.len == 0 && s.cap == 0);
+	str_wipe(&s);
+	CHECK("str.wipe_twice", s.s == NULL && s.len == 0 && s.cap == 0);
+	str_cats(&s, "again");
+	CHECK_STR("str.reuse_after_wipe", str_cstr(&s), "again");
 	str_free(&s);
 	str_free(&e);
 }

@@ -83,61 +83,6 @@ static void test_addr(void)
 	}
 }
 
-struct b64_case {
-	const char *in;
-	int want_r;
-	const char *want;
-	size_t want_len;
-};
-
-static const struct b64_case b64_cases[] = {
-	{"", 0, "", 0},
-	{"AGJvYkBleGFtcGxlLnRlc3QAc2VjcmV0", 0,
-	 "\0bob@example.test\0secret", 24},
-	{"YQ==", 0, "a", 1},
-	{"YWI=", 0, "ab", 2},
-	{"YWJj", 0, "abc", 3},
-	{"YQ=", -EINVAL, NULL, 0},
-	{"Y===", -EINVAL, NULL, 0},
-	{"YQ==YWJj", -EINVAL, NULL, 0},
-	{"Y=Q=", -EINVAL, NULL, 0},
-	{"YW J", -EINVAL, NULL, 0},
-	{"YWJ!", -EINVAL, NULL, 0},
-	{"====", -EINVAL, NULL, 0},
-	{"YR==", -EINVAL, NULL, 0},	/* unused bits set: not canonical */
-	{"YWK=", -EINVAL, NULL, 0},
-	{"D+/=", -EINVAL, NULL, 0},
-};
-
-/* test_b64 - decoding cases, and encode-then-decode of each result */
-static void test_b64(void)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof b64_cases / sizeof b64_cases[0]; i++) {
-		const struct b64_case *c = &b64_cases[i];
-		struct str got = STR_INIT, again = STR_INIT;
-		int got_r = b64_decode(c->in, strlen(c->in), &got);
-
-		if (c->want_r < 0) {
-			tt_check(got_r == c->want_r, tt_name("b64_%zu", i),
-				 "%s: got %d", c->in, got_r);
-		} else {
-			tt_check(got_r == 0 && got.len == c->want_len &&
-				 !memcmp(got.s, c->want, c->want_len) &&
-				 got.s[got.len] == 0, tt_name("b64_%zu", i),
-				 "%s: got %d %s", c->in, got_r,
-				 tt_show(got.s, got.len));
-			tt_check(b64_encode(got.s, got.len, &again) == 0 &&
-				 !strcmp(again.s ? again.s : "", c->in),
-				 tt_name("b64_roundtrip_%zu", i), "%s: got %s",
-				 c->in, again.s ? again.s : "");
-		}
-		str_free(&got);
-		str_free(&again);
-	}
-}
-
 struct rbl_case {
 	const char *ip, *zone;
 	int want_r;
@@ -194,7 +139,6 @@ static void test_rbl(void)
 int main(void)
 {
 	test_addr();
-	test_b64();
 	test_rbl();
 	return tt_failed ? 1 : 0;
 }
