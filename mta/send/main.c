@@ -100,14 +100,6 @@
 static const char usage_text[] =
 	"usage: mta-send [--root DIR] [--check [--repair]]\n";
 
-long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 uint64_t now_us(void)
 {
 	struct timeval tv;

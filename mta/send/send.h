@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "qstatus.h"
 #include "queue.h"
 #include "str.h"
@@ -160,7 +161,6 @@ struct send {
 };
 
 /* main.c */
-long long now_ms(void);
 uint64_t now_us(void);
 void slog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void slog_flush(void);
