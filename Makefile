@@ -46,6 +46,8 @@ PROGS   += mta-smtpd
 TESTS_SMTPD = test_smtpd
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d
 TESTS   += test_listen
+# lib/conn and lib/clock over socketpairs, TLS included
+TESTS   += test_conn
 VDELIVER_SRC = $(wildcard vdeliver/*.c)
 PROGS   += vdeliver
 # the scheduler (mta/send/) and its remote SMTP client (mta/remote/)
@@ -174,8 +176,10 @@ FUZZ     += fuzz_queue fuzz_qstatus
 FUZZ     += fuzz_smtpd
 # mta-remote: SMTP replies, the DATA writer, smtproutes
 FUZZ     += fuzz_remote
-# mta-smtpd's parsers one at a time: address, base64, command line, DATA
-FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_b64 fuzz_smtpd_line fuzz_smtpd_data
+# mta-smtpd's parsers one at a time: address, base64, DATA
+FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_b64 fuzz_smtpd_data
+# lib/conn's line reader, which every network byte goes through
+FUZZ     += fuzz_conn_line
 FUZZ     += $(FUZZ_SMTPD)
 FUZZCC   ?= clang
 FUZZO     = build/fuzz

@@ -393,8 +393,8 @@ static int cmd_auth(struct sess *s, const char *arg, size_t len)
 	} else {
 		r = reply(s, "+ ");
 		if (r == 0)
-			r = conn_line(&s->c, POP3_SASL_MAX, &resp);
-		if (r == -E2BIG) {
+			r = conn_getline(&s->c, &resp, POP3_SASL_MAX);
+		if (r == -EMSGSIZE) {
 			r = reply(s, "-ERR line too long");
 			goto out;
 		}
@@ -439,7 +439,7 @@ static int cmd_stls(struct sess *s, const char *arg, size_t len)
 		return reply(s, "-ERR TLS is not available here");
 	r = reply(s, "+OK begin TLS negotiation");
 	if (r == 0)
-		r = conn_tls(&s->c, s->cfg->tls);
+		r = conn_tls_accept(&s->c, s->cfg->tls);
 	if (r < 0) {
 		s->done = 1;
 		s->reason = "TLS handshake failed";
@@ -793,14 +793,14 @@ int session_run(const struct cfg *cfg, int rfd, int wfd, const char *ip,
 		s.reason = "out of memory";
 		goto out;
 	}
-	if (tls && conn_tls(&s.c, cfg->tls) < 0) {
+	if (tls && conn_tls_accept(&s.c, cfg->tls) < 0) {
 		s.reason = "TLS handshake failed";
 		goto out;
 	}
 	r = replyf(&s, "+OK %s POP3 ready", cfg->me.s);
 	while (r == 0 && !s.done) {
-		r = conn_line(&s.c, POP3_LINE_MAX, &s.line);
-		if (r == -E2BIG) {
+		r = conn_getline(&s.c, &s.line, POP3_LINE_MAX);
+		if (r == -EMSGSIZE) {
 			s.bad++;
 			r = reply(&s, "-ERR line too long");
 		} else if (r == -ETIMEDOUT) {

@@ -294,11 +294,11 @@ static int read_response(struct session *s, struct str *raw, struct str *dec)
 {
 	int r = conn_getline(&s->c, raw, AUTH_LINE_MAX);
 
-	if (r == LINE_LONG) {
+	if (r == -EMSGSIZE) {
 		(void)conn_reply(&s->c, "500 5.5.2 line too long");
 		return -1;
 	}
-	if (r != LINE_OK) {
+	if (r < 0) {
 		s->quit = 1;
 		return -1;
 	}

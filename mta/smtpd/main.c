@@ -117,7 +117,7 @@ static void serve(struct server *srv, int rfd, int wfd, enum port_kind kind,
 	if ((r = ctl_get_ulong(srv->root, "databytes", 10485760,
 			       &s.databytes)) < 0)
 		s.databytes = 10485760;
-	conn_init(&s.c, rfd, wfd, (unsigned)(timeout > 86400 ? 86400 : timeout));
+	conn_init(&s.c, rfd, wfd, timeout > 86400 ? 86400 : timeout);
 	if (ctl_get(srv->root, "me", "localhost", &s.me) < 0 ||
 	    str_copys(&s.ip, ip) < 0) {
 		(void)conn_reply(&s.c, "421 4.3.0 cannot read control/me");
