@@ -22,14 +22,24 @@
 #define CONN_READ 16384		/* bytes asked for by one read */
 #define CONN_OUT_HIGH 65536	/* buffered output that is sent at once */
 
-/* nonblock - O_NONBLOCK on fd; a descriptor that refuses (a regular file)
- * never blocks anyway */
-static void nonblock(int fd)
+/* nonblock - O_NONBLOCK on fd; its flags before, or -1. A descriptor
+ * that refuses (a regular file) never blocks anyway */
+static int nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 
 	if (fl >= 0 && !(fl & O_NONBLOCK))
 		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	return fl;
+}
+
+/* restore - fd's flags as they were: stdin and stdout may be shared with
+ * the program that started us (sendmail -bs, inetd), which expects them
+ * blocking */
+static void restore(int fd, int fl)
+{
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl);
 }
 
 /* conn_init - see conn.h */
@@ -39,9 +49,8 @@ void conn_init(struct conn *c, int rfd, int wfd, unsigned long timeout)
 	c->rfd = rfd;
 	c->wfd = wfd;
 	c->timeout = timeout ? timeout : 1;
-	nonblock(rfd);
-	if (wfd != rfd)
-		nonblock(wfd);
+	c->rfl = nonblock(rfd);
+	c->wfl = wfd != rfd ? nonblock(wfd) : -1;
 }
 
 /* conn_free - see conn.h */
@@ -57,6 +66,9 @@ void conn_free(struct conn *c)
 	str_free(&c->in);
 	str_free(&c->out);
 	c->ipos = 0;
+	restore(c->rfd, c->rfl);
+	restore(c->wfd, c->wfl);
+	c->rfl = c->wfl = -1;
 }
 
 /* deadline - when an operation that starts now must be over */
@@ -102,9 +114,10 @@ static int tls_wait(struct conn *c, int ret, int64_t until)
 	case SSL_ERROR_SYSCALL:
 		/* errno 0: the peer closed without close_notify */
 		r = errno ? -errno : -EPIPE;
-		c->eof = r == -EPIPE;
+		c->eof = 1;
 		break;
 	default:
+		c->eof = 1;	/* a broken TLS session takes no goodbye */
 		r = -EPROTO;
 		break;
 	}
@@ -170,18 +183,14 @@ static int fill(struct conn *c, int64_t until)
 }
 
 /* more_input - flush (the peer must have every reply before we wait on
- * it), then fill. After a timeout there is still a goodbye to send, and
- * after the end of input the peer may still read: only other errors make
- * the connection dead */
+ * it), then fill. A read error leaves the connection usable for writing:
+ * after a timeout there is a goodbye to send, and a peer that ended its
+ * input may still read; only a failed write makes it dead */
 static int more_input(struct conn *c, int64_t until)
 {
 	int r = conn_flush(c);
 
-	if (r == 0)
-		r = fill(c, until);
-	if (r < 0 && r != -ETIMEDOUT && !c->eof)
-		c->dead = 1;
-	return r;
+	return r < 0 ? r : fill(c, until);
 }
 
 /* conn_getline - see conn.h */

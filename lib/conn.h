@@ -25,8 +25,8 @@
  *               to its end and thrown away, and the next line is intact
  *   -EPROTO     a TLS error (handshake or record)
  *   -ENOMEM     out of memory; other codes are read(2)/write(2) errors
- * A failed write or a read error other than -ETIMEDOUT and end of input
- * sets c->dead: nothing more is sent.
+ * A failed write (or TLS handshake) sets c->dead: nothing more is sent.
+ * A failed read does not: the caller may still say goodbye.
  *
  * conn_tls_accept() and conn_tls_connect() throw away all input read so
  * far before the handshake: bytes that came in the clear must never be
@@ -44,22 +44,24 @@
 
 struct conn {
 	int rfd, wfd;		/* the same socket, or stdin/stdout */
+	int rfl, wfl;		/* their file status flags before, or -1 */
 	SSL *ssl;		/* NULL: in the clear */
 	struct str in;		/* received; from ipos on not yet used */
 	size_t ipos;
 	struct str out;		/* to be sent by conn_flush() */
 	unsigned long timeout;	/* seconds one read or one flush may wait */
-	int dead;		/* a write or read failed: send nothing more */
-	int eof;		/* the peer ended its input: no TLS goodbye */
+	int dead;		/* a write failed: send nothing more */
+	int eof;		/* input ended or TLS broke: no TLS goodbye */
 	int long_ends;		/* set by a client: see conn_getline() */
 };
 
 /* conn_init - a connection on rfd/wfd, in the clear; both are made
- * non-blocking. A timeout of 0 is taken as 1 s */
+ * non-blocking until conn_free(). A timeout of 0 is taken as 1 s */
 void conn_init(struct conn *c, int rfd, int wfd, unsigned long timeout);
 
 /* conn_free - send a TLS close_notify if the connection is still good,
- * free TLS state and buffers; the descriptors belong to the caller */
+ * free TLS state and buffers, and give the descriptors back their flags
+ * (they belong to the caller) */
 void conn_free(struct conn *c);
 
 /* conn_wait - poll fd for events until the deadline (now_ms() time);

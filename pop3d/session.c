@@ -69,28 +69,14 @@ struct cmd {
 	int states;
 };
 
-/* reply - one line; the CRLF is added here */
+/* reply - one line; lib/conn adds the CR LF */
 static int reply(struct sess *s, const char *text)
 {
-	int r = conn_puts(&s->c, text);
-
-	return r ? r : conn_put(&s->c, "\r\n", 2);
+	return conn_reply(&s->c, "%s", text);
 }
 
-/* replyf - one formatted line */
-static int replyf(struct sess *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int replyf(struct sess *s, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	s->tmp.len = 0;
-	va_start(ap, fmt);
-	r = str_vcatf(&s->tmp, fmt, ap);
-	va_end(ap);
-	return r ? r : reply(s, s->tmp.s);
-}
+/* replyf - one formatted line (checked as printf by conn_reply) */
+#define replyf(s, ...) conn_reply(&(s)->c, __VA_ARGS__)
 
 /* slog - one log line on stderr, the format of lib/log.h */
 static void slog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

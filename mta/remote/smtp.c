@@ -484,6 +484,7 @@ int smtp_attempt(struct job *j, const char *name, const struct sockaddr *sa,
 
 	(void)inet_ntop(sa->sa_family, raw, ip, sizeof ip);
 	c.ip = ip;
+	conn_init(&c.io, -1, -1, j->timeout);	/* no socket yet */
 	str_trunc(&j->last_err, 0);
 	r = client_connect(&c, sa, salen, j->ctimeout, j->timeout);
 	if (r < 0) {
@@ -557,8 +558,7 @@ quit:
 	(void)cmd(&c, "QUIT\r\n", 0);
 	goto out;
 died:
-	str_trunc(&err, 0);
-	(void)str_catf(&err, "connection to %s died: %s", ip, why(r));
+	(void)died(&c, &err, r);
 	job_fail_open(j, RES_T, "%s", str_cstr(&err));
 out:
 	if (ret == ATT_DONE)

@@ -19,6 +19,7 @@
  *	(tests/run.py), and exits 1 if any failed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -186,7 +187,9 @@ static void test_pipelining(void)
 	CHECK_INT("pipe_wait", conn_getline(&c, &line, MAX), -ETIMEDOUT);
 	CHECK_INT("pipe_sent", recv(sv[1], buf, sizeof buf, MSG_DONTWAIT), 14);
 	CHECK_MEM("pipe_sent_v", buf, 14, "250 A\r\n250 B\r\n", 14);
+	CHECK("pipe_nonblock", fcntl(sv[0], F_GETFL) & O_NONBLOCK);
 	conn_free(&c);
+	CHECK("pipe_blocking_again", !(fcntl(sv[0], F_GETFL) & O_NONBLOCK));
 	close(sv[0]);
 	close(sv[1]);
 	str_free(&line);
