@@ -52,7 +52,7 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 # (TOBJ_NAME) and the program's directory on the include path (TINC_NAME).
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
-          test_sasl
+          test_sasl test_conn
 TOBJ_test_pop3d  = $(call objs,$(filter-out pop3d/pop3d.c,$(SRC_pop3d)))
 TOBJ_test_remote = $(call objs,$(filter-out %/remote.c,$(SRC_mta-remote)))
 TINC_test_remote = -Imta/remote
@@ -133,8 +133,10 @@ FUZZ     += fuzz_smtpd
 FUZZ     += fuzz_remote
 # the login parsers of mta-smtpd and pop3d: base64, SASL, passwd records
 FUZZ     += fuzz_sasl
-# mta-smtpd's parsers one at a time: address, command line, DATA
-FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_line fuzz_smtpd_data
+# lib/conn's line reader, which every network byte goes through
+FUZZ     += fuzz_conn_line
+# mta-smtpd's parsers one at a time: address, DATA
+FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)
 FUZZCC   ?= clang
 FUZZO     = build/fuzz

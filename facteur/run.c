@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "clock.h"
 #include "ctl.h"
 #include "facteur.h"
 #include "listen.h"
@@ -97,15 +98,6 @@ struct run {
 	int stopping;
 	long long deadline, next_expire;
 };
-
-/* now_ms - monotonic milliseconds, immune to clock changes */
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* trusted - as root, run only what root owns and nobody else may change */
 static int trusted(const struct stat *st)

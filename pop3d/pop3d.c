@@ -508,7 +508,7 @@ int main(int argc, char **argv)
 	/* the key is read as the mail user: control/tls/ is its own, and a
 	 * link it planted there must not make root read another key */
 	become_mailuser(root);
-	r = tls_setup(root, &cfg.tls, &why);
+	r = conn_tls_server_ctx(root, &cfg.tls, &why);
 	if (r < 0 && need_tls)
 		msg_die(EX_TEMP, "TLS: %s; run 'facteur doctor --root %s'",
 			why.s, root);

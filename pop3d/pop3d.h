@@ -5,14 +5,16 @@
  *           UIDLs and sizes from Maildir names, the plaintext-login rule
  *           and the RETR/TOP byte converter. Unit-tested and fuzzed.
  *           (Base64, the SASL messages and the login check are lib/'s,
- *           shared with mta-smtpd: lib/sasl.h, lib/login.h; failed-login
- *           counts and the session table lib/limit.h.)
- * conn.c    one client connection, plain or TLS: a bounded line reader with
- *           a deadline, a buffered writer, STLS.
+ *           shared with mta-smtpd: lib/sasl.h, lib/login.h; so are the
+ *           failed-login counts and the session table, lib/limit.h, and
+ *           the timed, TLS-capable connection, lib/conn.h.)
  * mbox.c    one locked Maildir: scan, new/ to cur/, sizes, messages,
  *           deletions at QUIT and maildirsize.
  * session.c the POP3 state machine and its command table.
  * pop3d.c   main(): settings, listeners, privileges, the accept loop.
+ *
+ * The connection (bounded line reads with a deadline, buffered writes,
+ * STLS, the server certificate) is lib/conn.h, shared with mta-smtpd.
  *
  * Functions return 0 (or a count or fd) or a negative errno code, as in lib/.
  */
@@ -28,6 +30,7 @@
 
 #include "limit.h"
 #include "peer.h"
+#include "conn.h"
 #include "str.h"
 
 #define POP3_LINE_MAX 255	/* RFC 2449: a command line, CRLF included */
@@ -88,27 +91,6 @@ void xfer_init(struct xfer *x, int top, unsigned long lines);
 size_t xfer_run(struct xfer *x, const char *in, size_t n, struct str *out);
 int xfer_end(struct xfer *x, struct str *out);
 uint64_t proto_bare_lf(const char *in, size_t n, int *cr);
-
-/* --- conn.c ------------------------------------------------------------ */
-
-struct conn {
-	int rfd, wfd;
-	SSL *ssl;
-	struct str in;		/* received, from ipos on not yet used */
-	size_t ipos;
-	struct str out;		/* to be sent */
-	unsigned long timeout;	/* s */
-	int dead;		/* a read or write failed: send nothing more */
-};
-
-void conn_init(struct conn *c, int rfd, int wfd, unsigned long timeout);
-int conn_line(struct conn *c, size_t max, struct str *line);
-int conn_put(struct conn *c, const void *p, size_t n);
-int conn_puts(struct conn *c, const char *s);
-int conn_flush(struct conn *c);
-int conn_tls(struct conn *c, SSL_CTX *ctx);
-void conn_free(struct conn *c);
-int tls_setup(const char *root, SSL_CTX **ctx_r, struct str *why);
 
 
 /* --- mbox.c ------------------------------------------------------------ */

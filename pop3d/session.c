@@ -77,28 +77,14 @@ struct cmd {
 	int states;
 };
 
-/* reply - one line; the CRLF is added here */
+/* reply - one line; lib/conn adds the CR LF */
 static int reply(struct sess *s, const char *text)
 {
-	int r = conn_puts(&s->c, text);
-
-	return r ? r : conn_put(&s->c, "\r\n", 2);
+	return conn_reply(&s->c, "%s", text);
 }
 
-/* replyf - one formatted line */
-static int replyf(struct sess *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int replyf(struct sess *s, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	s->tmp.len = 0;
-	va_start(ap, fmt);
-	r = str_vcatf(&s->tmp, fmt, ap);
-	va_end(ap);
-	return r ? r : reply(s, s->tmp.s);
-}
+/* replyf - one formatted line (checked as printf by conn_reply) */
+#define replyf(s, ...) conn_reply(&(s)->c, __VA_ARGS__)
 
 /* slog - one log line on stderr, the format of lib/log.h */
 static void slog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -351,7 +337,7 @@ static int auth_end(struct sess *s, struct sasl *x, int r)
 	case 0:
 		return login(s, x->user.s, x->user.len, x->pass.s,
 			     x->mech == SASL_CRAM ? &x->chal : NULL);
-	case -E2BIG:
+	case -EMSGSIZE:
 		return reply(s, "-ERR line too long");
 	case -ETIMEDOUT:
 		s->reason = "timeout";
@@ -406,7 +392,9 @@ static int cmd_auth(struct sess *s, const char *arg, size_t len)
 	while (r == SASL_MORE) {
 		r = replyf(s, "+ %s", x.prompt.s);
 		if (r == 0)
-			r = conn_line(&s->c, POP3_SASL_MAX, &s->tmp2);
+			r = conn_getline(&s->c, &s->tmp2, POP3_SASL_MAX);
+		if (r == -EPROTO)
+			r = -EIO;	/* the TLS layer failed: not -EPROTO's reply */
 		if (r == 0)
 			r = sasl_step(&x, s->tmp2.s, s->tmp2.len);
 	}
@@ -430,7 +418,7 @@ static int cmd_stls(struct sess *s, const char *arg, size_t len)
 		return reply(s, "-ERR TLS is not available here");
 	r = reply(s, "+OK begin TLS negotiation");
 	if (r == 0)
-		r = conn_tls(&s->c, s->cfg->tls);
+		r = conn_tls_accept(&s->c, s->cfg->tls);
 	if (r < 0) {
 		s->done = 1;
 		s->reason = "TLS handshake failed";
@@ -785,14 +773,14 @@ int session_run(const struct cfg *cfg, int rfd, int wfd, const char *ip,
 		s.reason = "out of memory";
 		goto out;
 	}
-	if (tls && conn_tls(&s.c, cfg->tls) < 0) {
+	if (tls && conn_tls_accept(&s.c, cfg->tls) < 0) {
 		s.reason = "TLS handshake failed";
 		goto out;
 	}
 	r = replyf(&s, "+OK %s POP3 ready", cfg->me.s);
 	while (r == 0 && !s.done) {
-		r = conn_line(&s.c, POP3_LINE_MAX, &s.line);
-		if (r == -E2BIG) {
+		r = conn_getline(&s.c, &s.line, POP3_LINE_MAX);
+		if (r == -EMSGSIZE) {
 			s.bad++;
 			r = reply(&s, "-ERR line too long");
 		} else if (r == -ETIMEDOUT) {

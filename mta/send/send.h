@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "qstatus.h"
 #include "queue.h"
 #include "str.h"
@@ -158,10 +159,6 @@ struct send {
 	long long vds_off_ms;	/* exec path only until then */
 	int vds_exec;		/* FACTEUR_VDELIVER_EXEC=1: exec only */
 };
-
-/* main.c */
-long long now_ms(void);
-uint64_t now_us(void);
 
 /* slog.c: log lines, written once a turn of the loop */
 void slog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -95,11 +95,11 @@ static void exchange(struct session *s, int mech, const char *initial)
 	while (r == SASL_MORE) {
 		(void)conn_reply(&s->c, "334 %s", x.prompt.s);
 		r = conn_getline(&s->c, &raw, AUTH_LINE_MAX);
-		if (r == LINE_LONG)
+		if (r == -EMSGSIZE)
 			(void)conn_reply(&s->c, "500 5.5.2 line too long");
-		else if (r != LINE_OK)
+		else if (r < 0)
 			s->quit = 1;
-		if (r != LINE_OK)
+		if (r < 0)
 			goto out;
 		r = sasl_step(&x, raw.s, raw.len);
 	}

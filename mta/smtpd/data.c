@@ -187,21 +187,21 @@ void data_receive(struct session *s)
 	(void)conn_reply(&s->c, "354 go ahead, end with <CR><LF>.<CR><LF>");
 	for (;;) {
 		r = conn_getbyte(&s->c, &ch);
-		if (r != LINE_OK)
+		if (r < 0)
 			break;
 		if (byte(s, &d, ch))
 			break;
 	}
-	if (r != LINE_OK) {
+	if (r < 0) {
 		/* the client went away or stalled: nothing of it is queued */
 		qw_abort(&d.w);
-		if (r == LINE_TIMEOUT)
+		if (r == -ETIMEDOUT)
 			(void)conn_reply(&s->c, "421 4.4.2 %s timeout, closing "
 					 "connection", s->me.s);
-		session_note(s, r == LINE_TIMEOUT ? "timeout in DATA" :
+		session_note(s, r == -ETIMEDOUT ? "timeout in DATA" :
 			     "connection lost in DATA");
 		str_trunc(&s->end, 0);
-		(void)str_cats(&s->end, r == LINE_TIMEOUT ? "timeout" : "eof");
+		(void)str_cats(&s->end, r == -ETIMEDOUT ? "timeout" : "eof");
 		s->quit = 1;
 		goto out;
 	}

@@ -116,7 +116,7 @@ static void serve(struct server *srv, int rfd, int wfd, enum port_kind kind,
 		timeout = 300;
 	if ((r = queue_databytes(srv->root, &s.databytes)) < 0)
 		s.databytes = QUEUE_DATABYTES_DEFAULT;
-	conn_init(&s.c, rfd, wfd, (unsigned)(timeout > 86400 ? 86400 : timeout));
+	conn_init(&s.c, rfd, wfd, timeout > 86400 ? 86400 : timeout);
 	if (ctl_get(srv->root, "me", "localhost", &s.me) < 0 ||
 	    str_copys(&s.ip, ip) < 0) {
 		(void)conn_reply(&s.c, "421 4.3.0 cannot read control/me");

@@ -324,11 +324,42 @@ static void cmd_help(struct session *s, const char *arg)
 			 "AUTH");
 }
 
+/* set_end - why the session ended, for the log line */
+static void set_end(struct session *s, const char *why)
+{
+	str_trunc(&s->end, 0);
+	(void)str_cats(&s->end, why);
+}
+
+/*
+ * tls_start - the server side of TLS on this connection, with the
+ * certificate read from the root now (a renewed one is used at once);
+ * input sent before it is dropped (lib/conn.h). 0, or -1 with the session
+ * ended and the reason noted for the log line
+ */
+static int tls_start(struct session *s)
+{
+	struct str err = STR_INIT;
+	SSL_CTX *ctx = NULL;
+	int r = conn_tls_server_ctx(s->root, &ctx, &err);
+
+	if (r == 0) {
+		r = conn_tls_accept(&s->c, ctx);
+		SSL_CTX_free(ctx);	/* the SSL keeps its own reference */
+		if (r < 0)
+			str_trunc(&err, 0);
+	}
+	if (r < 0) {
+		session_note(s, err.len ? err.s : "TLS handshake failed");
+		set_end(s, "tls failed");
+	}
+	str_free(&err);
+	return r < 0 ? -1 : 0;
+}
+
 /* cmd_starttls - STARTTLS: everything after it starts afresh under TLS */
 static void cmd_starttls(struct session *s, const char *arg)
 {
-	struct str err = STR_INIT;
-
 	if (s->tls) {
 		refuse(s, "503 5.5.1 TLS already active");
 		return;
@@ -338,16 +369,10 @@ static void cmd_starttls(struct session *s, const char *arg)
 		return;
 	}
 	(void)conn_reply(&s->c, "220 2.0.0 ready to start TLS");
-	conn_discard_input(&s->c);
-	if (conn_tls_start(&s->c, s->root, &err) < 0) {
-		session_note(s, err.len ? err.s : "TLS handshake failed");
+	if (tls_start(s) < 0) {
 		s->quit = 1;
-		str_trunc(&s->end, 0);
-		(void)str_cats(&s->end, "tls failed");
-		str_free(&err);
 		return;
 	}
-	str_free(&err);
 	s->tls = 1;
 	txn_reset(s);
 	str_trunc(&s->helo, 0);
@@ -413,29 +438,17 @@ static void dispatch(struct session *s, const struct str *line)
 	refuse(s, "500 5.5.1 command unrecognized");
 }
 
-/* set_end - why the session ended, for the log line */
-static void set_end(struct session *s, const char *why)
-{
-	str_trunc(&s->end, 0);
-	(void)str_cats(&s->end, why);
-}
-
 /* start - relay rules, blocklists, POP-before-SMTP, implicit TLS; 0 to
  * go on */
 static int start(struct session *s)
 {
 	struct rule rule;
-	struct str err = STR_INIT;
 	int r;
 
 	memset(&rule, 0, sizeof rule);
 	if (s->kind == PORT_SMTPS) {
-		if (conn_tls_start(&s->c, s->root, &err) < 0) {
-			session_note(s, err.len ? err.s : "TLS handshake failed");
-			set_end(s, "tls failed");
-			str_free(&err);
+		if (tls_start(s) < 0)
 			return -1;
-		}
 		s->tls = 1;
 	}
 	r = rules_lookup(s->root, s->ip.s, &rule);
@@ -468,16 +481,18 @@ void session_run(struct session *s)
 		while (!s->quit && !s->c.dead) {
 			int r = conn_getline(&s->c, &line, SMTPD_CMD_MAX);
 
-			if (r == LINE_LONG) {
+			if (r == -EMSGSIZE) {
 				s->errors++;
 				refuse(s, "500 5.5.2 line too long");
-			} else if (r == LINE_TIMEOUT) {
+			} else if (r == -ETIMEDOUT) {
 				(void)conn_reply(&s->c, "421 4.4.2 %s timeout, "
 						 "closing connection", s->me.s);
 				set_end(s, "timeout");
 				break;
-			} else if (r != LINE_OK) {
-				set_end(s, r == LINE_EOF ? "eof" : "read error");
+			} else if (r < 0) {
+				/* -EPIPE from a failed flush is no end of input */
+				set_end(s, r == -EPIPE && !s->c.dead ? "eof" :
+					"read error");
 				break;
 			} else {
 				dispatch(s, &line);

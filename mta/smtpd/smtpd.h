@@ -2,8 +2,6 @@
  * smtpd - the parts of mta-smtpd, one module per concern.
  *
  *   main.c     command line, listeners, the accept loop, session limits
- *   conn.c     buffered connection I/O (plain or TLS), bounded line reads,
- *              reply buffering for PIPELINING
  *   session.c  the command table and the SMTP state machine
  *   check.c    address syntax, relay and recipient checks, badmailfrom
  *   data.c     the DATA reader: end of data, dot-unstuffing, bad bytes,
@@ -11,6 +9,10 @@
  *   auth.c     AUTH PLAIN, LOGIN and CRAM-MD5: SMTP's framing of lib/sasl
  *              and lib/login (pop3d's rules too), the slow-down
  *   rbl.c      DNS blocklists (control/rblservers) and RBLSMTPD at connect
+ *
+ * The connection itself (bounded line reads, reply buffering for
+ * PIPELINING, TLS, deadlines) is lib/conn.h, shared with pop3d and
+ * mta-remote.
  *
  * All state of one session lives in struct session; nothing mutable is
  * global. Functions return 0 or a negative errno code unless they say
@@ -24,6 +26,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "conn.h"
 #include "limit.h"
 #include "peer.h"
 #include "queue.h"
@@ -31,24 +34,8 @@
 
 #define SMTPD_CMD_MAX 512	/* RFC 5321 4.5.3.1.4, CR LF included */
 #define SMTPD_TEXT_MAX 1000	/* RFC 5321 4.5.3.1.6, CR LF included */
-#define SMTPD_IBUF 16384
 
 enum port_kind { PORT_SMTP, PORT_SUBMISSION, PORT_SMTPS };
-
-/* results of conn_getline */
-enum { LINE_OK = 0, LINE_LONG = 1, LINE_EOF = 2, LINE_TIMEOUT = 3,
-       LINE_ERR = 4 };
-
-struct conn {
-	int rfd, wfd;
-	SSL_CTX *ctx;
-	SSL *ssl;
-	unsigned char ibuf[SMTPD_IBUF];
-	size_t ipos, ilen;
-	struct str out;		/* replies not yet written */
-	unsigned timeout;	/* seconds */
-	int dead;		/* a write failed: stop talking */
-};
 
 struct session {
 	const char *root;
@@ -69,17 +56,6 @@ struct session {
 	unsigned long msgs, refused;
 	struct str ids, reason, end, rbl_log;
 };
-
-/* conn.c */
-void conn_init(struct conn *c, int rfd, int wfd, unsigned timeout);
-void conn_free(struct conn *c);
-int conn_getline(struct conn *c, struct str *line, size_t max);
-int conn_getbyte(struct conn *c, int *byte_r);
-int conn_reply(struct conn *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-int conn_flush(struct conn *c);
-void conn_discard_input(struct conn *c);
-int conn_tls_start(struct conn *c, const char *root, struct str *err);
 
 /* session.c */
 void session_run(struct session *s);

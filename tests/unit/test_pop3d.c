@@ -10,9 +10,9 @@
  *	from Maildir names, listen lines, the plaintext-login rule, the
  *	RETR/TOP converter; base64, SASL and login names are lib/'s, in
  *	test_sasl; failure counters and client addresses too, in
- *	test_limit), the command table of session.c, the bounded line
- *	reader of conn.c over a pipe and the Maildir handling of mbox.c in
- *	a scratch directory. Prints one line per check, "ok NAME"
+ *	test_limit; the line reader in test_conn), the command table of
+ *	session.c and the Maildir handling of mbox.c in a scratch
+ *	directory. Prints one line per check, "ok NAME"
  *	or "FAIL NAME: why" (tests/run.py), and exits 1 if any failed.
  */
 #include <arpa/inet.h>
@@ -379,75 +379,6 @@ static void test_table(void)
 	CHECK_INT("table_lowercase", session_lookup("quit", ST_AUTH), 0);
 }
 
-/* test_conn - the bounded line reader over a pipe */
-static void test_conn(void)
-{
-	struct conn c;
-	struct str line = STR_INIT, in = STR_INIT;
-	int p[2], q[2];
-	size_t i;
-
-	if (pipe(p) < 0 || pipe(q) < 0)
-		return;
-	str_cats(&in, "STAT\r\nLIST 1\nNOOP \r\n");
-	for (i = 0; i < 300; i++)
-		str_catc(&in, 'x');
-	str_cats(&in, "\r\n");
-	for (i = 0; i < 253; i++)
-		str_catc(&in, 'y');
-	str_cats(&in, "\r\n");
-	for (i = 0; i < 254; i++)
-		str_catc(&in, 'z');
-	str_cats(&in, "\r\n");
-	for (i = 0; i < 10000; i++)
-		str_catc(&in, 'w');
-	str_cats(&in, "\nQUIT\r\nTAIL");
-	if (fsx_write_all(p[1], in.s, in.len) < 0)
-		return;
-	close(p[1]);
-	conn_init(&c, p[0], q[1], 5);
-	CHECK_INT("conn_1", conn_line(&c, POP3_LINE_MAX, &line), 0);
-	CHECK_STR("conn_1_v", line.s, "STAT");
-	CHECK_INT("conn_bare_lf", conn_line(&c, POP3_LINE_MAX, &line), 0);
-	CHECK_STR("conn_bare_lf_v", line.s, "LIST 1");
-	CHECK_INT("conn_3", conn_line(&c, POP3_LINE_MAX, &line), 0);
-	CHECK_STR("conn_3_v", line.s, "NOOP ");
-	CHECK_INT("conn_300", conn_line(&c, POP3_LINE_MAX, &line), -E2BIG);
-	CHECK_INT("conn_255", conn_line(&c, POP3_LINE_MAX, &line), 0);
-	CHECK_INT("conn_255_len", line.len, 253);
-	CHECK_INT("conn_256", conn_line(&c, POP3_LINE_MAX, &line), -E2BIG);
-	CHECK_INT("conn_10000", conn_line(&c, POP3_LINE_MAX, &line), -E2BIG);
-	CHECK("conn_bounded", c.in.cap <= 2 * (POP3_LINE_MAX + 4096 + 1));
-	CHECK_INT("conn_after", conn_line(&c, POP3_LINE_MAX, &line), 0);
-	CHECK_STR("conn_after_v", line.s, "QUIT");
-	conn_puts(&c, "+OK\r\n");
-	CHECK_INT("conn_flush", conn_flush(&c), 0);
-	{
-		char buf[8] = "";
-
-		CHECK(tt_name("conn_written"), read(q[0], buf, sizeof buf) == 5 &&
-		      !memcmp(buf, "+OK\r\n", 5));
-	}
-	CHECK_INT("conn_eof", conn_line(&c, POP3_LINE_MAX, &line), -EPIPE);
-	CHECK_INT("conn_dead_after_eof", conn_puts(&c, "x"), -EPIPE);
-	conn_free(&c);
-	close(p[0]);
-	close(q[0]);
-	close(q[1]);
-
-	/* a silent client costs the timeout, no more */
-	if (pipe(p) < 0)
-		return;
-	conn_init(&c, p[0], p[1], 1);
-	CHECK_INT("conn_timeout", conn_line(&c, POP3_LINE_MAX, &line),
-		  -ETIMEDOUT);
-	conn_free(&c);
-	close(p[0]);
-	close(p[1]);
-	str_free(&line);
-	str_free(&in);
-}
-
 /* put - a file in the scratch Maildir */
 static void put(const char *rel, const char *data)
 {
@@ -581,7 +512,6 @@ int main(void)
 	test_natcmp();
 	test_xfer();
 	test_table();
-	test_conn();
 	test_mbox();
 	fsx_rmtree(scratch);
 	return tt_exit();
