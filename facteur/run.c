@@ -106,10 +106,41 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* trusted - as root, run only what root owns and nobody else may change */
-static int trusted(const struct stat *st)
+/* run_trusted - as root, run only what root owns and nobody else may
+ * change (doctor applies the same rule) */
+int run_trusted(const struct stat *st)
 {
 	return geteuid() != 0 || (st->st_uid == 0 && !(st->st_mode & 022));
+}
+
+/* run_service - the name of service I (0, 1, ...), NULL past the last */
+const char *run_service(size_t i)
+{
+	return i < NSVC ? svc_table[i].name : NULL;
+}
+
+/* run_self_dir - the directory of this program, where the services are */
+int run_self_dir(struct str *dir)
+{
+	char *slash;
+	ssize_t n;
+	int r;
+
+	dir->len = 0;
+	/* readlink truncates silently: grow until the name fits */
+	do {
+		r = str_ready(dir, dir->cap ? dir->cap * 2 : 256);
+		n = r ? -1 : readlink("/proc/self/exe", dir->s, dir->cap);
+	} while (r == 0 && n >= 0 && (size_t)n >= dir->cap);
+	if (r < 0)
+		return r;
+	if (n < 0)
+		return -errno;
+	dir->s[n] = 0;
+	slash = strrchr(dir->s, '/');
+	dir->len = slash ? (size_t)(slash - dir->s) : 0;
+	dir->s[dir->len] = 0;
+	return 0;
 }
 
 /* find_services - the services built beside this program */
@@ -117,25 +148,10 @@ static int find_services(struct run *ru)
 {
 	struct str self = STR_INIT;
 	struct stat st;
-	char *slash;
-	ssize_t n;
 	size_t i;
-	int r = 0;
+	int r = run_self_dir(&self);
 
-	/* readlink truncates silently: grow until the name fits */
-	do {
-		r = str_ready(&self, self.cap ? self.cap * 2 : 256);
-		n = r ? -1 : readlink("/proc/self/exe", self.s, self.cap);
-	} while (r == 0 && n >= 0 && (size_t)n >= self.cap);
-	if (r == 0 && n < 0)
-		r = -errno;
-	if (r == 0) {
-		self.s[n] = 0;
-		slash = strrchr(self.s, '/');
-		self.len = slash ? (size_t)(slash - self.s) : 0;
-		self.s[self.len] = 0;
-	}
-	if (r == 0 && (stat(self.s, &st) < 0 || !trusted(&st))) {
+	if (r == 0 && (stat(self.s, &st) < 0 || !run_trusted(&st))) {
 		runlog_say(&ru->log, "not running services from %s: it is "
 			   "not root's alone", self.s);
 		goto out;
@@ -150,7 +166,7 @@ static int find_services(struct run *ru)
 			str_free(&s->path);
 			continue;
 		}
-		if (!trusted(&st)) {
+		if (!run_trusted(&st)) {
 			runlog_say(&ru->log, "not running %s: others may "
 				   "change it", s->path.s);
 			str_free(&s->path);
