@@ -63,6 +63,10 @@ deps:
 deps-test:
 	@tools/deps.sh test
 
+# and what CI adds: clang and libFuzzer
+deps-ci:
+	@tools/deps.sh ci
+
 # deps first, even with -j: a fresh machine has no headers until then.
 # Each object's headers are those the compiler saw (-MMD), in its .d file
 $(O)/%.o: %.c | deps
@@ -158,6 +162,17 @@ check: deps-test
 check-slow: deps-test
 	$(MAKE) O=build/san BINDIR=build/san/bin SAN=1 all unit
 	$(PYTHON) tests/run.py --bin build/san/bin --unit build/san/tests --slow
+
+# CI (.ci/run): the tests, then the whole tree and its unit tests built
+# again with each compiler, warnings as errors (gcc without sanitizers
+# sees what _FORTIFY_SOURCE adds; clang warns where gcc does not), then
+# every libFuzzer target for FUZZTIME_CI seconds
+FUZZTIME_CI ?= 10
+check-ci: deps-ci
+	$(MAKE) check
+	$(MAKE) CC=gcc O=build/gcc BINDIR=build/gcc/bin all unit
+	$(MAKE) CC=clang O=build/clang BINDIR=build/clang/bin all unit
+	$(MAKE) fuzz-run FUZZTIME=$(FUZZTIME_CI)
 
 # libFuzzer targets for lib/'s parsers (tests/fuzz/), built only by
 # `make fuzz`, with clang, into build/fuzz/. lib/ gets its own instrumented
@@ -268,7 +283,8 @@ install: all
 clean:
 	rm -rf build bin
 
-.PHONY: all deps deps-test unit check check-slow run bench install clean fuzz fuzz-run
+.PHONY: all deps deps-test deps-ci unit check check-slow check-ci run bench \
+	install clean fuzz fuzz-run
 
 $(O)/bench/%: bench/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)
