@@ -29,6 +29,7 @@
 
 #include <sqlite3.h>
 
+#include "args.h"
 #include "cdbx.h"
 #include "ctl.h"
 #include "db.h"
@@ -386,15 +387,18 @@ static int check_log(struct doctor *d, struct str *p)
 }
 
 /* services_seen - before the drop: the directory and programs that
- * facteur run would use, by run's own rules (run_self_dir, run_trusted) */
+ * facteur run would use, by run's own rules (run_service, run_trusted) */
 static void services_seen(struct doctor *d)
 {
 	struct str *p = &d->svc_p;
 	struct stat st;
 	const char *name, *path;
 	size_t i;
-	int r = run_self_dir(&d->bindir);
+	/* "DIR/": the directory facteur run takes the services from */
+	int r = args_sibling(&d->bindir, "");
 
+	if (r == 0 && d->bindir.len > 1)
+		str_trunc(&d->bindir, d->bindir.len - 1);
 	if (r < 0) {
 		d->svc_v = say(p, WARN, "cannot find the directory of this "
 			       "program: %s", msg_err(r));

@@ -38,11 +38,11 @@ int cmd_doctor(const char *root, int argc, char **argv);
 int cmd_run(const char *root, int argc, char **argv);
 
 /* run.c, shared with doctor.c so that both apply one rule: the services
- * `facteur run` starts (run_service(i), NULL past the last), the
- * directory they are taken from (this program's), and whether root may
- * run a file or directory (root's alone, not group- or other-writable) */
+ * `facteur run` starts (run_service(i), NULL past the last; each is taken
+ * from this program's directory: args_sibling() in lib/args.h), and
+ * whether root may run a file or directory (root's alone, not group- or
+ * other-writable) */
 const char *run_service(size_t i);
-int run_self_dir(struct str *dir);
 int run_trusted(const struct stat *st);
 
 /* cert.c */

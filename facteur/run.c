@@ -119,38 +119,29 @@ const char *run_service(size_t i)
 	return i < NSVC ? svc_table[i].name : NULL;
 }
 
-/* run_self_dir - the directory of this program, where the services are */
-int run_self_dir(struct str *dir)
-{
-	char *slash;
-	ssize_t n;
-	int r;
-
-	dir->len = 0;
-	/* readlink truncates silently: grow until the name fits */
-	do {
-		r = str_ready(dir, dir->cap ? dir->cap * 2 : 256);
-		n = r ? -1 : readlink("/proc/self/exe", dir->s, dir->cap);
-	} while (r == 0 && n >= 0 && (size_t)n >= dir->cap);
-	if (r < 0)
-		return r;
-	if (n < 0)
-		return -errno;
-	dir->s[n] = 0;
-	slash = strrchr(dir->s, '/');
-	dir->len = slash ? (size_t)(slash - dir->s) : 0;
-	dir->s[dir->len] = 0;
-	return 0;
-}
-
 /* find_services - the services built beside this program */
 static int find_services(struct run *ru)
 {
 	struct str self = STR_INIT;
 	struct stat st;
+	char *slash;
+	ssize_t n;
 	size_t i;
-	int r = run_self_dir(&self);
+	int r = 0;
 
+	/* readlink truncates silently: grow until the name fits */
+	do {
+		r = str_ready(&self, self.cap ? self.cap * 2 : 256);
+		n = r ? -1 : readlink("/proc/self/exe", self.s, self.cap);
+	} while (r == 0 && n >= 0 && (size_t)n >= self.cap);
+	if (r == 0 && n < 0)
+		r = -errno;
+	if (r == 0) {
+		self.s[n] = 0;
+		slash = strrchr(self.s, '/');
+		self.len = slash ? (size_t)(slash - self.s) : 0;
+		self.s[self.len] = 0;
+	}
 	if (r == 0 && (stat(self.s, &st) < 0 || !run_trusted(&st))) {
 		runlog_say(&ru->log, "not running services from %s: it is "
 			   "not root's alone", self.s);
