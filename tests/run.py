@@ -7,9 +7,13 @@ tests/integration/ (each gets a Ctx: the built programs and a temporary
 root). Functions named `slow_*` run only with --slow. Ends with the line
 `N passed, M failed, K skipped` (a test that printed a line starting
 with SKIP could not run here and checked nothing: counted apart) and exits
-1 when anything failed.
+1 when anything failed. --durations N lists the N slowest tests (each C
+unit-test program counts as one) with the sum of all tests' times and the
+wall-clock time, so that what makes `make check` slow can be seen and moved
+to `slow_*`.
 
-    tests/run.py --bin build/san/bin --unit build/san/tests [--slow] [-k PATTERN]
+    tests/run.py --bin build/san/bin --unit build/san/tests [--slow] \
+        [-k PATTERN]... [--durations N]
 """
 import argparse
 import contextlib
@@ -31,17 +35,24 @@ sys.path.insert(0, os.path.join(HERE, "integration"))
 import helpers  # noqa: E402
 
 
-def run_unit(unit_dir, pattern, results):
+def selected(label, patterns):
+    """-k PATTERN, given once or more: a test runs when any matches"""
+    return not patterns or any(p in label for p in patterns)
+
+
+def run_unit(unit_dir, patterns, results, times):
     if not unit_dir or not os.path.isdir(unit_dir):
         return
     for name in sorted(os.listdir(unit_dir)):
         path = os.path.join(unit_dir, name)
         if not (name.startswith("test_") and os.access(path, os.X_OK)):
             continue
-        if pattern and pattern not in name:
+        if not selected(name, patterns):
             continue
+        t0 = time.monotonic()
         p = subprocess.run([path], capture_output=True, text=True,
                            timeout=600)
+        times.append((time.monotonic() - t0, name))
         seen = 0
         for line in p.stdout.splitlines():
             if line.startswith("ok "):
@@ -55,7 +66,7 @@ def run_unit(unit_dir, pattern, results):
                             p.stderr[-4000:]))
 
 
-def run_integration(bindir, slow, pattern, results):
+def run_integration(bindir, slow, patterns, results, times):
     idir = os.path.join(HERE, "integration")
     for fname in sorted(os.listdir(idir)):
         if not (fname.startswith("test_") and fname.endswith(".py")):
@@ -72,7 +83,7 @@ def run_integration(bindir, slow, pattern, results):
                     (slow and attr.startswith("slow_"))):
                 continue
             label = f"{fname[:-3]}.{attr}"
-            if pattern and pattern not in label:
+            if not selected(label, patterns):
                 continue
             ctx = helpers.Ctx(bindir)
             t0 = time.monotonic()
@@ -88,6 +99,7 @@ def run_integration(bindir, slow, pattern, results):
                 sys.stdout.write(out.getvalue())
                 sys.stdout.flush()
             dt = time.monotonic() - t0
+            times.append((dt, label))
             if dt > 20:
                 print(f"note: {label} took {dt:.0f} s", flush=True)
 
@@ -126,13 +138,18 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--unit")
     ap.add_argument("--slow", action="store_true")
-    ap.add_argument("-k", dest="pattern")
+    ap.add_argument("-k", dest="patterns", action="append",
+                    help="run only tests whose name contains this; "
+                    "may be given more than once")
+    ap.add_argument("--durations", type=int, metavar="N",
+                    help="list the N slowest tests and the time of all")
     a = ap.parse_args()
+    t0 = time.monotonic()
     bindir, copied = reachable_bin(os.path.abspath(a.bin))
-    results = []
+    results, times = [], []
     try:
-        run_unit(a.unit, a.pattern, results)
-        run_integration(bindir, a.slow, a.pattern, results)
+        run_unit(a.unit, a.patterns, results, times)
+        run_integration(bindir, a.slow, a.patterns, results, times)
     finally:
         if copied:
             shutil.rmtree(copied, ignore_errors=True)
@@ -146,8 +163,20 @@ def main():
     passed = sum(1 for r in results if r[0] is True)
     skipped = sum(1 for r in results if r[0] is SKIP)
     failed = len(results) - passed - skipped
+    if a.durations is not None:
+        durations(times, a.durations, time.monotonic() - t0)
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed or not passed else 0
+
+
+def durations(times, n, wall):
+    """the n slowest, then the sum of every test's time beside the wall
+    clock: on a loaded machine the two differ by the runner's own time"""
+    print(f"slowest {min(n, len(times))} of {len(times)} tests:")
+    for dt, label in sorted(times, reverse=True)[:n]:
+        print(f"  {dt:7.2f} s  {label}")
+    print(f"sum of test times {sum(t for t, _ in times):.1f} s, "
+          f"wall {wall:.1f} s")
 
 
 if __name__ == "__main__":
