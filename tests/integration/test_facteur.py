@@ -19,6 +19,8 @@ import stat
 import subprocess
 import time
 
+from helpers import free_port
+
 AS_ROOT = os.geteuid() == 0
 
 DIRS = {
@@ -355,12 +357,6 @@ def log(ctx):
         return read(ctx.path("log/current"))
     except FileNotFoundError:
         return ""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def free_listen(ctx, off=()):

@@ -5,7 +5,7 @@ import os
 import subprocess
 import time
 
-from test_queue import read_queue_file, queued
+from helpers import queued, read_queue_file
 
 
 def test_sendmail_full_name_cannot_add_headers(t):

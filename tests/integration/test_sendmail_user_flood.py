@@ -12,8 +12,9 @@ import os
 import re
 import time
 
-from test_send import DOMAIN, Sender, maildir, setup, wait_files
-from test_sendmail_user import (NOBODY, OTHER, can_switch, fq1, put,
+from helpers import Sender, qf_new
+from test_send import DOMAIN, setup, wait_files
+from test_sendmail_user import (NOBODY, OTHER, can_switch, put,
                                 user_sendmail)
 
 DIRS = 30000
@@ -130,7 +131,7 @@ def test_drop_message_over_databytes_exactly(t):
         body = head + b"y" * (n - len(head) - 1) + b"\n"
         assert len(body) == n
         put(t, f"{NOBODY}.1.2.3.{name}",
-            fq1(f"x@{DOMAIN}", [f"bob@{DOMAIN}"], body))
+            qf_new(f"x@{DOMAIN}", [f"bob@{DOMAIN}"], body))
     s = Sender(t)
     try:
         s.wait_log(r"quarantine \S+/drop/\S+over: ", timeout=20)
@@ -154,8 +155,8 @@ def test_files_over_a_share_in_a_middle_turn_are_taken(t):
     setup(t, users=("bob",))
     d = t.path("drop")
     for k in range(150):
-        put(t, f"{NOBODY}.1.{k}.m", fq1(f"x@{DOMAIN}", [f"bob@{DOMAIN}"],
-                                       b"Subject: m\n\nhi\n"))
+        put(t, f"{NOBODY}.1.{k}.m",
+            qf_new(f"x@{DOMAIN}", [f"bob@{DOMAIN}"], b"Subject: m\n\nhi\n"))
     for k in range(6000):
         p = os.path.join(d, f"d{k}")
         os.mkdir(p, 0o755)

@@ -31,8 +31,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from test_queue import read_queue_file
-from test_smtpd import Server, auth_plain, codes, inetd, queued, setup, tls_ctx
+from helpers import queued, read_queue_file
+from test_smtpd import Server, auth_plain, codes, inetd, setup, tls_ctx
 
 OUT = "relay.example.org"       # a domain this server does not host
 ME = "mx.example.test"          # control/me: not a hosted domain either
