@@ -33,6 +33,14 @@ import threading
 import time
 
 
+def alone(fn):
+    """mark a test that measures time (a delay, a gap, a deadline) to run
+    with no other test beside it when run.py runs tests in parallel (-j);
+    a module whose every test does so says ALONE = True instead"""
+    fn.alone = True
+    return fn
+
+
 class Ctx:
     def __init__(self, bindir):
         self.bindir = bindir

@@ -9,7 +9,7 @@ import os
 import re
 import time
 
-from helpers import MX, Sender, qf_new
+from helpers import MX, Sender, alone, qf_new
 from test_send import DOMAIN, maildir, setup
 from test_send_faults import mailuser
 from test_sendmail_user import can_switch, user_sendmail
@@ -113,6 +113,7 @@ def plant(t, rcpts):
     return name
 
 
+@alone
 def test_45000_domains_cut_into_jobs_quickly(t):
     setup(t)
     mx = MX("127.0.0.2", mode="silent")

@@ -18,7 +18,7 @@ import smtplib
 import subprocess
 import time
 
-from helpers import free_port, queued, read_queue_file
+from helpers import alone, free_port, queued, read_queue_file
 
 D = "example.test"
 
@@ -663,6 +663,7 @@ def test_smtpd_ipv6_listener_and_swaks_auth_failure(t):
     assert "535 5.7.8 authentication failed for bob@example.test" in log
 
 
+@alone
 def test_smtpd_auth_failures_slow_one_address(t):
     import threading
     setup(t)
