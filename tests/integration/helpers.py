@@ -467,6 +467,15 @@ def wait_for(what, cond, timeout, daemon=None):
                          ("\n" + daemon.log()[-6000:] if daemon else ""))
 
 
+def children(pid):
+    """the PIDs of a process's children (none once it is gone)"""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
 class Sender:
     """mta-send on the test's root in the background, in its own process
     group (so that kill -9 can take its children too), stderr (its log)
@@ -503,11 +512,7 @@ class Sender:
                  timeout, self)
 
     def children(self):
-        try:
-            with open(f"/proc/{self.p.pid}/task/{self.p.pid}/children") as f:
-                return [int(x) for x in f.read().split()]
-        except OSError:
-            return []
+        return children(self.p.pid)
 
     def kill9(self, group=False):
         if group:

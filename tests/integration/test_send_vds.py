@@ -27,7 +27,7 @@ import subprocess
 import threading
 import time
 
-from helpers import Sender, queue_files, wait_for
+from helpers import Sender, children, queue_files, wait_for
 from test_send_faults import DOM, body_for, maildir, read, seqs_in, setup
 
 STARTED = r"vdeliver server started pid (\d+)"
@@ -57,14 +57,6 @@ def copies(t, users):
         for k, v in seqs_in(maildir(t, u)).items():
             got[k] = got.get(k, 0) + v
     return got
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
 
 
 def cmdline(pid):
