@@ -179,6 +179,23 @@ def free_port(ip="127.0.0.1", kind=socket.SOCK_STREAM):
         return s.getsockname()[1]
 
 
+def free_dns_port(ip="127.0.0.1"):
+    """free_port() for dnsmasq, which listens on UDP and TCP: a port free
+    for both, or a test beside it that holds the TCP port (an MX on port
+    0) would stop it"""
+    for _ in range(100):
+        with socket.socket(family_of(ip), socket.SOCK_DGRAM) as u:
+            u.bind((ip, 0))
+            port = u.getsockname()[1]
+            with socket.socket(family_of(ip), socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((ip, port))
+                except OSError:
+                    continue
+                return port
+    raise AssertionError(f"no port free for UDP and TCP on {ip}")
+
+
 # --- a fake MX ----
 
 class MX:

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import time
 
-from helpers import free_port, queued
+from helpers import free_dns_port, queued
 from test_smtpd import auth_plain, codes, inetd, setup
 
 DNSMASQ = "/usr/sbin/dnsmasq"
@@ -23,7 +23,7 @@ V6_NAME = ".".join(reversed("20010db8" + "0" * 23 + "1")) + ".bl.test"
 def dnsmasq(t):
     """dnsmasq on a free port, written into control/resolvers; yields the
     process."""
-    port = free_port(kind=socket.SOCK_DGRAM)
+    port = free_dns_port()
     logpath = os.path.join(t.tmp, f"dnsmasq-{port}.log")
     log = open(logpath, "wb")
     p = subprocess.Popen([

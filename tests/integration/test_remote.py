@@ -14,7 +14,7 @@ import struct
 import subprocess
 import time
 
-from helpers import MX, close_all, free_port, peers
+from helpers import MX, close_all, free_dns_port, free_port, peers
 
 BODY = (b"From: a@example.org\nSubject: test\n\n.leading dot\n..two dots\n"
         b"\xc3\xa9t\xc3\xa9 8-bit\n.\nlast line")
@@ -27,7 +27,7 @@ class Dns:
     """dnsmasq on 127.0.0.1:port answering only from its arguments."""
 
     def __init__(self, t, *records):
-        self.port = free_port("127.0.0.1", socket.SOCK_DGRAM)
+        self.port = free_dns_port("127.0.0.1")
         self.p = subprocess.Popen(
             ["/usr/sbin/dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts",
              f"--port={self.port}", "--listen-address=127.0.0.1",
@@ -509,7 +509,7 @@ def test_remote_ipv6_resolver_and_host(t):
         print("SKIP: no ::1 here, IPv6 not tested")
         return
     port = setup(t)
-    dport = free_port("::1", socket.SOCK_DGRAM)
+    dport = free_dns_port("::1")
     dns = subprocess.Popen(
         ["/usr/sbin/dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts",
          f"--port={dport}", "--listen-address=::1", "--bind-interfaces",
