@@ -71,6 +71,10 @@ deps:
 deps-test:
 	@tools/deps.sh test
 
+# and what CI adds: clang and libFuzzer
+deps-ci:
+	@tools/deps.sh ci
+
 # deps first, even with -j: a fresh machine has no headers until then.
 # Each object's headers are those the compiler saw (-MMD), in its .d file
 $(O)/%.o: %.c | deps
@@ -106,13 +110,36 @@ $(TESTS:%=$(O)/tests/%): $(O)/tests/%: tests/unit/%.c $(O)/libfacteur.a
 
 unit: $(TESTS:%=$(O)/tests/%)
 
+# The sanitizer build runs on every core unless the caller chose with -j;
+# the tests run in TEST_JOBS processes (tests/run.py -j; those that
+# measure time run alone afterwards), and the ten slowest are listed with
+# the total, so that what makes `make check` slow shows (docs/testing.md)
+NPROC     := $(shell nproc 2>/dev/null || echo 1)
+BUILD_J    = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
+TEST_JOBS ?= 2
+RUNTESTS   = $(PYTHON) tests/run.py -j $(TEST_JOBS) --durations 10 \
+	     --bin build/san/bin --unit build/san/tests
+
 check: deps-test
-	$(MAKE) O=build/san BINDIR=build/san/bin SAN=1 all unit
-	$(PYTHON) tests/run.py --bin build/san/bin --unit build/san/tests
+	$(MAKE) $(BUILD_J) O=build/san BINDIR=build/san/bin SAN=1 all unit
+	$(RUNTESTS)
 
 check-slow: deps-test
-	$(MAKE) O=build/san BINDIR=build/san/bin SAN=1 all unit
-	$(PYTHON) tests/run.py --bin build/san/bin --unit build/san/tests --slow
+	$(MAKE) $(BUILD_J) O=build/san BINDIR=build/san/bin SAN=1 all unit
+	$(RUNTESTS) --slow
+
+# CI (.ci/run): the tests, then the whole tree and its unit tests built
+# again with each compiler, warnings as errors (gcc without sanitizers
+# sees what _FORTIFY_SOURCE adds; clang warns where gcc does not), then
+# every libFuzzer target for FUZZTIME_CI seconds
+FUZZTIME_CI ?= 10
+check-ci: deps-ci
+	$(MAKE) check
+	$(MAKE) $(BUILD_J) CC=gcc O=build/gcc BINDIR=build/gcc/bin all unit
+	$(MAKE) $(BUILD_J) CC=clang O=build/clang BINDIR=build/clang/bin \
+		all unit
+	$(MAKE) $(BUILD_J) fuzz
+	$(MAKE) fuzz-run FUZZTIME=$(FUZZTIME_CI)
 
 # libFuzzer targets for lib/'s parsers (tests/fuzz/), built only by
 # `make fuzz`, with clang, into build/fuzz/. lib/ gets its own instrumented
@@ -205,7 +232,8 @@ install: all
 clean:
 	rm -rf build bin
 
-.PHONY: all deps deps-test unit check check-slow run bench install clean fuzz fuzz-run
+.PHONY: all deps deps-test deps-ci unit check check-slow check-ci run bench \
+	install clean fuzz fuzz-run
 
 $(O)/bench/%: bench/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)

@@ -8,6 +8,13 @@
  * root can read is a failure) and creates nothing as root (opening the
  * database may make its -wal and -shm files). Problem texts are best
  * effort: without memory for one the check still reports its verdict.
+ *
+ * The services check is in two halves for the same reason: what only
+ * root can see (the programs in a directory the mail user cannot enter,
+ * their owners) is looked at before the drop, and whether the mail user
+ * can execute them after it, with access(2) under exactly the identity
+ * that `facteur run` gives each service (priv_drop), so that a service
+ * that could not start is reported before `facteur run` is tried.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +29,7 @@
 
 #include <sqlite3.h>
 
+#include "args.h"
 #include "cdbx.h"
 #include "ctl.h"
 #include "db.h"
@@ -46,6 +54,10 @@ struct doctor {
 	struct str user;	/* control/mailuser */
 	sqlite3 *db;		/* opened by the database check */
 	struct str path;	/* scratch */
+	struct str bindir;	/* where facteur run takes the services from */
+	struct str svc_p;	/* services: what was seen before the drop */
+	int svc_v;		/* and its verdict */
+	unsigned long svc_found;	/* bit i: run_service(i) is a file */
 };
 
 /* say - append one problem to the check's line */
@@ -374,6 +386,120 @@ static int check_log(struct doctor *d, struct str *p)
 	return OK;
 }
 
+/* services_seen - before the drop: the directory and programs that
+ * facteur run would use, by run's own rules (run_service, run_trusted) */
+static void services_seen(struct doctor *d)
+{
+	struct str *p = &d->svc_p;
+	struct stat st;
+	const char *name, *path;
+	size_t i;
+	/* "DIR/": the directory facteur run takes the services from */
+	int r = args_sibling(&d->bindir, "");
+
+	if (r == 0 && d->bindir.len > 1)
+		str_trunc(&d->bindir, d->bindir.len - 1);
+	if (r < 0) {
+		d->svc_v = say(p, WARN, "cannot find the directory of this "
+			       "program: %s", msg_err(r));
+		return;
+	}
+	if (stat(d->bindir.s, &st) < 0 || !run_trusted(&st)) {
+		d->svc_v = say(p, FAIL, "%s is not root's alone, so facteur "
+			       "run starts no service from it; run chown root "
+			       "%s && chmod go-w %s", d->bindir.s, d->bindir.s,
+			       d->bindir.s);
+		return;
+	}
+	for (i = 0; (name = run_service(i)) != NULL; i++) {
+		d->path.len = 0;
+		if (str_catf(&d->path, "%s/%s", d->bindir.s, name) < 0)
+			continue;
+		path = d->path.s;
+		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			d->svc_v = max(d->svc_v, say(p, WARN, "%s is missing, "
+				"so facteur run will not start %s; run make "
+				"install", path, name));
+		else if (!run_trusted(&st))
+			d->svc_v = say(p, FAIL, "%s is not root's alone, so "
+				       "facteur run will not start it; run "
+				       "chown root %s && chmod go-w %s", path,
+				       path, path);
+		else if (i < sizeof d->svc_found * CHAR_BIT)
+			d->svc_found |= 1UL << i;
+	}
+}
+
+/* blocker - the first directory of PATH that this process cannot enter,
+ * in the scratch string; NULL when every one can be entered */
+static const char *blocker(struct doctor *d, const char *path)
+{
+	const char *slash;
+
+	for (slash = strchr(path + 1, '/'); slash;
+	     slash = strchr(slash + 1, '/')) {
+		d->path.len = 0;
+		if (str_catb(&d->path, path, (size_t)(slash - path)) < 0)
+			return NULL;
+		if (access(d->path.s, X_OK) < 0)
+			return d->path.s;
+	}
+	return NULL;
+}
+
+/* cannot_run - one service that its user cannot execute, and the fix */
+static int cannot_run(struct doctor *d, struct str *p, const char *path,
+		      const char *user, int e)
+{
+	const char *dir = blocker(d, path);
+
+	if (dir)
+		return say(p, FAIL, "cannot execute %s as %s: %s; %s cannot "
+			   "enter %s: run chmod o+x %s, or install Facteur "
+			   "where every user can reach it (make install "
+			   "PREFIX=/usr/local)", path, user, strerror(e), user,
+			   dir, dir);
+	return say(p, FAIL, "cannot execute %s as %s: %s; run chmod 755 %s",
+		   path, user, strerror(e), path);
+}
+
+/* check_services - every service facteur run starts can be executed by
+ * the user it runs as (this process, after become_mailuser) */
+static int check_services(struct doctor *d, struct str *p)
+{
+	struct str path = STR_INIT, user = STR_INIT;
+	struct passwd *pw;
+	const char *name;
+	size_t i;
+	int v = d->svc_v;
+
+	if (d->svc_p.len)
+		(void)str_catb(p, d->svc_p.s, d->svc_p.len);
+	if (d->as_root && d->user_r < 0)
+		return max(v, say(p, WARN, "not checked: no usable mail user "
+				  "(see the mailuser check)"));
+	pw = d->as_root ? NULL : getpwuid(geteuid());
+	if (d->as_root)
+		(void)str_copyb(&user, d->user.s, d->user.len);
+	else if (pw)
+		(void)str_copys(&user, pw->pw_name);
+	else
+		(void)str_catf(&user, "uid %lu", (unsigned long)geteuid());
+	for (i = 0; (name = run_service(i)) != NULL; i++) {
+		if (i >= sizeof d->svc_found * CHAR_BIT ||
+		    !(d->svc_found >> i & 1))
+			continue;
+		path.len = 0;
+		if (str_catf(&path, "%s/%s", d->bindir.s, name) < 0)
+			continue;
+		if (access(path.s, X_OK) < 0)
+			v = cannot_run(d, p, path.s, str_cstr(&user), errno);
+	}
+	str_free(&path);
+	str_free(&user);
+	return v;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct doctor *d, struct str *problem);
@@ -383,6 +509,7 @@ static const struct {
 	{"control", check_control},
 	{"tls", check_tls},
 	{"mailuser", check_mailuser},
+	{"services", check_services},
 	{"cdbs", check_cdbs},
 	{"pending", check_pending},
 	{"log", check_log},
@@ -401,6 +528,7 @@ static void become_mailuser(struct doctor *d)
 	if (ctl_get(d->root, "mailuser", MAILUSER_DEFAULT, &d->user) < 0 &&
 	    str_copys(&d->user, MAILUSER_DEFAULT) < 0)
 		msg_die(EX_TEMP, "out of memory");
+	services_seen(d);
 	if (!d->as_root)
 		return;
 	d->user_r = priv_mailuser(d->root, &d->uid, &d->gid);
@@ -422,7 +550,8 @@ static void become_mailuser(struct doctor *d)
 /* cmd_doctor - facteur doctor */
 int cmd_doctor(const char *root, int argc, char **argv)
 {
-	struct doctor d = {root, 0, 0, 0, 0, STR_INIT, NULL, STR_INIT};
+	struct doctor d = {root, 0, 0, 0, 0, STR_INIT, NULL, STR_INIT,
+			   STR_INIT, STR_INIT, OK, 0};
 	struct str p = STR_INIT;
 	size_t i;
 	int failed = 0, v;
@@ -446,6 +575,8 @@ int cmd_doctor(const char *root, int argc, char **argv)
 	str_free(&p);
 	str_free(&d.user);
 	str_free(&d.path);
+	str_free(&d.bindir);
+	str_free(&d.svc_p);
 	if (fflush(stdout) == EOF || ferror(stdout))
 		msg_die(EX_TEMP, "cannot write the report: %s",
 			strerror(errno));

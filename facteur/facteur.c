@@ -23,7 +23,8 @@
  *	failure and says what is left half made.
  *
  *	doctor (doctor.c) runs a table of checks and prints one line each:
- *	"ok NAME", "warn NAME: ..." or "FAIL NAME: ...".
+ *	"ok NAME", "warn NAME: ..." or "FAIL NAME: ..."; "services" says
+ *	which program facteur run could not start, and why, beforehand.
  *
  *	run (run.c) is the supervisor. It binds the listen.* sockets of
  *	the services, then starts mta-smtpd, mta-send and pop3d from its
@@ -48,7 +49,9 @@
  *	doctor   drops to the mail user (when it       checks as that user
  *	         exists) before any check, so it sees
  *	         what the services see and writes
- *	         nothing as root
+ *	         nothing as root; only stat()s the
+ *	         service programs as root first, then
+ *	         tests them with access() as the user
  *	run      binds the services' listen.* ports,   runs as that user,
  *	         then starts each service already as   binds the same way
  *	         the mail user (priv_drop in the

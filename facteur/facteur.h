@@ -11,6 +11,7 @@
 #ifndef FACTEUR_FACTEUR_H
 #define FACTEUR_FACTEUR_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "str.h"
@@ -35,6 +36,14 @@ void usage_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cmd_init(const char *root, int argc, char **argv);
 int cmd_doctor(const char *root, int argc, char **argv);
 int cmd_run(const char *root, int argc, char **argv);
+
+/* run.c, shared with doctor.c so that both apply one rule: the services
+ * `facteur run` starts (run_service(i), NULL past the last; each is taken
+ * from this program's directory: args_sibling() in lib/args.h), and
+ * whether root may run a file or directory (root's alone, not group- or
+ * other-writable) */
+const char *run_service(size_t i);
+int run_trusted(const struct stat *st);
 
 /* cert.c */
 int cert_make(const char *dir, const char *host, int dev);

@@ -99,10 +99,17 @@ struct run {
 	long long deadline, next_expire;
 };
 
-/* trusted - as root, run only what root owns and nobody else may change */
-static int trusted(const struct stat *st)
+/* run_trusted - as root, run only what root owns and nobody else may
+ * change (doctor applies the same rule) */
+int run_trusted(const struct stat *st)
 {
 	return geteuid() != 0 || (st->st_uid == 0 && !(st->st_mode & 022));
+}
+
+/* run_service - the name of service I (0, 1, ...), NULL past the last */
+const char *run_service(size_t i)
+{
+	return i < NSVC ? svc_table[i].name : NULL;
 }
 
 /* find_services - the services built beside this program */
@@ -117,7 +124,7 @@ static int find_services(struct run *ru)
 	r = args_sibling(&self, "");
 	if (r == 0)
 		str_trunc(&self, self.len - 1);
-	if (r == 0 && (stat(self.s, &st) < 0 || !trusted(&st))) {
+	if (r == 0 && (stat(self.s, &st) < 0 || !run_trusted(&st))) {
 		runlog_say(&ru->log, "not running services from %s: it is "
 			   "not root's alone", self.s);
 		goto out;
@@ -132,7 +139,7 @@ static int find_services(struct run *ru)
 			str_free(&s->path);
 			continue;
 		}
-		if (!trusted(&st)) {
+		if (!run_trusted(&st)) {
 			runlog_say(&ru->log, "not running %s: others may "
 				   "change it", s->path.s);
 			str_free(&s->path);

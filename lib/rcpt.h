@@ -14,18 +14,27 @@
  *   2. else the domain's catch-all ("*"), if the caller allows it.
  *
  * For a mailbox its forward ("f" NAME) is looked up as well.
- * rcpt_find() returns 0 (found), -ENOENT (nothing, not even a catch-all
- * record), or the errors of acct_get() (-EIO: a table file is missing).
+ * rcpt_ext_prev(local, len) is the length of the next shorter name to
+ * try, 0 when there is none (a '-' or '+' in the first byte never
+ * splits). rcpt_find() returns 0 (found), -ENOENT (nothing, not even a
+ * catch-all record; also when the domain is not in assign.cdb), -ENOMEM,
+ * or the errors of acct_get() (-EIO: a table file, assign.cdb included,
+ * is missing).
  *
  * rcpt_accepts() is the verdict of mta-smtpd at RCPT, by the same rule:
- * RCPT_OK (a mailbox that takes mail, an alias, a catch-all that is not
- * "bounce"), RCPT_NO_USER, RCPT_DISABLED (a mailbox whose delivery is off,
- * which vdeliver would refuse), or a negative error.
+ * RCPT_OK (a mailbox that takes mail, an alias, a catch-all other than
+ * "bounce" or empty: "delete" and an address are accepted), RCPT_NO_USER,
+ * RCPT_DISABLED (a mailbox whose delivery is off, which vdeliver would
+ * refuse), or a negative error. It judges the first hop only: where an
+ * alias, a forward or a catch-all leads is not followed, so vdeliver may
+ * still bounce such an address later if its destination is gone.
  *
  * The parsers turn record values into fields: rcpt_parse_user() reads
  * MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS \0 FLAGS, rcpt_parse_forward()
- * KEEP \0 DEST; an alias value is DEST \0 DEST ... as it stands. They
- * return 0 or -EILSEQ for a malformed record (-ENOMEM).
+ * KEEP \0 DEST (DEST points into the value); an alias value is
+ * DEST \0 DEST ... as it stands. They return 0, -EILSEQ for a malformed
+ * record, or (rcpt_parse_user) -ENOMEM. rcpt_free() and rcpt_user_free()
+ * release what the others filled in.
  */
 #ifndef FACTEUR_RCPT_H
 #define FACTEUR_RCPT_H

@@ -1,6 +1,10 @@
 /*
  * str - growable, binary-safe byte strings (see str.h).
- * @UNSAFE: raw buffer arithmetic lives here and nowhere else.
+ * @UNSAFE: raw buffer arithmetic (realloc, memcpy at an offset). It is
+ * not the only such file: the parsers (lib/queue.c, lib/hdrscan.c,
+ * pop3d/proto.c, mta/smtpd/, mta/remote/ ...) index their input too, with
+ * each length checked where it is read; here it is the growth of every
+ * struct str, every size sum checked before it is used.
  */
 #include "str.h"
 
@@ -63,7 +67,8 @@ int str_catc(struct str *sa, char c)
 	return str_catb(sa, &c, 1);
 }
 
-/* str_vcatf - append printf-style output */
+/* str_vcatf - append printf-style output; -EINVAL when vsnprintf cannot
+ * format it (an encoding error), which str.h's list of codes omits */
 int str_vcatf(struct str *sa, const char *fmt, va_list ap)
 {
 	va_list aq;

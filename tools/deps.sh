@@ -1,6 +1,7 @@
 #!/bin/sh
-# deps.sh [test] - make sure the Debian packages Facteur builds with (and,
-# with "test", those its tests drive: `make check`) are present. Installs
+# deps.sh [test|ci] - make sure the Debian packages Facteur builds with
+# (with "test", also those its tests drive: `make check`; with "ci", also
+# clang and libFuzzer's runtime: `make check-ci`) are present. Installs
 # them with apt-get when run as root, otherwise prints the one command to
 # run and fails, so `make` stops with an actionable message.
 set -u
@@ -22,7 +23,7 @@ need cc gcc
 need /usr/include/stdio.h libc6-dev
 need make make
 need python3 python3
-if [ "${1:-}" = test ]; then
+if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # the real peers of tests/integration (docs/testing.md): swaks and its
     # TLS and IPv6 modules, curl and fetchmail (POP3 clients), dnsmasq
     # (DNS on a high port), libfaketime (clock jumps), tinycdb's cdb, the
@@ -39,6 +40,13 @@ if [ "${1:-}" = test ]; then
     need /usr/sbin/useradd passwd
     need setpriv util-linux
     need /etc/ssl/certs/ca-certificates.crt ca-certificates
+fi
+if [ "${1:-}" = ci ]; then
+    # the second compiler of the warnings build and of `make fuzz`; its
+    # libFuzzer archive is a separate package that apt only recommends
+    need clang clang
+    rt="$(clang -print-resource-dir 2>/dev/null)"
+    need "$rt/lib/linux/libclang_rt.fuzzer-$(uname -m).a" libclang-rt-dev
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

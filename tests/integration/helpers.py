@@ -1,13 +1,44 @@
-"""helpers - what every integration test shares.
+"""helpers - what every integration test shares, written once.
 
 Ctx(bindir) gives a test the built programs and temporary roots that are
 removed afterwards. Roots live in a 0755 directory so that, when the tests
 run as root, the mail user that the programs drop to can reach them.
+
+And the four pieces that tests of mail flow need, each here and nowhere
+else:
+  ports       free_port() for a program that binds a port itself (from a
+              control file): the kernel picks it (bind to port 0), never
+              a guess; a fake server keeps its own socket (MX binds 0).
+  a fake MX   MX: a scripted SMTP server on loopback, in a thread, that
+              records every session and every message it accepted, with
+              modes for misbehaving servers (MX.MODES).
+  mta-send    Sender: the scheduler in the background on a test root, its
+              log in a file, waits on the log and on the queue, stopped
+              by its own PID (SIGTERM, or kill -9 of it or its group).
+  queue files qf_parse/read_queue_file read one as docs/queue.md describes
+              it (independent of lib/queue.c), qf_build/qf_new write one,
+              queue_files/queued list the queue.
 """
+import glob
 import os
+import re
 import shutil
+import signal
+import socket
+import ssl
+import struct
 import subprocess
 import tempfile
+import threading
+import time
+
+
+def alone(fn):
+    """mark a test that measures time (a delay, a gap, a deadline) to run
+    with no other test beside it when run.py runs tests in parallel (-j);
+    a module whose every test does so says ALONE = True instead"""
+    fn.alone = True
+    return fn
 
 
 class Ctx:
@@ -129,3 +160,460 @@ def cdb_write(path, records):
             tables += struct.pack("<II", h, p)
     with open(path, "wb") as f:
         f.write(bytes(header) + bytes(body) + bytes(tables))
+
+
+# --- ports ----
+
+def family_of(ip):
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def free_port(ip="127.0.0.1", kind=socket.SOCK_STREAM):
+    """A port the kernel picked as free on ip (bound to port 0, read,
+    released), for a program under test that binds it itself from a
+    control file (mta-smtpd, pop3d, facteur run, dnsmasq, the one port of
+    every peer of mta-remote). A fake server of the test's own keeps its
+    socket instead (MX)."""
+    with socket.socket(family_of(ip), kind) as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def free_dns_port(ip="127.0.0.1"):
+    """free_port() for dnsmasq, which listens on UDP and TCP: a port free
+    for both, or a test beside it that holds the TCP port (an MX on port
+    0) would stop it"""
+    for _ in range(100):
+        with socket.socket(family_of(ip), socket.SOCK_DGRAM) as u:
+            u.bind((ip, 0))
+            port = u.getsockname()[1]
+            with socket.socket(family_of(ip), socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((ip, port))
+                except OSError:
+                    continue
+                return port
+    raise AssertionError(f"no port free for UDP and TCP on {ip}")
+
+
+# --- a fake MX ----
+
+class MX:
+    """A scripted SMTP server on (ip, port); port 0 (the default): the
+    kernel picks it, and the socket is kept for the MX's life (.port).
+
+    mode, read at each connection (a test may change it meanwhile):
+      accept (or good)  a plain server: 250 to everything
+      tempfail          451 to every RCPT
+      greet421          421 greeting, then close
+      drop              close at once
+      silent            accept, never answer (read until the client goes)
+      trickle (or slow) the greeting a byte a second
+      bigline (or huge) a 10 MB greeting line
+      manylines         a greeting of 151 lines
+      closedata         take the whole message, close without a reply
+                        (or close_after_data)
+      noread            stop reading in DATA
+      noehlo            502 to EHLO (HELO works)
+      badtls            garbage after 220 to STARTTLS
+      mailhangup        close after refusing MAIL (see mail)
+    rcpt maps a local part to the reply to RCPT; mail maps a sender to
+    the reply to MAIL; data and final replace the replies to DATA and to
+    the end of data; ext lists EHLO keywords; tls, an ssl context, offers
+    STARTTLS.
+
+    Records: sessions, one dict a connection: cmds (command lines),
+    batches (the commands that arrived before the server answered any of
+    them), data (raw DATA bytes up to the final dot), tls. got: (MAIL FROM
+    argument, accepted recipients, data) of every message answered 2xx.
+    refused: recipients answered other than 2xx. conns: (monotonic time,
+    mode) of every connection. Lists change under .lock.
+    """
+
+    ALIASES = {"good": "accept", "slow": "trickle", "huge": "bigline",
+               "close_after_data": "closedata"}
+
+    def __init__(self, ip="127.0.0.1", port=0, mode="accept",
+                 ext=("8BITMIME",), rcpt=None, mail=None, tls=None,
+                 data="354 go ahead", final="250 2.0.0 Ok queued as X1"):
+        self.ip, self.mode = ip, mode
+        self.ext, self.rcpt, self.mail = list(ext), rcpt or {}, mail or {}
+        self.tls, self.data, self.final = tls, data, final
+        self.sessions, self.got, self.refused, self.conns = [], [], [], []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.sock = socket.socket(family_of(ip), socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.open = []
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            mode = self.mode
+            with self.lock:
+                self.conns.append((time.monotonic(), mode))
+                self.open.append(c)
+            threading.Thread(target=self.session, args=(c, mode),
+                             daemon=True).start()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+        with self.lock:
+            for c in self.open:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+
+    def session(self, c, mode):
+        s = {"cmds": [], "batches": [], "data": None, "tls": False}
+        with self.lock:
+            self.sessions.append(s)
+        c.settimeout(30)
+        try:
+            if not self.misbehave(c, self.ALIASES.get(mode, mode)):
+                self.converse(c, s, self.ALIASES.get(mode, mode))
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def drain(self, c):
+        """read until the client goes or the MX is closed"""
+        c.settimeout(0.5)
+        while not self.stop.is_set():
+            try:
+                if not c.recv(65536):
+                    return
+            except socket.timeout:
+                continue
+
+    def misbehave(self, c, m):
+        """the modes that never get to a conversation; True if handled"""
+        if m == "drop":
+            return True
+        if m == "greet421":
+            c.sendall(b"421 4.3.2 busy, try later\r\n")
+        elif m == "trickle":
+            for b in b"220 slow server at one byte a second\r\n":
+                if self.stop.wait(1):
+                    return True
+                c.sendall(bytes([b]))
+            self.drain(c)
+        elif m == "bigline":
+            c.sendall(b"220 ")
+            for _ in range(160):        # 10 MB, one line
+                c.sendall(b"x" * 65536)
+            c.sendall(b"\r\n")
+            self.drain(c)
+        elif m == "manylines":
+            c.sendall(b"220-hello\r\n" * 150 + b"220 done\r\n")
+            self.drain(c)
+        elif m == "silent":
+            self.drain(c)
+        else:
+            return False
+        return True
+
+    def ehlo(self, s):
+        ext = list(self.ext)
+        if self.tls and not s["tls"]:
+            ext.append("STARTTLS")
+        lines = ["peer"] + ext
+        return "".join(f"250{'-' if i < len(lines) - 1 else ' '}{x}\r\n"
+                       for i, x in enumerate(lines))
+
+    def rcpt_reply(self, m, line, s):
+        addr = line[8:].strip().strip("<>")
+        reply = ("451 4.3.0 try again later" if m == "tempfail" else
+                 self.rcpt.get(addr.split("@")[0], "250 2.1.5 ok"))
+        with self.lock:
+            (s["ok"] if reply.startswith("2") else self.refused).append(addr)
+        return reply + "\r\n"
+
+    def converse(self, c, s, m):
+        c.sendall(b"220 peer ESMTP\r\n")
+        buf = b""
+        while True:
+            data = c.recv(65536)
+            if not data:
+                return
+            buf += data
+            out, batch = [], []
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                line = line.rstrip(b"\r").decode("utf-8", "replace")
+                s["cmds"].append(line)
+                batch.append(line.split(" ")[0].split(":")[0].upper())
+                verb = batch[-1]
+                if verb == "EHLO" and m == "noehlo":
+                    out.append("502 5.5.1 no EHLO here\r\n")
+                elif verb in ("EHLO", "HELO"):
+                    out.append(self.ehlo(s))
+                elif verb == "STARTTLS":
+                    c.sendall("".join(out).encode() + b"220 2.0.0 go\r\n")
+                    out = []
+                    if m == "badtls":
+                        c.sendall(b"this is not TLS\r\n" * 4)
+                        return
+                    c = self.tls.wrap_socket(c, server_side=True)
+                    s["tls"] = True
+                    buf = b""
+                    break
+                elif verb == "MAIL":
+                    sender = line[10:].split(">")[0].lstrip("<")
+                    s["mail"], s["ok"] = line[10:], []
+                    out.append(self.mail.get(sender, "250 2.1.0 ok") + "\r\n")
+                    if m == "mailhangup" and sender in self.mail:
+                        c.sendall("".join(out).encode())
+                        return
+                    if sender in self.mail:
+                        s["mail_refused"] = True
+                elif verb == "RCPT" and s.get("mail_refused"):
+                    out.append("503 5.5.1 MAIL first\r\n")
+                elif verb == "DATA" and s.get("mail_refused"):
+                    out.append("503 5.5.1 no valid recipients\r\n")
+                elif verb == "RCPT":
+                    out.append(self.rcpt_reply(m, line, s))
+                elif verb == "DATA":
+                    out.append(self.data + "\r\n")
+                    c.sendall("".join(out).encode())
+                    out = []
+                    s["batches"].append(batch)
+                    batch = []
+                    if not self.data.startswith("354"):
+                        continue
+                    if m == "noread":
+                        self.stop.wait(30)
+                        return
+                    while b"\r\n.\r\n" not in b"\r\n" + buf:
+                        more = c.recv(65536)
+                        if not more:
+                            return
+                        buf += more
+                    end = (b"\r\n" + buf).index(b"\r\n.\r\n")
+                    s["data"], buf = buf[:end], buf[end + 3:]
+                    if m == "closedata":
+                        return
+                    if self.final.startswith("2"):
+                        with self.lock:
+                            self.got.append((s.get("mail"),
+                                             list(s.get("ok", [])),
+                                             s["data"]))
+                    out.append(self.final + "\r\n")
+                elif verb == "QUIT":
+                    c.sendall("".join(out).encode() + b"221 bye\r\n")
+                    return
+                elif verb in ("RSET", "NOOP"):
+                    out.append("250 ok\r\n")
+                else:
+                    out.append("502 5.5.2 what?\r\n")
+            if batch:
+                s["batches"].append(batch)
+            if out:
+                c.sendall("".join(out).encode())
+
+    def transactions(self):
+        """(MAIL FROM argument, every RCPT TO address, raw DATA) of each
+        session that got as far as its data; unlike got, recipients the
+        MX refused count too"""
+        out = []
+        for sess in self.sessions:
+            if sess["data"] is None:
+                continue
+            cmds = sess["cmds"]
+            mail = [c[10:] for c in cmds if c.upper().startswith("MAIL")]
+            rcpts = [c[8:].strip("<>") for c in cmds
+                     if c.upper().startswith("RCPT")]
+            out.append((mail[-1], rcpts, sess["data"]))
+        return out
+
+    def seqs(self):
+        """{seq: copies} of the messages answered 2xx, by their X-Seq
+        header, one copy per accepted recipient"""
+        out = {}
+        with self.lock:
+            for _, rcpts, data in self.got:
+                m = re.search(rb"^X-Seq: (\d+)\r$", data, re.M)
+                if m:
+                    k = int(m.group(1))
+                    out[k] = out.get(k, 0) + len(rcpts)
+        return out
+
+
+def peers(port, *specs):
+    """MX servers on one port (mta-remote has one remoteport for all),
+    each (ip, {MX keyword arguments})"""
+    return [MX(ip, port, **kw) for ip, kw in specs]
+
+
+def close_all(*things):
+    for x in things:
+        x.close()
+
+
+# --- mta-send ----
+
+def wait_for(what, cond, timeout, daemon=None):
+    """cond()'s first true value within timeout seconds; a daemon that
+    dies meanwhile fails the wait at once, with its log"""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        if daemon is not None:
+            assert daemon.p.poll() is None, (
+                f"mta-send died waiting for {what}:\n" + daemon.log())
+        time.sleep(0.05)
+    raise AssertionError(f"timed out ({timeout} s) waiting for {what}" +
+                         ("\n" + daemon.log()[-6000:] if daemon else ""))
+
+
+def children(pid):
+    """the PIDs of a process's children (none once it is gone)"""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+class Sender:
+    """mta-send on the test's root in the background, in its own process
+    group (so that kill -9 can take its children too), stderr (its log)
+    in a file; stopped by its own PID"""
+
+    def __init__(self, t, env=None):
+        self.t = t
+        self.logpath = os.path.join(t.tmp, f"send-{time.monotonic_ns()}.log")
+        self.logf = open(self.logpath, "wb")
+        e = dict(os.environ)
+        e.pop("FACTEUR_ROOT", None)
+        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "detect_leaks=1")
+        if env:
+            e.update(env)
+        self.p = subprocess.Popen([t.bin("mta-send"), "--root", t.root],
+                                  stdin=subprocess.DEVNULL,
+                                  stdout=self.logf, stderr=self.logf, env=e,
+                                  start_new_session=True)
+
+    def log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def count(self, pattern):
+        return len(re.findall(pattern, self.log()))
+
+    def wait_log(self, pattern, count=1, timeout=20):
+        wait_for(f"{pattern!r} x{count} in the log",
+                 lambda: self.count(pattern) >= count, timeout, self)
+
+    def wait_drained(self, timeout=20):
+        """until the queue holds no message"""
+        wait_for("an empty queue", lambda: not queue_files(self.t),
+                 timeout, self)
+
+    def children(self):
+        return children(self.p.pid)
+
+    def kill9(self, group=False):
+        if group:
+            os.killpg(self.p.pid, signal.SIGKILL)
+        else:
+            self.p.kill()
+        self.p.wait(timeout=10)
+        self.logf.close()
+        self.check_sanitizers()
+
+    def check_sanitizers(self):
+        log = self.log()
+        assert "ERROR: AddressSanitizer" not in log, log
+        assert "runtime error" not in log, log
+        assert "LeakSanitizer" not in log, log
+
+    def stop(self):
+        """SIGTERM; it must exit 0 with a clean log, which is returned"""
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+        rc = self.p.wait(timeout=30)
+        self.logf.close()
+        assert rc == 0, f"mta-send exit {rc}:\n{self.log()}"
+        self.check_sanitizers()
+        return self.log()
+
+
+# --- queue files (docs/queue.md), read and written here, independently
+# of lib/queue.c: "FQ1\n", records of a type byte and a 32-bit
+# little-endian length, then "M", a 64-bit length and the message
+
+def qf_parse(data):
+    """(records as [(type, bytes)], message bytes) of a queue file's
+    bytes; every length must match"""
+    assert data[:4] == b"FQ1\n", data[:4]
+    pos, recs = 4, []
+    while True:
+        t = data[pos:pos + 1]
+        if t == b"M":
+            (n,) = struct.unpack("<Q", data[pos + 1:pos + 9])
+            body = data[pos + 9:]
+            assert len(body) == n, (len(body), n)
+            return recs, body
+        assert t, f"no M record after {pos} bytes"
+        (n,) = struct.unpack("<I", data[pos + 1:pos + 5])
+        assert pos + 5 + n <= len(data), f"record {t!r} past the end"
+        recs.append((t.decode(), data[pos + 5:pos + 5 + n]))
+        pos += 5 + n
+
+
+def read_queue_file(path):
+    """qf_parse() of the file at path"""
+    with open(path, "rb") as f:
+        return qf_parse(f.read())
+
+
+def qf_build(recs, body):
+    """the bytes of a queue file of these records (type str or bytes,
+    value bytes) and this message"""
+    out = [b"FQ1\n"]
+    for ty, v in recs:
+        ty = ty.encode() if isinstance(ty, str) else ty
+        out.append(ty + struct.pack("<I", len(v)) + v)
+    out.append(b"M" + struct.pack("<Q", len(body)) + body)
+    return b"".join(out)
+
+
+def qf_new(sender, rcpts, body, extra=()):
+    """a new queue file: arrival time now, the sender, the recipients,
+    extra records, the message"""
+    recs = [("T", struct.pack("<Q", int(time.time() * 1e6))),
+            ("F", sender.encode())]
+    recs += [("R", r.encode()) for r in rcpts]
+    return qf_build(recs + list(extra), body)
+
+
+def queued(t):
+    """the files in queue/new, not yet taken by a scheduler"""
+    d = t.path("queue", "new")
+    return sorted(os.path.join(d, f) for f in os.listdir(d))
+
+
+def queue_files(t):
+    """every message file of the queue: new/ and msg/*/ (ID and ID.s)"""
+    out = glob.glob(t.path("queue", "new", "*"))
+    out += glob.glob(t.path("queue", "msg", "*", "*"))
+    return sorted(out)

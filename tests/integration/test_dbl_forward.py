@@ -7,8 +7,8 @@ which forwarded it again, about 50 times a second without end."""
 import re
 import time
 
-from test_remote import Peer, free_port
-from test_send import DOMAIN, Sender, inject, maildir, setup
+from helpers import MX, Sender, qf_new
+from test_send import DOMAIN, inject, maildir, setup
 
 
 def test_forwarded_double_bounce_failing_is_dropped(t):
@@ -23,9 +23,8 @@ def test_forwarded_double_bounce_failing_is_dropped_exec(t):
 def forwarded_double_bounce(t, env):
     setup(t, users=("pm",), doublebounceto=f"pm@{DOMAIN}")
     t.run("vadmin", "forward", f"pm@{DOMAIN}", "gone@far.test", check=0)
-    peer = Peer("127.0.0.2", free_port("127.0.0.2"),
-                rcpt={"gone": "550 5.1.1 no such user",
-                      "x": "550 5.1.1 no such user"})
+    peer = MX("127.0.0.2", rcpt={"gone": "550 5.1.1 no such user",
+                                 "x": "550 5.1.1 no such user"})
     try:
         with open(t.path("control", "smtproutes"), "w") as f:
             f.write("far.test:127.0.0.2\n")
@@ -59,14 +58,14 @@ def test_double_bounce_mark_refused_from_callers(t):
     sendmail (any caller) refuses it as a sender, and so does the drop/
     pickup in a file written by hand"""
     from test_entry import refused
-    from test_sendmail_user import can_switch, drop_names, fq1, put
+    from test_sendmail_user import can_switch, drop_names, put
     setup(t, users=("b",))
     p = t.run("sendmail", "-f", "#@[]", f"b@{DOMAIN}",
               input="Subject: x\n\ny\n")
     assert "kept for double bounces" in refused(p, "sendmail")
     if not can_switch():
         return
-    put(t, "dbl", fq1("#@[]", [f"b@{DOMAIN}"], b"Subject: x\n\ny\n"))
+    put(t, "dbl", qf_new("#@[]", [f"b@{DOMAIN}"], b"Subject: x\n\ny\n"))
     s = Sender(t)
     try:
         s.wait_log(r"quarantine \S+/drop/dbl: from uid \d+: "

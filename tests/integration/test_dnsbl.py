@@ -11,24 +11,19 @@ import socket
 import subprocess
 import time
 
-from test_smtpd import auth_plain, codes, inetd, queued, setup
+from helpers import free_dns_port, queued
+from test_smtpd import auth_plain, codes, inetd, setup
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 V6 = "2001:db8::1"
 V6_NAME = ".".join(reversed("20010db8" + "0" * 23 + "1")) + ".bl.test"
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def dnsmasq(t):
     """dnsmasq on a free port, written into control/resolvers; yields the
     process."""
-    port = free_udp_port()
+    port = free_dns_port()
     logpath = os.path.join(t.tmp, f"dnsmasq-{port}.log")
     log = open(logpath, "wb")
     p = subprocess.Popen([

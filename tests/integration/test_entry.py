@@ -14,9 +14,9 @@ import shutil
 import stat
 import time
 
-from test_queue import queued, read_queue_file
-from test_send import DOMAIN, Sender, maildir, own, setup, wait_files
-from test_sendmail_user import (can_switch, drop_names, fq1, put,
+from helpers import MX, Sender, qf_new, queued, read_queue_file, wait_for
+from test_send import DOMAIN, maildir, own, setup, wait_files
+from test_sendmail_user import (can_switch, drop_names, put,
                                 user_sendmail)
 from test_smtpd import codes, inetd
 
@@ -141,13 +141,14 @@ def test_drop_files_past_the_limits_are_refused(t):
         f.write("x.test:127.0.0.1:1\n")
     many = [f"r{i}@x.test" for i in range(1001)]
     body = b"Subject: d\n\nx\n"
-    put(t, "many", fq1(f"s@{DOMAIN}", many, body))
-    put(t, "thousand", fq1(f"s@{DOMAIN}", many[:1000], body))
+    put(t, "many", qf_new(f"s@{DOMAIN}", many, body))
+    put(t, "thousand", qf_new(f"s@{DOMAIN}", many[:1000], body))
     want = {"many": "more recipients than the limit"}
     for i, bad in enumerate(BAD):
         addr = bad if "@" in bad else bad + "@x.test"
-        put(t, f"rcpt{i}", fq1(f"s@{DOMAIN}", [f"b@{DOMAIN}", addr], body))
-        put(t, f"sender{i}", fq1(addr, [f"b@{DOMAIN}"], body))
+        put(t, f"rcpt{i}",
+            qf_new(f"s@{DOMAIN}", [f"b@{DOMAIN}", addr], body))
+        put(t, f"sender{i}", qf_new(addr, [f"b@{DOMAIN}"], body))
         want[f"rcpt{i}"] = "an invalid recipient address"
         want[f"sender{i}"] = "an invalid sender address"
     s = Sender(t)
@@ -171,7 +172,7 @@ def plant(t, name, sender, rcpts, body=b"Subject: q\n\nplanted\n"):
     """a queue file in queue/new/ named as lib/queue.c names it"""
     tmp = t.path("queue", "tmp", name)
     with open(tmp, "wb") as f:
-        f.write(fq1(sender, rcpts, body))
+        f.write(qf_new(sender, rcpts, body))
     ino = os.stat(tmp).st_ino
     dst = t.path("queue", "new", "%x.%x" % (int(time.time() * 1e6), ino))
     os.rename(tmp, dst)
@@ -204,21 +205,10 @@ def evil_root(t, name, parts=("control",)):
     return d
 
 
-def wait_for(what, cond, timeout, s):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        assert s.p.poll() is None, "mta-send died:\n" + s.log()
-        time.sleep(0.05)
-    raise AssertionError(f"no {what} after {timeout} s:\n" + s.log())
-
-
 def test_queued_option_like_addresses_do_not_pick_the_root_remote(t):
-    from test_remote import Peer, free_port
     setup(t)
-    sink = Peer("127.0.0.2", free_port("127.0.0.2"))
-    evil = Peer("127.0.0.2", free_port("127.0.0.2"))
+    sink = MX("127.0.0.2")
+    evil = MX("127.0.0.2")
     try:
         with open(t.path("control", "smtproutes"), "w") as f:
             f.write("remote.test:127.0.0.2\n")
@@ -236,12 +226,12 @@ def test_queued_option_like_addresses_do_not_pick_the_root_remote(t):
         s = Sender(t)
         try:
             wait_for("two transactions (or one at the wrong listener)",
-                     lambda: len(transactions(sink)) >= 2 or
+                     lambda: len(sink.transactions()) >= 2 or
                      evil.sessions, 30, s)
             log = s.log()
         finally:
             s.stop()
-        got = sorted((m, sorted(r)) for m, r, _ in transactions(sink))
+        got = sorted((m, sorted(r)) for m, r, _ in sink.transactions())
     finally:
         sink.close()
         evil.close()
@@ -249,11 +239,6 @@ def test_queued_option_like_addresses_do_not_pick_the_root_remote(t):
     assert evil.sessions == [], (evil.sessions, log)
     assert got == sorted([(f"<a@{DOMAIN}>", sorted(["v@remote.test", bad])),
                           (f"<{bad}>", ["w@remote.test"])]), (got, log)
-
-
-def transactions(peer):
-    from test_send import transactions as tr
-    return tr(peer)
 
 
 def test_queued_option_like_sender_does_not_pick_the_root_local(t):
@@ -360,7 +345,9 @@ def test_audit_sizes_refused_and_pickup_goes_on(t):
     refusal = time.monotonic() - t0
     assert "too many recipients" in err, err
     assert drop_names(t) == []
-    put(t, "huge", fq1_many(f"s@{DOMAIN}", 150000, b"Subject: h\n\nx\n"))
+    put(t, "huge", qf_new(f"s@{DOMAIN}",
+                          [f"r{i}@x{i}.test" for i in range(150000)],
+                          b"Subject: h\n\nx\n"))
     s = Sender(t)
     try:
         s.wait_log(r"queue check done: ")
@@ -376,16 +363,3 @@ def test_audit_sizes_refused_and_pickup_goes_on(t):
           f"sendmail, beside a drop file of 150,000 recipients "
           f"(44,824 refused by sendmail in {refusal:.2f} s)")
     assert queued(t) == []
-
-
-def fq1_many(sender, n, body):
-    """fq1() of n recipients r<i>@x<i>.test, joined once (fq1 appends)"""
-    import struct
-
-    def rec(ty, v):
-        return ty + struct.pack("<I", len(v)) + v
-    parts = [b"FQ1\n", rec(b"T", struct.pack("<Q", int(time.time() * 1e6))),
-             rec(b"F", sender.encode())]
-    parts += [rec(b"R", f"r{i}@x{i}.test".encode()) for i in range(n)]
-    parts.append(b"M" + struct.pack("<Q", len(body)) + body)
-    return b"".join(parts)

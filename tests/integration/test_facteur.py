@@ -19,6 +19,8 @@ import stat
 import subprocess
 import time
 
+from helpers import free_port
+
 AS_ROOT = os.geteuid() == 0
 
 DIRS = {
@@ -37,8 +39,8 @@ CONTROL_FILES = {
     "listen.pop3s", "relayrules", "mailuser", "assign.cdb", "rcpthosts.cdb",
     "relayrules.cdb",
 }
-CHECKS = ["layout", "database", "control", "tls", "mailuser", "cdbs",
-          "pending", "log"]
+CHECKS = ["layout", "database", "control", "tls", "mailuser", "services",
+          "cdbs", "pending", "log"]
 
 
 def mode(path):
@@ -264,6 +266,46 @@ def test_doctor_missing_pieces(ctx):
     assert lines["tls"].startswith("FAIL tls: ")
 
 
+def test_doctor_services_the_mail_user_cannot_execute(ctx):
+    """facteur run starts its services from its own directory as the
+    mail user; doctor must say beforehand which one could not start and
+    how to fix it: programs under a 0700 directory of root's, then a
+    program without x bits. The good layout has no such finding."""
+    if os.geteuid() != 0:
+        print("SKIP: needs root (the services run as another user)")
+        return
+    ctx.init()
+    p = ctx.run("facteur", "doctor", check=0)
+    assert doctor_lines(p)["services"] == "ok services", p.out
+    closed = os.path.join(ctx.tmp, "closed")
+    os.mkdir(closed, 0o700)
+    bindir = os.path.join(closed, "bin")
+    shutil.copytree(ctx.bindir, bindir, symlinks=True)
+    real = ctx.bindir
+    ctx.bindir = bindir
+    try:
+        p = ctx.run("facteur", "doctor", check=1)
+        line = doctor_lines(p)["services"]
+        assert line.startswith("FAIL services: "), p.out
+        for prog in ("mta-smtpd", "mta-send", "pop3d"):
+            assert (f"cannot execute {bindir}/{prog} as facteur: "
+                    "Permission denied") in line, line
+        assert f"run chmod o+x {closed}" in line, line
+        # the fix it names is enough
+        os.chmod(closed, 0o711)
+        os.chmod(os.path.join(bindir, "mta-send"), 0o600)
+        p = ctx.run("facteur", "doctor", check=1)
+        line = doctor_lines(p)["services"]
+        assert "mta-smtpd" not in line and "pop3d" not in line, line
+        assert (f"cannot execute {bindir}/mta-send as facteur: Permission "
+                f"denied; run chmod 755 {bindir}/mta-send") in line, line
+        os.chmod(os.path.join(bindir, "mta-send"), 0o755)
+        p = ctx.run("facteur", "doctor", check=0)
+        assert doctor_lines(p)["services"] == "ok services", p.out
+    finally:
+        ctx.bindir = real
+
+
 def test_doctor_pending(ctx):
     import sqlite3
     ctx.init()
@@ -315,12 +357,6 @@ def log(ctx):
         return read(ctx.path("log/current"))
     except FileNotFoundError:
         return ""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def free_listen(ctx, off=()):

@@ -15,13 +15,13 @@ import os
 import re
 import smtplib
 import socket
-import struct
 import time
 
-from test_remote import Dns, close_all, free_port, peers, remote
+from helpers import (Sender, close_all, free_port, peers, qf_build, qf_new,
+                     qf_parse, queue_files)
+from test_remote import Dns, remote
 from test_remote import setup as remote_setup
-from test_send import (DOMAIN, Sender, inject, maildir, queue_files, read,
-                       setup, wait_empty_queue, wait_files)
+from test_send import DOMAIN, inject, maildir, read, setup, wait_files
 from test_smtpd import Server, codes, inetd
 
 LOOP = re.compile(r"loop: .* is this host \(#5\.4\.6\)")
@@ -75,7 +75,7 @@ def test_loop_bounce_to_own_literal_stops(t):
         # x@[IPv6:::ffff:127.0.0.1] fails as a loop in mta-remote, and
         # that failure of a bounce goes to doublebounceto, once
         wait_files(t, "pm", 1, timeout=30)
-        wait_empty_queue(t, s, timeout=30)
+        s.wait_drained(timeout=30)
         time.sleep(1)           # a loop would go on queueing meanwhile
         assert queue_files(t) == []
     finally:
@@ -303,16 +303,11 @@ def test_loop_sendmail_hop_limit(t):
 def add_hop(path):
     """one more Received: line under the top one of a queue file, in place
     (same inode, so the file keeps its id)"""
-    data = read(path)
-    pos = 4
-    while data[pos:pos + 1] != b"M":
-        (n,) = struct.unpack("<I", data[pos + 1:pos + 5])
-        pos += 5 + n
-    msg = data[pos + 9:]
+    recs, msg = qf_parse(read(path))
     first = msg.index(b"\nReceived: ") + 1      # after our own line
     msg = msg[:first] + b"Received: from one.more.example\n" + msg[first:]
     with open(path, "r+b") as f:
-        f.write(data[:pos] + b"M" + struct.pack("<Q", len(msg)) + msg)
+        f.write(qf_build(recs, msg))
 
 
 def test_loop_queue_file_fails_at_once(t):
@@ -329,7 +324,7 @@ def test_loop_queue_file_fails_at_once(t):
     try:
         bounce = wait_files(t, "a", 1)
         got = wait_files(t, "bob", 1)
-        wait_empty_queue(t, s)
+        s.wait_drained()
     finally:
         log = s.stop()
     # the looping one went nowhere, not even to a delivery program
@@ -346,17 +341,17 @@ def test_loop_queue_file_fails_at_once(t):
 
 
 def test_loop_drop_file_fails_at_once(t):
-    from test_sendmail_user import can_switch, fq1, put
+    from test_sendmail_user import can_switch, put
     if not can_switch():
         return
     setup(t, users=("a", "bob"))
     # written by hand past sendmail: the pickup adds its own line on top
-    put(t, "65534.1.2.3.beef", fq1(f"a@{DOMAIN}", [f"bob@{DOMAIN}"],
-                                   received(101) + b"Subject: x\n\nb\n"))
+    put(t, "65534.1.2.3.beef", qf_new(f"a@{DOMAIN}", [f"bob@{DOMAIN}"],
+                                      received(101) + b"Subject: x\n\nb\n"))
     s = Sender(t)
     try:
         bounce = wait_files(t, "a", 1)
-        wait_empty_queue(t, s)
+        s.wait_drained()
     finally:
         log = s.stop()
     assert maildir(t, "bob") == []

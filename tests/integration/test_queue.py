@@ -1,35 +1,14 @@
 """test_queue - mta-inject and mta-qstat through a temporary root.
 
-The queue file format is checked with a reader written here from
-docs/queue.md, independent of lib/queue.c.
+The queue file format is checked with helpers.read_queue_file, a reader
+written from docs/queue.md, independent of lib/queue.c.
 """
 import os
 import signal
-import struct
 import subprocess
 import time
 
-
-def read_queue_file(path):
-    """Parse a queue file: (records as [(type, bytes)], message bytes)."""
-    data = open(path, "rb").read()
-    assert data[:4] == b"FQ1\n", data[:4]
-    pos, recs = 4, []
-    while True:
-        t = data[pos:pos + 1]
-        if t == b"M":
-            (n,) = struct.unpack("<Q", data[pos + 1:pos + 9])
-            body = data[pos + 9:]
-            assert len(body) == n, (len(body), n)
-            return recs, body
-        (n,) = struct.unpack("<I", data[pos + 1:pos + 5])
-        recs.append((t.decode(), data[pos + 5:pos + 5 + n]))
-        pos += 5 + n
-
-
-def queued(t):
-    d = t.path("queue", "new")
-    return sorted(os.path.join(d, f) for f in os.listdir(d))
+from helpers import queued, read_queue_file
 
 
 def test_inject_and_qstat(t):

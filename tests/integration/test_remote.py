@@ -1,6 +1,6 @@
 """test_remote - mta-remote against real peers on loopback.
 
-Peers are scripted SMTP servers (socket + a thread each) on 127.0.0.2 ...
+Peers are scripted SMTP servers (helpers.MX) on 127.0.0.2 ...
 127.0.0.9, all on one free high port written into control/remoteport, and
 dnsmasq on 127.0.0.1 (a free high port, written into control/resolvers)
 serving the MX and address records; dnsmasq serves the null MX (`0 .`) as a
@@ -12,8 +12,9 @@ import socket
 import ssl
 import struct
 import subprocess
-import threading
 import time
+
+from helpers import MX, close_all, free_dns_port, free_port, peers
 
 BODY = (b"From: a@example.org\nSubject: test\n\n.leading dot\n..two dots\n"
         b"\xc3\xa9t\xc3\xa9 8-bit\n.\nlast line")
@@ -22,195 +23,11 @@ WIRE = (b"From: a@example.org\r\nSubject: test\r\n\r\n..leading dot\r\n"
         b"...two dots\r\n\xc3\xa9t\xc3\xa9 8-bit\r\n..\r\nlast line\r\n")
 
 
-def free_port(ip="127.0.0.2", kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind((ip, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Peer:
-    """A scripted SMTP server on (ip, port).
-
-    mode: accept (default), greet421, drop, silent, trickle, bigline,
-    manylines, closedata, noread, noehlo, badtls, mailhangup (close
-    after refusing MAIL). rcpt maps a local part
-    to a reply for RCPT; mail maps a sender to a reply for MAIL; data and
-    final replace the replies to DATA and to the end of data. ext lists
-    EHLO keywords.
-    Each session is a dict: cmds (command lines), batches (the commands
-    that arrived before the server answered any of them), data (raw DATA
-    bytes up to the final dot), tls.
-    """
-
-    def __init__(self, ip, port, mode="accept", ext=("8BITMIME",), rcpt=None,
-                 mail=None, tls=None, data="354 go ahead",
-                 final="250 2.0.0 Ok queued as X1"):
-        self.ip, self.port, self.mode = ip, port, mode
-        self.ext, self.rcpt, self.mail = list(ext), rcpt or {}, mail or {}
-        self.tls, self.data, self.final = tls, data, final
-        self.sessions = []
-        self.stop = threading.Event()
-        fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        self.sock = socket.socket(fam, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((ip, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.conns = []
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
-
-    def loop(self):
-        while not self.stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            self.conns.append(c)
-            threading.Thread(target=self.session, args=(c,),
-                             daemon=True).start()
-
-    def close(self):
-        self.stop.set()
-        self.thread.join()
-        self.sock.close()
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
-
-    def session(self, c):
-        s = {"cmds": [], "batches": [], "data": None, "tls": False}
-        self.sessions.append(s)
-        c.settimeout(30)
-        try:
-            self.converse(c, s)
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            try:
-                c.close()
-            except OSError:
-                pass
-
-    def converse(self, c, s):
-        m = self.mode
-        if m == "drop":
-            return
-        if m == "silent":
-            self.stop.wait(30)
-            return
-        if m == "trickle":
-            for b in b"220 slow server\r\n":
-                if self.stop.wait(1):
-                    return
-                c.sendall(bytes([b]))
-            self.stop.wait(30)
-            return
-        if m == "bigline":
-            chunk = b"x" * 65536
-            c.sendall(b"220-")
-            for _ in range(160):        # 10 MB, no line end
-                c.sendall(chunk)
-            return
-        if m == "manylines":
-            c.sendall(b"220-hello\r\n" * 150 + b"220 done\r\n")
-            self.stop.wait(30)
-            return
-        if m == "greet421":
-            c.sendall(b"421 4.3.2 busy, try later\r\n")
-            return
-        c.sendall(b"220 peer ESMTP\r\n")
-        buf = b""
-        while True:
-            data = c.recv(65536)
-            if not data:
-                return
-            buf += data
-            out, batch = [], []
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                line = line.rstrip(b"\r").decode("utf-8", "replace")
-                s["cmds"].append(line)
-                batch.append(line.split(" ")[0].split(":")[0].upper())
-                verb = batch[-1]
-                if verb == "EHLO" and m == "noehlo":
-                    out.append("502 5.5.1 no EHLO here\r\n")
-                elif verb in ("EHLO", "HELO"):
-                    ext = list(self.ext)
-                    if self.tls and not s["tls"]:
-                        ext.append("STARTTLS")
-                    lines = ["peer"] + ext
-                    out.append("".join(
-                        f"250{'-' if i < len(lines) - 1 else ' '}{x}\r\n"
-                        for i, x in enumerate(lines)))
-                elif verb == "STARTTLS":
-                    c.sendall("".join(out).encode() + b"220 2.0.0 go\r\n")
-                    out = []
-                    if m == "badtls":
-                        c.sendall(b"this is not TLS\r\n" * 4)
-                        return
-                    c = self.tls.wrap_socket(c, server_side=True)
-                    s["tls"] = True
-                    buf = b""
-                    break
-                elif verb == "MAIL":
-                    sender = line[10:].split(">")[0].lstrip("<")
-                    out.append(self.mail.get(sender, "250 2.1.0 ok") + "\r\n")
-                    if m == "mailhangup" and sender in self.mail:
-                        c.sendall("".join(out).encode())
-                        return
-                    if sender in self.mail:
-                        s["mail_refused"] = True
-                elif verb == "RCPT" and s.get("mail_refused"):
-                    out.append("503 5.5.1 MAIL first\r\n")
-                elif verb == "DATA" and s.get("mail_refused"):
-                    out.append("503 5.5.1 no valid recipients\r\n")
-                elif verb == "RCPT":
-                    local = line[8:].split("@")[0].lstrip("<")
-                    out.append(self.rcpt.get(local, "250 2.1.5 ok") + "\r\n")
-                elif verb == "DATA":
-                    out.append(self.data + "\r\n")
-                    c.sendall("".join(out).encode())
-                    out = []
-                    s["batches"].append(batch)
-                    batch = []
-                    if not self.data.startswith("354"):
-                        continue
-                    if m == "noread":
-                        self.stop.wait(30)
-                        return
-                    while b"\r\n.\r\n" not in b"\r\n" + buf:
-                        more = c.recv(65536)
-                        if not more:
-                            return
-                        buf += more
-                    end = (b"\r\n" + buf).index(b"\r\n.\r\n")
-                    s["data"], buf = buf[:end], buf[end + 3:]
-                    if m == "closedata":
-                        return
-                    out.append(self.final + "\r\n")
-                elif verb == "QUIT":
-                    c.sendall("".join(out).encode() + b"221 bye\r\n")
-                    return
-                elif verb == "RSET":
-                    out.append("250 ok\r\n")
-                else:
-                    out.append("502 5.5.2 what?\r\n")
-            if batch:
-                s["batches"].append(batch)
-            if out:
-                c.sendall("".join(out).encode())
-
-
 class Dns:
     """dnsmasq on 127.0.0.1:port answering only from its arguments."""
 
     def __init__(self, t, *records):
-        self.port = free_port("127.0.0.1", socket.SOCK_DGRAM)
+        self.port = free_dns_port("127.0.0.1")
         self.p = subprocess.Popen(
             ["/usr/sbin/dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts",
              f"--port={self.port}", "--listen-address=127.0.0.1",
@@ -244,7 +61,7 @@ class Dns:
 
 def setup(t, timeout=10, **controls):
     t.init()
-    port = free_port()
+    port = free_port("127.0.0.2")
     ctl = {"me": "relay.facteur.test", "remoteport": str(port),
            "timeoutremote": str(timeout), "timeoutconnect": "2"}
     ctl.update(controls)
@@ -270,18 +87,6 @@ def remote(t, domain, sender, *rcpts, body=BODY, timeout=60):
         assert k in "DFT" and len(text) <= 500, p.out
         assert all(32 <= ord(ch) < 127 for ch in text), p.out
     return res, p.err, dt
-
-
-def peers(port, *specs):
-    out = []
-    for ip, kw in specs:
-        out.append(Peer(ip, port, **kw))
-    return out
-
-
-def close_all(*things):
-    for x in things:
-        x.close()
 
 
 def test_remote_mx_preference_and_content(t):
@@ -426,10 +231,10 @@ def test_remote_mx_is_this_host(t):
 
 def test_remote_smtproutes(t):
     port = setup(t)
-    port2 = free_port("127.0.0.5")
     p2, p3, p4 = peers(port, ("127.0.0.2", {}), ("127.0.0.3", {}),
                        ("127.0.0.4", {}))
-    p5 = Peer("127.0.0.5", port2)
+    p5 = MX("127.0.0.5")      # a port of its own: the route names it
+    port2 = p5.port
     # no resolver answers: smtproutes with addresses needs no DNS
     with open(t.path("control", "resolvers"), "w") as f:
         f.write(f"127.0.0.1:{free_port('127.0.0.1', socket.SOCK_DGRAM)}\n")
@@ -701,13 +506,10 @@ def test_remote_ipv6_resolver_and_host(t):
     smarthost, an [IPv6] route. Without ::1 on this machine: nothing to
     test."""
     if not have_ipv6():
-        print("note: no ::1 here, IPv6 not tested")
+        print("SKIP: no ::1 here, IPv6 not tested")
         return
     port = setup(t)
-    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    s.bind(("::1", 0))
-    dport = s.getsockname()[1]
-    s.close()
+    dport = free_dns_port("::1")
     dns = subprocess.Popen(
         ["/usr/sbin/dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts",
          f"--port={dport}", "--listen-address=::1", "--bind-interfaces",
@@ -718,7 +520,7 @@ def test_remote_ipv6_resolver_and_host(t):
         f.write(f"[::1]:{dport}\n")
     with open(t.path("control", "smtproutes"), "w") as f:
         f.write("name.test:six.v6.test\nlit.test:[::1]\n")
-    p = Peer("::1", port)
+    p = MX("::1", port)
     try:
         time.sleep(0.3)
         for dom in ("name.test", "lit.test"):

@@ -6,8 +6,9 @@ import glob
 import os
 import re
 import signal
-import subprocess
 import time
+
+from helpers import MX, Sender
 
 DOMAIN = "example.test"
 
@@ -21,46 +22,6 @@ def setup(t, users=("a", "b", "c"), **control):
     for k, v in control.items():
         with open(t.path("control", k), "w") as f:
             f.write(f"{v}\n")
-
-
-class Sender:
-    """mta-send running in the background, its log in a file"""
-
-    def __init__(self, t, env=None):
-        self.t = t
-        self.logpath = os.path.join(t.tmp, f"send-{time.monotonic_ns()}.log")
-        self.logf = open(self.logpath, "wb")
-        e = dict(os.environ)
-        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "detect_leaks=1")
-        if env:
-            e.update(env)
-        self.p = subprocess.Popen([t.bin("mta-send"), "--root", t.root],
-                                  stdin=subprocess.DEVNULL,
-                                  stdout=self.logf, stderr=self.logf, env=e)
-
-    def log(self):
-        with open(self.logpath, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def wait_log(self, pattern, timeout=20, count=1):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if len(re.findall(pattern, self.log())) >= count:
-                return
-            assert self.p.poll() is None, "mta-send died:\n" + self.log()
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} x{count} in the log:\n"
-                             + self.log())
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        rc = self.p.wait(timeout=30)
-        self.logf.close()
-        assert rc == 0, f"mta-send exit {rc}:\n{self.log()}"
-        assert "ERROR: AddressSanitizer" not in self.log(), self.log()
-        assert "runtime error" not in self.log(), self.log()
-        return self.log()
 
 
 def inject(t, sender, *rcpts, body=b"Subject: test\n\nhello\n"):
@@ -80,21 +41,6 @@ def wait_files(t, user, n, timeout=20):
             return maildir(t, user)
         time.sleep(0.05)
     raise AssertionError(f"{user}: {len(maildir(t, user))} files, want {n}")
-
-
-def queue_files(t):
-    out = glob.glob(t.path("queue", "new", "*"))
-    out += glob.glob(t.path("queue", "msg", "*", "*"))
-    return sorted(out)
-
-
-def wait_empty_queue(t, s, timeout=20):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if not queue_files(t):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"queue not empty: {queue_files(t)}\n{s.log()}")
 
 
 def own(t, path):
@@ -127,7 +73,7 @@ def test_local_delivery_log_lines_and_bounce(t):
         wait_files(t, "a", 1)
         wait_files(t, "b", 1)
         bounce = wait_files(t, "c", 1)
-        wait_empty_queue(t, s)
+        s.wait_drained()
     finally:
         log = s.stop()
     ids = re.findall(r"new msg ([0-9a-f]+\.[0-9a-f]+)", log)
@@ -167,7 +113,7 @@ def test_double_bounce_and_dropped_triple(t):
         # a bounce (sender <>) that fails goes to doublebounceto
         inject(t, "", f"nobody@{DOMAIN}")
         files = wait_files(t, "pm", 1)
-        wait_empty_queue(t, s)
+        s.wait_drained()
         b = read(files[0])
         assert b"Final-Recipient: rfc822; nobody@example.test" in b
         # a double bounce that fails is dropped, not bounced again
@@ -177,7 +123,7 @@ def test_double_bounce_and_dropped_triple(t):
         s.wait_log("control files read again")
         inject(t, "", f"nobody2@{DOMAIN}")
         s.wait_log(r"a double bounce failed; dropped")
-        wait_empty_queue(t, s)
+        s.wait_drained()
     finally:
         log = s.stop()
     assert len(maildir(t, "pm")) == 1
@@ -213,7 +159,7 @@ def test_retry_after_temporary_failure(t):
         assert "messages in queue: 1\n" in stat, stat
         t.run("vadmin", "setquota", f"a@{DOMAIN}", "NOQUOTA", check=0)
         wait_files(t, "a", 1)
-        wait_empty_queue(t, s)
+        s.wait_drained()
     finally:
         log = s.stop()
     assert len(maildir(t, "b")) == 1              # never twice
@@ -229,7 +175,7 @@ def test_queuelifetime_gives_up_and_bounces(t):
         inject(t, f"c@{DOMAIN}", f"a@{DOMAIN}",
                body=b"Subject: big\n\n" + b"x" * 5000 + b"\n")
         bounce = wait_files(t, "c", 1, timeout=30)
-        wait_empty_queue(t, s)
+        s.wait_drained()
     finally:
         log = s.stop()
     b = read(bounce[0])
@@ -256,7 +202,7 @@ def test_restart_never_repeats_a_done_recipient(t):
     try:
         s.wait_log(r"queue check done: 1 message queued")
         wait_files(t, "a", 1)
-        wait_empty_queue(t, s)
+        s.wait_drained()
     finally:
         log = s.stop()
     assert len(maildir(t, "b")) == 1
@@ -346,25 +292,9 @@ def test_check_and_repair(t):
         s.stop()
 
 
-def transactions(peer):
-    """(MAIL FROM argument, RCPT TO addresses, raw DATA) of each session
-    of a test_remote.Peer that got as far as its data"""
-    out = []
-    for sess in peer.sessions:
-        if sess["data"] is None:
-            continue
-        mail = [c[10:] for c in sess["cmds"] if c.upper().startswith("MAIL")]
-        rcpts = [c[8:].strip("<>") for c in sess["cmds"]
-                 if c.upper().startswith("RCPT")]
-        out.append((mail[-1], rcpts, sess["data"]))
-    return out
-
-
 def test_remote_delivery_one_transaction_and_bounce(t):
-    from test_remote import Peer, free_port
     setup(t)
-    sink = Peer("127.0.0.2", free_port("127.0.0.2"),
-                rcpt={"nope": "550 5.1.1 no such user here"})
+    sink = MX("127.0.0.2", rcpt={"nope": "550 5.1.1 no such user here"})
     try:
         with open(t.path("control", "smtproutes"), "w") as f:
             f.write("remote.test:127.0.0.2\n")
@@ -377,12 +307,12 @@ def test_remote_delivery_one_transaction_and_bounce(t):
                    body=b"Subject: out\n\n.dot line\nend\n")
             wait_files(t, "a", 1)
             bounce = wait_files(t, "c", 1)
-            wait_empty_queue(t, s)
+            s.wait_drained()
         finally:
             log = s.stop()
     finally:
         sink.close()
-    got = transactions(sink)
+    got = sink.transactions()
     assert len(got) == 1, got                  # one transaction
     mail, rcpts, data = got[0]
     assert mail == f"<c@{DOMAIN}>", mail
@@ -413,7 +343,7 @@ def test_sigalrm_retries_everything_now(t):
         assert maildir(t, "a") == []                 # not before its time
         s.p.send_signal(signal.SIGALRM)
         wait_files(t, "a", 1, timeout=5)
-        wait_empty_queue(t, s)
+        s.wait_drained()
     finally:
         log = s.stop()
     assert "every waiting message is due now" in log
@@ -421,9 +351,9 @@ def test_sigalrm_retries_everything_now(t):
 
 def test_remote_by_mx_from_dnsmasq_and_null_mx_bounce(t):
     """mta-send -> mta-remote -> MX from a real DNS server (dnsmasq)"""
-    from test_remote import Dns, Peer, free_port
+    from test_remote import Dns
     setup(t)
-    sink = Peer("127.0.0.3", free_port("127.0.0.3"))
+    sink = MX("127.0.0.3")
     with open(t.path("control", "remoteport"), "w") as f:
         f.write(f"{sink.port}\n")
     dns = Dns(t, "--mx-host=mx.test,mail.mx.test,10",
@@ -434,13 +364,13 @@ def test_remote_by_mx_from_dnsmasq_and_null_mx_bounce(t):
         try:
             inject(t, f"c@{DOMAIN}", "r@mx.test", "n@null.test")
             bounce = wait_files(t, "c", 1)
-            wait_empty_queue(t, s)
+            s.wait_drained()
         finally:
             log = s.stop()
     finally:
         sink.close()
         dns.close()
-    got = transactions(sink)
+    got = sink.transactions()
     assert [(m, r) for m, r, _ in got] == [(f"<c@{DOMAIN}>",
                                             ["r@mx.test"])], got
     assert re.search(r"delivery \d+: success: 127\.0\.0\.3_accepted", log)

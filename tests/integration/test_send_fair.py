@@ -7,11 +7,11 @@ moment (the grouping by domain used to be quadratic)."""
 import datetime
 import os
 import re
-import struct
 import time
 
-from test_send import DOMAIN, Sender, maildir, setup
-from test_send_faults import MX, mailuser
+from helpers import MX, Sender, alone, qf_new
+from test_send import DOMAIN, maildir, setup
+from test_send_faults import mailuser
 from test_sendmail_user import can_switch, user_sendmail
 
 BIG = 40            # messages: over the old 20,000 waiting jobs, and
@@ -88,18 +88,6 @@ def test_big_sender_does_not_delay_local_mail(t):
         s.stop()
 
 
-def fq1(sender, rcpts, body):
-    """a queue file as docs/queue.md describes it; built with one join,
-    as 45,000 appends to bytes take seconds"""
-    def rec(ty, v):
-        return ty + struct.pack("<I", len(v)) + v
-    out = [b"FQ1\n", rec(b"T", struct.pack("<Q", int(time.time() * 1e6))),
-           rec(b"F", sender.encode())]
-    out += [rec(b"R", r.encode()) for r in rcpts]
-    out.append(b"M" + struct.pack("<Q", len(body)) + body)
-    return b"".join(out)
-
-
 def stamp(log, pattern):
     """the time of the first log line matching pattern"""
     m = re.search(r"^(\S+)Z mta-send\[\d+\]: " + pattern, log, re.M)
@@ -113,7 +101,7 @@ def plant(t, rcpts):
     body = b"Subject: huge\n\nhello\n"
     tmp = t.path("queue", "tmp", "plant")
     with open(tmp, "wb") as f:
-        f.write(fq1("root@" + DOMAIN, rcpts, body))
+        f.write(qf_new("root@" + DOMAIN, rcpts, body))
         f.flush()
         os.fsync(f.fileno())
     ino = os.stat(tmp).st_ino
@@ -125,6 +113,7 @@ def plant(t, rcpts):
     return name
 
 
+@alone
 def test_45000_domains_cut_into_jobs_quickly(t):
     setup(t)
     mx = MX("127.0.0.2", mode="silent")

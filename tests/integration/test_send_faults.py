@@ -14,11 +14,13 @@ import os
 import pwd
 import re
 import signal
-import socket
 import struct
 import subprocess
 import threading
 import time
+
+from helpers import (MX, Sender, qf_build, qf_parse, queue_files,
+                     wait_for)
 
 AS_ROOT = os.geteuid() == 0
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
@@ -91,87 +93,7 @@ def seqs_in(files):
     return out
 
 
-def queue_files(t):
-    out = glob.glob(t.path("queue", "new", "*"))
-    out += glob.glob(t.path("queue", "msg", "*", "*"))
-    return sorted(out)
-
-
-def wait_for(what, cond, timeout, daemon=None):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        if daemon is not None:
-            assert daemon.p.poll() is None, (
-                f"mta-send died waiting for {what}:\n" + daemon.log())
-        time.sleep(0.05)
-    raise AssertionError(f"timed out ({timeout} s) waiting for {what}" +
-                         ("\n" + daemon.log()[-6000:] if daemon else ""))
-
-
-# --- mta-send as a daemon ----
-
-class Daemon:
-    """mta-send in its own process group (so that kill -9 can take its
-    children too), stderr (its log) in a file"""
-
-    def __init__(self, t, env=None):
-        self.t = t
-        self.logpath = os.path.join(t.tmp, f"send-{time.monotonic_ns()}.log")
-        self.logf = open(self.logpath, "wb")
-        e = dict(os.environ)
-        e.pop("FACTEUR_ROOT", None)
-        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "detect_leaks=1")
-        if env:
-            e.update(env)
-        self.p = subprocess.Popen([t.bin("mta-send"), "--root", t.root],
-                                  stdin=subprocess.DEVNULL,
-                                  stdout=self.logf, stderr=self.logf, env=e,
-                                  start_new_session=True)
-
-    def log(self):
-        return read(self.logpath).decode(errors="replace")
-
-    def count(self, pattern):
-        return len(re.findall(pattern, self.log()))
-
-    def wait_log(self, pattern, count=1, timeout=20):
-        wait_for(f"{pattern!r} x{count}",
-                 lambda: self.count(pattern) >= count, timeout, self)
-
-    def children(self):
-        try:
-            with open(f"/proc/{self.p.pid}/task/{self.p.pid}/children") as f:
-                return [int(x) for x in f.read().split()]
-        except OSError:
-            return []
-
-    def kill9(self, group=False):
-        if group:
-            os.killpg(self.p.pid, signal.SIGKILL)
-        else:
-            self.p.kill()
-        self.p.wait(timeout=10)
-        self.logf.close()
-        self.check_sanitizers()
-
-    def check_sanitizers(self):
-        log = self.log()
-        assert "ERROR: AddressSanitizer" not in log, log
-        assert "runtime error" not in log, log
-        assert "LeakSanitizer" not in log, log
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        rc = self.p.wait(timeout=30)
-        self.logf.close()
-        assert rc == 0, f"mta-send exit {rc}:\n{self.log()}"
-        self.check_sanitizers()
-        return self.log()
-
+# --- mta-send as a daemon (helpers.Sender) ----
 
 def lock_holders(t):
     """the processes with queue/lock open: [(pid, name)]"""
@@ -195,7 +117,7 @@ def restart(t, env=None):
     queue lock (shared file description) for a moment after its parent
     died, so "queue/lock is held" (exit 111) is retried for a while"""
     for _ in range(20):
-        d = Daemon(t, env)
+        d = Sender(t, env)
         try:
             d.p.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
@@ -231,128 +153,7 @@ def in_flight(log):
             if d not in done or m not in ended]
 
 
-# --- remote MX servers ----
-
-class MX:
-    """A small SMTP server on 127.0.0.N. mode, read at each connection:
-    good, silent (accepts, never answers), slow (the greeting a byte a
-    second), huge (a 10 MB reply line), close_after_data (takes the whole
-    message, closes without a reply), tempfail (451 at RCPT). got holds
-    (sender, rcpts, data) of every message answered 250."""
-
-    def __init__(self, host, mode="good"):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.mode = mode
-        self.got = []
-        self.refused = []        # recipients answered 451 (tempfail)
-        self.conns = []          # (monotonic time, mode) of each connection
-        self.closed_at = []      # monotonic time each faulty session ended
-        self.done = False
-        self.lock = threading.Lock()
-        threading.Thread(target=self.loop, daemon=True).start()
-
-    def loop(self):
-        while not self.done:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            mode = self.mode
-            with self.lock:
-                self.conns.append((time.monotonic(), mode))
-            threading.Thread(target=self.session, args=(c, mode),
-                             daemon=True).start()
-
-    def session(self, c, mode):
-        c.settimeout(30)
-        try:
-            if mode == "silent":
-                while not self.done and c.recv(4096):
-                    pass
-            elif mode == "slow":
-                for ch in b"220 slow.test ESMTP at one byte a second\r\n":
-                    if self.done:
-                        break
-                    c.sendall(bytes([ch]))
-                    time.sleep(1)
-            elif mode == "huge":
-                chunk = b"x" * 65536
-                c.sendall(b"220 ")
-                for _ in range(160):            # 10 MiB, one line
-                    c.sendall(chunk)
-                c.sendall(b"\r\n")
-                while c.recv(4096):
-                    pass
-            else:
-                self.smtp(c, mode)
-        except OSError:
-            pass
-        finally:
-            with self.lock:
-                self.closed_at.append(time.monotonic())
-            c.close()
-
-    def smtp(self, c, mode):
-        f = c.makefile("rb")
-        c.sendall(b"220 mx.test ESMTP\r\n")
-        mail, rcpts = None, []
-        for line in f:
-            cmd = line.strip().decode(errors="replace")
-            up = cmd.upper()
-            if up.startswith(("EHLO", "HELO")):
-                c.sendall(b"250-mx.test\r\n250 8BITMIME\r\n")
-            elif up.startswith("MAIL FROM:"):
-                mail, rcpts = cmd[10:], []
-                c.sendall(b"250 ok\r\n")
-            elif up.startswith("RCPT TO:"):
-                if mode == "tempfail":
-                    with self.lock:
-                        self.refused.append(cmd[8:].strip("<>"))
-                    c.sendall(b"451 4.3.0 try again later\r\n")
-                else:
-                    rcpts.append(cmd[8:].strip("<>"))
-                    c.sendall(b"250 ok\r\n")
-            elif up == "DATA":
-                c.sendall(b"354 go\r\n")
-                data, ended = b"", False
-                for dl in f:
-                    if dl == b".\r\n":
-                        ended = True
-                        break
-                    data += dl
-                # a client gone before its "." sent no message
-                if mode == "close_after_data" or not ended:
-                    return
-                with self.lock:
-                    self.got.append((mail, rcpts, data))
-                c.sendall(b"250 ok queued\r\n")
-            elif up == "QUIT":
-                c.sendall(b"221 bye\r\n")
-                return
-            elif up == "RSET" or up == "NOOP":
-                c.sendall(b"250 ok\r\n")
-            else:
-                c.sendall(b"502 5.5.1 no\r\n")
-
-    def seqs(self):
-        """{seq: copies} of the messages answered 250 (one per recipient)"""
-        out = {}
-        with self.lock:
-            for _, rcpts, data in self.got:
-                m = re.search(rb"^X-Seq: (\d+)\r$", data, re.M)
-                if m:
-                    k = int(m.group(1))
-                    out[k] = out.get(k, 0) + len(rcpts)
-        return out
-
-    def close(self):
-        self.done = True
-        self.sock.close()
-
+# --- remote MX servers (helpers.MX) ----
 
 def routes(t, table):
     """control/smtproutes from {domain: MX}"""
@@ -405,7 +206,7 @@ def kill9_run(t, n):
     try:
         for x in inject_parallel(0, n // 3):
             x.join()
-        d = Daemon(t)
+        d = Sender(t)
         th = inject_parallel(n // 3, n)
         # children one at a time: vdeliver and mta-remote killed mid-work
         killed_children = 0
@@ -525,9 +326,9 @@ def test_children_start_with_clean_signals(t):
     programs must not inherit that, or the SIGTERM of the stop deadline
     would never reach one that hangs"""
     setup(t, timeoutremote="30")
-    mx = MX("127.0.0.7", "silent")
+    mx = MX("127.0.0.7", mode="silent")
     routes(t, {"r.test": mx})
-    d = Daemon(t)
+    d = Sender(t)
     try:
         inject(t, "s@sender.test", "x@r.test", check=0)
 
@@ -576,7 +377,7 @@ def test_delivery_program_that_cannot_start_is_a_deferral(t):
     saved = t.bindir
     t.bindir = own
     try:
-        d = Daemon(t, env={"FACTEUR_VDELIVER_EXEC": "1"})
+        d = Sender(t, env={"FACTEUR_VDELIVER_EXEC": "1"})
     finally:
         t.bindir = saved
     try:
@@ -612,11 +413,11 @@ def test_remote_faults_defer_then_deliver(t):
     setup(t, concurrencyremote="10")
     faults = {"silent": "127.0.0.2", "slow": "127.0.0.3",
               "huge": "127.0.0.4", "close_after_data": "127.0.0.5"}
-    mxs = {mode: MX(ip, mode) for mode, ip in faults.items()}
+    mxs = {mode: MX(ip, mode=mode) for mode, ip in faults.items()}
     try:
         routes(t, {f"{mode.replace('_', '-')}.test": mx
                    for mode, mx in mxs.items()})
-        d = Daemon(t)
+        d = Sender(t)
         try:
             t0 = time.monotonic()
             for k, mode in enumerate(mxs):
@@ -678,7 +479,7 @@ def test_disk_full_during_delivery_defers_then_delivers(t):
         own(md)
         line = b"0123456789" * 7 + b"\n"
         big = body_for(1, line * 4000)          # ~ 284 KB
-        d = Daemon(t)
+        d = Sender(t)
         try:
             inject(t, "s@x.test", f"full@{DOM}", body=big)
             d.wait_log(r"delivery \d+: deferral: .*4\.3\.1")
@@ -742,7 +543,7 @@ def test_clock_jumps_back_an_hour_and_forward_a_day(t):
     once, locally and remotely"""
     setup(t)
     clock, env = faketime_env(t, 0)
-    mx = MX("127.0.0.7", "tempfail")
+    mx = MX("127.0.0.7", mode="tempfail")
     routes(t, {"r.test": mx})
     seq = iter(range(1000))
     sent = []
@@ -767,7 +568,7 @@ def test_clock_jumps_back_an_hour_and_forward_a_day(t):
 
     d, logs = None, []
     try:
-        d = Daemon(t, env)
+        d = Sender(t, env)
         send(4)
         counts = retried({}, 15)
         # an hour back while mail moves
@@ -779,7 +580,7 @@ def test_clock_jumps_back_an_hour_and_forward_a_day(t):
         # queue's retry times are an hour ahead of its clock
         logs.append(d.stop())
         set_clock(clock, -7200)
-        d = Daemon(t, env)
+        d = Sender(t, env)
         send(2)
         counts = retried(counts, 20)
         # a day forward: everything is due at once, nothing expires
@@ -814,24 +615,6 @@ def test_clock_jumps_back_an_hour_and_forward_a_day(t):
 
 # --- corrupt queue files ----
 
-def records(data):
-    """a queue file's envelope records [(type, payload)] and its message"""
-    assert data[:4] == b"FQ1\n"
-    pos, out = 4, []
-    while data[pos:pos + 1] != b"M":
-        (n,) = struct.unpack("<I", data[pos + 1:pos + 5])
-        out.append((data[pos:pos + 1], data[pos + 5:pos + 5 + n]))
-        pos += 5 + n
-    return out, data[pos + 9:]
-
-
-def build(recs, msg):
-    out = b"FQ1\n"
-    for k, v in recs:
-        out += k + struct.pack("<I", len(v)) + v
-    return out + b"M" + struct.pack("<Q", len(msg)) + msg
-
-
 def good_file(t, seq, rcpt=None):
     """the bytes of a real queue file for message SEQ (mta-inject makes it
     while no scheduler runs; it is taken out of new/ again)"""
@@ -848,21 +631,21 @@ def corrupt_kinds(t, base_seq):
     """{kind: (bytes or a marker, seq whose copy must never arrive)}, made
     from real queue files of messages base_seq.."""
     _, data = good_file(t, base_seq)
-    recs, msg = records(data)
-    env = build(recs, b"")[:-9]
-    t_rec = [r for r in recs if r[0] == b"T"][0]
-    f_rec = [r for r in recs if r[0] == b"F"][0]
-    other = build(recs, body_for(base_seq + 1))
+    recs, msg = qf_parse(data)
+    env = qf_build(recs, b"")[:-9]
+    t_rec = [r for r in recs if r[0] == "T"][0]
+    f_rec = [r for r in recs if r[0] == "F"][0]
+    other = qf_build(recs, body_for(base_seq + 1))
     return {
         "truncated-envelope": env[:len(env) - 7],
         "truncated-message": data[:-5],
         "missing-envelope": msg,                 # a message, no records
         "zero-length": b"",
         "garbage": bytes((i * 151 + 7) % 256 for i in range(700)),
-        "unterminated-rcpt": build([t_rec, f_rec], b"")[:-9]
+        "unterminated-rcpt": qf_build([t_rec, f_rec], b"")[:-9]
         + b"R" + struct.pack("<I", 500) + b"u@a.test",
-        "unknown-record": build(recs[:2] + [(b"Z", b"zzz")] + recs[2:],
-                                body_for(base_seq + 2)),
+        "unknown-record": qf_build(recs[:2] + [("Z", b"zzz")] + recs[2:],
+                                   body_for(base_seq + 2)),
         "other-owner": other,
     }
 
@@ -1023,7 +806,7 @@ def test_corrupt_queue_check_and_repair(t):
     p = t.run("mta-send", "--check", check=0)
     assert "0 problems found" in p.out, p.out
 
-    d = Daemon(t)
+    d = Sender(t)
     try:
         wait_for("the three good messages", lambda: set(
             seqs_in(maildir(t, "u"))) >= {300, 301, 302}, 20, d)
@@ -1057,7 +840,7 @@ def test_corrupt_queue_files_quarantined_while_mail_flows(t):
     at_start[dup_new] = "duplicate-id"
     for i in range(3):
         inject(t, "s@x.test", f"u@{DOM}", body=body_for(i))
-    d = Daemon(t)
+    d = Sender(t)
     try:
         wait_for("the first good messages", lambda: set(
             seqs_in(maildir(t, "u"))) >= {0, 1, 2, 150}, 20, d)
@@ -1137,7 +920,7 @@ def thousand_run(t, full):
     logs = []
     for run in range(1 if full else 2):
         want = 1000 if full else 150 * (run + 1)
-        d = Daemon(t)
+        d = Sender(t)
         try:
             end = time.monotonic() + 120
             while time.monotonic() < end:
@@ -1200,7 +983,7 @@ def test_bounce_returns_headers_and_first_50000_bytes(t):
     lines = b"".join(b"line %06d " % i + b"z" * 68 + b"\n"
                      for i in range(5000))            # 400,000 bytes
     inject(t, f"s@{DOM}", f"nobody@{DOM}", body=head + b"\n" + lines)
-    d = Daemon(t)
+    d = Sender(t)
     try:
         (b,) = wait_for("the bounce", lambda: maildir(t, "s"), 20, d)
         wait_for("an empty queue", lambda: not queue_files(t), 10, d)
@@ -1233,7 +1016,7 @@ def test_loop_between_two_hosted_domains_one_bounce(t):
     t.run("vadmin", "catchall", DOM, "q@b.test", check=0)
     t.run("vadmin", "catchall", "b.test", f"p@{DOM}", check=0)
     inject(t, f"s@{DOM}", f"zz@{DOM}", body=body_for(1))
-    d = Daemon(t)
+    d = Sender(t)
     try:
         wait_for("the bounce", lambda: maildir(t, "s"), 20, d)
         wait_for("an empty queue", lambda: not queue_files(t), 10, d)
@@ -1281,7 +1064,7 @@ def test_loop_through_a_relay_stops_at_100_hops(t):
     th.start()
     try:
         inject(t, f"s@{DOM}", f"h0@{DOM}", body=body_for(1))
-        d = Daemon(t)
+        d = Sender(t)
         try:
             wait_for("the bounce", lambda: maildir(t, "s"), 80, d)
             time.sleep(1.5)

@@ -27,8 +27,8 @@ import subprocess
 import threading
 import time
 
-from test_send_faults import (DOM, Daemon, body_for, maildir, queue_files,
-                              read, seqs_in, setup, wait_for)
+from helpers import Sender, children, queue_files, wait_for
+from test_send_faults import DOM, body_for, maildir, read, seqs_in, setup
 
 STARTED = r"vdeliver server started pid (\d+)"
 
@@ -59,14 +59,6 @@ def copies(t, users):
     return got
 
 
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
 def cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -80,7 +72,7 @@ def cmdline(pid):
 def test_vds_one_server_for_50_local_deliveries(t):
     users = [f"u{i}" for i in range(5)]
     setup(t, users=users)
-    d = Daemon(t)
+    d = Sender(t)
     seen, stop = set(), []
 
     def watch():
@@ -125,7 +117,7 @@ def test_vds_one_server_for_50_local_deliveries(t):
 def test_vds_exec_switch_runs_no_server(t):
     users = ["u0", "u1"]
     setup(t, users=users)
-    d = Daemon(t, env={"FACTEUR_VDELIVER_EXEC": "1"})
+    d = Sender(t, env={"FACTEUR_VDELIVER_EXEC": "1"})
     try:
         inject_many(t, 0, 10, users)
         wait_for("10 messages", lambda: sum(copies(t, users).values()) >= 10,
@@ -142,7 +134,7 @@ def test_vds_server_killed_mid_flow_200(t):
     users = [f"u{i}" for i in range(5)]
     setup(t, users=users, concurrencylocal="10")
     inject_many(t, 0, 200, users)
-    d = Daemon(t)
+    d = Sender(t)
     try:
         d.wait_log(STARTED)
         d.wait_log(r"delivery \d+: success", count=20, timeout=30)
@@ -178,7 +170,7 @@ def test_vds_servers_that_keep_dying_fall_back_to_exec(t):
     users = [f"u{i}" for i in range(3)]
     setup(t, users=users, concurrencylocal="4")
     inject_many(t, 0, 150, users)
-    d = Daemon(t)
+    d = Sender(t)
     try:
         for k in range(1, 4):
             d.wait_log(STARTED, count=k)
@@ -247,7 +239,7 @@ def test_vds_failures_same_as_exec(t):
     big = body_for(1, b"x" * 5000 + b"\n")
     results = []
     for env in (None, {"FACTEUR_VDELIVER_EXEC": "1"}):
-        d = Daemon(t, env=env)
+        d = Sender(t, env=env)
         before = set(maildir(t, "snd"))
         try:
             for who in ("nobody", "full", "gone", "ok"):
@@ -538,7 +530,7 @@ def test_vds_stop_deadline_reaches_a_stuck_delivery(t):
     t.run("vadmin", "setquota", f"q@{DOM}", "1M", check=0)
     md = os.open(t.path("domains", DOM, "q", "Maildir"), os.O_RDONLY)
     fcntl.flock(md, fcntl.LOCK_EX)
-    d = Daemon(t)
+    d = Sender(t)
     try:
         t.run("mta-inject", "-f", "s@x.test", f"q@{DOM}", input=body_for(1),
               check=0)

@@ -2,7 +2,7 @@
 import os
 import pwd
 
-from test_queue import queued, read_queue_file
+from helpers import queued, read_queue_file
 
 
 def one(t):

@@ -9,12 +9,11 @@ import pwd
 import re
 import shutil
 import stat
-import struct
 import subprocess
 import time
 
-from test_queue import read_queue_file
-from test_send import DOMAIN, Sender, maildir, setup, wait_files
+from helpers import Sender, qf_new, read_queue_file
+from test_send import DOMAIN, maildir, setup, wait_files
 
 NOBODY = 65534
 OTHER = 54321          # a uid without a passwd entry: "another user"
@@ -64,20 +63,6 @@ def me(t):
 
 def drop_names(t):
     return sorted(n for n in os.listdir(t.path("drop")) if n != "trigger")
-
-
-def fq1(sender, rcpts, body, extra=()):
-    """A queue file as docs/queue.md describes it (written here, not by
-    lib/queue.c)"""
-    def rec(ty, v):
-        return ty + struct.pack("<I", len(v)) + v
-    out = b"FQ1\n" + rec(b"T", struct.pack("<Q", int(time.time() * 1e6)))
-    out += rec(b"F", sender.encode())
-    for r in rcpts:
-        out += rec(b"R", r.encode())
-    for ty, v in extra:
-        out += rec(ty, v)
-    return out + b"M" + struct.pack("<Q", len(body)) + body
 
 
 def put(t, name, data, uid=NOBODY, mode=0o644):
@@ -157,22 +142,23 @@ def test_bad_drop_files_are_refused_and_logged(t):
     if not can_switch():
         return
     setup(t, users=("bob", "eve"), databytes="1000")
-    good = fq1(f"x@{DOMAIN}", [f"eve@{DOMAIN}"], b"Subject: ok\n\nfine\n")
+    good = qf_new(f"x@{DOMAIN}", [f"eve@{DOMAIN}"], b"Subject: ok\n\nfine\n")
     # a symlink, a hard link, garbage, too big, a forged record
     os.symlink("/etc/passwd", t.path("drop", "link"))
     os.lchown(t.path("drop", "link"), NOBODY, 65534)
     put(t, "hard", good)
     os.link(t.path("drop", "hard"), os.path.join(t.tmp, "hard2"))
     put(t, "garbage", b"FQ1\nthis is not a queue file at all\n")
-    put(t, "big", fq1(f"x@{DOMAIN}", [f"eve@{DOMAIN}"],
-                      b"Subject: big\n\n" + b"y" * (1100 * 1024)))
-    put(t, "auth", fq1(f"x@{DOMAIN}", [f"eve@{DOMAIN}"], b"S: a\n\nb\n",
-                       extra=[(b"A", b"postmaster@" + DOMAIN.encode())]))
-    put(t, "badaddr", fq1("x y@z", [f"eve@{DOMAIN}"], b"S: a\n\nb\n"))
+    put(t, "big", qf_new(f"x@{DOMAIN}", [f"eve@{DOMAIN}"],
+                         b"Subject: big\n\n" + b"y" * (1100 * 1024)))
+    put(t, "auth", qf_new(f"x@{DOMAIN}", [f"eve@{DOMAIN}"], b"S: a\n\nb\n",
+                          extra=[("A", b"postmaster@" + DOMAIN.encode())]))
+    put(t, "badaddr", qf_new("x y@z", [f"eve@{DOMAIN}"], b"S: a\n\nb\n"))
     put(t, "secret", good, mode=0o600)
     # a file that claims uid 0: queued, but as its owner's
-    put(t, "forged", fq1(f"x@{DOMAIN}", [f"eve@{DOMAIN}"],
-                         b"Subject: forged\n\nhi\n", extra=[(b"U", b"0")]),
+    put(t, "forged", qf_new(f"x@{DOMAIN}", [f"eve@{DOMAIN}"],
+                            b"Subject: forged\n\nhi\n",
+                            extra=[("U", b"0")]),
         uid=OTHER)
     s = Sender(t)
     try:

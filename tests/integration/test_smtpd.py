@@ -18,7 +18,7 @@ import smtplib
 import subprocess
 import time
 
-from test_queue import read_queue_file
+from helpers import alone, free_port, queued, read_queue_file
 
 D = "example.test"
 
@@ -33,11 +33,6 @@ def setup(t, *controls):
     for name, value in controls:
         with open(t.path("control", name), "w") as f:
             f.write(value)
-
-
-def queued(t):
-    d = t.path("queue", "new")
-    return sorted(os.path.join(d, f) for f in os.listdir(d))
 
 
 def inetd(t, data, ip="192.0.2.7", args=(), timeout=60):
@@ -362,14 +357,6 @@ def test_smtpd_auth_login_cram_and_failures(t):
 
 
 # --- listeners ----------------------------------------------------------
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 class Server:
     def __init__(self, t, smtp="", submission="", smtps="", addr="127.0.0.1"):
@@ -700,6 +687,7 @@ def test_smtpd_ipv6_listener_and_swaks_auth_failure(t):
     assert "535 5.7.8 authentication failed for bob@example.test" in log
 
 
+@alone
 def test_smtpd_auth_failures_slow_one_address(t):
     import threading
     setup(t)

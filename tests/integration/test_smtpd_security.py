@@ -31,8 +31,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from test_queue import read_queue_file
-from test_smtpd import Server, auth_plain, codes, inetd, queued, setup, tls_ctx
+from helpers import alone, queued, read_queue_file
+from test_smtpd import Server, auth_plain, codes, inetd, setup, tls_ctx
 
 OUT = "relay.example.org"       # a domain this server does not host
 ME = "mx.example.test"          # control/me: not a hosted domain either
@@ -271,9 +271,22 @@ def _auth_try(t, i):
     return kind, took, use.ru_utime + use.ru_stime
 
 
+@alone
 def test_security_auth_unknown_user_same_time_as_wrong_password(t):
-    """200 tries: 10 workers, started 110 ms apart so that their hashing
-    seldom overlaps, each alternating wrong password and unknown user.
+    """80 tries (make check-slow: 200), see auth_timing"""
+    auth_timing(t, 8)
+
+
+@alone
+def slow_security_auth_unknown_user_timing_200_tries(t):
+    auth_timing(t, 20)
+
+
+def auth_timing(t, each):
+    """10 workers of EACH tries, started 110 ms apart so that their
+    hashing seldom overlaps, each alternating wrong password and unknown
+    user. Every try waits the one second of a first failure, so the test
+    takes EACH seconds or more.
 
     Wall time from the AUTH line to the 535 is what a client sees; the gap
     is taken within each pair of consecutive tries of one worker, so that
@@ -287,12 +300,12 @@ def test_security_auth_unknown_user_same_time_as_wrong_password(t):
 
     def worker(w):
         time.sleep(w * 0.11)
-        return [_auth_try(t, w * 20 + j) for j in range(20)]
+        return [_auth_try(t, w * each + j) for j in range(each)]
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         runs = list(pool.map(worker, range(10)))
     tries = [x for run in runs for x in run]
-    assert len(tries) == 200
+    assert len(tries) == 10 * each
     assert all(run[j][0] == "wrong" and run[j + 1][0] == "unknown"
                for run in runs for j in range(0, len(run), 2))
     wall = {k: [w for kk, w, _ in tries if kk == k]
@@ -304,7 +317,7 @@ def test_security_auth_unknown_user_same_time_as_wrong_password(t):
     cpu_gap = statistics.median(cpu["unknown"]) - statistics.median(
         cpu["wrong"])
     busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
-    print(f"note: AUTH refusal, 200 tries: median unknown user "
+    print(f"note: AUTH refusal, {len(tries)} tries: median unknown user "
           f"{statistics.median(wall['unknown']) * 1000:.1f} ms, wrong "
           f"password {statistics.median(wall['wrong']) * 1000:.1f} ms, "
           f"median paired gap {gap * 1000:+.2f} ms; server CPU a session "
@@ -318,6 +331,7 @@ def test_security_auth_unknown_user_same_time_as_wrong_password(t):
     assert abs(gap) < (0.05 if busy else 0.005), (gap, busy)
 
 
+@alone
 def test_security_auth_slowdown_per_address(t):
     """Failures of one address slow its next AUTH by lib/limit's schedule
     (250 ms after one failure, doubling, at most 5 s), whichever session

@@ -938,19 +938,17 @@ def test_vdeliver_forward_queued_by_real_mta_inject(t):
     the queue, with its recipient, the original sender and our
     Delivered-To: line."""
     if not os.path.exists(t.bin("mta-inject")):
-        print("note: test_vdeliver_forward_queued_by_real_mta_inject "
-              "skipped: no mta-inject in the build", flush=True)
+        print("SKIP: no mta-inject in the build", flush=True)
         return
     setup(t, "bob")
     vadmin(t, "forward", "bob@example.test", "Far@remote.example", "--keep")
     msg = b"Subject: onwards\n\nbody\n"
     vd(t, "bob@example.test", msg, check=0)
     assert len(files(t, "bob")) == 1
-    queued = os.listdir(t.path("queue", "new"))
-    assert len(queued) == 1, queued
-    with open(t.path("queue", "new", queued[0]), "rb") as f:
-        data = f.read()
-    assert data.startswith(b"FQ1\n")
-    assert b"Far@remote.example" in data and SENDER.encode() in data
-    assert (b"Delivered-To: bob@example.test\nSubject: onwards\n\nbody\n"
-            in data), data
+    (queued,) = helpers.queued(t)
+    recs, body = helpers.read_queue_file(queued)
+    assert ("F", SENDER.encode()) in recs, recs
+    assert [v.lower() for k, v in recs if k == "R"] == \
+        [b"far@remote.example"], recs
+    assert body.endswith(b"Delivered-To: bob@example.test\nSubject: "
+                         b"onwards\n\nbody\n"), body

@@ -3,7 +3,7 @@ mta-inject (not a fake): the message lands in queue/new with the original
 envelope sender."""
 import os
 
-from test_queue import queued, read_queue_file
+from helpers import queued, read_queue_file
 
 
 def test_forward_and_alias_to_remote_reach_the_queue(t):
