@@ -63,8 +63,10 @@ void conn_free(struct conn *c)
 		c->ssl = NULL;
 	}
 	ERR_clear_error();
-	str_free(&c->in);
-	str_free(&c->out);
+	/* AUTH and PASS lines passed through these: a pooled session
+	 * process serves other clients after this one */
+	str_wipe(&c->in);
+	str_wipe(&c->out);
 	c->ipos = 0;
 	restore(c->rfd, c->rfl);
 	restore(c->wfd, c->wfl);
@@ -154,6 +156,7 @@ static int fill(struct conn *c, int64_t until)
 			int ret;
 
 			ERR_clear_error();
+			errno = 0;	/* SSL_ERROR_SYSCALL reads it */
 			ret = SSL_read_ex(c->ssl, at, CONN_READ, &got);
 			if (ret != 1) {
 				r = tls_wait(c, ret, until);
@@ -291,6 +294,7 @@ static int write_some(struct conn *c, size_t done, size_t *w, int64_t until)
 		int ret;
 
 		ERR_clear_error();
+		errno = 0;
 		ret = SSL_write_ex(c->ssl, p, left, w);
 		return ret == 1 ? 0 : tls_wait(c, ret, until);
 	}
@@ -345,6 +349,7 @@ static int tls_start(struct conn *c, SSL_CTX *ctx, int server,
 	c->ssl = SSL_new(ctx);
 	if (!c->ssl) {
 		ERR_clear_error();
+		c->dead = 1;
 		return -ENOMEM;
 	}
 	/* flush may resend from a moved buffer after WANT_WRITE */
@@ -360,6 +365,7 @@ static int tls_start(struct conn *c, SSL_CTX *ctx, int server,
 		int ret;
 
 		ERR_clear_error();
+		errno = 0;
 		ret = server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
 		if (ret == 1)
 			return 0;

@@ -105,9 +105,10 @@ int login_check(const char *root, const char *user, size_t ulen,
 		unsigned long deny, struct login *out)
 {
 	int r = login_get(root, user, ulen, out), known = r == 0;
+	int damaged = r == -EILSEQ;
 	char want[33];
 
-	if (r < 0 && r != -ENOENT)
+	if (r < 0 && r != -ENOENT && !damaged)
 		return r;
 	/* the same work for an unknown user, an unusable hash or CRAM
 	 * context, and a wrong password: no user enumeration (lib/pw) */
@@ -124,6 +125,10 @@ int login_check(const char *root, const char *user, size_t ulen,
 	}
 	if (r == 0 && (out->flags & deny))
 		r = -EPERM;
+	/* a damaged record is a temporary failure, told only after the
+	 * dummy work, so that it does not show the account exists early */
+	if (damaged)
+		r = -EILSEQ;
 	if (r < 0)
 		str_trunc(&out->addr, 0);	/* named only once logged in */
 	return r;

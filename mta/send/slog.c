@@ -38,8 +38,11 @@ void slog(const char *fmt, ...)
 	va_start(ap, fmt);
 	r = log_format(&logline, "mta-send", getpid(), fmt, ap);
 	va_end(ap);
-	if (r == 0 && str_catb(&logbuf, logline.s, logline.len) < 0)
-		slog_flush(); /* out of memory: write what we have */
+	if (r == 0 && str_catb(&logbuf, logline.s, logline.len) < 0) {
+		/* out of memory: write what we have, then this line alone */
+		slog_flush();
+		(void)fsx_write_all(2, logline.s, logline.len);
+	}
 	if (logbuf.len > SLOG_FLUSH_AT)
 		slog_flush();
 }
