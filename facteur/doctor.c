@@ -30,9 +30,9 @@
 #include <sqlite3.h>
 
 #include "args.h"
-#include "cdbx.h"
 #include "ctl.h"
 #include "db.h"
+#include "doctor.h"
 #include "facteur.h"
 #include "listen.h"
 #include "msg.h"
@@ -43,36 +43,106 @@
 /* uid and gid of nobody where the passwd file has no such name */
 #define NOBODY 65534
 
-enum { OK, WARN, FAIL };
+/* the separator say() puts between a problem and its fix: a control
+ * byte, which no format string here holds */
+#define SEP '\037'
 
-struct doctor {
-	const char *root;
-	int as_root;		/* started as root */
-	int user_r;		/* priv_mailuser()'s result, when as_root */
-	uid_t uid;
-	gid_t gid;
-	struct str user;	/* control/mailuser */
-	sqlite3 *db;		/* opened by the database check */
-	struct str path;	/* scratch */
-	struct str bindir;	/* where facteur run takes the services from */
-	struct str svc_p;	/* services: what was seen before the drop */
-	int svc_v;		/* and its verdict */
-	unsigned long svc_found;	/* bit i: run_service(i) is a file */
-};
+/* fmt_split - FMT with its first "; " made SEP, in out */
+static int fmt_split(struct str *out, const char *fmt)
+{
+	const char *semi = strstr(fmt, "; ");
 
-/* say - append one problem to the check's line */
-static int say(struct str *p, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int say(struct str *p, int level, const char *fmt, ...)
+	if (!semi)
+		return str_copys(out, fmt);
+	if (str_copyb(out, fmt, (size_t)(semi - fmt)) < 0 ||
+	    str_catc(out, SEP) < 0)
+		return -ENOMEM;
+	return str_cats(out, semi + 2);
+}
+
+/* join - append s (n bytes) to a "; "-joined list */
+static void join(struct str *list, const char *s, size_t n)
+{
+	if (n == 0)
+		return;
+	if (list->len)
+		(void)str_cats(list, "; ");
+	(void)str_catb(list, s, n);
+}
+
+/* say - append one problem to the check's report, its text line and
+ * the two JSON fields from the same formatted text */
+int say(struct report *p, int level, const char *fmt, ...)
+{
+	struct str f = STR_INIT, t = STR_INIT;
+	const char *sep;
+	va_list ap;
+	int r;
+
+	r = fmt_split(&f, fmt);
+	va_start(ap, fmt);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	if (r == 0)
+		r = str_vcatf(&t, f.s, ap);
+#pragma GCC diagnostic pop
+	va_end(ap);
+	if (r == 0) {
+		sep = memchr(t.s, SEP, t.len);
+		join(&p->what, t.s, sep ? (size_t)(sep - t.s) : t.len);
+		if (sep)
+			join(&p->fix, sep + 1, t.len - (size_t)(sep + 1 - t.s));
+		if (p->line.len)
+			(void)str_cats(&p->line, "; ");
+		(void)str_catb(&p->line, t.s, sep ? (size_t)(sep - t.s) : t.len);
+		if (sep)
+			(void)str_catf(&p->line, "; %s", sep + 1);
+	}
+	str_free(&f);
+	str_free(&t);
+	return level;
+}
+
+/* did - one thing --fix did, for its own output line */
+void did(struct report *p, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (p->len)
-		(void)str_cats(p, "; ");
 	va_start(ap, fmt);
-	(void)str_vcatf(p, fmt, ap);
+	(void)str_vcatf(&p->done, fmt, ap);
 	va_end(ap);
-	return level;
+	(void)str_catc(&p->done, '\n');
+}
+
+/* next_row - step ST while *RC (the prepare's result, then the step's)
+ * says there may be a row; 1 when there is one */
+int next_row(sqlite3_stmt *st, int *rc)
+{
+	if (*rc == SQLITE_OK || *rc == SQLITE_ROW)
+		*rc = sqlite3_step(st);
+	return *rc == SQLITE_ROW;
+}
+
+/* report_cat - append what src says to dst */
+static void report_cat(struct report *dst, const struct report *src)
+{
+	join(&dst->what, src->what.s, src->what.len);
+	join(&dst->fix, src->fix.s, src->fix.len);
+	join(&dst->line, src->line.s, src->line.len);
+	(void)str_catb(&dst->done, src->done.s, src->done.len);
+}
+
+void report_reset(struct report *p)
+{
+	p->line.len = p->what.len = p->fix.len = p->done.len = 0;
+}
+
+void report_free(struct report *p)
+{
+	str_free(&p->line);
+	str_free(&p->what);
+	str_free(&p->fix);
+	str_free(&p->done);
 }
 
 /* max - the worse of two verdicts */
@@ -91,7 +161,7 @@ static const char *at(struct doctor *d, const char *name)
 }
 
 /* check_layout - every directory there, real, and no wider than it must */
-static int check_layout(struct doctor *d, struct str *p)
+static int check_layout(struct doctor *d, struct report *p)
 {
 	const char *trig;
 	struct stat st;
@@ -149,7 +219,7 @@ static int check_layout(struct doctor *d, struct str *p)
 }
 
 /* check_database - it opens and its schema is current (db_open migrates) */
-static int check_database(struct doctor *d, struct str *p)
+static int check_database(struct doctor *d, struct report *p)
 {
 	const char *path = at(d, "db/accounts.sqlite");
 	int last = schema_migrations[schema_migration_count - 1].version;
@@ -208,7 +278,7 @@ static int listen_ok(const char *s)
 }
 
 /* check_listen - every line of the listen files */
-static int check_listen(struct doctor *d, struct str *p)
+static int check_listen(struct doctor *d, struct report *p)
 {
 	struct str lines = STR_INIT;
 	size_t i, n, k;
@@ -234,7 +304,7 @@ static int check_listen(struct doctor *d, struct str *p)
 }
 
 /* check_control - the control files that must parse */
-static int check_control(struct doctor *d, struct str *p)
+static int check_control(struct doctor *d, struct report *p)
 {
 	struct str s = STR_INIT;
 	const char *why = NULL;
@@ -281,15 +351,25 @@ static int check_control(struct doctor *d, struct str *p)
 }
 
 /* check_tls - the certificate and key load, match and are in date */
-static int check_tls(struct doctor *d, struct str *p)
+static int check_tls(struct doctor *d, struct report *p)
 {
-	int fatal, r = cert_check(at(d, "control/tls"), p, &fatal);
+	struct str t = STR_INIT;
+	const char *sep;
+	int fatal, v, r = cert_check(at(d, "control/tls"), &t, &fatal);
 
-	return r == 0 ? OK : fatal ? FAIL : WARN;
+	v = r == 0 ? OK : fatal ? FAIL : WARN;
+	/* cert.c says one problem, "what; how to fix" */
+	sep = t.len ? strstr(t.s, "; ") : NULL;
+	if (v != OK && sep)
+		(void)say(p, v, "%.*s; %s", (int)(sep - t.s), t.s, sep + 2);
+	else if (v != OK)
+		(void)say(p, v, "%s", t.len ? t.s : "out of memory");
+	str_free(&t);
+	return v;
 }
 
 /* check_mailuser - as root: the user exists and owns the writable dirs */
-static int check_mailuser(struct doctor *d, struct str *p)
+static int check_mailuser(struct doctor *d, struct report *p)
 {
 	static const char *const owned[] = {
 		"domains", "queue", "db", "open-smtp", "log", "drop",
@@ -319,29 +399,8 @@ static int check_mailuser(struct doctor *d, struct str *p)
 	return v;
 }
 
-/* check_cdbs - the global tables that every lookup starts from */
-static int check_cdbs(struct doctor *d, struct str *p)
-{
-	static const char *const names[] = {
-		"control/assign.cdb", "control/rcpthosts.cdb",
-	};
-	struct cdbr c;
-	size_t i;
-	int r, v = OK;
-
-	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
-		r = cdbr_open(&c, at(d, names[i]));
-		if (r < 0)
-			v = say(p, FAIL, "cannot open %s: %s; run vadmin "
-				"rebuild", d->path.s, msg_err(r));
-		else
-			cdbr_close(&c);
-	}
-	return v;
-}
-
 /* check_pending - file work that a committed vadmin change still owes */
-static int check_pending(struct doctor *d, struct str *p)
+static int check_pending(struct doctor *d, struct report *p)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, n = -1;
@@ -365,7 +424,7 @@ static int check_pending(struct doctor *d, struct str *p)
 }
 
 /* check_log - the log directory and current file can be written */
-static int check_log(struct doctor *d, struct str *p)
+static int check_log(struct doctor *d, struct report *p)
 {
 	const char *dir = at(d, "log");
 	struct stat st;
@@ -390,7 +449,7 @@ static int check_log(struct doctor *d, struct str *p)
  * facteur run would use, by run's own rules (run_service, run_trusted) */
 static void services_seen(struct doctor *d)
 {
-	struct str *p = &d->svc_p;
+	struct report *p = &d->svc_p;
 	struct stat st;
 	const char *name, *path;
 	size_t i;
@@ -448,7 +507,7 @@ static const char *blocker(struct doctor *d, const char *path)
 }
 
 /* cannot_run - one service that its user cannot execute, and the fix */
-static int cannot_run(struct doctor *d, struct str *p, const char *path,
+static int cannot_run(struct doctor *d, struct report *p, const char *path,
 		      const char *user, int e)
 {
 	const char *dir = blocker(d, path);
@@ -465,7 +524,7 @@ static int cannot_run(struct doctor *d, struct str *p, const char *path,
 
 /* check_services - every service facteur run starts can be executed by
  * the user it runs as (this process, after become_mailuser) */
-static int check_services(struct doctor *d, struct str *p)
+static int check_services(struct doctor *d, struct report *p)
 {
 	struct str path = STR_INIT, user = STR_INIT;
 	struct passwd *pw;
@@ -473,8 +532,7 @@ static int check_services(struct doctor *d, struct str *p)
 	size_t i;
 	int v = d->svc_v;
 
-	if (d->svc_p.len)
-		(void)str_catb(p, d->svc_p.s, d->svc_p.len);
+	report_cat(p, &d->svc_p);
 	if (d->as_root && d->user_r < 0)
 		return max(v, say(p, WARN, "not checked: no usable mail user "
 				  "(see the mailuser check)"));
@@ -502,7 +560,7 @@ static int check_services(struct doctor *d, struct str *p)
 
 static const struct {
 	const char *name;
-	int (*fn)(struct doctor *d, struct str *problem);
+	int (*fn)(struct doctor *d, struct report *problem);
 } checks[] = {
 	{"layout", check_layout},
 	{"database", check_database},
@@ -511,9 +569,73 @@ static const struct {
 	{"mailuser", check_mailuser},
 	{"services", check_services},
 	{"cdbs", check_cdbs},
+	{"domains", check_domains},
+	{"cdb-age", check_cdb_age},
 	{"pending", check_pending},
+	{"maildirs", check_maildirs},
 	{"log", check_log},
 };
+
+static const char *const level_names[] = {"ok", "warn", "FAIL"};
+
+/* json_str - a JSON string literal of s (n bytes): quotes, backslashes
+ * and control bytes escaped, the rest as is (UTF-8 passes through) */
+static void json_str(const char *s, size_t n)
+{
+	size_t i;
+
+	putchar('"');
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+/* emit_text - the "fixed" lines of one check, then its line */
+static void emit_text(const char *name, int v, const struct report *p)
+{
+	const char *s = p->done.s, *end = s + p->done.len, *nl;
+
+	for (; s && s < end && (nl = memchr(s, '\n', (size_t)(end - s)));
+	     s = nl + 1)
+		printf("fixed %s: %.*s\n", name, (int)(nl - s), s);
+	if (v == OK)
+		printf("ok %s\n", name);
+	else
+		printf("%s %s: %s\n", level_names[v], name,
+		       p->line.len ? p->line.s : "out of memory");
+}
+
+/* emit_json - one element of the array: the same report as emit_text */
+static void emit_json(const char *name, int v, const struct report *p,
+		      int first)
+{
+	const char *s = p->done.s, *end = s + p->done.len, *nl;
+	int n = 0;
+
+	printf("%s{\"check\": ", first ? "[\n" : ",\n");
+	json_str(name, strlen(name));
+	printf(", \"status\": ");
+	json_str(level_names[v], strlen(level_names[v]));
+	printf(", \"message\": ");
+	json_str(p->what.s ? p->what.s : "", p->what.len);
+	printf(", \"fix\": ");
+	json_str(p->fix.s ? p->fix.s : "", p->fix.len);
+	printf(", \"fixed\": [");
+	for (; s && s < end && (nl = memchr(s, '\n', (size_t)(end - s)));
+	     s = nl + 1, n++) {
+		printf("%s", n ? ", " : "");
+		json_str(s, (size_t)(nl - s));
+	}
+	printf("]}");
+}
 
 /* become_mailuser - as root, take the mail user's identity for good;
  * when control/mailuser names no usable user, nobody's: the checks open
@@ -547,36 +669,52 @@ static void become_mailuser(struct doctor *d)
 			msg_err(r));
 }
 
-/* cmd_doctor - facteur doctor */
+/* options - --json and --fix; the rest is a usage error */
+static void options(struct doctor *d, int *json, int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			*json = 1;
+		else if (strcmp(argv[i], "--fix") == 0)
+			d->fix = 1;
+		else
+			usage_die("%s %s", argv[i][0] == '-' ?
+				  "unknown option" : "unexpected argument",
+				  argv[i]);
+	}
+}
+
+/* cmd_doctor - facteur doctor [--json] [--fix] */
 int cmd_doctor(const char *root, int argc, char **argv)
 {
-	struct doctor d = {root, 0, 0, 0, 0, STR_INIT, NULL, STR_INIT,
-			   STR_INIT, STR_INIT, OK, 0};
-	struct str p = STR_INIT;
+	struct doctor d = {.root = root, .user = STR_INIT, .path = STR_INIT,
+			   .bindir = STR_INIT, .svc_p = REPORT_INIT};
+	struct report p = REPORT_INIT;
 	size_t i;
-	int failed = 0, v;
+	int failed = 0, json = 0, v;
 
-	if (argc > 1)
-		usage_die("%s %s", argv[1][0] == '-' ? "unknown option" :
-			  "unexpected argument", argv[1]);
+	options(&d, &json, argc, argv);
 	become_mailuser(&d);
 	for (i = 0; i < sizeof checks / sizeof checks[0]; i++) {
-		p.len = 0;
+		report_reset(&p);
 		v = checks[i].fn(&d, &p);
-		if (v == OK)
-			printf("ok %s\n", checks[i].name);
+		if (json)
+			emit_json(checks[i].name, v, &p, i == 0);
 		else
-			printf("%s %s: %s\n", v == FAIL ? "FAIL" : "warn",
-			       checks[i].name, p.len ? p.s : "out of memory");
+			emit_text(checks[i].name, v, &p);
 		failed |= v == FAIL;
 	}
+	if (json)
+		printf("\n]\n");
 	if (d.db && sqlite3_close(d.db) != SQLITE_OK)
 		msg_warn("cannot close the database: %s", db_errmsg(d.db));
-	str_free(&p);
+	report_free(&p);
+	report_free(&d.svc_p);
 	str_free(&d.user);
 	str_free(&d.path);
 	str_free(&d.bindir);
-	str_free(&d.svc_p);
 	if (fflush(stdout) == EOF || ferror(stdout))
 		msg_die(EX_TEMP, "cannot write the report: %s",
 			strerror(errno));

@@ -1,0 +1,64 @@
+/*
+ * doctor.h - the pieces of `facteur doctor` shared by its files:
+ * doctor.c (the driver, the report and the older checks), doctor_tables.c
+ * (domains, cdb-age and the CDB regeneration of --fix) and doctor_walk.c
+ * (maildirs).
+ *
+ * One report a check: every problem goes through say(), which keeps the
+ * text line and the JSON fields ("message", "fix") from the one call,
+ * so that the two outputs cannot disagree. A problem's format string
+ * is "what; how to fix": the first "; " of the format (not of the
+ * formatted text, which may hold any path) separates the two.
+ */
+#ifndef FACTEUR_DOCTOR_H
+#define FACTEUR_DOCTOR_H
+
+#include <sys/types.h>
+
+#include <sqlite3.h>
+
+#include "str.h"
+
+enum { OK, WARN, FAIL };
+
+struct report {
+	struct str line;	/* the text after "NAME: " */
+	struct str what;	/* the problems, joined by "; " */
+	struct str fix;		/* their fixes, joined by "; " */
+	struct str done;	/* what --fix did, one line each, '\n' ended */
+};
+
+#define REPORT_INIT {STR_INIT, STR_INIT, STR_INIT, STR_INIT}
+
+struct doctor {
+	const char *root;
+	int as_root;		/* started as root */
+	int user_r;		/* priv_mailuser()'s result, when as_root */
+	int fix;		/* --fix */
+	int regen;		/* --fix ran vadmin rebuild: 1 done, <0 failed */
+	uid_t uid;
+	gid_t gid;
+	struct str user;	/* control/mailuser */
+	sqlite3 *db;		/* opened by the database check */
+	struct str path;	/* scratch */
+	struct str bindir;	/* where facteur run takes the services from */
+	struct report svc_p;	/* services: what was seen before the drop */
+	int svc_v;		/* and its verdict */
+	unsigned long svc_found;	/* bit i: run_service(i) is a file */
+};
+
+int say(struct report *p, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void did(struct report *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void report_reset(struct report *p);
+void report_free(struct report *p);
+
+int next_row(sqlite3_stmt *st, int *rc);
+
+int check_cdbs(struct doctor *d, struct report *p);
+int check_domains(struct doctor *d, struct report *p);
+int check_cdb_age(struct doctor *d, struct report *p);
+int check_maildirs(struct doctor *d, struct report *p);
+
+#endif
