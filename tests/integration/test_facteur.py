@@ -40,7 +40,7 @@ CONTROL_FILES = {
     "relayrules.cdb",
 }
 CHECKS = ["layout", "database", "control", "tls", "mailuser", "services",
-          "cdbs", "pending", "log"]
+          "cdbs", "domains", "cdb-age", "pending", "maildirs", "log"]
 
 
 def mode(path):
@@ -208,11 +208,11 @@ def test_usage_errors(ctx):
 
 def doctor_lines(p):
     lines = p.out.splitlines()
-    assert [re.match(r"(ok|warn|FAIL) (\w+)", l).group(2)
+    assert [re.match(r"(ok|warn|FAIL) ([\w-]+)", l).group(2)
             for l in lines] == CHECKS, p.out
     for l in lines:
-        assert re.fullmatch(r"ok \w+|(warn|FAIL) \w+: \S.*", l), l
-    return {re.match(r"\S+ (\w+)", l).group(1): l for l in lines}
+        assert re.fullmatch(r"ok [\w-]+|(warn|FAIL) [\w-]+: \S.*", l), l
+    return {re.match(r"\S+ ([\w-]+)", l).group(1): l for l in lines}
 
 
 def test_doctor_fresh(ctx):
