@@ -34,6 +34,7 @@
 #include "db.h"
 #include "doctor.h"
 #include "facteur.h"
+#include "json.h"
 #include "listen.h"
 #include "msg.h"
 #include "name.h"
@@ -578,26 +579,6 @@ static const struct {
 
 static const char *const level_names[] = {"ok", "warn", "FAIL"};
 
-/* json_str - a JSON string literal of s (n bytes): quotes, backslashes
- * and control bytes escaped, the rest as is (UTF-8 passes through) */
-static void json_str(const char *s, size_t n)
-{
-	size_t i;
-
-	putchar('"');
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20 || ch == 0x7f)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
-
 /* emit_text - the "fixed" lines of one check, then its line */
 static void emit_text(const char *name, int v, const struct report *p)
 {
@@ -621,18 +602,18 @@ static void emit_json(const char *name, int v, const struct report *p,
 	int n = 0;
 
 	printf("%s{\"check\": ", first ? "[\n" : ",\n");
-	json_str(name, strlen(name));
+	json_put_str(name, strlen(name));
 	printf(", \"status\": ");
-	json_str(level_names[v], strlen(level_names[v]));
+	json_put_str(level_names[v], strlen(level_names[v]));
 	printf(", \"message\": ");
-	json_str(p->what.s ? p->what.s : "", p->what.len);
+	json_put_str(p->what.s ? p->what.s : "", p->what.len);
 	printf(", \"fix\": ");
-	json_str(p->fix.s ? p->fix.s : "", p->fix.len);
+	json_put_str(p->fix.s ? p->fix.s : "", p->fix.len);
 	printf(", \"fixed\": [");
 	for (; s && s < end && (nl = memchr(s, '\n', (size_t)(end - s)));
 	     s = nl + 1, n++) {
 		printf("%s", n ? ", " : "");
-		json_str(s, (size_t)(nl - s));
+		json_put_str(s, (size_t)(nl - s));
 	}
 	printf("]}");
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "maildir.h"
 #include "name.h"
 #include "vadmin.h"
@@ -18,18 +19,7 @@
 /* json_str - a JSON string literal of s */
 static void json_str(const char *s)
 {
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20 || ch == 0x7f)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
+	json_put_str(s, strlen(s));
 }
 
 static sqlite3_stmt *prep(struct vctx *c, const char *sql)
