@@ -1,9 +1,12 @@
 /*
  * doctor - `facteur doctor`: check a root, one line per check.
  *
- * Each check is a small function in the table at the end. It appends
- * its problems to a string ("what; how to fix", joined by "; ") and
- * returns OK, WARN or FAIL. Started as root, doctor first becomes the
+ * Each check is a small function in the table at the end (the table
+ * and Maildir checks are in doctor_tables.c and doctor_walk.c). It
+ * appends its problems to a report with say() ("what; how to fix",
+ * joined by "; "), and with --fix what it did with did(), and returns
+ * OK, WARN or FAIL; the report is printed as a line of text or, with
+ * --json, as an element of one JSON array, from the same fields. Started as root, doctor first becomes the
  * mail user, so that it sees the root as the services will (a file only
  * root can read is a failure) and creates nothing as root (opening the
  * database may make its -wal and -shm files). Problem texts are best
@@ -579,19 +582,35 @@ static const struct {
 
 static const char *const level_names[] = {"ok", "warn", "FAIL"};
 
+/* put_text - S (N bytes) and a newline, a control byte as '?': the
+ * paths below domains/ are any bytes, and the report goes to terminals */
+static void put_text(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		putchar((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' :
+			s[i]);
+	putchar('\n');
+}
+
 /* emit_text - the "fixed" lines of one check, then its line */
 static void emit_text(const char *name, int v, const struct report *p)
 {
 	const char *s = p->done.s, *end = s + p->done.len, *nl;
 
 	for (; s && s < end && (nl = memchr(s, '\n', (size_t)(end - s)));
-	     s = nl + 1)
-		printf("fixed %s: %.*s\n", name, (int)(nl - s), s);
+	     s = nl + 1) {
+		printf("fixed %s: ", name);
+		put_text(s, (size_t)(nl - s));
+	}
 	if (v == OK)
 		printf("ok %s\n", name);
-	else
-		printf("%s %s: %s\n", level_names[v], name,
-		       p->line.len ? p->line.s : "out of memory");
+	else if (p->line.len) {
+		printf("%s %s: ", level_names[v], name);
+		put_text(p->line.s, p->line.len);
+	} else
+		printf("%s %s: out of memory\n", level_names[v], name);
 }
 
 /* emit_json - one element of the array: the same report as emit_text */

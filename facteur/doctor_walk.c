@@ -39,8 +39,8 @@ static const struct {
 	{FAIL, "message files with an x bit", "run facteur doctor --fix "
 	 "(chmod 600)"},
 	{FAIL, "files not mode 0600", "run facteur doctor --fix (chmod 600)"},
-	{FAIL, "entries not the mail user's", "run chown -R the mail user "
-	 "on them"},
+	{FAIL, "entries not the mail user's", "give them to the mail user "
+	 "(chown USER:)"},
 	{FAIL, "symbolic links (never followed)", "remove them by hand after "
 	 "looking at what they point at"},
 	{FAIL, "entries neither file nor directory", "move them away"},

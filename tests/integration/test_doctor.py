@@ -136,6 +136,9 @@ def test_doctor_planted_faults(ctx):
     assert md.startswith("FAIL maildirs: "), p.out
     assert re.search(r"message files with an x bit below \S+: 2 \(", md), md
     assert rel(ctx, msg) in md, md
+    # a control byte of a file name is not sent to the terminal
+    assert rel(ctx, odd).replace("\x01", "?") in md, md
+    assert "\x01" not in p.out, p.out
     assert re.search(r"directories not mode 0700 below \S+: 1 \(" +
                      re.escape(rel(ctx, cur_b)) + r"\)", md), md
     assert re.search(r"symbolic links \(never followed\) below \S+: 1 \(" +
@@ -257,3 +260,25 @@ def test_doctor_bad_alias_domain(ctx):
     assert dom == ("FAIL domains: alias domain example.com points at no "
                    "real domain; remove it with vadmin deldomain example.com "
                    "and add it again with vadmin aliasdomain"), p.out
+
+
+def test_doctor_foreign_owner(ctx):
+    """as root: a file below domains/ that is root's is named, and --fix
+    (which runs as the mail user and changes only its own files) leaves
+    it as it is"""
+    if os.geteuid() != 0:
+        print("SKIP: needs root (a file of another user)")
+        return
+    build(ctx)
+    path = os.path.join(maildir(ctx, "b"), "cur", "1700000000.2.host:2,S")
+    with open(path, "w") as f:
+        f.write("Subject: y\n\nroot's\n")
+    os.chmod(path, 0o644)
+    p = ctx.run("facteur", "doctor", "--fix", check=1)
+    md = lines(p)["maildirs"]
+    assert re.search(r"entries not the mail user's below \S+: 1 \(" +
+                     re.escape(rel(ctx, path)) + r"\)", md), md
+    assert re.search(r"files not mode 0600 below \S+: 1 \(" +
+                     re.escape(rel(ctx, path)) + r"\)", md), md
+    assert "fixed" not in p.out, p.out
+    assert mode(path) == 0o644 and os.stat(path).st_uid == 0
