@@ -304,6 +304,9 @@ static int vadmin_age(struct doctor *d, struct report *p, int *need)
 	if (db.tv_sec <= t.tv_sec + SLACK)
 		return OK;
 	*need |= NEED_VADMIN;
+	if (t.tv_sec == 0 && t.tv_nsec == 0)
+		return say(p, WARN, "vadmin made no table yet; run vadmin "
+			   "rebuild");
 	return say(p, WARN, "db/accounts.sqlite changed %lld s after the "
 		   "newest table vadmin made, not by vadmin; run vadmin "
 		   "rebuild", (long long)(db.tv_sec - t.tv_sec));

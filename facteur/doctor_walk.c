@@ -183,6 +183,20 @@ static int open_rel(int rootfd, const char *rel)
 	return fd < 0 ? -errno : fd;
 }
 
+/* below_domains - REL (from the database) names a place below
+ * domains/: no absolute path, no ".." to climb out by */
+static int below_domains(const char *rel)
+{
+	const char *s;
+
+	if (strncmp(rel, "domains/", 8) != 0)
+		return 0;
+	for (s = rel; (s = strstr(s, "..")) != NULL; s += 2)
+		if (s[-1] == '/' && (s[2] == '/' || s[2] == 0))
+			return 0;
+	return 1;
+}
+
 /* one_maildir - REL has cur/, new/, tmp/, and maildirsize with a quota */
 static void one_maildir(struct walk *w, int rootfd, const char *rel,
 			int quota)
@@ -190,7 +204,7 @@ static void one_maildir(struct walk *w, int rootfd, const char *rel,
 	static const char *const subs[] = {"cur", "new", "tmp"};
 	struct stat st;
 	size_t i;
-	int fd = open_rel(rootfd, rel);
+	int fd = below_domains(rel) ? open_rel(rootfd, rel) : -EINVAL;
 
 	str_trunc(&w->rel, 0);
 	(void)str_cats(&w->rel, rel);

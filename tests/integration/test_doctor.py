@@ -282,3 +282,23 @@ def test_doctor_foreign_owner(ctx):
                      re.escape(rel(ctx, path)) + r"\)", md), md
     assert "fixed" not in p.out, p.out
     assert mode(path) == 0o644 and os.stat(path).st_uid == 0
+
+
+def test_doctor_maildir_outside_domains(ctx):
+    """a user whose maildir (in the database) climbs out of domains/ is
+    not looked at there, but named as a Maildir that is missing"""
+    import sqlite3
+    build(ctx)
+    os.makedirs(os.path.join(ctx.tmp, "x", "cur"))
+    os.makedirs(os.path.join(ctx.tmp, "x", "new"))
+    os.makedirs(os.path.join(ctx.tmp, "x", "tmp"))
+    db = sqlite3.connect(ctx.path("db/accounts.sqlite"))
+    with db:
+        db.execute("UPDATE users SET maildir = 'domains/../../x' WHERE "
+                   "local = 'b'")
+    db.close()
+    p = ctx.run("facteur", "doctor", check=1)
+    md = lines(p)["maildirs"]
+    assert re.fullmatch(r"FAIL maildirs: Maildirs without cur/, new/ or "
+                        r"tmp/ below \S+: 1 \(domains/\.\./\.\./x\); run "
+                        r"vadmin check --repair", md), md
