@@ -578,6 +578,8 @@ static const struct {
 	{"pending", check_pending},
 	{"maildirs", check_maildirs},
 	{"log", check_log},
+	{"queue", check_queue},
+	{"relay", check_relay},
 };
 
 static const char *const level_names[] = {"ok", "warn", "FAIL"};

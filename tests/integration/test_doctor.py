@@ -20,7 +20,8 @@ from vadmin_util import give
 DOMAIN = "example.org"
 ALIAS = "example.net"
 CHECKS = ["layout", "database", "control", "tls", "mailuser", "services",
-          "cdbs", "domains", "cdb-age", "pending", "maildirs", "log"]
+          "cdbs", "domains", "cdb-age", "pending", "maildirs", "log", "queue",
+          "relay"]
 # a message file name that JSON must escape: a quote, a backslash, a
 # control byte
 ODD = 'odd"na\\me\x01.msg'

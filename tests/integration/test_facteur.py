@@ -40,7 +40,8 @@ CONTROL_FILES = {
     "relayrules.cdb",
 }
 CHECKS = ["layout", "database", "control", "tls", "mailuser", "services",
-          "cdbs", "domains", "cdb-age", "pending", "maildirs", "log"]
+          "cdbs", "domains", "cdb-age", "pending", "maildirs", "log", "queue",
+          "relay"]
 
 
 def mode(path):

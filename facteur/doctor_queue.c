@@ -1,0 +1,545 @@
+/*
+ * doctor_queue - the `queue` check: how much mail waits, how old the
+ * oldest is, which destinations hold deferred recipients, and for the
+ * first DIAG_MAX of those what an administrator would see by hand: the
+ * MX lookup, then a connect to each of the first MX_MAX exchanges on
+ * control/remoteport and the greeting line (or the error).
+ *
+ * Cost with a large queue: a message's age comes from its ID (the file
+ * name, docs/queue.md), so new/ and messages without a status file cost
+ * a readdir entry each; only a message with an ID.s file has its status
+ * file and its envelope read (queue_read_env(), never the body). The
+ * deferred domains are gathered as strings and sorted once: O(R log R)
+ * for R deferred recipients, no per-domain search.
+ *
+ * The network part is bounded: each domain is diagnosed in a child of
+ * its own, all at once, each with a budget of DOMAIN_MS for its lookups,
+ * connects and reads; the parent takes their one-line answers until
+ * WAIT_MS and kills the children still running. A child only writes to
+ * its pipe, so a killed one changes nothing.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "acct.h"
+#include "clock.h"
+#include "conn.h"
+#include "ctl.h"
+#include "dns.h"
+#include "doctor.h"
+#include "fsx.h"
+#include "msg.h"
+#include "qstatus.h"
+#include "queue.h"
+
+#define DIAG_MAX 10
+#define MX_MAX 3
+#define DOMAIN_MS 5000
+#define WAIT_MS 6500
+#define DNS_TRY_MS 1000
+#define OLD_US (24ULL * 3600 * 1000000)
+/* a status file larger than this is not read: mta-send writes a line an
+ * event, and QUEUE_RCPTS_MAX recipients with many tries stay far below */
+#define STATUS_MAX (16 * 1024 * 1024)
+
+struct qscan {
+	unsigned long msgs;
+	uint64_t oldest_us;	/* arrival of the oldest, 0 if none */
+	struct str doms;	/* deferred recipients' domains, NUL ended */
+	unsigned long deferred;
+};
+
+struct tally {
+	const char *dom;
+	unsigned long n;
+};
+
+/* seen_id - count one message by its ID, keeping the oldest arrival */
+static int seen_id(struct qscan *q, const char *name)
+{
+	uint64_t at, ino;
+
+	if (queue_id_parse(name, &at, &ino) < 0)
+		return 0;
+	q->msgs++;
+	if (!q->oldest_us || at < q->oldest_us)
+		q->oldest_us = at;
+	return 1;
+}
+
+/* add_deferred - the domains of the envelope's deferred recipients */
+static int add_deferred(struct qscan *q, const struct qenv *e,
+			const struct qrcpt *r)
+{
+	const char *a = e->rcpts.s, *at;
+	size_t i, off;
+	char *s;
+
+	for (i = 0; i < e->nrcpts; i++, a += strlen(a) + 1) {
+		if (r[i].state != QS_PENDING || !r[i].tries ||
+		    !(at = strrchr(a, '@')) || !at[1])
+			continue;
+		off = q->doms.len;
+		if (str_catb(&q->doms, at + 1, strlen(at + 1) + 1) < 0)
+			return -ENOMEM;
+		for (s = q->doms.s + off; *s; s++)
+			if (*s >= 'A' && *s <= 'Z')
+				*s = (char)(*s - 'A' + 'a');
+		q->deferred++;
+	}
+	return 0;
+}
+
+/* read_deferred - the envelope and status of message ID (path in p,
+ * ".s" already cut off); a message that cannot be read is skipped: the
+ * scheduler quarantines what it cannot use */
+static int read_deferred(struct qscan *q, struct str *p)
+{
+	struct qenv e;
+	struct qrcpt *r = NULL;
+	struct str st = STR_INIT;
+	uint64_t blen;
+	off_t boff;
+	int fd, ret = 0;
+
+	qenv_init(&e);
+	fd = open(p->s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || queue_read_env(fd, &e, &boff, &blen) < 0 ||
+	    str_cats(p, ".s") < 0 || fsx_read_file(p->s, &st, STATUS_MAX) < 0)
+		goto out;
+	r = calloc(e.nrcpts ? e.nrcpts : 1, sizeof *r);
+	if (!r) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (qstatus_parse(st.s, st.len, r, e.nrcpts) == 0)
+		ret = add_deferred(q, &e, r);
+	qrcpt_free(r, e.nrcpts);
+	free(r);
+out:
+	if (fd >= 0)
+		(void)close(fd);
+	qenv_free(&e);
+	str_free(&st);
+	return ret;
+}
+
+/* scan_dir - one directory of the queue: msg/HH (status files followed)
+ * or new/ */
+static int scan_dir(struct qscan *q, const char *dir, int status)
+{
+	struct str p = STR_INIT;
+	struct dirent *de;
+	DIR *dh = opendir(dir);
+	size_t n;
+	int r = 0;
+
+	if (!dh)
+		return errno == ENOENT ? 0 : -errno;
+	while (r == 0 && (de = readdir(dh)) != NULL) {
+		n = strlen(de->d_name);
+		if (!status || n < 3 || strcmp(de->d_name + n - 2, ".s")) {
+			(void)seen_id(q, de->d_name);
+			continue;
+		}
+		p.len = 0;
+		if (str_catf(&p, "%s/%.*s", dir, (int)(n - 2), de->d_name) < 0)
+			r = -ENOMEM;
+		else
+			r = read_deferred(q, &p);
+	}
+	(void)closedir(dh);
+	str_free(&p);
+	return r;
+}
+
+/* scan_queue - new/ and every msg/HH/ */
+static int scan_queue(struct doctor *d, struct qscan *q)
+{
+	struct str dir = STR_INIT;
+	unsigned h;
+	int r;
+
+	r = str_catf(&dir, "%s/queue/new", d->root);
+	if (r == 0)
+		r = scan_dir(q, dir.s, 0);
+	for (h = 0; r == 0 && h < 256; h++) {
+		dir.len = 0;
+		r = str_catf(&dir, "%s/queue/msg/%02x", d->root, h);
+		if (r == 0)
+			r = scan_dir(q, dir.s, 1);
+	}
+	str_free(&dir);
+	return r;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int cmp_tally(const void *a, const void *b)
+{
+	const struct tally *x = a, *y = b;
+
+	return x->n < y->n ? 1 : x->n > y->n ? -1 : strcmp(x->dom, y->dom);
+}
+
+/* is_hosted - 1 when DOM is ours (assign.cdb): its deferrals are local
+ * deliveries, which the network cannot explain */
+static int is_hosted(struct doctor *d, const char *dom)
+{
+	struct acct_domain ad = {STR_INIT, STR_INIT, 1};
+	int r = acct_domain(d->root, dom, &ad);
+
+	acct_domain_free(&ad);
+	return r == 0;
+}
+
+/* top_domains - the remote deferred domains, most recipients first */
+static int top_domains(struct doctor *d, struct qscan *q, struct tally **t_r,
+		       size_t *n_r)
+{
+	const char **v;
+	struct tally *t;
+	size_t i, k = 0, n = 0;
+	const char *s = q->doms.s;
+
+	*t_r = NULL;
+	*n_r = 0;
+	if (!q->deferred)
+		return 0;
+	v = calloc(q->deferred, sizeof *v);
+	t = calloc(q->deferred, sizeof *t);
+	if (!v || !t) {
+		free(v);
+		free(t);
+		return -ENOMEM;
+	}
+	for (i = 0; i < q->deferred; i++, s += strlen(s) + 1)
+		v[i] = s;
+	qsort(v, q->deferred, sizeof *v, cmp_str);
+	for (i = 0; i < q->deferred; i = k) {
+		for (k = i; k < q->deferred && !strcmp(v[k], v[i]); k++)
+			;
+		if (is_hosted(d, v[i]))
+			continue;
+		t[n].dom = v[i];
+		t[n++].n = k - i;
+	}
+	free(v);
+	qsort(t, n, sizeof *t, cmp_tally);
+	*t_r = t;
+	*n_r = n;
+	return 0;
+}
+
+/* ---- the diagnosis of one domain, in a child ---- */
+
+/* left_ms - what remains of the budget, at least 1 */
+static int left_ms(int64_t deadline)
+{
+	int64_t l = deadline - now_ms();
+
+	return l < 1 ? 1 : l > DOMAIN_MS ? DOMAIN_MS : (int)l;
+}
+
+/* greeting - connect to A:port and read the first greeting line into
+ * out; 1 for a 220 greeting, 0 for anything else (said in out) */
+static int greeting(const struct dns_addr *a, unsigned long port,
+		    int64_t deadline, struct str *out)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	struct str line = STR_INIT;
+	struct conn c;
+	socklen_t sl;
+	int fd, err = 0, r;
+
+	memset(&ss, 0, sizeof ss);
+	if (a->family == AF_INET) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		s4->sin_addr = a->a.v4;
+		sl = sizeof *s4;
+	} else {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		s6->sin6_addr = a->a.v6;
+		sl = sizeof *s6;
+	}
+	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return str_catf(out, "socket: %s", strerror(errno)), 0;
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS)
+		err = errno;
+	else if ((r = conn_wait(fd, POLLOUT, deadline)) < 0)
+		err = -r;
+	else {
+		sl = sizeof err;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+			err = errno;
+	}
+	if (err) {
+		(void)str_catf(out, "%s", err == ETIMEDOUT ?
+			       "connect timed out" : strerror(err));
+		(void)close(fd);
+		return 0;
+	}
+	conn_init(&c, fd, fd, (unsigned long)(left_ms(deadline) + 999) / 1000);
+	r = conn_getline(&c, &line, 512);
+	if (r < 0)
+		(void)str_catf(out, "no greeting: %s", r == -ETIMEDOUT ?
+			       "timed out" : r == -EPIPE ?
+			       "connection closed" : msg_err(r));
+	else
+		qstatus_clean(out, line.s, line.len);
+	conn_free(&c);
+	(void)close(fd);
+	r = r == 0 && line.len >= 3 && !strncmp(line.s, "220", 3);
+	str_free(&line);
+	return r;
+}
+
+/* next_seen - the separator before one more thing seen of DOM */
+static const char *next_seen(const struct str *out, const char *dom)
+{
+	return out->len == strlen(dom) + 2 ? ": " : ", ";
+}
+
+/* try_host - the addresses of HOST (first MX_MAX), each connected to;
+ * 1 when one greeted with 220 */
+static int try_host(struct dns *dns, const char *dom, const char *host,
+		    unsigned long port, int64_t deadline, struct str *out)
+{
+	struct dns_addr *a = NULL;
+	char ip[INET6_ADDRSTRLEN];
+	size_t n = 0, i;
+	int r, good = 0;
+
+	r = dns_addrs(dns, host, &a, &n);
+	if (r < 0)
+		return str_catf(out, "%sMX %s: no address (%s)",
+				next_seen(out, dom), host,
+				r == -ENOENT ? "NXDOMAIN" : msg_err(r)), 0;
+	for (i = 0; i < n && i < MX_MAX && !good; i++) {
+		if (!inet_ntop(a[i].family, &a[i].a, ip, sizeof ip))
+			(void)strcpy(ip, "?");
+		(void)str_catf(out, "%sMX %s %s: ", next_seen(out, dom), host,
+			       ip);
+		good = greeting(&a[i], port, deadline, out);
+	}
+	free(a);
+	return good;
+}
+
+/* diagnose - what a domain's MX say, into out (after "G " or "B ") */
+static void diagnose(const char *root, const char *dom, unsigned long port,
+		     struct str *out)
+{
+	int64_t deadline = now_ms() + DOMAIN_MS;
+	struct dns_mx *mx = NULL;
+	struct dns *dns = NULL;
+	size_t n = 0, i;
+	int r, good = 0;
+
+	(void)str_catf(out, "B %s", dom);
+	r = dns_open(&dns, root, DNS_TRY_MS);
+	if (r == 0)
+		r = dns_mx(dns, dom, &mx, &n);
+	if (r == -ENODATA) /* no MX: the domain's own address (RFC 5321) */
+		good = try_host(dns, dom, dom, port, deadline, out);
+	else if (r == -ENOENT)
+		(void)str_cats(out, ": does not exist (NXDOMAIN)");
+	else if (r < 0)
+		(void)str_catf(out, ": MX lookup failed: %s", msg_err(r));
+	else if (n == 1 && !mx[0].host[0])
+		(void)str_cats(out, ": null MX, accepts no mail");
+	for (i = 0; r == 0 && i < n && i < MX_MAX && !good; i++)
+		if (mx[i].host[0] && left_ms(deadline) > 1)
+			good = try_host(dns, dom, mx[i].host, port, deadline, out);
+	if (good)
+		out->s[0] = 'G';
+	dns_mx_free(mx, n);
+	if (dns)
+		dns_close(dns);
+}
+
+/* ---- the children, and what the parent makes of them ---- */
+
+struct probe {
+	pid_t pid;
+	int fd;			/* the read end of the child's pipe, or -1 */
+	struct str said;	/* "G dom..." or "B dom..." */
+};
+
+/* spawn - one child diagnosing DOM, its answer on a pipe */
+static int spawn(struct doctor *d, const char *dom, unsigned long port,
+		 struct probe *pr)
+{
+	struct str out = STR_INIT;
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	pr->pid = fork();
+	if (pr->pid < 0) {
+		(void)close(fds[0]);
+		(void)close(fds[1]);
+		return -errno;
+	}
+	if (pr->pid == 0) {
+		(void)close(fds[0]);
+		diagnose(d->root, dom, port, &out);
+		(void)fsx_write_all(fds[1], out.s, out.len);
+		_exit(0);
+	}
+	(void)close(fds[1]);
+	pr->fd = fds[0];
+	return 0;
+}
+
+/* collect - read the children's answers until all ended or WAIT_MS */
+static void collect(struct probe *pr, size_t n)
+{
+	int64_t deadline = now_ms() + WAIT_MS;
+	struct pollfd pf[DIAG_MAX];
+	char buf[512];
+	size_t i, live = n;
+	ssize_t got;
+
+	while (live && now_ms() < deadline) {
+		for (i = 0; i < n; i++)
+			pf[i] = (struct pollfd){pr[i].fd, POLLIN, 0};
+		if (poll(pf, n, (int)(deadline - now_ms())) < 0 &&
+		    errno != EINTR)
+			break;
+		for (i = 0; i < n; i++) {
+			if (pr[i].fd < 0 || !pf[i].revents)
+				continue;
+			got = read(pr[i].fd, buf, sizeof buf);
+			if (got > 0 &&
+			    str_catb(&pr[i].said, buf, (size_t)got) == 0)
+				continue;
+			(void)close(pr[i].fd);
+			pr[i].fd = -1;
+			live--;
+		}
+	}
+}
+
+/* reap - end the children (a late one is killed) and close the pipes */
+static void reap(struct probe *pr, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (pr[i].fd >= 0) {
+			(void)close(pr[i].fd);
+			pr[i].fd = -1;
+		}
+		if (pr[i].pid > 0) {
+			(void)kill(pr[i].pid, SIGKILL);
+			while (waitpid(pr[i].pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+	}
+}
+
+/* remote_port - control/remoteport, which mta-remote connects to */
+static unsigned long remote_port(struct doctor *d)
+{
+	unsigned long port;
+
+	if (ctl_get_ulong(d->root, "remoteport", 25, &port) < 0 || !port ||
+	    port > 65535)
+		port = 25;
+	return port;
+}
+
+/* diagnose_all - the first DIAG_MAX domains at once; a warning for each
+ * that failed, a count of them returned */
+static int diagnose_all(struct doctor *d, struct report *p,
+			const struct tally *t, size_t n)
+{
+	struct probe pr[DIAG_MAX];
+	unsigned long port = remote_port(d);
+	size_t i;
+	int bad = 0;
+
+	if (n > DIAG_MAX)
+		n = DIAG_MAX;
+	for (i = 0; i < n; i++) {
+		pr[i] = (struct probe){-1, -1, STR_INIT};
+		if (spawn(d, t[i].dom, port, &pr[i]) < 0)
+			(void)str_catf(&pr[i].said, "B %s: cannot start a "
+				       "diagnosis", t[i].dom);
+	}
+	collect(pr, n);
+	reap(pr, n);
+	for (i = 0; i < n; i++) {
+		if (pr[i].said.len < 2 || pr[i].said.s[0] != 'G') {
+			bad++;
+			(void)say(p, WARN, "%lu deferred recipient%s at %s; "
+				  "check the domain and its mail servers, or "
+				  "wait for mta-send's retries",
+				  t[i].n, t[i].n == 1 ? "" : "s",
+				  pr[i].said.len > 2 ? pr[i].said.s + 2 :
+				  t[i].dom);
+		}
+		str_free(&pr[i].said);
+	}
+	return bad;
+}
+
+/* age_text - a duration in its largest unit, for a message's age */
+static void age_text(struct str *out, uint64_t us)
+{
+	uint64_t s = us / 1000000;
+
+	if (s >= 86400)
+		(void)str_catf(out, "%llud", (unsigned long long)(s / 86400));
+	else if (s >= 3600)
+		(void)str_catf(out, "%lluh", (unsigned long long)(s / 3600));
+	else
+		(void)str_catf(out, "%llus", (unsigned long long)s);
+}
+
+int check_queue(struct doctor *d, struct report *p)
+{
+	struct qscan q = {0, 0, STR_INIT, 0};
+	struct tally *t = NULL;
+	struct str age = STR_INIT;
+	uint64_t now = now_us();
+	size_t n = 0;
+	int v = OK, r = scan_queue(d, &q);
+
+	if (r == 0)
+		r = top_domains(d, &q, &t, &n);
+	if (r < 0)
+		v = say(p, WARN, "cannot read the queue: %s; make queue/ "
+			"readable by the mail user", msg_err(r));
+	if (r == 0 && n && diagnose_all(d, p, t, n))
+		v = WARN;
+	if (r == 0 && q.oldest_us && now > q.oldest_us + OLD_US) {
+		age_text(&age, now - q.oldest_us);
+		v = say(p, WARN, "%lu message%s queued, the oldest %s old; "
+			"see the deferred domains and the log for why",
+			q.msgs, q.msgs == 1 ? "" : "s", age.s);
+	}
+	str_free(&age);
+	free(t);
+	str_free(&q.doms);
+	return v;
+}
