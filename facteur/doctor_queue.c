@@ -3,7 +3,9 @@
  * oldest is, which destinations hold deferred recipients, and for the
  * first DIAG_MAX of those what an administrator would see by hand: the
  * MX lookup, then a connect to each of the first MX_MAX exchanges on
- * control/remoteport and the greeting line (or the error).
+ * control/remoteport and the greeting line (or the error). A domain
+ * that control/smtproutes routes is tried where mta-remote would send
+ * it: the route's host and port, or the MX on the route's port.
  *
  * Cost with a large queue: a message's age comes from its ID (the file
  * name, docs/queue.md), so new/ and messages without a status file cost
@@ -41,13 +43,24 @@
 #include "msg.h"
 #include "qstatus.h"
 #include "queue.h"
+/* mta-remote's smtproutes matcher, so that a routed domain is tried
+ * where mta-remote would send it */
+#include "../mta/remote/remote.h"
 
 #define DIAG_MAX 10
 #define MX_MAX 3
 #define DOMAIN_MS 5000
-#define WAIT_MS 6500
+#define WAIT_MS 5500
 #define DNS_TRY_MS 1000
+
+/* control/timeoutconnect in ms, read by the parent before the children
+ * start (each child has its copy) */
+static int g_connect_ms = DOMAIN_MS;
 #define OLD_US (24ULL * 3600 * 1000000)
+/* reading status files stops after this long (a cold cache under a
+ * queue of 100,000 costs seconds of disk); messages are still counted
+ * from their names, and the report says the tally is partial */
+#define SCAN_MS 2500
 /* a status file larger than this is not read: mta-send writes a line an
  * event, and QUEUE_RCPTS_MAX recipients with many tries stay far below */
 #define STATUS_MAX (16 * 1024 * 1024)
@@ -57,6 +70,8 @@ struct qscan {
 	uint64_t oldest_us;	/* arrival of the oldest, 0 if none */
 	struct str doms;	/* deferred recipients' domains, NUL ended */
 	unsigned long deferred;
+	unsigned long unread;	/* status files left unread after SCAN_MS */
+	int64_t scan_end;	/* now_ms() at which reading them stops */
 };
 
 struct tally {
@@ -150,6 +165,10 @@ static int scan_dir(struct qscan *q, const char *dir, int status)
 		n = strlen(de->d_name);
 		if (!status || n < 3 || strcmp(de->d_name + n - 2, ".s")) {
 			(void)seen_id(q, de->d_name);
+			continue;
+		}
+		if (now_ms() > q->scan_end) {
+			q->unread++;
 			continue;
 		}
 		p.len = 0;
@@ -254,26 +273,22 @@ static int left_ms(int64_t deadline)
 	return l < 1 ? 1 : l > DOMAIN_MS ? DOMAIN_MS : (int)l;
 }
 
-/* greeting - connect to A:port and read the first greeting line into
- * out; 1 for a 220 greeting, 0 for anything else (said in out) */
-static int greeting(const struct dns_addr *a, unsigned long port,
-		    int64_t deadline, struct str *out)
+/* dial - a TCP connection to A:port by UNTIL (now_ms()); the descriptor, or -1
+ * with what went wrong in out */
+static int dial(const struct dns_addr *a, unsigned long port, int64_t until,
+		struct str *out)
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	struct str line = STR_INIT;
-	struct conn c;
-	socklen_t sl;
+	socklen_t sl = sizeof *s4;
 	int fd, err = 0, r;
 
 	memset(&ss, 0, sizeof ss);
-	if (a->family == AF_INET) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		s4->sin_addr = a->a.v4;
-		sl = sizeof *s4;
-	} else {
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	s4->sin_addr = a->a.v4;
+	if (a->family == AF_INET6) {
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons((uint16_t)port);
 		s6->sin6_addr = a->a.v6;
@@ -281,22 +296,40 @@ static int greeting(const struct dns_addr *a, unsigned long port,
 	}
 	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return str_catf(out, "socket: %s", strerror(errno)), 0;
-	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS)
 		err = errno;
-	else if ((r = conn_wait(fd, POLLOUT, deadline)) < 0)
+	else if (connect(fd, (struct sockaddr *)&ss, sl) < 0 &&
+		 errno != EINPROGRESS)
+		err = errno;
+	else if ((r = conn_wait(fd, POLLOUT, until)) < 0)
 		err = -r;
 	else {
 		sl = sizeof err;
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
 			err = errno;
 	}
-	if (err) {
-		(void)str_catf(out, "%s", err == ETIMEDOUT ?
-			       "connect timed out" : strerror(err));
+	if (!err)
+		return fd;
+	(void)str_cats(out, err == ETIMEDOUT ? "connect timed out" :
+		       strerror(err));
+	if (fd >= 0)
 		(void)close(fd);
+	return -1;
+}
+
+/* greeting - connect to A:port and read the first greeting line into
+ * out; 1 for a 220 greeting, 0 for anything else (said in out). The
+ * connect waits control/timeoutconnect at most, all within deadline */
+static int greeting(const struct dns_addr *a, unsigned long port,
+		    int64_t deadline, struct str *out)
+{
+	int64_t until = now_ms() + g_connect_ms;
+	struct str line = STR_INIT;
+	struct conn c;
+	int fd, r;
+
+	fd = dial(a, port, until < deadline ? until : deadline, out);
+	if (fd < 0)
 		return 0;
-	}
 	conn_init(&c, fd, fd, (unsigned long)(left_ms(deadline) + 999) / 1000);
 	r = conn_getline(&c, &line, 512);
 	if (r < 0)
@@ -320,8 +353,9 @@ static const char *next_seen(const struct str *out, const char *dom)
 
 /* try_host - the addresses of HOST (first MX_MAX), each connected to;
  * 1 when one greeted with 220 */
-static int try_host(struct dns *dns, const char *dom, const char *host,
-		    unsigned long port, int64_t deadline, struct str *out)
+static int try_host(struct dns *dns, const char *dom, const char *label,
+		    const char *host, unsigned long port, int64_t deadline,
+		    struct str *out)
 {
 	struct dns_addr *a = NULL;
 	char ip[INET6_ADDRSTRLEN];
@@ -330,48 +364,92 @@ static int try_host(struct dns *dns, const char *dom, const char *host,
 
 	r = dns_addrs(dns, host, &a, &n);
 	if (r < 0)
-		return str_catf(out, "%sMX %s: no address (%s)",
-				next_seen(out, dom), host,
+		return str_catf(out, "%s%s %s: no address (%s)",
+				next_seen(out, dom), label, host,
 				r == -ENOENT ? "NXDOMAIN" : msg_err(r)), 0;
 	for (i = 0; i < n && i < MX_MAX && !good; i++) {
 		if (!inet_ntop(a[i].family, &a[i].a, ip, sizeof ip))
 			(void)strcpy(ip, "?");
-		(void)str_catf(out, "%sMX %s %s: ", next_seen(out, dom), host,
-			       ip);
+		(void)str_catf(out, "%s%s %s %s: ", next_seen(out, dom), label,
+			       host, ip);
 		good = greeting(&a[i], port, deadline, out);
 	}
 	free(a);
 	return good;
 }
 
-/* diagnose - what a domain's MX say, into out (after "G " or "B ") */
-static void diagnose(const char *root, const char *dom, unsigned long port,
-		     struct str *out)
+/* by_mx - the domain's MX hosts (or, without MX, its own address) */
+static int by_mx(struct dns *dns, const char *dom, unsigned long port,
+		 int64_t deadline, struct str *out)
 {
-	int64_t deadline = now_ms() + DOMAIN_MS;
 	struct dns_mx *mx = NULL;
-	struct dns *dns = NULL;
 	size_t n = 0, i;
 	int r, good = 0;
 
-	(void)str_catf(out, "B %s", dom);
-	r = dns_open(&dns, root, DNS_TRY_MS);
-	if (r == 0)
-		r = dns_mx(dns, dom, &mx, &n);
+	r = dns_mx(dns, dom, &mx, &n);
 	if (r == -ENODATA) /* no MX: the domain's own address (RFC 5321) */
-		good = try_host(dns, dom, dom, port, deadline, out);
+		good = try_host(dns, dom, "host", dom, port, deadline, out);
 	else if (r == -ENOENT)
 		(void)str_cats(out, ": does not exist (NXDOMAIN)");
 	else if (r < 0)
-		(void)str_catf(out, ": MX lookup failed: %s", msg_err(r));
+		(void)str_catf(out, ": MX lookup failed: %s", r == -EAGAIN ?
+			       "temporary DNS failure (no answer, SERVFAIL or "
+			       "REFUSED)" : msg_err(r));
 	else if (n == 1 && !mx[0].host[0])
 		(void)str_cats(out, ": null MX, accepts no mail");
 	for (i = 0; r == 0 && i < n && i < MX_MAX && !good; i++)
 		if (mx[i].host[0] && left_ms(deadline) > 1)
-			good = try_host(dns, dom, mx[i].host, port, deadline, out);
+			good = try_host(dns, dom, "MX", mx[i].host, port,
+					deadline, out);
+	dns_mx_free(mx, n);
+	return good;
+}
+
+/* by_route - the one host of a smtproutes line */
+static int by_route(struct dns *dns, const char *dom, const struct route *rt,
+		    unsigned long port, int64_t deadline, struct str *out)
+{
+	struct dns_addr a;
+
+	(void)str_catf(out, ": smtproutes line %zu", rt->line);
+	if (!rt->hp.literal)
+		return try_host(dns, dom, "host", rt->hp.host.s, port,
+				deadline, out);
+	memset(&a, 0, sizeof a);
+	a.family = strchr(rt->hp.host.s, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(a.family, rt->hp.host.s, &a.a) != 1)
+		return 0; /* route_hostport() checked it */
+	(void)str_catf(out, ", [%s]: ", rt->hp.host.s);
+	return greeting(&a, port, deadline, out);
+}
+
+/* diagnose - what a domain's MX (or its route) say, into out (after
+ * "G " or "B "); ROUTES are control/smtproutes' N lines */
+static void diagnose(const char *root, const char *dom, unsigned long port,
+		     const struct str *routes, size_t n, struct str *out)
+{
+	int64_t deadline = now_ms() + DOMAIN_MS;
+	struct route rt = {0, 0, {STR_INIT, 0, 0}, 0};
+	struct dns *dns = NULL;
+	size_t bad = 0;
+	int r, good = 0;
+
+	(void)str_catf(out, "B %s", dom);
+	r = route_lookup(routes->s, n, dom, &rt, &bad);
+	if (r < 0)
+		(void)str_catf(out, ": control/smtproutes line %zu is "
+			       "malformed", bad);
+	else if ((r = dns_open(&dns, root, DNS_TRY_MS)) < 0)
+		(void)str_catf(out, ": no resolver: %s", msg_err(r));
+	if (r == 0 && rt.found && rt.hp.port)
+		port = rt.hp.port;
+	if (r == 0 && rt.found && !rt.use_mx)
+		good = by_route(dns, dom, &rt, port, deadline, out);
+	else if (r == 0)
+		good = by_mx(dns, dom, port, deadline, out);
 	if (good)
 		out->s[0] = 'G';
-	dns_mx_free(mx, n);
+	route_free(&rt);
 	if (dns)
 		dns_close(dns);
 }
@@ -386,7 +464,7 @@ struct probe {
 
 /* spawn - one child diagnosing DOM, its answer on a pipe */
 static int spawn(struct doctor *d, const char *dom, unsigned long port,
-		 struct probe *pr)
+		 const struct str *routes, size_t nroutes, struct probe *pr)
 {
 	struct str out = STR_INIT;
 	int fds[2];
@@ -401,7 +479,7 @@ static int spawn(struct doctor *d, const char *dom, unsigned long port,
 	}
 	if (pr->pid == 0) {
 		(void)close(fds[0]);
-		diagnose(d->root, dom, port, &out);
+		diagnose(d->root, dom, port, routes, nroutes, &out);
 		(void)fsx_write_all(fds[1], out.s, out.len);
 		_exit(0);
 	}
@@ -457,6 +535,18 @@ static void reap(struct probe *pr, size_t n)
 	}
 }
 
+/* connect_ms - control/timeoutconnect, as mta-remote reads it, in ms;
+ * the domain's budget still bounds it */
+static int connect_ms(const char *root)
+{
+	unsigned long s;
+
+	if (ctl_get_ulong(root, "timeoutconnect", 60, &s) < 0 || s == 0 ||
+	    s > DOMAIN_MS / 1000)
+		return DOMAIN_MS;
+	return (int)s * 1000;
+}
+
 /* remote_port - control/remoteport, which mta-remote connects to */
 static unsigned long remote_port(struct doctor *d)
 {
@@ -475,20 +565,32 @@ static int diagnose_all(struct doctor *d, struct report *p,
 {
 	struct probe pr[DIAG_MAX];
 	unsigned long port = remote_port(d);
-	size_t i;
+	struct str routes = STR_INIT;
+	size_t i, nroutes = 0;
 	int bad = 0;
+
+	g_connect_ms = connect_ms(d->root);
+	if (ctl_get_lines(d->root, "smtproutes", &routes, &nroutes) < 0) {
+		(void)say(p, WARN, "cannot read control/smtproutes; make it "
+			  "readable by the mail user, as mta-remote needs");
+		bad++;
+		nroutes = 0;
+	}
 
 	if (n > DIAG_MAX)
 		n = DIAG_MAX;
 	for (i = 0; i < n; i++) {
 		pr[i] = (struct probe){-1, -1, STR_INIT};
-		if (spawn(d, t[i].dom, port, &pr[i]) < 0)
+		if (spawn(d, t[i].dom, port, &routes, nroutes, &pr[i]) < 0)
 			(void)str_catf(&pr[i].said, "B %s: cannot start a "
 				       "diagnosis", t[i].dom);
 	}
 	collect(pr, n);
 	reap(pr, n);
 	for (i = 0; i < n; i++) {
+		if (pr[i].said.len < 2)
+			(void)str_catf(&pr[i].said, "B %s: no diagnosis within "
+				       "%d ms", t[i].dom, WAIT_MS);
 		if (pr[i].said.len < 2 || pr[i].said.s[0] != 'G') {
 			bad++;
 			(void)say(p, WARN, "%lu deferred recipient%s at %s; "
@@ -500,6 +602,7 @@ static int diagnose_all(struct doctor *d, struct report *p,
 		}
 		str_free(&pr[i].said);
 	}
+	str_free(&routes);
 	return bad;
 }
 
@@ -518,7 +621,7 @@ static void age_text(struct str *out, uint64_t us)
 
 int check_queue(struct doctor *d, struct report *p)
 {
-	struct qscan q = {0, 0, STR_INIT, 0};
+	struct qscan q = {0, 0, STR_INIT, 0, 0, now_ms() + SCAN_MS};
 	struct tally *t = NULL;
 	struct str age = STR_INIT;
 	uint64_t now = now_us();
@@ -538,6 +641,11 @@ int check_queue(struct doctor *d, struct report *p)
 			"see the deferred domains and the log for why",
 			q.msgs, q.msgs == 1 ? "" : "s", age.s);
 	}
+	if (r == 0 && q.unread)
+		v = say(p, WARN, "%lu of the %lu queued messages' status files "
+			"were not read in time: the deferred domains above are "
+			"from the others; run facteur doctor again (the file "
+			"cache is warm now) or see mta-qstat", q.unread, q.msgs);
 	str_free(&age);
 	free(t);
 	str_free(&q.doms);

@@ -187,3 +187,29 @@ def test_doctor_stale_grants(ctx):
     p = ctx.run("facteur", "doctor", check=0)
     assert line_of(p, "relay").startswith(
         "warn relay: 1 stale POP-before-SMTP grant in"), p.out
+
+
+def test_doctor_queue_smtproutes(ctx):
+    """a routed domain is tried where mta-remote sends it: a route to a
+    server that greets with 220 is no problem, a route to a closed port
+    is named with its line"""
+    ctx.init()
+    good = MX(ip="127.0.0.4", mode="accept")
+    closed = free_port("127.0.0.5")
+    control(ctx, "smtproutes", f"r.test:[127.0.0.4]:{good.port}\n"
+            f"s.test:[127.0.0.5]:{closed}\n")
+    # no DNS at all: a route needs none
+    control(ctx, "resolvers", f"127.0.0.1:{free_port()}\n")
+    try:
+        plant(ctx, ["x@r.test"], [0], ino=0x404)
+        p = ctx.run("facteur", "doctor", check=0)
+        assert line_of(p, "queue") == "ok queue", p.out
+        assert good.conns, "the routed server was not tried"
+        plant(ctx, ["x@s.test"], [0], ino=0x505)
+        p = ctx.run("facteur", "doctor", check=0)
+    finally:
+        close_all(good)
+    l = line_of(p, "queue")
+    assert re.search(r"1 deferred recipient at s\.test: smtproutes line 2, "
+                     r"\[127\.0\.0\.5\]: Connection refused", l), l
+    assert "r.test" not in l, l
