@@ -405,22 +405,48 @@ static int by_mx(struct dns *dns, const char *dom, unsigned long port,
 	return good;
 }
 
+/* by_literal - an IP address (route_hostport() checked it), no DNS */
+static int by_literal(const struct hostport *hp, unsigned long port,
+		      int64_t deadline, struct str *out)
+{
+	struct dns_addr a;
+
+	memset(&a, 0, sizeof a);
+	a.family = strchr(hp->host.s, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(a.family, hp->host.s, &a.a) != 1)
+		return 0;
+	return greeting(&a, port, deadline, out);
+}
+
 /* by_route - the one host of a smtproutes line */
 static int by_route(struct dns *dns, const char *dom, const struct route *rt,
 		    unsigned long port, int64_t deadline, struct str *out)
 {
-	struct dns_addr a;
-
 	(void)str_catf(out, ": smtproutes line %zu", rt->line);
 	if (!rt->hp.literal)
 		return try_host(dns, dom, "host", rt->hp.host.s, port,
 				deadline, out);
-	memset(&a, 0, sizeof a);
-	a.family = strchr(rt->hp.host.s, ':') ? AF_INET6 : AF_INET;
-	if (inet_pton(a.family, rt->hp.host.s, &a.a) != 1)
-		return 0; /* route_hostport() checked it */
 	(void)str_catf(out, ", [%s]: ", rt->hp.host.s);
-	return greeting(&a, port, deadline, out);
+	return by_literal(&rt->hp, port, deadline, out);
+}
+
+/* by_domain_literal - a recipient at [192.0.2.1]: mta-remote connects
+ * to the address itself */
+static int by_domain_literal(const char *dom, unsigned long port,
+			     int64_t deadline, struct str *out)
+{
+	struct hostport hp = {STR_INIT, 0, 0};
+	int good = 0;
+
+	if (route_hostport(dom, strlen(dom), &hp) < 0 || !hp.literal ||
+	    hp.port)
+		(void)str_cats(out, ": not an address literal");
+	else {
+		(void)str_cats(out, ": ");
+		good = by_literal(&hp, port, deadline, out);
+	}
+	str_free(&hp.host);
+	return good;
 }
 
 /* diagnose - what a domain's MX (or its route) say, into out (after
@@ -445,6 +471,8 @@ static void diagnose(const char *root, const char *dom, unsigned long port,
 		port = rt.hp.port;
 	if (r == 0 && rt.found && !rt.use_mx)
 		good = by_route(dns, dom, &rt, port, deadline, out);
+	else if (r == 0 && dom[0] == '[')
+		good = by_domain_literal(dom, port, deadline, out);
 	else if (r == 0)
 		good = by_mx(dns, dom, port, deadline, out);
 	if (good)

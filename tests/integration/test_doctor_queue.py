@@ -126,6 +126,11 @@ def test_doctor_relay_open_text(ctx):
                         '"0.0.0.0/0:allow,RELAYCLIENT=""" lets every client '
                         "relay"), p.out
     assert "mta-rules" in l, l
+    for rule in ('::/0:allow,RELAYCLIENT=""', ':allow,RELAYCLIENT=""'):
+        control(ctx, "relayrules", rule + "\n")
+        p = ctx.run("facteur", "doctor", check=1)
+        assert line_of(p, "relay").startswith(
+            f'FAIL relay: control/relayrules rule "{rule}"'), p.out
     # a catch-all without RELAYCLIENT is no open relay
     control(ctx, "relayrules", '127.:allow,RELAYCLIENT=""\n:allow\n')
     ctx.run("mta-rules", check=0)
@@ -192,7 +197,8 @@ def test_doctor_stale_grants(ctx):
 def test_doctor_queue_smtproutes(ctx):
     """a routed domain is tried where mta-remote sends it: a route to a
     server that greets with 220 is no problem, a route to a closed port
-    is named with its line"""
+    is named with its line; an address literal is connected to on
+    control/remoteport"""
     ctx.init()
     good = MX(ip="127.0.0.4", mode="accept")
     closed = free_port("127.0.0.5")
@@ -206,10 +212,14 @@ def test_doctor_queue_smtproutes(ctx):
         assert line_of(p, "queue") == "ok queue", p.out
         assert good.conns, "the routed server was not tried"
         plant(ctx, ["x@s.test"], [0], ino=0x505)
+        control(ctx, "remoteport", f"{closed}\n")
+        plant(ctx, ["y@[127.0.0.5]"], [0], ino=0x606)
         p = ctx.run("facteur", "doctor", check=0)
     finally:
         close_all(good)
     l = line_of(p, "queue")
     assert re.search(r"1 deferred recipient at s\.test: smtproutes line 2, "
                      r"\[127\.0\.0\.5\]: Connection refused", l), l
+    assert re.search(r"1 deferred recipient at \[127\.0\.0\.5\]: "
+                     r"Connection refused", l), l
     assert "r.test" not in l, l
