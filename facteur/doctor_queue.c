@@ -161,7 +161,9 @@ static int scan_dir(struct qscan *q, const char *dir, int status)
 
 	if (!dh)
 		return errno == ENOENT ? 0 : -errno;
-	while (r == 0 && (de = readdir(dh)) != NULL) {
+	/* errno is cleared before each readdir(): NULL is the end or an
+	 * error, and only errno tells */
+	while (r == 0 && (errno = 0, de = readdir(dh)) != NULL) {
 		n = strlen(de->d_name);
 		if (!status || n < 3 || strcmp(de->d_name + n - 2, ".s")) {
 			(void)seen_id(q, de->d_name);
@@ -177,6 +179,8 @@ static int scan_dir(struct qscan *q, const char *dir, int status)
 		else
 			r = read_deferred(q, &p);
 	}
+	if (r == 0 && !de && errno)
+		r = -errno;
 	(void)closedir(dh);
 	str_free(&p);
 	return r;

@@ -141,13 +141,16 @@ static int stale_grants(struct doctor *d, int dfd, unsigned long life,
 	struct dirent *de;
 	struct stat st;
 	DIR *dir = fdopendir(dfd);
+	int r;
 
 	if (!dir) {
-		close(dfd);
-		return -errno;
+		r = -errno;
+		(void)close(dfd);
+		return r;
 	}
-	errno = 0;
-	while ((de = readdir(dir)) != NULL) {
+	/* errno is cleared before each readdir(): NULL is the end or an
+	 * error, and only errno tells */
+	while ((errno = 0, de = readdir(dir)) != NULL) {
 		if (de->d_name[0] == '.' ||
 		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode) || now - st.st_mtime <= (time_t)life)
@@ -156,8 +159,9 @@ static int stale_grants(struct doctor *d, int dfd, unsigned long life,
 		if (d->fix && unlinkat(dfd, de->d_name, 0) == 0)
 			(*gone)++;
 	}
+	r = errno ? -errno : 0;
 	(void)closedir(dir);
-	return 0;
+	return r;
 }
 
 /* check_grants - the stale grants of open-smtp/ */
