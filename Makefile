@@ -37,8 +37,7 @@ VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
 MTA     = mta-inject mta-qstat mta-qread mta-rules sendmail
 PROGS   = vadmin facteur vdeliver pop3d mta-smtpd mta-send mta-remote $(MTA)
 SRC_vadmin     = $(wildcard vadmin/*.c)
-# doctor's queue check routes a domain as mta-remote does (smtproutes)
-SRC_facteur    = $(wildcard facteur/*.c) mta/remote/route.c
+SRC_facteur    = $(wildcard facteur/*.c)
 SRC_vdeliver   = $(wildcard vdeliver/*.c)
 SRC_pop3d      = $(wildcard pop3d/*.c)
 SRC_mta-smtpd  = $(wildcard mta/smtpd/*.c)

@@ -43,9 +43,9 @@
 #include "msg.h"
 #include "qstatus.h"
 #include "queue.h"
-/* mta-remote's smtproutes matcher, so that a routed domain is tried
- * where mta-remote would send it */
-#include "../mta/remote/remote.h"
+/* smtproutes as mta-remote reads it: a routed domain is tried where
+ * mta-remote would send it */
+#include "route.h"
 
 #define DIAG_MAX 10
 #define MX_MAX 3

@@ -239,6 +239,7 @@ static int mtime_at(int dfd, const char *name, struct timespec *t,
 	return 0;
 }
 
+/* newer - a later than b */
 static int newer(const struct timespec *a, const struct timespec *b)
 {
 	return a->tv_sec != b->tv_sec ? a->tv_sec > b->tv_sec :
@@ -249,7 +250,7 @@ static int newer(const struct timespec *a, const struct timespec *b)
 static void newest_in(struct doctor *d, const char *dir, struct timespec *t)
 {
 	struct str path = STR_INIT;
-	struct timespec m;
+	struct timespec m = {0, 0};
 	struct dirent *e;
 	DIR *dp = NULL;
 	size_t n;
@@ -273,7 +274,7 @@ static void newest_in(struct doctor *d, const char *dir, struct timespec *t)
  * empty one) */
 static int db_time(struct doctor *d, struct timespec *t)
 {
-	struct timespec w;
+	struct timespec w = {0, 0};
 	off_t size = 0;
 	int dfd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
 
@@ -292,7 +293,7 @@ static int db_time(struct doctor *d, struct timespec *t)
  * newest of them tells whether vadmin saw the database's last change */
 static int vadmin_age(struct doctor *d, struct report *p, int *need)
 {
-	struct timespec db, t = {0, 0};
+	struct timespec db = {0, 0}, t = {0, 0};
 	int r = db_time(d, &db);
 
 	if (r < 0)
@@ -315,7 +316,7 @@ static int vadmin_age(struct doctor *d, struct report *p, int *need)
 /* rules_age - relayrules.cdb is not older than relayrules */
 static int rules_age(struct doctor *d, struct report *p, int *need)
 {
-	struct timespec src, cdb;
+	struct timespec src = {0, 0}, cdb = {0, 0};
 	int dfd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC), v = OK;
 
 	if (dfd < 0)

@@ -1,7 +1,6 @@
 /*
  * remote.h - the parts of mta-remote (docs/remote.md).
  *
- * route.c  control/smtproutes: parsing and matching a domain, host[:port]
  * proto.c  the reply parser, the CR LF / dot-stuffing writer, result texts
  * smtp.c   one SMTP session: connection with deadlines, STARTTLS, the
  *          transaction
@@ -21,30 +20,8 @@
 #include <openssl/ssl.h>
 
 #include "dns.h"
+#include "route.h"
 #include "str.h"
-
-/* ---- route.c */
-
-/* a host[:port] of smtproutes: literal is set when host is an IP address
- * (it was in brackets or parses as one); port 0 means control/remoteport */
-struct hostport {
-	struct str host;
-	unsigned long port;
-	int literal;
-};
-
-/* the outcome of matching a domain against smtproutes */
-struct route {
-	int found;		/* a line matched */
-	int use_mx;		/* it had an empty host: look the MX up */
-	struct hostport hp;
-	size_t line;		/* 1-based number of the matching line */
-};
-
-int route_hostport(const char *s, size_t len, struct hostport *hp);
-int route_lookup(const char *lines, size_t count, const char *domain,
-		 struct route *rt, size_t *bad_line_r);
-void route_free(struct route *rt);
 
 /* ---- proto.c: the reply parser */
 

@@ -19,7 +19,7 @@
 
 #include "dns.h"
 #include "num.h"
-#include "remote.h"
+#include "route.h"
 
 /* route_hostport - HOST[:PORT] (see above); len bytes of s */
 int route_hostport(const char *s, size_t len, struct hostport *hp)
@@ -82,7 +82,8 @@ static int key_matches(const char *key, size_t klen, const char *domain)
 	return klen == dlen && strncasecmp(domain, key, klen) == 0 ? 2 : 0;
 }
 
-/* route_lookup - the route for domain among count NUL-separated lines */
+/* route_lookup - the route for domain among count NUL-separated lines
+ * (see route.h) */
 int route_lookup(const char *lines, size_t count, const char *domain,
 		 struct route *rt, size_t *bad_line_r)
 {
