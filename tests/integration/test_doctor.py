@@ -19,7 +19,8 @@ from vadmin_util import give
 
 DOMAIN = "example.org"
 ALIAS = "example.net"
-CHECKS = ["layout", "database", "control", "tls", "mailuser", "services",
+CHECKS = ["layout", "database", "control", "tls", "listen", "mailuser",
+          "services",
           "cdbs", "domains", "cdb-age", "pending", "maildirs", "log"]
 # a message file name that JSON must escape: a quote, a backslash, a
 # control byte

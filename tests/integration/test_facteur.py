@@ -39,7 +39,8 @@ CONTROL_FILES = {
     "listen.pop3s", "relayrules", "mailuser", "assign.cdb", "rcpthosts.cdb",
     "relayrules.cdb",
 }
-CHECKS = ["layout", "database", "control", "tls", "mailuser", "services",
+CHECKS = ["layout", "database", "control", "tls", "listen", "mailuser",
+          "services",
           "cdbs", "domains", "cdb-age", "pending", "maildirs", "log"]
 
 
