@@ -466,6 +466,7 @@ static const struct {
 	{"control", check_control},
 	{"tls", check_tls},
 	{"listen", check_listen},
+	{"mx", check_mx},
 	{"mailuser", check_mailuser},
 	{"services", check_services},
 	{"cdbs", check_cdbs},

@@ -3,7 +3,7 @@
  * doctor.c (the driver, the report and the older checks), doctor_tables.c
  * (domains, cdb-age and the CDB regeneration of --fix), doctor_walk.c
  * (maildirs), doctor_ctl.c (the syntax of the control files) and
- * doctor_net.c (tls, listen).
+ * doctor_net.c (tls, listen) and doctor_mx.c (mx).
  *
  * One report a check: every problem goes through say(), which keeps the
  * text line and the JSON fields ("message", "fix") from the one call,
@@ -71,5 +71,8 @@ int check_listen_lines(struct doctor *d, struct report *p);
 /* doctor_net.c */
 int check_tls_files(struct doctor *d, struct report *p);
 int check_listen_greet(struct doctor *d, struct report *p);
+
+/* doctor_mx.c */
+int check_mx(struct doctor *d, struct report *p);
 
 #endif

@@ -1,5 +1,5 @@
 """test_doctor_net - `facteur doctor`'s checks tls, control (the syntax of
-every control file, by file and line) and listen.
+every control file, by file and line), listen and mx.
 
 tls: a certificate made a year ago for one day (openssl under
 libfaketime) is a FAIL naming the file; a key of another pair is a FAIL.
@@ -7,20 +7,20 @@ control: a number, a listen line, a relay rule that do not parse are
 FAILs naming the file and the line. listen: with nothing on the listen
 addresses a warning, with a fake SMTP server (helpers.MX) on the
 listen.smtp port ok, with a server that greets with something else a
-FAIL.
+FAIL. mx: dnsmasq on a free loopback port, named in control/resolvers,
+answers for hosted domains whose MX is control/me or a host with the
+address of listen.smtp (ok), another host (warn naming it), or nothing at
+all (FAIL).
 """
-import contextlib
 import json
 import os
 import re
 import subprocess
-import time
 
-from helpers import MX, free_dns_port
+from helpers import MX, dnsmasq
 from vadmin_util import give
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-DNSMASQ = "/usr/sbin/dnsmasq"
 ME = "mail.example.test"
 LISTENS = ("smtp", "submission", "smtps", "pop3", "pop3s")
 
@@ -165,3 +165,46 @@ def test_doctor_listen(ctx):
     assert o["status"] == "warn", o
     assert o["message"] == (f"nothing listening on 127.0.0.1:{mx.port} "
                             "(is facteur run started?)"), o
+
+
+def test_doctor_mx(ctx):
+    """ours.test: MX control/me, ok; byaddr.test: MX a host whose address
+    is listen.smtp's; else.test: MX another host, warn naming it;
+    none.test: no MX, no A, FAIL; plain.test: no MX, an A elsewhere,
+    warn"""
+    ctx.init("--hostname", ME)
+    for dom in ("ours.test", "byaddr.test"):
+        ctx.run("vadmin", "adddomain", dom, "postmaster-pw-1", check=0)
+    records = [f"--mx-host=ours.test,{ME},10",
+               "--mx-host=byaddr.test,mx.byaddr.test,10",
+               "--host-record=mx.byaddr.test,127.0.0.1",
+               "--mx-host=else.test,mx.elsewhere.test,10",
+               "--host-record=mx.elsewhere.test,192.0.2.1",
+               "--host-record=plain.test,192.0.2.2"]
+    with dnsmasq(ctx, "--local=/test/", *records):
+        # --dev: listen.smtp is 127.0.0.1:2525
+        assert doctor(ctx)["mx"] == "ok mx"
+        ctx.run("vadmin", "adddomain", "else.test", "postmaster-pw-1",
+                check=0)
+        line = doctor(ctx)["mx"]
+        assert line == ("warn mx: the MX of else.test is mx.elsewhere.test, "
+                        f"not this host; make it {ME}, or make sure that "
+                        "host relays to this one"), line
+        ctx.run("vadmin", "aliasdomain", "add", "none.test", "ours.test",
+                check=0)
+        ctx.run("vadmin", "adddomain", "plain.test", "postmaster-pw-1",
+                check=0)
+        o = js(ctx, check=1)["mx"]
+        assert o["status"] == "FAIL", o
+        assert "none.test has no MX and no address record" in \
+            o["message"], o
+        assert "plain.test has no MX and its address is not this " \
+            "host's" in o["message"], o
+        assert "else.test" in o["message"], o
+        assert "ours.test" not in o["message"], o
+        assert "byaddr.test" not in o["message"], o
+        # listen.smtp on another address: byaddr.test is no longer ours
+        write(ctx, "listen.smtp", "127.0.0.2:2525\n")
+        line = doctor(ctx, check=1)["mx"]
+        assert "the MX of byaddr.test is mx.byaddr.test" in line, line
+        assert "ours.test" not in line, line
