@@ -242,6 +242,10 @@ static int greeting(int fd, int tls, struct str *line)
 	}
 	if (r == 0)
 		r = conn_getline(&c, line, GREETING_MAX);
+	/* a polite end (SMTP and POP3 alike), so that the service logs a
+	 * finished session rather than a lost client */
+	if (r == 0 && conn_puts(&c, "QUIT\r\n") == 0)
+		(void)conn_flush(&c);
 	conn_free(&c);
 	SSL_CTX_free(ctx);
 	ERR_clear_error();

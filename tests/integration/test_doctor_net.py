@@ -7,7 +7,8 @@ control: a number, a listen line, a relay rule that do not parse are
 FAILs naming the file and the line. listen: with nothing on the listen
 addresses a warning, with a fake SMTP server (helpers.MX) on the
 listen.smtp port ok, with a server that greets with something else a
-FAIL. mx: dnsmasq on a free loopback port, named in control/resolvers,
+FAIL; with facteur run started, its own services greet (smtps and pop3s
+under TLS). mx: dnsmasq on a free loopback port, named in control/resolvers,
 answers for hosted domains whose MX is control/me or a host with the
 address of listen.smtp (ok), another host (warn naming it), or nothing at
 all (FAIL).
@@ -15,9 +16,12 @@ all (FAIL).
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 
 from helpers import MX, dnsmasq
+from test_facteur import free_listen, start_run, stop_run, wait_for
 from vadmin_util import give
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
@@ -158,6 +162,14 @@ def test_doctor_listen(ctx):
         line = doctor(ctx, check=1)["listen"]
         assert line.startswith(f"FAIL listen: 127.0.0.1:{mx.port} (smtp) "
                                'greets with "421 4.3.2'), line
+        # smtps shakes hands first: a server in the clear fails it
+        mx.mode = "accept"
+        write(ctx, "listen.smtps", f"127.0.0.1:{mx.port}\n")
+        line = doctor(ctx, check=1)["listen"]
+        assert line.startswith(f"FAIL listen: 127.0.0.1:{mx.port} (smtps) "
+                               "accepts connections but sent no "
+                               "greeting"), line
+        write(ctx, "listen.smtps", "")
     finally:
         mx.close()
     # the port is free now: nothing listens, which is a warning
@@ -208,3 +220,32 @@ def test_doctor_mx(ctx):
         line = doctor(ctx, check=1)["mx"]
         assert "the MX of byaddr.test is mx.byaddr.test" in line, line
         assert "ours.test" not in line, line
+
+
+def answers(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_doctor_listen_run(ctx):
+    """facteur run's own services: smtp and pop3 greet in the clear, smtps
+    and pop3s after a TLS handshake; stopped, nothing listens (warn)"""
+    ctx.init()
+    ports = free_listen(ctx)
+    p = start_run(ctx)
+    try:
+        assert wait_for(lambda: all(answers(n) for n in ports.values()),
+                        timeout=20), ports
+        line = doctor(ctx)["listen"]
+        assert line == "ok listen", line
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == 0
+    finally:
+        stop_run(p)
+    line = doctor(ctx)["listen"]
+    assert line.startswith("warn listen: nothing listening on "), line
+    for n in ports.values():
+        assert f"127.0.0.1:{n}" in line, line
