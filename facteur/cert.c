@@ -7,13 +7,10 @@
  * IP:127.0.0.1 for --dev), CA:FALSE, keyUsage digitalSignature,
  * extendedKeyUsage serverAuth, signed with SHA-256. Each file is written
  * atomically, the key first, so a crash never leaves a certificate
- * without its key. cert_check() loads both and reports the first
- * problem; *fatal_r says whether it is a failure or a warning.
- * cert_error() gives OpenSSL's reason for the last -EIO. Problem texts
- * are best effort: without memory for them the check still fails.
+ * without its key. cert_error() gives OpenSSL's reason for the last
+ * -EIO. `facteur doctor` checks the pair (doctor_net.c).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,7 +28,6 @@
 #include "fsx.h"
 
 #define CERT_YEARS 10
-#define CERT_WARN_DAYS 30
 
 /* cert_error - OpenSSL's words for its last error */
 const char *cert_error(void)
@@ -203,104 +199,5 @@ out:
 	BIO_free(cb);
 	X509_free(x);
 	EVP_PKEY_free(key);
-	return r;
-}
-
-/* bad - note a problem (best effort) and pass its code on */
-static int bad(struct str *problem, int r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int bad(struct str *problem, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	(void)str_vcatf(problem, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
-/* load - read a PEM file: the certificate or the private key */
-static int load(const char *dir, const char *name, X509 **x, EVP_PKEY **k,
-		struct str *problem)
-{
-	struct str path = STR_INIT;
-	BIO *b = NULL;
-	int r = str_catf(&path, "%s/%s", dir, name);
-
-	if (r == 0 && !(b = BIO_new_file(path.s, "r")))
-		r = -EIO;
-	if (r == 0 && x && !(*x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
-		r = -EIO;
-	if (r == 0 && k && !(*k = PEM_read_bio_PrivateKey(b, NULL, NULL,
-							    NULL)))
-		r = -EIO;
-	if (r == -EIO)
-		r = bad(problem, r, "cannot load %s (%s); make a new key and "
-			"certificate or restore them", path.s, cert_error());
-	BIO_free(b);
-	str_free(&path);
-	return r;
-}
-
-/* key_private - refuse a key file that others may read */
-static int key_private(const char *dir, struct str *problem)
-{
-	struct str path = STR_INIT;
-	struct stat st;
-	int r = str_catf(&path, "%s/key.pem", dir);
-
-	if (r == 0 && lstat(path.s, &st) < 0)
-		r = -errno;
-	if (r == 0 && (st.st_mode & 077))
-		r = bad(problem, -EPERM, "%s is mode %04o; run chmod 600 %s",
-			path.s, (unsigned)(st.st_mode & 07777), path.s);
-	str_free(&path);
-	return r;
-}
-
-/* dates - in date, and not about to leave it */
-static int dates(X509 *x, const char *dir, struct str *problem, int *fatal_r)
-{
-	const ASN1_TIME *end = X509_get0_notAfter(x);
-	time_t soon = time(NULL) + (time_t)CERT_WARN_DAYS * 86400;
-
-	if (X509_cmp_current_time(end) <= 0)
-		return bad(problem, -EKEYEXPIRED, "%s/cert.pem has expired; "
-			   "install a new certificate", dir);
-	if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0)
-		return bad(problem, -EINVAL, "%s/cert.pem is not valid yet; "
-			   "check the clock", dir);
-	if (X509_cmp_time(end, &soon) <= 0) {
-		*fatal_r = 0;
-		return bad(problem, -EKEYEXPIRED, "%s/cert.pem expires within "
-			   "%d days; renew it", dir, CERT_WARN_DAYS);
-	}
-	return 0;
-}
-
-/* cert_check - the pair loads, matches, is private and is in its dates */
-int cert_check(const char *dir, struct str *problem, int *fatal_r)
-{
-	X509 *x = NULL;
-	EVP_PKEY *k = NULL;
-	int r;
-
-	*fatal_r = 1;
-	r = load(dir, "cert.pem", &x, NULL, problem);
-	if (r == 0)
-		r = load(dir, "key.pem", NULL, &k, problem);
-	if (r == 0 && X509_check_private_key(x, k) != 1)
-		r = bad(problem, -EINVAL, "key.pem does not belong to cert.pem "
-			"in %s; install the matching pair", dir);
-	if (r == 0)
-		r = key_private(dir, problem);
-	if (r == 0)
-		r = dates(x, dir, problem, fatal_r);
-	if (r < 0 && problem->len == 0)
-		r = bad(problem, r, "cannot check the certificate in %s: %s",
-			dir, strerror(-r));
-	ERR_clear_error();
-	X509_free(x);
-	EVP_PKEY_free(k);
 	return r;
 }

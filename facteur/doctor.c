@@ -247,129 +247,24 @@ static int check_database(struct doctor *d, struct report *p)
 	return OK;
 }
 
-static const struct {
-	const char *name;
-	unsigned long min, max;
-} numerics[] = {
-	{"databytes", 0, ULONG_MAX},
-	{"queuelifetime", 1, ULONG_MAX},
-	{"concurrencylocal", 1, 10000},
-	{"concurrencyremote", 1, 10000},
-	{"retrybase", 1, ULONG_MAX},
-	{"remoteport", 1, 65535},
-	{"quotawarn", 0, 100},
-	{"quotabounce", 0, 1},
-	{"popbeforesmtp", 0, ULONG_MAX},
-	{"timeoutsmtpd", 1, ULONG_MAX},
-	{"timeoutremote", 1, ULONG_MAX},
-	{"timeoutpop3", 1, ULONG_MAX},
-	{"maxsessions", 1, ULONG_MAX},
-	{"maxperip", 1, ULONG_MAX},
-};
-
-static const char *const listen_files[] = {
-	"listen.smtp", "listen.submission", "listen.smtps", "listen.pop3",
-	"listen.pop3s",
-};
-
-/* listen_ok - the services' own parser: ADDR:PORT or [V6]:PORT */
-static int listen_ok(const char *s)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-
-	return listen_parse(s, &ss, &len) == 0;
-}
-
-/* check_listen - every line of the listen files */
+/* check_listen - every listen address answers (doctor_net.c); their
+ * syntax is in the control check */
 static int check_listen(struct doctor *d, struct report *p)
 {
-	struct str lines = STR_INIT;
-	size_t i, n, k;
-	int v = OK, r;
-
-	for (i = 0; i < sizeof listen_files / sizeof listen_files[0]; i++) {
-		const char *s;
-
-		r = ctl_get_lines(d->root, listen_files[i], &lines, &n);
-		if (r < 0) {
-			v = say(p, FAIL, "cannot read control/%s: %s",
-				listen_files[i], msg_err(r));
-			continue;
-		}
-		for (k = 0, s = lines.s; k < n; k++, s += strlen(s) + 1)
-			if (!listen_ok(s))
-				v = say(p, FAIL, "control/%s: line %zu is not "
-					"ADDR:PORT or [IPV6]:PORT; fix it",
-					listen_files[i], k + 1);
-	}
-	str_free(&lines);
-	return v;
+	return check_listen_greet(d, p);
 }
 
-/* check_control - the control files that must parse */
+/* check_control - the control files that must parse (doctor_ctl.c,
+ * which checks the listen lines too) */
 static int check_control(struct doctor *d, struct report *p)
 {
-	struct str s = STR_INIT;
-	const char *why = NULL;
-	unsigned long u;
-	size_t i;
-	int r, v = OK;
-
-	for (i = 0; i < sizeof numerics / sizeof numerics[0]; i++) {
-		/* read as text: a missing or empty file means the default */
-		r = ctl_get(d->root, numerics[i].name, "", &s);
-		if (r < 0 || s.len == 0) {
-			if (r < 0)
-				v = say(p, FAIL, "cannot read control/%s: %s",
-					numerics[i].name, msg_err(r));
-			continue;
-		}
-		r = ctl_parse_ulong(s.s, &u);
-		if (r < 0)
-			v = say(p, FAIL, "control/%s is not a decimal number; "
-				"fix it or remove it for the default",
-				numerics[i].name);
-		else if (u < numerics[i].min || u > numerics[i].max)
-			v = say(p, FAIL, "control/%s is %lu, outside %lu-%lu; "
-				"fix it or remove it for the default",
-				numerics[i].name, u, numerics[i].min,
-				numerics[i].max);
-	}
-	r = ctl_get(d->root, "passwordscheme", "yescrypt", &s);
-	if (r < 0)
-		v = say(p, FAIL, "cannot read control/passwordscheme: %s",
-			msg_err(r));
-	else if (!str_eqs(&s, "yescrypt") && !str_eqs(&s, "sha512crypt"))
-		v = say(p, FAIL, "control/passwordscheme must be yescrypt or "
-			"sha512crypt");
-	r = ctl_get(d->root, "me", "", &s);
-	if (r < 0)
-		v = say(p, FAIL, "cannot read control/me: %s", msg_err(r));
-	else if (s.len && name_domain(s.s, s.len, &d->path, &why) < 0)
-		v = max(v, say(p, WARN, "control/me is not a host name (%s); "
-			       "write this host's name in it",
-			       why ? why : "bad syntax"));
-	str_free(&s);
-	return max(v, check_listen(d, p));
+	return check_control_files(d, p);
 }
 
-/* check_tls - the certificate and key load, match and are in date */
+/* check_tls - the certificate and key (doctor_net.c) */
 static int check_tls(struct doctor *d, struct report *p)
 {
-	struct str t = STR_INIT;
-	const char *sep;
-	int fatal, v, r = cert_check(at(d, "control/tls"), &t, &fatal);
-
-	v = r == 0 ? OK : fatal ? FAIL : WARN;
-	/* cert.c says one problem, "what; how to fix" */
-	sep = t.len ? strstr(t.s, "; ") : NULL;
-	if (v != OK && sep)
-		(void)say(p, v, "%.*s; %s", (int)(sep - t.s), t.s, sep + 2);
-	else if (v != OK)
-		(void)say(p, v, "%s", t.len ? t.s : "out of memory");
-	str_free(&t);
-	return v;
+	return check_tls_files(d, p);
 }
 
 /* check_mailuser - as root: the user exists and owns the writable dirs */
@@ -570,6 +465,8 @@ static const struct {
 	{"database", check_database},
 	{"control", check_control},
 	{"tls", check_tls},
+	{"listen", check_listen},
+	{"mx", check_mx},
 	{"mailuser", check_mailuser},
 	{"services", check_services},
 	{"cdbs", check_cdbs},

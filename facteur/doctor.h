@@ -1,8 +1,9 @@
 /*
  * doctor.h - the pieces of `facteur doctor` shared by its files:
  * doctor.c (the driver, the report and the older checks), doctor_tables.c
- * (domains, cdb-age and the CDB regeneration of --fix) and doctor_walk.c
- * (maildirs).
+ * (domains, cdb-age and the CDB regeneration of --fix), doctor_walk.c
+ * (maildirs), doctor_ctl.c (the syntax of the control files) and
+ * doctor_net.c (tls, listen) and doctor_mx.c (mx).
  *
  * One report a check: every problem goes through say(), which keeps the
  * text line and the JSON fields ("message", "fix") from the one call,
@@ -62,5 +63,18 @@ int check_cdb_age(struct doctor *d, struct report *p);
 int check_maildirs(struct doctor *d, struct report *p);
 int check_queue(struct doctor *d, struct report *p);
 int check_relay(struct doctor *d, struct report *p);
+
+/* doctor_ctl.c */
+#define DOCTOR_LISTEN_FILES 5
+extern const char *const doctor_listen_files[DOCTOR_LISTEN_FILES];
+int check_control_files(struct doctor *d, struct report *p);
+int check_listen_lines(struct doctor *d, struct report *p);
+
+/* doctor_net.c */
+int check_tls_files(struct doctor *d, struct report *p);
+int check_listen_greet(struct doctor *d, struct report *p);
+
+/* doctor_mx.c */
+int check_mx(struct doctor *d, struct report *p);
 
 #endif

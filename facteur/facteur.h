@@ -4,7 +4,7 @@
  * Each subcommand is one function that gets the root and the arguments
  * after the subcommand name (--root already taken out) and returns the
  * process exit status. The helpers below are shared between them:
- * cert.c makes and checks the TLS certificate, runlog.c is the log sink
+ * cert.c makes the TLS certificate, runlog.c is the log sink
  * of `facteur run`. Functions that are not subcommands return 0 or a
  * negative errno code.
  */
@@ -47,7 +47,6 @@ int run_trusted(const struct stat *st);
 
 /* cert.c */
 int cert_make(const char *dir, const char *host, int dev);
-int cert_check(const char *dir, struct str *problem, int *fatal_r);
 const char *cert_error(void);
 
 /* runlog.c: ROOT/log/current with rotation, and a copy on stdout */

@@ -87,33 +87,48 @@ int ctl_get_ulong(const char *root, const char *name, unsigned long def,
 	return r;
 }
 
+/* kept_line - the next line of data from *i on, trimmed, into [*a, *b);
+ * 1 when ctl_get_lines keeps it (not empty, no '#', no NUL) */
+static int kept_line(const struct str *data, size_t *i, size_t *a, size_t *b)
+{
+	*a = *i;
+	while (*i < data->len && data->s[*i] != '\n')
+		(*i)++;
+	*b = (*i)++;
+	while (*a < *b && is_space(data->s[*a]))
+		(*a)++;
+	while (*b > *a && is_space(data->s[*b - 1]))
+		(*b)--;
+	return *a != *b && data->s[*a] != '#' &&
+	       !memchr(data->s + *a, 0, *b - *a);
+}
+
+/* read_ctl - ROOT/control/NAME's bytes; a missing file is empty */
+static int read_ctl(const char *root, const char *name, struct str *data)
+{
+	struct str path = STR_INIT;
+	int r = ctl_path(&path, root, name);
+
+	if (r == 0)
+		r = fsx_read_file(path.s, data, CTL_MAX);
+	if (r == -ENOENT)
+		r = 0;
+	str_free(&path);
+	return r;
+}
+
 /* ctl_get_lines - every non-empty line not starting with '#', NUL-ended */
 int ctl_get_lines(const char *root, const char *name, struct str *out,
 		  size_t *count_r)
 {
-	struct str path = STR_INIT, data = STR_INIT;
-	size_t i = 0, n = 0;
+	struct str data = STR_INIT;
+	size_t i = 0, n = 0, a, b;
 	int r;
 
 	str_trunc(out, 0);
-	r = ctl_path(&path, root, name);
-	if (r == 0)
-		r = fsx_read_file(path.s, &data, CTL_MAX);
-	if (r == -ENOENT)
-		r = 0;
+	r = read_ctl(root, name, &data);
 	while (r == 0 && i < data.len) {
-		size_t a = i, b;
-
-		while (i < data.len && data.s[i] != '\n')
-			i++;
-		b = i++;
-		while (a < b && is_space(data.s[a]))
-			a++;
-		while (b > a && is_space(data.s[b - 1]))
-			b--;
-		if (a == b || data.s[a] == '#')
-			continue;
-		if (memchr(data.s + a, 0, b - a))
+		if (!kept_line(&data, &i, &a, &b))
 			continue;
 		r = str_catb(out, data.s + a, b - a);
 		if (r == 0)
@@ -122,7 +137,30 @@ int ctl_get_lines(const char *root, const char *name, struct str *out,
 	}
 	if (count_r)
 		*count_r = n;
-	str_free(&path);
+	str_free(&data);
+	return r;
+}
+
+/* ctl_line_number - the file's line number of a line read from it, for
+ * messages: k 0 is ctl_get's line, k from 1 the k-th of ctl_get_lines */
+int ctl_line_number(const char *root, const char *name, size_t k,
+		    size_t *line_r)
+{
+	struct str data = STR_INIT;
+	size_t i = 0, n = 0, line = 0, a, b;
+	int r = read_ctl(root, name, &data);
+
+	*line_r = 1;
+	while (r == 0 && i < data.len) {
+		int kept = kept_line(&data, &i, &a, &b);
+
+		line++;
+		/* ctl_get: the first line that is not all white space */
+		if (k == 0 ? a != b : kept && ++n == k) {
+			*line_r = line;
+			break;
+		}
+	}
 	str_free(&data);
 	return r;
 }

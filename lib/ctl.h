@@ -5,7 +5,9 @@
  * the default when the file is missing or empty; ctl_get_ulong() parses it
  * as a decimal number (lib/num's rule: ctl_parse_ulong()). A file that exists but cannot be read is an error,
  * never silently the default. ctl_get_lines() returns every non-empty,
- * non-comment line, each terminated by NUL.
+ * non-comment line, each terminated by NUL. ctl_line_number() gives the
+ * file's line number of one of those lines (or of ctl_get's), for the
+ * messages of `facteur doctor`.
  */
 #ifndef FACTEUR_CTL_H
 #define FACTEUR_CTL_H
@@ -23,6 +25,8 @@ int ctl_get_ulong(const char *root, const char *name, unsigned long def,
 		  unsigned long *out);
 int ctl_get_lines(const char *root, const char *name, struct str *out,
 		  size_t *count_r);
+int ctl_line_number(const char *root, const char *name, size_t k,
+		    size_t *line_r);
 int ctl_parse_ulong(const char *s, unsigned long *out);
 
 #endif

@@ -231,6 +231,53 @@ static int parse_line(const char *line, struct str *keys, struct str *val,
 	return 0;
 }
 
+/* nth - the K-th (1-based) of the NUL-ended LINES */
+static const char *nth(const struct str *lines, size_t k)
+{
+	const char *s = lines->s;
+
+	while (k-- > 1)
+		s += strlen(s) + 1;
+	return s;
+}
+
+/* check_lines - parse every rule of LINES; on -EINVAL *k_r is the
+ * failing rule (1-based) and *why the reason */
+static int check_lines(const struct str *lines, size_t *k_r, const char **why)
+{
+	struct str keys = STR_INIT, val = STR_INIT;
+	size_t i;
+	int r = 0;
+
+	for (i = 0, *k_r = 1; r == 0 && i < lines->len;
+	     i += strlen(lines->s + i) + 1, ++*k_r)
+		r = parse_line(lines->s + i, &keys, &val, why);
+	if (r < 0)
+		--*k_r;
+	str_free(&keys);
+	str_free(&val);
+	return r;
+}
+
+/* rules_check - parse control/relayrules without compiling it: 0, or
+ * -EINVAL with the rule's number (among the lines ctl_get_lines keeps),
+ * the rule and the reason in *err */
+int rules_check(const char *root, struct str *err, size_t *rule_r)
+{
+	struct str lines = STR_INIT;
+	const char *why = "";
+	size_t k = 0, n;
+	int r = ctl_get_lines(root, "relayrules", &lines, &n);
+
+	if (r == 0)
+		r = check_lines(&lines, &k, &why);
+	*rule_r = k;
+	if (r == -EINVAL && str_catf(err, "%s: \"%s\"", why, nth(&lines, k)))
+		r = -ENOMEM;
+	str_free(&lines);
+	return r;
+}
+
 /* rules_compile - control/relayrules into control/relayrules.cdb */
 int rules_compile(const char *root, struct str *err, unsigned long *nrules)
 {
@@ -248,16 +295,14 @@ int rules_compile(const char *root, struct str *err, unsigned long *nrules)
 	if (r < 0)
 		goto out;
 	/* check every line before writing anything */
-	for (i = 0, k = 1; i < lines.len; i += strlen(lines.s + i) + 1, k++) {
-		r = parse_line(lines.s + i, &keys, &val, &why);
-		if (r == -EINVAL) {
-			err->len = 0;
-			str_catf(err, "rule %zu '%s': %s", k, lines.s + i, why);
-			goto out;
-		}
-		if (r < 0)
-			goto out;
+	r = check_lines(&lines, &k, &why);
+	if (r == -EINVAL) {
+		err->len = 0;
+		str_catf(err, "rule %zu '%s': %s", k, nth(&lines, k), why);
+		goto out;
 	}
+	if (r < 0)
+		goto out;
 	r = cdbw_start(&w, path.s, 0644);
 	if (r < 0)
 		goto out;

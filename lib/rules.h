@@ -17,7 +17,8 @@
  * separated. The most specific rule wins, as with tcpserver: the exact
  * address, then ever shorter prefixes, then the empty rule.
  *
- * rules_compile() writes control/relayrules.cdb atomically (lib/cdbx.h);
+ * rules_check() parses control/relayrules as rules_compile() does and
+ * writes nothing (for `facteur doctor`). rules_compile() writes control/relayrules.cdb atomically (lib/cdbx.h);
  * rules_lookup() reads it at each connection, so a change needs no
  * restart. Without relayrules.cdb the defaults of SPEC.md apply
  * (127.:allow,RELAYCLIENT="" and ::1:allow,RELAYCLIENT="").
@@ -36,6 +37,7 @@ struct rule {
 	struct str env;		/* NAME=value\0NAME=value\0... */
 };
 
+int rules_check(const char *root, struct str *err, size_t *rule_r);
 int rules_compile(const char *root, struct str *err, unsigned long *nrules);
 int rules_lookup(const char *root, const char *ip, struct rule *out);
 const char *rules_env(const struct rule *r, const char *name);

@@ -19,6 +19,7 @@ else:
               it (independent of lib/queue.c), qf_build/qf_new write one,
               queue_files/queued list the queue.
 """
+import contextlib
 import glob
 import os
 import re
@@ -194,6 +195,37 @@ def free_dns_port(ip="127.0.0.1"):
                     continue
                 return port
     raise AssertionError(f"no port free for UDP and TCP on {ip}")
+
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+
+@contextlib.contextmanager
+def dnsmasq(t, *records):
+    """dnsmasq on a free loopback port with RECORDS (its options: --local,
+    --host-record, --mx-host...), named in t's control/resolvers; yields
+    the process"""
+    port = free_dns_port()
+    logpath = os.path.join(t.tmp, f"dnsmasq-{port}.log")
+    with open(logpath, "wb") as log:
+        p = subprocess.Popen([
+            DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts",
+            "--conf-file=/dev/null", "--pid-file=", f"--port={port}",
+            "--listen-address=127.0.0.1", "--bind-interfaces", *records],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        end = time.monotonic() + 10
+        while b"started, version" not in open(logpath, "rb").read():
+            assert p.poll() is None, open(logpath).read()
+            assert time.monotonic() < end, "dnsmasq did not start"
+            time.sleep(0.05)
+        with open(t.path("control", "resolvers"), "w") as f:
+            f.write(f"127.0.0.1:{port}\n")
+        yield p
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(timeout=10)
 
 
 # --- a fake MX ----

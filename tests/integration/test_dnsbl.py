@@ -5,49 +5,22 @@ control/resolvers: it lists 127.0.0.1 and 2001:db8::1 in bl.test and
 answers NXDOMAIN for every other name of bl.test and none.test. Sessions
 run through `mta-smtpd --inetd` with TCPREMOTEIP as the client address.
 """
-import contextlib
-import os
 import socket
-import subprocess
 import time
 
-from helpers import free_dns_port, queued
+from helpers import dnsmasq as helpers_dnsmasq, queued
 from test_smtpd import auth_plain, codes, inetd, setup
 
-DNSMASQ = "/usr/sbin/dnsmasq"
 V6 = "2001:db8::1"
 V6_NAME = ".".join(reversed("20010db8" + "0" * 23 + "1")) + ".bl.test"
 
 
-@contextlib.contextmanager
 def dnsmasq(t):
-    """dnsmasq on a free port, written into control/resolvers; yields the
-    process."""
-    port = free_dns_port()
-    logpath = os.path.join(t.tmp, f"dnsmasq-{port}.log")
-    log = open(logpath, "wb")
-    p = subprocess.Popen([
-        DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts",
-        "--conf-file=/dev/null", "--pid-file=", f"--port={port}",
-        "--listen-address=127.0.0.1", "--bind-interfaces",
-        "--local=/bl.test/", "--local=/none.test/",
+    """dnsmasq listing 127.0.0.1 and 2001:db8::1 in bl.test"""
+    return helpers_dnsmasq(
+        t, "--local=/bl.test/", "--local=/none.test/",
         "--host-record=1.0.0.127.bl.test,127.0.0.2",
-        f"--host-record={V6_NAME},127.0.0.4"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    log.close()
-    try:
-        end = time.monotonic() + 10
-        while b"started, version" not in open(logpath, "rb").read():
-            assert p.poll() is None, open(logpath).read()
-            assert time.monotonic() < end, "dnsmasq did not start"
-            time.sleep(0.05)
-        with open(t.path("control", "resolvers"), "w") as f:
-            f.write(f"127.0.0.1:{port}\n")
-        yield p
-    finally:
-        if p.poll() is None:
-            p.terminate()
-            p.wait(timeout=10)
+        f"--host-record={V6_NAME},127.0.0.4")
 
 
 def rbl_setup(t, zones="bl.test\n"):

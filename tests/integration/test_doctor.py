@@ -19,9 +19,9 @@ from vadmin_util import give
 
 DOMAIN = "example.org"
 ALIAS = "example.net"
-CHECKS = ["layout", "database", "control", "tls", "mailuser", "services",
-          "cdbs", "domains", "cdb-age", "pending", "maildirs", "log", "queue",
-          "relay"]
+CHECKS = ["layout", "database", "control", "tls", "listen", "mx",
+          "mailuser", "services", "cdbs", "domains", "cdb-age", "pending",
+          "maildirs", "log", "queue", "relay"]
 # a message file name that JSON must escape: a quote, a backslash, a
 # control byte
 ODD = 'odd"na\\me\x01.msg'
@@ -36,6 +36,12 @@ def build(ctx):
     with open(ctx.path("control/passwordscheme"), "w") as f:
         f.write("sha512crypt\n")
     give(ctx, ctx.path("control/passwordscheme"))
+    # the mx check must not ask the real DNS about the test domains (an
+    # NXDOMAIN would be a FAIL): a resolver port where nothing answers,
+    # refused at once on loopback, makes it a warning
+    with open(ctx.path("control/resolvers"), "w") as f:
+        f.write("127.0.0.1:9\n")
+    give(ctx, ctx.path("control/resolvers"))
     ctx.run("vadmin", "adddomain", DOMAIN, "postmaster-pw-1", check=0)
     ctx.run("vadmin", "adduser", f"a@{DOMAIN}", "password-a-1", "--quota",
             "1M", check=0)

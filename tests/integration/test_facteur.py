@@ -39,9 +39,9 @@ CONTROL_FILES = {
     "listen.pop3s", "relayrules", "mailuser", "assign.cdb", "rcpthosts.cdb",
     "relayrules.cdb",
 }
-CHECKS = ["layout", "database", "control", "tls", "mailuser", "services",
-          "cdbs", "domains", "cdb-age", "pending", "maildirs", "log", "queue",
-          "relay"]
+CHECKS = ["layout", "database", "control", "tls", "listen", "mx",
+          "mailuser", "services", "cdbs", "domains", "cdb-age", "pending",
+          "maildirs", "log", "queue", "relay"]
 
 
 def mode(path):

@@ -606,6 +606,20 @@ static void test_ctl(void)
 		  ctl_get_lines(root, "adir", &s, &n), -EISDIR);
 	CHECK_INT("ctl.get_lines_null_count",
 		  ctl_get_lines(root, "lines_two", &s, NULL), 0);
+
+	/* ctl_line_number: the file's line of a kept line, and of ctl_get's */
+	ctl_path(&p, root, "numbered");
+	put_file(p.s, "# c\n\n  \na\n#d\nb\n", 15);
+	CHECK_INT("ctl.line_number_r", ctl_line_number(root, "numbered", 2, &n),
+		  0);
+	CHECK_INT("ctl.line_number_2", n, 6);
+	ctl_line_number(root, "numbered", 1, &n);
+	CHECK_INT("ctl.line_number_1", n, 4);
+	ctl_line_number(root, "numbered", 0, &n);
+	CHECK_INT("ctl.line_number_get", n, 1);
+	put_file(p.s, "\n \n10M\n", 7);
+	ctl_line_number(root, "numbered", 0, &n);
+	CHECK_INT("ctl.line_number_get_blank_first", n, 3);
 	str_free(&s);
 	str_free(&p);
 }

@@ -129,6 +129,23 @@ int main(void)
 		r = rules_lookup(root, "1.2.3.4", &ru);
 		tt_check(r == 0 && !ru.allow, "old_cdb_kept", "r=%d", r);
 	}
+
+	/* rules_check: the number of the bad rule among the kept lines,
+	 * the reason and the rule; a good file is 0 */
+	{
+		size_t k = 0;
+
+		write_rules("# c\n\n127.:allow\n1.2.3:allow\n:deny\n");
+		err.len = 0;
+		r = rules_check(root, &err, &k);
+		tt_check(r == -EINVAL && k == 2 && strstr(str_cstr(&err),
+			 "\"1.2.3:allow\""), "check_bad", "r=%d k=%zu %s", r,
+			 k, str_cstr(&err));
+		write_rules("127.:allow\n:deny\n");
+		err.len = 0;
+		r = rules_check(root, &err, &k);
+		tt_check(r == 0 && err.len == 0, "check_good", "r=%d", r);
+	}
 	rules_free(&ru);
 	fsx_rmtree(root);
 	str_free(&p);

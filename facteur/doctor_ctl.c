@@ -1,0 +1,202 @@
+/*
+ * doctor_ctl - `facteur doctor`'s control check: every control file
+ * that has a syntax is read with the very function its program reads it
+ * with (lib/ctl's number rule, listen_parse, rules_check,
+ * dns_resolvers_csv), so that doctor cannot pass a file a service
+ * refuses, nor the other way round. A file that does not parse is a
+ * FAIL naming the file, its line and the reason, e.g.
+ * `control/databytes:1: not a number: "10M"`.
+ *
+ * smtproutes and rblservers are parsed inside mta-remote and mta-smtpd
+ * only, with nothing in lib/ to call, so they are not checked here
+ * rather than by a second parser that could disagree.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ctl.h"
+#include "dns.h"
+#include "doctor.h"
+#include "listen.h"
+#include "msg.h"
+#include "name.h"
+#include "rules.h"
+
+static const struct {
+	const char *name;
+	unsigned long min, max;
+} numerics[] = {
+	{"databytes", 0, ULONG_MAX},
+	{"queuelifetime", 1, ULONG_MAX},
+	{"concurrencylocal", 1, 10000},
+	{"concurrencyremote", 1, 10000},
+	{"retrybase", 1, ULONG_MAX},
+	{"remoteport", 1, 65535},
+	{"quotawarn", 0, 100},
+	{"quotabounce", 0, 1},
+	{"popbeforesmtp", 0, ULONG_MAX},
+	{"timeoutsmtpd", 1, ULONG_MAX},
+	{"timeoutremote", 1, ULONG_MAX},
+	{"timeoutpop3", 1, ULONG_MAX},
+	{"maxsessions", 1, ULONG_MAX},
+	{"maxperip", 1, ULONG_MAX},
+	{"pop3maxfail", 1, ULONG_MAX},
+};
+
+const char *const doctor_listen_files[DOCTOR_LISTEN_FILES] = {
+	"listen.smtp", "listen.submission", "listen.smtps", "listen.pop3",
+	"listen.pop3s",
+};
+
+/* line_of - the line number of control/NAME's K-th line (0: ctl_get's) */
+static size_t line_of(struct doctor *d, const char *name, size_t k)
+{
+	size_t line;
+
+	(void)ctl_line_number(d->root, name, k, &line);
+	return line;
+}
+
+/* unreadable - a control file that exists but cannot be read */
+static int unreadable(struct report *p, const char *name, int r)
+{
+	return say(p, FAIL, "cannot read control/%s: %s; give it to the mail "
+		   "user or remove it", name, msg_err(r));
+}
+
+/* one_number - a numeric control file by ctl_get_ulong's rule */
+static int one_number(struct doctor *d, struct report *p, size_t i,
+		      struct str *s)
+{
+	const char *name = numerics[i].name;
+	unsigned long u;
+	int r = ctl_get(d->root, name, "", s);
+
+	/* a missing or empty file means the default */
+	if (r < 0)
+		return unreadable(p, name, r);
+	if (s->len == 0)
+		return OK;
+	if (ctl_parse_ulong(s->s, &u) < 0)
+		return say(p, FAIL, "control/%s:%zu: not a number: \"%s\"; "
+			   "write digits only, or remove the file for the "
+			   "default", name, line_of(d, name, 0), s->s);
+	if (u < numerics[i].min || u > numerics[i].max)
+		return say(p, FAIL, "control/%s:%zu: %lu is outside %lu-%lu; "
+			   "fix it, or remove the file for the default", name,
+			   line_of(d, name, 0), u, numerics[i].min,
+			   numerics[i].max);
+	return OK;
+}
+
+/* check_listen_lines - every line of the listen files by listen_parse */
+int check_listen_lines(struct doctor *d, struct report *p)
+{
+	struct sockaddr_storage ss;
+	struct str lines = STR_INIT;
+	socklen_t len;
+	const char *s, *name;
+	size_t i, n, k;
+	int v = OK, r;
+
+	for (i = 0; i < DOCTOR_LISTEN_FILES; i++) {
+		name = doctor_listen_files[i];
+		r = ctl_get_lines(d->root, name, &lines, &n);
+		if (r < 0) {
+			v = unreadable(p, name, r);
+			continue;
+		}
+		for (k = 0, s = lines.s; k < n; k++, s += strlen(s) + 1)
+			if (listen_parse(s, &ss, &len) < 0)
+				v = say(p, FAIL, "control/%s:%zu: not ADDR:PORT "
+					"or [IPV6]:PORT: \"%s\"; fix it", name,
+					line_of(d, name, k + 1), s);
+	}
+	str_free(&lines);
+	return v;
+}
+
+/* relayrules - by the parser of mta-rules, without compiling */
+static int relayrules(struct doctor *d, struct report *p)
+{
+	struct str why = STR_INIT;
+	size_t k;
+	int v = OK, r = rules_check(d->root, &why, &k);
+
+	if (r == -EINVAL)
+		v = say(p, FAIL, "control/relayrules:%zu: %s; fix it and run "
+			"mta-rules", line_of(d, "relayrules", k),
+			why.len ? why.s : "bad rule");
+	else if (r < 0)
+		v = unreadable(p, "relayrules", r);
+	str_free(&why);
+	return v;
+}
+
+/* resolvers - by the parser of lib/dns */
+static int resolvers(struct doctor *d, struct report *p)
+{
+	struct str lines = STR_INIT, csv = STR_INIT;
+	size_t n, k = 0, bad = 0;
+	const char *s;
+	int v = OK, r = ctl_get_lines(d->root, "resolvers", &lines, &n);
+
+	if (r < 0)
+		v = unreadable(p, "resolvers", r);
+	else if (n && dns_resolvers_csv(lines.s, n, &csv, &bad) == -EINVAL) {
+		for (s = lines.s, k = 1; k < bad; k++)
+			s += strlen(s) + 1;
+		v = say(p, FAIL, "control/resolvers:%zu: not IP[:PORT] or "
+			"[IPV6]:PORT: \"%s\"; fix it", line_of(d, "resolvers",
+			bad), s);
+	}
+	str_free(&lines);
+	str_free(&csv);
+	return v;
+}
+
+static int worse(int a, int b)
+{
+	return a > b ? a : b;
+}
+
+/* words - passwordscheme and me */
+static int words(struct doctor *d, struct report *p, struct str *s)
+{
+	const char *why = NULL;
+	struct str tmp = STR_INIT;
+	int v = OK, r = ctl_get(d->root, "passwordscheme", "yescrypt", s);
+
+	if (r < 0)
+		v = unreadable(p, "passwordscheme", r);
+	else if (!str_eqs(s, "yescrypt") && !str_eqs(s, "sha512crypt"))
+		v = say(p, FAIL, "control/passwordscheme:%zu: not yescrypt or "
+			"sha512crypt: \"%s\"; fix it",
+			line_of(d, "passwordscheme", 0), s->s);
+	r = ctl_get(d->root, "me", "", s);
+	if (r < 0)
+		v = unreadable(p, "me", r);
+	else if (s->len && name_domain(s->s, s->len, &tmp, &why) < 0)
+		v = worse(v, say(p, WARN, "control/me is not a host name (%s); write "
+			"this host's name in it", why ? why : "bad syntax"));
+	str_free(&tmp);
+	return v;
+}
+
+/* check_control_files - every control file with a syntax */
+int check_control_files(struct doctor *d, struct report *p)
+{
+	struct str s = STR_INIT;
+	size_t i;
+	int v = OK;
+
+	for (i = 0; i < sizeof numerics / sizeof numerics[0]; i++)
+		v = worse(v, one_number(d, p, i, &s));
+	v = worse(v, words(d, p, &s));
+	v = worse(v, relayrules(d, p));
+	v = worse(v, resolvers(d, p));
+	str_free(&s);
+	return worse(v, check_listen_lines(d, p));
+}
