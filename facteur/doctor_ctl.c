@@ -22,6 +22,7 @@
 #include "listen.h"
 #include "msg.h"
 #include "name.h"
+#include "route.h"
 #include "rules.h"
 
 static const struct {
@@ -157,6 +158,32 @@ static int resolvers(struct doctor *d, struct report *p)
 	return v;
 }
 
+/* smtproutes - by mta-remote's own parser (lib/route): a domain that no
+ * line names still makes every line be read, so a bad line shows */
+static int smtproutes(struct doctor *d, struct report *p)
+{
+	struct str lines = STR_INIT;
+	struct route rt = {0, 0, {STR_INIT, 0, 0}, 0};
+	size_t n, k = 0, bad = 0;
+	const char *s;
+	int v = OK, r = ctl_get_lines(d->root, "smtproutes", &lines, &n);
+
+	if (r < 0)
+		v = unreadable(p, "smtproutes", r);
+	else if (n && (r = route_lookup(lines.s, n, "invalid", &rt, &bad)) < 0) {
+		for (s = lines.s, k = 1; k < bad; k++)
+			s += strlen(s) + 1;
+		v = r == -EINVAL ?
+		    say(p, FAIL, "control/smtproutes:%zu: not DOMAIN:HOST[:PORT]: "
+			"\"%s\"; fix it (mta-remote defers all mail until then)",
+			line_of(d, "smtproutes", bad), s) :
+		    unreadable(p, "smtproutes", r);
+	}
+	route_free(&rt);
+	str_free(&lines);
+	return v;
+}
+
 static int worse(int a, int b)
 {
 	return a > b ? a : b;
@@ -197,6 +224,7 @@ int check_control_files(struct doctor *d, struct report *p)
 	v = worse(v, words(d, p, &s));
 	v = worse(v, relayrules(d, p));
 	v = worse(v, resolvers(d, p));
+	v = worse(v, smtproutes(d, p));
 	str_free(&s);
 	return worse(v, check_listen_lines(d, p));
 }

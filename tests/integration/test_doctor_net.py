@@ -145,6 +145,24 @@ def test_doctor_control_rules_resolvers(ctx):
         in line, line
 
 
+def test_doctor_control_smtproutes(ctx):
+    """smtproutes by mta-remote's parser (lib/route): a bad line is named
+    by its number in the file, comments and blank lines counted"""
+    ctx.init()
+    write(ctx, "smtproutes", "# routes\n\nexample.net:[192.0.2.1]:2525\n"
+          ".example.org:\n")
+    assert doctor(ctx)["control"] == "ok control"
+    write(ctx, "smtproutes", "# routes\n\nexample.net:[192.0.2.1]:2525\n"
+          "example.com:mx.example.com:99999\n")
+    line = doctor(ctx, check=1)["control"]
+    assert ('control/smtproutes:4: not DOMAIN:HOST[:PORT]: '
+            '"example.com:mx.example.com:99999"') in line, line
+    write(ctx, "smtproutes", "no-colon-here\n")
+    o = js(ctx, check=1)["control"]
+    assert o["status"] == "FAIL", o
+    assert "control/smtproutes:1:" in o["message"], o
+
+
 def only_smtp(ctx, addr):
     """listen.smtp is ADDR, every other listen file empty (off)"""
     for k in LISTENS:
