@@ -472,6 +472,7 @@ static const struct {
 	{"cdbs", check_cdbs},
 	{"domains", check_domains},
 	{"cdb-age", check_cdb_age},
+	{"passwords", check_passwords},
 	{"pending", check_pending},
 	{"maildirs", check_maildirs},
 	{"log", check_log},

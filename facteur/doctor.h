@@ -60,6 +60,7 @@ int next_row(sqlite3_stmt *st, int *rc);
 int check_cdbs(struct doctor *d, struct report *p);
 int check_domains(struct doctor *d, struct report *p);
 int check_cdb_age(struct doctor *d, struct report *p);
+int check_passwords(struct doctor *d, struct report *p);
 int check_maildirs(struct doctor *d, struct report *p);
 int check_queue(struct doctor *d, struct report *p);
 int check_relay(struct doctor *d, struct report *p);

@@ -348,3 +348,32 @@ int check_cdb_age(struct doctor *d, struct report *p)
 {
 	return rescan(d, p, age_scan);
 }
+
+/* check_passwords - SPEC.md: MD5-crypt ($1$) hashes, which a move from
+ * vpopmail keeps so that nobody's password changes, still log in; doctor
+ * warns with their count so that those users are asked for a new one */
+int check_passwords(struct doctor *d, struct report *p)
+{
+	static const char sql[] =
+		"SELECT count(*) FROM users WHERE substr(hash, 1, 3) = '$1$'";
+	sqlite3_stmt *st = NULL;
+	long long n = 0;
+	int rc;
+
+	if (!d->db)
+		return say(p, WARN, "not checked: the database did not open");
+	rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+	if (next_row(st, &rc))
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return say(p, WARN, "cannot read the users table: %s",
+			   sqlite3_errmsg(d->db));
+	if (n)
+		return say(p, WARN, "%lld user%s an MD5-crypt ($1$) password "
+			   "hash, which a guesser breaks quickly; give each a "
+			   "new password (vadmin passwd USER@DOMAIN), which "
+			   "control/passwordscheme then hashes", n,
+			   n == 1 ? " has" : "s have");
+	return OK;
+}

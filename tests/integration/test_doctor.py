@@ -20,7 +20,8 @@ from vadmin_util import give
 DOMAIN = "example.org"
 ALIAS = "example.net"
 CHECKS = ["layout", "database", "control", "tls", "listen", "mx",
-          "mailuser", "services", "cdbs", "domains", "cdb-age", "pending",
+          "mailuser", "services", "cdbs", "domains", "cdb-age", "passwords",
+          "pending",
           "maildirs", "log", "queue", "relay"]
 # a message file name that JSON must escape: a quote, a backslash, a
 # control byte
@@ -309,3 +310,25 @@ def test_doctor_maildir_outside_domains(ctx):
     assert re.fullmatch(r"FAIL maildirs: Maildirs without cur/, new/ or "
                         r"tmp/ below \S+: 1 \(domains/\.\./\.\./x\); run "
                         r"vadmin check --repair", md), md
+
+
+def test_doctor_md5_crypt_hashes_counted(ctx):
+    """SPEC.md: MD5-crypt hashes (kept from vpopmail) still log in, and
+    doctor warns with their count; other hashes are not counted"""
+    import sqlite3
+    build(ctx)
+    assert lines(ctx.run("facteur", "doctor", check=0))["passwords"] == \
+        "ok passwords"
+    db = sqlite3.connect(ctx.path("db/accounts.sqlite"))
+    with db:
+        db.execute("UPDATE users SET hash = '$1$saltsalt$yL4Dq0IavwLR7Nq9U"
+                   "WbeA1' WHERE local = 'a'")
+    db.close()
+    for name in os.listdir(ctx.path("db")):     # -wal, -shm made by us
+        give(ctx, ctx.path("db", name))
+    line = lines(ctx.run("facteur", "doctor", check=0))["passwords"]
+    assert line.startswith("warn passwords: 1 user has an MD5-crypt ($1$) "
+                           "password hash"), line
+    assert "vadmin passwd USER@DOMAIN" in line, line
+    js = report(ctx, check=0)["passwords"]
+    assert js["status"] == "warn" and "vadmin passwd" in js["fix"], js

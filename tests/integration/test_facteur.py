@@ -40,7 +40,8 @@ CONTROL_FILES = {
     "relayrules.cdb",
 }
 CHECKS = ["layout", "database", "control", "tls", "listen", "mx",
-          "mailuser", "services", "cdbs", "domains", "cdb-age", "pending",
+          "mailuser", "services", "cdbs", "domains", "cdb-age", "passwords",
+          "pending",
           "maildirs", "log", "queue", "relay"]
 
 
