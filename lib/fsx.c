@@ -151,8 +151,15 @@ out:
  * waited on */
 int fsx_read_file(const char *path, struct str *out, size_t max)
 {
+	return fsx_read_at(AT_FDCWD, path, out, max);
+}
+
+/* fsx_read_at - fsx_read_file of NAME relative to the directory DIRFD */
+int fsx_read_at(int dirfd, const char *name, struct str *out, size_t max)
+{
 	char buf[8192];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+			O_NONBLOCK);
 	struct stat st;
 	int r = 0;
 

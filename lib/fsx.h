@@ -24,6 +24,7 @@ int fsx_mkdir_p(const char *path, mode_t mode);
 int fsx_tmpname(struct str *tmp, const char *path);
 int fsx_write_atomic(const char *path, const void *buf, size_t n, mode_t mode);
 int fsx_read_file(const char *path, struct str *out, size_t max);
+int fsx_read_at(int dirfd, const char *name, struct str *out, size_t max);
 int fsx_rmtree(const char *path);
 int fsx_is_dir(const char *path);
 

@@ -48,13 +48,11 @@ int pw_hash(const char *pw, const char *scheme, struct str *out)
 	return r == -EINVAL ? -EIO : r;
 }
 
-/* pw_hash_ok - a hash of a scheme we accept, with no byte that breaks records */
-int pw_hash_ok(const char *hash)
+/* hash_bytes - 20 to 512 bytes, none that breaks a record or a line */
+static int hash_bytes(const char *hash)
 {
 	const char *p;
 
-	if (strncmp(hash, "$y$", 3) && strncmp(hash, "$6$", 3))
-		return -EINVAL;
 	if (strlen(hash) < 20 || strlen(hash) > 512)
 		return -EINVAL;
 	for (p = hash; *p; p++)
@@ -64,12 +62,30 @@ int pw_hash_ok(const char *hash)
 	return 0;
 }
 
+/* pw_hash_ok - a hash an admin may store: yescrypt or SHA-512-crypt */
+int pw_hash_ok(const char *hash)
+{
+	if (strncmp(hash, "$y$", 3) && strncmp(hash, "$6$", 3))
+		return -EINVAL;
+	return hash_bytes(hash);
+}
+
+/* pw_hash_known - a hash a login is checked against: those of pw_hash_ok
+ * and MD5-crypt ($1$), which only import-vpopmail stores, so that nobody's
+ * password changes in a move off vpopmail (SPEC.md "Administration") */
+int pw_hash_known(const char *hash)
+{
+	if (!strncmp(hash, "$1$", 3))
+		return hash_bytes(hash);
+	return pw_hash_ok(hash);
+}
+
 /* pw_check - compare pw against a stored hash in constant time */
 int pw_check(const char *pw, const char *hash)
 {
 	struct str h = STR_INIT;
 	size_t n = strlen(hash);
-	int r = pw_hash_ok(hash);
+	int r = pw_hash_known(hash);
 
 	if (r == 0)
 		r = crypt_with(pw, hash, &h);

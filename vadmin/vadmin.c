@@ -55,6 +55,7 @@
 #include "pw.h"
 #include "vadmin.h"
 #include "vpop.h"
+#include "vpopimport.h"
 
 static const char usage_text[] =
 "usage: vadmin [--root DIR] COMMAND [ARGS]\n"
@@ -76,6 +77,7 @@ static const char usage_text[] =
 "                                        (add --json for scripts)\n"
 "  rebuild                               regenerate every CDB\n"
 "  check [--repair]                      files and CDBs against the database\n"
+"  import-vpopmail DIR [--assign FILE] [--valias FILE]   a vpopmail tree\n"
 "A password not on the command line is read from standard input.\n"
 "Exit: 0 done, 1 refused, 2 usage, 111 temporary error.\n";
 
@@ -235,7 +237,7 @@ int vread_password(const char *what, struct str *out)
 struct opts {
 	const char *pos[64];
 	int npos;
-	const char *quota, *name, *hash;
+	const char *quota, *name, *hash, *assign, *valias;
 	int keep, remove, repair, disable, enable;
 };
 
@@ -269,6 +271,10 @@ static void parse_opts(int argc, char **argv, int first, struct opts *o,
 				o->name = take_value(argc, argv, &i);
 			else if (!strcmp(a, "--hash"))
 				o->hash = take_value(argc, argv, &i);
+			else if (!strcmp(a, "--assign"))
+				o->assign = take_value(argc, argv, &i);
+			else if (!strcmp(a, "--valias"))
+				o->valias = take_value(argc, argv, &i);
 			else if (!strcmp(a, "--keep"))
 				o->keep = 1;
 			else if (!strcmp(a, "--remove"))
@@ -672,6 +678,11 @@ static int run_rebuild(struct vctx *c, struct run *r)
 	return EX_DONE;
 }
 
+static int run_import_vpopmail(struct vctx *c, struct run *r)
+{
+	return vpi_run(c, r->o.pos[0], r->o.assign, r->o.valias);
+}
+
 /* check: 1 while problems are left */
 static int run_check(struct vctx *c, struct run *r)
 {
@@ -711,6 +722,8 @@ static const struct command {
 	{"listdomains", "", 0, 0, 0, NULL, run_listdomains},
 	{"rebuild", "", 0, 0, 1, NULL, run_rebuild},
 	{"check", "--repair", 0, 0, 1, NULL, run_check},
+	{"import-vpopmail", "--assign --valias", 1, 1, 1, NULL,
+	 run_import_vpopmail},
 };
 
 /* vadmin_run - run vadmin COMMAND (argv[1]); also used by vpop.c */

@@ -6,6 +6,7 @@
  * vgen.c     the CDBs generated from the database, and the pending journal
  * vcheck.c   `vadmin check [--repair]`
  * vshow.c    userinfo, dominfo, listusers, listdomains (text and --json)
+ * vpopimport.c, vpopstore.c, vpopparse.c   `vadmin import-vpopmail`
  */
 #ifndef FACTEUR_VADMIN_H
 #define FACTEUR_VADMIN_H
