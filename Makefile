@@ -52,7 +52,7 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 # (TOBJ_NAME) and the program's directory on the include path (TINC_NAME).
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
-          test_sasl test_conn
+          test_sasl test_conn test_vpopparse
 TOBJ_test_pop3d  = $(call objs,$(filter-out pop3d/pop3d.c,$(SRC_pop3d)))
 TOBJ_test_remote = $(call objs,$(filter-out %/remote.c,$(SRC_mta-remote)))
 TINC_test_remote = -Imta/remote
@@ -61,6 +61,8 @@ TOBJ_test_send   = $(addprefix $(O)/mta/send/,owner.o dropseen.o slog.o)
 TINC_test_send   = -Imta/send
 TOBJ_test_smtpd  = $(call objs,$(filter-out %/main.c,$(SRC_mta-smtpd)))
 TINC_test_smtpd  = -Imta/smtpd
+TOBJ_test_vpopparse = $(O)/vadmin/vpopparse.o
+TINC_test_vpopparse = -Ivadmin
 
 all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
 
@@ -165,6 +167,8 @@ FUZZ     += fuzz_conn_line
 # mta-smtpd's parsers one at a time: address, DATA
 FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)
+# vadmin import-vpopmail: the lines of a vpopmail tree
+FUZZ     += fuzz_vpop
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30
@@ -199,6 +203,8 @@ FOBJ_fuzz_pop3  = $(FUZZO)/pop3d/proto.o
 FINC_fuzz_pop3  = -Ipop3d
 FOBJ_fuzz_remote = $(call fuzzobjs,test_remote)
 FINC_fuzz_remote = -Imta/remote
+FOBJ_fuzz_vpop  = $(call fuzzobjs,test_vpopparse)
+FINC_fuzz_vpop  = -Ivadmin
 $(foreach f,fuzz_smtpd $(FUZZ_SMTPD),$(eval FOBJ_$(f) = $(call fuzzobjs,test_smtpd)))
 $(foreach f,fuzz_smtpd $(FUZZ_SMTPD),$(eval FINC_$(f) = -Imta/smtpd))
 $(foreach f,$(FUZZ),$(eval $(FUZZO)/$(f): $(FOBJ_$(f))))
