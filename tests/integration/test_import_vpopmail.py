@@ -303,3 +303,53 @@ def test_import_vpopmail_refusals(t):
     assert "not a vpopmail tree" in p.err, p.err
     p = vadmin(t, "import-vpopmail", check=2)
     p = vadmin(t, "import-vpopmail", t.tmp, "--bogus", check=2)
+
+
+def test_import_vpopmail_killed_midway(t):
+    """kill -9 at random points: the tree is never changed, the root holds
+    all of the tree or none of it, and the next import completes."""
+    import random
+    import time
+    fast_root(t)
+    tr = Tree(os.path.join(t.tmp, "big"))
+    rel = tr.domain("big.test")
+    n = 400
+    for i in range(n):
+        tr.user(rel, f"u{i}", crypt_hash(f"pw-{i}", "$1$", f"salt{i % 9}"),
+                sub=str(i % 10), msgs=[message(i)], cur=[message(i + n)])
+    tr.finish()
+    if os.geteuid() == 0:
+        pw = mailuser(t)
+        tr.give(pw.pw_uid, pw.pw_gid)
+    before = tr.snapshot()
+    rng = random.Random(14)
+    argv = [t.bin("vadmin"), "--root", t.root, "import-vpopmail", tr.home]
+    top = t.path("domains", "big.test")
+    # three kills at random (before and while the Maildirs are made), one
+    # once the last Maildir is there (around the syncfs and the COMMIT)
+    for delay in [rng.uniform(0.02, 0.8) for _ in range(3)] + [None]:
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        if delay is None:
+            end = time.monotonic() + 60
+            while p.poll() is None and time.monotonic() < end and not (
+                    os.path.isdir(top) and len(os.listdir(top)) > n):
+                time.sleep(0.005)
+        else:
+            time.sleep(delay)
+        p.kill()
+        p.wait(60)
+        assert tr.snapshot() == before, delay
+        users = vadmin(t, "listusers", "big.test", check=None)
+        got = len(users.out.split()) if users.returncode == 0 else 0
+        assert got in (0, n), (delay, got)
+        if got:
+            vadmin(t, "deldomain", "big.test")
+    p = vadmin(t, "import-vpopmail", tr.home)
+    assert f"imported 1 domains, 0 alias domains, {n} users" in p.out, p.out
+    assert not os.path.exists(t.path("domains", "big.test", ".vpopimport"))
+    for i in (0, n // 2, n - 1):
+        lines = pop3(t, f"u{i}@big.test", f"pw-{i}")
+        assert lines[2].startswith("+OK logged in, 2 messages"), lines
+    assert tr.snapshot() == before
+    check_ok(t)
