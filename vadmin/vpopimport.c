@@ -243,15 +243,63 @@ static struct vi_domain *find_domain(struct vi *v, const char *name)
 	return NULL;
 }
 
-/* find_user - a user of a planned domain, or NULL */
+/* by_local - users by name, then by their line in vpasswd */
+static int by_local(const void *a, const void *b)
+{
+	const struct vi_user *x = a, *y = b;
+	int r = strcmp(x->local, y->local);
+
+	return r ? r : (x->line > y->line) - (x->line < y->line);
+}
+
+/* find_user - a user of a planned domain (sorted by dedup_users), or NULL */
 static struct vi_user *find_user(struct vi_domain *d, const char *local)
 {
-	size_t i;
+	for (size_t lo = 0, hi = d->nu; lo < hi;) {
+		size_t mid = lo + (hi - lo) / 2;
+		int r = strcmp(d->u[mid].local, local);
 
-	for (i = 0; i < d->nu; i++)
-		if (!strcmp(d->u[i].local, local))
-			return &d->u[i];
+		if (r == 0)
+			return &d->u[mid];
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
+}
+
+/* free_user - the strings of one planned user */
+static void free_user(struct vi_user *u)
+{
+	free(u->local);
+	free(u->rel);
+	free(u->hash);
+	free(u->cram);
+	free(u->name);
+	free(u->fwd);
+}
+
+/* dedup_users - sort a domain's users (find_user searches them) and keep
+ * the first line of a name that vpasswd has twice */
+static void dedup_users(struct vi *v, struct vi_domain *d)
+{
+	size_t i, k = 0;
+
+	if (d->nu)
+		qsort(d->u, d->nu, sizeof *d->u, by_local);
+	for (i = 0; i < d->nu; i++) {
+		if (k && !strcmp(d->u[k - 1].local, d->u[i].local)) {
+			vi_say(v, "%s/vpasswd:%lu: user %s@%s appears twice; the "
+			       "first (line %lu) is imported", d->rel,
+			       d->u[i].line, d->u[i].local, d->name,
+			       d->u[k - 1].line);
+			free_user(&d->u[i]);
+			continue;
+		}
+		d->u[k++] = d->u[i];
+	}
+	d->nu = k;
 }
 
 /* user_secret - the password of a vpasswd line: the hash kept when it is
@@ -330,7 +378,7 @@ static void user_fields(struct vi *v, struct vi_user *u,
 
 /* user_line - one vpasswd line into the plan, or a report line */
 static void user_line(struct vi *v, struct vi_domain *d, char *line,
-		      const char *place)
+		      const char *place, unsigned long lineno)
 {
 	struct str local = STR_INIT, rel = STR_INIT, who = STR_INIT;
 	struct vpp_user p;
@@ -349,11 +397,6 @@ static void user_line(struct vi *v, struct vi_domain *d, char *line,
 	}
 	if (str_catf(&who, "%s@%s", local.s, d->name) < 0)
 		vfail(EX_TEMP, "out of memory");
-	if (find_user(d, local.s)) {
-		vi_say(v, "%s: user %s appears twice; the first is imported",
-		       place, who.s);
-		goto out;
-	}
 	r = *p.dir ? vpp_rel(p.dir, d->rel, &rel) : 0;
 	if (r < 0) {
 		vi_say(v, "%s: %s: directory '%s' %s; user not imported",
@@ -366,6 +409,7 @@ static void user_line(struct vi *v, struct vi_domain *d, char *line,
 	u = &d->u[d->nu++];
 	memset(u, 0, sizeof *u);
 	u->local = vi_strdup(local.s);
+	u->line = lineno;
 	u->rel = *p.dir ? vi_strdup(rel.s) : NULL;
 	user_fields(v, u, &p, who.s);
 	user_secret(v, u, &p, who.s);
@@ -398,8 +442,9 @@ static void read_vpasswd(struct vi *v, struct vi_domain *d)
 			vi_say(v, "%s: holds a NUL byte; user not imported",
 			       place.s);
 		else if (*line && *line != '\r')
-			user_line(v, d, line, place.s);
+			user_line(v, d, line, place.s, n);
 	}
+	dedup_users(v, d);
 	str_wipe(&buf);	/* clear-text passwords */
 	str_free(&place);
 }
@@ -904,14 +949,8 @@ void vi_free(struct vi *v)
 	for (i = 0; i < v->nd; i++) {
 		struct vi_domain *d = &v->d[i];
 
-		for (j = 0; j < d->nu; j++) {
-			free(d->u[j].local);
-			free(d->u[j].rel);
-			free(d->u[j].hash);
-			free(d->u[j].cram);
-			free(d->u[j].name);
-			free(d->u[j].fwd);
-		}
+		for (j = 0; j < d->nu; j++)
+			free_user(&d->u[j]);
 		for (j = 0; j < d->na; j++) {
 			free(d->a[j].local);
 			free(d->a[j].dest);

@@ -28,6 +28,7 @@ struct vi_user {
 	char *fwd;		/* a forward's destination, or NULL */
 	int keep;		/* the forward keeps a copy */
 	int64_t id;		/* users.id once inserted */
+	unsigned long line;	/* its line in vpasswd */
 };
 
 struct vi_alias {

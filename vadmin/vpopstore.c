@@ -143,22 +143,32 @@ static int dest(struct vi *v, const char *in, struct str *out,
 	return r;
 }
 
+/* good_dest - dest(), or a report line: WHAT (read at PLACE) is not
+ * carried */
+static int good_dest(struct vi *v, const char *in, struct str *to,
+		     const char *place, const char *what)
+{
+	const char *why = "";
+
+	if (dest(v, in, to, &why) == 0)
+		return 1;
+	vi_say(v, "%s: %s '%s' is not valid here (it %s); not carried", place,
+	       what, in, why);
+	return 0;
+}
+
 /* store_aliases - the alias rows of a domain */
 static void store_aliases(struct vi *v, struct vi_domain *d)
 {
 	sqlite3_stmt *st = prep(v, "INSERT OR IGNORE INTO aliases(domain_id, "
 				   "local, dest) VALUES (?, ?, ?)");
 	struct str to = STR_INIT;
-	const char *why = "";
 	size_t i;
 
 	for (i = 0; i < d->na; i++) {
-		if (dest(v, d->a[i].dest, &to, &why) < 0) {
-			vi_say(v, "%s: destination '%s' is not valid here (it "
-			       "%s); not carried", d->a[i].place, d->a[i].dest,
-			       why);
+		if (!good_dest(v, d->a[i].dest, &to, d->a[i].place,
+			       "destination"))
 			continue;
-		}
 		sqlite3_bind_int64(st, 1, d->id);
 		sqlite3_bind_text(st, 2, d->a[i].local, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, to.s, -1, SQLITE_STATIC);
@@ -174,8 +184,7 @@ static void store_forwards(struct vi *v, struct vi_domain *d)
 {
 	sqlite3_stmt *st = prep(v, "INSERT INTO forwards(user_id, dest, keep) "
 				   "VALUES (?, ?, ?)");
-	struct str to = STR_INIT;
-	const char *why = "";
+	struct str to = STR_INIT, who = STR_INIT;
 	size_t i;
 
 	for (i = 0; i < d->nu; i++) {
@@ -183,12 +192,11 @@ static void store_forwards(struct vi *v, struct vi_domain *d)
 
 		if (!u->fwd)
 			continue;
-		if (dest(v, u->fwd, &to, &why) < 0) {
-			vi_say(v, "%s@%s: forward '%s' is not valid here (it "
-			       "%s); not carried", u->local, d->name, u->fwd,
-			       why);
+		who.len = 0;
+		if (str_catf(&who, "%s@%s", u->local, d->name) < 0)
+			vfail(EX_TEMP, "out of memory");
+		if (!good_dest(v, u->fwd, &to, who.s, "forward"))
 			continue;
-		}
 		sqlite3_bind_int64(st, 1, u->id);
 		sqlite3_bind_text(st, 2, to.s, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 3, u->keep);
@@ -197,6 +205,7 @@ static void store_forwards(struct vi *v, struct vi_domain *d)
 	}
 	sqlite3_finalize(st);
 	str_free(&to);
+	str_free(&who);
 }
 
 /* store_catchall - .qmail-default's vdelivermail argument; one in the
