@@ -105,18 +105,23 @@ def logins(port, who, threads=4):
     return failed, wrong
 
 
-def main():
+def options():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="bin")
     ap.add_argument("--users", type=int, default=10000)
     ap.add_argument("--msgs", type=int, default=3)
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def main():
+    a = options()
     bindir = os.path.abspath(a.bin)
+    # under /var/tmp, 0755: the mail user must reach the root and the tree
     tmp = tempfile.mkdtemp(prefix="facteur-vpopbench-", dir="/var/tmp")
     os.chmod(tmp, 0o755)
-    root = os.path.join(tmp, "root")
     srv = None
     try:
+        root = os.path.join(tmp, "root")
         t0 = time.monotonic()
         tr, assign, who = build(os.path.join(tmp, "old"), a.users, a.msgs)
         print(f"vpop_tree users={a.users} messages={a.users * a.msgs} "
