@@ -851,6 +851,12 @@ static void assign_line(struct vi *v, char *line, const char *place,
 	}
 	if (find_domain(v, name.s))
 		goto out;	/* a real domain of the tree */
+	for (size_t i = 0; i < v->nad; i++)
+		if (!strcmp(v->ad[i].name, name.s)) {
+			vi_say(v, "%s: %s twice; the first line is kept",
+			       place, name.s);
+			goto out;
+		}
 	d = alias_target(v, &a, name.s);
 	if (!d) {
 		vi_say(v, "%s: %s has no domain directory in the tree; not "

@@ -77,6 +77,7 @@ def build(t):
     tr.user(h, "ivan", sha("ivan"), clear=PW["ivan"], msgs=[message(9)])
     tr.alias_domain("alias.test", E, e)
     tr.alias_domain("old-alias.test", H, h, old_style=True)
+    tr.alias_domain("alias.test", H, h)     # twice: the first is kept
     tr.valias += [f"vtest@{H} -> &ivan@{H}", f"vtest@{H} -> alice@{E}",
                   "x@notthere.test -> a@b.test"]
     tr.user(x, "xavier", md5("xavier"), msgs=[message(10)])
@@ -236,6 +237,7 @@ def test_import_vpopmail_reports_what_it_cannot_carry(t):
         r"\.qmail-list-default: extension default",
         r"x@notthere\.test|notthere\.test is not imported",
         r"\.no-user\.msg: vpopmail's file is not carried",
+        r"assign:\d+: alias\.test twice; the first line is kept",
         r"vpasswd:\d+: user alice@example\.test appears twice; the first "
         r"\(line 2\) is imported",
     ]
