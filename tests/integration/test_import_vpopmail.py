@@ -175,8 +175,26 @@ def test_import_vpopmail_logins_mail_and_quotas(t):
     assert lines[0] == "52428800S,1000C" and lines[1].split()[1] == "1", lines
     dave = userinfo(t, f"dave@{E}")
     assert dave["quota_bytes"] == 5 << 20 and dave["pop"] is False, dave
+    # the mail user's files are hard links (no copy, the source keeps its
+    # name); another owner's (del.test, when run as root) are copies
+    want = "(9 files linked, 1 copied)" if os.geteuid() == 0 else \
+        "(10 files linked, 0 copied)"
+    assert want in out, out
+    src = os.path.join(tr.home, "domains", E, "alice", "Maildir", "cur")
+    dst = t.path("domains", E, "alice", "Maildir", "cur")
+    name = os.listdir(src)[0]
+    assert os.stat(os.path.join(src, name)).st_ino == \
+        os.stat(os.path.join(dst, name)).st_ino
+    # (its login moved it from new/ to cur/)
+    xcur = t.path("domains", X, "xavier", "Maildir", "cur")
+    st = os.stat(os.path.join(xcur, os.listdir(xcur)[0]))
+    assert st.st_mode & 0o7777 == 0o600 and st.st_uid == mailuser(t).pw_uid \
+        if os.geteuid() == 0 else st.st_mode & 0o7777 == 0o600, oct(
+            st.st_mode)
     # modes: directories 0700, files 0600, as vadmin check wants
     check_ok(t)
+    # the POP3 sessions moved files in the new Maildirs, not in the tree
+    assert tr.snapshot() == before
 
 
 def routes(t, rcpt, *boxes):
