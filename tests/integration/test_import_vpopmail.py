@@ -369,3 +369,25 @@ def test_import_vpopmail_killed_midway(t):
         assert lines[2].startswith("+OK logged in, 2 messages"), lines
     assert tr.snapshot() == before
     check_ok(t)
+
+
+def test_import_vpopmail_smtp_rcpt(t):
+    """mta-smtpd answers RCPT for the imported domains as vdeliver
+    delivers: catch-alls, bounce-no-mailbox, aliases, alias domains."""
+    fast_root(t)
+    imported(t)
+    rcpts = {f"nobody@{E}": "250", f"nobody@{H}": "550", f"nobody@{X}": "250",
+             f"first.last@{E}": "250", "bob@alias.test": "250",
+             "ivan@old-alias.test": "250", "nobody@old-alias.test": "550",
+             f"vtest@{H}": "250", f"gail@{E}": "250"}
+    data = "EHLO client.example\r\nMAIL FROM:<a@remote.example>\r\n" + \
+        "".join(f"RCPT TO:<{r}>\r\n" for r in rcpts) + "QUIT\r\n"
+    e = dict(os.environ, TCPREMOTEIP="192.0.2.7")
+    p = subprocess.run([t.bin("mta-smtpd"), "--root", t.root, "--inetd"],
+                       input=data.encode(), capture_output=True, env=e,
+                       timeout=60)
+    replies = [ln for ln in p.stdout.decode().split("\r\n")
+               if ln[:3].isdigit() and ln[3:4] == " "]
+    # greeting, EHLO, MAIL, one a RCPT, QUIT
+    got = [r[:3] for r in replies[3:3 + len(rcpts)]]
+    assert got == list(rcpts.values()), (replies, p.stderr)
