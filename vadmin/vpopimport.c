@@ -253,7 +253,8 @@ static int by_local(const void *a, const void *b)
 }
 
 /* find_user - a user of a planned domain (sorted by dedup_users), or NULL */
-static struct vi_user *find_user(struct vi_domain *d, const char *local)
+static const struct vi_user *find_user(const struct vi_domain *d,
+				      const char *local)
 {
 	for (size_t lo = 0, hi = d->nu; lo < hi;) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -454,24 +455,31 @@ static void read_vpasswd(struct vi *v, struct vi_domain *d)
 static int path_user(struct vi *v, const char *path, struct str *addr)
 {
 	struct str rel = STR_INIT;
+	const struct vi_user *u = NULL;
+	const char *base;
 	size_t i, j;
-	int found = 0;
 
-	for (i = 0; i < v->nd && !found; i++) {
-		if (vpp_rel(path, v->d[i].rel, &rel) < 0)
+	for (i = 0; i < v->nd && !u; i++) {
+		const struct vi_domain *d = &v->d[i];
+
+		if (vpp_rel(path, d->rel, &rel) < 0)
 			continue;
 		if (rel.len > 8 && !strcmp(rel.s + rel.len - 8, "/Maildir"))
 			str_trunc(&rel, rel.len - 8);
-		for (j = 0; j < v->d[i].nu && !found; j++)
-			if (v->d[i].u[j].rel && str_eqs(&rel, v->d[i].u[j].rel))
-				found = str_catf(addr, "%s@%s",
-						 v->d[i].u[j].local,
-						 v->d[i].name) < 0 ? -1 : 1;
+		/* vpopmail names a user's directory after the user: look
+		 * that name up first, scan only when it was moved */
+		base = strrchr(rel.s, '/');
+		u = find_user(d, base ? base + 1 : rel.s);
+		if (u && (!u->rel || !str_eqs(&rel, u->rel)))
+			u = NULL;
+		for (j = 0; j < d->nu && !u; j++)
+			if (d->u[j].rel && str_eqs(&rel, d->u[j].rel))
+				u = &d->u[j];
+		if (u && str_catf(addr, "%s@%s", u->local, d->name) < 0)
+			vfail(EX_TEMP, "out of memory");
 	}
 	str_free(&rel);
-	if (found < 0)
-		vfail(EX_TEMP, "out of memory");
-	return found;
+	return u != NULL;
 }
 
 /* line_dest - the destination of one .qmail line, or 0 and a report
