@@ -159,9 +159,12 @@ static void add_domain(struct vi *v, const char *name, const char *rel)
 			return;
 		}
 	fd = vi_open_below(v->domfd, rel + strlen("domains/"));
-	if (fd < 0)
-		vfail(EX_TEMP, "cannot open %s/%s: %s", v->dir, rel,
-		      msg_err(fd));
+	if (fd < 0) {
+		vi_say(v, "%s: cannot be opened by the mail user (%s); domain "
+		       "not imported", rel, msg_err(fd));
+		str_free(&dom);
+		return;
+	}
 	v->d = vi_grow(v->d, &v->capd, v->nd, sizeof *v->d);
 	d = &v->d[v->nd++];
 	memset(d, 0, sizeof *d);
@@ -171,7 +174,8 @@ static void add_domain(struct vi *v, const char *name, const char *rel)
 	str_free(&dom);
 }
 
-/* has_vpasswd - whether NAME below FD is a directory holding vpasswd */
+/* has_vpasswd - whether NAME below FD is a directory holding vpasswd:
+ * 1, 0, or -EACCES when the mail user may not look */
 static int has_vpasswd(int fd, const char *name)
 {
 	struct stat st;
@@ -180,8 +184,8 @@ static int has_vpasswd(int fd, const char *name)
 
 	if (str_catf(&p, "%s/vpasswd", name) < 0)
 		vfail(EX_TEMP, "out of memory");
-	r = fstatat(fd, p.s, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISREG(st.st_mode);
+	r = fstatat(fd, p.s, &st, AT_SYMLINK_NOFOLLOW) == 0 ?
+	    S_ISREG(st.st_mode) : errno == EACCES ? -EACCES : 0;
 	str_free(&p);
 	return r;
 }
@@ -190,14 +194,25 @@ static int has_vpasswd(int fd, const char *name)
 static void scan_dir(struct vi *v, const char *sub)
 {
 	struct str rel = STR_INIT;
-	int fd = *sub ? vi_open_below(v->domfd, sub) : dup(v->domfd);
+	int fd = *sub ? vi_open_below(v->domfd, sub) : dup(v->domfd), k;
 	struct dirent *e;
 	struct stat st;
 	DIR *dp;
 
-	if (fd < 0 || !(dp = fdopendir(fd)))
-		vfail(EX_TEMP, "cannot read %s/domains/%s: %s", v->dir, sub,
-		      strerror(errno));
+	if (fd == -1 && !*sub)
+		fd = -errno;	/* dup's failure, as vi_open_below's */
+	if (fd < 0 || !(dp = fdopendir(fd))) {
+		int err = fd < 0 ? -fd : errno;
+
+		if (!*sub)
+			vfail(EX_TEMP, "cannot read %s/domains: %s", v->dir,
+			      strerror(err));
+		vi_say(v, "domains/%s: cannot be read by the mail user (%s); "
+		       "its domains are not imported", sub, strerror(err));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
 	while ((errno = 0, e = readdir(dp))) {
 		if (e->d_name[0] == '.')
 			continue;	/* ., .., .dir-control */
@@ -212,7 +227,10 @@ static void scan_dir(struct vi *v, const char *sub)
 			vi_say(v, "%s: a symbolic link; not followed", rel.s);
 		else if (!S_ISDIR(st.st_mode))
 			continue;
-		else if (has_vpasswd(fd, e->d_name))
+		else if ((k = has_vpasswd(fd, e->d_name)) < 0)
+			vi_say(v, "%s: cannot be read by the mail user; not "
+			       "imported", rel.s);
+		else if (k)
 			add_domain(v, e->d_name, rel.s);
 		else if (!*sub && strlen(e->d_name) == 1)
 			scan_dir(v, e->d_name);	/* vpopmail's domain hash */

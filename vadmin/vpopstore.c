@@ -403,8 +403,13 @@ static int carry_tree(struct vi *v, int sfd, int dfd, struct str *place,
 	struct stat st;
 	DIR *dp;
 
-	if (fd < 0 || !(dp = fdopendir(fd)))
-		return fd < 0 ? -errno : (close(fd), -errno);
+	if (fd < 0)
+		return -errno;
+	if (!(dp = fdopendir(fd))) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
 	while (r >= 0 && (errno = 0, e = readdir(dp))) {
 		const char *n = e->d_name;
 

@@ -391,3 +391,29 @@ def test_import_vpopmail_smtp_rcpt(t):
     # greeting, EHLO, MAIL, one a RCPT, QUIT
     got = [r[:3] for r in replies[3:3 + len(rcpts)]]
     assert got == list(rcpts.values()), (replies, p.stderr)
+
+
+def test_import_vpopmail_unreadable_domain(t):
+    """A domain directory the mail user may not read is reported and
+    skipped; the others are imported."""
+    fast_root(t)
+    tr = Tree(os.path.join(t.tmp, "old"))
+    ok = tr.domain("ok.test")
+    tr.user(ok, "ann", crypt_hash("ann-pw-1", "$1$", "annsalt1"),
+            msgs=[message(1)])
+    locked = tr.domain("locked.test")
+    tr.user(locked, "lou", crypt_hash("lou-pw-1", "$1$", "lousalt1"))
+    if os.geteuid() == 0:
+        pw = mailuser(t)
+        tr.give(pw.pw_uid, pw.pw_gid)
+        os.chown(os.path.join(tr.home, locked), 0, 0)
+    os.chmod(os.path.join(tr.home, locked), 0)
+    try:
+        p = vadmin(t, "import-vpopmail", tr.home)
+    finally:
+        os.chmod(os.path.join(tr.home, locked), 0o700)
+    assert "not carried: domains/locked.test: cannot be read by the mail " \
+        "user; not imported" in p.out, p.out
+    assert "imported 1 domains" in p.out, p.out
+    assert logged_in(t, "ann@ok.test", "ann-pw-1")
+    vadmin(t, "dominfo", "locked.test", check=1)
