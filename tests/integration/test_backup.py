@@ -8,7 +8,6 @@ procedure, `vadmin rebuild` regenerates the tables, and a user logs in
 over POP3 (pop3d --inetd) with the old password while vdeliver delivers
 to an alias. Then every way FILE can be wrong.
 """
-import hashlib
 import os
 import shutil
 import sqlite3
@@ -17,41 +16,13 @@ import subprocess
 import threading
 import time
 
-from vadmin_util import (D, add_domain, add_user, check_ok, err_line,
-                         fast_root, give, listusers, mailuser, refused,
+from vadmin_util import (D, acct_bucket, add_domain, add_user, check_ok,
+                         err_line, fast_root, give, listusers, mailuser,
+                         mailuser_dir, refused, schema_files, sha256_file,
                          vadmin)
 
 ALICE_PW = "alice-Old-pw-1"
 LOOP_PW = "loop-pw-1"
-
-
-def schema_last():
-    """The newest schema version, from the schema/ files themselves."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    names = os.listdir(os.path.join(here, "..", "..", "schema"))
-    return max(int(n.split("_")[0]) for n in names
-               if n[:1].isdigit() and n.endswith(".sql"))
-
-
-def bucket(local):
-    """acct_bucket: FNV-1a-32 of the local part, folded to 16 bits."""
-    h = 2166136261
-    for c in local.encode():
-        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
-    return (h ^ (h >> 16)) & 0xFFFF
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def backup_dir(t, name="backups"):
-    """A directory the mail user may write (vadmin writes as it)."""
-    d = os.path.join(t.tmp, name)
-    os.mkdir(d, 0o700)
-    give(t, d)
-    return d
 
 
 def assert_consistent_copy(t, path, users=("postmaster",), aliases=()):
@@ -71,7 +42,7 @@ def assert_consistent_copy(t, path, users=("postmaster",), aliases=()):
     try:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert db.execute("PRAGMA user_version").fetchone()[0] == \
-            schema_last()
+            schema_files()[-1][0]
         rows = db.execute(
             "SELECT u.local, u.hash, u.maildir, u.bucket FROM users u "
             "JOIN domains d ON d.id = u.domain_id WHERE d.name = ?",
@@ -79,7 +50,7 @@ def assert_consistent_copy(t, path, users=("postmaster",), aliases=()):
         for local, h, md, b in rows:
             assert h.startswith("$6$"), (local, h)
             assert md == f"domains/{D}/{local}/Maildir", (local, md)
-            assert b == bucket(local), (local, b)
+            assert b == acct_bucket(local), (local, b)
         # the user count the triggers keep agrees with the rows
         for name, nusers, count in db.execute(
                 "SELECT name, nusers, (SELECT count(*) FROM users u WHERE "
@@ -176,7 +147,7 @@ def test_backup_while_adduser_runs_then_restore(t):
     add_user(t, f"alice@{D}", ALICE_PW)
     vadmin(t, "alias", "add", f"info@{D}", "alice")
     vadmin(t, "aliasdomain", "add", "alias.test", D)
-    out = backup_dir(t)
+    out = mailuser_dir(t, "backups")
     files, total = backups_during_adduser(t, out)
     counts = [assert_consistent_copy(t, f, ("postmaster", "alice"),
                                      [("info", f"alice@{D}")])
@@ -211,7 +182,7 @@ def test_backup_while_adduser_runs_then_restore(t):
 def test_backup_overwrites_a_file_and_leaves_nothing_else(t):
     fast_root(t)
     add_domain(t)
-    out = backup_dir(t)
+    out = mailuser_dir(t, "backups")
     f = os.path.join(out, "accounts.sqlite")
     with open(f, "w") as fh:
         fh.write("yesterday's copy\n")
@@ -229,9 +200,9 @@ def test_backup_overwrites_a_file_and_leaves_nothing_else(t):
 def test_backup_refuses_bad_files(t):
     fast_root(t)
     add_domain(t)
-    out = backup_dir(t)
+    out = mailuser_dir(t, "backups")
     live = t.path("db", "accounts.sqlite")
-    before = sha(live)
+    before = sha256_file(live)
     refused(t, "backup", code=2)
     refused(t, "backup", "a", "b", code=2)
     refused(t, "backup", "", want="empty file name")
@@ -261,12 +232,12 @@ def test_backup_refuses_bad_files(t):
                 want="make the directory writable")
         assert os.listdir(closed) == []
     assert sorted(os.listdir(out)) == ["link", "target"]
-    assert sha(live) == before
+    assert sha256_file(live) == before
 
 
 def test_backup_without_a_database(t):
     fast_root(t)
-    out = backup_dir(t)
+    out = mailuser_dir(t, "backups")
     f = os.path.join(out, "a.sqlite")
     for suffix in ("", "-wal", "-shm"):
         p = t.path("db", "accounts.sqlite" + suffix)
@@ -287,10 +258,10 @@ def test_backup_of_a_damaged_database_keeps_the_old_copy(t):
     add_domain(t)
     for i in range(40):
         vadmin(t, "alias", "add", f"a{i:02d}@{D}", f"dest{i}@remote.test")
-    out = backup_dir(t)
+    out = mailuser_dir(t, "backups")
     f = os.path.join(out, "accounts.sqlite")
     vadmin(t, "backup", f)
-    good = sha(f)
+    good = sha256_file(f)
     live = t.path("db", "accounts.sqlite")
     db = sqlite3.connect(live)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -306,5 +277,5 @@ def test_backup_of_a_damaged_database_keeps_the_old_copy(t):
     p = t.run("vadmin", "backup", f, check=111)
     line = err_line(p)
     assert "was left as it was" in line, line
-    assert sha(f) == good
+    assert sha256_file(f) == good
     assert os.listdir(out) == ["accounts.sqlite"]
