@@ -279,3 +279,35 @@ def test_backup_of_a_damaged_database_keeps_the_old_copy(t):
     assert "was left as it was" in line, line
     assert sha256_file(f) == good
     assert os.listdir(out) == ["accounts.sqlite"]
+
+
+def test_backup_waits_while_the_database_is_locked(t):
+    """A connection that holds the database exclusively (no reader gets
+    in, WAL or not) for a moment: backup waits, then copies what it
+    committed."""
+    fast_root(t)
+    add_domain(t)
+    out = mailuser_dir(t, "backups")
+    f = os.path.join(out, "accounts.sqlite")
+    holder = sqlite3.connect(t.path("db", "accounts.sqlite"),
+                             isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("UPDATE domains SET catchall = 'delete'")
+    holder.execute("COMMIT")
+    e = dict(os.environ)
+    e.pop("FACTEUR_ROOT", None)
+    p = subprocess.Popen([t.bin("vadmin"), "--root", t.root, "backup", f],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=e)
+    try:
+        time.sleep(0.7)
+        assert p.poll() is None, p.communicate()
+    finally:
+        holder.close()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    db = sqlite3.connect(f"file:{f}?mode=ro", uri=True)
+    assert db.execute("SELECT catchall FROM domains").fetchall() == \
+        [("delete",)]
+    db.close()
