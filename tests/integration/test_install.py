@@ -374,7 +374,11 @@ def test_install_sandbox_is_real(ctx):
     got = json.loads(open(out).read().splitlines()[-1])
     assert got["etc"] == "EROFS" and got["bin"] == "EROFS", got
     assert got["root"] == "ok", got
-    assert got["tmp"] == [os.path.basename(ctx.tmp)], got
+    # /tmp holds only the way to the test's own directory, if that is
+    # below /tmp at all
+    rel = os.path.relpath(ctx.tmp, "/tmp")
+    assert got["tmp"] == ([] if rel.startswith("..") else
+                          [rel.split("/")[0]]), got
     assert got["home"] == [], got
     assert set(got["dev"]) <= {"null", "zero", "full", "random", "urandom",
                                "tty", "pts", "ptmx", "shm", "fd", "stdin",
