@@ -117,6 +117,37 @@ def test_install_layout(ctx):
     assert left == [], left
 
 
+def man_source(page):
+    sec = MAN.get(page, 8)
+    for d, _, files in os.walk(REPO):
+        if f"{page}.{sec}" in files and "/build" not in d and \
+                "/.git" not in d:
+            with open(os.path.join(d, f"{page}.{sec}")) as f:
+                return f.read()
+    raise AssertionError(f"no {page}.{sec} in the tree")
+
+
+def test_man_pages_cover_help(ctx):
+    """every option that a program's --help shows is in its man page
+    (the vpopmail names in vadmin's), so a new flag without its
+    documentation fails here"""
+    seen = 0
+    for prog in PROGS + VLINKS:
+        text = man_source("vadmin" if prog in VLINKS else prog)
+        p = ctx.run(prog, "--help", root=False, check=0)
+        opts = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", p.out))
+        seen += len(opts)
+        for o in opts:
+            if o.startswith("--"):
+                pat = r"Fl \\-" + re.escape(o[2:]) + r"\b"
+            elif len(o) == 2:   # one letter, alone or in a group (-bpsx)
+                pat = r"Fl [A-Za-z]*" + re.escape(o[1]) + r"[A-Za-z]*\b"
+            else:
+                pat = r"Fl " + re.escape(o[1:]) + r"\b"
+            assert re.search(pat, text), f"{prog}: {o} is not in its page"
+    assert seen > 40, seen     # the usage texts were read
+
+
 def test_install_unit_verifies(ctx):
     """systemd-analyze verify works without a running systemd: the
     unit parses, every directive is known to this systemd, ExecStart
