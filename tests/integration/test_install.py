@@ -15,16 +15,16 @@ drift apart. Under that sandbox a message goes in over SMTP and comes out
 over POP3, and the supervisor and its services are seen to run with the
 sandbox's limits. docs/install.md says what is emulated and how.
 """
+import ctypes
 import json
 import os
 import poplib
 import re
 import signal
 import smtplib
+import socket
 import stat
 import subprocess
-import sys
-import time
 
 from helpers import MX, free_port, wait_for
 
@@ -302,7 +302,6 @@ def log_text(root):
 
 def free_low_port():
     """a free port below 1024, which only CAP_NET_BIND_SERVICE binds"""
-    import socket
     for port in range(1023, 600, -1):
         with socket.socket() as s:
             try:
@@ -333,7 +332,6 @@ def sandbox_ready():
         if not os.path.exists(tool):
             return f"no {tool}"
     try:
-        import ctypes
         ctypes.CDLL("libseccomp.so.2")
     except OSError:
         return "no libseccomp.so.2 (package libseccomp2)"
@@ -341,6 +339,19 @@ def sandbox_ready():
     if p.returncode != 0:
         return "cannot make a mount namespace: " + p.stderr.decode()
     return None
+
+
+def sandboxed(ctx):
+    """(DESTDIR, root, sandbox spec of the installed unit), or None
+    after a SKIP line when the sandbox cannot be built here"""
+    why = sandbox_ready()
+    if why:
+        print("SKIP: " + why)
+        return None
+    dest = install(ctx)
+    root = ctx.init()
+    return dest, root, sandbox_spec(unit_directives(dest + UNIT), root,
+                                    ctx.tmp)
 
 
 def run_sandboxed(ctx, spec, argv, out):
@@ -388,13 +399,10 @@ def test_install_sandbox_is_real(ctx):
     root, sees an empty /tmp but for the test's own directory, an empty
     home, only pseudo devices, read-only kernel knobs, and no packet
     sockets, while netlink (getifaddrs) works"""
-    why = sandbox_ready()
-    if why:
-        print("SKIP: " + why)
+    setup = sandboxed(ctx)
+    if not setup:
         return
-    dest = install(ctx)
-    root = ctx.init()
-    spec = sandbox_spec(unit_directives(dest + UNIT), root, ctx.tmp)
+    dest, root, spec = setup
     probe = os.path.join(ctx.tmp, "probe.py")
     with open(probe, "w") as f:
         f.write(PROBE)
@@ -424,12 +432,10 @@ def test_install_unit_hardening(ctx):
     binds, starts its services as the mail user, carries a message in
     over SMTP and out over POP3, runs with the unit's limits, logs no
     failure, and stops on SIGTERM to it alone (KillMode=mixed)"""
-    why = sandbox_ready()
-    if why:
-        print("SKIP: " + why)
+    setup = sandboxed(ctx)
+    if not setup:
         return
-    dest = install(ctx)
-    root = ctx.init()
+    dest, root, spec = setup
     ports = listen_on_free_ports(root)
     ctx.run("vadmin", "adddomain", "example.test", "pm-pw", check=0)
     ctx.run("vadmin", "adduser", "alice@example.test", "alice-pw", check=0)
@@ -438,7 +444,6 @@ def test_install_unit_hardening(ctx):
     logf = os.path.join(root, "log", "current")
     mailuid = os.stat(os.path.join(root, "log")).st_uid
     os.unlink(logf)
-    spec = sandbox_spec(unit_directives(dest + UNIT), root, ctx.tmp)
     execstart = [v for s, k, v in unit_directives(dest + UNIT)
                  if k == "ExecStart"][0].split()
     assert execstart[-1] == "/var/facteur"
@@ -450,7 +455,6 @@ def test_install_unit_hardening(ctx):
             assert p.poll() is None, open(out).read()
             for port in ports.values():
                 try:
-                    import socket
                     socket.create_connection(("127.0.0.1", port), 1).close()
                 except OSError:
                     return False
@@ -516,13 +520,10 @@ def test_install_remote_under_unit(ctx):
     """mta-remote under the unit's directives delivers to an address
     literal: its loop check lists this host's interface addresses
     (getifaddrs, over netlink: AF_NETLINK in RestrictAddressFamilies)"""
-    why = sandbox_ready()
-    if why:
-        print("SKIP: " + why)
+    setup = sandboxed(ctx)
+    if not setup:
         return
-    dest = install(ctx)
-    root = ctx.init()
-    spec = sandbox_spec(unit_directives(dest + UNIT), root, ctx.tmp)
+    dest, root, spec = setup
     mx = MX()
     try:
         with open(os.path.join(root, "control", "remoteport"), "w") as f:
