@@ -181,16 +181,23 @@ def test_install_unit_verifies(ctx):
 
 # --- the sandbox: every [Service] directive, and what makes it real here
 
+# capability(7) numbers, in order (linux/capability.h)
+CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID",
+        "KILL", "SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+        "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT",
+        "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+        "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE",
+        "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE",
+        "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+        "PERFMON", "BPF", "CHECKPOINT_RESTORE"]
+
+
 def caps_mask(names):
-    bits = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2,
-            "CAP_FOWNER": 3, "CAP_FSETID": 4, "CAP_KILL": 5,
-            "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8,
-            "CAP_NET_BIND_SERVICE": 10, "CAP_NET_ADMIN": 12,
-            "CAP_NET_RAW": 13, "CAP_SYS_CHROOT": 18, "CAP_SYS_ADMIN": 21,
-            "CAP_SYS_RESOURCE": 24}
+    """the CapBnd bits of /proc/PID/status for CAP_ names"""
     m = 0
     for n in names:
-        m |= 1 << bits[n]
+        m |= 1 << CAPS.index(n[4:])
     return m
 
 
