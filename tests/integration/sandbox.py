@@ -29,6 +29,7 @@ import stat
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC = 32, 4096, 8192, 16384
 MS_PRIVATE = 1 << 18
@@ -144,8 +145,23 @@ def private_devices(stage):
     mount(new, "/dev", None, MS_MOVE)
 
 
+def private_proc(spec):
+    """ProtectProc=invisible, ProcSubset=pid: a procfs of its own with
+    those options (Linux 5.8), in place of /proc"""
+    opts = []
+    if spec.get("protect_proc"):
+        opts.append("hidepid=" + spec["protect_proc"])
+    if spec.get("proc_subset"):
+        opts.append("subset=" + spec["proc_subset"])
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+          ",".join(opts))
+
+
 def stage1(spec):
-    check(libc.unshare(CLONE_NEWNS), "unshare")
+    # PrivateMounts: everything below happens in a namespace of its own
+    check(libc.unshare(CLONE_NEWNS | (CLONE_NEWUTS if
+                                      spec.get("protect_hostname") else 0)),
+          "unshare")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     if spec.get("private_tmp"):
         private_tmp(spec["keep"])
@@ -175,6 +191,8 @@ def stage1(spec):
     if spec.get("protect_control_groups") and os.path.isdir("/sys/fs/cgroup"):
         bind_self("/sys/fs/cgroup")
         readonly("/sys/fs/cgroup")
+    if spec.get("protect_proc") or spec.get("proc_subset"):
+        private_proc(spec)
     if spec.get("protect_system") == "strict":
         # everything but the API file systems (their own directives) and
         # a private /tmp, which systemd leaves writable
@@ -222,6 +240,67 @@ EAFNOSUPPORT = 97
 AF_MAX = 64
 
 
+EPERM, ENOSYS = 1, 38
+SCMP_CMP_GT, SCMP_CMP_NE, SCMP_CMP_MASKED_EQ = 6, 1, 7
+S_ISUID, S_ISGID = 0o4000, 0o2000
+O_CREAT, O_TMPFILE = 0o100, 0o20200000
+PROT_WRITE, PROT_EXEC, SHM_EXEC = 2, 4, 0o100000
+# CLONE_NEWNS, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWCGROUP, NEWTIME
+NS_FLAGS = [0x00020000, 0x04000000, 0x08000000, 0x10000000, 0x20000000,
+            0x40000000, 0x02000000, 0x00000080]
+
+
+def errno_act(e):
+    return 0x00050000 | e
+
+
+def masked(arg, bits):
+    return (arg, SCMP_CMP_MASKED_EQ, bits, bits)
+
+
+def restrictions(spec):
+    """[(system call, action, [(arg, op, a, b)...])] of the directives
+    that systemd makes into argument filters, each as systemd builds it
+    (src/shared/seccomp-util.c): the call is refused only when its
+    arguments ask for what the directive forbids"""
+    out = []
+    deny = errno_act(EPERM)
+    if spec.get("restrict_realtime"):
+        # any policy but SCHED_OTHER, SCHED_BATCH and SCHED_IDLE
+        for pol in (1, 2, 4, 6):
+            out.append(("sched_setscheduler", deny,
+                        [(1, SCMP_CMP_EQ, pol, 0)]))
+        out.append(("sched_setscheduler", deny, [(1, SCMP_CMP_GT, 6, 0)]))
+    if spec.get("restrict_suid_sgid"):
+        for bit in (S_ISUID, S_ISGID):
+            out += [("chmod", deny, [masked(1, bit)]),
+                    ("fchmod", deny, [masked(1, bit)]),
+                    ("fchmodat", deny, [masked(2, bit)]),
+                    ("creat", deny, [masked(1, bit)])]
+            for fl in (O_CREAT, O_TMPFILE):
+                out += [("open", deny, [masked(1, fl), masked(2, bit)]),
+                        ("openat", deny, [masked(2, fl), masked(3, bit)])]
+    if spec.get("restrict_namespaces"):
+        out.append(("setns", deny, []))
+        out.append(("clone3", errno_act(ENOSYS), []))
+        for f in NS_FLAGS:
+            out += [("unshare", deny, [masked(0, f)]),
+                    ("clone", deny, [masked(0, f)])]
+    if spec.get("lock_personality"):
+        cur = libc.personality(ctypes.c_ulong(0xffffffff))
+        out.append(("personality", deny, [(0, SCMP_CMP_NE, cur, 0)]))
+    if spec.get("memory_deny_write_execute"):
+        out += [("mmap", deny, [masked(2, PROT_WRITE | PROT_EXEC)]),
+                ("mprotect", deny, [masked(2, PROT_EXEC)]),
+                ("pkey_mprotect", deny, [masked(2, PROT_EXEC)]),
+                ("shmat", deny, [masked(2, SHM_EXEC)])]
+    if spec.get("protect_hostname"):
+        out += [("sethostname", deny, []), ("setdomainname", deny, [])]
+    # ProtectClock: the calls that set the clock (systemd's @clock)
+    out += [(name, deny, []) for name in spec.get("clock_calls", [])]
+    return out
+
+
 def seccomp(spec):
     """the filters systemd would load, each its own (the kernel applies
     the strictest answer of all of them)"""
@@ -250,6 +329,17 @@ def seccomp(spec):
             check(lib.seccomp_rule_add_array(
                 ctx, 0x00050000 | EAFNOSUPPORT, nr, 1, ctypes.byref(cmp)),
                 "seccomp rule socket")
+        filters.append(ctx)
+    rules = restrictions(spec)
+    if rules:
+        ctx = lib.seccomp_init(SCMP_ACT_ALLOW)
+        for name, action, cmps in rules:
+            nr = lib.seccomp_syscall_resolve_name(name.encode())
+            if nr < 0:
+                continue    # not a system call of this architecture
+            arr = (ArgCmp * max(len(cmps), 1))(*[ArgCmp(*c) for c in cmps])
+            check(lib.seccomp_rule_add_array(ctx, action, nr, len(cmps),
+                                             arr), "seccomp rule " + name)
         filters.append(ctx)
     calls = spec.get("syscalls")
     if calls is not None:

@@ -278,6 +278,28 @@ def sandbox_spec(directives, root, keep):
                 calls |= syscall_group(name) if name.startswith("@") \
                     else {name}
             spec["syscalls"] = sorted(calls)
+        elif k in ("RestrictRealtime", "RestrictSUIDSGID", "LockPersonality",
+                   "MemoryDenyWriteExecute", "ProtectHostname"):
+            key = {"RestrictSUIDSGID": "restrict_suid_sgid"}.get(
+                k, re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower())
+            spec[key] = yes(v)
+        elif k == "RestrictNamespaces":
+            assert v == "yes", v    # all of them; a list is not emulated
+            spec["restrict_namespaces"] = True
+        elif k == "ProtectClock":
+            if yes(v):
+                spec["clock_calls"] = sorted(syscall_group("@clock"))
+                drops += ["CAP_SYS_TIME", "CAP_WAKE_ALARM"]
+        elif k == "ProtectProc":
+            assert v in ("invisible", "noaccess", "ptraceable"), v
+            spec["protect_proc"] = v
+        elif k == "ProcSubset":
+            assert v == "pid", v
+            spec["proc_subset"] = v
+        elif k == "PrivateMounts":
+            # sandbox.py always works in a mount namespace of its own
+            # whose mounts do not propagate back
+            assert yes(v), v
         elif k == "SystemCallArchitectures":
             assert v == "native", v
             spec["native"] = True
@@ -377,26 +399,51 @@ def run_sandboxed(ctx, spec, argv, out):
 
 
 PROBE = r"""
-import errno, json, os, socket, sys
+import ctypes, errno, json, mmap, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
 def t(fn):
     try:
-        fn()
-        return "ok"
+        return fn() or "ok"
     except OSError as e:
         return errno.errorcode.get(e.errno, str(e.errno))
-root, bindir = sys.argv[1], sys.argv[2]
-print(json.dumps({
-    "etc": t(lambda: open("/etc/facteur-probe", "w")),
-    "bin": t(lambda: open(os.path.join(bindir, "probe"), "w")),
-    "root": t(lambda: open(os.path.join(root, "probe"), "w")),
-    "tmp": sorted(os.listdir("/tmp")),
-    "home": sorted(os.listdir("/root")) if os.path.isdir("/root") else [],
-    "dev": sorted(os.listdir("/dev")),
-    "sysctl": t(lambda: open("/proc/sys/kernel/hostname", "w")),
-    "packet": t(lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW)),
-    "netlink": t(lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)),
-    "umask": os.umask(0o22),
-}))
+def c(name, *args):
+    def call():
+        if getattr(libc, name)(*args) < 0:
+            raise OSError(ctypes.get_errno(), name)
+    return t(call)
+def ro(path):
+    # read-only or not, asked without writing anything
+    return t(lambda: "ro" if os.statvfs(path).f_flag & os.ST_RDONLY
+             else "rw")
+mode, root, bindir = sys.argv[1:4]
+got = {}
+if mode == "all":
+    got = {
+        "etc": ro("/etc"), "bin": ro(bindir), "root": ro(root),
+        "tmp": sorted(os.listdir("/tmp")),
+        "home": sorted(os.listdir("/root")) if os.path.isdir("/root")
+        else [],
+        "dev": sorted(os.listdir("/dev")),
+        "sysctl": ro("/proc/sys/kernel"),
+        "packet": t(lambda: socket.socket(socket.AF_PACKET,
+                                          socket.SOCK_RAW).close()),
+        "netlink": t(lambda: socket.socket(socket.AF_NETLINK,
+                                           socket.SOCK_RAW).close()),
+        "umask": os.umask(0o22),
+    }
+# calls that change only this process, or a file of the test's root
+suid = os.path.join(root, "suid")
+open(suid, "w").close()
+prio = ctypes.c_int(1)
+got.update({
+    "realtime": c("sched_setscheduler", 0, 1, ctypes.byref(prio)),
+    "suid": t(lambda: os.chmod(suid, 0o4755)),
+    "unshare": c("unshare", 0x04000000),
+    "personality": c("personality", 0x0040000),
+    "wx": t(lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_WRITE |
+                              mmap.PROT_EXEC) and None),
+})
+print(json.dumps(got))
 """
 
 
@@ -414,12 +461,12 @@ def test_install_sandbox_is_real(ctx):
     with open(probe, "w") as f:
         f.write(PROBE)
     out = os.path.join(ctx.tmp, "probe.out")
-    p = run_sandboxed(ctx, spec, ["/usr/bin/python3", probe, root,
+    p = run_sandboxed(ctx, spec, ["/usr/bin/python3", probe, "all", root,
                                   dest + PREFIX + "/bin"], out)
-    assert p.wait(timeout=60) == 0, open(out).read()
+    assert p.wait(timeout=60) == 0, (p.returncode, open(out).read())
     got = json.loads(open(out).read().splitlines()[-1])
-    assert got["etc"] == "EROFS" and got["bin"] == "EROFS", got
-    assert got["root"] == "ok", got
+    assert got["etc"] == "ro" and got["bin"] == "ro", got
+    assert got["root"] == "rw", got
     # /tmp holds only the way to the test's own directory, if that is
     # below /tmp at all
     rel = os.path.relpath(ctx.tmp, "/tmp")
@@ -429,9 +476,53 @@ def test_install_sandbox_is_real(ctx):
     assert set(got["dev"]) <= {"null", "zero", "full", "random", "urandom",
                                "tty", "pts", "ptmx", "shm", "fd", "stdin",
                                "stdout", "stderr"}, got
-    assert got["sysctl"] == "EROFS", got
+    # read-only, or (ProcSubset=pid) not there at all
+    assert got["sysctl"] == ("ENOENT" if spec.get("proc_subset") else
+                             "ro"), got
+    # and what the argument filters refuse
+    # (sethostname and the clock calls are outside @system-service: the
+    # system call filter kills a process that makes them)
+    for k in ("realtime", "suid", "unshare", "personality", "wx"):
+        assert got[k] == "EPERM", (k, got)
     assert got["packet"] == "EAFNOSUPPORT" and got["netlink"] == "ok", got
     assert got["umask"] == spec["umask"], got
+
+
+# the probe's key for each argument filter of sandbox.py
+FILTERS = {"restrict_realtime": "realtime", "restrict_suid_sgid": "suid",
+           "restrict_namespaces": "unshare", "lock_personality":
+           "personality", "memory_deny_write_execute": "wx"}
+
+
+def test_install_sandbox_filters_bite(ctx):
+    """each argument filter of sandbox.py refuses its call by itself: as
+    root with every capability the probe's calls succeed, and with that
+    one directive alone the call is refused (under the whole unit some of
+    them are refused by the missing capabilities anyway)"""
+    setup = sandboxed(ctx)
+    if not setup:
+        return
+    dest, root, spec = setup
+    probe = os.path.join(ctx.tmp, "probe.py")
+    with open(probe, "w") as f:
+        f.write(PROBE)
+    argv = ["/usr/bin/python3", probe, "calls", root,
+            dest + PREFIX + "/bin"]
+
+    def run(extra):
+        out = os.path.join(ctx.tmp, "filter.out")
+        p = run_sandboxed(ctx, dict({"keep": ctx.tmp}, **extra), argv, out)
+        assert p.wait(timeout=60) == 0, (extra, p.returncode,
+                                          open(out).read())
+        return json.loads(open(out).read().splitlines()[-1])
+    free = run({})
+    checked = 0
+    for key, probe_key in FILTERS.items():
+        if free[probe_key] != "ok":
+            continue    # refused here even without the filter
+        assert run({key: True})[probe_key] == "EPERM", key
+        checked += 1
+    assert checked >= 4, free
 
 
 def test_install_unit_hardening(ctx):
