@@ -260,9 +260,10 @@ def masked(arg, bits):
 
 def restrictions(spec):
     """[(system call, action, [(arg, op, a, b)...])] of the directives
-    that systemd makes into argument filters, each as systemd builds it
-    (src/shared/seccomp-util.c): the call is refused only when its
-    arguments ask for what the directive forbids"""
+    that systemd makes into argument filters (src/shared/seccomp-util.c
+    for realtime and personality; systemd.exec(5) for the others): the
+    call is refused only when its arguments ask for what the directive
+    forbids"""
     out = []
     deny = errno_act(EPERM)
     if spec.get("restrict_realtime"):
