@@ -157,23 +157,9 @@ def private_proc(spec):
           ",".join(opts))
 
 
-def stage1(spec):
-    # PrivateMounts: everything below happens in a namespace of its own
-    check(libc.unshare(CLONE_NEWNS | (CLONE_NEWUTS if
-                                      spec.get("protect_hostname") else 0)),
-          "unshare")
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    if spec.get("private_tmp"):
-        private_tmp(spec["keep"])
-    # a staging area in the test's directory, for what is built aside
-    stage = os.path.join(spec["keep"], "stage")
-    os.makedirs(stage, exist_ok=True)
-    mount("tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700")
-    if spec.get("private_devices"):
-        private_devices(stage)
-    if spec.get("protect_home"):
-        for d in ("/home", "/root", "/run/user"):
-            inaccessible(d, stage)
+def protect_kernel(spec, stage):
+    """ProtectKernelModules, ProtectKernelLogs, ProtectKernelTunables,
+    ProtectControlGroups"""
     if spec.get("protect_kernel_modules"):
         for d in ("/usr/lib/modules", "/lib/modules"):
             if os.path.isdir(d) and not os.path.islink(d):
@@ -191,11 +177,13 @@ def stage1(spec):
     if spec.get("protect_control_groups") and os.path.isdir("/sys/fs/cgroup"):
         bind_self("/sys/fs/cgroup")
         readonly("/sys/fs/cgroup")
-    if spec.get("protect_proc") or spec.get("proc_subset"):
-        private_proc(spec)
+
+
+def protect_system(spec):
+    """ProtectSystem=strict: every mount read-only but the API file
+    systems (their own directives) and a private /tmp, which systemd
+    leaves writable; then ReadWritePaths writable again"""
     if spec.get("protect_system") == "strict":
-        # everything but the API file systems (their own directives) and
-        # a private /tmp, which systemd leaves writable
         keep_rw = ["/dev", "/proc", "/sys"]
         if spec.get("private_tmp"):
             keep_rw += ["/tmp", "/var/tmp"]
@@ -211,6 +199,11 @@ def stage1(spec):
     for p in spec.get("rw_paths", []):
         bind_self(p)
         readonly(p, rw=True)
+
+
+def exec_setpriv(spec):
+    """NoNewPrivileges and CapabilityBoundingSet, by setpriv, which then
+    runs stage 2"""
     argv = ["setpriv"]
     if spec.get("nnp"):
         argv.append("--no-new-privs")
@@ -225,6 +218,30 @@ def stage1(spec):
     argv += ["--", py, os.path.abspath(__file__), "--stage2",
              json.dumps(spec)]
     os.execvp("setpriv", argv)
+
+
+def stage1(spec):
+    # PrivateMounts: everything below happens in a namespace of its own
+    check(libc.unshare(CLONE_NEWNS | (CLONE_NEWUTS if
+                                      spec.get("protect_hostname") else 0)),
+          "unshare")
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if spec.get("private_tmp"):
+        private_tmp(spec["keep"])
+    # a staging area in the test's directory, for what is built aside
+    stage = os.path.join(spec["keep"], "stage")
+    os.makedirs(stage, exist_ok=True)
+    mount("tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700")
+    if spec.get("private_devices"):
+        private_devices(stage)
+    if spec.get("protect_home"):
+        for d in ("/home", "/root", "/run/user"):
+            inaccessible(d, stage)
+    protect_kernel(spec, stage)
+    if spec.get("protect_proc") or spec.get("proc_subset"):
+        private_proc(spec)
+    protect_system(spec)
+    exec_setpriv(spec)
 
 
 class ArgCmp(ctypes.Structure):

@@ -447,24 +447,33 @@ print(json.dumps(got))
 """
 
 
-def test_install_sandbox_is_real(ctx):
-    """the emulation itself bites: under the unit's directives a
-    process cannot write /etc or the installed programs, can write the
-    root, sees an empty /tmp but for the test's own directory, an empty
-    home, only pseudo devices, read-only kernel knobs, and no packet
-    sockets, while netlink (getifaddrs) works"""
-    setup = sandboxed(ctx)
-    if not setup:
-        return
-    dest, root, spec = setup
+def run_probe(ctx, spec, mode, root, dest):
+    """PROBE's findings under the sandbox of spec; mode "all" looks at
+    the file system and sockets too, "calls" only makes the calls that
+    the argument filters refuse"""
     probe = os.path.join(ctx.tmp, "probe.py")
     with open(probe, "w") as f:
         f.write(PROBE)
     out = os.path.join(ctx.tmp, "probe.out")
-    p = run_sandboxed(ctx, spec, ["/usr/bin/python3", probe, "all", root,
+    p = run_sandboxed(ctx, spec, ["/usr/bin/python3", probe, mode, root,
                                   dest + PREFIX + "/bin"], out)
-    assert p.wait(timeout=60) == 0, (p.returncode, open(out).read())
-    got = json.loads(open(out).read().splitlines()[-1])
+    assert p.wait(timeout=60) == 0, (spec, p.returncode, open(out).read())
+    return json.loads(open(out).read().splitlines()[-1])
+
+
+def test_install_sandbox_is_real(ctx):
+    """the emulation itself bites: under the unit's directives /etc and
+    the installed programs are on read-only mounts, the root on a
+    writable one; /tmp is empty but for the test's own directory, home
+    is empty, /dev holds only pseudo devices, /proc/sys is gone (or
+    read-only), packet sockets are refused while netlink (getifaddrs)
+    works, and the calls of the argument filters are refused. Nothing is
+    written outside the test's directory, even if the sandbox fails."""
+    setup = sandboxed(ctx)
+    if not setup:
+        return
+    dest, root, spec = setup
+    got = run_probe(ctx, spec, "all", root, dest)
     assert got["etc"] == "ro" and got["bin"] == "ro", got
     assert got["root"] == "rw", got
     # /tmp holds only the way to the test's own directory, if that is
@@ -503,24 +512,14 @@ def test_install_sandbox_filters_bite(ctx):
     if not setup:
         return
     dest, root, spec = setup
-    probe = os.path.join(ctx.tmp, "probe.py")
-    with open(probe, "w") as f:
-        f.write(PROBE)
-    argv = ["/usr/bin/python3", probe, "calls", root,
-            dest + PREFIX + "/bin"]
-
-    def run(extra):
-        out = os.path.join(ctx.tmp, "filter.out")
-        p = run_sandboxed(ctx, dict({"keep": ctx.tmp}, **extra), argv, out)
-        assert p.wait(timeout=60) == 0, (extra, p.returncode,
-                                          open(out).read())
-        return json.loads(open(out).read().splitlines()[-1])
-    free = run({})
+    free = run_probe(ctx, {"keep": ctx.tmp}, "calls", root, dest)
     checked = 0
     for key, probe_key in FILTERS.items():
         if free[probe_key] != "ok":
             continue    # refused here even without the filter
-        assert run({key: True})[probe_key] == "EPERM", key
+        got = run_probe(ctx, {"keep": ctx.tmp, key: True}, "calls", root,
+                        dest)
+        assert got[probe_key] == "EPERM", key
         checked += 1
     assert checked >= 4, free
 
