@@ -45,10 +45,14 @@ UNIT = PREFIX + "/lib/systemd/system/facteur.service"
 
 def install(ctx, target="install-files"):
     dest = os.path.join(ctx.tmp, "dest")
+    # not the variables of a `make check` that runs this test
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MANDIR",
+                        "UNITDIR")}
     p = subprocess.run(
         ["make", "-C", REPO, "--no-print-directory", target,
          f"DESTDIR={dest}", f"PREFIX={PREFIX}", f"BINDIR={ctx.bindir}"],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     return dest
 
