@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "acct.h"
+#include "mdquota.h"
 #include "tinytest.h"
 #include "vpopparse.h"
 
@@ -298,6 +299,26 @@ static void test_valias(void)
 	CHECK_INT("valias.no_alias", vpp_valias(l5, &al, &dest), -EINVAL);
 }
 
+/* test_maildirsize - vpopmail's maildirsize (its maildirquota.c writes
+ * the limits, then "%ld %d" lines) as lib/mdquota reads it, so that
+ * import-vpopmail can keep the file */
+static void test_maildirsize(void)
+{
+	static const char f1[] = "2147483648S\n4096 1\n-1024 -1\n";
+	static const char f2[] = "52428800S,1000C\n0 0\n";
+	static const char f3[] = "1000C,10485760S\n1 1\n";
+	struct mdq m;
+
+	CHECK_INT("mds.bytes", mdq_parse(f1, strlen(f1), &m), 0);
+	CHECK_U64("mds.bytes.limit", m.limit.bytes, 2147483648ull);
+	CHECK_INT("mds.bytes.sum", m.bytes, 3072);
+	CHECK_INT("mds.bytes.msgs", m.msgs, 0);
+	CHECK_INT("mds.both", mdq_parse(f2, strlen(f2), &m), 0);
+	CHECK_U64("mds.both.msgs", m.limit.msgs, 1000);
+	CHECK_INT("mds.reversed", mdq_parse(f3, strlen(f3), &m), 0);
+	CHECK_U64("mds.reversed.bytes", m.limit.bytes, 10485760);
+}
+
 int main(void)
 {
 	test_passwd();
@@ -310,5 +331,6 @@ int main(void)
 	test_vdelivermail();
 	test_assign();
 	test_valias();
+	test_maildirsize();
 	return tt_exit();
 }
