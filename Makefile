@@ -35,11 +35,14 @@ SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
 VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
 MTA     = mta-inject mta-qstat mta-qread mta-rules sendmail
-PROGS   = vadmin facteur vdeliver pop3d mta-smtpd mta-send mta-remote $(MTA)
+PROGS   = vadmin facteur vdeliver pop3d vchkpw mta-smtpd mta-send mta-remote \
+          $(MTA)
 SRC_vadmin     = $(wildcard vadmin/*.c)
 SRC_facteur    = $(wildcard facteur/*.c)
 SRC_vdeliver   = $(wildcard vdeliver/*.c)
 SRC_pop3d      = $(wildcard pop3d/*.c)
+# Dovecot's checkpassword program (docs/imap.md)
+SRC_vchkpw     = $(wildcard vchkpw/*.c)
 SRC_mta-smtpd  = $(wildcard mta/smtpd/*.c)
 # the scheduler (mta/send/) and its remote SMTP client (mta/remote/)
 SRC_mta-send   = $(wildcard mta/send/*.c)
@@ -52,8 +55,10 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 # (TOBJ_NAME) and the program's directory on the include path (TINC_NAME).
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
-          test_sasl test_conn
+          test_sasl test_conn test_vchkpw
 TOBJ_test_pop3d  = $(call objs,$(filter-out pop3d/pop3d.c,$(SRC_pop3d)))
+TOBJ_test_vchkpw = $(call objs,$(filter-out %/vchkpw.c,$(SRC_vchkpw)))
+TINC_test_vchkpw = -Ivchkpw
 TOBJ_test_remote = $(call objs,$(filter-out %/remote.c,$(SRC_mta-remote)))
 TINC_test_remote = -Imta/remote
 # mta-send's owner.c, dropseen.c and slog.c need nothing else of it
@@ -162,6 +167,8 @@ FUZZ     += fuzz_remote
 FUZZ     += fuzz_sasl
 # lib/conn's line reader, which every network byte goes through
 FUZZ     += fuzz_conn_line
+# vchkpw: what Dovecot passes on descriptor 3, a client's user and password
+FUZZ     += fuzz_vchkpw
 # mta-smtpd's parsers one at a time: address, DATA
 FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)
@@ -197,6 +204,8 @@ $(FUZZO)/libfacteur.a: $(LIB_SRC:lib/%.c=$(FUZZO)/lib/%.o) $(FUZZO)/schema_sql.o
 fuzzobjs = $(patsubst $(O)/%,$(FUZZO)/%,$(TOBJ_$(1)))
 FOBJ_fuzz_pop3  = $(FUZZO)/pop3d/proto.o
 FINC_fuzz_pop3  = -Ipop3d
+FOBJ_fuzz_vchkpw = $(FUZZO)/vchkpw/input.o
+FINC_fuzz_vchkpw = -Ivchkpw
 FOBJ_fuzz_remote = $(call fuzzobjs,test_remote)
 FINC_fuzz_remote = -Imta/remote
 $(foreach f,fuzz_smtpd $(FUZZ_SMTPD),$(eval FOBJ_$(f) = $(call fuzzobjs,test_smtpd)))
