@@ -27,7 +27,8 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # the real peers of tests/integration (docs/testing.md): swaks and its
     # TLS and IPv6 modules, curl and fetchmail (POP3 clients), dnsmasq
     # (DNS on a high port), libfaketime (clock jumps), tinycdb's cdb, the
-    # openssl tool, useradd (the mail user) and setpriv (other users)
+    # openssl tool, useradd (the mail user), setpriv (other users) and
+    # Dovecot
     need swaks swaks
     need Net::SSLeay libnet-ssleay-perl
     need IO::Socket::INET6 libio-socket-inet6-perl
@@ -40,6 +41,10 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     need /usr/sbin/useradd passwd
     need setpriv util-linux
     need /etc/ssl/certs/ca-certificates.crt ca-certificates
+    # Dovecot's imapd, started with contrib/dovecot/ over vchkpw
+    # (test_imap_dovecot; dovecot-core comes with it: doveadm and
+    # checkpassword-reply)
+    need /usr/lib/dovecot/imap dovecot-imapd
 fi
 if [ "${1:-}" = ci ]; then
     # the second compiler of the warnings build and of `make fuzz`; its

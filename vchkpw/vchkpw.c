@@ -161,11 +161,11 @@ static void check(const char *root, const struct cpw_in *in,
 	if (r == -EACCES)
 		exit(EXIT_BAD);
 	if (r == -EPERM) {
-		msg_warn("%s: %s is disabled for the account (vadmin moduser "
-			 "--enable %s)", l->addr.s, getenv("SERVICE") ?
-			 getenv("SERVICE") : "mail access",
-			 cpw_deny(getenv("SERVICE")) == ACCT_NOSMTP ? "smtp" :
-			 "pop");
+		msg_warn("%.*s: %s is disabled for the account (vadmin moduser "
+			 "--enable %s)", (int)(in->ulen > 128 ? 128 : in->ulen),
+			 in->user, getenv("SERVICE") ? getenv("SERVICE") :
+			 "mail access", cpw_deny(getenv("SERVICE")) ==
+			 ACCT_NOSMTP ? "smtp" : "pop");
 		exit(EXIT_BAD);
 	}
 	if (r < 0)
