@@ -376,6 +376,14 @@ def test_imap_dovecot_shares_mailbox_quota_and_grants(t):
         log = dc.stop()
     assert f"vchkpw: off@{D}: imap is disabled for the account" in log, log
     assert re.search(r"Login: user=<u@" + re.escape(D) + ">", log), log
+    # Dovecot's files in the Maildir (its read-only uidvalidity marker
+    # among them) are no problem for Facteur's checks
+    assert any(n.startswith("dovecot-uidvalidity.")
+               for n in os.listdir(maildir(t)))
+    p = t.run("vadmin", "check")
+    assert p.returncode == 0, p.out + p.err
+    p = t.run("facteur", "doctor")
+    assert "ok maildirs" in p.out.splitlines(), p.out
 
 
 # --- vchkpw by itself ----------------------------------------------------------

@@ -413,6 +413,21 @@ static void test_names(void)
 	SZ("escaped_host", "1.M1P1Q1.a\\054S=9,S=5", 0, 5);
 	SZ("overflow", "x,S=99999999999999999999999", -ENOENT, 0);
 #undef SZ
+	/* Dovecot's read-only marker, and nothing that only looks like it */
+	CHECK_INT("marker", maildir_dovecot_marker(
+		"dovecot-uidvalidity.6b14f736", 0444), 1);
+	CHECK_INT("marker_0644", maildir_dovecot_marker(
+		"dovecot-uidvalidity.6b14f736", 0644), 0);
+	CHECK_INT("marker_0600", maildir_dovecot_marker(
+		"dovecot-uidvalidity.6b14f736", 0600), 0);
+	CHECK_INT("marker_not_hex", maildir_dovecot_marker(
+		"dovecot-uidvalidity.6b14f736:2,S", 0444), 0);
+	CHECK_INT("marker_empty", maildir_dovecot_marker(
+		"dovecot-uidvalidity.", 0444), 0);
+	CHECK_INT("marker_uidvalidity", maildir_dovecot_marker(
+		"dovecot-uidvalidity", 0444), 0);
+	CHECK_INT("marker_message", maildir_dovecot_marker(
+		"1.M1P1Q1.h,S=123", 0444), 0);
 	str_free(&s);
 }
 
