@@ -63,10 +63,9 @@
  *	right password refused by a disabled service.
  *
  * BUGS
- *	One process per login; Dovecot's auth cache saves it, but then a
- *	cached login neither writes a grant nor sees a changed password or
- *	flag until the entry expires (docs/imap.md). No CRAM-MD5 through
- *	Dovecot.
+ *	One process per login (Dovecot 2.3 does not cache a checkpassword
+ *	passdb), most of it the password hash (docs/imap.md, "Costs"). No
+ *	CRAM-MD5 through Dovecot. Dovecot 2.4 has no checkpassword driver.
  *
  * SEE ALSO
  *	docs/imap.md, pop3d(8), vadmin(8), Dovecot's checkpassword

@@ -114,11 +114,12 @@ class FromIMAP4(imaplib.IMAP4):
 
 class Dovecot:
     """Dovecot's master in the foreground (-F) with imap on a free
-    loopback port, in its own process group; stopped by its PID"""
+    loopback port, in its own process group; stopped by its PID. EXTRA:
+    settings added at the end (bench/imap_logins.py: the auth cache)"""
 
-    def __init__(self, t):
-        self.t = t
-        self.dir = os.path.join(t.tmp, "dovecot")
+    def __init__(self, t, extra=""):
+        self.t, self.extra = t, extra
+        self.dir = os.path.join(t.tmp, f"dovecot-{time.monotonic_ns()}")
         os.mkdir(self.dir, 0o755)
         self.log = os.path.join(self.dir, "dovecot.log")
         name, uid, _ = ids(t)
@@ -175,6 +176,7 @@ service imap-login {{
 service anvil {{
   chroot =
 }}
+{self.extra}
 """)
 
     def start(self):
