@@ -18,6 +18,7 @@ Must run as root (Dovecot's master).
                          [--logins 1000] [--clients 4] [--scheme yescrypt]
 """
 import argparse
+import concurrent.futures
 import os
 import sys
 import threading
@@ -78,11 +79,8 @@ def run(dc, users, logins, clients):
 
     cpu0 = checkpassword_cpu(dc.p.pid)
     t0 = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        list(pool.map(lambda _: worker(), range(clients)))
     took = time.monotonic() - t0
     time.sleep(1)       # the last sessions' processes reaped
     return took, checkpassword_cpu(dc.p.pid) - cpu0, errors

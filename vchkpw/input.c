@@ -1,39 +1,22 @@
 /*
  * input - vchkpw's input and the userdb fields it gives (see vchkpw.h).
  *
- * @UNSAFE: reads into a string's buffer with explicit lengths.
+ * @UNSAFE: splits the input on NULs with explicit lengths.
  */
 #include "vchkpw.h"
 
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "acct.h"
+#include "fsx.h"
 
 /* cpw_read - descriptor FD to its end, at most CPW_MAX bytes */
 int cpw_read(int fd, struct str *out)
 {
-	ssize_t n;
+	int r = fsx_read_fd(fd, out, CPW_MAX);
 
-	str_trunc(out, 0);
-	for (;;) {
-		/* one byte more than allowed: so that too much shows */
-		if (str_ready(out, CPW_MAX + 1 - out->len))
-			return -ENOMEM;
-		n = read(fd, out->s + out->len, CPW_MAX + 1 - out->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		out->len += (size_t)n;
-		out->s[out->len] = 0;
-		if (out->len > CPW_MAX)
-			return -EMSGSIZE;
-	}
-	return 0;
+	return r == -EFBIG ? -EMSGSIZE : r;
 }
 
 /* cpw_parse - USER \0 PASSWORD \0 [TIMESTAMP \0] */
