@@ -15,6 +15,7 @@ the test writes (missing, without its NULs, over the protocol's 512
 bytes), and the program runs as the mail user, as Dovecot's auth
 service does.
 """
+import fcntl
 import imaplib
 import math
 import os
@@ -476,15 +477,29 @@ def test_vchkpw_contract(t):
                env={"AUTHORIZED": "1", "CREDENTIALS_LOOKUP": "1",
                     "SCHEME": "CRAM-MD5"})
     assert p.returncode == 111 and "auth_mechanisms" in p.err, p.err
-    # through Dovecot's own checkpassword-reply, as Dovecot runs it
+    # through Dovecot's own checkpassword-reply, as Dovecot runs it: the
+    # request on descriptor 3, the answer on descriptor 4
     r, w = os.pipe()
-    p = subprocess.run(
-        f"exec {t.bin('vchkpw')} --root {t.root} {REPLY} 3<&0 4>&{w}",
-        shell=True, input=f"u@{D}\0{PW}\0\0".encode(), capture_output=True,
-        pass_fds=(w,), env={"ORIG_UID": str(uid), "PATH": "/usr/bin:/bin"},
-        user=uid if AS_ROOT else None, group=gid if AS_ROOT else None,
-        extra_groups=[] if AS_ROOT else None)
+    path = os.path.join(t.tmp, "fd3-reply")
+    with open(path, "wb") as f:
+        f.write(f"u@{D}\0{PW}\0\0".encode())
+    # both above 9 first, so that neither dup2 below can clobber the other
+    low = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = fcntl.fcntl(low, fcntl.F_DUPFD_CLOEXEC, 10)
+    w10 = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(low)
+
+    def fds():
+        os.dup2(w10, 4)
+        os.dup2(fd, 3)
+    kw = {"user": uid, "group": gid, "extra_groups": []} if AS_ROOT else {}
+    p = subprocess.run([t.bin("vchkpw"), "--root", t.root, REPLY],
+                       capture_output=True, close_fds=False, preexec_fn=fds,
+                       env={"ORIG_UID": str(uid), "PATH": "/usr/bin:/bin"},
+                       **kw)
     os.close(w)
+    os.close(w10)
+    os.close(fd)
     reply = os.read(r, 4096).decode()
     os.close(r)
     assert p.returncode == 0, p.stderr
