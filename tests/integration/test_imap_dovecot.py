@@ -452,6 +452,14 @@ def test_vchkpw_contract(t):
                                   "userdb_quota_rule"]
     assert "AUTHORIZED" not in f
     assert os.path.exists(t.path("open-smtp", "192.0.2.9"))
+    # an alias domain's name reaches the same Maildir; IPv6 grants
+    t.run("vadmin", "aliasdomain", "add", "alias.test", D, check=0)
+    p = vchkpw(t, f"U@Alias.Test\0{PW}\0\0".encode(),
+               env={"TCPREMOTEIP": "2001:DB8::0:9"})
+    assert p.returncode == 0, p.err
+    assert fields(p)["userdb_mail"] == f["userdb_mail"], p.out
+    assert fields(p)["USER"] == "u@alias.test", p.out
+    assert os.path.exists(t.path("open-smtp", "2001:db8::9"))
     # an address in another spelling is written in its one spelling
     vchkpw(t, f"u@{D}\0{PW}\0\0".encode(),
            env={"TCPREMOTEIP": "::ffff:192.0.2.10"})
