@@ -27,8 +27,11 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # the real peers of tests/integration (docs/testing.md): swaks and its
     # TLS and IPv6 modules, curl and fetchmail (POP3 clients), dnsmasq
     # (DNS on a high port), libfaketime (clock jumps), tinycdb's cdb, the
-    # openssl tool, useradd (the mail user), setpriv (other users) and
-    # Dovecot
+    # openssl tool, useradd (the mail user) and setpriv (other users);
+    # mandoc lints the man pages (make man-lint); test_install checks the
+    # systemd unit with systemd-analyze and emulates its sandbox with
+    # unshare and setpriv (util-linux) and libseccomp (through ctypes);
+    # Dovecot (test_imap_dovecot)
     need swaks swaks
     need Net::SSLeay libnet-ssleay-perl
     need IO::Socket::INET6 libio-socket-inet6-perl
@@ -41,6 +44,9 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     need /usr/sbin/useradd passwd
     need setpriv util-linux
     need /etc/ssl/certs/ca-certificates.crt ca-certificates
+    need mandoc mandoc
+    need systemd-analyze systemd
+    need /usr/lib/"$(gcc -dumpmachine 2>/dev/null)"/libseccomp.so.2 libseccomp2
     # Dovecot's imapd, started with contrib/dovecot/ over vchkpw
     # (test_imap_dovecot; dovecot-core comes with it: doveadm and
     # checkpassword-reply)

@@ -6,6 +6,7 @@
  * vgen.c     the CDBs generated from the database, and the pending journal
  * vcheck.c   `vadmin check [--repair]`
  * vshow.c    userinfo, dominfo, listusers, listdomains (text and --json)
+ * vbackup.c  `vadmin backup FILE`
  */
 #ifndef FACTEUR_VADMIN_H
 #define FACTEUR_VADMIN_H
@@ -124,6 +125,9 @@ void gen_rebuild_all(struct vctx *c);
 
 /* vcheck.c */
 int cmd_check(struct vctx *c, int repair);
+
+/* vbackup.c */
+int cmd_backup(struct vctx *c, const char *file);
 
 /* vshow.c */
 void show_user(struct vctx *c, const char *addr);
