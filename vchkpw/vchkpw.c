@@ -109,9 +109,9 @@ static void export(const char *root, const struct login *l)
 	int r = cpw_userdb(root, l, &u);
 
 	if (r < 0)
-		msg_die(EXIT_TEMP, "%s: cannot name %s's mailbox under %s: %s; "
+		msg_die(EXIT_TEMP, "cannot name the mailbox of %s under %s: %s; "
 			"use an absolute --root without control bytes and run "
-			"vadmin check", l->addr.s, l->addr.s, root, msg_err(r));
+			"vadmin check", l->addr.s, root, msg_err(r));
 	put("USER", l->addr.s);
 	put("HOME", u.home.s);
 	put("userdb_mail", u.mail.s);
