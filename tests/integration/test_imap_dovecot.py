@@ -435,6 +435,14 @@ def fields(p):
     return dict(ln.split("=", 1) for ln in p.out.splitlines() if "=" in ln)
 
 
+def relay_reply(t, ip):
+    """mta-smtpd's reply to a remote RCPT from IP (an --inetd session)"""
+    p = t.run("mta-smtpd", "--inetd", env={"TCPREMOTEIP": ip}, check=0,
+              input="EHLO c\r\nMAIL FROM:<a@remote.test>\r\n"
+                    "RCPT TO:<b@elsewhere.example>\r\nQUIT\r\n")
+    return [ln for ln in p.out.splitlines() if ln[:1] in "2345"][-2]
+
+
 def test_vchkpw_contract(t):
     """Exit codes of the checkpassword contract and what a success puts
     in the environment of the program it runs."""
@@ -452,6 +460,9 @@ def test_vchkpw_contract(t):
                                   "userdb_quota_rule"]
     assert "AUTHORIZED" not in f
     assert os.path.exists(t.path("open-smtp", "192.0.2.9"))
+    # and mta-smtpd relays for that address, not for another
+    assert relay_reply(t, "192.0.2.9").startswith("250 "), "no relay"
+    assert relay_reply(t, "192.0.2.99").startswith("553 ")
     # an alias domain's name reaches the same Maildir; IPv6 grants
     t.run("vadmin", "aliasdomain", "add", "alias.test", D, check=0)
     p = vchkpw(t, f"U@Alias.Test\0{PW}\0\0".encode(),
