@@ -16,6 +16,7 @@ bytes), and the program runs as the mail user, as Dovecot's auth
 service does.
 """
 import fcntl
+import grp
 import imaplib
 import math
 import os
@@ -142,7 +143,9 @@ class Dovecot:
             assert attempt < 2, self.text()
 
     def write_conf(self):
+        # not root: every Dovecot process, and its sockets, are ours
         internal = "dovecot" if AS_ROOT else ids(self.t)[0]
+        group = "dovecot" if AS_ROOT else grp.getgrgid(os.getgid()).gr_name
         login = "dovenull" if AS_ROOT else internal
         with open(self.conf, "w") as f:
             f.write(f"""# the test's own Dovecot (tests/integration/test_imap_dovecot.py)
@@ -155,6 +158,7 @@ log_path = {self.log}
 ssl = no
 disable_plaintext_auth = no
 default_internal_user = {internal}
+default_internal_group = {group}
 default_login_user = {login}
 auth_verbose = yes
 # no 2 s wait after each refused login (the test refuses several, each
