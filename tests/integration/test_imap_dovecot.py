@@ -28,7 +28,8 @@ import statistics
 import subprocess
 import time
 
-from helpers import alone, free_port, wait_for
+import test_login_agree as agree
+from helpers import alone, free_port
 from vadmin_util import mailuser, put
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -528,6 +529,27 @@ def test_vchkpw_contract(t):
     assert p.returncode == 0, p.stderr
     assert f"user=u@{D}\t" in reply and \
         f"userdb_mail=maildir:{maildir(t)}\t" in reply, reply
+
+
+def test_vchkpw_agrees_with_pop3d_and_smtpd(t):
+    """test_login_agree's table of logins (folding, user%domain, alias
+    domains, unknown users, the pop and smtp flags), given to vchkpw as
+    Dovecot's imap service and as an smtp service: each answer must be
+    the table's answer for pop3d and for mta-smtpd, one rule for all
+    three (lib/login)."""
+    agree.setup(t)
+    wrong = []
+    for user, pw, (want_pop, want_smtp) in agree.TABLE:
+        for service, want in (("imap", want_pop), ("smtp", want_smtp)):
+            p = vchkpw(t, f"{user}\0{pw}\0\0".encode(),
+                       env={"SERVICE": service})
+            got = {0: "ok", 1: "off" if "disabled" in p.err else "no"}.get(
+                p.returncode, f"exit {p.returncode}: {p.err}")
+            if service == "smtp" and got == "off":
+                got = "no"      # mta-smtpd says no more than that
+            if got != want:
+                wrong.append((user, pw, service, want, got))
+    assert not wrong, wrong
 
 
 def test_vchkpw_bad_input(t):
