@@ -37,7 +37,8 @@
  * (a marker whose name holds the UIDVALIDITY), so that the mode checks
  * of vadmin check and facteur doctor (files 0600) let a Maildir that
  * Dovecot serves be (docs/imap.md); else 0.
- * Functions return 0 or a negative errno code.
+ *
+ * The other functions return 0 or a negative errno code.
  */
 #ifndef FACTEUR_MAILDIR_H
 #define FACTEUR_MAILDIR_H
