@@ -35,18 +35,21 @@ SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
 VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
 MTA     = mta-inject mta-qstat mta-qread mta-rules sendmail
-PROGS   = vadmin facteur vdeliver pop3d mta-smtpd mta-send mta-remote $(MTA)
+PROGS   = vadmin facteur vdeliver pop3d vchkpw mta-smtpd mta-send mta-remote \
+          $(MTA)
 # A man page (mdoc) for every program, beside its source; the suffix is
 # the section: 8 for daemons and administration tools, 1 for sendmail,
 # which every local user runs, 5 for the control files (docs/install.md)
 MAN     = facteur/facteur.8 facteur/facteur-control.5 mta/smtpd/mta-smtpd.8 \
           mta/send/mta-send.8 mta/remote/mta-remote.8 mta/mta-inject.8 \
           mta/sendmail.1 mta/mta-qstat.8 mta/mta-qread.8 mta/mta-rules.8 \
-          vdeliver/vdeliver.8 vadmin/vadmin.8 pop3d/pop3d.8
+          vdeliver/vdeliver.8 vadmin/vadmin.8 pop3d/pop3d.8 vchkpw/vchkpw.8
 SRC_vadmin     = $(wildcard vadmin/*.c)
 SRC_facteur    = $(wildcard facteur/*.c)
 SRC_vdeliver   = $(wildcard vdeliver/*.c)
 SRC_pop3d      = $(wildcard pop3d/*.c)
+# Dovecot's checkpassword program (docs/imap.md)
+SRC_vchkpw     = $(wildcard vchkpw/*.c)
 SRC_mta-smtpd  = $(wildcard mta/smtpd/*.c)
 # the scheduler (mta/send/) and its remote SMTP client (mta/remote/)
 SRC_mta-send   = $(wildcard mta/send/*.c)
@@ -59,8 +62,10 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 # (TOBJ_NAME) and the program's directory on the include path (TINC_NAME).
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
-          test_sasl test_conn test_vpopparse
+          test_sasl test_conn test_vpopparse test_vchkpw
 TOBJ_test_pop3d  = $(call objs,$(filter-out pop3d/pop3d.c,$(SRC_pop3d)))
+TOBJ_test_vchkpw = $(call objs,$(filter-out %/vchkpw.c,$(SRC_vchkpw)))
+TINC_test_vchkpw = -Ivchkpw
 TOBJ_test_remote = $(call objs,$(filter-out %/remote.c,$(SRC_mta-remote)))
 TINC_test_remote = -Imta/remote
 # mta-send's owner.c, dropseen.c and slog.c need nothing else of it
@@ -176,6 +181,8 @@ FUZZ     += fuzz_remote
 FUZZ     += fuzz_sasl
 # lib/conn's line reader, which every network byte goes through
 FUZZ     += fuzz_conn_line
+# vchkpw: what Dovecot passes on descriptor 3, a client's user and password
+FUZZ     += fuzz_vchkpw
 # mta-smtpd's parsers one at a time: address, DATA
 FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)
@@ -213,6 +220,8 @@ $(FUZZO)/libfacteur.a: $(LIB_SRC:lib/%.c=$(FUZZO)/lib/%.o) $(FUZZO)/schema_sql.o
 fuzzobjs = $(patsubst $(O)/%,$(FUZZO)/%,$(TOBJ_$(1)))
 FOBJ_fuzz_pop3  = $(FUZZO)/pop3d/proto.o
 FINC_fuzz_pop3  = -Ipop3d
+FOBJ_fuzz_vchkpw = $(FUZZO)/vchkpw/input.o
+FINC_fuzz_vchkpw = -Ivchkpw
 FOBJ_fuzz_remote = $(call fuzzobjs,test_remote)
 FINC_fuzz_remote = -Imta/remote
 FOBJ_fuzz_vpop  = $(call fuzzobjs,test_vpopparse)

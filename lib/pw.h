@@ -12,7 +12,9 @@
  * Functions return 0, -EACCES (wrong password), -EINVAL (not a hash we
  * accept) or another negative errno code. pw_verify() is the check of a
  * login: an unknown user (HASH NULL) or an unusable hash costs a check
- * against DUMMY and is -EACCES, as slow as a wrong password.
+ * against DUMMY and is -EACCES, as slow as a wrong password. pw_decoy()
+ * makes such a DUMMY without hashing: a fresh setting of the scheme
+ * (the work a check costs) with a hash part that nothing matches.
  */
 #ifndef FACTEUR_PW_H
 #define FACTEUR_PW_H
@@ -24,6 +26,7 @@
 #define PW_CRAM_HEX 64
 
 int pw_hash(const char *pw, const char *scheme, struct str *out);
+int pw_decoy(const char *scheme, struct str *out);
 int pw_check(const char *pw, const char *hash);
 int pw_verify(const char *pw, const char *hash, const char *dummy);
 int pw_hash_ok(const char *hash);

@@ -30,7 +30,8 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # openssl tool, useradd (the mail user) and setpriv (other users);
     # mandoc lints the man pages (make man-lint); test_install checks the
     # systemd unit with systemd-analyze and emulates its sandbox with
-    # unshare and setpriv (util-linux) and libseccomp (through ctypes)
+    # unshare and setpriv (util-linux) and libseccomp (through ctypes);
+    # Dovecot (test_imap_dovecot)
     need swaks swaks
     need Net::SSLeay libnet-ssleay-perl
     need IO::Socket::INET6 libio-socket-inet6-perl
@@ -46,6 +47,10 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     need mandoc mandoc
     need systemd-analyze systemd
     need /usr/lib/"$(gcc -dumpmachine 2>/dev/null)"/libseccomp.so.2 libseccomp2
+    # Dovecot's imapd, started with contrib/dovecot/ over vchkpw
+    # (test_imap_dovecot; dovecot-core comes with it: doveadm and
+    # checkpassword-reply)
+    need /usr/lib/dovecot/imap dovecot-imapd
 fi
 if [ "${1:-}" = ci ]; then
     # the second compiler of the warnings build and of `make fuzz`; its

@@ -23,6 +23,7 @@
 #include "acct.h"
 #include "cdbx.h"
 #include "fsx.h"
+#include "maildir.h"
 #include "vadmin.h"
 
 struct chk {
@@ -81,7 +82,8 @@ static void check_mode_tree(struct chk *k, const char *dir, int depth)
 					"directory %s has mode %04o, want 0700",
 					p.s, (unsigned)m);
 			check_mode_tree(k, p.s, depth + 1);
-		} else if (S_ISREG(st.st_mode) && (m & 0177)) {
+		} else if (S_ISREG(st.st_mode) && (m & 0177) &&
+			   !maildir_dovecot_marker(de->d_name, m)) {
 			problem(k, k->repair && chmod(p.s, 0600) == 0,
 				"file %s has mode %04o, want 0600 (no x bit)",
 				p.s, (unsigned)m);

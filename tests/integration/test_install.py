@@ -34,7 +34,7 @@ SANDBOX = os.path.join(HERE, "sandbox.py")
 PREFIX = "/usr/local"
 PROGS = ["facteur", "mta-smtpd", "mta-send", "mta-remote", "mta-inject",
          "sendmail", "mta-qstat", "mta-qread", "mta-rules", "vdeliver",
-         "vadmin", "pop3d"]
+         "vadmin", "pop3d", "vchkpw"]
 VLINKS = ["vadddomain", "vdeldomain", "vadduser", "vdeluser", "vpasswd",
           "vsetuserquota", "valias", "vuserinfo", "vdominfo",
           "vaddaliasdomain", "vmoduser"]
