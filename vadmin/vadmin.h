@@ -6,6 +6,7 @@
  * vgen.c     the CDBs generated from the database, and the pending journal
  * vcheck.c   `vadmin check [--repair]`
  * vshow.c    userinfo, dominfo, listusers, listdomains (text and --json)
+ * vdkim.c    `vadmin dkim ...`: DKIM keys, their table control/dkim.cdb
  */
 #ifndef FACTEUR_VADMIN_H
 #define FACTEUR_VADMIN_H
@@ -60,6 +61,7 @@ void vcheck_password(const char *pw);
 const char *vpassword_problem(const char *pw);
 
 /* vmodel.c: each returns only on success; refusals exit through vfail */
+sqlite3_stmt *m_prep(struct vctx *c, const char *sql);
 void m_begin(struct vctx *c);
 void m_commit(struct vctx *c);
 void m_pending(struct vctx *c, const char *kind, const char *arg);
@@ -124,6 +126,17 @@ void gen_rebuild_all(struct vctx *c);
 
 /* vcheck.c */
 int cmd_check(struct vctx *c, int repair);
+
+/* vdkim.c: the operands and flags of `vadmin dkim` */
+struct dkim_args {
+	const char *const *pos;
+	int npos;
+	const char *selector, *type, *bits;
+};
+int vdkim_check(const struct dkim_args *a);
+int vdkim_run(struct vctx *c, const struct dkim_args *a);
+void vdkim_adddomain(struct vctx *c, const char *domain);
+int gen_dkim(struct vctx *c);
 
 /* vshow.c */
 void show_user(struct vctx *c, const char *addr);

@@ -1,0 +1,310 @@
+/*
+ * test_dkim - lib/dkim (relaxed canonicalization, the signed field list,
+ * the DKIM-Signature text, keys, TXT records) and lib/qsign's From: rule.
+ * The signatures themselves are checked by real verifiers (dkimpy and
+ * OpenDKIM) in tests/integration/test_dkim_sign.py.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "dkim.h"
+#include "qsign.h"
+#include "sasl.h"
+#include "tinytest.h"
+
+/* sha_b64 - base64 of SHA-256 of S (what bh= would be) */
+static void sha_b64(const char *s, size_t n, struct str *out)
+{
+	unsigned char h[32];
+	unsigned int hl = 0;
+
+	EVP_Digest(s, n, h, &hl, EVP_sha256(), NULL);
+	b64_encode(h, hl, out);
+}
+
+/* body_b64 - the relaxed body hash of IN, fed STEP bytes at a time */
+static void body_b64(const char *in, size_t step, struct str *out)
+{
+	struct dkim_body b;
+	unsigned char h[DKIM_HASH_LEN];
+	size_t i, n = strlen(in);
+
+	dkim_body_init(&b);
+	for (i = 0; i < n; i += step)
+		dkim_body_feed(&b, in + i, n - i < step ? n - i : step);
+	dkim_body_final(&b, h);
+	dkim_body_free(&b);
+	b64_encode(h, sizeof h, out);
+}
+
+static void test_body(void)
+{
+	static const struct {
+		const char *name, *in, *want;
+	} cases[] = {
+		/* RFC 6376 3.4.5 */
+		{"rfc6376_crlf", " C \r\nD \t E\r\n\r\n\r\n", " C\r\nD E\r\n"},
+		{"rfc6376_lf", " C \nD \t E\n\n\n", " C\r\nD E\r\n"},
+		{"empty", "", ""},
+		{"only_empty_lines", "\n\n\n", ""},
+		{"only_white_space", "  \t\n \n", ""},
+		{"no_final_newline", "x", "x\r\n"},
+		{"trailing_wsp_no_newline", "x \t", "x\r\n"},
+		{"inner_blank_lines_kept", "a\n\n\nb\n", "a\r\n\r\n\r\nb\r\n"},
+		{"wsp_line_is_empty", "a\n \t\nb\n\n", "a\r\n\r\nb\r\n"},
+		{"leading_wsp_one_sp", "\t\tx  y\n", " x y\r\n"},
+		{"bare_cr_is_content", "a\rb\n", "a\rb\r\n"},
+		{"eight_bit", "caf\xc3\xa9 \xff\n", "caf\xc3\xa9 \xff\r\n"},
+		{"cr_at_end", "a\r", "a\r\r\n"},
+	};
+	struct str got = STR_INIT, want = STR_INIT;
+	size_t i, step;
+
+	for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+		sha_b64(cases[i].want, strlen(cases[i].want), &want);
+		for (step = 1; step <= 4096; step *= 4096) {
+			body_b64(cases[i].in, step, &got);
+			tt_check(!strcmp(got.s, want.s),
+				 tt_name("dkim_body_%s_step%zu", cases[i].name,
+					 step),
+				 "got %s want %s", got.s, want.s);
+		}
+	}
+	/* the hash of an empty body, as RFC 8463's example gives it */
+	body_b64("", 1, &got);
+	tt_check(!strcmp(got.s, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+		 "dkim_body_empty_known_hash", "got %s", got.s);
+	str_free(&got);
+	str_free(&want);
+}
+
+static void test_canon_header(void)
+{
+	static const struct {
+		const char *name, *in, *want;
+	} cases[] = {
+		/* RFC 6376 3.4.5 */
+		{"rfc_a", "A: X\n", "a:X\r\n"},
+		{"rfc_b", "B : Y\t\n\tZ  \n", "b:Y Z\r\n"},
+		{"crlf_folded", "Subject:  a\r\n  b \r\n", "subject:a b\r\n"},
+		{"empty_value", "X-Empty:   \n", "x-empty:\r\n"},
+		{"no_final_lf", "To: x", "to:x\r\n"},
+		{"eight_bit", "Subject: caf\xc3\xa9\n", "subject:caf\xc3\xa9\r\n"},
+	};
+	struct str got = STR_INIT;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+		str_trunc(&got, 0);
+		r = dkim_canon_header(&got, cases[i].in, strlen(cases[i].in));
+		tt_check(r == 0 && got.s && !strcmp(got.s, cases[i].want),
+			 tt_name("dkim_canon_header_%s", cases[i].name),
+			 "r %d got '%s'", r, got.s ? got.s : "");
+	}
+	str_trunc(&got, 0);
+	tt_check(dkim_canon_header(&got, "no colon\n", 9) == -EINVAL,
+		 "dkim_canon_header_no_colon", "accepted");
+	str_free(&got);
+}
+
+static void test_hdr_next(void)
+{
+	const char *h = "A: 1\nB: 2\n 3\n\tfour\nC:\n\nbody: no\n", *f;
+	const char *bad = "A: 1\nnot a field\n";
+	size_t pos = 0, flen, n = strlen(h);
+	int r, count = 0;
+
+	while ((r = dkim_hdr_next(h, n, &pos, &f, &flen)) == 1)
+		count++;
+	tt_check(r == 0 && count == 3, "dkim_hdr_next_stops_at_empty_line",
+		 "r %d count %d", r, count);
+	pos = 0;
+	dkim_hdr_next(h, n, &pos, &f, &flen);
+	dkim_hdr_next(h, n, &pos, &f, &flen);
+	tt_check(flen == 14 && !strncmp(f, "B: 2\n 3\n\tfour\n", 14),
+		 "dkim_hdr_next_continuation", "flen %zu", flen);
+	pos = 0;
+	dkim_hdr_next(bad, strlen(bad), &pos, &f, &flen);
+	tt_check(dkim_hdr_next(bad, strlen(bad), &pos, &f, &flen) == -EINVAL,
+		 "dkim_hdr_next_refuses_non_field", "accepted");
+}
+
+static void test_sign_header(void)
+{
+	static const struct {
+		const char *name, *hdr, *want;
+		int r;
+	} cases[] = {
+		{"from_oversigned", "From: a@b.test\nX-Other: 1\n", "from:from", 0},
+		{"present_identity_oversigned",
+		 "Subject: s\nFrom: a@b.test\nTo: x@y.test\nTo: z@y.test\n"
+		 "Date: d\n", "from:from:subject:subject:date:date:to:to:to", 0},
+		{"mime_not_oversigned", "From: a@b.test\nMIME-Version: 1.0\n",
+		 "from:from:mime-version", 0},
+		{"two_from_refused", "From: a@b.test\nFrom: c@b.test\n", "", -EINVAL},
+		{"no_from_refused", "To: a@b.test\n", "", -EINVAL},
+		{"bad_line_refused", "From: a@b.test\nnonsense\n", "", -EINVAL},
+	};
+	struct dkim_sign s;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+		dkim_sign_init(&s);
+		r = dkim_sign_header(&s, cases[i].hdr, strlen(cases[i].hdr),
+				     "b.test", 1);
+		tt_check(r == cases[i].r && (r || !strcmp(s.names.s,
+							  cases[i].want)),
+			 tt_name("dkim_sign_header_%s", cases[i].name),
+			 "r %d h=%s", r, s.names.s ? s.names.s : "");
+		dkim_sign_free(&s);
+	}
+	/* the bottom To: is the first one signed (RFC 6376 5.4.2) */
+	dkim_sign_init(&s);
+	dkim_sign_header(&s, "From: f@b.test\nTo: top\nTo: bottom\n", 34,
+			 "b.test", 1);
+	tt_check(s.canon.s && strstr(s.canon.s, "to:bottom\r\nto:top\r\n"),
+		 "dkim_sign_header_bottom_up", "canon %s",
+		 s.canon.s ? s.canon.s : "");
+	dkim_sign_free(&s);
+}
+
+/* one_key - a placeholder field and a real one have the same length, the
+ * real one carries bh=, no l=, and no line over 80 columns */
+static void one_key(int type, unsigned bits, const char *name)
+{
+	struct str pem = STR_INIT, p = STR_INIT, ph = STR_INIT, real = STR_INIT;
+	struct dkim_key k;
+	struct dkim_sign s;
+	unsigned char bh[DKIM_HASH_LEN] = {1, 2, 3};
+	char path[] = "/tmp/test_dkim.XXXXXX";
+	const char *hdr = "From: Someone <a@b.test>\nSubject: hello\n";
+	int fd = mkstemp(path), r;
+	size_t col = 0, maxcol = 0, i;
+
+	r = dkim_keygen(type, bits, &pem, &p);
+	if (fd >= 0 && r == 0) {
+		r = write(fd, pem.s, pem.len) == (ssize_t)pem.len ? 0 : -EIO;
+		close(fd);
+	}
+	if (r == 0)
+		r = dkim_key_load(&k, path, type);
+	unlink(path);
+	tt_check(r == 0, tt_name("dkim_key_%s_made_and_loaded", name), "r %d",
+		 r);
+	if (r)
+		return;
+	dkim_sign_init(&s);
+	r = dkim_sign_header(&s, hdr, strlen(hdr), "b.test", 1700000000);
+	if (r == 0)
+		r = dkim_sign_field(&s, &k, "sel", NULL, &ph);
+	if (r == 0)
+		r = dkim_sign_field(&s, &k, "sel", bh, &real);
+	tt_check(r == 0 && ph.len == real.len,
+		 tt_name("dkim_sign_%s_placeholder_same_length", name),
+		 "r %d %zu != %zu", r, ph.len, real.len);
+	for (i = 0; i < real.len; i++) {
+		col = real.s[i] == '\n' ? 0 : col + 1;
+		maxcol = col > maxcol ? col : maxcol;
+	}
+	tt_check(real.s && maxcol <= 80 && !strstr(real.s, " l=") &&
+		 strstr(real.s, "c=relaxed/relaxed;") &&
+		 strstr(real.s, type == DKIM_RSA ? "a=rsa-sha256;" :
+			"a=ed25519-sha256;") && strstr(real.s, "h=from:from:"),
+		 tt_name("dkim_sign_%s_field_shape", name), "%s",
+		 real.s ? real.s : "");
+	tt_check(p.len == (type == DKIM_RSA ? (bits == 2048 ? 392u : 0u) :
+			   44u) || (type == DKIM_RSA && bits != 2048),
+		 tt_name("dkim_key_%s_p_length", name), "p %zu", p.len);
+	dkim_sign_free(&s);
+	dkim_key_free(&k);
+	str_wipe(&pem);
+	str_free(&p);
+	str_free(&ph);
+	str_free(&real);
+}
+
+static void test_keys(void)
+{
+	struct str a = STR_INIT, b = STR_INIT;
+
+	one_key(DKIM_RSA, 2048, "rsa2048");
+	one_key(DKIM_ED25519, 0, "ed25519");
+	tt_check(dkim_keygen(DKIM_RSA, 1024, &a, &b) == -EINVAL &&
+		 dkim_keygen(DKIM_RSA, 8192, &a, &b) == -EINVAL,
+		 "dkim_keygen_refuses_bits", "accepted");
+	tt_check(dkim_type_parse("rsa") == DKIM_RSA &&
+		 dkim_type_parse("ed25519") == DKIM_ED25519 &&
+		 dkim_type_parse("dsa") == -EINVAL, "dkim_type_parse", "wrong");
+	tt_check(dkim_selector_ok("f20261206") && dkim_selector_ok("a-b") &&
+		 !dkim_selector_ok("") && !dkim_selector_ok("-a") &&
+		 !dkim_selector_ok("A") && !dkim_selector_ok("a.b") &&
+		 !dkim_selector_ok("a/b"), "dkim_selector_ok", "wrong");
+	str_free(&a);
+	str_free(&b);
+}
+
+static void test_txt(void)
+{
+	struct str t = STR_INIT, z = STR_INIT;
+	char p[400];
+
+	memset(p, 'Q', sizeof p - 1);
+	p[sizeof p - 1] = 0;
+	dkim_txt(&t, DKIM_RSA, p);
+	dkim_txt_zone(&z, "s1", "example.test", t.s);
+	/* 18 + 399 = 417 bytes: one string of 255 and one of 162 */
+	tt_check(z.s && !strncmp(z.s, "s1._domainkey.example.test. IN TXT "
+				 "\"v=DKIM1; k=rsa; p=QQ", 55) &&
+		 strstr(z.s, "\" \"") && strlen(z.s) == 34 + 2 + 255 + 3 + 162
+		 + 1, "dkim_txt_zone_split_255", "%s", z.s ? z.s : "");
+	str_free(&t);
+	str_free(&z);
+}
+
+static void test_from_domain(void)
+{
+	static const struct {
+		const char *name, *hdr, *want;
+	} cases[] = {
+		{"angle", "From: \"Doe, J\" <j@Example.TEST>\n", "example.test"},
+		{"bare", "To: x\nfrom:a@b.test\n", "b.test"},
+		{"folded", "From: Some One\n <x@c.test>\n", "c.test"},
+		{"comment", "From: x@d.test (Mr X)\n", "d.test"},
+		{"two_addresses", "From: a@b.test, c@d.test\n", NULL},
+		{"two_fields", "From: a@b.test\nFrom: a@b.test\n", NULL},
+		{"none", "To: a@b.test\n", NULL},
+		{"no_at", "From: nobody\n", NULL},
+		{"bad_domain", "From: a@b..test\n", NULL},
+	};
+	struct str d = STR_INIT;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+		str_trunc(&d, 0);
+		r = qsign_from_domain(cases[i].hdr, strlen(cases[i].hdr), &d);
+		tt_check(cases[i].want ? r == 0 && !strcmp(d.s, cases[i].want) :
+			 r == -EINVAL,
+			 tt_name("qsign_from_domain_%s", cases[i].name),
+			 "r %d got %s", r, d.s ? d.s : "");
+	}
+	str_free(&d);
+}
+
+int main(void)
+{
+	test_body();
+	test_canon_header();
+	test_hdr_next();
+	test_sign_header();
+	test_keys();
+	test_txt();
+	test_from_domain();
+	return tt_exit();
+}
