@@ -318,8 +318,11 @@ static int dkim_list(struct vctx *c, const struct dkim_args *a, int show)
 	sqlite3_stmt *st;
 	int n = 0;
 
-	if (a->npos > 1)
-		(void)hosted(c, a->pos[1], &domain);
+	/* show without a key is an error; list of a keyless domain is empty */
+	if (a->npos > 1 && !count_keys(c, hosted(c, a->pos[1], &domain),
+					NULL) && show)
+		vfail(EX_REFUSED, "%s has no DKIM key; make one with 'vadmin "
+		      "dkim add %s'", domain.s, domain.s);
 	st = m_prep(c, a->npos > 1 ? "SELECT " KEY_COLUMNS "WHERE d.name = ? "
 		    "ORDER BY k.id" : "SELECT " KEY_COLUMNS "ORDER BY d.name, "
 		    "k.id");
@@ -340,9 +343,6 @@ static int dkim_list(struct vctx *c, const struct dkim_args *a, int show)
 		printf("]\n");
 	sqlite3_finalize(st);
 	vkey_free(&k);
-	if (show && n == 0)
-		vfail(EX_REFUSED, "%s has no DKIM key; make one with 'vadmin "
-		      "dkim add %s'", domain.s, domain.s);
 	str_free(&domain);
 	return EX_DONE;
 }
