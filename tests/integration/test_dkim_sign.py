@@ -104,8 +104,11 @@ def dkimpy_ok(msg, recs):
     m = crlf(msg)
     d = dkim.DKIM(m)
     n = len(signatures(msg))
-    return n > 0 and all(d.verify(idx=i, dnsfunc=dnsfunc) for i in
-                         range(n))
+    try:
+        return n > 0 and all(d.verify(idx=i, dnsfunc=dnsfunc) for i in
+                             range(n))
+    except dkim.ValidationError:
+        return False
 
 
 class OpenDKIM:
