@@ -556,14 +556,37 @@ static int sweep_keys(struct vctx *c, const struct str *expect)
 	return r;
 }
 
+/* any_keys - 1 when some domain has a key */
+static int any_keys(struct vctx *c)
+{
+	sqlite3_stmt *st = m_prep(c, "SELECT 1 FROM dkim_keys LIMIT 1");
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	return rc == SQLITE_ROW;
+}
+
 /* gen_dkim - control/dkim.cdb from the database (published first, so a
- * signer never looks for a file already removed), then the sweep */
+ * signer never looks for a file already removed), then the sweep. No key
+ * at all: no table (a root that never made one has none to check) */
 int gen_dkim(struct vctx *c)
 {
 	struct str path = STR_INIT, expect = STR_INIT;
 	struct cdbw w;
 	int r = str_catf(&path, "%s/control/dkim.cdb", c->root);
 
+	if (r == 0 && !any_keys(c)) {
+		if (unlink(path.s) < 0 && errno != ENOENT)
+			r = -errno;
+		if (r == 0)
+			r = fsx_fsync_parent(path.s);
+		if (r == 0)
+			r = sweep_keys(c, &expect);
+		str_free(&path);
+		return r;
+	}
 	if (r == 0)
 		r = cdbw_start(&w, path.s, 0644);
 	if (r == 0) {
