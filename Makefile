@@ -162,6 +162,8 @@ FUZZ     += fuzz_remote
 FUZZ     += fuzz_sasl
 # lib/conn's line reader, which every network byte goes through
 FUZZ     += fuzz_conn_line
+# lib/dkim: header fields, relaxed canonicalization; qsign's From: rule
+FUZZ     += fuzz_dkim
 # mta-smtpd's parsers one at a time: address, DATA
 FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)
