@@ -223,7 +223,7 @@ RUNROOT ?= $(CURDIR)/run-root
 run: all
 	exec tools/run.sh "$(BINDIR)" "$(RUNROOT)"
 
-bench: all $(O)/bench/cdb_lookup $(O)/bench/relay_decide
+bench: all $(O)/bench/cdb_lookup $(O)/bench/relay_decide $(O)/bench/dkim_sign
 	$(PYTHON) bench/run.py --bin $(BINDIR) --obj $(O)
 
 install: all

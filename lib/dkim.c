@@ -154,6 +154,31 @@ static int line_end(struct dkim_body *b)
 	return put(b, '\r') ? -EIO : put(b, '\n');
 }
 
+#define PLAIN(c) ((c) != '\r' && (c) != '\n' && !IS_WSP(c))
+
+/* plain_run - after a first content byte, the rest of a run of bytes
+ * that need no thought straight into the staging buffer (most of a body
+ * is such runs); the index past the run */
+static size_t plain_run(struct dkim_body *b, const unsigned char *p,
+			size_t i, size_t n)
+{
+	while (i < n && PLAIN(p[i])) {
+		size_t room = sizeof b->out - b->olen, k = 0;
+
+		if (!room) {
+			if (flush(b) < 0)
+				return (size_t)-1;
+			continue;
+		}
+		while (k < room && i + k < n && PLAIN(p[i + k]))
+			k++;
+		memcpy(b->out + b->olen, p + i, k);
+		b->olen += k;
+		i += k;
+	}
+	return i;
+}
+
 /* dkim_body_feed - N more bytes of the body */
 int dkim_body_feed(struct dkim_body *b, const void *buf, size_t n)
 {
@@ -164,6 +189,17 @@ int dkim_body_feed(struct dkim_body *b, const void *buf, size_t n)
 	for (i = 0; i < n && r == 0; i++) {
 		unsigned char c = p[i];
 
+		if (!b->cr && PLAIN(c)) {
+			size_t end = 0;
+
+			r = content(b, c);
+			if (r == 0 && (end = plain_run(b, p, i + 1, n)) ==
+			    (size_t)-1)
+				r = -EIO;
+			if (r == 0)
+				i = end - 1;
+			continue;
+		}
 		if (b->cr) {
 			b->cr = 0;
 			if (c == '\n') {
