@@ -226,6 +226,14 @@ def test_sendmail_and_smtp_sources(t):
     # root's sendmail (through mta-inject)
     t.run("sendmail", "-f", "bob@" + D, "a@remote.test", input=text, check=0)
     both_ok(t, read_queue_file(newest(t))[1], recs)
+    # sendmail -bs: an SMTP session on pipes, a local (relay) client
+    before = set(queued(t))
+    t.run("sendmail", "-bs", input=(
+        f"EHLO c\r\nMAIL FROM:<bob@{D}>\r\nRCPT TO:<c@{D}>\r\nDATA\r\n"
+    ).encode() + crlf(text).replace(b"\r\n.", b"\r\n..") +
+        b".\r\nQUIT\r\n", check=0)
+    (f,) = set(queued(t)) - before
+    both_ok(t, read_queue_file(f)[1], recs)
     # SMTP: authenticated (relay client 127.0.0.1 may AUTH in plaintext),
     # a relay client without AUTH, and an MX client that is neither
     auth = base64.b64encode(b"\0bob@example.test\0secret").decode()
@@ -323,3 +331,15 @@ def test_alias_domain_signs_with_its_own_key_only(t):
     (sig,) = signatures(msg)
     assert tags(sig)["d"] == "alias.test"
     assert dkimpy_ok(msg, recs) and OpenDKIM(t.tmp).ok(msg, recs)
+
+
+def test_signatures_do_not_count_against_databytes(t):
+    recs = setup(t, ("rsa", "ed25519"))
+    text = CORPUS[0][1].encode()
+    with open(t.path("control", "databytes"), "w") as f:
+        f.write(f"{len(text)}\n")
+    msg = inject(t, text)      # exactly databytes: queued, and signed
+    both_ok(t, msg, recs, want_sigs=2)
+    p = t.run("mta-inject", "-f", "bob@" + D, "a@remote.test",
+              input=text + b"x", check=100)
+    assert "5.3.4" in p.err, p.err
