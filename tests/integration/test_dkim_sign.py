@@ -343,3 +343,35 @@ def test_signatures_do_not_count_against_databytes(t):
     p = t.run("mta-inject", "-f", "bob@" + D, "a@remote.test",
               input=text + b"x", check=100)
     assert "5.3.4" in p.err, p.err
+
+
+def test_long_lived_mta_send_follows_key_changes(t):
+    """mta-send keeps its keys in memory: a key added or deleted while it
+    runs signs, or stops signing, from the next bounce on"""
+    setup(t, ())
+    t.run("vadmin", "adddomain", ME, input="pw\n", check=0)
+    s = Sender(t)
+
+    def bounce(n):
+        t.run("mta-inject", "-f", "c@" + D, f"nobody{n}@" + D,
+              input=b"From: c@example.test\nSubject: x\n\ny\n", check=0)
+        s.wait_log(r"bounce msg ", count=n)
+        s.wait_drained()
+        d = t.path("domains", D, "c", "Maildir", "new")
+        for name in os.listdir(d):
+            with open(os.path.join(d, name), "rb") as f:
+                m = f.read()
+            if f"nobody{n}@".encode() in m:
+                return m
+        raise AssertionError(f"bounce {n} not delivered")
+    try:
+        assert signatures(bounce(1)) == []
+        t.run("vadmin", "dkim", "add", ME, "--type", "ed25519", check=0)
+        recs = records(t, ME)
+        m = bounce(2)
+        (sig,) = signatures(m)
+        assert tags(sig)["d"] == ME and dkimpy_ok(m, recs)
+        t.run("vadmin", "dkim", "del", ME, tags(sig)["s"], check=0)
+        assert signatures(bounce(3)) == []
+    finally:
+        s.stop()
