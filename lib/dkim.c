@@ -274,6 +274,7 @@ static int field_is(const char *f, size_t n, const char *name)
 	       (f[k] == ':' || IS_WSP(f[k]));
 }
 
+/* dkim_sign_init - an empty signing state */
 void dkim_sign_init(struct dkim_sign *s)
 {
 	memset(s, 0, sizeof *s);
@@ -342,6 +343,7 @@ int dkim_sign_header(struct dkim_sign *s, const char *hdr, size_t n,
 	return r;
 }
 
+/* dkim_sign_free - release a signing state */
 void dkim_sign_free(struct dkim_sign *s)
 {
 	str_free(&s->names);
@@ -597,6 +599,7 @@ int dkim_key_pub(const struct dkim_key *k, struct str *p_r)
 	return pub_value(k->pkey, k->type, p_r);
 }
 
+/* dkim_key_free - release a loaded key */
 void dkim_key_free(struct dkim_key *k)
 {
 	EVP_PKEY_free(k->pkey);

@@ -47,6 +47,7 @@ struct vkey {
 	long long created;
 };
 
+/* vkey_free - release a key's strings */
 static void vkey_free(struct vkey *k)
 {
 	str_free(&k->domain);
