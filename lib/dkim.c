@@ -411,10 +411,10 @@ static int header_hash(const struct dkim_sign *s, const struct str *head,
 	return r;
 }
 
-/* raw_sign - the signature of the 32-byte hash H: PKCS#1 v1.5 with the
- * SHA-256 DigestInfo for RSA, PureEdDSA over H for Ed25519 (RFC 8463) */
-static int raw_sign(const struct dkim_key *k, const unsigned char *h,
-		    struct str *sig)
+/* dkim_sign_hash - the signature of the 32-byte hash H: PKCS#1 v1.5 with
+ * the SHA-256 DigestInfo for RSA, PureEdDSA over H for Ed25519 (RFC 8463) */
+int dkim_sign_hash(const struct dkim_key *k, const unsigned char *h,
+		   struct str *sig)
 {
 	size_t len = k->siglen;
 	int ok;
@@ -474,7 +474,7 @@ int dkim_sign_field(const struct dkim_sign *s, const struct dkim_key *k,
 	if (r == 0 && bh) {
 		r = header_hash(s, out, h);
 		if (r == 0)
-			r = raw_sign(k, h, &sig);
+			r = dkim_sign_hash(k, h, &sig);
 		if (r == 0)
 			r = b64_encode(sig.s, sig.len, &b64);
 	} else if (r == 0) {

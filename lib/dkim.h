@@ -34,8 +34,9 @@
  *                     that of the real one (a key's signature and a
  *                     SHA-256 hash have fixed sizes), which lets the queue
  *                     writer leave the room before the body is written.
- *   rsa-sha256 is PKCS#1 v1.5 over the SHA-256 of the header data;
- *   ed25519-sha256 (RFC 8463) is PureEdDSA over that same 32-byte hash.
+ *   dkim_sign_hash() signs the SHA-256 hash of the header data:
+ *   rsa-sha256 is PKCS#1 v1.5 over it; ed25519-sha256 (RFC 8463) is
+ *   PureEdDSA over that same 32-byte hash.
  * Keys:
  *   dkim_keygen()     a new key: PKCS#8 PEM and the p= value.
  *   dkim_key_load()   a PEM file of the mail user (0600), its type checked.
@@ -105,6 +106,8 @@ void dkim_body_free(struct dkim_body *b);
 void dkim_sign_init(struct dkim_sign *s);
 int dkim_sign_header(struct dkim_sign *s, const char *hdr, size_t n,
 		     const char *domain, time_t t);
+int dkim_sign_hash(const struct dkim_key *k, const unsigned char *h,
+		   struct str *sig);
 int dkim_sign_field(const struct dkim_sign *s, const struct dkim_key *k,
 		    const char *selector, const unsigned char *bh,
 		    struct str *out);

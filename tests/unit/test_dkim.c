@@ -297,8 +297,84 @@ static void test_from_domain(void)
 	str_free(&d);
 }
 
+/* test_rfc8463 - RFC 8463 appendix A: its Ed25519 key, its message and
+ * its signature field; Ed25519 is deterministic, so the relaxed forms,
+ * the header hash and the signature over the hash must give its b=
+ * exactly, and the body its bh= */
+static void test_rfc8463(void)
+{
+	static const unsigned char der_prefix[] = {
+		0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b,
+		0x65, 0x70, 0x04, 0x22, 0x04, 0x20};
+	static const char *const fields[] = {
+		"From: Joe SixPack <joe@football.example.com>\n",
+		"To: Suzie Q <suzie@shopping.example.net>\n",
+		"Subject: Is dinner ready?\n",
+		"Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\n",
+		"Message-ID: <20030712040037.46341.5F8J@football.example.com>\n",
+		/* the signature field, b= emptied (RFC 6376 3.7) */
+		"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\n"
+		" d=football.example.com; i=@football.example.com;\n"
+		" q=dns/txt; s=brisbane; t=1528637909; h=from : to :\n"
+		" subject : date : message-id : from : subject : date;\n"
+		" bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\n"
+		" b=\n",
+	};
+	struct str seed = STR_INIT, der = STR_INIT, pem = STR_INIT;
+	struct str canon = STR_INIT, sig = STR_INIT, b = STR_INIT;
+	char path[] = "/tmp/test_dkim8463.XXXXXX";
+	unsigned char h[32];
+	unsigned int hl = 0;
+	struct dkim_key k;
+	size_t i;
+	int fd, r;
+
+	/* the key: PKCS#8 of the RFC's seed, as the signer reads keys */
+	b64_decode("nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=", 44, &seed);
+	str_catb(&der, der_prefix, sizeof der_prefix);
+	str_catb(&der, seed.s, seed.len);
+	b64_encode(der.s, der.len, &b);
+	str_catf(&pem, "-----BEGIN PRIVATE KEY-----\n%s\n"
+		 "-----END PRIVATE KEY-----\n", b.s);
+	fd = mkstemp(path);
+	r = fd >= 0 && write(fd, pem.s, pem.len) == (ssize_t)pem.len ? 0 : -EIO;
+	if (fd >= 0)
+		close(fd);
+	if (r == 0)
+		r = dkim_key_load(&k, path, DKIM_ED25519);
+	unlink(path);
+	tt_check(r == 0 && dkim_key_pub(&k, &b) == 0 &&
+		 !strcmp(b.s, "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="),
+		 "dkim_rfc8463_key", "r %d p=%s", r, b.s ? b.s : "");
+	if (r)
+		return;
+	for (i = 0; i < sizeof fields / sizeof *fields; i++)
+		dkim_canon_header(&canon, fields[i], strlen(fields[i]));
+	/* the signature field is hashed without its CR LF */
+	EVP_Digest(canon.s, canon.len - 2, h, &hl, EVP_sha256(), NULL);
+	r = dkim_sign_hash(&k, h, &sig);
+	if (r == 0)
+		r = b64_encode(sig.s, sig.len, &b);
+	tt_check(r == 0 && !strcmp(b.s, "/gCrinpcQOoIfuHNQIbq4pgh9kyIK3AQUdt9"
+				   "OdqQehSwhEIug4D11BusFa3bT3FY5OsU7ZbnKELq"
+				   "+eXdp1Q1Dw=="), "dkim_rfc8463_signature",
+		 "r %d b=%s", r, b.s ? b.s : "");
+	body_b64("Hi.\r\n\r\nWe lost the game.  Are you hungry yet?\r\n\r\n"
+		 "Joe.\r\n", 7, &b);
+	tt_check(!strcmp(b.s, "2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8="),
+		 "dkim_rfc8463_body_hash", "bh=%s", b.s);
+	dkim_key_free(&k);
+	str_wipe(&seed);
+	str_wipe(&der);
+	str_wipe(&pem);
+	str_free(&canon);
+	str_free(&sig);
+	str_free(&b);
+}
+
 int main(void)
 {
+	test_rfc8463();
 	test_body();
 	test_canon_header();
 	test_hdr_next();
