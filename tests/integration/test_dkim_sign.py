@@ -375,3 +375,33 @@ def test_long_lived_mta_send_follows_key_changes(t):
         assert signatures(bounce(3)) == []
     finally:
         s.stop()
+
+
+def test_unreadable_key_is_a_temporary_failure(t):
+    """a key that dkim.cdb names but that cannot be used: nothing is
+    queued (exit 111, 451 at SMTP), rather than mail sent unsigned"""
+    recs = setup(t, ("rsa",))
+    sel = next(iter(recs)).split(".")[0]
+    path = t.path("control", "dkim", D, sel + ".pem")
+    with open(path, "rb") as f:
+        good = f.read()
+    with open(path, "wb") as f:
+        f.write(b"-----BEGIN PRIVATE KEY-----\nbroken\n")
+    before = queued(t)
+    p = t.run("mta-inject", "-f", "bob@" + D, "a@remote.test",
+              input=CORPUS[0][1].encode(), check=111)
+    assert "nothing was queued" in p.err, p.err
+    auth = base64.b64encode(b"\0bob@example.test\0secret").decode()
+    p = t.run("mta-smtpd", "--inetd", input=(
+        f"EHLO c\r\nAUTH PLAIN {auth}\r\nMAIL FROM:<bob@{D}>\r\n"
+        f"RCPT TO:<c@{D}>\r\nDATA\r\n").encode() +
+        crlf(CORPUS[0][1].encode()) + b".\r\nQUIT\r\n",
+        env={"TCPREMOTEIP": "127.0.0.1"}, check=0)
+    assert "\r\n451 4.3.0 " in p.out, p.out
+    assert queued(t) == before
+    # mail of other domains is not held up by it
+    inject(t, b"From: x@other.test\nSubject: s\n\nx\n")
+    assert len(queued(t)) == len(before) + 1
+    with open(path, "wb") as f:
+        f.write(good)
+    both_ok(t, inject(t, CORPUS[0][1].encode()), recs)
