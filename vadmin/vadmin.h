@@ -6,7 +6,8 @@
  * vgen.c     the CDBs generated from the database, and the pending journal
  * vcheck.c   `vadmin check [--repair]`
  * vshow.c    userinfo, dominfo, listusers, listdomains (text and --json)
- * vdkim.c    `vadmin dkim ...`: DKIM keys, their table control/dkim.cdb
+ * vdkim.c    `vadmin dkim ...`: DKIM keys
+ * vdkimgen.c their table control/dkim.cdb and key files: generation, check
  */
 #ifndef FACTEUR_VADMIN_H
 #define FACTEUR_VADMIN_H
@@ -62,6 +63,15 @@ const char *vpassword_problem(const char *pw);
 
 /* vmodel.c: each returns only on success; refusals exit through vfail */
 sqlite3_stmt *m_prep(struct vctx *c, const char *sql);
+
+/* m_col - a text column, "" for NULL */
+static inline const char *m_col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s ? (const char *)s : "";
+}
+
 void m_begin(struct vctx *c);
 void m_commit(struct vctx *c);
 void m_pending(struct vctx *c, const char *kind, const char *arg);
@@ -136,7 +146,12 @@ struct dkim_args {
 int vdkim_check(const struct dkim_args *a);
 int vdkim_run(struct vctx *c, const struct dkim_args *a);
 void vdkim_adddomain(struct vctx *c, const char *domain);
+/* vdkimgen.c */
 int gen_dkim(struct vctx *c);
+/* what vadmin check is told: a problem, FIXED when repaired */
+typedef void (*vdkim_report_fn)(void *arg, int fixed, const char *what);
+void vdkim_check_files(struct vctx *c, int repair, vdkim_report_fn report,
+		       void *arg);
 
 /* vshow.c */
 void show_user(struct vctx *c, const char *addr);

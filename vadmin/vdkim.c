@@ -1,6 +1,7 @@
 /*
  * vdkim - `vadmin dkim add|list|show|rotate|del`: the DKIM keys of the
- * hosted domains (docs/authentication.md, docs/vadmin.md).
+ * hosted domains (docs/authentication.md, docs/vadmin.md). The table and
+ * the key files as a whole (generation, sweep, check) are vdkimgen.c.
  *
  * A key is a private key file, control/dkim/KEY/SELECTOR.pem (0600, made
  * by the mail user: vadmin run as root has become it), and a row of
@@ -16,7 +17,6 @@
  * order the keys were made; lib/qsign reads it and signs with every key
  * listed. The table holds no secret and is 0644 like assign.cdb.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include "acct.h"
-#include "cdbx.h"
 #include "dkim.h"
 #include "fsx.h"
 #include "json.h"
@@ -53,14 +52,6 @@ static void vkey_free(struct vkey *k)
 	str_free(&k->domain);
 	str_free(&k->selector);
 	str_free(&k->p);
-}
-
-/* colstr - a text column, "" for NULL */
-static const char *colstr(sqlite3_stmt *st, int i)
-{
-	const unsigned char *s = sqlite3_column_text(st, i);
-
-	return s ? (const char *)s : "";
 }
 
 /* the domain operand: valid, folded, hosted (real or alias); its id */
@@ -285,11 +276,11 @@ void vdkim_adddomain(struct vctx *c, const char *domain)
 /* load_row - a dkim_keys row (domain, selector, type, bits, p, created) */
 static void load_row(sqlite3_stmt *st, struct vkey *k)
 {
-	if (str_copys(&k->domain, colstr(st, 0)) ||
-	    str_copys(&k->selector, colstr(st, 1)) ||
-	    str_copys(&k->p, colstr(st, 4)))
+	if (str_copys(&k->domain, m_col(st, 0)) ||
+	    str_copys(&k->selector, m_col(st, 1)) ||
+	    str_copys(&k->p, m_col(st, 4)))
 		vfail(EX_TEMP, "out of memory");
-	k->type = dkim_type_parse(colstr(st, 2));
+	k->type = dkim_type_parse(m_col(st, 2));
 	k->bits = (unsigned)sqlite3_column_int(st, 3);
 	k->created = sqlite3_column_int64(st, 5);
 }
@@ -365,7 +356,7 @@ static int dkim_rotate(struct vctx *c, const struct dkim_args *a)
 		    "ORDER BY type DESC");
 	sqlite3_bind_int64(st, 1, did);
 	while (n < 2 && sqlite3_step(st) == SQLITE_ROW) {
-		k[n].type = dkim_type_parse(colstr(st, 0));
+		k[n].type = dkim_type_parse(m_col(st, 0));
 		k[n].bits = (unsigned)sqlite3_column_int(st, 1);
 		if (str_copys(&k[n].domain, domain.s))
 			vfail(EX_TEMP, "out of memory");
@@ -447,159 +438,4 @@ int vdkim_run(struct vctx *c, const struct dkim_args *a)
 	if (!strcmp(w, "rotate"))
 		return dkim_rotate(c, a);
 	return dkim_del(c, a);
-}
-
-/* emit_table - the records of control/dkim.cdb, one a domain; EXPECT
- * gets each key file's name below control/dkim/ (KEY/SEL.pem \0 ...) */
-static int emit_table(struct vctx *c, struct cdbw *w, struct str *expect)
-{
-	sqlite3_stmt *st = m_prep(c, "SELECT d.name, k.selector, k.type FROM "
-				  "dkim_keys k JOIN domains d ON d.id = "
-				  "k.domain_id ORDER BY d.name, k.id");
-	struct str dom = STR_INIT, v = STR_INIT, key = STR_INIT;
-	int r = 0, rc;
-
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (dom.len && !str_eqs(&dom, colstr(st, 0))) {
-			r = cdbw_add(w, dom.s, dom.len, v.s, v.len);
-			str_trunc(&v, 0);
-		}
-		if (r == 0 && (str_copys(&dom, colstr(st, 0)) ||
-			       (v.len && str_catc(&v, 0)) ||
-			       str_cats(&v, colstr(st, 1)) || str_catc(&v, 0) ||
-			       str_cats(&v, colstr(st, 2)) ||
-			       acct_file_key(&key, dom.s) ||
-			       str_catf(expect, "%s/%s.pem", key.s,
-					colstr(st, 1)) || str_catc(expect, 0)))
-			r = -ENOMEM;
-		str_trunc(&key, 0);
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = -EIO;
-	if (r == 0 && dom.len)
-		r = cdbw_add(w, dom.s, dom.len, v.s, v.len);
-	sqlite3_finalize(st);
-	str_free(&dom);
-	str_free(&v);
-	str_free(&key);
-	return r;
-}
-
-/* listed - is NAME one of the NUL-separated names of LIST */
-static int listed(const struct str *list, const char *name)
-{
-	size_t i = 0;
-
-	while (i < list->len) {
-		if (!strcmp(list->s + i, name))
-			return 1;
-		i += strlen(list->s + i) + 1;
-	}
-	return 0;
-}
-
-/* sweep_dir - remove DIR's key files that no row names, then DIR if
- * empty; the keys' directory is the mail user's alone: nothing else is
- * expected there */
-static int sweep_dir(const char *top, const char *sub,
-		     const struct str *expect)
-{
-	struct str p = STR_INIT, rel = STR_INIT;
-	struct dirent *de;
-	DIR *d;
-	int r = 0, left = 0;
-
-	if (str_catf(&p, "%s/%s", top, sub) < 0)
-		return -ENOMEM;
-	d = opendir(p.s);
-	if (!d) {
-		str_free(&p);
-		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		str_trunc(&rel, 0);
-		if (str_catf(&rel, "%s/%s", sub, de->d_name) < 0)
-			r = -ENOMEM;
-		else if (listed(expect, rel.s))
-			left++;
-		else if (unlinkat(dirfd(d), de->d_name, 0) < 0)
-			r = -errno;
-	}
-	closedir(d);
-	if (r == 0 && !left && rmdir(p.s) < 0 && errno != ENOENT)
-		r = -errno;
-	if (r == 0)
-		r = fsx_fsync_dir(top);
-	str_free(&p);
-	str_free(&rel);
-	return r;
-}
-
-/* sweep_keys - key files of keys deleted (or never recorded) */
-static int sweep_keys(struct vctx *c, const struct str *expect)
-{
-	struct str top = STR_INIT;
-	struct dirent *de;
-	DIR *d;
-	int r = 0;
-
-	if (str_catf(&top, "%s/control/dkim", c->root) < 0)
-		return -ENOMEM;
-	d = opendir(top.s);
-	while (r == 0 && d && (de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			r = sweep_dir(top.s, de->d_name, expect);
-	if (d)
-		closedir(d);
-	str_free(&top);
-	return r;
-}
-
-/* any_keys - 1 when some domain has a key */
-static int any_keys(struct vctx *c)
-{
-	sqlite3_stmt *st = m_prep(c, "SELECT 1 FROM dkim_keys LIMIT 1");
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
-	return rc == SQLITE_ROW;
-}
-
-/* gen_dkim - control/dkim.cdb from the database (published first, so a
- * signer never looks for a file already removed), then the sweep. No key
- * at all: no table (a root that never made one has none to check) */
-int gen_dkim(struct vctx *c)
-{
-	struct str path = STR_INIT, expect = STR_INIT;
-	struct cdbw w;
-	int r = str_catf(&path, "%s/control/dkim.cdb", c->root);
-
-	if (r == 0 && !any_keys(c)) {
-		if (unlink(path.s) < 0 && errno != ENOENT)
-			r = -errno;
-		if (r == 0)
-			r = fsx_fsync_parent(path.s);
-		if (r == 0)
-			r = sweep_keys(c, &expect);
-		str_free(&path);
-		return r;
-	}
-	if (r == 0)
-		r = cdbw_start(&w, path.s, 0644);
-	if (r == 0) {
-		r = emit_table(c, &w, &expect);
-		if (r == 0)
-			r = cdbw_finish(&w);
-		else
-			cdbw_abort(&w);
-	}
-	if (r == 0)
-		r = sweep_keys(c, &expect);
-	str_free(&path);
-	str_free(&expect);
-	return r;
 }

@@ -181,3 +181,27 @@ def test_adddomain_dkim_deldomain_rebuild(t):
     # no key left: no table (the signer takes a missing one for none)
     assert not os.path.exists(t.path("control", "dkim.cdb"))
     assert not os.path.exists(t.path("control", "dkim", D))
+
+
+def test_check_and_repair_of_keys(t):
+    setup(t)
+    vadmin(t, "dkim", "add", D, "--selector", "s1", "--type", "ed25519")
+    assert "ok: the files match" in vadmin(t, "check").out
+    os.unlink(t.path("control", "dkim.cdb"))
+    os.chmod(key_path(t, "s1"), 0o644)
+    with open(key_path(t, "stray"), "w") as f:
+        f.write("x")
+    out = vadmin(t, "check", check=1).out
+    assert "problem: control/dkim.cdb does not match the database" in out
+    assert f"problem: the DKIM key {key_path(t, 's1')} has mode 0644" in out
+    assert "problem: control/dkim/example.test/stray.pem is the file of " \
+        "no DKIM key" in out, out
+    out = vadmin(t, "check", "--repair").out
+    assert out.count("repaired: ") == 2 and "ok: the files" in out, out
+    assert dkim_table(t) == {D: [b"s1", b"ed25519"]}
+    assert stat.S_IMODE(os.stat(key_path(t, "s1")).st_mode) == 0o600
+    assert not os.path.exists(key_path(t, "stray"))
+    # a lost key cannot be repaired: said, and left
+    os.unlink(key_path(t, "s1"))
+    out = vadmin(t, "check", "--repair", check=1).out
+    assert "problem: the DKIM key " in out and "is missing" in out, out
