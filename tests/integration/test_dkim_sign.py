@@ -17,8 +17,11 @@ import os
 import re
 import sys
 
+import smtplib
+
 from helpers import Sender, queued, read_queue_file
 from test_sendmail_user import can_switch, user_sendmail
+from test_smtpd import Server, tls_ctx
 
 try:
     import dkim
@@ -405,3 +408,31 @@ def test_unreadable_key_is_a_temporary_failure(t):
     with open(path, "wb") as f:
         f.write(good)
     both_ok(t, inject(t, CORPUS[0][1].encode()), recs)
+
+
+def test_submission_with_starttls_and_auth_signed_mx_not(t):
+    """real listeners; 127.0.0.1 made an ordinary client (no relay rule),
+    so that only AUTH makes it ours: submission after STARTTLS and AUTH
+    is signed, the same message to port 25 over TLS is not"""
+    recs = setup(t, ("rsa", "ed25519"))
+    with open(t.path("control", "relayrules"), "w") as f:
+        f.write(":allow\n")
+    t.run("mta-rules", check=0)
+    text = crlf(CORPUS[2][1].encode())
+    srv = Server(t, smtp=1, submission=1)
+    try:
+        with smtplib.SMTP("127.0.0.1", srv.ports["submission"]) as c:
+            c.starttls(context=tls_ctx())
+            c.login("bob@example.test", "secret")
+            c.sendmail("bob@example.test", ["c@example.test"], text)
+        (sub,) = queued(t)
+        with smtplib.SMTP("127.0.0.1", srv.ports["smtp"]) as c:
+            c.starttls(context=tls_ctx())
+            c.sendmail("bob@example.test", ["c@example.test"], text)
+    finally:
+        srv.stop()
+    (mx,) = set(queued(t)) - {sub}
+    assert dict(read_queue_file(sub)[0])["P"] == b"ESMTPSA"
+    assert dict(read_queue_file(mx)[0])["P"] == b"ESMTPS"
+    both_ok(t, read_queue_file(sub)[1], recs, want_sigs=2)
+    assert signatures(read_queue_file(mx)[1]) == []
