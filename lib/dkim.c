@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -373,15 +374,44 @@ static int cat_folded(struct str *out, const char *list, size_t col)
 	return r;
 }
 
+/* cat_tag - one "tag=value;" of the field, on a new line past FOLD_AT
+ * columns (*COL; a line starts at 8, after its tab): the folding depends
+ * on lengths only, as the placeholder needs */
+static int cat_tag(struct str *out, size_t *col, const char *tag,
+		   const char *val)
+{
+	size_t n = strlen(tag) + strlen(val) + 2;
+	int r = 0;
+
+	if (*col > 8 && *col + 1 + n > FOLD_AT) {
+		r = str_cats(out, "\n\t");
+		*col = 8;
+	} else if (*col > 8) {
+		r = str_catc(out, ' ');
+		(*col)++;
+	}
+	*col += n;
+	return r ? r : str_catf(out, "%s=%s;", tag, val);
+}
+
 /* sig_head - the field up to "b=", the part the signature covers */
 static int sig_head(struct str *out, const struct dkim_sign *s, int type,
 		    const char *selector, const char *bh64)
 {
+	char t[24];
+	size_t col = 8;
 	int r = str_catf(out, "DKIM-Signature: v=1; a=%s-sha256; "
-			 "c=relaxed/relaxed;\n\td=%s; s=%s; t=%lld;\n\th=",
-			 dkim_type_name(type), s->domain.s, selector,
-			 (long long)s->t);
+			 "c=relaxed/relaxed;\n\t", dkim_type_name(type));
 
+	snprintf(t, sizeof t, "%lld", (long long)s->t);
+	if (r == 0)
+		r = cat_tag(out, &col, "d", s->domain.s);
+	if (r == 0)
+		r = cat_tag(out, &col, "s", selector);
+	if (r == 0)
+		r = cat_tag(out, &col, "t", t);
+	if (r == 0)
+		r = str_cats(out, "\n\th=");
 	if (r == 0)
 		r = cat_folded(out, s->names.s ? s->names.s : "", 10);
 	return r ? r : str_catf(out, ";\n\tbh=%s;\n\tb=", bh64);

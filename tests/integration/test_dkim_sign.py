@@ -436,3 +436,19 @@ def test_submission_with_starttls_and_auth_signed_mx_not(t):
     assert dict(read_queue_file(mx)[0])["P"] == b"ESMTPS"
     both_ok(t, read_queue_file(sub)[1], recs, want_sigs=2)
     assert signatures(read_queue_file(mx)[1]) == []
+
+
+def test_long_domain_and_selector(t):
+    """a 63-byte selector and a long domain: the field stays folded under
+    80 columns where the names allow, and verifies"""
+    setup(t, ())
+    dom = "a" * 60 + ".example.test"
+    t.run("vadmin", "adddomain", dom, input="pw\n", check=0)
+    t.run("vadmin", "dkim", "add", dom, "--type", "ed25519", "--selector",
+          "s" * 63, check=0)
+    recs = records(t, dom)
+    msg = inject(t, f"From: x@{dom}\nSubject: long\n\nx\n".encode())
+    (sig,) = signatures(msg)
+    assert tags(sig)["d"] == dom and tags(sig)["s"] == "s" * 63
+    assert max(len(x) for x in sig.split(b"\n")) <= 80, sig
+    assert dkimpy_ok(msg, recs) and OpenDKIM(t.tmp).ok(msg, recs)
