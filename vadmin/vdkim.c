@@ -120,9 +120,20 @@ static void write_key(struct vctx *c, struct vkey *k)
 	if (r == 0)
 		r = dkim_key_path(&path, c->root, k->domain.s, k->selector.s);
 	if (r == 0) {
+		/* control/dkim/KEY made if missing, and its entry and that of
+		 * control/dkim made durable with the file, before the row */
 		slash = strrchr(path.s, '/');
 		*slash = 0;
 		r = fsx_mkdir_p(path.s, 0700);
+		if (r == 0)
+			r = fsx_fsync_parent(path.s);
+		if (r == 0) {
+			char *up = strrchr(path.s, '/');
+
+			*up = 0;
+			r = fsx_fsync_parent(path.s);
+			*up = '/';
+		}
 		*slash = '/';
 	}
 	/* durable before any row names it (fsx_write_atomic fsyncs both) */
