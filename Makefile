@@ -36,6 +36,13 @@ VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
 MTA     = mta-inject mta-qstat mta-qread mta-rules sendmail
 PROGS   = vadmin facteur vdeliver pop3d mta-smtpd mta-send mta-remote $(MTA)
+# A man page (mdoc) for every program, beside its source; the suffix is
+# the section: 8 for daemons and administration tools, 1 for sendmail,
+# which every local user runs, 5 for the control files (docs/install.md)
+MAN     = facteur/facteur.8 facteur/facteur-control.5 mta/smtpd/mta-smtpd.8 \
+          mta/send/mta-send.8 mta/remote/mta-remote.8 mta/mta-inject.8 \
+          mta/sendmail.1 mta/mta-qstat.8 mta/mta-qread.8 mta/mta-rules.8 \
+          vdeliver/vdeliver.8 vadmin/vadmin.8 pop3d/pop3d.8
 SRC_vadmin     = $(wildcard vadmin/*.c)
 SRC_facteur    = $(wildcard facteur/*.c)
 SRC_vdeliver   = $(wildcard vdeliver/*.c)
@@ -121,8 +128,13 @@ RUNTESTS   = $(PYTHON) tests/run.py -j $(TEST_JOBS) --durations 10 \
 	     --bin build/san/bin --unit build/san/tests
 
 check: deps-test
+	$(MAKE) --no-print-directory man-lint
 	$(MAKE) $(BUILD_J) O=build/san BINDIR=build/san/bin SAN=1 all unit
 	$(RUNTESTS)
+
+# every man page through mandoc's linter: a warning fails the build
+man-lint:
+	mandoc -Tlint -Wwarning $(MAN)
 
 check-slow: deps-test
 	$(MAKE) $(BUILD_J) O=build/san BINDIR=build/san/bin SAN=1 all unit
@@ -226,16 +238,44 @@ run: all
 bench: all $(O)/bench/cdb_lookup $(O)/bench/relay_decide $(O)/bench/dkim_sign
 	$(PYTHON) bench/run.py --bin $(BINDIR) --obj $(O)
 
+# `make install` builds, then installs; `make install-files` installs what
+# BINDIR holds and builds nothing (a packager's second step, and what
+# tests/integration/test_install.py runs on the tested programs). Programs
+# and the vpopmail-named links go to PREFIX/bin (SPEC.md), the man pages
+# to PREFIX/share/man/manN by their suffix, the systemd unit, its
+# ExecStart made from PREFIX, to PREFIX/lib/systemd/system (docs/install.md)
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	$(MAKE) --no-print-directory install-files
+
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) \
+		$(sort $(foreach m,$(MAN),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))))
 	install -m 0755 $(PROGS:%=$(BINDIR)/%) $(DESTDIR)$(PREFIX)/bin/
 	for l in $(VLINKS); do ln -sf vadmin $(DESTDIR)$(PREFIX)/bin/$$l; done
+	for m in $(MAN); do \
+		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; \
+	done
+	for l in $(VLINKS); do ln -sf vadmin.8 $(DESTDIR)$(MANDIR)/man8/$$l.8; done
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' contrib/systemd/facteur.service.in \
+		> $(DESTDIR)$(UNITDIR)/facteur.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/facteur.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/facteur.service.tmp \
+		$(DESTDIR)$(UNITDIR)/facteur.service
+
+uninstall:
+	rm -f $(PROGS:%=$(DESTDIR)$(PREFIX)/bin/%) \
+		$(VLINKS:%=$(DESTDIR)$(PREFIX)/bin/%) \
+		$(foreach m,$(MAN),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))) \
+		$(VLINKS:%=$(DESTDIR)$(MANDIR)/man8/%.8) \
+		$(DESTDIR)$(UNITDIR)/facteur.service
 
 clean:
 	rm -rf build bin
 
 .PHONY: all deps deps-test deps-ci unit check check-slow check-ci run bench \
-	install clean fuzz fuzz-run
+	install install-files uninstall man-lint clean fuzz fuzz-run
 
 $(O)/bench/%: bench/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)

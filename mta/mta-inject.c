@@ -47,7 +47,7 @@
  *	uid U" in ROOT/log/current (best effort).
  *
  * SEE ALSO
- *	docs/queue.md, sendmail(8), mta-qstat(8)
+ *	docs/queue.md, sendmail(1), mta-qstat(8)
  */
 #include <errno.h>
 #include <stdio.h>

@@ -76,6 +76,7 @@ static const char usage_text[] =
 "                                        (add --json for scripts)\n"
 "  rebuild                               regenerate every CDB\n"
 "  check [--repair]                      files and CDBs against the database\n"
+"  backup FILE                           a consistent copy of the database\n"
 "  dkim add DOMAIN [--selector SEL] [--type rsa|ed25519] [--bits 2048..4096]\n"
 "  dkim list [DOMAIN] | show DOMAIN | rotate DOMAIN | del DOMAIN SELECTOR\n"
 "A password not on the command line is read from standard input.\n"
@@ -677,6 +678,11 @@ static int run_listdomains(struct vctx *c, struct run *r)
 	return EX_DONE;
 }
 
+static int run_backup(struct vctx *c, struct run *r)
+{
+	return cmd_backup(c, r->o.pos[0]);
+}
+
 static int run_rebuild(struct vctx *c, struct run *r)
 {
 	(void)r;
@@ -750,6 +756,7 @@ static const struct command {
 	{"dominfo", "", 0, 1, 0, NULL, run_dominfo},
 	{"listusers", "", 1, 1, 0, NULL, run_listusers},
 	{"listdomains", "", 0, 0, 0, NULL, run_listdomains},
+	{"backup", "", 1, 1, 0, NULL, run_backup},
 	{"rebuild", "", 0, 0, 1, NULL, run_rebuild},
 	{"check", "--repair", 0, 0, 1, NULL, run_check},
 	{"dkim", "--selector --type --bits", 0, -1, 1, check_dkim, run_dkim},

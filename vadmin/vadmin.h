@@ -6,6 +6,7 @@
  * vgen.c     the CDBs generated from the database, and the pending journal
  * vcheck.c   `vadmin check [--repair]`
  * vshow.c    userinfo, dominfo, listusers, listdomains (text and --json)
+ * vbackup.c  `vadmin backup FILE`
  * vdkim.c    `vadmin dkim ...`: DKIM keys
  * vdkimgen.c their table control/dkim.cdb and key files: generation, check
  */
@@ -137,6 +138,8 @@ void gen_rebuild_all(struct vctx *c);
 /* vcheck.c */
 int cmd_check(struct vctx *c, int repair);
 
+/* vbackup.c */
+int cmd_backup(struct vctx *c, const char *file);
 /* vdkim.c: the operands and flags of `vadmin dkim` */
 struct dkim_args {
 	const char *const *pos;
