@@ -62,7 +62,7 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 # (TOBJ_NAME) and the program's directory on the include path (TINC_NAME).
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
-          test_sasl test_conn test_vpopparse test_vchkpw
+          test_sasl test_conn test_vpopparse test_vchkpw test_dkim
 TOBJ_test_pop3d  = $(call objs,$(filter-out pop3d/pop3d.c,$(SRC_pop3d)))
 TOBJ_test_vchkpw = $(call objs,$(filter-out %/vchkpw.c,$(SRC_vchkpw)))
 TINC_test_vchkpw = -Ivchkpw
@@ -183,6 +183,8 @@ FUZZ     += fuzz_sasl
 FUZZ     += fuzz_conn_line
 # vchkpw: what Dovecot passes on descriptor 3, a client's user and password
 FUZZ     += fuzz_vchkpw
+# lib/dkim: header fields, relaxed canonicalization; qsign's From: rule
+FUZZ     += fuzz_dkim
 # mta-smtpd's parsers one at a time: address, DATA
 FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)
@@ -248,7 +250,7 @@ RUNROOT ?= $(CURDIR)/run-root
 run: all
 	exec tools/run.sh "$(BINDIR)" "$(RUNROOT)"
 
-bench: all $(O)/bench/cdb_lookup $(O)/bench/relay_decide
+bench: all $(O)/bench/cdb_lookup $(O)/bench/relay_decide $(O)/bench/dkim_sign
 	$(PYTHON) bench/run.py --bin $(BINDIR) --obj $(O)
 
 # `make install` builds, then installs; `make install-files` installs what

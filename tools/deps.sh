@@ -44,6 +44,11 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     need /usr/sbin/useradd passwd
     need setpriv util-linux
     need /etc/ssl/certs/ca-certificates.crt ca-certificates
+    # the two DKIM verifiers of test_dkim_sign: dkimpy (with PyNaCl for
+    # Ed25519) and OpenDKIM's libopendkim, which opendkim-tools brings
+    need /usr/lib/python3/dist-packages/dkim/__init__.py python3-dkim
+    need /usr/lib/python3/dist-packages/nacl/__init__.py python3-nacl
+    need /usr/sbin/opendkim-testmsg opendkim-tools
     need mandoc mandoc
     need systemd-analyze systemd
     need /usr/lib/"$(gcc -dumpmachine 2>/dev/null)"/libseccomp.so.2 libseccomp2

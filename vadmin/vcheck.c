@@ -455,6 +455,12 @@ out:
 	str_free(&p);
 }
 
+/* dkim_problem - a problem of the DKIM keys (vdkim.c) */
+static void dkim_problem(void *arg, int fixed, const char *what)
+{
+	problem(arg, fixed, "%s", what);
+}
+
 /* cmd_check - run every check; the number of problems left */
 int cmd_check(struct vctx *c, int repair)
 {
@@ -468,6 +474,7 @@ int cmd_check(struct vctx *c, int repair)
 	check_maildirs(&k);
 	check_stale_files(&k);
 	check_tables(&k);
+	vdkim_check_files(c, repair, dkim_problem, &k);
 	check_orphans(&k);
 	/* a repair that re-split a domain owes assign.cdb and a sweep */
 	if (repair)
