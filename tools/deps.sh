@@ -67,9 +67,27 @@ fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "deps: installing$missing" >&2
+    # The tests start their own Dovecot on a loopback port; the package's
+    # scripts would start the system's own on 143/993 and enable it at
+    # boot. A policy-rc.d that says no (an existing one is kept) stops the
+    # start; a Dovecot this run brought is then disabled at boot too.
+    policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d &&
+            chmod 0755 /usr/sbin/policy-rc.d && policy=1
+    fi
+    had_dovecot=; [ -e /usr/sbin/dovecot ] && had_dovecot=1
     DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        --no-install-recommends $missing >&2 && exit 0
+        --no-install-recommends $missing >&2
+    rc=$?
+    [ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d
+    if [ -z "$had_dovecot" ] && [ -e /usr/sbin/dovecot ]; then
+        systemctl disable dovecot.service >/dev/null 2>&1
+        update-rc.d dovecot disable >/dev/null 2>&1
+        echo "deps: Dovecot installed for the tests, not started, disabled at boot" >&2
+    fi
+    [ "$rc" = 0 ] && exit 0
     echo "deps: apt-get failed; run: apt-get install -y$missing" >&2
     exit 1
 fi
