@@ -33,6 +33,7 @@
 #include <sqlite3.h>
 
 #include "args.h"
+#include "clock.h"
 #include "ctl.h"
 #include "db.h"
 #include "doctor.h"
@@ -569,8 +570,9 @@ static void become_mailuser(struct doctor *d)
 			msg_err(r));
 }
 
-/* options - --json and --fix; the rest is a usage error */
-static void options(struct doctor *d, int *json, int argc, char **argv)
+/* options - --json, --fix, --timing; the rest is a usage error */
+static void options(struct doctor *d, int *json, int *timing, int argc,
+		    char **argv)
 {
 	int i;
 
@@ -579,6 +581,8 @@ static void options(struct doctor *d, int *json, int argc, char **argv)
 			*json = 1;
 		else if (strcmp(argv[i], "--fix") == 0)
 			d->fix = 1;
+		else if (strcmp(argv[i], "--timing") == 0)
+			*timing = 1;
 		else
 			usage_die("%s %s", argv[i][0] == '-' ?
 				  "unknown option" : "unexpected argument",
@@ -586,20 +590,27 @@ static void options(struct doctor *d, int *json, int argc, char **argv)
 	}
 }
 
-/* cmd_doctor - facteur doctor [--json] [--fix] */
+/* cmd_doctor - facteur doctor [--json] [--fix] [--timing]; --timing
+ * (for bench/doctor_bench.py) puts each check's milliseconds on stderr,
+ * so that the report on stdout stays what it is */
 int cmd_doctor(const char *root, int argc, char **argv)
 {
 	struct doctor d = {.root = root, .user = STR_INIT, .path = STR_INIT,
 			   .bindir = STR_INIT, .svc_p = REPORT_INIT};
 	struct report p = REPORT_INIT;
 	size_t i;
-	int failed = 0, json = 0, v;
+	int failed = 0, json = 0, timing = 0, v;
+	int64_t t0;
 
-	options(&d, &json, argc, argv);
+	options(&d, &json, &timing, argc, argv);
 	become_mailuser(&d);
 	for (i = 0; i < sizeof checks / sizeof checks[0]; i++) {
 		report_reset(&p);
+		t0 = now_ms();
 		v = checks[i].fn(&d, &p);
+		if (timing)
+			msg_warn("timing %s %lld", checks[i].name,
+				 (long long)(now_ms() - t0));
 		if (json)
 			emit_json(checks[i].name, v, &p, i == 0);
 		else
