@@ -165,6 +165,24 @@ static const char *at(struct doctor *d, const char *name)
 	return d->path.s;
 }
 
+/* fixed_top - --fix: domains/ itself made 0700 like everything below it
+ * (doctor_walk.c), by the same careful chmod; the other directories of
+ * the layout are root's to set (facteur init), so only reported */
+static int fixed_top(struct doctor *d, struct report *p, const char *rel,
+		     const struct stat *st)
+{
+	int rootfd, r;
+
+	if (!d->fix || strcmp(rel, "domains") != 0)
+		return 0;
+	rootfd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return 0;
+	r = fix_mode(d, p, rootfd, rel, rel, st, 0700);
+	(void)close(rootfd);
+	return r == 0;
+}
+
 /* check_layout - every directory there, real, and no wider than it must */
 static int check_layout(struct doctor *d, struct report *p)
 {
@@ -200,9 +218,11 @@ static int check_layout(struct doctor *d, struct report *p)
 		}
 		got = st.st_mode & 07777;
 		/* mail and passwords: nobody but the mail user may look */
-		if (want == 0700 && got != 0700)
-			v = say(p, FAIL, "%s is mode %04o; run chmod 700 %s",
-				path, (unsigned)got, path);
+		if (want == 0700 && got != 0700) {
+			if (!fixed_top(d, p, layout_dirs[i].path, &st))
+				v = say(p, FAIL, "%s is mode %04o; run chmod "
+					"700 %s", path, (unsigned)got, path);
+		}
 		/* drop/: open to all for writing, so only with the sticky
 		 * bit and without read, exactly */
 		else if (want & S_ISVTX) {

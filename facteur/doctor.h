@@ -14,6 +14,7 @@
 #ifndef FACTEUR_DOCTOR_H
 #define FACTEUR_DOCTOR_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <sqlite3.h>
@@ -62,6 +63,8 @@ int check_domains(struct doctor *d, struct report *p);
 int check_cdb_age(struct doctor *d, struct report *p);
 int check_passwords(struct doctor *d, struct report *p);
 int check_maildirs(struct doctor *d, struct report *p);
+int fix_mode(struct doctor *d, struct report *p, int dfd, const char *name,
+	     const char *rel, const struct stat *st, mode_t want);
 int check_queue(struct doctor *d, struct report *p);
 int check_relay(struct doctor *d, struct report *p);
 

@@ -69,15 +69,18 @@ static void note(struct walk *w, enum kind k)
 	(void)str_catb(&w->first[k], w->rel.s, w->rel.len);
 }
 
-/* fix_mode - chmod NAME (in DFD) to WANT through its own descriptor,
- * when it is still ST, ours, and a directory or a single-link file */
-static int fix_mode(struct walk *w, int dfd, const char *name,
-		    const struct stat *st, mode_t want)
+/* fix_mode - chmod NAME (in DFD; REL below the root, for the report)
+ * to WANT through its own descriptor, when it is still ST, this
+ * process's user's, and a directory or a single-link file: a link or a
+ * swapped entry is never followed out of the root */
+int fix_mode(struct doctor *d, struct report *p, int dfd, const char *name,
+	     const char *rel, const struct stat *st, mode_t want)
 {
 	int dir = S_ISDIR(st->st_mode), fd, r = 0;
+	uid_t uid = geteuid();
 	struct stat now;
 
-	if (st->st_uid != w->uid || (!dir && st->st_nlink != 1))
+	if (st->st_uid != uid || (!dir && st->st_nlink != 1))
 		return -EPERM;
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
 		    O_NONBLOCK | (dir ? O_DIRECTORY : 0));
@@ -86,15 +89,15 @@ static int fix_mode(struct walk *w, int dfd, const char *name,
 	if (fstat(fd, &now) < 0)
 		r = -errno;
 	else if (now.st_dev != st->st_dev || now.st_ino != st->st_ino ||
-		 now.st_uid != w->uid || (now.st_mode & S_IFMT) !=
+		 now.st_uid != uid || (now.st_mode & S_IFMT) !=
 		 (st->st_mode & S_IFMT) || (!dir && now.st_nlink != 1))
 		r = -EAGAIN;
 	else if (fchmod(fd, want) < 0)
 		r = -errno;
 	(void)close(fd);
 	if (r == 0)
-		did(w->p, "chmod %o %s/%s (was %04o)", (unsigned)want,
-		    w->d->root, w->rel.s, (unsigned)(st->st_mode & 07777));
+		did(p, "chmod %o %s/%s (was %04o)", (unsigned)want, d->root,
+		    rel, (unsigned)(st->st_mode & 07777));
 	return r;
 }
 
@@ -121,8 +124,8 @@ static void entry(struct walk *w, int dfd, const char *name, int depth)
 	mode = st.st_mode & 07777;
 	k = S_ISDIR(st.st_mode) ? K_DIRMODE : mode & 0111 ? K_XBIT :
 		K_FILEMODE;
-	if (mode != want && !(w->d->fix && fix_mode(w, dfd, name, &st,
-						    want) == 0))
+	if (mode != want && !(w->d->fix && fix_mode(w->d, w->p, dfd, name,
+						    w->rel.s, &st, want) == 0))
 		note(w, k);
 	if (!S_ISDIR(st.st_mode) || depth >= MAXDEPTH)
 		return;
