@@ -157,6 +157,10 @@ def measure(a, facteur, resolver, cache):
           f"median_s={med:.1f} all_s={','.join(f'{w:.1f}' for w in walls)} "
           f"exit={mid[1]} slowest_ms="
           + ",".join(f"{k}:{v}" for k, v in slow), flush=True)
+    for r in runs:
+        for line in r[3].splitlines():
+            if line.startswith("FAIL"):
+                print("  " + line[:300], flush=True)
     if a.verbose:
         print(mid[3], flush=True)
 

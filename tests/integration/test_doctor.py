@@ -508,3 +508,39 @@ def test_doctor_every_planted_fault(ctx):
                                    '":allow,RELAYCLIENT=""" lets every '
                                    "client relay"), got
     assert "stale" not in got["relay"], got
+
+
+def test_doctor_parallel_walk_order(ctx):
+    """40 domains with a message file with its x bit each, walked by
+    several threads: the count is whole, the three named are the first
+    three in the order of domains/ (readdir's, as one walk would name
+    them), --fix's lines come in that order too, and two runs agree"""
+    build(ctx)
+    made = []
+    for i in range(40):
+        new = ctx.path("domains", f"w{i:02d}.test", "u", "Maildir", "new")
+        os.makedirs(new, 0o700)
+        msg = os.path.join(new, "1700000000.1.host")
+        with open(msg, "w") as f:
+            f.write("Subject: x\n\nhello\n")
+        os.chmod(msg, 0o700)
+        give(ctx, msg)
+        for path in (new, os.path.dirname(new),
+                     os.path.dirname(os.path.dirname(new)),
+                     os.path.dirname(os.path.dirname(os.path.dirname(new)))):
+            os.chmod(path, 0o700)
+            give(ctx, path)
+        made.append(msg)
+    order = [d for d in os.listdir(ctx.path("domains")) if d != DOMAIN]
+    want = [rel(ctx, ctx.path("domains", d, "u", "Maildir", "new",
+                              "1700000000.1.host")) for d in order]
+    p = ctx.run("facteur", "doctor", check=1)
+    md = lines(p)["maildirs"]
+    assert (f"message files with an x bit below {ctx.root}: 40 (" +
+            ", ".join(want[:3]) + ", ...)") in md, md
+    assert ctx.run("facteur", "doctor", check=1).out == p.out
+    p = ctx.run("facteur", "doctor", "--fix", check=0)
+    fixed = [l for l in p.out.splitlines() if l.startswith("fixed ")]
+    assert fixed == [f"fixed maildirs: chmod 600 {ctx.root}/{w} (was 0700)"
+                     for w in want], p.out
+    assert all(mode(m) == 0o600 for m in made)
