@@ -478,27 +478,64 @@ static int check_services(struct doctor *d, struct report *p)
 	return v;
 }
 
+/* A check that waits on the network runs beside the others: begun
+ * right after the database check (which opens what it reads), ended
+ * when its line is due. forks: it starts children, so it is begun
+ * before any thread of doctor's exists (a child forked from a threaded
+ * process may find a lock held by another thread, e.g. the allocator's
+ * under a sanitizer); the others begin after it. */
+struct beside {
+	int forks;
+	int (*start)(struct doctor *d, struct report *p, void **job_r);
+	int (*done)(void *job);		/* the finish would not wait */
+	int (*finish)(void *job, struct report *p);	/* the verdict */
+};
+
+static const struct beside mx_beside = {
+	0, check_mx_start, check_mx_done, check_mx_finish,
+};
+static const struct beside queue_beside = {
+	1, check_queue_start, check_queue_done, check_queue_finish,
+};
+
 static const struct {
 	const char *name;
 	int (*fn)(struct doctor *d, struct report *problem);
+	const struct beside *beside;	/* instead of fn */
 } checks[] = {
-	{"layout", check_layout},
-	{"database", check_database},
-	{"control", check_control},
-	{"tls", check_tls},
-	{"listen", check_listen},
-	{"mx", check_mx},
-	{"mailuser", check_mailuser},
-	{"services", check_services},
-	{"cdbs", check_cdbs},
-	{"domains", check_domains},
-	{"cdb-age", check_cdb_age},
-	{"passwords", check_passwords},
-	{"pending", check_pending},
-	{"maildirs", check_maildirs},
-	{"log", check_log},
-	{"queue", check_queue},
-	{"relay", check_relay},
+	{"layout", check_layout, NULL},
+	{"database", check_database, NULL},
+	{"control", check_control, NULL},
+	{"tls", check_tls, NULL},
+	{"listen", check_listen, NULL},
+	{"mx", NULL, &mx_beside},
+	{"mailuser", check_mailuser, NULL},
+	{"services", check_services, NULL},
+	{"cdbs", check_cdbs, NULL},
+	{"domains", check_domains, NULL},
+	{"cdb-age", check_cdb_age, NULL},
+	{"passwords", check_passwords, NULL},
+	{"pending", check_pending, NULL},
+	{"maildirs", check_maildirs, NULL},
+	{"log", check_log, NULL},
+	{"queue", NULL, &queue_beside},
+	{"relay", check_relay, NULL},
+};
+
+#define NCHECKS (sizeof checks / sizeof checks[0])
+
+enum { NOT_YET, BEGUN, JUDGED };
+
+/* one doctor run: every check's report and state, printed in order */
+struct run {
+	struct doctor *d;
+	struct report p[NCHECKS];
+	int v[NCHECKS];
+	int state[NCHECKS];
+	void *job[NCHECKS];
+	int64_t ms[NCHECKS];	/* this thread's time in the check */
+	size_t printed;		/* checks whose lines are out */
+	int json, timing, failed;
 };
 
 static const char *const level_names[] = {"ok", "warn", "FAIL"};
@@ -610,38 +647,95 @@ static void options(struct doctor *d, int *json, int *timing, int argc,
 	}
 }
 
+/* begin_beside - start the checks that run beside the others, those
+ * that fork first */
+static void begin_beside(struct run *r)
+{
+	const struct beside *b;
+	int64_t t0;
+	size_t i;
+	int pass;
+
+	for (pass = 1; pass >= 0; pass--)
+		for (i = 0; i < NCHECKS; i++) {
+			b = checks[i].beside;
+			if (!b || b->forks != pass)
+				continue;
+			t0 = now_ms();
+			(void)b->start(r->d, &r->p[i], &r->job[i]);
+			r->ms[i] += now_ms() - t0;
+			r->state[i] = BEGUN;
+		}
+}
+
+/* judged - check I has its verdict, taken now from a check begun beside
+ * if WAIT or if that does not wait */
+static int judged(struct run *r, size_t i, int wait)
+{
+	const struct beside *b = checks[i].beside;
+	int64_t t0;
+
+	if (r->state[i] == BEGUN && (wait || b->done(r->job[i]))) {
+		t0 = now_ms();
+		r->v[i] = b->finish(r->job[i], &r->p[i]);
+		r->ms[i] += now_ms() - t0;
+		r->job[i] = NULL;
+		r->state[i] = JUDGED;
+	}
+	return r->state[i] == JUDGED;
+}
+
+/* flush - print the lines of the checks judged, in the table's order,
+ * up to the first that is not (waiting for it if WAIT) */
+static void flush(struct run *r, int wait)
+{
+	size_t i;
+
+	for (; r->printed < NCHECKS && judged(r, r->printed, wait);
+	     r->printed++) {
+		i = r->printed;
+		if (r->timing)
+			msg_warn("timing %s %lld", checks[i].name,
+				 (long long)r->ms[i]);
+		if (r->json)
+			emit_json(checks[i].name, r->v[i], &r->p[i], i == 0);
+		else
+			emit_text(checks[i].name, r->v[i], &r->p[i]);
+		r->failed |= r->v[i] == FAIL;
+		report_free(&r->p[i]);
+	}
+}
+
 /* cmd_doctor - facteur doctor [--json] [--fix] [--timing]; --timing
  * (for bench/doctor_bench.py) puts each check's milliseconds on stderr,
- * so that the report on stdout stays what it is */
+ * so that the report on stdout stays what it is: for a check run beside
+ * the others, the time the others waited for it */
 int cmd_doctor(const char *root, int argc, char **argv)
 {
 	struct doctor d = {.root = root, .user = STR_INIT, .path = STR_INIT,
 			   .bindir = STR_INIT, .svc_p = REPORT_INIT};
-	struct report p = REPORT_INIT;
-	size_t i;
-	int failed = 0, json = 0, timing = 0, v;
+	struct run r = {.d = &d};
 	int64_t t0;
+	size_t i;
 
-	options(&d, &json, &timing, argc, argv);
+	options(&d, &r.json, &r.timing, argc, argv);
 	become_mailuser(&d);
-	for (i = 0; i < sizeof checks / sizeof checks[0]; i++) {
-		report_reset(&p);
+	for (i = 0; i < NCHECKS; i++) {
+		if (checks[i].beside)
+			continue;
 		t0 = now_ms();
-		v = checks[i].fn(&d, &p);
-		if (timing)
-			msg_warn("timing %s %lld", checks[i].name,
-				 (long long)(now_ms() - t0));
-		if (json)
-			emit_json(checks[i].name, v, &p, i == 0);
-		else
-			emit_text(checks[i].name, v, &p);
-		failed |= v == FAIL;
+		r.v[i] = checks[i].fn(&d, &r.p[i]);
+		r.ms[i] = now_ms() - t0;
+		r.state[i] = JUDGED;
+		if (checks[i].fn == check_database)
+			begin_beside(&r);
+		flush(&r, 0);
 	}
-	if (json)
+	flush(&r, 1);
+	if (r.json)
 		printf("\n]\n");
 	if (d.db && sqlite3_close(d.db) != SQLITE_OK)
 		msg_warn("cannot close the database: %s", db_errmsg(d.db));
-	report_free(&p);
 	report_free(&d.svc_p);
 	str_free(&d.user);
 	str_free(&d.path);
@@ -649,5 +743,5 @@ int cmd_doctor(const char *root, int argc, char **argv)
 	if (fflush(stdout) == EOF || ferror(stdout))
 		msg_die(EX_TEMP, "cannot write the report: %s",
 			strerror(errno));
-	return failed ? EX_REFUSED : EX_DONE;
+	return r.failed ? EX_REFUSED : EX_DONE;
 }

@@ -24,10 +24,19 @@
  * domains. Past MX_MAX domains a random sample of MX_MAX is checked,
  * and the report says so. At most MX_SAY problems are spelled out; the
  * rest are counted.
+ *
+ * The check runs beside the others: check_mx_start reads what it needs
+ * from the database and the control files in the caller's thread (the
+ * database connection is the caller's alone), then asks and judges on a
+ * thread of its own, which writes only its own report; doctor.c takes
+ * the verdict with check_mx_finish when it prints the check's line, so
+ * the waits on the network overlap the disk checks.
  */
 #include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -63,6 +72,14 @@ struct mxc {
 	size_t naq, aqcap;
 	size_t late;		/* domains unchecked: no answer in time */
 	struct str late_names;	/* the first MX_NAMED of them */
+	struct dns_q *q;	/* the domains' MX questions */
+	size_t n;
+	long total;		/* domains hosted */
+	int r;			/* reading them: 0 or -errno */
+	int64_t deadline;	/* of the whole check */
+	pthread_t thread;
+	int threaded;
+	atomic_int done;	/* the thread has ended */
 	int v;
 };
 
@@ -355,23 +372,20 @@ static int load_domains(struct mxc *m, struct dns_q **q_r, size_t *n_r,
 	return r;
 }
 
-/* walk - every domain (a sample past MX_MAX): their MX questions at
- * once, then the addresses of their MX hosts at once, all by one
- * deadline; a domain still without its answers then is unchecked */
-static void walk(struct mxc *m)
+/* resolve - the domains' MX questions at once, then the addresses of
+ * their MX hosts at once, all by one deadline; a domain still without
+ * its answers then is unchecked */
+static void resolve(struct mxc *m)
 {
-	int64_t deadline = now_ms() + MX_TOTAL_MS;
-	struct dns_q *q = NULL;
-	size_t n = 0, i;
-	long total = 0;
-	int r = load_domains(m, &q, &n, &total);
+	size_t i;
+	int r = m->r;
 
 	if (r == 0)
-		r = dns_batch(m->dns, q, n, deadline);
+		r = dns_batch(m->dns, m->q, m->n, m->deadline);
 	if (r == 0)
-		r = ask_addrs(m, q, n, deadline);
-	for (i = 0; r == 0 && i < n; i++)
-		one_domain(m, q[i].name, &q[i]);
+		r = ask_addrs(m, m->q, m->n, m->deadline);
+	for (i = 0; r == 0 && i < m->n; i++)
+		one_domain(m, m->q[i].name, &m->q[i]);
 	if (r < 0)
 		problem(m, WARN, "not checked: %s; run doctor again",
 			msg_err(r));
@@ -384,44 +398,108 @@ static void walk(struct mxc *m)
 			   "again", m->late, MX_TOTAL_MS / 1000,
 			   str_cstr(&m->late_names), m->late > MX_NAMED ?
 			   ", ..." : "");
-	if (total > MX_MAX)
+	if (m->total > MX_MAX)
 		m->v = say(m->p, m->v > WARN ? m->v : WARN, "a random %zu of "
 			   "%ld domains checked; run doctor again for others",
-			   n, total);
-	dns_batch_free(m->aq, m->naq);
-	dns_batch_free(q, n);
-	for (i = 0; i < n; i++)
-		free((char *)q[i].name);
-	free(q);
+			   m->n, m->total);
 }
 
-/* check_mx - every hosted domain's MX leads to this host */
-int check_mx(struct doctor *d, struct report *p)
+/* resolver - the thread: the network part of the check */
+static void *resolver(void *arg)
 {
-	struct mxc m = {.d = d, .p = p, .me = STR_INIT,
-			.late_names = STR_INIT, .v = OK};
+	struct mxc *m = arg;
+
+	resolve(m);
+	atomic_store(&m->done, 1);
+	return NULL;
+}
+
+/* prepare - what the check needs from the database and the control
+ * files, read in the calling thread (the database connection is not
+ * shared between threads); 0, or the check is over (m->v says) */
+static int prepare(struct mxc *m)
+{
 	int r;
 
-	if (!d->db)
-		return say(p, WARN, "not checked: the database did not open");
-	r = ctl_get(d->root, "me", "", &m.me);
+	if (!m->d->db) {
+		m->v = say(m->p, WARN, "not checked: the database did not "
+			   "open");
+		return -1;
+	}
+	r = ctl_get(m->d->root, "me", "", &m->me);
 	if (r == 0)
-		r = load_ours(&m);
+		r = load_ours(m);
 	if (r == 0)
-		r = dns_open(&m.dns, d->root, MX_TRY_MS);
+		r = dns_open(&m->dns, m->d->root, MX_TRY_MS);
 	if (r == -EINVAL)
-		m.v = say(p, WARN, "not checked: control/resolvers does not "
-			  "parse; see the control check");
+		m->v = say(m->p, WARN, "not checked: control/resolvers does "
+			   "not parse; see the control check");
 	else if (r < 0)
-		m.v = say(p, WARN, "not checked: %s; check control/me, "
-			  "control/listen.smtp and control/resolvers",
-			  msg_err(r));
+		m->v = say(m->p, WARN, "not checked: %s; check control/me, "
+			   "control/listen.smtp and control/resolvers",
+			   msg_err(r));
+	if (r < 0)
+		return -1;
+	m->r = load_domains(m, &m->q, &m->n, &m->total);
+	return 0;
+}
+
+/* check_mx_start - the check begun: its questions are asked on a thread
+ * of its own while the disk checks run; *job_r for check_mx_finish */
+int check_mx_start(struct doctor *d, struct report *p, void **job_r)
+{
+	struct mxc *m = calloc(1, sizeof *m);
+
+	*job_r = m;
+	if (!m)
+		return -ENOMEM;
+	m->d = d;
+	m->p = p;
+	m->v = OK;
+	m->deadline = now_ms() + MX_TOTAL_MS;
+	atomic_init(&m->done, 0);
+	if (prepare(m) < 0) {
+		atomic_store(&m->done, 1);
+		return 0;
+	}
+	/* no thread: the check runs here, as it did before it had one */
+	if (pthread_create(&m->thread, NULL, resolver, m) != 0)
+		(void)resolver(m);
 	else
-		walk(&m);
-	dns_close(m.dns);
-	free(m.ours);
-	free(m.aq);
-	str_free(&m.me);
-	str_free(&m.late_names);
-	return m.v;
+		m->threaded = 1;
+	return 0;
+}
+
+/* check_mx_done - the thread has ended: finishing will not wait */
+int check_mx_done(void *job)
+{
+	struct mxc *m = job;
+
+	return !m || atomic_load(&m->done);
+}
+
+/* check_mx_finish - wait for the check, free it; its verdict */
+int check_mx_finish(void *job, struct report *p)
+{
+	struct mxc *m = job;
+	size_t i;
+	int v;
+
+	if (!m)
+		return say(p, WARN, "not checked: out of memory");
+	if (m->threaded)
+		(void)pthread_join(m->thread, NULL);
+	v = m->v;
+	dns_close(m->dns);
+	dns_batch_free(m->aq, m->naq);
+	dns_batch_free(m->q, m->n);
+	for (i = 0; i < m->n; i++)
+		free((char *)m->q[i].name);
+	free(m->q);
+	free(m->ours);
+	free(m->aq);
+	str_free(&m->me);
+	str_free(&m->late_names);
+	free(m);
+	return v;
 }

@@ -18,7 +18,10 @@
  * its own, all at once, each with a budget of DOMAIN_MS for its lookups,
  * connects and reads; the parent takes their one-line answers until
  * WAIT_MS and kills the children still running. A child only writes to
- * its pipe, so a killed one changes nothing.
+ * its pipe, so a killed one changes nothing. The check is begun early
+ * (check_queue_start: the queue read, the children started) and ended
+ * when its line is printed (check_queue_finish), so that the children's
+ * waits on the network overlap the other checks.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -26,6 +29,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -520,10 +524,10 @@ static int spawn(struct doctor *d, const char *dom, unsigned long port,
 	return 0;
 }
 
-/* collect - read the children's answers until all ended or WAIT_MS */
-static void collect(struct probe *pr, size_t n)
+/* collect - read the children's answers until all ended or DEADLINE
+ * (WAIT_MS after they were started) */
+static void collect(struct probe *pr, size_t n, int64_t deadline)
 {
-	int64_t deadline = now_ms() + WAIT_MS;
 	struct pollfd pf[DIAG_MAX];
 	char buf[512];
 	size_t i, live = n;
@@ -590,52 +594,73 @@ static unsigned long remote_port(struct doctor *d)
 	return port;
 }
 
-/* diagnose_all - the first DIAG_MAX domains at once; a warning for each
- * that failed, a count of them returned */
-static int diagnose_all(struct doctor *d, struct report *p,
-			const struct tally *t, size_t n)
-{
+/* the check between its start and its finish */
+struct qjob {
+	struct doctor *d;
+	struct report *p;
+	struct qscan q;
+	struct tally *t;	/* the deferred domains, most first */
+	size_t n;		/* of which the first are diagnosed */
+	int r;			/* reading the queue: 0 or -errno */
+	int bad;		/* problems said so far */
 	struct probe pr[DIAG_MAX];
-	unsigned long port = remote_port(d);
+	int64_t wait_end;	/* the children's answers are taken until */
+};
+
+/* diagnose_start - a child for each of the first DIAG_MAX domains, all
+ * at once; their answers are read by diagnose_finish */
+static void diagnose_start(struct qjob *j)
+{
+	unsigned long port = remote_port(j->d);
 	struct str routes = STR_INIT;
 	size_t i, nroutes = 0;
-	int bad = 0;
 
-	g_connect_ms = connect_ms(d->root);
-	if (ctl_get_lines(d->root, "smtproutes", &routes, &nroutes) < 0) {
-		(void)say(p, WARN, "cannot read control/smtproutes; make it "
-			  "readable by the mail user, as mta-remote needs");
-		bad++;
+	g_connect_ms = connect_ms(j->d->root);
+	if (ctl_get_lines(j->d->root, "smtproutes", &routes, &nroutes) < 0) {
+		(void)say(j->p, WARN, "cannot read control/smtproutes; make "
+			  "it readable by the mail user, as mta-remote needs");
+		j->bad++;
 		nroutes = 0;
 	}
-
-	if (n > DIAG_MAX)
-		n = DIAG_MAX;
-	for (i = 0; i < n; i++) {
-		pr[i] = (struct probe){-1, -1, STR_INIT};
-		if (spawn(d, t[i].dom, port, &routes, nroutes, &pr[i]) < 0)
-			(void)str_catf(&pr[i].said, "B %s: cannot start a "
-				       "diagnosis", t[i].dom);
+	if (j->n > DIAG_MAX)
+		j->n = DIAG_MAX;
+	/* the lines printed so far, out before a child has a copy of them
+	 * (a sanitizer's _exit may flush it) */
+	(void)fflush(stdout);
+	for (i = 0; i < j->n; i++) {
+		j->pr[i] = (struct probe){-1, -1, STR_INIT};
+		if (spawn(j->d, j->t[i].dom, port, &routes, nroutes,
+			  &j->pr[i]) < 0)
+			(void)str_catf(&j->pr[i].said, "B %s: cannot start a "
+				       "diagnosis", j->t[i].dom);
 	}
-	collect(pr, n);
-	reap(pr, n);
-	for (i = 0; i < n; i++) {
+	j->wait_end = now_ms() + WAIT_MS;
+	str_free(&routes);
+}
+
+/* diagnose_finish - a warning for each domain whose diagnosis failed */
+static void diagnose_finish(struct qjob *j)
+{
+	struct probe *pr = j->pr;
+	size_t i;
+
+	collect(pr, j->n, j->wait_end);
+	reap(pr, j->n);
+	for (i = 0; i < j->n; i++) {
 		if (pr[i].said.len < 2)
 			(void)str_catf(&pr[i].said, "B %s: no diagnosis within "
-				       "%d ms", t[i].dom, WAIT_MS);
+				       "%d ms", j->t[i].dom, WAIT_MS);
 		if (pr[i].said.len < 2 || pr[i].said.s[0] != 'G') {
-			bad++;
-			(void)say(p, WARN, "%lu deferred recipient%s at %s; "
+			j->bad++;
+			(void)say(j->p, WARN, "%lu deferred recipient%s at %s; "
 				  "check the domain and its mail servers, or "
 				  "wait for mta-send's retries",
-				  t[i].n, t[i].n == 1 ? "" : "s",
+				  j->t[i].n, j->t[i].n == 1 ? "" : "s",
 				  pr[i].said.len > 2 ? pr[i].said.s + 2 :
-				  t[i].dom);
+				  j->t[i].dom);
 		}
 		str_free(&pr[i].said);
 	}
-	str_free(&routes);
-	return bad;
 }
 
 /* age_text - a duration in its largest unit, for a message's age */
@@ -651,35 +676,68 @@ static void age_text(struct str *out, uint64_t us)
 		(void)str_catf(out, "%llus", (unsigned long long)s);
 }
 
-int check_queue(struct doctor *d, struct report *p)
+/* check_queue_start - read the queue and start the diagnoses, whose
+ * children work while the other checks run; *job_r for the finish.
+ * Called before any thread of doctor's exists: the children are forked
+ * from a process of one thread, so they find no lock held */
+int check_queue_start(struct doctor *d, struct report *p, void **job_r)
 {
-	struct qscan q = {0, 0, STR_INIT, 0, 0, now_ms() + SCAN_MS};
-	struct tally *t = NULL;
+	struct qjob *j = calloc(1, sizeof *j);
+
+	*job_r = j;
+	if (!j)
+		return -ENOMEM;
+	j->d = d;
+	j->p = p;
+	j->q = (struct qscan){0, 0, STR_INIT, 0, 0, now_ms() + SCAN_MS};
+	j->r = scan_queue(d, &j->q);
+	if (j->r == 0)
+		j->r = top_domains(d, &j->q, &j->t, &j->n);
+	if (j->r == 0 && j->n)
+		diagnose_start(j);
+	return 0;
+}
+
+/* check_queue_done - finishing would not wait: nothing was started */
+int check_queue_done(void *job)
+{
+	struct qjob *j = job;
+
+	return !j || j->r < 0 || j->n == 0;
+}
+
+/* check_queue_finish - the diagnoses' answers, the age, the verdict */
+int check_queue_finish(void *job, struct report *p)
+{
+	struct qjob *j = job;
 	struct str age = STR_INIT;
 	uint64_t now = now_us();
-	size_t n = 0;
-	int v = OK, r = scan_queue(d, &q);
+	int v = OK;
 
-	if (r == 0)
-		r = top_domains(d, &q, &t, &n);
-	if (r < 0)
+	if (!j)
+		return say(p, WARN, "not checked: out of memory");
+	if (j->r < 0)
 		v = say(p, WARN, "cannot read the queue: %s; make queue/ "
-			"readable by the mail user", msg_err(r));
-	if (r == 0 && n && diagnose_all(d, p, t, n))
+			"readable by the mail user", msg_err(j->r));
+	if (j->r == 0 && j->n)
+		diagnose_finish(j);
+	if (j->bad)
 		v = WARN;
-	if (r == 0 && q.oldest_us && now > q.oldest_us + OLD_US) {
-		age_text(&age, now - q.oldest_us);
+	if (j->r == 0 && j->q.oldest_us && now > j->q.oldest_us + OLD_US) {
+		age_text(&age, now - j->q.oldest_us);
 		v = say(p, WARN, "%lu message%s queued, the oldest %s old; "
 			"see the deferred domains and the log for why",
-			q.msgs, q.msgs == 1 ? "" : "s", age.s);
+			j->q.msgs, j->q.msgs == 1 ? "" : "s", age.s);
 	}
-	if (r == 0 && q.unread)
+	if (j->r == 0 && j->q.unread)
 		v = say(p, WARN, "%lu of the %lu queued messages' status files "
 			"were not read in time: the deferred domains above are "
 			"from the others; run facteur doctor again (the file "
-			"cache is warm now) or see mta-qstat", q.unread, q.msgs);
+			"cache is warm now) or see mta-qstat", j->q.unread,
+			j->q.msgs);
 	str_free(&age);
-	free(t);
-	str_free(&q.doms);
+	free(j->t);
+	str_free(&j->q.doms);
+	free(j);
 	return v;
 }

@@ -19,6 +19,7 @@ import re
 import signal
 import socket
 import subprocess
+import time
 
 from helpers import MX, dnsmasq
 from test_facteur import free_listen, start_run, stop_run, wait_for
@@ -326,12 +327,15 @@ def test_doctor_mx_silent_resolver(ctx):
     mute.bind(("127.0.0.1", 0))
     try:
         write(ctx, "resolvers", f"127.0.0.1:{mute.getsockname()[1]}\n")
-        p = ctx.run("facteur", "doctor", "--timing", check=0)
+        t0 = time.monotonic()
+        p = ctx.run("facteur", "doctor", check=0)
+        took = time.monotonic() - t0
         line = [l for l in p.out.splitlines() if " mx" in l][0]
         assert line == ("warn mx: 250 domains unchecked (timeout): no DNS "
                         f"answer within 3 s ({', '.join(names[:3])}, ...); "
                         "check control/resolvers, or run doctor again"), line
-        assert 2900 <= timing(p, "mx") < 4500, p.err
+        # the 3 s, and the rest of doctor beside them (a sanitizer build)
+        assert 2.9 <= took < 8, took
         o = js(ctx)["mx"]
         assert o["status"] == "warn", o
         assert o["fix"] == "check control/resolvers, or run doctor again", o
