@@ -18,10 +18,13 @@
  * its own, all at once, each with a budget of DOMAIN_MS for its lookups,
  * connects and reads; the parent takes their one-line answers until
  * WAIT_MS and kills the children still running. A child only writes to
- * its pipe, so a killed one changes nothing. The check is begun early
- * (check_queue_start: the queue read, the children started) and ended
- * when its line is printed (check_queue_finish), so that the children's
- * waits on the network overlap the other checks.
+ * its pipe, so a killed one changes nothing.
+ *
+ * The whole check runs in a child of doctor's, begun early
+ * (check_queue_start) and ended when its line is printed
+ * (check_queue_finish); the child sends its report back on a pipe
+ * (put_report), so that the reading of the queue and the diagnoses'
+ * waits on the network overlap doctor's other checks.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -624,9 +627,6 @@ static void diagnose_start(struct qjob *j)
 	}
 	if (j->n > DIAG_MAX)
 		j->n = DIAG_MAX;
-	/* the lines printed so far, out before a child has a copy of them
-	 * (a sanitizer's _exit may flush it) */
-	(void)fflush(stdout);
 	for (i = 0; i < j->n; i++) {
 		j->pr[i] = (struct probe){-1, -1, STR_INIT};
 		if (spawn(j->d, j->t[i].dom, port, &routes, nroutes,
@@ -676,11 +676,8 @@ static void age_text(struct str *out, uint64_t us)
 		(void)str_catf(out, "%llus", (unsigned long long)s);
 }
 
-/* check_queue_start - read the queue and start the diagnoses, whose
- * children work while the other checks run; *job_r for the finish.
- * Called before any thread of doctor's exists: the children are forked
- * from a process of one thread, so they find no lock held */
-int check_queue_start(struct doctor *d, struct report *p, void **job_r)
+/* queue_begin - read the queue and start the diagnoses */
+static int queue_begin(struct doctor *d, struct report *p, void **job_r)
 {
 	struct qjob *j = calloc(1, sizeof *j);
 
@@ -698,16 +695,8 @@ int check_queue_start(struct doctor *d, struct report *p, void **job_r)
 	return 0;
 }
 
-/* check_queue_done - finishing would not wait: nothing was started */
-int check_queue_done(void *job)
-{
-	struct qjob *j = job;
-
-	return !j || j->r < 0 || j->n == 0;
-}
-
-/* check_queue_finish - the diagnoses' answers, the age, the verdict */
-int check_queue_finish(void *job, struct report *p)
+/* queue_end - the diagnoses' answers, the age, the verdict */
+static int queue_end(void *job, struct report *p)
 {
 	struct qjob *j = job;
 	struct str age = STR_INIT;
@@ -739,5 +728,157 @@ int check_queue_finish(void *job, struct report *p)
 	free(j->t);
 	str_free(&j->q.doms);
 	free(j);
+	return v;
+}
+
+/* ---- the check in a child of doctor's, beside the other checks ---- */
+
+/* the report a child sends: its verdict, then line, what, fix, done,
+ * each a 32-bit length and its bytes; more than this is not read */
+#define REPORT_MAX (1024 * 1024)
+/* the child's work is bounded by SCAN_MS and WAIT_MS; past this it is
+ * stuck, and killed */
+#define CHILD_MS (SCAN_MS + WAIT_MS + 2000)
+
+struct qchild {
+	pid_t pid;
+	int fd;			/* the read end of its pipe */
+	int64_t deadline;
+	struct str got;		/* what it sent */
+};
+
+/* put_report - the verdict and the report P on FD */
+static int put_report(int fd, int v, const struct report *p)
+{
+	const struct str *f[] = {&p->line, &p->what, &p->fix, &p->done};
+	unsigned char b[4];
+	size_t i;
+	uint32_t n;
+	int r;
+
+	b[0] = (unsigned char)v;
+	r = fsx_write_all(fd, b, 1);
+	for (i = 0; r == 0 && i < sizeof f / sizeof f[0]; i++) {
+		n = f[i]->len > REPORT_MAX ? 0 : (uint32_t)f[i]->len;
+		memcpy(b, &n, 4);
+		r = fsx_write_all(fd, b, 4);
+		if (r == 0 && n)
+			r = fsx_write_all(fd, f[i]->s, n);
+	}
+	return r;
+}
+
+/* get_report - what put_report wrote, from S (N bytes), into P; the
+ * verdict, or -EPROTO for a report cut short */
+static int get_report(const char *s, size_t n, struct report *p)
+{
+	struct str *f[] = {&p->line, &p->what, &p->fix, &p->done};
+	size_t i, pos = 1;
+	uint32_t len;
+	int v;
+
+	if (n < 1 || (unsigned char)s[0] > FAIL)
+		return -EPROTO;
+	v = (unsigned char)s[0];
+	for (i = 0; i < sizeof f / sizeof f[0]; i++) {
+		if (n - pos < 4)
+			return -EPROTO;
+		memcpy(&len, s + pos, 4);
+		pos += 4;
+		if (n - pos < len || str_catb(f[i], s + pos, len) < 0)
+			return -EPROTO;
+		pos += len;
+	}
+	return pos == n ? v : -EPROTO;
+}
+
+/* check_queue_start - the check in a child of its own, which reads the
+ * queue and diagnoses the domains while doctor's other checks run.
+ * Called before any thread of doctor's exists: the child (and its own
+ * children) are forked from a process of one thread, so they find no
+ * lock held */
+int check_queue_start(struct doctor *d, struct report *p, void **job_r)
+{
+	struct qchild *c = calloc(1, sizeof *c);
+	void *job = NULL;
+	int fds[2], v;
+
+	*job_r = c;
+	if (!c || pipe2(fds, O_CLOEXEC) < 0)
+		return -ENOMEM;
+	/* the lines printed so far, out before a child has a copy of them
+	 * (a sanitizer's _exit may flush it) */
+	(void)fflush(stdout);
+	c->pid = fork();
+	if (c->pid == 0) {
+		(void)close(fds[0]);
+		(void)queue_begin(d, p, &job);
+		v = queue_end(job, p);
+		_exit(put_report(fds[1], v, p) < 0);
+	}
+	(void)close(fds[1]);
+	c->fd = c->pid < 0 ? -1 : fds[0];
+	if (c->pid < 0)
+		(void)close(fds[0]);
+	c->deadline = now_ms() + CHILD_MS;
+	return 0;
+}
+
+/* check_queue_done - the child's answer is whole: finishing would not
+ * wait */
+int check_queue_done(void *job)
+{
+	struct qchild *c = job;
+	struct pollfd pf;
+	char buf[4096];
+	ssize_t got;
+
+	if (!c || c->fd < 0)
+		return 1;
+	pf = (struct pollfd){c->fd, POLLIN, 0};
+	while (poll(&pf, 1, 0) > 0) {
+		got = read(c->fd, buf, sizeof buf);
+		if (got <= 0 || c->got.len > REPORT_MAX ||
+		    str_catb(&c->got, buf, (size_t)got) < 0) {
+			(void)close(c->fd);
+			c->fd = -1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* check_queue_finish - the child's report, waited for until its
+ * deadline (then it is killed) */
+int check_queue_finish(void *job, struct report *p)
+{
+	struct qchild *c = job;
+	struct pollfd pf;
+	int v = -EPROTO;
+
+	if (!c)
+		return say(p, WARN, "not checked: out of memory");
+	while (c->fd >= 0 && now_ms() < c->deadline) {
+		pf = (struct pollfd){c->fd, POLLIN, 0};
+		if (poll(&pf, 1, (int)(c->deadline - now_ms())) < 0 &&
+		    errno != EINTR)
+			break;
+		(void)check_queue_done(c);
+	}
+	if (c->fd >= 0) {
+		(void)close(c->fd);
+		(void)kill(c->pid, SIGKILL);
+	} else if (c->pid > 0) {
+		v = get_report(c->got.s, c->got.len, p);
+	}
+	if (c->pid > 0)
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	str_free(&c->got);
+	free(c);
+	if (v < 0)
+		v = say(p, WARN, "not checked: the queue check did not end "
+			"within %d ms or failed; run facteur doctor again",
+			CHILD_MS);
 	return v;
 }
