@@ -21,7 +21,8 @@ of RUNS) for each of:
                  answers
 each cold (sync; echo 3 > /proc/sys/vm/drop_caches before every run;
 needs root) and warm (after one untimed run). Every run's per-check
-times come from doctor's --timing (stderr). One line per case:
+times come from doctor's --timing (stderr); --no-timing for a doctor
+that has no such flag (an older build, for comparison). One line per case:
 `doctor_bench resolver=up cache=cold runs=3 median_s=... all_s=...`,
 then the median run's slowest checks.
 
@@ -128,11 +129,12 @@ def drop_caches():
         f.write("3\n")
 
 
-def one_run(facteur, root, cold):
+def one_run(facteur, root, cold, timing=True):
     if cold:
         drop_caches()
     t0 = time.monotonic()
-    p = subprocess.run([facteur, "doctor", "--root", root, "--timing"],
+    p = subprocess.run([facteur, "doctor", "--root", root] +
+                       (["--timing"] if timing else []),
                        capture_output=True, text=True)
     dt = time.monotonic() - t0
     times = {}
@@ -146,9 +148,10 @@ def one_run(facteur, root, cold):
 def measure(a, facteur, resolver, cache):
     runs = []
     if cache == "warm":
-        one_run(facteur, a.root, False)
+        one_run(facteur, a.root, False, not a.no_timing)
     for _ in range(a.runs):
-        runs.append(one_run(facteur, a.root, cache == "cold"))
+        runs.append(one_run(facteur, a.root, cache == "cold",
+                            not a.no_timing))
     walls = [r[0] for r in runs]
     med = statistics.median(walls)
     mid = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
@@ -210,6 +213,8 @@ def main():
     ap.add_argument("--resolver", nargs="+", default=["up", "down"])
     ap.add_argument("--cache", nargs="+", default=["warm", "cold"])
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--no-timing", action="store_true",
+                    help="a doctor without --timing (before issue 14)")
     a = ap.parse_args()
     a.root = os.path.abspath(a.root)
     bin_ = os.path.abspath(a.bin)
