@@ -91,12 +91,12 @@ static void merge(struct walk *dst, const struct walk *src,
 		  const struct report *src_p)
 {
 	const char *s;
-	size_t k, i, named;
+	size_t k, named;
 
 	for (k = 0; k < K_COUNT; k++) {
 		named = dst->n[k] < NAMED ? dst->n[k] : NAMED;
-		for (i = 0, s = src->first[k].s; named < NAMED &&
-		     i < src->n[k] && i < NAMED; i++, named++) {
+		for (s = src->first[k].s; named < NAMED && s &&
+		     s < src->first[k].s + src->first[k].len; named++) {
 			(void)str_catb(&dst->first[k], s, strlen(s) + 1);
 			s += strlen(s) + 1;
 		}
@@ -201,10 +201,10 @@ static void walk_dir(struct walk *w, int fd, int depth)
  * are in flight: on a cold cache that is what counts. On the virtual
  * disk of docs/performance.md, 1,000 domains of 100 users: one reader
  * (find) 55 s, 8 walkers 16-21 s, 16 walkers 12-15 s, 32 no better;
- * warm, the CPU time is the same. Each job has a walk of its own, and the jobs'
- * walks are merged in job order, so the report is the one a single
- * walk makes. Jobs are run in batches of BATCH, which bounds the memory
- * of a huge domains/. */
+ * warm, the CPU time is the same. Each job has a walk of its own, and
+ * the jobs' walks are merged in job order, so the report is the one a
+ * single walk makes. Jobs are run in batches of BATCH, which bounds the
+ * memory of a huge domains/. */
 #define WALKERS 16
 #define BATCH 1024
 #define USERS_JOB 256
@@ -501,8 +501,9 @@ static int verdict(struct walk *w)
 		if (!w->n[k])
 			continue;
 		names.len = 0;
-		for (i = 0, s = w->first[k].s; i < w->n[k] && i < NAMED;
-		     i++, s += strlen(s) + 1)
+		/* fewer than NAMED when memory ran out for one */
+		for (i = 0, s = w->first[k].s; s && s < w->first[k].s +
+		     w->first[k].len; i++, s += strlen(s) + 1)
 			(void)str_catf(&names, "%s%s", i ? ", " : "", s);
 		v = say(w->p, kinds[k].level > v ? kinds[k].level : v,
 			"%s below %s: %lu (%s%s); %s", kinds[k].what,

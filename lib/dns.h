@@ -68,13 +68,14 @@ int dns_addrs(struct dns *d, const char *name, struct dns_addr **a_r,
  * socket's receive buffer, and servers rate-limit), and returns when
  * every one is answered or when now_ms() reaches deadline_ms (lib/clock),
  * whichever comes first. Each q[i].r is then 0 or an error of the list
- * above, or -ETIMEDOUT: no answer came, by the deadline (the question may
- * not even have been sent) or within the tries (-EAGAIN stays for answers
- * that say failure: SERVFAIL, REFUSED, an unreachable port). DNS_Q_MX fills mx/nmx as dns_mx() does,
- * DNS_Q_ADDRS addrs/naddrs as dns_addrs() does (AAAA and A asked
- * together). Free them with dns_batch_free(). Returns 0, or a negative
- * errno code when the batch itself failed (-ENOMEM, a poll error), every
- * q[i] then holding what it had by then. */
+ * above, or -ETIMEDOUT: no answer came, by the deadline (the question
+ * may not even have been sent) or within the tries (-EAGAIN stays for
+ * answers that say failure: SERVFAIL, REFUSED, an unreachable port).
+ * DNS_Q_MX fills mx/nmx as dns_mx() does, DNS_Q_ADDRS addrs/naddrs as
+ * dns_addrs() does (AAAA and A asked together). Free them with
+ * dns_batch_free(). Returns 0, or a negative errno code when the batch
+ * itself failed (-ENOMEM, a poll error), every q[i] then holding what
+ * it had by then. */
 #define DNS_BATCH_WINDOW 100
 
 enum { DNS_Q_MX, DNS_Q_ADDRS };
