@@ -78,7 +78,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,33 +108,6 @@ struct pop3d {
 	time_t refused_at;	/* when a refusal was last logged */
 	unsigned refused;	/* refusals not logged since */
 };
-
-/* usage - an error, the usage, exit 2 */
-static _Noreturn void usage(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static _Noreturn void usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", msg_prog());
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	fputs(usage_text, stderr);
-	exit(EX_USAGE);
-}
-
-/* say - a log line on stderr (lib/log.h format) */
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	log_vstderr("pop3d", fmt, ap);
-	va_end(ap);
-}
 
 /* num - a numeric control file with a default and a floor */
 static unsigned long num(const char *root, const char *name,
@@ -219,7 +191,7 @@ static void refused(struct pop3d *pd, int fd, int tls, const char *ip,
 	if (!tls)
 		(void)send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (now != pd->refused_at) {
-		say("refused %s: %s%s", *ip ? ip : "a client", why,
+		slog("refused %s: %s%s", *ip ? ip : "a client", why,
 		    pd->refused ? " (and others not logged)" : "");
 		pd->refused_at = now;
 		pd->refused = 0;
@@ -290,19 +262,19 @@ int main(int argc, char **argv)
 		return EX_DONE;
 	}
 	if (!srv.root)
-		usage("--root needs a directory");
+		msg_usage(usage_text, "--root needs a directory");
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--inetd"))
 			inetd = 1;
 		else if (!strcmp(argv[i], "--tls"))
 			tls = 1;
 		else if (argv[i][0] == '-')
-			usage("unknown option %s", argv[i]);
+			msg_usage(usage_text, "unknown option %s", argv[i]);
 		else
-			usage("unexpected argument %s", argv[i]);
+			msg_usage(usage_text, "unexpected argument %s", argv[i]);
 	}
 	if (tls && !inetd)
-		usage("--tls goes with --inetd");
+		msg_usage(usage_text, "--tls goes with --inetd");
 	/* a client that goes away is an error to handle, not a death */
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		msg_die(EX_TEMP, "cannot ignore SIGPIPE: %s", strerror(errno));
@@ -337,16 +309,16 @@ int main(int argc, char **argv)
 		return EX_DONE;
 	}
 	if (srv.ls.n == 0)
-		say("no listeners: control/listen.pop3 and listen.pop3s are "
+		slog("no listeners: control/listen.pop3 and listen.pop3s are "
 		    "empty; waiting for a signal");
 	for (i = 0; (size_t)i < srv.ls.n; i++)
-		say("listening on %s (%s)", srv.ls.s[i].name.s,
+		slog("listening on %s (%s)", srv.ls.s[i].name.s,
 		    srv.ls.s[i].kind);
 	srv.maxsessions = cfg.maxsessions;
 	srv.maxperip = cfg.maxperip;
 	if ((r = server_run(&srv, &what)) < 0)
 		msg_die(EX_TEMP, "%s: %s", what, msg_err(r));
-	say("stopped");
+	slog("stopped");
 	listen_free(&srv.ls);
 	free_cfg(&cfg);
 	return EX_DONE;
