@@ -122,18 +122,7 @@ static void serve(struct smtpd *srv, int rfd, int wfd, enum port_kind kind,
 	} else {
 		session_run(&s);
 	}
-	conn_free(&s.c);
-	str_free(&s.me);
-	str_free(&s.ip);
-	str_free(&s.helo);
-	str_free(&s.auth_user);
-	str_free(&s.ids);
-	str_free(&s.reason);
-	str_free(&s.end);
-	qenv_free(&s.env);
-	/* the process may serve another client next: leave nothing of this
-	 * one's input (AUTH lines pass through the input buffer) */
-	explicit_bzero(&s, sizeof s);
+	session_free(&s);
 }
 
 /* serve_pooled - a session of a session process (lib/server) */

@@ -60,6 +60,7 @@ struct session {
 
 /* session.c */
 void session_run(struct session *s);
+void session_free(struct session *s);
 void session_note(struct session *s, const char *reply);
 
 /* check.c */
