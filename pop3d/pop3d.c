@@ -256,13 +256,7 @@ int main(int argc, char **argv)
 	 * kernel takes back anyway */
 	if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL))
 		msg_die(EX_TEMP, "cannot initialise OpenSSL");
-	srv.root = args_root(&argc, argv);
-	if (args_has_help(argc, argv)) {
-		fputs(usage_text, stdout);
-		return EX_DONE;
-	}
-	if (!srv.root)
-		msg_usage(usage_text, "--root needs a directory");
+	srv.root = args_start(&argc, argv, usage_text);
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--inetd"))
 			inetd = 1;

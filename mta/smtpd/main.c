@@ -177,13 +177,7 @@ int main(int argc, char **argv)
 	msg_init(argv[0]);
 	umask(077);
 	memset(&sd, 0, sizeof sd);
-	srv.root = sd.root = args_root(&argc, argv);
-	if (!sd.root)
-		msg_usage(usage_text, "--root needs a directory");
-	if (args_has_help(argc, argv)) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
+	srv.root = sd.root = args_start(&argc, argv, usage_text);
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--inetd"))
 			inetd = 1;
