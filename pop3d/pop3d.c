@@ -168,19 +168,6 @@ static void free_cfg(struct cfg *cfg)
 	limit_free(&cfg->ft);
 }
 
-/* become_mailuser - give up root for good, before any client is heard */
-static void become_mailuser(const char *root)
-{
-	int r = priv_become_mailuser(root);
-
-	if (r < 0)
-		msg_die(EX_TEMP, "cannot become the mail user of %s: %s", root,
-			priv_error(r));
-	if (geteuid() == 0 || getuid() == 0)
-		msg_die(EX_TEMP, "still root after dropping privileges; refusing "
-			"to serve");
-}
-
 /* refused - a reply on the plain port (never waiting for the client),
  * and one log line a second at most, whatever the flood */
 static void refused(struct pop3d *pd, int fd, int tls, const char *ip,
@@ -282,7 +269,7 @@ int main(int argc, char **argv)
 		need_tls |= !strcmp(srv.ls.s[i].kind, "pop3s");
 	/* the key is read as the mail user: control/tls/ is its own, and a
 	 * link it planted there must not make root read another key */
-	become_mailuser(srv.root);
+	priv_start(srv.root);
 	r = conn_tls_server_ctx(srv.root, &cfg.tls, &why);
 	if (r < 0 && need_tls)
 		msg_die(EX_TEMP, "TLS: %s; run 'facteur doctor --root %s'",

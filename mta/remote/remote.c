@@ -510,9 +510,7 @@ int main(int argc, char **argv)
 	if (argc < 4)
 		msg_usage(usage_text, "need DOMAIN, SENDER and a RCPT");
 	signal(SIGPIPE, SIG_IGN);
-	r = priv_become_mailuser(root);
-	if (r < 0)
-		msg_die(111, "cannot become the mail user: %s", priv_error(r));
+	priv_start(root);
 	memset(&j, 0, sizeof j);
 	j.body_fd = -1;
 	j.domain = argv[1];

@@ -507,7 +507,7 @@ int main(int argc, char **argv)
 {
 	struct send s;
 	struct loop l = {.s = &s, .sfd = -1, .keep = -1, .lock = -1};
-	int i, check = 0, repair = 0, r;
+	int i, check = 0, repair = 0;
 	const char *ex;
 
 	msg_init(argv[0]);
@@ -525,9 +525,7 @@ int main(int argc, char **argv)
 	}
 	if (repair && !check)
 		msg_usage(usage_text, "--repair goes with --check");
-	r = priv_become_mailuser(s.root);
-	if (r < 0)
-		msg_die(111, "cannot become the mail user: %s", priv_error(r));
+	priv_start(s.root);
 	snprintf(s.uid, sizeof s.uid, "%ld", (long)getuid());
 	umask(077);
 	config(&s);

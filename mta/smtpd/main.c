@@ -207,12 +207,7 @@ int main(int argc, char **argv)
 	}
 	/* what we start must not think it holds our sockets */
 	unsetenv(LISTEN_ENV);
-	r = priv_become_mailuser(sd.root);
-	if (r < 0)
-		msg_die(111, "cannot become the mail user of %s/control/mailuser:"
-			" %s", sd.root, priv_error(r));
-	if (geteuid() == 0)
-		msg_die(111, "refusing to run sessions as root");
+	priv_start(sd.root);
 	/* a hash to check when the user does not exist, of the scheme real
 	 * ones have: equal timing (pop3d's, lib/login) */
 	r = login_dummy(sd.root, &sd.dummy, &scheme);

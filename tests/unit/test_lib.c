@@ -38,7 +38,9 @@
 #include "hdrscan.h"
 #include "log.h"
 #include "name.h"
+#include "msg.h"
 #include "num.h"
+#include "priv.h"
 #include "pw.h"
 #include "quota.h"
 #include "schema.h"
@@ -2086,6 +2088,47 @@ static void test_args_sibling(void)
 	str_free(&s);
 }
 
+/* test_priv_start - started as root with a mail user that does not
+ * exist: exit 111 and the one line saying why; started as anyone else:
+ * nothing to drop, it returns */
+static void test_priv_start(void)
+{
+	char got[512];
+	ssize_t n, k = 0;
+	int fds[2], st = 0;
+	pid_t pid;
+
+	CHECK_INT("priv_start_setup", fsx_mkdir(sp("priv"), 0755) == 0 &&
+		  fsx_mkdir(sp("priv/control"), 0755) == 0 &&
+		  fsx_write_atomic(sp("priv/control/mailuser"),
+				   "no-such-user-facteur\n", 21, 0644) == 0 &&
+		  pipe(fds) == 0, 1);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		msg_init("t");
+		priv_start(sp("priv"));
+		_exit(0);
+	}
+	close(fds[1]);
+	while (k < (ssize_t)sizeof got - 1 &&
+	       (n = read(fds[0], got + k, sizeof got - 1 - (size_t)k)) > 0)
+		k += n;
+	got[k] = 0;
+	close(fds[0]);
+	waitpid(pid, &st, 0);
+	if (geteuid() != 0) {
+		CHECK("priv_start_not_root", WIFEXITED(st) &&
+		      WEXITSTATUS(st) == 0 && !got[0]);
+		return;
+	}
+	CHECK("priv_start_exit_111", WIFEXITED(st) && WEXITSTATUS(st) == 111);
+	CHECK("priv_start_says_why",
+	      !strncmp(got, "t: cannot become the mail user of ", 34) &&
+	      strstr(got, "/priv: the user named in control/mailuser does "
+		     "not exist"));
+}
+
 int main(void)
 {
 	umask(022);
@@ -2114,6 +2157,7 @@ int main(void)
 	test_db();
 	test_hdrscan_hops();
 	test_args_sibling_long();
+	test_priv_start();
 	CHECK_INT("cleanup", fsx_rmtree(scratch), 0);
 	CHECK_INT("cleanup_gone", exists(scratch), 0);
 	return tt_exit();
