@@ -1703,6 +1703,21 @@ static int copy_self(int dfd, const char *name)
 	return r;
 }
 
+/* child_output - what child PID wrote on FD (the read end of its pipe)
+ * until it closed it, NUL-terminated and cut to CAP - 1 bytes; then its
+ * wait status */
+static void child_output(int fd, pid_t pid, char *got, size_t cap, int *st)
+{
+	ssize_t n;
+	size_t k = 0;
+
+	while (k + 1 < cap && (n = read(fd, got + k, cap - 1 - k)) > 0)
+		k += (size_t)n;
+	got[k] = 0;
+	close(fd);
+	waitpid(pid, st, 0);
+}
+
 /* test_args_sibling_long - args_sibling() from a binary whose path is longer
  * than its first guess (256) and than the 4076 bytes sendmail's old fixed
  * buffer held: the copy of this program at the end of nested directories
@@ -1712,7 +1727,6 @@ static void test_args_sibling_long(void)
 	struct str want = STR_INIT, deep = STR_INIT;
 	char got[8192], comp[201];
 	int dfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fds[2];
-	ssize_t n, k = 0;
 	pid_t pid;
 	int st;
 
@@ -1731,12 +1745,14 @@ static void test_args_sibling_long(void)
 		str_cats(&deep, comp);
 	}
 	if (dfd >= 0 && deep.len + 2 < 4080) {
+		int nd;
+
 		/* the last directory, sized to reach 4080 exactly */
 		comp[4080 - deep.len - 2 - 1] = 0;
 		mkdirat(dfd, comp, 0700);
-		n = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		nd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		close(dfd);
-		dfd = (int)n;
+		dfd = nd;
 		str_catc(&deep, '/');
 		str_cats(&deep, comp);
 	}
@@ -1755,12 +1771,7 @@ static void test_args_sibling_long(void)
 		_exit(127);
 	}
 	close(fds[1]);
-	while (k < (ssize_t)sizeof got - 1 &&
-	       (n = read(fds[0], got + k, sizeof got - 1 - (size_t)k)) > 0)
-		k += n;
-	got[k] = 0;
-	close(fds[0]);
-	waitpid(pid, &st, 0);
+	child_output(fds[0], pid, got, sizeof got, &st);
 	tt_check(deep.len + 2 == 4080, "args_sibling_path_len", "%zu",
 		 deep.len + 2);
 	tt_check(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
@@ -2094,7 +2105,6 @@ static void test_args_sibling(void)
 static void test_priv_start(void)
 {
 	char got[512];
-	ssize_t n, k = 0;
 	int fds[2], st = 0;
 	pid_t pid;
 
@@ -2111,12 +2121,7 @@ static void test_priv_start(void)
 		_exit(0);
 	}
 	close(fds[1]);
-	while (k < (ssize_t)sizeof got - 1 &&
-	       (n = read(fds[0], got + k, sizeof got - 1 - (size_t)k)) > 0)
-		k += n;
-	got[k] = 0;
-	close(fds[0]);
-	waitpid(pid, &st, 0);
+	child_output(fds[0], pid, got, sizeof got, &st);
 	if (geteuid() != 0) {
 		CHECK("priv_start_not_root", WIFEXITED(st) &&
 		      WEXITSTATUS(st) == 0 && !got[0]);
