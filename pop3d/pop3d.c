@@ -126,19 +126,11 @@ static unsigned long num(const char *root, const char *name,
 static void load_cfg(struct cfg *cfg, const char *root)
 {
 	struct str v = STR_INIT;
-	char host[256];
 	int r;
 
 	memset(cfg, 0, sizeof *cfg);
 	cfg->root = root;
-	r = ctl_get(root, "me", NULL, &cfg->me);
-	if (r == -ENOENT) {
-		if (gethostname(host, sizeof host) < 0)
-			msg_die(EX_TEMP, "no control/me and no host name: %s",
-				strerror(errno));
-		host[sizeof host - 1] = 0;
-		r = str_copys(&cfg->me, host);
-	}
+	r = ctl_me(root, &cfg->me);
 	if (r < 0)
 		msg_die(EX_TEMP, "control/me: %s; is %s a Facteur root?",
 			msg_err(r), root);

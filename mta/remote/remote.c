@@ -461,7 +461,7 @@ static int controls(const char *root, struct job *j, struct plan *p,
 	int r;
 
 	*what = "me";
-	if ((r = ctl_get(root, "me", "localhost", me)) < 0)
+	if ((r = ctl_me(root, me)) < 0)
 		return r;
 	j->me = me->s;
 	*what = "timeoutremote";

@@ -130,7 +130,7 @@ static void config(struct send *s)
 			v = nums[i].max;
 		*(unsigned long *)((char *)s + nums[i].off) = v;
 	}
-	if (ctl_get(s->root, "me", "localhost", &s->me) < 0 ||
+	if (ctl_me(s->root, &s->me) < 0 ||
 	    ctl_get(s->root, "doublebounceto", "postmaster", &s->dbto) < 0)
 		msg_die(111, "cannot read control/me or "
 			"control/doublebounceto");

@@ -115,7 +115,7 @@ static void serve(struct smtpd *srv, int rfd, int wfd, enum port_kind kind,
 	if ((r = queue_databytes(srv->root, &s.databytes)) < 0)
 		s.databytes = QUEUE_DATABYTES_DEFAULT;
 	conn_init(&s.c, rfd, wfd, timeout > 86400 ? 86400 : timeout);
-	if (ctl_get(srv->root, "me", "localhost", &s.me) < 0 ||
+	if (ctl_me(srv->root, &s.me) < 0 ||
 	    str_copys(&s.ip, ip) < 0) {
 		(void)conn_reply(&s.c, "421 4.3.0 cannot read control/me");
 		(void)conn_flush(&s.c);

@@ -510,6 +510,25 @@ static const struct {
 	{"hash_inside", "a#b\n", 0, "a#b", 4, 1},
 };
 
+/* test_ctl_me - control/me, then (missing, empty) the host name */
+static void test_ctl_me(const char *root, struct str *s, struct str *p)
+{
+	char host[HOST_NAME_MAX + 1];
+
+	CHECK_INT("ctl.me_host", gethostname(host, sizeof host), 0);
+	host[sizeof host - 1] = 0;
+	ctl_path(p, root, "me");
+	unlink(p->s);
+	CHECK_INT("ctl.me_missing_r", ctl_me(root, s), 0);
+	CHECK_STR("ctl.me_missing", str_cstr(s), host);
+	put_file(p->s, " \n", 2);
+	CHECK_INT("ctl.me_empty_r", ctl_me(root, s), 0);
+	CHECK_STR("ctl.me_empty", str_cstr(s), host);
+	put_file(p->s, " mx.example \n", 13);
+	CHECK_INT("ctl.me_file_r", ctl_me(root, s), 0);
+	CHECK_STR("ctl.me_file", str_cstr(s), "mx.example");
+}
+
 /* test_ctl - control files, their defaults and number parsing */
 static void test_ctl(void)
 {
@@ -622,6 +641,7 @@ static void test_ctl(void)
 	put_file(p.s, "\n \n10M\n", 7);
 	ctl_line_number(root, "numbered", 0, &n);
 	CHECK_INT("ctl.line_number_get_blank_first", n, 3);
+	test_ctl_me(root, &s, &p);
 	str_free(&s);
 	str_free(&p);
 }
