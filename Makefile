@@ -35,11 +35,21 @@ SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
 VLINKS  = vadddomain vdeldomain vadduser vdeluser vpasswd vsetuserquota \
           valias vuserinfo vdominfo vaddaliasdomain vmoduser
 MTA     = mta-inject mta-qstat mta-qread mta-rules sendmail
-PROGS   = vadmin facteur vdeliver pop3d mta-smtpd mta-send mta-remote $(MTA)
+PROGS   = vadmin facteur vdeliver pop3d vchkpw mta-smtpd mta-send mta-remote \
+          $(MTA)
+# A man page (mdoc) for every program, beside its source; the suffix is
+# the section: 8 for daemons and administration tools, 1 for sendmail,
+# which every local user runs, 5 for the control files (docs/install.md)
+MAN     = facteur/facteur.8 facteur/facteur-control.5 mta/smtpd/mta-smtpd.8 \
+          mta/send/mta-send.8 mta/remote/mta-remote.8 mta/mta-inject.8 \
+          mta/sendmail.1 mta/mta-qstat.8 mta/mta-qread.8 mta/mta-rules.8 \
+          vdeliver/vdeliver.8 vadmin/vadmin.8 pop3d/pop3d.8 vchkpw/vchkpw.8
 SRC_vadmin     = $(wildcard vadmin/*.c)
 SRC_facteur    = $(wildcard facteur/*.c)
 SRC_vdeliver   = $(wildcard vdeliver/*.c)
 SRC_pop3d      = $(wildcard pop3d/*.c)
+# Dovecot's checkpassword program (docs/imap.md)
+SRC_vchkpw     = $(wildcard vchkpw/*.c)
 SRC_mta-smtpd  = $(wildcard mta/smtpd/*.c)
 # the scheduler (mta/send/) and its remote SMTP client (mta/remote/)
 SRC_mta-send   = $(wildcard mta/send/*.c)
@@ -52,8 +62,11 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 # (TOBJ_NAME) and the program's directory on the include path (TINC_NAME).
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
-          test_sasl test_conn test_server
+          test_sasl test_conn test_vpopparse test_vchkpw test_dkim \
+          test_server
 TOBJ_test_pop3d  = $(call objs,$(filter-out pop3d/pop3d.c,$(SRC_pop3d)))
+TOBJ_test_vchkpw = $(call objs,$(filter-out %/vchkpw.c,$(SRC_vchkpw)))
+TINC_test_vchkpw = -Ivchkpw
 TOBJ_test_remote = $(call objs,$(filter-out %/remote.c,$(SRC_mta-remote)))
 TINC_test_remote = -Imta/remote
 # mta-send's owner.c, dropseen.c and slog.c need nothing else of it
@@ -61,6 +74,8 @@ TOBJ_test_send   = $(addprefix $(O)/mta/send/,owner.o dropseen.o slog.o)
 TINC_test_send   = -Imta/send
 TOBJ_test_smtpd  = $(call objs,$(filter-out %/main.c,$(SRC_mta-smtpd)))
 TINC_test_smtpd  = -Imta/smtpd
+TOBJ_test_vpopparse = $(O)/vadmin/vpopparse.o
+TINC_test_vpopparse = -Ivadmin
 
 all: deps $(PROGS:%=$(BINDIR)/%) $(VLINKS:%=$(BINDIR)/%)
 
@@ -121,8 +136,13 @@ RUNTESTS   = $(PYTHON) tests/run.py -j $(TEST_JOBS) --durations 10 \
 	     --bin build/san/bin --unit build/san/tests
 
 check: deps-test
+	$(MAKE) --no-print-directory man-lint
 	$(MAKE) $(BUILD_J) O=build/san BINDIR=build/san/bin SAN=1 all unit
 	$(RUNTESTS)
+
+# every man page through mandoc's linter: a warning fails the build
+man-lint:
+	mandoc -Tlint -Wwarning $(MAN)
 
 check-slow: deps-test
 	$(MAKE) $(BUILD_J) O=build/san BINDIR=build/san/bin SAN=1 all unit
@@ -162,9 +182,15 @@ FUZZ     += fuzz_remote
 FUZZ     += fuzz_sasl
 # lib/conn's line reader, which every network byte goes through
 FUZZ     += fuzz_conn_line
+# vchkpw: what Dovecot passes on descriptor 3, a client's user and password
+FUZZ     += fuzz_vchkpw
+# lib/dkim: header fields, relaxed canonicalization; qsign's From: rule
+FUZZ     += fuzz_dkim
 # mta-smtpd's parsers one at a time: address, DATA
 FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)
+# vadmin import-vpopmail: the lines of a vpopmail tree
+FUZZ     += fuzz_vpop
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30
@@ -197,8 +223,12 @@ $(FUZZO)/libfacteur.a: $(LIB_SRC:lib/%.c=$(FUZZO)/lib/%.o) $(FUZZO)/schema_sql.o
 fuzzobjs = $(patsubst $(O)/%,$(FUZZO)/%,$(TOBJ_$(1)))
 FOBJ_fuzz_pop3  = $(FUZZO)/pop3d/proto.o
 FINC_fuzz_pop3  = -Ipop3d
+FOBJ_fuzz_vchkpw = $(FUZZO)/vchkpw/input.o
+FINC_fuzz_vchkpw = -Ivchkpw
 FOBJ_fuzz_remote = $(call fuzzobjs,test_remote)
 FINC_fuzz_remote = -Imta/remote
+FOBJ_fuzz_vpop  = $(call fuzzobjs,test_vpopparse)
+FINC_fuzz_vpop  = -Ivadmin
 $(foreach f,fuzz_smtpd $(FUZZ_SMTPD),$(eval FOBJ_$(f) = $(call fuzzobjs,test_smtpd)))
 $(foreach f,fuzz_smtpd $(FUZZ_SMTPD),$(eval FINC_$(f) = -Imta/smtpd))
 $(foreach f,$(FUZZ),$(eval $(FUZZO)/$(f): $(FOBJ_$(f))))
@@ -221,19 +251,47 @@ RUNROOT ?= $(CURDIR)/run-root
 run: all
 	exec tools/run.sh "$(BINDIR)" "$(RUNROOT)"
 
-bench: all $(O)/bench/cdb_lookup $(O)/bench/relay_decide
+bench: all $(O)/bench/cdb_lookup $(O)/bench/relay_decide $(O)/bench/dkim_sign
 	$(PYTHON) bench/run.py --bin $(BINDIR) --obj $(O)
 
+# `make install` builds, then installs; `make install-files` installs what
+# BINDIR holds and builds nothing (a packager's second step, and what
+# tests/integration/test_install.py runs on the tested programs). Programs
+# and the vpopmail-named links go to PREFIX/bin (SPEC.md), the man pages
+# to PREFIX/share/man/manN by their suffix, the systemd unit, its
+# ExecStart made from PREFIX, to PREFIX/lib/systemd/system (docs/install.md)
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	$(MAKE) --no-print-directory install-files
+
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) \
+		$(sort $(foreach m,$(MAN),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))))
 	install -m 0755 $(PROGS:%=$(BINDIR)/%) $(DESTDIR)$(PREFIX)/bin/
 	for l in $(VLINKS); do ln -sf vadmin $(DESTDIR)$(PREFIX)/bin/$$l; done
+	for m in $(MAN); do \
+		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; \
+	done
+	for l in $(VLINKS); do ln -sf vadmin.8 $(DESTDIR)$(MANDIR)/man8/$$l.8; done
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' contrib/systemd/facteur.service.in \
+		> $(DESTDIR)$(UNITDIR)/facteur.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/facteur.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/facteur.service.tmp \
+		$(DESTDIR)$(UNITDIR)/facteur.service
+
+uninstall:
+	rm -f $(PROGS:%=$(DESTDIR)$(PREFIX)/bin/%) \
+		$(VLINKS:%=$(DESTDIR)$(PREFIX)/bin/%) \
+		$(foreach m,$(MAN),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))) \
+		$(VLINKS:%=$(DESTDIR)$(MANDIR)/man8/%.8) \
+		$(DESTDIR)$(UNITDIR)/facteur.service
 
 clean:
 	rm -rf build bin
 
 .PHONY: all deps deps-test deps-ci unit check check-slow check-ci run bench \
-	install clean fuzz fuzz-run
+	install install-files uninstall man-lint clean fuzz fuzz-run
 
 $(O)/bench/%: bench/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)

@@ -21,7 +21,9 @@ def main():
     rc = 0
     lookup = os.path.join(a.obj, "bench", "cdb_lookup")
     relay = os.path.join(a.obj, "bench", "relay_decide")
+    dkim = os.path.join(a.obj, "bench", "dkim_sign")
     for cmd in ([lookup, "1000000", "200000"], [relay, "10000"],
+                [dkim, "2000", "4096"], [dkim, "200", "1048576"],
                 [sys.executable, os.path.join(HERE, "vadmin_bench.py"),
                  "--bin", a.bin, "--users", str(a.users)],
                 [sys.executable, os.path.join(HERE, "vdeliver_bench.py"),

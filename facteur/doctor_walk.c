@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "doctor.h"
+#include "maildir.h"
 
 /* the paths named for a kind before only the count goes on */
 #define NAMED 3
@@ -117,8 +118,10 @@ static void entry(struct walk *w, int dfd, const char *name, int depth)
 	}
 	if (st.st_uid != w->uid)
 		note(w, K_OWNER);
-	want = S_ISDIR(st.st_mode) ? 0700 : 0600;
 	mode = st.st_mode & 07777;
+	want = S_ISDIR(st.st_mode) ? 0700 : 0600;
+	if (S_ISREG(st.st_mode) && maildir_dovecot_marker(name, mode))
+		want = mode;	/* Dovecot's, read-only on purpose */
 	k = S_ISDIR(st.st_mode) ? K_DIRMODE : mode & 0111 ? K_XBIT :
 		K_FILEMODE;
 	if (mode != want && !(w->d->fix && fix_mode(w, dfd, name, &st,

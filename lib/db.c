@@ -53,16 +53,29 @@ int db_version(sqlite3 *db)
 	return v;
 }
 
+/* last_version - the newest schema this program knows */
+static int last_version(void)
+{
+	return schema_migrations[schema_migration_count - 1].version;
+}
+
+/* too_new - -EPROTO when a newer program made the database */
+static int too_new(sqlite3 *db)
+{
+	int v = db_version(db);
+
+	return v < 0 ? v : v > last_version() ? -EPROTO : 0;
+}
+
 /* migrate - apply every migration newer than the database */
 static int migrate(sqlite3 *db)
 {
 	int i, v, r;
-	int last = schema_migrations[schema_migration_count - 1].version;
 
 	v = db_version(db);
 	if (v < 0)
 		return v;
-	if (v > last)
+	if (v > last_version())
 		return -EPROTO;
 	for (i = 0; i < schema_migration_count; i++) {
 		const struct migration *m = &schema_migrations[i];
@@ -118,7 +131,11 @@ int db_open(const char *root, int create, sqlite3 **db_r)
 	/* a checkpoint at every close would cost each short-lived vadmin two
 	 * more fsyncs; SQLite checkpoints during commits instead */
 	sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-	r = db_exec(db, "PRAGMA journal_mode = WAL");
+	/* before the journal mode is set: a newer program's database (a
+	 * backup put back under an older Facteur, say) stays as it was */
+	r = too_new(db);
+	if (r == 0)
+		r = db_exec(db, "PRAGMA journal_mode = WAL");
 	if (r == 0)
 		r = db_exec(db, "PRAGMA synchronous = FULL");
 	if (r == 0)

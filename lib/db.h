@@ -5,7 +5,8 @@
  * (a committed change survives a power cut) and a busy timeout, and brings
  * the schema up to date with the numbered migrations of schema/, each in
  * its own transaction with PRAGMA user_version. A database newer than the
- * program is refused (-EPROTO) rather than guessed at.
+ * program is refused (-EPROTO) rather than guessed at, before anything
+ * is written to it.
  */
 #ifndef FACTEUR_DB_H
 #define FACTEUR_DB_H

@@ -145,27 +145,13 @@ out:
 	return r;
 }
 
-/* fsx_read_file - read a whole regular file of at most max bytes; a
- * FIFO or a device planted where a control file belongs (control/ is the
- * mail user's, and root reads it) is refused at once, -EINVAL, never
- * waited on */
-int fsx_read_file(const char *path, struct str *out, size_t max)
+/* fsx_read_fd - FD read to its end, at most max bytes (-EFBIG past
+ * them: a writer that never stops cannot grow OUT without bound) */
+int fsx_read_fd(int fd, struct str *out, size_t max)
 {
 	char buf[8192];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	struct stat st;
 	int r = 0;
 
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
 	str_trunc(out, 0);
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof buf);
@@ -186,9 +172,38 @@ int fsx_read_file(const char *path, struct str *out, size_t max)
 		if (r < 0)
 			break;
 	}
-	close(fd);
+	explicit_bzero(buf, sizeof buf);	/* it may have held a password */
 	if (r == 0 && !out->s)
 		r = str_catb(out, "", 0);
+	return r;
+}
+
+/* fsx_read_file - read a whole regular file of at most max bytes; a
+ * FIFO or a device planted where a control file belongs (control/ is the
+ * mail user's, and root reads it) is refused at once, -EINVAL, never
+ * waited on */
+int fsx_read_file(const char *path, struct str *out, size_t max)
+{
+	return fsx_read_at(AT_FDCWD, path, out, max);
+}
+
+/* fsx_read_at - fsx_read_file of NAME relative to the directory DIRFD */
+int fsx_read_at(int dirfd, const char *name, struct str *out, size_t max)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+			O_NONBLOCK);
+	struct stat st;
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	if (r == 0)
+		r = fsx_read_fd(fd, out, max);
+	close(fd);
 	return r;
 }
 

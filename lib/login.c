@@ -135,15 +135,16 @@ int login_check(const char *root, const char *user, size_t ulen,
 }
 
 /* login_dummy - the hash unknown users are checked against, of the
- * configured scheme so that it costs what a real one does */
+ * configured scheme so that it costs what a real one does; a decoy, so
+ * that making it costs nothing: vchkpw makes one at every login */
 int login_dummy(const char *root, struct str *out, struct str *scheme)
 {
 	int r = ctl_get(root, "passwordscheme", "yescrypt", scheme);
 
 	if (r == 0)
-		r = pw_hash("facteur-no-such-user", scheme->s, out);
+		r = pw_decoy(scheme->s, out);
 	if (r == -EINVAL) {
-		r = pw_hash("facteur-no-such-user", "yescrypt", out);
+		r = pw_decoy("yescrypt", out);
 		return r < 0 ? r : -EINVAL;
 	}
 	return r;

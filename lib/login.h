@@ -26,7 +26,9 @@
  * digest from a fixed context) and are refused. login_dummy() makes
  * DUMMY with the scheme named in control/passwordscheme (its text left
  * in SCHEME): 0, -EINVAL (an unknown scheme: yescrypt made instead), or
- * another negative code.
+ * another negative code. DUMMY is a decoy (lib/pw pw_decoy): a check
+ * against it costs a real one, making it costs nothing, which matters to
+ * vchkpw, a process per login.
  */
 #ifndef FACTEUR_LOGIN_H
 #define FACTEUR_LOGIN_H

@@ -368,3 +368,14 @@ int maildir_usage(int dfd, uint64_t *bytes_r, uint64_t *msgs_r)
 	closedir(d);
 	return r;
 }
+
+/* maildir_dovecot_marker - Dovecot's read-only uidvalidity marker */
+int maildir_dovecot_marker(const char *name, unsigned mode)
+{
+	static const char pre[] = "dovecot-uidvalidity.";
+
+	return mode == 0444 && !strncmp(name, pre, sizeof pre - 1) &&
+	       name[sizeof pre - 1] &&
+	       strspn(name + sizeof pre - 1, "0123456789abcdef") ==
+	       strlen(name + sizeof pre - 1);
+}

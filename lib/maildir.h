@@ -31,7 +31,14 @@
  * Dovecot counts a Maildir++ quota: the size from ",S=" in the name, else
  * from stat(). maildir_name_size() reads ",S=" or ",W=" (the size with
  * CRLF line ends, which pop3d announces) from a name, before its ':'.
- * Functions return 0 or a negative errno code.
+ *
+ * maildir_dovecot_marker() is 1 for the one file Dovecot leaves in a
+ * Maildir read-only on purpose, "dovecot-uidvalidity.HEX" with mode 0444
+ * (a marker whose name holds the UIDVALIDITY), so that the mode checks
+ * of vadmin check and facteur doctor (files 0600) let a Maildir that
+ * Dovecot serves be (docs/imap.md); else 0.
+ *
+ * The other functions return 0 or a negative errno code.
  */
 #ifndef FACTEUR_MAILDIR_H
 #define FACTEUR_MAILDIR_H
@@ -72,6 +79,7 @@ int maildir_host(struct str *out, const char *host);
 int maildir_name(struct str *out, const struct mdname *n);
 int maildir_name_size(const char *name, size_t len, char field,
 		      uint64_t *out);
+int maildir_dovecot_marker(const char *name, unsigned mode);
 int maildir_open(int rootfd, const char *rel, struct maildir *md);
 void maildir_close(struct maildir *md);
 int maildir_create(struct maildir *md, const char *host, struct mdfile *f);

@@ -32,21 +32,39 @@ int peer_text(const struct sockaddr *sa, socklen_t len, char *out,
 	return r ? 0 : -errno;
 }
 
+/* peer_parse - an address as text, written in its one spelling */
+int peer_parse(const char *text, char *out, size_t outlen)
+{
+	struct sockaddr_in6 s6;
+	struct sockaddr_in s4;
+
+	memset(&s6, 0, sizeof s6);
+	memset(&s4, 0, sizeof s4);
+	s4.sin_family = AF_INET;
+	s6.sin6_family = AF_INET6;
+	if (inet_pton(AF_INET, text, &s4.sin_addr) == 1)
+		return peer_text((struct sockaddr *)&s4, sizeof s4, out,
+				 outlen);
+	if (inet_pton(AF_INET6, text, &s6.sin6_addr) == 1)
+		return peer_text((struct sockaddr *)&s6, sizeof s6, out,
+				 outlen);
+	if (outlen)
+		out[0] = 0;
+	return -EINVAL;
+}
+
 /* peer_inetd - the socket's peer, else $TCPREMOTEIP, else none */
 int peer_inetd(int fd, char *out, size_t outlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	const char *env = getenv("TCPREMOTEIP");
-	struct peer_group g;
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0 &&
 	    peer_text((struct sockaddr *)&ss, len, out, outlen) == 0)
 		return 0;
-	if (env && strlen(env) < outlen && (peer_group(env, &g), g.fam)) {
-		memcpy(out, env, strlen(env) + 1);
+	if (env && peer_parse(env, out, outlen) == 0)
 		return 0;
-	}
 	if (outlen)
 		out[0] = 0;
 	return -ENOENT;

@@ -9,10 +9,14 @@
  * is too small (PEER_TEXT_MAX always fits) or -EAFNOSUPPORT for anything
  * but IPv4 and IPv6; on failure OUT is "".
  *
+ * peer_parse() reads an address given as text (tcpserver's or Dovecot's
+ * $TCPREMOTEIP) and writes it as peer_text() would, so that a client has
+ * one name however it came; -EINVAL and "" for anything but an IPv4 or
+ * IPv6 address (only an address: the text may name a file in open-smtp/).
+ *
  * peer_inetd() is the client of a server started by inetd, systemd or
  * tcpserver on FD: the socket's peer, else $TCPREMOTEIP if it is an
- * address (only an address: the text may name a file in open-smtp/),
- * else -ENOENT and "" (a pipe: a local process).
+ * address (peer_parse), else -ENOENT and "" (a pipe: a local process).
  *
  * peer_loopback() is 1 for 127.0.0.0/8 and ::1 (and an IPv4-mapped
  * 127/8), 0 for any other text, an address or not.
@@ -40,6 +44,7 @@ struct peer_group {
 
 int peer_text(const struct sockaddr *sa, socklen_t len, char *out,
 	      size_t outlen);
+int peer_parse(const char *text, char *out, size_t outlen);
 int peer_inetd(int fd, char *out, size_t outlen);
 int peer_loopback(const char *ip);
 void peer_group(const char *ip, struct peer_group *g);

@@ -29,32 +29,62 @@ static int crypt_with(const char *pw, const char *setting, struct str *out)
 	return r;
 }
 
+/* scheme_setting - a fresh setting (prefix, cost, salt) of SCHEME,
+ * "yescrypt" (also NULL) or "sha512crypt"; its hash's length in HLEN */
+static int scheme_setting(const char *scheme, char *setting, size_t size,
+			  size_t *hlen)
+{
+	const char *prefix;
+
+	if (!scheme || !strcmp(scheme, "yescrypt"))
+		prefix = "$y$", *hlen = 43;
+	else if (!strcmp(scheme, "sha512crypt"))
+		prefix = "$6$", *hlen = 86;
+	else
+		return -EINVAL;
+	if (!crypt_gensalt_rn(prefix, 0, NULL, 0, setting, (int)size))
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
 /* pw_hash - a new salted hash of pw; scheme "yescrypt" or "sha512crypt" */
 int pw_hash(const char *pw, const char *scheme, struct str *out)
 {
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-	const char *prefix;
-	int r;
+	size_t hlen;
+	int r = scheme_setting(scheme, setting, sizeof setting, &hlen);
 
-	if (!scheme || !strcmp(scheme, "yescrypt"))
-		prefix = "$y$";
-	else if (!strcmp(scheme, "sha512crypt"))
-		prefix = "$6$";
-	else
-		return -EINVAL;
-	if (!crypt_gensalt_rn(prefix, 0, NULL, 0, setting, sizeof setting))
-		return errno ? -errno : -EIO;
+	if (r < 0)
+		return r;
 	r = crypt_with(pw, setting, out);
 	return r == -EINVAL ? -EIO : r;
 }
 
-/* pw_hash_ok - a hash of a scheme we accept, with no byte that breaks records */
-int pw_hash_ok(const char *hash)
+/* pw_decoy - a hash-shaped string of SCHEME: checking a password against
+ * it costs what checking a real hash of SCHEME costs (the setting part
+ * decides the work), yet making it costs nothing, and no password
+ * matches its hash part (all '.', the hash of all-zero output bits) */
+int pw_decoy(const char *scheme, struct str *out)
+{
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	size_t hlen;
+	int r = scheme_setting(scheme, setting, sizeof setting, &hlen);
+
+	if (r < 0)
+		return r;
+	if (str_copys(out, setting) || str_catc(out, '$'))
+		return -ENOMEM;
+	while (hlen--)
+		if (str_catc(out, '.'))
+			return -ENOMEM;
+	return 0;
+}
+
+/* hash_bytes - 20 to 512 bytes, none that breaks a record or a line */
+static int hash_bytes(const char *hash)
 {
 	const char *p;
 
-	if (strncmp(hash, "$y$", 3) && strncmp(hash, "$6$", 3))
-		return -EINVAL;
 	if (strlen(hash) < 20 || strlen(hash) > 512)
 		return -EINVAL;
 	for (p = hash; *p; p++)
@@ -64,12 +94,30 @@ int pw_hash_ok(const char *hash)
 	return 0;
 }
 
+/* pw_hash_ok - a hash an admin may store: yescrypt or SHA-512-crypt */
+int pw_hash_ok(const char *hash)
+{
+	if (strncmp(hash, "$y$", 3) && strncmp(hash, "$6$", 3))
+		return -EINVAL;
+	return hash_bytes(hash);
+}
+
+/* pw_hash_known - a hash a login is checked against: those of pw_hash_ok
+ * and MD5-crypt ($1$), which only import-vpopmail stores, so that nobody's
+ * password changes in a move off vpopmail (SPEC.md "Administration") */
+int pw_hash_known(const char *hash)
+{
+	if (!strncmp(hash, "$1$", 3))
+		return hash_bytes(hash);
+	return pw_hash_ok(hash);
+}
+
 /* pw_check - compare pw against a stored hash in constant time */
 int pw_check(const char *pw, const char *hash)
 {
 	struct str h = STR_INIT;
 	size_t n = strlen(hash);
-	int r = pw_hash_ok(hash);
+	int r = pw_hash_known(hash);
 
 	if (r == 0)
 		r = crypt_with(pw, hash, &h);

@@ -317,6 +317,48 @@ int qw_body(struct qwriter *w, const void *buf, size_t n)
 	return r;
 }
 
+/* qw_reserve - N bytes of room in the message, here, to be filled by
+ * qw_fill before qw_commit: the DKIM signer (lib/qsign) knows the length
+ * of the DKIM-Signature fields when the header ends but their content
+ * only after the body, which must follow them. Not counted against the
+ * limit: like our own Received line, they are not the sender's bytes */
+int qw_reserve(struct qwriter *w, size_t n, off_t *off_r)
+{
+	char blank[256];
+	size_t k;
+	int r = 0;
+
+	memset(blank, ' ', sizeof blank);
+	*off_r = w->len_pos + 8 + (off_t)w->body_len;
+	for (k = n; k && r == 0; k -= k < sizeof blank ? k : sizeof blank)
+		r = fsx_write_all(w->fd, blank, k < sizeof blank ? k :
+				  sizeof blank);
+	if (r < 0)
+		return r;
+	w->body_len += n;
+	w->limit = w->limit > UINT64_MAX - n ? UINT64_MAX : w->limit + n;
+	return 0;
+}
+
+/* qw_fill - N bytes into room that qw_reserve left at OFF */
+int qw_fill(struct qwriter *w, off_t off, const void *buf, size_t n)
+{
+	const char *p = buf;
+	ssize_t got;
+
+	while (n) {
+		got = pwrite(w->fd, p, n, off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		p += got;
+		off += got;
+		n -= (size_t)got;
+	}
+	return 0;
+}
+
 /* qw_finish - the length in place, then the file made durable */
 static int qw_finish(struct qwriter *w, struct stat *st)
 {

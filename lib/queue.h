@@ -25,6 +25,10 @@
  * may say "250 ok ID" when it returns 0. The ID is the arrival time and the
  * file's inode number, unique among the files the queue holds.
  *
+ * qw_reserve() leaves room in the message that qw_fill() fills before the
+ * commit (the DKIM signature, lib/qsign.h, which precedes a body that
+ * must be written before the signature can be made).
+ *
  * qw_open_path() and qw_commit_path() write the same format to a path of
  * the caller's choosing and rename it to another: sendmail run by a local
  * user writes ROOT/drop/ with them (docs/queue.md, "Local submission").
@@ -106,6 +110,8 @@ int qw_open(struct qwriter *w, const char *root, const struct qenv *e);
 size_t queue_lf(char *out, const char *in, size_t n, int *cr);
 void qw_limit(struct qwriter *w, uint64_t max);
 int qw_body(struct qwriter *w, const void *buf, size_t n);
+int qw_reserve(struct qwriter *w, size_t n, off_t *off_r);
+int qw_fill(struct qwriter *w, off_t off, const void *buf, size_t n);
 int qw_commit(struct qwriter *w, struct str *id_r);
 int qw_open_path(struct qwriter *w, const char *path, mode_t mode,
 		 const struct qenv *e);

@@ -3,7 +3,7 @@
  *	mta-inject - put one message into the queue
  *
  * SYNOPSIS
- *	mta-inject [--root DIR] -f SENDER [--] RCPT... < message
+ *	mta-inject [--root DIR] [--no-dkim] -f SENDER [--] RCPT... < message
  *
  * DESCRIPTION
  *	Reads a message on standard input, prepends a Received: line naming
@@ -17,7 +17,11 @@
  *	at the first recipient (or "--"), and the word after -f is the
  *	sender whatever it looks like (lib/args.h): give --root first. A
  *	message whose header already has more than 100 Received: lines has
- *	looped (RFC 5321 6.3, lib/hdrscan.h) and is refused.
+ *	looped (RFC 5321 6.3, lib/hdrscan.h) and is refused. A message
+ *	whose From: is a hosted domain with DKIM keys is signed as it is
+ *	queued (lib/qsign.h, docs/authentication.md), unless --no-dkim is
+ *	given: vdeliver gives it for forwards, which carry mail that came
+ *	from elsewhere and must not leave signed as ours.
  *
  * SECURITY
  *	Started as root it becomes the mail user before it opens anything.
@@ -43,7 +47,7 @@
  *	uid U" in ROOT/log/current (best effort).
  *
  * SEE ALSO
- *	docs/queue.md, sendmail(8), mta-qstat(8)
+ *	docs/queue.md, sendmail(1), mta-qstat(8)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -58,13 +62,15 @@
 #include "date.h"
 #include "fsx.h"
 #include "hdrscan.h"
+#include "qsign.h"
 #include "log.h"
 #include "msg.h"
 #include "priv.h"
 #include "queue.h"
 
 static const char usage_text[] =
-	"usage: mta-inject [--root DIR] -f SENDER RCPT... < message\n";
+	"usage: mta-inject [--root DIR] [--no-dkim] -f SENDER RCPT... "
+	"< message\n";
 
 /* qualify - ADDR, or ADDR@ME when it has no domain; refuse broken ones */
 static void qualify(const char *in, const char *me, struct str *out,
@@ -90,17 +96,18 @@ static int received(struct str *b, uid_t invoker)
 	return r ? r : str_catc(b, '\n');
 }
 
-/* put - n more bytes of the message; qw_body() refuses them with -EFBIG
- * past control/databytes (qw_limit, as at every other entry) */
-static int put(struct qwriter *w, struct hdrscan *h, const char *b, size_t n)
+/* put - n more bytes of the message, through the signer; qw_body()
+ * refuses them with -EFBIG past control/databytes (qw_limit, as at every
+ * other entry) */
+static int put(struct qsign *w, struct hdrscan *h, const char *b, size_t n)
 {
 	int r = hdrscan_feed(h, b, n);
 
-	return r < 0 ? r : qw_body(w, b, n);
+	return r < 0 ? r : qsign_put(w, b, n);
 }
 
 /* copy_body - stdin into the queue file, CR LF turned into LF */
-static int copy_body(struct qwriter *w, struct hdrscan *h)
+static int copy_body(struct qsign *w, struct hdrscan *h)
 {
 	char in[65536], out[sizeof in + 1];
 	int cr = 0; /* a CR that ended the previous read */
@@ -132,8 +139,9 @@ int main(int argc, char **argv)
 	struct str me = STR_INIT, a = STR_INIT, id = STR_INIT, hdr = STR_INIT;
 	const char *root, *sender = NULL;
 	uid_t invoker = getuid(); /* before becoming the mail user */
+	struct qsign qs;
 	unsigned long databytes;
-	int i, r, logfd;
+	int i, r, logfd, sign = 1;
 
 	msg_init(argv[0]);
 	umask(077);
@@ -143,7 +151,9 @@ int main(int argc, char **argv)
 			i++;
 			break;
 		}
-		if (!strcmp(argv[i], "-f")) {
+		if (!strcmp(argv[i], "--no-dkim")) {
+			sign = 0;
+		} else if (!strcmp(argv[i], "-f")) {
 			if (++i == argc)
 				msg_usage(usage_text, "-f needs a sender");
 			sender = argv[i];
@@ -185,6 +195,7 @@ int main(int argc, char **argv)
 	}
 	if (str_catf(&e.uid, "%ld", (long)invoker) || received(&hdr, invoker))
 		msg_die(111, "out of memory");
+	memset(&qs, 0, sizeof qs);
 	r = qw_open(&w, root, &e);
 	if (r == -EACCES || r == -EPERM)
 		msg_die(111, "4.3.0 cannot write %s/queue/tmp (%s): run as root "
@@ -197,7 +208,12 @@ int main(int argc, char **argv)
 	r = qw_body(&w, hdr.s, hdr.len);
 	qw_limit(&w, databytes); /* the message's bytes, not our line's */
 	if (r == 0)
-		r = copy_body(&w, &h);
+		r = qsign_start(&qs, &w, root, sign);
+	if (r == 0)
+		r = copy_body(&qs, &h);
+	if (r == 0)
+		r = qsign_end(&qs);
+	qsign_free(&qs);
 	if (r == 0 && hdrscan_looped(&h, 0)) {
 		qw_abort(&w);
 		hdrscan_free(&h);

@@ -88,6 +88,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addrlist.h"
 #include "args.h"
 #include "ctl.h"
 #include "date.h"
@@ -205,68 +206,6 @@ static int field_is(const char *h, const char *name)
 	size_t n = strlen(name);
 
 	return !strncasecmp(h, name, n) && h[n] == ':';
-}
-
-/* add_addresses - the addresses of a To/Cc/Bcc field, into out (NUL each):
- * "Name <a@b>", bare a@b, (comments) and "quoted, names" are handled */
-static int add_addresses(const char *v, struct str *out, size_t *n)
-{
-	struct str tok = STR_INIT, angle = STR_INIT;
-	int depth = 0, quoted = 0, in_angle = 0, r = 0;
-
-	for (;; v++) {
-		char ch = *v;
-
-		if (quoted) {
-			if (ch == '\\' && v[1])
-				v++;
-			else if (ch == '"')
-				quoted = 0;
-			else if (!ch)
-				break;
-			continue;
-		}
-		if (depth) {
-			depth += ch == '(' ? 1 : ch == ')' ? -1 : 0;
-			if (!ch)
-				break;
-			continue;
-		}
-		if (ch == '"') {
-			quoted = 1;
-		} else if (ch == '(') {
-			depth = 1;
-		} else if (ch == '<') {
-			in_angle = 1;
-			angle.len = 0;
-		} else if (ch == '>' && in_angle) {
-			in_angle = 0;
-			if (str_copyb(&tok, angle.s ? angle.s : "", angle.len))
-				r = -ENOMEM;
-		} else if (ch == ',' || ch == ';' || !ch) {
-			if (tok.len) {
-				if (str_catb(out, tok.s, tok.len) ||
-				    str_catc(out, 0))
-					r = -ENOMEM;
-				(*n)++;
-			}
-			tok.len = 0;
-			if (!ch)
-				break;
-		} else if (ch == ':') {
-			tok.len = 0; /* "group: a@b, c@d;" */
-		} else if ((unsigned char)ch > ' ') {
-			if (str_catc(in_angle ? &angle : &tok, ch))
-				r = -ENOMEM;
-		} else if (!in_angle && tok.len && !memchr(tok.s, '@', tok.len)) {
-			tok.len = 0; /* a display name word, not an address */
-		}
-		if (r < 0)
-			break;
-	}
-	str_free(&tok);
-	str_free(&angle);
-	return r;
 }
 
 /* run_inject - fork mta-inject with its stdin a pipe; returns the write fd */
@@ -665,7 +604,7 @@ static void header_rcpts(struct sub *m)
 		if (field.len && (field_is(field.s, "To") ||
 				  field_is(field.s, "Cc") ||
 				  field_is(field.s, "Bcc")) &&
-		    add_addresses(strchr(field.s, ':') + 1, &m->rcpts,
+		    addrlist_parse(strchr(field.s, ':') + 1, &m->rcpts,
 				  &m->nr) < 0)
 			msg_die(111, "out of memory");
 		field.len = 0;

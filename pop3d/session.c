@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "fsx.h"
+#include "grant.h"
 #include "log.h"
 #include "login.h"
 #include "msg.h"
@@ -188,32 +189,6 @@ static int user_key(struct str *k, const char *user, size_t ulen)
 	return r;
 }
 
-/* touch_grant - POP-before-SMTP: open-smtp/IP, created or its mtime
- * set to now; no lock, no rewrite of a shared file (SPEC.md step 5) */
-static int touch_grant(struct sess *s)
-{
-	struct str p = STR_INIT;
-	int r = 0, fd;
-
-	if (!*s->ip)
-		return 0;
-	if (str_catf(&p, "%s/open-smtp/%s", s->cfg->root, s->ip)) {
-		str_free(&p);
-		return -ENOMEM;
-	}
-	if (utimensat(AT_FDCWD, p.s, NULL, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno != ENOENT)
-			r = -errno;
-		else if ((fd = open(p.s, O_WRONLY | O_CREAT | O_NOFOLLOW |
-				    O_CLOEXEC | O_NONBLOCK, 0600)) < 0)
-			r = -errno;
-		else
-			close(fd);
-	}
-	str_free(&p);
-	return r;
-}
-
 /* login_failed - count, log, hold back and answer a failed login */
 static int login_failed(struct sess *s, const char *user, size_t ulen)
 {
@@ -287,7 +262,7 @@ static int login(struct sess *s, const char *user, size_t ulen,
 	s->mb_open = 1;
 	s->state = ST_TRANS;
 	s->result = "login ok";
-	r = touch_grant(s);
+	r = grant_touch(s->cfg->root, s->ip);
 	if (r < 0)
 		slog("cannot touch %s/open-smtp/%s: %s", s->cfg->root, s->ip,
 		     msg_err(r));

@@ -27,7 +27,11 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # the real peers of tests/integration (docs/testing.md): swaks and its
     # TLS and IPv6 modules, curl and fetchmail (POP3 clients), dnsmasq
     # (DNS on a high port), libfaketime (clock jumps), tinycdb's cdb, the
-    # openssl tool, useradd (the mail user) and setpriv (other users)
+    # openssl tool, useradd (the mail user) and setpriv (other users);
+    # mandoc lints the man pages (make man-lint); test_install checks the
+    # systemd unit with systemd-analyze and emulates its sandbox with
+    # unshare and setpriv (util-linux) and libseccomp (through ctypes);
+    # Dovecot (test_imap_dovecot)
     need swaks swaks
     need Net::SSLeay libnet-ssleay-perl
     need IO::Socket::INET6 libio-socket-inet6-perl
@@ -40,6 +44,18 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     need /usr/sbin/useradd passwd
     need setpriv util-linux
     need /etc/ssl/certs/ca-certificates.crt ca-certificates
+    # the two DKIM verifiers of test_dkim_sign: dkimpy (with PyNaCl for
+    # Ed25519) and OpenDKIM's libopendkim, which opendkim-tools brings
+    need /usr/lib/python3/dist-packages/dkim/__init__.py python3-dkim
+    need /usr/lib/python3/dist-packages/nacl/__init__.py python3-nacl
+    need /usr/sbin/opendkim-testmsg opendkim-tools
+    need mandoc mandoc
+    need systemd-analyze systemd
+    need /usr/lib/"$(gcc -dumpmachine 2>/dev/null)"/libseccomp.so.2 libseccomp2
+    # Dovecot's imapd, started with contrib/dovecot/ over vchkpw
+    # (test_imap_dovecot; dovecot-core comes with it: doveadm and
+    # checkpassword-reply)
+    need /usr/lib/dovecot/imap dovecot-imapd
 fi
 if [ "${1:-}" = ci ]; then
     # the second compiler of the warnings build and of `make fuzz`; its

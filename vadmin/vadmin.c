@@ -55,10 +55,11 @@
 #include "pw.h"
 #include "vadmin.h"
 #include "vpop.h"
+#include "vpopimport.h"
 
 static const char usage_text[] =
 "usage: vadmin [--root DIR] COMMAND [ARGS]\n"
-"  adddomain DOMAIN [PASSWORD] [--quota Q]   no PASSWORD: from stdin\n"
+"  adddomain DOMAIN [PASSWORD] [--quota Q] [--dkim]   no PASSWORD: from stdin\n"
 "  deldomain DOMAIN\n"
 "  adduser USER@DOMAIN [PASSWORD] [--quota Q] [--name NAME] [--hash CRYPT]\n"
 "  import FILE                           USER@DOMAIN PASSWORD_OR_HASH [QUOTA]\n"
@@ -76,6 +77,10 @@ static const char usage_text[] =
 "                                        (add --json for scripts)\n"
 "  rebuild                               regenerate every CDB\n"
 "  check [--repair]                      files and CDBs against the database\n"
+"  backup FILE                           a consistent copy of the database\n"
+"  import-vpopmail DIR [--assign FILE] [--valias FILE]   a vpopmail tree\n"
+"  dkim add DOMAIN [--selector SEL] [--type rsa|ed25519] [--bits 2048..4096]\n"
+"  dkim list [DOMAIN] | show DOMAIN | rotate DOMAIN | del DOMAIN SELECTOR\n"
 "A password not on the command line is read from standard input.\n"
 "Exit: 0 done, 1 refused, 2 usage, 111 temporary error.\n";
 
@@ -235,8 +240,9 @@ int vread_password(const char *what, struct str *out)
 struct opts {
 	const char *pos[64];
 	int npos;
-	const char *quota, *name, *hash;
-	int keep, remove, repair, disable, enable;
+	const char *quota, *name, *hash, *assign, *valias;
+	const char *selector, *type, *bits;	/* dkim add */
+	int keep, remove, repair, disable, enable, dkim;
 };
 
 static const char *take_value(int argc, char **argv, int *i)
@@ -269,6 +275,18 @@ static void parse_opts(int argc, char **argv, int first, struct opts *o,
 				o->name = take_value(argc, argv, &i);
 			else if (!strcmp(a, "--hash"))
 				o->hash = take_value(argc, argv, &i);
+			else if (!strcmp(a, "--assign"))
+				o->assign = take_value(argc, argv, &i);
+			else if (!strcmp(a, "--valias"))
+				o->valias = take_value(argc, argv, &i);
+			else if (!strcmp(a, "--selector"))
+				o->selector = take_value(argc, argv, &i);
+			else if (!strcmp(a, "--type"))
+				o->type = take_value(argc, argv, &i);
+			else if (!strcmp(a, "--bits"))
+				o->bits = take_value(argc, argv, &i);
+			else if (!strcmp(a, "--dkim"))
+				o->dkim = 1;
 			else if (!strcmp(a, "--keep"))
 				o->keep = 1;
 			else if (!strcmp(a, "--remove"))
@@ -503,6 +521,8 @@ static int run_adddomain(struct vctx *c, struct run *r)
 	m_begin(c);
 	m_add_domain(c, r->o.pos[0], &r->q, &r->sec);
 	change(c, "adddomain %s", r->o.pos[0]);
+	if (r->o.dkim)
+		vdkim_adddomain(c, r->h.s);
 	return EX_DONE;
 }
 
@@ -664,12 +684,49 @@ static int run_listdomains(struct vctx *c, struct run *r)
 	return EX_DONE;
 }
 
+static int run_backup(struct vctx *c, struct run *r)
+{
+	return cmd_backup(c, r->o.pos[0]);
+}
+
 static int run_rebuild(struct vctx *c, struct run *r)
 {
 	(void)r;
 	gen_rebuild_all(c);
 	vlog(c, "rebuild");
 	return EX_DONE;
+}
+
+static int run_import_vpopmail(struct vctx *c, struct run *r)
+{
+	return vpi_run(c, r->o.pos[0], r->o.assign, r->o.valias);
+}
+
+/* dkim: vdkim.c, given the operands and its flags */
+static void dkim_args(const struct run *r, struct dkim_args *a)
+{
+	a->pos = r->o.pos;
+	a->npos = r->o.npos;
+	a->selector = r->o.selector;
+	a->type = r->o.type;
+	a->bits = r->o.bits;
+}
+
+static void check_dkim(struct vctx *c, struct run *r)
+{
+	struct dkim_args a;
+
+	(void)c;
+	dkim_args(r, &a);
+	r->writes = vdkim_check(&a);
+}
+
+static int run_dkim(struct vctx *c, struct run *r)
+{
+	struct dkim_args a;
+
+	dkim_args(r, &a);
+	return vdkim_run(c, &a);
 }
 
 /* check: 1 while problems are left */
@@ -691,7 +748,8 @@ static const struct command {
 	void (*check)(struct vctx *c, struct run *r);
 	int (*run)(struct vctx *c, struct run *r);
 } commands[] = {
-	{"adddomain", "--quota", 1, 2, 1, check_adddomain, run_adddomain},
+	{"adddomain", "--quota --dkim", 1, 2, 1, check_adddomain,
+	 run_adddomain},
 	{"deldomain", "", 1, 1, 1, NULL, run_deldomain},
 	{"adduser", "--quota --name --hash", 1, 2, 1, check_adduser,
 	 run_adduser},
@@ -709,8 +767,12 @@ static const struct command {
 	{"dominfo", "", 0, 1, 0, NULL, run_dominfo},
 	{"listusers", "", 1, 1, 0, NULL, run_listusers},
 	{"listdomains", "", 0, 0, 0, NULL, run_listdomains},
+	{"backup", "", 1, 1, 0, NULL, run_backup},
 	{"rebuild", "", 0, 0, 1, NULL, run_rebuild},
 	{"check", "--repair", 0, 0, 1, NULL, run_check},
+	{"import-vpopmail", "--assign --valias", 1, 1, 1, NULL,
+	 run_import_vpopmail},
+	{"dkim", "--selector --type --bits", 0, -1, 1, check_dkim, run_dkim},
 };
 
 /* vadmin_run - run vadmin COMMAND (argv[1]); also used by vpop.c */

@@ -6,6 +6,10 @@
  * vgen.c     the CDBs generated from the database, and the pending journal
  * vcheck.c   `vadmin check [--repair]`
  * vshow.c    userinfo, dominfo, listusers, listdomains (text and --json)
+ * vbackup.c  `vadmin backup FILE`
+ * vpopimport.c, vpopstore.c, vpopparse.c   `vadmin import-vpopmail`
+ * vdkim.c    `vadmin dkim ...`: DKIM keys
+ * vdkimgen.c their table control/dkim.cdb and key files: generation, check
  */
 #ifndef FACTEUR_VADMIN_H
 #define FACTEUR_VADMIN_H
@@ -60,6 +64,16 @@ void vcheck_password(const char *pw);
 const char *vpassword_problem(const char *pw);
 
 /* vmodel.c: each returns only on success; refusals exit through vfail */
+sqlite3_stmt *m_prep(struct vctx *c, const char *sql);
+
+/* m_col - a text column, "" for NULL */
+static inline const char *m_col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s ? (const char *)s : "";
+}
+
 void m_begin(struct vctx *c);
 void m_commit(struct vctx *c);
 void m_pending(struct vctx *c, const char *kind, const char *arg);
@@ -124,6 +138,24 @@ void gen_rebuild_all(struct vctx *c);
 
 /* vcheck.c */
 int cmd_check(struct vctx *c, int repair);
+
+/* vbackup.c */
+int cmd_backup(struct vctx *c, const char *file);
+/* vdkim.c: the operands and flags of `vadmin dkim` */
+struct dkim_args {
+	const char *const *pos;
+	int npos;
+	const char *selector, *type, *bits;
+};
+int vdkim_check(const struct dkim_args *a);
+int vdkim_run(struct vctx *c, const struct dkim_args *a);
+void vdkim_adddomain(struct vctx *c, const char *domain);
+/* vdkimgen.c */
+int gen_dkim(struct vctx *c);
+/* what vadmin check is told: a problem, FIXED when repaired */
+typedef void (*vdkim_report_fn)(void *arg, int fixed, const char *what);
+void vdkim_check_files(struct vctx *c, int repair, vdkim_report_fn report,
+		       void *arg);
 
 /* vshow.c */
 void show_user(struct vctx *c, const char *addr);

@@ -24,6 +24,7 @@
 #include "acct.h"
 #include "cdbx.h"
 #include "fsx.h"
+#include "maildir.h"
 #include "num.h"
 #include "vadmin.h"
 
@@ -83,7 +84,8 @@ static void check_mode_tree(struct chk *k, const char *dir, int depth)
 					"directory %s has mode %04o, want 0700",
 					p.s, (unsigned)m);
 			check_mode_tree(k, p.s, depth + 1);
-		} else if (S_ISREG(st.st_mode) && (m & 0177)) {
+		} else if (S_ISREG(st.st_mode) && (m & 0177) &&
+			   !maildir_dovecot_marker(de->d_name, m)) {
 			problem(k, k->repair && chmod(p.s, 0600) == 0,
 				"file %s has mode %04o, want 0600 (no x bit)",
 				p.s, (unsigned)m);
@@ -463,6 +465,12 @@ out:
 	str_free(&p);
 }
 
+/* dkim_problem - a problem of the DKIM keys (vdkim.c) */
+static void dkim_problem(void *arg, int fixed, const char *what)
+{
+	problem(arg, fixed, "%s", what);
+}
+
 /* cmd_check - run every check; the number of problems left */
 int cmd_check(struct vctx *c, int repair)
 {
@@ -476,6 +484,7 @@ int cmd_check(struct vctx *c, int repair)
 	check_maildirs(&k);
 	check_stale_files(&k);
 	check_tables(&k);
+	vdkim_check_files(c, repair, dkim_problem, &k);
 	check_orphans(&k);
 	/* a repair that re-split a domain owes assign.cdb and a sweep */
 	if (repair)

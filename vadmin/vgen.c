@@ -563,6 +563,8 @@ void gen_run_pending(struct vctx *c)
 			r = gen_sweep(c, arg.s);
 		} else if (str_eqs(&kind, "global")) {
 			r = gen_global(c);
+		} else if (str_eqs(&kind, "dkim")) {
+			r = gen_dkim(c);
 		} else if (str_eqs(&kind, "rmdir") && safe_rel(arg.s)) {
 			path.len = 0;
 			r = str_catf(&path, "%s/%s", c->root, arg.s);
@@ -657,6 +659,7 @@ void gen_rebuild_all(struct vctx *c)
 	if (rc != SQLITE_DONE)
 		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
 	m_pending(c, "global", "");
+	m_pending(c, "dkim", "");
 	m_commit(c);
 	gen_run_pending(c);
 }

@@ -37,6 +37,12 @@ static sqlite3_stmt *prep(struct vctx *c, const char *sql)
 	return st;
 }
 
+/* m_prep - prep, for vadmin's other files (vdkim.c) */
+sqlite3_stmt *m_prep(struct vctx *c, const char *sql)
+{
+	return prep(c, sql);
+}
+
 /* done - step a statement that returns no rows, then finalize it */
 static void done(struct vctx *c, sqlite3_stmt *st)
 {

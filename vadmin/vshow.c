@@ -52,6 +52,9 @@ static const char *scheme_of(const char *hash)
 		return "yescrypt";
 	if (!strncmp(hash, "$6$", 3))
 		return "sha512crypt";
+	/* kept from vpopmail by import-vpopmail: weak, say so (SPEC.md) */
+	if (!strncmp(hash, "$1$", 3))
+		return "md5crypt";
 	return "none";
 }
 
@@ -125,6 +128,8 @@ void show_user(struct vctx *c, const char *addr)
 		}
 		printf(",\"password\":");
 		json_str(scheme_of(col(st, 5)));
+		printf(",\"password_weak\":%s",
+		       strncmp(col(st, 5), "$1$", 3) ? "false" : "true");
 		printf(",\"cram_md5\":%s,\"created\":",
 		       sqlite3_column_int(st, 6) ? "true" : "false");
 		json_str(created);
@@ -144,7 +149,9 @@ void show_user(struct vctx *c, const char *addr)
 			       " (keeps a copy)" : "");
 		else
 			printf("forward: none\n");
-		printf("password: %s\n", scheme_of(col(st, 5)));
+		printf("password: %s%s\n", scheme_of(col(st, 5)),
+		       strncmp(col(st, 5), "$1$", 3) ? "" : " (weak: give a "
+		       "new one with 'vadmin passwd')");
 		printf("cram-md5: %s\n", sqlite3_column_int(st, 6) ? "yes" :
 		       "no");
 		printf("created: %s\n", created);

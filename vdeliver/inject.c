@@ -2,7 +2,7 @@
  * inject - remote destinations handed to the queue through mta-inject.
  *
  * mta-inject is the queue's door (docs/queue.md): `mta-inject --root ROOT
- * -fSENDER -- RCPT...` (the sender joined to its flag, the recipients
+ * --no-dkim -fSENDER -- RCPT...` (the sender joined to its flag, the recipients
  * after "--": never read as options, lib/args.h) reads the message on
  * standard input and exits 0 once it is queued and synced, 100 when it
  * refuses an address, 111 otherwise. vdeliver runs the one that lies
@@ -133,6 +133,9 @@ static void build_argv(struct vd *v, const struct str *path,
 	argv[k++] = path->s;
 	argv[k++] = "--root";
 	argv[k++] = (char *)v->root;
+	/* a forward carries someone else's message: never signed as ours
+	 * (docs/authentication.md), whatever its From: says */
+	argv[k++] = "--no-dkim";
 	argv[k++] = fopt.s;	/* -fSENDER, one word: never an option */
 	argv[k++] = "--";
 	for (i = 0; i < v->n; i++) {

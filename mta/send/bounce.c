@@ -18,6 +18,7 @@
 
 #include "ctl.h"
 #include "date.h"
+#include "qsign.h"
 #include "send.h"
 
 #define ORIG_BODY_MAX 50000	/* bytes of the original body returned */
@@ -166,6 +167,7 @@ int bounce_make(struct send *s, struct msg *m, struct str *id_r)
 	struct str to = STR_INIT, body = STR_INIT;
 	struct qenv e;
 	struct qwriter w;
+	struct qsign qs;
 	int r;
 
 	id_r->len = 0;
@@ -197,7 +199,12 @@ int bounce_make(struct send *s, struct msg *m, struct str *id_r)
 	if (r == 0)
 		r = qw_open(&w, s->root, &e);
 	if (r == 0) {
-		r = qw_body(&w, body.s, body.len);
+		/* our own report: signed when control/me's domain has keys */
+		(void)qsign_start(&qs, &w, s->root, 1);
+		r = qsign_put(&qs, body.s, body.len);
+		if (r == 0)
+			r = qsign_end(&qs);
+		qsign_free(&qs);
 		if (r == 0)
 			r = qw_commit(&w, id_r);
 		else

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "date.h"
+#include "qsign.h"
 #include "send.h"
 
 #define DROP_MAX 1000		/* files a turn, as for queue/new/ */
@@ -150,6 +151,7 @@ static int copy(struct send *s, int fd, const struct qenv *in, off_t off,
 {
 	struct qenv e;
 	struct qwriter w;
+	struct qsign qs;
 	struct str rcv = STR_INIT;
 	ssize_t got;
 	int r;
@@ -167,6 +169,8 @@ static int copy(struct send *s, int fd, const struct qenv *in, off_t off,
 		r = qw_open(&w, s->root, &e);
 	if (r == 0) {
 		r = qw_body(&w, rcv.s, rcv.len);
+		/* a local user's sendmail: signed like mta-inject's mail */
+		(void)qsign_start(&qs, &w, s->root, 1);
 		while (r == 0 && len) {
 			got = pread(fd, buf, len < CHUNK ? (size_t)len : CHUNK,
 				    off);
@@ -176,10 +180,13 @@ static int copy(struct send *s, int fd, const struct qenv *in, off_t off,
 				r = got < 0 ? -errno : -EILSEQ;
 				break;
 			}
-			r = qw_body(&w, buf, (size_t)got);
+			r = qsign_put(&qs, buf, (size_t)got);
 			off += got;
 			len -= (uint64_t)got;
 		}
+		if (r == 0)
+			r = qsign_end(&qs);
+		qsign_free(&qs);
 		if (r == 0)
 			r = qw_commit(&w, id);
 		else

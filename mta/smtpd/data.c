@@ -14,6 +14,11 @@
  * arrives with more than 100 Received: lines has looped (RFC 5321 6.3)
  * and is refused with 554 5.4.6 after the data, nothing of it queued. Our
  * own Received line is not counted: it is written apart, before the data.
+ *
+ * The message goes to the file through lib/qsign: from an authenticated
+ * session, a relay client (a RELAYCLIENT rule) or a POP-before-SMTP
+ * client, mail whose From: is a hosted domain with DKIM keys is signed as
+ * it is queued (docs/authentication.md); from anyone else, never.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,12 +29,14 @@
 #include "date.h"
 #include "hdrscan.h"
 #include "log.h"
+#include "qsign.h"
 #include "smtpd.h"
 
 #define FLUSH_AT 65536
 
 struct dstate {
 	struct qwriter w;
+	struct qsign qs;	/* the message's way into w */
 	struct hdrscan hs;	/* the hop count of the stored header */
 	struct str line;	/* the current line, bounded */
 	struct str buf;		/* stored bytes not yet written */
@@ -63,7 +70,7 @@ static void store(struct session *s, struct dstate *d, const char *b,
 	else if (str_catb(&d->buf, b, n) < 0)
 		d->werr = -ENOMEM;
 	else if (d->buf.len >= FLUSH_AT) {
-		d->werr = qw_body(&d->w, d->buf.s, d->buf.len);
+		d->werr = qsign_put(&d->qs, d->buf.s, d->buf.len);
 		str_trunc(&d->buf, 0);
 	}
 }
@@ -178,6 +185,9 @@ void data_receive(struct session *s)
 	r = qw_open(&d.w, s->root, &s->env);
 	if (r == 0 && (r = received(s, &d, &id)) < 0)
 		qw_abort(&d.w);
+	if (r == 0)
+		r = qsign_start(&d.qs, &d.w, s->root, s->auth_user.len ||
+				s->relay || s->pbs);
 	if (r < 0) {
 		(void)conn_reply(&s->c, "451 4.3.0 cannot queue the message: "
 				 "%s", strerror(-r));
@@ -206,7 +216,9 @@ void data_receive(struct session *s)
 		goto out;
 	}
 	if (!d.bad && !d.toolong && !d.over && !d.werr && d.buf.len)
-		d.werr = qw_body(&d.w, d.buf.s, d.buf.len);
+		d.werr = qsign_put(&d.qs, d.buf.s, d.buf.len);
+	if (!d.bad && !d.toolong && !d.over && !d.werr)
+		d.werr = qsign_end(&d.qs);
 	if (hdrscan_end(&d.hs) < 0 && !d.werr)
 		d.werr = -ENOMEM;
 	if (d.bad || d.toolong || d.over || d.werr ||
@@ -243,4 +255,5 @@ out:
 	str_free(&d.line);
 	str_free(&d.buf);
 	hdrscan_free(&d.hs);
+	qsign_free(&d.qs);
 }

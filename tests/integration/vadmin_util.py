@@ -4,6 +4,7 @@ dictionaries, the checks of one-line errors, and snapshots of the files.
 
 Not a test module itself (run.py only collects test_*.py).
 """
+import hashlib
 import json
 import os
 import pwd
@@ -288,3 +289,46 @@ def assert_same(before, after):
     assert not (added or gone or changed), (
         f"files changed: added {added[:5]}, removed {gone[:5]}, "
         f"changed {changed[:5]}")
+
+
+# --- the database as files: schema versions, buckets, copies
+
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                          "..", "schema")
+
+
+def schema_files():
+    """[(version, path)] of schema/NNN_*.sql, in order, found by listing
+    the directory (so a new migration is covered the day it lands); the
+    versions must run 1, 2, 3... as tools/embed.sh numbers them"""
+    out = []
+    for n in os.listdir(SCHEMA_DIR):
+        m = re.fullmatch(r"(\d+)_.*\.sql", n)
+        if m:
+            out.append((int(m.group(1)), os.path.join(SCHEMA_DIR, n)))
+    out.sort()
+    assert [v for v, _ in out] == list(range(1, len(out) + 1)), out
+    return out
+
+
+def acct_bucket(local):
+    """lib/acct.c acct_bucket: FNV-1a-32 of the local part, folded to 16
+    bits (users.bucket)."""
+    h = 2166136261
+    for c in local.encode():
+        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
+    return (h ^ (h >> 16)) & 0xFFFF
+
+
+def sha256_file(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def mailuser_dir(t, name):
+    """A new 0700 directory in the test's temporary directory that the
+    mail user owns: vadmin, run as root, writes there as that user."""
+    d = os.path.join(t.tmp, name)
+    os.mkdir(d, 0o700)
+    give(t, d)
+    return d

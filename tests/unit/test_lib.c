@@ -1183,7 +1183,7 @@ static const char *const bad_hashes[] = {
 	"!",
 	"*",
 	"abJnggxhB/yWI",
-	"$1$saltsalt$qjXMvbEw8oaL.CzflDugX/",
+	"$1$salt",
 	"$y$short",
 	"$6$salt:with$colon.and.long.enough.to.pass.the.length",
 	"$6$salt with$space.and.long.enough.to.pass.the.length",
@@ -1211,6 +1211,8 @@ static void test_pw_hash(void)
 	/* Drepper's SHA-crypt specification, test vector 1 */
 	static const char drepper[] = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8"
 		"iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+	/* MD5-crypt of "secret": openssl passwd -1 -salt saltsalt secret */
+	static const char md5crypt[] = "$1$saltsalt$9xy1btjgzLYfb7hivXtC//";
 	struct str h = STR_INIT, h2 = STR_INIT;
 	size_t i;
 
@@ -1240,6 +1242,16 @@ static void test_pw_hash(void)
 	CHECK_INT("pw.check_drepper_vector_wrong",
 		  pw_check("Hello world?", drepper), -EACCES);
 
+	/* MD5-crypt: checked at login (an imported vpopmail hash), never
+	 * accepted from an admin */
+	CHECK_INT("pw.hash_ok_refuses_md5crypt", pw_hash_ok(md5crypt), -EINVAL);
+	CHECK_INT("pw.hash_known_md5crypt", pw_hash_known(md5crypt), 0);
+	CHECK_INT("pw.check_md5crypt_right", pw_check("secret", md5crypt), 0);
+	CHECK_INT("pw.check_md5crypt_wrong", pw_check("Secret", md5crypt),
+		  -EACCES);
+	CHECK_INT("pw.hash_known_refuses_des", pw_hash_known("abJnggxhB/yWI"),
+		  -EINVAL);
+	CHECK_INT("pw.hash_known_sha512crypt", pw_hash_known(drepper), 0);
 	for (i = 0; i < sizeof bad_hashes / sizeof bad_hashes[0]; i++) {
 		CHECK_INT(tt_name("pw.hash_ok_refuses[%zu]", i),
 			  pw_hash_ok(bad_hashes[i]), -EINVAL);

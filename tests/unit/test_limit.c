@@ -2,20 +2,24 @@
  * test_limit - lib/peer.h and lib/limit.h: client addresses as text,
  * loopback, the /64 grouping, the failed-login counters (shared across
  * fork, seeded, bounded, with their eviction rule and delay schedule)
- * and the session table that counts maxperip.
+ * and the session table that counts maxperip; lib/grant.h: the
+ * POP-before-SMTP grant file of a login.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "grant.h"
 #include "limit.h"
 #include "peer.h"
 #include "tinytest.h"
@@ -104,6 +108,72 @@ static void test_inetd(void)
 	tt_check(r == -ENOENT && !*ip, "inetd_none", "%d %s", r, ip);
 	close(p[0]);
 	close(p[1]);
+}
+
+/* test_parse - peer_parse: addresses in their one spelling, nothing
+ * else (the text becomes a file name in open-smtp/) */
+static void test_parse(void)
+{
+	static const struct { const char *in, *want; } c[] = {
+		{"192.0.2.7", "192.0.2.7"}, {"::1", "::1"},
+		{"::ffff:192.0.2.7", "192.0.2.7"},
+		{"2001:DB8:0:0::7", "2001:db8::7"},
+		{"../x", NULL}, {"", NULL}, {"192.0.2.7/24", NULL},
+		{"1.2.3.4 ", NULL}, {"local", NULL}, {"0x7f.1", NULL},
+	};
+	char ip[PEER_TEXT_MAX], small[4];
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof c / sizeof c[0]; i++) {
+		r = peer_parse(c[i].in, ip, sizeof ip);
+		tt_check(c[i].want ? r == 0 && !strcmp(ip, c[i].want) :
+			 r == -EINVAL && !*ip,
+			 tt_name("parse_%s", *c[i].in ? c[i].in : "empty"),
+			 "%d %s", r, ip);
+	}
+	r = peer_parse("192.0.2.7", small, sizeof small);
+	tt_check(r == -ENOSPC && !*small, "parse_small", "%d", r);
+}
+
+/* test_grant - open-smtp/IP made, its mtime refreshed; never a name that
+ * is not an address in its one spelling, never through a link */
+static void test_grant(void)
+{
+	char root[] = "/tmp/test_grant.XXXXXX", p[256], q[256];
+	struct stat st;
+	struct timespec old[2] = {{1000, 0}, {1000, 0}};
+
+	if (!tt_check(mkdtemp(root) != NULL, "grant_tmp", "mkdtemp"))
+		return;
+	snprintf(p, sizeof p, "%s/open-smtp", root);
+	mkdir(p, 0700);
+	check_u("grant_new", (unsigned long)-grant_touch(root, "192.0.2.7"), 0);
+	snprintf(p, sizeof p, "%s/open-smtp/192.0.2.7", root);
+	tt_check(stat(p, &st) == 0 && st.st_size == 0 &&
+		 (st.st_mode & 0777) == 0600, "grant_file", "%s", p);
+	utimensat(AT_FDCWD, p, old, 0);
+	check_u("grant_again", (unsigned long)-grant_touch(root, "192.0.2.7"),
+		0);
+	tt_check(stat(p, &st) == 0 && st.st_mtime > 1000, "grant_mtime",
+		 "%ld", (long)st.st_mtime);
+	check_u("grant_local", (unsigned long)-grant_touch(root, ""), 0);
+	check_u("grant_dotdot", (unsigned long)-grant_touch(root, "../x"),
+		EINVAL);
+	check_u("grant_mapped", (unsigned long)-grant_touch(root,
+		"::ffff:192.0.2.7"), EINVAL);
+	snprintf(q, sizeof q, "%s/open-smtp/192.0.2.8", root);
+	tt_check(symlink("/nonexistent-grant-target", q) == 0,
+		 "grant_symlink_made", "%s", q);
+	/* the link's own time may change; its target is never made */
+	(void)grant_touch(root, "192.0.2.8");
+	tt_check(access("/nonexistent-grant-target", F_OK) < 0,
+		 "grant_symlink", "followed");
+	unlink(q);
+	unlink(p);
+	snprintf(p, sizeof p, "%s/open-smtp", root);
+	rmdir(p);
+	rmdir(root);
 }
 
 /* test_loopback - 127/8 and ::1, nothing else */
@@ -390,6 +460,8 @@ int main(void)
 
 	test_text();
 	test_inetd();
+	test_parse();
+	test_grant();
 	test_loopback();
 	test_group();
 	test_delay();

@@ -444,7 +444,11 @@ static void test_dummy(void)
 	scheme("sha512crypt\n");
 	CHECK_INT("dummy_sha512", login_dummy(root, &d, &v), 0);
 	CHECK(tt_name("dummy_sha512_6"), !strncmp(d.s, "$6$", 3));
-	CHECK_INT("dummy_checks", pw_check("facteur-no-such-user", d.s), 0);
+	/* a decoy: a hash of the scheme's shape that no password matches */
+	CHECK_INT("dummy_usable", pw_hash_ok(d.s), 0);
+	CHECK_INT("dummy_matches_nothing", pw_check("", d.s), -EACCES);
+	CHECK_INT("dummy_matches_nothing2",
+		  pw_check("facteur-no-such-user", d.s), -EACCES);
 	scheme("md5\n");
 	CHECK_INT("dummy_unknown", login_dummy(root, &d, &v), -EINVAL);
 	CHECK_STR("dummy_unknown_name", v.s, "md5");

@@ -374,9 +374,23 @@ static void test_rcpt(void)
 /* test_names - Maildir names and sizes in names */
 static void test_names(void)
 {
+	static const struct {
+		const char *name;
+		unsigned mode;
+		int want;
+	} marks[] = {
+		{"dovecot-uidvalidity.6b14f736", 0444, 1},
+		{"dovecot-uidvalidity.6b14f736", 0644, 0},
+		{"dovecot-uidvalidity.6b14f736", 0600, 0},
+		{"dovecot-uidvalidity.6b14f736:2,S", 0444, 0},
+		{"dovecot-uidvalidity.", 0444, 0},
+		{"dovecot-uidvalidity", 0444, 0},
+		{"1.M1P1Q1.h,S=123", 0444, 0},
+	};
 	struct mdname n = {1700000000, 123, 42, 7, 0, 0, 0, 0, 0, "mx"};
 	struct str s = STR_INIT;
 	uint64_t size = 0;
+	size_t i;
 
 	maildir_name(&s, &n);
 	CHECK_STR("name_tmp", s.s, "1700000000.M123P42Q7.mx");
@@ -413,6 +427,10 @@ static void test_names(void)
 	SZ("escaped_host", "1.M1P1Q1.a\\054S=9,S=5", 0, 5);
 	SZ("overflow", "x,S=99999999999999999999999", -ENOENT, 0);
 #undef SZ
+	/* Dovecot's read-only marker, and nothing that only looks like it */
+	for (i = 0; i < sizeof marks / sizeof marks[0]; i++)
+		CHECK_INT(tt_name("marker_%zu", i), maildir_dovecot_marker(
+			marks[i].name, marks[i].mode), marks[i].want);
 	str_free(&s);
 }
 
