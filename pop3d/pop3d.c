@@ -167,8 +167,8 @@ static void refused(struct pop3d *pd, int fd, int tls, const char *ip,
 {
 	time_t now = time(NULL);
 
-	if (!tls)
-		(void)send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
+	/* logged before the reply, so that the log holds the refusal even
+	 * when the server is stopped the moment the client reads it */
 	if (now != pd->refused_at) {
 		slog("refused %s: %s%s", *ip ? ip : "a client", why,
 		    pd->refused ? " (and others not logged)" : "");
@@ -177,6 +177,8 @@ static void refused(struct pop3d *pd, int fd, int tls, const char *ip,
 	} else {
 		pd->refused++;
 	}
+	if (!tls)
+		(void)send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 /* refuse - a client over maxsessions or maxperip (lib/server) */

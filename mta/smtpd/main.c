@@ -148,10 +148,12 @@ static void refuse(void *arg, int fd, const char *kind, const char *ip,
 
 	(void)arg;
 	(void)kind;
-	/* best effort: a client that does not read is not waited for */
-	(void)!write(fd, reply, strlen(reply));
+	/* logged before the reply: a client that reads it and has the
+	 * server stopped at once must still find the refusal in the log */
 	(void)log_write(2, "mta-smtpd", "session %s refused: %.*s", ip,
 			(int)strlen(reply) - 2, reply);
+	/* best effort: a client that does not read is not waited for */
+	(void)!write(fd, reply, strlen(reply));
 }
 
 /* pooled_done - what a session process frees before it leaves */
