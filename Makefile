@@ -62,7 +62,10 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 # (TOBJ_NAME) and the program's directory on the include path (TINC_NAME).
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
-          test_sasl test_conn test_vpopparse test_vchkpw test_dkim
+          test_sasl test_conn test_vpopparse test_vchkpw test_dkim test_spf
+# test drivers of the integration tests, built like unit tests, never run
+# by themselves (tests/run.py runs test_* only)
+TDRIVERS = spfcheck
 TOBJ_test_pop3d  = $(call objs,$(filter-out pop3d/pop3d.c,$(SRC_pop3d)))
 TOBJ_test_vchkpw = $(call objs,$(filter-out %/vchkpw.c,$(SRC_vchkpw)))
 TINC_test_vchkpw = -Ivchkpw
@@ -117,12 +120,12 @@ $(VLINKS:%=$(BINDIR)/%): $(BINDIR)/vadmin
 	ln -sf vadmin $@
 
 $(foreach t,$(TESTS),$(eval $(O)/tests/$(t): $(TOBJ_$(t))))
-$(TESTS:%=$(O)/tests/%): $(O)/tests/%: tests/unit/%.c $(O)/libfacteur.a
+$(TESTS:%=$(O)/tests/%) $(TDRIVERS:%=$(O)/tests/%): $(O)/tests/%: tests/unit/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(TINC_$*) $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) \
 		-o $@ $< $(TOBJ_$*) $(O)/libfacteur.a $(LIBS)
 
-unit: $(TESTS:%=$(O)/tests/%)
+unit: $(TESTS:%=$(O)/tests/%) $(TDRIVERS:%=$(O)/tests/%)
 
 # The sanitizer build runs on every core unless the caller chose with -j;
 # the tests run in TEST_JOBS processes (tests/run.py -j; those that
