@@ -217,3 +217,96 @@ def test_spf_rfc7208_suite_and_pyspf(t):
         r = [x for x in report if x[0] == name]
         assert r and r[0][2] != r[0][4], (name, r)
     assert len(report) + len(NOT_EXPRESSIBLE) > 200, len(report)
+
+
+# --- bad input ---
+
+def txt_rr(name, text):
+    return f"--dns-rr={name},16,{rdata('TXT', text)[1].hex()}"
+
+
+def check(t, cases, *records, deadline=5000, query=1000):
+    """spfcheck over dnsmasq serving records: [(result, why, ms)]"""
+    t.root = os.path.join(t.tmp, "root")
+    os.makedirs(t.path("control"), exist_ok=True)
+    with dnsmasq(t, "--local=/#/", *records):
+        return run_driver(t, cases, deadline, query)
+
+
+def run_driver(t, cases, deadline, query):
+    lines = "".join(f"{ip}\t{s}\t{h}\n" for ip, s, h in cases)
+    p = subprocess.run([spfcheck(t), t.root, str(deadline), str(query)],
+                       input=lines.encode(), capture_output=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    out = [line.split("\t") for line in p.stdout.decode().splitlines()]
+    assert len(out) == len(cases), out
+    return [(r, why, int(ms)) for r, why, ms in out]
+
+
+def test_spf_loops_and_recursion_are_permerror(t):
+    chain = [txt_rr(f"d{i}.test", f"v=spf1 include:d{i + 1}.test -all")
+             for i in range(30)]
+    got = check(t, [("192.0.2.1", "a@loop1.test", "h.test"),
+                    ("192.0.2.1", "a@self.test", "h.test"),
+                    ("192.0.2.1", "a@d0.test", "h.test"),
+                    ("192.0.2.1", "a@d20.test", "h.test")],
+                txt_rr("loop1.test", "v=spf1 include:loop2.test -all"),
+                txt_rr("loop2.test", "v=spf1 include:loop1.test -all"),
+                txt_rr("self.test", "v=spf1 redirect=self.test"),
+                *chain)
+    for r, why, _ in got[:3]:
+        assert (r, why) == ("permerror", "more than 10 DNS lookups"), got
+    # 10 includes from d20 reach d30, which has no record (RFC 7208 5.2)
+    assert got[3][:2] == ("permerror",
+                          "include of a domain without SPF record"), got
+
+
+def test_spf_void_and_mx_limits(t):
+    mx = [f"--dns-rr=many.test,15,{(i).to_bytes(2, 'big').hex()}"
+          f"{wire_name(f'mx{i}.test').hex()}" for i in range(11)]
+    got = check(t, [("192.0.2.1", "a@v2.test", ""),
+                    ("192.0.2.1", "a@v3.test", ""),
+                    ("192.0.2.1", "a@many.test", "")],
+                txt_rr("v2.test", "v=spf1 a:n1.test a:n2.test -all"),
+                txt_rr("v3.test", "v=spf1 a:n1.test a:n2.test a:n3.test "
+                       "-all"),
+                txt_rr("many.test", "v=spf1 mx -all"), *mx)
+    assert got[0][:2] == ("fail", "-all"), got
+    assert got[1][:2] == ("permerror", "more than 2 void lookups"), got
+    assert got[2][:2] == ("permerror", "more than 10 MX names"), got
+
+
+def test_spf_txt_of_64k(t):
+    # the most one DNS message holds: c-ares gets it over TCP
+    big = "v=spf1 " + "ip4:192.0.2.1 " * 4590 + "-all"
+    junk = "v=spf1 " + "x" * 64000
+    assert len(big) > 64000
+    got = check(t, [("192.0.2.9", "a@big.test", "h.test"),
+                    ("192.0.2.1", "a@big.test", "h.test"),
+                    ("192.0.2.1", "a@junk.test", "h.test")],
+                txt_rr("big.test", big), txt_rr("junk.test", junk))
+    assert got[0][:2] == ("fail", "-all"), got
+    assert got[1][:2] == ("pass", "ip4:192.0.2.1"), got
+    assert got[2][:2] == ("permerror", "bad mechanism"), got
+
+
+def test_spf_resolver_never_answers_is_temperror(t):
+    t.root = os.path.join(t.tmp, "root")
+    os.makedirs(t.path("control"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hole:
+        hole.bind(("127.0.0.1", 0))
+        with open(t.path("control", "resolvers"), "w") as f:
+            f.write(f"127.0.0.1:{hole.getsockname()[1]}\n")
+        t0 = time.monotonic()
+        # one try of 300 ms, twice: the query's own timeout
+        got = run_driver(t, [("192.0.2.1", "a@x.test", "h.test")], 20000,
+                         300)
+        # a try of 10 s, a deadline of 1 s: the deadline wins
+        got += run_driver(t, [("192.0.2.1", "", "h.x.test")], 1000, 10000)
+        elapsed = time.monotonic() - t0
+    assert got[0][:2] == ("temperror", "DNS timeout or error"), got
+    assert 500 <= got[0][2] < 1500, got
+    assert got[1][:2] == ("temperror", "DNS timeout or error"), got
+    assert 950 <= got[1][2] < 1500, got
+    assert elapsed < 5, elapsed
