@@ -193,6 +193,8 @@ FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)
 # vadmin import-vpopmail: the lines of a vpopmail tree
 FUZZ     += fuzz_vpop
+# lib/spf: SPF records and macro-strings from DNS
+FUZZ     += fuzz_spf
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30
