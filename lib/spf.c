@@ -941,20 +941,24 @@ int spf_check(struct dns *d, const char *ip, const char *sender,
 	if (!sender)
 		sender = "";
 	out->helo = !*sender;
+	if (strlen(sender) > SPF_INPUT_MAX || strlen(c.env.helo) > SPF_INPUT_MAX)
+		return 0;	/* none: no real identity is that long */
 	at = strrchr(sender, '@');
 	r = str_copys(&out->domain, *sender ? (at ? at + 1 : sender) :
 			c.env.helo);
-	if (r == 0 && out->domain.len && out->domain.s[out->domain.len - 1] == '.')
+	if (r == 0 && out->domain.len &&
+	    out->domain.s[out->domain.len - 1] == '.')
 		str_trunc(&out->domain, out->domain.len - 1);
 	if (r == 0)	/* RFC 7208 4.3: no local part is postmaster */
-		r = str_catf(&who, "%.*s@%s", at && at != sender ?
-			     (int)(at - sender) : 10, at && at != sender ?
-			     sender : "postmaster", out->domain.s);
+		r = at && at != sender ?
+		    str_catb(&who, sender, (size_t)(at - sender) + 1) :
+		    str_cats(&who, "postmaster@");
+	if (r == 0)
+		r = str_cats(&who, out->domain.s);
 	c.env.sender = who.s;
 	dns_deadline(d, c.deadline);
 	dns_names_visible(d, 1);
-	if (r == 0 && strlen(sender) <= SPF_INPUT_MAX &&
-	    strlen(c.env.helo) <= SPF_INPUT_MAX)
+	if (r == 0)
 		r = check_host(&c, out->domain.s, &out->res);
 	dns_deadline(d, 0);
 	dns_names_visible(d, 0);

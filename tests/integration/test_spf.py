@@ -267,7 +267,9 @@ def test_spf_void_and_mx_limits(t):
           f"{wire_name(f'mx{i}.test').hex()}" for i in range(11)]
     got = check(t, [("192.0.2.1", "a@v2.test", ""),
                     ("192.0.2.1", "a@v3.test", ""),
-                    ("192.0.2.1", "a@many.test", "")],
+                    ("192.0.2.1", "a@many.test", ""),
+                    ("192.0.2.1", "", "v3.test"),
+                    ("192.0.2.1", "a@" + "x." * 1000 + "v2.test", "")],
                 txt_rr("v2.test", "v=spf1 a:n1.test a:n2.test -all"),
                 txt_rr("v3.test", "v=spf1 a:n1.test a:n2.test a:n3.test "
                        "-all"),
@@ -275,6 +277,10 @@ def test_spf_void_and_mx_limits(t):
     assert got[0][:2] == ("fail", "-all"), got
     assert got[1][:2] == ("permerror", "more than 2 void lookups"), got
     assert got[2][:2] == ("permerror", "more than 10 MX names"), got
+    # <>: the HELO identity is checked
+    assert got[3][:2] == ("permerror", "more than 2 void lookups"), got
+    # over SPF_INPUT_MAX: none, without a question
+    assert got[4][:2] == ("none", "-"), got
 
 
 def test_spf_txt_of_64k(t):
