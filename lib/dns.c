@@ -553,6 +553,34 @@ static void ask(struct dns *d, struct dq *q, const char *name, int type)
 	ares_query(d->ch, name, ns_c_in, type, answered, q);
 }
 
+/* dq_free - every result a query holds (after a failure) */
+static void dq_free(struct dq *q)
+{
+	free(q->addrs);
+	dns_mx_free(q->mx, q->nmx);
+	dns_txt_free(q->txt, q->ntxt);
+	dns_names_free(q->names, q->nnames);
+	memset(q, 0, sizeof *q);
+}
+
+/* ask_one - one question, answered: 0 with the result in q, or the
+ * query's error (q then holds no result) */
+static int ask_one(struct dns *d, struct dq *q, const char *name, int type)
+{
+	int r;
+
+	memset(q, 0, sizeof *q);
+	if (!askable(d, name))
+		return -EINVAL;
+	ask(d, q, name, type);
+	r = wait_all(d);
+	if (r == 0)
+		r = q->r;
+	if (r < 0)
+		dq_free(q);
+	return r;
+}
+
 /* dns_mx_free - what dns_mx returned */
 void dns_mx_free(struct dns_mx *mx, size_t n)
 {
@@ -570,23 +598,11 @@ int dns_mx(struct dns *d, const char *domain, struct dns_mx **mx_r,
 	   size_t *n_r)
 {
 	struct dq q;
-	int r;
+	int r = ask_one(d, &q, domain, ns_t_mx);
 
-	*mx_r = NULL;
-	*n_r = 0;
-	if (!askable(d, domain))
-		return -EINVAL;
-	ask(d, &q, domain, ns_t_mx);
-	r = wait_all(d);
-	if (r < 0) {
-		dns_mx_free(q.mx, q.nmx);
-		return r;
-	}
-	if (q.r < 0)
-		return q.r;
 	*mx_r = q.mx;
 	*n_r = q.nmx;
-	return 0;
+	return r;
 }
 
 /* dns_addrs - AAAA and A records of name, asked together; IPv6 first.
@@ -685,23 +701,11 @@ int dns_txt(struct dns *d, const char *name, struct str **txt_r,
 	    size_t *n_r)
 {
 	struct dq q;
-	int r;
+	int r = ask_one(d, &q, name, ns_t_txt);
 
-	*txt_r = NULL;
-	*n_r = 0;
-	if (!askable(d, name))
-		return -EINVAL;
-	ask(d, &q, name, ns_t_txt);
-	r = wait_all(d);
-	if (r == 0)
-		r = q.r;
-	if (r < 0) {
-		dns_txt_free(q.txt, q.ntxt);
-		return r;
-	}
 	*txt_r = q.txt;
 	*n_r = q.ntxt;
-	return 0;
+	return r;
 }
 
 /* dns_addrs_af - the A (AF_INET) or AAAA (AF_INET6) records of name */
@@ -709,23 +713,12 @@ int dns_addrs_af(struct dns *d, const char *name, int family,
 		 struct dns_addr **a_r, size_t *n_r)
 {
 	struct dq q;
-	int r;
+	int r = ask_one(d, &q, name,
+			family == AF_INET6 ? ns_t_aaaa : ns_t_a);
 
-	*a_r = NULL;
-	*n_r = 0;
-	if (!askable(d, name))
-		return -EINVAL;
-	ask(d, &q, name, family == AF_INET6 ? ns_t_aaaa : ns_t_a);
-	r = wait_all(d);
-	if (r == 0)
-		r = q.r;
-	if (r < 0) {
-		free(q.addrs);
-		return r;
-	}
 	*a_r = q.addrs;
 	*n_r = q.naddrs;
-	return 0;
+	return r;
 }
 
 /* dns_names_free - what dns_ptr returned */
@@ -774,15 +767,10 @@ int dns_ptr(struct dns *d, const struct dns_addr *a, char ***names_r,
 	r = dns_ptr_name(a, &name);
 	if (r < 0)
 		return r;
-	ask(d, &q, name.s, ns_t_ptr);
+	r = ask_one(d, &q, name.s, ns_t_ptr);
 	str_free(&name);
-	r = wait_all(d);
-	if (r == 0)
-		r = q.r;
-	if (r < 0) {
-		dns_names_free(q.names, q.nnames);
+	if (r < 0)
 		return r;
-	}
 	*names_r = q.names;
 	*n_r = q.nnames;
 	return 0;

@@ -43,9 +43,11 @@ struct dns;
 /* dns_open - a resolver using ROOT/control/resolvers (else /etc/resolv.conf); timeout_ms per query try */
 int dns_open(struct dns **d, const char *root, int timeout_ms);
 void dns_close(struct dns *d);
-/* dns_deadline - queries still unanswered at now_ms() == ms fail with -EAGAIN; 0: none */
+/* dns_deadline - queries unanswered at now_ms() == ms fail with
+   -EAGAIN; 0: none */
 void dns_deadline(struct dns *d, int64_t ms);
-/* dns_names_visible - 1: any name of visible ASCII bytes may be asked (SPF domain-specs), 0: host names only */
+/* dns_names_visible - 1: any name of visible ASCII may be asked (SPF
+   domain-specs); 0: host names only */
 void dns_names_visible(struct dns *d, int on);
 /* dns_dnsbl - look up n names (e.g. "4.3.2.1.zen.example") as A records in parallel;
    listed[i] = 1 when the name has an A record, 0 when NXDOMAIN/NODATA, -1 on a temporary error. Returns 0 or -errno. */
