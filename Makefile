@@ -63,7 +63,10 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
           test_sasl test_conn test_vpopparse test_vchkpw test_dkim test_dns \
-          test_server
+          test_server test_spf
+# test drivers of the integration tests, built like unit tests, never run
+# by themselves (tests/run.py runs test_* only)
+TDRIVERS = spfcheck
 TOBJ_test_pop3d  = $(call objs,$(filter-out pop3d/pop3d.c,$(SRC_pop3d)))
 TOBJ_test_vchkpw = $(call objs,$(filter-out %/vchkpw.c,$(SRC_vchkpw)))
 TINC_test_vchkpw = -Ivchkpw
@@ -118,12 +121,12 @@ $(VLINKS:%=$(BINDIR)/%): $(BINDIR)/vadmin
 	ln -sf vadmin $@
 
 $(foreach t,$(TESTS),$(eval $(O)/tests/$(t): $(TOBJ_$(t))))
-$(TESTS:%=$(O)/tests/%): $(O)/tests/%: tests/unit/%.c $(O)/libfacteur.a
+$(TESTS:%=$(O)/tests/%) $(TDRIVERS:%=$(O)/tests/%): $(O)/tests/%: tests/unit/%.c $(O)/libfacteur.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(TINC_$*) $(WARN) $(HARDEN) $(CFLAGS) $(LDSAN) \
 		-o $@ $< $(TOBJ_$*) $(O)/libfacteur.a $(LIBS)
 
-unit: $(TESTS:%=$(O)/tests/%)
+unit: $(TESTS:%=$(O)/tests/%) $(TDRIVERS:%=$(O)/tests/%)
 
 # The sanitizer build runs on every core unless the caller chose with -j;
 # the tests run in TEST_JOBS processes (tests/run.py -j; those that
@@ -191,6 +194,8 @@ FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)
 # vadmin import-vpopmail: the lines of a vpopmail tree
 FUZZ     += fuzz_vpop
+# lib/spf: SPF records and macro-strings from DNS
+FUZZ     += fuzz_spf
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30

@@ -26,18 +26,24 @@
 struct dns {
 	ares_channel ch;
 	size_t pending;		/* queries whose callback has not run */
+	int64_t deadline;	/* now_ms() after which queries are cancelled; 0: none */
+	int visible;		/* 1: any visible name may be asked (SPF) */
 };
 
 /* one query's outcome, filled in by its callback */
 struct dq {
 	struct dns *d;
-	int type;		/* ns_t_a, ns_t_aaaa, ns_t_mx */
+	int type;		/* ns_t_a, ns_t_aaaa, ns_t_mx, ns_t_txt, ns_t_ptr */
 	const char *name;	/* dns_batch: what to ask when its turn comes */
 	int r;			/* 0 or a negative errno code (see dns.h) */
 	struct dns_addr *addrs;
 	size_t naddrs;
 	struct dns_mx *mx;
 	size_t nmx;
+	struct str *txt;
+	size_t ntxt;
+	char **names;
+	size_t nnames;
 };
 
 /* status_err - a c-ares status as this module's error codes */
@@ -62,6 +68,44 @@ static int status_err(int status)
 		 * a server that does not understand us: all worth a retry */
 		return -EAGAIN;
 	}
+}
+
+/* visible_ok - RFC 7208 7.1 lets a domain-spec hold any visible byte
+ * (and macros make spaces): labels of 1 to 63 bytes of 0x20-0x7e, at most
+ * 253 in all; a backslash would be c-ares' escape, so it is refused */
+static int visible_ok(const char *name)
+{
+	size_t len = strlen(name), i, label = 0;
+
+	if (len && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+		} else if (c < 0x20 || c > 0x7e || c == '\\' ||
+			   ++label > 63) {
+			return 0;
+		}
+	}
+	return label > 0;
+}
+
+/* askable - a name this resolver may ask */
+static int askable(const struct dns *d, const char *name)
+{
+	return d->visible ? visible_ok(name) : dns_name_ok(name);
+}
+
+/* dns_names_visible - on: names of any visible bytes may be asked */
+void dns_names_visible(struct dns *d, int on)
+{
+	d->visible = on;
 }
 
 /* dns_name_ok - a name that may be asked: lib/name's host-name rule with
@@ -262,13 +306,25 @@ static int pump(struct dns *d, int64_t deadline)
 	return 0;
 }
 
+/* dns_deadline - cancel every query still waiting at now_ms() == ms
+ * (0: no deadline), so that a caller's total time is bounded, not only
+ * each query's */
+void dns_deadline(struct dns *d, int64_t ms)
+{
+	d->deadline = ms;
+}
+
 /* wait_all - drive c-ares until every query sent has had its callback */
 static int wait_all(struct dns *d)
 {
 	int r;
 
 	while (d->pending) {
-		r = pump(d, -1);
+		if (d->deadline && now_ms() >= d->deadline) {
+			ares_cancel(d->ch);	/* each query fails with -EAGAIN */
+			continue;
+		}
+		r = pump(d, d->deadline ? d->deadline : -1);
 		if (r < 0) {
 			ares_cancel(d->ch);	/* runs the callbacks */
 			return r;
@@ -394,6 +450,86 @@ out:
 	ares_free_data(head);
 }
 
+/* parse_txt - the TXT records of an answer, the strings of each record
+ * joined without separator (RFC 7208 3.3), into q->txt. The answer is one
+ * DNS message (at most 64 KiB), which bounds the records and their size. */
+static void parse_txt(struct dq *q, const unsigned char *abuf, int alen)
+{
+	struct ares_txt_ext *head = NULL, *t;
+	size_t n = 0, i = 0;
+	int st = ares_parse_txt_reply_ext(abuf, alen, &head);
+
+	if (st != ARES_SUCCESS) {
+		q->r = status_err(st);
+		return;
+	}
+	for (t = head; t; t = t->next)
+		if (t->record_start || t == head)
+			n++;
+	if (n == 0) {
+		q->r = -ENODATA;
+		goto out;
+	}
+	q->txt = calloc(n, sizeof *q->txt);
+	if (!q->txt) {
+		q->r = -ENOMEM;
+		goto out;
+	}
+	q->ntxt = n;
+	for (t = head; t; t = t->next) {
+		if (t != head && t->record_start)
+			i++;
+		if (str_catb(&q->txt[i], t->txt, t->length) < 0) {
+			q->r = -ENOMEM;
+			goto out;
+		}
+	}
+	q->r = 0;
+out:
+	ares_free_data(head);
+}
+
+/* parse_ptr - the PTR names of an answer into q->names; c-ares gives
+ * every PTR record as an alias (the last one also as h_name) */
+static void parse_ptr(struct dq *q, const unsigned char *abuf, int alen)
+{
+	struct hostent *h = NULL;
+	unsigned char dummy[4] = {0};
+	char *one[2] = {NULL, NULL}, **list = one;
+	size_t n = 0, i;
+	int st = ares_parse_ptr_reply(abuf, alen, dummy, 4, AF_INET, &h);
+
+	if (st != ARES_SUCCESS) {
+		q->r = status_err(st);
+		return;
+	}
+	one[0] = h->h_name;
+	if (h->h_aliases && h->h_aliases[0])
+		list = h->h_aliases;
+	while (list[n])
+		n++;
+	if (n == 0) {
+		q->r = -ENODATA;
+		goto out;
+	}
+	q->names = calloc(n, sizeof *q->names);
+	if (!q->names) {
+		q->r = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		q->names[i] = strdup(list[i]);
+		if (!q->names[i]) {
+			q->r = -ENOMEM;
+			goto out;
+		}
+		q->nnames++;
+	}
+	q->r = 0;
+out:
+	ares_free_hostent(h);
+}
+
 /* answered - the callback of every query */
 static void answered(void *arg, int status, int timeouts,
 		     unsigned char *abuf, int alen)
@@ -411,6 +547,10 @@ static void answered(void *arg, int status, int timeouts,
 		return;
 	if (q->type == ns_t_mx)
 		parse_mx(q, abuf, alen);
+	else if (q->type == ns_t_txt)
+		parse_txt(q, abuf, alen);
+	else if (q->type == ns_t_ptr)
+		parse_ptr(q, abuf, alen);
 	else
 		parse_addrs(q, abuf, alen);
 }
@@ -424,6 +564,34 @@ static void ask(struct dns *d, struct dq *q, const char *name, int type)
 	q->r = -EAGAIN;
 	d->pending++;
 	ares_query(d->ch, name, ns_c_in, type, answered, q);
+}
+
+/* dq_free - every result a query holds (after a failure) */
+static void dq_free(struct dq *q)
+{
+	free(q->addrs);
+	dns_mx_free(q->mx, q->nmx);
+	dns_txt_free(q->txt, q->ntxt);
+	dns_names_free(q->names, q->nnames);
+	memset(q, 0, sizeof *q);
+}
+
+/* ask_one - one question, answered: 0 with the result in q, or the
+ * query's error (q then holds no result) */
+static int ask_one(struct dns *d, struct dq *q, const char *name, int type)
+{
+	int r;
+
+	memset(q, 0, sizeof *q);
+	if (!askable(d, name))
+		return -EINVAL;
+	ask(d, q, name, type);
+	r = wait_all(d);
+	if (r == 0)
+		r = q->r;
+	if (r < 0)
+		dq_free(q);
+	return r;
 }
 
 /* dns_mx_free - what dns_mx returned */
@@ -443,23 +611,11 @@ int dns_mx(struct dns *d, const char *domain, struct dns_mx **mx_r,
 	   size_t *n_r)
 {
 	struct dq q;
-	int r;
+	int r = ask_one(d, &q, domain, ns_t_mx);
 
-	*mx_r = NULL;
-	*n_r = 0;
-	if (!dns_name_ok(domain))
-		return -EINVAL;
-	ask(d, &q, domain, ns_t_mx);
-	r = wait_all(d);
-	if (r < 0) {
-		dns_mx_free(q.mx, q.nmx);
-		return r;
-	}
-	if (q.r < 0)
-		return q.r;
 	*mx_r = q.mx;
 	*n_r = q.nmx;
-	return 0;
+	return r;
 }
 
 /* merge_addrs - the AAAA (q6) and A (q4) answers of one name as one
@@ -507,7 +663,7 @@ int dns_addrs(struct dns *d, const char *name, struct dns_addr **a_r,
 
 	*a_r = NULL;
 	*n_r = 0;
-	if (!dns_name_ok(name))
+	if (!askable(d, name))
 		return -EINVAL;
 	ask(d, &q6, name, ns_t_aaaa);
 	ask(d, &q4, name, ns_t_a);
@@ -663,4 +819,96 @@ int dns_dnsbl(struct dns *d, const char *const *names, size_t n, int *listed)
 	}
 	free(q);
 	return r;
+}
+
+/* dns_txt_free - what dns_txt returned */
+void dns_txt_free(struct str *txt, size_t n)
+{
+	size_t i;
+
+	if (!txt)
+		return;
+	for (i = 0; i < n; i++)
+		str_free(&txt[i]);
+	free(txt);
+}
+
+/* dns_txt - the TXT records of name, each one's strings joined */
+int dns_txt(struct dns *d, const char *name, struct str **txt_r,
+	    size_t *n_r)
+{
+	struct dq q;
+	int r = ask_one(d, &q, name, ns_t_txt);
+
+	*txt_r = q.txt;
+	*n_r = q.ntxt;
+	return r;
+}
+
+/* dns_addrs_af - the A (AF_INET) or AAAA (AF_INET6) records of name */
+int dns_addrs_af(struct dns *d, const char *name, int family,
+		 struct dns_addr **a_r, size_t *n_r)
+{
+	struct dq q;
+	int r = ask_one(d, &q, name,
+			family == AF_INET6 ? ns_t_aaaa : ns_t_a);
+
+	*a_r = q.addrs;
+	*n_r = q.naddrs;
+	return r;
+}
+
+/* dns_names_free - what dns_ptr returned */
+void dns_names_free(char **names, size_t n)
+{
+	size_t i;
+
+	if (!names)
+		return;
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* dns_ptr_name - the in-addr.arpa or ip6.arpa name of an address */
+int dns_ptr_name(const struct dns_addr *a, struct str *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	int i, r = 0;
+
+	str_trunc(out, 0);
+	if (a->family == AF_INET) {
+		const unsigned char *b = (const unsigned char *)&a->a.v4;
+
+		return str_catf(out, "%u.%u.%u.%u.in-addr.arpa",
+				b[3], b[2], b[1], b[0]);
+	}
+	for (i = 15; i >= 0 && r == 0; i--) {
+		unsigned char b = a->a.v6.s6_addr[i];
+
+		r = str_catf(out, "%c.%c.", hex[b & 15], hex[b >> 4]);
+	}
+	return r ? r : str_cats(out, "ip6.arpa");
+}
+
+/* dns_ptr - the PTR names of an address */
+int dns_ptr(struct dns *d, const struct dns_addr *a, char ***names_r,
+	    size_t *n_r)
+{
+	struct str name = STR_INIT;
+	struct dq q;
+	int r;
+
+	*names_r = NULL;
+	*n_r = 0;
+	r = dns_ptr_name(a, &name);
+	if (r < 0)
+		return r;
+	r = ask_one(d, &q, name.s, ns_t_ptr);
+	str_free(&name);
+	if (r < 0)
+		return r;
+	*names_r = q.names;
+	*n_r = q.nnames;
+	return 0;
 }

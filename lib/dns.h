@@ -20,6 +20,12 @@
  * A records of a name (IPv6 first). dns_dnsbl() asks many A questions at
  * once for DNSBL checks.
  *
+ * dns_txt() returns the TXT records of a name, the strings of each record
+ * joined (RFC 7208 3.3), binary-safe in struct str; dns_addrs_af() the A
+ * or the AAAA records alone; dns_ptr() the PTR names of an address
+ * (dns_ptr_name() spells its in-addr.arpa or ip6.arpa name). The answer
+ * is one DNS message (UDP, TCP when truncated), at most 64 KiB.
+ *
  * dns_resolvers_csv() turns the lines of control/resolvers into the
  * server list c-ares takes; it is separate so it can be tested.
  */
@@ -37,6 +43,12 @@ struct dns;
 /* dns_open - a resolver using ROOT/control/resolvers (else /etc/resolv.conf); timeout_ms per query try */
 int dns_open(struct dns **d, const char *root, int timeout_ms);
 void dns_close(struct dns *d);
+/* dns_deadline - queries unanswered at now_ms() == ms fail with
+   -EAGAIN; 0: none */
+void dns_deadline(struct dns *d, int64_t ms);
+/* dns_names_visible - 1: any name of visible ASCII may be asked (SPF
+   domain-specs); 0: host names only */
+void dns_names_visible(struct dns *d, int on);
 /* dns_dnsbl - look up n names (e.g. "4.3.2.1.zen.example") as A records in parallel;
    listed[i] = 1 when the name has an A record, 0 when NXDOMAIN/NODATA, -1 on a temporary error. Returns 0 or -errno. */
 int dns_dnsbl(struct dns *d, const char *const *names, size_t n, int *listed);
@@ -92,6 +104,16 @@ struct dns_q {
 
 int dns_batch(struct dns *d, struct dns_q *q, size_t n, int64_t deadline_ms);
 void dns_batch_free(struct dns_q *q, size_t n);
+
+int dns_txt(struct dns *d, const char *name, struct str **txt_r,
+	    size_t *n_r);
+void dns_txt_free(struct str *txt, size_t n);
+int dns_addrs_af(struct dns *d, const char *name, int family,
+		 struct dns_addr **a_r, size_t *n_r);
+int dns_ptr(struct dns *d, const struct dns_addr *a, char ***names_r,
+	    size_t *n_r);
+int dns_ptr_name(const struct dns_addr *a, struct str *out);
+void dns_names_free(char **names, size_t n);
 
 int dns_resolvers_csv(const char *lines, size_t count, struct str *csv,
 		      size_t *bad_line_r);

@@ -208,6 +208,10 @@ def main():
     a = ap.parse_args()
     t0 = time.monotonic()
     bindir, copied = reachable_bin(os.path.abspath(a.bin))
+    # the test drivers built beside the unit tests (tests/unit/spfcheck.c),
+    # which integration tests run themselves
+    if a.unit:
+        os.environ["FACTEUR_UNIT_DIR"] = os.path.abspath(a.unit)
     results, times = [], []
     try:
         run_unit(a.unit, a.patterns, results, times)

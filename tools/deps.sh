@@ -49,6 +49,10 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     need /usr/lib/python3/dist-packages/dkim/__init__.py python3-dkim
     need /usr/lib/python3/dist-packages/nacl/__init__.py python3-nacl
     need /usr/sbin/opendkim-testmsg opendkim-tools
+    # the SPF reference of test_spf: pyspf (with dnspython, pointed at
+    # the test's dnsmasq) and PyYAML to read the RFC 7208 test suite
+    need /usr/lib/python3/dist-packages/spf.py python3-spf
+    need /usr/lib/python3/dist-packages/yaml/__init__.py python3-yaml
     need mandoc mandoc
     need systemd-analyze systemd
     need /usr/lib/"$(gcc -dumpmachine 2>/dev/null)"/libseccomp.so.2 libseccomp2
