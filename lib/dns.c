@@ -61,7 +61,8 @@ static int status_err(int status)
 	case ARES_EBADNAME:
 		return -EINVAL;
 	case ARES_ECANCELLED:
-		/* only dns_batch cancels, when its deadline has come */
+		/* only dns_batch and a dns_deadline cancel, when their
+		 * deadline has come */
 		return -ETIMEDOUT;
 	default:
 		/* SERVFAIL, REFUSED, timeouts, unreachable servers, FORMERR of
@@ -321,7 +322,7 @@ static int wait_all(struct dns *d)
 
 	while (d->pending) {
 		if (d->deadline && now_ms() >= d->deadline) {
-			ares_cancel(d->ch);	/* each query fails with -EAGAIN */
+			ares_cancel(d->ch);	/* each query fails with -ETIMEDOUT */
 			continue;
 		}
 		r = pump(d, d->deadline ? d->deadline : -1);

@@ -44,7 +44,7 @@ struct dns;
 int dns_open(struct dns **d, const char *root, int timeout_ms);
 void dns_close(struct dns *d);
 /* dns_deadline - queries unanswered at now_ms() == ms fail with
-   -EAGAIN; 0: none */
+   -ETIMEDOUT; 0: none */
 void dns_deadline(struct dns *d, int64_t ms);
 /* dns_names_visible - 1: any name of visible ASCII may be asked (SPF
    domain-specs); 0: host names only */

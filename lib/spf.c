@@ -571,13 +571,20 @@ static int fail_with(struct ctx *c, enum spf_res *res, enum spf_res what,
 	return str_cats(c->why, why) < 0 ? -ENOMEM : 2;
 }
 
+/* dns_temp - a lookup that may work later: a failure worth a retry
+ * (-EAGAIN) or no answer by the deadline (-ETIMEDOUT, dns_deadline) */
+static int dns_temp(int r)
+{
+	return r == -EAGAIN || r == -ETIMEDOUT;
+}
+
 /* dns_ok - map a lookup's result: 0 found, 1 void (counted), or 2 with
  * *res set; invalid names are void too (RFC 7208 4.3, 5) */
 static int dns_ok(struct ctx *c, int r, enum spf_res *res)
 {
 	if (r == -ENOMEM)
 		return r;
-	if (r == -EAGAIN)
+	if (dns_temp(r))
 		return fail_with(c, res, SPF_TEMPERROR, "DNS timeout or error");
 	if (r == -EINVAL)
 		return 1;
@@ -606,7 +613,7 @@ static int has_addr(struct ctx *c, const char *host, int cidr4, int cidr6,
 	if (r)
 		return r;
 	r = dns_addrs_af(c->d, host, c->env.v6 ? AF_INET6 : AF_INET, &a, &n);
-	if (r < 0 && !count && r != -EAGAIN && r != -ENOMEM)
+	if (r < 0 && !count && !dns_temp(r) && r != -ENOMEM)
 		return 0;
 	r = dns_ok(c, r, res);
 	if (r == 0)
@@ -824,7 +831,7 @@ static int fetch_record(struct ctx *c, const char *domain, struct str *rec,
 	r = dns_txt(c->d, domain, &txt, &n);
 	if (r == -ENOMEM)
 		return r;
-	if (r == -EAGAIN)
+	if (dns_temp(r))
 		return fail_with(c, res, SPF_TEMPERROR, "DNS timeout or error");
 	if (r < 0)
 		return 1;
