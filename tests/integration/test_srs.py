@@ -22,7 +22,7 @@ D = "example.test"
 B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
-def setup(t):
+def setup(t, far_rcpt=None):
     """example.test with bob (forwarding to far@far.test) and carol;
     far.test and orig.test routed to two fake MXes on one port"""
     t.init()
@@ -32,7 +32,7 @@ def setup(t):
     for u in ("bob", "carol"):
         t.run("vadmin", "adduser", f"{u}@{D}", "pw", check=0)
     t.run("vadmin", "forward", f"bob@{D}", "far@far.test", check=0)
-    far = MX("127.0.0.2")
+    far = MX("127.0.0.2", rcpt=far_rcpt)
     orig = MX("127.0.0.3", far.port)
     for name, value in (("smtproutes",
                          "far.test:127.0.0.2\norig.test:127.0.0.3\n"),
@@ -121,6 +121,26 @@ def test_srs_forward_and_bounce_back(t):
         s.stop()
         far.close()
         orig.close()
+
+
+def test_srs_forward_refused_bounces_to_original_sender(t):
+    """the forward's remote refuses it: mta-send's own report goes to the
+    original sender, not to the SRS address (which would lead back here)"""
+    far, orig = setup(t, far_rcpt={"far": "550 5.1.1 no such user"})
+    s = Sender(t)
+    try:
+        r, _ = session(t, "alice@orig.test", [f"bob@{D}"])
+        assert codes(r) == ["250"], r
+        back = got(orig, 1)
+        assert back[0][0] == "<>", back
+        assert [a.lower() for a in back[0][1]] == ["alice@orig.test"], back
+        assert b"far@far.test" in back[0][2], back
+        assert far.refused == ["far@far.test"], far.refused
+    finally:
+        log = s.stop()
+        far.close()
+        orig.close()
+    assert "unwrap" not in log, log
 
 
 def test_srs_refusals_queue_nothing(t):
