@@ -27,6 +27,7 @@
 #define FACTEUR_DNS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <netinet/in.h>
 
 #include "str.h"
@@ -58,6 +59,39 @@ int dns_mx(struct dns *d, const char *domain, struct dns_mx **mx_r,
 void dns_mx_free(struct dns_mx *mx, size_t n);
 int dns_addrs(struct dns *d, const char *name, struct dns_addr **a_r,
 	      size_t *n_r);
+
+/* dns_batch - many questions in flight at once under one deadline.
+ *
+ * The caller fills each q[i].type and q[i].name (kept until dns_batch
+ * returns); dns_batch asks them, at most DNS_BATCH_WINDOW queries in
+ * flight (a thousand answers arriving at once would overflow a UDP
+ * socket's receive buffer, and servers rate-limit), and returns when
+ * every one is answered or when now_ms() reaches deadline_ms (lib/clock),
+ * whichever comes first. Each q[i].r is then 0 or an error of the list
+ * above, or -ETIMEDOUT: no answer came, by the deadline (the question
+ * may not even have been sent) or within the tries (-EAGAIN stays for
+ * answers that say failure: SERVFAIL, REFUSED, an unreachable port).
+ * DNS_Q_MX fills mx/nmx as dns_mx() does, DNS_Q_ADDRS addrs/naddrs as
+ * dns_addrs() does (AAAA and A asked together). Free them with
+ * dns_batch_free(). Returns 0, or a negative errno code when the batch
+ * itself failed (-ENOMEM, a poll error), every q[i] then holding what
+ * it had by then. */
+#define DNS_BATCH_WINDOW 100
+
+enum { DNS_Q_MX, DNS_Q_ADDRS };
+
+struct dns_q {
+	int type;		/* DNS_Q_MX or DNS_Q_ADDRS */
+	const char *name;
+	int r;
+	struct dns_mx *mx;
+	size_t nmx;
+	struct dns_addr *addrs;
+	size_t naddrs;
+};
+
+int dns_batch(struct dns *d, struct dns_q *q, size_t n, int64_t deadline_ms);
+void dns_batch_free(struct dns_q *q, size_t n);
 
 int dns_resolvers_csv(const char *lines, size_t count, struct str *csv,
 		      size_t *bad_line_r);

@@ -153,20 +153,18 @@ static void forward_sender(struct vd *v, struct str *out)
 		str_trunc(out, 0);	/* <> is never rewritten */
 		return;
 	}
-	if (ctl_get(v->root, "me", "", &me) < 0 ||
+	/* ctl_me: the name mta-smtpd checks SRS recipients against */
+	if (ctl_me(v->root, &me) < 0 ||
 	    ((r = srs_secrets(v->root, &keys, &n)) < 0 && r != -ENOENT))
 		vd_fail_errno(v, r < 0 ? r : -EIO, "cannot read control/me "
 			      "or control/srssecret");
-	if (r == 0 && !me.len)
-		r = -EINVAL;
 	if (r == 0)
 		r = srs_forward(&keys, me.s, v->sender, time(NULL), out);
 	if (r == -ENOMEM)
 		vd_fail_errno(v, r, "cannot run mta-inject");
 	if (r < 0) {
 		vd_log(v, "forward of msg for %s keeps the sender %s: %s",
-		       v->rcpt.s, v->sender, me.len ? srs_why(r) :
-		       "control/me is empty");
+		       v->rcpt.s, v->sender, srs_why(r));
 		if (str_copys(out, v->sender) < 0)
 			vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
 	}

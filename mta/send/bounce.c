@@ -168,15 +168,19 @@ static int report(struct send *s, struct msg *m, const char *to,
  * as it is (with a log line) when it does not check out */
 static int unwrap_srs(struct send *s, struct msg *m, struct str *to)
 {
-	struct str keys = STR_INIT, orig = STR_INIT;
+	struct str keys = STR_INIT, orig = STR_INIT, me = STR_INIT;
 	size_t n;
 	int r;
 
-	if (!s->me.len || !srs_is(s->me.s, to->s))
-		return 0;
+	/* ctl_me, not s->me: the name vdeliver signed and mta-smtpd checks,
+	 * whatever the scheduler's own default for a missing control/me */
+	if ((r = ctl_me(s->root, &me)) < 0 || !srs_is(me.s, to->s)) {
+		str_free(&me);
+		return r;
+	}
 	r = srs_secrets(s->root, &keys, &n);
 	if (r == 0)
-		r = srs_reverse(&keys, s->me.s, to->s, time(NULL), &orig);
+		r = srs_reverse(&keys, me.s, to->s, time(NULL), &orig);
 	if (r == 0)
 		r = str_copyb(to, orig.s, orig.len);
 	else if (r != -ENOMEM) {
@@ -186,6 +190,7 @@ static int unwrap_srs(struct send *s, struct msg *m, struct str *to)
 	}
 	str_wipe(&keys);
 	str_free(&orig);
+	str_free(&me);
 	return r;
 }
 
