@@ -63,7 +63,7 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
           test_sasl test_conn test_vpopparse test_vchkpw test_dkim test_dns \
-          test_server test_spf
+          test_server test_spf test_srs
 # test drivers of the integration tests, built like unit tests, never run
 # by themselves (tests/run.py runs test_* only)
 TDRIVERS = spfcheck
@@ -192,6 +192,8 @@ FUZZ     += fuzz_dkim
 # mta-smtpd's parsers one at a time: address, DATA
 FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)
+# lib/srs: the SRS0 recipients any client may send
+FUZZ     += fuzz_srs
 # vadmin import-vpopmail: the lines of a vpopmail tree
 FUZZ     += fuzz_vpop
 # lib/spf: SPF records and macro-strings from DNS

@@ -24,6 +24,7 @@
 #include "name.h"
 #include "route.h"
 #include "rules.h"
+#include "srs.h"
 
 static const struct {
 	const char *name;
@@ -212,6 +213,22 @@ static int words(struct doctor *d, struct report *p, struct str *s)
 	return v;
 }
 
+/* srssecret - forwards leave with their original sender without one */
+static int srssecret(struct doctor *d, struct report *p)
+{
+	struct str k = STR_INIT;
+	size_t n;
+	int r = srs_secrets(d->root, &k, &n);
+
+	str_wipe(&k);
+	if (r == -ENOENT)
+		return say(p, WARN, "control/srssecret is missing: forwards "
+			   "keep their sender (no SRS) and SRS bounces are "
+			   "refused; write a random line in it, mode 0600 "
+			   "(docs/authentication.md)");
+	return r < 0 ? unreadable(p, "srssecret", r) : OK;
+}
+
 /* check_control_files - every control file with a syntax */
 int check_control_files(struct doctor *d, struct report *p)
 {
@@ -225,6 +242,7 @@ int check_control_files(struct doctor *d, struct report *p)
 	v = worse(v, relayrules(d, p));
 	v = worse(v, resolvers(d, p));
 	v = worse(v, smtproutes(d, p));
+	v = worse(v, srssecret(d, p));
 	str_free(&s);
 	return worse(v, check_listen_lines(d, p));
 }

@@ -30,6 +30,7 @@
 #include "name.h"
 #include "priv.h"
 #include "rules.h"
+#include "srs.h"
 
 #define USERADD "/usr/sbin/useradd"
 #define USERADD_ERR_MAX 4096
@@ -218,7 +219,21 @@ static int put_ctl(struct init *in, const char *name, const struct str *v)
 	return r < 0 ? r : fsx_write_atomic(in->path.s, v->s, v->len, 0644);
 }
 
-/* write_ctls - me, the listen files, relayrules and mailuser */
+/* put_srssecret - the key of SRS addresses (lib/srs.h): secret, 0600 */
+static int put_srssecret(struct init *in)
+{
+	struct str v = STR_INIT;
+	int r = srs_secret_new(&v);
+
+	if (r == 0)
+		r = ctl_path(&in->path, in->root, "srssecret");
+	if (r == 0)
+		r = fsx_write_atomic(in->path.s, v.s, v.len, 0600);
+	str_wipe(&v);
+	return r;
+}
+
+/* write_ctls - me, the listen files, relayrules, mailuser, srssecret */
 static int write_ctls(struct init *in, const char **what)
 {
 	struct str v = STR_INIT, name = STR_INIT;
@@ -256,6 +271,10 @@ static int write_ctls(struct init *in, const char **what)
 	}
 	if (r == 0)
 		r = put_ctl(in, "mailuser", &v);
+	if (r == 0) {
+		*what = "control/srssecret";
+		r = put_srssecret(in);
+	}
 	str_free(&v);
 	str_free(&name);
 	return r;

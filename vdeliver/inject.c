@@ -8,8 +8,14 @@
  * refuses an address, 111 otherwise. vdeliver runs the one that lies
  * in its own directory (so a test or a second installation uses its
  * own), with execve, an argument vector and a fixed environment, never
- * a shell, and keeps the original envelope sender, as qmail's forwards
- * do. The copy carries the Delivered-To: lines of its path, so that it
+ * a shell. The envelope sender is rewritten to an SRS0 address of
+ * control/me (lib/srs.h), so that the next hop's SPF check judges this
+ * host, not the original sender's domain; a bounce to it comes back to
+ * mta-smtpd, which sends it on to the original sender. The null sender
+ * stays null. Without control/srssecret, or for a sender SRS cannot
+ * carry, the original sender is kept, as qmail's forwards do, and the log
+ * says why: a forward that may fail SPF beats one that does not leave.
+ * The copy carries the Delivered-To: lines of its path, so that it
  * is recognised as a loop if it ever comes back. Destinations whose
  * paths are the same go in one call. mta-inject's output is read while
  * the message is written, so that neither side can block the other, and
@@ -23,9 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "args.h"
+#include "ctl.h"
+#include "srs.h"
 #include "vdeliver.h"
 
 #define OUT_MAX 1000	/* bytes of mta-inject's output kept */
@@ -119,16 +128,65 @@ static void feed_done(struct feed *f, size_t n)
 		f->boff += n;
 }
 
+/* srs_why - why a forward keeps its sender, for the log */
+static const char *srs_why(int r)
+{
+	switch (r) {
+	case -ENOENT:
+		return "no control/srssecret (facteur init makes one)";
+	case -E2BIG:
+		return "its SRS address would pass 64 bytes";
+	default:
+		return "SRS cannot carry it";
+	}
+}
+
+/* forward_sender - the envelope sender of the forwarded copy: SRS0 of
+ * control/me, or the original one (lib/srs.h) */
+static void forward_sender(struct vd *v, struct str *out)
+{
+	struct str me = STR_INIT, keys = STR_INIT;
+	size_t n;
+	int r = 0;
+
+	if (!*v->sender) {
+		str_trunc(out, 0);	/* <> is never rewritten */
+		return;
+	}
+	/* ctl_me: the name mta-smtpd checks SRS recipients against */
+	if (ctl_me(v->root, &me) < 0 ||
+	    ((r = srs_secrets(v->root, &keys, &n)) < 0 && r != -ENOENT))
+		vd_fail_errno(v, r < 0 ? r : -EIO, "cannot read control/me "
+			      "or control/srssecret");
+	if (r == 0)
+		r = srs_forward(&keys, me.s, v->sender, time(NULL), out);
+	if (r == -ENOMEM)
+		vd_fail_errno(v, r, "cannot run mta-inject");
+	if (r < 0) {
+		vd_log(v, "forward of msg for %s keeps the sender %s: %s",
+		       v->rcpt.s, v->sender, srs_why(r));
+		if (str_copys(out, v->sender) < 0)
+			vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
+	}
+	str_wipe(&keys);
+	str_free(&me);
+}
+
 /* build_argv - mta-inject's arguments: the remote targets whose chain is
  * t's, each marked sent; WHO gets their addresses, for messages */
 static void build_argv(struct vd *v, const struct str *path,
 		       struct target *t, struct str *who)
 {
+	struct str sender = STR_INIT;
 	size_t i, k = 0;
+	int r;
 
 	free(argv);
 	argv = calloc(v->n + 8, sizeof *argv);
-	if (!argv || args_sender_opt(&fopt, v->sender) < 0)
+	forward_sender(v, &sender);
+	r = args_sender_opt(&fopt, str_cstr(&sender));
+	str_free(&sender);
+	if (!argv || r < 0)
 		vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
 	argv[k++] = path->s;
 	argv[k++] = "--root";

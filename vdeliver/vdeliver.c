@@ -16,8 +16,9 @@
  *	the extensions user-ext and user+ext falling back to user (lib/rcpt.h).
  *	Local destinations of aliases and forwards are followed in this
  *	process (at most 10 in a row); remote ones are handed to the queue
- *	through mta-inject, found beside this program, with the original
- *	envelope sender. The message is read once, whatever the number of
+ *	through mta-inject, found beside this program, with an SRS0
+ *	envelope sender of control/me (lib/srs.h; the original one without
+ *	control/srssecret). The message is read once, whatever the number of
  *	destinations, and never held in memory. Each mailbox gets it the
  *	Maildir way (tmp/, fsync, link into new/, fsync new/) with
  *	Return-Path: and Delivered-To: lines added in front; Maildir++

@@ -7,7 +7,10 @@
  * reported once more, to control/doublebounceto, marked as a double
  * bounce ('B' in its envelope); a double bounce that fails is dropped
  * with a log line. So <> mail is never bounced twice and two servers
- * cannot bounce at each other forever.
+ * cannot bounce at each other forever. The report of a forward whose
+ * sender is an SRS0 address of control/me goes straight to the original
+ * sender (lib/srs.h): that address leads back to this host, where only
+ * mta-smtpd's RCPT would unwrap it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,8 +21,10 @@
 
 #include "ctl.h"
 #include "date.h"
+#include "msg.h"
 #include "qsign.h"
 #include "send.h"
+#include "srs.h"
 
 #define ORIG_BODY_MAX 50000	/* bytes of the original body returned */
 #define ORIG_HEAD_MAX (256 * 1024)
@@ -159,6 +164,36 @@ static int report(struct send *s, struct msg *m, const char *to,
 	return r;
 }
 
+/* unwrap_srs - TO, an SRS0 address of ME, made the original sender; left
+ * as it is (with a log line) when it does not check out */
+static int unwrap_srs(struct send *s, struct msg *m, struct str *to)
+{
+	struct str keys = STR_INIT, orig = STR_INIT, me = STR_INIT;
+	size_t n;
+	int r;
+
+	/* ctl_me, not s->me: the name vdeliver signed and mta-smtpd checks,
+	 * whatever the scheduler's own default for a missing control/me */
+	if ((r = ctl_me(s->root, &me)) < 0 || !srs_is(me.s, to->s)) {
+		str_free(&me);
+		return r;
+	}
+	r = srs_secrets(s->root, &keys, &n);
+	if (r == 0)
+		r = srs_reverse(&keys, me.s, to->s, time(NULL), &orig);
+	if (r == 0)
+		r = str_copyb(to, orig.s, orig.len);
+	else if (r != -ENOMEM) {
+		slog("msg %s: cannot unwrap the SRS sender <%s>: %s", m->id,
+		     to->s, msg_err(r));
+		r = 0;
+	}
+	str_wipe(&keys);
+	str_free(&orig);
+	str_free(&me);
+	return r;
+}
+
 /* bounce_make - queue the report of M's failed recipients; ID_R gets its
  * id, or stays empty when nothing is to be sent (a double bounce) */
 int bounce_make(struct send *s, struct msg *m, struct str *id_r)
@@ -178,6 +213,8 @@ int bounce_make(struct send *s, struct msg *m, struct str *id_r)
 	qenv_init(&e);
 	if (st->env.sender.len) {
 		r = str_copyb(&to, st->env.sender.s, st->env.sender.len);
+		if (r == 0)
+			r = unwrap_srs(s, m, &to);
 	} else {
 		e.dbl = 1;
 		r = str_copyb(&to, s->dbto.s, s->dbto.len);

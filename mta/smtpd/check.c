@@ -9,7 +9,11 @@
  * hop. A recipient is accepted when its domain is hosted here and the
  * user (or an alias, an extension's base, or a non-bounce catch-all)
  * exists, or when the client may relay. Hosted domains and users are
- * looked up only through lib/acct.h.
+ * looked up only through lib/acct.h. An SRS0 address of control/me (the
+ * sender of a forward, lib/srs.h) is accepted from anyone when its hash
+ * and age check out, and replaced at once by the original sender, so
+ * that the queue holds the real address and mta-send delivers the bounce
+ * there as any other mail.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +27,7 @@
 #include "name.h"
 #include "rcpt.h"
 #include "smtpd.h"
+#include "srs.h"
 
 /* bad_local_byte - bytes that never belong in a local part we accept */
 static int bad_local_byte(unsigned char ch)
@@ -196,5 +201,44 @@ const char *check_rcpt(struct session *s, const char *addr)
 		reply = "550 5.2.1 this mailbox does not accept mail";
 	acct_domain_free(&d);
 	str_free(&local);
+	return reply;
+}
+
+/*
+ * check_srs - an SRS0 recipient of control/me: *srs_r 0 when ADDR is none
+ * (check_rcpt judges it); else NULL with ADDR replaced by the original
+ * sender, or the reply. Forged and expired ones get the same 550 as an
+ * unknown user, with the reason.
+ */
+const char *check_srs(struct session *s, struct str *addr, int *srs_r)
+{
+	struct str keys = STR_INIT, orig = STR_INIT;
+	const char *reply = NULL;
+	size_t n;
+	int r;
+
+	*srs_r = srs_is(s->me.s, addr->s);
+	if (!*srs_r)
+		return NULL;
+	r = srs_secrets(s->root, &keys, &n);
+	if (r == 0)
+		r = srs_reverse(&keys, s->me.s, addr->s, time(NULL), &orig);
+	if (r == -EINVAL || r == -ENOENT)
+		reply = "550 5.1.1 forged SRS address: this host did not make it";
+	else if (r == -ETIMEDOUT)
+		reply = "550 5.1.1 expired SRS address: the message it answers "
+			"left here too long ago";
+	else if (r < 0)
+		reply = "451 4.3.0 cannot read control/srssecret";
+	else if (queue_addr_entry(orig.s, orig.len) < 0)
+		reply = "553 5.1.3 an address may not begin with '-'";
+	else if ((r = check_badlist(s->root, "badrcptto", orig.s)) != 0)
+		reply = r < 0 ? "451 4.3.0 cannot read control/badrcptto" :
+			"553 5.7.1 sorry, your envelope recipient is in my "
+			"badrcptto list";
+	else if (str_copyb(addr, orig.s, orig.len) < 0)
+		reply = "451 4.3.0 out of memory";
+	str_wipe(&keys);
+	str_free(&orig);
 	return reply;
 }

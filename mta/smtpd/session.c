@@ -215,6 +215,7 @@ static void cmd_rcpt(struct session *s, const char *arg)
 {
 	struct str a = STR_INIT;
 	const char *p, *rest, *why;
+	int srs;
 
 	if (blocked(s))
 		return;
@@ -251,7 +252,9 @@ static void cmd_rcpt(struct session *s, const char *arg)
 		refuse(s, "451 4.3.0 out of memory");
 		goto out;
 	}
-	if ((why = check_rcpt(s, a.s))) {
+	/* an SRS bounce is checked, and rewritten, before anything else */
+	why = check_srs(s, &a, &srs);
+	if (why || (!srs && (why = check_rcpt(s, a.s)))) {
 		refuse(s, why);
 		goto out;
 	}

@@ -68,6 +68,7 @@ int addr_parse(const char *in, struct str *addr, const char **rest_r,
 	       int allow_null);
 int check_badlist(const char *root, const char *file, const char *addr);
 const char *check_rcpt(struct session *s, const char *addr);
+const char *check_srs(struct session *s, struct str *addr, int *srs_r);
 int check_pbs(const char *root, const char *ip);
 
 /* rbl.c */

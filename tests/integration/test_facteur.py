@@ -37,7 +37,7 @@ DIRS = {
 CONTROL_FILES = {
     "me", "listen.smtp", "listen.submission", "listen.smtps", "listen.pop3",
     "listen.pop3s", "relayrules", "mailuser", "assign.cdb", "rcpthosts.cdb",
-    "relayrules.cdb",
+    "relayrules.cdb", "srssecret",
 }
 CHECKS = ["layout", "database", "control", "tls", "listen", "mx",
           "mailuser", "services", "cdbs", "domains", "cdb-age", "passwords",
@@ -83,8 +83,12 @@ def test_init_layout(ctx):
     files = {n for n in os.listdir(ctx.path("control"))
              if os.path.isfile(ctx.path("control", n))}
     assert files == CONTROL_FILES, files
-    for n in CONTROL_FILES:
+    for n in CONTROL_FILES - {"srssecret"}:
         assert mode(ctx.path("control", n)) == 0o644, n
+    # the SRS key: secret, one line of 32 random bytes in base64
+    assert mode(ctx.path("control/srssecret")) == 0o600
+    key = read(ctx.path("control/srssecret"))
+    assert len(key) == 45 and key.endswith("=\n"), key
     assert read(ctx.path("control/listen.smtp")) == "127.0.0.1:2525\n"
     assert read(ctx.path("control/listen.submission")) == "127.0.0.1:2587\n"
     assert read(ctx.path("control/listen.smtps")) == "127.0.0.1:2465\n"

@@ -33,6 +33,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 
 # --- helpers ---------------------------------------------------------------
 
+def srs_of(addr):
+    """The DOMAIN=LOCAL tail of an SRS0 address made of ADDR."""
+    local, domain = addr.rsplit("@", 1)
+    return f"{domain.lower()}={local}"
+
+
+def me_of(t):
+    """control/me of the current root."""
+    with open(t.path("control", "me")) as f:
+        return f.read().strip()
+
+
 def setup(t, *users):
     """A root with example.test and the given mailboxes."""
     fast_root(t)
@@ -608,8 +620,13 @@ def test_vdeliver_alias_to_remote_through_mta_inject(t):
     # the sender joined to -f and the recipients after --: an address
     # can never be read as an option of mta-inject (lib/args.h); a
     # forward is never DKIM-signed as ours (docs/authentication.md)
-    assert argv == ["--root", t.root, "--no-dkim", "-f" + SENDER, "--",
-                    "Someone@remote.example", "other@remote.example"], argv
+    # the sender an SRS0 address of control/me (docs/authentication.md)
+    assert argv[:3] == ["--root", t.root, "--no-dkim"], argv
+    assert re.fullmatch(r"-fSRS0=[A-Za-z0-9+/]{6}=[A-Z2-7]{2}="
+                        + re.escape(srs_of(SENDER)) + "@" +
+                        re.escape(me_of(t)), argv[3]), argv
+    assert argv[4:] == ["--", "Someone@remote.example",
+                        "other@remote.example"], argv
     assert data == b"Delivered-To: list@example.test\n" + msg, data
     with open(os.path.join(rec, [n for n in os.listdir(rec)
                                  if n.startswith("env.")][0])) as f:
@@ -948,7 +965,9 @@ def test_vdeliver_forward_queued_by_real_mta_inject(t):
     assert len(files(t, "bob")) == 1
     (queued,) = helpers.queued(t)
     recs, body = helpers.read_queue_file(queued)
-    assert ("F", SENDER.encode()) in recs, recs
+    sender = dict(recs)["F"].decode()
+    assert sender.startswith("SRS0=") and sender.endswith(
+        "=" + srs_of(SENDER) + "@" + me_of(t)), recs
     assert [v.lower() for k, v in recs if k == "R"] == \
         [b"far@remote.example"], recs
     assert body.endswith(b"Delivered-To: bob@example.test\nSubject: "

@@ -1,6 +1,6 @@
 """test_vdeliver_queue - vdeliver hands remote destinations to the real
 mta-inject (not a fake): the message lands in queue/new with the original
-envelope sender."""
+envelope sender rewritten to an SRS0 address of control/me, <> kept."""
 import os
 
 from helpers import queued, read_queue_file
@@ -20,7 +20,11 @@ def test_forward_and_alias_to_remote_reach_the_queue(t):
     files = queued(t)
     assert len(files) == 1, files
     recs, body = read_queue_file(files[0])
-    assert dict(recs)["F"] == b"alice@sender.test"
+    with open(t.path("control", "me"), "rb") as f:
+        me = f.read().strip()
+    sender = dict(recs)["F"]
+    assert sender.startswith(b"SRS0=") and sender.endswith(
+        b"=sender.test=alice@" + me), sender
     # the local part keeps its case, the domain is folded (vadmin)
     assert [v for k, v in recs if k == "R"] == [b"Carol@remote.test"]
     assert body.endswith(msg)
