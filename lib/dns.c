@@ -36,6 +36,7 @@ struct dq {
 	size_t naddrs;
 	struct dns_mx *mx;
 	size_t nmx;
+	struct str *txt;	/* ns_t_txt: the first record's strings */
 };
 
 /* status_err - a c-ares status as this module's error codes */
@@ -378,6 +379,28 @@ out:
 	ares_free_data(head);
 }
 
+/* parse_txt - the first TXT record of an answer, its strings joined
+ * (RFC 6376 3.6.2.2); a reply is at most 64 KiB, so is the text */
+static void parse_txt(struct dq *q, const unsigned char *abuf, int alen)
+{
+	struct ares_txt_ext *head = NULL, *t;
+	int st = ares_parse_txt_reply_ext(abuf, alen, &head), rec = 0;
+
+	if (st != ARES_SUCCESS) {
+		q->r = status_err(st);
+		return;
+	}
+	q->r = head ? 0 : -ENODATA;
+	for (t = head; t && q->r == 0; t = t->next) {
+		rec += t->record_start != 0;
+		if (rec > 1)
+			break;
+		if (str_catb(q->txt, t->txt, t->length) < 0)
+			q->r = -ENOMEM;
+	}
+	ares_free_data(head);
+}
+
 /* answered - the callback of every query */
 static void answered(void *arg, int status, int timeouts,
 		     unsigned char *abuf, int alen)
@@ -391,6 +414,8 @@ static void answered(void *arg, int status, int timeouts,
 		return;
 	if (q->type == ns_t_mx)
 		parse_mx(q, abuf, alen);
+	else if (q->type == ns_t_txt)
+		parse_txt(q, abuf, alen);
 	else
 		parse_addrs(q, abuf, alen);
 }
@@ -398,7 +423,11 @@ static void answered(void *arg, int status, int timeouts,
 /* ask - send one query; its result arrives in q at wait_all() */
 static void ask(struct dns *d, struct dq *q, const char *name, int type)
 {
+	/* set before the query: c-ares may answer from its cache at once */
+	struct str *txt = type == ns_t_txt ? q->txt : NULL;
+
 	memset(q, 0, sizeof *q);
+	q->txt = txt;
 	q->d = d;
 	q->type = type;
 	q->r = -EAGAIN;
@@ -517,6 +546,37 @@ int dns_dnsbl(struct dns *d, const char *const *names, size_t n, int *listed)
 			listed[i] = 0;	/* NXDOMAIN, NODATA, not a name */
 		free(q[i].addrs);
 	}
+	free(q);
+	return r;
+}
+
+/* dns_txt - n TXT questions at once (see dns.h) */
+int dns_txt(struct dns *d, const char *const *names, size_t n,
+	    struct str *txt, int *res)
+{
+	struct dq *q;
+	size_t i;
+	int r;
+
+	if (n == 0)
+		return 0;
+	if (n > SIZE_MAX / sizeof *q)
+		return -ENOMEM;
+	q = calloc(n, sizeof *q);
+	if (!q)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		str_trunc(&txt[i], 0);
+		if (dns_name_ok(names[i])) {
+			q[i].txt = &txt[i];
+			ask(d, &q[i], names[i], ns_t_txt);
+		} else {
+			q[i].r = -EINVAL;
+		}
+	}
+	r = wait_all(d);
+	for (i = 0; i < n; i++)
+		res[i] = r < 0 ? -EAGAIN : q[i].r;
 	free(q);
 	return r;
 }

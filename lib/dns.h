@@ -59,6 +59,11 @@ void dns_mx_free(struct dns_mx *mx, size_t n);
 int dns_addrs(struct dns *d, const char *name, struct dns_addr **a_r,
 	      size_t *n_r);
 
+/* dns_txt - n TXT questions in parallel: txt[i] the first record of
+   names[i], its strings joined; res[i] 0 or an error code as above */
+int dns_txt(struct dns *d, const char *const *names, size_t n,
+	    struct str *txt, int *res);
+
 int dns_resolvers_csv(const char *lines, size_t count, struct str *csv,
 		      size_t *bad_line_r);
 int dns_name_ok(const char *name);
