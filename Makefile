@@ -185,6 +185,8 @@ FUZZ     += fuzz_conn_line
 FUZZ     += fuzz_vchkpw
 # lib/dkim: header fields, relaxed canonicalization; qsign's From: rule
 FUZZ     += fuzz_dkim
+# lib/dkimv and lib/authres: signatures, key records, the A-R filter
+FUZZ     += fuzz_dkimv
 # mta-smtpd's parsers one at a time: address, DATA
 FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)
