@@ -62,7 +62,8 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 # (TOBJ_NAME) and the program's directory on the include path (TINC_NAME).
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
-          test_sasl test_conn test_vpopparse test_vchkpw test_dkim test_dkimv
+          test_sasl test_conn test_vpopparse test_vchkpw test_dkim test_dkimv test_dns \
+          test_server
 TOBJ_test_pop3d  = $(call objs,$(filter-out pop3d/pop3d.c,$(SRC_pop3d)))
 TOBJ_test_vchkpw = $(call objs,$(filter-out %/vchkpw.c,$(SRC_vchkpw)))
 TINC_test_vchkpw = -Ivchkpw

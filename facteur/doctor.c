@@ -33,6 +33,7 @@
 #include <sqlite3.h>
 
 #include "args.h"
+#include "clock.h"
 #include "ctl.h"
 #include "db.h"
 #include "doctor.h"
@@ -164,6 +165,24 @@ static const char *at(struct doctor *d, const char *name)
 	return d->path.s;
 }
 
+/* fixed_top - --fix: domains/ itself made 0700 like everything below it
+ * (doctor_walk.c), by the same careful chmod; the other directories of
+ * the layout are root's to set (facteur init), so only reported */
+static int fixed_top(struct doctor *d, struct report *p, const char *rel,
+		     const struct stat *st)
+{
+	int rootfd, r;
+
+	if (!d->fix || strcmp(rel, "domains") != 0)
+		return 0;
+	rootfd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return 0;
+	r = fix_mode(d, p, rootfd, rel, rel, st, 0700);
+	(void)close(rootfd);
+	return r == 0;
+}
+
 /* check_layout - every directory there, real, and no wider than it must */
 static int check_layout(struct doctor *d, struct report *p)
 {
@@ -199,9 +218,11 @@ static int check_layout(struct doctor *d, struct report *p)
 		}
 		got = st.st_mode & 07777;
 		/* mail and passwords: nobody but the mail user may look */
-		if (want == 0700 && got != 0700)
-			v = say(p, FAIL, "%s is mode %04o; run chmod 700 %s",
-				path, (unsigned)got, path);
+		if (want == 0700 && got != 0700) {
+			if (!fixed_top(d, p, layout_dirs[i].path, &st))
+				v = say(p, FAIL, "%s is mode %04o; run chmod "
+					"700 %s", path, (unsigned)got, path);
+		}
 		/* drop/: open to all for writing, so only with the sticky
 		 * bit and without read, exactly */
 		else if (want & S_ISVTX) {
@@ -457,27 +478,64 @@ static int check_services(struct doctor *d, struct report *p)
 	return v;
 }
 
+/* A check that waits on the network runs beside the others: begun
+ * right after the database check (which opens what it reads), ended
+ * when its line is due. forks: it starts children, so it is begun
+ * before any thread of doctor's exists (a child forked from a threaded
+ * process may find a lock held by another thread, e.g. the allocator's
+ * under a sanitizer); the others begin after it. */
+struct beside {
+	int forks;
+	int (*start)(struct doctor *d, struct report *p, void **job_r);
+	int (*done)(void *job);		/* the finish would not wait */
+	int (*finish)(void *job, struct report *p);	/* the verdict */
+};
+
+static const struct beside mx_beside = {
+	0, check_mx_start, check_mx_done, check_mx_finish,
+};
+static const struct beside queue_beside = {
+	1, check_queue_start, check_queue_done, check_queue_finish,
+};
+
 static const struct {
 	const char *name;
 	int (*fn)(struct doctor *d, struct report *problem);
+	const struct beside *beside;	/* instead of fn */
 } checks[] = {
-	{"layout", check_layout},
-	{"database", check_database},
-	{"control", check_control},
-	{"tls", check_tls},
-	{"listen", check_listen},
-	{"mx", check_mx},
-	{"mailuser", check_mailuser},
-	{"services", check_services},
-	{"cdbs", check_cdbs},
-	{"domains", check_domains},
-	{"cdb-age", check_cdb_age},
-	{"passwords", check_passwords},
-	{"pending", check_pending},
-	{"maildirs", check_maildirs},
-	{"log", check_log},
-	{"queue", check_queue},
-	{"relay", check_relay},
+	{"layout", check_layout, NULL},
+	{"database", check_database, NULL},
+	{"control", check_control, NULL},
+	{"tls", check_tls, NULL},
+	{"listen", check_listen, NULL},
+	{"mx", NULL, &mx_beside},
+	{"mailuser", check_mailuser, NULL},
+	{"services", check_services, NULL},
+	{"cdbs", check_cdbs, NULL},
+	{"domains", check_domains, NULL},
+	{"cdb-age", check_cdb_age, NULL},
+	{"passwords", check_passwords, NULL},
+	{"pending", check_pending, NULL},
+	{"maildirs", check_maildirs, NULL},
+	{"log", check_log, NULL},
+	{"queue", NULL, &queue_beside},
+	{"relay", check_relay, NULL},
+};
+
+#define NCHECKS (sizeof checks / sizeof checks[0])
+
+enum { NOT_YET, BEGUN, JUDGED };
+
+/* one doctor run: every check's report and state, printed in order */
+struct run {
+	struct doctor *d;
+	struct report p[NCHECKS];
+	int v[NCHECKS];
+	int state[NCHECKS];
+	void *job[NCHECKS];
+	int64_t ms[NCHECKS];	/* this thread's time in the check */
+	size_t printed;		/* checks whose lines are out */
+	int json, timing, failed;
 };
 
 static const char *const level_names[] = {"ok", "warn", "FAIL"};
@@ -569,8 +627,9 @@ static void become_mailuser(struct doctor *d)
 			msg_err(r));
 }
 
-/* options - --json and --fix; the rest is a usage error */
-static void options(struct doctor *d, int *json, int argc, char **argv)
+/* options - --json, --fix, --timing; the rest is a usage error */
+static void options(struct doctor *d, int *json, int *timing, int argc,
+		    char **argv)
 {
 	int i;
 
@@ -579,6 +638,8 @@ static void options(struct doctor *d, int *json, int argc, char **argv)
 			*json = 1;
 		else if (strcmp(argv[i], "--fix") == 0)
 			d->fix = 1;
+		else if (strcmp(argv[i], "--timing") == 0)
+			*timing = 1;
 		else
 			usage_die("%s %s", argv[i][0] == '-' ?
 				  "unknown option" : "unexpected argument",
@@ -586,31 +647,95 @@ static void options(struct doctor *d, int *json, int argc, char **argv)
 	}
 }
 
-/* cmd_doctor - facteur doctor [--json] [--fix] */
+/* begin_beside - start the checks that run beside the others, those
+ * that fork first */
+static void begin_beside(struct run *r)
+{
+	const struct beside *b;
+	int64_t t0;
+	size_t i;
+	int pass;
+
+	for (pass = 1; pass >= 0; pass--)
+		for (i = 0; i < NCHECKS; i++) {
+			b = checks[i].beside;
+			if (!b || b->forks != pass)
+				continue;
+			t0 = now_ms();
+			(void)b->start(r->d, &r->p[i], &r->job[i]);
+			r->ms[i] += now_ms() - t0;
+			r->state[i] = BEGUN;
+		}
+}
+
+/* judged - check I has its verdict, taken now from a check begun beside
+ * if WAIT or if that does not wait */
+static int judged(struct run *r, size_t i, int wait)
+{
+	const struct beside *b = checks[i].beside;
+	int64_t t0;
+
+	if (r->state[i] == BEGUN && (wait || b->done(r->job[i]))) {
+		t0 = now_ms();
+		r->v[i] = b->finish(r->job[i], &r->p[i]);
+		r->ms[i] += now_ms() - t0;
+		r->job[i] = NULL;
+		r->state[i] = JUDGED;
+	}
+	return r->state[i] == JUDGED;
+}
+
+/* flush - print the lines of the checks judged, in the table's order,
+ * up to the first that is not (waiting for it if WAIT) */
+static void flush(struct run *r, int wait)
+{
+	size_t i;
+
+	for (; r->printed < NCHECKS && judged(r, r->printed, wait);
+	     r->printed++) {
+		i = r->printed;
+		if (r->timing)
+			msg_warn("timing %s %lld", checks[i].name,
+				 (long long)r->ms[i]);
+		if (r->json)
+			emit_json(checks[i].name, r->v[i], &r->p[i], i == 0);
+		else
+			emit_text(checks[i].name, r->v[i], &r->p[i]);
+		r->failed |= r->v[i] == FAIL;
+		report_free(&r->p[i]);
+	}
+}
+
+/* cmd_doctor - facteur doctor [--json] [--fix] [--timing]; --timing
+ * (for bench/doctor_bench.py) puts each check's milliseconds on stderr,
+ * so that the report on stdout stays what it is: for a check run beside
+ * the others, the time the others waited for it */
 int cmd_doctor(const char *root, int argc, char **argv)
 {
 	struct doctor d = {.root = root, .user = STR_INIT, .path = STR_INIT,
 			   .bindir = STR_INIT, .svc_p = REPORT_INIT};
-	struct report p = REPORT_INIT;
+	struct run r = {.d = &d};
+	int64_t t0;
 	size_t i;
-	int failed = 0, json = 0, v;
 
-	options(&d, &json, argc, argv);
+	options(&d, &r.json, &r.timing, argc, argv);
 	become_mailuser(&d);
-	for (i = 0; i < sizeof checks / sizeof checks[0]; i++) {
-		report_reset(&p);
-		v = checks[i].fn(&d, &p);
-		if (json)
-			emit_json(checks[i].name, v, &p, i == 0);
-		else
-			emit_text(checks[i].name, v, &p);
-		failed |= v == FAIL;
+	for (i = 0; i < NCHECKS; i++) {
+		if (checks[i].beside)
+			continue;
+		t0 = now_ms();
+		r.v[i] = checks[i].fn(&d, &r.p[i]);
+		r.ms[i] = now_ms() - t0;
+		r.state[i] = JUDGED;
+		if (checks[i].fn == check_database)
+			begin_beside(&r);
+		flush(&r, 0);
 	}
-	if (json)
+	flush(&r, 1);
+	if (r.json)
 		printf("\n]\n");
 	if (d.db && sqlite3_close(d.db) != SQLITE_OK)
 		msg_warn("cannot close the database: %s", db_errmsg(d.db));
-	report_free(&p);
 	report_free(&d.svc_p);
 	str_free(&d.user);
 	str_free(&d.path);
@@ -618,5 +743,5 @@ int cmd_doctor(const char *root, int argc, char **argv)
 	if (fflush(stdout) == EOF || ferror(stdout))
 		msg_die(EX_TEMP, "cannot write the report: %s",
 			strerror(errno));
-	return failed ? EX_REFUSED : EX_DONE;
+	return r.failed ? EX_REFUSED : EX_DONE;
 }

@@ -14,6 +14,7 @@
 #ifndef FACTEUR_DOCTOR_H
 #define FACTEUR_DOCTOR_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <sqlite3.h>
@@ -62,7 +63,8 @@ int check_domains(struct doctor *d, struct report *p);
 int check_cdb_age(struct doctor *d, struct report *p);
 int check_passwords(struct doctor *d, struct report *p);
 int check_maildirs(struct doctor *d, struct report *p);
-int check_queue(struct doctor *d, struct report *p);
+int fix_mode(struct doctor *d, struct report *p, int dfd, const char *name,
+	     const char *rel, const struct stat *st, mode_t want);
 int check_relay(struct doctor *d, struct report *p);
 
 /* doctor_ctl.c */
@@ -75,7 +77,15 @@ int check_listen_lines(struct doctor *d, struct report *p);
 int check_tls_files(struct doctor *d, struct report *p);
 int check_listen_greet(struct doctor *d, struct report *p);
 
-/* doctor_mx.c */
-int check_mx(struct doctor *d, struct report *p);
+/* doctor_mx.c: begun early, run beside the other checks */
+int check_mx_start(struct doctor *d, struct report *p, void **job_r);
+int check_mx_done(void *job);
+int check_mx_finish(void *job, struct report *p);
+
+/* doctor_queue.c: the queue read and its diagnoses started early, their
+ * answers taken at the end */
+int check_queue_start(struct doctor *d, struct report *p, void **job_r);
+int check_queue_done(void *job);
+int check_queue_finish(void *job, struct report *p);
 
 #endif

@@ -19,6 +19,12 @@
  * connects and reads; the parent takes their one-line answers until
  * WAIT_MS and kills the children still running. A child only writes to
  * its pipe, so a killed one changes nothing.
+ *
+ * The whole check runs in a child of doctor's, begun early
+ * (check_queue_start) and ended when its line is printed
+ * (check_queue_finish); the child sends its report back on a pipe
+ * (put_report), so that the reading of the queue and the diagnoses'
+ * waits on the network overlap doctor's other checks.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -26,6 +32,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -51,7 +58,10 @@
 #define MX_MAX 3
 #define DOMAIN_MS 5000
 #define WAIT_MS 5500
-#define DNS_TRY_MS 1000
+/* a try of a DNS question; c-ares makes two, the second twice as long:
+ * 1.5 s before a resolver that never answers is given up, as in the mx
+ * check, rather than the 3 s that 1000 gave */
+#define DNS_TRY_MS 500
 
 /* control/timeoutconnect in ms, read by the parent before the children
  * start (each child has its copy) */
@@ -520,10 +530,10 @@ static int spawn(struct doctor *d, const char *dom, unsigned long port,
 	return 0;
 }
 
-/* collect - read the children's answers until all ended or WAIT_MS */
-static void collect(struct probe *pr, size_t n)
+/* collect - read the children's answers until all ended or DEADLINE
+ * (WAIT_MS after they were started) */
+static void collect(struct probe *pr, size_t n, int64_t deadline)
 {
-	int64_t deadline = now_ms() + WAIT_MS;
 	struct pollfd pf[DIAG_MAX];
 	char buf[512];
 	size_t i, live = n;
@@ -590,52 +600,70 @@ static unsigned long remote_port(struct doctor *d)
 	return port;
 }
 
-/* diagnose_all - the first DIAG_MAX domains at once; a warning for each
- * that failed, a count of them returned */
-static int diagnose_all(struct doctor *d, struct report *p,
-			const struct tally *t, size_t n)
-{
+/* the check between its start and its finish */
+struct qjob {
+	struct doctor *d;
+	struct report *p;
+	struct qscan q;
+	struct tally *t;	/* the deferred domains, most first */
+	size_t n;		/* of which the first are diagnosed */
+	int r;			/* reading the queue: 0 or -errno */
+	int bad;		/* problems said so far */
 	struct probe pr[DIAG_MAX];
-	unsigned long port = remote_port(d);
+	int64_t wait_end;	/* the children's answers are taken until */
+};
+
+/* diagnose_start - a child for each of the first DIAG_MAX domains, all
+ * at once; their answers are read by diagnose_finish */
+static void diagnose_start(struct qjob *j)
+{
+	unsigned long port = remote_port(j->d);
 	struct str routes = STR_INIT;
 	size_t i, nroutes = 0;
-	int bad = 0;
 
-	g_connect_ms = connect_ms(d->root);
-	if (ctl_get_lines(d->root, "smtproutes", &routes, &nroutes) < 0) {
-		(void)say(p, WARN, "cannot read control/smtproutes; make it "
-			  "readable by the mail user, as mta-remote needs");
-		bad++;
+	g_connect_ms = connect_ms(j->d->root);
+	if (ctl_get_lines(j->d->root, "smtproutes", &routes, &nroutes) < 0) {
+		(void)say(j->p, WARN, "cannot read control/smtproutes; make "
+			  "it readable by the mail user, as mta-remote needs");
+		j->bad++;
 		nroutes = 0;
 	}
-
-	if (n > DIAG_MAX)
-		n = DIAG_MAX;
-	for (i = 0; i < n; i++) {
-		pr[i] = (struct probe){-1, -1, STR_INIT};
-		if (spawn(d, t[i].dom, port, &routes, nroutes, &pr[i]) < 0)
-			(void)str_catf(&pr[i].said, "B %s: cannot start a "
-				       "diagnosis", t[i].dom);
+	if (j->n > DIAG_MAX)
+		j->n = DIAG_MAX;
+	for (i = 0; i < j->n; i++) {
+		j->pr[i] = (struct probe){-1, -1, STR_INIT};
+		if (spawn(j->d, j->t[i].dom, port, &routes, nroutes,
+			  &j->pr[i]) < 0)
+			(void)str_catf(&j->pr[i].said, "B %s: cannot start a "
+				       "diagnosis", j->t[i].dom);
 	}
-	collect(pr, n);
-	reap(pr, n);
-	for (i = 0; i < n; i++) {
+	j->wait_end = now_ms() + WAIT_MS;
+	str_free(&routes);
+}
+
+/* diagnose_finish - a warning for each domain whose diagnosis failed */
+static void diagnose_finish(struct qjob *j)
+{
+	struct probe *pr = j->pr;
+	size_t i;
+
+	collect(pr, j->n, j->wait_end);
+	reap(pr, j->n);
+	for (i = 0; i < j->n; i++) {
 		if (pr[i].said.len < 2)
 			(void)str_catf(&pr[i].said, "B %s: no diagnosis within "
-				       "%d ms", t[i].dom, WAIT_MS);
+				       "%d ms", j->t[i].dom, WAIT_MS);
 		if (pr[i].said.len < 2 || pr[i].said.s[0] != 'G') {
-			bad++;
-			(void)say(p, WARN, "%lu deferred recipient%s at %s; "
+			j->bad++;
+			(void)say(j->p, WARN, "%lu deferred recipient%s at %s; "
 				  "check the domain and its mail servers, or "
 				  "wait for mta-send's retries",
-				  t[i].n, t[i].n == 1 ? "" : "s",
+				  j->t[i].n, j->t[i].n == 1 ? "" : "s",
 				  pr[i].said.len > 2 ? pr[i].said.s + 2 :
-				  t[i].dom);
+				  j->t[i].dom);
 		}
 		str_free(&pr[i].said);
 	}
-	str_free(&routes);
-	return bad;
 }
 
 /* age_text - a duration in its largest unit, for a message's age */
@@ -651,35 +679,209 @@ static void age_text(struct str *out, uint64_t us)
 		(void)str_catf(out, "%llus", (unsigned long long)s);
 }
 
-int check_queue(struct doctor *d, struct report *p)
+/* queue_begin - read the queue and start the diagnoses */
+static int queue_begin(struct doctor *d, struct report *p, void **job_r)
 {
-	struct qscan q = {0, 0, STR_INIT, 0, 0, now_ms() + SCAN_MS};
-	struct tally *t = NULL;
+	struct qjob *j = calloc(1, sizeof *j);
+
+	*job_r = j;
+	if (!j)
+		return -ENOMEM;
+	j->d = d;
+	j->p = p;
+	j->q = (struct qscan){0, 0, STR_INIT, 0, 0, now_ms() + SCAN_MS};
+	j->r = scan_queue(d, &j->q);
+	if (j->r == 0)
+		j->r = top_domains(d, &j->q, &j->t, &j->n);
+	if (j->r == 0 && j->n)
+		diagnose_start(j);
+	return 0;
+}
+
+/* queue_end - the diagnoses' answers, the age, the verdict */
+static int queue_end(void *job, struct report *p)
+{
+	struct qjob *j = job;
 	struct str age = STR_INIT;
 	uint64_t now = now_us();
-	size_t n = 0;
-	int v = OK, r = scan_queue(d, &q);
+	int v = OK;
 
-	if (r == 0)
-		r = top_domains(d, &q, &t, &n);
-	if (r < 0)
+	if (!j)
+		return say(p, WARN, "not checked: out of memory");
+	if (j->r < 0)
 		v = say(p, WARN, "cannot read the queue: %s; make queue/ "
-			"readable by the mail user", msg_err(r));
-	if (r == 0 && n && diagnose_all(d, p, t, n))
+			"readable by the mail user", msg_err(j->r));
+	if (j->r == 0 && j->n)
+		diagnose_finish(j);
+	if (j->bad)
 		v = WARN;
-	if (r == 0 && q.oldest_us && now > q.oldest_us + OLD_US) {
-		age_text(&age, now - q.oldest_us);
+	if (j->r == 0 && j->q.oldest_us && now > j->q.oldest_us + OLD_US) {
+		age_text(&age, now - j->q.oldest_us);
 		v = say(p, WARN, "%lu message%s queued, the oldest %s old; "
 			"see the deferred domains and the log for why",
-			q.msgs, q.msgs == 1 ? "" : "s", age.s);
+			j->q.msgs, j->q.msgs == 1 ? "" : "s", age.s);
 	}
-	if (r == 0 && q.unread)
+	if (j->r == 0 && j->q.unread)
 		v = say(p, WARN, "%lu of the %lu queued messages' status files "
 			"were not read in time: the deferred domains above are "
 			"from the others; run facteur doctor again (the file "
-			"cache is warm now) or see mta-qstat", q.unread, q.msgs);
+			"cache is warm now) or see mta-qstat", j->q.unread,
+			j->q.msgs);
 	str_free(&age);
-	free(t);
-	str_free(&q.doms);
+	free(j->t);
+	str_free(&j->q.doms);
+	free(j);
+	return v;
+}
+
+/* ---- the check in a child of doctor's, beside the other checks ---- */
+
+/* the report a child sends: its verdict, then line, what, fix, done,
+ * each a 32-bit length and its bytes; more than this is not read */
+#define REPORT_MAX (1024 * 1024)
+/* the child's work is bounded by SCAN_MS and WAIT_MS; past this it is
+ * stuck, and killed */
+#define CHILD_MS (SCAN_MS + WAIT_MS + 2000)
+
+struct qchild {
+	pid_t pid;
+	int fd;			/* the read end of its pipe */
+	int64_t deadline;
+	struct str got;		/* what it sent */
+};
+
+/* put_report - the verdict and the report P on FD */
+static int put_report(int fd, int v, const struct report *p)
+{
+	const struct str *f[] = {&p->line, &p->what, &p->fix, &p->done};
+	unsigned char b[4];
+	size_t i;
+	uint32_t n;
+	int r;
+
+	b[0] = (unsigned char)v;
+	r = fsx_write_all(fd, b, 1);
+	for (i = 0; r == 0 && i < sizeof f / sizeof f[0]; i++) {
+		n = f[i]->len > REPORT_MAX ? 0 : (uint32_t)f[i]->len;
+		memcpy(b, &n, 4);
+		r = fsx_write_all(fd, b, 4);
+		if (r == 0 && n)
+			r = fsx_write_all(fd, f[i]->s, n);
+	}
+	return r;
+}
+
+/* get_report - what put_report wrote, from S (N bytes), into P; the
+ * verdict, or -EPROTO for a report cut short */
+static int get_report(const char *s, size_t n, struct report *p)
+{
+	struct str *f[] = {&p->line, &p->what, &p->fix, &p->done};
+	size_t i, pos = 1;
+	uint32_t len;
+	int v;
+
+	if (n < 1 || (unsigned char)s[0] > FAIL)
+		return -EPROTO;
+	v = (unsigned char)s[0];
+	for (i = 0; i < sizeof f / sizeof f[0]; i++) {
+		if (n - pos < 4)
+			return -EPROTO;
+		memcpy(&len, s + pos, 4);
+		pos += 4;
+		if (n - pos < len || str_catb(f[i], s + pos, len) < 0)
+			return -EPROTO;
+		pos += len;
+	}
+	return pos == n ? v : -EPROTO;
+}
+
+/* check_queue_start - the check in a child of its own, which reads the
+ * queue and diagnoses the domains while doctor's other checks run.
+ * Called before any thread of doctor's exists: the child (and its own
+ * children) are forked from a process of one thread, so they find no
+ * lock held */
+int check_queue_start(struct doctor *d, struct report *p, void **job_r)
+{
+	struct qchild *c = calloc(1, sizeof *c);
+	void *job = NULL;
+	int fds[2], v;
+
+	*job_r = c;
+	if (!c || pipe2(fds, O_CLOEXEC) < 0)
+		return -ENOMEM;
+	/* the lines printed so far, out before a child has a copy of them
+	 * (a sanitizer's _exit may flush it) */
+	(void)fflush(stdout);
+	c->pid = fork();
+	if (c->pid == 0) {
+		(void)close(fds[0]);
+		(void)queue_begin(d, p, &job);
+		v = queue_end(job, p);
+		_exit(put_report(fds[1], v, p) < 0);
+	}
+	(void)close(fds[1]);
+	c->fd = c->pid < 0 ? -1 : fds[0];
+	if (c->pid < 0)
+		(void)close(fds[0]);
+	c->deadline = now_ms() + CHILD_MS;
+	return 0;
+}
+
+/* check_queue_done - the child's answer is whole: finishing would not
+ * wait */
+int check_queue_done(void *job)
+{
+	struct qchild *c = job;
+	struct pollfd pf;
+	char buf[4096];
+	ssize_t got;
+
+	if (!c || c->fd < 0)
+		return 1;
+	pf = (struct pollfd){c->fd, POLLIN, 0};
+	while (poll(&pf, 1, 0) > 0) {
+		got = read(c->fd, buf, sizeof buf);
+		if (got <= 0 || c->got.len > REPORT_MAX ||
+		    str_catb(&c->got, buf, (size_t)got) < 0) {
+			(void)close(c->fd);
+			c->fd = -1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* check_queue_finish - the child's report, waited for until its
+ * deadline (then it is killed) */
+int check_queue_finish(void *job, struct report *p)
+{
+	struct qchild *c = job;
+	struct pollfd pf;
+	int v = -EPROTO;
+
+	if (!c)
+		return say(p, WARN, "not checked: out of memory");
+	while (c->fd >= 0 && now_ms() < c->deadline) {
+		pf = (struct pollfd){c->fd, POLLIN, 0};
+		if (poll(&pf, 1, (int)(c->deadline - now_ms())) < 0 &&
+		    errno != EINTR)
+			break;
+		(void)check_queue_done(c);
+	}
+	if (c->fd >= 0) {
+		(void)close(c->fd);
+		(void)kill(c->pid, SIGKILL);
+	} else if (c->pid > 0) {
+		v = get_report(c->got.s, c->got.len, p);
+	}
+	if (c->pid > 0)
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	str_free(&c->got);
+	free(c);
+	if (v < 0)
+		v = say(p, WARN, "not checked: the queue check did not end "
+			"within %d ms or failed; run facteur doctor again",
+			CHILD_MS);
 	return v;
 }

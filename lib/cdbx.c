@@ -48,16 +48,6 @@ int cdbr_find(struct cdbr *r, const void *key, size_t klen,
 	return *val_r ? 0 : -EIO;
 }
 
-/* cdbr_get - look a key up and copy its value */
-int cdbr_get(struct cdbr *r, const void *key, size_t klen, struct str *val)
-{
-	const char *v;
-	size_t n;
-	int e = cdbr_find(r, key, klen, &v, &n);
-
-	return e < 0 ? e : str_copyb(val, v, n);
-}
-
 /* cdbr_close - unmap and close */
 void cdbr_close(struct cdbr *r)
 {

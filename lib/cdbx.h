@@ -28,7 +28,6 @@ struct cdbr {
 int cdbr_open(struct cdbr *r, const char *path);
 int cdbr_find(struct cdbr *r, const void *key, size_t klen,
 	      const char **val_r, size_t *vlen_r);
-int cdbr_get(struct cdbr *r, const void *key, size_t klen, struct str *val);
 void cdbr_close(struct cdbr *r);
 int cdbx_lookup(const char *path, const void *key, size_t klen,
 		struct str *val);

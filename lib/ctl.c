@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fsx.h"
 #include "num.h"
@@ -68,6 +69,20 @@ int ctl_parse_ulong(const char *s, unsigned long *out)
 	if (r == 0)
 		*out = (unsigned long)v;
 	return r;
+}
+
+/* ctl_me - control/me, else (missing or empty) the system host name */
+int ctl_me(const char *root, struct str *out)
+{
+	char host[HOST_NAME_MAX + 1];
+	int r = ctl_get(root, "me", "", out);
+
+	if (r < 0 || out->len)
+		return r;
+	if (gethostname(host, sizeof host) < 0)
+		return -errno;
+	host[sizeof host - 1] = 0;
+	return str_copys(out, host);
 }
 
 /* ctl_get_ulong - a numeric control file, or def */

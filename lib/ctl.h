@@ -7,7 +7,9 @@
  * never silently the default. ctl_get_lines() returns every non-empty,
  * non-comment line, each terminated by NUL. ctl_line_number() gives the
  * file's line number of one of those lines (or of ctl_get's), for the
- * messages of `facteur doctor`.
+ * messages of `facteur doctor`. ctl_me() is this host's name as every
+ * program says it (greetings, Received: lines, bounces): control/me, else
+ * SPEC's default, the system host name.
  */
 #ifndef FACTEUR_CTL_H
 #define FACTEUR_CTL_H
@@ -21,6 +23,7 @@
 int ctl_path(struct str *out, const char *root, const char *name);
 int ctl_get(const char *root, const char *name, const char *def,
 	    struct str *out);
+int ctl_me(const char *root, struct str *out);
 int ctl_get_ulong(const char *root, const char *name, unsigned long def,
 		  unsigned long *out);
 int ctl_get_lines(const char *root, const char *name, struct str *out,

@@ -706,7 +706,7 @@ void dkimv_check(struct dkimv_one *o, const char *txt, size_t n, int dnsr)
 
 	if (o->res != DKIMV_NONE)
 		return;		/* decided without the key */
-	if (dnsr == -EAGAIN || dnsr == -ENOMEM) {
+	if (dnsr == -EAGAIN || dnsr == -ETIMEDOUT || dnsr == -ENOMEM) {
 		o->res = DKIMV_TEMPERROR;
 		o->why = "key lookup failed";
 		return;
@@ -724,33 +724,34 @@ void dkimv_check(struct dkimv_one *o, const char *txt, size_t n, int dnsr)
 }
 
 /* dkimv_finish - body hashes, then every key asked at once, verdicts;
- * DNS NULL (no resolver): temperror for all that need a key */
-int dkimv_finish(struct dkimv *v, struct dns *dns)
+ * DNS NULL (no resolver): temperror for all that need a key. No answer
+ * by DEADLINE_MS (lib/clock's now_ms) is a temperror too */
+int dkimv_finish(struct dkimv *v, struct dns *dns, int64_t deadline_ms)
 {
-	struct str name[DKIMV_SIGS_MAX], txt[DKIMV_SIGS_MAX];
-	const char *names[DKIMV_SIGS_MAX];
-	int res[DKIMV_SIGS_MAX], r = dkimv_end(v);
+	struct dns_q q[DKIMV_SIGS_MAX];
+	struct str name[DKIMV_SIGS_MAX];
 	size_t i, n = 0, idx[DKIMV_SIGS_MAX];
+	int r = dkimv_end(v);
 
+	memset(q, 0, sizeof q);
 	memset(name, 0, sizeof name);
-	memset(txt, 0, sizeof txt);
 	for (i = 0; r == 0 && i < v->nsig; i++) {
 		if (v->sig[i].res != DKIMV_NONE)
 			continue;
 		r = str_catf(&name[n], "%s._domainkey.%s", v->sig[i].sig.s.s,
 			     v->sig[i].sig.d.s);
-		names[n] = name[n].s;
+		q[n].type = DNS_Q_TXT;
+		q[n].name = name[n].s;
 		idx[n++] = i;
 	}
 	if (r == 0 && n && dns)
-		(void)dns_txt(dns, names, n, txt, res);
+		r = dns_batch(dns, q, n, deadline_ms) == -ENOMEM ? -ENOMEM : 0;
 	for (i = 0; r == 0 && i < n; i++)
-		dkimv_check(&v->sig[idx[i]], txt[i].s ? txt[i].s : "",
-			    txt[i].len, dns ? res[i] : -EAGAIN);
-	for (i = 0; i < DKIMV_SIGS_MAX; i++) {
+		dkimv_check(&v->sig[idx[i]], q[i].txt.s ? q[i].txt.s : "",
+			    q[i].txt.len, dns ? q[i].r : -EAGAIN);
+	dns_batch_free(q, n);
+	for (i = 0; i < n; i++)
 		str_free(&name[i]);
-		str_free(&txt[i]);
-	}
 	return r;
 }
 

@@ -5,8 +5,9 @@
  *
  *   dkimv_start(&v)          an empty verifier
  *   dkimv_put(&v, buf, n)    message bytes, LF line ends, in any pieces
- *   dkimv_finish(&v, dns, now) the key lookups (in parallel, through
- *                            lib/dns) and the verdicts
+ *   dkimv_finish(&v, dns, deadline) the key lookups (in parallel,
+ *                            lib/dns's dns_batch, nothing waited for past
+ *                            DEADLINE, lib/clock's now_ms) and the verdicts
  *   v.sig[0 .. v.nsig-1].res  one verdict a signature checked
  *   dkimv_free(&v)
  *
@@ -24,7 +25,8 @@
  * (RFC 8301), a revoked key (p= empty), x= passed); DKIMV_PERMERROR (a
  * signature or key record that is malformed or unusable, a key that does
  * not exist: NXDOMAIN or no TXT record, RFC 6376 6.1.2); DKIMV_TEMPERROR
- * (the key lookup timed out or SERVFAIL: never a reason to refuse mail).
+ * (the key lookup timed out, passed the deadline or got SERVFAIL: never a
+ * reason to refuse mail).
  * l= is honoured: the verdict covers the first l= bytes of the canonical
  * body, as RFC 6376 says; the A-R header shows nothing more, so a reader
  * that cares must look at the signature (docs/authentication.md).
@@ -111,7 +113,7 @@ void dkimv_start(struct dkimv *v);
 int dkimv_put(struct dkimv *v, const void *buf, size_t n);
 int dkimv_end(struct dkimv *v);
 void dkimv_check(struct dkimv_one *o, const char *txt, size_t n, int dnsr);
-int dkimv_finish(struct dkimv *v, struct dns *dns);
+int dkimv_finish(struct dkimv *v, struct dns *dns, int64_t deadline_ms);
 void dkimv_free(struct dkimv *v);
 const char *dkimv_res_name(int res);
 

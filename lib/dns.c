@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "clock.h"
 #include "ctl.h"
 #include "name.h"
 #include "num.h"
@@ -30,13 +31,14 @@ struct dns {
 /* one query's outcome, filled in by its callback */
 struct dq {
 	struct dns *d;
-	int type;		/* ns_t_a, ns_t_aaaa, ns_t_mx */
+	int type;		/* ns_t_a, ns_t_aaaa, ns_t_mx, ns_t_txt */
+	const char *name;	/* dns_batch: what to ask when its turn comes */
 	int r;			/* 0 or a negative errno code (see dns.h) */
 	struct dns_addr *addrs;
 	size_t naddrs;
 	struct dns_mx *mx;
 	size_t nmx;
-	struct str *txt;	/* ns_t_txt: the first record's strings */
+	struct str *txt;	/* ns_t_txt (dns_batch): the first record */
 };
 
 /* status_err - a c-ares status as this module's error codes */
@@ -53,6 +55,9 @@ static int status_err(int status)
 		return -ENOMEM;
 	case ARES_EBADNAME:
 		return -EINVAL;
+	case ARES_ECANCELLED:
+		/* only dns_batch cancels, when its deadline has come */
+		return -ETIMEDOUT;
 	default:
 		/* SERVFAIL, REFUSED, timeouts, unreachable servers, FORMERR of
 		 * a server that does not understand us: all worth a retry */
@@ -206,57 +211,68 @@ void dns_close(struct dns *d)
 	ares_library_cleanup();
 }
 
+/* pump - one wait for c-ares' sockets, at most until deadline (-1:
+ * c-ares' own timeouts alone), and what arrived processed; -errno when
+ * poll fails */
+static int pump(struct dns *d, int64_t deadline)
+{
+	ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+	struct pollfd pfd[ARES_GETSOCK_MAXNUM];
+	struct timeval tv, *tvp;
+	unsigned bits;
+	int i, n = 0, ms, pr;
+
+	/* the bits by hand: ARES_GETSOCK_WRITABLE shifts a signed 1 into
+	 * the sign bit for the 16th socket */
+	bits = (unsigned)ares_getsock(d->ch, socks, ARES_GETSOCK_MAXNUM);
+	for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+		short ev = 0;
+
+		if (bits & (1u << i))
+			ev |= POLLIN;
+		if (bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
+			ev |= POLLOUT;
+		if (!ev)
+			continue;
+		pfd[n].fd = socks[i];
+		pfd[n].events = ev;
+		pfd[n].revents = 0;
+		n++;
+	}
+	tvp = ares_timeout(d->ch, NULL, &tv);
+	ms = tvp ? (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000) + 1 : 1000;
+	if (deadline >= 0) {
+		int64_t left = deadline - now_ms();
+
+		ms = left < 0 ? 0 : left < ms ? (int)left : ms;
+	}
+	pr = poll(pfd, (nfds_t)n, ms);
+	if (pr < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (pr == 0) {
+		ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		short re = pfd[i].revents;
+
+		ares_process_fd(d->ch, re & (POLLIN | POLLERR | POLLHUP) ?
+				pfd[i].fd : ARES_SOCKET_BAD,
+				re & POLLOUT ? pfd[i].fd : ARES_SOCKET_BAD);
+	}
+	return 0;
+}
+
 /* wait_all - drive c-ares until every query sent has had its callback */
 static int wait_all(struct dns *d)
 {
+	int r;
+
 	while (d->pending) {
-		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-		struct pollfd pfd[ARES_GETSOCK_MAXNUM];
-		struct timeval tv, *tvp;
-		unsigned bits;
-		int i, n = 0, ms, pr;
-
-		/* the bits by hand: ARES_GETSOCK_WRITABLE shifts a signed 1
-		 * into the sign bit for the 16th socket */
-		bits = (unsigned)ares_getsock(d->ch, socks,
-					      ARES_GETSOCK_MAXNUM);
-		for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			short ev = 0;
-
-			if (bits & (1u << i))
-				ev |= POLLIN;
-			if (bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
-				ev |= POLLOUT;
-			if (!ev)
-				continue;
-			pfd[n].fd = socks[i];
-			pfd[n].events = ev;
-			pfd[n].revents = 0;
-			n++;
-		}
-		tvp = ares_timeout(d->ch, NULL, &tv);
-		ms = tvp ? (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000) + 1
-			 : 1000;
-		pr = poll(pfd, (nfds_t)n, ms);
-		if (pr < 0) {
-			if (errno == EINTR)
-				continue;
-			pr = -errno;
+		r = pump(d, -1);
+		if (r < 0) {
 			ares_cancel(d->ch);	/* runs the callbacks */
-			return pr;
-		}
-		if (pr == 0) {
-			ares_process_fd(d->ch, ARES_SOCKET_BAD,
-					ARES_SOCKET_BAD);
-			continue;
-		}
-		for (i = 0; i < n; i++) {
-			short re = pfd[i].revents;
-
-			ares_process_fd(d->ch,
-				re & (POLLIN | POLLERR | POLLHUP) ?
-				pfd[i].fd : ARES_SOCKET_BAD,
-				re & POLLOUT ? pfd[i].fd : ARES_SOCKET_BAD);
+			return r;
 		}
 	}
 	return 0;
@@ -410,6 +426,10 @@ static void answered(void *arg, int status, int timeouts,
 	(void)timeouts;
 	q->d->pending--;
 	q->r = status_err(status);
+	/* a batch's caller tells silence (give up, say unchecked) from an
+	 * answer that says "failed" (SERVFAIL, REFUSED, no route) */
+	if (q->name && status == ARES_ETIMEOUT)
+		q->r = -ETIMEDOUT;
 	if (status != ARES_SUCCESS || !abuf)
 		return;
 	if (q->type == ns_t_mx)
@@ -423,11 +443,7 @@ static void answered(void *arg, int status, int timeouts,
 /* ask - send one query; its result arrives in q at wait_all() */
 static void ask(struct dns *d, struct dq *q, const char *name, int type)
 {
-	/* set before the query: c-ares may answer from its cache at once */
-	struct str *txt = type == ns_t_txt ? q->txt : NULL;
-
 	memset(q, 0, sizeof *q);
-	q->txt = txt;
 	q->d = d;
 	q->type = type;
 	q->r = -EAGAIN;
@@ -471,13 +487,47 @@ int dns_mx(struct dns *d, const char *domain, struct dns_mx **mx_r,
 	return 0;
 }
 
-/* dns_addrs - AAAA and A records of name, asked together; IPv6 first.
- * Addresses of one kind are enough even if the other kind failed. */
+/* merge_addrs - the AAAA (q6) and A (q4) answers of one name as one
+ * list, IPv6 first: addresses of one kind are enough even if the other
+ * kind failed; else the worse of the two failures */
+static int merge_addrs(const struct dq *q6, const struct dq *q4,
+		       struct dns_addr **a_r, size_t *n_r)
+{
+	struct dns_addr *all;
+	size_t n = q6->naddrs + q4->naddrs;
+
+	*a_r = NULL;
+	*n_r = 0;
+	if (n == 0) {
+		if (q6->r == -ENOMEM || q4->r == -ENOMEM)
+			return -ENOMEM;
+		if (q6->r == -ETIMEDOUT || q4->r == -ETIMEDOUT)
+			return -ETIMEDOUT;
+		if (q6->r == -EAGAIN || q4->r == -EAGAIN)
+			return -EAGAIN;
+		if (q6->r == -ENOENT && q4->r == -ENOENT)
+			return -ENOENT;
+		if (q6->r == -EINVAL && q4->r == -EINVAL)
+			return -EINVAL;
+		return -ENODATA;
+	}
+	all = calloc(n, sizeof *all);
+	if (!all)
+		return -ENOMEM;
+	if (q6->naddrs)
+		memcpy(all, q6->addrs, q6->naddrs * sizeof *all);
+	if (q4->naddrs)
+		memcpy(all + q6->naddrs, q4->addrs, q4->naddrs * sizeof *all);
+	*a_r = all;
+	*n_r = n;
+	return 0;
+}
+
+/* dns_addrs - AAAA and A records of name, asked together; IPv6 first */
 int dns_addrs(struct dns *d, const char *name, struct dns_addr **a_r,
 	      size_t *n_r)
 {
 	struct dq q6, q4;
-	struct dns_addr *all;
 	int r;
 
 	*a_r = NULL;
@@ -487,33 +537,127 @@ int dns_addrs(struct dns *d, const char *name, struct dns_addr **a_r,
 	ask(d, &q6, name, ns_t_aaaa);
 	ask(d, &q4, name, ns_t_a);
 	r = wait_all(d);
-	if (r == 0 && q6.naddrs + q4.naddrs == 0) {
-		if (q6.r == -ENOMEM || q4.r == -ENOMEM)
-			r = -ENOMEM;
-		else if (q6.r == -EAGAIN || q4.r == -EAGAIN)
-			r = -EAGAIN;
-		else if (q6.r == -ENOENT && q4.r == -ENOENT)
-			r = -ENOENT;
-		else
-			r = -ENODATA;
-	}
-	if (r == 0) {
-		all = calloc(q6.naddrs + q4.naddrs, sizeof *all);
-		if (!all) {
-			r = -ENOMEM;
-		} else {
-			if (q6.naddrs)
-				memcpy(all, q6.addrs, q6.naddrs * sizeof *all);
-			if (q4.naddrs)
-				memcpy(all + q6.naddrs, q4.addrs,
-				       q4.naddrs * sizeof *all);
-			*a_r = all;
-			*n_r = q6.naddrs + q4.naddrs;
-		}
-	}
+	if (r == 0)
+		r = merge_addrs(&q6, &q4, a_r, n_r);
 	free(q6.addrs);
 	free(q4.addrs);
 	return r;
+}
+
+/* batch_subs - the queries of a batch, unsent: one for an MX or TXT
+ * question, AAAA then A for an address question; NULL without memory */
+static struct dq *batch_subs(struct dns *d, struct dns_q *q, size_t n,
+			     size_t *nsub_r)
+{
+	struct dq *sub;
+	size_t i, k = 0;
+
+	if (n > SIZE_MAX / 2 / sizeof *sub)
+		return NULL;
+	sub = calloc(2 * n, sizeof *sub);
+	if (!sub)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		int kinds = q[i].type == DNS_Q_ADDRS ? 2 : 1, j;
+
+		for (j = 0; j < kinds; j++, k++) {
+			sub[k].d = d;
+			sub[k].name = q[i].name;
+			sub[k].txt = &q[i].txt;
+			sub[k].type = q[i].type == DNS_Q_MX ? ns_t_mx :
+				q[i].type == DNS_Q_TXT ? ns_t_txt :
+				j == 0 ? ns_t_aaaa : ns_t_a;
+			/* what stays if the deadline comes first */
+			sub[k].r = dns_name_ok(q[i].name) ? -ETIMEDOUT :
+				-EINVAL;
+		}
+	}
+	*nsub_r = k;
+	return sub;
+}
+
+/* send_sub - ask one query of a batch (a bad name is answered already) */
+static void send_sub(struct dns *d, struct dq *q)
+{
+	if (q->r == -EINVAL)
+		return;
+	d->pending++;
+	ares_query(d->ch, q->name, ns_c_in, q->type, answered, q);
+}
+
+/* run_batch - keep DNS_BATCH_WINDOW queries in flight until all are
+ * answered or the deadline; what is still out then is cancelled, and
+ * its callback gives it -ETIMEDOUT */
+static int run_batch(struct dns *d, struct dq *sub, size_t nsub,
+		     int64_t deadline)
+{
+	size_t sent = 0;
+	int r = 0;
+
+	while (r == 0 && (sent < nsub || d->pending)) {
+		while (sent < nsub && d->pending < DNS_BATCH_WINDOW)
+			send_sub(d, &sub[sent++]);
+		if (now_ms() >= deadline)
+			break;
+		if (d->pending)
+			r = pump(d, deadline);
+	}
+	if (d->pending)
+		ares_cancel(d->ch);
+	return r;
+}
+
+/* dns_batch - many questions under one deadline (see dns.h) */
+int dns_batch(struct dns *d, struct dns_q *q, size_t n, int64_t deadline_ms)
+{
+	struct dq *sub;
+	size_t nsub = 0, i, k = 0;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		q[i].r = -ETIMEDOUT;
+		q[i].mx = NULL;
+		q[i].addrs = NULL;
+		q[i].nmx = q[i].naddrs = 0;
+		str_trunc(&q[i].txt, 0);
+	}
+	if (n == 0)
+		return 0;
+	sub = batch_subs(d, q, n, &nsub);
+	if (!sub)
+		return -ENOMEM;
+	r = run_batch(d, sub, nsub, deadline_ms);
+	for (i = 0; i < n; i++) {
+		if (q[i].type != DNS_Q_ADDRS) {
+			q[i].r = sub[k].r;
+			q[i].mx = sub[k].mx;
+			q[i].nmx = sub[k].nmx;
+			k++;
+			continue;
+		}
+		q[i].r = merge_addrs(&sub[k], &sub[k + 1], &q[i].addrs,
+				     &q[i].naddrs);
+		free(sub[k].addrs);
+		free(sub[k + 1].addrs);
+		k += 2;
+	}
+	free(sub);
+	return r;
+}
+
+/* dns_batch_free - what dns_batch left in q */
+void dns_batch_free(struct dns_q *q, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		dns_mx_free(q[i].mx, q[i].nmx);
+		free(q[i].addrs);
+		q[i].mx = NULL;
+		q[i].addrs = NULL;
+		q[i].nmx = q[i].naddrs = 0;
+		str_free(&q[i].txt);
+	}
 }
 
 /* dns_dnsbl - n A questions at once (see dns.h) */
@@ -546,37 +690,6 @@ int dns_dnsbl(struct dns *d, const char *const *names, size_t n, int *listed)
 			listed[i] = 0;	/* NXDOMAIN, NODATA, not a name */
 		free(q[i].addrs);
 	}
-	free(q);
-	return r;
-}
-
-/* dns_txt - n TXT questions at once (see dns.h) */
-int dns_txt(struct dns *d, const char *const *names, size_t n,
-	    struct str *txt, int *res)
-{
-	struct dq *q;
-	size_t i;
-	int r;
-
-	if (n == 0)
-		return 0;
-	if (n > SIZE_MAX / sizeof *q)
-		return -ENOMEM;
-	q = calloc(n, sizeof *q);
-	if (!q)
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		str_trunc(&txt[i], 0);
-		if (dns_name_ok(names[i])) {
-			q[i].txt = &txt[i];
-			ask(d, &q[i], names[i], ns_t_txt);
-		} else {
-			q[i].r = -EINVAL;
-		}
-	}
-	r = wait_all(d);
-	for (i = 0; i < n; i++)
-		res[i] = r < 0 ? -EAGAIN : q[i].r;
 	free(q);
 	return r;
 }

@@ -27,6 +27,7 @@
 #define FACTEUR_DNS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <netinet/in.h>
 
 #include "str.h"
@@ -59,10 +60,40 @@ void dns_mx_free(struct dns_mx *mx, size_t n);
 int dns_addrs(struct dns *d, const char *name, struct dns_addr **a_r,
 	      size_t *n_r);
 
-/* dns_txt - n TXT questions in parallel: txt[i] the first record of
-   names[i], its strings joined; res[i] 0 or an error code as above */
-int dns_txt(struct dns *d, const char *const *names, size_t n,
-	    struct str *txt, int *res);
+/* dns_batch - many questions in flight at once under one deadline.
+ *
+ * The caller fills each q[i].type and q[i].name (kept until dns_batch
+ * returns); dns_batch asks them, at most DNS_BATCH_WINDOW queries in
+ * flight (a thousand answers arriving at once would overflow a UDP
+ * socket's receive buffer, and servers rate-limit), and returns when
+ * every one is answered or when now_ms() reaches deadline_ms (lib/clock),
+ * whichever comes first. Each q[i].r is then 0 or an error of the list
+ * above, or -ETIMEDOUT: no answer came, by the deadline (the question
+ * may not even have been sent) or within the tries (-EAGAIN stays for
+ * answers that say failure: SERVFAIL, REFUSED, an unreachable port).
+ * DNS_Q_MX fills mx/nmx as dns_mx() does, DNS_Q_ADDRS addrs/naddrs as
+ * dns_addrs() does (AAAA and A asked together), DNS_Q_TXT txt with the
+ * first TXT record, its strings joined (DKIM keys). Free them with
+ * dns_batch_free(). Returns 0, or a negative errno code when the batch
+ * itself failed (-ENOMEM, a poll error), every q[i] then holding what
+ * it had by then. */
+#define DNS_BATCH_WINDOW 100
+
+enum { DNS_Q_MX, DNS_Q_ADDRS, DNS_Q_TXT };
+
+struct dns_q {
+	int type;		/* DNS_Q_MX, DNS_Q_ADDRS or DNS_Q_TXT */
+	const char *name;
+	int r;
+	struct dns_mx *mx;
+	size_t nmx;
+	struct dns_addr *addrs;
+	size_t naddrs;
+	struct str txt;
+};
+
+int dns_batch(struct dns *d, struct dns_q *q, size_t n, int64_t deadline_ms);
+void dns_batch_free(struct dns_q *q, size_t n);
 
 int dns_resolvers_csv(const char *lines, size_t count, struct str *csv,
 		      size_t *bad_line_r);

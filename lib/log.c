@@ -72,14 +72,3 @@ int log_write(int fd, const char *service, const char *fmt, ...)
 	str_free(&line);
 	return r;
 }
-
-/* log_vstderr - one line on stderr, for services whose stderr facteur run
- * collects into log/current; a failed write is not worth failing for */
-void log_vstderr(const char *service, const char *fmt, va_list ap)
-{
-	struct str line = STR_INIT;
-
-	if (log_format(&line, service, getpid(), fmt, ap) == 0)
-		(void)fsx_write_all(2, line.s, line.len);
-	str_free(&line);
-}

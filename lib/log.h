@@ -21,7 +21,5 @@ int log_format(struct str *out, const char *service, pid_t pid,
 int log_open(const char *root);
 int log_write(int fd, const char *service, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void log_vstderr(const char *service, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
 
 #endif

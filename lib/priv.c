@@ -89,6 +89,19 @@ int priv_drop(uid_t uid, gid_t gid)
 	return 0;
 }
 
+/* priv_start - see priv.h */
+void priv_start(const char *root)
+{
+	int r = priv_become_mailuser(root);
+
+	if (r < 0)
+		msg_die(111, "cannot become the mail user of %s: %s", root,
+			priv_error(r));
+	if (geteuid() == 0 || getuid() == 0)
+		msg_die(111, "still root after dropping privileges; refusing "
+			"to go on");
+}
+
 /* priv_become_mailuser - as root, drop to the mail user; else do nothing */
 int priv_become_mailuser(const char *root)
 {

@@ -177,7 +177,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		msg_die(111, "4.3.0 cannot become the mail user of "
 			"%s/control/mailuser: %s", root, priv_error(r));
-	if ((r = ctl_get(root, "me", "localhost", &me)) < 0)
+	if ((r = ctl_me(root, &me)) < 0)
 		msg_die(111, "4.3.0 cannot read control/me: %s", msg_err(r));
 	if ((r = queue_databytes(root, &databytes)) < 0)
 		msg_die(111, "4.3.0 cannot read control/databytes: %s",

@@ -190,9 +190,7 @@ int main(int argc, char **argv)
 	root = args_start(&argc, argv, usage_text);
 	if (argc > 1)
 		msg_usage(usage_text, "unexpected argument %s", argv[1]);
-	r = priv_become_mailuser(root);
-	if (r < 0)
-		msg_die(111, "cannot become the mail user: %s", priv_error(r));
+	priv_start(root);
 	if (str_catf(&p, "%s/queue/new", root) < 0)
 		msg_die(111, "out of memory");
 	r = add_dir(p.s, 1, &v, &n, &cap);

@@ -91,15 +91,12 @@ int main(int argc, char **argv)
 	long fresh, done = 0, n;
 	int counting;
 	unsigned h;
-	int r;
 
 	msg_init(argv[0]);
 	root = args_start(&argc, argv, usage_text);
 	if (argc > 1)
 		msg_usage(usage_text, "unexpected argument %s", argv[1]);
-	r = priv_become_mailuser(root);
-	if (r < 0)
-		msg_die(111, "cannot become the mail user: %s", priv_error(r));
+	priv_start(root);
 	if (str_catf(&p, "%s/queue/new", root))
 		msg_die(111, "out of memory");
 	fresh = count(p.s, 0);

@@ -50,9 +50,7 @@ int main(int argc, char **argv)
 	if (argc > 1)
 		msg_usage(usage_text, argv[1][0] == '-' ? "unknown option %s" :
 			  "unexpected argument %s", argv[1]);
-	r = priv_become_mailuser(root);
-	if (r < 0)
-		msg_die(111, "cannot become the mail user: %s", priv_error(r));
+	priv_start(root);
 	r = rules_compile(root, &err, &n);
 	if (r == -EINVAL)
 		msg_die(1, "%s/control/relayrules: %s; nothing changed", root,

@@ -535,7 +535,7 @@ static void envelope_start(struct sub *m)
 	size_t i;
 	int r;
 
-	if ((r = ctl_get(m->root, "me", "localhost", &m->me)) < 0)
+	if ((r = ctl_me(m->root, &m->me)) < 0)
 		msg_die(111, "cannot read %s/control/me: %s", m->root,
 			msg_err(r));
 	if (m->o.sender) {

@@ -29,6 +29,7 @@
 #include <sys/types.h>
 
 #include "limit.h"
+#include "log.h"
 #include "peer.h"
 #include "conn.h"
 #include "str.h"
@@ -38,8 +39,11 @@
 
 /* exit codes of the program (a session process exits 0) */
 #define EX_DONE 0
-#define EX_USAGE 2
 #define EX_TEMP 111
+
+/* slog - one log line on stderr (lib/log.h format), which facteur run
+ * writes to log/current; a failed write is not worth failing for */
+#define slog(...) ((void)log_write(2, "pop3d", __VA_ARGS__))
 
 /* settings, read once at start-up and then only read */
 struct cfg {

@@ -29,7 +29,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -86,17 +85,6 @@ static int reply(struct sess *s, const char *text)
 
 /* replyf - one formatted line (checked as printf by conn_reply) */
 #define replyf(s, ...) conn_reply(&(s)->c, __VA_ARGS__)
-
-/* slog - one log line on stderr, the format of lib/log.h */
-static void slog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void slog(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	log_vstderr("pop3d", fmt, ap);
-	va_end(ap);
-}
 
 /* plain_ok - may a password be sent on this connection now */
 static int plain_ok(const struct sess *s)

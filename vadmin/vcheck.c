@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "cdbx.h"
 #include "fsx.h"
 #include "maildir.h"
+#include "num.h"
 #include "vadmin.h"
 
 struct chk {
@@ -160,14 +162,22 @@ static void recs_free(struct recs *r)
 	r->n = r->cap = 0;
 }
 
+/* entry_len - the bytes of an entry, its "KLEN:VLEN:" included (written
+ * by recs_add, so always there) */
+static size_t entry_len(const char *e)
+{
+	uint64_t k = 0, v = 0;
+	size_t a = 0, b = 0;
+
+	(void)num_scan(e, strlen(e), SIZE_MAX, &k, &a);
+	(void)num_scan(e + a + 1, strlen(e + a + 1), SIZE_MAX, &v, &b);
+	return a + 1 + b + 1 + (size_t)k + (size_t)v;
+}
+
 static int cmp_entry(const void *a, const void *b)
 {
 	const char *x = *(char *const *)a, *y = *(char *const *)b;
-	size_t xk = strtoul(x, NULL, 10), yk = strtoul(y, NULL, 10);
-	size_t xv = strtoul(strchr(x, ':') + 1, NULL, 10);
-	size_t yv = strtoul(strchr(y, ':') + 1, NULL, 10);
-	size_t xl = (size_t)(strchr(strchr(x, ':') + 1, ':') + 1 - x) + xk + xv;
-	size_t yl = (size_t)(strchr(strchr(y, ':') + 1, ':') + 1 - y) + yk + yv;
+	size_t xl = entry_len(x), yl = entry_len(y);
 	int d = memcmp(x, y, xl < yl ? xl : yl);
 
 	return d ? d : (xl > yl) - (xl < yl);

@@ -22,6 +22,7 @@
 
 #include "acct.h"
 #include "name.h"
+#include "num.h"
 #include "pw.h"
 #include "vadmin.h"
 
@@ -151,9 +152,12 @@ static int make_maildirs(struct vctx *c, const struct str *dirs, unsigned w,
 		const char *md = dirs->s + i;
 		const char *qb = md + strlen(md) + 1;
 		const char *qm = qb + strlen(qb) + 1;
-		struct quota q = {strtoull(qb, NULL, 10), strtoull(qm, NULL, 10)};
+		struct quota q = {0, 0};
 		int r;
 
+		/* written by import_line() from a checked quota: always digits */
+		(void)num_parse(qb, UINT64_MAX, &q.bytes);
+		(void)num_parse(qm, UINT64_MAX, &q.msgs);
 		i = (size_t)(qm - dirs->s) + strlen(qm) + 1;
 		if (k++ % n != w)
 			continue;

@@ -221,7 +221,7 @@ static int warn_text(struct vd *v, const struct target *t, uint64_t bytes,
 {
 	struct str me = STR_INIT, date = STR_INIT;
 	time_t now = time(NULL);
-	int r = ctl_get(v->root, "me", "localhost", &me);
+	int r = ctl_me(v->root, &me);
 
 	out->len = 0;
 	if (r == 0)

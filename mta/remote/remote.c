@@ -461,7 +461,7 @@ static int controls(const char *root, struct job *j, struct plan *p,
 	int r;
 
 	*what = "me";
-	if ((r = ctl_get(root, "me", "localhost", me)) < 0)
+	if ((r = ctl_me(root, me)) < 0)
 		return r;
 	j->me = me->s;
 	*what = "timeoutremote";
@@ -510,9 +510,7 @@ int main(int argc, char **argv)
 	if (argc < 4)
 		msg_usage(usage_text, "need DOMAIN, SENDER and a RCPT");
 	signal(SIGPIPE, SIG_IGN);
-	r = priv_become_mailuser(root);
-	if (r < 0)
-		msg_die(111, "cannot become the mail user: %s", priv_error(r));
+	priv_start(root);
 	memset(&j, 0, sizeof j);
 	j.body_fd = -1;
 	j.domain = argv[1];

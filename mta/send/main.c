@@ -130,7 +130,7 @@ static void config(struct send *s)
 			v = nums[i].max;
 		*(unsigned long *)((char *)s + nums[i].off) = v;
 	}
-	if (ctl_get(s->root, "me", "localhost", &s->me) < 0 ||
+	if (ctl_me(s->root, &s->me) < 0 ||
 	    ctl_get(s->root, "doublebounceto", "postmaster", &s->dbto) < 0)
 		msg_die(111, "cannot read control/me or "
 			"control/doublebounceto");
@@ -507,7 +507,7 @@ int main(int argc, char **argv)
 {
 	struct send s;
 	struct loop l = {.s = &s, .sfd = -1, .keep = -1, .lock = -1};
-	int i, check = 0, repair = 0, r;
+	int i, check = 0, repair = 0;
 	const char *ex;
 
 	msg_init(argv[0]);
@@ -525,9 +525,7 @@ int main(int argc, char **argv)
 	}
 	if (repair && !check)
 		msg_usage(usage_text, "--repair goes with --check");
-	r = priv_become_mailuser(s.root);
-	if (r < 0)
-		msg_die(111, "cannot become the mail user: %s", priv_error(r));
+	priv_start(s.root);
 	snprintf(s.uid, sizeof s.uid, "%ld", (long)getuid());
 	umask(077);
 	config(&s);

@@ -14,7 +14,7 @@
  *	submission under implicit TLS), one ADDR:PORT or [V6ADDR]:PORT a
  *	line; an empty file turns that service off, a missing one means
  *	0.0.0.0 and :: on the standard port. A small parent keeps session
- *	processes ready (mta/smtpd/pool.c): each accepts a connection
+ *	processes ready (lib/server.h): each accepts a connection
  *	itself and serves up to 100 sessions, one at a time, at most
  *	control/maxsessions (1000) processes and control/maxperip (20)
  *	sessions from one client address (an IPv6 client by its /64,
@@ -82,23 +82,21 @@
 #include "log.h"
 #include "msg.h"
 #include "priv.h"
+#include "server.h"
 #include "login.h"
 #include "smtpd.h"
 
 static const char usage_text[] =
 	"usage: mta-smtpd [--root DIR] [--inetd [--submission | --smtps]]\n";
 
-struct server {
+struct smtpd {
 	const char *root;
-	struct listen_set ls;		/* owns the descriptors of l */
-	struct listener l[LISTEN_MAX];
-	size_t nl;
 	struct str dummy;
 	struct limit *limit;
 };
 
 /* serve - one session on RFD/WFD; everything it allocates is freed */
-static void serve(struct server *srv, int rfd, int wfd, enum port_kind kind,
+static void serve(struct smtpd *srv, int rfd, int wfd, enum port_kind kind,
 		  const char *ip)
 {
 	struct session s;
@@ -117,82 +115,69 @@ static void serve(struct server *srv, int rfd, int wfd, enum port_kind kind,
 	if ((r = queue_databytes(srv->root, &s.databytes)) < 0)
 		s.databytes = QUEUE_DATABYTES_DEFAULT;
 	conn_init(&s.c, rfd, wfd, timeout > 86400 ? 86400 : timeout);
-	if (ctl_get(srv->root, "me", "localhost", &s.me) < 0 ||
+	if (ctl_me(srv->root, &s.me) < 0 ||
 	    str_copys(&s.ip, ip) < 0) {
 		(void)conn_reply(&s.c, "421 4.3.0 cannot read control/me");
 		(void)conn_flush(&s.c);
 	} else {
 		session_run(&s);
 	}
-	conn_free(&s.c);
-	str_free(&s.me);
-	str_free(&s.ip);
-	str_free(&s.helo);
-	str_free(&s.auth_user);
-	str_free(&s.ids);
-	str_free(&s.reason);
-	str_free(&s.end);
-	qenv_free(&s.env);
-	/* the process may serve another client next: leave nothing of this
-	 * one's input (AUTH lines pass through the input buffer) */
-	explicit_bzero(&s, sizeof s);
+	session_free(&s);
 }
 
-/* listeners - the sockets of one kind, inherited from facteur run or
- * bound here */
-static void listeners(struct server *srv, const char *name,
-		      enum port_kind kind)
+/* serve_pooled - a session of a session process (lib/server) */
+static void serve_pooled(void *arg, const struct server_client *c)
 {
-	struct str err = STR_INIT;
-	size_t i;
+	enum port_kind kind = PORT_SMTP;
 
-	if (listen_get(&srv->ls, srv->root, name, &err) < 0)
-		msg_die(111, "%s", err.s);
-	str_free(&err);
-	for (i = srv->nl; i < srv->ls.n; i++) {
-		if (srv->nl == LISTEN_MAX)
-			msg_die(111, "more than %d listen addresses",
-				LISTEN_MAX);
-		srv->l[srv->nl].fd = srv->ls.s[i].fd;
-		srv->l[srv->nl].kind = kind;
-		srv->nl++;
-	}
+	if (!strcmp(c->kind, "submission"))
+		kind = PORT_SUBMISSION;
+	else if (!strcmp(c->kind, "smtps"))
+		kind = PORT_SMTPS;
+	serve(arg, c->fd, c->fd, kind, c->ip);
 }
 
-/* serve_pooled - a session of a pool process (pool.c) */
-static void serve_pooled(void *arg, int fd, enum port_kind kind,
-			 const char *ip)
+/* refuse - a client over maxsessions or maxperip */
+static void refuse(void *arg, int fd, const char *kind, const char *ip,
+		   enum server_why why)
 {
-	serve(arg, fd, fd, kind, ip);
+	const char *reply = why == SERVER_BUSY ?
+		"421 4.7.0 too many sessions, try again later\r\n" :
+		"421 4.7.0 too many sessions from your address, try again "
+		"later\r\n";
+
+	(void)arg;
+	(void)kind;
+	/* best effort: a client that does not read is not waited for */
+	(void)!write(fd, reply, strlen(reply));
+	(void)log_write(2, "mta-smtpd", "session %s refused: %.*s", ip,
+			(int)strlen(reply) - 2, reply);
 }
 
-/* pooled_done - what a pool process frees before it leaves */
+/* pooled_done - what a session process frees before it leaves */
 static void pooled_done(void *arg)
 {
-	struct server *srv = arg;
+	struct smtpd *sd = arg;
 
-	listen_free(&srv->ls);
-	str_free(&srv->dummy);
+	str_free(&sd->dummy);
 }
 
 int main(int argc, char **argv)
 {
-	struct server srv;
+	struct smtpd sd;
+	struct server srv = {.prog = "mta-smtpd", .ls = LISTEN_SET_INIT,
+			     .serve = serve_pooled, .refuse = refuse,
+			     .done = pooled_done, .arg = &sd};
 	struct str scheme = STR_INIT;
 	enum port_kind kind = PORT_SMTP;
+	const char *what;
 	int i, r, inetd = 0;
 	char ip[INET6_ADDRSTRLEN];
 
 	msg_init(argv[0]);
 	umask(077);
-	memset(&srv, 0, sizeof srv);
-	srv.root = args_root(&argc, argv);
-	if (!srv.root)
-		msg_usage(usage_text, "--root needs a directory");
-	if (args_has_help(argc, argv)) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
+	memset(&sd, 0, sizeof sd);
+	srv.root = sd.root = args_start(&argc, argv, usage_text);
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--inetd"))
 			inetd = 1;
@@ -208,42 +193,41 @@ int main(int argc, char **argv)
 			  "--inetd; listeners take their kind from the "
 			  "listen.* file");
 	signal(SIGPIPE, SIG_IGN);
-	srv.ls = (struct listen_set)LISTEN_SET_INIT;
 	if (!inetd) {
-		listeners(&srv, "smtp", PORT_SMTP);
-		listeners(&srv, "submission", PORT_SUBMISSION);
-		listeners(&srv, "smtps", PORT_SMTPS);
-		if (!srv.nl)
+		static const char *const kinds[] = {"smtp", "submission",
+						    "smtps", NULL};
+		struct str err = STR_INIT;
+
+		if (server_listen(&srv, kinds, &err) < 0)
+			msg_die(111, "%s", err.s);
+		str_free(&err);
+		if (!srv.ls.n)
 			msg_die(111, "no listen address: every control/listen.* "
 				"file is empty");
 	}
 	/* what we start must not think it holds our sockets */
 	unsetenv(LISTEN_ENV);
-	r = priv_become_mailuser(srv.root);
-	if (r < 0)
-		msg_die(111, "cannot become the mail user of %s/control/mailuser:"
-			" %s", srv.root, priv_error(r));
-	if (geteuid() == 0)
-		msg_die(111, "refusing to run sessions as root");
+	priv_start(sd.root);
 	/* a hash to check when the user does not exist, of the scheme real
 	 * ones have: equal timing (pop3d's, lib/login) */
-	r = login_dummy(srv.root, &srv.dummy, &scheme);
+	r = login_dummy(sd.root, &sd.dummy, &scheme);
 	str_free(&scheme);
 	if (r < 0 && r != -EINVAL)
 		msg_die(111, "cannot make a password hash: %s", msg_err(r));
 	if (!inetd) {
-		r = limit_new(LIMIT_WINDOW, &srv.limit);
+		r = limit_new(LIMIT_WINDOW, &sd.limit);
 		if (r < 0)
 			msg_die(111, "cannot map the AUTH failure table: %s",
 				msg_err(r));
-		pool_run(srv.root, srv.l, srv.nl, serve_pooled, pooled_done,
-			 &srv);
+		/* returns only when it cannot go on: stop is 0 */
+		r = server_run(&srv, &what);
+		msg_die(111, "%s: %s", what, msg_err(r));
 	}
 	/* no peer: a pipe or a UNIX socket, a local process (sendmail -bs),
 	 * which could set TCPREMOTEIP=127.0.0.1 anyway */
 	if (peer_inetd(0, ip, sizeof ip) < 0)
 		(void)snprintf(ip, sizeof ip, "127.0.0.1");
-	serve(&srv, 0, 1, kind, ip);
-	str_free(&srv.dummy);
+	serve(&sd, 0, 1, kind, ip);
+	str_free(&sd.dummy);
 	return 0;
 }

@@ -523,3 +523,22 @@ void session_run(struct session *s)
 	str_free(&s->rbl_log);
 	txn_reset(s);
 }
+
+/* session_free - all a session holds, then the structure wiped: the
+ * process may serve another client next, and AUTH lines passed through
+ * the input buffer */
+void session_free(struct session *s)
+{
+	conn_free(&s->c);
+	str_free(&s->me);
+	str_free(&s->ip);
+	str_free(&s->helo);
+	str_free(&s->auth_user);
+	str_free(&s->ids);
+	str_free(&s->reason);
+	str_free(&s->end);
+	str_free(&s->rbl);
+	str_free(&s->rbl_log);
+	qenv_free(&s->env);
+	explicit_bzero(s, sizeof *s);
+}

@@ -1,7 +1,8 @@
 /*
  * smtpd - the parts of mta-smtpd, one module per concern.
  *
- *   main.c     command line, listeners, the accept loop, session limits
+ *   main.c     command line, listeners, one session (the listening parent
+ *              and its session processes are lib/server)
  *   session.c  the command table and the SMTP state machine
  *   check.c    address syntax, relay and recipient checks, badmailfrom
  *   data.c     the DATA reader: end of data, dot-unstuffing, bad bytes,
@@ -64,6 +65,7 @@ struct session {
 
 /* session.c */
 void session_run(struct session *s);
+void session_free(struct session *s);
 void session_note(struct session *s, const char *reply);
 
 /* check.c */
@@ -107,20 +109,5 @@ void inbound_free(struct inbound *ib);
 
 /* auth.c */
 void auth_command(struct session *s, const char *arg);
-
-/* pool.c: the session processes of the listening server */
-#define LISTEN_MAX 64
-
-struct listener {
-	int fd;
-	enum port_kind kind;
-};
-
-typedef void pool_serve_fn(void *arg, int fd, enum port_kind kind,
-			   const char *ip);
-typedef void pool_done_fn(void *arg);
-_Noreturn void pool_run(const char *root, const struct listener *l,
-			size_t nl, pool_serve_fn *serve, pool_done_fn *done,
-			void *arg);
 
 #endif

@@ -136,15 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	session_run(&s);
 	check_replies(out);
 	check_queue();
-	conn_free(&s.c);
-	str_free(&s.me);
-	str_free(&s.ip);
-	str_free(&s.helo);
-	str_free(&s.auth_user);
-	str_free(&s.ids);
-	str_free(&s.reason);
-	str_free(&s.end);
-	qenv_free(&s.env);
+	session_free(&s);
 	close(in);
 	close(out);
 	return 0;

@@ -212,18 +212,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (want.len && memcmp(body, want.s, want.len)))
 			abort();
 	}
-	conn_free(&s.c);
-	str_free(&s.me);
-	str_free(&s.ip);
-	str_free(&s.helo);
-	str_free(&s.auth_user);
-	str_free(&s.ids);
-	str_free(&s.reason);
-	str_free(&s.end);
+	session_free(&s);
 	str_free(&want);
 	str_free(&msg);
 	str_free(&name);
-	qenv_free(&s.env);
 	close(in);
 	close(ofd);
 	return 0;

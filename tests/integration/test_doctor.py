@@ -15,8 +15,10 @@ import stat
 import subprocess
 import time
 
+from helpers import MX, dnsmasq
 from vadmin_util import give
 
+ME = "mail.example.test"
 DOMAIN = "example.org"
 ALIAS = "example.net"
 CHECKS = ["layout", "database", "control", "tls", "listen", "mx",
@@ -32,8 +34,8 @@ def mode(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
-def build(ctx):
-    ctx.init()
+def build(ctx, *init_args):
+    ctx.init(*init_args)
     with open(ctx.path("control/passwordscheme"), "w") as f:
         f.write("sha512crypt\n")
     give(ctx, ctx.path("control/passwordscheme"))
@@ -332,3 +334,213 @@ def test_doctor_md5_crypt_hashes_counted(ctx):
     assert "vadmin passwd USER@DOMAIN" in line, line
     js = report(ctx, check=0)["passwords"]
     assert js["status"] == "warn" and "vadmin passwd" in js["fix"], js
+
+
+def test_doctor_fix_domains_mode(ctx):
+    """domains/ itself 0755: the layout check names it, and --fix makes it
+    0700 as it does below it (the gap of the first slice)"""
+    build(ctx)
+    os.chmod(ctx.path("domains"), 0o755)
+    got = lines(ctx.run("facteur", "doctor", check=1))
+    assert got["layout"] == (f"FAIL layout: {ctx.path('domains')} is mode "
+                             f"0755; run chmod 700 {ctx.path('domains')}")
+    p = ctx.run("facteur", "doctor", "--fix", check=0)
+    assert (f"fixed layout: chmod 700 {ctx.path('domains')} (was 0755)"
+            in p.out.splitlines()), p.out
+    assert lines(p)["layout"] == "ok layout", p.out
+    assert mode(ctx.path("domains")) == 0o700
+    assert lines(ctx.run("facteur", "doctor", check=0))["layout"] == \
+        "ok layout"
+    # a link in its place is reported, never followed by --fix
+    os.rename(ctx.path("domains"), ctx.path("domains.real"))
+    os.symlink("domains.real", ctx.path("domains"))
+    os.chmod(ctx.path("domains.real"), 0o755)
+    p = ctx.run("facteur", "doctor", "--fix", check=1)
+    assert "fixed layout" not in p.out, p.out
+    assert mode(ctx.path("domains.real")) == 0o755
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def ca_signed(ctx):
+    """control/tls: a pair for ME signed by a CA of the test's own, so not
+    self-signed"""
+    ca_key, ca = os.path.join(ctx.tmp, "ca.key"), os.path.join(ctx.tmp,
+                                                               "ca.pem")
+    csr, ext = os.path.join(ctx.tmp, "leaf.csr"), os.path.join(ctx.tmp,
+                                                               "leaf.ext")
+    key, cert = ctx.path("control/tls/key.pem"), \
+        ctx.path("control/tls/cert.pem")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days",
+            "60", "-subj", "/CN=Doctor Test CA")
+    openssl("req", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={ME}")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName=DNS:{ME}\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+            "-CAcreateserial", "-out", cert, "-days", "60", "-extfile", ext)
+    os.chmod(key, 0o600)
+    os.chmod(cert, 0o644)
+    give(ctx, key)
+    give(ctx, cert)
+
+
+def control(ctx, name, text):
+    with open(ctx.path("control", name), "w") as f:
+        f.write(text)
+    give(ctx, ctx.path("control", name))
+
+
+def test_doctor_healthy_root(ctx):
+    """a root with nothing wrong: a certificate from a CA covering
+    control/me, an SMTP server greeting on listen.smtp (the other listen
+    files empty: off), both domains' MX naming control/me: every check ok,
+    exit 0, not one warning, in text and in JSON; --fix does nothing"""
+    build(ctx, "--hostname", ME)
+    ca_signed(ctx)
+    mx = MX()
+    try:
+        for k in ("smtp", "submission", "smtps", "pop3", "pop3s"):
+            control(ctx, "listen." + k,
+                    f"127.0.0.1:{mx.port}\n" if k == "smtp" else "")
+        with dnsmasq(ctx, "--local=/example.org/", "--local=/example.net/",
+                     f"--mx-host={DOMAIN},{ME},10",
+                     f"--mx-host={ALIAS},{ME},10"):
+            p = ctx.run("facteur", "doctor", check=0)
+            assert all(l == f"ok {n}" for n, l in lines(p).items()), p.out
+            assert all(o["status"] == "ok" and o["fixed"] == []
+                       for o in report(ctx, check=0).values())
+            p = ctx.run("facteur", "doctor", "--fix", check=0)
+            assert "fixed" not in p.out, p.out
+            assert all(l == f"ok {n}" for n, l in lines(p).items()), p.out
+    finally:
+        mx.close()
+
+
+def plant_all(ctx):
+    """every fault of issue 14's list at once; the paths --fix changes"""
+    import sqlite3
+    msg = os.path.join(maildir(ctx, "a"), "new", "1700000000.9.host")
+    with open(msg, "w") as f:
+        f.write("Subject: x\n\nhello\n")
+    give(ctx, msg)
+    os.chmod(msg, 0o755)                                # x bit
+    os.chmod(maildir(ctx, "b"), 0o755)                  # a 0755 Maildir
+    os.chmod(ctx.path("domains"), 0o755)                # and domains/
+    drop_from_cdb(ctx, "rcpthosts.cdb", ALIAS)          # not in rcpthosts
+    grant = ctx.path("open-smtp", "192.0.2.9")
+    open(grant, "w").close()
+    give(ctx, grant)
+    old = time.time() - 4 * 3600
+    os.utime(grant, (old, old))                         # a stale grant
+    os.unlink(os.path.join(maildir(ctx, "a"), "maildirsize"))  # quota
+    db = sqlite3.connect(ctx.path("db/accounts.sqlite"))
+    with db:                        # an alias of a domain that is gone
+        db.execute("INSERT INTO domains (name, alias_of, created) VALUES "
+                   "('ghost.example', 9999, 0)")
+    db.close()
+    for name in os.listdir(ctx.path("db")):
+        give(ctx, ctx.path("db", name))
+    control(ctx, "relayrules", '127.:allow,RELAYCLIENT=""\n'
+            ':allow,RELAYCLIENT=""\n')                  # an open relay
+    ctx.run("mta-rules", check=0)
+    os.utime(ctx.path("control/relayrules"), (old - 60, old - 60))
+    for d in ("control", "control/domains", "control/passwd"):
+        for n in os.listdir(ctx.path(d)):               # CDBs older than
+            if n.endswith(".cdb"):                      # the database
+                os.utime(ctx.path(d, n), (old, old))
+    return msg, grant
+
+
+def test_doctor_every_planted_fault(ctx):
+    """issue 14's faults planted in one root: doctor finds every one;
+    --fix fixes the safe ones (modes, the tables, the stale grant) and
+    leaves the others named (a missing maildirsize, an alias domain of a
+    missing domain, an open-relay rule), which a second run still names"""
+    build(ctx)
+    msg, grant = plant_all(ctx)
+    got = lines(ctx.run("facteur", "doctor", check=1))
+    dom = ctx.path("domains")
+    assert got["layout"] == (f"FAIL layout: {dom} is mode 0755; run "
+                             f"chmod 700 {dom}"), got
+    md = got["maildirs"]
+    assert re.search(r"message files with an x bit below \S+: 1 \(" +
+                     re.escape(rel(ctx, msg)) + r"\)", md), md
+    assert re.search(r"directories not mode 0700 below \S+: 1 \(" +
+                     re.escape(rel(ctx, maildir(ctx, "b"))) + r"\)", md), md
+    assert re.search(r"users with a quota and no maildirsize below \S+: 1 "
+                     r"\(" + re.escape(rel(ctx, maildir(ctx, "a"))) + r"\)",
+                     md), md
+    assert f"{ALIAS} is not in control/rcpthosts.cdb" in got["domains"], got
+    assert "alias domain ghost.example points at no real domain" in \
+        got["domains"], got
+    assert got["cdb-age"].startswith("warn cdb-age: db/accounts.sqlite "
+                                     "changed "), got
+    assert "lets every client relay" in got["relay"], got
+    assert "1 stale POP-before-SMTP grant in open-smtp/" in got["relay"], got
+
+    p = ctx.run("facteur", "doctor", "--fix", check=1)
+    fixed = [l for l in p.out.splitlines() if l.startswith("fixed ")]
+    for want in (f"fixed layout: chmod 700 {dom} (was 0755)",
+                 f"fixed maildirs: chmod 600 {msg} (was 0755)",
+                 f"fixed maildirs: chmod 700 {maildir(ctx, 'b')} (was 0755)",
+                 "fixed relay: removed 1 stale POP-before-SMTP grant from "
+                 "open-smtp/"):
+        assert want in fixed, p.out
+    assert any(re.fullmatch(r"fixed (cdbs|domains|cdb-age): ran \S+/vadmin "
+                            r"--root \S+ rebuild", l) for l in fixed), p.out
+    assert mode(dom) == 0o700 and mode(msg) == 0o600
+    assert mode(maildir(ctx, "b")) == 0o700
+    assert not os.path.exists(grant)
+    assert ALIAS in cdb_keys(ctx.path("control/rcpthosts.cdb"))
+
+    got = lines(ctx.run("facteur", "doctor", check=1))
+    assert got["layout"] == "ok layout" and got["cdb-age"] == "ok cdb-age"
+    assert got["maildirs"].startswith("warn maildirs: users with a quota "
+                                      "and no maildirsize"), got
+    assert got["domains"] == ("FAIL domains: alias domain ghost.example "
+                              "points at no real domain; remove it with "
+                              "vadmin deldomain ghost.example and add it "
+                              "again with vadmin aliasdomain"), got
+    assert got["relay"].startswith("FAIL relay: control/relayrules rule "
+                                   '":allow,RELAYCLIENT=""" lets every '
+                                   "client relay"), got
+    assert "stale" not in got["relay"], got
+
+
+def test_doctor_parallel_walk_order(ctx):
+    """40 domains with a message file with its x bit each, walked by
+    several threads: the count is whole, the three named are the first
+    three in the order of domains/ (readdir's, as one walk would name
+    them), --fix's lines come in that order too, and two runs agree"""
+    build(ctx)
+    made = []
+    for i in range(40):
+        new = ctx.path("domains", f"w{i:02d}.test", "u", "Maildir", "new")
+        os.makedirs(new, 0o700)
+        msg = os.path.join(new, "1700000000.1.host")
+        with open(msg, "w") as f:
+            f.write("Subject: x\n\nhello\n")
+        os.chmod(msg, 0o700)
+        give(ctx, msg)
+        for path in (new, os.path.dirname(new),
+                     os.path.dirname(os.path.dirname(new)),
+                     os.path.dirname(os.path.dirname(os.path.dirname(new)))):
+            os.chmod(path, 0o700)
+            give(ctx, path)
+        made.append(msg)
+    order = [d for d in os.listdir(ctx.path("domains")) if d != DOMAIN]
+    want = [rel(ctx, ctx.path("domains", d, "u", "Maildir", "new",
+                              "1700000000.1.host")) for d in order]
+    p = ctx.run("facteur", "doctor", check=1)
+    md = lines(p)["maildirs"]
+    assert (f"message files with an x bit below {ctx.root}: 40 (" +
+            ", ".join(want[:3]) + ", ...)") in md, md
+    assert ctx.run("facteur", "doctor", check=1).out == p.out
+    p = ctx.run("facteur", "doctor", "--fix", check=0)
+    fixed = [l for l in p.out.splitlines() if l.startswith("fixed ")]
+    assert fixed == [f"fixed maildirs: chmod 600 {ctx.root}/{w} (was 0700)"
+                     for w in want], p.out
+    assert all(mode(m) == 0o600 for m in made)

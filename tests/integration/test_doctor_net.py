@@ -19,6 +19,7 @@ import re
 import signal
 import socket
 import subprocess
+import time
 
 from helpers import MX, dnsmasq
 from test_facteur import free_listen, start_run, stop_run, wait_for
@@ -267,3 +268,76 @@ def test_doctor_listen_run(ctx):
     assert line.startswith("warn listen: nothing listening on "), line
     for n in ports.values():
         assert f"127.0.0.1:{n}" in line, line
+
+
+def many_domains(ctx, n):
+    """n domains d000.test... put straight into the database (quicker than
+    n vadmin adddomain) and into the tables; their names"""
+    import sqlite3
+    names = [f"d{i:03d}.test" for i in range(n)]
+    db = sqlite3.connect(ctx.path("db/accounts.sqlite"))
+    with db:
+        db.executemany("INSERT INTO domains (name, created) VALUES (?, 0)",
+                       [(d,) for d in names])
+    db.close()
+    for name in os.listdir(ctx.path("db")):     # -wal, -shm made by us
+        give(ctx, ctx.path("db", name))
+    ctx.run("vadmin", "rebuild", check=0)
+    return names
+
+
+def timing(p, name):
+    """the milliseconds --timing gave check NAME"""
+    m = re.search(rf"^facteur: timing {re.escape(name)} (\d+)$", p.err,
+                  re.M)
+    assert m, p.err
+    return int(m.group(1))
+
+
+def test_doctor_mx_many_in_parallel(ctx):
+    """250 domains (more than lib/dns keeps in flight at once) whose MX
+    hosts have the address of listen.smtp, and one whose MX is elsewhere:
+    every answer arrives (asked in parallel), only that one is named"""
+    ctx.init("--hostname", ME)
+    names = many_domains(ctx, 250)
+    records = ["--local=/test/", "--mx-host=zz.test,mx.elsewhere.test,10",
+               "--host-record=mx.elsewhere.test,192.0.2.1"]
+    for d in names:
+        records += [f"--mx-host={d},mx.{d},10",
+                    f"--host-record=mx.{d},127.0.0.1"]
+    with dnsmasq(ctx, *records):
+        ctx.run("vadmin", "adddomain", "zz.test", "postmaster-pw-1",
+                check=0)
+        p = ctx.run("facteur", "doctor", "--timing", check=0)
+        line = [l for l in p.out.splitlines() if l.startswith(
+            ("ok mx", "warn mx", "FAIL mx"))][0]
+        assert line == ("warn mx: the MX of zz.test is mx.elsewhere.test, "
+                        f"not this host; make it {ME}, or make sure that "
+                        "host relays to this one"), line
+        assert timing(p, "mx") < 3000, p.err
+
+
+def test_doctor_mx_silent_resolver(ctx):
+    """a resolver that takes the questions and never answers: the check
+    ends at its 3 s deadline, whatever the number of domains, and counts
+    every domain as unchecked (timeout), naming the first three"""
+    ctx.init("--hostname", ME)
+    names = many_domains(ctx, 250)
+    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    mute.bind(("127.0.0.1", 0))
+    try:
+        write(ctx, "resolvers", f"127.0.0.1:{mute.getsockname()[1]}\n")
+        t0 = time.monotonic()
+        p = ctx.run("facteur", "doctor", check=0)
+        took = time.monotonic() - t0
+        line = [l for l in p.out.splitlines() if " mx" in l][0]
+        assert line == ("warn mx: 250 domains unchecked (timeout): no DNS "
+                        f"answer within 3 s ({', '.join(names[:3])}, ...); "
+                        "check control/resolvers, or run doctor again"), line
+        # the 3 s, and the rest of doctor beside them (a sanitizer build)
+        assert 2.9 <= took < 8, took
+        o = js(ctx)["mx"]
+        assert o["status"] == "warn", o
+        assert o["fix"] == "check control/resolvers, or run doctor again", o
+    finally:
+        mute.close()

@@ -22,7 +22,7 @@ import ssl
 import subprocess
 import time
 
-from helpers import free_port, wait_for
+from helpers import free_port
 
 AS_ROOT = os.geteuid() == 0
 D = "ex.test"
@@ -806,17 +806,34 @@ def test_pop3d_in_use(t):
         b.user(f"u@{D}")
         b.pass_(PW)
         assert b.stat()[0] == 1
-        # a session killed outright leaves no lock behind; a's process
-        # may still be on its way out (it answered QUIT first)
-        pids = wait_for("a's session process to end",
-                        lambda: (lambda p: p if len(p) == 1 else None)(
-                            session_pids(srv.pid)), 10)
-        os.kill(pids[0], signal.SIGKILL)
+        # a session killed outright leaves no lock behind
+        os.kill(serving_pid(srv.pid, t.port, b.sock), signal.SIGKILL)
         b.close()
         c = poplib.POP3("127.0.0.1", t.port, timeout=20)
         c.user(f"u@{D}")
         c.pass_(PW)
         c.quit()
+
+
+def serving_pid(parent, port, client):
+    """The session process of pop3d PARENT (processes are kept ready and
+    reused, lib/server) that holds the server end of CLIENT's connection
+    to PORT, found by the socket's inode in /proc/net/tcp."""
+    cport, inode = client.getsockname()[1], None
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if (int(fields[1].split(":")[1], 16) == port and
+                    int(fields[2].split(":")[1], 16) == cport):
+                inode = fields[9]
+    assert inode, "no server end of the connection"
+    for pid in session_pids(parent):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == \
+                        f"socket:[{inode}]":
+                    return pid
+    raise AssertionError("no session process serves the client")
 
 
 def session_pids(parent):

@@ -38,7 +38,9 @@
 #include "hdrscan.h"
 #include "log.h"
 #include "name.h"
+#include "msg.h"
 #include "num.h"
+#include "priv.h"
 #include "pw.h"
 #include "quota.h"
 #include "schema.h"
@@ -508,6 +510,25 @@ static const struct {
 	{"hash_inside", "a#b\n", 0, "a#b", 4, 1},
 };
 
+/* test_ctl_me - control/me, then (missing, empty) the host name */
+static void test_ctl_me(const char *root, struct str *s, struct str *p)
+{
+	char host[HOST_NAME_MAX + 1];
+
+	CHECK_INT("ctl.me_host", gethostname(host, sizeof host), 0);
+	host[sizeof host - 1] = 0;
+	ctl_path(p, root, "me");
+	unlink(p->s);
+	CHECK_INT("ctl.me_missing_r", ctl_me(root, s), 0);
+	CHECK_STR("ctl.me_missing", str_cstr(s), host);
+	put_file(p->s, " \n", 2);
+	CHECK_INT("ctl.me_empty_r", ctl_me(root, s), 0);
+	CHECK_STR("ctl.me_empty", str_cstr(s), host);
+	put_file(p->s, " mx.example \n", 13);
+	CHECK_INT("ctl.me_file_r", ctl_me(root, s), 0);
+	CHECK_STR("ctl.me_file", str_cstr(s), "mx.example");
+}
+
 /* test_ctl - control files, their defaults and number parsing */
 static void test_ctl(void)
 {
@@ -620,6 +641,7 @@ static void test_ctl(void)
 	put_file(p.s, "\n \n10M\n", 7);
 	ctl_line_number(root, "numbered", 0, &n);
 	CHECK_INT("ctl.line_number_get_blank_first", n, 3);
+	test_ctl_me(root, &s, &p);
 	str_free(&s);
 	str_free(&p);
 }
@@ -686,9 +708,10 @@ static void test_cdbx_big(void)
 		  -ENOENT);
 	CHECK_INT("cdbx.find_prefix_key", cdbr_find(&rd, "key1", 3, &val,
 						     &vlen), -ENOENT);
-	CHECK_INT("cdbx.get", cdbr_get(&rd, "key42", 5, &v), 0);
-	CHECK_STR("cdbx.get_value", str_cstr(&v), "value-42");
-	CHECK_INT("cdbx.get_missing", cdbr_get(&rd, "nokey", 5, &v), -ENOENT);
+	CHECK_INT("cdbx.get", cdbr_find(&rd, "key42", 5, &val, &vlen), 0);
+	CHECK_MEM("cdbx.get_value", val, vlen, "value-42", 8);
+	CHECK_INT("cdbx.get_missing", cdbr_find(&rd, "nokey", 5, &val, &vlen),
+		  -ENOENT);
 	cdbr_close(&rd);
 	cdbr_close(&rd);	/* a second close is harmless */
 
@@ -732,10 +755,12 @@ static void test_cdbx_edges(void)
 		CHECK_MEM("cdbx.binary_value", val, vlen, v1, 4);
 		CHECK_INT("cdbx.binary_key_differs_after_nul",
 			  cdbr_find(&rd, "a\0c", 3, &val, &vlen), -ENOENT);
-		CHECK_INT("cdbx.empty_value", cdbr_get(&rd, "a", 1, &v), 0);
-		CHECK("cdbx.empty_value_len", v.len == 0 && v.s[0] == 0);
-		CHECK_INT("cdbx.nul_key", cdbr_get(&rd, "\0", 1, &v), 0);
-		CHECK_STR("cdbx.nul_key_value", str_cstr(&v), "nul key");
+		CHECK_INT("cdbx.empty_value", cdbr_find(&rd, "a", 1, &val,
+							&vlen), 0);
+		CHECK("cdbx.empty_value_len", vlen == 0);
+		CHECK_INT("cdbx.nul_key", cdbr_find(&rd, "\0", 1, &val, &vlen),
+			  0);
+		CHECK_MEM("cdbx.nul_key_value", val, vlen, "nul key", 7);
 	}
 
 	/* replacing: an open reader keeps the old table, a new one sees the new */
@@ -752,8 +777,8 @@ static void test_cdbx_edges(void)
 		CHECK_INT("cdbx.replace_new_reader_old_key_gone",
 			  cdbr_find(&old, k1, 3, &val, &vlen), -ENOENT);
 		CHECK_INT("cdbx.replace_new_reader_find",
-			  cdbr_get(&old, "a", 1, &v), 0);
-		CHECK_STR("cdbx.replace_new_value", str_cstr(&v), "new");
+			  cdbr_find(&old, "a", 1, &val, &vlen), 0);
+		CHECK_MEM("cdbx.replace_new_value", val, vlen, "new", 3);
 		cdbr_close(&old);
 	}
 	cdbr_close(&rd);
@@ -1710,6 +1735,21 @@ static int copy_self(int dfd, const char *name)
 	return r;
 }
 
+/* child_output - what child PID wrote on FD (the read end of its pipe)
+ * until it closed it, NUL-terminated and cut to CAP - 1 bytes; then its
+ * wait status */
+static void child_output(int fd, pid_t pid, char *got, size_t cap, int *st)
+{
+	ssize_t n;
+	size_t k = 0;
+
+	while (k + 1 < cap && (n = read(fd, got + k, cap - 1 - k)) > 0)
+		k += (size_t)n;
+	got[k] = 0;
+	close(fd);
+	waitpid(pid, st, 0);
+}
+
 /* test_args_sibling_long - args_sibling() from a binary whose path is longer
  * than its first guess (256) and than the 4076 bytes sendmail's old fixed
  * buffer held: the copy of this program at the end of nested directories
@@ -1719,7 +1759,6 @@ static void test_args_sibling_long(void)
 	struct str want = STR_INIT, deep = STR_INIT;
 	char got[8192], comp[201];
 	int dfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fds[2];
-	ssize_t n, k = 0;
 	pid_t pid;
 	int st;
 
@@ -1738,12 +1777,14 @@ static void test_args_sibling_long(void)
 		str_cats(&deep, comp);
 	}
 	if (dfd >= 0 && deep.len + 2 < 4080) {
+		int nd;
+
 		/* the last directory, sized to reach 4080 exactly */
 		comp[4080 - deep.len - 2 - 1] = 0;
 		mkdirat(dfd, comp, 0700);
-		n = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		nd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		close(dfd);
-		dfd = (int)n;
+		dfd = nd;
 		str_catc(&deep, '/');
 		str_cats(&deep, comp);
 	}
@@ -1762,12 +1803,7 @@ static void test_args_sibling_long(void)
 		_exit(127);
 	}
 	close(fds[1]);
-	while (k < (ssize_t)sizeof got - 1 &&
-	       (n = read(fds[0], got + k, sizeof got - 1 - (size_t)k)) > 0)
-		k += n;
-	got[k] = 0;
-	close(fds[0]);
-	waitpid(pid, &st, 0);
+	child_output(fds[0], pid, got, sizeof got, &st);
 	tt_check(deep.len + 2 == 4080, "args_sibling_path_len", "%zu",
 		 deep.len + 2);
 	tt_check(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
@@ -2095,6 +2131,41 @@ static void test_args_sibling(void)
 	str_free(&s);
 }
 
+/* test_priv_start - started as root with a mail user that does not
+ * exist: exit 111 and the one line saying why; started as anyone else:
+ * nothing to drop, it returns */
+static void test_priv_start(void)
+{
+	char got[512];
+	int fds[2], st = 0;
+	pid_t pid;
+
+	CHECK_INT("priv_start_setup", fsx_mkdir(sp("priv"), 0755) == 0 &&
+		  fsx_mkdir(sp("priv/control"), 0755) == 0 &&
+		  fsx_write_atomic(sp("priv/control/mailuser"),
+				   "no-such-user-facteur\n", 21, 0644) == 0 &&
+		  pipe(fds) == 0, 1);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		msg_init("t");
+		priv_start(sp("priv"));
+		_exit(0);
+	}
+	close(fds[1]);
+	child_output(fds[0], pid, got, sizeof got, &st);
+	if (geteuid() != 0) {
+		CHECK("priv_start_not_root", WIFEXITED(st) &&
+		      WEXITSTATUS(st) == 0 && !got[0]);
+		return;
+	}
+	CHECK("priv_start_exit_111", WIFEXITED(st) && WEXITSTATUS(st) == 111);
+	CHECK("priv_start_says_why",
+	      !strncmp(got, "t: cannot become the mail user of ", 34) &&
+	      strstr(got, "/priv: the user named in control/mailuser does "
+		     "not exist"));
+}
+
 int main(void)
 {
 	umask(022);
@@ -2123,6 +2194,7 @@ int main(void)
 	test_db();
 	test_hdrscan_hops();
 	test_args_sibling_long();
+	test_priv_start();
 	CHECK_INT("cleanup", fsx_rmtree(scratch), 0);
 	CHECK_INT("cleanup_gone", exists(scratch), 0);
 	return tt_exit();
