@@ -62,8 +62,8 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 # (TOBJ_NAME) and the program's directory on the include path (TINC_NAME).
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
-          test_sasl test_conn test_vpopparse test_vchkpw test_dkim test_dns \
-          test_server test_spf test_srs
+          test_sasl test_conn test_vpopparse test_vchkpw test_dkim test_dkimv \
+          test_dns test_server test_spf test_srs
 # test drivers of the integration tests, built like unit tests, never run
 # by themselves (tests/run.py runs test_* only)
 TDRIVERS = spfcheck
@@ -189,6 +189,8 @@ FUZZ     += fuzz_conn_line
 FUZZ     += fuzz_vchkpw
 # lib/dkim: header fields, relaxed canonicalization; qsign's From: rule
 FUZZ     += fuzz_dkim
+# lib/dkimv and lib/authres: signatures, key records, the A-R filter
+FUZZ     += fuzz_dkimv
 # mta-smtpd's parsers one at a time: address, DATA
 FUZZ_SMTPD = fuzz_smtpd_addr fuzz_smtpd_data
 FUZZ     += $(FUZZ_SMTPD)

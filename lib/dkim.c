@@ -99,7 +99,16 @@ int dkim_canon_header(struct str *out, const char *f, size_t n)
 /* dkim_body_init - an empty relaxed body hash */
 int dkim_body_init(struct dkim_body *b)
 {
+	return dkim_body_init_v(b, 0, UINT64_MAX);
+}
+
+/* dkim_body_init_v - an empty body hash: SIMPLE or relaxed, of at most
+ * LIMIT canonical bytes (a signature's l=; UINT64_MAX: all) */
+int dkim_body_init_v(struct dkim_body *b, int simple, uint64_t limit)
+{
 	memset(b, 0, sizeof *b);
+	b->simple = simple;
+	b->left = limit;
 	b->md = EVP_MD_CTX_new();
 	if (!b->md)
 		return -ENOMEM;
@@ -119,9 +128,14 @@ static int flush(struct dkim_body *b)
 	return ok ? 0 : -EIO;
 }
 
-/* put - one canonical byte */
+/* put - one canonical byte; past the l= limit it is dropped */
 static int put(struct dkim_body *b, unsigned char c)
 {
+	b->nonempty = 1;
+	if (b->left == 0)
+		return 0;
+	if (b->left != UINT64_MAX)
+		b->left--;
 	if (b->olen == sizeof b->out && flush(b) < 0)
 		return -EIO;
 	b->out[b->olen++] = c;
@@ -163,6 +177,8 @@ static int line_end(struct dkim_body *b)
 static size_t plain_run(struct dkim_body *b, const unsigned char *p,
 			size_t i, size_t n)
 {
+	if (b->left != UINT64_MAX)
+		return i;	/* a limit: put() counts every byte */
 	while (i < n && PLAIN(p[i])) {
 		size_t room = sizeof b->out - b->olen, k = 0;
 
@@ -215,7 +231,7 @@ int dkim_body_feed(struct dkim_body *b, const void *buf, size_t n)
 			b->cr = 1;
 		else if (c == '\n')
 			r = line_end(b);
-		else if (IS_WSP(c))
+		else if (IS_WSP(c) && !b->simple)
 			b->wsp = 1;
 		else
 			r = content(b, c);
@@ -233,6 +249,9 @@ int dkim_body_final(struct dkim_body *b, unsigned char out[DKIM_HASH_LEN])
 	b->cr = 0;
 	if (r == 0 && b->any)
 		r = line_end(b);
+	/* simple: an empty body is one CR LF (RFC 6376 3.4.3) */
+	if (r == 0 && b->simple && !b->nonempty)
+		r = put(b, '\r') ? -EIO : put(b, '\n');
 	if (r == 0)
 		r = flush(b);
 	if (r == 0 && (EVP_DigestFinal_ex(b->md, out, &n) != 1 ||

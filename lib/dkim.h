@@ -2,8 +2,8 @@
  * dkim - DKIM (RFC 6376) canonicalization, hashing and signing, with
  * OpenSSL's EVP interface; keys and the DNS record a domain publishes.
  *
- * Only relaxed/relaxed canonicalization is made (what Facteur signs
- * with; verification, a later slice, reuses the same functions). Input is
+ * Facteur signs with relaxed/relaxed; the verifier (lib/dkimv.h) reuses
+ * the same functions, with simple body canonicalization too. Input is
  * a message as the queue keeps it: LF line ends (a CR just before an LF
  * is taken as part of the line end, so CR LF input gives the same result),
  * each LF counting as the CR LF of the wire.
@@ -22,6 +22,9 @@
  *                     space of each line dropped, runs made one SP, empty
  *                     lines at the end dropped (held back meanwhile, as a
  *                     count, so memory does not grow).
+ *   dkim_body_init_v() the same for a verifier: simple (3.4.3: lines as
+ *                     they are, empty lines at the end dropped, an empty
+ *                     body one CR LF) or relaxed, and at most l= bytes.
  * Signing:
  *   dkim_sign_header() reads a header block once: the fields signed (h=,
  *                     bottom-up for repeated names; From: and the present
@@ -77,6 +80,9 @@ struct dkim_body {
 	int wsp;		/* white space pending inside the line */
 	int any;		/* the current line has content */
 	int cr;			/* a CR pending (end of line or content) */
+	int simple;		/* simple canonicalization (3.4.3), else relaxed */
+	int nonempty;		/* a canonical byte was made */
+	uint64_t left;		/* canonical bytes still hashed (l=) */
 	size_t olen;
 	unsigned char out[4096];	/* canonical bytes not yet hashed */
 };
@@ -99,6 +105,7 @@ int dkim_hdr_next(const char *h, size_t n, size_t *pos, const char **f_r,
 int dkim_canon_header(struct str *out, const char *f, size_t n);
 
 int dkim_body_init(struct dkim_body *b);
+int dkim_body_init_v(struct dkim_body *b, int simple, uint64_t limit);
 int dkim_body_feed(struct dkim_body *b, const void *buf, size_t n);
 int dkim_body_final(struct dkim_body *b, unsigned char out[DKIM_HASH_LEN]);
 void dkim_body_free(struct dkim_body *b);

@@ -676,9 +676,9 @@ int dns_addrs(struct dns *d, const char *name, struct dns_addr **a_r,
 	return r;
 }
 
-/* batch_subs - the queries of a batch, unsent: one for an MX question,
- * AAAA then A for an address question; NULL without memory */
-static struct dq *batch_subs(struct dns *d, const struct dns_q *q, size_t n,
+/* batch_subs - the queries of a batch, unsent: one for an MX or TXT
+ * question, AAAA then A for an address question; NULL without memory */
+static struct dq *batch_subs(struct dns *d, struct dns_q *q, size_t n,
 			     size_t *nsub_r)
 {
 	struct dq *sub;
@@ -690,12 +690,13 @@ static struct dq *batch_subs(struct dns *d, const struct dns_q *q, size_t n,
 	if (!sub)
 		return NULL;
 	for (i = 0; i < n; i++) {
-		int kinds = q[i].type == DNS_Q_MX ? 1 : 2, j;
+		int kinds = q[i].type == DNS_Q_ADDRS ? 2 : 1, j;
 
 		for (j = 0; j < kinds; j++, k++) {
 			sub[k].d = d;
 			sub[k].name = q[i].name;
 			sub[k].type = q[i].type == DNS_Q_MX ? ns_t_mx :
+				q[i].type == DNS_Q_TXT ? ns_t_txt :
 				j == 0 ? ns_t_aaaa : ns_t_a;
 			/* what stays if the deadline comes first */
 			sub[k].r = dns_name_ok(q[i].name) ? -ETIMEDOUT :
@@ -749,6 +750,7 @@ int dns_batch(struct dns *d, struct dns_q *q, size_t n, int64_t deadline_ms)
 		q[i].mx = NULL;
 		q[i].addrs = NULL;
 		q[i].nmx = q[i].naddrs = 0;
+		str_trunc(&q[i].txt, 0);
 	}
 	if (n == 0)
 		return 0;
@@ -757,10 +759,17 @@ int dns_batch(struct dns *d, struct dns_q *q, size_t n, int64_t deadline_ms)
 		return -ENOMEM;
 	r = run_batch(d, sub, nsub, deadline_ms);
 	for (i = 0; i < n; i++) {
-		if (q[i].type == DNS_Q_MX) {
+		if (q[i].type != DNS_Q_ADDRS) {
 			q[i].r = sub[k].r;
 			q[i].mx = sub[k].mx;
 			q[i].nmx = sub[k].nmx;
+			/* a DKIM key: the first record (RFC 6376 3.6.2.2
+			 * leaves several undefined) */
+			if (sub[k].ntxt && sub[k].txt[0].len &&
+			    str_catb(&q[i].txt, sub[k].txt[0].s,
+				     sub[k].txt[0].len) < 0)
+				q[i].r = -ENOMEM;
+			dns_txt_free(sub[k].txt, sub[k].ntxt);
 			k++;
 			continue;
 		}
@@ -785,6 +794,7 @@ void dns_batch_free(struct dns_q *q, size_t n)
 		q[i].mx = NULL;
 		q[i].addrs = NULL;
 		q[i].nmx = q[i].naddrs = 0;
+		str_free(&q[i].txt);
 	}
 }
 

@@ -84,22 +84,24 @@ int dns_addrs(struct dns *d, const char *name, struct dns_addr **a_r,
  * may not even have been sent) or within the tries (-EAGAIN stays for
  * answers that say failure: SERVFAIL, REFUSED, an unreachable port).
  * DNS_Q_MX fills mx/nmx as dns_mx() does, DNS_Q_ADDRS addrs/naddrs as
- * dns_addrs() does (AAAA and A asked together). Free them with
+ * dns_addrs() does (AAAA and A asked together), DNS_Q_TXT txt with the
+ * first TXT record, its strings joined (DKIM keys). Free them with
  * dns_batch_free(). Returns 0, or a negative errno code when the batch
  * itself failed (-ENOMEM, a poll error), every q[i] then holding what
  * it had by then. */
 #define DNS_BATCH_WINDOW 100
 
-enum { DNS_Q_MX, DNS_Q_ADDRS };
+enum { DNS_Q_MX, DNS_Q_ADDRS, DNS_Q_TXT };
 
 struct dns_q {
-	int type;		/* DNS_Q_MX or DNS_Q_ADDRS */
+	int type;		/* DNS_Q_MX, DNS_Q_ADDRS or DNS_Q_TXT */
 	const char *name;
 	int r;
 	struct dns_mx *mx;
 	size_t nmx;
 	struct dns_addr *addrs;
 	size_t naddrs;
+	struct str txt;
 };
 
 int dns_batch(struct dns *d, struct dns_q *q, size_t n, int64_t deadline_ms);

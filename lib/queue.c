@@ -340,6 +340,68 @@ int qw_reserve(struct qwriter *w, size_t n, off_t *off_r)
 	return 0;
 }
 
+/* qw_top_room - room for N bytes at the very top of the message, to be
+ * given by qw_top_fill before qw_commit (mta-smtpd's
+ * Authentication-Results, whose length is known only after the body).
+ * Only before any message byte: the 'M' record is moved N + 5 bytes on,
+ * after a '_' padding record of N zero bytes that readers skip */
+int qw_top_room(struct qwriter *w, size_t n)
+{
+	unsigned char t[5 + 9];
+	size_t k;
+	int r;
+
+	if (w->body_len || w->top_room || n > REC_MAX - 5)
+		return -EINVAL;
+	t[0] = '_';
+	put_u32(t + 1, (uint32_t)n);
+	if (lseek(w->fd, w->len_pos - 1, SEEK_SET) < 0)
+		return -errno;
+	r = fsx_write_all(w->fd, t, 5);
+	for (k = n; k && r == 0; k -= k < 5 ? k : 5) {
+		memset(t, 0, 5);
+		r = fsx_write_all(w->fd, t, k < 5 ? k : 5);
+	}
+	t[0] = 'M';
+	memset(t + 1, 0, 8);
+	if (r == 0)
+		r = fsx_write_all(w->fd, t, 9);
+	if (r < 0)
+		return r;
+	w->len_pos += 5 + (off_t)n;
+	w->top_room = n;
+	return 0;
+}
+
+/* qw_top_fill - the first N bytes of the message (N at most the room):
+ * the padding shrinks by N and the 'M' record moves back by N, so the
+ * text ends where the message began; no message byte is moved */
+int qw_top_fill(struct qwriter *w, const void *buf, size_t n)
+{
+	unsigned char t[9];
+	off_t z = w->len_pos - 1 - 5 - (off_t)w->top_room;
+	int r;
+
+	if (!w->top_room || n > w->top_room)
+		return -EINVAL;
+	t[0] = '_';
+	put_u32(t + 1, (uint32_t)(w->top_room - n));
+	r = qw_fill(w, z, t, 5);
+	w->len_pos -= (off_t)n;
+	t[0] = 'M';
+	memset(t + 1, 0, 8);
+	if (r == 0)
+		r = qw_fill(w, w->len_pos - 1, t, 9);
+	if (r == 0)
+		r = qw_fill(w, w->len_pos + 8, buf, n);
+	if (r < 0)
+		return r;
+	w->body_len += n;
+	w->limit = w->limit > UINT64_MAX - n ? UINT64_MAX : w->limit + n;
+	w->top_room = 0;
+	return 0;
+}
+
 /* qw_fill - N bytes into room that qw_reserve left at OFF */
 int qw_fill(struct qwriter *w, off_t off, const void *buf, size_t n)
 {
@@ -575,6 +637,7 @@ int queue_read_env(int fd, struct qenv *e, off_t *body_off_r,
 		case 'P': r = str_copyb(&e->proto, v, n); break;
 		case 'U': r = str_copyb(&e->uid, v, n); break;
 		case 'B': e->dbl = 1; break;
+		case '_': break; /* room qw_top_room left unused */
 		default: r = -EILSEQ; break; /* a newer writer: do not guess */
 		}
 	}

@@ -15,6 +15,8 @@
  *     'C' client IP, 'H' HELO name, 'A' authenticated user, 'P' protocol
  *     'U' uid of the local user who injected it (decimal)
  *     'B' this is a double bounce: its own failure is dropped, not bounced
+ *     '_' padding, skipped: room qw_top_room() left and qw_top_fill()
+ *         did not need
  *   'M' u64 LE length of the message, then the message to end of file
  *
  * The message is kept with LF line ends, as Maildir and qmail keep it:
@@ -27,7 +29,11 @@
  *
  * qw_reserve() leaves room in the message that qw_fill() fills before the
  * commit (the DKIM signature, lib/qsign.h, which precedes a body that
- * must be written before the signature can be made).
+ * must be written before the signature can be made). qw_top_room() and
+ * qw_top_fill() do the same for text that must come first in the
+ * message (mta-smtpd's Authentication-Results): the room is a '_'
+ * padding record before 'M', and filling it moves the 'M' record back
+ * over the padding, never a message byte.
  *
  * qw_open_path() and qw_commit_path() write the same format to a path of
  * the caller's choosing and rename it to another: sendmail run by a local
@@ -83,6 +89,7 @@ struct qwriter {
 	uint64_t body_len;
 	uint64_t limit;		/* body_len may not pass it (qw_limit) */
 	off_t len_pos;
+	size_t top_room;	/* qw_top_room's room not yet filled */
 };
 
 /* QUEUE_DBL_SENDER - how a double bounce's sender is written where only a
@@ -112,6 +119,8 @@ void qw_limit(struct qwriter *w, uint64_t max);
 int qw_body(struct qwriter *w, const void *buf, size_t n);
 int qw_reserve(struct qwriter *w, size_t n, off_t *off_r);
 int qw_fill(struct qwriter *w, off_t off, const void *buf, size_t n);
+int qw_top_room(struct qwriter *w, size_t n);
+int qw_top_fill(struct qwriter *w, const void *buf, size_t n);
 int qw_commit(struct qwriter *w, struct str *id_r);
 int qw_open_path(struct qwriter *w, const char *path, mode_t mode,
 		 const struct qenv *e);

@@ -18,7 +18,9 @@
  * The message goes to the file through lib/qsign: from an authenticated
  * session, a relay client (a RELAYCLIENT rule) or a POP-before-SMTP
  * client, mail whose From: is a hosted domain with DKIM keys is signed as
- * it is queued (docs/authentication.md); from anyone else, never.
+ * it is queued (docs/authentication.md); from anyone else, never: that
+ * mail is checked instead (inbound.c), and gets an Authentication-Results
+ * header at its top, after the data, before the commit.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -37,6 +39,7 @@
 struct dstate {
 	struct qwriter w;
 	struct qsign qs;	/* the message's way into w */
+	struct inbound ib;	/* before qs: the checks of mail from others */
 	struct hdrscan hs;	/* the hop count of the stored header */
 	struct str line;	/* the current line, bounded */
 	struct str buf;		/* stored bytes not yet written */
@@ -70,7 +73,7 @@ static void store(struct session *s, struct dstate *d, const char *b,
 	else if (str_catb(&d->buf, b, n) < 0)
 		d->werr = -ENOMEM;
 	else if (d->buf.len >= FLUSH_AT) {
-		d->werr = qsign_put(&d->qs, d->buf.s, d->buf.len);
+		d->werr = inbound_put(&d->ib, &d->qs, d->buf.s, d->buf.len);
 		str_trunc(&d->buf, 0);
 	}
 }
@@ -168,7 +171,8 @@ void data_receive(struct session *s)
 {
 	struct dstate d;
 	struct str id = STR_INIT, got = STR_INIT;
-	int r, ch;
+	/* mail from others: checked, never signed (docs/authentication.md) */
+	int r, ch, mx = !(s->auth_user.len || s->relay || s->pbs);
 
 	memset(&d, 0, sizeof d);
 	d.start_ok = 1;
@@ -183,11 +187,12 @@ void data_receive(struct session *s)
 		return;
 	}
 	r = qw_open(&d.w, s->root, &s->env);
-	if (r == 0 && (r = received(s, &d, &id)) < 0)
+	/* the A-R room first: the header goes above everything */
+	if (r == 0 && ((r = inbound_start(&d.ib, &d.w, s->me.s, mx)) < 0 ||
+		       (r = received(s, &d, &id)) < 0))
 		qw_abort(&d.w);
 	if (r == 0)
-		r = qsign_start(&d.qs, &d.w, s->root, s->auth_user.len ||
-				s->relay || s->pbs);
+		r = qsign_start(&d.qs, &d.w, s->root, !mx);
 	if (r < 0) {
 		(void)conn_reply(&s->c, "451 4.3.0 cannot queue the message: "
 				 "%s", strerror(-r));
@@ -216,11 +221,17 @@ void data_receive(struct session *s)
 		goto out;
 	}
 	if (!d.bad && !d.toolong && !d.over && !d.werr && d.buf.len)
-		d.werr = qsign_put(&d.qs, d.buf.s, d.buf.len);
+		d.werr = inbound_put(&d.ib, &d.qs, d.buf.s, d.buf.len);
+	if (!d.bad && !d.toolong && !d.over && !d.werr)
+		d.werr = inbound_flush(&d.ib, &d.qs);
 	if (!d.bad && !d.toolong && !d.over && !d.werr)
 		d.werr = qsign_end(&d.qs);
 	if (hdrscan_end(&d.hs) < 0 && !d.werr)
 		d.werr = -ENOMEM;
+	/* the key lookups only for a message that will be kept */
+	if (!d.bad && !d.toolong && !d.over && !d.werr &&
+	    !hdrscan_looped(&d.hs, 0))
+		d.werr = inbound_end(&d.ib, s->root, s->me.s, &d.w);
 	if (d.bad || d.toolong || d.over || d.werr ||
 	    hdrscan_looped(&d.hs, 0)) {
 		const char *why = d.bad ? "554 5.6.0 message refused: bare CR, "
@@ -256,4 +267,5 @@ out:
 	str_free(&d.buf);
 	hdrscan_free(&d.hs);
 	qsign_free(&d.qs);
+	inbound_free(&d.ib);
 }

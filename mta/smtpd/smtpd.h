@@ -10,6 +10,8 @@
  *   auth.c     AUTH PLAIN, LOGIN and CRAM-MD5: SMTP's framing of lib/sasl
  *              and lib/login (pop3d's rules too), the slow-down
  *   rbl.c      DNS blocklists (control/rblservers) and RBLSMTPD at connect
+ *   inbound.c  the checks on mail from others (DKIM; SPF and DMARC to
+ *              come) and the Authentication-Results header
  *
  * The connection itself (bounded line reads, reply buffering for
  * PIPELINING, TLS, deadlines) is lib/conn.h, shared with pop3d and
@@ -27,9 +29,12 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "authres.h"
 #include "conn.h"
+#include "dkimv.h"
 #include "limit.h"
 #include "peer.h"
+#include "qsign.h"
 #include "queue.h"
 #include "str.h"
 
@@ -77,6 +82,31 @@ void rbl_start(struct session *s, const char *rblsmtpd);
 
 /* data.c */
 void data_receive(struct session *s);
+
+/* inbound.c */
+#define INBOUND_RESULTS_MAX (DKIMV_SIGS_MAX + 2)	/* dkim=, spf=, dmarc= */
+
+struct inbound {
+	int on;			/* the MX path: checked, A-R added */
+	struct authres_filter flt;
+	struct dkimv dkim;
+	struct str out;
+};
+
+/* the results of one message, whatever checks produced them */
+struct checks {
+	const struct dkimv *dkim;
+};
+
+int inbound_start(struct inbound *ib, struct qwriter *w, const char *me,
+		  int on);
+int inbound_put(struct inbound *ib, struct qsign *qs, const char *b,
+		size_t n);
+int inbound_flush(struct inbound *ib, struct qsign *qs);
+int inbound_results(const struct checks *c, struct authres *a);
+int inbound_end(struct inbound *ib, const char *root, const char *me,
+		struct qwriter *w);
+void inbound_free(struct inbound *ib);
 
 /* auth.c */
 void auth_command(struct session *s, const char *arg);

@@ -123,6 +123,77 @@ static void test_limit(void)
 	tt_check(r == 0 && len == 51, "limit_none", "r=%d", r);
 }
 
+/* top_case - a message with ROOM at its top, given TOP (NULL: left
+ * unfilled), then BODY; 0 and the message read back, or an error */
+static int top_case(size_t room, const char *top, const char *body,
+		    struct str *msg)
+{
+	struct str path = STR_INIT;
+	struct qenv e;
+	struct qwriter w;
+	off_t off = 0;
+	uint64_t len = 0;
+	int r, fd;
+
+	qenv_init(&e);
+	str_copys(&e.sender, "a@example.test");
+	qenv_add_rcpt(&e, "ok@example.test");
+	str_catf(&path, "%s/top.tmp", root);
+	r = qw_open_path(&w, path.s, 0600, &e);
+	if (r == 0)
+		r = qw_top_room(&w, room);
+	if (r == 0)
+		r = qw_body(&w, body, strlen(body));
+	if (r == 0 && top)
+		r = qw_top_fill(&w, top, strlen(top));
+	if (r == 0)
+		r = qw_commit_path(&w, path.s);
+	else if (w.fd >= 0)
+		qw_abort(&w);
+	qenv_free(&e);
+	qenv_init(&e);
+	fd = r == 0 ? open(path.s, O_RDONLY) : -1;
+	if (r == 0)
+		r = fd < 0 ? -errno : queue_read_env(fd, &e, &off, &len);
+	str_trunc(msg, 0);
+	if (r == 0 && (str_ready(msg, (size_t)len + 1) < 0 ||
+		       pread(fd, msg->s, (size_t)len, off) != (ssize_t)len))
+		r = -EIO;
+	if (r == 0) {
+		msg->len = (size_t)len;
+		msg->s[len] = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	unlink(path.s);
+	qenv_free(&e);
+	str_free(&path);
+	return r;
+}
+
+/* test_top - qw_top_room/qw_top_fill: the text comes first, the message
+ * after it unchanged, any length up to the room; unfilled, nothing shows */
+static void test_top(void)
+{
+	static const char *const tops[] = {"", "A: 1\n", "B: 12345678\n"};
+	struct str m = STR_INIT;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof tops / sizeof *tops; i++) {
+		r = top_case(12, tops[i], "Subject: s\n\nbody\n", &m);
+		tt_check(r == 0 && !strncmp(m.s, tops[i], strlen(tops[i])) &&
+			 !strcmp(m.s + strlen(tops[i]), "Subject: s\n\nbody\n"),
+			 tt_name("top_fill_%zu", i), "r=%d %s", r,
+			 m.s ? m.s : "");
+	}
+	r = top_case(12, NULL, "x\n", &m);
+	tt_check(r == 0 && !strcmp(m.s, "x\n"), "top_unfilled", "r=%d", r);
+	r = top_case(4, "12345\n", "x\n", &m);
+	tt_check(r == -EINVAL, "top_too_long", "r=%d", r);
+	str_free(&m);
+}
+
 /* test_lf - queue_lf: CR LF becomes LF, a lone CR stays, a CR at the end
  * of a piece waits for the next one; whole and byte by byte alike */
 static void test_lf(void)
@@ -187,6 +258,7 @@ int main(void)
 	str_catf(&d, "%s/queue/new", root);
 	fsx_mkdir_p(d.s, 0700);
 
+	test_top();
 	r = one_message(&p, "alice@example.test", "Subject: x\n\nhello\n");
 	tt_check(r == 0, "commit", "r=%d", r);
 	r = read_back(p.s, &e, &off, &len);
