@@ -494,6 +494,9 @@ struct beside {
 static const struct beside mx_beside = {
 	0, check_mx_start, check_mx_done, check_mx_finish,
 };
+static const struct beside dkim_beside = {
+	0, check_dkim_start, check_dkim_done, check_dkim_finish,
+};
 static const struct beside queue_beside = {
 	1, check_queue_start, check_queue_done, check_queue_finish,
 };
@@ -509,6 +512,8 @@ static const struct {
 	{"tls", check_tls, NULL},
 	{"listen", check_listen, NULL},
 	{"mx", NULL, &mx_beside},
+	{"dkim", NULL, &dkim_beside},
+	{"srs", check_srs, NULL},
 	{"mailuser", check_mailuser, NULL},
 	{"services", check_services, NULL},
 	{"cdbs", check_cdbs, NULL},

@@ -3,7 +3,8 @@
  * doctor.c (the driver, the report and the older checks), doctor_tables.c
  * (domains, cdb-age and the CDB regeneration of --fix), doctor_walk.c
  * (maildirs), doctor_ctl.c (the syntax of the control files) and
- * doctor_net.c (tls, listen) and doctor_mx.c (mx).
+ * doctor_net.c (tls, listen), doctor_mx.c (mx) and doctor_dkim.c (dkim);
+ * the srs check is in doctor_ctl.c.
  *
  * One report a check: every problem goes through say(), which keeps the
  * text line and the JSON fields ("message", "fix") from the one call,
@@ -72,6 +73,7 @@ int check_relay(struct doctor *d, struct report *p);
 extern const char *const doctor_listen_files[DOCTOR_LISTEN_FILES];
 int check_control_files(struct doctor *d, struct report *p);
 int check_listen_lines(struct doctor *d, struct report *p);
+int check_srs(struct doctor *d, struct report *p);
 
 /* doctor_net.c */
 int check_tls_files(struct doctor *d, struct report *p);
@@ -81,6 +83,12 @@ int check_listen_greet(struct doctor *d, struct report *p);
 int check_mx_start(struct doctor *d, struct report *p, void **job_r);
 int check_mx_done(void *job);
 int check_mx_finish(void *job, struct report *p);
+
+/* doctor_dkim.c: the key files judged at the start, their DNS records
+ * asked beside the other checks */
+int check_dkim_start(struct doctor *d, struct report *p, void **job_r);
+int check_dkim_done(void *job);
+int check_dkim_finish(void *job, struct report *p);
 
 /* doctor_queue.c: the queue read and its diagnoses started early, their
  * answers taken at the end */

@@ -228,6 +228,14 @@ def dnsmasq(t, *records):
             p.wait(timeout=10)
 
 
+def txt_opt(name, txt):
+    """dnsmasq's --txt-record for NAME: strings of at most 255 bytes (on
+    its command line dnsmasq takes quotes as part of the text), as a
+    long DKIM key record is published"""
+    parts = [txt[i:i + 255] for i in range(0, len(txt), 255)] or [""]
+    return f"--txt-record={name}," + ",".join(parts)
+
+
 # --- a fake MX ----
 
 class MX:
