@@ -88,7 +88,8 @@ static void file_mode(struct dkc *c, const struct dkey *k, const char *path,
 	size_t off = strlen(c->d->root) + 1;
 	int dfd, r = -EPERM;
 
-	if ((st->st_mode & 07777) == 0600)
+	/* group or others' bits: the secret is not the mail user's alone */
+	if ((st->st_mode & 077) == 0)
 		return;
 	if (c->d->fix && slash) {
 		struct str dir = STR_INIT;
