@@ -222,11 +222,12 @@ static int words(struct doctor *d, struct report *p, struct str *s)
 }
 
 /* srs_make - --fix: a new control/srssecret, 0600, this process's
- * (the mail user's): making one destroys nothing, there was none */
+ * (the mail user's): making one destroys nothing, there was none;
+ * 1 without --fix */
 static int srs_make(struct doctor *d, struct report *p, const char *path)
 {
 	struct str v = STR_INIT;
-	int r = d->fix ? srs_secret_new(&v) : -EPERM;
+	int r = d->fix ? srs_secret_new(&v) : 1;
 
 	if (r == 0)
 		r = fsx_write_atomic(path, v.s, v.len, 0600);
@@ -261,35 +262,49 @@ static int srs_file(struct doctor *d, struct report *p, const char *path,
 				 path);
 }
 
+/* srs_missing - no control/srssecret: made by --fix, else the way to */
+static int srs_missing(struct doctor *d, struct report *p, const char *path)
+{
+	int r = srs_make(d, p, path);
+	const char *why = r < 0 ? msg_err(r) : NULL;
+
+	if (r == 0)
+		return OK;
+	return say(p, WARN, "%s is missing%s%s%s: forwards keep their sender "
+		   "(no SRS) and SRS bounces are refused; run facteur doctor "
+		   "--fix, or as the mail user: umask 077; head -c 32 "
+		   "/dev/urandom | base64 > %s", path, why ? " (--fix: " : "",
+		   why ? why : "", why ? ")" : "", path);
+}
+
 /* check_srs - control/srssecret: there (forwards keep their sender
- * without it), readable by the mail user alone, holding a line */
+ * without it), the mail user's alone, holding a line lib/srs takes */
 int check_srs(struct doctor *d, struct report *p)
 {
 	struct str k = STR_INIT, path = STR_INIT;
 	struct stat st;
 	size_t n;
-	int v = OK, r = ctl_path(&path, d->root, "srssecret");
+	int v, r = ctl_path(&path, d->root, "srssecret");
 
-	if (r == 0 && lstat(path.s, &st) < 0 && errno == ENOENT) {
-		if (srs_make(d, p, path.s) < 0)
-			v = say(p, WARN, "%s is missing: forwards keep their "
-				"sender (no SRS) and SRS bounces are refused; "
-				"run facteur doctor --fix, or as the mail user: "
-				"umask 077; head -c 32 /dev/urandom | base64 > "
-				"%s", path.s, path.s);
-	} else if (r == 0 && !S_ISREG(st.st_mode))
+	if (r == 0 && lstat(path.s, &st) < 0)
+		r = -errno;
+	if (r == -ENOENT)
+		v = srs_missing(d, p, path.s);
+	else if (r < 0)
+		v = unreadable(p, "srssecret", r);
+	else if (!S_ISREG(st.st_mode))
 		v = say(p, FAIL, "%s is not a regular file; move it away and "
 			"run facteur doctor --fix", path.s);
-	else if (r == 0)
+	else
 		v = srs_file(d, p, path.s, &st);
-	r = r < 0 ? r : srs_secrets(d->root, &k, &n);
+	r = v == OK ? srs_secrets(d->root, &k, &n) : 0;
 	str_wipe(&k);
 	str_free(&path);
-	if (r == -ENOENT && v == OK && !p->done.len)
-		return say(p, WARN, "control/srssecret holds no line; run "
-			   "facteur doctor --fix after removing it");
-	return r < 0 && r != -ENOENT && v == OK ? unreadable(p, "srssecret",
-							     r) : v;
+	if (r == -ENOENT)
+		return say(p, WARN, "control/srssecret holds no line, so "
+			   "forwards keep their sender; remove it and run "
+			   "facteur doctor --fix");
+	return r < 0 ? unreadable(p, "srssecret", r) : v;
 }
 
 /* check_control_files - every control file with a syntax */

@@ -3,13 +3,15 @@
 dkim: a domain with an RSA and an Ed25519 key made by `vadmin dkim add`,
 dnsmasq (helpers.dnsmasq) serving their TXT records, the RSA one in
 several strings (helpers.txt_opt): ok; a record missing is a warning
-whose fix is `vadmin dkim show`; a record of another key a FAIL; a key
-file 0644 a FAIL that --fix makes 0600; a key file deleted a FAIL
-pointing to vadmin check; a resolver that never answers leaves the
+whose fix is `vadmin dkim show`; a record of another key, or no DKIM
+record at all, a FAIL; a key file 0644 a FAIL that --fix makes 0600; a
+file that is no key, and a key file deleted, FAILs pointing to vadmin
+check; a resolver that never answers leaves the
 records unchecked (timeout) within the 3 s deadline, doctor within its
 10 s. srs: control/srssecret missing is a warning that --fix ends by
 making one (0600, the mail user's, a line lib/srs takes); 0644 a FAIL
-that --fix makes 0600. The --json fields agree with the text.
+that --fix makes 0600; empty, a warning. The --json fields agree with
+the text.
 """
 import json
 import os
@@ -97,6 +99,14 @@ def test_doctor_dkim_records(ctx):
         assert o["fix"] == f"publish the record `vadmin dkim show {D}` " \
             "prints", o
         assert o["fixed"] == [], o
+    # a TXT record that is no DKIM key at all
+    with dnsmasq(ctx, *served({rsa: "v=spf1 -all", ed: recs[ed],
+                               name: txt})):
+        line = doctor(ctx, check=1)[0]["dkim"]
+        assert line == (
+            f"FAIL dkim: {rsa} is not a DKIM key record (malformed key "
+            f"record), so every signature of {D} fails; publish the record "
+            f"`vadmin dkim show {D}` prints"), line
 
 
 def test_doctor_dkim_key_files(ctx):
@@ -116,6 +126,14 @@ def test_doctor_dkim_key_files(ctx):
                               "(was 0644)"], o
         assert mode(path) == 0o600
         assert doctor(ctx)[0]["dkim"] == "ok dkim"
+        # a file the signer's loader refuses
+        with open(path, "w") as f:
+            f.write("not a key\n")
+        line = doctor(ctx, check=1)[0]["dkim"]
+        assert line == (
+            f"FAIL dkim: {path} (selector r of {D}) cannot be loaded as an "
+            "rsa key: not a key of that type, so that domain's mail cannot "
+            f"be signed; run vadmin check, then vadmin dkim rotate {D}"), line
         os.unlink(path)
         got, _ = doctor(ctx, check=1)
         assert got["dkim"].startswith(
@@ -180,3 +198,10 @@ def test_doctor_srs(ctx):
     assert o["status"] == "ok" and o["fixed"] == [
         f"chmod 600 {ctx.root}/control/srssecret (was 0644)"], o
     assert mode(path) == 0o600
+    # a file without a line: lib/srs finds no secret
+    with open(path, "w"):
+        pass
+    got, _ = doctor(ctx)
+    assert got["srs"] == ("warn srs: control/srssecret holds no line, so "
+                          "forwards keep their sender; remove it and run "
+                          "facteur doctor --fix"), got["srs"]
