@@ -128,6 +128,35 @@ int next_row(sqlite3_stmt *st, int *rc)
 	return *rc == SQLITE_ROW;
 }
 
+/* beside_run - FN(ARG) on a thread of its own, else here and now */
+void beside_run(struct beside_thread *t, void *(*fn)(void *), void *arg)
+{
+	if (pthread_create(&t->thread, NULL, fn, arg) != 0)
+		(void)fn(arg);
+	else
+		t->threaded = 1;
+}
+
+/* beside_end - the thread's work is over: joining will not wait */
+void beside_end(struct beside_thread *t)
+{
+	atomic_store(&t->done, 1);
+}
+
+/* beside_ended - beside_end was called */
+int beside_ended(struct beside_thread *t)
+{
+	return atomic_load(&t->done);
+}
+
+/* beside_join - wait for the thread, if there is one */
+void beside_join(struct beside_thread *t)
+{
+	if (t->threaded)
+		(void)pthread_join(t->thread, NULL);
+	t->threaded = 0;
+}
+
 /* report_cat - append what src says to dst */
 static void report_cat(struct report *dst, const struct report *src)
 {

@@ -24,8 +24,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -46,6 +44,9 @@
 #define DKIM_MAX 1000
 #define DKIM_SAY 10
 
+/* problem - one key's verdict, the first DKIM_SAY spelled out */
+#define problem(c, level, ...) say_capped(c, DKIM_SAY, level, __VA_ARGS__)
+
 /* one key: its row and what the file check found */
 struct dkey {
 	char *domain, *selector, *pub;
@@ -62,23 +63,10 @@ struct dkc {
 	size_t n;
 	size_t said, unsaid, late;
 	int64_t deadline;
-	pthread_t thread;
-	int threaded;
-	atomic_int done;
+	struct beside_thread bt;
 	int v;
 };
 
-/* problem - one key's verdict, the first DKIM_SAY spelled out */
-#define problem(c, level, ...) do {					\
-	if ((c)->v < (level))						\
-		(c)->v = (level);					\
-	if ((c)->said < DKIM_SAY) {					\
-		(c)->said++;						\
-		(void)say((c)->p, (level), __VA_ARGS__);		\
-	} else {							\
-		(c)->unsaid++;						\
-	}								\
-} while (0)
 
 /* file_mode - the key file is 0600, or --fix made it so */
 static void file_mode(struct dkc *c, const struct dkey *k, const char *path,
@@ -292,7 +280,7 @@ static void *resolve(void *arg)
 	if (r < 0)
 		problem(c, WARN, "DNS records not checked: %s; run doctor "
 			"again", msg_err(r));
-	atomic_store(&c->done, 1);
+	beside_end(&c->bt);
 	return NULL;
 }
 
@@ -331,15 +319,11 @@ int check_dkim_start(struct doctor *d, struct report *p, void **job_r)
 	c->d = d;
 	c->p = p;
 	c->deadline = now_ms() + DKIM_TOTAL_MS;
-	atomic_init(&c->done, 0);
 	if (prepare(c) < 0) {
-		atomic_store(&c->done, 1);
+		beside_end(&c->bt);
 		return 0;
 	}
-	if (pthread_create(&c->thread, NULL, resolve, c) != 0)
-		(void)resolve(c);
-	else
-		c->threaded = 1;
+	beside_run(&c->bt, resolve, c);
 	return 0;
 }
 
@@ -348,7 +332,7 @@ int check_dkim_done(void *job)
 {
 	struct dkc *c = job;
 
-	return !c || atomic_load(&c->done);
+	return !c || beside_ended(&c->bt);
 }
 
 /* tail - the counts that close the report */
@@ -376,8 +360,7 @@ int check_dkim_finish(void *job, struct report *p)
 
 	if (!c)
 		return say(p, WARN, "not checked: out of memory");
-	if (c->threaded)
-		(void)pthread_join(c->thread, NULL);
+	beside_join(&c->bt);
 	tail(c);
 	v = c->v;
 	dns_close(c->dns);
