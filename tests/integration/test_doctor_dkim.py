@@ -16,11 +16,10 @@ the text.
 import json
 import os
 import re
-import socket
 import stat
 import time
 
-from helpers import dnsmasq, txt_opt
+from helpers import dnsmasq, mute_resolver, txt_opt
 from vadmin_util import mailuser
 
 ME = "mail.example.test"
@@ -148,16 +147,10 @@ def test_doctor_dkim_silent_resolver(ctx):
     """a resolver that never answers: unchecked (timeout) by the 3 s
     deadline, and the whole of doctor within its 10 s"""
     setup(ctx)
-    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    mute.bind(("127.0.0.1", 0))
-    try:
-        with open(ctx.path("control", "resolvers"), "w") as f:
-            f.write(f"127.0.0.1:{mute.getsockname()[1]}\n")
+    with mute_resolver(ctx):
         t0 = time.monotonic()
         got, _ = doctor(ctx)
         took = time.monotonic() - t0
-    finally:
-        mute.close()
     assert got["dkim"] == ("warn dkim: 2 DKIM records unchecked (timeout): "
                            "no DNS answer within 3 s; check "
                            "control/resolvers, or run doctor again"), got
