@@ -128,6 +128,35 @@ int next_row(sqlite3_stmt *st, int *rc)
 	return *rc == SQLITE_ROW;
 }
 
+/* beside_run - FN(ARG) on a thread of its own, else here and now */
+void beside_run(struct beside_thread *t, void *(*fn)(void *), void *arg)
+{
+	if (pthread_create(&t->thread, NULL, fn, arg) != 0)
+		(void)fn(arg);
+	else
+		t->threaded = 1;
+}
+
+/* beside_end - the thread's work is over: joining will not wait */
+void beside_end(struct beside_thread *t)
+{
+	atomic_store(&t->done, 1);
+}
+
+/* beside_ended - beside_end was called */
+int beside_ended(struct beside_thread *t)
+{
+	return atomic_load(&t->done);
+}
+
+/* beside_join - wait for the thread, if there is one */
+void beside_join(struct beside_thread *t)
+{
+	if (t->threaded)
+		(void)pthread_join(t->thread, NULL);
+	t->threaded = 0;
+}
+
 /* report_cat - append what src says to dst */
 static void report_cat(struct report *dst, const struct report *src)
 {
@@ -494,6 +523,9 @@ struct beside {
 static const struct beside mx_beside = {
 	0, check_mx_start, check_mx_done, check_mx_finish,
 };
+static const struct beside dkim_beside = {
+	0, check_dkim_start, check_dkim_done, check_dkim_finish,
+};
 static const struct beside queue_beside = {
 	1, check_queue_start, check_queue_done, check_queue_finish,
 };
@@ -509,6 +541,8 @@ static const struct {
 	{"tls", check_tls, NULL},
 	{"listen", check_listen, NULL},
 	{"mx", NULL, &mx_beside},
+	{"dkim", NULL, &dkim_beside},
+	{"srs", check_srs, NULL},
 	{"mailuser", check_mailuser, NULL},
 	{"services", check_services, NULL},
 	{"cdbs", check_cdbs, NULL},

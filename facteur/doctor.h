@@ -3,7 +3,8 @@
  * doctor.c (the driver, the report and the older checks), doctor_tables.c
  * (domains, cdb-age and the CDB regeneration of --fix), doctor_walk.c
  * (maildirs), doctor_ctl.c (the syntax of the control files) and
- * doctor_net.c (tls, listen) and doctor_mx.c (mx).
+ * doctor_net.c (tls, listen), doctor_mx.c (mx) and doctor_dkim.c (dkim);
+ * the srs check is in doctor_ctl.c.
  *
  * One report a check: every problem goes through say(), which keeps the
  * text line and the JSON fields ("message", "fix") from the one call,
@@ -14,6 +15,8 @@
 #ifndef FACTEUR_DOCTOR_H
 #define FACTEUR_DOCTOR_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -72,15 +75,53 @@ int check_relay(struct doctor *d, struct report *p);
 extern const char *const doctor_listen_files[DOCTOR_LISTEN_FILES];
 int check_control_files(struct doctor *d, struct report *p);
 int check_listen_lines(struct doctor *d, struct report *p);
+int check_srs(struct doctor *d, struct report *p);
 
 /* doctor_net.c */
 int check_tls_files(struct doctor *d, struct report *p);
 int check_listen_greet(struct doctor *d, struct report *p);
 
+/* The network half of a check (mx, dkim) on a thread of its own, which
+ * writes only that check's report: beside_run starts FN (in the caller
+ * when no thread can be made), FN's last act is beside_end, the
+ * driver's check_*_done asks beside_ended and check_*_finish joins.
+ * A zeroed struct (the calloc of the check's job) is the start: no
+ * thread, not ended. */
+struct beside_thread {
+	pthread_t thread;
+	int threaded;
+	atomic_int done;
+};
+
+void beside_run(struct beside_thread *t, void *(*fn)(void *), void *arg);
+void beside_end(struct beside_thread *t);
+int beside_ended(struct beside_thread *t);
+void beside_join(struct beside_thread *t);
+
+/* say_capped - one problem of a check that may find thousands (one a
+ * domain, a key): the first CAP spelled out, the others counted; X has
+ * p (the report), v (the verdict), said and unsaid */
+#define say_capped(x, cap, level, ...) do {				\
+	if ((x)->v < (level))						\
+		(x)->v = (level);					\
+	if ((x)->said < (cap)) {					\
+		(x)->said++;						\
+		(void)say((x)->p, (level), __VA_ARGS__);		\
+	} else {							\
+		(x)->unsaid++;						\
+	}								\
+} while (0)
+
 /* doctor_mx.c: begun early, run beside the other checks */
 int check_mx_start(struct doctor *d, struct report *p, void **job_r);
 int check_mx_done(void *job);
 int check_mx_finish(void *job, struct report *p);
+
+/* doctor_dkim.c: the key files judged at the start, their DNS records
+ * asked beside the other checks */
+int check_dkim_start(struct doctor *d, struct report *p, void **job_r);
+int check_dkim_done(void *job);
+int check_dkim_finish(void *job, struct report *p);
 
 /* doctor_queue.c: the queue read and its diagnoses started early, their
  * answers taken at the end */

@@ -10,14 +10,22 @@
  * smtproutes and rblservers are parsed inside mta-remote and mta-smtpd
  * only, with nothing in lib/ to call, so they are not checked here
  * rather than by a second parser that could disagree.
+ *
+ * The srs check is here too (control/srssecret: there, the mail user's
+ * alone, read by lib/srs's srs_secrets); --fix makes a missing one as
+ * facteur init does, since a new secret replaces nothing.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "dns.h"
+#include "fsx.h"
 #include "doctor.h"
 #include "listen.h"
 #include "msg.h"
@@ -213,20 +221,90 @@ static int words(struct doctor *d, struct report *p, struct str *s)
 	return v;
 }
 
-/* srssecret - forwards leave with their original sender without one */
-static int srssecret(struct doctor *d, struct report *p)
+/* srs_make - --fix: a new control/srssecret, 0600, this process's
+ * (the mail user's): making one destroys nothing, there was none;
+ * 1 without --fix */
+static int srs_make(struct doctor *d, struct report *p, const char *path)
 {
-	struct str k = STR_INIT;
-	size_t n;
-	int r = srs_secrets(d->root, &k, &n);
+	struct str v = STR_INIT;
+	int r = d->fix ? srs_secret_new(&v) : 1;
 
-	str_wipe(&k);
+	if (r == 0)
+		r = fsx_write_atomic(path, v.s, v.len, 0600);
+	str_wipe(&v);
+	if (r == 0)
+		did(p, "made %s (mode 0600)", path);
+	return r;
+}
+
+/* srs_file - the secret's owner and mode: the mail user's alone */
+static int srs_file(struct doctor *d, struct report *p, const char *path,
+		    const struct stat *st)
+{
+	const char *user = str_cstr(&d->user);
+	int dfd, r = -EPERM;
+
+	if (st->st_uid != geteuid())
+		return say(p, FAIL, "%s belongs to uid %lu, not %s; run chown "
+			   "%s %s", path, (unsigned long)st->st_uid, user, user,
+			   path);
+	if ((st->st_mode & 077) == 0)
+		return OK;
+	dfd = d->fix ? open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (dfd >= 0) {
+		r = fix_mode(d, p, dfd, "control/srssecret", "control/srssecret",
+			     st, 0600);
+		(void)close(dfd);
+	}
+	return r == 0 ? OK : say(p, FAIL, "%s is mode %04o: others can read "
+				 "the key and forge SRS bounces; run chmod 600 "
+				 "%s", path, (unsigned)(st->st_mode & 07777),
+				 path);
+}
+
+/* srs_missing - no control/srssecret: made by --fix, else the way to */
+static int srs_missing(struct doctor *d, struct report *p, const char *path)
+{
+	int r = srs_make(d, p, path);
+	const char *why = r < 0 ? msg_err(r) : NULL;
+
+	if (r == 0)
+		return OK;
+	return say(p, WARN, "%s is missing%s%s%s: forwards keep their sender "
+		   "(no SRS) and SRS bounces are refused; run facteur doctor "
+		   "--fix, or as the mail user: umask 077; head -c 32 "
+		   "/dev/urandom | base64 > %s", path, why ? " (--fix: " : "",
+		   why ? why : "", why ? ")" : "", path);
+}
+
+/* check_srs - control/srssecret: there (forwards keep their sender
+ * without it), the mail user's alone, holding a line lib/srs takes */
+int check_srs(struct doctor *d, struct report *p)
+{
+	struct str k = STR_INIT, path = STR_INIT;
+	struct stat st;
+	size_t n;
+	int v, r = ctl_path(&path, d->root, "srssecret");
+
+	if (r == 0 && lstat(path.s, &st) < 0)
+		r = -errno;
 	if (r == -ENOENT)
-		return say(p, WARN, "control/srssecret is missing: forwards "
-			   "keep their sender (no SRS) and SRS bounces are "
-			   "refused; write a random line in it, mode 0600 "
-			   "(docs/authentication.md)");
-	return r < 0 ? unreadable(p, "srssecret", r) : OK;
+		v = srs_missing(d, p, path.s);
+	else if (r < 0)
+		v = unreadable(p, "srssecret", r);
+	else if (!S_ISREG(st.st_mode))
+		v = say(p, FAIL, "%s is not a regular file; move it away and "
+			"run facteur doctor --fix", path.s);
+	else
+		v = srs_file(d, p, path.s, &st);
+	r = v == OK ? srs_secrets(d->root, &k, &n) : 0;
+	str_wipe(&k);
+	str_free(&path);
+	if (r == -ENOENT)
+		return say(p, WARN, "control/srssecret holds no line, so "
+			   "forwards keep their sender; remove it and run "
+			   "facteur doctor --fix");
+	return r < 0 ? unreadable(p, "srssecret", r) : v;
 }
 
 /* check_control_files - every control file with a syntax */
@@ -242,7 +320,6 @@ int check_control_files(struct doctor *d, struct report *p)
 	v = worse(v, relayrules(d, p));
 	v = worse(v, resolvers(d, p));
 	v = worse(v, smtproutes(d, p));
-	v = worse(v, srssecret(d, p));
 	str_free(&s);
 	return worse(v, check_listen_lines(d, p));
 }

@@ -35,8 +35,6 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -77,9 +75,7 @@ struct mxc {
 	long total;		/* domains hosted */
 	int r;			/* reading them: 0 or -errno */
 	int64_t deadline;	/* of the whole check */
-	pthread_t thread;
-	int threaded;
-	atomic_int done;	/* the thread has ended */
+	struct beside_thread bt;
 	int v;
 };
 
@@ -208,16 +204,7 @@ static int host_ours(const struct mxc *m, const char *host)
 
 /* problem - a domain's verdict, spelled out for the first MX_SAY only:
  * a thousand domains pointing elsewhere would drown the report */
-#define problem(m, level, ...) do {					\
-	if ((m)->v < (level))						\
-		(m)->v = (level);					\
-	if ((m)->said < MX_SAY) {					\
-		(m)->said++;						\
-		(void)say((m)->p, (level), __VA_ARGS__);		\
-	} else {							\
-		(m)->unsaid++;						\
-	}								\
-} while (0)
+#define problem(m, level, ...) say_capped(m, MX_SAY, level, __VA_ARGS__)
 
 /* timed_out - DOM got no answer in time: counted, the first named */
 static void timed_out(struct mxc *m, const char *dom)
@@ -410,7 +397,7 @@ static void *resolver(void *arg)
 	struct mxc *m = arg;
 
 	resolve(m);
-	atomic_store(&m->done, 1);
+	beside_end(&m->bt);
 	return NULL;
 }
 
@@ -457,16 +444,12 @@ int check_mx_start(struct doctor *d, struct report *p, void **job_r)
 	m->p = p;
 	m->v = OK;
 	m->deadline = now_ms() + MX_TOTAL_MS;
-	atomic_init(&m->done, 0);
 	if (prepare(m) < 0) {
-		atomic_store(&m->done, 1);
+		beside_end(&m->bt);
 		return 0;
 	}
 	/* no thread: the check runs here, as it did before it had one */
-	if (pthread_create(&m->thread, NULL, resolver, m) != 0)
-		(void)resolver(m);
-	else
-		m->threaded = 1;
+	beside_run(&m->bt, resolver, m);
 	return 0;
 }
 
@@ -475,7 +458,7 @@ int check_mx_done(void *job)
 {
 	struct mxc *m = job;
 
-	return !m || atomic_load(&m->done);
+	return !m || beside_ended(&m->bt);
 }
 
 /* check_mx_finish - wait for the check, free it; its verdict */
@@ -487,8 +470,7 @@ int check_mx_finish(void *job, struct report *p)
 
 	if (!m)
 		return say(p, WARN, "not checked: out of memory");
-	if (m->threaded)
-		(void)pthread_join(m->thread, NULL);
+	beside_join(&m->bt);
 	v = m->v;
 	dns_close(m->dns);
 	dns_batch_free(m->aq, m->naq);

@@ -228,6 +228,32 @@ def dnsmasq(t, *records):
             p.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def mute_resolver(t):
+    """a UDP port on loopback that takes DNS questions and never answers,
+    named in t's control/resolvers: what a deadline must bound"""
+    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    mute.bind(("127.0.0.1", 0))
+    try:
+        path = t.path("control", "resolvers")
+        with open(path, "w") as f:
+            f.write(f"127.0.0.1:{mute.getsockname()[1]}\n")
+        if os.geteuid() == 0:
+            st = os.stat(t.path("control"))
+            os.lchown(path, st.st_uid, st.st_gid)
+        yield mute
+    finally:
+        mute.close()
+
+
+def txt_opt(name, txt):
+    """dnsmasq's --txt-record for NAME: strings of at most 255 bytes (on
+    its command line dnsmasq takes quotes as part of the text), as a
+    long DKIM key record is published"""
+    parts = [txt[i:i + 255] for i in range(0, len(txt), 255)] or [""]
+    return f"--txt-record={name}," + ",".join(parts)
+
+
 # --- a fake MX ----
 
 class MX:

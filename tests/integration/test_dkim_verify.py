@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from helpers import dnsmasq, free_dns_port, queued, read_queue_file
+from helpers import dnsmasq, free_dns_port, queued, read_queue_file, txt_opt
 from test_smtpd import codes, inetd, setup
 
 sys.path.append("/usr/lib/python3/dist-packages")
@@ -44,13 +44,6 @@ def ed_key():
     sk = nacl.signing.SigningKey.generate()
     return (base64.b64encode(bytes(sk)),
             base64.b64encode(bytes(sk.verify_key)).decode())
-
-
-def txt_opt(name, txt):
-    """dnsmasq's --txt-record for NAME: strings of at most 255 bytes (on
-    its command line dnsmasq takes quotes as part of the text)"""
-    parts = [txt[i:i + 255] for i in range(0, len(txt), 255)] or [""]
-    return f"--txt-record={name}," + ",".join(parts)
 
 
 MSG = (b"From: Bob <bob@signer.test>\r\nTo: a@example.test\r\n"

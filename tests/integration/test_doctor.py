@@ -21,7 +21,8 @@ from vadmin_util import give
 ME = "mail.example.test"
 DOMAIN = "example.org"
 ALIAS = "example.net"
-CHECKS = ["layout", "database", "control", "tls", "listen", "mx",
+CHECKS = ["layout", "database", "control", "tls", "listen", "mx", "dkim",
+          "srs",
           "mailuser", "services", "cdbs", "domains", "cdb-age", "passwords",
           "pending",
           "maildirs", "log", "queue", "relay"]

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import time
 
-from helpers import MX, dnsmasq
+from helpers import MX, dnsmasq, mute_resolver
 from test_facteur import free_listen, start_run, stop_run, wait_for
 from vadmin_util import give
 
@@ -323,10 +323,7 @@ def test_doctor_mx_silent_resolver(ctx):
     every domain as unchecked (timeout), naming the first three"""
     ctx.init("--hostname", ME)
     names = many_domains(ctx, 250)
-    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    mute.bind(("127.0.0.1", 0))
-    try:
-        write(ctx, "resolvers", f"127.0.0.1:{mute.getsockname()[1]}\n")
+    with mute_resolver(ctx):
         t0 = time.monotonic()
         p = ctx.run("facteur", "doctor", check=0)
         took = time.monotonic() - t0
@@ -339,5 +336,3 @@ def test_doctor_mx_silent_resolver(ctx):
         o = js(ctx)["mx"]
         assert o["status"] == "warn", o
         assert o["fix"] == "check control/resolvers, or run doctor again", o
-    finally:
-        mute.close()

@@ -39,7 +39,8 @@ CONTROL_FILES = {
     "listen.pop3s", "relayrules", "mailuser", "assign.cdb", "rcpthosts.cdb",
     "relayrules.cdb", "srssecret",
 }
-CHECKS = ["layout", "database", "control", "tls", "listen", "mx",
+CHECKS = ["layout", "database", "control", "tls", "listen", "mx", "dkim",
+          "srs",
           "mailuser", "services", "cdbs", "domains", "cdb-age", "passwords",
           "pending",
           "maildirs", "log", "queue", "relay"]
