@@ -24,6 +24,7 @@ import signal
 import smtplib
 import socket
 import stat
+import shutil
 import subprocess
 
 from helpers import MX, free_port, wait_for
@@ -395,8 +396,15 @@ def run_sandboxed(ctx, spec, argv, out):
     # filter refuses; a release build has no sanitizer
     spec["env"] = {"PATH": "/usr/bin:/bin",
                    "ASAN_OPTIONS": "detect_leaks=0"}
+    # run from the test's own directory, which the sandbox keeps: a
+    # clone under /tmp or /root (a newcomer's 0700 home) is hidden by
+    # PrivateTmp and ProtectHome once stage 1 has made its mounts, and
+    # stage 2 is this same file
+    sandbox = os.path.join(ctx.tmp, "sandbox.py")
+    if not os.path.exists(sandbox):
+        shutil.copyfile(SANDBOX, sandbox)
     with open(out, "wb") as f:
-        return subprocess.Popen(["/usr/bin/python3", SANDBOX,
+        return subprocess.Popen(["/usr/bin/python3", sandbox,
                                  json.dumps(spec)],
                                 stdin=subprocess.DEVNULL, stdout=f,
                                 stderr=subprocess.STDOUT)
