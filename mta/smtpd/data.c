@@ -172,7 +172,7 @@ void data_receive(struct session *s)
 	struct dstate d;
 	struct str id = STR_INIT, got = STR_INIT;
 	/* mail from others: checked, never signed (docs/authentication.md) */
-	int r, ch, mx = !(s->auth_user.len || s->relay || s->pbs);
+	int r, ch, mx = inbound_mx(s);
 
 	memset(&d, 0, sizeof d);
 	d.start_ok = 1;
@@ -231,7 +231,7 @@ void data_receive(struct session *s)
 	/* the key lookups only for a message that will be kept */
 	if (!d.bad && !d.toolong && !d.over && !d.werr &&
 	    !hdrscan_looped(&d.hs, 0))
-		d.werr = inbound_end(&d.ib, s->root, s->me.s, &d.w);
+		d.werr = inbound_end(&d.ib, s, &d.w);
 	if (d.bad || d.toolong || d.over || d.werr ||
 	    hdrscan_looped(&d.hs, 0)) {
 		const char *why = d.bad ? "554 5.6.0 message refused: bare CR, "

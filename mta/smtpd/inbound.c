@@ -1,11 +1,17 @@
 /*
- * inbound - the checks on mail from others: DKIM now, SPF and DMARC to
- * come, and the one Authentication-Results header that reports them.
+ * inbound - the checks on mail from others: SPF at MAIL, DKIM after
+ * DATA, DMARC to come, and the one Authentication-Results header that
+ * reports them.
  *
  * Only mail from clients that are neither authenticated nor relay
- * clients (the MX path) is checked; for the others these functions pass
- * the bytes straight to lib/qsign. On the MX path:
+ * clients (the MX path, inbound_mx()) is checked; for the others these
+ * functions pass the bytes straight to lib/qsign. On the MX path:
  *
+ *   inbound_spf()    at MAIL: lib/spf on the MAIL FROM domain (the HELO
+ *                    name for <>), 1.5 s a try and 10 s in all while
+ *                    the client waits for the reply; kept in the session
+ *                    until the transaction ends; control/spfreject
+ *                    refuses a fail (550 5.7.23), never anything else
  *   inbound_start()  leaves room at the top of the queue file for the
  *                    header (qw_top_room: its length is known only at
  *                    the end, the body must not be copied twice)
@@ -17,14 +23,14 @@
  *                    number of servers), the verdicts, the header
  *                    written into its room (qw_top_fill)
  *
- * inbound_results() is the one place where results become the header:
- * SPF (MAIL FROM) and DMARC will add their entries to struct checks and
- * to that function, in RFC 8601's customary order spf, dkim, dmarc.
+ * inbound_results() is the one place where results become the header,
+ * in RFC 8601's customary order spf, dkim, dmarc.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "clock.h"
+#include "ctl.h"
 #include "dns.h"
 #include "smtpd.h"
 
@@ -32,6 +38,77 @@
 /* all key lookups of a message end by then: c-ares gives one server
  * 1.5 s and then 3 s, more servers would take longer */
 #define DKIM_DEADLINE_MS 5000
+/* the whole SPF check: up to 10 DNS-querying terms one after the other
+ * (lib/dns is blocking) while the client waits for MAIL's reply; RFC
+ * 7208 4.6.4 allows 20 s, but RFC 5321 4.5.3.2.2 gives a client only
+ * 5 minutes for the reply and some give up much sooner */
+#define SPF_TRY_MS 1500
+#define SPF_DEADLINE_MS 10000
+
+/* inbound_mx - is S's client one of the others (checked, never signed)? */
+int inbound_mx(const struct session *s)
+{
+	return !(s->auth_user.len || s->relay || s->pbs);
+}
+
+/* spf_note - "spf=RESULT DOMAIN" of the last check, for the log line */
+static void spf_note(struct session *s)
+{
+	str_trunc(&s->spf_log, 0);
+	if (str_cats(&s->spf_log, spf_res_name(s->spf.res)) < 0 ||
+	    str_cats(&s->spf_log, " ") < 0 ||
+	    str_cats(&s->spf_log, s->spf.domain.len ? s->spf.domain.s : "-")
+	    < 0)
+		str_trunc(&s->spf_log, 0);	/* only the log line loses */
+}
+
+/* inbound_spf - the SPF check at MAIL on the MX path: NULL to go on, or
+ * the refusal when control/spfreject asks for it */
+const char *inbound_spf(struct session *s)
+{
+	struct dns *d = NULL;
+	unsigned long reject = 0;
+	int r;
+
+	spf_result_free(&s->spf);
+	s->spf_done = 0;
+	if (!inbound_mx(s))
+		return NULL;
+	r = dns_open(&d, s->root, SPF_TRY_MS);
+	if (r == 0) {
+		r = spf_check(d, s->ip.s, s->env.sender.s, s->helo.s,
+			      SPF_DEADLINE_MS, &s->spf);
+		dns_close(d);
+	}
+	if (r == -ENOMEM)
+		return "451 4.3.0 out of memory";
+	if (r < 0) {	/* no resolver, or a client address lib/spf rejects */
+		spf_result_free(&s->spf);
+		memset(&s->spf, 0, sizeof s->spf);
+		s->spf.res = r == -EINVAL ? SPF_NONE : SPF_TEMPERROR;
+		s->spf.helo = !s->env.sender.len;
+	}
+	s->spf_done = 1;
+	spf_note(s);
+	if (s->spf.res != SPF_FAIL)
+		return NULL;
+	/* a file we cannot read: off, as by default; a fail is never
+	 * worth a 4xx */
+	if (ctl_get_ulong(s->root, "spfreject", 0, &reject) < 0 || !reject)
+		return NULL;
+	return "550 5.7.23 SPF check failed: the sender's domain does not "
+	       "allow this host to send its mail";
+}
+
+/* spf_entry - the spf= entry: smtp.mailfrom or smtp.helo (RFC 8601 2.7.2) */
+static int spf_entry(const struct spf_result *f, struct authres *a)
+{
+	const char *why = f->why.len ? f->why.s : NULL;
+
+	return authres_add(a, "spf", spf_res_name(f->res), why,
+			   f->helo ? "smtp.helo" : "smtp.mailfrom",
+			   f->domain.len ? f->domain.s : NULL, NULL, NULL);
+}
 
 /* inbound_start - the MX path's state, the room for the header */
 int inbound_start(struct inbound *ib, struct qwriter *w, const char *me,
@@ -84,7 +161,10 @@ int inbound_results(const struct checks *c, struct authres *a)
 	size_t i;
 	int r = 0;
 
-	/* spf= goes here (lib/spf), before dkim= */
+	if (c->spf)
+		r = spf_entry(c->spf, a);
+	if (r < 0)
+		return r;
 	if (v->toobig)
 		r = authres_add(a, "dkim", "permerror", "header too large",
 				NULL, NULL, NULL, NULL);
@@ -103,10 +183,10 @@ int inbound_results(const struct checks *c, struct authres *a)
 }
 
 /* inbound_end - verdicts, and the header into its room */
-int inbound_end(struct inbound *ib, const char *root, const char *me,
+int inbound_end(struct inbound *ib, const struct session *s,
 		struct qwriter *w)
 {
-	struct checks c = {&ib->dkim};
+	struct checks c = {s->spf_done ? &s->spf : NULL, &ib->dkim};
 	struct authres a;
 	struct dns *d = NULL;
 	struct str h = STR_INIT;
@@ -115,14 +195,14 @@ int inbound_end(struct inbound *ib, const char *root, const char *me,
 	if (!ib->on)
 		return 0;
 	memset(&a, 0, sizeof a);
-	if (ib->dkim.nsig && dns_open(&d, root, DKIM_TRY_MS) < 0)
+	if (ib->dkim.nsig && dns_open(&d, s->root, DKIM_TRY_MS) < 0)
 		d = NULL;	/* every key lookup: temperror */
 	r = dkimv_finish(&ib->dkim, d, now_ms() + DKIM_DEADLINE_MS);
 	dns_close(d);
 	if (r == 0)
 		r = inbound_results(&c, &a);
 	if (r == 0)
-		r = authres_build(&a, me, &h);
+		r = authres_build(&a, s->me.s, &h);
 	if (r == 0)
 		r = qw_top_fill(w, h.s, h.len);
 	str_free(&h);
