@@ -1,7 +1,7 @@
 /*
- * inbound - the checks on mail from others: SPF at MAIL, DKIM after
- * DATA, DMARC to come, and the one Authentication-Results header that
- * reports them.
+ * inbound - the checks on mail from others: SPF at MAIL, DKIM and DMARC
+ * after DATA, and the one Authentication-Results header that reports
+ * them.
  *
  * Only mail from clients that are neither authenticated nor relay
  * clients (the MX path, inbound_mx()) is checked; for the others these
@@ -20,8 +20,11 @@
  *                    our name (RFC 8601 5), to the queue file
  *   inbound_end()    the key lookups (lib/dns, control/resolvers, 1.5 s
  *                    a try, all of them over after 5 s whatever the
- *                    number of servers), the verdicts, the header
- *                    written into its room (qw_top_fill)
+ *                    number of servers), the verdicts, then DMARC
+ *                    (lib/dmarc: _dmarc.FROM and _dmarc.ORG, 5 s more at
+ *                    most), the header written into its room
+ *                    (qw_top_fill), and whether control/dmarcreject
+ *                    (default 1) wants a p=reject failure refused
  *
  * inbound_results() is the one place where results become the header,
  * in RFC 8601's customary order spf, dkim, dmarc.
@@ -42,6 +45,7 @@
  * (lib/dns is blocking) while the client waits for MAIL's reply; RFC
  * 7208 4.6.4 allows 20 s, but RFC 5321 4.5.3.2.2 gives a client only
  * 5 minutes for the reply and some give up much sooner */
+#define DMARC_DEADLINE_MS 5000	/* two TXT lookups, one after the other */
 #define SPF_TRY_MS 1500
 #define SPF_DEADLINE_MS 10000
 
@@ -178,27 +182,82 @@ int inbound_results(const struct checks *c, struct authres *a)
 				"header.d", o->sig.d.s, "header.s",
 				o->sig.s.s);
 	}
-	/* dmarc= goes here, after dkim= */
+	if (r == 0 && c->dmarc)
+		r = authres_add(a, "dmarc", dmarc_res_name(c->dmarc->res),
+				c->dmarc->why, "header.from", c->from,
+				c->dmarc->res == DMARC_FAIL ? "policy.dmarc" :
+				NULL, dmarc_policy_name(c->dmarc->applied));
 	return r;
 }
 
-/* inbound_end - verdicts, and the header into its room */
-int inbound_end(struct inbound *ib, const struct session *s,
-		struct qwriter *w)
+/* dmarc - the DMARC verdict of the message: the From: domain, SPF's
+ * MAIL FROM domain if it passed, the d= of every passing signature */
+static int dmarc(const struct inbound *ib, const struct session *s,
+		 struct dns *d, struct dmarc_result *out)
 {
-	struct checks c = {s->spf_done ? &s->spf : NULL, &ib->dkim};
+	const char *dk[DKIMV_SIGS_MAX];
+	struct dmarc_in in = {ib->dkim.from.s, NULL, dk, 0};
+	const struct psl *p;
+	size_t i;
+
+	memset(out, 0, sizeof *out);
+	if (ib->dkim.from_r < 0) {
+		/* RFC 7489 6.6.1 leaves it to us: no From:, two, or a list
+		 * of authors is no domain to judge (docs/authentication.md) */
+		out->res = DMARC_PERMERROR;
+		out->why = "not one From: address";
+		return ib->dkim.from_r == -ENOMEM ? -ENOMEM : 0;
+	}
+	if (psl_default(&p) < 0) {
+		out->res = DMARC_TEMPERROR;
+		out->why = "no public suffix list";
+		return 0;
+	}
+	if (s->spf_done && !s->spf.helo && s->spf.res == SPF_PASS)
+		in.spf_domain = s->spf.domain.s;	/* never HELO (3.1.2) */
+	for (i = 0; i < ib->dkim.nsig; i++)
+		if (ib->dkim.sig[i].res == DKIMV_PASS)
+			dk[in.ndkim++] = ib->dkim.sig[i].sig.d.s;
+	return dmarc_check(d, p, &in, now_ms() + DMARC_DEADLINE_MS, out);
+}
+
+/* refused - does control/dmarcreject refuse a message with verdict V? */
+static int refused(const struct session *s, const struct dmarc_result *v)
+{
+	unsigned long on = 1;
+
+	if (v->res != DMARC_FAIL || v->applied != DMARC_P_REJECT)
+		return 0;	/* temperror above all: never */
+	if (ctl_get_ulong(s->root, "dmarcreject", 1, &on) < 0)
+		on = 1;	/* unreadable: the default */
+	return on != 0;
+}
+
+/* inbound_end - verdicts, and the header into its room; *REFUSE set when
+ * the message must be refused for its DMARC policy */
+int inbound_end(struct inbound *ib, const struct session *s,
+		struct qwriter *w, int *refuse)
+{
+	struct dmarc_result dm;
+	struct checks c = {s->spf_done ? &s->spf : NULL, &ib->dkim, &dm,
+			   ib->dkim.from.s};
 	struct authres a;
 	struct dns *d = NULL;
 	struct str h = STR_INIT;
 	int r;
 
+	*refuse = 0;
 	if (!ib->on)
 		return 0;
 	memset(&a, 0, sizeof a);
-	if (ib->dkim.nsig && dns_open(&d, s->root, DKIM_TRY_MS) < 0)
-		d = NULL;	/* every key lookup: temperror */
+	if (dns_open(&d, s->root, DKIM_TRY_MS) < 0)
+		d = NULL;	/* every lookup: temperror */
 	r = dkimv_finish(&ib->dkim, d, now_ms() + DKIM_DEADLINE_MS);
+	if (r == 0)
+		r = dmarc(ib, s, d, &dm);
 	dns_close(d);
+	if (r == 0)
+		*refuse = refused(s, &dm);
 	if (r == 0)
 		r = inbound_results(&c, &a);
 	if (r == 0)

@@ -239,7 +239,8 @@ def test_forged_ar_removed_other_ids_kept_auth_gets_none(t):
     # spf=: whatever this machine's resolver says (test_spf_smtpd)
     assert re.fullmatch(rb"Authentication-Results: mx\.example\.test;\n"
                         rb"\tspf=\w+ smtp\.mailfrom=signer\.test;\n"
-                        rb"\tdkim=none\n", fields[0]), fields
+                        rb"\tdkim=none;\n\tdmarc=\w+ "
+                        rb"header\.from=signer\.test\n", fields[0]), fields
     assert fields[1] == b"Authentication-Results: other.example; " \
         b"dkim=pass\n", fields
     # authenticated (127.0.0.1 may AUTH in plaintext): nothing added or

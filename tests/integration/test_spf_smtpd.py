@@ -32,9 +32,10 @@ RECORDS = [
 MSG = b"From: a@b.test\r\nSubject: spf\r\n\r\nhello\r\n.\r\n"
 
 
-def txn(sender, rcpt="bob@example.test"):
+def txn(sender, msg=MSG, rcpt="bob@example.test"):
+    """one transaction's commands and MSG (CR LF, ending in ".")"""
     return (f"MAIL FROM:<{sender}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n"
-            .encode() + MSG)
+            .encode() + msg)
 
 
 def run(t, *txns, helo="client.example", pre="", ip=IP):
@@ -63,7 +64,7 @@ def spf(msg):
     return out, methods
 
 
-def test_spf_results_in_header_spf_before_dkim(t):
+def test_spf_results_in_header_spf_dkim_dmarc(t):
     setup(t)
     with dnsmasq(t, *RECORDS):
         lines, msgs = run(t, "x@pass.test", "x@fail.test", "x@soft.test",
@@ -76,7 +77,7 @@ def test_spf_results_in_header_spf_before_dkim(t):
         [("softfail", "mailfrom", "soft.test")],
         [("none", "mailfrom", "none.test")],
         [("permerror", "mailfrom", "perm.test")]], got
-    assert all(g[1] == ["spf", "dkim"] for g in got), got
+    assert all(g[1] == ["spf", "dkim", "dmarc"] for g in got), got
     # the log line names the last transaction's result
     assert "; last spf permerror perm.test" in t.err, t.err
 
