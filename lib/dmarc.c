@@ -156,6 +156,8 @@ static int has(const struct psl *p, char kind, const char *name, size_t len,
 {
 	const char *k;
 
+	if (!p->n)
+		return 0;	/* bsearch wants an array, even empty */
 	str_trunc(key, 0);
 	if (str_catb(key, &kind, 1) < 0 || str_catb(key, name, len) < 0)
 		return -ENOMEM;
