@@ -427,6 +427,23 @@ static int aligned_any(const struct psl *p, const struct dmarc_in *in,
 	return 0;
 }
 
+/* aligned_temp - might an identifier that could not be checked for
+ * now have aligned? Then a fail is no verdict (a DNS timeout must never
+ * lead to a permanent refusal); relaxed unless both modes are strict:
+ * in doubt, no refusal */
+static int aligned_temp(const struct psl *p, const struct dmarc_in *in,
+			const struct dmarc_record *rec)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < in->ntemp; i++)
+		if ((r = dmarc_aligned(p, in->temp_d[i], in->from,
+				       rec->adkim_strict && rec->aspf_strict)))
+			return r;
+	return 0;
+}
+
 /* find - the record for IN's From: domain, its own or its org's */
 static int find(struct dns *d, const struct psl *p, const char *from,
 		struct dmarc_record *rec, int *sub)
@@ -476,6 +493,13 @@ int dmarc_check(struct dns *d, const struct psl *p, const struct dmarc_in *in,
 	if (r < 0)
 		return r;
 	out->res = r ? DMARC_PASS : DMARC_FAIL;
+	if (out->res == DMARC_FAIL && (r = aligned_temp(p, in, &rec))) {
+		if (r < 0)
+			return r;
+		out->res = DMARC_TEMPERROR;
+		out->why = "SPF or DKIM temperror";
+		return 0;
+	}
 	out->applied = out->policy;
 	/* pct=: the policy for that share of failures, the next milder one
 	 * for the others (RFC 7489 6.6.4) */

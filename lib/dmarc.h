@@ -19,7 +19,9 @@
  *   dmarc_check()    _dmarc.FROM, then _dmarc.ORG through lib/dns under
  *                    one deadline, alignment of the passing SPF (MAIL
  *                    FROM, never HELO) and DKIM d= domains, the verdict
- *                    and the policy applied after pct= sampling
+ *                    and the policy applied after pct= sampling; a
+ *                    fail that an aligned identifier's temperror may
+ *                    have caused is a temperror
  *
  * Results: 0 with the verdict, -ENOMEM; every DNS or record problem is a
  * verdict. A DNS timeout or failure is DMARC_TEMPERROR, which no caller
@@ -58,6 +60,10 @@ struct dmarc_in {
 	const char *spf_domain;		/* NULL unless SPF passed MAIL FROM */
 	const char *const *dkim_d;	/* d= of each passing signature */
 	size_t ndkim;
+	/* the domains whose SPF (MAIL FROM) or DKIM check was a
+	 * temperror: one of them aligned turns a fail into a temperror */
+	const char *const *temp_d;
+	size_t ntemp;
 };
 
 struct dmarc_result {

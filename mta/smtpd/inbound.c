@@ -195,8 +195,8 @@ int inbound_results(const struct checks *c, struct authres *a)
 static int dmarc(const struct inbound *ib, const struct session *s,
 		 struct dns *d, struct dmarc_result *out)
 {
-	const char *dk[DKIMV_SIGS_MAX];
-	struct dmarc_in in = {ib->dkim.from.s, NULL, dk, 0};
+	const char *dk[DKIMV_SIGS_MAX], *tmp[DKIMV_SIGS_MAX + 1];
+	struct dmarc_in in = {ib->dkim.from.s, NULL, dk, 0, tmp, 0};
 	const struct psl *p;
 	size_t i;
 
@@ -215,9 +215,15 @@ static int dmarc(const struct inbound *ib, const struct session *s,
 	}
 	if (s->spf_done && !s->spf.helo && s->spf.res == SPF_PASS)
 		in.spf_domain = s->spf.domain.s;	/* never HELO (3.1.2) */
+	if (s->spf_done && !s->spf.helo && s->spf.res == SPF_TEMPERROR &&
+	    s->spf.domain.len)
+		tmp[in.ntemp++] = s->spf.domain.s;
 	for (i = 0; i < ib->dkim.nsig; i++)
 		if (ib->dkim.sig[i].res == DKIMV_PASS)
 			dk[in.ndkim++] = ib->dkim.sig[i].sig.d.s;
+		else if (ib->dkim.sig[i].res == DKIMV_TEMPERROR &&
+			 ib->dkim.sig[i].sig.d.len)
+			tmp[in.ntemp++] = ib->dkim.sig[i].sig.d.s;
 	return dmarc_check(d, p, &in, now_ms() + DMARC_DEADLINE_MS, out);
 }
 

@@ -139,6 +139,26 @@ def test_not_one_from_is_permerror_accepted(t):
         assert dmarc(m)[0] == ("permerror", None, None), dmarc(m)
 
 
+def test_aligned_spf_temperror_is_temperror_not_refused(t):
+    setup(t)
+    port = free_dns_port()      # slow.test is forwarded there: no answer
+    recs = RECORDS + [f"--server=/slow.test/127.0.0.1#{port}",
+                      txt_opt("tmp.rej.test",
+                              "v=spf1 include:a.slow.test -all")]
+    with dnsmasq(t, *recs):
+        # the MAIL FROM domain aligns with From: but SPF could not say:
+        # p=reject must not turn that into a permanent 550
+        lines, m = one(t, "x@tmp.rej.test", msg("rej.test"))
+        assert m is not None, lines
+        (f,) = [a for a in ar(m) if ME.encode() in a.split(b";")[0]]
+        assert re.search(rb"spf=temperror .*smtp\.mailfrom=tmp\.rej\.test",
+                         f), f
+        assert dmarc(m)[0] == ("temperror", "rej.test", None), dmarc(m)
+        # an unaligned SPF temperror changes nothing: refused
+        lines, m = one(t, "x@a.slow.test", msg("rej.test"))
+        assert m is None and "550" in codes(lines), lines
+
+
 def test_dns_never_answers_is_temperror_accepted(t):
     setup(t)
     with open(t.path("control", "resolvers"), "w") as f:
