@@ -16,6 +16,7 @@
 
 #include "dkimv.h"
 #include "dns.h"
+#include "qsign.h"
 #include "sasl.h"
 
 #define IS_FWS(c) ((c) == ' ' || (c) == '\t' || (c) == '\r' || (c) == '\n')
@@ -533,6 +534,9 @@ static int header_end(struct dkimv *v, size_t n)
 				    v->head.s + p[0], p[1]);
 	}
 	str_free(&fld);
+	v->from_r = qsign_from_domain(v->head.s ? v->head.s : "", n, &v->from);
+	if (v->from_r == -ENOMEM && r == 0)
+		r = -ENOMEM;
 	str_free(&v->head);
 	v->state = V_BODY;
 	return r;
@@ -543,6 +547,7 @@ void dkimv_start(struct dkimv *v)
 {
 	memset(v, 0, sizeof *v);
 	v->bol = 1;
+	v->from_r = -ENODATA;
 	v->now = time(NULL);
 }
 
@@ -576,6 +581,7 @@ int dkimv_put(struct dkimv *v, const void *buf, size_t n)
 	}
 	if (v->head.len + i >= DKIMV_HEAD_MAX) {
 		v->toobig = 1;
+		v->from_r = -E2BIG;
 		v->state = V_DONE;
 		str_free(&v->head);
 		return 0;
@@ -765,5 +771,6 @@ void dkimv_free(struct dkimv *v)
 		dkim_body_free(&v->sig[i].body);
 	}
 	str_free(&v->head);
+	str_free(&v->from);
 	v->nsig = 0;
 }

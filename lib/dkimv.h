@@ -31,6 +31,9 @@
  * body, as RFC 6376 says; the A-R header shows nothing more, so a reader
  * that cares must look at the signature (docs/authentication.md).
  *
+ * The From: domain is taken from the header on the way (v.from, for
+ * DMARC: the verifier is the one place that keeps the header).
+ *
  * The parsers are exposed for tests and the fuzz target:
  *   dkimv_tags()      a tag=value list (3.2): tags and value spans, at
  *                     most DKIMV_TAGS_MAX; a repeated tag is -EINVAL
@@ -95,6 +98,11 @@ struct dkimv {
 	size_t nsig;
 	struct dkimv_one sig[DKIMV_SIGS_MAX];
 	int toobig;		/* the header passed DKIMV_HEAD_MAX */
+	/* the header's one From: domain, folded, for DMARC; from_r: 0, or
+	 * qsign_from_domain's error (-EINVAL: no From:, two, or not one
+	 * address), -E2BIG for a header too large */
+	struct str from;
+	int from_r;
 	time_t now;		/* for x=; dkimv_start sets it, tests may too */
 };
 

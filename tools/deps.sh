@@ -23,6 +23,10 @@ need cc gcc
 need /usr/include/stdio.h libc6-dev
 need make make
 need python3 python3
+# the Public Suffix List: mta-smtpd's DMARC finds organizational domains
+# with it at run time (lib/dmarc, docs/authentication.md); its test
+# vectors (test_psl.txt) are test_dmarc's
+need /usr/share/publicsuffix/public_suffix_list.dat publicsuffix
 if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # the real peers of tests/integration (docs/testing.md): swaks and its
     # TLS and IPv6 modules, curl and fetchmail (POP3 clients), dnsmasq

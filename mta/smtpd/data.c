@@ -40,6 +40,7 @@ struct dstate {
 	struct qwriter w;
 	struct qsign qs;	/* the message's way into w */
 	struct inbound ib;	/* before qs: the checks of mail from others */
+	int dmarc;		/* refused for its DMARC policy */
 	struct hdrscan hs;	/* the hop count of the stored header */
 	struct str line;	/* the current line, bounded */
 	struct str buf;		/* stored bytes not yet written */
@@ -172,7 +173,7 @@ void data_receive(struct session *s)
 	struct dstate d;
 	struct str id = STR_INIT, got = STR_INIT;
 	/* mail from others: checked, never signed (docs/authentication.md) */
-	int r, ch, mx = !(s->auth_user.len || s->relay || s->pbs);
+	int r, ch, mx = inbound_mx(s);
 
 	memset(&d, 0, sizeof d);
 	d.start_ok = 1;
@@ -231,8 +232,8 @@ void data_receive(struct session *s)
 	/* the key lookups only for a message that will be kept */
 	if (!d.bad && !d.toolong && !d.over && !d.werr &&
 	    !hdrscan_looped(&d.hs, 0))
-		d.werr = inbound_end(&d.ib, s->root, s->me.s, &d.w);
-	if (d.bad || d.toolong || d.over || d.werr ||
+		d.werr = inbound_end(&d.ib, s, &d.w, &d.dmarc);
+	if (d.bad || d.toolong || d.over || d.werr || d.dmarc ||
 	    hdrscan_looped(&d.hs, 0)) {
 		const char *why = d.bad ? "554 5.6.0 message refused: bare CR, "
 				  "bare LF or NUL byte in the data" :
@@ -241,7 +242,8 @@ void data_receive(struct session *s)
 				  d.over ? "552 5.3.4 message size exceeds "
 				  "fixed maximum message size" :
 				  d.werr ? "451 4.3.0 cannot write the queue "
-				  "file" : "554 5.4.6 " HDRSCAN_LOOP_TEXT;
+				  "file" : d.dmarc ? INBOUND_REFUSE_DMARC :
+				  "554 5.4.6 " HDRSCAN_LOOP_TEXT;
 
 		qw_abort(&d.w);
 		(void)conn_reply(&s->c, "%s", why);

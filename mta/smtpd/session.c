@@ -45,6 +45,8 @@ static void txn_reset(struct session *s)
 	qenv_free(&s->env);
 	qenv_init(&s->env);
 	s->mail = 0;
+	spf_result_free(&s->spf);
+	s->spf_done = 0;	/* each MAIL checks afresh */
 }
 
 /* auth_offered - may AUTH be used here? Never in plaintext on 587 */
@@ -204,6 +206,11 @@ static void cmd_mail(struct session *s, const char *arg)
 		refuse(s, r < 0 ? "451 4.3.0 cannot read control/badmailfrom"
 			  : "553 5.7.1 sorry, your envelope sender is in my "
 			    "badmailfrom list");
+		return;
+	}
+	if ((why = inbound_spf(s))) {
+		txn_reset(s);
+		refuse(s, why);
 		return;
 	}
 	s->mail = 1;
@@ -512,7 +519,7 @@ void session_run(struct session *s)
 	if (s->c.dead && !strcmp(s->end.s, "eof"))
 		set_end(s, "write error");
 	(void)log_write(2, "mta-smtpd", "session %s helo %s auth %s tls %s: "
-			"queued %lu%s%s refused %lu%s%s; end %s%s%s",
+			"queued %lu%s%s refused %lu%s%s; end %s%s%s%s%s",
 			s->ip.s, s->helo.len ? s->helo.s : "-",
 			s->auth_user.len ? s->auth_user.s : "-",
 			s->tls ? "yes" : "no", s->msgs, s->ids.len ? " " : "",
@@ -520,10 +527,13 @@ void session_run(struct session *s)
 			s->reason.len ? " last: " : "",
 			s->reason.len ? s->reason.s : "", s->end.s,
 			s->rbl_log.len ? "; rbl " : "",
-			s->rbl_log.len ? s->rbl_log.s : "");
+			s->rbl_log.len ? s->rbl_log.s : "",
+			s->spf_log.len ? "; last spf " : "",
+			s->spf_log.len ? s->spf_log.s : "");
 	str_free(&line);
 	str_free(&s->rbl);
 	str_free(&s->rbl_log);
+	str_free(&s->spf_log);
 	txn_reset(s);
 }
 
@@ -542,6 +552,8 @@ void session_free(struct session *s)
 	str_free(&s->end);
 	str_free(&s->rbl);
 	str_free(&s->rbl_log);
+	str_free(&s->spf_log);
+	spf_result_free(&s->spf);
 	qenv_free(&s->env);
 	explicit_bzero(s, sizeof *s);
 }

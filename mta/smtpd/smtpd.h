@@ -10,8 +10,8 @@
  *   auth.c     AUTH PLAIN, LOGIN and CRAM-MD5: SMTP's framing of lib/sasl
  *              and lib/login (pop3d's rules too), the slow-down
  *   rbl.c      DNS blocklists (control/rblservers) and RBLSMTPD at connect
- *   inbound.c  the checks on mail from others (DKIM; SPF and DMARC to
- *              come) and the Authentication-Results header
+ *   inbound.c  the checks on mail from others (SPF at MAIL, DKIM and
+ *              DMARC after DATA) and the Authentication-Results header
  *
  * The connection itself (bounded line reads, reply buffering for
  * PIPELINING, TLS, deadlines) is lib/conn.h, shared with pop3d and
@@ -32,9 +32,11 @@
 #include "authres.h"
 #include "conn.h"
 #include "dkimv.h"
+#include "dmarc.h"
 #include "limit.h"
 #include "peer.h"
 #include "qsign.h"
+#include "spf.h"
 #include "queue.h"
 #include "str.h"
 
@@ -57,10 +59,13 @@ struct session {
 	const char *dummy_hash;	/* checked for unknown users: same time */
 	struct qenv env;
 	struct str rbl;		/* the reply for a blocked client, else "" */
+	/* the current transaction's SPF result (MX path only, inbound.c) */
+	int spf_done;
+	struct spf_result spf;
 	int quit;
 	/* for the log line */
 	unsigned long msgs, refused;
-	struct str ids, reason, end, rbl_log;
+	struct str ids, reason, end, rbl_log, spf_log;
 };
 
 /* session.c */
@@ -85,6 +90,8 @@ void data_receive(struct session *s);
 
 /* inbound.c */
 #define INBOUND_RESULTS_MAX (DKIMV_SIGS_MAX + 2)	/* dkim=, spf=, dmarc= */
+#define INBOUND_REFUSE_DMARC "550 5.7.1 message refused: it fails the " \
+	"DMARC policy (p=reject) of its From: domain"
 
 struct inbound {
 	int on;			/* the MX path: checked, A-R added */
@@ -95,7 +102,10 @@ struct inbound {
 
 /* the results of one message, whatever checks produced them */
 struct checks {
+	const struct spf_result *spf;	/* NULL: not checked */
 	const struct dkimv *dkim;
+	const struct dmarc_result *dmarc;	/* NULL: not checked */
+	const char *from;			/* its header.from */
 };
 
 int inbound_start(struct inbound *ib, struct qwriter *w, const char *me,
@@ -104,8 +114,10 @@ int inbound_put(struct inbound *ib, struct qsign *qs, const char *b,
 		size_t n);
 int inbound_flush(struct inbound *ib, struct qsign *qs);
 int inbound_results(const struct checks *c, struct authres *a);
-int inbound_end(struct inbound *ib, const char *root, const char *me,
-		struct qwriter *w);
+int inbound_end(struct inbound *ib, const struct session *s,
+		struct qwriter *w, int *refuse);
+int inbound_mx(const struct session *s);
+const char *inbound_spf(struct session *s);
 void inbound_free(struct inbound *ib);
 
 /* auth.c */

@@ -254,6 +254,21 @@ def txt_opt(name, txt):
     return f"--txt-record={name}," + ",".join(parts)
 
 
+def dns_queries(t):
+    """the names asked of t's dnsmasq servers started with --log-queries"""
+    out = []
+    for path in glob.glob(os.path.join(t.tmp, "dnsmasq-*.log")):
+        out += re.findall(r"query\[\w+\] (\S+) from", open(path).read())
+    return out
+
+
+def ar(msg):
+    """the Authentication-Results fields of MSG's header"""
+    head = msg.split(b"\n\n", 1)[0] + b"\n"
+    return re.findall(rb"^Authentication-Results:.*\n(?:[ \t].*\n)*", head,
+                      re.M | re.I)
+
+
 # --- a fake MX ----
 
 class MX:
