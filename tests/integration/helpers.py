@@ -78,12 +78,29 @@ class Ctx:
                 f"want {check}\nstdout: {p.out}\nstderr: {p.err}")
         return p
 
-    def init(self, *args):
-        """Create a root with `facteur init --dev` and make it current."""
+    def init(self, *args, machine_dns=False):
+        """Create a root with `facteur init --dev` and make it current;
+        with no resolver that answers (no_dns) unless machine_dns, which
+        leaves control/ as init made it (the machine's resolver)."""
         self.root = os.path.join(self.tmp, "root")
         self.run("facteur", "init", "--root", self.root, "--dev", *args,
                  root=False, check=0)
+        if not machine_dns:
+            self.no_dns()
         return self.root
+
+    def no_dns(self):
+        """control/resolvers naming UDP port 9 of loopback, where nothing
+        listens: every question fails at once (port unreachable), so that
+        the checks of the MX path (SPF, DKIM, DMARC, DNSBL) never ask this
+        machine's own resolver, which may be slow or absent (CI). Tests
+        that want answers start dnsmasq(), which rewrites the file."""
+        path = self.path("control", "resolvers")
+        with open(path, "w") as f:
+            f.write("127.0.0.1:9\n")
+        if os.geteuid() == 0:
+            st = os.stat(self.path("control"))
+            os.lchown(path, st.st_uid, st.st_gid)
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)

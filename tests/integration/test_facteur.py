@@ -75,7 +75,7 @@ def cn(cert):
 
 
 def test_init_layout(ctx):
-    root = ctx.init()
+    root = ctx.init(machine_dns=True)
     assert mode(root) == 0o755
     for d, m in DIRS.items():
         p = ctx.path(d)
