@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -347,25 +348,24 @@ int qw_reserve(struct qwriter *w, size_t n, off_t *off_r)
  * after a '_' padding record of N zero bytes that readers skip */
 int qw_top_room(struct qwriter *w, size_t n)
 {
-	unsigned char t[5 + 9];
-	size_t k;
+	unsigned char *t;
 	int r;
 
 	if (w->body_len || w->top_room || n > REC_MAX - 5)
 		return -EINVAL;
+	/* the '_' record, its N zero bytes and the moved 'M' record in one
+	 * write: a few KiB, once a message */
+	t = calloc(1, 5 + n + 9);
+	if (!t)
+		return -ENOMEM;
 	t[0] = '_';
 	put_u32(t + 1, (uint32_t)n);
+	t[5 + n] = 'M';
 	if (lseek(w->fd, w->len_pos - 1, SEEK_SET) < 0)
-		return -errno;
-	r = fsx_write_all(w->fd, t, 5);
-	for (k = n; k && r == 0; k -= k < 5 ? k : 5) {
-		memset(t, 0, 5);
-		r = fsx_write_all(w->fd, t, k < 5 ? k : 5);
-	}
-	t[0] = 'M';
-	memset(t + 1, 0, 8);
-	if (r == 0)
-		r = fsx_write_all(w->fd, t, 9);
+		r = -errno;
+	else
+		r = fsx_write_all(w->fd, t, 5 + n + 9);
+	free(t);
 	if (r < 0)
 		return r;
 	w->len_pos += 5 + (off_t)n;
