@@ -58,6 +58,10 @@ import smtp_compare as sc  # noqa: E402  (Facteur, tree_cpu, emit, note)
 sys.path.insert(0, sc.SHARED)
 import benchlib as bl  # noqa: E402  (smtp_source_path, CpuMeter, settle)
 
+# the tests' helpers: dnsmasq's TXT option and a DKIM RSA key
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+from helpers import rsa_key, txt_opt  # noqa: E402
+
 sys.path.append("/usr/lib/python3/dist-packages")
 import dkim  # noqa: E402
 
@@ -67,23 +71,6 @@ SENDER = f"bench@{DOMAIN}"
 RCPT = "user1@example.test"
 DNSMASQ = "/usr/sbin/dnsmasq"
 RULES = {"on": ":allow\n", "off": '127.:allow,RELAYCLIENT=""\n:allow\n'}
-
-
-def txt_opt(name, txt):
-    """dnsmasq's --txt-record, strings of at most 255 bytes (as
-    tests/integration/helpers.txt_opt)"""
-    parts = [txt[i:i + 255] for i in range(0, len(txt), 255)] or [""]
-    return f"--txt-record={name}," + ",".join(parts)
-
-
-def rsa_key(bits):
-    pem = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA",
-                          "-pkeyopt", f"rsa_keygen_bits:{bits}"],
-                         check=True, capture_output=True).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubout", "-outform", "DER"],
-                         input=pem, check=True, capture_output=True).stdout
-    import base64
-    return pem, base64.b64encode(der).decode()
 
 
 def message(pem, size):

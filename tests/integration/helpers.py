@@ -19,6 +19,7 @@ else:
               it (independent of lib/queue.c), qf_build/qf_new write one,
               queue_files/queued list the queue.
 """
+import base64
 import contextlib
 import glob
 import os
@@ -269,6 +270,17 @@ def txt_opt(name, txt):
     long DKIM key record is published"""
     parts = [txt[i:i + 255] for i in range(0, len(txt), 255)] or [""]
     return f"--txt-record={name}," + ",".join(parts)
+
+
+def rsa_key(bits):
+    """(PEM private key, DKIM p= value: the DER public key in base64) of
+    a new RSA key of BITS, made by the openssl tool"""
+    pem = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA",
+                          "-pkeyopt", f"rsa_keygen_bits:{bits}"],
+                         check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubout", "-outform", "DER"],
+                         input=pem, check=True, capture_output=True).stdout
+    return pem, base64.b64encode(der).decode()
 
 
 def dns_queries(t):

@@ -19,7 +19,7 @@ import sys
 import time
 
 from helpers import ar, dnsmasq, free_dns_port, queued, read_queue_file, \
-    txt_opt
+    rsa_key, txt_opt
 from test_smtpd import codes, inetd, setup
 
 sys.path.append("/usr/lib/python3/dist-packages")
@@ -28,16 +28,6 @@ import nacl.signing  # noqa: E402  python3-nacl, dkimpy's Ed25519
 
 D = "signer.test"
 ME = "mx.example.test"
-
-
-def rsa_key(t, bits):
-    """(PEM private key, p= value) of a new RSA key"""
-    pem = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA",
-                          "-pkeyopt", f"rsa_keygen_bits:{bits}"],
-                         check=True, capture_output=True).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubout", "-outform", "DER"],
-                         input=pem, check=True, capture_output=True).stdout
-    return pem, base64.b64encode(der).decode()
 
 
 def ed_key():
@@ -121,9 +111,9 @@ def dkimpy_verdicts(msg, recs):
 
 def test_verify_corpus_agrees_with_dkimpy(t):
     setup(t)
-    rsa, rsa_p = rsa_key(t, 2048)
-    rsa1k, rsa1k_p = rsa_key(t, 1024)
-    small, small_p = rsa_key(t, 512)
+    rsa, rsa_p = rsa_key(2048)
+    rsa1k, rsa1k_p = rsa_key(1024)
+    small, small_p = rsa_key(512)
     ed, ed_p = ed_key()
     recs = {f"r2048._domainkey.{D}": f"v=DKIM1; k=rsa; p={rsa_p}",
             f"r1024._domainkey.{D}": f"v=DKIM1; p={rsa1k_p}",
@@ -182,7 +172,7 @@ def test_verify_corpus_agrees_with_dkimpy(t):
 
 def test_rsa_sha1_fails(t):
     setup(t)
-    rsa, rsa_p = rsa_key(t, 1024)
+    rsa, rsa_p = rsa_key(1024)
     m = sign(MSG, "r", rsa, algo=b"rsa-sha1")
     with dnsmasq(t, txt_opt(f"r._domainkey.{D}", f"v=DKIM1; p={rsa_p}")):
         (q,) = send(t, [m])

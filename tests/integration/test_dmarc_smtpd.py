@@ -13,8 +13,9 @@ question is asked.
 import base64
 import re
 
-from helpers import ar, dns_queries, dnsmasq, free_dns_port, txt_opt
-from test_dkim_verify import rsa_key, sign
+from helpers import ar, dns_queries, dnsmasq, free_dns_port, rsa_key, \
+    txt_opt
+from test_dkim_verify import sign
 from test_smtpd import codes, setup
 from test_spf_smtpd import IP, ME, run, txn
 
@@ -108,7 +109,7 @@ def test_reject_refused_after_data_nothing_queued(t):
 
 def test_dkim_relaxed_alignment_through_org_record(t):
     setup(t)
-    pem, p = rsa_key(t, 1024)
+    pem, p = rsa_key(1024)
     recs = RECORDS + [txt_opt("s._domainkey.rej.test", f"v=DKIM1; p={p}"),
                       txt_opt("s._domainkey.strict.test",
                               f"v=DKIM1; p={p}")]
