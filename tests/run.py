@@ -3,7 +3,7 @@
 
 Runs every C unit-test program in --unit (each prints `ok NAME` or
 `FAIL NAME: why` lines) and every `test_*` function of the Python modules in
-tests/integration/ (each gets a Ctx: the built programs and a temporary
+tests/integration/ and tests/hostile/ (each gets a Ctx: the built programs and a temporary
 root). Functions named `slow_*` run only with --slow. Ends with the line
 `N passed, M failed, K skipped` (a test that printed a line starting
 with SKIP could not run here and checked nothing: counted apart) and exits
@@ -71,16 +71,26 @@ def run_unit(unit_dir, patterns, results, times):
                             p.stderr[-4000:]))
 
 
+def test_files():
+    """(name, path) of every test module: tests/integration/ drives the
+    programs one feature at a time, tests/hostile/ attacks the whole system
+    (crash points, write faults, floods); both use helpers.Ctx"""
+    found = []
+    for sub in ("integration", "hostile"):
+        d = os.path.join(HERE, sub)
+        if not os.path.isdir(d):
+            continue
+        found += [(f, os.path.join(d, f)) for f in os.listdir(d)
+                  if f.startswith("test_") and f.endswith(".py")]
+    return sorted(found)
+
+
 def collect(slow, patterns, results):
     """[(label, function, alone)] of the selected tests, in name order; a
     module that does not load is a failure of its own"""
-    idir = os.path.join(HERE, "integration")
     tests = []
-    for fname in sorted(os.listdir(idir)):
-        if not (fname.startswith("test_") and fname.endswith(".py")):
-            continue
-        spec = importlib.util.spec_from_file_location(
-            fname[:-3], os.path.join(idir, fname))
+    for fname, path in test_files():
+        spec = importlib.util.spec_from_file_location(fname[:-3], path)
         mod = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(mod)
