@@ -202,6 +202,8 @@ FUZZ     += fuzz_vpop
 FUZZ     += fuzz_spf
 # lib/dmarc: DMARC records from DNS, the PSL lookup of From: domains
 FUZZ     += fuzz_dmarc
+# lib/dnscache: the TTLs of DNS answers from the network
+FUZZ     += fuzz_dnscache
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30

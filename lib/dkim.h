@@ -73,6 +73,7 @@
 
 struct evp_md_ctx_st;
 struct evp_pkey_st;
+struct evp_md_st;
 
 struct dkim_body {
 	struct evp_md_ctx_st *md;
@@ -104,6 +105,8 @@ int dkim_hdr_next(const char *h, size_t n, size_t *pos, const char **f_r,
 		  size_t *flen_r);
 int dkim_canon_header(struct str *out, const char *f, size_t n);
 
+/* dkim_sha256 - SHA-256, fetched once per process */
+const struct evp_md_st *dkim_sha256(void);
 int dkim_body_init(struct dkim_body *b);
 int dkim_body_init_v(struct dkim_body *b, int simple, uint64_t limit);
 int dkim_body_feed(struct dkim_body *b, const void *buf, size_t n);

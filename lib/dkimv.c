@@ -471,7 +471,7 @@ static int header_hash(struct dkimv_one *o, const char *hdr,
 		r = canon(&o->sig, &c, me.s, me.len);
 	if (r == 0 && c.len >= 2 && !memcmp(c.s + c.len - 2, "\r\n", 2))
 		c.len -= 2;
-	if (r == 0 && (EVP_Digest(c.s, c.len, o->hh, &hl, EVP_sha256(), NULL)
+	if (r == 0 && (EVP_Digest(c.s, c.len, o->hh, &hl, dkim_sha256(), NULL)
 		       != 1 || hl != DKIM_HASH_LEN))
 		r = -EIO;
 	str_free(&c);
@@ -620,9 +620,9 @@ int dkimv_end(struct dkimv *v)
 	return r;
 }
 
-/* pub_key - the EVP key of a record: SubjectPublicKeyInfo (or a bare
+/* decode_key - the EVP key of a record: SubjectPublicKeyInfo (or a bare
  * PKCS#1 RSAPublicKey, which some publish) for RSA, 32 bytes for Ed25519 */
-static EVP_PKEY *pub_key(const struct dkimv_key *k)
+static EVP_PKEY *decode_key(const struct dkimv_key *k)
 {
 	const unsigned char *p = (const unsigned char *)k->p.s;
 	EVP_PKEY *pk;
@@ -644,29 +644,87 @@ static EVP_PKEY *pub_key(const struct dkimv_key *k)
 	return pk;
 }
 
-/* sig_ok - does the signature verify with key PK: 1, 0 */
-static int sig_ok(const struct dkimv_one *o, EVP_PKEY *pk)
+/* The keys decoded last in this process, each with its RSA verification
+ * context made ready. OpenSSL 3 decodes a DER key and sets up a context
+ * through its provider machinery (fetches by name, locks), which costs
+ * more than the RSA verification itself; an MX receives most of its mail
+ * from a few senders' keys, and one mta-smtpd process serves many
+ * messages. Keyed by the record's key bytes, so a changed record is a new
+ * key: the cache never outlives DNS, it only spares the decoding. An
+ * RSA context may verify again and again once initialized
+ * (EVP_PKEY_verify(3)); Ed25519's one-shot context cannot. */
+#define KEYS_KEPT 16
+
+static struct kept_key {
+	int type;
+	struct str p;
+	EVP_PKEY *pk;
+	EVP_PKEY_CTX *rsa;	/* verify_init'ed, PKCS#1 v1.5, SHA-256 */
+} kept[KEYS_KEPT];
+static size_t kept_next;	/* the slot the next new key takes */
+
+/* rsa_ctx - a context ready to verify rsa-sha256 signatures with PK */
+static EVP_PKEY_CTX *rsa_ctx(EVP_PKEY *pk)
+{
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(pk, NULL);
+
+	if (c && (EVP_PKEY_verify_init(c) != 1 ||
+		  EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) != 1 ||
+		  EVP_PKEY_CTX_set_signature_md(c, dkim_sha256()) != 1)) {
+		EVP_PKEY_CTX_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+/* key_of - the kept entry of K, decoded and kept now if it was not;
+ * NULL: not a key (or no memory) */
+static struct kept_key *key_of(const struct dkimv_key *k)
+{
+	struct kept_key *e;
+	EVP_PKEY *pk;
+	size_t i;
+
+	for (i = 0; i < KEYS_KEPT; i++) {
+		e = &kept[i];
+		if (e->pk && e->type == k->type && e->p.len == k->p.len &&
+		    memcmp(e->p.s, k->p.s, k->p.len) == 0)
+			return e;
+	}
+	pk = decode_key(k);
+	if (!pk)
+		return NULL;
+	e = &kept[kept_next];
+	EVP_PKEY_CTX_free(e->rsa);
+	EVP_PKEY_free(e->pk);
+	e->rsa = NULL;
+	e->pk = pk;
+	e->type = k->type;
+	str_trunc(&e->p, 0);
+	if (str_catb(&e->p, k->p.s, k->p.len) < 0 ||
+	    (k->type == DKIM_RSA && !(e->rsa = rsa_ctx(pk)))) {
+		EVP_PKEY_free(e->pk);
+		e->pk = NULL;	/* a free slot again */
+		return NULL;
+	}
+	kept_next = (kept_next + 1) % KEYS_KEPT;
+	return e;
+}
+
+/* sig_ok - does the signature verify with the kept key E: 1, 0 */
+static int sig_ok(const struct dkimv_one *o, const struct kept_key *e)
 {
 	const unsigned char *b = (const unsigned char *)o->sig.b.s;
+	EVP_MD_CTX *m;
 	int ok;
 
-	if (o->sig.type == DKIM_RSA) {
-		EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(pk, NULL);
-
-		ok = c && EVP_PKEY_verify_init(c) == 1 &&
-		     EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) == 1 &&
-		     EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) == 1 &&
-		     EVP_PKEY_verify(c, b, o->sig.b.len, o->hh,
-				     DKIM_HASH_LEN) == 1;
-		EVP_PKEY_CTX_free(c);
-	} else {
-		EVP_MD_CTX *m = EVP_MD_CTX_new();
-
-		ok = m && EVP_DigestVerifyInit(m, NULL, NULL, NULL, pk) == 1 &&
-		     EVP_DigestVerify(m, b, o->sig.b.len, o->hh,
-				      DKIM_HASH_LEN) == 1;
-		EVP_MD_CTX_free(m);
-	}
+	if (o->sig.type == DKIM_RSA)
+		return EVP_PKEY_verify(e->rsa, b, o->sig.b.len, o->hh,
+				       DKIM_HASH_LEN) == 1;
+	m = EVP_MD_CTX_new();
+	ok = m && EVP_DigestVerifyInit(m, NULL, NULL, NULL, e->pk) == 1 &&
+	     EVP_DigestVerify(m, b, o->sig.b.len, o->hh, DKIM_HASH_LEN) == 1;
+	EVP_MD_CTX_free(m);
 	return ok;
 }
 
@@ -674,7 +732,7 @@ static int sig_ok(const struct dkimv_one *o, EVP_PKEY *pk)
 static void verdict(struct dkimv_one *o, const struct dkimv_key *k)
 {
 	const char *at = strchr(o->sig.i.s, '@');
-	EVP_PKEY *pk;
+	struct kept_key *e;
 
 	o->res = DKIMV_PERMERROR;
 	if (!k->p.len) {
@@ -690,19 +748,18 @@ static void verdict(struct dkimv_one *o, const struct dkimv_key *k)
 		o->why = "i= not d= under t=s";
 		return;
 	}
-	pk = pub_key(k);
-	if (!pk) {
+	e = key_of(k);
+	if (!e) {
 		o->why = "key record is not a key";
 		return;
 	}
 	o->res = DKIMV_FAIL;
-	if (o->sig.type == DKIM_RSA && EVP_PKEY_get_bits(pk) < 1024)
+	if (o->sig.type == DKIM_RSA && EVP_PKEY_get_bits(e->pk) < 1024)
 		o->why = "key under 1024 bits";
-	else if (sig_ok(o, pk))
+	else if (sig_ok(o, e))
 		o->res = DKIMV_PASS, o->why = NULL;
 	else
 		o->why = "signature mismatch";
-	EVP_PKEY_free(pk);
 }
 
 /* dkimv_check - O's verdict from its key record TXT (lookup result DNSR) */

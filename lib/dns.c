@@ -17,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "clock.h"
 #include "ctl.h"
+#include "dnscache.h"
 #include "name.h"
 #include "num.h"
 
@@ -28,6 +30,8 @@ struct dns {
 	size_t pending;		/* queries whose callback has not run */
 	int64_t deadline;	/* now_ms() after which queries are cancelled; 0: none */
 	int visible;		/* 1: any visible name may be asked (SPF) */
+	int cache;		/* 1: answers kept in lib/dnscache (dns_reuse) */
+	unsigned asked;		/* queries sent on this channel */
 };
 
 /* one query's outcome, filled in by its callback */
@@ -35,6 +39,7 @@ struct dq {
 	struct dns *d;
 	int type;		/* ns_t_a, ns_t_aaaa, ns_t_mx, ns_t_txt, ns_t_ptr */
 	const char *name;	/* dns_batch: what to ask when its turn comes */
+	const char *key;	/* the name its answer is kept under, or NULL */
 	int r;			/* 0 or a negative errno code (see dns.h) */
 	struct dns_addr *addrs;
 	size_t naddrs;
@@ -196,7 +201,17 @@ int dns_resolvers_csv(const char *lines, size_t count, struct str *csv,
 }
 
 /* dns_open - a channel with short tries and the configured servers */
+static int open_flags(struct dns **d_r, const char *root, int timeout_ms,
+		      int flags);
+
 int dns_open(struct dns **d_r, const char *root, int timeout_ms)
+{
+	return open_flags(d_r, root, timeout_ms, 0);
+}
+
+/* open_flags - dns_open() with more c-ares FLAGS */
+static int open_flags(struct dns **d_r, const char *root, int timeout_ms,
+		      int flags)
 {
 	struct ares_options o;
 	struct str lines = STR_INIT, csv = STR_INIT;
@@ -223,7 +238,7 @@ int dns_open(struct dns **d_r, const char *root, int timeout_ms)
 	memset(&o, 0, sizeof o);
 	o.timeout = timeout_ms > 0 ? timeout_ms : 5000;
 	o.tries = 2;
-	o.flags = ARES_FLAG_NOSEARCH;
+	o.flags = ARES_FLAG_NOSEARCH | flags;
 	o.lookups = (char *)"b";
 	if (ares_init_options(&d->ch, &o, ARES_OPT_TIMEOUTMS |
 			      ARES_OPT_TRIES | ARES_OPT_FLAGS |
@@ -253,6 +268,113 @@ void dns_close(struct dns *d)
 	ares_destroy(d->ch);
 	free(d);
 	ares_library_cleanup();
+}
+
+/* the file dns_open() read the servers from, as seen then: a change of
+ * inode, size or time means they may have changed */
+struct conf_id {
+	int exists;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+static void conf_id(const char *path, struct conf_id *id)
+{
+	struct stat st;
+
+	memset(id, 0, sizeof *id);
+	if (stat(path, &st) < 0)
+		return;
+	id->exists = 1;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->size = st.st_size;
+	id->mtime = st.st_mtim;
+}
+
+static int conf_same(const struct conf_id *a, const struct conf_id *b)
+{
+	return a->exists == b->exists && a->dev == b->dev &&
+	       a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* A kept channel is made again after this many queries: with its sockets
+ * kept open, every query of a channel leaves from the same source port,
+ * and a port that changes is half of what makes an answer hard to forge
+ * from outside (RFC 5452 9.2; c-ares 1.20 added udp_max_queries for
+ * this; Debian's 1.18 lacks it) */
+#define DNS_REUSE_QUERIES 64
+
+/* the resolver dns_reuse() keeps, and what it was made from */
+static struct {
+	struct dns *d;
+	struct str root;
+	int timeout_ms;
+	struct conf_id ctl, sys;
+	int64_t seen_ms;	/* when the files were last looked at */
+} kept;
+
+/* kept_fits - may the kept resolver serve ROOT with TIMEOUT_MS? */
+static int kept_fits(const char *root, int timeout_ms)
+{
+	return kept.d && strcmp(kept.root.s, root) == 0 &&
+	       kept.timeout_ms == timeout_ms &&
+	       kept.d->asked < DNS_REUSE_QUERIES;
+}
+
+/* hand_out - the kept resolver, as dns_open() would make it */
+static int hand_out(struct dns **d_r)
+{
+	kept.d->deadline = 0;
+	kept.d->visible = 0;
+	*d_r = kept.d;
+	return 0;
+}
+
+/* dns_reuse - see dns.h */
+int dns_reuse(struct dns **d_r, const char *root, int timeout_ms)
+{
+	struct conf_id ctl, sys;
+	struct str path = STR_INIT;
+	int r;
+
+	/* the files looked at once a second at most, not at every message */
+	if (kept_fits(root, timeout_ms) && now_ms() - kept.seen_ms < 1000)
+		return hand_out(d_r);
+	r = ctl_path(&path, root, "resolvers");
+	if (r < 0)
+		return r;
+	conf_id(path.s, &ctl);
+	str_free(&path);
+	/* dns_open() falls back on it when control/resolvers is empty */
+	conf_id("/etc/resolv.conf", &sys);
+	kept.seen_ms = now_ms();
+	if (kept.d && conf_same(&kept.ctl, &ctl) &&
+	    conf_same(&kept.sys, &sys)) {
+		if (kept_fits(root, timeout_ms))
+			return hand_out(d_r);
+	} else {
+		dnscache_clear();	/* other servers may answer otherwise */
+	}
+	dns_close(kept.d);
+	kept.d = NULL;
+	str_trunc(&kept.root, 0);
+	r = str_cats(&kept.root, root);
+	/* its UDP sockets stay open between queries (no socket, connect,
+	 * fcntl and close for each), DNS_REUSE_QUERIES queries each */
+	if (r == 0)
+		r = open_flags(&kept.d, root, timeout_ms, ARES_FLAG_STAYOPEN);
+	if (r < 0)
+		return r;
+	kept.d->cache = 1;
+	kept.timeout_ms = timeout_ms;
+	kept.ctl = ctl;
+	kept.sys = sys;
+	return hand_out(d_r);
 }
 
 /* pump - one wait for c-ares' sockets, at most until deadline (-1:
@@ -531,6 +653,19 @@ out:
 	ares_free_hostent(h);
 }
 
+/* parse_answer - a successful answer into q, by the question's type */
+static void parse_answer(struct dq *q, const unsigned char *abuf, int alen)
+{
+	if (q->type == ns_t_mx)
+		parse_mx(q, abuf, alen);
+	else if (q->type == ns_t_txt)
+		parse_txt(q, abuf, alen);
+	else if (q->type == ns_t_ptr)
+		parse_ptr(q, abuf, alen);
+	else
+		parse_addrs(q, abuf, alen);
+}
+
 /* answered - the callback of every query */
 static void answered(void *arg, int status, int timeouts,
 		     unsigned char *abuf, int alen)
@@ -544,16 +679,29 @@ static void answered(void *arg, int status, int timeouts,
 	 * answer that says "failed" (SERVFAIL, REFUSED, no route) */
 	if (q->name && status == ARES_ETIMEOUT)
 		q->r = -ETIMEDOUT;
-	if (status != ARES_SUCCESS || !abuf)
+	if (status != ARES_SUCCESS || !abuf || alen < 0)
 		return;
-	if (q->type == ns_t_mx)
-		parse_mx(q, abuf, alen);
-	else if (q->type == ns_t_txt)
-		parse_txt(q, abuf, alen);
-	else if (q->type == ns_t_ptr)
-		parse_ptr(q, abuf, alen);
-	else
-		parse_addrs(q, abuf, alen);
+	parse_answer(q, abuf, alen);
+	if (q->key && q->r == 0)
+		dnscache_put(q->key, q->type, now_ms(), abuf, (size_t)alen);
+}
+
+/* cached - answer q from lib/dnscache when D keeps answers and NAME's
+ * is there: 1, else 0 (and q->key set for its answer to be kept) */
+static int cached(struct dns *d, struct dq *q, const char *name)
+{
+	const unsigned char *m;
+	size_t n;
+
+	if (!d->cache)
+		return 0;
+	if (dnscache_get(name, q->type, now_ms(), &m, &n)) {
+		q->r = 0;
+		parse_answer(q, m, (int)n);
+		return 1;
+	}
+	q->key = name;
+	return 0;
 }
 
 /* ask - send one query; its result arrives in q at wait_all() */
@@ -563,7 +711,10 @@ static void ask(struct dns *d, struct dq *q, const char *name, int type)
 	q->d = d;
 	q->type = type;
 	q->r = -EAGAIN;
+	if (cached(d, q, name))
+		return;
 	d->pending++;
+	d->asked++;
 	ares_query(d->ch, name, ns_c_in, type, answered, q);
 }
 
@@ -710,9 +861,10 @@ static struct dq *batch_subs(struct dns *d, struct dns_q *q, size_t n,
 /* send_sub - ask one query of a batch (a bad name is answered already) */
 static void send_sub(struct dns *d, struct dq *q)
 {
-	if (q->r == -EINVAL)
+	if (q->r == -EINVAL || cached(d, q, q->name))
 		return;
 	d->pending++;
+	d->asked++;
 	ares_query(d->ch, q->name, ns_c_in, q->type, answered, q);
 }
 

@@ -43,6 +43,16 @@ struct dns;
 /* dns_open - a resolver using ROOT/control/resolvers (else /etc/resolv.conf); timeout_ms per query try */
 int dns_open(struct dns **d, const char *root, int timeout_ms);
 void dns_close(struct dns *d);
+/* dns_reuse - the process's resolver: made by dns_open() at the first
+ * call and kept, so that a process that checks many messages pays
+ * c-ares' set-up (config reads, random seed, sockets) once, not twice a
+ * message; made again when ROOT, timeout_ms, control/resolvers or
+ * /etc/resolv.conf (inode, size, mtime) changed, and after 64 queries
+ * (its sockets stay open between queries: new source ports now and then).
+ * It keeps successful answers for their TTL (lib/dnscache). Its deadline
+ * and name rule are reset to dns_open()'s. It belongs to lib/dns: never
+ * dns_close() it, and do not keep it across a fork in two processes. */
+int dns_reuse(struct dns **d, const char *root, int timeout_ms);
 /* dns_deadline - queries unanswered at now_ms() == ms fail with
    -ETIMEDOUT; 0: none */
 void dns_deadline(struct dns *d, int64_t ms);

@@ -27,7 +27,10 @@
  *                    (default 1) wants a p=reject failure refused
  *
  * inbound_results() is the one place where results become the header,
- * in RFC 8601's customary order spf, dkim, dmarc.
+ * in RFC 8601's customary order spf, dkim, dmarc. Every lookup goes
+ * through the process's one resolver (dns_reuse), which keeps answers
+ * for their TTL: a session process checks message after message from
+ * the same few senders (docs/authentication.md).
  */
 #include <errno.h>
 #include <string.h>
@@ -78,12 +81,10 @@ const char *inbound_spf(struct session *s)
 	s->spf_done = 0;
 	if (!inbound_mx(s))
 		return NULL;
-	r = dns_open(&d, s->root, SPF_TRY_MS);
-	if (r == 0) {
+	r = dns_reuse(&d, s->root, SPF_TRY_MS);
+	if (r == 0)
 		r = spf_check(d, s->ip.s, s->env.sender.s, s->helo.s,
 			      SPF_DEADLINE_MS, &s->spf);
-		dns_close(d);
-	}
 	if (r == -ENOMEM)
 		return "451 4.3.0 out of memory";
 	if (r < 0) {	/* no resolver, or a client address lib/spf rejects */
@@ -256,12 +257,11 @@ int inbound_end(struct inbound *ib, const struct session *s,
 	if (!ib->on)
 		return 0;
 	memset(&a, 0, sizeof a);
-	if (dns_open(&d, s->root, DKIM_TRY_MS) < 0)
+	if (dns_reuse(&d, s->root, DKIM_TRY_MS) < 0)
 		d = NULL;	/* every lookup: temperror */
 	r = dkimv_finish(&ib->dkim, d, now_ms() + DKIM_DEADLINE_MS);
 	if (r == 0)
 		r = dmarc(ib, s, d, &dm);
-	dns_close(d);
 	if (r == 0)
 		*refuse = refused(s, &dm);
 	if (r == 0)

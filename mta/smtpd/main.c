@@ -173,6 +173,7 @@ int main(int argc, char **argv)
 	struct str scheme = STR_INIT;
 	enum port_kind kind = PORT_SMTP;
 	const char *what;
+	const struct psl *psl;
 	int i, r, inetd = 0;
 	char ip[INET6_ADDRSTRLEN];
 
@@ -221,6 +222,11 @@ int main(int argc, char **argv)
 		if (r < 0)
 			msg_die(111, "cannot map the AUTH failure table: %s",
 				msg_err(r));
+		/* the public suffix list (DMARC) read once here, so that the
+		 * session processes share it instead of each parsing it
+		 * again every SERVER_USES sessions; none is not fatal: DMARC
+		 * then says temperror */
+		(void)psl_default(&psl);
 		/* returns only when it cannot go on: stop is 0 */
 		r = server_run(&srv, &what);
 		msg_die(111, "%s: %s", what, msg_err(r));

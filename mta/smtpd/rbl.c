@@ -143,7 +143,7 @@ static void ask(struct session *s, const char *lines, size_t count)
 	}
 	if (n == 0)
 		goto out;
-	r = dns_open(&d, s->root, RBL_TRY_MS);
+	r = dns_reuse(&d, s->root, RBL_TRY_MS);
 	if (r == 0)
 		r = dns_dnsbl(d, q, n, listed);
 	if (r < 0) {
@@ -158,8 +158,6 @@ static void ask(struct session *s, const char *lines, size_t count)
 			note(s, listed[i] == 1 ? "listed in" : "error", zone[i]);
 	}
 out:
-	if (d)
-		dns_close(d);
 	for (i = 0; names && i < n; i++)
 		str_free(&names[i]);
 	free(names);
