@@ -197,30 +197,40 @@ static int too_long(struct authres_filter *f, struct str *out)
 	return r;
 }
 
-/* authres_filter_put - N header (then body) bytes; what passes to OUT */
+/* authres_filter_put - N header (then body) bytes; what passes to OUT.
+ * A line at a time (memchr), not a byte: the header of a signed message
+ * is a few KiB, and every checked message goes through here */
 int authres_filter_put(struct authres_filter *f, const char *b, size_t n,
 		       struct str *out)
 {
-	size_t i;
+	size_t i = 0, len;
+	const char *nl;
 	int r = 0;
 
-	for (i = 0; i < n && r == 0; i++) {
-		char c = b[i];
-
+	while (i < n && r == 0) {
 		if (f->state == F_BODY)
 			return str_catb(out, b + i, n - i);
-		if (f->bol && c != ' ' && c != '\t')
+		if (f->bol && b[i] != ' ' && b[i] != '\t')
 			r = field_done(f, out);	/* a new field, or the end */
-		if (r == 0 && f->bol && c == '\n') {
+		if (r == 0 && f->bol && b[i] == '\n') {
 			f->state = F_BODY;
-			r = str_catc(out, c);
+			r = str_catc(out, '\n');
+			i++;
 			continue;
 		}
-		f->bol = c == '\n';
+		/* the rest of the line, through its LF, or what there is;
+		 * a held field grows only to one byte past the bound */
+		nl = memchr(b + i, '\n', n - i);
+		len = nl ? (size_t)(nl - (b + i)) + 1 : n - i;
+		if (f->state == F_HOLD &&
+		    len > AUTHRES_FIELD_MAX + 1 - f->field.len)
+			len = AUTHRES_FIELD_MAX + 1 - f->field.len;
+		f->bol = b[i + len - 1] == '\n';
 		if (r == 0 && f->state == F_PASS)
-			r = str_catc(out, c);
+			r = str_catb(out, b + i, len);
 		else if (r == 0 && f->state == F_HOLD)
-			r = str_catc(&f->field, c);
+			r = str_catb(&f->field, b + i, len);
+		i += len;
 		if (r == 0 && f->field.len > AUTHRES_FIELD_MAX)
 			r = too_long(f, out);
 	}

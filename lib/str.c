@@ -61,12 +61,6 @@ int str_cats(struct str *sa, const char *s)
 	return str_catb(sa, s, strlen(s));
 }
 
-/* str_catc - append one byte */
-int str_catc(struct str *sa, char c)
-{
-	return str_catb(sa, &c, 1);
-}
-
 /* str_vcatf - append printf-style output; -EINVAL when vsnprintf cannot
  * format it (an encoding error), which str.h's list of codes omits */
 int str_vcatf(struct str *sa, const char *fmt, va_list ap)

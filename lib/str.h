@@ -25,7 +25,6 @@ struct str {
 int str_ready(struct str *sa, size_t extra);
 int str_catb(struct str *sa, const void *buf, size_t n);
 int str_cats(struct str *sa, const char *s);
-int str_catc(struct str *sa, char c);
 int str_catf(struct str *sa, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int str_vcatf(struct str *sa, const char *fmt, va_list ap)
@@ -38,5 +37,18 @@ const char *str_cstr(const struct str *sa);
 int str_eqs(const struct str *sa, const char *s);
 void str_free(struct str *sa);
 void str_wipe(struct str *sa);
+
+/* str_catc - append one byte. Inline: DATA's line reader and the header
+ * parsers call it for every byte, and the call through str_catb and
+ * str_ready cost more than the copy */
+static inline int str_catc(struct str *sa, char c)
+{
+	if (sa->len + 2 <= sa->cap) {
+		sa->s[sa->len++] = c;
+		sa->s[sa->len] = 0;
+		return 0;
+	}
+	return str_catb(sa, &c, 1);
+}
 
 #endif
