@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "dmarc.h"
 #include "dns.h"
+#include "idna.h"
 
 struct psl {
 	char **rule;
@@ -43,19 +44,13 @@ void psl_free(struct psl *p)
 	free(p);
 }
 
-/* add - one rule of LEN bytes (the line's first word) */
-static int add(struct psl *p, size_t *cap, const char *w, size_t len)
+/* add_one - KIND and the folded NAME (LEN bytes) as a rule */
+static int add_one(struct psl *p, size_t *cap, char kind, const char *w,
+		   size_t len)
 {
-	char kind = 'R', *s;
+	char *s;
 	size_t i;
 
-	if (w[0] == '!') {
-		kind = 'E';
-		w++, len--;
-	} else if (len > 2 && w[0] == '*' && w[1] == '.') {
-		kind = 'W';	/* "*.ck": every child of ck is a suffix */
-		w += 2, len -= 2;
-	}
 	if (!len || len > 253)
 		return 0;	/* not a name: ignored */
 	if (p->n == *cap) {
@@ -78,6 +73,34 @@ static int add(struct psl *p, size_t *cap, const char *w, size_t len)
 	s[len + 1] = 0;
 	p->rule[p->n++] = s;
 	return 0;
+}
+
+/* add - one rule of LEN bytes (the line's first word); an IDN rule also
+ * in A-labels, which is how mail spells the names it is asked about */
+static int add(struct psl *p, size_t *cap, const char *w, size_t len)
+{
+	struct str a = STR_INIT;
+	char kind = 'R';
+	size_t i;
+	int r;
+
+	if (w[0] == '!') {
+		kind = 'E';
+		w++, len--;
+	} else if (len > 2 && w[0] == '*' && w[1] == '.') {
+		kind = 'W';	/* "*.ck": every child of ck is a suffix */
+		w += 2, len -= 2;
+	}
+	r = add_one(p, cap, kind, w, len);
+	for (i = 0; i < len && !((unsigned char)w[i] & 0x80); i++)
+		;
+	if (r < 0 || i == len)
+		return r;
+	r = idna_to_ascii(w, len, &a);
+	if (r == 0)
+		r = add_one(p, cap, kind, a.s, a.len);
+	str_free(&a);
+	return r == -EINVAL ? 0 : r;	/* not UTF-8: the raw rule only */
 }
 
 /* psl_parse - the rules of a list text */

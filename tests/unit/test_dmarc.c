@@ -5,9 +5,10 @@
  *
  * DESCRIPTION
  *	The PSL project's own test vectors (test_psl.txt of the Debian
- *	publicsuffix package) against the system list, but for the
- *	punycode ones (the list spells IDN rules in UTF-8, lib/dmarc does
- *	not convert: docs/authentication.md); a small list of our own with
+ *	publicsuffix package) against the system list, the punycode ones
+ *	too (the list spells IDN rules in UTF-8, lib/dmarc adds each in
+ *	A-labels, lib/idna); RFC 3492's sample strings through
+ *	idna_to_ascii(); a small list of our own with
  *	a wildcard, an exception, comments and bad lines; records with
  *	every tag, v= not first, bad p= with and without rua= (RFC 7489
  *	6.6.3), bad pct=, unknown tags, a trailing ';'; the alignment
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "dmarc.h"
+#include "idna.h"
 #include "tinytest.h"
 
 #define VECTORS "/usr/share/doc/publicsuffix/examples/test_psl.txt"
@@ -66,8 +68,8 @@ static void test_vectors(void)
 		s += 18;
 		hi = quoted(&s, in, sizeof in);
 		hw = quoted(&s, want, sizeof want);
-		if (hi != 1 || strstr(in, "xn--") || strstr(want, "xn--"))
-			continue;	/* null input; A-labels: not converted */
+		if (hi != 1)
+			continue;	/* null input */
 		r = psl_registrable(p, in, &got);
 		snprintf(name, sizeof name, "psl %s", in);
 		if (hw == 1)
@@ -209,8 +211,59 @@ static void test_aligned(void)
 	psl_free(p);
 }
 
+/* test_idna - RFC 3492 7.1's sample strings (A, B, L, Q, R) as labels,
+ * names of several labels, and UTF-8 that is not well-formed */
+static void test_idna(void)
+{
+	static const struct { const char *in, *want; } c[] = {
+		{"\u0644\u064A\u0647\u0645\u0627\u0628\u062A\u0643\u0644"
+		 "\u0645\u0648\u0634\u0639\u0631\u0628\u064A\u061F",
+		 "xn--egbpdaj6bu4bxfgehfvwxn"},
+		{"\u4ED6\u4EEC\u4E3A\u4EC0\u4E48\u4E0D\u8BF4\u4E2D\u6587",
+		 "xn--ihqwcrb4cv8a8dqg056pqjye"},
+		{"3\u5E74B\u7D44\u91D1\u516B\u5148\u751F",
+		 "xn--3B-ww4c5e180e575a65lsy2b"},
+		{"\u30D1\u30D5\u30A3\u30FCde\u30EB\u30F3\u30D0",
+		 "xn--de-jg4avhby1noc0d"},
+		{"\u305D\u306E\u30B9\u30D4\u30FC\u30C9\u3067",
+		 "xn--d9juau41awczczp"},
+		{"www.\u98DF\u72EE.\u516C\u53F8.cn",
+		 "www.xn--85x722f.xn--55qx5d.cn"},
+		{"plain.example", "plain.example"}, {"", ""},
+	};
+	static const char *const bad[] = {
+		"\xc0\xaf.cn",	/* overlong '/' */
+		"\xed\xa0\x80.cn",	/* a surrogate */
+		"\xf4\x90\x80\x80",	/* over U+10FFFF */
+		"a\xe4\xb8",		/* cut short */
+		"\x80",		/* a continuation byte alone */
+	};
+	struct str out = STR_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof c / sizeof c[0]; i++) {
+		char name[64];
+
+		str_trunc(&out, 0);
+		snprintf(name, sizeof name, "idna_%zu", i);
+		CHECK_INT(name, idna_to_ascii(c[i].in, strlen(c[i].in), &out),
+			  0);
+		CHECK_STR(name, out.s ? out.s : "", c[i].want);
+	}
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char name[64];
+
+		str_trunc(&out, 0);
+		snprintf(name, sizeof name, "idna_bad_%zu", i);
+		CHECK_INT(name, idna_to_ascii(bad[i], strlen(bad[i]), &out),
+			  -EINVAL);
+	}
+	str_free(&out);
+}
+
 int main(void)
 {
+	test_idna();
 	test_vectors();
 	test_own_list();
 	test_parse();
