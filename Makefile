@@ -251,12 +251,30 @@ $(FUZZ:%=$(FUZZO)/%): $(FUZZO)/%: tests/fuzz/%.c $(FUZZO)/libfacteur.a
 		-fsanitize=fuzzer,address,undefined \
 		-o $@ $< $(FOBJ_$*) $(FUZZO)/libfacteur.a $(LIBS)
 
+# the corpus grows in build/fuzz/corpus/NAME, seeded by the committed one
+# in tests/fuzz/corpus/NAME (if any)
 fuzz-run: fuzz
 	@for f in $(FUZZ); do \
 		mkdir -p $(FUZZO)/corpus/$$f && \
 		echo "fuzz-run: $$f for $(FUZZTIME) s" && \
 		$(FUZZO)/$$f -max_total_time=$(FUZZTIME) -print_final_stats=1 \
 			-dict=tests/fuzz/$$f.dict -artifact_prefix=$(FUZZO)/$$f- \
+			$(FUZZO)/corpus/$$f \
+			$$(test -d tests/fuzz/corpus/$$f && \
+			   echo tests/fuzz/corpus/$$f) || exit 1; \
+	done
+
+# issue 15's hour per target (about a day of CPU for every target: run it
+# on a machine with nothing else to do), then `make fuzz-corpus` keeps
+# the grown corpora, minimized, in tests/fuzz/corpus/ for the next runs
+fuzz-long:
+	$(MAKE) fuzz-run FUZZTIME=$${FUZZTIME_LONG:-3600}
+
+fuzz-corpus: fuzz
+	@for f in $(FUZZ); do \
+		test -d $(FUZZO)/corpus/$$f || continue; \
+		mkdir -p tests/fuzz/corpus/$$f && \
+		$(FUZZO)/$$f -merge=1 tests/fuzz/corpus/$$f \
 			$(FUZZO)/corpus/$$f || exit 1; \
 	done
 
@@ -304,6 +322,7 @@ clean:
 	rm -rf build bin
 
 .PHONY: all deps deps-test deps-ci unit check check-slow check-ci run bench \
+	fuzz-long fuzz-corpus \
 	install install-files uninstall man-lint clean fuzz fuzz-run
 
 $(O)/bench/%: bench/%.c $(O)/libfacteur.a
