@@ -1,0 +1,567 @@
+"""scenarios - the runs that test_crash.py and test_faults.py walk with
+hostile.walk(), each with its oracle (hostile.py says what the failure
+kinds mean). Message k carries `X-Seq: k` and ends with `end of k`, so
+that every copy of it can be found and proved whole.
+
+Not a test module itself (run.py collects test_*.py only).
+"""
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import helpers  # noqa: E402
+from hostile import (CRASH_CALLS, Run, Scenario, body,  # noqa: E402
+                     drain, env_for, maildir_copies, put_control,
+                     queue_copies, read_log, setup_root, strace_argv,
+                     temporary_ok, traced, whole)
+
+DOM = "a.test"
+
+
+def clear_queue(t):
+    """the queue emptied between runs, so that each run's oracle looks at
+    its own message only (tmp/ leftovers included: counted by then)"""
+    for p in helpers.queue_files(t) + glob.glob(
+            t.path("queue", "tmp", "*")):
+        os.unlink(p)
+
+
+def clear_maildir(t, user):
+    for sub in ("new", "cur", "tmp"):
+        d = t.path("domains", DOM, user, "Maildir", sub)
+        for name in os.listdir(d) if os.path.isdir(d) else ():
+            os.unlink(os.path.join(d, name))
+
+
+def queue_check(t):
+    """mta-send --check: the queue holds nothing a reader would refuse"""
+    p = t.run("mta-send", "--check", env={"ASAN_OPTIONS": "detect_leaks=0"})
+    return [] if p.returncode == 0 else [("check", p.out[-300:])]
+
+
+def count_rule(good, bad, accepted, killed, where):
+    """the rule of every message: accepted means exactly one whole copy
+    (a kill may leave one more unacknowledged one); not accepted means
+    none, or one whole that a kill left between the commit and the
+    acknowledgment; never a partial one"""
+    out = []
+    if bad:
+        out.append(("partial", f"{bad} partial copies in {where}"))
+    if accepted and good == 0:
+        out.append(("lost", f"acknowledged, no copy in {where}"))
+    elif good > 1:
+        out.append(("duplicated", f"{good} copies in {where}"))
+    elif good == 1 and not accepted and not killed:
+        out.append(("duplicated", f"a temporary failure, yet queued in "
+                                  f"{where}: the retry makes two"))
+    return out
+
+
+def code_rule(run, inject, codes=(0, 111)):
+    if temporary_ok(run, inject, codes):
+        return []
+    return [("code", f"exit {run.rc}: "
+                     f"{run.err.decode(errors='replace')[-200:]}")]
+
+
+# --- mta-inject -------------------------------------------------------------
+
+class Inject(Scenario):
+    """mta-inject accepting a message into the queue"""
+    name = "mta-inject"
+
+    def prepare(self, t):
+        setup_root(t)
+
+    def argv(self, t, k):
+        return [t.bin("mta-inject"), "--root", t.root, "-f",
+                "s@sender.test", f"u@{DOM}"]
+
+    def input(self, t, k):
+        return body(k)
+
+    def judge(self, t, k, run, inject):
+        killed = run.rc == -signal.SIGKILL
+        good, bad = queue_copies(t, k)
+        out = code_rule(run, inject)
+        out += count_rule(good, bad, run.rc == 0, killed, "queue")
+        out += queue_check(t)
+        if run.rc != 0 and good == 0:
+            out += self.retry(t, k)
+        clear_queue(t)
+        return out
+
+    def retry(self, t, k):
+        p = t.run("mta-inject", "-f", "s@sender.test", f"u@{DOM}",
+                  input=body(k), env={"ASAN_OPTIONS": "detect_leaks=0"})
+        good, _ = queue_copies(t, k)
+        if p.returncode != 0 or good != 1:
+            return [("lost", f"the retry: exit {p.returncode}, {good} "
+                             f"copies: {p.err[-200:]}")]
+        return []
+
+
+# --- mta-smtpd --------------------------------------------------------------
+
+def smtp_session(k):
+    data = body(k).replace(b"\n", b"\r\n")
+    return (b"EHLO client.test\r\nMAIL FROM:<s@sender.test>\r\n"
+            b"RCPT TO:<u@" + DOM.encode() + b">\r\nDATA\r\n" + data +
+            b".\r\nQUIT\r\n")
+
+
+def data_reply(text):
+    """the reply to the end of data: the one after 354"""
+    lines = [ln for ln in text.split("\r\n") if len(ln) > 3]
+    for i, ln in enumerate(lines):
+        if ln.startswith("354"):
+            return lines[i + 1] if i + 1 < len(lines) else None
+    return None
+
+
+class Smtpd(Scenario):
+    """mta-smtpd --inetd accepting a message from a relay client; the
+    session process is the one killed"""
+    name = "mta-smtpd"
+
+    def prepare(self, t):
+        setup_root(t)
+
+    def argv(self, t, k):
+        return [t.bin("mta-smtpd"), "--root", t.root, "--inetd"]
+
+    def input(self, t, k):
+        return smtp_session(k)
+
+    def go(self, t, k, inject):
+        return traced(t, self.argv(t, k), self.input(t, k), inject=inject,
+                      env={"TCPREMOTEIP": "127.0.0.1"})
+
+    def judge(self, t, k, run, inject):
+        reply = data_reply(run.text)
+        accepted = bool(reply and reply.startswith("250"))
+        out = []
+        if reply and reply[0] not in "24":
+            out.append(("code", f"{reply!r} to a temporary fault"))
+        good, bad = queue_copies(t, k)
+        # no reply at all: the session died (killed, or its reply could
+        # not be written) and the client cannot know; one copy queued
+        # then is the unacknowledged one of the rule
+        out += count_rule(good, bad, accepted, reply is None, "queue")
+        out += queue_check(t)
+        if not accepted and good == 0:
+            out += self.retry(t, k)
+        clear_queue(t)
+        return out
+
+    def retry(self, t, k):
+        p = t.run("mta-smtpd", "--inetd", input=smtp_session(k),
+                  env={"TCPREMOTEIP": "127.0.0.1",
+                       "ASAN_OPTIONS": "detect_leaks=0"})
+        reply = data_reply(p.out) or ""
+        if not reply.startswith("250") or queue_copies(t, k)[0] != 1:
+            return [("lost", f"the retry was answered {reply!r}")]
+        return []
+
+
+# --- vdeliver ---------------------------------------------------------------
+
+class Vdeliver(Scenario):
+    """vdeliver delivering into a Maildir"""
+    name = "vdeliver"
+
+    def prepare(self, t):
+        setup_root(t)
+
+    def argv(self, t, k):
+        return [t.bin("vdeliver"), "--root", t.root, "-f", "s@sender.test",
+                "--", f"u@{DOM}"]
+
+    def input(self, t, k):
+        return body(k)
+
+    def copies(self, t, k):
+        return maildir_copies(t, "u", DOM, k)
+
+    def judge(self, t, k, run, inject):
+        killed = run.rc == -signal.SIGKILL
+        good, bad = self.copies(t, k)
+        out = code_rule(run, inject)
+        out += count_rule(good, bad, run.rc == 0, killed, "the mailbox")
+        if run.rc != 0 and good == 0:
+            p = subprocess.run(self.argv(t, k), input=body(k),
+                               capture_output=True,
+                               env=dict(os.environ,
+                                        ASAN_OPTIONS="detect_leaks=0"))
+            if p.returncode != 0 or self.copies(t, k)[0] != 1:
+                out.append(("lost", f"the retry: exit {p.returncode}"))
+        self.clear(t)
+        return out
+
+    def clear(self, t):
+        clear_maildir(t, "u")
+
+
+class Forward(Vdeliver):
+    """vdeliver forwarding to a remote address: into the queue, with an
+    SRS sender"""
+    name = "vdeliver-forward"
+
+    def prepare(self, t):
+        setup_root(t, users=("u", "f"))
+        t.run("vadmin", "forward", f"f@{DOM}", "x@r.test", check=0)
+
+    def argv(self, t, k):
+        return [t.bin("vdeliver"), "--root", t.root, "-f", "s@sender.test",
+                "--", f"f@{DOM}"]
+
+    def copies(self, t, k):
+        return queue_copies(t, k)
+
+    def go(self, t, k, inject):
+        # vdeliver alone: the mta-inject it starts gets an environment of
+        # its own, where LeakSanitizer would fail under ptrace; mta-inject
+        # has its own walk
+        return traced(t, self.argv(t, k), self.input(t, k), inject=inject,
+                      follow=False)
+
+    def clear(self, t):
+        clear_queue(t)
+
+
+# --- mta-send with the vdeliver server --------------------------------------
+
+class Send(Scenario):
+    """mta-send delivering one queued message to a local mailbox through
+    its vdeliver server (the whole process tree is traced: the scheduler,
+    the server and its workers). strace counts calls per process, so an
+    injection strikes every worker that gets that far: the fault lasts as
+    long as the traced run (window seconds); then mta-send is stopped and
+    run again untraced until the queue is empty (the fault is gone), as
+    facteur run restarts it after a crash"""
+    name = "mta-send"
+    window = 8
+
+    def prepare(self, t):
+        setup_root(t)
+
+    def go(self, t, k, inject):
+        t.run("mta-inject", "-f", "s@sender.test", f"u@{DOM}",
+              input=body(k), env={"ASAN_OPTIONS": "detect_leaks=0"}, check=0)
+        pre, log = strace_argv(t, CRASH_CALLS, inject)
+        p = subprocess.Popen(pre + [t.bin("mta-send"), "--root", t.root],
+                             stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=env_for(), start_new_session=True)
+        end = time.monotonic() + self.window
+        while p.poll() is None and helpers.queue_files(t) and \
+                time.monotonic() < end:
+            time.sleep(0.02)
+        for pid in helpers.children(p.pid):     # mta-send: a clean stop
+            os.kill(pid, signal.SIGTERM)
+        try:
+            out, err = p.communicate(timeout=30)
+            hung = False
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            out, err = p.communicate()
+            hung = True
+        return Run(p.returncode, out, err, read_log(log), hung)
+
+    def judge(self, t, k, run, inject):
+        out = []
+        if helpers.queue_files(t):
+            drain(t)
+        good, bad = maildir_copies(t, "u", DOM, k)
+        # the rule: one copy more for each kill that caught a delivery
+        # in flight (every killed process counted); none for a fault
+        kills = run.log.count("killed by SIGKILL")
+        if bad:
+            out.append(("partial", f"{bad} partial copies"))
+        if good == 0:
+            out.append(("lost", "not delivered after a restart"))
+        elif good > 1 + kills:
+            out.append(("duplicated", f"{good} copies, {kills} kills"))
+        out += queue_check(t)
+        clear_maildir(t, "u")
+        clear_queue(t)
+        return out
+
+
+# --- mta-remote -------------------------------------------------------------
+
+class Remote(Scenario):
+    """mta-remote delivering to an SMTP sink (helpers.MX) named in
+    smtproutes"""
+    name = "mta-remote"
+
+    def prepare(self, t):
+        setup_root(t)
+        self.mx = helpers.MX("127.0.0.6")
+        put_control(t, "smtproutes", f"r.test:127.0.0.6:{self.mx.port}")
+
+    def close(self):
+        self.mx.close()
+
+    def argv(self, t, k):
+        return [t.bin("mta-remote"), "--root", t.root, "--", "r.test",
+                "s@sender.test", "x@r.test"]
+
+    def input(self, t, k):
+        return body(k)
+
+    def mx_copies(self, k):
+        good = bad = 0
+        with self.mx.lock:
+            for _, rcpts, data in self.mx.got:
+                if b"X-Seq: %d\r\n" % k in data:
+                    ok = whole(data.replace(b"\r\n", b"\n"), k)
+                    good, bad = good + ok, bad + (not ok)
+        return good, bad
+
+    def judge(self, t, k, run, inject):
+        line = run.text.strip()
+        out = []
+        if line.startswith("F"):
+            out.append(("code", f"a permanent failure: {line[:200]}"))
+        if run.rc not in (0, 111, -signal.SIGKILL):
+            out.append(("code", f"exit {run.rc}"))
+        done = run.rc == 0 and line.startswith("D")
+        good, bad = self.mx_copies(k)
+        if bad:
+            out.append(("partial", "the sink accepted a truncated message"))
+        if done and good != 1:
+            out.append(("lost" if good == 0 else "duplicated",
+                        f"D, and {good} copies at the sink"))
+        if not done:
+            # the SMTP rule (RFC 1047): a kill or fault after the sink's
+            # 250 and before our record of it makes one copy more
+            p = subprocess.run(self.argv(t, k), input=body(k),
+                               capture_output=True,
+                               env=dict(os.environ,
+                                        ASAN_OPTIONS="detect_leaks=0"))
+            g2, _ = self.mx_copies(k)
+            if not p.stdout.startswith(b"D"):
+                out.append(("lost", "the retry was not delivered"))
+            elif g2 > 2:
+                out.append(("duplicated", f"{g2} copies"))
+        return out
+
+
+# --- pop3d ------------------------------------------------------------------
+
+POP_SESSION = (b"USER u@" + DOM.encode() + b"\r\nPASS Pw-Secret-1\r\n"
+               b"RETR 1\r\nDELE 1\r\nRETR 2\r\nDELE 2\r\nQUIT\r\n")
+
+
+def pop_replies(text):
+    """the status lines of a session's replies (multi-line bodies of
+    RETR skipped: our messages have no line that starts with +OK)"""
+    return [ln for ln in text.split("\r\n")
+            if ln.startswith("+OK") or ln.startswith("-ERR")]
+
+
+class Pop3(Scenario):
+    """pop3d --inetd: RETR and DELE two of three messages, then QUIT"""
+    name = "pop3d"
+    messages = 3
+
+    def prepare(self, t):
+        setup_root(t)
+
+    def go(self, t, k, inject):
+        clear_maildir(t, "u")
+        d = t.path("domains", DOM, "u", "Maildir", "new")
+        st = os.stat(d)
+        for i in range(3):
+            p = os.path.join(d, f"{1000000 + k}.M{i}P1Q1.host")
+            with open(p, "wb") as f:
+                f.write(body(k * 10 + i))
+            os.lchown(p, st.st_uid, st.st_gid)
+            os.chmod(p, 0o600)
+        return traced(t, [t.bin("pop3d"), "--root", t.root, "--inetd"],
+                      POP_SESSION, inject=inject,
+                      env={"TCPREMOTEIP": "127.0.0.1"})
+
+    def judge(self, t, k, run, inject):
+        reps = pop_replies(run.text)
+        left, bad = 0, 0
+        for i in range(3):
+            g, b = maildir_copies(t, "u", DOM, k * 10 + i)
+            left, bad = left + g, bad + b
+        out = []
+        if bad:
+            out.append(("partial", f"{bad} messages changed"))
+        # replies go out in batches, so what the client saw does not say
+        # how far pop3d got; what must hold: a message no DELE named is
+        # never gone, and a QUIT answered +OK removed both named ones
+        quit_ok = len(reps) >= 8 and reps[7].startswith("+OK")
+        if quit_ok and left != 1:
+            out.append(("lost" if left < 1 else "duplicated",
+                        f"QUIT +OK, {left} of 3 left (want 1)"))
+        elif left < 1:
+            out.append(("lost", "a message no DELE named is gone"))
+        if left == 3:
+            # the next session (the lock is free) deletes them
+            p = subprocess.run([t.bin("pop3d"), "--root", t.root,
+                                "--inetd"], input=POP_SESSION,
+                               capture_output=True,
+                               env=dict(os.environ, TCPREMOTEIP="127.0.0.1",
+                                        ASAN_OPTIONS="detect_leaks=0"))
+            r2 = pop_replies(p.stdout.decode(errors="replace"))
+            n = sum(maildir_copies(t, "u", DOM, k * 10 + i)[0]
+                    for i in range(3))
+            if len(r2) < 8 or not r2[7].startswith("+OK") or n != 1:
+                out.append(("lost", f"the next session: {r2[-2:]}, {n} "
+                                    f"left"))
+        return out
+
+
+# --- vadmin -----------------------------------------------------------------
+
+def vadmin_check(t):
+    p = t.run("vadmin", "check", env={"ASAN_OPTIONS": "detect_leaks=0"})
+    if p.returncode != 0 or "problem" in p.out:
+        return [("check", (p.out + p.err)[-300:])]
+    return []
+
+
+def passwd_keys(t, domain=DOM):
+    import vadmin_util
+    try:
+        return {k.decode() for k in vadmin_util.passwd(t, domain)}
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def users(t, domain=DOM):
+    p = t.run("vadmin", "listusers", domain,
+              env={"ASAN_OPTIONS": "detect_leaks=0"})
+    return {a.split("@")[0] for a in p.out.split()} if p.returncode == 0 \
+        else None
+
+
+class Vadmin(Scenario):
+    """one vadmin change; subclasses say which (args, stdin), how to see
+    that it happened (done), and what to prepare first (before)"""
+    name = "vadmin"
+    messages = 0
+
+    def prepare(self, t):
+        setup_root(t)
+
+    def before(self, t, k):
+        pass
+
+    def args(self, k):
+        raise NotImplementedError
+
+    def stdin(self, k):
+        return b""
+
+    def go(self, t, k, inject):
+        self.before(t, k)
+        return traced(t, [t.bin("vadmin"), "--root", t.root,
+                          *self.args(k)], self.stdin(k), inject=inject)
+
+    def judge(self, t, k, run, inject):
+        out = code_rule(run, inject)
+        out += vadmin_check(t)
+        db, cdb = users(t), passwd_keys(t)
+        if db is None or cdb is None or db != cdb:
+            out.append(("check", f"database {db} and CDB {cdb} differ"))
+        if run.rc == 0 and not self.done(t, k):
+            out.append(("lost", "exit 0, the change is not there"))
+        if run.rc != 0 and not self.done(t, k):
+            p = t.run("vadmin", *self.args(k), input=self.stdin(k),
+                      env={"ASAN_OPTIONS": "detect_leaks=0"})
+            if p.returncode != 0 or not self.done(t, k):
+                out.append(("lost", f"the retry: exit {p.returncode}: "
+                                    f"{p.err[-200:]}"))
+        return out
+
+
+class AddUser(Vadmin):
+    name = "vadmin-adduser"
+
+    def args(self, k):
+        return ["adduser", f"n{k}@{DOM}", "Pw-New-1234"]
+
+    def done(self, t, k):
+        return f"n{k}" in (users(t) or ())
+
+
+class DelUser(Vadmin):
+    name = "vadmin-deluser"
+
+    def before(self, t, k):
+        t.run("vadmin", "adduser", f"d{k}@{DOM}", "Pw-Del-1234", check=0)
+
+    def args(self, k):
+        return ["deluser", f"d{k}@{DOM}"]
+
+    def done(self, t, k):
+        return f"d{k}" not in (users(t) or {f"d{k}"})
+
+
+class Passwd(Vadmin):
+    name = "vadmin-passwd"
+
+    def before(self, t, k):
+        t.run("vadmin", "adduser", f"p{k}@{DOM}", "Pw-Old-1234", check=0)
+        self.old = (passwd_record(t, f"p{k}"))
+
+    def args(self, k):
+        return ["passwd", f"p{k}@{DOM}", "Pw-Changed-99"]
+
+    def done(self, t, k):
+        rec = passwd_record(t, f"p{k}")
+        return rec is not None and rec != self.old
+
+
+def passwd_record(t, local):
+    import vadmin_util
+    try:
+        return vadmin_util.passwd(t, DOM).get(local.encode())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class AddDomain(Vadmin):
+    name = "vadmin-adddomain"
+
+    def args(self, k):
+        return ["adddomain", f"d{k}.test"]
+
+    def stdin(self, k):
+        return b"pm-Secret-1\n"
+
+    def done(self, t, k):
+        p = t.run("vadmin", "listdomains",
+                  env={"ASAN_OPTIONS": "detect_leaks=0"})
+        return f"d{k}.test" in p.out.split()
+
+
+class DkimAdd(Vadmin):
+    name = "vadmin-dkim-add"
+
+    def before(self, t, k):
+        t.run("vadmin", "adddomain", f"k{k}.test", input="pm-Secret-1\n",
+              check=0)
+
+    def args(self, k):
+        return ["dkim", "add", f"k{k}.test", "--type", "ed25519"]
+
+    def done(self, t, k):
+        p = t.run("vadmin", "dkim", "list", f"k{k}.test",
+                  env={"ASAN_OPTIONS": "detect_leaks=0"})
+        return p.returncode == 0 and f"k{k}.test" in p.out
+
+
+VADMIN = (AddUser, DelUser, Passwd, AddDomain, DkimAdd)
+MAIL = (Inject, Smtpd, Vdeliver, Forward, Send, Remote, Pop3)
