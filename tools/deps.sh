@@ -64,6 +64,10 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # (test_imap_dovecot; dovecot-core comes with it: doveadm and
     # checkpassword-reply)
     need /usr/lib/dovecot/imap dovecot-imapd
+    # the crash points and write faults of tests/hostile (issue 15):
+    # strace's --inject kills a program or fails its call at the N-th
+    # system call of a name
+    need strace strace
 fi
 if [ "${1:-}" = ci ]; then
     # the second compiler of the warnings build and of `make fuzz`; its
