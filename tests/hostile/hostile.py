@@ -199,9 +199,19 @@ def actions(mode, errnos, every_errno, i):
     return [f"error={errnos[i % len(errnos)]}"]
 
 
+def settle(t, timeout=10):
+    """until no process of the run is left: a child that outlived its
+    killed parent (vdeliver's mta-inject) finishes its work first, and
+    only one still there after timeout seconds is a leak"""
+    end = time.monotonic() + timeout
+    while leftovers(t) and time.monotonic() < end:
+        time.sleep(0.02)
+
+
 def judge_run(t, sc, k, r, inject):
     """the scenario's oracle and the driver's own: sanitizers, a signal
     nobody sent, the deadline, processes left behind"""
+    settle(t)
     probs = sc.judge(t, k, r, inject)
     if r.sanitizer():
         probs.append(("crashed", r.err.decode(errors="replace")[-300:]))

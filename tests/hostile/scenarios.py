@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import helpers  # noqa: E402
 from hostile import (CRASH_CALLS, Run, Scenario, body,  # noqa: E402
-                     drain, env_for, maildir_copies, put_control,
+                     drain, env_for, maildir_copies, put_control, read,
                      queue_copies, read_log, setup_root, strace_argv,
                      temporary_ok, traced, whole)
 
@@ -366,41 +366,72 @@ def pop_replies(text):
             if ln.startswith("+OK") or ln.startswith("-ERR")]
 
 
+def put_three(d, k):
+    """messages 10k, 10k+1, 10k+2 in the Maildir new/ D, owned as D is"""
+    st = os.stat(d)
+    for i in range(3):
+        p = os.path.join(d, f"{1000000 + k}.M{i}P1Q1.host")
+        with open(p, "wb") as f:
+            f.write(body(k * 10 + i))
+        os.lchown(p, st.st_uid, st.st_gid)
+        os.chmod(p, 0o600)
+
+
 class Pop3(Scenario):
     """pop3d --inetd: RETR and DELE two of three messages, then QUIT"""
     name = "pop3d"
     messages = 3
+    quit_at = 7         # the index of QUIT's reply among the replies
 
     def prepare(self, t):
         setup_root(t)
 
-    def go(self, t, k, inject):
-        clear_maildir(t, "u")
-        d = t.path("domains", DOM, "u", "Maildir", "new")
-        st = os.stat(d)
+    def maildir(self, t):
+        return t.path("domains", DOM, "u", "Maildir")
+
+    def left(self, t, k):
+        """(whole, partial) of the three messages in the mailbox"""
+        left = bad = 0
         for i in range(3):
-            p = os.path.join(d, f"{1000000 + k}.M{i}P1Q1.host")
-            with open(p, "wb") as f:
-                f.write(body(k * 10 + i))
-            os.lchown(p, st.st_uid, st.st_gid)
-            os.chmod(p, 0o600)
+            good = 0
+            for sub in ("new", "cur"):
+                d = os.path.join(self.maildir(t), sub)
+                for name in os.listdir(d):
+                    data = read(os.path.join(d, name))
+                    if b"X-Seq: %d\n" % (k * 10 + i) in data:
+                        ok = whole(data, k * 10 + i)
+                        good, bad = good + ok, bad + (not ok)
+            left += good
+        return left, bad
+
+    def session(self, t, inject, timeout=60):
         return traced(t, [t.bin("pop3d"), "--root", t.root, "--inetd"],
-                      POP_SESSION, inject=inject,
+                      POP_SESSION, inject=inject, timeout=timeout,
                       env={"TCPREMOTEIP": "127.0.0.1"})
+
+    def go(self, t, k, inject):
+        # each run on a fresh mailbox: the messages, the server's own
+        # files (indexes, locks) of the run before removed
+        top = self.maildir(t)
+        for sub in ("new", "cur", "tmp", "."):
+            d = os.path.join(top, sub)
+            for name in os.listdir(d):
+                if not os.path.isdir(os.path.join(d, name)):
+                    os.unlink(os.path.join(d, name))
+        put_three(os.path.join(self.maildir(t), "new"), k)
+        return self.session(t, inject)
 
     def judge(self, t, k, run, inject):
         reps = pop_replies(run.text)
-        left, bad = 0, 0
-        for i in range(3):
-            g, b = maildir_copies(t, "u", DOM, k * 10 + i)
-            left, bad = left + g, bad + b
+        left, bad = self.left(t, k)
         out = []
         if bad:
             out.append(("partial", f"{bad} messages changed"))
         # replies go out in batches, so what the client saw does not say
         # how far pop3d got; what must hold: a message no DELE named is
         # never gone, and a QUIT answered +OK removed both named ones
-        quit_ok = len(reps) >= 8 and reps[7].startswith("+OK")
+        quit_ok = len(reps) > self.quit_at and \
+            reps[self.quit_at].startswith("+OK")
         if quit_ok and left != 1:
             out.append(("lost" if left < 1 else "duplicated",
                         f"QUIT +OK, {left} of 3 left (want 1)"))
@@ -408,18 +439,62 @@ class Pop3(Scenario):
             out.append(("lost", "a message no DELE named is gone"))
         if left == 3:
             # the next session (the lock is free) deletes them
-            p = subprocess.run([t.bin("pop3d"), "--root", t.root,
-                                "--inetd"], input=POP_SESSION,
-                               capture_output=True,
-                               env=dict(os.environ, TCPREMOTEIP="127.0.0.1",
-                                        ASAN_OPTIONS="detect_leaks=0"))
-            r2 = pop_replies(p.stdout.decode(errors="replace"))
-            n = sum(maildir_copies(t, "u", DOM, k * 10 + i)[0]
-                    for i in range(3))
-            if len(r2) < 8 or not r2[7].startswith("+OK") or n != 1:
-                out.append(("lost", f"the next session: {r2[-2:]}, {n} "
+            r2 = self.session(t, None, timeout=15)
+            reps = pop_replies(r2.text)
+            n = self.left(t, k)[0]
+            if r2.hung:
+                out.append(("hung", "the next session waited 15 s and "
+                                    "more (a lock the killed one left)"))
+            elif len(reps) <= self.quit_at or \
+                    not reps[self.quit_at].startswith("+OK") or n != 1:
+                out.append(("lost", f"the next session: {reps[-2:]}, {n} "
                                     f"left"))
         return out
+
+
+DOVECOT_POP3 = "/usr/lib/dovecot/pop3"
+DOVECOT_CONF = """mail_location = maildir:~/Maildir
+ssl = no
+protocols = pop3
+log_path = /dev/stderr
+base_dir = {d}/run
+state_dir = {d}/state
+"""
+
+
+class DovecotPop3(Pop3):
+    """the peer: Dovecot's pop3 in a session already logged in (its
+    standalone mode, as doveadm exec starts it), as the user nobody, over
+    a Maildir of its own; the same RETR, DELE, QUIT and oracle"""
+    name = "dovecot-pop3"
+    quit_at = 4
+    peer = True
+
+    def prepare(self, t):
+        import pwd
+        self.home = os.path.join(t.tmp, "dovecot", "u")
+        for sub in ("new", "cur", "tmp"):
+            os.makedirs(os.path.join(self.home, "Maildir", sub))
+        for sub in ("run", "state"):
+            os.makedirs(os.path.join(t.tmp, "dovecot", sub))
+        self.conf = os.path.join(t.tmp, "dovecot", "dovecot.conf")
+        with open(self.conf, "w") as f:
+            f.write(DOVECOT_CONF.format(d=os.path.join(t.tmp, "dovecot")))
+        nobody = pwd.getpwnam("nobody")
+        for top, dirs, _ in os.walk(os.path.join(t.tmp, "dovecot")):
+            for x in dirs:
+                os.chown(os.path.join(top, x), nobody.pw_uid,
+                         nobody.pw_gid)
+
+    def maildir(self, t):
+        return os.path.join(self.home, "Maildir")
+
+    def session(self, t, inject, timeout=60):
+        argv = ["setpriv", "--reuid=nobody", "--regid=nogroup",
+                "--clear-groups", "env", "-i", "USER=u", "HOME=" + self.home,
+                DOVECOT_POP3, "-c", self.conf]
+        return traced(t, argv, POP_SESSION.split(b"\r\n", 2)[2],
+                      inject=inject, timeout=timeout)
 
 
 # --- vadmin -----------------------------------------------------------------
@@ -565,3 +640,4 @@ class DkimAdd(Vadmin):
 
 VADMIN = (AddUser, DelUser, Passwd, AddDomain, DkimAdd)
 MAIL = (Inject, Smtpd, Vdeliver, Forward, Send, Remote, Pop3)
+PEERS = (DovecotPop3,)
