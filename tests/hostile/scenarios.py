@@ -86,7 +86,7 @@ class Inject(Scenario):
         return body(k)
 
     def judge(self, t, k, run, inject):
-        killed = run.rc == -signal.SIGKILL
+        killed = run.killed      # the program or a child it started
         good, bad = queue_copies(t, k)
         out = code_rule(run, inject)
         out += count_rule(good, bad, run.rc == 0, killed, "queue")
@@ -189,7 +189,7 @@ class Vdeliver(Scenario):
         return maildir_copies(t, "u", DOM, k)
 
     def judge(self, t, k, run, inject):
-        killed = run.rc == -signal.SIGKILL
+        killed = run.killed      # the program or a child it started
         good, bad = self.copies(t, k)
         out = code_rule(run, inject)
         out += count_rule(good, bad, run.rc == 0, killed, "the mailbox")
@@ -497,6 +497,86 @@ class DovecotPop3(Pop3):
                       inject=inject, timeout=timeout)
 
 
+POSTFIX_MAIN = """compatibility_level = 3.6
+config_directory = {d}/etc
+queue_directory = {d}/queue
+data_directory = {d}/data
+maillog_file = {d}/maillog
+maillog_file_prefixes = {d}
+myhostname = peer.localdomain
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+alias_maps =
+alias_database =
+"""
+
+
+class PostfixSendmail(Scenario):
+    """the peer of mta-inject: Postfix's sendmail and postdrop writing
+    a message into maildrop/ of a private instance (its own
+    config_directory and queue, no daemon started: nothing of the
+    system's Postfix is touched). A maildrop file is taken by pickup once
+    its owner-execute bit says it is ready; a ready file without its end
+    record is partial"""
+    name = "postfix-sendmail"
+    peer = True
+
+    def prepare(self, t):
+        self.d = os.path.join(t.tmp, "postfix")
+        for sub in ("etc", "queue", "data"):
+            os.makedirs(os.path.join(self.d, sub))
+        with open(os.path.join(self.d, "etc", "main.cf"), "w") as f:
+            f.write(POSTFIX_MAIN.format(d=self.d))
+        with open("/etc/postfix/master.cf", "rb") as f:
+            master = f.read()
+        with open(os.path.join(self.d, "etc", "master.cf"), "wb") as f:
+            f.write(master)
+        shutil_chown(os.path.join(self.d, "data"), "postfix")
+        subprocess.run(["postfix", "-c", os.path.join(self.d, "etc"),
+                        "check"], check=True, capture_output=True)
+        self.drop = os.path.join(self.d, "queue", "maildrop")
+
+    def argv(self, t, k):
+        return ["/usr/sbin/sendmail", "-C", os.path.join(self.d, "etc"),
+                "-f", "s@sender.test", "--", f"u@{DOM}"]
+
+    def input(self, t, k):
+        return body(k)
+
+    def copies(self, k):
+        good = bad = 0
+        for name in os.listdir(self.drop):
+            p = os.path.join(self.drop, name)
+            if b"X-Seq: %d" % k not in read(p) or \
+                    not os.stat(p).st_mode & 0o100:
+                continue        # not ready: pickup leaves it alone
+            c = subprocess.run(["postcat", "-c",
+                                os.path.join(self.d, "etc"), p],
+                               capture_output=True).stdout
+            ok = b"MESSAGE FILE END" in c and b"end of %d" % k in c
+            good, bad = good + ok, bad + (not ok)
+        return good, bad
+
+    def judge(self, t, k, run, inject):
+        killed = run.killed      # the program or a child it started
+        good, bad = self.copies(k)
+        out = code_rule(run, inject, codes=(0, 75))
+        out += count_rule(good, bad, run.rc == 0, killed, "maildrop")
+        if run.rc != 0 and good == 0:
+            p = subprocess.run(self.argv(t, k), input=body(k),
+                               capture_output=True)
+            if p.returncode != 0 or self.copies(k)[0] != 1:
+                out.append(("lost", f"the retry: exit {p.returncode}"))
+        for name in os.listdir(self.drop):
+            os.unlink(os.path.join(self.drop, name))
+        return out
+
+
+def shutil_chown(path, user):
+    import shutil
+    shutil.chown(path, user)
+
+
 # --- vadmin -----------------------------------------------------------------
 
 def vadmin_check(t):
@@ -640,4 +720,4 @@ class DkimAdd(Vadmin):
 
 VADMIN = (AddUser, DelUser, Passwd, AddDomain, DkimAdd)
 MAIL = (Inject, Smtpd, Vdeliver, Forward, Send, Remote, Pop3)
-PEERS = (DovecotPop3,)
+PEERS = (DovecotPop3, PostfixSendmail)
