@@ -107,14 +107,19 @@ def read_log(log):
         return ""
 
 
-def traced(t, argv, input=b"", calls=CRASH_CALLS, inject=None, env=None,
-           timeout=60, follow=True):
-    """run argv under strace; a run that outlives timeout is killed with
-    its whole process group and reported hung"""
+def spawn(t, argv, calls=CRASH_CALLS, inject=None, env=None, follow=True):
+    """start argv under strace, in a process group of its own"""
     pre, log = strace_argv(t, calls, inject, follow)
     p = subprocess.Popen(pre + argv, stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=env_for(env), start_new_session=True)
+    p.strace_log = log
+    return p
+
+
+def finish(p, input=None, timeout=60):
+    """feed and wait for a spawned run; one that outlives timeout is
+    killed with its whole process group and reported hung"""
     try:
         out, err = p.communicate(input, timeout=timeout)
         hung = False
@@ -122,7 +127,14 @@ def traced(t, argv, input=b"", calls=CRASH_CALLS, inject=None, env=None,
         os.killpg(p.pid, signal.SIGKILL)
         out, err = p.communicate()
         hung = True
-    return Run(p.returncode, out, err, read_log(log), hung)
+    return Run(p.returncode, out, err, read_log(p.strace_log), hung)
+
+
+def traced(t, argv, input=b"", calls=CRASH_CALLS, inject=None, env=None,
+           timeout=60, follow=True):
+    """run argv under strace to its end (finish)"""
+    return finish(spawn(t, argv, calls, inject, env, follow), input,
+                  timeout)
 
 
 def counts(log):

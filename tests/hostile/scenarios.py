@@ -15,10 +15,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import helpers  # noqa: E402
-from hostile import (CRASH_CALLS, Run, Scenario, body,  # noqa: E402
-                     drain, env_for, maildir_copies, put_control, read,
-                     queue_copies, read_log, setup_root, strace_argv,
-                     temporary_ok, traced, whole)
+from hostile import (Scenario, body, drain, finish,  # noqa: E402
+                     maildir_copies, put_control, queue_copies, read,
+                     setup_root, spawn, temporary_ok, traced, whole)
 
 DOM = "a.test"
 
@@ -253,25 +252,14 @@ class Send(Scenario):
     def go(self, t, k, inject):
         t.run("mta-inject", "-f", "s@sender.test", f"u@{DOM}",
               input=body(k), env={"ASAN_OPTIONS": "detect_leaks=0"}, check=0)
-        pre, log = strace_argv(t, CRASH_CALLS, inject)
-        p = subprocess.Popen(pre + [t.bin("mta-send"), "--root", t.root],
-                             stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=env_for(), start_new_session=True)
+        p = spawn(t, [t.bin("mta-send"), "--root", t.root], inject=inject)
         end = time.monotonic() + self.window
         while p.poll() is None and helpers.queue_files(t) and \
                 time.monotonic() < end:
             time.sleep(0.02)
         for pid in helpers.children(p.pid):     # mta-send: a clean stop
             os.kill(pid, signal.SIGTERM)
-        try:
-            out, err = p.communicate(timeout=30)
-            hung = False
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            out, err = p.communicate()
-            hung = True
-        return Run(p.returncode, out, err, read_log(log), hung)
+        return finish(p, timeout=30)
 
     def judge(self, t, k, run, inject):
         out = []
