@@ -178,7 +178,7 @@ class Tally:
     def add(self, where, problems):
         for kind, why in problems:
             self.fail[kind] += 1
-            if len(self.examples) < 8:
+            if len(self.examples) < 40:
                 self.examples.append(f"{where}: {kind}: {why}")
 
     def failures(self):

@@ -432,7 +432,7 @@ class Pop3(Scenario):
             n = self.left(t, k)[0]
             if r2.hung:
                 out.append(("hung", "the next session waited 15 s and "
-                                    "more (a lock the killed one left)"))
+                                    "more (a lock the run before left)"))
             elif len(reps) <= self.quit_at or \
                     not reps[self.quit_at].startswith("+OK") or n != 1:
                 out.append(("lost", f"the next session: {reps[-2:]}, {n} "
