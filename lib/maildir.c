@@ -269,8 +269,13 @@ int maildir_deliver(struct maildir *md, struct mdfile *f, uint64_t size,
 	} else {
 		return -errno;
 	}
-	if (fsync(md->newfd) < 0)
-		return -errno;
+	if (fsync(md->newfd) < 0) {
+		/* not durable, so not delivered: take it back, or the retry
+		 * that the failure asks for would make a second copy */
+		r = -errno;
+		(void)unlinkat(md->newfd, newname->s, 0);
+		return r;
+	}
 	return 0;
 }
 

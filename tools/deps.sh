@@ -64,6 +64,15 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # (test_imap_dovecot; dovecot-core comes with it: doveadm and
     # checkpassword-reply)
     need /usr/lib/dovecot/imap dovecot-imapd
+    # the crash points and write faults of tests/hostile (issue 15):
+    # strace's --inject kills a program or fails its call at the N-th
+    # system call of a name
+    need strace strace
+    # ... and the peers of their slow matrix (docs/security.md): Dovecot's
+    # pop3 and Postfix's sendmail/postdrop, each run privately under the
+    # test's own directory, never as the system's daemons
+    need /usr/lib/dovecot/pop3 dovecot-pop3d
+    need /usr/sbin/postdrop postfix
 fi
 if [ "${1:-}" = ci ]; then
     # the second compiler of the warnings build and of `make fuzz`; its
@@ -76,8 +85,8 @@ fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "deps: installing$missing" >&2
     # The tests start their own Dovecot on a loopback port; the package's
-    # scripts would start the system's own on 143/993 and enable it at
-    # boot. A policy-rc.d that says no (an existing one is kept) stops the
+    # scripts would start the system's own on 143/993 (Postfix's on 25)
+    # and enable it at boot. A policy-rc.d that says no (an existing one is kept) stops the
     # start; a Dovecot this run brought is then disabled at boot too.
     policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -85,6 +94,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
             chmod 0755 /usr/sbin/policy-rc.d && policy=1
     fi
     had_dovecot=; [ -e /usr/sbin/dovecot ] && had_dovecot=1
+    had_postfix=; [ -e /usr/sbin/postfix ] && had_postfix=1
     DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends $missing >&2
@@ -94,6 +104,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         systemctl disable dovecot.service >/dev/null 2>&1
         update-rc.d dovecot disable >/dev/null 2>&1
         echo "deps: Dovecot installed for the tests, not started, disabled at boot" >&2
+    fi
+    # Postfix likewise: the tests make a private instance and start no
+    # daemon of it; the system's own must not take port 25
+    if [ -z "$had_postfix" ] && [ -e /usr/sbin/postfix ]; then
+        systemctl disable postfix.service >/dev/null 2>&1
+        update-rc.d postfix disable >/dev/null 2>&1
+        echo "deps: Postfix installed for the tests, not started, disabled at boot" >&2
     fi
     [ "$rc" = 0 ] && exit 0
     echo "deps: apt-get failed; run: apt-get install -y$missing" >&2

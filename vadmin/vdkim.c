@@ -209,6 +209,13 @@ static void make_keys(struct vctx *c, int64_t did, struct vkey *k, int n,
 		vfail(EX_REFUSED, "%s already has %d keys, the most that sign "
 		      "at once; delete one with 'vadmin dkim del %s SELECTOR'",
 		      k[0].domain.s, count_keys(c, did, NULL), k[0].domain.s);
+	/* owe dkim.cdb before the first file exists: a vadmin killed or
+	 * failing between a file and its row leaves this debt, which the
+	 * next vadmin pays (gen_recover), and that generation's sweep
+	 * removes the file no row names */
+	m_begin(c);
+	m_pending(c, "dkim", "");
+	m_commit(c);
 	for (i = 0; i < n; i++) {
 		k[i].created = (long long)time(NULL);
 		write_key(c, &k[i]);

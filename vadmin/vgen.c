@@ -617,7 +617,8 @@ static void sweep_tmp(struct vctx *c)
 		while ((de = readdir(d)) != NULL)
 			if (strstr(de->d_name, ".tmp.") &&
 			    (i < 2 || !strncmp(de->d_name, "assign.cdb.", 11) ||
-			     !strncmp(de->d_name, "rcpthosts.cdb.", 14)))
+			     !strncmp(de->d_name, "rcpthosts.cdb.", 14) ||
+			     !strncmp(de->d_name, "dkim.cdb.", 9)))
 				(void)unlinkat(dirfd(d), de->d_name, 0);
 		closedir(d);
 	}
