@@ -34,14 +34,12 @@ import os
 import socket
 import struct
 import subprocess
-import time
 
-from helpers import dnsmasq, free_port, rsa_key, txt_opt
+from helpers import OPENDKIM, OpenDKIMd, dnsmasq, rsa_key, txt_opt
 from test_dkim_sign import CORPUS, OpenDKIM, crlf, signatures, tags
 from test_dkim_verify import D, dkimpy_verdicts, results, send
 from test_smtpd import setup
 
-OPENDKIM = "/usr/sbin/opendkim"
 CANONS = ("relaxed/relaxed", "relaxed/simple", "simple/relaxed",
           "simple/simple")
 
@@ -128,74 +126,25 @@ class Milter:
         return added
 
 
-class OpenDKIMd:
-    """a private opendkim on a loopback port that signs every message
-    from signer.test with key PEM (selector SEL), algorithm ALG, in
-    canonicalization CANON"""
-
-    def __init__(self, t, canon, alg, sel, pem):
-        self.dir = os.path.join(t.tmp, f"opendkim-{sel}-" +
-                                canon.replace("/", "-"))
-        os.makedirs(self.dir)
-        path = os.path.join(self.dir, sel + ".pem")
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600),
-                  "wb") as f:
-            f.write(pem)
-        kt = [f"{sel} {D}:{sel}:{path}\n"]
-        st = [f"*@{D} {sel}\n"]
-        self.port = free_port()
-        self.pidfile = os.path.join(self.dir, "opendkim.pid")
-        conf = os.path.join(self.dir, "opendkim.conf")
-        for name, lines in (("keytable", kt), ("signingtable", st),
-                            ("opendkim.conf", [
-                                "Mode s\n", "Background no\n",
-                                "Syslog no\n",
-                                # the temporary root sits in /tmp, which
-                                # others may write: not a "safe" path
-                                "RequireSafeKeys no\n",
-                                f"Socket inet:{self.port}@127.0.0.1\n",
-                                f"PidFile {self.pidfile}\n",
-                                f"KeyTable file:{self.dir}/keytable\n",
-                                f"SigningTable refile:{self.dir}/"
-                                "signingtable\n",
-                                f"SignatureAlgorithm {alg}\n",
-                                f"Canonicalization {canon}\n"])):
-            with open(os.path.join(self.dir, name), "w") as f:
-                f.writelines(lines)
-        self.log = open(os.path.join(self.dir, "log"), "wb")
-        self.p = subprocess.Popen([OPENDKIM, "-f", "-x", conf],
-                                  stdin=subprocess.DEVNULL, stdout=self.log,
-                                  stderr=self.log)
-        end = time.monotonic() + 20
-        while True:
-            assert self.p.poll() is None, self.logtext()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 1).close()
-                break
-            except OSError:
-                assert time.monotonic() < end, self.logtext()
-                time.sleep(0.05)
-
-    def logtext(self):
-        with open(os.path.join(self.dir, "log"), "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            self.p.wait(timeout=20)
-        self.log.close()
-
-    def sign(self, msg):
-        """MSG (CR LF) with OpenDKIM's signature fields on top"""
+def sign(signers, msg):
+    """MSG (CR LF) with the signature fields of SIGNERS (helpers.OpenDKIMd,
+    in turn, as one MTA's milters) on top"""
+    for d in signers:
         top = b""
-        for name, value in Milter(self.port).sign(msg, b"bob@" +
-                                                  D.encode()):
+        for name, value in Milter(d.port).sign(msg, b"bob@" + D.encode()):
             value = value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
             if value[:1] not in (b" ", b"\t"):
                 value = b" " + value
             top += name + b":" + value + b"\r\n"
-        return top + msg
+        msg = top + msg
+    return msg
+
+
+def keyfile(t, name, pem):
+    path = os.path.join(t.tmp, name + ".pem")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+        f.write(pem)
+    return path
 
 
 def corpus():
@@ -235,11 +184,14 @@ def signed_cases(t, rsa, ed):
     with simple header canonicalization, each also refolded"""
     cases = []
     for canon in CANONS:
-        signers = [OpenDKIMd(t, canon, "rsa-sha256", "rsa", rsa),
-                   OpenDKIMd(t, canon, "ed25519-sha256", "ed", ed)]
+        c = canon.replace("/", "-")
+        signers = [OpenDKIMd(t.tmp, "rsa-" + c, D, "rsa", rsa,
+                             "rsa-sha256", canon),
+                   OpenDKIMd(t.tmp, "ed-" + c, D, "ed", ed,
+                             "ed25519-sha256", canon)]
         try:
             for name, m in corpus():
-                signed = signers[1].sign(signers[0].sign(m))
+                signed = sign(signers, m)
                 assert len(signatures(signed)) == 2, (canon, name, signed)
                 assert all(tags(x)["c"] == canon
                            for x in signatures(signed)), (canon, signed)
@@ -268,7 +220,7 @@ def test_opendkim_signs_facteur_dkimpy_opendkim_verify(t):
     ed, ed_p = ed25519_key()
     recs = {f"rsa._domainkey.{D}": f"v=DKIM1; k=rsa; p={rsa_p}",
             f"ed._domainkey.{D}": f"v=DKIM1; k=ed25519; p={ed_p}"}
-    cases = signed_cases(t, rsa, ed)
+    cases = signed_cases(t, keyfile(t, "rsa", rsa), keyfile(t, "ed", ed))
     opts = [f"--local=/{D}/"] + [txt_opt(n, v) for n, v in recs.items()]
     with dnsmasq(t, *opts):
         got = []
