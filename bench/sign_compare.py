@@ -310,15 +310,14 @@ def main():
     ap.add_argument("--keep", action="store_true",
                     help="keep the scratch directory")
     a = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("sign_compare: run as root (Postfix and mta-smtpd start as root)")
-    if a.rounds < 1:
-        sys.exit("sign_compare: --rounds must be at least 1")
+    # -m: {session count: messages a run}
     a.sessions = [int(x) for x in a.sessions.split(",")]
     counts = [int(x) for x in a.count.split(",")]
-    if len(counts) not in (1, len(a.sessions)):
-        sys.exit("sign_compare: -m takes one count or one a session count")
+    if len(counts) not in (1, len(a.sessions)) or a.rounds < 1:
+        ap.error("-m takes one count or one a session count; --rounds >= 1")
     a.count = dict(zip(a.sessions, counts * len(a.sessions)))
+    if os.geteuid() != 0:
+        sys.exit("sign_compare: run as root (Postfix and mta-smtpd start as root)")
     tmp = tempfile.mkdtemp(prefix="sign-compare.", dir="/var/tmp")
     os.chmod(tmp, 0o755)
     sc.note(f"scratch {tmp}")
