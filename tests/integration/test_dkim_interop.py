@@ -122,6 +122,7 @@ class Milter:
             name, value = d.split(b"\0")[:2]
             added.append((name, value))
         self.put(b"Q")
+        self.f.close()
         self.s.close()
         return added
 
