@@ -53,6 +53,10 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     need /usr/lib/python3/dist-packages/dkim/__init__.py python3-dkim
     need /usr/lib/python3/dist-packages/nacl/__init__.py python3-nacl
     need /usr/sbin/opendkim-testmsg opendkim-tools
+    # OpenDKIM's milter, the signer of test_dkim_interop (our verifier
+    # checks its signatures) and the peer of bench/sign_compare.py; the
+    # tests run their own instance, never the system's (see below)
+    need /usr/sbin/opendkim opendkim
     # the SPF reference of test_spf: pyspf (with dnspython, pointed at
     # the test's dnsmasq) and PyYAML to read the RFC 7208 test suite
     need /usr/lib/python3/dist-packages/spf.py python3-spf
@@ -84,34 +88,37 @@ fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "deps: installing$missing" >&2
-    # The tests start their own Dovecot on a loopback port; the package's
-    # scripts would start the system's own on 143/993 (Postfix's on 25)
-    # and enable it at boot. A policy-rc.d that says no (an existing one is kept) stops the
-    # start; a Dovecot this run brought is then disabled at boot too.
+    # The tests start their own Dovecot, OpenDKIM and PostgreSQL on
+    # loopback ports, and a private Postfix with no daemon; the packages'
+    # scripts would start the system's own (on 143/993, 25, a socket of
+    # /run, 5432) and enable them at boot. A policy-rc.d that says no (an
+    # existing one is kept) stops the start; a daemon this run brought
+    # is then disabled at boot too.
     policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d &&
             chmod 0755 /usr/sbin/policy-rc.d && policy=1
     fi
-    had_dovecot=; [ -e /usr/sbin/dovecot ] && had_dovecot=1
-    had_postfix=; [ -e /usr/sbin/postfix ] && had_postfix=1
+    daemons="dovecot:/usr/sbin/dovecot postfix:/usr/sbin/postfix"
+    daemons="$daemons opendkim:/usr/sbin/opendkim"
+    daemons="$daemons postgresql:/usr/lib/postgresql"
+    had=
+    for d in $daemons; do
+        [ -e "${d#*:}" ] && had="$had ${d%%:*}"
+    done
     DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends $missing >&2
     rc=$?
     [ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d
-    if [ -z "$had_dovecot" ] && [ -e /usr/sbin/dovecot ]; then
-        systemctl disable dovecot.service >/dev/null 2>&1
-        update-rc.d dovecot disable >/dev/null 2>&1
-        echo "deps: Dovecot installed for the tests, not started, disabled at boot" >&2
-    fi
-    # Postfix likewise: the tests make a private instance and start no
-    # daemon of it; the system's own must not take port 25
-    if [ -z "$had_postfix" ] && [ -e /usr/sbin/postfix ]; then
-        systemctl disable postfix.service >/dev/null 2>&1
-        update-rc.d postfix disable >/dev/null 2>&1
-        echo "deps: Postfix installed for the tests, not started, disabled at boot" >&2
-    fi
+    for d in $daemons; do
+        name=${d%%:*}
+        case " $had " in *" $name "*) continue ;; esac
+        [ -e "${d#*:}" ] || continue
+        systemctl disable "$name.service" >/dev/null 2>&1
+        update-rc.d "$name" disable >/dev/null 2>&1
+        echo "deps: $name installed for the tests, not started, disabled at boot" >&2
+    done
     [ "$rc" = 0 ] && exit 0
     echo "deps: apt-get failed; run: apt-get install -y$missing" >&2
     exit 1

@@ -18,6 +18,9 @@ else:
   queue files qf_parse/read_queue_file read one as docs/queue.md describes
               it (independent of lib/queue.c), qf_build/qf_new write one,
               queue_files/queued list the queue.
+
+And OpenDKIMd: a private OpenDKIM milter on loopback, the signer of
+test_dkim_interop and the peer of bench/sign_compare.py.
 """
 import base64
 import contextlib
@@ -281,6 +284,82 @@ def rsa_key(bits):
     der = subprocess.run(["openssl", "pkey", "-pubout", "-outform", "DER"],
                          input=pem, check=True, capture_output=True).stdout
     return pem, base64.b64encode(der).decode()
+
+
+OPENDKIM = "/usr/sbin/opendkim"
+
+
+class OpenDKIMd:
+    """A private `opendkim` (the Debian package's milter, never the
+    system's) in the foreground on a free loopback port, with its own
+    config, KeyTable, SigningTable and PidFile in TMP/opendkim-NAME: it
+    signs mail from every address of DOMAIN with KEYFILE (selector SEL)
+    in algorithm ALG and canonicalization CANON, as an MTA's milter.
+    One instance signs with one algorithm: SignatureAlgorithm applies to
+    every key (conf_signalg in opendkim/opendkim.c of 2.11), so an RSA
+    and an Ed25519 signature take two instances in a row. With UNIX, it
+    listens on a Unix socket in its directory instead (mode 0777: the
+    MTA's user must connect), as Debian's own configuration does.
+    `milter` is the socket as Postfix's smtpd_milters names it. Stopped
+    by its PID (stop())."""
+
+    def __init__(self, tmp, name, domain, sel, keyfile, alg,
+                 canon="relaxed/relaxed", extra=(), unix=False):
+        self.dir = os.path.join(tmp, "opendkim-" + name)
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.path = os.path.join(self.dir, "sock") if unix else None
+        sock = ([f"Socket local:{self.path}", "UMask 000"] if unix else
+                [f"Socket inet:{self.port}@127.0.0.1"])
+        self.milter = (f"unix:{self.path}" if unix else
+                       f"inet:127.0.0.1:{self.port}")
+        self.pidfile = os.path.join(self.dir, "opendkim.pid")
+        conf = os.path.join(self.dir, "opendkim.conf")
+        files = {
+            "keytable": [f"{sel} {domain}:{sel}:{keyfile}"],
+            "signingtable": [f"*@{domain} {sel}"],
+            "opendkim.conf": [
+                "Mode s", "Background no", "Syslog no",
+                # temporary directories sit in /tmp or /var/tmp, which
+                # others may write: never a "safe" path to OpenDKIM
+                "RequireSafeKeys no",
+                *sock,
+                f"PidFile {self.pidfile}",
+                f"KeyTable file:{self.dir}/keytable",
+                f"SigningTable refile:{self.dir}/signingtable",
+                f"SignatureAlgorithm {alg}",
+                f"Canonicalization {canon}", *extra]}
+        for fname, lines in files.items():
+            with open(os.path.join(self.dir, fname), "w") as f:
+                f.write("".join(x + "\n" for x in lines))
+        self.logpath = os.path.join(self.dir, "log")
+        with open(self.logpath, "wb") as log:
+            self.p = subprocess.Popen([OPENDKIM, "-f", "-x", conf],
+                                      stdin=subprocess.DEVNULL, stdout=log,
+                                      stderr=log)
+        end = time.monotonic() + 20
+        while True:
+            assert self.p.poll() is None, self.logtext()
+            try:
+                if unix:
+                    with socket.socket(socket.AF_UNIX) as u:
+                        u.connect(self.path)
+                else:
+                    socket.create_connection(("127.0.0.1", self.port),
+                                             1).close()
+                break
+            except OSError:
+                assert time.monotonic() < end, self.logtext()
+                time.sleep(0.05)
+
+    def logtext(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            self.p.wait(timeout=20)
 
 
 def dns_queries(t):
