@@ -19,7 +19,10 @@ run`, then -m messages of 4 KiB over -s sessions spread over -u users
    switches and CPU time per delivery of mta-send and of the server (from
    /proc), and, from the log, how long each delivery held its slot: from
    mta-send's `starting delivery` to vdeliver's `delivered` line, and from
-   there to mta-send's `delivery N: success` (the hand-back).
+   there to mta-send's `delivery N: success` (the hand-back); and the
+   wait on the concurrency limit: from a message's `new msg` to its
+   `starting delivery`, and how often mta-send's `status:` line found
+   every local slot taken.
 
 3. with --postfix: the same load through a private Postfix
    (../shared/bench/peers/postfix-setup.sh, virtual(8) into the same
@@ -216,6 +219,25 @@ def stamp(s):
     return datetime.datetime.strptime(s[:26], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
 
 
+def waits(log_text, conc):
+    """the wait on the concurrency limit: per message, from its `new msg`
+    to its `starting delivery` (seconds); and the share of mta-send's
+    `status:` lines that found every local slot taken"""
+    picked, waited, full, lines = {}, [], 0, 0
+    for line in log_text.splitlines():
+        m = re.match(r"(\S+) mta-send\[\d+\]: (new msg|starting delivery "
+                     r"\d+: msg) (\S+)", line)
+        if m and m.group(2) == "new msg":
+            picked[m.group(3)] = stamp(m.group(1))
+        elif m and m.group(3) in picked:
+            waited.append(stamp(m.group(1)) - picked.pop(m.group(3)))
+        m = re.search(r"mta-send\[\d+\]: status: local (\d+)/(\d+)", line)
+        if m:
+            lines += 1
+            full += m.group(1) == m.group(2)
+    return waited, full / lines if lines else 0
+
+
 def slots(log_text):
     """per delivery: (slot held, start to vdeliver's line, its line to the
     end mta-send saw), in seconds"""
@@ -270,7 +292,12 @@ def untraced(a, fac, run):
     time.sleep(1)       # facteur run writes the last lines
     with open(logp, errors="replace") as f:
         f.seek(off)
-        held, lead, back = slots(f.read())
+        text = f.read()
+    held, lead, back = slots(text)
+    waited, full = waits(text, a.conc)
+    print(f"profile limit_wait_ms_median={pct(waited, .5):.2f} "
+          f"limit_wait_ms_p90={pct(waited, .9):.2f} "
+          f"status_lines_with_every_local_slot_taken={full:.2f}", flush=True)
     print(f"profile slot_ms_median={pct(held, .5):.2f} slot_ms_p90={pct(held, .9):.2f} "
           f"to_delivered_ms_median={pct(lead, .5):.2f} to_delivered_ms_p90={pct(lead, .9):.2f} "
           f"handback_ms_median={pct(back, .5):.2f} handback_ms_p90={pct(back, .9):.2f} "
