@@ -28,6 +28,13 @@
  *	0 every message accepted, 1 a reply that was not the one expected
  *	(the first is printed on stderr), 2 usage, 111 a system error.
  *
+ * DIAGNOSTICS
+ *	`smtp_spread: after COMMAND: REPLY` for the first unexpected reply
+ *	(each failed message is counted in failed=).
+ *
+ * BUGS
+ *	No TLS, no AUTH, no PIPELINING: it measures what smtp-source does.
+ *
  * SEE ALSO
  *	bench/smtp_compare.py, ../shared/bench/smtp_e2e.py
  */
