@@ -22,7 +22,8 @@ run`, then -m messages of 4 KiB over -s sessions spread over -u users
    there to mta-send's `delivery N: success` (the hand-back); and the
    wait on the concurrency limit: from a message's `new msg` to its
    `starting delivery`, and how often mta-send's `status:` line found
-   every local slot taken.
+   every local slot taken (an undercount: a turn logs its ends before the
+   starts that fill the slots again).
 
 3. with --postfix: the same load through a private Postfix
    (../shared/bench/peers/postfix-setup.sh, virtual(8) into the same
