@@ -4,6 +4,8 @@
     python3 bench/smtp_compare.py --bin build/bench/bin [--modes accept,queue,memory,e2e]
         [--rounds 3] [--deliver-rounds 1] [--settle 30] [-m 5000] [--sessions 20,1]
         [--postfix hold,deliver] [--queue-total 100000] [--idle 100,1000] [--out FILE]
+        [--e2e-rounds 5] [--e2e-count 5000] [--e2e-cases 20x1000,1x1000,50x50,20x20]
+        [--e2e-conc 10,20] [--obj BUILD_DIR]
 
 Run as root (the Postfix peer starts as root; mta-smtpd binds as root and
 becomes the mail user), with Debian's postfix installed
@@ -38,14 +40,24 @@ memory  N idle sessions (greeting read, nothing sent) to mta-smtpd for each
         memory of the session processes from /proc/PID/smaps_rollup, the drop
         of MemAvailable, then client N+1 must get a 220.
 
-e2e     End to end, as the scheduler issue measures it: `facteur run`
-        (mta-smtpd and mta-send, which runs vdeliver) against Postfix
-        delivering with virtual(8), smtp_e2e.py -s --e2e-sessions -m
-        --e2e-count to user1..user20, taking turns, --e2e-rounds rounds:
-        messages per second from the first connection until the last file
-        is in its Maildir, and the servers' CPU per message.
+e2e     End to end (issue 17): `facteur run` (mta-smtpd, mta-send with its
+        vdeliver server), once for each --e2e-conc value of
+        concurrencylocal (default 10, SPEC.md's default, and 20, what
+        Postfix runs at once to one domain), against Postfix delivering
+        with virtual(8). For each case SESSIONSxUSERS of --e2e-cases
+        (default 20x1000, 1x1000, 50x50, 20x20): --e2e-count messages of
+        4 KiB (5000), one a connection and one recipient each, spread
+        evenly over user1..userUSERS by bench/smtp_spread (smtp-source sends
+        to one address only); --e2e-rounds rounds (5), the servers taking
+        turns in an order that turns round every round, each run after
+        --settle seconds and with the recipients' new/ emptied first. Each
+        run: messages per second from the first connection until the last
+        file is in new/, the accept rate (until the last 250), their ratio,
+        the server's CPU per message and the load average at its start;
+        then medians and per-round ratios.
 
-The modes run in the order queue, accept, memory, e2e; then (with accept) the
+The modes run in the order queue, accept, memory, e2e; then (with accept or
+e2e) the
 fsync probe of ../shared/bench/fsync-probe.sh in a fresh directory beside
 the queues (10 s, 1 and 20 writers, plain and -u), last because its -u
 runs delete thousands of files, which slows file creation nearby for a
@@ -265,6 +277,9 @@ def emit(line, out, **tags):
 
 
 def fsync_probe(a, d, out):
+    """The disk's durable creations a second in this run; a message costs
+    two (its queue file, its Maildir file), so half the 20-writer churn
+    figure is the ceiling the e2e rates are set against."""
     probe = os.path.join(a.shared, "fsync-probe.sh")
     for threads in (1, 20):
         for extra in ([], ["-u"]):
@@ -272,8 +287,13 @@ def fsync_probe(a, d, out):
             cmd = [probe, d, "10", str(threads), *extra]
             note("+ " + " ".join(cmd))
             r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-            emit(r.stdout.strip(), out, server="disk", threads=threads,
-                 churn=int(bool(extra)))
+            line = emit(r.stdout.strip(), out, server="disk", threads=threads,
+                        churn=int(bool(extra)), load1=f"{os.getloadavg()[0]:.2f}")
+            if threads == 20 and extra:
+                ops = float(parse(line).get("ops_per_s", 0))
+                print(f"fsync probe, 20 writers with unlinks: {ops:.0f} durable "
+                      f"creations/s, so at most {ops / 2:.0f} msgs/s at two a "
+                      f"message", flush=True)
 
 
 def one_run(a, srv, s, fac, pf, rnd, out, res):
@@ -304,12 +324,104 @@ def one_run(a, srv, s, fac, pf, rnd, out, res):
     res.setdefault((s, srv), []).append((rate, cpu * 1000 / a.count))
 
 
+def spread_tool(a):
+    """bench/smtp_spread.c, built by `make O=OBJ OBJ/bench/smtp_spread`"""
+    path = os.path.join(a.obj, "bench", "smtp_spread")
+    if not os.access(path, os.X_OK):
+        sys.exit(f"smtp_compare: {path} missing: make O={a.obj} {path}")
+    return path
+
+
+class NewCounter:
+    """Files in the new/ of user1..userU, cheaply enough to poll every
+    50 ms: a directory is listed again only when its mtime moved."""
+
+    def __init__(self, maildirs, users):
+        self.dirs = [os.path.join(maildirs, "example.test", f"user{i}",
+                                  "Maildir", "new") for i in range(1, users + 1)]
+        self.seen = {}
+
+    def clean(self):
+        for d in self.dirs:
+            for f in os.listdir(d):
+                os.unlink(os.path.join(d, f))
+        self.seen = {}
+
+    def count(self):
+        n = 0
+        for d in self.dirs:
+            m = os.stat(d).st_mtime_ns
+            old = self.seen.get(d)
+            if old is None or old[0] != m:
+                old = (m, len(os.listdir(d)))
+                self.seen[d] = old
+            n += old[1]
+        return n
+
+
+def e2e_once(a, port, maildirs, sessions, users, timeout=120):
+    """One timed run: smtp_spread sends --e2e-count messages over
+    `sessions` connections at a time to user1..user`users` (one recipient
+    a message); returns (accept msgs/s, e2e msgs/s, delivered, ok)."""
+    cnt = NewCounter(maildirs, users)
+    cnt.clean()
+    time.sleep(a.settle)
+    before = cnt.count()
+    t0 = time.monotonic()
+    p = subprocess.Popen([spread_tool(a), "-s", str(sessions), "-m",
+                          str(a.e2e_count), "-l", "4096", "-u", str(users),
+                          "-f", "bench@example.test", f"127.0.0.1:{port}"],
+                         stdout=subprocess.PIPE, text=True)
+    accept_s, got, last = None, 0, t0
+    while True:
+        now = time.monotonic()
+        if accept_s is None and p.poll() is not None:
+            accept_s = now - t0
+        n = cnt.count() - before
+        if n != got:
+            got, last = n, now
+        if got >= a.e2e_count and accept_s is not None:
+            break
+        if accept_s is not None and now - last > timeout:
+            note(f"smtp_compare: gave up, {got}/{a.e2e_count} delivered")
+            break
+        time.sleep(0.05)
+    e2e_s = time.monotonic() - t0
+    ok = p.returncode == 0 and got >= a.e2e_count
+    note(f"  smtp_spread: {p.stdout.read().strip()}")
+    return a.e2e_count / accept_s, got / e2e_s, got, ok
+
+
+def send_pid(run):
+    for p, v in proc_stats().items():
+        if int(v[1]) == run.pid and open(f"/proc/{p}/comm").read().strip() == "mta-send":
+            return p
+    return None
+
+
+def e2e_server(srv, fac, pf, run):
+    """(port, Maildir root, process whose tree is the server) of srv"""
+    if srv.startswith("facteur"):
+        conc = srv.split("-c", 1)[1]
+        fac.ctl("concurrencylocal", conc)
+        pid = send_pid(run)
+        if pid:
+            os.kill(pid, signal.SIGHUP)     # mta-send reads control/ again
+            time.sleep(0.5)
+        return fac.port, os.path.join(fac.root, "domains"), run.pid
+    return pf.port, os.path.join(pf.root, "domains"), pf.master()
+
+
 def e2e_mode(a, fac, pf, out):
     """End to end: first SMTP connection until every message is in its
-    Maildir. Facteur under `facteur run` (mta-smtpd, mta-send running
-    vdeliver), Postfix delivering with virtual(8); smtp_e2e.py with 20
-    recipients (user1..user20), one connection per message, the two
-    servers taking turns, --e2e-rounds rounds."""
+    Maildir. Facteur under `facteur run` (mta-smtpd, mta-send with its
+    vdeliver server), once per --e2e-conc value of concurrencylocal,
+    against Postfix delivering with virtual(8) (20 deliveries at once to a
+    domain, its default_destination_concurrency_limit). For each case
+    SESSIONSxUSERS of --e2e-cases: --e2e-count messages of 4 KiB, one a
+    connection, one recipient each, spread evenly over user1..userUSERS
+    (bench/smtp_spread). --e2e-rounds rounds; in each, every case, the
+    servers taking turns (the order turns round every round)."""
     for k in ("listen.pop3", "listen.pop3s"):
         fac.ctl(k, f"127.0.0.1:{free_port()}")
     # what --modes accept left queued would be delivered in round 1
@@ -321,41 +433,52 @@ def e2e_mode(a, fac, pf, out):
     wait_port(fac.port)
     pf.set_mode("deliver")
     pf.start()
+    servers = [f"facteur-c{c}" for c in a.e2e_conc] + ["postfix"]
     res = {}
-    for rnd in range(1, a.e2e_rounds + 1):
-        order = ["facteur", "postfix"]
-        if rnd % 2 == 0:
-            order.reverse()
-        for srv in order:
-            port, root, pid = ((fac.port, os.path.join(fac.root, "domains"),
-                                run.pid) if srv == "facteur" else
-                               (pf.port, os.path.join(pf.root, "domains"),
-                                pf.master()))
-            c0 = tree_cpu(pid)
-            line = shared(a, "smtp_e2e.py", "127.0.0.1", port, root,
-                          "-s", a.e2e_sessions, "-m", a.e2e_count, "-l", 4096,
-                          "-f", "bench@example.test",
-                          "-t", "user{i}@example.test", "--rcpts", 20,
-                          "--clean", "--settle", a.settle)
-            cpu = tree_cpu(pid) - c0
-            line = emit(line, out, server=srv, round=rnd,
-                        server_cpu_ms_per_msg=f"{cpu * 1000 / a.e2e_count:.2f}")
-            f = parse(line)
-            rate = float(f.get("msgs_per_s", 0)) if f.get("ok") == "1" else 0
-            res.setdefault(srv, []).append((rate, cpu * 1000 / a.e2e_count))
-    pf.empty()
-    pf.stop()
-    run.terminate()
-    run.wait()
-    fr = [x for x, _ in res["facteur"]]
-    pr = [x for x, _ in res["postfix"]]
-    ratios = [x / y if y else 0 for x, y in zip(fr, pr)]
-    print("\nsummary e2e: msgs/s [server CPU ms/msg] per round", flush=True)
-    for srv in ("facteur", "postfix"):
-        print(f"{srv}: " + " / ".join(f"{x:.0f} [{c:.2f}]" for x, c in res[srv]),
-              flush=True)
-    print("ratio per round " + " / ".join(f"{r:.2f}" for r in ratios) +
-          f" (median {statistics.median(ratios):.2f})", flush=True)
+    try:
+        for rnd in range(1, a.e2e_rounds + 1):
+            for sessions, users in a.e2e_cases:
+                order = servers if rnd % 2 else servers[::-1]
+                for srv in order:
+                    port, maildirs, pid = e2e_server(srv, fac, pf, run)
+                    load = os.getloadavg()[0]
+                    c0 = tree_cpu(pid)
+                    acc, e2e, got, ok = e2e_once(a, port, maildirs, sessions, users)
+                    cpu = (tree_cpu(pid) - c0) * 1000 / a.e2e_count
+                    emit(f"smtp_e2e msgs_per_s={e2e:.1f} accept_msgs_per_s={acc:.1f} "
+                         f"sessions={sessions} users={users} n={a.e2e_count} "
+                         f"delivered={got} ok={int(ok)} e2e_over_accept={e2e / acc:.3f}",
+                         out, server=srv, round=rnd, load1=f"{load:.2f}",
+                         server_cpu_ms_per_msg=f"{cpu:.2f}")
+                    res.setdefault((sessions, users, srv), []).append(
+                        (e2e if ok else 0.0, acc, cpu))
+    finally:
+        pf.empty()
+        pf.stop()
+        run.terminate()
+        run.wait()
+    e2e_summary(a, servers, res)
+
+
+def e2e_summary(a, servers, res):
+    med = statistics.median
+    print("\nsummary e2e: median of the rounds, msgs/s end to end [accepted "
+          "msgs/s] {server CPU ms/msg}; ratio = facteur / postfix, per round "
+          "then median", flush=True)
+    for sessions, users in a.e2e_cases:
+        pr = [x for x, _, _ in res[(sessions, users, "postfix")]]
+        for srv in servers:
+            v = res[(sessions, users, srv)]
+            line = (f"{sessions}x{users} {srv}: e2e {med([x for x, _, _ in v]):.0f} "
+                    f"[{med([y for _, y, _ in v]):.0f}] {{{med([c for _, _, c in v]):.2f}}}")
+            if srv != "postfix":
+                ratios = [x / y if y else 0 for (x, _, _), y in zip(v, pr)]
+                share = [x / y for x, y, _ in v]
+                line += (f"; ratio {' / '.join(f'{r:.2f}' for r in ratios)} "
+                         f"(median {med(ratios):.2f}); e2e/accept "
+                         f"{' / '.join(f'{r:.2f}' for r in share)} "
+                         f"(median {med(share):.2f})")
+            print(line, flush=True)
 
 
 def accept_mode(a, fac, pf, out):
@@ -508,9 +631,14 @@ def main():
     ap.add_argument("--postfix", default="hold,deliver",
                     help="Postfix settings to measure: hold and/or deliver")
     ap.add_argument("--deliver-rounds", type=int, default=1)
-    ap.add_argument("--e2e-rounds", type=int, default=3)
-    ap.add_argument("--e2e-count", type=int, default=10000)
-    ap.add_argument("--e2e-sessions", type=int, default=20)
+    ap.add_argument("--e2e-rounds", type=int, default=5)
+    ap.add_argument("--e2e-count", type=int, default=5000)
+    ap.add_argument("--e2e-cases", default="20x1000,1x1000,50x50,20x20",
+                    help="SESSIONSxUSERS, comma-separated")
+    ap.add_argument("--e2e-conc", default="10,20",
+                    help="Facteur's concurrencylocal values to measure")
+    ap.add_argument("--obj", help="the build directory that holds "
+                    "bench/smtp_spread (default: the parent of --bin)")
     ap.add_argument("--queue-total", type=int, default=100000)
     ap.add_argument("--queue-chunk", type=int, default=10000)
     ap.add_argument("--idle", default="100,1000")
@@ -524,6 +652,9 @@ def main():
     a.sessions = [int(x) for x in a.sessions.split(",")]
     a.postfix = [x for x in a.postfix.split(",") if x]
     a.idle = [int(x) for x in a.idle.split(",") if x]
+    a.e2e_cases = [tuple(int(y) for y in x.split("x")) for x in a.e2e_cases.split(",") if x]
+    a.e2e_conc = [int(x) for x in a.e2e_conc.split(",") if x]
+    a.obj = os.path.abspath(a.obj or os.path.join(a.bin, ".."))
     modes = a.modes.split(",")
     tmp = tempfile.mkdtemp(prefix="smtp-compare.", dir="/var/tmp")
     os.chmod(tmp, 0o755)
@@ -547,7 +678,7 @@ def main():
             memory_mode(a, fac2, a.out)
         if "e2e" in modes:
             e2e_mode(a, fac, pf, a.out)
-        if "accept" in modes and a.probe:
+        if ("accept" in modes or "e2e" in modes) and a.probe:
             probe = os.path.join(tmp, "probe")
             os.mkdir(probe)
             fsync_probe(a, probe, a.out)

@@ -337,6 +337,10 @@ static int work(struct send *s)
 	 * one sender cannot stop this; and in their recipients, so that
 	 * 20,000 messages of 1,000 recipients are not all held in memory */
 	busy = s->nbusy >= BACKLOG_MAX || s->nloaded >= LOADED_MAX;
+	/* the slots that the deliveries just ended freed are filled first:
+	 * under a flood the pickup takes milliseconds, and a slot left
+	 * empty meanwhile is a delivery lost for good (issue 17) */
+	sched_start(s);
 	if (s->rescan && !s->stopping && !busy)
 		(void)sched_pickup(s);
 	/* the start-up check, a directory a turn: in between, new mail is

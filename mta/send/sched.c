@@ -32,6 +32,7 @@ extern char **environ;
 #define JOB_RCPTS_MAX 100	/* recipients in one SMTP transaction */
 #define OUT_MAX (256 * 1024)	/* bytes of a child's output kept */
 #define PICKUP_MAX 1000		/* messages taken from new/ a turn */
+#define PICKUP_BUSY 64		/* the same while deliveries run */
 #define DUE_MAX 1000		/* waiting messages loaded a turn */
 #define MSG_QUEUED_MAX 16	/* jobs of one message waiting for a slot */
 
@@ -542,7 +543,10 @@ int sched_pickup(struct send *s)
 	struct str dir = STR_INIT, src = STR_INIT, dst = STR_INIT;
 	struct dirent *de;
 	DIR *d;
-	size_t n = 0;
+	/* while deliveries run, a small slice a turn: their ends are seen
+	 * and their slots filled again between slices, not after the whole
+	 * flood has been read in (issue 17) */
+	size_t n = 0, max = s->nrun ? PICKUP_BUSY : PICKUP_MAX;
 	int r = 0;
 
 	s->rescan = 0;
@@ -560,7 +564,7 @@ int sched_pickup(struct send *s)
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (n >= PICKUP_MAX) {
+		if (n >= max) {
 			s->rescan = 1; /* the rest next turn */
 			break;
 		}
