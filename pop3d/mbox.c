@@ -1,9 +1,9 @@
 /*
  * mbox - one user's Maildir as a POP3 session sees it.
  *
- * mbox_open() takes the session lock, moves new/ messages to cur/ and
- * lists cur/ once; that list, in arrival order, is the session's message
- * numbering (RFC 1939 wants it fixed for the session).
+ * mbox_open() takes the session lock and lists new/ and cur/ once; that
+ * list, in arrival order, is the session's message numbering (RFC 1939
+ * wants it fixed for the session).
  *
  * The lock is flock(2) on Maildir/pop3.lock: the kernel drops it when the
  * process ends, however it ends, so a crashed session never leaves a
@@ -12,17 +12,28 @@
  *
  * new/ to cur/ is a rename to NAME:2, as Dovecot and Courier do, with
  * RENAME_NOREPLACE so that a name already in cur/ is never overwritten
- * (that message is then served from new/). Another Maildir reader may
- * rename a cur/ file while we run (its flags after ':' change): a message
- * whose file is gone is looked for again by its unique part before ':'.
+ * (that message then stays in new/). It happens at QUIT, for the messages
+ * the session keeps: a message that is retrieved and deleted in one
+ * session (what most POP3 clients do) then costs one unlink instead of a
+ * rename and an unlink, and a session that ends without QUIT leaves new/
+ * as it found it. Another Maildir reader may rename a file while we run
+ * (new/ to cur/, or its flags after ':'): a message whose file is gone is
+ * looked for again in cur/ by its unique part before ':'.
  *
  * Memory: all names live in one growable buffer and each message costs a
  * 24-byte struct mmsg, so 50,000 messages take about 5 MB.
  *
  * Sizes: RFC 1939 counts a message with CRLF line ends. A name's ,W= is
  * that number; otherwise the file is read once and its bare LFs counted,
- * when a command first needs a size. ,S= (or stat) is the size on disk,
- * which is what maildirsize counts.
+ * when a command first needs a size. ,S= (or what that read counted) is
+ * the size on disk, which is what maildirsize counts.
+ *
+ * Reading a message (mbox_read) asks for one byte more than its size on
+ * disk when that is known and small, and takes a shorter answer as the end
+ * of the file: a regular file returns fewer bytes than asked only at its
+ * end, and session processes catch no signal that could cut a read short.
+ * So a message under 64 KiB is one read, without the read that returns 0
+ * nor a stat, and the send buffer stays twice its size.
  *
  * mbox_commit() runs at QUIT only: it unlinks the messages marked deleted
  * and, if the Maildir has a maildirsize (a quota), appends one line
@@ -108,48 +119,16 @@ static int open_dir(int dirfd, DIR **d_r)
 	return 0;
 }
 
-/* move_new - every new/ message to cur/NAME:2, (kept in new/ and listed
- * from there when the move is refused) */
-static int move_new(struct mbox *mb)
-{
-	struct str to = STR_INIT;
-	struct dirent *de;
-	DIR *d;
-	int r = open_dir(mb->newfd, &d);
-
-	while (r == 0 && (errno = 0, de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name);
-
-		if (!listable(de))
-			continue;
-		r = str_copyb(&to, de->d_name, len);
-		if (r == 0 && !memchr(de->d_name, ':', len))
-			r = str_cats(&to, ":2,");
-		if (r < 0)
-			break;
-		if (renameat2(mb->newfd, de->d_name, mb->curfd, to.s,
-			      RENAME_NOREPLACE) == 0 || errno == ENOENT)
-			continue;
-		r = add(mb, de->d_name, len, MSG_NEW);
-	}
-	if (r == 0 && errno)
-		r = -errno;
-	if (d)
-		closedir(d);
-	str_free(&to);
-	return r;
-}
-
-/* list_cur - every cur/ message */
-static int list_cur(struct mbox *mb)
+/* list_dir - every message of new/ (flags MSG_NEW) or cur/ (0) */
+static int list_dir(struct mbox *mb, int dirfd, uint16_t flags)
 {
 	struct dirent *de;
 	DIR *d;
-	int r = open_dir(mb->curfd, &d);
+	int r = open_dir(dirfd, &d);
 
 	while (r == 0 && (errno = 0, de = readdir(d)) != NULL)
 		if (listable(de))
-			r = add(mb, de->d_name, strlen(de->d_name), 0);
+			r = add(mb, de->d_name, strlen(de->d_name), flags);
 	if (r == 0 && errno)
 		r = -errno;
 	if (d)
@@ -166,7 +145,7 @@ static int cmp(const void *a, const void *b, void *arg)
 	return proto_natcmp(names + x->off, x->len, names + y->off, y->len);
 }
 
-/* mbox_open - lock, tidy and list ROOT/MAILDIR; -EWOULDBLOCK when another
+/* mbox_open - lock and list ROOT/MAILDIR; -EWOULDBLOCK when another
  * session holds the lock */
 int mbox_open(struct mbox *mb, const char *root, const char *maildir)
 {
@@ -196,9 +175,9 @@ int mbox_open(struct mbox *mb, const char *root, const char *maildir)
 			   O_NOFOLLOW | O_CLOEXEC);
 	if (mb->newfd < 0)
 		return -errno;
-	r = move_new(mb);
+	r = list_dir(mb, mb->newfd, MSG_NEW);
 	if (r == 0)
-		r = list_cur(mb);
+		r = list_dir(mb, mb->curfd, 0);
 	if (r == 0 && mb->n > 1)
 		qsort_r(mb->m, mb->n, sizeof *mb->m, cmp, mb->names.s);
 	return r;
@@ -275,17 +254,63 @@ int mbox_msgfd(struct mbox *mb, size_t i)
 	return fd >= 0 ? fd : -errno;
 }
 
+/* mbox_ask - how many bytes one read of message i asks for: one more
+ * than its size on disk when that is known and small, so that a single
+ * short read ends the file (see the top of this file) */
+size_t mbox_ask(const struct mbox *mb, size_t i)
+{
+	const struct mmsg *m = &mb->m[i];
+
+	return m->flags & MSG_RAW && m->raw < MBOX_READ ? (size_t)m->raw + 1 :
+	       MBOX_READ;
+}
+
+/* mbox_read - the next piece of message file fd, asking for `ask` bytes
+ * (at most MBOX_READ) into the session's read buffer (*p): the count, or
+ * a negative errno. A count below `ask` (0 included) is the end of the
+ * file: a regular file answers short only there, and nothing in a session
+ * process catches a signal that could interrupt a read. */
+ssize_t mbox_read(struct mbox *mb, int fd, size_t ask, const char **p)
+{
+	ssize_t n;
+
+	if (!mb->buf && !(mb->buf = malloc(MBOX_READ)))
+		return -ENOMEM;
+	*p = mb->buf;
+	do
+		n = read(fd, mb->buf, ask < MBOX_READ ? ask : MBOX_READ);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+/* count - read message file fd to its end: its size and bare LFs */
+static int count(struct mbox *mb, size_t i, int fd, uint64_t *size,
+		 uint64_t *bare)
+{
+	size_t ask = mbox_ask(mb, i);
+	const char *p;
+	ssize_t n;
+	int cr = 0;
+
+	*size = *bare = 0;
+	do {
+		n = mbox_read(mb, fd, ask, &p);
+		if (n < 0)
+			return (int)n;
+		*bare += proto_bare_lf(p, (size_t)n, &cr);
+		*size += (uint64_t)n;
+	} while ((size_t)n == ask);
+	return 0;
+}
+
 /* mbox_octets - RFC 1939 size of message i. A file that cannot be read
  * counts with its size on disk (or 0): LIST still answers, and RETR of
  * it will say what is wrong. */
 int mbox_octets(struct mbox *mb, size_t i, uint64_t *out)
 {
 	struct mmsg *m = &mb->m[i];
-	struct stat st;
-	uint64_t bare = 0;
-	char *buf;
-	int fd, cr = 0, r = 0;
-	ssize_t n;
+	uint64_t size, bare;
+	int fd, r;
 
 	if (m->flags & MSG_OCTETS) {
 		*out = m->octets;
@@ -299,28 +324,12 @@ int mbox_octets(struct mbox *mb, size_t i, uint64_t *out)
 		*out = m->octets;
 		return fd;
 	}
-	buf = malloc(MBOX_READ);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while ((n = read(fd, buf, MBOX_READ)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			break;
-		}
-		bare += proto_bare_lf(buf, (size_t)n, &cr);
-	}
-	free(buf);
-	if (r == 0 && fstat(fd, &st) < 0)
-		r = -errno;
+	r = count(mb, i, fd, &size, &bare);
 	close(fd);
 	if (r < 0)
 		return r;
-	m->raw = (uint64_t)st.st_size;
-	m->octets = (uint64_t)st.st_size + bare;
+	m->raw = size;
+	m->octets = size + bare;
 	m->flags |= MSG_OCTETS | MSG_RAW;
 	*out = m->octets;
 	return 0;
@@ -376,11 +385,8 @@ static int unlink_msg(struct mbox *mb, size_t i, uint64_t *raw)
 	       -errno;
 }
 
-/* mbox_commit - QUIT: unlink what is marked deleted and account for it
- * in maildirsize. A message someone else removed first is not ours to
- * count. *gone_r is how many files we removed; the first error other
- * than that is returned after trying every message. */
-int mbox_commit(struct mbox *mb, size_t *gone_r)
+/* commit_deletions - mbox_commit's unlinks and maildirsize line */
+static int commit_deletions(struct mbox *mb, size_t *gone_r)
 {
 	struct str line = STR_INIT;
 	uint64_t bytes = 0, raw;
@@ -426,6 +432,42 @@ int mbox_commit(struct mbox *mb, size_t *gone_r)
 	return r ? r : e;
 }
 
+/* keep_new - QUIT: the messages of new/ that stay go to cur/NAME:2, (one
+ * that cannot, or that another reader moved first, is left where it is:
+ * the next session lists it as well) */
+static void keep_new(struct mbox *mb)
+{
+	struct str to = STR_INIT;
+	size_t i;
+
+	for (i = 0; i < mb->n; i++) {
+		const struct mmsg *m = &mb->m[i];
+		const char *name = mb->names.s + m->off;
+
+		if ((m->flags & (MSG_NEW | MSG_DELETED)) != MSG_NEW)
+			continue;
+		if (str_copyb(&to, name, m->len) ||
+		    (!memchr(name, ':', m->len) && str_cats(&to, ":2,")))
+			break;
+		(void)renameat2(mb->newfd, name, mb->curfd, to.s,
+				RENAME_NOREPLACE);
+	}
+	str_free(&to);
+}
+
+/* mbox_commit - QUIT: unlink what is marked deleted and account for it
+ * in maildirsize, then move the kept messages of new/ to cur/. A message
+ * someone else removed first is not ours to count. *gone_r is how many
+ * files we removed; the first error other than that is returned after
+ * trying every message. */
+int mbox_commit(struct mbox *mb, size_t *gone_r)
+{
+	int r = commit_deletions(mb, gone_r);
+
+	keep_new(mb);
+	return r;
+}
+
 /* mbox_close - release the Maildir; closing lockfd drops the lock */
 void mbox_close(struct mbox *mb)
 {
@@ -438,6 +480,8 @@ void mbox_close(struct mbox *mb)
 	if (mb->dfd >= 0)
 		close(mb->dfd);
 	mb->dfd = mb->curfd = mb->newfd = mb->lockfd = -1;
+	free(mb->buf);
+	mb->buf = NULL;
 	str_free(&mb->names);
 	free(mb->m);
 	mb->m = NULL;

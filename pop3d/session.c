@@ -46,7 +46,7 @@
 
 #define SESSION_MAXFAIL 3	/* failed logins before we hang up */
 #define SESSION_MAXBAD 20	/* bad commands before we hang up */
-#define SEND_CHUNK 65536
+#define SEND_CHUNK 65536	/* converted bytes sent at once */
 
 struct sess {
 	const struct cfg *cfg;
@@ -68,7 +68,6 @@ struct sess {
 	const char *reason;
 	int done;
 	struct str line, tmp, tmp2;
-	char *buf;		/* SEND_CHUNK bytes for message files */
 };
 
 struct cmd {
@@ -516,6 +515,8 @@ static int send_msg(struct sess *s, size_t i, int top, unsigned long lines)
 {
 	struct xfer x;
 	int fd = mbox_msgfd(&s->mb, i), r;
+	size_t ask = mbox_ask(&s->mb, i);
+	const char *p;
 	ssize_t n;
 
 	if (fd < 0) {
@@ -534,19 +535,21 @@ static int send_msg(struct sess *s, size_t i, int top, unsigned long lines)
 	else
 		r = reply(s, "+OK message follows");
 	xfer_init(&x, top, lines);
+	/* the reply and a small message leave in one write, at the next
+	 * command's read; a short read is the end of the file (mbox_read) */
 	while (r == 0 && !x.done) {
-		n = read(fd, s->buf, SEND_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : 0;
+		n = mbox_read(&s->mb, fd, ask, &p);
+		if (n < 0) {
+			r = (int)n;
 			break;
 		}
-		if (xfer_run(&x, s->buf, (size_t)n, &s->c.out) < (size_t)n &&
+		if (xfer_run(&x, p, (size_t)n, &s->c.out) < (size_t)n &&
 		    !x.done)
 			r = -ENOMEM;
 		if (r == 0 && s->c.out.len >= SEND_CHUNK)
 			r = conn_flush(&s->c);
+		if ((size_t)n < ask)
+			break;
 	}
 	close(fd);
 	if (r == 0)
@@ -731,11 +734,6 @@ int session_run(const struct cfg *cfg, int rfd, int wfd, const char *ip,
 	s.result = "no login";
 	s.reason = "disconnected";
 	conn_init(&s.c, rfd, wfd, cfg->timeout);
-	s.buf = malloc(SEND_CHUNK);
-	if (!s.buf) {
-		s.reason = "out of memory";
-		goto out;
-	}
 	if (tls && conn_tls_accept(&s.c, cfg->tls) < 0) {
 		s.reason = "TLS handshake failed";
 		goto out;
@@ -786,6 +784,5 @@ out:
 	str_wipe(&s.tmp);
 	str_wipe(&s.tmp2);
 	str_free(&s.tried);
-	free(s.buf);
 	return 0;
 }
