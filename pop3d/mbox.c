@@ -21,7 +21,7 @@
  * looked for again in cur/ by its unique part before ':'.
  *
  * Memory: all names live in one growable buffer and each message costs a
- * 24-byte struct mmsg, so 50,000 messages take about 5 MB.
+ * 32-byte struct mmsg, so 50,000 messages take about 5 MB.
  *
  * Sizes: RFC 1939 counts a message with CRLF line ends. A name's ,W= is
  * that number; otherwise the file is read once and its bare LFs counted,
@@ -33,7 +33,11 @@
  * of the file: a regular file returns fewer bytes than asked only at its
  * end, and session processes catch no signal that could cut a read short.
  * So a message under 64 KiB is one read, without the read that returns 0
- * nor a stat, and the send buffer stays twice its size.
+ * nor a stat, and the send buffer stays twice its size. The descriptor a
+ * message was counted on (LIST, STAT) is kept, up to MBOX_KEEP of them, for
+ * its RETR, which then reads by offset without opening the file again by
+ * name; a kept message that another program removes meanwhile is still
+ * the one the session listed.
  *
  * mbox_commit() runs at QUIT only: it unlinks the messages marked deleted
  * and, if the Maildir has a maildirsize (a quota), appends one line
@@ -46,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,6 +60,7 @@
 #include "pop3d.h"
 
 #define MBOX_READ 65536
+#define MBOX_KEEP 256		/* counted messages kept open for RETR */
 #define MBOX_MAX_MSGS 10000000	/* names stay under 4 GiB: 32-bit offsets */
 
 /* add - one message name */
@@ -80,6 +86,7 @@ static int add(struct mbox *mb, const char *name, size_t len, uint16_t flags)
 	m->off = (uint32_t)mb->names.len;
 	m->len = (uint16_t)len;
 	m->flags = flags;
+	m->fd = -1;
 	if (maildir_name_size(name, len, 'S', &v) == 0) {
 		m->raw = v;
 		m->flags |= MSG_RAW;
@@ -236,12 +243,18 @@ static int refind(struct mbox *mb, size_t i)
 	return r;
 }
 
-/* mbox_msgfd - message i opened for reading; -ENOENT when another process
- * removed it */
+/* mbox_msgfd - message i opened for reading (the caller closes it): the
+ * descriptor its size was counted on when it was kept, else the file
+ * opened now; -ENOENT when another process removed it */
 int mbox_msgfd(struct mbox *mb, size_t i)
 {
-	int fd, r;
+	int fd = mb->m[i].fd, r;
 
+	if (fd >= 0) {
+		mb->m[i].fd = -1;
+		mb->kept--;
+		return fd;
+	}
 	fd = openat(dir_of(mb, i), mb->names.s + mb->m[i].off,
 		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0 || errno != ENOENT)
@@ -265,22 +278,44 @@ size_t mbox_ask(const struct mbox *mb, size_t i)
 	       MBOX_READ;
 }
 
-/* mbox_read - the next piece of message file fd, asking for `ask` bytes
- * (at most MBOX_READ) into the session's read buffer (*p): the count, or
- * a negative errno. A count below `ask` (0 included) is the end of the
- * file: a regular file answers short only there, and nothing in a session
- * process catches a signal that could interrupt a read. */
-ssize_t mbox_read(struct mbox *mb, int fd, size_t ask, const char **p)
+/* mbox_read - the piece of message file fd at offset off, asking for
+ * `ask` bytes (at most MBOX_READ) into the session's read buffer (*p):
+ * the count, or a negative errno. A count below `ask` (0 included) is the
+ * end of the file: a regular file answers short only there, and nothing in
+ * a session process catches a signal that could interrupt a read. By
+ * offset (pread), so that a descriptor kept from LIST needs no seek. */
+ssize_t mbox_read(struct mbox *mb, int fd, uint64_t off, size_t ask,
+		  const char **p)
 {
 	ssize_t n;
 
+	if (off > INT64_MAX)
+		return -EFBIG;
 	if (!mb->buf && !(mb->buf = malloc(MBOX_READ)))
 		return -ENOMEM;
 	*p = mb->buf;
 	do
-		n = read(fd, mb->buf, ask < MBOX_READ ? ask : MBOX_READ);
+		n = pread(fd, mb->buf, ask < MBOX_READ ? ask : MBOX_READ,
+			  (off_t)off);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : n;
+}
+
+/* keep_cap - how many counted messages a session keeps open for RETR:
+ * MBOX_KEEP, or fewer when the descriptor limit is low (asked once a
+ * process; it does not change) */
+static size_t keep_cap(void)
+{
+	static size_t cap = (size_t)-1;
+	struct rlimit rl;
+
+	if (cap == (size_t)-1) {
+		cap = MBOX_KEEP;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 4 * MBOX_KEEP)
+			cap = rl.rlim_cur / 4;
+	}
+	return cap;
 }
 
 /* count - read message file fd to its end: its size and bare LFs */
@@ -294,7 +329,7 @@ static int count(struct mbox *mb, size_t i, int fd, uint64_t *size,
 
 	*size = *bare = 0;
 	do {
-		n = mbox_read(mb, fd, ask, &p);
+		n = mbox_read(mb, fd, *size, ask, &p);
 		if (n < 0)
 			return (int)n;
 		*bare += proto_bare_lf(p, (size_t)n, &cr);
@@ -325,7 +360,14 @@ int mbox_octets(struct mbox *mb, size_t i, uint64_t *out)
 		return fd;
 	}
 	r = count(mb, i, fd, &size, &bare);
-	close(fd);
+	/* RETR follows LIST: it will read the file on this descriptor,
+	 * without opening it again by name */
+	if (r == 0 && mb->kept < keep_cap()) {
+		m->fd = fd;
+		mb->kept++;
+	} else {
+		close(fd);
+	}
 	if (r < 0)
 		return r;
 	m->raw = size;
@@ -471,6 +513,8 @@ int mbox_commit(struct mbox *mb, size_t *gone_r)
 /* mbox_close - release the Maildir; closing lockfd drops the lock */
 void mbox_close(struct mbox *mb)
 {
+	size_t i;
+
 	if (mb->curfd >= 0)
 		close(mb->curfd);
 	if (mb->newfd >= 0)
@@ -480,6 +524,10 @@ void mbox_close(struct mbox *mb)
 	if (mb->dfd >= 0)
 		close(mb->dfd);
 	mb->dfd = mb->curfd = mb->newfd = mb->lockfd = -1;
+	for (i = 0; i < mb->n; i++)
+		if (mb->m[i].fd >= 0)
+			close(mb->m[i].fd);
+	mb->kept = 0;
 	free(mb->buf);
 	mb->buf = NULL;
 	str_free(&mb->names);

@@ -108,6 +108,7 @@ struct mmsg {
 	uint32_t off;		/* the file name in mbox.names */
 	uint16_t len;
 	uint16_t flags;
+	int fd;			/* kept open since its size was counted, or -1 */
 	uint64_t raw;		/* size on disk */
 	uint64_t octets;	/* size with CRLF line ends (RFC 1939) */
 };
@@ -119,6 +120,7 @@ struct mbox {
 	size_t n, cap;
 	int sized;		/* every message has its octets */
 	char *buf;		/* MBOX_READ bytes to read messages, or NULL */
+	size_t kept;		/* messages with a kept fd */
 };
 
 int mbox_open(struct mbox *mb, const char *root, const char *maildir);
@@ -126,7 +128,8 @@ int mbox_sizes(struct mbox *mb);
 int mbox_octets(struct mbox *mb, size_t i, uint64_t *out);
 int mbox_msgfd(struct mbox *mb, size_t i);
 size_t mbox_ask(const struct mbox *mb, size_t i);
-ssize_t mbox_read(struct mbox *mb, int fd, size_t ask, const char **p);
+ssize_t mbox_read(struct mbox *mb, int fd, uint64_t off, size_t ask,
+		  const char **p);
 void mbox_name(const struct mbox *mb, size_t i, const char **s, size_t *len);
 int mbox_commit(struct mbox *mb, size_t *gone_r);
 void mbox_close(struct mbox *mb);

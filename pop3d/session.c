@@ -516,6 +516,7 @@ static int send_msg(struct sess *s, size_t i, int top, unsigned long lines)
 	struct xfer x;
 	int fd = mbox_msgfd(&s->mb, i), r;
 	size_t ask = mbox_ask(&s->mb, i);
+	uint64_t off = 0;
 	const char *p;
 	ssize_t n;
 
@@ -538,11 +539,12 @@ static int send_msg(struct sess *s, size_t i, int top, unsigned long lines)
 	/* the reply and a small message leave in one write, at the next
 	 * command's read; a short read is the end of the file (mbox_read) */
 	while (r == 0 && !x.done) {
-		n = mbox_read(&s->mb, fd, ask, &p);
+		n = mbox_read(&s->mb, fd, off, ask, &p);
 		if (n < 0) {
 			r = (int)n;
 			break;
 		}
+		off += (uint64_t)n;
 		if (xfer_run(&x, p, (size_t)n, &s->c.out) < (size_t)n &&
 		    !x.done)
 			r = -ENOMEM;

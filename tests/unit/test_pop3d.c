@@ -450,14 +450,7 @@ static void test_mbox(void)
 	mbox_close(&mb2);
 	mbox_octets(&mb, 0, &v);
 	CHECK_U64("mbox_octets_w", v, 11);
-	mbox_octets(&mb, 2, &v);
-	CHECK_U64("mbox_octets_read", v, 6);
-	mbox_octets(&mb, 1, &v);
-	CHECK_U64("mbox_octets_crlf", v, 3);
-	CHECK_U64("mbox_raw_read", mb.m[2].raw, 4);
-	/* one byte more than ,S= asked: the short read ends the file */
-	CHECK_INT("mbox_ask_s", mbox_ask(&mb, 0), 10);
-	CHECK_INT("mbox_ask_unknown", mbox_ask(&mb, 3), 65536);
+	CHECK_INT("mbox_w_not_read", mb.m[0].fd, -1);
 
 	/* another reader renames a file (new flags): found again */
 	{
@@ -473,13 +466,33 @@ static void test_mbox(void)
 		str_free(&a);
 		str_free(&b);
 	}
-	/* another process removes a file: that message only fails */
+	mbox_octets(&mb, 2, &v);
+	CHECK_U64("mbox_octets_read", v, 6);
+	mbox_octets(&mb, 1, &v);
+	CHECK_U64("mbox_octets_crlf", v, 3);
+	CHECK_U64("mbox_raw_read", mb.m[2].raw, 4);
+	/* one byte more than ,S= asked: the short read ends the file */
+	CHECK_INT("mbox_ask_s", mbox_ask(&mb, 0), 10);
+	CHECK_INT("mbox_ask_read", mbox_ask(&mb, 2), 5);
+	CHECK_INT("mbox_ask_unknown", mbox_ask(&mb, 3), 65536);
+	CHECK("mbox_kept", mb.m[2].fd >= 0 && mb.m[1].fd >= 0 && mb.kept == 2);
+
+	/* another process removes a file: the session still has the copy it
+	 * counted, once; after that, that message only fails */
 	{
 		struct str a = STR_INIT;
+		const char *bytes;
 
 		str_catf(&a, "%s/md/new/1700000010.M1P1.h", scratch);
 		unlink(a.s);
 		str_free(&a);
+		fd = mbox_msgfd(&mb, 2);
+		CHECK("mbox_kept_fd", fd >= 0 && mb.kept == 1);
+		CHECK_INT("mbox_read_kept", mbox_read(&mb, fd, 0, 5, &bytes), 4);
+		CHECK_MEM("mbox_read_bytes", bytes, 4, "a\nb\n", 4);
+		CHECK_INT("mbox_read_off", mbox_read(&mb, fd, 2, 5, &bytes), 2);
+		if (fd >= 0)
+			close(fd);
 	}
 	CHECK_INT("mbox_gone", mbox_msgfd(&mb, 2), -ENOENT);
 
