@@ -103,10 +103,18 @@ static int add(struct mbox *mb, const char *name, size_t len, uint16_t flags)
 }
 
 /* listable - a message file name: no dot files, no directories or links */
-static int listable(const struct dirent *de)
+static int listable(const char *name, unsigned char type)
 {
-	return de->d_name[0] != '.' && (de->d_type == DT_REG ||
-					de->d_type == DT_UNKNOWN);
+	return name[0] != '.' && (type == DT_REG || type == DT_UNKNOWN);
+}
+
+/* buffer - the session's MBOX_READ bytes for directories and messages,
+ * made at the first use */
+static char *buffer(struct mbox *mb)
+{
+	if (!mb->buf)
+		mb->buf = malloc(MBOX_READ);
+	return mb->buf;
 }
 
 /* open_dir - a directory of dirfd as a DIR stream (dirfd stays ours) */
@@ -126,21 +134,31 @@ static int open_dir(int dirfd, DIR **d_r)
 	return 0;
 }
 
-/* list_dir - every message of new/ (flags MSG_NEW) or cur/ (0) */
+/* list_dir - every message of new/ (flags MSG_NEW) or cur/ (0). Read
+ * with getdents64 on the descriptor the session keeps (just opened: at
+ * its start) into the read buffer, since a DIR stream would cost an open,
+ * an fstat, two fcntl and a close of its own at every login. */
 static int list_dir(struct mbox *mb, int dirfd, uint16_t flags)
 {
-	struct dirent *de;
-	DIR *d;
-	int r = open_dir(dirfd, &d);
+	char *buf = buffer(mb);
+	ssize_t n = 0;
+	int r = buf ? 0 : -ENOMEM;
 
-	while (r == 0 && (errno = 0, de = readdir(d)) != NULL)
-		if (listable(de))
-			r = add(mb, de->d_name, strlen(de->d_name), flags);
-	if (r == 0 && errno)
-		r = -errno;
-	if (d)
-		closedir(d);
-	return r;
+	while (r == 0 && (n = getdents64(dirfd, buf, MBOX_READ)) > 0) {
+		size_t pos = 0;
+
+		while (r == 0 && pos < (size_t)n) {
+			const struct dirent64 *de = (const void *)(buf + pos);
+
+			/* the kernel's records; checked all the same */
+			if (de->d_reclen == 0 || de->d_reclen > (size_t)n - pos)
+				return -EIO;
+			if (listable(de->d_name, de->d_type))
+				r = add(mb, de->d_name, strlen(de->d_name), flags);
+			pos += de->d_reclen;
+		}
+	}
+	return r == 0 && n < 0 ? -errno : r;
 }
 
 /* cmp - arrival order, as far as names tell it */
@@ -291,7 +309,7 @@ ssize_t mbox_read(struct mbox *mb, int fd, uint64_t off, size_t ask,
 
 	if (off > INT64_MAX)
 		return -EFBIG;
-	if (!mb->buf && !(mb->buf = malloc(MBOX_READ)))
+	if (!buffer(mb))
 		return -ENOMEM;
 	*p = mb->buf;
 	do
@@ -435,6 +453,11 @@ static int commit_deletions(struct mbox *mb, size_t *gone_r)
 	size_t i, gone = 0;
 	int r = 0, e, fd;
 
+	*gone_r = 0;
+	for (i = 0; i < mb->n && !(mb->m[i].flags & MSG_DELETED); i++)
+		;
+	if (i == mb->n)
+		return 0;	/* nothing to remove: no lock to take */
 	/* the shared quota lock from before the first unlink until the line
 	 * is written: a recalculation (exclusive) then sees either neither
 	 * or both, never the files gone and then the line again */
