@@ -41,6 +41,8 @@ import sys
 import tempfile
 import time
 
+from smtp_compare import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "bench"))
 CLK = os.sysconf("SC_CLK_TCK")
@@ -164,13 +166,8 @@ class Facteur:
         self.pid = self.srv.pid
 
     def stop(self):
-        if self.srv and self.srv.poll() is None:
-            self.srv.send_signal(signal.SIGTERM)
-            try:
-                self.srv.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.srv.pid, signal.SIGKILL)
-                self.srv.wait()
+        if self.srv:
+            stop_server(self.srv, 20)
 
 
 class Dovecot:
@@ -213,10 +210,16 @@ class Dovecot:
             self.started = False
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def stop_server(proc, secs):
+    """SIGTERM to a server we started (a Popen in its own session), then
+    SIGKILL to its group after secs"""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(secs)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def measure(a, srv, mode):

@@ -23,7 +23,6 @@ import argparse
 import os
 import pwd
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -32,36 +31,18 @@ import tempfile
 import threading
 import time
 
+from pop3d_bench import run, stop_server
+from smtp_compare import free_port, proc_stats
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "bench"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(cmd, **kw):
-    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: exit {p.returncode}\n{p.stderr}")
-    return p.stdout
 
 
 def tree(pid):
     """pid and all its descendants"""
     kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        kids.setdefault(int(s[s.rindex(")") + 2:].split()[1]), []).append(
-            int(d))
+    for p, fields in proc_stats().items():
+        kids.setdefault(int(fields[1]), []).append(p)
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -152,13 +133,7 @@ class Facteur:
             sys.exit("facteur run does not listen")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_server(self.proc, 30)
 
 
 class Postfix:
