@@ -24,9 +24,15 @@ SHA512-CRYPT check on this machine, so the rest of a login's CPU is what
 pop3d itself adds. Nothing is left behind: the server is stopped and the
 root removed.
 
+With --dovecot (as root) a private Dovecot from ../shared/bench/peers/
+(its own root and port, the same users with SHA512-CRYPT) takes each mode
+in turns with pop3d, for --rounds rounds, the order flipped every round;
+a `pop3_summary` line a mode then gives the medians and the ratios.
+
     bench/pop3d_bench.py [--bin bin] [--users 100] [--msgs 100]
                          [--logins 2000] [--login-users 1000] [--settle 60]
                          [--modes retr1,retr20,login,grants] [--grants N]
+                         [--dovecot] [--rounds 1]
 """
 import argparse
 import crypt  # noqa: deprecated in 3.11 but present; only for crypt_cost
