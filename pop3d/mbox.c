@@ -520,6 +520,18 @@ static void keep_new(struct mbox *mb)
 	str_free(&to);
 }
 
+/* mbox_pending - whether QUIT has anything to do: a message marked
+ * deleted, or one in new/ to move */
+int mbox_pending(const struct mbox *mb)
+{
+	size_t i;
+
+	for (i = 0; i < mb->n; i++)
+		if (mb->m[i].flags & (MSG_DELETED | MSG_NEW))
+			return 1;
+	return 0;
+}
+
 /* mbox_commit - QUIT: unlink what is marked deleted and account for it
  * in maildirsize, then move the kept messages of new/ to cur/. A message
  * someone else removed first is not ours to count. *gone_r is how many

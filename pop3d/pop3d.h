@@ -131,6 +131,7 @@ size_t mbox_ask(const struct mbox *mb, size_t i);
 ssize_t mbox_read(struct mbox *mb, int fd, uint64_t off, size_t ask,
 		  const char **p);
 void mbox_name(const struct mbox *mb, size_t i, const char **s, size_t *len);
+int mbox_pending(const struct mbox *mb);
 int mbox_commit(struct mbox *mb, size_t *gone_r);
 void mbox_close(struct mbox *mb);
 

@@ -404,8 +404,10 @@ static int cmd_quit(struct sess *s, const char *arg, size_t len)
 		return 0;
 	s->done = 1;
 	s->reason = "quit";
-	if (s->state != ST_TRANS)
-		return reply(s, "+OK bye");
+	/* nothing to remove nor move: no signals to hold back */
+	if (s->state != ST_TRANS || !mbox_pending(&s->mb))
+		return reply(s, s->state != ST_TRANS ? "+OK bye" :
+			     "+OK bye, 0 messages deleted");
 	/* a SIGTERM from the supervisor waits until the files are gone and
 	 * maildirsize says so */
 	sigemptyset(&all);
