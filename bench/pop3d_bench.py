@@ -24,9 +24,15 @@ SHA512-CRYPT check on this machine, so the rest of a login's CPU is what
 pop3d itself adds. Nothing is left behind: the server is stopped and the
 root removed.
 
+With --dovecot (as root) a private Dovecot from ../shared/bench/peers/
+(its own root and port, the same users with SHA512-CRYPT) takes each mode
+in turns with pop3d, for --rounds rounds, the order flipped every round;
+a `pop3_summary` line a mode then gives the medians and the ratios.
+
     bench/pop3d_bench.py [--bin bin] [--users 100] [--msgs 100]
                          [--logins 2000] [--login-users 1000] [--settle 60]
                          [--modes retr1,retr20,login,grants] [--grants N]
+                         [--dovecot] [--rounds 1]
 """
 import argparse
 import crypt  # noqa: deprecated in 3.11 but present; only for crypt_cost
@@ -35,10 +41,13 @@ import pwd
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from smtp_compare import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "bench"))
@@ -122,6 +131,155 @@ def grant_logins(port, n, parallel=20):
     return time.monotonic() - t0, errors[0]
 
 
+class Facteur:
+    """bin/pop3d on a scratch root (SHA512-CRYPT users, as the peer's)."""
+    name = "facteur"
+
+    def __init__(self, a, tmp, bindir):
+        self.root = os.path.join(tmp, "root")
+        self.domains = os.path.join(self.root, "domains")
+        self.srv = None
+        run([f"{bindir}/facteur", "init", "--root", self.root, "--dev"])
+        self.port = free_port()
+        ctl = {"passwordscheme": "sha512crypt\n",
+               "listen.pop3": f"127.0.0.1:{self.port}\n", "listen.pop3s": ""}
+        for name, text in ctl.items():
+            p = os.path.join(self.root, "control", name)
+            with open(p, "w") as f:
+                f.write(text)
+            if os.geteuid() == 0:
+                pw = pwd.getpwnam("facteur")
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+        run([f"{bindir}/vadmin", "--root", self.root, "adddomain",
+             "example.test"], input="bench-pass\n")
+        imp = os.path.join(tmp, "users.txt")
+        with open(imp, "w") as f:
+            for i in range(1, max(a.users, a.login_users) + 1):
+                f.write(f"user{i}@example.test bench-pass\n")
+        os.chmod(imp, 0o644)
+        run([f"{bindir}/vadmin", "--root", self.root, "import", imp])
+        log = open(os.path.join(tmp, "pop3d.log"), "w")
+        self.srv = subprocess.Popen([f"{bindir}/pop3d", "--root", self.root],
+                                    stdout=log, stderr=log,
+                                    start_new_session=True)
+        while True:
+            with open(log.name) as f:
+                if "listening on" in f.read():
+                    break
+            if self.srv.poll() is not None:
+                sys.exit(open(log.name).read())
+            time.sleep(0.05)
+        self.pid = self.srv.pid
+
+    def stop(self):
+        if self.srv:
+            stop_server(self.srv, 20)
+
+
+class Dovecot:
+    """The private Dovecot of ../shared/bench/peers/ on its own root and
+    port (SHA512-CRYPT passwd-file), its Maildirs made for vmail first."""
+    name = "dovecot"
+
+    def __init__(self, a, tmp):
+        self.root = os.path.join(tmp, "dovecot-root")
+        self.domains = os.path.join(self.root, "domains")
+        self.port = free_port()
+        self.env = dict(os.environ, BENCH_ROOT=self.root,
+                        POP3_PORT=str(self.port),
+                        BENCH_DOMAINS="example.test",
+                        BENCH_USERS=str(max(a.users, a.login_users)))
+        self.started = False
+        run([os.path.join(SHARED, "peers", "dovecot-setup.sh")],
+            env=self.env)
+        self.started = True
+        vm = pwd.getpwnam(self.env.get("VMAIL_USER", "vmail"))
+        for i in range(1, max(a.users, a.login_users) + 1):
+            md = os.path.join(self.domains, "example.test", f"user{i}",
+                              "Maildir")
+            for sub in ("cur", "new", "tmp"):
+                os.makedirs(os.path.join(md, sub), 0o700, exist_ok=True)
+            for d in (os.path.dirname(md), md, *(os.path.join(md, x)
+                      for x in ("cur", "new", "tmp"))):
+                os.chown(d, vm.pw_uid, vm.pw_gid)
+        for d in (self.domains, os.path.join(self.domains, "example.test")):
+            os.chmod(d, 0o755)
+        with open(os.path.join(self.root, "dovecot", "run",
+                               "master.pid")) as f:
+            self.pid = int(f.read().strip())
+
+    def stop(self):
+        if self.started:
+            subprocess.run([os.path.join(SHARED, "peers",
+                                         "dovecot-stop.sh")],
+                           env=self.env, capture_output=True)
+            self.started = False
+
+
+def stop_server(proc, secs):
+    """SIGTERM to a server we started (a Popen in its own session), then
+    SIGKILL to its group after secs"""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(secs)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def measure(a, srv, mode):
+    """one run of MODE against SRV: (rate, CPU ms a unit), the lines
+    printed with server=, round and load appended"""
+    client = [sys.executable, os.path.join(SHARED, "pop3_bench.py"),
+              "127.0.0.1", str(srv.port), "--password", "bench-pass",
+              "--settle", str(a.settle)]
+    if mode.startswith("retr"):
+        run([sys.executable, os.path.join(SHARED, "maildir_fill.py"),
+             srv.domains, "-u", str(a.users), "-n", str(a.msgs), "-l",
+             "4096", "--clean"])
+        args = ["--mode", "retr", "-u", str(a.users), "-p", mode[4:]]
+        units = a.users * a.msgs
+        key = "msgs_per_s"
+    else:
+        args = ["--mode", "login", "-u", str(a.login_users), "-p", "20",
+                "--logins", str(a.logins)]
+        units = a.logins
+        key = "logins_per_s"
+    c0 = cpu_of(srv.pid)
+    out = run(client + args).strip()
+    time.sleep(1)  # the last sessions reaped: their CPU counted
+    used = cpu_of(srv.pid) - c0
+    load = os.getloadavg()[0]
+    tail = f" server={srv.name} load1={load:.2f}"
+    print(out + tail, flush=True)
+    print(f"pop3d_cpu mode={mode} cpu_s={used:.2f} "
+          f"per_unit_ms={used / units * 1e3:.3f}{tail}", flush=True)
+    rate = float(out.split(f"{key}=")[1].split()[0])
+    return rate, used / units * 1e3, load
+
+
+def summary(res, rounds):
+    """medians of each server and of the round-by-round ratios"""
+    med = statistics.median
+    for mode in sorted({m for m, _ in res}):
+        f = res.get((mode, "facteur"), [])
+        d = res.get((mode, "dovecot"), [])
+        line = (f"pop3_summary mode={mode} rounds={rounds} "
+                f"facteur_median={med(x[0] for x in f):.1f} "
+                f"facteur_cpu_ms={med(x[1] for x in f):.3f}")
+        if d:
+            ratios = [x[0] / y[0] for x, y in zip(f, d) if y[0] > 0]
+            line += (f" dovecot_median={med(x[0] for x in d):.1f}"
+                     f" dovecot_cpu_ms={med(x[1] for x in d):.3f}"
+                     f" ratio_of_medians="
+                     f"{med(x[0] for x in f) / med(x[0] for x in d):.2f}"
+                     f" median_of_round_ratios={med(ratios):.2f}"
+                     f" round_ratios={'/'.join(f'{r:.2f}' for r in ratios)}")
+        line += f" load1={'/'.join(f'{x[2]:.1f}' for x in f + d)}"
+        print(line, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="bin")
@@ -132,93 +290,55 @@ def main():
     ap.add_argument("--settle", type=float, default=60)
     ap.add_argument("--modes", default="retr1,retr20,login,grants")
     ap.add_argument("--grants", type=int, default=10000)
+    ap.add_argument("--dovecot", action="store_true",
+                    help="the peer too: rounds in turns, order flipped "
+                    "every round (run as root)")
+    ap.add_argument("--rounds", type=int, default=1)
     a = ap.parse_args()
     bindir = os.path.abspath(a.bin)
     tmp = tempfile.mkdtemp(prefix="facteur-pop3bench.", dir="/var/tmp")
     os.chmod(tmp, 0o755)
-    root = os.path.join(tmp, "root")
-    srv = None
+    servers = []
     try:
-        run([f"{bindir}/facteur", "init", "--root", root, "--dev"])
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        ctl = {"passwordscheme": "sha512crypt\n",
-               "listen.pop3": f"127.0.0.1:{port}\n", "listen.pop3s": ""}
-        for name, text in ctl.items():
-            p = os.path.join(root, "control", name)
-            with open(p, "w") as f:
-                f.write(text)
-            if os.geteuid() == 0:
-                pw = pwd.getpwnam("facteur")
-                os.chown(p, pw.pw_uid, pw.pw_gid)
-        run([f"{bindir}/vadmin", "--root", root, "adddomain",
-             "example.test"], input="bench-pass\n")
-        imp = os.path.join(tmp, "users.txt")
-        with open(imp, "w") as f:
-            for i in range(1, max(a.users, a.login_users) + 1):
-                f.write(f"user{i}@example.test bench-pass\n")
-        os.chmod(imp, 0o644)
-        run([f"{bindir}/vadmin", "--root", root, "import", imp])
-        log = open(os.path.join(tmp, "pop3d.log"), "w")
-        srv = subprocess.Popen([f"{bindir}/pop3d", "--root", root],
-                               stdout=log, stderr=log,
-                               start_new_session=True)
-        while True:
-            with open(log.name) as f:
-                if "listening on" in f.read():
-                    break
-            if srv.poll() is not None:
-                sys.exit(open(log.name).read())
-            time.sleep(0.05)
+        fac = Facteur(a, tmp, bindir)
+        servers.append(fac)
+        if a.dovecot:
+            servers.append(Dovecot(a, tmp))
         cc = crypt_cost()
         print(f"crypt_cost sha512crypt_ms={cc * 1e3:.2f}", flush=True)
-        client = [sys.executable, os.path.join(SHARED, "pop3_bench.py"),
-                  "127.0.0.1", str(port), "--password", "bench-pass",
-                  "--settle", str(a.settle)]
-        fill = [sys.executable, os.path.join(SHARED, "maildir_fill.py"),
-                os.path.join(root, "domains"), "-u", str(a.users), "-n",
-                str(a.msgs), "-l", "4096", "--clean"]
-        for mode in a.modes.split(","):
-            if mode == "grants":
-                time.sleep(a.settle)
-                c0 = cpu_of(srv.pid)
-                wall, errs = grant_logins(port, a.grants)
-                time.sleep(1)
-                used = cpu_of(srv.pid) - c0
-                n = len(os.listdir(os.path.join(root, "open-smtp")))
-                print(f"pop3_grants logins={a.grants} distinct_ips={n} "
-                      f"wall_s={wall:.1f} logins_per_s={a.grants / wall:.1f}"
-                      f" errors={errs}", flush=True)
-                print(f"pop3d_cpu mode=grants cpu_s={used:.2f} "
-                      f"per_unit_ms={used / a.grants * 1e3:.2f}", flush=True)
-                continue
-            if mode.startswith("retr"):
-                run(fill)
-                args = ["--mode", "retr", "-u", str(a.users), "-p",
-                        mode[4:]]
-                units = a.users * a.msgs
-            else:
-                args = ["--mode", "login", "-u", str(a.login_users), "-p",
-                        "20",
-                        "--logins", str(a.logins)]
-                units = a.logins
-            c0 = cpu_of(srv.pid)
-            out = run(client + args)
-            time.sleep(1)  # the last sessions reaped: their CPU counted
-            used = cpu_of(srv.pid) - c0
-            print(out.strip(), flush=True)
-            print(f"pop3d_cpu mode={mode} cpu_s={used:.2f} "
-                  f"per_unit_ms={used / units * 1e3:.2f}", flush=True)
+        res = {}
+        for rnd in range(a.rounds):
+            order = servers if rnd % 2 == 0 else servers[::-1]
+            for mode in a.modes.split(","):
+                if mode == "grants":
+                    grants_mode(a, fac)
+                    continue
+                for srv in order:
+                    print(f"# round {rnd + 1} {mode} {srv.name}",
+                          flush=True)
+                    res.setdefault((mode, srv.name), []).append(
+                        measure(a, srv, mode))
+        if res:
+            summary(res, a.rounds)
     finally:
-        if srv and srv.poll() is None:
-            srv.send_signal(signal.SIGTERM)
-            try:
-                srv.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(srv.pid, signal.SIGKILL)
-                srv.wait()
+        for srv in servers:
+            srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def grants_mode(a, fac):
+    """GRANTS logins from as many loopback addresses"""
+    time.sleep(a.settle)
+    c0 = cpu_of(fac.pid)
+    wall, errs = grant_logins(fac.port, a.grants)
+    time.sleep(1)
+    used = cpu_of(fac.pid) - c0
+    n = len(os.listdir(os.path.join(fac.root, "open-smtp")))
+    print(f"pop3_grants logins={a.grants} distinct_ips={n} "
+          f"wall_s={wall:.1f} logins_per_s={a.grants / wall:.1f}"
+          f" errors={errs}", flush=True)
+    print(f"pop3d_cpu mode=grants cpu_s={used:.2f} "
+          f"per_unit_ms={used / a.grants * 1e3:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -191,8 +191,15 @@ static int fill(struct conn *c, int64_t until)
  * input may still read; only a failed write makes it dead */
 static int more_input(struct conn *c, int64_t until)
 {
-	int r = conn_flush(c);
+	int answered = c->out.len > 0, r = conn_flush(c);
 
+	/* a peer that was answered just now cannot have answered back yet
+	 * (unless it pipelines, and then its bytes are here already): wait
+	 * first, rather than try a read that would fail with EAGAIN and
+	 * then wait, one system call a command less. Under TLS the library
+	 * may hold decrypted bytes that poll cannot see: read first */
+	if (r == 0 && answered && !c->ssl)
+		r = conn_wait(c->rfd, POLLIN, until);
 	return r < 0 ? r : fill(c, until);
 }
 

@@ -8,8 +8,8 @@
  *           shared with mta-smtpd: lib/sasl.h, lib/login.h; so are the
  *           failed-login counts and the session table, lib/limit.h, and
  *           the timed, TLS-capable connection, lib/conn.h.)
- * mbox.c    one locked Maildir: scan, new/ to cur/, sizes, messages,
- *           deletions at QUIT and maildirsize.
+ * mbox.c    one locked Maildir: scan, sizes, reading messages, and at
+ *           QUIT deletions, maildirsize and new/ to cur/.
  * session.c the POP3 state machine and its command table.
  * pop3d.c   main(): settings, listeners, privileges, the accept loop.
  *
@@ -108,6 +108,7 @@ struct mmsg {
 	uint32_t off;		/* the file name in mbox.names */
 	uint16_t len;
 	uint16_t flags;
+	int fd;			/* kept open since its size was counted, or -1 */
 	uint64_t raw;		/* size on disk */
 	uint64_t octets;	/* size with CRLF line ends (RFC 1939) */
 };
@@ -118,13 +119,19 @@ struct mbox {
 	struct mmsg *m;
 	size_t n, cap;
 	int sized;		/* every message has its octets */
+	char *buf;		/* MBOX_READ bytes to read messages, or NULL */
+	size_t kept;		/* messages with a kept fd */
 };
 
 int mbox_open(struct mbox *mb, const char *root, const char *maildir);
 int mbox_sizes(struct mbox *mb);
 int mbox_octets(struct mbox *mb, size_t i, uint64_t *out);
 int mbox_msgfd(struct mbox *mb, size_t i);
+size_t mbox_ask(const struct mbox *mb, size_t i);
+ssize_t mbox_read(struct mbox *mb, int fd, uint64_t off, size_t ask,
+		  const char **p);
 void mbox_name(const struct mbox *mb, size_t i, const char **s, size_t *len);
+int mbox_pending(const struct mbox *mb);
 int mbox_commit(struct mbox *mb, size_t *gone_r);
 void mbox_close(struct mbox *mb);
 

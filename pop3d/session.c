@@ -46,7 +46,7 @@
 
 #define SESSION_MAXFAIL 3	/* failed logins before we hang up */
 #define SESSION_MAXBAD 20	/* bad commands before we hang up */
-#define SEND_CHUNK 65536
+#define SEND_CHUNK 65536	/* converted bytes sent at once */
 
 struct sess {
 	const struct cfg *cfg;
@@ -68,7 +68,6 @@ struct sess {
 	const char *reason;
 	int done;
 	struct str line, tmp, tmp2;
-	char *buf;		/* SEND_CHUNK bytes for message files */
 };
 
 struct cmd {
@@ -405,8 +404,10 @@ static int cmd_quit(struct sess *s, const char *arg, size_t len)
 		return 0;
 	s->done = 1;
 	s->reason = "quit";
-	if (s->state != ST_TRANS)
-		return reply(s, "+OK bye");
+	/* nothing to remove nor move: no signals to hold back */
+	if (s->state != ST_TRANS || !mbox_pending(&s->mb))
+		return reply(s, s->state != ST_TRANS ? "+OK bye" :
+			     "+OK bye, 0 messages deleted");
 	/* a SIGTERM from the supervisor waits until the files are gone and
 	 * maildirsize says so */
 	sigemptyset(&all);
@@ -516,6 +517,9 @@ static int send_msg(struct sess *s, size_t i, int top, unsigned long lines)
 {
 	struct xfer x;
 	int fd = mbox_msgfd(&s->mb, i), r;
+	size_t ask = mbox_ask(&s->mb, i);
+	uint64_t off = 0;
+	const char *p;
 	ssize_t n;
 
 	if (fd < 0) {
@@ -534,19 +538,22 @@ static int send_msg(struct sess *s, size_t i, int top, unsigned long lines)
 	else
 		r = reply(s, "+OK message follows");
 	xfer_init(&x, top, lines);
+	/* the reply and a small message leave in one write, at the next
+	 * command's read; a short read is the end of the file (mbox_read) */
 	while (r == 0 && !x.done) {
-		n = read(fd, s->buf, SEND_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : 0;
+		n = mbox_read(&s->mb, fd, off, ask, &p);
+		if (n < 0) {
+			r = (int)n;
 			break;
 		}
-		if (xfer_run(&x, s->buf, (size_t)n, &s->c.out) < (size_t)n &&
+		off += (uint64_t)n;
+		if (xfer_run(&x, p, (size_t)n, &s->c.out) < (size_t)n &&
 		    !x.done)
 			r = -ENOMEM;
 		if (r == 0 && s->c.out.len >= SEND_CHUNK)
 			r = conn_flush(&s->c);
+		if ((size_t)n < ask)
+			break;
 	}
 	close(fd);
 	if (r == 0)
@@ -731,11 +738,6 @@ int session_run(const struct cfg *cfg, int rfd, int wfd, const char *ip,
 	s.result = "no login";
 	s.reason = "disconnected";
 	conn_init(&s.c, rfd, wfd, cfg->timeout);
-	s.buf = malloc(SEND_CHUNK);
-	if (!s.buf) {
-		s.reason = "out of memory";
-		goto out;
-	}
 	if (tls && conn_tls_accept(&s.c, cfg->tls) < 0) {
 		s.reason = "TLS handshake failed";
 		goto out;
@@ -786,6 +788,5 @@ out:
 	str_wipe(&s.tmp);
 	str_wipe(&s.tmp2);
 	str_free(&s.tried);
-	free(s.buf);
 	return 0;
 }

@@ -407,7 +407,8 @@ static int exists(const char *rel)
 	return r;
 }
 
-/* test_mbox - a Maildir: lock, move, order, sizes, commit */
+/* test_mbox - a Maildir: lock, order, sizes, commit, new/ to cur/ at
+ * QUIT */
 static void test_mbox(void)
 {
 	struct mbox mb, mb2;
@@ -431,26 +432,25 @@ static void test_mbox(void)
 	put("new/1700000002.M1P1.h,S=9,W=11", "S: x\n\nbody");
 	put("cur/1700000005.M1P1.h:2,S", "x\r\n");
 	put("new/.hidden", "x");
+	put("new/1700000020.M1P1.h", "kept\n");
 	put("maildirsize", "1000S,10C\n15 3\n");
 
 	CHECK_INT("mbox_open", mbox_open(&mb, scratch, "md"), 0);
-	CHECK_INT("mbox_n", mb.n, 3);
-	CHECK("mbox_moved", exists("cur/1700000010.M1P1.h:2,") &&
-	      !exists("new/1700000010.M1P1.h") && exists("new/.hidden"));
+	CHECK_INT("mbox_n", mb.n, 4);
+	/* nothing moves before QUIT */
+	CHECK("mbox_not_moved", !exists("cur/1700000010.M1P1.h:2,") &&
+	      exists("new/1700000010.M1P1.h") && exists("new/.hidden"));
 	mbox_name(&mb, 0, &name, &len);
-	CHECK_MEM("mbox_order_0", name, len, "1700000002.M1P1.h,S=9,W=11:2,",
-		  29);
+	CHECK_MEM("mbox_order_0", name, len, "1700000002.M1P1.h,S=9,W=11",
+		  26);
 	mbox_name(&mb, 2, &name, &len);
-	CHECK_MEM("mbox_order_2", name, len, "1700000010.M1P1.h:2,", 20);
+	CHECK_MEM("mbox_order_2", name, len, "1700000010.M1P1.h", 17);
 	CHECK_INT("mbox_in_use", mbox_open(&mb2, scratch, "md"),
 		  -EWOULDBLOCK);
 	mbox_close(&mb2);
 	mbox_octets(&mb, 0, &v);
 	CHECK_U64("mbox_octets_w", v, 11);
-	mbox_octets(&mb, 2, &v);
-	CHECK_U64("mbox_octets_read", v, 6);
-	mbox_octets(&mb, 1, &v);
-	CHECK_U64("mbox_octets_crlf", v, 3);
+	CHECK_INT("mbox_w_not_read", mb.m[0].fd, -1);
 
 	/* another reader renames a file (new flags): found again */
 	{
@@ -466,13 +466,33 @@ static void test_mbox(void)
 		str_free(&a);
 		str_free(&b);
 	}
-	/* another process removes a file: that message only fails */
+	mbox_octets(&mb, 2, &v);
+	CHECK_U64("mbox_octets_read", v, 6);
+	mbox_octets(&mb, 1, &v);
+	CHECK_U64("mbox_octets_crlf", v, 3);
+	CHECK_U64("mbox_raw_read", mb.m[2].raw, 4);
+	/* one byte more than ,S= asked: the short read ends the file */
+	CHECK_INT("mbox_ask_s", mbox_ask(&mb, 0), 10);
+	CHECK_INT("mbox_ask_read", mbox_ask(&mb, 2), 5);
+	CHECK_INT("mbox_ask_unknown", mbox_ask(&mb, 3), 65536);
+	CHECK("mbox_kept", mb.m[2].fd >= 0 && mb.m[1].fd >= 0 && mb.kept == 2);
+
+	/* another process removes a file: the session still has the copy it
+	 * counted, once; after that, that message only fails */
 	{
 		struct str a = STR_INIT;
+		const char *bytes;
 
-		str_catf(&a, "%s/md/cur/1700000010.M1P1.h:2,", scratch);
+		str_catf(&a, "%s/md/new/1700000010.M1P1.h", scratch);
 		unlink(a.s);
 		str_free(&a);
+		fd = mbox_msgfd(&mb, 2);
+		CHECK("mbox_kept_fd", fd >= 0 && mb.kept == 1);
+		CHECK_INT("mbox_read_kept", mbox_read(&mb, fd, 0, 5, &bytes), 4);
+		CHECK_MEM("mbox_read_bytes", bytes, 4, "a\nb\n", 4);
+		CHECK_INT("mbox_read_off", mbox_read(&mb, fd, 2, 5, &bytes), 2);
+		if (fd >= 0)
+			close(fd);
 	}
 	CHECK_INT("mbox_gone", mbox_msgfd(&mb, 2), -ENOENT);
 
@@ -481,6 +501,8 @@ static void test_mbox(void)
 	mb.m[2].flags |= MSG_DELETED;
 	CHECK_INT("mbox_commit", mbox_commit(&mb, &gone), 0);
 	CHECK_INT("mbox_commit_gone", gone, 2);
+	CHECK("mbox_kept_moved", exists("cur/1700000020.M1P1.h:2,") &&
+	      !exists("new/1700000020.M1P1.h"));
 	mbox_close(&mb);
 	p.len = 0;
 	str_catf(&p, "%s/md/maildirsize", scratch);
@@ -488,10 +510,10 @@ static void test_mbox(void)
 	/* the S= size for one, the stat size (3) for the other */
 	CHECK_STR("mbox_maildirsize", data.s, "1000S,10C\n15 3\n-12 -2\n");
 	CHECK("mbox_files_gone", !exists("cur/1700000005.M1P1.h:2,RS") &&
-	      !exists("cur/1700000002.M1P1.h,S=9,W=11:2,"));
+	      !exists("new/1700000002.M1P1.h,S=9,W=11"));
 
 	CHECK_INT("mbox_reopen", mbox_open(&mb, scratch, "md"), 0);
-	CHECK_INT("mbox_empty", mb.n, 0);
+	CHECK_INT("mbox_kept", mb.n, 1);
 	mbox_close(&mb);
 	CHECK_INT("mbox_missing", mbox_open(&mb, scratch, "nope"), -ENOENT);
 	mbox_close(&mb);
