@@ -2,7 +2,8 @@
 share: a whole system (`facteur run`) on free loopback ports, the hostile
 clients, a well-behaved client to measure against, and peak RSS.
 
-  System(t)        facteur run on a root with example.test and bob@,
+  System(t)        facteur run on a root with example.test and bob@
+                   (wrap: argv put before it, strace_prefix()),
                    every listener on its own free port of 127.0.0.1 (and
                    ::1 when v6), short timeouts so that a flood runs in
                    seconds; stopped by its PID (SIGTERM, then SIGKILL).
@@ -48,17 +49,20 @@ def tls_ctx():
 
 
 def proc_log(root):
+    """log/current, never through a link a test planted there"""
     try:
-        with open(os.path.join(root, "log", "current"), "rb") as f:
-            return f.read().decode(errors="replace")
+        fd = os.open(os.path.join(root, "log", "current"),
+                     os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return ""
+    with os.fdopen(fd, "rb") as f:
+        return f.read().decode(errors="replace")
 
 
 class System:
     """facteur run on t's root: every service on free loopback ports"""
 
-    def __init__(self, t, timeout=3, controls=(), v6=False):
+    def __init__(self, t, timeout=3, controls=(), v6=False, wrap=()):
         self.t = t
         if not t.root:
             t.init()
@@ -85,7 +89,7 @@ class System:
         # and would count as resident: a small one keeps VmHWM close to
         # what the release build uses
         env["ASAN_OPTIONS"] = "detect_leaks=0:quarantine_size_mb=4"
-        self.p = subprocess.Popen([t.bin("facteur"), "run", "--root",
+        self.p = subprocess.Popen([*wrap, t.bin("facteur"), "run", "--root",
                                    t.root], stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=self.err,
                                   env=env, start_new_session=True)
@@ -414,3 +418,102 @@ def normal_read(sys_):
         finally:
             c.quit()
     return subjects, times
+
+
+# --- what touched a path: inotify and strace ---------------------------------
+
+IN_EVENTS = {0x1: "access", 0x2: "modify", 0x4: "attrib",
+             0x8: "close_write", 0x10: "close_nowrite", 0x20: "open",
+             0x40: "moved_from", 0x80: "moved_to", 0x100: "create",
+             0x200: "delete", 0x400: "delete_self", 0x800: "move_self"}
+IN_WRITES = 0x2 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
+
+
+class Watch:
+    """inotify (through libc, no package) on paths: every event on them
+    (a directory's: on its entries too), read with events() as
+    [(watched path, entry name, [event names])]. An event on a watched
+    file's inode is seen whatever name reached it, a hard link's too."""
+
+    def __init__(self, paths):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        assert self.fd >= 0, ctypes.get_errno()
+        self.wd = {}
+        for p in paths:
+            wd = self.libc.inotify_add_watch(self.fd, p.encode(), 0xfff)
+            assert wd >= 0, (p, ctypes.get_errno())
+            self.wd[wd] = p
+        self.got = []
+
+    def events(self):
+        import struct
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return self.got
+            pos = 0
+            while pos + 16 <= len(data):
+                wd, mask, _, n = struct.unpack("iIII", data[pos:pos + 16])
+                name = data[pos + 16:pos + 16 + n].rstrip(b"\0").decode()
+                pos += 16 + n
+                self.got.append((self.wd.get(wd, "?"), name,
+                                 [v for k, v in IN_EVENTS.items()
+                                  if mask & k], mask))
+
+    def close(self):
+        os.close(self.fd)
+
+
+# the system calls that write at a path (strace's %file class, less the
+# ones that only read or look)
+WRITE_CALLS = ("mkdir", "mkdirat", "rename", "renameat", "renameat2",
+               "link", "linkat", "symlink", "symlinkat", "unlink",
+               "unlinkat", "rmdir", "chmod", "fchmodat", "chown", "lchown",
+               "fchownat", "utime", "utimes", "utimensat", "futimesat",
+               "truncate", "mknod", "mknodat", "creat")
+
+
+def strace_prefix(logpath):
+    """argv to put before a program: every process it starts, every
+    path system call, file descriptors shown with their paths (-y)"""
+    return ["strace", "-f", "-qq", "-y", "-s", "4096", "-o", logpath,
+            "-e", "trace=%file"]
+
+
+def strace_writes(logpath):
+    """[(call, absolute path)] of every write-like path call in an strace
+    log that did not fail (an open counts when it asks O_WRONLY, O_RDWR,
+    O_CREAT or O_TRUNC); a path relative to a descriptor is joined to
+    the path strace -y shows for it (AT_FDCWD's too)"""
+    import re
+    out = []
+    call = re.compile(r"^(?:\[pid\s+\d+\] |\d+ +)?(\w+)\((.*)")
+    arg = re.compile(r'(?:(?:\d+|AT_FDCWD)<([^>]*)>, )?"((?:[^"\\]|\\.)*)"')
+    for line in open(logpath, errors="replace"):
+        m = call.match(line)
+        if not m or re.search(r"\) += -1 ", line):
+            continue
+        name, args = m.group(1), m.group(2)
+        if name in ("open", "openat", "openat2"):
+            if not re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC", args):
+                continue
+        elif name not in WRITE_CALLS:
+            continue
+        for dirpath, path in arg.findall(args):
+            if not path.startswith("/") and dirpath:
+                path = dirpath + "/" + path
+            out.append((name, os.path.normpath(path)))
+    return out
+
+
+def outside(writes, *allowed):
+    """the writes whose absolute path is under none of allowed (and not
+    a device, /proc or the TLS session cache of nobody)"""
+    base = ("/dev/", "/proc/")
+    return [(c, p) for c, p in writes if p.startswith("/") and
+            not p.startswith(base) and
+            not any(p == a or p.startswith(a.rstrip("/") + "/")
+                    for a in allowed)]
