@@ -64,6 +64,12 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # (test_imap_dovecot; dovecot-core comes with it: doveadm and
     # checkpassword-reply)
     need /usr/lib/dovecot/imap dovecot-imapd
+    # tests/hostile (issue 15): nmap's smtp-open-relay script and
+    # testssl.sh, the outside checkers run against `facteur run`, and
+    # strace, whose path log shows what every process wrote
+    need nmap nmap
+    need testssl testssl.sh
+    need strace strace
 fi
 if [ "${1:-}" = ci ]; then
     # the second compiler of the warnings build and of `make fuzz`; its
