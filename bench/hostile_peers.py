@@ -3,7 +3,7 @@
 side by side in one run: the peers' column of docs/security.md.
 
     flock /work/bench.lock python3 bench/hostile_peers.py --bin build/san/bin \\
-        [--sessions 120] [--step 1] [--no-testssl]
+        [--sessions 120] [--step 1] [--groups relay,smuggling,nmap,flood,testssl]
 
 Run as root with Debian's postfix, dovecot-pop3d, nmap and testssl.sh
 installed (../shared/bench/peers/install.sh, tools/deps.sh test). Facteur is
@@ -35,13 +35,10 @@ The output ends with one line per group and server, and the load average.
 import argparse
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -267,7 +264,8 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--sessions", type=int, default=120)
     ap.add_argument("--step", type=int, default=1)
-    ap.add_argument("--no-testssl", action="store_true")
+    ap.add_argument("--groups", default="relay,smuggling,nmap,flood,testssl",
+                    help="comma-separated subset of the groups")
     a = ap.parse_args()
     t = helpers.Ctx(os.path.abspath(a.bin))
     t.init()
@@ -285,17 +283,17 @@ def main():
         peers = Peers(t.tmp, cert, key)
         sides = [Target("facteur", fac.ports, USER, PW, None),
                  Target("postfix+dovecot", peers.ports, USER, PW, None)]
+        groups = a.groups.split(",")
         for group, fn in (("relay", lambda s: relay(s, a.step)),
                           ("smuggling", smuggle), ("nmap", nmap),
-                          ("flood", lambda s: flood(s, a.sessions))):
+                          ("flood", lambda s: flood(s, a.sessions)),
+                          ("testssl", lambda s: testssl(s, t.tmp))):
+            if group not in groups:
+                continue
             # the two take turns, Facteur first
             for s in sides:
                 note(f"{group} {s.name}")
                 res[(group, s.name)] = fn(s)
-        if not a.no_testssl and shutil.which("testssl"):
-            for s in sides:
-                note(f"testssl {s.name}")
-                res[("testssl", s.name)] = testssl(s, t.tmp)
     finally:
         fac.stop()
         if peers:

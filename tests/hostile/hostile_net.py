@@ -31,6 +31,7 @@ import threading
 import time
 
 from helpers import free_port
+from test_smtpd import tls_ctx  # noqa: F401 (the tests take it from here)
 
 DOMAIN = "example.test"
 USER = f"bob@{DOMAIN}"
@@ -39,13 +40,6 @@ KINDS = ("idle", "trickle", "headers", "bigline", "junk", "halftls")
 PORTS = ("smtp", "submission", "smtps", "pop3", "pop3s")
 TLS_PORTS = ("smtps", "pop3s")
 NORMAL_IP = "127.0.0.2"
-
-
-def tls_ctx():
-    c = ssl.create_default_context()
-    c.check_hostname = False
-    c.verify_mode = ssl.CERT_NONE
-    return c
 
 
 def proc_log(root):

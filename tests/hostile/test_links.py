@@ -33,7 +33,7 @@ import time
 import helpers
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hostile_net import (DOMAIN, PW, System, Watch, outside, strace_prefix,
-                         strace_writes, tls_ctx)
+                         strace_writes)
 
 LINKED = ("l1", "l2", "l3", "l4", "l5", "l6", "l7")
 VICTIM = b"victim: nobody may write or read me through a link\n"
@@ -228,16 +228,10 @@ def smtp_traversal(port, trav):
                   f"RCPT TO:<bob@{x}>".encode(),
                   f"RCPT TO:<{x}>".encode(), b"RSET"]
     lines += [b"QUIT"]
-    s = socket.create_connection(("127.0.0.1", port), 30,
-                                 source_address=("127.0.0.3", 0))
-    s.sendall(b"\r\n".join(lines) + b"\r\n")
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    s.close()
+    with socket.create_connection(("127.0.0.1", port), 30,
+                                  source_address=("127.0.0.3", 0)) as s:
+        s.sendall(b"\r\n".join(lines) + b"\r\n")
+        data = s.makefile("rb").read()
     return data.decode(errors="replace").splitlines()
 
 
