@@ -199,7 +199,7 @@ def flood(tg, n):
 
 
 def relay(tg, step):
-    tries = relayed = 0
+    tries, relayed = 0, []
     for sender, rcpt in MATRIX[::step]:
         script = (f"MAIL FROM:{sender}\r\nRCPT TO:{rcpt}\r\n").encode()
         lines = net_session(tg.ports["smtp"], script, src="127.0.0.1")
@@ -207,12 +207,12 @@ def relay(tg, step):
         replies = [l for l in lines if len(l) > 3 and l[3] == " "]
         # greeting, EHLO, MAIL, RCPT
         if len(replies) > 3 and replies[3].startswith("2"):
-            relayed += 1
-    return {"tries": tries, "relayed": relayed}
+            relayed.append(f"{sender} {rcpt}: {replies[3]}")
+    return {"tries": tries, "relayed": len(relayed), "cases": relayed}
 
 
 def smuggle(tg):
-    tries = smuggled = 0
+    tries, smuggled = 0, []
     for ending in ENDINGS:
         script = (f"MAIL FROM:<a@remote.example>\r\nRCPT TO:<{tg.user}>\r\n"
                   "DATA\r\nSubject: outer\r\n\r\nhi").encode() + ending + (
@@ -221,8 +221,8 @@ def smuggle(tg):
         lines = net_session(tg.ports["smtp"], script, src="127.0.0.1")
         tries += 1
         if sum(1 for l in lines if l.startswith("250 2.0.0")) > 1:
-            smuggled += 1
-    return {"tries": tries, "smuggled": smuggled}
+            smuggled.append(repr(ending))
+    return {"tries": tries, "smuggled": len(smuggled), "cases": smuggled}
 
 
 def nmap(tg):

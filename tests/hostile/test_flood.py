@@ -79,7 +79,8 @@ def report(sys_, hostile, greet_times, subjects, n):
              for k, v in by_kind.items()}
     print(f"flood {n}: greetings {[round(x, 3) for x in greet_times]} s; "
           f"{len(subjects)} messages read; never dropped {len(open_)}; "
-          f"late {len(late)}; longest session by kind {worst}")
+          f"late {len(late)}; longest session by kind {worst}; "
+          f"load {os.getloadavg()}")
     assert sorted(subjects) == ["flood mx", "flood sub", "flood tls"], (
         subjects)
     assert max(greet_times) < 1.0, greet_times
@@ -223,7 +224,8 @@ def test_flood_peak_rss_under_64mib(t):
     assert all(len(d) >= 10_000_000 for _, _, d in mx.got), [
         len(d) for _, _, d in mx.got]
     print("peak RSS MiB: " + ", ".join(
-        f"{k} {v / MIB:.1f}" for k, v in sorted(peak.items())))
+        f"{k} {v / MIB:.1f}" for k, v in sorted(peak.items())) +
+        f"; load {os.getloadavg()}")
     for name in ("mta-smtpd", "mta-send", "mta-remote", "vdeliver", "pop3d",
                  "facteur"):
         assert peak.get(name, 0) < 64 * MIB, (name, peak)
