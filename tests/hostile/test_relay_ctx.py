@@ -7,7 +7,7 @@ four endings of the outside checkers' kind (a NUL beside the dot, a dot
 followed by CR CR LF, a dot-stuffed line) that are data, not an end.
 
 Contexts that may not relay, each given the whole relay matrix (test_*:
-every 9th form; slow_*: all): a client with no rule (--inetd, IPv4 and
+every 22nd form; slow_*: all): a client with no rule (--inetd, IPv4 and
 IPv6), a client whose address is one digit off a RELAYCLIENT rule
 (10.90.8.7, 110.9.8.7 beside `10.9.`; 2001:db8:10::1 beside
 `2001:db8:1:`), an expired POP-before-SMTP grant, and on the network (from a new
@@ -18,8 +18,8 @@ rule without RELAYCLIENT.
 Proved: 0 relayed (no recipient outside the hosted domains queued), each
 trick refused.
 
-Every context, those that may relay included (a RELAYCLIENT rule, AUTH on
-587 after STARTTLS, AUTH on 465, a fresh grant, `sendmail -bs` run by an
+Every context (test_*: every other ending), those that may relay
+included (a RELAYCLIENT rule, AUTH on 587 after STARTTLS, AUTH on 465, a fresh grant, `sendmail -bs` run by an
 ordinary user), gets every smuggling ending followed by a smuggled
 transaction. Proved: 0 smuggled (no message from the smuggled sender,
 never more than the one message the client sent), and in the contexts
@@ -213,12 +213,12 @@ def relay_matrix(t, pairs):
     return relayed, tries
 
 
-def smuggling(t):
-    """every context x every ending: [(context, ending, files)] of the
+def smuggling(t, endings):
+    """every context x endings: [(context, ending, files)] of the
     smuggled ones; and the number of tries"""
     smuggled, tries = [], 0
     for name, run, _ in IP_CONTEXTS + NET_CONTEXTS:
-        for ending in ENDINGS:
+        for ending in endings:
             run(t, smuggle_script(ending))
             tries += 1
             files = take(t)
@@ -247,7 +247,7 @@ def run_all(t, step):
     try:
         pairs = MATRIX[::step]
         relayed, rtries = relay_matrix(t, pairs)
-        smuggled, stries = smuggling(t)
+        smuggled, stries = smuggling(t, ENDINGS[::min(step, 2)])
         not_legit = legit(t)
     finally:
         t.srv.stop()
@@ -259,7 +259,7 @@ def run_all(t, step):
 
 
 def test_relay_ctx_sample(t):
-    run_all(t, 9)
+    run_all(t, 22)
 
 
 def slow_relay_ctx_every_pair(t):
