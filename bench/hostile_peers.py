@@ -191,11 +191,15 @@ def flood(tg, n):
     worst, through = normal(tg, f"flood-{tg.name}")
     for h in hs:
         h.join(timeout=TIMEOUT + 40)
-    hung = sum(1 for h in hs if h.closed_at is None or
-               h.closed_at - (h.t0 if h.kind == "trickle" else h.last_sent)
-               > TIMEOUT + 5)
+    hung = {}
+    for h in hs:
+        if h.closed_at is None or h.closed_at - (
+                h.t0 if h.kind == "trickle" else h.last_sent) > TIMEOUT + 5:
+            key = f"{h.service}/{h.kind}"
+            hung[key] = hung.get(key, 0) + 1
     return {"sessions": n, "slowest greeting s": round(worst, 3),
-            "mail through": through, "hung": hung}
+            "mail through": through, "hung": sum(hung.values()),
+            "hung by service/kind": hung}
 
 
 def relay(tg, step):
