@@ -189,8 +189,11 @@ def flood(tg, n):
         hs.append(h)
     time.sleep(1.5)
     worst, through = normal(tg, f"flood-{tg.name}")
+    end = time.monotonic() + TIMEOUT + 40
     for h in hs:
-        h.join(timeout=TIMEOUT + 40)
+        h.join(timeout=max(0.0, end - time.monotonic()))
+    for h in hs:
+        h.closing.set()
     hung = {}
     for h in hs:
         if h.closed_at is None or h.closed_at - (

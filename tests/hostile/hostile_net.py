@@ -297,8 +297,11 @@ class Hostile(threading.Thread):
             self.send(s, HALF_HELLO)
             return
         if kind == "trickle":
-            # one byte a second of a line that never ends
-            while not self.closing.is_set():
+            # one byte a second of a line that never ends (for hold
+            # seconds: a server that never drops it must not keep the
+            # thread, nor the caller that joins it, for ever)
+            while not self.closing.is_set() and \
+                    time.monotonic() - self.t0 < self.hold:
                 self.send(s, b"N")
                 self.closing.wait(1)
             return
