@@ -266,8 +266,8 @@ def test_outbound_unanswered_dot_sent_once_more_only(t):
         s.wait_log(r"delivery \d+: success", timeout=60)
         s.wait_drained(timeout=30)
         time.sleep(TIMEOUT)
-        log = s.stop()
     finally:
+        log = s.stop()      # on a failure too: no scheduler left behind
         e.close()
     assert p.returncode == 0
     assert len(e.messages) == 2, len(e.messages)
