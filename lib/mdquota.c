@@ -195,7 +195,9 @@ int mdq_read(int dfd, struct mdq *q, size_t *fsize_r, time_t *mtime_r)
 	}
 	*fsize_r = (size_t)st.st_size;
 	*mtime_r = st.st_mtime;
-	if (!S_ISREG(st.st_mode)) {
+	/* a hard link is as untrusted as a symlink: recalculating renames
+	 * a new file over the name and so leaves the other name alone */
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
 		r = -EILSEQ;
 		goto out;
 	}
@@ -318,6 +320,31 @@ int mdq_usage(int dfd, int tmpfd, const struct quota *want, const char *host,
 	return r < 0 ? r : 0;
 }
 
+/* mdq_open_append - maildirsize opened to append to, or -ENOENT, or
+ * -EILSEQ when it is not one regular file of one link: a hard link the
+ * Maildir's owner planted (to a file elsewhere) must not be written
+ * through, any more than a symlink (O_NOFOLLOW) */
+int mdq_open_append(int dfd)
+{
+	struct stat st;
+	int fd = openat(dfd, "maildirsize", O_WRONLY | O_APPEND | O_NOFOLLOW |
+			O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		close(fd);
+		return -EILSEQ;
+	}
+	return fd;
+}
+
 /* mdq_append - one usage line with one write; the caller holds the
  * shared lock. -ENOENT when there is no maildirsize to append to */
 int mdq_append(int dfd, int64_t bytes, int64_t msgs)
@@ -329,10 +356,9 @@ int mdq_append(int dfd, int64_t bytes, int64_t msgs)
 	r = mdq_line(&line, bytes, msgs);
 	if (r < 0)
 		return r;
-	fd = openat(dfd, "maildirsize", O_WRONLY | O_APPEND | O_NOFOLLOW |
-		    O_CLOEXEC);
+	fd = mdq_open_append(dfd);
 	if (fd < 0) {
-		r = -errno;
+		r = fd;
 		goto out;
 	}
 	w = write(fd, line.s, line.len);

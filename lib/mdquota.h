@@ -69,5 +69,8 @@ int mdq_rebuild(int dfd, int tmpfd, const struct quota *want,
 int mdq_usage(int dfd, int tmpfd, const struct quota *want, const char *host,
 	      uint64_t add_bytes, uint64_t add_msgs, struct mdq *q);
 int mdq_append(int dfd, int64_t bytes, int64_t msgs);
+/* maildirsize opened O_APPEND, never through a symlink or a hard link:
+ * a descriptor, -ENOENT, or -EILSEQ (not a regular file of one link) */
+int mdq_open_append(int dfd);
 
 #endif

@@ -480,12 +480,12 @@ static int commit_deletions(struct mbox *mb, size_t *gone_r)
 		mdq_unlock(mb->dfd);
 		return r;
 	}
-	fd = openat(mb->dfd, "maildirsize",
-		    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	fd = mdq_open_append(mb->dfd);
+	if (fd == -EILSEQ)	/* a link: the next delivery recalculates */
+		(void)unlinkat(mb->dfd, "maildirsize", 0);
 	if (fd < 0) {
-		e = errno;
 		mdq_unlock(mb->dfd);
-		return e == ENOENT ? r : (r ? r : -e);
+		return fd == -ENOENT || fd == -EILSEQ ? r : (r ? r : fd);
 	}
 	e = str_catf(&line, "-%llu -%zu\n", (unsigned long long)bytes, gone);
 	if (e == 0)

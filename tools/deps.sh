@@ -68,11 +68,15 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # (test_imap_dovecot; dovecot-core comes with it: doveadm and
     # checkpassword-reply)
     need /usr/lib/dovecot/imap dovecot-imapd
-    # the crash points and write faults of tests/hostile (issue 15):
-    # strace's --inject kills a program or fails its call at the N-th
-    # system call of a name
+    # tests/hostile (issue 15): strace's --inject kills a program or
+    # fails its call at the N-th system call of a name (crash points,
+    # write faults), and its path log shows what every process wrote;
+    # nmap's smtp-open-relay script and testssl.sh, the outside checkers
+    # run against `facteur run`
     need strace strace
-    # ... and the peers of their slow matrix (docs/security.md): Dovecot's
+    need nmap nmap
+    need testssl testssl.sh
+    # ... and the peers of the slow matrix (docs/security.md): Dovecot's
     # pop3 and Postfix's sendmail/postdrop, each run privately under the
     # test's own directory, never as the system's daemons
     need /usr/lib/dovecot/pop3 dovecot-pop3d

@@ -2,9 +2,10 @@
  * smtp - one SMTP client session of mta-remote (docs/remote.md).
  *
  * The connection is lib/conn.h: every wait goes through poll() against a
- * deadline, so a reply line must arrive whole within the timeout (a
- * server that trickles a byte a second is cut off like one that says
- * nothing), each write must finish within it, a connect within its own.
+ * deadline, so a whole reply must arrive within the timeout (a server
+ * that trickles a byte a second, or a continuation line a minute, is cut
+ * off like one that says nothing), each write must finish within it, a
+ * connect within its own.
  * A reply line is held to 64 KiB and a reply to 100 lines, so a hostile
  * server costs bounded memory and time.
  *
@@ -48,18 +49,32 @@ static int io_err(int r)
 }
 
 /* read_reply - one whole reply into c->rp, sending what is buffered
- * first; -EPROTO for a malformed one. Each line must arrive whole within
- * the timeout, and is held to REPLY_MAX_LINE bytes without its CR LF */
+ * first; -EPROTO for a malformed one. The whole reply must arrive within
+ * the timeout, not each of its lines: a server that sends one
+ * continuation line just before each line's deadline would otherwise
+ * hold the delivery 100 times the timeout. A line is held to
+ * REPLY_MAX_LINE bytes without its CR LF */
 static int read_reply(struct client *c, int want_ext)
 {
+	unsigned long keep = c->io.timeout;
+	int64_t end = now_ms() + (int64_t)keep * 1000;
 	int r;
 
 	reply_reset(&c->rp, want_ext);
 	do {
+		int64_t left = end - now_ms();
+
+		if (left <= 0) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		/* lib/conn counts whole seconds: round up, at most 1 s over */
+		c->io.timeout = (unsigned long)((left + 999) / 1000);
 		r = io_err(conn_getline(&c->io, &c->line, REPLY_MAX_LINE + 2));
 		if (r == 0)
 			r = reply_feed(&c->rp, c->line.s, c->line.len);
 	} while (r == 0);
+	c->io.timeout = keep;
 	return r < 0 ? r : 0;
 }
 

@@ -117,12 +117,17 @@ def test_smtpd_wrong_order_and_unknown(t):
     assert queued(t) == []
 
 
+# every bare-LF / bare-CR end-of-data variant (SMTP smuggling); also
+# tried in every client context by tests/hostile/test_relay_ctx.py
+SMUGGLE_ENDINGS = [b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\r", b"\r\n.\n",
+                   b"\r.\r\n"]
+
+
 def test_smtpd_data_smuggling_refused(t):
     setup(t)
-    # every bare-LF / bare-CR end-of-data variant, each followed by a
-    # smuggled transaction, then the real end: one 554, nothing queued
-    for fake in [b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\r", b"\r\n.\n",
-                 b"\r.\r\n"]:
+    # each ending followed by a smuggled transaction, then the real end:
+    # one 554, nothing queued
+    for fake in SMUGGLE_ENDINGS:
         msg = (b"HELO c\r\nMAIL FROM:<a@b.example>\r\n"
                b"RCPT TO:<bob@example.test>\r\nDATA\r\nSubject: x\r\n\r\nhi"
                + fake + b"MAIL FROM:<evil@b.example>\r\n"

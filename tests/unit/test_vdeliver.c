@@ -550,6 +550,24 @@ static void test_files(void)
 	r = mdq_usage(md.dfd, md.tmpfd, &q, "host", 10, 1, &usage);
 	CHECK_INT("mdq_after_append_lines", usage.lines, 2);
 	CHECK_INT("mdq_after_append_bytes", usage.bytes, 3105 + 4096);
+	/* a hard link as maildirsize (to a file elsewhere): never appended
+	 * to, and a recalculation breaks the link instead of writing it */
+	{
+		struct str other = STR_INIT;
+
+		(void)link(sp("domains/d/u/Maildir/maildirsize"),
+			   sp("outside-maildirsize"));
+		mdq_lock(md.dfd, 0);
+		CHECK_INT("mdq_append_hardlink", mdq_append(md.dfd, 1, 1),
+			  -EILSEQ);
+		mdq_unlock(md.dfd);
+		r = mdq_usage(md.dfd, md.tmpfd, &q, "host", 10, 1, &usage);
+		CHECK_INT("mdq_hardlink_recalc", usage.lines, 1);
+		fsx_read_file(sp("outside-maildirsize"), &other, 4096);
+		CHECK_STR("mdq_hardlink_untouched", str_cstr(&other),
+			  "100000S,1000C\n3105 202\n4096 1\n");
+		str_free(&other);
+	}
 	/* another limit in the tables: rewritten with it */
 	q.msgs = 0;
 	r = mdq_usage(md.dfd, md.tmpfd, &q, "host", 10, 1, &usage);
