@@ -2,7 +2,7 @@
 """hostile_peers.py - issue 15's attacks on Facteur and on Postfix + Dovecot,
 side by side in one run: the peers' column of docs/security.md.
 
-    flock /work/bench.lock python3 bench/hostile_peers.py --bin build/san/bin \\
+    python3 bench/hostile_peers.py --bin build/san/bin \\
         [--sessions 120] [--step 1] [--groups relay,smuggling,nmap,flood,testssl]
 
 Run as root with Debian's postfix, dovecot-pop3d, nmap and testssl.sh

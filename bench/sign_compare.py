@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """sign_compare.py - submission with dual DKIM signing: Facteur against Postfix + OpenDKIM.
 
-    flock /work/bench.lock python3 bench/sign_compare.py --bin BINDIR
+    python3 bench/sign_compare.py --bin BINDIR
         [--obj O] [--rounds 3] [--settle 5] [-m 2000,500] [--sessions 20,1]
         [--out FILE] [--keep]
 
