@@ -47,12 +47,12 @@
 
 #include "args.h"
 #include "ctl.h"
-#include "db.h"
 #include "fsx.h"
 #include "log.h"
 #include "msg.h"
 #include "priv.h"
 #include "pw.h"
+#include "store.h"
 #include "vadmin.h"
 #include "vpop.h"
 #include "vpopimport.h"
@@ -148,14 +148,13 @@ void vopen(struct vctx *c, int writer)
 		      "with 'facteur init --root %s'", c->root, c->root);
 	str_free(&p);
 	c->lockfd = writer ? take_lock(c->root) : -1;
-	r = db_open(c->root, 0, &c->db);
+	r = store_open(c->root, 0, &c->db);
 	if (r == -EPROTO)
 		vfail(EX_TEMP, "the database is newer than this vadmin; "
 		      "install the matching version");
 	if (r < 0)
 		vfail(EX_TEMP, "cannot open the database in %s/db: %s", c->root,
 		      msg_err(r));
-	gen_sql_functions(c);
 	c->logfd = writer ? log_open(c->root) : -1;
 	cur = c;
 	/* finish whatever a killed vadmin committed but did not write out */
@@ -167,7 +166,7 @@ void vopen(struct vctx *c, int writer)
 void vclose(struct vctx *c)
 {
 	if (c->db)
-		sqlite3_close(c->db);
+		store_close(c->db);
 	if (c->lockfd >= 0)
 		close(c->lockfd);
 	if (c->logfd >= 0)

@@ -15,13 +15,13 @@
 #define FACTEUR_VADMIN_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "acct.h"
 #include "msg.h"
 #include "quota.h"
+#include "store.h"
 #include "str.h"
 
 /* exit codes of SPEC.md "Administration" */
@@ -32,7 +32,7 @@
 
 struct vctx {
 	const char *root;
-	sqlite3 *db;
+	struct store *db;
 	int json;
 	int lockfd;
 	int logfd;
@@ -64,14 +64,14 @@ void vcheck_password(const char *pw);
 const char *vpassword_problem(const char *pw);
 
 /* vmodel.c: each returns only on success; refusals exit through vfail */
-sqlite3_stmt *m_prep(struct vctx *c, const char *sql);
+struct store_stmt *m_prep(struct vctx *c, const char *sql);
 
 /* m_col - a text column, "" for NULL */
-static inline const char *m_col(sqlite3_stmt *st, int i)
+static inline const char *m_col(struct store_stmt *st, int i)
 {
-	const unsigned char *s = sqlite3_column_text(st, i);
+	const char *s = store_column_text(st, i);
 
-	return s ? (const char *)s : "";
+	return s ? s : "";
 }
 
 void m_begin(struct vctx *c);
@@ -126,7 +126,6 @@ int gen_user(struct vctx *c, const char *addr);
 int gen_sweep(struct vctx *c, const char *domain);
 int gen_parse_name(const char *name, struct str *domain, unsigned *shards,
 		   unsigned *index);
-void gen_sql_functions(struct vctx *c);
 int gen_path(struct str *out, const char *root, int which, const char *domain,
 	     unsigned shards, unsigned index);
 int gen_global_records(struct vctx *c, gen_emit_fn emit, void *arg);
