@@ -20,6 +20,8 @@
  *   store_changes(s)                rows the last INSERT/UPDATE/DELETE changed
  *   store_last_id(s)                the id the last INSERT gave its row
  *   store_errmsg(s)                 the database's own words for the error
+ *   store_open_error()              libpq's words when a PostgreSQL store
+ *                                   did not open
  *   store_unreachable(s)            the server cannot be reached (vadmin
  *                                   exits 111 and says so; SPEC "Several
  *                                   hosts")
@@ -69,6 +71,7 @@ int64_t store_last_id(struct store *s);
 const char *store_errmsg(const struct store *s);
 int store_unreachable(const struct store *s);
 int store_accountdb(const char *root, char **conninfo_r);
+const char *store_open_error(void);
 
 /* the SQLite handle behind a SQLite store (vadmin backup copies its
  * pages), NULL for PostgreSQL */

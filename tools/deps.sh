@@ -18,6 +18,9 @@ need /usr/include/crypt.h libcrypt-dev
 need /usr/include/cdb.h libcdb-dev
 need /usr/include/openssl/ssl.h libssl-dev
 need /usr/include/ares.h libc-ares-dev
+# libpq, PostgreSQL's own client library: the PostgreSQL account store
+# (lib/store_pg.c, docs/scale-out.md)
+need /usr/include/postgresql/libpq-fe.h libpq-dev
 need pkg-config pkg-config
 need cc gcc
 need /usr/include/stdio.h libc6-dev
@@ -64,6 +67,9 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # (test_imap_dovecot; dovecot-core comes with it: doveadm and
     # checkpassword-reply)
     need /usr/lib/dovecot/imap dovecot-imapd
+    # PostgreSQL's server (initdb, postgres, pg_isready, createdb, psql):
+    # test_store_pg starts a private one in its temporary directory
+    need "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -n 1)" postgresql
 fi
 if [ "${1:-}" = ci ]; then
     # the second compiler of the warnings build and of `make fuzz`; its
@@ -75,9 +81,9 @@ fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "deps: installing$missing" >&2
-    # The tests start their own Dovecot on a loopback port; the package's
-    # scripts would start the system's own on 143/993 and enable it at
-    # boot. A policy-rc.d that says no (an existing one is kept) stops the
+    # The tests start their own Dovecot (and PostgreSQL) on a loopback
+    # port; the packages' scripts would start the system's own on 143/993
+    # (5432) and enable it at boot. A policy-rc.d that says no (an existing one is kept) stops the
     # start; a Dovecot this run brought is then disabled at boot too.
     policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -85,6 +91,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
             chmod 0755 /usr/sbin/policy-rc.d && policy=1
     fi
     had_dovecot=; [ -e /usr/sbin/dovecot ] && had_dovecot=1
+    had_pg=; ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && had_pg=1
     DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends $missing >&2
@@ -94,6 +101,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         systemctl disable dovecot.service >/dev/null 2>&1
         update-rc.d dovecot disable >/dev/null 2>&1
         echo "deps: Dovecot installed for the tests, not started, disabled at boot" >&2
+    fi
+    # the same for PostgreSQL: the package makes a cluster on port 5432;
+    # the tests start their own, never that one
+    if [ -z "$had_pg" ] && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+        systemctl disable postgresql.service >/dev/null 2>&1
+        update-rc.d postgresql disable >/dev/null 2>&1
+        echo "deps: PostgreSQL installed for the tests, not started, disabled at boot" >&2
     fi
     [ "$rc" = 0 ] && exit 0
     echo "deps: apt-get failed; run: apt-get install -y$missing" >&2

@@ -149,9 +149,16 @@ void vopen(struct vctx *c, int writer)
 	str_free(&p);
 	c->lockfd = writer ? take_lock(c->root) : -1;
 	r = store_open(c->root, 0, &c->db);
+	if (r == -ECONNREFUSED)
+		vfail(EX_TEMP, "cannot reach the account database named by "
+		      "control/accountdb (%s); nothing was changed, retry when "
+		      "it is back", store_open_error());
 	if (r == -EPROTO)
 		vfail(EX_TEMP, "the database is newer than this vadmin; "
 		      "install the matching version");
+	if (r < 0 && *store_open_error())
+		vfail(EX_TEMP, "cannot open the account database named by "
+		      "control/accountdb: %s", store_open_error());
 	if (r < 0)
 		vfail(EX_TEMP, "cannot open the database in %s/db: %s", c->root,
 		      msg_err(r));

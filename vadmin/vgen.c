@@ -105,7 +105,7 @@ int gen_domain_records(struct vctx *c, int64_t did, const char *catchall,
 	rc = store_prepare(c->db, "SELECT local, maildir, quota_bytes, "
 				"quota_msgs, flags, hash, coalesce(cram, '') "
 				"FROM users WHERE domain_id = ? AND bucket "
-				"BETWEEN ? AND ?", &st);
+				"BETWEEN ? AND ? ORDER BY bucket, id", &st);
 	if (rc != 0)
 		return -EIO;
 	store_bind_int(st, 1, did);
@@ -171,7 +171,8 @@ int gen_domain_records(struct vctx *c, int64_t did, const char *catchall,
 	if (r == 0 && store_prepare(c->db, "SELECT u.local, f.keep, f.dest "
 					 "FROM forwards f JOIN users u ON "
 					 "u.id = f.user_id WHERE u.domain_id "
-					 "= ? AND u.bucket BETWEEN ? AND ?", &st) != 0)
+					 "= ? AND u.bucket BETWEEN ? AND ? "
+					 "ORDER BY u.bucket, u.id", &st) != 0)
 		r = -EIO;
 	if (r == 0) {
 		store_bind_int(st, 1, did);
@@ -208,7 +209,8 @@ int gen_global_records(struct vctx *c, gen_emit_fn emit, void *arg)
 
 	if (store_prepare(c->db, "SELECT d.name, r.name, r.shards FROM "
 			       "domains d JOIN domains r ON r.id = "
-			       "coalesce(d.alias_of, d.id)", &st) != 0)
+			       "coalesce(d.alias_of, d.id) ORDER BY d.id",
+			  &st) != 0)
 		return -EIO;
 	while (r == 0 && (rc = store_step(st)) == STORE_ROW) {
 		const char *name = col(st, 0), *real = col(st, 1);
@@ -510,6 +512,17 @@ static int safe_rel(const char *p)
 	       !strstr(p, "//") && p[8];
 }
 
+/* durable - whether a commit waits for the disk: a lost delete of a
+ * pending row only repeats idempotent work, so those need not wait */
+static int durable(struct vctx *c, int on)
+{
+	if (store_kind(c->db) == STORE_PG)
+		return store_exec(c->db, on ? "SET synchronous_commit = on" :
+				  "SET synchronous_commit = off");
+	return store_exec(c->db, on ? "PRAGMA synchronous = FULL" :
+			  "PRAGMA synchronous = NORMAL");
+}
+
 /* gen_run_pending - do the file work that committed changes still owe */
 void gen_run_pending(struct vctx *c)
 {
@@ -556,9 +569,8 @@ void gen_run_pending(struct vctx *c)
 		/* a lost delete only repeats idempotent work: no fsync */
 		store_reset(del);
 		store_bind_int(del, 1, id);
-		if (store_exec(c->db, "PRAGMA synchronous = NORMAL") != 0 ||
-		    store_step(del) != STORE_DONE ||
-		    store_exec(c->db, "PRAGMA synchronous = FULL") != 0)
+		if (durable(c, 0) != 0 || store_step(del) != STORE_DONE ||
+		    durable(c, 1) != 0)
 			vfail(EX_TEMP, "database error: %s",
 			      store_errmsg(c->db));
 	}
@@ -623,9 +635,10 @@ void gen_rebuild_all(struct vctx *c)
 	int rc;
 
 	m_begin(c);
-	if (store_prepare(c->db, "INSERT OR IGNORE INTO pending(kind, arg) "
-			       "SELECT 'cdb', name FROM domains WHERE alias_of "
-			       "IS NULL", &st) != 0)
+	/* WHERE before ON CONFLICT: SQLite would read the ON as a join's */
+	if (store_prepare(c->db, "INSERT INTO pending(kind, arg) SELECT "
+			  "'cdb', name FROM domains WHERE alias_of IS NULL "
+			  "ON CONFLICT DO NOTHING", &st) != 0)
 		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
 	rc = store_step(st);
 	store_finalize(st);

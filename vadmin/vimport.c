@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acct.h"
@@ -132,6 +133,7 @@ static int import_line(struct vctx *c, struct imp *im, char *line,
 	store_bind_int(im->ins, 6, (int64_t)q.msgs);
 	store_bind_text(im->ins, 7, im->maildir.s);
 	store_bind_int(im->ins, 8, acct_bucket(im->local.s, im->local.len));
+	store_bind_int(im->ins, 9, (int64_t)time(NULL));
 	r = store_step(im->ins);
 	if (r == -EEXIST)
 		vfail(EX_REFUSED, "line %lu: user %s@%s appears twice; nothing "
@@ -213,8 +215,7 @@ unsigned long m_import(struct vctx *c, const char *file)
 	if (store_prepare(c->db, "INSERT INTO users(domain_id, local, "
 			       "hash, cram, name, quota_bytes, quota_msgs, "
 			       "flags, maildir, created, bucket) VALUES (?1, "
-			       "?2, ?3, ?4, '', ?5, ?6, 0, ?7, strftime('%s'), "
-			       "?8)", &im.ins) != 0)
+			       "?2, ?3, ?4, '', ?5, ?6, 0, ?7, ?9, ?8)", &im.ins) != 0)
 		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		lineno++;

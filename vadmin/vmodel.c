@@ -64,7 +64,7 @@ static void bind_text(struct store_stmt *st, int i, const char *s)
 /* m_begin - start the one write transaction of a command */
 void m_begin(struct vctx *c)
 {
-	int rc = store_exec(c->db, "BEGIN IMMEDIATE");
+	int rc = store_begin(c->db);
 
 	if (rc != 0)
 		vfail(EX_TEMP, "cannot start a transaction (%s); retry",
@@ -74,7 +74,7 @@ void m_begin(struct vctx *c)
 /* m_commit - make the change durable (synchronous=FULL fsyncs the WAL) */
 void m_commit(struct vctx *c)
 {
-	if (store_exec(c->db, "COMMIT") != 0)
+	if (store_commit(c->db) != 0)
 		vfail(EX_TEMP, "cannot commit (%s); nothing was changed",
 		      store_errmsg(c->db));
 }
@@ -83,8 +83,8 @@ void m_commit(struct vctx *c)
  * 'sweep' DOMAIN, 'rmdir' PATH (see vgen.c gen_run_pending) */
 void m_pending(struct vctx *c, const char *kind, const char *arg)
 {
-	struct store_stmt *st = prep(c, "INSERT OR IGNORE INTO pending(kind, arg) "
-				   "VALUES (?, ?)");
+	struct store_stmt *st = prep(c, "INSERT INTO pending(kind, arg) "
+				     "VALUES (?, ?) ON CONFLICT DO NOTHING");
 
 	bind_text(st, 1, kind);
 	bind_text(st, 2, arg);
@@ -738,8 +738,8 @@ void m_alias_add(struct vctx *c, const char *alias, char **dests, int n)
 		      "send its mail elsewhere", local.s, domain.s);
 	for (i = 0; i < n; i++) {
 		parse_dest(c, dests[i], domain.s, &dest);
-		st = prep(c, "INSERT OR IGNORE INTO aliases(domain_id, local, "
-			     "dest) VALUES (?, ?, ?)");
+		st = prep(c, "INSERT INTO aliases(domain_id, local, dest) "
+			     "VALUES (?, ?, ?) ON CONFLICT DO NOTHING");
 		store_bind_int(st, 1, did);
 		bind_text(st, 2, local.s);
 		bind_text(st, 3, dest.s);
@@ -800,8 +800,10 @@ void m_forward(struct vctx *c, const char *addr, const char *dest_in, int keep)
 
 	if (dest_in) {
 		parse_dest(c, dest_in, domain.s, &dest);
-		st = prep(c, "INSERT OR REPLACE INTO forwards(user_id, dest, "
-			     "keep) VALUES (?, ?, ?)");
+		st = prep(c, "INSERT INTO forwards(user_id, dest, keep) "
+			     "VALUES (?, ?, ?) ON CONFLICT (user_id) DO "
+			     "UPDATE SET dest = excluded.dest, "
+			     "keep = excluded.keep");
 		bind_text(st, 2, dest.s);
 		store_bind_int(st, 3, keep);
 	} else {

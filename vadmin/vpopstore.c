@@ -78,16 +78,17 @@ static void step(struct vi *v, struct store_stmt *st)
 static void store_users(struct vi *v, struct vi_domain *d)
 {
 	struct store_stmt *dom = prep(v, "INSERT INTO domains(name, created) "
-				    "VALUES (?, strftime('%s'))");
+				    "VALUES (?, ?)");
 	struct store_stmt *ins = prep(v, "INSERT INTO users(domain_id, local, "
 				    "hash, cram, name, quota_bytes, "
 				    "quota_msgs, flags, maildir, created, "
 				    "bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-				    "?, strftime('%s'), ?)");
+				    "?, ?, ?)");
 	struct str md = STR_INIT;
 	size_t i;
 
 	store_bind_text(dom, 1, d->name);
+	store_bind_int(dom, 2, (int64_t)time(NULL));
 	step(v, dom);
 	store_finalize(dom);
 	d->id = store_last_id(v->c->db);
@@ -109,8 +110,9 @@ static void store_users(struct vi *v, struct vi_domain *d)
 		store_bind_int(ins, 7, (int64_t)u->q.msgs);
 		store_bind_int(ins, 8, u->flags);
 		store_bind_text(ins, 9, md.s);
-		store_bind_int(ins, 10, acct_bucket(u->local,
-							strlen(u->local)));
+		store_bind_int(ins, 10, (int64_t)time(NULL));
+		store_bind_int(ins, 11, acct_bucket(u->local,
+						    strlen(u->local)));
 		step(v, ins);
 		u->id = store_last_id(v->c->db);
 	}
@@ -160,8 +162,9 @@ static int good_dest(struct vi *v, const char *in, struct str *to,
 /* store_aliases - the alias rows of a domain */
 static void store_aliases(struct vi *v, struct vi_domain *d)
 {
-	struct store_stmt *st = prep(v, "INSERT OR IGNORE INTO aliases(domain_id, "
-				   "local, dest) VALUES (?, ?, ?)");
+	struct store_stmt *st = prep(v, "INSERT INTO aliases(domain_id, "
+				     "local, dest) VALUES (?, ?, ?) "
+				     "ON CONFLICT DO NOTHING");
 	struct str to = STR_INIT;
 	size_t i;
 
@@ -248,7 +251,7 @@ out:
 static void store_alias_domains(struct vi *v)
 {
 	struct store_stmt *st = prep(v, "INSERT INTO domains(name, alias_of, "
-				   "created) VALUES (?, ?, strftime('%s'))");
+				   "created) VALUES (?, ?, ?)");
 	size_t i;
 
 	for (i = 0; i < v->nad; i++) {
@@ -260,6 +263,7 @@ static void store_alias_domains(struct vi *v)
 		store_bind_text(st, 1, v->ad[i].name);
 		store_bind_int(st, 2, m_domain_id(v->c, v->ad[i].real,
 						      NULL));
+		store_bind_int(st, 3, (int64_t)time(NULL));
 		step(v, st);
 		v->adoms++;
 	}
