@@ -78,6 +78,7 @@ static const char usage_text[] =
 "  rebuild                               regenerate every CDB\n"
 "  check [--repair]                      files and CDBs against the database\n"
 "  backup FILE                           a consistent copy of the database\n"
+"  migrate-store CONNSTRING              the accounts into empty PostgreSQL\n"
 "  import-vpopmail DIR [--assign FILE] [--valias FILE]   a vpopmail tree\n"
 "  dkim add DOMAIN [--selector SEL] [--type rsa|ed25519] [--bits 2048..4096]\n"
 "  dkim list [DOMAIN] | show DOMAIN | rotate DOMAIN | del DOMAIN SELECTOR\n"
@@ -695,6 +696,11 @@ static int run_backup(struct vctx *c, struct run *r)
 	return cmd_backup(c, r->o.pos[0]);
 }
 
+static int run_migrate_store(struct vctx *c, struct run *r)
+{
+	return cmd_migrate_store(c, r->o.pos[0]);
+}
+
 static int run_rebuild(struct vctx *c, struct run *r)
 {
 	(void)r;
@@ -775,6 +781,7 @@ static const struct command {
 	{"listdomains", "", 0, 0, 0, NULL, run_listdomains},
 	{"backup", "", 1, 1, 0, NULL, run_backup},
 	{"rebuild", "", 0, 0, 1, NULL, run_rebuild},
+	{"migrate-store", "", 1, 1, 1, NULL, run_migrate_store},
 	{"check", "--repair", 0, 0, 1, NULL, run_check},
 	{"import-vpopmail", "--assign --valias", 1, 1, 1, NULL,
 	 run_import_vpopmail},

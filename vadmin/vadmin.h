@@ -7,6 +7,7 @@
  * vcheck.c   `vadmin check [--repair]`
  * vshow.c    userinfo, dominfo, listusers, listdomains (text and --json)
  * vbackup.c  `vadmin backup FILE`
+ * vmigrate.c `vadmin migrate-store CONNSTRING`: SQLite to PostgreSQL
  * vpopimport.c, vpopstore.c, vpopparse.c   `vadmin import-vpopmail`
  * vdkim.c    `vadmin dkim ...`: DKIM keys
  * vdkimgen.c their table control/dkim.cdb and key files: generation, check
@@ -140,6 +141,8 @@ int cmd_check(struct vctx *c, int repair);
 
 /* vbackup.c */
 int cmd_backup(struct vctx *c, const char *file);
+/* vmigrate.c */
+int cmd_migrate_store(struct vctx *c, const char *conninfo);
 /* vdkim.c: the operands and flags of `vadmin dkim` */
 struct dkim_args {
 	const char *const *pos;

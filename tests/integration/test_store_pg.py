@@ -179,3 +179,47 @@ def test_two_roots_one_database_migrate_once(t):
         vadmin(t, "adddomain", D, input="pm-Secret-1\n")
         t.root = b
         assert vadmin(t, "listdomains").out.split() == [D]
+
+
+def test_migrate_store_moves_everything_once(t):
+    with helpers.Postgres(t) as pg:
+        conn = pg.createdb("facteur")
+        root = make_root(t, "lite")
+        script(t)
+        before = all_cdbs(t)
+        accountdb = t.path("control", "accountdb")
+        # nothing listens there: 111, the root stays on SQLite
+        dead = f"host=127.0.0.1 port={helpers.free_port()} dbname=x " \
+               "connect_timeout=5"
+        p = vadmin(t, "migrate-store", dead, check=111)
+        assert "cannot open the PostgreSQL database" in p.err, p.err
+        assert not os.path.exists(accountdb)
+        p = vadmin(t, "migrate-store", conn)
+        assert "moved 3 domains and 305 users" in p.out, p.out
+        with open(accountdb) as f:
+            assert f.read() == conn + "\n"
+        assert os.stat(accountdb).st_mode & 0o777 == 0o600
+        assert pg.sql("SELECT count(*) FROM users") == [["305"]]
+        assert pg.sql(f"SELECT nusers FROM domains WHERE name = '{D}'") \
+            == [["4"]]
+        assert pg.sql("SELECT count(*) FROM pending") == [["0"]]
+        # the root now works from PostgreSQL: the same tables again
+        vadmin(t, "rebuild")
+        assert all_cdbs(t) == before
+        vadmin(t, "check")
+        # new rows are numbered after the copied ones
+        vadmin(t, "adduser", f"new@{D}", "--hash", H1)
+        vadmin(t, "adddomain", "new.test", input="pm-Secret-1\n")
+        assert pg.sql("SELECT count(*) FROM users") == [["307"]]
+        # once in PostgreSQL there is nothing to move
+        p = vadmin(t, "migrate-store", conn, check=1)
+        assert "already" in p.err, p.err
+        # a second root into the same database: refused, left on SQLite
+        make_root(t, "lite2")
+        vadmin(t, "adddomain", "two.test", input="pm-Secret-1\n")
+        p = vadmin(t, "migrate-store", conn, check=1)
+        assert "not empty" in p.err, p.err
+        assert not os.path.exists(t.path("control", "accountdb"))
+        assert vadmin(t, "listdomains").out.split() == ["two.test"]
+        t.root = root
+        assert "two.test" not in vadmin(t, "listdomains").out
