@@ -161,3 +161,13 @@ int store_unreachable(const struct store *s)
 {
 	return s && s->ops->unreachable(s);
 }
+
+int store_listen(struct store *s, const char *channel)
+{
+	return s->ops->listen(s, channel);
+}
+
+int store_wait(struct store *s, int timeout_ms)
+{
+	return s->ops->wait(s, timeout_ms);
+}

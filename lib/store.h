@@ -22,6 +22,8 @@
  *   store_errmsg(s)                 the database's own words for the error
  *   store_open_error()              libpq's words when a PostgreSQL store
  *                                   did not open
+ *   store_listen(s, channel)        PostgreSQL only: be told of NOTIFY
+ *   store_wait(s, ms)               1 when told since, 0 at the timeout
  *   store_unreachable(s)            the server cannot be reached (vadmin
  *                                   exits 111 and says so; SPEC "Several
  *                                   hosts")
@@ -70,6 +72,8 @@ int64_t store_changes(struct store *s);
 int64_t store_last_id(struct store *s);
 const char *store_errmsg(const struct store *s);
 int store_unreachable(const struct store *s);
+int store_listen(struct store *s, const char *channel);
+int store_wait(struct store *s, int timeout_ms);
 int store_accountdb(const char *root, char **conninfo_r);
 const char *store_open_error(void);
 
@@ -98,6 +102,8 @@ struct store_ops {
 	int64_t (*last_id)(struct store *s);
 	const char *(*errmsg)(const struct store *s);
 	int (*unreachable)(const struct store *s);
+	int (*listen)(struct store *s, const char *channel);
+	int (*wait)(struct store *s, int timeout_ms);
 };
 
 /* what every store and statement starts with */

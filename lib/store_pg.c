@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,11 +358,68 @@ static int pg_unreachable(const struct store *s)
 	return PGS(s)->lost;
 }
 
+/* pg_listen - LISTEN on a channel (an identifier: letters, digits, _) */
+static int pg_listen(struct store *s, const char *channel)
+{
+	struct str sql = STR_INIT;
+	int r;
+
+	if (!*channel || strspn(channel, "abcdefghijklmnopqrstuvwxyz0123456789_")
+	    != strlen(channel))
+		return -EINVAL;
+	r = str_catf(&sql, "LISTEN %s", channel) ? -ENOMEM :
+	    pg_run(PGS(s), sql.s);
+	str_free(&sql);
+	return r;
+}
+
+/* drained - whether a notification had come; each is freed */
+static int drained(struct pg_store *s)
+{
+	PGnotify *n;
+	int got = 0;
+
+	while ((n = PQnotifies(s->conn)) != NULL) {
+		got = 1;
+		PQfreemem(n);
+	}
+	return got;
+}
+
+/* pg_wait - 1 when a notification came (before or within timeout_ms),
+ * 0 when none did, -ECONNREFUSED when the server went away */
+static int pg_wait(struct store *s, int timeout_ms)
+{
+	struct pg_store *p = PGS(s);
+	struct pollfd pf;
+	int r;
+
+	if (PQconsumeInput(p->conn) == 0)
+		return pg_fail(p, NULL);
+	if (drained(p))
+		return 1;
+	pf.fd = PQsocket(p->conn);
+	pf.events = POLLIN;
+	pf.revents = 0;
+	if (pf.fd < 0)
+		return pg_fail(p, NULL);
+	do
+		r = poll(&pf, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return 0;
+	if (PQconsumeInput(p->conn) == 0)
+		return pg_fail(p, NULL);
+	return drained(p);
+}
+
 static const struct store_ops pg_ops = {
 	pg_close, pg_version, pg_exec, pg_begin, pg_prepare, pg_bind_text,
 	pg_bind_int, pg_bind_null, pg_step, pg_reset, pg_finalize,
 	pg_column_text, pg_column_int, pg_column_null, pg_changes, pg_last_id,
-	pg_errmsg, pg_unreachable,
+	pg_errmsg, pg_unreachable, pg_listen, pg_wait,
 };
 
 /* migrate_locked - inside the migration's transaction: every migration

@@ -145,11 +145,26 @@ static int sq_unreachable(const struct store *s)
 	return 0;
 }
 
+/* sq_listen, sq_wait - one file on one host has no one to tell */
+static int sq_listen(struct store *s, const char *channel)
+{
+	(void)s;
+	(void)channel;
+	return -ENOTSUP;
+}
+
+static int sq_wait(struct store *s, int timeout_ms)
+{
+	(void)s;
+	(void)timeout_ms;
+	return -ENOTSUP;
+}
+
 static const struct store_ops sq_ops = {
 	sq_close, sq_version, sq_exec, sq_begin, sq_prepare, sq_bind_text,
 	sq_bind_int, sq_bind_null, sq_step, sq_reset, sq_finalize,
 	sq_column_text, sq_column_int, sq_column_null, sq_changes, sq_last_id,
-	sq_errmsg, sq_unreachable,
+	sq_errmsg, sq_unreachable, sq_listen, sq_wait,
 };
 
 /* store_sqlite_open - ROOT/db/accounts.sqlite through lib/db */

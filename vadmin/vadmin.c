@@ -79,6 +79,8 @@ static const char usage_text[] =
 "  check [--repair]                      files and CDBs against the database\n"
 "  backup FILE                           a consistent copy of the database\n"
 "  migrate-store CONNSTRING              the accounts into empty PostgreSQL\n"
+"  watch                                 keep this host's CDBs current from\n"
+"                                        PostgreSQL (run by facteur run)\n"
 "  import-vpopmail DIR [--assign FILE] [--valias FILE]   a vpopmail tree\n"
 "  dkim add DOMAIN [--selector SEL] [--type rsa|ed25519] [--bits 2048..4096]\n"
 "  dkim list [DOMAIN] | show DOMAIN | rotate DOMAIN | del DOMAIN SELECTOR\n"
@@ -128,6 +130,21 @@ static int take_lock(const char *root)
 	}
 	str_free(&p);
 	return fd;
+}
+
+/* vlock, vunlock - the writers' lock, for a command that holds it only
+ * while it writes (vadmin watch) */
+void vlock(struct vctx *c)
+{
+	if (c->lockfd < 0)
+		c->lockfd = take_lock(c->root);
+}
+
+void vunlock(struct vctx *c)
+{
+	if (c->lockfd >= 0)
+		close(c->lockfd);
+	c->lockfd = -1;
 }
 
 /* vopen - become the mail user, then open (and for writers, lock) the root */
@@ -701,6 +718,12 @@ static int run_migrate_store(struct vctx *c, struct run *r)
 	return cmd_migrate_store(c, r->o.pos[0]);
 }
 
+static int run_watch(struct vctx *c, struct run *r)
+{
+	(void)r;
+	return cmd_watch(c);
+}
+
 static int run_rebuild(struct vctx *c, struct run *r)
 {
 	(void)r;
@@ -782,6 +805,8 @@ static const struct command {
 	{"backup", "", 1, 1, 0, NULL, run_backup},
 	{"rebuild", "", 0, 0, 1, NULL, run_rebuild},
 	{"migrate-store", "", 1, 1, 1, NULL, run_migrate_store},
+	/* not a writer: it takes the lock only while it writes */
+	{"watch", "", 0, 0, 0, NULL, run_watch},
 	{"check", "--repair", 0, 0, 1, NULL, run_check},
 	{"import-vpopmail", "--assign --valias", 1, 1, 1, NULL,
 	 run_import_vpopmail},

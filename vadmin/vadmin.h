@@ -8,6 +8,7 @@
  * vshow.c    userinfo, dominfo, listusers, listdomains (text and --json)
  * vbackup.c  `vadmin backup FILE`
  * vmigrate.c `vadmin migrate-store CONNSTRING`: SQLite to PostgreSQL
+ * vwatch.c   `vadmin watch`: this host's CDBs kept up with PostgreSQL
  * vpopimport.c, vpopstore.c, vpopparse.c   `vadmin import-vpopmail`
  * vdkim.c    `vadmin dkim ...`: DKIM keys
  * vdkimgen.c their table control/dkim.cdb and key files: generation, check
@@ -59,6 +60,8 @@ void secret_free(struct secret *s);
 void vlog(struct vctx *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void vopen(struct vctx *c, int writer);
+void vlock(struct vctx *c);
+void vunlock(struct vctx *c);
 void vclose(struct vctx *c);
 int vread_password(const char *what, struct str *out);
 void vcheck_password(const char *pw);
@@ -133,6 +136,7 @@ int gen_global_records(struct vctx *c, gen_emit_fn emit, void *arg);
 int gen_domain(struct vctx *c, const char *domain);
 int gen_global(struct vctx *c);
 void gen_run_pending(struct vctx *c);
+int gen_do(struct vctx *c, const char *kind, const char *arg, int rmdirs);
 void gen_recover(struct vctx *c);
 void gen_rebuild_all(struct vctx *c);
 
@@ -143,6 +147,8 @@ int cmd_check(struct vctx *c, int repair);
 int cmd_backup(struct vctx *c, const char *file);
 /* vmigrate.c */
 int cmd_migrate_store(struct vctx *c, const char *conninfo);
+/* vwatch.c */
+int cmd_watch(struct vctx *c);
 /* vdkim.c: the operands and flags of `vadmin dkim` */
 struct dkim_args {
 	const char *const *pos;

@@ -523,10 +523,37 @@ static int durable(struct vctx *c, int on)
 			  "PRAGMA synchronous = NORMAL");
 }
 
+/* gen_do - one piece of file work (a pending row, or a change another
+ * host made: `vadmin watch`, which does not remove directories, as the
+ * host that made the change did so where it matters) */
+int gen_do(struct vctx *c, const char *kind, const char *arg, int rmdirs)
+{
+	struct str path = STR_INIT;
+	int r = 0;
+
+	if (!strcmp(kind, "cdb")) {
+		r = gen_domain(c, arg);
+	} else if (!strcmp(kind, "user")) {
+		r = gen_user(c, arg);
+	} else if (!strcmp(kind, "sweep")) {
+		r = gen_sweep(c, arg);
+	} else if (!strcmp(kind, "global")) {
+		r = gen_global(c);
+	} else if (!strcmp(kind, "dkim")) {
+		r = gen_dkim(c);
+	} else if (!strcmp(kind, "rmdir") && rmdirs && safe_rel(arg)) {
+		r = str_catf(&path, "%s/%s", c->root, arg) ? -ENOMEM :
+		    fsx_rmtree(path.s);
+	}
+	/* anything else is not ours to do: dropped rather than looped on */
+	str_free(&path);
+	return r;
+}
+
 /* gen_run_pending - do the file work that committed changes still owe */
 void gen_run_pending(struct vctx *c)
 {
-	struct str kind = STR_INIT, arg = STR_INIT, path = STR_INIT;
+	struct str kind = STR_INIT, arg = STR_INIT;
 	struct store_stmt *st, *del;
 	int r;
 
@@ -544,24 +571,7 @@ void gen_run_pending(struct vctx *c)
 		if (str_copys(&kind, col(st, 1)) || str_copys(&arg, col(st, 2)))
 			vfail(EX_TEMP, "out of memory");
 		store_reset(st);
-		if (str_eqs(&kind, "cdb")) {
-			r = gen_domain(c, arg.s);
-		} else if (str_eqs(&kind, "user")) {
-			r = gen_user(c, arg.s);
-		} else if (str_eqs(&kind, "sweep")) {
-			r = gen_sweep(c, arg.s);
-		} else if (str_eqs(&kind, "global")) {
-			r = gen_global(c);
-		} else if (str_eqs(&kind, "dkim")) {
-			r = gen_dkim(c);
-		} else if (str_eqs(&kind, "rmdir") && safe_rel(arg.s)) {
-			path.len = 0;
-			r = str_catf(&path, "%s/%s", c->root, arg.s);
-			if (r == 0)
-				r = fsx_rmtree(path.s);
-		} else {
-			r = 0; /* not ours to do: drop it rather than loop */
-		}
+		r = gen_do(c, kind.s, arg.s, 1);
 		if (r < 0)
 			vfail(EX_TEMP, "the change is saved but updating the "
 			      "files failed (%s %s: %s); fix that and run "
@@ -578,7 +588,6 @@ void gen_run_pending(struct vctx *c)
 	store_finalize(del);
 	str_free(&kind);
 	str_free(&arg);
-	str_free(&path);
 }
 
 /* sweep_tmp - the temporary files of CDBs that a killed vadmin was

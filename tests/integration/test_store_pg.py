@@ -6,6 +6,9 @@ must be the same bytes. Then the database goes down: vadmin exits 111 and
 says why, while delivery and POP3 go on from the CDBs.
 """
 import os
+import signal
+import subprocess
+import time
 
 import helpers
 from vadmin_util import D, all_cdbs, put, sha512_hash, vadmin
@@ -174,7 +177,7 @@ def test_two_roots_one_database_migrate_once(t):
         for p in procs:
             out, err = p.communicate(timeout=60)
             assert p.returncode == 0, err
-        assert pg.sql("SELECT version FROM schema_version") == [["2"]]
+        assert pg.sql("SELECT version FROM schema_version") == [["3"]]
         t.root = a
         vadmin(t, "adddomain", D, input="pm-Secret-1\n")
         t.root = b
@@ -223,3 +226,124 @@ def test_migrate_store_moves_everything_once(t):
         assert vadmin(t, "listdomains").out.split() == ["two.test"]
         t.root = root
         assert "two.test" not in vadmin(t, "listdomains").out
+
+
+def tables(root):
+    """every CDB vadmin generates in a root, as all_cdbs gives them"""
+    class R:
+        pass
+    r = R()
+    r.path = lambda *p: os.path.join(root, *p)
+    return all_cdbs(r)
+
+
+def watch(t, root):
+    """vadmin watch on a root in the background, its stderr in a file"""
+    errpath = os.path.join(t.tmp, "watch-" + os.path.basename(root))
+    err = open(errpath, "ab")
+    p = subprocess.Popen([t.bin("vadmin"), "--root", root, "watch"],
+                         stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    err.close()
+    p.errpath = errpath
+    return p
+
+
+def said(p):
+    with open(p.errpath, errors="replace") as f:
+        return f.read()
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=10)
+
+
+def same_within(t, a, b, limit, what):
+    """b's tables become a's: the seconds it took, failing past limit
+    (waiting up to 10 s to say how long it did take)"""
+    t0 = time.monotonic()
+    want = dkim_free(tables(a))
+    while dkim_free(tables(b)) != want:
+        took = time.monotonic() - t0
+        assert took < 10, f"{what}: the other host's tables never matched"
+        time.sleep(0.01)
+    took = time.monotonic() - t0
+    assert took <= limit, f"{what}: {took:.2f} s, more than {limit} s"
+    return took
+
+
+def test_watch_brings_other_hosts_changes_within_a_second(t):
+    with helpers.Postgres(t) as pg:
+        conn = pg.createdb("facteur")
+        a = make_root(t, "a", conn)
+        b = make_root(t, "b", conn)
+        w = watch(t, b)
+        try:
+            helpers.wait_for("the first catch-up",
+                             lambda: "every table regenerated" in said(w),
+                             30)
+            t.root = a
+            steps = [
+                ("adddomain", D, "--quota", "10M"),
+                ("adduser", f"u@{D}", "--hash", H1),
+                ("passwd", f"u@{D}", "--hash", H2),
+                ("alias", "add", f"info@{D}", f"u@{D}"),
+                ("forward", f"u@{D}", "u@remote.example", "--keep"),
+                ("aliasdomain", "add", "alias.test", D),
+                ("adduser", f"gone@{D}", "--hash", H1),
+                ("deluser", f"gone@{D}"),
+                ("catchall", D, "delete"),
+            ]
+            for args in steps:
+                vadmin(t, *args, input="pm-Secret-1\n")
+                # SPEC "Several hosts": within a second
+                same_within(t, a, b, 1.0, " ".join(args))
+            assert w.poll() is None, said(w)
+            # a host that was down catches up when it starts
+            stop(w)
+            vadmin(t, "adduser", f"late@{D}", "--hash", H1)
+            vadmin(t, "deldomain", "alias.test")
+            assert dkim_free(tables(a)) != dkim_free(tables(b))
+            w = watch(t, b)
+            same_within(t, a, b, 5.0, "the catch-up at start")
+            helpers.wait_for("the catch-up's line",
+                             lambda: "changes applied" in said(w), 10)
+            with open(os.path.join(b, "db", "changes.seen")) as f:
+                seen = int(f.read())
+            assert [[str(seen)]] == pg.sql("SELECT max(id) FROM changes")
+            # the database goes away: watch exits 111 and says so; the
+            # tables stay as they were
+            before = tables(b)
+            pg.stop()
+            assert w.wait(timeout=30) == 111, said(w)
+            assert "lost the account database" in said(w), said(w)
+            assert tables(b) == before
+        finally:
+            stop(w)
+
+
+def test_facteur_run_starts_watch_only_for_postgresql(t):
+    from test_facteur import free_listen, start_run, stop_run
+    with helpers.Postgres(t) as pg:
+        conn = pg.createdb("facteur")
+        a = make_root(t, "a", conn)
+        b = make_root(t, "b", conn)
+        lite = make_root(t, "lite")
+        runs = []
+        try:
+            for root in (b, lite):
+                t.root = root
+                free_listen(t)
+                runs.append(start_run(t))
+            t.root = a
+            vadmin(t, "adddomain", D, input="pm-Secret-1\n")
+            vadmin(t, "adduser", f"u@{D}", "--hash", H1)
+            same_within(t, a, b, 5.0, "through facteur run")
+            logb = open(os.path.join(b, "log", "current")).read()
+            assert "started vadmin pid" in logb, logb
+            logl = open(os.path.join(lite, "log", "current")).read()
+            assert "started pop3d" in logl and "vadmin" not in logl, logl
+        finally:
+            for p in runs:
+                stop_run(p)
