@@ -737,7 +737,8 @@ class Postgres:
     """A private PostgreSQL server for one test: initdb into a directory
     of the test's temporary directory, the server on a free loopback port
     (and its Unix socket in that directory), trust authentication for its
-    one role, fsync off (the tests measure no durability of PostgreSQL's).
+    one role, fsync off unless asked (the tests measure no durability of
+    PostgreSQL's; bench/store_bench.py asks).
     PostgreSQL refuses to run as root: a test run as root starts it as the
     postgres user (the package's), else as itself. stop() ends it by its
     PID. Usable by several roots at once (the multi-host tests): each
@@ -749,13 +750,14 @@ class Postgres:
             put accountdb = pg.conninfo("facteur")
     """
 
-    def __init__(self, t, name="postgres"):
+    def __init__(self, t, name="postgres", fsync=False):
         self.bindir = postgres_bindir()
         assert self.bindir, "no PostgreSQL server: run tools/deps.sh test"
         self.dir = os.path.join(t.tmp, name)
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
         self.p = None
+        self.fsync = fsync
         os.mkdir(self.dir, 0o700)
         self.user = {}
         if os.geteuid() == 0:
@@ -781,7 +783,8 @@ class Postgres:
         self.p = subprocess.Popen(
             [os.path.join(self.bindir, "postgres"), "-D", self.data,
              "-k", self.dir, "-p", str(self.port), "-c",
-             "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
+             "listen_addresses=127.0.0.1", "-c",
+             "fsync=" + ("on" if self.fsync else "off"), "-c",
              "max_connections=40"],
             stdout=log, stderr=log, cwd=self.dir, **self.user)
         log.close()
