@@ -282,12 +282,22 @@ static int check_database(struct doctor *d, struct report *p)
 		return say(p, FAIL, "%s: %s; restore it from a backup", path,
 			   strerror(errno));
 	r = store_open(d->root, 0, &d->db);
+	if (r == -ECONNREFUSED)
+		return say(p, FAIL, "cannot reach the account database named "
+			   "by control/accountdb (%s); start it or fix the "
+			   "string", store_open_error());
 	if (r == -EPROTO)
 		return say(p, FAIL, "%s has a newer schema than this program; "
 			   "install the newer Facteur", path);
 	if (r < 0)
 		return say(p, FAIL, "cannot open %s: %s; check its owner and "
 			   "mode, or restore it", path, msg_err(r));
+	/* PostgreSQL's migrations are numbered on their own (schema/pg/) */
+	if (store_kind(d->db) == STORE_PG) {
+		path = "the PostgreSQL account database";
+		last = schema_pg_migrations[schema_pg_migration_count - 1]
+		       .version;
+	}
 	v = store_version(d->db);
 	if (v != last)
 		return say(p, FAIL, "%s is at schema %d, not %d; run vadmin "

@@ -124,6 +124,16 @@ def test_pg_refusals_as_with_sqlite(t):
             [["0"]]
         p = vadmin(t, "backup", os.path.join(t.tmp, "b.sqlite"), check=1)
         assert "pg_dump" in p.err, p.err
+        # facteur doctor checks the store control/accountdb names: the
+        # tables it finds match the rows in PostgreSQL
+        p = t.run("facteur", "doctor", check=None)
+        lines = {ln.split()[1].rstrip(":"): ln for ln in p.out.splitlines()
+                 if len(ln.split()) > 1}
+        assert lines["database"] == "ok database", p.out
+        assert lines["domains"].startswith("ok"), p.out
+        pg.stop()
+        p = t.run("facteur", "doctor", check=None)
+        assert "FAIL database" in p.out, p.out
 
 
 def pop_login(t, user, pw):
