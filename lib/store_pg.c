@@ -27,16 +27,29 @@
 /* the advisory lock of writers and migrations: "Fact" in ASCII */
 #define PG_LOCK "1180787572"
 
+/* a statement text this connection has run: prepared on the server once
+ * it is run a second time (an import runs the same few for every line),
+ * so that it is parsed and planned once, not at each run */
+struct pg_plan {
+	struct pg_plan *next;
+	char *sql;
+	unsigned runs;
+	char name[24];		/* "" until prepared */
+};
+
 struct pg_store {
 	struct store base;
 	PGconn *conn;
 	struct str err;
 	int64_t changes;
 	int lost;
+	struct pg_plan *plans;
+	unsigned nplans;
 };
 
 struct pg_stmt {
 	struct store_stmt base;
+	struct pg_plan *plan;
 	struct str sql;
 	int nparams;
 	char **val;
@@ -123,6 +136,13 @@ static int pg_value(struct pg_store *s, const char *sql, int64_t *v)
 
 static int pg_close(struct store *s)
 {
+	struct pg_plan *p, *next;
+
+	for (p = PGS(s)->plans; p; p = next) {
+		next = p->next;
+		free(p->sql);
+		free(p);
+	}
 	PQfinish(PGS(s)->conn);
 	str_free(&PGS(s)->err);
 	free(s);
@@ -195,6 +215,25 @@ static int placeholders(const char *in, struct str *out, int *n_r)
 	return r < 0 ? -ENOMEM : 0;
 }
 
+/* plan_of - the connection's record of a statement text, made at its
+ * first sight (NULL when out of memory: the statement runs unprepared) */
+static struct pg_plan *plan_of(struct pg_store *s, const char *sql)
+{
+	struct pg_plan *p;
+
+	for (p = s->plans; p; p = p->next)
+		if (!strcmp(p->sql, sql))
+			return p;
+	p = calloc(1, sizeof *p);
+	if (!p || !(p->sql = strdup(sql))) {
+		free(p);
+		return NULL;
+	}
+	p->next = s->plans;
+	s->plans = p;
+	return p;
+}
+
 /* pg_prepare - the statement's text, ready to run */
 static int pg_prepare(struct store *s, const char *sql,
 		      struct store_stmt **st_r)
@@ -215,6 +254,7 @@ static int pg_prepare(struct store *s, const char *sql,
 		free(q);
 		return r;
 	}
+	q->plan = plan_of(PGS(s), q->sql.s);
 	q->base.s = s;
 	*st_r = &q->base;
 	return 0;
@@ -253,6 +293,29 @@ static int pg_bind_null(struct store_stmt *st, int i)
 	return bind(st, i, NULL);
 }
 
+/* run - the statement on the server: by the name it was prepared under
+ * from its second run on (a failed prepare leaves it unprepared) */
+static PGresult *run(struct pg_store *s, struct pg_stmt *q)
+{
+	const char *const *v = (const char *const *)q->val;
+	struct pg_plan *p = q->plan;
+
+	if (p && !p->name[0] && ++p->runs >= 2) {
+		PGresult *res;
+
+		snprintf(p->name, sizeof p->name, "f%u", ++s->nplans);
+		res = PQprepare(s->conn, p->name, q->sql.s, q->nparams, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			p->name[0] = 0;
+		PQclear(res);
+	}
+	if (p && p->name[0])
+		return PQexecPrepared(s->conn, p->name, q->nparams, v, NULL,
+				      NULL, 0);
+	return PQexecParams(s->conn, q->sql.s, q->nparams, NULL, v, NULL,
+			    NULL, 0);
+}
+
 /* pg_step - run the statement at the first step, then hand out its rows */
 static int pg_step(struct store_stmt *st)
 {
@@ -261,9 +324,7 @@ static int pg_step(struct store_stmt *st)
 	ExecStatusType status;
 
 	if (!q->res) {
-		q->res = PQexecParams(s->conn, q->sql.s, q->nparams, NULL,
-				      (const char *const *)q->val, NULL, NULL,
-				      0);
+		q->res = run(s, q);
 		status = PQresultStatus(q->res);
 		if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
 			int r = pg_fail(s, q->res);

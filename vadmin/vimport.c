@@ -217,6 +217,7 @@ unsigned long m_import(struct vctx *c, const char *file)
 			       "flags, maildir, created, bucket) VALUES (?1, "
 			       "?2, ?3, ?4, '', ?5, ?6, 0, ?7, ?9, ?8)", &im.ins) != 0)
 		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
+	m_bulk(c->db, 1);
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
 		if (memchr(line, 0, (size_t)n))
@@ -229,6 +230,7 @@ unsigned long m_import(struct vctx *c, const char *file)
 	if (ferror(f))
 		vfail(EX_TEMP, "cannot read %s: %s", file, strerror(errno));
 	store_finalize(im.ins);
+	m_bulk(c->db, 0);
 	free(line);
 	if (f != stdin)
 		fclose(f);

@@ -6,8 +6,8 @@
  * rows refer to each other by them), the counts compared, and only after
  * COMMIT is control/accountdb written (atomically), so that a failure at
  * any point leaves the root on SQLite as it was and the target empty.
- * The users' count of each domain is made again by the target's trigger
- * rather than copied. A target with any account in it is refused: two
+ * The users' count of each domain is made again on the target (once,
+ * m_bulk) rather than copied. A target with any account in it is refused: two
  * roots' ids would collide, and merging is not what this is for.
  */
 #include <errno.h>
@@ -197,8 +197,10 @@ int cmd_migrate_store(struct vctx *c, const char *conninfo)
 	if (store_begin(dst) < 0)
 		fail(dst, "start a transaction");
 	empty_target(dst);
+	m_bulk(dst, 1);
 	for (i = 0; i < NTABLES; i++)
 		copy_rows(c, dst, &mtables[i]);
+	m_bulk(dst, 0);
 	/* the keys' trigger owes control/dkim.cdb, which is current here */
 	if (store_exec(dst, "DELETE FROM pending") < 0)
 		fail(dst, "clear the pending work");

@@ -79,6 +79,29 @@ void m_commit(struct vctx *c)
 		      store_errmsg(c->db));
 }
 
+/* m_bulk - around many inserts of users in one transaction: on
+ * PostgreSQL the users' count trigger stands aside (a setting local to
+ * the transaction; schema/pg/001_init.sql says why) and the counts are
+ * made once at the end. SQLite keeps its trigger: no such cost there.
+ * S is the store written (vadmin's own, or migrate-store's target). */
+void m_bulk(struct store *s, int on)
+{
+	int r;
+
+	if (store_kind(s) != STORE_PG)
+		return;
+	r = store_exec(s, on ? "SELECT set_config('facteur.bulk', 'on', "
+		       "true)" : "SELECT set_config('facteur.bulk', 'off', "
+		       "true)");
+	if (r == 0 && !on)
+		r = store_exec(s, "UPDATE domains d SET nusers = n.n FROM "
+			       "(SELECT domain_id, count(*) AS n FROM users "
+			       "GROUP BY domain_id) n WHERE n.domain_id = d.id "
+			       "AND d.nusers <> n.n");
+	if (r < 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(s));
+}
+
 /* m_pending - owe file work: 'cdb' DOMAIN, 'user' LOCAL@DOMAIN, 'global' '',
  * 'sweep' DOMAIN, 'rmdir' PATH (see vgen.c gen_run_pending) */
 void m_pending(struct vctx *c, const char *kind, const char *arg)

@@ -275,9 +275,11 @@ void vi_store(struct vi *v)
 {
 	size_t i;
 
+	m_bulk(v->c->db, 1);
 	for (i = 0; i < v->nd; i++)
 		if (!v->d[i].skip)
 			store_users(v, &v->d[i]);
+	m_bulk(v->c->db, 0);
 	/* every domain and user is in: destinations can be checked */
 	for (i = 0; i < v->nd; i++) {
 		if (v->d[i].skip)
