@@ -20,6 +20,7 @@ beside them (uptime).
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,8 @@ def main():
     ap.add_argument("--users", type=int, default=100000)
     ap.add_argument("--calls", type=int, default=31)
     a = ap.parse_args()
+    # a SIGTERM (timeout, kill) still stops the private PostgreSQL
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(111))
     tmp = tempfile.mkdtemp(prefix="facteur-bench-", dir="/var/tmp")
     os.chmod(tmp, 0o755)
 
