@@ -89,9 +89,14 @@ int store_rollback(struct store *s)
 	return s->ops->exec(s, "ROLLBACK");
 }
 
+/* store_prepare - the back end compiles; every statement knows its store */
 int store_prepare(struct store *s, const char *sql, struct store_stmt **st_r)
 {
-	return s->ops->prepare(s, sql, st_r);
+	int r = s->ops->prepare(s, sql, st_r);
+
+	if (r == 0)
+		(*st_r)->s = s;
+	return r;
 }
 
 int store_bind_text(struct store_stmt *st, int i, const char *text)

@@ -255,7 +255,6 @@ static int pg_prepare(struct store *s, const char *sql,
 		return r;
 	}
 	q->plan = plan_of(PGS(s), q->sql.s);
-	q->base.s = s;
 	*st_r = &q->base;
 	return 0;
 }

@@ -63,7 +63,6 @@ static int sq_prepare(struct store *s, const char *sql,
 		free(q);
 		return db_rc(rc);
 	}
-	q->base.s = s;
 	*st_r = &q->base;
 	return 0;
 }
