@@ -861,7 +861,7 @@ static int strip_json(int *argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct vctx c = {NULL, NULL, 0, -1, -1};
+	struct vctx c = {NULL, NULL, 0, -1, -1, NULL};
 
 	msg_init(argv[0]);
 	umask(077);

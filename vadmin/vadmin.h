@@ -38,6 +38,10 @@ struct vctx {
 	int json;
 	int lockfd;
 	int logfd;
+	/* vadmin watch: file work owed while applying another host's change,
+	 * done here at once (KIND NUL ARG NUL ...), never put in the shared
+	 * pending table, where it would be logged as a change of its own */
+	struct str *owed;
 };
 
 /* a password being hashed in a second thread while the first one locks,

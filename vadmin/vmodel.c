@@ -106,9 +106,16 @@ void m_bulk(struct store *s, int on)
  * 'sweep' DOMAIN, 'rmdir' PATH (see vgen.c gen_run_pending) */
 void m_pending(struct vctx *c, const char *kind, const char *arg)
 {
-	struct store_stmt *st = prep(c, "INSERT INTO pending(kind, arg) "
-				     "VALUES (?, ?) ON CONFLICT DO NOTHING");
+	struct store_stmt *st;
 
+	if (c->owed) {
+		if (str_catb(c->owed, kind, strlen(kind) + 1) ||
+		    str_catb(c->owed, arg, strlen(arg) + 1))
+			vfail(EX_TEMP, "out of memory");
+		return;
+	}
+	st = prep(c, "INSERT INTO pending(kind, arg) VALUES (?, ?) "
+		  "ON CONFLICT DO NOTHING");
 	bind_text(st, 1, kind);
 	bind_text(st, 2, arg);
 	done(c, st);

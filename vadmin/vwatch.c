@@ -151,30 +151,63 @@ static int64_t apply_since(struct vctx *c, int64_t mark, unsigned *n)
 	return mark;
 }
 
-/* catch_up - bring this host's tables up to the log */
+/* do_owed - the work applying the changes owed in turn (a domain
+ * split anew owes its old files' removal and assign.cdb), until none */
+static void do_owed(struct vctx *c, struct str *owed)
+{
+	size_t i = 0;
+
+	while (i < owed->len) {
+		const char *kind = owed->s + i;
+		size_t kl = strlen(kind) + 1;
+		const char *arg = owed->s + i + kl;
+		struct str k = STR_INIT, a = STR_INIT;
+		int r;
+
+		/* copies: the work may append to owed, moving its bytes */
+		if (str_copys(&k, kind) || str_copys(&a, arg))
+			vfail(EX_TEMP, "out of memory");
+		i += kl + strlen(arg) + 1;
+		r = gen_do(c, k.s, a.s, 0);
+		if (r < 0)
+			vfail(EX_TEMP, "cannot apply a change (%s %s): %s", k.s,
+			      a.s, msg_err(r));
+		str_free(&k);
+		str_free(&a);
+	}
+	owed->len = 0;
+}
+
+/* catch_up - bring this host's tables up to the log; the mark is
+ * written once all the work is done, so a watcher killed midway does it
+ * again */
 static void catch_up(struct vctx *c)
 {
+	struct str owed = STR_INIT;
 	int64_t mark = read_mark(c), last;
 	unsigned n = 0;
 
 	vlock(c);
+	c->owed = &owed;
 	if (mark < 0) {
 		/* a new host, or one told to start over: the log's end, then
 		 * every table; what comes after is applied next time */
 		last = query_int(c, "SELECT coalesce(max(id), 0) FROM changes");
 		regenerate_all(c);
-		write_mark(c, last);
-		fprintf(stderr, "vadmin: watch: every table regenerated, "
-			"change %" PRId64 "\n", last);
 	} else {
 		last = apply_since(c, mark, &n);
-		if (last != mark) {
-			write_mark(c, last);
-			fprintf(stderr, "vadmin: watch: %u change%s applied, "
-				"up to %" PRId64 "\n", n, n == 1 ? "" : "s",
-				last);
-		}
 	}
+	do_owed(c, &owed);
+	c->owed = NULL;
+	str_free(&owed);
+	if (last != mark)
+		write_mark(c, last);
+	if (mark < 0)
+		fprintf(stderr, "vadmin: watch: every table regenerated, "
+			"change %" PRId64 "\n", last);
+	else if (last != mark)
+		fprintf(stderr, "vadmin: watch: %u change%s applied, up to "
+			"%" PRId64 "\n", n, n == 1 ? "" : "s", last);
 	vunlock(c);
 }
 

@@ -249,8 +249,11 @@ def tables(root):
 
 def watch(t, root):
     """vadmin watch on a root in the background, its stderr in a file"""
-    errpath = os.path.join(t.tmp, "watch-" + os.path.basename(root))
-    err = open(errpath, "ab")
+    # a file of its own each start: a line the last one wrote is not this
+    # one's
+    n = len([f for f in os.listdir(t.tmp) if f.startswith("watch-")])
+    errpath = os.path.join(t.tmp, f"watch-{os.path.basename(root)}-{n}")
+    err = open(errpath, "wb")
     p = subprocess.Popen([t.bin("vadmin"), "--root", root, "watch"],
                          stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     err.close()
@@ -322,6 +325,10 @@ def test_watch_brings_other_hosts_changes_within_a_second(t):
             with open(os.path.join(b, "db", "changes.seen")) as f:
                 seen = int(f.read())
             assert [[str(seen)]] == pg.sql("SELECT max(id) FROM changes")
+            # the watcher's own work (a domain gone owes its files'
+            # removal) is done where it is, never left in the shared
+            # pending table, where it would be logged as a change again
+            assert pg.sql("SELECT count(*) FROM pending") == [["0"]]
             # the database goes away: watch exits 111 and says so; the
             # tables stay as they were
             before = tables(b)
