@@ -49,6 +49,7 @@ struct imp {
 	struct str local, domain, maildir, hash, cram, last_domain;
 	struct str dirs; /* MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS \0 ... */
 	int64_t last_did;
+	struct quota last_q; /* last_did's default quota, asked once */
 	struct store_stmt *ins;
 };
 
@@ -90,6 +91,9 @@ static int import_line(struct vctx *c, struct imp *im, char *line,
 		if (str_copys(&im->last_domain, im->domain.s))
 			vfail(EX_TEMP, "out of memory");
 		im->last_did = did;
+		/* once a domain: a round trip a line counts against a
+		 * PostgreSQL store (docs/scale-out.md) */
+		m_domain_quota(c, did, &im->last_q);
 		m_pending(c, "cdb", im->domain.s);
 	}
 	if (m_user_id(c, did, im->local.s))
@@ -99,7 +103,7 @@ static int import_line(struct vctx *c, struct imp *im, char *line,
 		vfail(EX_REFUSED, "line %lu: %s@%s is an alias; nothing was "
 		      "imported", lineno, im->local.s, im->domain.s);
 	if (!qs)
-		m_domain_quota(c, did, &q);
+		q = im->last_q;
 	if (secret[0] == '$' && pw_hash_ok(secret) < 0)
 		vfail(EX_REFUSED, "line %lu: '%.3s...' is not a $y$ (yescrypt) "
 		      "or $6$ (SHA-512) hash; nothing was imported", lineno,
@@ -202,7 +206,7 @@ static void make_all_maildirs(struct vctx *c, const struct str *dirs)
 unsigned long m_import(struct vctx *c, const char *file)
 {
 	struct imp im = {STR_INIT, STR_INIT, STR_INIT, STR_INIT, STR_INIT,
-			 STR_INIT, STR_INIT, 0, NULL};
+			 STR_INIT, STR_INIT, 0, {0, 0}, NULL};
 	FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
 	char *line = NULL;
 	size_t cap = 0;
