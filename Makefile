@@ -23,12 +23,16 @@ LDSAN  += -pie -Wl,-z,relro,-z,now
 ifneq ($(SAN),1)
 HARDEN += -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3
 endif
-CPPFLAGS += -std=c17 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Ilib -I$(O)
-LIBS    = -Wl,--as-needed -lsqlite3 -lcrypt -lcdb -lssl -lcrypto -lcares
+# libpq's header lives in its own directory (Debian's libpq-dev)
+CPPFLAGS += -std=c17 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Ilib -I$(O) \
+            -I/usr/include/postgresql
+LIBS    = -Wl,--as-needed -lsqlite3 -lpq -lcrypt -lcdb -lssl -lcrypto -lcares
 
 LIB_SRC = $(wildcard lib/*.c)
 LIB_OBJ = $(LIB_SRC:%.c=$(O)/%.o) $(O)/schema_sql.o
 SCHEMA  = $(sort $(wildcard schema/[0-9]*.sql))
+# the same migrations in PostgreSQL's dialect (docs/scale-out.md)
+SCHEMA_PG = $(sort $(wildcard schema/pg/[0-9]*.sql))
 
 # Each program is its sources plus lib/: SRC_<program> names them, and one
 # link rule below makes every program from its list.
@@ -63,7 +67,7 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
           test_sasl test_conn test_vpopparse test_vchkpw test_dkim test_dkimv \
-          test_dns test_server test_spf test_srs test_dmarc
+          test_dns test_server test_spf test_srs test_dmarc test_store
 # test drivers of the integration tests, built like unit tests, never run
 # by themselves (tests/run.py runs test_* only)
 TDRIVERS = spfcheck
@@ -104,9 +108,9 @@ $(O)/%.o: %.c | deps
 $(O)/libfacteur.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(O)/schema_sql.c: $(SCHEMA) tools/embed.sh
+$(O)/schema_sql.c: $(SCHEMA) $(SCHEMA_PG) tools/embed.sh
 	@mkdir -p $(O)
-	tools/embed.sh $(SCHEMA) > $@.tmp && mv $@.tmp $@
+	tools/embed.sh $(SCHEMA) -- $(SCHEMA_PG) > $@.tmp && mv $@.tmp $@
 
 $(O)/schema_sql.o: $(O)/schema_sql.c
 	$(CC) $(CPPFLAGS) $(WARN) $(HARDEN) $(CFLAGS) -c -o $@ $<
@@ -220,9 +224,9 @@ $(FUZZO)/%.o: %.c
 
 -include $(wildcard $(FUZZO)/*/*.d $(FUZZO)/*/*/*.d)
 
-$(FUZZO)/schema_sql.c: $(SCHEMA) tools/embed.sh
+$(FUZZO)/schema_sql.c: $(SCHEMA) $(SCHEMA_PG) tools/embed.sh
 	@mkdir -p $(FUZZO)
-	tools/embed.sh $(SCHEMA) > $@.tmp && mv $@.tmp $@
+	tools/embed.sh $(SCHEMA) -- $(SCHEMA_PG) > $@.tmp && mv $@.tmp $@
 
 $(FUZZO)/schema_sql.o: $(FUZZO)/schema_sql.c
 	$(FUZZCC) $(CPPFLAGS) $(FUZZWARN) $(FUZZFLAGS) \

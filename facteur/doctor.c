@@ -30,12 +30,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "args.h"
 #include "clock.h"
 #include "ctl.h"
-#include "db.h"
 #include "doctor.h"
 #include "facteur.h"
 #include "json.h"
@@ -44,6 +41,7 @@
 #include "name.h"
 #include "priv.h"
 #include "schema.h"
+#include "store.h"
 
 /* uid and gid of nobody where the passwd file has no such name */
 #define NOBODY 65534
@@ -121,11 +119,11 @@ void did(struct report *p, const char *fmt, ...)
 
 /* next_row - step ST while *RC (the prepare's result, then the step's)
  * says there may be a row; 1 when there is one */
-int next_row(sqlite3_stmt *st, int *rc)
+int next_row(struct store_stmt *st, int *rc)
 {
-	if (*rc == SQLITE_OK || *rc == SQLITE_ROW)
-		*rc = sqlite3_step(st);
-	return *rc == SQLITE_ROW;
+	if (*rc == 0 || *rc == STORE_ROW)
+		*rc = store_step(st);
+	return *rc == STORE_ROW;
 }
 
 /* beside_run - FN(ARG) on a thread of its own, else here and now */
@@ -283,14 +281,24 @@ static int check_database(struct doctor *d, struct report *p)
 	if (lstat(path, &st) < 0)
 		return say(p, FAIL, "%s: %s; restore it from a backup", path,
 			   strerror(errno));
-	r = db_open(d->root, 0, &d->db);
+	r = store_open(d->root, 0, &d->db);
+	if (r == -ECONNREFUSED)
+		return say(p, FAIL, "cannot reach the account database named "
+			   "by control/accountdb (%s); start it or fix the "
+			   "string", store_open_error());
 	if (r == -EPROTO)
 		return say(p, FAIL, "%s has a newer schema than this program; "
 			   "install the newer Facteur", path);
 	if (r < 0)
 		return say(p, FAIL, "cannot open %s: %s; check its owner and "
 			   "mode, or restore it", path, msg_err(r));
-	v = db_version(d->db);
+	/* PostgreSQL's migrations are numbered on their own (schema/pg/) */
+	if (store_kind(d->db) == STORE_PG) {
+		path = "the PostgreSQL account database";
+		last = schema_pg_migrations[schema_pg_migration_count - 1]
+		       .version;
+	}
+	v = store_version(d->db);
 	if (v != last)
 		return say(p, FAIL, "%s is at schema %d, not %d; run vadmin "
 			   "rebuild to migrate it", path, v, last);
@@ -351,19 +359,18 @@ static int check_mailuser(struct doctor *d, struct report *p)
 /* check_pending - file work that a committed vadmin change still owes */
 static int check_pending(struct doctor *d, struct report *p)
 {
-	sqlite3_stmt *st = NULL;
+	struct store_stmt *st = NULL;
 	int rc, n = -1;
 
 	if (!d->db)
 		return say(p, WARN, "not checked: the database did not open");
-	rc = sqlite3_prepare_v2(d->db, "SELECT count(*) FROM pending", -1, &st,
-				NULL);
-	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
+	rc = store_prepare(d->db, "SELECT count(*) FROM pending", &st);
+	if (rc == 0 && store_step(st) == STORE_ROW)
+		n = store_column_int(st, 0);
 	if (n < 0)
 		(void)say(p, FAIL, "cannot read the pending table: %s",
-			  db_errmsg(d->db));
-	sqlite3_finalize(st);
+			  store_errmsg(d->db));
+	store_finalize(st);
 	if (n < 0)
 		return FAIL;
 	if (n > 0)
@@ -768,8 +775,8 @@ int cmd_doctor(const char *root, int argc, char **argv)
 	flush(&r, 1);
 	if (r.json)
 		printf("\n]\n");
-	if (d.db && sqlite3_close(d.db) != SQLITE_OK)
-		msg_warn("cannot close the database: %s", db_errmsg(d.db));
+	if (d.db && store_close(d.db) != 0)
+		msg_warn("cannot close the database: %s", store_errmsg(d.db));
 	report_free(&d.svc_p);
 	str_free(&d.user);
 	str_free(&d.path);

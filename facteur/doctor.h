@@ -20,8 +20,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include <sqlite3.h>
-
+#include "store.h"
 #include "str.h"
 
 enum { OK, WARN, FAIL };
@@ -44,7 +43,7 @@ struct doctor {
 	uid_t uid;
 	gid_t gid;
 	struct str user;	/* control/mailuser */
-	sqlite3 *db;		/* opened by the database check */
+	struct store *db;		/* opened by the database check */
 	struct str path;	/* scratch */
 	struct str bindir;	/* where facteur run takes the services from */
 	struct report svc_p;	/* services: what was seen before the drop */
@@ -59,7 +58,7 @@ void did(struct report *p, const char *fmt, ...)
 void report_reset(struct report *p);
 void report_free(struct report *p);
 
-int next_row(sqlite3_stmt *st, int *rc);
+int next_row(struct store_stmt *st, int *rc);
 
 int check_cdbs(struct doctor *d, struct report *p);
 int check_domains(struct doctor *d, struct report *p);

@@ -29,15 +29,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "clock.h"
-#include "db.h"
 #include "dkim.h"
 #include "dkimv.h"
 #include "dns.h"
 #include "doctor.h"
 #include "msg.h"
+#include "store.h"
 
 #define DKIM_TRY_MS 500
 #define DKIM_TOTAL_MS 3000
@@ -155,18 +153,18 @@ static void key_file(struct dkc *c, const struct dkey *k)
 }
 
 /* dup_col - column I of ST, copied; NULL without memory */
-static char *dup_col(sqlite3_stmt *st, int i)
+static char *dup_col(struct store_stmt *st, int i)
 {
-	const char *s = (const char *)sqlite3_column_text(st, i);
+	const char *s = (const char *)store_column_text(st, i);
 
 	return strdup(s ? s : "");
 }
 
 /* one_row - the key of the current row, and its TXT question */
-static int one_row(struct dkc *c, sqlite3_stmt *st)
+static int one_row(struct dkc *c, struct store_stmt *st)
 {
 	struct dkey *k = &c->k[c->n];
-	const char *type = (const char *)sqlite3_column_text(st, 2);
+	const char *type = (const char *)store_column_text(st, 2);
 
 	k->domain = dup_col(st, 0);
 	k->selector = dup_col(st, 1);
@@ -189,22 +187,22 @@ static int load_keys(struct dkc *c)
 		"SELECT d.name, k.selector, k.type, k.public_key "
 		"FROM dkim_keys k JOIN domains d ON d.id = k.domain_id "
 		"ORDER BY d.name, k.selector LIMIT ?1";
-	sqlite3_stmt *st = NULL;
+	struct store_stmt *st = NULL;
 	int rc, r = 0;
 
 	c->k = calloc(DKIM_MAX, sizeof *c->k);
 	c->q = calloc(DKIM_MAX, sizeof *c->q);
 	if (!c->k || !c->q)
 		return -ENOMEM;
-	rc = sqlite3_prepare_v2(c->d->db, sql, -1, &st, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int(st, 1, DKIM_MAX);
+	rc = store_prepare(c->d->db, sql, &st);
+	if (rc == 0)
+		rc = store_bind_int(st, 1, DKIM_MAX);
 	while (r == 0 && c->n < DKIM_MAX && next_row(st, &rc))
 		r = one_row(c, st);
-	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+	if (r == 0 && rc != STORE_DONE && rc != STORE_ROW)
 		problem(c, FAIL, "cannot read the dkim_keys table: %s; run "
-			"vadmin rebuild", db_errmsg(c->d->db));
-	sqlite3_finalize(st);
+			"vadmin rebuild", store_errmsg(c->d->db));
+	store_finalize(st);
 	return r;
 }
 

@@ -41,15 +41,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include <sqlite3.h>
-
 #include "clock.h"
 #include "ctl.h"
-#include "db.h"
 #include "dns.h"
 #include "doctor.h"
 #include "listen.h"
 #include "msg.h"
+#include "store.h"
 
 #define MX_TRY_MS 500
 #define MX_TOTAL_MS 3000
@@ -332,28 +330,28 @@ static int load_domains(struct mxc *m, struct dns_q **q_r, size_t *n_r,
 		"ORDER BY CASE WHEN (SELECT count(*) FROM domains) > ?1 "
 		"THEN random() ELSE 0 END, name LIMIT ?1";
 	struct dns_q *q = calloc(MX_MAX, sizeof *q);
-	sqlite3_stmt *st = NULL;
+	struct store_stmt *st = NULL;
 	size_t n = 0;
 	int rc, r = 0;
 
 	if (!q)
 		return -ENOMEM;
-	rc = sqlite3_prepare_v2(m->d->db, sql, -1, &st, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int(st, 1, MX_MAX);
+	rc = store_prepare(m->d->db, sql, &st);
+	if (rc == 0)
+		rc = store_bind_int(st, 1, MX_MAX);
 	while (r == 0 && n < MX_MAX && next_row(st, &rc)) {
-		const char *name = (const char *)sqlite3_column_text(st, 0);
+		const char *name = (const char *)store_column_text(st, 0);
 
-		*total_r = sqlite3_column_int64(st, 1);
+		*total_r = store_column_int(st, 1);
 		q[n].type = DNS_Q_MX;
 		q[n].name = name ? strdup(name) : NULL;
 		r = q[n].name ? 0 : -ENOMEM;
 		n += r == 0;
 	}
-	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+	if (r == 0 && rc != STORE_DONE && rc != STORE_ROW)
 		problem(m, FAIL, "cannot read the domains: %s",
-			db_errmsg(m->d->db));
-	sqlite3_finalize(st);
+			store_errmsg(m->d->db));
+	store_finalize(st);
 	*q_r = q;
 	*n_r = n;
 	return r;

@@ -189,19 +189,19 @@ static int domains_scan(struct doctor *d, struct report *p, int *need)
 		"SELECT a.name, r.name, a.alias_of IS NOT NULL, "
 		"r.alias_of IS NOT NULL FROM domains a LEFT JOIN domains r "
 		"ON r.id = coalesce(a.alias_of, a.id) ORDER BY a.name";
-	sqlite3_stmt *st = NULL;
+	struct store_stmt *st = NULL;
 	int rc, v = OK, bad = 0;
 
 	if (!d->db)
 		return say(p, WARN, "not checked: the database did not open");
-	rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+	rc = store_prepare(d->db, sql, &st);
 	while (next_row(st, &rc)) {
-		const char *name = (const char *)sqlite3_column_text(st, 0);
-		const char *real = (const char *)sqlite3_column_text(st, 1);
+		const char *name = (const char *)store_column_text(st, 0);
+		const char *real = (const char *)store_column_text(st, 1);
 
 		if (!name)
 			continue;
-		if (!real || sqlite3_column_int(st, 3)) {
+		if (!real || store_column_int(st, 3)) {
 			v = say(p, FAIL, "alias domain %s points at no real "
 				"domain; remove it with vadmin deldomain %s and "
 				"add it again with vadmin aliasdomain", name,
@@ -211,10 +211,10 @@ static int domains_scan(struct doctor *d, struct report *p, int *need)
 		if (bad < NAMED && listed(d, p, name, real) != OK)
 			bad++, v = FAIL, *need |= NEED_VADMIN;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != STORE_DONE)
 		v = say(p, FAIL, "cannot read the domains table: %s",
-			sqlite3_errmsg(d->db));
-	sqlite3_finalize(st);
+			store_errmsg(d->db));
+	store_finalize(st);
 	if (bad == NAMED)
 		(void)say(p, FAIL, "there may be more; run vadmin check");
 	return v;
@@ -356,19 +356,19 @@ int check_passwords(struct doctor *d, struct report *p)
 {
 	static const char sql[] =
 		"SELECT count(*) FROM users WHERE substr(hash, 1, 3) = '$1$'";
-	sqlite3_stmt *st = NULL;
+	struct store_stmt *st = NULL;
 	long long n = 0;
 	int rc;
 
 	if (!d->db)
 		return say(p, WARN, "not checked: the database did not open");
-	rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+	rc = store_prepare(d->db, sql, &st);
 	if (next_row(st, &rc))
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		n = store_column_int(st, 0);
+	store_finalize(st);
+	if (rc != STORE_ROW && rc != STORE_DONE)
 		return say(p, WARN, "cannot read the users table: %s",
-			   sqlite3_errmsg(d->db));
+			   store_errmsg(d->db));
 	if (n)
 		return say(p, WARN, "%lld user%s an MD5-crypt ($1$) password "
 			   "hash, which a guesser breaks quickly; give each a "

@@ -460,24 +460,24 @@ static void maildirs_of_users(struct walk *w, int rootfd)
 		"quota_msgs > 0 FROM users ORDER BY maildir";
 	struct pool pl = {.top = w, .rootfd = rootfd, .job = users_job,
 			  .rels = STR_INIT};
-	sqlite3_stmt *st = NULL;
+	struct store_stmt *st = NULL;
 	size_t cap = 0, i;
 	int rc, r = 0;
 
-	rc = sqlite3_prepare_v2(w->d->db, sql, -1, &st, NULL);
+	rc = store_prepare(w->d->db, sql, &st);
 	while (r == 0 && next_row(st, &rc)) {
-		const char *rel = (const char *)sqlite3_column_text(st, 0);
+		const char *rel = (const char *)store_column_text(st, 0);
 
 		if (rel)
-			r = add_user(&pl, &cap, rel, sqlite3_column_int(st, 1));
+			r = add_user(&pl, &cap, rel, store_column_int(st, 1));
 	}
 	if (r < 0)
 		(void)say(w->p, FAIL, "cannot read the users table: %s",
 			  msg_err(r));
-	else if (rc != SQLITE_DONE)
+	else if (rc != STORE_DONE)
 		(void)say(w->p, FAIL, "cannot read the users table: %s",
-			  sqlite3_errmsg(w->d->db));
-	sqlite3_finalize(st);
+			  store_errmsg(w->d->db));
+	store_finalize(st);
 	/* jobs of whole runs, BATCH runs a batch */
 	for (i = 0; r == 0 && i * USERS_JOB < pl.nusers; i += pl.n) {
 		size_t left = (pl.nusers - i * USERS_JOB + USERS_JOB - 1) /

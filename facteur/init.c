@@ -19,11 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "cdbx.h"
 #include "ctl.h"
-#include "db.h"
 #include "facteur.h"
 #include "fsx.h"
 #include "msg.h"
@@ -31,6 +28,7 @@
 #include "priv.h"
 #include "rules.h"
 #include "srs.h"
+#include "store.h"
 
 #define USERADD "/usr/sbin/useradd"
 #define USERADD_ERR_MAX 4096
@@ -283,10 +281,10 @@ static int write_ctls(struct init *in, const char **what)
 /* make_db - create the database with the current schema */
 static int make_db(struct init *in)
 {
-	sqlite3 *db = NULL;
-	int r = db_open(in->root, 1, &db);
+	struct store *db = NULL;
+	int r = store_open(in->root, 1, &db);
 
-	if (r == 0 && sqlite3_close(db) != SQLITE_OK)
+	if (r == 0 && store_close(db) != 0)
 		r = -EBUSY;
 	return r;
 }

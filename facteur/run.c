@@ -43,8 +43,12 @@
 #include "listen.h"
 #include "msg.h"
 #include "priv.h"
+#include "store.h"
 
-#define NSVC 3
+/* the services, and after them vadmin watch (started only when the
+ * accounts are in PostgreSQL: docs/scale-out.md) */
+#define NSERVICES 3
+#define NSVC 4
 #define LINE_MAX_LEN 65536
 #define READ_CHUNK 4096
 #define BACKOFF_MAX 60
@@ -58,19 +62,23 @@ extern char **environ;
 static const char *const smtpd_kinds[] = {"smtp", "submission", "smtps"};
 static const char *const pop3d_kinds[] = {"pop3", "pop3s"};
 
-/* the services, and the listen.KIND sockets each is given */
+/* the services, the listen.KIND sockets each is given, and the command
+ * word of one that is a vadmin command */
 static const struct {
 	const char *name;
 	const char *const *kinds;
 	size_t nkinds;
+	const char *command;
 } svc_table[NSVC] = {
-	{"mta-smtpd", smtpd_kinds, 3},
-	{"mta-send", NULL, 0},
-	{"pop3d", pop3d_kinds, 2},
+	{"mta-smtpd", smtpd_kinds, 3, NULL},
+	{"mta-send", NULL, 0, NULL},
+	{"pop3d", pop3d_kinds, 2, NULL},
+	{"vadmin", NULL, 0, "watch"},
 };
 
 struct svc {
 	const char *name;
+	const char *command;	/* vadmin's command word, or NULL */
 	const char *const *kinds;
 	size_t nkinds;
 	struct listen_set ls;	/* bound once, kept across restarts */
@@ -109,7 +117,22 @@ int run_trusted(const struct stat *st)
 /* run_service - the name of service I (0, 1, ...), NULL past the last */
 const char *run_service(size_t i)
 {
-	return i < NSVC ? svc_table[i].name : NULL;
+	return i < NSERVICES ? svc_table[i].name : NULL;
+}
+
+/* shared_store - whether control/accountdb names PostgreSQL, whose
+ * changes vadmin watch brings into this host's CDBs (an unreadable file
+ * is said in the log, and taken as SQLite: the services need neither) */
+static int shared_store(struct run *ru)
+{
+	char *conninfo = NULL;
+	int r = store_accountdb(ru->root, &conninfo);
+
+	if (r < 0)
+		runlog_say(&ru->log, "cannot read control/accountdb: %s; not "
+			   "watching the account database", msg_err(r));
+	free(conninfo);
+	return r == 0 && conninfo != NULL;
 }
 
 /* find_services - the services built beside this program */
@@ -132,6 +155,8 @@ static int find_services(struct run *ru)
 	for (i = 0; r == 0 && i < NSVC; i++) {
 		struct svc *s = &ru->svc[ru->n];
 
+		if (svc_table[i].command && !shared_store(ru))
+			continue;
 		s->path = (struct str)STR_INIT;
 		r = str_catf(&s->path, "%s/%s", self.s, svc_table[i].name);
 		if (r < 0 || stat(s->path.s, &st) < 0 || !S_ISREG(st.st_mode) ||
@@ -146,6 +171,7 @@ static int find_services(struct run *ru)
 			continue;
 		}
 		s->name = svc_table[i].name;
+		s->command = svc_table[i].command;
 		s->kinds = svc_table[i].kinds;
 		s->nkinds = svc_table[i].nkinds;
 		s->ls = (struct listen_set)LISTEN_SET_INIT;
@@ -164,7 +190,8 @@ out:
 static _Noreturn void child(struct run *ru, struct svc *s, int out,
 			    pid_t parent, char **envp)
 {
-	char *argv[] = {(char *)s->name, "--root", (char *)ru->root, NULL};
+	char *argv[] = {(char *)s->name, "--root", (char *)ru->root,
+			(char *)s->command, NULL};
 	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	size_t i;
 

@@ -16,8 +16,8 @@ int db_path(struct str *out, const char *root)
 	       -ENOMEM : 0;
 }
 
-/* sqlerr - map SQLite result codes onto the errno convention */
-static int sqlerr(int rc)
+/* db_rc - map SQLite result codes onto the errno convention */
+int db_rc(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK: return 0;
@@ -35,7 +35,7 @@ static int sqlerr(int rc)
 /* db_exec - run SQL without results */
 int db_exec(sqlite3 *db, const char *sql)
 {
-	return sqlerr(sqlite3_exec(db, sql, NULL, NULL, NULL));
+	return db_rc(sqlite3_exec(db, sql, NULL, NULL, NULL));
 }
 
 /* db_version - PRAGMA user_version, or a negative errno code */
@@ -46,9 +46,9 @@ int db_version(sqlite3 *db)
 
 	rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return sqlerr(rc);
+		return db_rc(rc);
 	rc = sqlite3_step(st);
-	v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : sqlerr(rc);
+	v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : db_rc(rc);
 	sqlite3_finalize(st);
 	return v;
 }
@@ -123,7 +123,7 @@ int db_open(const char *root, int create, sqlite3 **db_r)
 	rc = sqlite3_open_v2(path.s, &db, flags, NULL);
 	str_free(&path);
 	if (rc != SQLITE_OK) {
-		r = sqlerr(rc);
+		r = db_rc(rc);
 		sqlite3_close(db);
 		return r;
 	}

@@ -12,5 +12,9 @@ struct migration {
 
 extern const struct migration schema_migrations[];
 extern const int schema_migration_count;
+/* the same migrations in PostgreSQL's dialect (schema/pg/), version for
+ * version */
+extern const struct migration schema_pg_migrations[];
+extern const int schema_pg_migration_count;
 
 #endif

@@ -18,6 +18,9 @@ need /usr/include/crypt.h libcrypt-dev
 need /usr/include/cdb.h libcdb-dev
 need /usr/include/openssl/ssl.h libssl-dev
 need /usr/include/ares.h libc-ares-dev
+# libpq, PostgreSQL's own client library: the PostgreSQL account store
+# (lib/store_pg.c, docs/scale-out.md)
+need /usr/include/postgresql/libpq-fe.h libpq-dev
 need pkg-config pkg-config
 need cc gcc
 need /usr/include/stdio.h libc6-dev
@@ -81,6 +84,9 @@ if [ "${1:-}" = test ] || [ "${1:-}" = ci ]; then
     # test's own directory, never as the system's daemons
     need /usr/lib/dovecot/pop3 dovecot-pop3d
     need /usr/sbin/postdrop postfix
+    # PostgreSQL's server (initdb, postgres, pg_isready, createdb, psql):
+    # test_store_pg starts a private one in its temporary directory
+    need "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -n 1)" postgresql
 fi
 if [ "${1:-}" = ci ]; then
     # the second compiler of the warnings build and of `make fuzz`; its
@@ -98,6 +104,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     # /run, 5432) and enable them at boot. A policy-rc.d that says no (an
     # existing one is kept) stops the start; a daemon this run brought
     # is then disabled at boot too.
+    # exists PATH... - is any of the (globbed) paths there?
+    exists() { for f in "$@"; do [ -e "$f" ] && return 0; done; return 1; }
     policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d &&
@@ -105,10 +113,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     fi
     daemons="dovecot:/usr/sbin/dovecot postfix:/usr/sbin/postfix"
     daemons="$daemons opendkim:/usr/sbin/opendkim"
-    daemons="$daemons postgresql:/usr/lib/postgresql"
+    daemons="$daemons postgresql:/usr/lib/postgresql/*/bin/postgres"
     had=
     for d in $daemons; do
-        [ -e "${d#*:}" ] && had="$had ${d%%:*}"
+        exists ${d#*:} && had="$had ${d%%:*}"
     done
     DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -118,7 +126,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     for d in $daemons; do
         name=${d%%:*}
         case " $had " in *" $name "*) continue ;; esac
-        [ -e "${d#*:}" ] || continue
+        exists ${d#*:} || continue
         systemctl disable "$name.service" >/dev/null 2>&1
         update-rc.d "$name" disable >/dev/null 2>&1
         echo "deps: $name installed for the tests, not started, disabled at boot" >&2

@@ -47,12 +47,12 @@
 
 #include "args.h"
 #include "ctl.h"
-#include "db.h"
 #include "fsx.h"
 #include "log.h"
 #include "msg.h"
 #include "priv.h"
 #include "pw.h"
+#include "store.h"
 #include "vadmin.h"
 #include "vpop.h"
 #include "vpopimport.h"
@@ -78,6 +78,9 @@ static const char usage_text[] =
 "  rebuild                               regenerate every CDB\n"
 "  check [--repair]                      files and CDBs against the database\n"
 "  backup FILE                           a consistent copy of the database\n"
+"  migrate-store CONNSTRING              the accounts into empty PostgreSQL\n"
+"  watch                                 keep this host's CDBs current from\n"
+"                                        PostgreSQL (run by facteur run)\n"
 "  import-vpopmail DIR [--assign FILE] [--valias FILE]   a vpopmail tree\n"
 "  dkim add DOMAIN [--selector SEL] [--type rsa|ed25519] [--bits 2048..4096]\n"
 "  dkim list [DOMAIN] | show DOMAIN | rotate DOMAIN | del DOMAIN SELECTOR\n"
@@ -129,6 +132,21 @@ static int take_lock(const char *root)
 	return fd;
 }
 
+/* vlock, vunlock - the writers' lock, for a command that holds it only
+ * while it writes (vadmin watch) */
+void vlock(struct vctx *c)
+{
+	if (c->lockfd < 0)
+		c->lockfd = take_lock(c->root);
+}
+
+void vunlock(struct vctx *c)
+{
+	if (c->lockfd >= 0)
+		close(c->lockfd);
+	c->lockfd = -1;
+}
+
 /* vopen - become the mail user, then open (and for writers, lock) the root */
 void vopen(struct vctx *c, int writer)
 {
@@ -148,14 +166,20 @@ void vopen(struct vctx *c, int writer)
 		      "with 'facteur init --root %s'", c->root, c->root);
 	str_free(&p);
 	c->lockfd = writer ? take_lock(c->root) : -1;
-	r = db_open(c->root, 0, &c->db);
+	r = store_open(c->root, 0, &c->db);
+	if (r == -ECONNREFUSED)
+		vfail(EX_TEMP, "cannot reach the account database named by "
+		      "control/accountdb (%s); nothing was changed, retry when "
+		      "it is back", store_open_error());
 	if (r == -EPROTO)
 		vfail(EX_TEMP, "the database is newer than this vadmin; "
 		      "install the matching version");
+	if (r < 0 && *store_open_error())
+		vfail(EX_TEMP, "cannot open the account database named by "
+		      "control/accountdb: %s", store_open_error());
 	if (r < 0)
 		vfail(EX_TEMP, "cannot open the database in %s/db: %s", c->root,
 		      msg_err(r));
-	gen_sql_functions(c);
 	c->logfd = writer ? log_open(c->root) : -1;
 	cur = c;
 	/* finish whatever a killed vadmin committed but did not write out */
@@ -167,7 +191,7 @@ void vopen(struct vctx *c, int writer)
 void vclose(struct vctx *c)
 {
 	if (c->db)
-		sqlite3_close(c->db);
+		store_close(c->db);
 	if (c->lockfd >= 0)
 		close(c->lockfd);
 	if (c->logfd >= 0)
@@ -689,6 +713,17 @@ static int run_backup(struct vctx *c, struct run *r)
 	return cmd_backup(c, r->o.pos[0]);
 }
 
+static int run_migrate_store(struct vctx *c, struct run *r)
+{
+	return cmd_migrate_store(c, r->o.pos[0]);
+}
+
+static int run_watch(struct vctx *c, struct run *r)
+{
+	(void)r;
+	return cmd_watch(c);
+}
+
 static int run_rebuild(struct vctx *c, struct run *r)
 {
 	(void)r;
@@ -769,6 +804,9 @@ static const struct command {
 	{"listdomains", "", 0, 0, 0, NULL, run_listdomains},
 	{"backup", "", 1, 1, 0, NULL, run_backup},
 	{"rebuild", "", 0, 0, 1, NULL, run_rebuild},
+	{"migrate-store", "", 1, 1, 1, NULL, run_migrate_store},
+	/* not a writer: it takes the lock only while it writes */
+	{"watch", "", 0, 0, 0, NULL, run_watch},
 	{"check", "--repair", 0, 0, 1, NULL, run_check},
 	{"import-vpopmail", "--assign --valias", 1, 1, 1, NULL,
 	 run_import_vpopmail},
@@ -823,7 +861,7 @@ static int strip_json(int *argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct vctx c = {NULL, NULL, 0, -1, -1};
+	struct vctx c = {NULL, NULL, 0, -1, -1, NULL};
 
 	msg_init(argv[0]);
 	umask(077);

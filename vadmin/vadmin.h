@@ -7,6 +7,8 @@
  * vcheck.c   `vadmin check [--repair]`
  * vshow.c    userinfo, dominfo, listusers, listdomains (text and --json)
  * vbackup.c  `vadmin backup FILE`
+ * vmigrate.c `vadmin migrate-store CONNSTRING`: SQLite to PostgreSQL
+ * vwatch.c   `vadmin watch`: this host's CDBs kept up with PostgreSQL
  * vpopimport.c, vpopstore.c, vpopparse.c   `vadmin import-vpopmail`
  * vdkim.c    `vadmin dkim ...`: DKIM keys
  * vdkimgen.c their table control/dkim.cdb and key files: generation, check
@@ -15,13 +17,13 @@
 #define FACTEUR_VADMIN_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "acct.h"
 #include "msg.h"
 #include "quota.h"
+#include "store.h"
 #include "str.h"
 
 /* exit codes of SPEC.md "Administration" */
@@ -32,10 +34,14 @@
 
 struct vctx {
 	const char *root;
-	sqlite3 *db;
+	struct store *db;
 	int json;
 	int lockfd;
 	int logfd;
+	/* vadmin watch: file work owed while applying another host's change,
+	 * done here at once (KIND NUL ARG NUL ...), never put in the shared
+	 * pending table, where it would be logged as a change of its own */
+	struct str *owed;
 };
 
 /* a password being hashed in a second thread while the first one locks,
@@ -58,23 +64,26 @@ void secret_free(struct secret *s);
 void vlog(struct vctx *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void vopen(struct vctx *c, int writer);
+void vlock(struct vctx *c);
+void vunlock(struct vctx *c);
 void vclose(struct vctx *c);
 int vread_password(const char *what, struct str *out);
 void vcheck_password(const char *pw);
 const char *vpassword_problem(const char *pw);
 
 /* vmodel.c: each returns only on success; refusals exit through vfail */
-sqlite3_stmt *m_prep(struct vctx *c, const char *sql);
+struct store_stmt *m_prep(struct vctx *c, const char *sql);
 
 /* m_col - a text column, "" for NULL */
-static inline const char *m_col(sqlite3_stmt *st, int i)
+static inline const char *m_col(struct store_stmt *st, int i)
 {
-	const unsigned char *s = sqlite3_column_text(st, i);
+	const char *s = store_column_text(st, i);
 
-	return s ? (const char *)s : "";
+	return s ? s : "";
 }
 
 void m_begin(struct vctx *c);
+void m_bulk(struct store *s, int on);
 void m_commit(struct vctx *c);
 void m_pending(struct vctx *c, const char *kind, const char *arg);
 void m_touch(struct vctx *c, int64_t did, const char *local,
@@ -126,13 +135,13 @@ int gen_user(struct vctx *c, const char *addr);
 int gen_sweep(struct vctx *c, const char *domain);
 int gen_parse_name(const char *name, struct str *domain, unsigned *shards,
 		   unsigned *index);
-void gen_sql_functions(struct vctx *c);
 int gen_path(struct str *out, const char *root, int which, const char *domain,
 	     unsigned shards, unsigned index);
 int gen_global_records(struct vctx *c, gen_emit_fn emit, void *arg);
 int gen_domain(struct vctx *c, const char *domain);
 int gen_global(struct vctx *c);
 void gen_run_pending(struct vctx *c);
+int gen_do(struct vctx *c, const char *kind, const char *arg, int rmdirs);
 void gen_recover(struct vctx *c);
 void gen_rebuild_all(struct vctx *c);
 
@@ -141,6 +150,10 @@ int cmd_check(struct vctx *c, int repair);
 
 /* vbackup.c */
 int cmd_backup(struct vctx *c, const char *file);
+/* vmigrate.c */
+int cmd_migrate_store(struct vctx *c, const char *conninfo);
+/* vwatch.c */
+int cmd_watch(struct vctx *c);
 /* vdkim.c: the operands and flags of `vadmin dkim` */
 struct dkim_args {
 	const char *const *pos;

@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "db.h"
 #include "fsx.h"
+#include "store.h"
 #include "vadmin.h"
 
 /* how long a step may keep meeting a lock: the busy timeout of lib/db.c */
@@ -195,7 +196,7 @@ static int write_copy(struct vctx *c, const char *tmp, int fd,
 	if (rc != SQLITE_OK)
 		r = say(why, -EIO, "cannot open %s: %s", tmp, db_errmsg(dst));
 	else
-		r = copy_pages(c->db, dst, why);
+		r = copy_pages(store_sqlite(c->db), dst, why);
 	if (r == 0)
 		r = check_copy(dst, why);
 	if (sqlite3_close(dst) != SQLITE_OK && r == 0)
@@ -257,6 +258,10 @@ int cmd_backup(struct vctx *c, const char *file)
 	struct str tmp = STR_INIT, why = STR_INIT;
 	int fd, r;
 
+	/* a page copy is SQLite's; a PostgreSQL store has its own tools */
+	if (!store_sqlite(c->db))
+		vfail(EX_REFUSED, "the accounts are in PostgreSQL "
+		      "(control/accountdb); back them up with pg_dump");
 	check_target(c, file);
 	fd = create_tmp(file, &tmp);
 	r = write_copy(c, tmp.s, fd, &why);

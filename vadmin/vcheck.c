@@ -234,7 +234,7 @@ static void check_tables(struct chk *k)
 	struct vctx *c = k->c;
 	struct recs want[4];
 	struct str path = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int which, r;
 
 	memset(want, 0, sizeof want);
@@ -250,21 +250,20 @@ static void check_tables(struct chk *k)
 	recs_free(&want[GEN_ASSIGN]);
 	recs_free(&want[GEN_RCPTHOSTS]);
 
-	if (sqlite3_prepare_v2(c->db, "SELECT id, name, catchall, shards FROM "
-			       "domains WHERE alias_of IS NULL ORDER BY name",
-			       -1, &st, NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(st, 1);
-		unsigned shards = (unsigned)sqlite3_column_int64(st, 3), i;
+	if (store_prepare(c->db, "SELECT id, name, catchall, shards FROM "
+			       "domains WHERE alias_of IS NULL ORDER BY name", &st) != 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
+	while (store_step(st) == STORE_ROW) {
+		const char *name = (const char *)store_column_text(st, 1);
+		unsigned shards = (unsigned)store_column_int(st, 3), i;
 		unsigned lo, hi;
 		int bad = 0;
 
 		for (i = 0; i < shards; i++) {
 			gen_bucket_range(shards, i, &lo, &hi);
-			r = gen_domain_records(c, sqlite3_column_int64(st, 0),
+			r = gen_domain_records(c, store_column_int(st, 0),
 					       (const char *)
-					       sqlite3_column_text(st, 2), lo,
+					       store_column_text(st, 2), lo,
 					       hi, emit_recs, want);
 			if (r < 0)
 				vfail(EX_TEMP, "cannot read the database: %s",
@@ -282,7 +281,7 @@ static void check_tables(struct chk *k)
 				"the CDBs of %s do not match the database",
 				name);
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	str_free(&path);
 }
 
@@ -291,22 +290,22 @@ static void check_tables(struct chk *k)
 static unsigned shards_of(struct vctx *c, const char *key)
 {
 	struct str k = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	unsigned n = 0;
 
-	if (sqlite3_prepare_v2(c->db, "SELECT name, shards FROM domains WHERE "
+	if (store_prepare(c->db, "SELECT name, shards FROM domains WHERE "
 			       "alias_of IS NULL AND (name = ?1 OR (length(name) "
 			       "> 200 AND substr(name, 1, 180) = substr(?1, 1, "
-			       "180)))", -1, &st, NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	while (!n && sqlite3_step(st) == SQLITE_ROW) {
-		if (acct_file_key(&k, (const char *)sqlite3_column_text(st, 0)))
+			       "180)))", &st) != 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
+	store_bind_text(st, 1, key);
+	while (!n && store_step(st) == STORE_ROW) {
+		if (acct_file_key(&k, (const char *)store_column_text(st, 0)))
 			vfail(EX_TEMP, "out of memory");
 		if (str_eqs(&k, key))
-			n = (unsigned)sqlite3_column_int64(st, 1);
+			n = (unsigned)store_column_int(st, 1);
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	str_free(&k);
 	return n;
 }
@@ -375,17 +374,16 @@ static void check_maildirs(struct chk *k)
 	static const char *const sub[] = {"", "/cur", "/new", "/tmp"};
 	struct vctx *c = k->c;
 	struct str p = STR_INIT, qs = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	unsigned i;
 
-	if (sqlite3_prepare_v2(c->db, "SELECT maildir, quota_bytes, quota_msgs "
-			       "FROM users ORDER BY maildir", -1, &st,
-			       NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		const char *md = (const char *)sqlite3_column_text(st, 0);
-		struct quota q = {(uint64_t)sqlite3_column_int64(st, 1),
-				  (uint64_t)sqlite3_column_int64(st, 2)};
+	if (store_prepare(c->db, "SELECT maildir, quota_bytes, quota_msgs "
+			       "FROM users ORDER BY maildir", &st) != 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
+	while (store_step(st) == STORE_ROW) {
+		const char *md = (const char *)store_column_text(st, 0);
+		struct quota q = {(uint64_t)store_column_int(st, 1),
+				  (uint64_t)store_column_int(st, 2)};
 		int missing = 0;
 
 		for (i = 0; i < 4; i++) {
@@ -412,7 +410,7 @@ static void check_maildirs(struct chk *k)
 				"%s is missing or does not hold the quota %s",
 				p.s, qs.s);
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	str_free(&p);
 	str_free(&qs);
 }

@@ -70,19 +70,19 @@ static int64_t hosted(struct vctx *c, const char *in, struct str *domain)
 /* count_keys - the domain's keys; selector_taken - is SEL one of them */
 static int count_keys(struct vctx *c, int64_t did, const char *sel)
 {
-	sqlite3_stmt *st = m_prep(c, sel ?
+	struct store_stmt *st = m_prep(c, sel ?
 				  "SELECT count(*) FROM dkim_keys WHERE "
 				  "domain_id = ? AND selector = ?" :
 				  "SELECT count(*) FROM dkim_keys WHERE "
 				  "domain_id = ?");
 	int n = 0;
 
-	sqlite3_bind_int64(st, 1, did);
+	store_bind_int(st, 1, did);
 	if (sel)
-		sqlite3_bind_text(st, 2, sel, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+		store_bind_text(st, 2, sel);
+	if (store_step(st) == STORE_ROW)
+		n = store_column_int(st, 0);
+	store_finalize(st);
 	return n;
 }
 
@@ -149,22 +149,22 @@ static void write_key(struct vctx *c, struct vkey *k)
 /* insert_key - the row of a key whose file is written */
 static void insert_key(struct vctx *c, int64_t did, const struct vkey *k)
 {
-	sqlite3_stmt *st = m_prep(c, "INSERT INTO dkim_keys(domain_id, "
+	struct store_stmt *st = m_prep(c, "INSERT INTO dkim_keys(domain_id, "
 				  "selector, type, bits, public_key, created) "
 				  "VALUES (?, ?, ?, ?, ?, ?)");
 	int rc;
 
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_text(st, 2, k->selector.s, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, dkim_type_name(k->type), -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, (int)k->bits);
-	sqlite3_bind_text(st, 5, k->p.s, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, k->created);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		vfail(rc == SQLITE_CONSTRAINT ? EX_REFUSED : EX_TEMP,
-		      "cannot record the key: %s", sqlite3_errmsg(c->db));
+	store_bind_int(st, 1, did);
+	store_bind_text(st, 2, k->selector.s);
+	store_bind_text(st, 3, dkim_type_name(k->type));
+	store_bind_int(st, 4, (int)k->bits);
+	store_bind_text(st, 5, k->p.s);
+	store_bind_int(st, 6, k->created);
+	rc = store_step(st);
+	store_finalize(st);
+	if (rc != STORE_DONE)
+		vfail(rc == -EEXIST ? EX_REFUSED : EX_TEMP,
+		      "cannot record the key: %s", store_errmsg(c->db));
 }
 
 /* print_key - the record to publish: a zone line, or a JSON object */
@@ -292,15 +292,15 @@ void vdkim_adddomain(struct vctx *c, const char *domain)
 }
 
 /* load_row - a dkim_keys row (domain, selector, type, bits, p, created) */
-static void load_row(sqlite3_stmt *st, struct vkey *k)
+static void load_row(struct store_stmt *st, struct vkey *k)
 {
 	if (str_copys(&k->domain, m_col(st, 0)) ||
 	    str_copys(&k->selector, m_col(st, 1)) ||
 	    str_copys(&k->p, m_col(st, 4)))
 		vfail(EX_TEMP, "out of memory");
 	k->type = dkim_type_parse(m_col(st, 2));
-	k->bits = (unsigned)sqlite3_column_int(st, 3);
-	k->created = sqlite3_column_int64(st, 5);
+	k->bits = (unsigned)store_column_int(st, 3);
+	k->created = store_column_int(st, 5);
 }
 
 /* print_line - DOMAIN SELECTOR TYPE BITS CREATED (ISO 8601, UTC) */
@@ -325,7 +325,7 @@ static int dkim_list(struct vctx *c, const struct dkim_args *a, int show)
 {
 	struct str domain = STR_INIT;
 	struct vkey k;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int n = 0;
 
 	/* show without a key is an error; list of a keyless domain is empty */
@@ -337,11 +337,11 @@ static int dkim_list(struct vctx *c, const struct dkim_args *a, int show)
 		    "ORDER BY k.id" : "SELECT " KEY_COLUMNS "ORDER BY d.name, "
 		    "k.id");
 	if (a->npos > 1)
-		sqlite3_bind_text(st, 1, domain.s, -1, SQLITE_STATIC);
+		store_bind_text(st, 1, domain.s);
 	memset(&k, 0, sizeof k);
 	if (c->json)
 		printf("[");
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while (store_step(st) == STORE_ROW) {
 		load_row(st, &k);
 		if (show || c->json)
 			print_key(c, &k, n == 0);
@@ -351,7 +351,7 @@ static int dkim_list(struct vctx *c, const struct dkim_args *a, int show)
 	}
 	if (c->json)
 		printf("]\n");
-	sqlite3_finalize(st);
+	store_finalize(st);
 	vkey_free(&k);
 	str_free(&domain);
 	return EX_DONE;
@@ -364,7 +364,7 @@ static int dkim_rotate(struct vctx *c, const struct dkim_args *a)
 {
 	struct str domain = STR_INIT;
 	struct vkey k[2];
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int64_t did = hosted(c, a->pos[1], &domain);
 	int n = 0;
 
@@ -372,15 +372,15 @@ static int dkim_rotate(struct vctx *c, const struct dkim_args *a)
 	st = m_prep(c, "SELECT type, bits FROM dkim_keys WHERE id IN (SELECT "
 		    "max(id) FROM dkim_keys WHERE domain_id = ? GROUP BY type) "
 		    "ORDER BY type DESC");
-	sqlite3_bind_int64(st, 1, did);
-	while (n < 2 && sqlite3_step(st) == SQLITE_ROW) {
+	store_bind_int(st, 1, did);
+	while (n < 2 && store_step(st) == STORE_ROW) {
 		k[n].type = dkim_type_parse(m_col(st, 0));
-		k[n].bits = (unsigned)sqlite3_column_int(st, 1);
+		k[n].bits = (unsigned)store_column_int(st, 1);
 		if (str_copys(&k[n].domain, domain.s))
 			vfail(EX_TEMP, "out of memory");
 		n++;
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	if (n == 0)
 		vfail(EX_REFUSED, "%s has no DKIM key to rotate; make one with "
 		      "'vadmin dkim add %s'", domain.s, domain.s);
@@ -401,18 +401,18 @@ static int dkim_del(struct vctx *c, const struct dkim_args *a)
 {
 	struct str domain = STR_INIT;
 	int64_t did = hosted(c, a->pos[1], &domain);
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int gone;
 
 	m_begin(c);
 	st = m_prep(c, "DELETE FROM dkim_keys WHERE domain_id = ? AND "
 		    "selector = ?");
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_text(st, 2, a->pos[2], -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
-	sqlite3_finalize(st);
-	gone = sqlite3_changes(c->db);
+	store_bind_int(st, 1, did);
+	store_bind_text(st, 2, a->pos[2]);
+	if (store_step(st) != STORE_DONE)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
+	store_finalize(st);
+	gone = store_changes(c->db);
 	if (!gone)
 		vfail(EX_REFUSED, "%s has no key with selector %s; see 'vadmin "
 		      "dkim list %s'", domain.s, a->pos[2], domain.s);

@@ -26,13 +26,13 @@ typedef int (*dkim_emit_fn)(void *arg, const char *key, size_t klen,
 static int emit_table(struct vctx *c, dkim_emit_fn emit, void *arg,
 		      struct str *expect)
 {
-	sqlite3_stmt *st = m_prep(c, "SELECT d.name, k.selector, k.type FROM "
+	struct store_stmt *st = m_prep(c, "SELECT d.name, k.selector, k.type FROM "
 				  "dkim_keys k JOIN domains d ON d.id = "
 				  "k.domain_id ORDER BY d.name, k.id");
 	struct str dom = STR_INIT, v = STR_INIT, key = STR_INIT;
 	int r = 0, rc;
 
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (r == 0 && (rc = store_step(st)) == STORE_ROW) {
 		if (dom.len && !str_eqs(&dom, m_col(st, 0))) {
 			r = emit(arg, dom.s, dom.len, v.s, v.len);
 			str_trunc(&v, 0);
@@ -47,11 +47,11 @@ static int emit_table(struct vctx *c, dkim_emit_fn emit, void *arg,
 			r = -ENOMEM;
 		str_trunc(&key, 0);
 	}
-	if (r == 0 && rc != SQLITE_DONE)
+	if (r == 0 && rc != STORE_DONE)
 		r = -EIO;
 	if (r == 0 && dom.len)
 		r = emit(arg, dom.s, dom.len, v.s, v.len);
-	sqlite3_finalize(st);
+	store_finalize(st);
 	str_free(&dom);
 	str_free(&v);
 	str_free(&key);
@@ -145,13 +145,13 @@ static int sweep_keys(struct vctx *c, const struct str *expect,
 /* any_keys - 1 when some domain has a key */
 static int any_keys(struct vctx *c)
 {
-	sqlite3_stmt *st = m_prep(c, "SELECT 1 FROM dkim_keys LIMIT 1");
-	int rc = sqlite3_step(st);
+	struct store_stmt *st = m_prep(c, "SELECT 1 FROM dkim_keys LIMIT 1");
+	int rc = store_step(st);
 
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
-	return rc == SQLITE_ROW;
+	store_finalize(st);
+	if (rc != STORE_ROW && rc != STORE_DONE)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
+	return rc == STORE_ROW;
 }
 
 /* gen_dkim - control/dkim.cdb from the database (published first, so a

@@ -51,11 +51,11 @@ int gen_path(struct str *out, const char *root, int which, const char *domain,
 }
 
 /* col - a text column, "" for NULL */
-static const char *col(sqlite3_stmt *st, int i)
+static const char *col(struct store_stmt *st, int i)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
+	const char *t = store_column_text(st, i);
 
-	return t ? (const char *)t : "";
+	return t ? t : "";
 }
 
 /* rec - build a value of NUL-separated fields */
@@ -92,45 +92,26 @@ void gen_bucket_range(unsigned shards, unsigned index, unsigned *lo,
 	*hi = (unsigned)((uint64_t)(index + 1) * ACCT_BUCKETS / shards) - 1;
 }
 
-/* sql_bucket - acct_bucket() for SQL, to pick a shard's aliases */
-static void sql_bucket(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-	const unsigned char *t = sqlite3_value_text(argv[0]);
-
-	(void)argc;
-	sqlite3_result_int64(ctx, t ? acct_bucket((const char *)t,
-				  (size_t)sqlite3_value_bytes(argv[0])) : 0);
-}
-
-/* gen_sql_functions - register acct_bucket(local) on the connection */
-void gen_sql_functions(struct vctx *c)
-{
-	if (sqlite3_create_function(c->db, "acct_bucket", 1, SQLITE_UTF8 |
-				    SQLITE_DETERMINISTIC, NULL, sql_bucket,
-				    NULL, NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
-}
-
 /* gen_domain_records - the records of a real domain whose local parts
  * fall in buckets [lo, hi] (one shard, or 0..65535 for the whole domain) */
 int gen_domain_records(struct vctx *c, int64_t did, const char *catchall,
 		       unsigned lo, unsigned hi, gen_emit_fn emit, void *arg)
 {
 	struct str k = STR_INIT, v = STR_INIT, p = STR_INIT;
-	sqlite3_stmt *st = NULL;
+	struct store_stmt *st = NULL;
 	int r = 0, rc;
 
 	/* users: both tables from one scan, the hot path of adduser */
-	rc = sqlite3_prepare_v2(c->db, "SELECT local, maildir, quota_bytes, "
+	rc = store_prepare(c->db, "SELECT local, maildir, quota_bytes, "
 				"quota_msgs, flags, hash, coalesce(cram, '') "
 				"FROM users WHERE domain_id = ? AND bucket "
-				"BETWEEN ? AND ?", -1, &st, NULL);
-	if (rc != SQLITE_OK)
+				"BETWEEN ? AND ? ORDER BY bucket, id", &st);
+	if (rc != 0)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_int64(st, 2, lo);
-	sqlite3_bind_int64(st, 3, hi);
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	store_bind_int(st, 1, did);
+	store_bind_int(st, 2, lo);
+	store_bind_int(st, 3, hi);
+	while (r == 0 && (rc = store_step(st)) == STORE_ROW) {
 		const char *f[6] = {col(st, 5), col(st, 6), col(st, 4),
 				    col(st, 1), col(st, 2), col(st, 3)};
 		const char *u[4] = {col(st, 1), col(st, 2), col(st, 3),
@@ -147,23 +128,25 @@ int gen_domain_records(struct vctx *c, int64_t did, const char *catchall,
 		if (r == 0)
 			r = emit(arg, GEN_PASSWD, k.s + 1, k.len - 1, p.s, p.len);
 	}
-	if (r == 0 && rc != SQLITE_DONE)
+	if (r == 0 && rc != STORE_DONE)
 		r = -EIO;
-	sqlite3_finalize(st);
+	store_finalize(st);
 
-	/* aliases: rows ordered so that each alias is one record */
-	if (r == 0 && sqlite3_prepare_v2(c->db, "SELECT local, dest FROM aliases "
-					 "WHERE domain_id = ? AND acct_bucket("
-					 "local) BETWEEN ? AND ? ORDER BY local",
-					 -1, &st, NULL) != SQLITE_OK)
+	/* aliases: rows ordered so that each alias is one record; the shard
+	 * is chosen here, not in SQL, as PostgreSQL has no acct_bucket() */
+	if (r == 0 && store_prepare(c->db, "SELECT local, dest FROM aliases "
+				    "WHERE domain_id = ? ORDER BY local, dest",
+				    &st) != 0)
 		r = -EIO;
 	if (r == 0) {
-		sqlite3_bind_int64(st, 1, did);
-		sqlite3_bind_int64(st, 2, lo);
-		sqlite3_bind_int64(st, 3, hi);
+		store_bind_int(st, 1, did);
 		k.len = v.len = 0;
-		while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		while (r == 0 && (rc = store_step(st)) == STORE_ROW) {
 			const char *l = col(st, 0);
+			unsigned b = acct_bucket(l, strlen(l));
+
+			if (b < lo || b > hi)
+				continue;
 
 			if (k.len && strcmp(k.s + 1, l)) {
 				r = emit(arg, GEN_DELIVERY, k.s, k.len, v.s,
@@ -177,25 +160,25 @@ int gen_domain_records(struct vctx *c, int64_t did, const char *catchall,
 				       str_cats(&v, col(st, 1))))
 				r = -ENOMEM;
 		}
-		if (r == 0 && rc != SQLITE_DONE)
+		if (r == 0 && rc != STORE_DONE)
 			r = -EIO;
 		if (r == 0 && k.len)
 			r = emit(arg, GEN_DELIVERY, k.s, k.len, v.s, v.len);
-		sqlite3_finalize(st);
+		store_finalize(st);
 	}
 
 	/* forwards */
-	if (r == 0 && sqlite3_prepare_v2(c->db, "SELECT u.local, f.keep, f.dest "
+	if (r == 0 && store_prepare(c->db, "SELECT u.local, f.keep, f.dest "
 					 "FROM forwards f JOIN users u ON "
 					 "u.id = f.user_id WHERE u.domain_id "
-					 "= ? AND u.bucket BETWEEN ? AND ?", -1,
-					 &st, NULL) != SQLITE_OK)
+					 "= ? AND u.bucket BETWEEN ? AND ? "
+					 "ORDER BY u.bucket, u.id", &st) != 0)
 		r = -EIO;
 	if (r == 0) {
-		sqlite3_bind_int64(st, 1, did);
-		sqlite3_bind_int64(st, 2, lo);
-		sqlite3_bind_int64(st, 3, hi);
-		while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		store_bind_int(st, 1, did);
+		store_bind_int(st, 2, lo);
+		store_bind_int(st, 3, hi);
+		while (r == 0 && (rc = store_step(st)) == STORE_ROW) {
 			const char *f[2] = {col(st, 1), col(st, 2)};
 
 			k.len = 0;
@@ -205,9 +188,9 @@ int gen_domain_records(struct vctx *c, int64_t did, const char *catchall,
 				r = emit(arg, GEN_DELIVERY, k.s, k.len, v.s,
 					 v.len);
 		}
-		if (r == 0 && rc != SQLITE_DONE)
+		if (r == 0 && rc != STORE_DONE)
 			r = -EIO;
-		sqlite3_finalize(st);
+		store_finalize(st);
 	}
 	if (r == 0)
 		r = emit(arg, GEN_DELIVERY, "*", 1, catchall, strlen(catchall));
@@ -221,21 +204,21 @@ int gen_domain_records(struct vctx *c, int64_t did, const char *catchall,
 int gen_global_records(struct vctx *c, gen_emit_fn emit, void *arg)
 {
 	struct str v = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int r = 0, rc;
 
-	if (sqlite3_prepare_v2(c->db, "SELECT d.name, r.name, r.shards FROM "
+	if (store_prepare(c->db, "SELECT d.name, r.name, r.shards FROM "
 			       "domains d JOIN domains r ON r.id = "
-			       "coalesce(d.alias_of, d.id)", -1, &st,
-			       NULL) != SQLITE_OK)
+			       "coalesce(d.alias_of, d.id) ORDER BY d.id",
+			  &st) != 0)
 		return -EIO;
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (r == 0 && (rc = store_step(st)) == STORE_ROW) {
 		const char *name = col(st, 0), *real = col(st, 1);
 
 		v.len = 0;
 		r = str_cats(&v, real) || str_catc(&v, 0) ||
 		    str_catf(&v, "domains/%s", real) || str_catc(&v, 0) ||
-		    str_catf(&v, "%lld", (long long)sqlite3_column_int64(st, 2))
+		    str_catf(&v, "%lld", (long long)store_column_int(st, 2))
 		    ? -ENOMEM : 0;
 		if (r == 0)
 			r = emit(arg, GEN_ASSIGN, name, strlen(name), v.s,
@@ -243,9 +226,9 @@ int gen_global_records(struct vctx *c, gen_emit_fn emit, void *arg)
 		if (r == 0)
 			r = emit(arg, GEN_RCPTHOSTS, name, strlen(name), "", 0);
 	}
-	if (r == 0 && rc != SQLITE_DONE)
+	if (r == 0 && rc != STORE_DONE)
 		r = -EIO;
-	sqlite3_finalize(st);
+	store_finalize(st);
 	str_free(&v);
 	return r;
 }
@@ -381,20 +364,19 @@ int gen_sweep(struct vctx *c, const char *domain)
 {
 	static const char *const dirs[] = {"domains", "passwd"};
 	struct str dir = STR_INIT, p = STR_INIT, dom = STR_INIT, key = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	unsigned cur = 0, n, i, k;
 	int r = acct_file_key(&key, domain);
 
 	if (r < 0)
 		return r;
-	if (sqlite3_prepare_v2(c->db, "SELECT shards FROM domains WHERE name = "
-			       "? AND alias_of IS NULL", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (store_prepare(c->db, "SELECT shards FROM domains WHERE name = "
+			       "? AND alias_of IS NULL", &st) != 0)
 		return -EIO;
-	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		cur = (unsigned)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	store_bind_text(st, 1, domain);
+	if (store_step(st) == STORE_ROW)
+		cur = (unsigned)store_column_int(st, 0);
+	store_finalize(st);
 	for (k = 0; r == 0 && k < 2; k++) {
 		DIR *d;
 		struct dirent *de;
@@ -434,24 +416,23 @@ struct domrow {
 /* domain_row - the row of a domain; 0 when there is none */
 static int domain_row(struct vctx *c, const char *domain, struct domrow *d)
 {
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int found = 0;
 
-	if (sqlite3_prepare_v2(c->db, "SELECT id, alias_of, catchall, shards, "
-			       "nusers FROM domains WHERE name = ?", -1, &st,
-			       NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
-	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		d->id = sqlite3_column_int64(st, 0);
-		d->alias_of = sqlite3_column_int64(st, 1);
-		d->shards = (unsigned)sqlite3_column_int64(st, 3);
-		d->nusers = sqlite3_column_int64(st, 4);
+	if (store_prepare(c->db, "SELECT id, alias_of, catchall, shards, "
+			       "nusers FROM domains WHERE name = ?", &st) != 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
+	store_bind_text(st, 1, domain);
+	if (store_step(st) == STORE_ROW) {
+		d->id = store_column_int(st, 0);
+		d->alias_of = store_column_int(st, 1);
+		d->shards = (unsigned)store_column_int(st, 3);
+		d->nusers = store_column_int(st, 4);
 		if (str_copys(&d->catchall, col(st, 2)))
 			vfail(EX_TEMP, "out of memory");
 		found = 1;
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	return found;
 }
 
@@ -474,20 +455,19 @@ int gen_domain(struct vctx *c, const char *domain)
 				 d.catchall.s, 0600, want, i);
 	if (r == 0 && want != d.shards) {
 		/* readers switch when assign.cdb says so; old files go after */
-		sqlite3_stmt *st;
+		struct store_stmt *st;
 
 		m_begin(c);
-		if (sqlite3_prepare_v2(c->db, "UPDATE domains SET shards = ? "
-				       "WHERE id = ?", -1, &st,
-				       NULL) != SQLITE_OK)
+		if (store_prepare(c->db, "UPDATE domains SET shards = ? "
+				       "WHERE id = ?", &st) != 0)
 			vfail(EX_TEMP, "database error: %s",
-			      sqlite3_errmsg(c->db));
-		sqlite3_bind_int64(st, 1, want);
-		sqlite3_bind_int64(st, 2, d.id);
-		if (sqlite3_step(st) != SQLITE_DONE)
+			      store_errmsg(c->db));
+		store_bind_int(st, 1, want);
+		store_bind_int(st, 2, d.id);
+		if (store_step(st) != STORE_DONE)
 			vfail(EX_TEMP, "database error: %s",
-			      sqlite3_errmsg(c->db));
-		sqlite3_finalize(st);
+			      store_errmsg(c->db));
+		store_finalize(st);
 		m_pending(c, "global", "");
 		m_pending(c, "sweep", domain);
 		m_commit(c);
@@ -532,67 +512,82 @@ static int safe_rel(const char *p)
 	       !strstr(p, "//") && p[8];
 }
 
+/* durable - whether a commit waits for the disk: a lost delete of a
+ * pending row only repeats idempotent work, so those need not wait */
+static int durable(struct vctx *c, int on)
+{
+	if (store_kind(c->db) == STORE_PG)
+		return store_exec(c->db, on ? "SET synchronous_commit = on" :
+				  "SET synchronous_commit = off");
+	return store_exec(c->db, on ? "PRAGMA synchronous = FULL" :
+			  "PRAGMA synchronous = NORMAL");
+}
+
+/* gen_do - one piece of file work (a pending row, or a change another
+ * host made: `vadmin watch`, which does not remove directories, as the
+ * host that made the change did so where it matters) */
+int gen_do(struct vctx *c, const char *kind, const char *arg, int rmdirs)
+{
+	struct str path = STR_INIT;
+	int r = 0;
+
+	if (!strcmp(kind, "cdb")) {
+		r = gen_domain(c, arg);
+	} else if (!strcmp(kind, "user")) {
+		r = gen_user(c, arg);
+	} else if (!strcmp(kind, "sweep")) {
+		r = gen_sweep(c, arg);
+	} else if (!strcmp(kind, "global")) {
+		r = gen_global(c);
+	} else if (!strcmp(kind, "dkim")) {
+		r = gen_dkim(c);
+	} else if (!strcmp(kind, "rmdir") && rmdirs && safe_rel(arg)) {
+		r = str_catf(&path, "%s/%s", c->root, arg) ? -ENOMEM :
+		    fsx_rmtree(path.s);
+	}
+	/* anything else is not ours to do: dropped rather than looped on */
+	str_free(&path);
+	return r;
+}
+
 /* gen_run_pending - do the file work that committed changes still owe */
 void gen_run_pending(struct vctx *c)
 {
-	struct str kind = STR_INIT, arg = STR_INIT, path = STR_INIT;
-	sqlite3_stmt *st, *del;
+	struct str kind = STR_INIT, arg = STR_INIT;
+	struct store_stmt *st, *del;
 	int r;
 
-	if (sqlite3_prepare_v2(c->db, "SELECT id, kind, arg FROM pending "
-			       "ORDER BY kind = 'rmdir', id LIMIT 1", -1, &st,
-			       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(c->db, "DELETE FROM pending WHERE id = ?", -1,
-			       &del, NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	if (store_prepare(c->db, "SELECT id, kind, arg FROM pending "
+			       "ORDER BY kind = 'rmdir', id LIMIT 1", &st) != 0 ||
+	    store_prepare(c->db, "DELETE FROM pending WHERE id = ?", &del) != 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
 	for (;;) {
 		int64_t id;
 
-		sqlite3_reset(st);
-		if (sqlite3_step(st) != SQLITE_ROW)
+		store_reset(st);
+		if (store_step(st) != STORE_ROW)
 			break;
-		id = sqlite3_column_int64(st, 0);
+		id = store_column_int(st, 0);
 		if (str_copys(&kind, col(st, 1)) || str_copys(&arg, col(st, 2)))
 			vfail(EX_TEMP, "out of memory");
-		sqlite3_reset(st);
-		if (str_eqs(&kind, "cdb")) {
-			r = gen_domain(c, arg.s);
-		} else if (str_eqs(&kind, "user")) {
-			r = gen_user(c, arg.s);
-		} else if (str_eqs(&kind, "sweep")) {
-			r = gen_sweep(c, arg.s);
-		} else if (str_eqs(&kind, "global")) {
-			r = gen_global(c);
-		} else if (str_eqs(&kind, "dkim")) {
-			r = gen_dkim(c);
-		} else if (str_eqs(&kind, "rmdir") && safe_rel(arg.s)) {
-			path.len = 0;
-			r = str_catf(&path, "%s/%s", c->root, arg.s);
-			if (r == 0)
-				r = fsx_rmtree(path.s);
-		} else {
-			r = 0; /* not ours to do: drop it rather than loop */
-		}
+		store_reset(st);
+		r = gen_do(c, kind.s, arg.s, 1);
 		if (r < 0)
 			vfail(EX_TEMP, "the change is saved but updating the "
 			      "files failed (%s %s: %s); fix that and run "
 			      "'vadmin rebuild'", kind.s, arg.s, msg_err(r));
 		/* a lost delete only repeats idempotent work: no fsync */
-		sqlite3_reset(del);
-		sqlite3_bind_int64(del, 1, id);
-		if (sqlite3_exec(c->db, "PRAGMA synchronous = NORMAL", NULL,
-				 NULL, NULL) != SQLITE_OK ||
-		    sqlite3_step(del) != SQLITE_DONE ||
-		    sqlite3_exec(c->db, "PRAGMA synchronous = FULL", NULL,
-				 NULL, NULL) != SQLITE_OK)
+		store_reset(del);
+		store_bind_int(del, 1, id);
+		if (durable(c, 0) != 0 || store_step(del) != STORE_DONE ||
+		    durable(c, 1) != 0)
 			vfail(EX_TEMP, "database error: %s",
-			      sqlite3_errmsg(c->db));
+			      store_errmsg(c->db));
 	}
-	sqlite3_finalize(st);
-	sqlite3_finalize(del);
+	store_finalize(st);
+	store_finalize(del);
 	str_free(&kind);
 	str_free(&arg);
-	str_free(&path);
 }
 
 /* sweep_tmp - the temporary files of CDBs that a killed vadmin was
@@ -630,14 +625,13 @@ static void sweep_tmp(struct vctx *c)
  * left are removed (vadmin check would report them) */
 void gen_recover(struct vctx *c)
 {
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int owed;
 
-	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM pending LIMIT 1", -1, &st,
-			       NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
-	owed = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	if (store_prepare(c->db, "SELECT 1 FROM pending LIMIT 1", &st) != 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
+	owed = store_step(st) == STORE_ROW;
+	store_finalize(st);
 	if (!owed)
 		return;
 	sweep_tmp(c);
@@ -647,18 +641,19 @@ void gen_recover(struct vctx *c)
 /* gen_rebuild_all - every table from scratch, stale ones removed */
 void gen_rebuild_all(struct vctx *c)
 {
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int rc;
 
 	m_begin(c);
-	if (sqlite3_prepare_v2(c->db, "INSERT OR IGNORE INTO pending(kind, arg) "
-			       "SELECT 'cdb', name FROM domains WHERE alias_of "
-			       "IS NULL", -1, &st, NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	/* WHERE before ON CONFLICT: SQLite would read the ON as a join's */
+	if (store_prepare(c->db, "INSERT INTO pending(kind, arg) SELECT "
+			  "'cdb', name FROM domains WHERE alias_of IS NULL "
+			  "ON CONFLICT DO NOTHING", &st) != 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
+	rc = store_step(st);
+	store_finalize(st);
+	if (rc != STORE_DONE)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
 	m_pending(c, "global", "");
 	m_pending(c, "dkim", "");
 	m_commit(c);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acct.h"
@@ -48,7 +49,8 @@ struct imp {
 	struct str local, domain, maildir, hash, cram, last_domain;
 	struct str dirs; /* MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS \0 ... */
 	int64_t last_did;
-	sqlite3_stmt *ins;
+	struct quota last_q; /* last_did's default quota, asked once */
+	struct store_stmt *ins;
 };
 
 /* import_line - validate and insert one user */
@@ -89,6 +91,9 @@ static int import_line(struct vctx *c, struct imp *im, char *line,
 		if (str_copys(&im->last_domain, im->domain.s))
 			vfail(EX_TEMP, "out of memory");
 		im->last_did = did;
+		/* once a domain: a round trip a line counts against a
+		 * PostgreSQL store (docs/scale-out.md) */
+		m_domain_quota(c, did, &im->last_q);
 		m_pending(c, "cdb", im->domain.s);
 	}
 	if (m_user_id(c, did, im->local.s))
@@ -98,7 +103,7 @@ static int import_line(struct vctx *c, struct imp *im, char *line,
 		vfail(EX_REFUSED, "line %lu: %s@%s is an alias; nothing was "
 		      "imported", lineno, im->local.s, im->domain.s);
 	if (!qs)
-		m_domain_quota(c, did, &q);
+		q = im->last_q;
 	if (secret[0] == '$' && pw_hash_ok(secret) < 0)
 		vfail(EX_REFUSED, "line %lu: '%.3s...' is not a $y$ (yescrypt) "
 		      "or $6$ (SHA-512) hash; nothing was imported", lineno,
@@ -120,24 +125,25 @@ static int import_line(struct vctx *c, struct imp *im, char *line,
 	    str_catf(&im->dirs, "%llu", (unsigned long long)q.msgs) ||
 	    str_catc(&im->dirs, 0))
 		vfail(EX_TEMP, "out of memory");
-	sqlite3_reset(im->ins);
-	sqlite3_bind_int64(im->ins, 1, did);
-	sqlite3_bind_text(im->ins, 2, im->local.s, -1, SQLITE_STATIC);
-	sqlite3_bind_text(im->ins, 3, im->hash.s, -1, SQLITE_STATIC);
+	store_reset(im->ins);
+	store_bind_int(im->ins, 1, did);
+	store_bind_text(im->ins, 2, im->local.s);
+	store_bind_text(im->ins, 3, im->hash.s);
 	if (im->cram.len)
-		sqlite3_bind_text(im->ins, 4, im->cram.s, -1, SQLITE_STATIC);
+		store_bind_text(im->ins, 4, im->cram.s);
 	else
-		sqlite3_bind_null(im->ins, 4);
-	sqlite3_bind_int64(im->ins, 5, (sqlite3_int64)q.bytes);
-	sqlite3_bind_int64(im->ins, 6, (sqlite3_int64)q.msgs);
-	sqlite3_bind_text(im->ins, 7, im->maildir.s, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(im->ins, 8, acct_bucket(im->local.s, im->local.len));
-	r = sqlite3_step(im->ins);
-	if (r == SQLITE_CONSTRAINT)
+		store_bind_null(im->ins, 4);
+	store_bind_int(im->ins, 5, (int64_t)q.bytes);
+	store_bind_int(im->ins, 6, (int64_t)q.msgs);
+	store_bind_text(im->ins, 7, im->maildir.s);
+	store_bind_int(im->ins, 8, acct_bucket(im->local.s, im->local.len));
+	store_bind_int(im->ins, 9, (int64_t)time(NULL));
+	r = store_step(im->ins);
+	if (r == -EEXIST)
 		vfail(EX_REFUSED, "line %lu: user %s@%s appears twice; nothing "
 		      "was imported", lineno, im->local.s, im->domain.s);
-	if (r != SQLITE_DONE)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	if (r != STORE_DONE)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
 	return 1;
 }
 
@@ -200,7 +206,7 @@ static void make_all_maildirs(struct vctx *c, const struct str *dirs)
 unsigned long m_import(struct vctx *c, const char *file)
 {
 	struct imp im = {STR_INIT, STR_INIT, STR_INIT, STR_INIT, STR_INIT,
-			 STR_INIT, STR_INIT, 0, NULL};
+			 STR_INIT, STR_INIT, 0, {0, 0}, NULL};
 	FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
 	char *line = NULL;
 	size_t cap = 0;
@@ -210,13 +216,12 @@ unsigned long m_import(struct vctx *c, const char *file)
 
 	if (!f)
 		vfail(EX_REFUSED, "cannot open %s: %s", file, strerror(errno));
-	if (sqlite3_prepare_v2(c->db, "INSERT INTO users(domain_id, local, "
+	if (store_prepare(c->db, "INSERT INTO users(domain_id, local, "
 			       "hash, cram, name, quota_bytes, quota_msgs, "
 			       "flags, maildir, created, bucket) VALUES (?1, "
-			       "?2, ?3, ?4, '', ?5, ?6, 0, ?7, strftime('%s'), "
-			       "?8)", -1,
-			       &im.ins, NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+			       "?2, ?3, ?4, '', ?5, ?6, 0, ?7, ?9, ?8)", &im.ins) != 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
+	m_bulk(c->db, 1);
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
 		if (memchr(line, 0, (size_t)n))
@@ -228,7 +233,8 @@ unsigned long m_import(struct vctx *c, const char *file)
 	}
 	if (ferror(f))
 		vfail(EX_TEMP, "cannot read %s: %s", file, strerror(errno));
-	sqlite3_finalize(im.ins);
+	store_finalize(im.ins);
+	m_bulk(c->db, 0);
 	free(line);
 	if (f != stdin)
 		fclose(f);

@@ -28,64 +28,94 @@
 #include "vadmin.h"
 
 /* prep - prepare a statement or fail as a system error */
-static sqlite3_stmt *prep(struct vctx *c, const char *sql)
+static struct store_stmt *prep(struct vctx *c, const char *sql)
 {
-	sqlite3_stmt *st = NULL;
+	struct store_stmt *st = NULL;
 
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	if (store_prepare(c->db, sql, &st) != 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
 	return st;
 }
 
 /* m_prep - prep, for vadmin's other files (vdkim.c) */
-sqlite3_stmt *m_prep(struct vctx *c, const char *sql)
+struct store_stmt *m_prep(struct vctx *c, const char *sql)
 {
 	return prep(c, sql);
 }
 
 /* done - step a statement that returns no rows, then finalize it */
-static void done(struct vctx *c, sqlite3_stmt *st)
+static void done(struct vctx *c, struct store_stmt *st)
 {
-	int rc = sqlite3_step(st);
+	int rc = store_step(st);
 
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	store_finalize(st);
+	if (rc != STORE_DONE && rc != STORE_ROW)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+static void bind_text(struct store_stmt *st, int i, const char *s)
 {
 	if (s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+		store_bind_text(st, i, s);
 	else
-		sqlite3_bind_null(st, i);
+		store_bind_null(st, i);
 }
 
 /* m_begin - start the one write transaction of a command */
 void m_begin(struct vctx *c)
 {
-	int rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	int rc = store_begin(c->db);
 
-	if (rc != SQLITE_OK)
+	if (rc != 0)
 		vfail(EX_TEMP, "cannot start a transaction (%s); retry",
-		      sqlite3_errmsg(c->db));
+		      store_errmsg(c->db));
 }
 
 /* m_commit - make the change durable (synchronous=FULL fsyncs the WAL) */
 void m_commit(struct vctx *c)
 {
-	if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+	if (store_commit(c->db) != 0)
 		vfail(EX_TEMP, "cannot commit (%s); nothing was changed",
-		      sqlite3_errmsg(c->db));
+		      store_errmsg(c->db));
+}
+
+/* m_bulk - around many inserts of users in one transaction: on
+ * PostgreSQL the users' count trigger stands aside (a setting local to
+ * the transaction; schema/pg/001_init.sql says why) and the counts are
+ * made once at the end. SQLite keeps its trigger: no such cost there.
+ * S is the store written (vadmin's own, or migrate-store's target). */
+void m_bulk(struct store *s, int on)
+{
+	int r;
+
+	if (store_kind(s) != STORE_PG)
+		return;
+	r = store_exec(s, on ? "SELECT set_config('facteur.bulk', 'on', "
+		       "true)" : "SELECT set_config('facteur.bulk', 'off', "
+		       "true)");
+	if (r == 0 && !on)
+		r = store_exec(s, "UPDATE domains d SET nusers = n.n FROM "
+			       "(SELECT domain_id, count(*) AS n FROM users "
+			       "GROUP BY domain_id) n WHERE n.domain_id = d.id "
+			       "AND d.nusers <> n.n");
+	if (r < 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(s));
 }
 
 /* m_pending - owe file work: 'cdb' DOMAIN, 'user' LOCAL@DOMAIN, 'global' '',
  * 'sweep' DOMAIN, 'rmdir' PATH (see vgen.c gen_run_pending) */
 void m_pending(struct vctx *c, const char *kind, const char *arg)
 {
-	sqlite3_stmt *st = prep(c, "INSERT OR IGNORE INTO pending(kind, arg) "
-				   "VALUES (?, ?)");
+	struct store_stmt *st;
 
+	if (c->owed) {
+		if (str_catb(c->owed, kind, strlen(kind) + 1) ||
+		    str_catb(c->owed, arg, strlen(arg) + 1))
+			vfail(EX_TEMP, "out of memory");
+		return;
+	}
+	st = prep(c, "INSERT INTO pending(kind, arg) VALUES (?, ?) "
+		  "ON CONFLICT DO NOTHING");
 	bind_text(st, 1, kind);
 	bind_text(st, 2, arg);
 	done(c, st);
@@ -96,18 +126,18 @@ void m_pending(struct vctx *c, const char *kind, const char *arg)
 void m_touch(struct vctx *c, int64_t did, const char *local,
 	     const char *domain)
 {
-	sqlite3_stmt *st = prep(c, "SELECT shards, nusers FROM domains "
+	struct store_stmt *st = prep(c, "SELECT shards, nusers FROM domains "
 				   "WHERE id = ?");
 	struct str arg = STR_INIT;
 	unsigned shards = 1;
 	int64_t nusers = 0;
 
-	sqlite3_bind_int64(st, 1, did);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		shards = (unsigned)sqlite3_column_int64(st, 0);
-		nusers = sqlite3_column_int64(st, 1);
+	store_bind_int(st, 1, did);
+	if (store_step(st) == STORE_ROW) {
+		shards = (unsigned)store_column_int(st, 0);
+		nusers = store_column_int(st, 1);
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	if (gen_want_shards((uint64_t)nusers, shards) != shards) {
 		m_pending(c, "cdb", domain);
 		return;
@@ -153,35 +183,35 @@ void m_parse_quota(const char *in, struct quota *q)
 /* m_domain_id - id of a domain (real or alias), 0 when absent */
 int64_t m_domain_id(struct vctx *c, const char *domain, int64_t *alias_of_r)
 {
-	sqlite3_stmt *st = prep(c, "SELECT id, alias_of FROM domains "
+	struct store_stmt *st = prep(c, "SELECT id, alias_of FROM domains "
 				   "WHERE name = ?");
 	int64_t id = 0;
 
 	bind_text(st, 1, domain);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		id = sqlite3_column_int64(st, 0);
+	if (store_step(st) == STORE_ROW) {
+		id = store_column_int(st, 0);
 		if (alias_of_r)
-			*alias_of_r = sqlite3_column_int64(st, 1);
+			*alias_of_r = store_column_int(st, 1);
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	return id;
 }
 
 /* m_real_domain - id and name of the real domain behind a domain, or 0 */
 int64_t m_real_domain(struct vctx *c, const char *domain, struct str *real)
 {
-	sqlite3_stmt *st = prep(c, "SELECT r.id, r.name FROM domains d "
+	struct store_stmt *st = prep(c, "SELECT r.id, r.name FROM domains d "
 				   "JOIN domains r ON r.id = "
 				   "coalesce(d.alias_of, d.id) WHERE d.name = ?");
 	int64_t id = 0;
 
 	bind_text(st, 1, domain);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		id = sqlite3_column_int64(st, 0);
-		if (str_copys(real, (const char *)sqlite3_column_text(st, 1)))
+	if (store_step(st) == STORE_ROW) {
+		id = store_column_int(st, 0);
+		if (str_copys(real, (const char *)store_column_text(st, 1)))
 			vfail(EX_TEMP, "out of memory");
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	return id;
 }
 
@@ -205,29 +235,29 @@ static int64_t need_real_domain(struct vctx *c, const char *domain)
 /* m_user_id - id of USER in a domain, 0 when absent */
 int64_t m_user_id(struct vctx *c, int64_t did, const char *local)
 {
-	sqlite3_stmt *st = prep(c, "SELECT id FROM users WHERE domain_id = ? "
+	struct store_stmt *st = prep(c, "SELECT id FROM users WHERE domain_id = ? "
 				   "AND local = ?");
 	int64_t id = 0;
 
-	sqlite3_bind_int64(st, 1, did);
+	store_bind_int(st, 1, did);
 	bind_text(st, 2, local);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	if (store_step(st) == STORE_ROW)
+		id = store_column_int(st, 0);
+	store_finalize(st);
 	return id;
 }
 
 /* m_is_alias - whether LOCAL@domain has alias rows */
 int m_is_alias(struct vctx *c, int64_t did, const char *local)
 {
-	sqlite3_stmt *st = prep(c, "SELECT 1 FROM aliases WHERE domain_id = ? "
+	struct store_stmt *st = prep(c, "SELECT 1 FROM aliases WHERE domain_id = ? "
 				   "AND local = ? LIMIT 1");
 	int found;
 
-	sqlite3_bind_int64(st, 1, did);
+	store_bind_int(st, 1, did);
 	bind_text(st, 2, local);
-	found = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	found = store_step(st) == STORE_ROW;
+	store_finalize(st);
 	return found;
 }
 
@@ -377,37 +407,37 @@ static void insert_user(struct vctx *c, int64_t did, const char *local,
 			const struct quota *q, const char *name,
 			const char *maildir)
 {
-	sqlite3_stmt *st = prep(c, "INSERT INTO users(domain_id, local, hash, "
+	struct store_stmt *st = prep(c, "INSERT INTO users(domain_id, local, hash, "
 				   "cram, name, quota_bytes, quota_msgs, flags, "
 				   "maildir, created, bucket) "
 				   "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)");
 
-	sqlite3_bind_int64(st, 1, did);
+	store_bind_int(st, 1, did);
 	bind_text(st, 2, local);
 	bind_text(st, 3, hash);
 	bind_text(st, 4, cram && *cram ? cram : NULL);
 	bind_text(st, 5, name ? name : "");
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)q->bytes);
-	sqlite3_bind_int64(st, 7, (sqlite3_int64)q->msgs);
+	store_bind_int(st, 6, (int64_t)q->bytes);
+	store_bind_int(st, 7, (int64_t)q->msgs);
 	bind_text(st, 8, maildir);
-	sqlite3_bind_int64(st, 9, (sqlite3_int64)time(NULL));
-	sqlite3_bind_int64(st, 10, acct_bucket(local, strlen(local)));
+	store_bind_int(st, 9, (int64_t)time(NULL));
+	store_bind_int(st, 10, acct_bucket(local, strlen(local)));
 	done(c, st);
 }
 
 /* m_domain_quota - the default quota of a domain */
 void m_domain_quota(struct vctx *c, int64_t did, struct quota *q)
 {
-	sqlite3_stmt *st = prep(c, "SELECT quota_bytes, quota_msgs FROM domains "
+	struct store_stmt *st = prep(c, "SELECT quota_bytes, quota_msgs FROM domains "
 				   "WHERE id = ?");
 
 	q->bytes = q->msgs = 0;
-	sqlite3_bind_int64(st, 1, did);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		q->bytes = (uint64_t)sqlite3_column_int64(st, 0);
-		q->msgs = (uint64_t)sqlite3_column_int64(st, 1);
+	store_bind_int(st, 1, did);
+	if (store_step(st) == STORE_ROW) {
+		q->bytes = (uint64_t)store_column_int(st, 0);
+		q->msgs = (uint64_t)store_column_int(st, 1);
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 }
 
 /* add_user_in - create a mailbox in a known domain, inside the transaction */
@@ -441,7 +471,7 @@ void m_add_domain(struct vctx *c, const char *in, const struct quota *q,
 		  struct secret *pm)
 {
 	struct str domain = STR_INIT, dir = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int64_t did;
 	int r;
 
@@ -458,11 +488,11 @@ void m_add_domain(struct vctx *c, const char *in, const struct quota *q,
 	st = prep(c, "INSERT INTO domains(name, quota_bytes, quota_msgs, "
 		     "created) VALUES (?, ?, ?, ?)");
 	bind_text(st, 1, domain.s);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)q->bytes);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)q->msgs);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
+	store_bind_int(st, 2, (int64_t)q->bytes);
+	store_bind_int(st, 3, (int64_t)q->msgs);
+	store_bind_int(st, 4, (int64_t)time(NULL));
 	done(c, st);
-	did = sqlite3_last_insert_rowid(c->db);
+	did = store_last_id(c->db);
 	add_user_in(c, did, "postmaster", domain.s, pm, q, "Postmaster");
 	m_pending(c, "cdb", domain.s);
 	m_pending(c, "global", "");
@@ -475,14 +505,14 @@ void m_del_domain(struct vctx *c, const char *in)
 {
 	struct str domain = STR_INIT, path = STR_INIT;
 	int64_t alias_of = 0, did;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 
 	m_parse_domain(in, &domain);
 	did = m_domain_id(c, domain.s, &alias_of);
 	if (!did)
 		vfail(EX_REFUSED, "domain %s does not exist", domain.s);
 	st = prep(c, "DELETE FROM domains WHERE id = ?");
-	sqlite3_bind_int64(st, 1, did);
+	store_bind_int(st, 1, did);
 	done(c, st);
 	m_pending(c, "global", "");
 	if (!alias_of) {
@@ -527,18 +557,18 @@ static void not_catchall_target(struct vctx *c, const char *local,
 				const char *domain)
 {
 	struct str addr = STR_INIT;
-	sqlite3_stmt *st = prep(c, "SELECT name FROM domains WHERE catchall = ? "
+	struct store_stmt *st = prep(c, "SELECT name FROM domains WHERE catchall = ? "
 				   "LIMIT 1");
 
 	if (str_catf(&addr, "%s@%s", local, domain))
 		vfail(EX_TEMP, "out of memory");
 	bind_text(st, 1, addr.s);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (store_step(st) == STORE_ROW)
 		vfail(EX_REFUSED, "%s is the catch-all of %s; change that first "
 		      "with 'vadmin catchall %s bounce'", addr.s,
-		      (const char *)sqlite3_column_text(st, 0),
-		      (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+		      (const char *)store_column_text(st, 0),
+		      (const char *)store_column_text(st, 0));
+	store_finalize(st);
 	str_free(&addr);
 }
 
@@ -547,11 +577,11 @@ void m_del_user(struct vctx *c, const char *addr)
 {
 	struct str local = STR_INIT, domain = STR_INIT, path = STR_INIT;
 	int64_t did, uid = need_user(c, addr, &local, &domain, &did);
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 
 	not_catchall_target(c, local.s, domain.s);
 	st = prep(c, "DELETE FROM users WHERE id = ?");
-	sqlite3_bind_int64(st, 1, uid);
+	store_bind_int(st, 1, uid);
 	done(c, st);
 	m_touch(c, did, local.s, domain.s);
 	if (str_catf(&path, "domains/%s/%s", domain.s, local.s))
@@ -567,13 +597,13 @@ void m_passwd(struct vctx *c, const char *addr, struct secret *sec)
 {
 	struct str local = STR_INIT, domain = STR_INIT;
 	int64_t did, uid = need_user(c, addr, &local, &domain, &did);
-	sqlite3_stmt *st = prep(c, "UPDATE users SET hash = ?, cram = ? "
+	struct store_stmt *st = prep(c, "UPDATE users SET hash = ?, cram = ? "
 				   "WHERE id = ?");
 
 	secret_finish(sec);
 	bind_text(st, 1, sec->hash.s);
 	bind_text(st, 2, sec->cram.len ? sec->cram.s : NULL);
-	sqlite3_bind_int64(st, 3, uid);
+	store_bind_int(st, 3, uid);
 	done(c, st);
 	m_touch(c, did, local.s, domain.s);
 	str_free(&local);
@@ -585,12 +615,12 @@ void m_setquota(struct vctx *c, const char *addr, const struct quota *q)
 {
 	struct str local = STR_INIT, domain = STR_INIT;
 	int64_t did, uid = need_user(c, addr, &local, &domain, &did);
-	sqlite3_stmt *st = prep(c, "UPDATE users SET quota_bytes = ?, "
+	struct store_stmt *st = prep(c, "UPDATE users SET quota_bytes = ?, "
 				   "quota_msgs = ? WHERE id = ?");
 
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)q->bytes);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)q->msgs);
-	sqlite3_bind_int64(st, 3, uid);
+	store_bind_int(st, 1, (int64_t)q->bytes);
+	store_bind_int(st, 2, (int64_t)q->msgs);
+	store_bind_int(st, 3, uid);
 	done(c, st);
 	m_touch(c, did, local.s, domain.s);
 	str_free(&local);
@@ -631,7 +661,7 @@ static void next_hops(struct vctx *c, const char *addr, struct str *hops)
 {
 	struct str local = STR_INIT, dom = STR_INIT, real = STR_INIT;
 	const char *why = "";
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int64_t did;
 
 	hops->len = 0;
@@ -644,13 +674,13 @@ static void next_hops(struct vctx *c, const char *addr, struct str *hops)
 		     "local = ?2 UNION ALL SELECT f.dest FROM forwards f "
 		     "JOIN users u ON u.id = f.user_id WHERE u.domain_id = ?1 "
 		     "AND u.local = ?2");
-	sqlite3_bind_int64(st, 1, did);
+	store_bind_int(st, 1, did);
 	bind_text(st, 2, local.s);
-	while (sqlite3_step(st) == SQLITE_ROW)
-		if (str_cats(hops, (const char *)sqlite3_column_text(st, 0)) ||
+	while (store_step(st) == STORE_ROW)
+		if (str_cats(hops, (const char *)store_column_text(st, 0)) ||
 		    str_catc(hops, 0))
 			vfail(EX_TEMP, "out of memory");
-	sqlite3_finalize(st);
+	store_finalize(st);
 out:
 	str_free(&local);
 	str_free(&dom);
@@ -727,7 +757,7 @@ void m_alias_add(struct vctx *c, const char *alias, char **dests, int n)
 {
 	struct str local = STR_INIT, domain = STR_INIT, dest = STR_INIT;
 	struct str full = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int64_t did;
 	int i;
 
@@ -738,13 +768,13 @@ void m_alias_add(struct vctx *c, const char *alias, char **dests, int n)
 		      "send its mail elsewhere", local.s, domain.s);
 	for (i = 0; i < n; i++) {
 		parse_dest(c, dests[i], domain.s, &dest);
-		st = prep(c, "INSERT OR IGNORE INTO aliases(domain_id, local, "
-			     "dest) VALUES (?, ?, ?)");
-		sqlite3_bind_int64(st, 1, did);
+		st = prep(c, "INSERT INTO aliases(domain_id, local, dest) "
+			     "VALUES (?, ?, ?) ON CONFLICT DO NOTHING");
+		store_bind_int(st, 1, did);
 		bind_text(st, 2, local.s);
 		bind_text(st, 3, dest.s);
 		done(c, st);
-		if (sqlite3_changes(c->db) == 0)
+		if (store_changes(c->db) == 0)
 			vfail(EX_REFUSED, "%s@%s already delivers to %s",
 			      local.s, domain.s, dest.s);
 	}
@@ -762,7 +792,7 @@ void m_alias_add(struct vctx *c, const char *alias, char **dests, int n)
 void m_alias_del(struct vctx *c, const char *alias, const char *dest_in)
 {
 	struct str local = STR_INIT, domain = STR_INIT, dest = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int64_t did;
 
 	m_parse_addr(alias, &local, &domain);
@@ -776,10 +806,10 @@ void m_alias_del(struct vctx *c, const char *alias, const char *dest_in)
 		st = prep(c, "DELETE FROM aliases WHERE domain_id = ? AND "
 			     "local = ?");
 	}
-	sqlite3_bind_int64(st, 1, did);
+	store_bind_int(st, 1, did);
 	bind_text(st, 2, local.s);
 	done(c, st);
-	if (sqlite3_changes(c->db) == 0)
+	if (store_changes(c->db) == 0)
 		vfail(EX_REFUSED, dest_in ? "alias %s@%s has no destination %s"
 		      : "alias %s@%s does not exist%s", local.s, domain.s,
 		      dest_in ? dest.s : "");
@@ -796,20 +826,22 @@ void m_forward(struct vctx *c, const char *addr, const char *dest_in, int keep)
 {
 	struct str local = STR_INIT, domain = STR_INIT, dest = STR_INIT;
 	int64_t did, uid = need_user(c, addr, &local, &domain, &did);
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 
 	if (dest_in) {
 		parse_dest(c, dest_in, domain.s, &dest);
-		st = prep(c, "INSERT OR REPLACE INTO forwards(user_id, dest, "
-			     "keep) VALUES (?, ?, ?)");
+		st = prep(c, "INSERT INTO forwards(user_id, dest, keep) "
+			     "VALUES (?, ?, ?) ON CONFLICT (user_id) DO "
+			     "UPDATE SET dest = excluded.dest, "
+			     "keep = excluded.keep");
 		bind_text(st, 2, dest.s);
-		sqlite3_bind_int(st, 3, keep);
+		store_bind_int(st, 3, keep);
 	} else {
 		st = prep(c, "DELETE FROM forwards WHERE user_id = ?");
 	}
-	sqlite3_bind_int64(st, 1, uid);
+	store_bind_int(st, 1, uid);
 	done(c, st);
-	if (!dest_in && sqlite3_changes(c->db) == 0)
+	if (!dest_in && store_changes(c->db) == 0)
 		vfail(EX_REFUSED, "%s@%s has no forward", local.s, domain.s);
 	if (dest_in) {
 		str_trunc(&dest, 0);
@@ -828,7 +860,7 @@ void m_catchall(struct vctx *c, const char *in, const char *what)
 {
 	struct str domain = STR_INIT, dest = STR_INIT, l = STR_INIT;
 	struct str d = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int64_t did;
 
 	m_parse_domain(in, &domain);
@@ -847,7 +879,7 @@ void m_catchall(struct vctx *c, const char *in, const char *what)
 	}
 	st = prep(c, "UPDATE domains SET catchall = ? WHERE id = ?");
 	bind_text(st, 1, dest.s);
-	sqlite3_bind_int64(st, 2, did);
+	store_bind_int(st, 2, did);
 	done(c, st);
 	m_pending(c, "cdb", domain.s);
 	str_free(&domain);
@@ -861,7 +893,7 @@ void m_aliasdomain_add(struct vctx *c, const char *alias_in,
 		       const char *real_in)
 {
 	struct str alias = STR_INIT, real = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int64_t rid;
 
 	m_parse_domain(alias_in, &alias);
@@ -874,8 +906,8 @@ void m_aliasdomain_add(struct vctx *c, const char *alias_in,
 	st = prep(c, "INSERT INTO domains(name, alias_of, created) "
 		     "VALUES (?, ?, ?)");
 	bind_text(st, 1, alias.s);
-	sqlite3_bind_int64(st, 2, rid);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+	store_bind_int(st, 2, rid);
+	store_bind_int(st, 3, (int64_t)time(NULL));
 	done(c, st);
 	m_pending(c, "global", "");
 	str_free(&alias);
@@ -887,7 +919,7 @@ void m_aliasdomain_del(struct vctx *c, const char *alias_in)
 {
 	struct str alias = STR_INIT;
 	int64_t alias_of = 0, id;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 
 	m_parse_domain(alias_in, &alias);
 	id = m_domain_id(c, alias.s, &alias_of);
@@ -897,7 +929,7 @@ void m_aliasdomain_del(struct vctx *c, const char *alias_in)
 		vfail(EX_REFUSED, "%s is a real domain, not an alias; use "
 		      "'vadmin deldomain %s'", alias.s, alias.s);
 	st = prep(c, "DELETE FROM domains WHERE id = ?");
-	sqlite3_bind_int64(st, 1, id);
+	store_bind_int(st, 1, id);
 	done(c, st);
 	m_pending(c, "global", "");
 	str_free(&alias);
@@ -908,12 +940,12 @@ void m_moduser(struct vctx *c, const char *addr, int disable, int mask)
 {
 	struct str local = STR_INIT, domain = STR_INIT;
 	int64_t did, uid = need_user(c, addr, &local, &domain, &did);
-	sqlite3_stmt *st = prep(c, disable ?
+	struct store_stmt *st = prep(c, disable ?
 				"UPDATE users SET flags = flags | ? WHERE id = ?" :
 				"UPDATE users SET flags = flags & ~? WHERE id = ?");
 
-	sqlite3_bind_int(st, 1, mask);
-	sqlite3_bind_int64(st, 2, uid);
+	store_bind_int(st, 1, mask);
+	store_bind_int(st, 2, uid);
 	done(c, st);
 	m_touch(c, did, local.s, domain.s);
 	str_free(&local);

@@ -55,66 +55,68 @@ int vi_root_dir(struct vi *v, const char *domain)
 	return r;
 }
 
-static sqlite3_stmt *prep(struct vi *v, const char *sql)
+static struct store_stmt *prep(struct vi *v, const char *sql)
 {
-	sqlite3_stmt *st = NULL;
+	struct store_stmt *st = NULL;
 
-	if (sqlite3_prepare_v2(v->c->db, sql, -1, &st, NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(v->c->db));
+	if (store_prepare(v->c->db, sql, &st) != 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(v->c->db));
 	return st;
 }
 
 /* step - run ST once (it was reset and bound), or exit 111 */
-static void step(struct vi *v, sqlite3_stmt *st)
+static void step(struct vi *v, struct store_stmt *st)
 {
-	int r = sqlite3_step(st);
+	int r = store_step(st);
 
-	if (r != SQLITE_DONE && r != SQLITE_ROW)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(v->c->db));
-	sqlite3_reset(st);
+	if (r != STORE_DONE && r != STORE_ROW)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(v->c->db));
+	store_reset(st);
 }
 
 /* store_users - a domain's row and its users' rows */
 static void store_users(struct vi *v, struct vi_domain *d)
 {
-	sqlite3_stmt *dom = prep(v, "INSERT INTO domains(name, created) "
-				    "VALUES (?, strftime('%s'))");
-	sqlite3_stmt *ins = prep(v, "INSERT INTO users(domain_id, local, "
+	struct store_stmt *dom = prep(v, "INSERT INTO domains(name, created) "
+				    "VALUES (?, ?)");
+	struct store_stmt *ins = prep(v, "INSERT INTO users(domain_id, local, "
 				    "hash, cram, name, quota_bytes, "
 				    "quota_msgs, flags, maildir, created, "
 				    "bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-				    "?, strftime('%s'), ?)");
+				    "?, ?, ?)");
 	struct str md = STR_INIT;
 	size_t i;
 
-	sqlite3_bind_text(dom, 1, d->name, -1, SQLITE_STATIC);
+	store_bind_text(dom, 1, d->name);
+	store_bind_int(dom, 2, (int64_t)time(NULL));
 	step(v, dom);
-	sqlite3_finalize(dom);
-	d->id = sqlite3_last_insert_rowid(v->c->db);
+	store_finalize(dom);
+	d->id = store_last_id(v->c->db);
 	for (i = 0; i < d->nu; i++) {
 		struct vi_user *u = &d->u[i];
 
 		md.len = 0;
 		if (str_catf(&md, "domains/%s/%s/Maildir", d->name, u->local))
 			vfail(EX_TEMP, "out of memory");
-		sqlite3_bind_int64(ins, 1, d->id);
-		sqlite3_bind_text(ins, 2, u->local, -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 3, u->hash, -1, SQLITE_STATIC);
+		store_bind_int(ins, 1, d->id);
+		store_bind_text(ins, 2, u->local);
+		store_bind_text(ins, 3, u->hash);
 		if (u->cram)
-			sqlite3_bind_text(ins, 4, u->cram, -1, SQLITE_STATIC);
+			store_bind_text(ins, 4, u->cram);
 		else
-			sqlite3_bind_null(ins, 4);
-		sqlite3_bind_text(ins, 5, u->name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 6, (sqlite3_int64)u->q.bytes);
-		sqlite3_bind_int64(ins, 7, (sqlite3_int64)u->q.msgs);
-		sqlite3_bind_int(ins, 8, u->flags);
-		sqlite3_bind_text(ins, 9, md.s, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 10, acct_bucket(u->local,
-							strlen(u->local)));
+			store_bind_null(ins, 4);
+		store_bind_text(ins, 5, u->name);
+		store_bind_int(ins, 6, (int64_t)u->q.bytes);
+		store_bind_int(ins, 7, (int64_t)u->q.msgs);
+		store_bind_int(ins, 8, u->flags);
+		store_bind_text(ins, 9, md.s);
+		store_bind_int(ins, 10, (int64_t)time(NULL));
+		store_bind_int(ins, 11, acct_bucket(u->local,
+						    strlen(u->local)));
 		step(v, ins);
-		u->id = sqlite3_last_insert_rowid(v->c->db);
+		u->id = store_last_id(v->c->db);
 	}
-	sqlite3_finalize(ins);
+	store_finalize(ins);
 	str_free(&md);
 	v->domains++;
 	v->users += d->nu;
@@ -160,8 +162,9 @@ static int good_dest(struct vi *v, const char *in, struct str *to,
 /* store_aliases - the alias rows of a domain */
 static void store_aliases(struct vi *v, struct vi_domain *d)
 {
-	sqlite3_stmt *st = prep(v, "INSERT OR IGNORE INTO aliases(domain_id, "
-				   "local, dest) VALUES (?, ?, ?)");
+	struct store_stmt *st = prep(v, "INSERT INTO aliases(domain_id, "
+				     "local, dest) VALUES (?, ?, ?) "
+				     "ON CONFLICT DO NOTHING");
 	struct str to = STR_INIT;
 	size_t i;
 
@@ -169,20 +172,20 @@ static void store_aliases(struct vi *v, struct vi_domain *d)
 		if (!good_dest(v, d->a[i].dest, &to, d->a[i].place,
 			       "destination"))
 			continue;
-		sqlite3_bind_int64(st, 1, d->id);
-		sqlite3_bind_text(st, 2, d->a[i].local, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, to.s, -1, SQLITE_STATIC);
+		store_bind_int(st, 1, d->id);
+		store_bind_text(st, 2, d->a[i].local);
+		store_bind_text(st, 3, to.s);
 		step(v, st);
-		v->aliases += (unsigned long)sqlite3_changes(v->c->db);
+		v->aliases += (unsigned long)store_changes(v->c->db);
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	str_free(&to);
 }
 
 /* store_forwards - the users' own .qmail forwards */
 static void store_forwards(struct vi *v, struct vi_domain *d)
 {
-	sqlite3_stmt *st = prep(v, "INSERT INTO forwards(user_id, dest, keep) "
+	struct store_stmt *st = prep(v, "INSERT INTO forwards(user_id, dest, keep) "
 				   "VALUES (?, ?, ?)");
 	struct str to = STR_INIT, who = STR_INIT;
 	size_t i;
@@ -197,13 +200,13 @@ static void store_forwards(struct vi *v, struct vi_domain *d)
 			vfail(EX_TEMP, "out of memory");
 		if (!good_dest(v, u->fwd, &to, who.s, "forward"))
 			continue;
-		sqlite3_bind_int64(st, 1, u->id);
-		sqlite3_bind_text(st, 2, to.s, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 3, u->keep);
+		store_bind_int(st, 1, u->id);
+		store_bind_text(st, 2, to.s);
+		store_bind_int(st, 3, u->keep);
 		step(v, st);
 		v->forwards++;
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	str_free(&to);
 	str_free(&who);
 }
@@ -214,7 +217,7 @@ static void store_catchall(struct vi *v, struct vi_domain *d)
 {
 	struct str to = STR_INIT, l = STR_INIT, dom = STR_INIT;
 	const char *why = "";
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 
 	if (!d->catchall)
 		return;
@@ -233,10 +236,10 @@ static void store_catchall(struct vi *v, struct vi_domain *d)
 		goto out;
 	}
 	st = prep(v, "UPDATE domains SET catchall = ? WHERE id = ?");
-	sqlite3_bind_text(st, 1, to.s, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, d->id);
+	store_bind_text(st, 1, to.s);
+	store_bind_int(st, 2, d->id);
 	step(v, st);
-	sqlite3_finalize(st);
+	store_finalize(st);
 	v->catchalls++;
 out:
 	str_free(&to);
@@ -247,8 +250,8 @@ out:
 /* store_alias_domains - users/assign's alias domains of imported ones */
 static void store_alias_domains(struct vi *v)
 {
-	sqlite3_stmt *st = prep(v, "INSERT INTO domains(name, alias_of, "
-				   "created) VALUES (?, ?, strftime('%s'))");
+	struct store_stmt *st = prep(v, "INSERT INTO domains(name, alias_of, "
+				   "created) VALUES (?, ?, ?)");
 	size_t i;
 
 	for (i = 0; i < v->nad; i++) {
@@ -257,13 +260,14 @@ static void store_alias_domains(struct vi *v)
 			       "carried", v->ad[i].name);
 			continue;
 		}
-		sqlite3_bind_text(st, 1, v->ad[i].name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, m_domain_id(v->c, v->ad[i].real,
+		store_bind_text(st, 1, v->ad[i].name);
+		store_bind_int(st, 2, m_domain_id(v->c, v->ad[i].real,
 						      NULL));
+		store_bind_int(st, 3, (int64_t)time(NULL));
 		step(v, st);
 		v->adoms++;
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 }
 
 /* vi_store - every row of the plan, in the open transaction */
@@ -271,9 +275,11 @@ void vi_store(struct vi *v)
 {
 	size_t i;
 
+	m_bulk(v->c->db, 1);
 	for (i = 0; i < v->nd; i++)
 		if (!v->d[i].skip)
 			store_users(v, &v->d[i]);
+	m_bulk(v->c->db, 0);
 	/* every domain and user is in: destinations can be checked */
 	for (i = 0; i < v->nd; i++) {
 		if (v->d[i].skip)

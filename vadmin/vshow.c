@@ -22,20 +22,20 @@ static void json_str(const char *s)
 	json_put_str(s, strlen(s));
 }
 
-static sqlite3_stmt *prep(struct vctx *c, const char *sql)
+static struct store_stmt *prep(struct vctx *c, const char *sql)
 {
-	sqlite3_stmt *st = NULL;
+	struct store_stmt *st = NULL;
 
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-		vfail(EX_TEMP, "database error: %s", sqlite3_errmsg(c->db));
+	if (store_prepare(c->db, sql, &st) != 0)
+		vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
 	return st;
 }
 
-static const char *col(sqlite3_stmt *st, int i)
+static const char *col(struct store_stmt *st, int i)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
+	const char *t = store_column_text(st, i);
 
-	return t ? (const char *)t : "";
+	return t ? t : "";
 }
 
 static void iso_time(time_t t, char out[32])
@@ -64,7 +64,7 @@ void show_user(struct vctx *c, const char *addr)
 	struct str local = STR_INIT, domain = STR_INIT, real = STR_INIT;
 	struct str qs = STR_INIT, md = STR_INIT;
 	struct quota q;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	uint64_t bytes = 0, msgs = 0;
 	char created[32];
 	int64_t did, flags;
@@ -81,15 +81,15 @@ void show_user(struct vctx *c, const char *addr)
 		     "u.flags, u.hash, u.cram IS NOT NULL, u.created, f.dest, "
 		     "f.keep FROM users u LEFT JOIN forwards f ON f.user_id = "
 		     "u.id WHERE u.domain_id = ? AND u.local = ?");
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_text(st, 2, local.s, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW)
+	store_bind_int(st, 1, did);
+	store_bind_text(st, 2, local.s);
+	if (store_step(st) != STORE_ROW)
 		vfail(EX_REFUSED, "user %s@%s does not exist", local.s,
 		      domain.s);
-	q.bytes = (uint64_t)sqlite3_column_int64(st, 2);
-	q.msgs = (uint64_t)sqlite3_column_int64(st, 3);
-	flags = sqlite3_column_int64(st, 4);
-	iso_time((time_t)sqlite3_column_int64(st, 7), created);
+	q.bytes = (uint64_t)store_column_int(st, 2);
+	q.msgs = (uint64_t)store_column_int(st, 3);
+	flags = store_column_int(st, 4);
+	iso_time((time_t)store_column_int(st, 7), created);
 	if (quota_format(&q, &qs) < 0 ||
 	    str_catf(&md, "%s/%s", c->root, col(st, 1)) < 0)
 		vfail(EX_TEMP, "out of memory");
@@ -100,7 +100,7 @@ void show_user(struct vctx *c, const char *addr)
 		close(dfd);
 	}
 	fwd = col(st, 8);
-	fwdkeep = sqlite3_column_int(st, 9) ? "yes" : "no";
+	fwdkeep = store_column_int(st, 9) ? "yes" : "no";
 	if (c->json) {
 		printf("{\"address\":\"%s@%s\"", local.s, real.s); /* checked names */
 		printf(",\"domain\":");
@@ -131,7 +131,7 @@ void show_user(struct vctx *c, const char *addr)
 		printf(",\"password_weak\":%s",
 		       strncmp(col(st, 5), "$1$", 3) ? "false" : "true");
 		printf(",\"cram_md5\":%s,\"created\":",
-		       sqlite3_column_int(st, 6) ? "true" : "false");
+		       store_column_int(st, 6) ? "true" : "false");
 		json_str(created);
 		printf("}\n");
 	} else {
@@ -152,11 +152,11 @@ void show_user(struct vctx *c, const char *addr)
 		printf("password: %s%s\n", scheme_of(col(st, 5)),
 		       strncmp(col(st, 5), "$1$", 3) ? "" : " (weak: give a "
 		       "new one with 'vadmin passwd')");
-		printf("cram-md5: %s\n", sqlite3_column_int(st, 6) ? "yes" :
+		printf("cram-md5: %s\n", store_column_int(st, 6) ? "yes" :
 		       "no");
 		printf("created: %s\n", created);
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	str_free(&local);
 	str_free(&domain);
 	str_free(&real);
@@ -165,27 +165,27 @@ void show_user(struct vctx *c, const char *addr)
 }
 
 /* show_one_domain - dominfo for one domain row */
-static void show_one_domain(struct vctx *c, sqlite3_stmt *st, int first)
+static void show_one_domain(struct vctx *c, struct store_stmt *st, int first)
 {
-	struct quota q = {(uint64_t)sqlite3_column_int64(st, 4),
-			  (uint64_t)sqlite3_column_int64(st, 5)};
+	struct quota q = {(uint64_t)store_column_int(st, 4),
+			  (uint64_t)store_column_int(st, 5)};
 	struct str qs = STR_INIT, aliases = STR_INIT;
-	sqlite3_stmt *a;
-	int64_t id = sqlite3_column_int64(st, 0);
+	struct store_stmt *a;
+	int64_t id = store_column_int(st, 0);
 	const char *name = col(st, 1), *real = col(st, 2);
-	int is_alias = sqlite3_column_type(st, 2) != SQLITE_NULL;
+	int is_alias = !store_column_null(st, 2);
 	char created[32];
 
 	if (quota_format(&q, &qs) < 0)
 		vfail(EX_TEMP, "out of memory");
-	iso_time((time_t)sqlite3_column_int64(st, 8), created);
+	iso_time((time_t)store_column_int(st, 8), created);
 	a = prep(c, "SELECT name FROM domains WHERE alias_of = ? ORDER BY name");
-	sqlite3_bind_int64(a, 1, id);
-	while (sqlite3_step(a) == SQLITE_ROW)
+	store_bind_int(a, 1, id);
+	while (store_step(a) == STORE_ROW)
 		if ((aliases.len && str_catc(&aliases, ' ')) ||
 		    str_cats(&aliases, col(a, 0)))
 			vfail(EX_TEMP, "out of memory");
-	sqlite3_finalize(a);
+	store_finalize(a);
 	if (c->json) {
 		printf("%s{\"domain\":", first ? "" : ",");
 		json_str(name);
@@ -203,8 +203,8 @@ static void show_one_domain(struct vctx *c, sqlite3_stmt *st, int first)
 			json_str(dir.s);
 			str_free(&dir);
 			printf(",\"users\":%lld,\"aliases\":%lld",
-			       (long long)sqlite3_column_int64(st, 6),
-			       (long long)sqlite3_column_int64(st, 7));
+			       (long long)store_column_int(st, 6),
+			       (long long)store_column_int(st, 7));
 			printf(",\"catchall\":");
 			json_str(col(st, 3));
 			printf(",\"default_quota\":");
@@ -230,9 +230,9 @@ static void show_one_domain(struct vctx *c, sqlite3_stmt *st, int first)
 		} else {
 			printf("directory: %s/domains/%s\n", c->root, name);
 			printf("users: %lld\n",
-			       (long long)sqlite3_column_int64(st, 6));
+			       (long long)store_column_int(st, 6));
 			printf("aliases: %lld\n",
-			       (long long)sqlite3_column_int64(st, 7));
+			       (long long)store_column_int(st, 7));
 			printf("catchall: %s\n", col(st, 3));
 			printf("default quota: %s\n", qs.len ? qs.s : "none");
 			printf("alias domains: %s\n", aliases.len ? aliases.s :
@@ -248,7 +248,7 @@ static void show_one_domain(struct vctx *c, sqlite3_stmt *st, int first)
 void show_domain(struct vctx *c, const char *in)
 {
 	struct str domain = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int n = 0;
 
 	if (in)
@@ -260,16 +260,16 @@ void show_domain(struct vctx *c, const char *in)
 		     "domains r ON r.id = d.alias_of WHERE ?1 IS NULL OR d.name "
 		     "= ?1 ORDER BY d.name");
 	if (in)
-		sqlite3_bind_text(st, 1, domain.s, -1, SQLITE_STATIC);
+		store_bind_text(st, 1, domain.s);
 	if (c->json && !in)
 		printf("[");
-	while (sqlite3_step(st) == SQLITE_ROW)
+	while (store_step(st) == STORE_ROW)
 		show_one_domain(c, st, n++ == 0);
 	if (c->json && !in)
 		printf("]\n");
 	else if (c->json && n)
 		printf("\n");
-	sqlite3_finalize(st);
+	store_finalize(st);
 	if (in && !n)
 		vfail(EX_REFUSED, "domain %s does not exist", domain.s);
 	str_free(&domain);
@@ -279,7 +279,7 @@ void show_domain(struct vctx *c, const char *in)
 void show_users(struct vctx *c, const char *in)
 {
 	struct str domain = STR_INIT, real = STR_INIT, qs = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int64_t did;
 	int n = 0;
 
@@ -289,13 +289,13 @@ void show_users(struct vctx *c, const char *in)
 		vfail(EX_REFUSED, "domain %s does not exist", domain.s);
 	st = prep(c, "SELECT local, name, quota_bytes, quota_msgs, flags FROM "
 		     "users WHERE domain_id = ? ORDER BY local");
-	sqlite3_bind_int64(st, 1, did);
+	store_bind_int(st, 1, did);
 	if (c->json)
 		printf("[");
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct quota q = {(uint64_t)sqlite3_column_int64(st, 2),
-				  (uint64_t)sqlite3_column_int64(st, 3)};
-		int f = sqlite3_column_int(st, 4);
+	while (store_step(st) == STORE_ROW) {
+		struct quota q = {(uint64_t)store_column_int(st, 2),
+				  (uint64_t)store_column_int(st, 3)};
+		int f = store_column_int(st, 4);
 
 		if (!c->json) {
 			printf("%s@%s\n", col(st, 0), real.s);
@@ -316,7 +316,7 @@ void show_users(struct vctx *c, const char *in)
 	}
 	if (c->json)
 		printf("]\n");
-	sqlite3_finalize(st);
+	store_finalize(st);
 	str_free(&domain);
 	str_free(&real);
 	str_free(&qs);
@@ -325,15 +325,15 @@ void show_users(struct vctx *c, const char *in)
 /* show_domains - vadmin listdomains */
 void show_domains(struct vctx *c)
 {
-	sqlite3_stmt *st = prep(c, "SELECT d.name, r.name FROM domains d LEFT "
+	struct store_stmt *st = prep(c, "SELECT d.name, r.name FROM domains d LEFT "
 				   "JOIN domains r ON r.id = d.alias_of ORDER "
 				   "BY d.name");
 	int n = 0;
 
 	if (c->json)
 		printf("[");
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		int alias = sqlite3_column_type(st, 1) != SQLITE_NULL;
+	while (store_step(st) == STORE_ROW) {
+		int alias = !store_column_null(st, 1);
 
 		if (c->json) {
 			printf("%s{\"domain\":\"%s\",\"alias_of\":", n++ ? "," :
@@ -350,14 +350,14 @@ void show_domains(struct vctx *c)
 	}
 	if (c->json)
 		printf("]\n");
-	sqlite3_finalize(st);
+	store_finalize(st);
 }
 
 /* show_aliases - valias DOMAIN | valias ALIAS@DOMAIN: "alias -> dest" */
 void show_aliases(struct vctx *c, const char *what)
 {
 	struct str local = STR_INIT, domain = STR_INIT, real = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int64_t did;
 	int n = 0;
 
@@ -370,14 +370,14 @@ void show_aliases(struct vctx *c, const char *what)
 		vfail(EX_REFUSED, "domain %s does not exist", domain.s);
 	st = prep(c, "SELECT local, dest FROM aliases WHERE domain_id = ?1 AND "
 		     "(?2 IS NULL OR local = ?2) ORDER BY local, dest");
-	sqlite3_bind_int64(st, 1, did);
+	store_bind_int(st, 1, did);
 	if (local.len)
-		sqlite3_bind_text(st, 2, local.s, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+		store_bind_text(st, 2, local.s);
+	while (store_step(st) == STORE_ROW) {
 		printf("%s@%s -> %s\n", col(st, 0), real.s, col(st, 1));
 		n++;
 	}
-	sqlite3_finalize(st);
+	store_finalize(st);
 	if (local.len && !n)
 		vfail(EX_REFUSED, "alias %s@%s does not exist", local.s, real.s);
 	str_free(&local);
@@ -389,7 +389,7 @@ void show_aliases(struct vctx *c, const char *what)
 void show_flags(struct vctx *c, const char *addr)
 {
 	struct str local = STR_INIT, domain = STR_INIT, real = STR_INIT;
-	sqlite3_stmt *st;
+	struct store_stmt *st;
 	int64_t did;
 	int f;
 
@@ -398,12 +398,12 @@ void show_flags(struct vctx *c, const char *addr)
 	if (!did)
 		vfail(EX_REFUSED, "domain %s does not exist", domain.s);
 	st = prep(c, "SELECT flags FROM users WHERE domain_id = ? AND local = ?");
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_text(st, 2, local.s, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW)
+	store_bind_int(st, 1, did);
+	store_bind_text(st, 2, local.s);
+	if (store_step(st) != STORE_ROW)
 		vfail(EX_REFUSED, "user %s@%s does not exist", local.s,
 		      domain.s);
-	f = sqlite3_column_int(st, 0);
+	f = store_column_int(st, 0);
 	if (c->json)
 		printf("{\"pop\":%s,\"smtp\":%s,\"delivery\":%s}\n",
 		       f & ACCT_NOPOP ? "false" : "true",
@@ -414,7 +414,7 @@ void show_flags(struct vctx *c, const char *addr)
 		       f & ACCT_NOPOP ? "disabled" : "enabled",
 		       f & ACCT_NOSMTP ? "disabled" : "enabled",
 		       f & ACCT_NODELIVERY ? "disabled" : "enabled");
-	sqlite3_finalize(st);
+	store_finalize(st);
 	str_free(&local);
 	str_free(&domain);
 	str_free(&real);

@@ -26,6 +26,7 @@ import base64
 import contextlib
 import glob
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -798,3 +799,118 @@ def queue_files(t):
     out = glob.glob(t.path("queue", "new", "*"))
     out += glob.glob(t.path("queue", "msg", "*", "*"))
     return sorted(out)
+
+
+# --- PostgreSQL ----
+
+def postgres_bindir():
+    """the directory of Debian's newest PostgreSQL server programs, or None
+    (tools/deps.sh test installs the postgresql package)"""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+                   key=lambda p: int(p.split("/")[4]) if
+                   p.split("/")[4].isdigit() else 0)
+    return os.path.dirname(found[-1]) if found else None
+
+
+class Postgres:
+    """A private PostgreSQL server for one test: initdb into a directory
+    of the test's temporary directory, the server on a free loopback port
+    (and its Unix socket in that directory), trust authentication for its
+    one role, fsync off unless asked (the tests measure no durability of
+    PostgreSQL's; bench/store_bench.py asks).
+    PostgreSQL refuses to run as root: a test run as root starts it as the
+    postgres user (the package's), else as itself. stop() ends it by its
+    PID. Usable by several roots at once (the multi-host tests): each
+    createdb() is an empty database, conninfo() the libpq string that
+    control/accountdb takes.
+
+        with helpers.Postgres(t) as pg:
+            pg.createdb("facteur")
+            put accountdb = pg.conninfo("facteur")
+    """
+
+    def __init__(self, t, name="postgres", fsync=False):
+        self.bindir = postgres_bindir()
+        assert self.bindir, "no PostgreSQL server: run tools/deps.sh test"
+        self.dir = os.path.join(t.tmp, name)
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.p = None
+        self.fsync = fsync
+        os.mkdir(self.dir, 0o700)
+        self.user = {}
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self.user = {"user": pw.pw_uid, "group": pw.pw_gid,
+                         "extra_groups": []}
+        self._run("initdb", "-D", self.data, "-U", "facteur",
+                  "--auth=trust", "--no-instructions", "-E", "UTF8",
+                  "--locale=C.UTF-8")
+        self.start()
+
+    def _run(self, prog, *args):
+        p = subprocess.run([os.path.join(self.bindir, prog), *args],
+                           capture_output=True, text=True, timeout=120,
+                           cwd=self.dir, **self.user)
+        assert p.returncode == 0, f"{prog}: {p.stdout}{p.stderr}"
+        return p
+
+    def start(self):
+        """start the server (again, after stop) and wait until it answers"""
+        log = open(os.path.join(self.dir, "log"), "ab")
+        self.p = subprocess.Popen(
+            [os.path.join(self.bindir, "postgres"), "-D", self.data,
+             "-k", self.dir, "-p", str(self.port), "-c",
+             "listen_addresses=127.0.0.1", "-c",
+             "fsync=" + ("on" if self.fsync else "off"), "-c",
+             "max_connections=40"],
+            stdout=log, stderr=log, cwd=self.dir, **self.user)
+        log.close()
+        wait_for("PostgreSQL to answer", self.ready, 60)
+
+    def ready(self):
+        assert self.p.poll() is None, "postgres died:\n" + self.log()
+        return subprocess.run(
+            [os.path.join(self.bindir, "pg_isready"), "-q", "-h",
+             "127.0.0.1", "-p", str(self.port)]).returncode == 0
+
+    def log(self):
+        with open(os.path.join(self.dir, "log"), errors="replace") as f:
+            return f.read()[-4000:]
+
+    def conninfo(self, db="facteur"):
+        return (f"host=127.0.0.1 port={self.port} dbname={db} "
+                f"user=facteur connect_timeout=5")
+
+    def createdb(self, db="facteur"):
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port),
+                  "-U", "facteur", db)
+        return self.conninfo(db)
+
+    def sql(self, query, db="facteur"):
+        """one query through psql; its rows, fields split on |"""
+        p = subprocess.run(
+            [os.path.join(self.bindir, "psql"), "-X", "-A", "-t", "-q",
+             "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+             str(self.port), "-U", "facteur", "-d", db, "-c", query],
+            capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, f"psql {query!r}: {p.stderr}"
+        return [line.split("|") for line in p.stdout.splitlines()]
+
+    def stop(self):
+        """fast shutdown by PID (SIGINT), and wait for it"""
+        if self.p and self.p.poll() is None:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.p = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

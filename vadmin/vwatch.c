@@ -1,0 +1,231 @@
+/*
+ * vwatch - `vadmin watch`: this host's CDBs kept current from a
+ * PostgreSQL account store that several hosts share (docs/scale-out.md).
+ *
+ * vadmin on any host records, in the transaction of each change, the
+ * file work the change owes (`pending`); PostgreSQL copies each such row
+ * into the numbered log `changes` and NOTIFYs channel facteur_changes at
+ * COMMIT (schema/pg/003_changes.sql). This command, which `facteur run`
+ * keeps running on every host whose accounts are in PostgreSQL, LISTENs
+ * on that channel and, on each notification, does the logged work of
+ * every row it has not applied yet (the same functions as vadmin's own,
+ * vgen.c gen_do) and writes the last number applied to db/changes.seen.
+ * LISTEN comes before the first look at the log, so nothing committed in
+ * between is missed; a host that was down catches up when this starts
+ * (and one with no db/changes.seen regenerates everything once). The log
+ * is also read every IDLE_MS without a notification, so a lost one costs
+ * at most that. Directories are not removed here: the host that made the
+ * change did, in the `domains/` tree the hosts share.
+ *
+ * It holds vadmin's lock only while it writes. When the database goes
+ * away it exits 111 and facteur run starts it again after its back-off;
+ * delivery, SMTP and POP3 go on meanwhile from the CDBs as they are.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsx.h"
+#include "num.h"
+#include "vadmin.h"
+
+#define CHANNEL "facteur_changes"
+#define IDLE_MS 30000
+
+/* mark_path - ROOT/db/changes.seen */
+static void mark_path(struct vctx *c, struct str *p)
+{
+	p->len = 0;
+	if (str_catf(p, "%s/db/changes.seen", c->root))
+		vfail(EX_TEMP, "out of memory");
+}
+
+/* read_mark - the last change applied here, -1 when none ever was */
+static int64_t read_mark(struct vctx *c)
+{
+	struct str p = STR_INIT, v = STR_INIT;
+	uint64_t n = 0;
+	int r;
+
+	mark_path(c, &p);
+	r = fsx_read_file(p.s, &v, 64);
+	if (r == -ENOENT) {
+		str_free(&p);
+		str_free(&v);
+		return -1;
+	}
+	while (r == 0 && v.len && (v.s[v.len - 1] == '\n'))
+		v.s[--v.len] = 0;
+	if (r == 0)
+		r = num_parse(str_cstr(&v), INT64_MAX, &n);
+	if (r < 0)
+		vfail(EX_TEMP, "cannot read %s (%s); remove it to regenerate "
+		      "every table once", p.s, msg_err(r));
+	str_free(&p);
+	str_free(&v);
+	return (int64_t)n;
+}
+
+/* write_mark - the last change applied here, atomically */
+static void write_mark(struct vctx *c, int64_t mark)
+{
+	struct str p = STR_INIT, v = STR_INIT;
+	int r;
+
+	mark_path(c, &p);
+	if (str_catf(&v, "%" PRId64 "\n", mark))
+		vfail(EX_TEMP, "out of memory");
+	r = fsx_write_atomic(p.s, v.s, v.len, 0600);
+	if (r < 0)
+		vfail(EX_TEMP, "cannot write %s: %s", p.s, msg_err(r));
+	str_free(&p);
+	str_free(&v);
+}
+
+/* db_failed - exit 111 saying whether the database went away */
+static _Noreturn void db_failed(struct vctx *c)
+{
+	if (store_unreachable(c->db))
+		vfail(EX_TEMP, "lost the account database (%s); the tables "
+		      "stay as they are until it is back", store_errmsg(c->db));
+	vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
+}
+
+/* query_int - the one number a query returns */
+static int64_t query_int(struct vctx *c, const char *sql)
+{
+	struct store_stmt *st = m_prep(c, sql);
+	int64_t v = 0;
+	int rc = store_step(st);
+
+	if (rc == STORE_ROW)
+		v = store_column_int(st, 0);
+	store_finalize(st);
+	if (rc < 0)
+		db_failed(c);
+	return v;
+}
+
+/* regenerate_all - every table of this host, from the database */
+static void regenerate_all(struct vctx *c)
+{
+	struct store_stmt *st = m_prep(c, "SELECT name FROM domains WHERE "
+				       "alias_of IS NULL ORDER BY id");
+	int rc, r = 0;
+
+	while (r == 0 && (rc = store_step(st)) == STORE_ROW)
+		r = gen_do(c, "cdb", m_col(st, 0), 0);
+	store_finalize(st);
+	if (r == 0)
+		r = gen_global(c);
+	if (r == 0)
+		r = gen_dkim(c);
+	if (r < 0)
+		vfail(EX_TEMP, "cannot regenerate the tables: %s", msg_err(r));
+}
+
+/* apply_since - the work of every change after mark, each (kind, arg)
+ * once however often it was logged; the newest number applied */
+static int64_t apply_since(struct vctx *c, int64_t mark, unsigned *n)
+{
+	struct store_stmt *st = m_prep(c, "SELECT kind, arg, max(id) AS last "
+				       "FROM changes WHERE id > ? GROUP BY "
+				       "kind, arg ORDER BY last");
+	int rc, r = 0;
+
+	store_bind_int(st, 1, mark);
+	while (r == 0 && (rc = store_step(st)) == STORE_ROW) {
+		r = gen_do(c, m_col(st, 0), m_col(st, 1), 0);
+		if (r < 0)
+			vfail(EX_TEMP, "cannot apply a change (%s %s): %s",
+			      m_col(st, 0), m_col(st, 1), msg_err(r));
+		mark = store_column_int(st, 2) > mark ?
+		       store_column_int(st, 2) : mark;
+		(*n)++;
+	}
+	store_finalize(st);
+	if (rc < 0)
+		db_failed(c);
+	return mark;
+}
+
+/* do_owed - the work applying the changes owed in turn (a domain
+ * split anew owes its old files' removal and assign.cdb), until none */
+static void do_owed(struct vctx *c, struct str *owed)
+{
+	size_t i = 0;
+
+	while (i < owed->len) {
+		const char *kind = owed->s + i;
+		size_t kl = strlen(kind) + 1;
+		const char *arg = owed->s + i + kl;
+		struct str k = STR_INIT, a = STR_INIT;
+		int r;
+
+		/* copies: the work may append to owed, moving its bytes */
+		if (str_copys(&k, kind) || str_copys(&a, arg))
+			vfail(EX_TEMP, "out of memory");
+		i += kl + strlen(arg) + 1;
+		r = gen_do(c, k.s, a.s, 0);
+		if (r < 0)
+			vfail(EX_TEMP, "cannot apply a change (%s %s): %s", k.s,
+			      a.s, msg_err(r));
+		str_free(&k);
+		str_free(&a);
+	}
+	owed->len = 0;
+}
+
+/* catch_up - bring this host's tables up to the log; the mark is
+ * written once all the work is done, so a watcher killed midway does it
+ * again */
+static void catch_up(struct vctx *c)
+{
+	struct str owed = STR_INIT;
+	int64_t mark = read_mark(c), last;
+	unsigned n = 0;
+
+	vlock(c);
+	c->owed = &owed;
+	if (mark < 0) {
+		/* a new host, or one told to start over: the log's end, then
+		 * every table; what comes after is applied next time */
+		last = query_int(c, "SELECT coalesce(max(id), 0) FROM changes");
+		regenerate_all(c);
+	} else {
+		last = apply_since(c, mark, &n);
+	}
+	do_owed(c, &owed);
+	c->owed = NULL;
+	str_free(&owed);
+	if (last != mark)
+		write_mark(c, last);
+	if (mark < 0)
+		fprintf(stderr, "vadmin: watch: every table regenerated, "
+			"change %" PRId64 "\n", last);
+	else if (last != mark)
+		fprintf(stderr, "vadmin: watch: %u change%s applied, up to "
+			"%" PRId64 "\n", n, n == 1 ? "" : "s", last);
+	vunlock(c);
+}
+
+/* cmd_watch - the command: it returns only by failing */
+int cmd_watch(struct vctx *c)
+{
+	if (store_kind(c->db) != STORE_PG)
+		vfail(EX_REFUSED, "nothing to watch: this root's accounts are in "
+		      "SQLite (control/accountdb)");
+	if (store_listen(c->db, CHANNEL) < 0)
+		vfail(EX_TEMP, "cannot listen for changes: %s",
+		      store_errmsg(c->db));
+	catch_up(c);
+	for (;;) {
+		int r = store_wait(c->db, IDLE_MS);
+
+		if (r < 0)
+			db_failed(c);
+		catch_up(c);
+	}
+}
