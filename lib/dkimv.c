@@ -594,6 +594,12 @@ int dkimv_put(struct dkimv *v, const void *buf, size_t n)
 	return r == 0 && i + 1 < n ? body(v, b + i + 1, n - i - 1) : r;
 }
 
+/* dkimv_in_header - see dkimv.h */
+int dkimv_in_header(const struct dkimv *v)
+{
+	return v->state == V_HEAD;
+}
+
 /* dkimv_end - the message is complete: body hashes compared */
 int dkimv_end(struct dkimv *v)
 {

@@ -123,6 +123,9 @@ int dkimv_end(struct dkimv *v);
 void dkimv_check(struct dkimv_one *o, const char *txt, size_t n, int dnsr);
 int dkimv_finish(struct dkimv *v, struct dns *dns, int64_t deadline_ms);
 void dkimv_free(struct dkimv *v);
+/* dkimv_in_header - is V still reading the header (its signatures not
+ * all known yet)? */
+int dkimv_in_header(const struct dkimv *v);
 const char *dkimv_res_name(int res);
 
 #endif

@@ -150,8 +150,8 @@ static int received(struct session *s, struct dstate *d, struct str *id)
 		r = date_cat(&h, time(NULL));
 	if (r == 0)
 		r = str_catc(&h, '\n');
-	if (r == 0)
-		r = qw_body(&d->w, h.s, h.len);
+	if (r == 0)	/* under the A-R room on the MX path */
+		r = inbound_received(&d->ib, h.s, h.len);
 	str_free(&h);
 	return r;
 }
@@ -188,7 +188,8 @@ void data_receive(struct session *s)
 		return;
 	}
 	r = qw_open(&d.w, s->root, &s->env);
-	/* the A-R room first: the header goes above everything */
+	/* on the MX path the Received line waits in inbound.c for the A-R
+	 * room, which goes above everything once the header is read */
 	if (r == 0 && ((r = inbound_start(&d.ib, &d.w, s->me.s, mx)) < 0 ||
 		       (r = received(s, &d, &id)) < 0))
 		qw_abort(&d.w);

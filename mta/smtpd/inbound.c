@@ -12,9 +12,15 @@
  *                    the client waits for the reply; kept in the session
  *                    until the transaction ends; control/spfreject
  *                    refuses a fail (550 5.7.23), never anything else
- *   inbound_start()  leaves room at the top of the queue file for the
- *                    header (qw_top_room: its length is known only at
- *                    the end, the body must not be copied twice)
+ *   inbound_start()  the state; the Received line (inbound_received())
+ *                    and the message are held in memory until the
+ *                    header has been read, then written after a room at
+ *                    the top of the queue file for our header
+ *                    (qw_top_room: its length is known only at the end,
+ *                    the body must not be copied twice), a room sized by
+ *                    the number of DKIM signatures: one line a result,
+ *                    about 2 KiB for a signed message instead of 5 for
+ *                    the most (INBOUND_HOLD_MAX bytes held at most)
  *   inbound_put()    the message to the DKIM verifier as it came, and,
  *                    without any Authentication-Results field that claims
  *                    our name (RFC 8601 5), to the queue file
@@ -115,17 +121,62 @@ static int spf_entry(const struct spf_result *f, struct authres *a)
 			   f->domain.len ? f->domain.s : NULL, NULL, NULL);
 }
 
-/* inbound_start - the MX path's state, the room for the header */
+/* inbound_start - the MX path's state; W the queue file, ME our name */
 int inbound_start(struct inbound *ib, struct qwriter *w, const char *me,
 		  int on)
 {
 	memset(ib, 0, sizeof *ib);
 	ib->on = on;
-	if (!on)
-		return 0;
-	authres_filter_init(&ib->flt, me);
-	dkimv_start(&ib->dkim);
-	return qw_top_room(w, authres_room(me, INBOUND_RESULTS_MAX));
+	ib->w = w;
+	ib->me = me;
+	if (on) {
+		authres_filter_init(&ib->flt, me);
+		dkimv_start(&ib->dkim);
+	}
+	return 0;
+}
+
+/* inbound_received - the Received line: into the queue file, or held
+ * until the room above it is made */
+int inbound_received(struct inbound *ib, const char *b, size_t n)
+{
+	return ib->on ? str_catb(&ib->held_rcvd, b, n) : qw_body(ib->w, b, n);
+}
+
+/* make_room - the room for our header, sized by the signatures found
+ * (all of them while the header is still being read), then what was
+ * held written after it */
+static int make_room(struct inbound *ib, struct qsign *qs)
+{
+	size_t n = INBOUND_RESULTS_MAX;
+	int r;
+
+	if (!dkimv_in_header(&ib->dkim))	/* dkim= lines, spf=, dmarc= */
+		n = (ib->dkim.nsig ? ib->dkim.nsig : 1) + 2;
+	ib->room = 1;
+	r = qw_top_room(ib->w, authres_room(ib->me, n));
+	if (r == 0 && ib->held_rcvd.len)
+		r = qw_body(ib->w, ib->held_rcvd.s, ib->held_rcvd.len);
+	if (r == 0 && ib->held.len)
+		r = qsign_put(qs, ib->held.s, ib->held.len);
+	str_free(&ib->held_rcvd);
+	str_free(&ib->held);
+	return r;
+}
+
+/* pass - OUT to the queue file, or held while the room is not made */
+static int pass(struct inbound *ib, struct qsign *qs, int end)
+{
+	int r = 0;
+
+	if (ib->room)
+		return ib->out.len ? qsign_put(qs, ib->out.s, ib->out.len) : 0;
+	if (ib->out.len)
+		r = str_catb(&ib->held, ib->out.s, ib->out.len);
+	if (r == 0 && (end || !dkimv_in_header(&ib->dkim) ||
+		       ib->held.len > INBOUND_HOLD_MAX))
+		r = make_room(ib, qs);
+	return r;
 }
 
 /* inbound_put - N message bytes to the verifier and, filtered, to QS */
@@ -140,12 +191,11 @@ int inbound_put(struct inbound *ib, struct qsign *qs, const char *b,
 	str_trunc(&ib->out, 0);
 	if (r == 0)
 		r = authres_filter_put(&ib->flt, b, n, &ib->out);
-	if (r == 0 && ib->out.len)
-		r = qsign_put(qs, ib->out.s, ib->out.len);
-	return r;
+	return r ? r : pass(ib, qs, 0);
 }
 
-/* inbound_flush - what the filter still holds (a last header field) */
+/* inbound_flush - what the filter still holds (a last header field),
+ * and the room if the message ended inside its header */
 int inbound_flush(struct inbound *ib, struct qsign *qs)
 {
 	int r;
@@ -154,9 +204,7 @@ int inbound_flush(struct inbound *ib, struct qsign *qs)
 		return 0;
 	str_trunc(&ib->out, 0);
 	r = authres_filter_end(&ib->flt, &ib->out);
-	if (r == 0 && ib->out.len)
-		r = qsign_put(qs, ib->out.s, ib->out.len);
-	return r;
+	return r ? r : pass(ib, qs, 1);
 }
 
 /* inbound_results - the results as RFC 8601 entries, in their order */
@@ -282,4 +330,6 @@ void inbound_free(struct inbound *ib)
 	authres_filter_free(&ib->flt);
 	dkimv_free(&ib->dkim);
 	str_free(&ib->out);
+	str_free(&ib->held_rcvd);
+	str_free(&ib->held);
 }

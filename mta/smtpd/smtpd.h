@@ -93,11 +93,21 @@ void data_receive(struct session *s);
 #define INBOUND_REFUSE_DMARC "550 5.7.1 message refused: it fails the " \
 	"DMARC policy (p=reject) of its From: domain"
 
+/* the most of the message held in memory until the room for the header
+ * is made (inbound.c): past it, the room for INBOUND_RESULTS_MAX */
+#define INBOUND_HOLD_MAX (64 * 1024)
+
 struct inbound {
 	int on;			/* the MX path: checked, A-R added */
 	struct authres_filter flt;
 	struct dkimv dkim;
 	struct str out;
+	/* until the room is made: the Received line, and the message as it
+	 * passed the filter, held; then both written after the room */
+	struct qwriter *w;
+	const char *me;
+	int room;		/* the room is made */
+	struct str held_rcvd, held;
 };
 
 /* the results of one message, whatever checks produced them */
@@ -113,6 +123,7 @@ int inbound_start(struct inbound *ib, struct qwriter *w, const char *me,
 int inbound_put(struct inbound *ib, struct qsign *qs, const char *b,
 		size_t n);
 int inbound_flush(struct inbound *ib, struct qsign *qs);
+int inbound_received(struct inbound *ib, const char *b, size_t n);
 int inbound_results(const struct checks *c, struct authres *a);
 int inbound_end(struct inbound *ib, const struct session *s,
 		struct qwriter *w, int *refuse);

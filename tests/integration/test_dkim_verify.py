@@ -241,3 +241,30 @@ def test_forged_ar_removed_other_ids_kept_auth_gets_none(t):
     auth = base64.b64encode(b"\0bob@example.test\0secret").decode()
     (q,) = send(t, [forged], ip="127.0.0.1", pre=f"AUTH PLAIN {auth}\r\n")
     assert len(ar(q)) == 3 and q.startswith(b"Received:"), q[:200]
+
+
+def test_room_sized_by_signatures(t):
+    """the A-R room is made once the header is read, for the results
+    that can come: a one-signature message's queue file carries about
+    2 KiB of room, not the 5 KiB of 7 results; a message that ends
+    inside its header gets the room for 7 and its header at the top"""
+    setup(t)
+    ed, ed_p = ed_key()
+    headonly = b"From: a@signer.test\r\nSubject: no body, no empty line\r\n"
+    before = set(queued(t))
+    with dnsmasq(t, txt_opt(f"ed._domainkey.{D}",
+                            f"v=DKIM1; k=ed25519; p={ed_p}")):
+        one, head = send(t, [sign(MSG, "ed", ed, algo=b"ed25519-sha256"),
+                             headonly])
+    assert results(one) == [("pass", D, "ed")], results(one)
+    assert results(head) == [("none", None, None)], results(head)
+    assert head.endswith(b"Subject: no body, no empty line\n"), head[-80:]
+    files = sorted(set(queued(t)) - before,
+                   key=lambda f: int(os.path.basename(f).split(".")[0], 16))
+    # the file = envelope + unused room + the message (A-R included)
+    spare = os.path.getsize(files[0]) - len(one)
+    assert spare < 2800, spare          # 7 results' room: over 5,000
+    # no empty line: the signatures were never all known, so 7 results'
+    # room, and the header still first (results() checks it)
+    spare_head = os.path.getsize(files[1]) - len(head)
+    assert 4000 < spare_head < 6000, spare_head
