@@ -555,8 +555,9 @@ static void test_files(void)
 	{
 		struct str other = STR_INIT;
 
-		(void)link(sp("domains/d/u/Maildir/maildirsize"),
-			   sp("outside-maildirsize"));
+		CHECK_INT("mdq_hardlink_made",
+			  link(sp("domains/d/u/Maildir/maildirsize"),
+			       sp("outside-maildirsize")), 0);
 		mdq_lock(md.dfd, 0);
 		CHECK_INT("mdq_append_hardlink", mdq_append(md.dfd, 1, 1),
 			  -EILSEQ);
