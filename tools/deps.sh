@@ -118,6 +118,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     for d in $daemons; do
         exists ${d#*:} && had="$had ${d%%:*}"
     done
+    # Postfix's package asks how the system's mail goes; the tests want
+    # its programs only (as ../shared/bench/peers/install.sh does)
+    case "$missing " in *" postfix "*)
+        command -v debconf-set-selections >/dev/null 2>&1 &&
+            echo "postfix postfix/main_mailer_type select No configuration" |
+            debconf-set-selections ;;
+    esac
     DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends $missing >&2
