@@ -683,23 +683,26 @@ static EVP_PKEY_CTX *rsa_ctx(EVP_PKEY *pk)
 	return c;
 }
 
-/* key_of - the kept entry of K, decoded and kept now if it was not;
- * NULL: not a key (or no memory) */
-static struct kept_key *key_of(const struct dkimv_key *k)
+/* key_of - the kept entry of K in *E, decoded and kept now if it was
+ * not: 0, -EINVAL when the record holds no usable key, -ENOMEM */
+static int key_of(const struct dkimv_key *k, struct kept_key **e_r)
 {
 	struct kept_key *e;
 	EVP_PKEY *pk;
 	size_t i;
+	int r;
 
 	for (i = 0; i < KEYS_KEPT; i++) {
 		e = &kept[i];
 		if (e->pk && e->type == k->type && e->p.len == k->p.len &&
-		    memcmp(e->p.s, k->p.s, k->p.len) == 0)
-			return e;
+		    memcmp(e->p.s, k->p.s, k->p.len) == 0) {
+			*e_r = e;
+			return 0;
+		}
 	}
 	pk = decode_key(k);
 	if (!pk)
-		return NULL;
+		return -EINVAL;
 	e = &kept[kept_next];
 	EVP_PKEY_CTX_free(e->rsa);
 	EVP_PKEY_free(e->pk);
@@ -707,14 +710,17 @@ static struct kept_key *key_of(const struct dkimv_key *k)
 	e->pk = pk;
 	e->type = k->type;
 	str_trunc(&e->p, 0);
-	if (str_catb(&e->p, k->p.s, k->p.len) < 0 ||
-	    (k->type == DKIM_RSA && !(e->rsa = rsa_ctx(pk)))) {
+	r = str_catb(&e->p, k->p.s, k->p.len);
+	if (r == 0 && k->type == DKIM_RSA && !(e->rsa = rsa_ctx(pk)))
+		r = -EINVAL;	/* OpenSSL cannot verify with it */
+	if (r < 0) {
 		EVP_PKEY_free(e->pk);
 		e->pk = NULL;	/* a free slot again */
-		return NULL;
+		return r;
 	}
 	kept_next = (kept_next + 1) % KEYS_KEPT;
-	return e;
+	*e_r = e;
+	return 0;
 }
 
 /* sig_ok - does the signature verify with the kept key E: 1, 0 */
@@ -739,6 +745,7 @@ static void verdict(struct dkimv_one *o, const struct dkimv_key *k)
 {
 	const char *at = strchr(o->sig.i.s, '@');
 	struct kept_key *e;
+	int r;
 
 	o->res = DKIMV_PERMERROR;
 	if (!k->p.len) {
@@ -754,8 +761,13 @@ static void verdict(struct dkimv_one *o, const struct dkimv_key *k)
 		o->why = "i= not d= under t=s";
 		return;
 	}
-	e = key_of(k);
-	if (!e) {
+	r = key_of(k, &e);
+	if (r == -ENOMEM) {	/* ours, not the sender's: try again later */
+		o->res = DKIMV_TEMPERROR;
+		o->why = "out of memory";
+		return;
+	}
+	if (r < 0) {
 		o->why = "key record is not a key";
 		return;
 	}
