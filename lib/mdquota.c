@@ -162,20 +162,36 @@ int mdq_line(struct str *out, int64_t bytes, int64_t msgs)
 	return str_catf(out, "%lld %lld\n", (long long)bytes, (long long)msgs);
 }
 
-/* mdq_lock - flock the Maildir directory: shared to append, exclusive to
- * recalculate */
+/* mdq_lock - the quota lock: flock on MDQ_LOCK_FILE, a regular file of
+ * the Maildir opened for writing. Not on the directory: Linux's NFS
+ * client sends flock() to the server only for regular files (as a POSIX
+ * lock on the whole file, which needs a descriptor open for writing to
+ * be exclusive); on a directory it stays a lock of one host. Returns the
+ * descriptor that holds the lock, for mdq_unlock() */
 int mdq_lock(int dfd, int exclusive)
 {
-	while (flock(dfd, exclusive ? LOCK_EX : LOCK_SH) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
+	int fd = openat(dfd, MDQ_LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW |
+			O_CLOEXEC | O_NONBLOCK, 0600);
+
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
+		if (errno != EINTR) {
+			int e = -errno;
+
+			close(fd);
+			return e;
+		}
+	}
+	return fd;
 }
 
-/* mdq_unlock - release the lock of mdq_lock() */
-void mdq_unlock(int dfd)
+/* mdq_unlock - release the lock of mdq_lock(): closing its descriptor
+ * drops it (and, on NFS, the POSIX lock it stands for) */
+void mdq_unlock(int lockfd)
 {
-	(void)flock(dfd, LOCK_UN);
+	if (lockfd >= 0)
+		(void)close(lockfd);
 }
 
 /* mdq_read - read and parse maildirsize (-ENOENT: none, -EILSEQ: bad) */
@@ -274,12 +290,12 @@ static int recalc(int dfd, int tmpfd, const struct quota *want,
 int mdq_rebuild(int dfd, int tmpfd, const struct quota *want,
 		const char *host, struct mdq *q)
 {
-	int r = mdq_lock(dfd, 1);
+	int lk = mdq_lock(dfd, 1), r;
 
-	if (r < 0)
-		return r;
+	if (lk < 0)
+		return lk;
 	r = recalc(dfd, tmpfd, want, host, q);
-	mdq_unlock(dfd);
+	mdq_unlock(lk);
 	return r;
 }
 
@@ -305,18 +321,18 @@ static int fresh(int dfd, const struct quota *want, uint64_t add_bytes,
 int mdq_usage(int dfd, int tmpfd, const struct quota *want, const char *host,
 	      uint64_t add_bytes, uint64_t add_msgs, struct mdq *q)
 {
-	int r = fresh(dfd, want, add_bytes, add_msgs, q);
+	int r = fresh(dfd, want, add_bytes, add_msgs, q), lk;
 
 	if (r != 0)
 		return r < 0 ? r : 0;
-	r = mdq_lock(dfd, 1);
-	if (r < 0)
-		return r;
+	lk = mdq_lock(dfd, 1);
+	if (lk < 0)
+		return lk;
 	/* another delivery may have recalculated while we waited */
 	r = fresh(dfd, want, add_bytes, add_msgs, q);
 	if (r == 0)
 		r = recalc(dfd, tmpfd, want, host, q);
-	mdq_unlock(dfd);
+	mdq_unlock(lk);
 	return r < 0 ? r : 0;
 }
 

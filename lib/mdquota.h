@@ -19,14 +19,25 @@
  * over the old one.
  *
  * Locking, so that the sum stays exact when many deliveries run at once:
- * a process that appends holds flock(LOCK_SH) on the Maildir directory
- * from before it links its message into new/ until its line is written
- * (mdq_lock(dfd, 0)); a recalculation holds LOCK_EX on it from the scan to
- * the rename (mdq_rebuild() takes it). Appenders do not block each other.
- * The lock is held for a few system calls at a time: do not take the
- * Maildir directory's flock for anything longer (a POP3 session lock, for
- * one), or deliveries would wait for it. Courier and Dovecot do not know
- * this lock; their own appends are safe, their recalculations are rare.
+ * a process that appends holds a shared lock from before it links its
+ * message into new/ until its line is written (mdq_lock(dfd, 0)); a
+ * recalculation holds the exclusive lock from the scan to the rename
+ * (mdq_rebuild() takes it). Appenders do not block each other. The lock
+ * is flock(2) on the regular file MDQ_LOCK_FILE in the Maildir, opened
+ * for writing: Linux's NFS client makes that a POSIX lock on the server
+ * (since 2.6.12), so it holds between hosts that share the Maildir; a
+ * lock on the directory itself would hold on one host only. The lock is
+ * held for a few system calls at a time: take no other lock under it,
+ * and hold it for nothing longer (a POP3 session, for one), or
+ * deliveries would wait. Courier and Dovecot do not know this lock: as
+ * Dovecot, Facteur stays right without it on the rare occasions it is not
+ * shared. Each line is one write(2) of less than PIPE_BUF bytes on an
+ * O_APPEND descriptor; if two hosts' appends over NFS (where the client,
+ * not the server, picks the offset of O_APPEND) overwrite each other,
+ * the file holds a bad line (recalculated at once) or one line too few,
+ * which the next recalculation (at MDQ_FILE_MAX bytes at the latest)
+ * puts right. A recalculation writes a file in tmp/ (its name unique to
+ * the host through the host part) and renames it over maildirsize.
  *
  * mdq_over() says whether adding a message goes past a limit, counted as
  * Dovecot counts it: usage + size > bytes limit, or messages + 1 > message
@@ -45,6 +56,7 @@
 
 #define MDQ_FILE_MAX 5120
 #define MDQ_STALE_SECS (15 * 60)
+#define MDQ_LOCK_FILE "quota.lock"
 
 struct mdq {
 	struct quota limit;	/* the first line */
@@ -61,8 +73,9 @@ int mdq_reached(const struct quota *lim, uint64_t bytes, uint64_t msgs,
 		unsigned long percent);
 int mdq_line(struct str *out, int64_t bytes, int64_t msgs);
 
+/* the descriptor holding the lock, or a negative errno code */
 int mdq_lock(int dfd, int exclusive);
-void mdq_unlock(int dfd);
+void mdq_unlock(int lockfd);
 int mdq_read(int dfd, struct mdq *q, size_t *fsize_r, time_t *mtime_r);
 int mdq_rebuild(int dfd, int tmpfd, const struct quota *want,
 		const char *host, struct mdq *q);

@@ -451,7 +451,7 @@ static int commit_deletions(struct mbox *mb, size_t *gone_r)
 	struct str line = STR_INIT;
 	uint64_t bytes = 0, raw;
 	size_t i, gone = 0;
-	int r = 0, e, fd;
+	int r = 0, e, fd, lk;
 
 	*gone_r = 0;
 	for (i = 0; i < mb->n && !(mb->m[i].flags & MSG_DELETED); i++)
@@ -461,9 +461,9 @@ static int commit_deletions(struct mbox *mb, size_t *gone_r)
 	/* the shared quota lock from before the first unlink until the line
 	 * is written: a recalculation (exclusive) then sees either neither
 	 * or both, never the files gone and then the line again */
-	e = mdq_lock(mb->dfd, 0);
-	if (e < 0)
-		return e;
+	lk = mdq_lock(mb->dfd, 0);
+	if (lk < 0)
+		return lk;
 	for (i = 0; i < mb->n; i++) {
 		if (!(mb->m[i].flags & MSG_DELETED))
 			continue;
@@ -477,14 +477,14 @@ static int commit_deletions(struct mbox *mb, size_t *gone_r)
 	}
 	*gone_r = gone;
 	if (gone == 0) {
-		mdq_unlock(mb->dfd);
+		mdq_unlock(lk);
 		return r;
 	}
 	fd = mdq_open_append(mb->dfd);
 	if (fd == -EILSEQ)	/* a link: the next delivery recalculates */
 		(void)unlinkat(mb->dfd, "maildirsize", 0);
 	if (fd < 0) {
-		mdq_unlock(mb->dfd);
+		mdq_unlock(lk);
 		return fd == -ENOENT || fd == -EILSEQ ? r : (r ? r : fd);
 	}
 	e = str_catf(&line, "-%llu -%zu\n", (unsigned long long)bytes, gone);
@@ -492,7 +492,7 @@ static int commit_deletions(struct mbox *mb, size_t *gone_r)
 		e = fsx_write_all(fd, line.s, line.len);
 	if (close(fd) < 0 && e == 0)
 		e = -errno;
-	mdq_unlock(mb->dfd);
+	mdq_unlock(lk);
 	str_free(&line);
 	return r ? r : e;
 }

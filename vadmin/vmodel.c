@@ -323,7 +323,7 @@ int m_write_maildirsize(struct vctx *c, const char *maildir,
 {
 	struct str path = STR_INIT, body = STR_INIT;
 	uint64_t bytes = 0, msgs = 0;
-	int r, dfd;
+	int r, dfd, lk = -1;
 
 	if (str_catf(&path, "%s/%s", c->root, maildir))
 		return -ENOMEM;
@@ -331,7 +331,7 @@ int m_write_maildirsize(struct vctx *c, const char *maildir,
 	 * no delivery's or POP3 session's line falls between the scan and
 	 * the rename (no Maildir yet: nobody to race) */
 	dfd = open(path.s, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0 && (r = mdq_lock(dfd, 1)) < 0) {
+	if (dfd >= 0 && (lk = r = mdq_lock(dfd, 1)) < 0) {
 		close(dfd);
 		str_free(&path);
 		return r;
@@ -354,8 +354,9 @@ int m_write_maildirsize(struct vctx *c, const char *maildir,
 	if (r == 0)
 		r = fsx_write_atomic(path.s, body.s, body.len, 0600);
 out:
+	mdq_unlock(lk);
 	if (dfd >= 0)
-		close(dfd);	/* and with it the lock */
+		close(dfd);
 	str_free(&path);
 	str_free(&body);
 	return r;

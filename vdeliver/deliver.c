@@ -187,10 +187,10 @@ static void new_file(struct vd *v, struct target *t)
 static int commit(struct vd *v, struct target *t, uint64_t size,
 		  struct str *name_r)
 {
-	int r = maildir_sync(&t->f), q = 0;
+	int r = maildir_sync(&t->f), q = 0, lk = -1;
 
-	if (r == 0 && has_quota(t))
-		r = mdq_lock(t->md.dfd, 0);
+	if (r == 0 && has_quota(t) && (lk = mdq_lock(t->md.dfd, 0)) < 0)
+		r = lk;
 	if (r < 0)
 		return r;
 	r = maildir_deliver(&t->md, &t->f, size, name_r);
@@ -201,8 +201,7 @@ static int commit(struct vd *v, struct target *t, uint64_t size,
 		if (q < 0 && q != -ENOENT)
 			(void)unlinkat(t->md.dfd, "maildirsize", 0);
 	}
-	if (has_quota(t))
-		mdq_unlock(t->md.dfd);
+	mdq_unlock(lk);
 	if (r == 0 && q == -ENOENT &&
 	    mdq_rebuild(t->md.dfd, t->md.tmpfd, &t->quota, v->host.s,
 			&t->usage) == 0) {

@@ -99,6 +99,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "ctl.h"
 #include "log.h"
 #include "msg.h"
 #include "name.h"
@@ -348,16 +349,21 @@ static void become_mailuser(struct vd *v)
 		vd_fail(v, EX_TEMP, "4.3.0", "refusing to deliver as root");
 }
 
-/* host_name - this host's name, escaped for Maildir file names */
+/* host_name - the host part of Maildir file names: the root's control/me
+ * (lib/ctl's ctl_me: the system host name when it is not set), not
+ * gethostname(). Hosts that share one Maildir tree have distinct `me`
+ * (SPEC.md, "Several hosts"), while several roots on one machine share
+ * the system name: their deliveries must not make the same name */
 static void host_name(struct vd *v)
 {
-	char h[HOST_NAME_MAX + 1];
+	struct str me = STR_INIT;
+	int r = ctl_me(v->root, &me);
 
-	if (gethostname(h, sizeof h) < 0)
-		h[0] = 0;
-	h[sizeof h - 1] = 0;
-	if (maildir_host(&v->host, h) < 0)
+	if (r < 0)
+		vd_fail_errno(v, r, "cannot read control/me");
+	if (maildir_host(&v->host, me.s) < 0)
 		vd_fail_errno(v, -ENOMEM, "cannot start");
+	str_free(&me);
 }
 
 /* vd_open_root - what every delivery needs of the root and the host, done

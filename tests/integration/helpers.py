@@ -803,6 +803,17 @@ def queue_files(t):
 
 # --- PostgreSQL ----
 
+def quota_lock(maildir):
+    """a descriptor of the Maildir's quota lock file (lib/mdquota's
+    MDQ_LOCK_FILE), made as the Maildir's owner would make it, for a test
+    to flock as a delivery or a recalculation does"""
+    path = os.path.join(maildir, "quota.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    st = os.stat(maildir)
+    os.fchown(fd, st.st_uid, st.st_gid)
+    return fd
+
+
 def postgres_bindir():
     """the directory of Debian's newest PostgreSQL server programs, or None
     (tools/deps.sh test installs the postgresql package)"""

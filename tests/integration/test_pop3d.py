@@ -22,7 +22,7 @@ import ssl
 import subprocess
 import time
 
-from helpers import free_port
+from helpers import free_port, quota_lock
 
 AS_ROOT = os.geteuid() == 0
 D = "ex.test"
@@ -738,7 +738,7 @@ def test_pop3d_deletions_only_at_quit(t):
 
 def test_pop3d_quit_waits_for_a_quota_recalculation(t):
     """the unlinks and the maildirsize line of QUIT happen under the shared
-    quota lock (flock of the Maildir), so a recalculation, which holds it
+    quota lock (flock of the Maildir's quota.lock), so a recalculation, which holds it
     exclusively from its scan to its rename, never counts them twice"""
     import fcntl
     import threading
@@ -749,7 +749,7 @@ def test_pop3d_quit_waits_for_a_quota_recalculation(t):
     put_msg(t, "1700000002.M1P1.host", MSG2)
     with open(mds) as f:
         before = f.read()
-    dfd = os.open(maildir(t), os.O_RDONLY | os.O_DIRECTORY)
+    dfd = quota_lock(maildir(t))
     got = {}
     try:
         fcntl.flock(dfd, fcntl.LOCK_EX)     # a recalculation under way

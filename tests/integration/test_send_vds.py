@@ -27,7 +27,7 @@ import subprocess
 import threading
 import time
 
-from helpers import Sender, children, queue_files, wait_for
+from helpers import Sender, children, queue_files, quota_lock, wait_for
 from test_send_faults import DOM, body_for, maildir, read, seqs_in, setup
 
 STARTED = r"vdeliver server started pid (\d+)"
@@ -533,7 +533,7 @@ def test_vds_stop_deadline_reaches_a_stuck_delivery(t):
     import fcntl
     setup(t, users=("q",))
     t.run("vadmin", "setquota", f"q@{DOM}", "1M", check=0)
-    md = os.open(t.path("domains", DOM, "q", "Maildir"), os.O_RDONLY)
+    md = quota_lock(t.path("domains", DOM, "q", "Maildir"))
     fcntl.flock(md, fcntl.LOCK_EX)
     d = Sender(t)
     try:

@@ -598,7 +598,7 @@ def test_setquota(t):
 
 def test_setquota_waits_for_deliveries_appending(t):
     """setquota rewrites maildirsize from a scan of the Maildir: it holds
-    the exclusive quota lock (flock of the Maildir) from the scan to the
+    the exclusive quota lock (flock of the Maildir's quota.lock) from the scan to the
     rename, so it waits while a delivery or a POP3 QUIT holds the shared
     one between its file and its line; the usage counts Maildir++ folders
     as deliveries count them"""
@@ -612,7 +612,7 @@ def test_setquota_waits_for_deliveries_appending(t):
     put(t, os.path.join(md, "new", "1.M1P1.host"), "x" * 100)
     os.makedirs(os.path.join(md, ".Sent", "cur"))
     put(t, os.path.join(md, ".Sent", "cur", "2.M2P2.host,S=300:2,S"), "y")
-    dfd = os.open(md, os.O_RDONLY | os.O_DIRECTORY)
+    dfd = helpers.quota_lock(md)
     got = {}
     try:
         fcntl.flock(dfd, fcntl.LOCK_SH)     # an append under way

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -484,7 +485,7 @@ static void test_files(void)
 	struct mdq usage;
 	struct stat st;
 	uint64_t bytes, msgs;
-	int rootfd, r, i, dup = 0, bad_mode = 0;
+	int rootfd, r, i, dup = 0, bad_mode = 0, lk;
 
 	fsx_mkdir_p(sp("domains/d/u/Maildir/cur"), 0700);
 	fsx_mkdir(sp("domains/d/u/Maildir/new"), 0700);
@@ -544,9 +545,26 @@ static void test_files(void)
 	CHECK_STR("mdq_rebuild_file", str_cstr(&text), "100000S,1000C\n3105 202\n");
 	CHECK_INT("mdq_rebuild_tmp_clean",
 		  count_dir(sp("domains/d/u/Maildir/tmp")), 0);
-	mdq_lock(md.dfd, 0);
+	lk = mdq_lock(md.dfd, 0);
+	CHECK_INT("mdq_lock_fd", lk >= 0, 1);
+	/* the lock is on a regular file of the Maildir (NFS sends those to
+	 * the server), and another opener cannot take it exclusively */
+	{
+		int other = openat(md.dfd, MDQ_LOCK_FILE, O_RDWR | O_CLOEXEC);
+
+		CHECK_INT("mdq_lock_file_regular", other >= 0 &&
+			  fstat(other, &st) == 0 && S_ISREG(st.st_mode), 1);
+		CHECK_INT("mdq_lock_excludes", other >= 0 &&
+			  flock(other, LOCK_EX | LOCK_NB) < 0 &&
+			  errno == EWOULDBLOCK, 1);
+		CHECK_INT("mdq_lock_dir_free", flock(md.dfd, LOCK_EX | LOCK_NB),
+			  0);
+		(void)flock(md.dfd, LOCK_UN);
+		if (other >= 0)
+			close(other);
+	}
 	CHECK_INT("mdq_append_ok", mdq_append(md.dfd, 4096, 1), 0);
-	mdq_unlock(md.dfd);
+	mdq_unlock(lk);
 	r = mdq_usage(md.dfd, md.tmpfd, &q, "host", 10, 1, &usage);
 	CHECK_INT("mdq_after_append_lines", usage.lines, 2);
 	CHECK_INT("mdq_after_append_bytes", usage.bytes, 3105 + 4096);
@@ -558,10 +576,10 @@ static void test_files(void)
 		CHECK_INT("mdq_hardlink_made",
 			  link(sp("domains/d/u/Maildir/maildirsize"),
 			       sp("outside-maildirsize")), 0);
-		mdq_lock(md.dfd, 0);
+		lk = mdq_lock(md.dfd, 0);
 		CHECK_INT("mdq_append_hardlink", mdq_append(md.dfd, 1, 1),
 			  -EILSEQ);
-		mdq_unlock(md.dfd);
+		mdq_unlock(lk);
 		r = mdq_usage(md.dfd, md.tmpfd, &q, "host", 10, 1, &usage);
 		CHECK_INT("mdq_hardlink_recalc", usage.lines, 1);
 		fsx_read_file(sp("outside-maildirsize"), &other, 4096);
