@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acct.h"
 #include "fsx.h"
 #include "num.h"
 #include "vadmin.h"
@@ -126,21 +127,108 @@ static void regenerate_all(struct vctx *c)
 		vfail(EX_TEMP, "cannot regenerate the tables: %s", msg_err(r));
 }
 
+/* table_key - the tables a change's work writes, as "DOMAIN" for a
+ * whole domain and "DOMAIN\nSHARD" for the shard of one user's address:
+ * two changes with one key owe one regeneration. A user whose domain's
+ * shards are being renumbered (or is gone) costs the whole domain, as
+ * gen_user does it then */
+static void table_key(struct vctx *c, const char *addr, struct str *key)
+{
+	const char *at = strrchr(addr, '@');
+	struct store_stmt *st;
+	int rc;
+
+	key->len = 0;
+	if (str_cats(key, at ? at + 1 : addr))
+		vfail(EX_TEMP, "out of memory");
+	if (!at)
+		return;
+	st = m_prep(c, "SELECT shards, nusers FROM domains WHERE name = ? "
+		    "AND alias_of IS NULL");
+	store_bind_text(st, 1, at + 1);
+	rc = store_step(st);
+	if (rc == STORE_ROW) {
+		unsigned shards = (unsigned)store_column_int(st, 0);
+
+		if (shards && gen_want_shards((uint64_t)store_column_int(st, 1),
+					      shards) == shards &&
+		    str_catf(key, "\n%u", acct_shard(acct_bucket(addr,
+			     (size_t)(at - addr)), shards)))
+			vfail(EX_TEMP, "out of memory");
+	}
+	store_finalize(st);
+	if (rc < 0)
+		db_failed(c);
+}
+
+/* has_line - is line one of the NUL-terminated strings of set */
+static int has_line(const struct str *set, const struct str *line)
+{
+	size_t i = 0;
+
+	while (i < set->len) {
+		size_t n = strlen(set->s + i);
+
+		if (n == line->len && !memcmp(set->s + i, line->s, n))
+			return 1;
+		i += n + 1;
+	}
+	return 0;
+}
+
+/* apply_one - the work of one logged (kind, arg), unless a table it
+ * writes was already written in this batch: `done` holds their keys.
+ * A burst of changes to many users of one shard (1,000 a second)
+ * is then one regeneration of that shard, not one per user */
+static void apply_one(struct vctx *c, const char *kind, const char *arg,
+		      struct str *done)
+{
+	struct str key = STR_INIT, dom = STR_INIT;
+	int r, user = !strcmp(kind, "user"), whole = !strcmp(kind, "cdb");
+
+	if (user || whole) {
+		if (whole) {
+			if (str_copys(&key, arg))
+				vfail(EX_TEMP, "out of memory");
+		} else {
+			table_key(c, arg, &key);
+		}
+		/* the domain's key covers each of its shards */
+		if (str_copyb(&dom, str_cstr(&key),
+			      strcspn(str_cstr(&key), "\n")))
+			vfail(EX_TEMP, "out of memory");
+		if (has_line(done, &key) || has_line(done, &dom))
+			goto out;
+	}
+	r = gen_do(c, kind, arg, 0);
+	if (r < 0)
+		vfail(EX_TEMP, "cannot apply a change (%s %s): %s", kind, arg,
+		      msg_err(r));
+	if ((user || whole) && str_catb(done, str_cstr(&key), key.len + 1))
+		vfail(EX_TEMP, "out of memory");
+out:
+	str_free(&key);
+	str_free(&dom);
+}
+
 /* apply_since - the work of every change after mark, each (kind, arg)
- * once however often it was logged; the newest number applied */
+ * once however often it was logged, and each table once however many
+ * of its rows changed (apply_one); the newest number applied. The rows
+ * are read first: the work runs queries of its own */
 static int64_t apply_since(struct vctx *c, int64_t mark, unsigned *n)
 {
 	struct store_stmt *st = m_prep(c, "SELECT kind, arg, max(id) AS last "
 				       "FROM changes WHERE id > ? GROUP BY "
 				       "kind, arg ORDER BY last");
-	int rc, r = 0;
+	struct str rows = STR_INIT, done = STR_INIT;
+	size_t i = 0;
+	int rc;
 
 	store_bind_int(st, 1, mark);
-	while (r == 0 && (rc = store_step(st)) == STORE_ROW) {
-		r = gen_do(c, m_col(st, 0), m_col(st, 1), 0);
-		if (r < 0)
-			vfail(EX_TEMP, "cannot apply a change (%s %s): %s",
-			      m_col(st, 0), m_col(st, 1), msg_err(r));
+	while ((rc = store_step(st)) == STORE_ROW) {
+		if (str_catb(&rows, m_col(st, 0), strlen(m_col(st, 0)) + 1) ||
+		    str_catb(&rows, m_col(st, 1), strlen(m_col(st, 1)) + 1))
+			vfail(EX_TEMP, "out of memory");
 		mark = store_column_int(st, 2) > mark ?
 		       store_column_int(st, 2) : mark;
 		(*n)++;
@@ -148,6 +236,15 @@ static int64_t apply_since(struct vctx *c, int64_t mark, unsigned *n)
 	store_finalize(st);
 	if (rc < 0)
 		db_failed(c);
+	while (i < rows.len) {
+		const char *kind = rows.s + i;
+		const char *arg = kind + strlen(kind) + 1;
+
+		i = (size_t)(arg - rows.s) + strlen(arg) + 1;
+		apply_one(c, kind, arg, &done);
+	}
+	str_free(&rows);
+	str_free(&done);
 	return mark;
 }
 
