@@ -9,6 +9,9 @@
  * process ends, however it ends, so a crashed session never leaves a
  * mailbox locked, and a second session is told [IN-USE] at once instead
  * of waiting. Delivery does not take it: Maildir needs no lock to add.
+ * The file is opened for writing because on NFS Linux turns flock()
+ * into a POSIX lock on the server, which is shared by every host
+ * mounting the Maildir, and an exclusive one needs write access.
  *
  * new/ to cur/ is a rename to NAME:2, as Dovecot and Courier do, with
  * RENAME_NOREPLACE so that a name already in cur/ is never overwritten
