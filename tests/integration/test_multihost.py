@@ -32,6 +32,7 @@ import subprocess
 import time
 
 import helpers
+from test_store_pg import said, stop, watch  # vadmin watch, as there
 from vadmin_util import put, sha512_hash
 
 D = "multi.test"
@@ -82,29 +83,6 @@ def shared_domains(t, roots):
 def vadmin(t, root, *args, check=0, input=None):
     t.root = root
     return t.run("vadmin", *args, check=check, input=input)
-
-
-def watch(t, root):
-    """vadmin watch on root in the background (facteur run's job), its
-    stderr in a file; returns the process"""
-    path = os.path.join(t.tmp, "watch-" + os.path.basename(root))
-    err = open(path, "ab")
-    p = subprocess.Popen([t.bin("vadmin"), "--root", root, "watch"],
-                         stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-    err.close()
-    p.errpath = path
-    return p
-
-
-def said(p):
-    with open(p.errpath, errors="replace") as f:
-        return f.read()
-
-
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=10)
 
 
 def vdeliver(t, root, rcpt, body):
