@@ -146,6 +146,7 @@ def within(what, cond, limit):
     return time.monotonic() - t0
 
 
+@helpers.alone     # a second's deadline
 def test_two_roots_share_one_maildir(t):
     with helpers.Postgres(t) as pg:
         conn = pg.createdb("facteur")
@@ -379,6 +380,7 @@ def rcpt_ok(host, rcpt):
         return c.rcpt(rcpt)[0] == 250
 
 
+@helpers.alone     # a second's deadline
 def slow_three_hosts(t):
     users = [f"u{i}@{D}" for i in range(3)]
     with helpers.Postgres(t) as pg:
