@@ -37,7 +37,9 @@ users. Parts:
            rounds alternating, timed to the last one in its Maildir;
            the machine's CPU beside each round (user/system/idle/iowait
            from /proc/stat, as vmstat shows them, and the clients' own
-           share) to say which resource is the limit.
+           share) to say which resource is the limit, and the CPU a
+           message of every process under the hosts' `facteur run`
+           (their /proc/PID/stat, with the children they reaped).
 
 Every figure line begins with its part's name; the load average (uptime)
 is printed with each. Nothing is left behind: servers stopped by PID,
@@ -401,6 +403,21 @@ class CpuUse:
                                  self.r0.ru_utime - self.r0.ru_stime) / wall}
 
 
+def tree_ticks(hosts):
+    """CPU clock ticks of every process under the hosts' facteur run,
+    with what each has reaped of its children (the delivery workers)"""
+    total = 0
+    for h in hosts:
+        for pid in h.tree():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    v = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(x) for x in v[11:15])
+    return total
+
+
 def e2e_round(hosts, shared, n):
     def send_one(i):
         h = hosts[i % len(hosts)]
@@ -419,6 +436,7 @@ def e2e_round(hosts, shared, n):
         return sum(len(os.listdir(os.path.join(
             shared, mh.D, f"u{u}", "Maildir", "new"))) for u in range(USERS))
     vm = CpuUse()
+    ticks = tree_ticks(hosts)
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(6) as ex:
         list(ex.map(send_one, range(n)))
@@ -426,6 +444,8 @@ def e2e_round(hosts, shared, n):
         time.sleep(0.05)
     rate = n / (time.monotonic() - t0)
     cpu = vm.stop()
+    cpu["facteur_ms"] = (tree_ticks(hosts) - ticks) * 1000 / \
+        os.sysconf("SC_CLK_TCK") / n
     for u in range(USERS):
         d = os.path.join(shared, mh.D, f"u{u}", "Maildir", "new")
         for f in os.listdir(d):
@@ -447,7 +467,8 @@ def part_e2e(a, t, conn, hosts, shared):
                       f": {rate:.0f} msgs/s; CPU us {cpu['us']:.0f} % sy "
                       f"{cpu['sy']:.0f} % id {cpu['id']:.0f} % wa "
                       f"{cpu['wa']:.0f} %, the SMTP clients {cpu['client']:.0f} % of a "
-                      f"core (load {load()})", flush=True)
+                      f"core; Facteur's processes {cpu['facteur_ms']:.2f} "
+                      f"ms CPU a message (load {load()})", flush=True)
     finally:
         for h in hosts:
             h.stop()
