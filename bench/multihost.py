@@ -405,17 +405,27 @@ class CpuUse:
 
 def tree_ticks(hosts):
     """CPU clock ticks of every process under the hosts' facteur run,
-    with what each has reaped of its children (the delivery workers)"""
-    total = 0
+    with what each has reaped of its children (the delivery workers), by
+    program name"""
+    out = {}
     for h in hosts:
         for pid in h.tree():
             try:
                 with open(f"/proc/{pid}/stat") as f:
-                    v = f.read().rsplit(")", 1)[1].split()
+                    head, tail = f.read().rsplit(")", 1)
             except OSError:
                 continue
-            total += sum(int(x) for x in v[11:15])
-    return total
+            name = head.split("(", 1)[1]
+            out[name] = out.get(name, 0) + sum(int(x) for x in
+                                               tail.split()[11:15])
+    return out
+
+
+def ticks_ms(before, after, n):
+    """{program: CPU ms a message} between two tree_ticks()"""
+    hz = os.sysconf("SC_CLK_TCK")
+    return {k: (after[k] - before.get(k, 0)) * 1000 / hz / n
+            for k in after}
 
 
 def e2e_round(hosts, shared, n):
@@ -444,8 +454,8 @@ def e2e_round(hosts, shared, n):
         time.sleep(0.05)
     rate = n / (time.monotonic() - t0)
     cpu = vm.stop()
-    cpu["facteur_ms"] = (tree_ticks(hosts) - ticks) * 1000 / \
-        os.sysconf("SC_CLK_TCK") / n
+    cpu["by"] = ticks_ms(ticks, tree_ticks(hosts), n)
+    cpu["facteur_ms"] = sum(cpu["by"].values())
     for u in range(USERS):
         d = os.path.join(shared, mh.D, f"u{u}", "Maildir", "new")
         for f in os.listdir(d):
@@ -468,7 +478,10 @@ def part_e2e(a, t, conn, hosts, shared):
                       f"{cpu['sy']:.0f} % id {cpu['id']:.0f} % wa "
                       f"{cpu['wa']:.0f} %, the SMTP clients {cpu['client']:.0f} % of a "
                       f"core; Facteur's processes {cpu['facteur_ms']:.2f} "
-                      f"ms CPU a message (load {load()})", flush=True)
+                      f"ms CPU a message (" + ", ".join(
+                          f"{k} {v:.2f}" for k, v in sorted(
+                              cpu["by"].items(), key=lambda x: -x[1])
+                          if v >= 0.01) + f") (load {load()})", flush=True)
     finally:
         for h in hosts:
             h.stop()
