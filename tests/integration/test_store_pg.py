@@ -364,3 +364,62 @@ def test_facteur_run_starts_watch_only_for_postgresql(t):
         finally:
             for p in runs:
                 stop_run(p)
+
+
+def test_import_batches_name_the_first_bad_line(t):
+    """vadmin import checks and inserts its lines 500 at a time (one
+    round trip a batch, not three a line): the line it names is still the
+    first bad one, the same on SQLite and PostgreSQL, whether the fault is
+    the line's own, an existing user or alias, or a user named twice in
+    one batch or in two; and a good file of 1,201 users goes in whole"""
+    def refused(lines, want):
+        imp = os.path.join(t.tmp, "imp.txt")
+        with open(imp, "w") as f:
+            f.write("".join(ln + "\n" for ln in lines))
+        os.chmod(imp, 0o644)
+        p = vadmin(t, "import", imp, check=1)
+        assert want + "; nothing was imported" in p.err, (want, p.err)
+
+    def good(n, skip=()):
+        return [f"u{i}@{D} {H1}" for i in range(n) if i not in skip]
+
+    with helpers.Postgres(t) as pg:
+        conn = pg.createdb("facteur")
+        for name, db in (("sqlite", None), ("pg", conn)):
+            make_root(t, name, db)
+            vadmin(t, "adddomain", D, input="pm-Secret-1\n")
+            vadmin(t, "adduser", f"taken@{D}", "--hash", H1)
+            vadmin(t, "alias", "add", f"info@{D}", f"taken@{D}")
+            # an existing user in the second batch, a bad line after it
+            lines = good(1200)
+            lines[700] = f"taken@{D} {H1}"
+            lines[900] = "not-an-address"
+            refused(lines, f"line 701: user taken@{D} already exists")
+            # the bad line first: it is named, the batch before it checked
+            lines = good(1200)
+            lines[650] = f"x@{D} {H1} not-a-quota"
+            lines[700] = f"taken@{D} {H1}"
+            refused(lines, "line 651: invalid quota 'not-a-quota'")
+            # an alias's name, within the first batch
+            lines = good(600)
+            lines[499] = f"info@{D} {H1}"
+            refused(lines, f"line 500: info@{D} is an alias")
+            # a user twice in one batch, and in two batches
+            lines = good(300)
+            lines[200] = f"u10@{D} {H1}"
+            refused(lines, f"line 201: user u10@{D} already exists")
+            lines = good(1200)
+            lines[1100] = f"u3@{D} {H1}"
+            refused(lines, f"line 1101: user u3@{D} already exists")
+            # a bad hash on an existing user: the user is named first
+            lines = good(10)
+            lines[5] = f"taken@{D} $6$bad"
+            refused(lines, f"line 6: user taken@{D} already exists")
+            assert vadmin(t, "listusers", D).out.split() == [
+                f"postmaster@{D}", f"taken@{D}"]
+            p = vadmin(t, "import", "-", input="".join(
+                ln + "\n" for ln in good(1201)))
+            assert "imported 1201 users" in p.out + p.err, p.out + p.err
+            assert len(vadmin(t, "listusers", D).out.split()) == 1203
+        assert pg.sql("SELECT count(*) FROM users")[0][0] == "1203"
+        assert pg.sql("SELECT nusers FROM domains") == [["1203"]]
