@@ -24,6 +24,11 @@
  *                                   did not open
  *   store_listen(s, channel)        PostgreSQL only: be told of NOTIFY
  *   store_wait(s, ms)               1 when told since, 0 at the timeout
+ *   store_host_id(root, &id)        ROOT/db/host.id, made once: the name of
+ *                                   this root among the hosts of one
+ *                                   PostgreSQL store
+ *   store_host(s)                   that name, set on a PostgreSQL session
+ *                                   (its `pending` rows are this host's)
  *   store_unreachable(s)            the server cannot be reached (vadmin
  *                                   exits 111 and says so; SPEC "Several
  *                                   hosts")
@@ -75,6 +80,9 @@ int store_unreachable(const struct store *s);
 int store_listen(struct store *s, const char *channel);
 int store_wait(struct store *s, int timeout_ms);
 int store_accountdb(const char *root, char **conninfo_r);
+struct str;
+int store_host_id(const char *root, struct str *id);
+const char *store_host(const struct store *s);
 const char *store_open_error(void);
 
 /* the SQLite handle behind a SQLite store (vadmin backup copies its
@@ -110,6 +118,7 @@ struct store_ops {
 struct store {
 	const struct store_ops *ops;
 	int kind;
+	char *host;		/* store_host(), set by store_open */
 };
 
 struct store_stmt {

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fsx.h"
 #include "num.h"
@@ -33,6 +34,10 @@
 
 #define CHANNEL "facteur_changes"
 #define IDLE_MS 30000
+/* a host whose mark is older than this holds the log back no longer */
+#define STALE_S (7 * 24 * 3600)
+/* how often a watcher with nothing to apply says it is alive */
+#define ALIVE_S 3600
 
 /* mark_path - ROOT/db/changes.seen */
 static void mark_path(struct vctx *c, struct str *p)
@@ -178,21 +183,119 @@ static void do_owed(struct vctx *c, struct str *owed)
 	owed->len = 0;
 }
 
+/* in_tx - run WORK in a transaction under the writers' lock: a host
+ * registering and a host pruning never overlap, so no host prunes a row
+ * the other is about to need */
+static void in_tx(struct vctx *c, void (*work)(struct vctx *, int64_t *),
+		  int64_t *v)
+{
+	if (store_begin(c->db) < 0)
+		db_failed(c);
+	work(c, v);
+	if (store_commit(c->db) < 0)
+		db_failed(c);
+}
+
+/* step_int - SQL with this host as ?1 and up to two numbers as ?2, ?3
+ * (nargs of them), stepped once: the number it returns, 0 for none */
+static int64_t step_int(struct vctx *c, const char *sql, int nargs,
+			int64_t v2, int64_t v3)
+{
+	struct store_stmt *st = m_prep(c, sql);
+	int64_t got = 0;
+	int rc;
+
+	store_bind_text(st, 1, store_host(c->db));
+	if (nargs > 0)
+		store_bind_int(st, 2, v2);
+	if (nargs > 1)
+		store_bind_int(st, 3, v3);
+	rc = store_step(st);
+	if (rc == STORE_ROW)
+		got = store_column_int(st, 0);
+	store_finalize(st);
+	if (rc < 0)
+		db_failed(c);
+	return got;
+}
+
+/* with_int - SQL with one number as ?, stepped once: the number it
+ * returns, 0 for none */
+static int64_t with_int(struct vctx *c, const char *sql, int64_t v)
+{
+	struct store_stmt *st = m_prep(c, sql);
+	int64_t got = 0;
+	int rc;
+
+	store_bind_int(st, 1, v);
+	rc = store_step(st);
+	if (rc == STORE_ROW)
+		got = store_column_int(st, 0);
+	store_finalize(st);
+	if (rc < 0)
+		db_failed(c);
+	return got;
+}
+
+/* set_mark - this host's row in hosts: seen = *v, at = now */
+static void set_mark(struct vctx *c, int64_t *v)
+{
+	step_int(c, "INSERT INTO hosts(name, seen, at) VALUES (?1, ?2, ?3) ON "
+		 "CONFLICT (name) DO UPDATE SET seen = excluded.seen, at = "
+		 "excluded.at", 2, *v, (int64_t)time(NULL));
+}
+
+/* join_at_end - a host with no mark: its row at the log's end, *v */
+static void join_at_end(struct vctx *c, int64_t *v)
+{
+	*v = step_int(c, "INSERT INTO hosts(name, seen, at) SELECT ?1, "
+		      "coalesce(max(id), 0), ?2 FROM changes ON CONFLICT (name) "
+		      "DO UPDATE SET seen = excluded.seen, at = excluded.at "
+		      "RETURNING seen", 1, (int64_t)time(NULL), 0);
+}
+
+/* mark_and_prune - set_mark, then delete the rows that every host seen
+ * within STALE_S has applied; changes_pruned remembers how far */
+static void mark_and_prune(struct vctx *c, int64_t *v)
+{
+	int64_t upto;
+
+	set_mark(c, v);
+	upto = with_int(c, "SELECT min(seen) FROM hosts WHERE at >= ?",
+			(int64_t)time(NULL) - STALE_S);
+	if (upto <= query_int(c, "SELECT upto FROM changes_pruned"))
+		return;
+	with_int(c, "UPDATE changes_pruned SET upto = ?", upto);
+	with_int(c, "DELETE FROM changes WHERE id <= ?", upto);
+}
+
+/* pruned_past - whether rows this host had not applied were deleted
+ * while it was away (its mark set first, so that no more are) */
+static int pruned_past(struct vctx *c, int64_t mark)
+{
+	in_tx(c, set_mark, &mark);
+	return query_int(c, "SELECT upto FROM changes_pruned") > mark;
+}
+
 /* catch_up - bring this host's tables up to the log; the mark is
  * written once all the work is done, so a watcher killed midway does it
  * again */
-static void catch_up(struct vctx *c)
+static void catch_up(struct vctx *c, int first)
 {
 	struct str owed = STR_INIT;
-	int64_t mark = read_mark(c), last;
+	int64_t mark = read_mark(c), last = 0;
 	unsigned n = 0;
+	static time_t said;
 
 	vlock(c);
 	c->owed = &owed;
+	if (first && mark >= 0 && pruned_past(c, mark))
+		mark = -1;
 	if (mark < 0) {
-		/* a new host, or one told to start over: the log's end, then
-		 * every table; what comes after is applied next time */
-		last = query_int(c, "SELECT coalesce(max(id), 0) FROM changes");
+		/* a new host, one told to start over, or one away while the
+		 * log was pruned: the log's end, then every table; what comes
+		 * after is applied next time */
+		in_tx(c, join_at_end, &last);
 		regenerate_all(c);
 	} else {
 		last = apply_since(c, mark, &n);
@@ -202,6 +305,12 @@ static void catch_up(struct vctx *c)
 	str_free(&owed);
 	if (last != mark)
 		write_mark(c, last);
+	/* the file first: it is this host's truth, the row a copy for the
+	 * others, who prune by it */
+	if (last != mark || time(NULL) - said >= ALIVE_S) {
+		in_tx(c, mark_and_prune, &last);
+		said = time(NULL);
+	}
 	if (mark < 0)
 		fprintf(stderr, "vadmin: watch: every table regenerated, "
 			"change %" PRId64 "\n", last);
@@ -220,12 +329,12 @@ int cmd_watch(struct vctx *c)
 	if (store_listen(c->db, CHANNEL) < 0)
 		vfail(EX_TEMP, "cannot listen for changes: %s",
 		      store_errmsg(c->db));
-	catch_up(c);
+	catch_up(c, 1);
 	for (;;) {
 		int r = store_wait(c->db, IDLE_MS);
 
 		if (r < 0)
 			db_failed(c);
-		catch_up(c);
+		catch_up(c, 0);
 	}
 }
