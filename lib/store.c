@@ -13,6 +13,7 @@
 
 #include "ctl.h"
 #include "fsx.h"
+#include "num.h"
 #include "str.h"
 
 /* the characters of a host's id: safe in a SQL literal and a log line */
@@ -105,6 +106,25 @@ int store_host_id(const char *root, struct str *id)
 out:
 	str_free(&path);
 	str_free(&tmp);
+	return r;
+}
+
+/* store_seen - ROOT/db/changes.seen: the last change of the shared log
+ * that this host's `vadmin watch` applied; -ENOENT when it never did */
+int store_seen(const char *root, int64_t *mark_r)
+{
+	struct str p = STR_INIT, v = STR_INIT;
+	uint64_t n = 0;
+	int r = str_catf(&p, "%s/db/changes.seen", root) ? -ENOMEM :
+		fsx_read_file(p.s, &v, 64);
+
+	while (r == 0 && v.len && v.s[v.len - 1] == '\n')
+		v.s[--v.len] = 0;
+	if (r == 0)
+		r = num_parse(str_cstr(&v), INT64_MAX, &n);
+	*mark_r = (int64_t)n;
+	str_free(&p);
+	str_free(&v);
 	return r;
 }
 

@@ -29,6 +29,8 @@
  *                                   PostgreSQL store
  *   store_host(s)                   that name, set on a PostgreSQL session
  *                                   (its `pending` rows are this host's)
+ *   store_seen(root, &mark)         ROOT/db/changes.seen, the last change
+ *                                   of the log `vadmin watch` applied here
  *   store_unreachable(s)            the server cannot be reached (vadmin
  *                                   exits 111 and says so; SPEC "Several
  *                                   hosts")
@@ -83,6 +85,7 @@ int store_accountdb(const char *root, char **conninfo_r);
 struct str;
 int store_host_id(const char *root, struct str *id);
 const char *store_host(const struct store *s);
+int store_seen(const char *root, int64_t *mark_r);
 const char *store_open_error(void);
 
 /* the SQLite handle behind a SQLite store (vadmin backup copies its

@@ -29,7 +29,6 @@
 #include <time.h>
 
 #include "fsx.h"
-#include "num.h"
 #include "vadmin.h"
 
 #define CHANNEL "facteur_changes"
@@ -50,27 +49,15 @@ static void mark_path(struct vctx *c, struct str *p)
 /* read_mark - the last change applied here, -1 when none ever was */
 static int64_t read_mark(struct vctx *c)
 {
-	struct str p = STR_INIT, v = STR_INIT;
-	uint64_t n = 0;
-	int r;
+	int64_t mark;
+	int r = store_seen(c->root, &mark);
 
-	mark_path(c, &p);
-	r = fsx_read_file(p.s, &v, 64);
-	if (r == -ENOENT) {
-		str_free(&p);
-		str_free(&v);
+	if (r == -ENOENT)
 		return -1;
-	}
-	while (r == 0 && v.len && (v.s[v.len - 1] == '\n'))
-		v.s[--v.len] = 0;
-	if (r == 0)
-		r = num_parse(str_cstr(&v), INT64_MAX, &n);
 	if (r < 0)
-		vfail(EX_TEMP, "cannot read %s (%s); remove it to regenerate "
-		      "every table once", p.s, msg_err(r));
-	str_free(&p);
-	str_free(&v);
-	return (int64_t)n;
+		vfail(EX_TEMP, "cannot read %s/db/changes.seen (%s); remove it "
+		      "to regenerate every table once", c->root, msg_err(r));
+	return mark;
 }
 
 /* write_mark - the last change applied here, atomically */

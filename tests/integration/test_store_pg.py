@@ -549,3 +549,61 @@ def test_pending_journal_is_per_host(t):
                    "SELECT count(*) FROM changes WHERE arg = 'z.test'")
         assert n[-1] == ["2"], n
         assert pg.sql("SELECT host FROM pending_all") == [[ida]]
+
+
+def doctor_lines(t):
+    p = t.run("facteur", "doctor", check=None)
+    return p.out, {ln.split()[1].rstrip(":"): ln for ln in p.out.splitlines()
+                   if len(ln.split()) > 1}
+
+
+def test_doctor_on_postgresql_root(t):
+    """facteur doctor on a root whose accounts are in PostgreSQL wants no
+    db/accounts.sqlite, and its cdb-age check compares this host's
+    db/changes.seen with the shared change log: behind until the watcher
+    applied the other host's change, ok once it has, and told when the log
+    was pruned past a host away for more than 7 days"""
+    with helpers.Postgres(t) as pg:
+        conn = pg.createdb("facteur")
+        a = make_root(t, "a", conn)
+        vadmin(t, "adddomain", D, input="pm-Secret-1\n")
+        b = make_root(t, "b", conn)
+        os.unlink(os.path.join(b, "db", "accounts.sqlite"))
+        out, lines = doctor_lines(t)
+        assert lines["database"] == "ok database", out
+        assert "no db/changes.seen" in lines["cdb-age"], out
+        w = watch(t, b)
+        try:
+            helpers.wait_for("the first catch-up", lambda:
+                             "every table regenerated" in said(w), 30)
+            out, lines = doctor_lines(t)
+            assert lines["cdb-age"] == "ok cdb-age", out
+            assert lines["pending"].startswith("ok"), out
+            stop(w)
+            t.root = a
+            vadmin(t, "adduser", f"u@{D}", "--hash", H1)
+            t.root = b
+            out, lines = doctor_lines(t)
+            assert "not in this host's tables yet" in lines["cdb-age"], out
+            assert lines["cdb-age"].startswith("warn"), out
+            w = watch(t, b)
+            helpers.wait_for("the catch-up", lambda:
+                             " applied, up to" in said(w), 30)
+            out, lines = doctor_lines(t)
+            assert lines["cdb-age"] == "ok cdb-age", out
+            stop(w)
+            # pruned past b's mark: a's watcher, b's mark 8 days old
+            pg.sql("UPDATE hosts SET at = at - 8 * 86400")
+            t.root = a
+            wa = watch(t, a)
+            try:
+                vadmin(t, "adduser", f"v@{D}", "--hash", H1)
+                helpers.wait_for("the pruning", lambda: pg.sql(
+                    "SELECT count(*) FROM changes") == [["0"]], 10)
+            finally:
+                stop(wa)
+            t.root = b
+            out, lines = doctor_lines(t)
+            assert "pruned past this host's mark" in lines["cdb-age"], out
+        finally:
+            stop(w)
