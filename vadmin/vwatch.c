@@ -85,19 +85,33 @@ static _Noreturn void db_failed(struct vctx *c)
 	vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
 }
 
-/* query_int - the one number a query returns */
-static int64_t query_int(struct vctx *c, const char *sql)
+/* step_int - SQL with HOST (unless NULL) as its first parameter and
+ * the N numbers of V as the next, stepped once: the number it returns, 0
+ * for none */
+static int64_t step_int(struct vctx *c, const char *sql, const char *host,
+			int n, const int64_t *v)
 {
 	struct store_stmt *st = m_prep(c, sql);
-	int64_t v = 0;
-	int rc = store_step(st);
+	int64_t got = 0;
+	int rc, i = 0, k;
 
+	if (host)
+		store_bind_text(st, ++i, host);
+	for (k = 0; k < n; k++)
+		store_bind_int(st, ++i, v[k]);
+	rc = store_step(st);
 	if (rc == STORE_ROW)
-		v = store_column_int(st, 0);
+		got = store_column_int(st, 0);
 	store_finalize(st);
 	if (rc < 0)
 		db_failed(c);
-	return v;
+	return got;
+}
+
+/* query_int - the one number a query returns */
+static int64_t query_int(struct vctx *c, const char *sql)
+{
+	return step_int(c, sql, NULL, 0, NULL);
 }
 
 /* regenerate_all - every table of this host, from the database */
@@ -183,77 +197,40 @@ static void in_tx(struct vctx *c, void (*work)(struct vctx *, int64_t *),
 		db_failed(c);
 }
 
-/* step_int - SQL with this host as ?1 and up to two numbers as ?2, ?3
- * (nargs of them), stepped once: the number it returns, 0 for none */
-static int64_t step_int(struct vctx *c, const char *sql, int nargs,
-			int64_t v2, int64_t v3)
-{
-	struct store_stmt *st = m_prep(c, sql);
-	int64_t got = 0;
-	int rc;
-
-	store_bind_text(st, 1, store_host(c->db));
-	if (nargs > 0)
-		store_bind_int(st, 2, v2);
-	if (nargs > 1)
-		store_bind_int(st, 3, v3);
-	rc = store_step(st);
-	if (rc == STORE_ROW)
-		got = store_column_int(st, 0);
-	store_finalize(st);
-	if (rc < 0)
-		db_failed(c);
-	return got;
-}
-
-/* with_int - SQL with one number as ?, stepped once: the number it
- * returns, 0 for none */
-static int64_t with_int(struct vctx *c, const char *sql, int64_t v)
-{
-	struct store_stmt *st = m_prep(c, sql);
-	int64_t got = 0;
-	int rc;
-
-	store_bind_int(st, 1, v);
-	rc = store_step(st);
-	if (rc == STORE_ROW)
-		got = store_column_int(st, 0);
-	store_finalize(st);
-	if (rc < 0)
-		db_failed(c);
-	return got;
-}
-
 /* set_mark - this host's row in hosts: seen = *v, at = now */
 static void set_mark(struct vctx *c, int64_t *v)
 {
+	int64_t args[2] = {*v, (int64_t)time(NULL)};
+
 	step_int(c, "INSERT INTO hosts(name, seen, at) VALUES (?1, ?2, ?3) ON "
 		 "CONFLICT (name) DO UPDATE SET seen = excluded.seen, at = "
-		 "excluded.at", 2, *v, (int64_t)time(NULL));
+		 "excluded.at", store_host(c->db), 2, args);
 }
 
 /* join_at_end - a host with no mark: its row at the log's end, *v */
 static void join_at_end(struct vctx *c, int64_t *v)
 {
+	int64_t now = (int64_t)time(NULL);
+
 	*v = step_int(c, "INSERT INTO hosts(name, seen, at) SELECT ?1, "
 		      "coalesce(max(id), 0), ?2 FROM changes ON CONFLICT (name) "
 		      "DO UPDATE SET seen = excluded.seen, at = excluded.at "
-		      "RETURNING seen", 1, (int64_t)time(NULL), 0);
+		      "RETURNING seen", store_host(c->db), 1, &now);
 }
 
 /* mark_and_prune - set_mark, then delete the rows that every host seen
  * within STALE_S has applied; changes_pruned remembers how far */
 static void mark_and_prune(struct vctx *c, int64_t *v)
 {
-	int64_t upto;
+	int64_t since = (int64_t)time(NULL) - STALE_S, upto;
 
 	set_mark(c, v);
-	upto = with_int(c, "SELECT min(seen) FROM hosts WHERE at >= ?",
-			(int64_t)time(NULL) - STALE_S);
+	upto = step_int(c, "SELECT min(seen) FROM hosts WHERE at >= ?", NULL,
+			1, &since);
 	if (upto <= query_int(c, "SELECT upto FROM changes_pruned"))
 		return;
-	with_int(c, "UPDATE changes_pruned SET upto = ?", upto);
-	with_int(c, "DELETE FROM changes WHERE id <= ?", upto);
+	step_int(c, "UPDATE changes_pruned SET upto = ?", NULL, 1, &upto);
+	step_int(c, "DELETE FROM changes WHERE id <= ?", NULL, 1, &upto);
 }
 
 /* pruned_past - whether rows this host had not applied were deleted

@@ -402,31 +402,32 @@ def test_import_batches_name_the_first_bad_line(t):
             vadmin(t, "adddomain", D, input="pm-Secret-1\n")
             vadmin(t, "adduser", f"taken@{D}", "--hash", H1)
             vadmin(t, "alias", "add", f"info@{D}", f"taken@{D}")
-            # an existing user in the second batch, a bad line after it
-            lines = good(1200)
-            lines[700] = f"taken@{D} {H1}"
-            lines[900] = "not-an-address"
-            refused(lines, f"line 701: user taken@{D} already exists")
-            # the bad line first: it is named, the batch before it checked
-            lines = good(1200)
-            lines[650] = f"x@{D} {H1} not-a-quota"
-            lines[700] = f"taken@{D} {H1}"
-            refused(lines, "line 651: invalid quota 'not-a-quota'")
-            # an alias's name, within the first batch
-            lines = good(600)
-            lines[499] = f"info@{D} {H1}"
-            refused(lines, f"line 500: info@{D} is an alias")
-            # a user twice in one batch, and in two batches
-            lines = good(300)
-            lines[200] = f"u10@{D} {H1}"
-            refused(lines, f"line 201: user u10@{D} already exists")
-            lines = good(1200)
-            lines[1100] = f"u3@{D} {H1}"
-            refused(lines, f"line 1101: user u3@{D} already exists")
-            # a bad hash on an existing user: the user is named first
-            lines = good(10)
-            lines[5] = f"taken@{D} $6$bad"
-            refused(lines, f"line 6: user taken@{D} already exists")
+            # (lines in the file, {index: replaced line}, the refusal)
+            cases = [
+                # an existing user in the second batch, a bad line after
+                (1200, {700: f"taken@{D} {H1}", 900: "not-an-address"},
+                 f"line 701: user taken@{D} already exists"),
+                # the bad line first: named, the batch before it checked
+                (1200, {650: f"x@{D} {H1} not-a-quota",
+                        700: f"taken@{D} {H1}"},
+                 "line 651: invalid quota 'not-a-quota'"),
+                # an alias's name, within the first batch
+                (600, {499: f"info@{D} {H1}"},
+                 f"line 500: info@{D} is an alias"),
+                # a user twice in one batch, and in two batches
+                (300, {200: f"u10@{D} {H1}"},
+                 f"line 201: user u10@{D} already exists"),
+                (1200, {1100: f"u3@{D} {H1}"},
+                 f"line 1101: user u3@{D} already exists"),
+                # a bad hash on an existing user: the user is named first
+                (10, {5: f"taken@{D} $6$bad"},
+                 f"line 6: user taken@{D} already exists"),
+            ]
+            for n, repl, want in cases:
+                lines = good(n)
+                for i, ln in repl.items():
+                    lines[i] = ln
+                refused(lines, want)
             assert vadmin(t, "listusers", D).out.split() == [
                 f"postmaster@{D}", f"taken@{D}"]
             p = vadmin(t, "import", "-", input="".join(
