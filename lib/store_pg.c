@@ -24,7 +24,8 @@
 #include "schema.h"
 #include "str.h"
 
-/* the advisory lock of writers and migrations: "Fact" in ASCII */
+/* the advisory lock of writers and migrations: "Fact" in ASCII (the
+ * change log's trigger takes it too: schema/pg/005_hosts.sql) */
 #define PG_LOCK "1180787572"
 
 /* a statement text this connection has run: prepared on the server once

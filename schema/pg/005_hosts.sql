@@ -25,11 +25,18 @@ CREATE VIEW pending AS
 -- the trigger runs BEFORE the insert, which PostgreSQL does for every row
 -- offered, whether or not the conflict then drops it. As an AFTER trigger
 -- (003) it saw only the rows inserted, and the other hosts missed such a
--- change until it was made again.
+-- change until it was made again. It also takes the writers' lock (the
+-- advisory lock of lib/store_pg.c, PG_LOCK), which vadmin's transactions
+-- hold already but the rows owed while their work is done (a re-split's
+-- `global` and `sweep`) did not: so numbers are drawn in the order
+-- their transactions commit, and a watcher that has applied number N
+-- never later sees a smaller one appear (it would skip it, and the
+-- pruning would delete it).
 DROP TRIGGER pending_logged ON pending_all;
 CREATE OR REPLACE FUNCTION pending_logged() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM pg_advisory_xact_lock(1180787572);
     INSERT INTO changes(kind, arg) VALUES (NEW.kind, NEW.arg);
     PERFORM pg_notify('facteur_changes', '');
     RETURN NEW;
