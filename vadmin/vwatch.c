@@ -17,6 +17,11 @@
  * at most that. Directories are not removed here: the host that made the
  * change did, in the `domains/` tree the hosts share.
  *
+ * After the file, the mark is copied into table `hosts` (this host's id,
+ * lib/store's db/host.id), and the log's rows that every host seen within
+ * STALE_S has applied are deleted (schema/pg/005_hosts.sql); a host whose
+ * file mark is below what was deleted regenerates every table at start.
+ *
  * It holds vadmin's lock only while it writes. When the database goes
  * away it exits 111 and facteur run starts it again after its back-off;
  * delivery, SMTP and POP3 go on meanwhile from the CDBs as they are.
