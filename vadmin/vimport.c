@@ -9,17 +9,17 @@
  * when speed matters). Any bad line refuses the whole file, naming the
  * line, and nothing changes. Lines go to the database BATCH at a time:
  * one query finds which of them already exist as users or aliases, one
- * INSERT adds them, so a PostgreSQL store across a network costs two round
- * trips a batch instead of three a line; a line's own fault (syntax,
- * domain, secret) first has the lines before it checked, so the line named
- * is the first bad one, as when each line was asked alone. Mailboxes are created after every line has
- * been checked, by one worker process per CPU (mkdir is most of the cost
- * of an import), without an fsync each, and made durable by one syncfs()
- * before COMMIT.
+ * INSERT adds them, so a PostgreSQL store across a network costs two
+ * round trips a batch instead of three a line; a line's own fault
+ * (syntax, domain, secret) first has the lines before it checked, so the
+ * line named is the first bad one, as when each line was asked alone.
+ * Mailboxes are created after every line has been checked, by one worker
+ * process per CPU (mkdir is most of the cost of an import), without an
+ * fsync each, and made durable by one syncfs() before COMMIT.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,9 +75,8 @@ struct imp {
 	struct store_stmt *check, *ins; /* for a full batch, kept */
 };
 
-/* batch_sql - HEAD then N copies of ROW (each with %u for its first
- * parameter's number, and %u again if it uses a second) joined by ", ",
- * then TAIL */
+/* batch_sql - HEAD, then N rows of PER numbered placeholders (2: a
+ * domain id and a local part; 9: a users row) joined by ", ", then TAIL */
 static void batch_sql(struct str *out, const char *head, unsigned n,
 		      unsigned per, const char *tail)
 {
