@@ -248,17 +248,17 @@ static int pruned_past(struct vctx *c, int64_t mark)
 
 /* catch_up - bring this host's tables up to the log; the mark is
  * written once all the work is done, so a watcher killed midway does it
- * again */
-static void catch_up(struct vctx *c, int first)
+ * again. *said is when the mark was last put in the database (0: never,
+ * this first run) */
+static void catch_up(struct vctx *c, time_t *said)
 {
 	struct str owed = STR_INIT;
 	int64_t mark = read_mark(c), last = 0;
 	unsigned n = 0;
-	static time_t said;
 
 	vlock(c);
 	c->owed = &owed;
-	if (first && mark >= 0 && pruned_past(c, mark))
+	if (!*said && mark >= 0 && pruned_past(c, mark))
 		mark = -1;
 	if (mark < 0) {
 		/* a new host, one told to start over, or one away while the
@@ -276,9 +276,9 @@ static void catch_up(struct vctx *c, int first)
 		write_mark(c, last);
 	/* the file first: it is this host's truth, the row a copy for the
 	 * others, who prune by it */
-	if (last != mark || time(NULL) - said >= ALIVE_S) {
+	if (last != mark || time(NULL) - *said >= ALIVE_S) {
 		in_tx(c, mark_and_prune, &last);
-		said = time(NULL);
+		*said = time(NULL);
 	}
 	if (mark < 0)
 		fprintf(stderr, "vadmin: watch: every table regenerated, "
@@ -292,18 +292,20 @@ static void catch_up(struct vctx *c, int first)
 /* cmd_watch - the command: it returns only by failing */
 int cmd_watch(struct vctx *c)
 {
+	time_t said = 0;
+
 	if (store_kind(c->db) != STORE_PG)
 		vfail(EX_REFUSED, "nothing to watch: this root's accounts are in "
 		      "SQLite (control/accountdb)");
 	if (store_listen(c->db, CHANNEL) < 0)
 		vfail(EX_TEMP, "cannot listen for changes: %s",
 		      store_errmsg(c->db));
-	catch_up(c, 1);
+	catch_up(c, &said);
 	for (;;) {
 		int r = store_wait(c->db, IDLE_MS);
 
 		if (r < 0)
 			db_failed(c);
-		catch_up(c, 0);
+		catch_up(c, &said);
 	}
 }
