@@ -65,6 +65,9 @@ static int new_id(const char *root, struct str *id)
 
 	if (r < 0)
 		return r;
+	/* the id stays one short line (read_id's bound) */
+	if (id->len > 64)
+		id->s[id->len = 64] = 0;
 	for (i = 0; i < id->len; i++)
 		if (!strchr(ID_CHARS, id->s[i]) || !id->s[i])
 			id->s[i] = '_';
@@ -97,10 +100,15 @@ int store_host_id(const char *root, struct str *id)
 		r = -ENOMEM;
 	if (r == 0)
 		r = fsx_write_atomic(tmp.s, id->s, id->len, 0600);
-	if (r == 0 && link(tmp.s, path.s) < 0 && errno != EEXIST)
+	if (r < 0)
+		goto out;
+	/* EEXIST: another first call was quicker; its id is the one */
+	if (link(tmp.s, path.s) < 0 && errno != EEXIST)
 		r = -errno;
+	(void)unlink(tmp.s);
+	/* the link durable: a lost id would orphan this host's rows */
 	if (r == 0)
-		(void)unlink(tmp.s);
+		r = fsx_fsync_parent(path.s);
 	if (r == 0)
 		r = read_id(path.s, id);
 out:

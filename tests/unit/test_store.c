@@ -82,6 +82,12 @@ static void test_host_id(void)
 	put_ctl("../db/host.id", "a'b\n");
 	CHECK("host_id.bad", store_host_id(root, &b) == -EINVAL);
 	unlink(path);
+	/* a long host name is cut: the id stays a line read_id takes */
+	put_ctl("me", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example\n");
+	CHECK("host_id.long", store_host_id(root, &b) == 0 &&
+	      b.len == 64 + 13 && b.s[64] == '-');
+	unlink(path);
 	str_free(&a);
 	str_free(&b);
 }
