@@ -274,6 +274,14 @@ fuzz-run: fuzz
 fuzz-long:
 	$(MAKE) fuzz-run FUZZTIME=$${FUZZTIME_LONG:-3600}
 
+# issue 15's soak: an hour (SOAKTIME seconds) of mixed load on `facteur
+# run` with kills and write faults, every message accounted for
+# (tests/hostile/soak.py; check-slow runs three minutes of it)
+SOAKTIME ?= 3600
+soak: deps-test
+	$(MAKE) $(BUILD_J) O=build/rel BINDIR=build/rel/bin all
+	$(PYTHON) tests/hostile/soak.py --bin build/rel/bin --seconds $(SOAKTIME)
+
 fuzz-corpus: fuzz
 	@for f in $(FUZZ); do \
 		test -d $(FUZZO)/corpus/$$f || continue; \
@@ -326,7 +334,7 @@ clean:
 	rm -rf build bin
 
 .PHONY: all deps deps-test deps-ci unit check check-slow check-ci run bench \
-	fuzz-long fuzz-corpus \
+	fuzz-long fuzz-corpus soak \
 	install install-files uninstall man-lint clean fuzz fuzz-run
 
 $(O)/bench/%: bench/%.c $(O)/libfacteur.a
