@@ -9,7 +9,8 @@ Load (threads, each a client as a user would be):
   submit     port 587, STARTTLS + AUTH as bob: one message to a remote
              domain, in turn: remote.example (an MX that takes it),
              refuse.example (an MX that answers 550: a bounce to bob) and
-             slow.example (an MX that answers 451: it stays queued)
+             slow.example (an MX that answers 451 for a minute, then takes
+             mail for a minute, and so on: deferred, then delivered)
   inject     sendmail -t as root, to a random local user
   pop        POP3 over TLS (995): each local user in turn, every message
              RETR'd then DELE'd, QUIT
@@ -298,6 +299,14 @@ class Chaos:
             p.wait()
         self.eios += 1
 
+    def flip(self, stop, mx, every):
+        """the deferring MX takes mail every other period: deferred mail
+        leaves the queue as new mail enters it, so the queue (and what
+        mta-send holds for it) stays level, as on a real server"""
+        while not stop.wait(every):
+            mx.mode = "accept" if mx.mode == "tempfail" else "tempfail"
+        mx.mode = "tempfail"
+
     def run(self, stop, kill_every, fault_every):
         next_fault = time.monotonic() + fault_every
         while not stop.wait(self.rng.uniform(kill_every / 2,
@@ -542,6 +551,8 @@ def soak(t, seconds, kill_every=8.0, fault_every=45.0, tmpfs_mb=256,
              0.1)):
         threads.append(threading.Thread(target=loop, args=(
             stop, book, name, fn, pause), daemon=True))
+    threads.append(threading.Thread(target=chaos.flip, args=(
+        cstop, mxs[2], min(60.0, seconds / 6)), daemon=True))
     threads.append(threading.Thread(target=chaos.run, args=(
         cstop, kill_every, fault_every), daemon=True))
     fds0 = idle_fds(s)
@@ -553,8 +564,9 @@ def soak(t, seconds, kill_every=8.0, fault_every=45.0, tmpfs_mb=256,
         t1 = time.monotonic()
         cstop.set()
         threads[-1].join()
+        threads[-2].join()
         stop.set()
-        for th in threads[:-1]:
+        for th in threads[:-2]:
             th.join(120)
         queued = settled(t, book, "slow", 300)
         fig = account(t, book, mxs, chaos)
