@@ -275,6 +275,10 @@ int main(int argc, char **argv)
 	if (r < 0)
 		msg_warn("no shared failure counters: %s; failed logins are "
 			 "slowed per session only", msg_err(r));
+	/* and those of the other hosts, when vadmin share brings them */
+	else if ((r = limit_share(cfg.ft, srv.root, "pop3")) < 0)
+		msg_warn("failed logins are not shared with other hosts: %s",
+			 msg_err(r));
 	if (inetd) {
 		char ip[PEER_TEXT_MAX];
 

@@ -724,6 +724,12 @@ static int run_watch(struct vctx *c, struct run *r)
 	return cmd_watch(c);
 }
 
+static int run_share(struct vctx *c, struct run *r)
+{
+	(void)r;
+	return cmd_share(c);
+}
+
 static int run_rebuild(struct vctx *c, struct run *r)
 {
 	(void)r;
@@ -807,6 +813,7 @@ static const struct command {
 	{"migrate-store", "", 1, 1, 1, NULL, run_migrate_store},
 	/* not a writer: it takes the lock only while it writes */
 	{"watch", "", 0, 0, 0, NULL, run_watch},
+	{"share", "", 0, 0, 0, NULL, run_share},
 	{"check", "--repair", 0, 0, 1, NULL, run_check},
 	{"import-vpopmail", "--assign --valias", 1, 1, 1, NULL,
 	 run_import_vpopmail},

@@ -222,6 +222,11 @@ int main(int argc, char **argv)
 		if (r < 0)
 			msg_die(111, "cannot map the AUTH failure table: %s",
 				msg_err(r));
+		/* and the other hosts' failures, when vadmin share brings
+		 * them (docs/scale-out.md) */
+		if ((r = limit_share(sd.limit, sd.root, "smtp")) < 0)
+			msg_warn("AUTH failures are not shared with other "
+				 "hosts: %s", msg_err(r));
 		/* the public suffix list (DMARC) read once here, so that the
 		 * session processes share it instead of each parsing it
 		 * again every SERVER_USES sessions; none is not fatal: DMARC
