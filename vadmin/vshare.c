@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libpq-fe.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +57,6 @@ static const char *const services[NSERVICES] = {"pop3", "smtp"};
 
 struct share {
 	struct vctx *c;
-	PGconn *pg;
 	struct str me;		/* this host's name: control/me */
 	unsigned long life;	/* popbeforesmtp */
 	struct limit_remote *rt[NSERVICES];
@@ -71,28 +69,46 @@ static _Noreturn void lost(struct share *sh)
 {
 	vfail(EX_TEMP, "share: lost the account database (%s); grants and "
 	      "failed logins are this host's alone until it is back",
-	      PQerrorMessage(sh->pg));
+	      store_errmsg(sh->c->db));
 }
 
-/* sql - one statement with text parameters; its result, or exit 111 */
-static PGresult *sql(struct share *sh, const char *q, int n,
-		     const char *const *v)
+/* sql - a statement with text parameters ?1.., run to its first row
+ * (STORE_ROW) or its end (STORE_DONE), or exit 111 */
+static struct store_stmt *sql(struct share *sh, const char *q, int n,
+			      const char *const *v, int *rc)
 {
-	PGresult *res = PQexecParams(sh->pg, q, n, NULL, v, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
+	struct store_stmt *st = m_prep(sh->c, q);
+	int i;
 
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		PQclear(res);
+	for (i = 0; i < n; i++)
+		if (store_bind_text(st, i + 1, v[i]) < 0)
+			lost(sh);
+	if ((*rc = store_step(st)) < 0) {
+		store_finalize(st);
 		lost(sh);
 	}
-	return res;
+	return st;
 }
 
-/* sqlv - sql() whose result is not wanted */
+/* sqlv - sql() whose rows are not wanted */
 static void sqlv(struct share *sh, const char *q, int n,
 		 const char *const *v)
 {
-	PQclear(sql(sh, q, n, v));
+	int rc;
+
+	store_finalize(sql(sh, q, n, v, &rc));
+}
+
+/* next - the next row of a statement sql() ran */
+static int next(struct share *sh, struct store_stmt *st)
+{
+	int rc = store_step(st);
+
+	if (rc < 0) {
+		store_finalize(st);
+		lost(sh);
+	}
+	return rc;
 }
 
 /* since - now less s seconds, as text for a parameter */
@@ -108,7 +124,7 @@ static void publish(struct share *sh, const char *ip, time_t at)
 	const char *v[3] = {ip, t, sh->me.s};
 
 	(void)snprintf(t, sizeof t, "%" PRId64, (int64_t)at);
-	sqlv(sh, "INSERT INTO grants(ip, at, host) VALUES ($1, $2, $3) "
+	sqlv(sh, "INSERT INTO grants(ip, at, host) VALUES (?1, ?2, ?3) "
 	     "ON CONFLICT (ip) DO UPDATE SET at = excluded.at, host = "
 	     "excluded.host WHERE grants.at < excluded.at", 3, v);
 }
@@ -154,19 +170,21 @@ static void others(struct share *sh, int svc, const char *key)
 {
 	char t[24];
 	const char *v[4] = {services[svc], key, sh->me.s, t};
-	PGresult *res;
-	uint64_t n = 0, at = 0;
+	struct store_stmt *st;
+	int64_t n = 0, at = 0;
+	int rc;
 
 	since(t, sizeof t, LIMIT_WINDOW);
-	res = sql(sh, "SELECT coalesce(sum(count), 0), coalesce(max(at), 0) "
-		  "FROM fails WHERE service = $1 AND key = $2 AND host <> $3 "
-		  "AND at > $4", 4, v);
-	if (PQntuples(res) == 1) {
-		(void)num_parse(PQgetvalue(res, 0, 0), UINT32_MAX, &n);
-		(void)num_parse(PQgetvalue(res, 0, 1), INT64_MAX, &at);
+	st = sql(sh, "SELECT coalesce(sum(count), 0), coalesce(max(at), 0) "
+		 "FROM fails WHERE service = ?1 AND key = ?2 AND host <> ?3 "
+		 "AND at > ?4", 4, v, &rc);
+	if (rc == STORE_ROW) {
+		n = store_column_int(st, 0);
+		at = store_column_int(st, 1);
 	}
-	PQclear(res);
-	limit_remote_set(sh->rt[svc], key, (unsigned)n, (int64_t)at);
+	store_finalize(st);
+	limit_remote_set(sh->rt[svc], key, n > UINT32_MAX ? UINT32_MAX :
+			 n < 0 ? 0 : (unsigned)n, at);
 }
 
 /* key_ok - a shared key as lib/limit writes it: printable ASCII */
@@ -202,8 +220,8 @@ static void failed(struct share *sh, const char *m, size_t len)
 	v[3] = t;
 	v[4] = old;
 	sqlv(sh, "INSERT INTO fails(host, service, key, count, at) VALUES "
-	     "($1, $2, $3, 1, $4) ON CONFLICT (service, key, host) DO UPDATE "
-	     "SET count = CASE WHEN fails.at < $5 THEN 1 ELSE fails.count + 1 "
+	     "(?1, ?2, ?3, 1, ?4) ON CONFLICT (service, key, host) DO UPDATE "
+	     "SET count = CASE WHEN fails.at < ?5 THEN 1 ELSE fails.count + 1 "
 	     "END, at = excluded.at", 5, v);
 	str_free(&key);
 }
@@ -232,14 +250,15 @@ static void notified(struct share *sh, const char *chan, char *p)
 /* drain_pg - every notification that came */
 static void drain_pg(struct share *sh)
 {
-	PGnotify *n;
+	struct str chan = STR_INIT, payload = STR_INIT;
+	int r;
 
-	if (!PQconsumeInput(sh->pg))
+	while ((r = store_notified(sh->c->db, &chan, &payload)) == 1)
+		notified(sh, chan.s, payload.s);
+	if (r < 0)
 		lost(sh);
-	while ((n = PQnotifies(sh->pg))) {
-		notified(sh, n->relname, n->extra);
-		PQfreemem(n);
-	}
+	str_free(&chan);
+	str_free(&payload);
 }
 
 /* drain_ino - the grants open-smtp/ says changed */
@@ -273,27 +292,24 @@ static void drain_sock(struct share *sh)
 }
 
 /* catch_up_grants - the database's fresh grants here, and this host's
- * there: the first may have come while this was not running */
+ * there: the first may have come while this was not running; the count
+ * of the first */
 static unsigned catch_up_grants(struct share *sh)
 {
 	char t[24];
 	const char *v[2] = {t, sh->me.s};
-	PGresult *res;
+	struct store_stmt *st;
 	struct dirent *de;
-	DIR *d;
-	int i;
 	unsigned n = 0;
-	uint64_t at;
+	DIR *d;
+	int rc;
 
 	since(t, sizeof t, sh->life);
-	res = sql(sh, "SELECT ip, at FROM grants WHERE at > $1 AND host <> $2",
-		  2, v);
-	for (i = 0; i < PQntuples(res); i++)
-		if (num_parse(PQgetvalue(res, i, 1), INT64_MAX, &at) == 0) {
-			apply_grant(sh, PQgetvalue(res, i, 0), (int64_t)at);
-			n++;
-		}
-	PQclear(res);
+	st = sql(sh, "SELECT ip, at FROM grants WHERE at > ?1 AND host <> ?2",
+		 2, v, &rc);
+	for (; rc == STORE_ROW; rc = next(sh, st), n++)
+		apply_grant(sh, m_col(st, 0), store_column_int(st, 1));
+	store_finalize(st);
 	if (!(d = opendir(sh->dir.s)))
 		vfail(EX_TEMP, "share: cannot read %s: %s", sh->dir.s,
 		      strerror(errno));
@@ -304,31 +320,32 @@ static unsigned catch_up_grants(struct share *sh)
 }
 
 /* catch_up_fails - the other hosts' counts of the window, for the
- * servers here */
+ * servers here; the number of keys */
 static unsigned catch_up_fails(struct share *sh)
 {
 	char t[24];
 	const char *v[2] = {t, sh->me.s};
-	PGresult *res;
-	uint64_t n, at;
-	int i, svc;
+	struct store_stmt *st;
 	unsigned keys = 0;
+	int64_t n;
+	int rc, svc;
 
 	since(t, sizeof t, LIMIT_WINDOW);
-	res = sql(sh, "SELECT service, key, sum(count), max(at) FROM fails "
-		  "WHERE at > $1 AND host <> $2 GROUP BY service, key", 2, v);
-	for (i = 0; i < PQntuples(res); i++) {
-		const char *s = PQgetvalue(res, i, 0), *k = PQgetvalue(res, i, 1);
+	st = sql(sh, "SELECT service, key, sum(count), max(at) FROM fails "
+		 "WHERE at > ?1 AND host <> ?2 GROUP BY service, key", 2, v,
+		 &rc);
+	for (; rc == STORE_ROW; rc = next(sh, st)) {
+		const char *k = m_col(st, 1);
 
-		if ((svc = service_index(s, strlen(s))) < 0 ||
-		    !key_ok(k, strlen(k)) ||
-		    num_parse(PQgetvalue(res, i, 2), UINT32_MAX, &n) < 0 ||
-		    num_parse(PQgetvalue(res, i, 3), INT64_MAX, &at) < 0)
+		svc = service_index(m_col(st, 0), strlen(m_col(st, 0)));
+		n = store_column_int(st, 2);
+		if (svc < 0 || !key_ok(k, strlen(k)) || n <= 0)
 			continue;
-		limit_remote_set(sh->rt[svc], k, (unsigned)n, (int64_t)at);
+		limit_remote_set(sh->rt[svc], k, n > UINT32_MAX ? UINT32_MAX :
+				 (unsigned)n, store_column_int(st, 3));
 		keys++;
 	}
-	PQclear(res);
+	store_finalize(st);
 	return keys;
 }
 
@@ -339,28 +356,20 @@ static void prune(struct share *sh)
 	const char *v[1] = {t};
 
 	since(t, sizeof t, sh->life);
-	sqlv(sh, "DELETE FROM grants WHERE at < $1", 1, v);
+	sqlv(sh, "DELETE FROM grants WHERE at < ?1", 1, v);
 	since(t, sizeof t, LIMIT_WINDOW);
-	sqlv(sh, "DELETE FROM fails WHERE at < $1", 1, v);
+	sqlv(sh, "DELETE FROM fails WHERE at < ?1", 1, v);
 }
 
-/* connect_pg - a connection of our own, LISTENing on both channels */
-static void connect_pg(struct share *sh)
+/* listen - both channels, on vadmin's own connection to the store */
+static void listen_pg(struct share *sh)
 {
-	char *ci = NULL;
-	int r = store_accountdb(sh->c->root, &ci);
-
-	if (r < 0 || !ci)
-		vfail(r < 0 ? EX_TEMP : EX_REFUSED, r < 0 ?
-		      "share: cannot read control/accountdb" : "nothing to "
-		      "share: this root's accounts are in SQLite "
-		      "(control/accountdb)");
-	sh->pg = PQconnectdb(ci);
-	free(ci);
-	if (PQstatus(sh->pg) != CONNECTION_OK)
+	if (store_kind(sh->c->db) != STORE_PG)
+		vfail(EX_REFUSED, "nothing to share: this root's accounts are "
+		      "in SQLite (control/accountdb)");
+	if (store_listen(sh->c->db, "facteur_grants") < 0 ||
+	    store_listen(sh->c->db, "facteur_fails") < 0)
 		lost(sh);
-	sqlv(sh, "LISTEN facteur_grants", 0, NULL);
-	sqlv(sh, "LISTEN facteur_fails", 0, NULL);
 }
 
 /* bind_sock - db/share.sock, where the servers tell their failures */
@@ -421,14 +430,14 @@ int cmd_share(struct vctx *c)
 							   &sh.life)) < 0)
 		vfail(EX_TEMP, "share: cannot read control/me or "
 		      "control/popbeforesmtp");
-	connect_pg(&sh);
+	listen_pg(&sh);
 	open_local(&sh);
 	/* LISTEN came first: what is committed from now on is notified */
 	r = (int)catch_up_grants(&sh);
 	fprintf(stderr, "vadmin: share: %d grant%s and %u failure count%s "
 		"of other hosts applied; sharing as %s\n", r, r == 1 ? "" :
 		"s", catch_up_fails(&sh), "s", sh.me.s);
-	pf[0] = (struct pollfd){.fd = PQsocket(sh.pg), .events = POLLIN};
+	pf[0] = (struct pollfd){.fd = store_socket(c->db), .events = POLLIN};
 	pf[1] = (struct pollfd){.fd = sh.ino, .events = POLLIN};
 	pf[2] = (struct pollfd){.fd = sh.sock, .events = POLLIN};
 	for (;;) {
