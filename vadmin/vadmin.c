@@ -81,6 +81,8 @@ static const char usage_text[] =
 "  migrate-store CONNSTRING              the accounts into empty PostgreSQL\n"
 "  watch                                 keep this host's CDBs current from\n"
 "                                        PostgreSQL (run by facteur run)\n"
+"  share                                 grants and failed logins shared\n"
+"                                        with other hosts (run by facteur run)\n"
 "  import-vpopmail DIR [--assign FILE] [--valias FILE]   a vpopmail tree\n"
 "  dkim add DOMAIN [--selector SEL] [--type rsa|ed25519] [--bits 2048..4096]\n"
 "  dkim list [DOMAIN] | show DOMAIN | rotate DOMAIN | del DOMAIN SELECTOR\n"
