@@ -191,20 +191,24 @@ def timed(a, roots, prog, kind, data, want):
           flush=True)
 
 
+class Scratch:
+    """what helpers.Postgres wants of a test: a temporary directory"""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="facteur-bench-", dir="/var/tmp")
+        os.chmod(self.tmp, 0o755)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default="bin")
-    ap.add_argument("--sessions", type=int, default=200)
-    ap.add_argument("--rounds", type=int, default=5)
+    for opt, default in (("--bin", "bin"), ("--sessions", 200),
+                         ("--rounds", 5)):
+        ap.add_argument(opt, default=default, type=type(default))
     a = ap.parse_args()
+    # a SIGTERM (timeout, kill) still stops the servers and PostgreSQL
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(111))
-    tmp = tempfile.mkdtemp(prefix="facteur-bench-", dir="/var/tmp")
-    os.chmod(tmp, 0o755)
-
-    class Ctx:
-        pass
-    ctx = Ctx()
-    ctx.tmp = tmp
+    ctx = Scratch()
+    tmp = ctx.tmp
     pg = None
     roots = []
     try:

@@ -98,15 +98,20 @@ def remote_count(root, service, text):
     return 0
 
 
+def two_hosts(t, conn):
+    """hosts a and b, user u of D made on a, and their bridges started"""
+    a = host(t, "a", conn)
+    b = host(t, "b", conn)
+    t.root = a
+    vadmin(t, "adddomain", D, input="pm-Secret-1\n")
+    vadmin(t, "adduser", f"u@{D}", "--hash", H1)
+    return a, b, share(t, a), share(t, b)
+
+
 def test_grant_on_one_host_relays_through_another(t):
     with helpers.Postgres(t) as pg:
         conn = pg.createdb("facteur")
-        a = host(t, "a", conn)
-        b = host(t, "b", conn)
-        t.root = a
-        vadmin(t, "adddomain", D, input="pm-Secret-1\n")
-        vadmin(t, "adduser", f"u@{D}", "--hash", H1)
-        sa, sb = share(t, a), share(t, b)
+        a, b, sa, sb = two_hosts(t, conn)
         try:
             assert relay(t, b).startswith("553 5.7.1"), "relayed before"
             lines, _ = pop(t, a, f"u@{D}", PW)
@@ -231,13 +236,7 @@ def test_inetd_sessions_add_the_other_hosts_failures(t):
 
 def test_database_down_servers_go_on_alone(t):
     with helpers.Postgres(t) as pg:
-        conn = pg.createdb("facteur")
-        a = host(t, "a", conn)
-        b = host(t, "b", conn)
-        t.root = a
-        vadmin(t, "adddomain", D, input="pm-Secret-1\n")
-        vadmin(t, "adduser", f"u@{D}", "--hash", H1)
-        sa, sb = share(t, a), share(t, b)
+        a, b, sa, sb = two_hosts(t, pg.createdb("facteur"))
         try:
             pg.stop()
             for p in (sa, sb):
