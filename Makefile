@@ -209,6 +209,8 @@ FUZZ     += fuzz_spf
 FUZZ     += fuzz_dmarc
 # lib/dnscache: the TTLs of DNS answers from the network
 FUZZ     += fuzz_dnscache
+# lib/limit: the keys and datagrams vadmin share carries between hosts
+FUZZ     += fuzz_share
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30

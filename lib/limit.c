@@ -254,7 +254,7 @@ struct limit_remote {
 /* limit_key_text - the text a key is known by on every host: "ip " and
  * the client's group (an IPv4 address, an IPv6 /64 prefix), or the key's
  * bytes, those outside printable ASCII and '%' as %XX; -EINVAL for no
- * address (a local client), -E2BIG past LIMIT_KEY_MAX */
+ * address (a local client) or an empty key, -E2BIG past LIMIT_KEY_MAX */
 int limit_key_text(char kind, const void *key, size_t len, struct str *out)
 {
 	const unsigned char *b = key;
@@ -288,7 +288,38 @@ int limit_key_text(char kind, const void *key, size_t len, struct str *out)
 		    str_catf(out, "%%%02X", b[i]);
 	if (r)
 		return -ENOMEM;
+	if (!len)
+		return -EINVAL;
 	return out->len > LIMIT_KEY_MAX ? -E2BIG : 0;
+}
+
+/* limit_key_valid - a text limit_key_text could have made */
+int limit_key_valid(const char *text, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > LIMIT_KEY_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (text[i] < 0x20 || text[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* limit_told - "SERVICE KEY", a failure a server told vadmin share */
+int limit_told(const void *m, size_t len, struct str *service,
+	       struct str *key)
+{
+	const char *s = m, *sp = memchr(s, ' ', len);
+	size_t sl = sp ? (size_t)(sp - s) : 0;
+
+	if (sl == 0 || sl > 7 || strspn(s, "abcdefghijklmnopqrstuvwxyz"
+					"0123456789") < sl ||
+	    !limit_key_valid(sp + 1, len - sl - 1))
+		return -EINVAL;
+	if (str_copyb(service, s, sl) || str_copyb(key, sp + 1, len - sl - 1))
+		return -ENOMEM;
+	return 0;
 }
 
 /* rhash - where a shared text lives in a remote table */

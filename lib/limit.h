@@ -45,6 +45,12 @@
  * of those), so a flood of keys on other hosts never frees a key slowed
  * more than they are; limit_remote_get() reads one.
  *
+ * The datagram a server sends is "SERVICE KEY": limit_told() splits one
+ * (0, or -EINVAL for anything else: SERVICE is 1 to 7 bytes of a-z0-9,
+ * KEY is a shared text); limit_key_valid() says whether a text is one
+ * limit_key_text() could have made (printable ASCII, 1 to LIMIT_KEY_MAX
+ * bytes), for the texts vadmin share reads back from the database.
+ *
  * Sessions (struct limit_sess): a slot per session process (or place for
  * one): its pid and its client. limit_sess_new() maps N slots,
  * limit_sess_free() unmaps them. Only the parent reserves and frees:
@@ -96,6 +102,9 @@ void limit_remote_set(struct limit_remote *rt, const char *text,
 		      unsigned count, int64_t at);
 unsigned limit_remote_get(const struct limit_remote *rt, const char *text,
 			  int64_t now);
+int limit_told(const void *m, size_t len, struct str *service,
+	       struct str *key);
+int limit_key_valid(const char *text, size_t len);
 
 int limit_sess_new(size_t n, struct limit_sess **t_r);
 void limit_sess_free(struct limit_sess **t);

@@ -187,42 +187,26 @@ static void others(struct share *sh, int svc, const char *key)
 			 n < 0 ? 0 : (unsigned)n, at);
 }
 
-/* key_ok - a shared key as lib/limit writes it: printable ASCII */
-static int key_ok(const char *k, size_t len)
-{
-	size_t i;
-
-	if (len == 0 || len > LIMIT_KEY_MAX)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (k[i] < 0x20 || k[i] > 0x7e)
-			return 0;
-	return 1;
-}
-
 /* failed - "SERVICE KEY" from a server here: one more in this host's row */
 static void failed(struct share *sh, const char *m, size_t len)
 {
-	const char *sp = memchr(m, ' ', len);
+	struct str service = STR_INIT, key = STR_INIT;
 	char t[24], old[24];
-	const char *v[5];
-	struct str key = STR_INIT;
-	int svc = sp ? service_index(m, (size_t)(sp - m)) : -1;
+	const char *v[5] = {sh->me.s, NULL, NULL, t, old};
+	int svc;
 
-	if (svc < 0 || !key_ok(sp + 1, len - (size_t)(sp + 1 - m)) ||
-	    str_copyb(&key, sp + 1, len - (size_t)(sp + 1 - m)))
-		return;
-	since(t, sizeof t, 0);
-	since(old, sizeof old, LIMIT_WINDOW);
-	v[0] = sh->me.s;
-	v[1] = services[svc];
-	v[2] = key.s;
-	v[3] = t;
-	v[4] = old;
-	sqlv(sh, "INSERT INTO fails(host, service, key, count, at) VALUES "
-	     "(?1, ?2, ?3, 1, ?4) ON CONFLICT (service, key, host) DO UPDATE "
-	     "SET count = CASE WHEN fails.at < ?5 THEN 1 ELSE fails.count + 1 "
-	     "END, at = excluded.at", 5, v);
+	if (limit_told(m, len, &service, &key) == 0 &&
+	    (svc = service_index(service.s, service.len)) >= 0) {
+		since(t, sizeof t, 0);
+		since(old, sizeof old, LIMIT_WINDOW);
+		v[1] = services[svc];
+		v[2] = key.s;
+		sqlv(sh, "INSERT INTO fails(host, service, key, count, at) "
+		     "VALUES (?1, ?2, ?3, 1, ?4) ON CONFLICT (service, key, "
+		     "host) DO UPDATE SET count = CASE WHEN fails.at < ?5 THEN "
+		     "1 ELSE fails.count + 1 END, at = excluded.at", 5, v);
+	}
+	str_free(&service);
 	str_free(&key);
 }
 
@@ -242,7 +226,7 @@ static void notified(struct share *sh, const char *chan, char *p)
 		if (strcmp(b, sh->me.s) && num_parse(a, INT64_MAX, &at) == 0)
 			apply_grant(sh, p, (int64_t)at);
 	} else if ((svc = service_index(p, strlen(p))) >= 0 &&
-		   strcmp(a, sh->me.s) && key_ok(b, strlen(b))) {
+		   strcmp(a, sh->me.s) && limit_key_valid(b, strlen(b))) {
 		others(sh, svc, b);
 	}
 }
@@ -339,7 +323,7 @@ static unsigned catch_up_fails(struct share *sh)
 
 		svc = service_index(m_col(st, 0), strlen(m_col(st, 0)));
 		n = store_column_int(st, 2);
-		if (svc < 0 || !key_ok(k, strlen(k)) || n <= 0)
+		if (svc < 0 || !limit_key_valid(k, strlen(k)) || n <= 0)
 			continue;
 		limit_remote_set(sh->rt[svc], k, n > UINT32_MAX ? UINT32_MAX :
 				 (unsigned)n, store_column_int(st, 3));

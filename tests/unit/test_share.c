@@ -95,9 +95,29 @@ static void test_key_text(void)
 		0);
 	tt_check(!strcmp(s.s, "user a b%25%0A%FF"), "text_escaped", "%s",
 		 s.s);
+	check_i("text_empty", limit_key_text('k', "", 0, &s), -EINVAL);
 	memset(big, 'x', sizeof big);
 	check_i("text_big", limit_key_text('k', big, sizeof big, &s), -E2BIG);
 	str_free(&s);
+}
+
+/* test_told - the datagram vadmin share reads */
+static void test_told(void)
+{
+	struct str sv = STR_INIT, k = STR_INIT;
+
+	check_i("told_ok", limit_told("pop3 ip 192.0.2.7", 17, &sv, &k), 0);
+	tt_check(!strcmp(sv.s, "pop3") && !strcmp(k.s, "ip 192.0.2.7"),
+		 "told_split", "%s|%s", sv.s, k.s);
+	check_i("told_no_space", limit_told("pop3", 4, &sv, &k), -EINVAL);
+	check_i("told_no_key", limit_told("pop3 ", 5, &sv, &k), -EINVAL);
+	check_i("told_long_service", limit_told("pop3pop3 x", 10, &sv, &k),
+		-EINVAL);
+	check_i("told_upper", limit_told("POP3 x", 6, &sv, &k), -EINVAL);
+	check_i("told_ctl", limit_told("pop3 a\nb", 8, &sv, &k), -EINVAL);
+	check_i("valid_high", limit_key_valid("\xff", 1), 0);
+	str_free(&sv);
+	str_free(&k);
 }
 
 /* test_remote - the file: made by the writer, read by a reader, slots
@@ -204,6 +224,7 @@ int main(void)
 	mkdir(path("control"), 0700);
 	test_grant_set();
 	test_key_text();
+	test_told();
 	test_remote();
 	test_limit_share();
 	unlink(path("open-smtp/192.0.2.7"));
