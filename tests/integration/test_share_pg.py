@@ -5,8 +5,10 @@ private PostgreSQL (helpers.Postgres). Each host is a root of its own
 with its own control/me; the servers run over pipes (--inetd) with the
 client address in $TCPREMOTEIP.
 """
+import base64
 import contextlib
 import os
+import smtplib
 import socket
 import struct
 import subprocess
@@ -260,3 +262,71 @@ def test_database_down_servers_go_on_alone(t):
         finally:
             stop(sa)
             stop(sb)
+
+
+def answers(port):
+    """whether a server listens on 127.0.0.1:port"""
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+        return True
+    except OSError:
+        return False
+
+
+def auth_fail(port):
+    """one SMTP session from 127.0.0.1 whose AUTH PLAIN fails: the
+    seconds from the AUTH command to its 535"""
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as c:
+        c.ehlo("c")
+        t0 = time.monotonic()
+        code, _ = c.docmd("AUTH", "PLAIN " + base64.b64encode(
+            f"\0u@{D}\0wrong".encode()).decode())
+        took = time.monotonic() - t0
+    assert code == 535, code
+    return took
+
+
+def test_smtp_auth_failures_on_one_host_slow_another(t):
+    """mta-smtpd daemons: an address that failed AUTH on host a waits on
+    host b as lib/limit's schedule says for a's failures (127.0.0.1 is a
+    relay client, to which AUTH is offered in plaintext)"""
+    with helpers.Postgres(t) as pg, contextlib.ExitStack() as stack:
+        conn = pg.createdb("facteur")
+        roots = [host(t, n, conn) for n in ("a", "b")]
+        ports = []
+        for r in roots:
+            t.root = r
+            ports.append(helpers.free_port())
+            put(t, t.path("control", "listen.smtp"),
+                f"127.0.0.1:{ports[-1]}\n", 0o644)
+            for name in ("listen.submission", "listen.smtps"):
+                put(t, t.path("control", name), "", 0o644)
+        shares = [share(t, r) for r in roots]
+        try:
+            for r, port in zip(roots, ports):
+                log = open(os.path.join(t.tmp, f"smtpd-{port}.log"), "wb")
+                p = subprocess.Popen([t.bin("mta-smtpd"), "--root", r],
+                                     stdout=subprocess.DEVNULL, stderr=log)
+                log.close()
+                stack.callback(lambda p=p: (p.terminate(), p.wait(30)))
+                helpers.wait_for("mta-smtpd", lambda port=port: answers(
+                    port), 20)
+            for _ in range(3):
+                auth_fail(ports[0])
+            helpers.wait_for("a's AUTH failures on b", lambda: remote_count(
+                roots[1], "smtp", "ip 127.0.0.1") == 3, 10)
+            # b's first failure of this address: lib/limit's wait after
+            # three failures (1 s) before the check, then the session's
+            # own 1 s sleep; alone it would be that 1 s only
+            took = auth_fail(ports[1])
+            assert took >= 1.9, took
+            # counted apart from POP3, as on one host
+            assert remote_count(roots[1], "pop3", "ip 127.0.0.1") == 0
+        finally:
+            stack.close()
+            for p in shares:
+                stop(p)
+            for f in os.listdir(t.tmp):
+                if f.startswith("smtpd-"):
+                    text = open(os.path.join(t.tmp, f), errors="replace").read()
+                    assert "Sanitizer" not in text, text
