@@ -53,6 +53,13 @@ def said(p):
         return f.read()
 
 
+def halt(p):
+    """stop a bridge (by its PID); it must have run clean"""
+    stop(p)
+    text = said(p)
+    assert "Sanitizer" not in text and "runtime error" not in text, text
+
+
 def relay(t, root, ip=CLIENT):
     """the reply to RCPT of a remote address from ip, through mta-smtpd"""
     t.root = root
@@ -134,12 +141,12 @@ def test_grant_on_one_host_relays_through_another(t):
             # a host that starts later catches up
             c = host(t, "c", conn)
             sc = share(t, c)
-            stop(sc)
+            halt(sc)
             assert os.path.exists(os.path.join(c, "open-smtp", CLIENT))
             assert "1 grant " in said(sc), said(sc)
         finally:
-            stop(sa)
-            stop(sb)
+            halt(sa)
+            halt(sb)
 
 
 def pop_tcp(port, user, pw):
@@ -209,7 +216,7 @@ def test_failures_spread_over_three_hosts_slow_all_three(t):
         finally:
             stack.close()
             for p in shares:
-                stop(p)
+                halt(p)
 
 
 def test_inetd_sessions_add_the_other_hosts_failures(t):
@@ -233,7 +240,7 @@ def test_inetd_sessions_add_the_other_hosts_failures(t):
             assert "failures: ip 1 user 2" in err, err
         finally:
             for p in shares:
-                stop(p)
+                halt(p)
 
 
 def test_database_down_servers_go_on_alone(t):
@@ -260,8 +267,8 @@ def test_database_down_servers_go_on_alone(t):
                                  os.path.join(b, "open-smtp", CLIENT)), 10)
             assert relay(t, b).startswith("250 ")
         finally:
-            stop(sa)
-            stop(sb)
+            halt(sa)
+            halt(sb)
 
 
 def answers(port):
@@ -325,7 +332,7 @@ def test_smtp_auth_failures_on_one_host_slow_another(t):
         finally:
             stack.close()
             for p in shares:
-                stop(p)
+                halt(p)
             for f in os.listdir(t.tmp):
                 if f.startswith("smtpd-"):
                     text = open(os.path.join(t.tmp, f), errors="replace").read()
