@@ -13,7 +13,9 @@
  *    grant of another host sets this host's open-smtp/IP to AT (made if
  *    absent, never moved back, never through a link: lib/grant). The echo
  *    of a grant applied here is not newer than its row, so it changes no
- *    row and notifies nobody.
+ *    row and notifies nobody; and the newest time of recent addresses is
+ *    remembered, so neither that echo nor a login refreshing a grant
+ *    within the same second costs a round trip.
  *  - failed logins: pop3d and mta-smtpd send each failure they count to
  *    db/share.sock (lib/limit); it is added to this host's row of table
  *    `fails` (a count that starts again after lib/limit's window), whose
@@ -33,6 +35,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +55,7 @@
 #define PRUNE_MS 60000
 #define DGRAM_MAX 1024
 #define NSERVICES 2
+#define SEEN 1024		/* grants remembered as already in the database */
 
 static const char *const services[NSERVICES] = {"pop3", "smtp"};
 
@@ -62,6 +66,14 @@ struct share {
 	struct limit_remote *rt[NSERVICES];
 	int ino, sock;
 	struct str dir;		/* ROOT/open-smtp */
+	/* the newest time each recent address is known to have in the
+	 * database (by a hash of the address; a collision costs one
+	 * needless upsert): a login refreshing a grant within the second,
+	 * or the inotify echo of a grant applied here, asks nothing */
+	struct {
+		uint64_t h;
+		int64_t at;
+	} seen[SEEN];
 };
 
 /* lost - exit 111, the database gone or refusing */
@@ -129,28 +141,54 @@ static void publish(struct share *sh, const char *ip, time_t at)
 	     "excluded.host WHERE grants.at < excluded.at", 3, v);
 }
 
-/* local_grant - open-smtp/NAME changed here: published when fresh */
+/* seen - the slot of an address in sh->seen, and its hash */
+static size_t seen(const char *ip, uint64_t *h_r)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *ip; ip++)
+		h = (h ^ (unsigned char)*ip) * 1099511628211ull;
+	*h_r = h ? h : 1;
+	return (size_t)(h % SEEN);
+}
+
+/* local_grant - open-smtp/NAME changed here: published when fresh and
+ * newer than what the database is known to have */
 static void local_grant(struct share *sh, const char *name)
 {
 	time_t at;
+	uint64_t h;
+	size_t i;
 
-	if (name[0] == '.' || grant_age(sh->c->root, name, &at) < 0)
+	if (name[0] == '.' || grant_age(sh->c->root, name, &at) < 0 ||
+	    time(NULL) - at > (time_t)sh->life)
 		return;
-	if (time(NULL) - at <= (time_t)sh->life)
-		publish(sh, name, at);
+	i = seen(name, &h);
+	if (sh->seen[i].h == h && sh->seen[i].at >= at)
+		return;
+	publish(sh, name, at);
+	sh->seen[i].h = h;
+	sh->seen[i].at = at;
 }
 
 /* apply_grant - a grant of another host, here too */
 static void apply_grant(struct share *sh, const char *ip, int64_t at)
 {
+	uint64_t h;
+	size_t i;
 	int r;
 
 	if (time(NULL) - at > (int64_t)sh->life)
 		return;
 	r = grant_set(sh->c->root, ip, (time_t)at);
-	if (r < 0)
+	if (r < 0) {
 		fprintf(stderr, "vadmin: share: cannot grant %s here: %s\n", ip,
 			msg_err(r));
+		return;
+	}
+	i = seen(ip, &h);
+	sh->seen[i].h = h;
+	sh->seen[i].at = at;
 }
 
 /* service_index - 0.. for a service name, -1 for none */
