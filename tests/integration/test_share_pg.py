@@ -337,3 +337,33 @@ def test_smtp_auth_failures_on_one_host_slow_another(t):
                 if f.startswith("smtpd-"):
                     text = open(os.path.join(t.tmp, f), errors="replace").read()
                     assert "Sanitizer" not in text, text
+
+
+def test_bridge_prunes_rows_past_their_lifetime(t):
+    """grants older than popbeforesmtp and failures older than lib/limit's
+    window are deleted; fresh ones kept, and an old grant never applied"""
+    with helpers.Postgres(t) as pg:
+        conn = pg.createdb("facteur")
+        a = host(t, "a", conn)
+        put(t, t.path("control", "popbeforesmtp"), "600\n", 0o644)
+        sa = share(t, a)
+        halt(sa)
+        now = int(time.time())
+        pg.sql("INSERT INTO grants VALUES ('192.0.2.30', "
+               f"{now - 700}, 'z.test'), ('192.0.2.31', {now - 10}, "
+               f"'z.test'); INSERT INTO fails VALUES ('z.test', 'pop3', "
+               f"'ip 192.0.2.30', 4, {now - 1000}), ('z.test', 'pop3', "
+               f"'ip 192.0.2.31', 2, {now - 10})")
+        sa = share(t, a)
+        try:
+            helpers.wait_for("the old rows pruned", lambda: pg.sql(
+                "SELECT count(*) FROM grants") == [["1"]], 10)
+            assert pg.sql("SELECT ip FROM grants") == [["192.0.2.31"]]
+            assert pg.sql("SELECT key FROM fails") == [["ip 192.0.2.31"]]
+            assert os.path.exists(os.path.join(a, "open-smtp", "192.0.2.31"))
+            assert not os.path.exists(
+                os.path.join(a, "open-smtp", "192.0.2.30"))
+            assert remote_count(a, "pop3", "ip 192.0.2.31") == 2
+            assert remote_count(a, "pop3", "ip 192.0.2.30") == 0
+        finally:
+            halt(sa)
