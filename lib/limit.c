@@ -3,19 +3,24 @@
  * counters sit behind a robust process-shared mutex: a session killed
  * holding it hands it on (a half-written slot costs one wrong count at
  * most). Times are CLOCK_MONOTONIC s: one clock for every process.
+ * The other hosts' counts (limit_share, limit_remote_*) are a file of
+ * lock-free slots with wall-clock times, since other processes (vadmin
+ * share) write it and the hosts' clocks are what the times compare. This
+ * file does raw pointer arithmetic on mappings (@UNSAFE, as Dovecot
+ * marks such files): the slot indexes are masked by LIMIT_SLOTS - 1.
  */
 #include "limit.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
-#include <string.h>
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
