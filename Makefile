@@ -67,7 +67,8 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
           test_sasl test_conn test_vpopparse test_vchkpw test_dkim test_dkimv \
-          test_dns test_server test_spf test_srs test_dmarc test_store
+          test_dns test_server test_spf test_srs test_dmarc test_store \
+          test_share
 # test drivers of the integration tests, built like unit tests, never run
 # by themselves (tests/run.py runs test_* only)
 TDRIVERS = spfcheck
@@ -208,6 +209,8 @@ FUZZ     += fuzz_spf
 FUZZ     += fuzz_dmarc
 # lib/dnscache: the TTLs of DNS answers from the network
 FUZZ     += fuzz_dnscache
+# lib/limit: the keys and datagrams vadmin share carries between hosts
+FUZZ     += fuzz_share
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30
