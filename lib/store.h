@@ -92,6 +92,14 @@ const char *store_open_error(void);
  * pages), NULL for PostgreSQL */
 struct sqlite3 *store_sqlite(struct store *s);
 
+/* PostgreSQL only (vadmin share polls the socket beside its own files):
+ * the connection's socket, -1 for SQLite; the next notification of a
+ * LISTENed channel, 1 with its channel and payload, 0 when none came,
+ * -ECONNREFUSED when the server went away */
+struct str;
+int store_socket(struct store *s);
+int store_notified(struct store *s, struct str *chan, struct str *payload);
+
 /* the back ends' table of operations (store.c dispatches through it) */
 struct store_ops {
 	int (*close)(struct store *s);
