@@ -67,7 +67,8 @@ objs = $(patsubst %.c,$(O)/%.o,$(1))
 TESTS   = test_lib test_acct test_queue test_qstatus test_rules test_pop3d \
           test_listen test_vdeliver test_remote test_send test_smtpd test_limit \
           test_sasl test_conn test_vpopparse test_vchkpw test_dkim test_dkimv \
-          test_dns test_server test_spf test_srs test_dmarc test_store
+          test_dns test_server test_spf test_srs test_dmarc test_store \
+          test_share
 # test drivers of the integration tests, built like unit tests, never run
 # by themselves (tests/run.py runs test_* only)
 TDRIVERS = spfcheck
@@ -208,6 +209,8 @@ FUZZ     += fuzz_spf
 FUZZ     += fuzz_dmarc
 # lib/dnscache: the TTLs of DNS answers from the network
 FUZZ     += fuzz_dnscache
+# lib/limit: the keys and datagrams vadmin share carries between hosts
+FUZZ     += fuzz_share
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30
@@ -274,6 +277,14 @@ fuzz-run: fuzz
 fuzz-long:
 	$(MAKE) fuzz-run FUZZTIME=$${FUZZTIME_LONG:-3600}
 
+# issue 15's soak: an hour (SOAKTIME seconds) of mixed load on `facteur
+# run` with kills and write faults, every message accounted for
+# (tests/hostile/soak.py; check-slow runs three minutes of it)
+SOAKTIME ?= 3600
+soak: deps-test
+	$(MAKE) $(BUILD_J) O=build/rel BINDIR=build/rel/bin all
+	$(PYTHON) tests/hostile/soak.py --bin build/rel/bin --seconds $(SOAKTIME)
+
 fuzz-corpus: fuzz
 	@for f in $(FUZZ); do \
 		test -d $(FUZZO)/corpus/$$f || continue; \
@@ -326,7 +337,7 @@ clean:
 	rm -rf build bin
 
 .PHONY: all deps deps-test deps-ci unit check check-slow check-ci run bench \
-	fuzz-long fuzz-corpus \
+	fuzz-long fuzz-corpus soak \
 	install install-files uninstall man-lint clean fuzz fuzz-run
 
 $(O)/bench/%: bench/%.c $(O)/libfacteur.a

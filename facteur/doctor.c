@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -275,10 +276,14 @@ static int check_database(struct doctor *d, struct report *p)
 {
 	const char *path = at(d, "db/accounts.sqlite");
 	int last = schema_migrations[schema_migration_count - 1].version;
+	char *conninfo = NULL;
 	struct stat st;
 	int r, v;
 
-	if (lstat(path, &st) < 0)
+	/* a PostgreSQL root has no SQLite file to want */
+	r = store_accountdb(d->root, &conninfo) == 0 && !conninfo;
+	free(conninfo);
+	if (r && lstat(path, &st) < 0)
 		return say(p, FAIL, "%s: %s; restore it from a backup", path,
 			   strerror(errno));
 	r = store_open(d->root, 0, &d->db);

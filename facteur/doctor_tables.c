@@ -3,7 +3,8 @@
  * sources: `domains` (every hosted domain of the database is in
  * rcpthosts.cdb and assign.cdb, an alias pointing at its real domain)
  * and `cdb-age` (the tables are not older than what they are made
- * from), and the one repair --fix makes of them: running the vadmin
+ * from; on a PostgreSQL root, this host's watcher has applied the
+ * shared change log), and the one repair --fix makes of them: running the vadmin
  * (or mta-rules) beside this program, never writing a table itself, so
  * that one program only ever makes them.
  */
@@ -336,9 +337,62 @@ static int rules_age(struct doctor *d, struct report *p, int *need)
 	return v;
 }
 
+/* log_value - one number of the change log's tables, -1 when unread */
+static int64_t log_value(struct doctor *d, const char *sql)
+{
+	struct store_stmt *st = NULL;
+	int64_t v = -1;
+	int rc = store_prepare(d->db, sql, &st);
+
+	if (next_row(st, &rc))
+		v = store_column_int(st, 0);
+	store_finalize(st);
+	return v;
+}
+
+/* watch_age - a PostgreSQL root's tables follow the shared log through
+ * its `vadmin watch`: the last change it applied (db/changes.seen)
+ * against the log's last; a file's age says nothing there, as the
+ * database is not a file of this host's */
+static int watch_age(struct doctor *d, struct report *p)
+{
+	int64_t seen, last, pruned;
+	int r;
+
+	if (!d->db)
+		return say(p, WARN, "not checked: the database did not open");
+	last = log_value(d, "SELECT CASE WHEN is_called THEN last_value "
+			 "ELSE 0 END FROM changes_id_seq");
+	pruned = log_value(d, "SELECT upto FROM changes_pruned");
+	if (last < 0 || pruned < 0)
+		return say(p, WARN, "cannot read the change log: %s",
+			   store_errmsg(d->db));
+	r = store_seen(d->root, &seen);
+	if (r == -ENOENT)
+		return say(p, WARN, "vadmin watch has not brought this host's "
+			   "tables up to the account database yet (no "
+			   "db/changes.seen); start facteur run");
+	if (r < 0)
+		return say(p, WARN, "cannot read db/changes.seen: %s; remove it "
+			   "so that vadmin watch regenerates every table",
+			   msg_err(r));
+	if (seen < pruned)
+		return say(p, WARN, "the change log was pruned past this host's "
+			   "mark (%lld, down more than 7 days?); vadmin watch "
+			   "regenerates every table when it starts: start "
+			   "facteur run", (long long)seen);
+	if (seen < last)
+		return say(p, WARN, "changes %lld to %lld of the account "
+			   "database are not in this host's tables yet; is "
+			   "vadmin watch running (facteur run)?",
+			   (long long)seen + 1, (long long)last);
+	return OK;
+}
+
 static int age_scan(struct doctor *d, struct report *p, int *need)
 {
-	int v = vadmin_age(d, p, need);
+	int v = d->db && store_kind(d->db) == STORE_PG ? watch_age(d, p) :
+		vadmin_age(d, p, need);
 	int w = rules_age(d, p, need);
 
 	return v > w ? v : w;

@@ -45,10 +45,10 @@
 #include "priv.h"
 #include "store.h"
 
-/* the services, and after them vadmin watch (started only when the
- * accounts are in PostgreSQL: docs/scale-out.md) */
+/* the services, and after them vadmin watch and vadmin share (started
+ * only when the accounts are in PostgreSQL: docs/scale-out.md) */
 #define NSERVICES 3
-#define NSVC 4
+#define NSVC 5
 #define LINE_MAX_LEN 65536
 #define READ_CHUNK 4096
 #define BACKOFF_MAX 60
@@ -74,6 +74,7 @@ static const struct {
 	{"mta-send", NULL, 0, NULL},
 	{"pop3d", pop3d_kinds, 2, NULL},
 	{"vadmin", NULL, 0, "watch"},
+	{"vadmin", NULL, 0, "share"},
 };
 
 struct svc {

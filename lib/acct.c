@@ -130,6 +130,9 @@ int acct_get(const char *root, const char *domain, int which,
 	int r = 0, attempt;
 
 	for (attempt = 0; attempt < 2; attempt++) {
+		/* a cached assign.cdb (lib/cdbx.h) is read again too */
+		if (attempt)
+			cdbx_recheck();
 		r = acct_domain(root, domain, &d);
 		if (r < 0)
 			break;

@@ -18,6 +18,10 @@
  * first 180 bytes, '~' and a 64-bit hash of the whole name. acct_get()
  * looks a key up and, when a shard file vanished because vadmin re-split
  * the domain between our two reads, reads assign.cdb again and retries.
+ * A caller that makes many lookups wraps each unit of work (a delivery, a
+ * RCPT) in cdbx_batch_begin()/cdbx_batch_end() (lib/cdbx.h), so that the
+ * tables stay open and mapped between lookups and a regenerated one is
+ * noticed at the next batch.
  *
  * Returns: 0 found; -ENOENT from acct_domain() when the domain is not
  * hosted, from acct_get() when the domain is not hosted or the key is not

@@ -145,13 +145,157 @@ static int seek_find(int fd, const void *key, size_t klen, struct str *val)
 	return -ENOENT;
 }
 
-/* cdbx_lookup - open, look up, close; -ENODATA when there is no file */
+/*
+ * The cache of open tables (cdbx.h): a handful of entries, since a batch
+ * reads assign.cdb and the tables of one or two domains; the least
+ * recently used is closed to make room.
+ */
+#define CDBX_CACHE_MAX 8
+
+struct cached {
+	struct str path;	/* empty: a free entry */
+	struct cdbr r;
+	dev_t dev;
+	ino_t ino;
+	unsigned long checked;	/* the batch in which the path was stat'ed */
+	unsigned long used;	/* for the choice of a victim */
+};
+
+static struct {
+	struct cached e[CDBX_CACHE_MAX];
+	unsigned long batch;	/* 0: never begun */
+	unsigned long tick;
+	int on;
+} cache;
+
+/* cache_drop - close one entry */
+static void cache_drop(struct cached *c)
+{
+	if (c->path.len)
+		cdbr_close(&c->r);
+	c->path.len = 0;
+}
+
+/* cache_slot - the entry of path, else a free or the least recently used
+ * one (closed), marked by *hit_r */
+static struct cached *cache_slot(const char *path, size_t plen, int *hit_r)
+{
+	struct cached *c, *victim = &cache.e[0];
+
+	for (c = cache.e; c < cache.e + CDBX_CACHE_MAX; c++) {
+		if (c->path.len == plen && !memcmp(c->path.s, path, plen)) {
+			*hit_r = 1;
+			return c;
+		}
+		if (!c->path.len)
+			victim = c;
+		else if (victim->path.len && c->used < victim->used)
+			victim = c;
+	}
+	*hit_r = 0;
+	cache_drop(victim);
+	return victim;
+}
+
+/* cache_open - the cached table of path, opened or checked again as the
+ * batch requires; -ENODATA when there is no such file */
+static int cache_open(const char *path, struct cdbr **r_out)
+{
+	size_t plen = strlen(path);
+	int hit, e;
+	struct cached *c = cache_slot(path, plen, &hit);
+	struct stat st;
+
+	if (hit && c->checked != cache.batch) {
+		if (stat(path, &st) < 0) {
+			e = errno;
+			cache_drop(c);
+			return e == ENOENT ? -ENODATA : -e;
+		}
+		if (st.st_dev != c->dev || st.st_ino != c->ino) {
+			cache_drop(c);	/* regenerated: open the new one */
+			hit = 0;
+		}
+	}
+	if (!hit) {
+		e = cdbr_open(&c->r, path);
+		if (e < 0)
+			return e == -ENOENT ? -ENODATA : e;
+		e = fstat(c->r.fd, &st) < 0 ? -errno :
+		    str_copyb(&c->path, path, plen);
+		if (e < 0) {
+			cdbr_close(&c->r);
+			c->path.len = 0;
+			return e;
+		}
+		c->dev = st.st_dev;
+		c->ino = st.st_ino;
+	}
+	c->checked = cache.batch;
+	c->used = ++cache.tick;
+	*r_out = &c->r;
+	return 0;
+}
+
+/* cached_lookup - a lookup in a cached table; the value is copied out */
+static int cached_lookup(const char *path, const void *key, size_t klen,
+			 struct str *val)
+{
+	struct cdbr *r = NULL;
+	const char *v = NULL;
+	size_t vlen = 0;
+	int e = cache_open(path, &r);
+
+	if (e == 0)
+		e = cdbr_find(r, key, klen, &v, &vlen);
+	if (e == 0)
+		e = str_copyb(val, v, vlen);
+	return e;
+}
+
+/* cdbx_batch_begin - lookups are cached; each path is checked again at
+ * its first use from now on */
+void cdbx_batch_begin(void)
+{
+	cache.batch++;
+	cache.on = 1;
+}
+
+/* cdbx_batch_end - lookups open their file again; the tables stay open
+ * for the next batch */
+void cdbx_batch_end(void)
+{
+	cache.on = 0;
+}
+
+/* cdbx_recheck - every cached path is stat'ed again at its next use */
+void cdbx_recheck(void)
+{
+	cache.batch++;
+}
+
+/* cdbx_cache_free - close every cached table */
+void cdbx_cache_free(void)
+{
+	size_t i;
+
+	for (i = 0; i < CDBX_CACHE_MAX; i++) {
+		cache_drop(&cache.e[i]);
+		str_free(&cache.e[i].path);
+	}
+	cache.on = 0;
+}
+
+/* cdbx_lookup - open, look up, close (or, in a batch, look up in the
+ * cached table); -ENODATA when there is no file */
 int cdbx_lookup(const char *path, const void *key, size_t klen,
 		struct str *val)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int e;
+	int fd, e;
 
+	if (cache.on)
+		return cached_lookup(path, key, klen, val);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? -ENODATA : -errno;
 	e = seek_find(fd, key, klen, val);

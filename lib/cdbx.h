@@ -10,6 +10,24 @@
  * temporary file) then cdbw_publish() (rename it over the target, fsync
  * the directory); a writer of several tables may sync them in parallel and
  * publish them in the order it wants readers to see them.
+ *
+ * A process that looks many keys up over time (a delivery worker, an SMTP
+ * session process, the scheduler) may keep its tables open between
+ * lookups: between cdbx_batch_begin() and cdbx_batch_end(), cdbx_lookup()
+ * serves a path from a small per-process cache of mapped files instead of
+ * opening, reading and closing it each time. The first lookup of a path
+ * in a batch stats it and compares its device and inode with those of the
+ * open file: vadmin replaces a table by rename, so a new inode is a new
+ * table (and the old inode cannot be reused while we hold it open), and a
+ * path that is gone is -ENODATA as without the cache. Later lookups of the
+ * same path in the batch use the file checked at its first: a batch sees
+ * each table as it was once, never older than the batch. A batch is short
+ * (one delivery, one RCPT, one message's pickup). Outside a batch, nothing
+ * is cached and cdbx_lookup() opens the file each time, as processes that
+ * never begin one (pop3d, vadmin, doctor) expect. cdbx_recheck() makes
+ * every path be checked again at its next use (a reader that found one
+ * table of a set gone and reads the set again); cdbx_cache_free() closes
+ * every cached table.
  */
 #ifndef FACTEUR_CDBX_H
 #define FACTEUR_CDBX_H
@@ -31,6 +49,10 @@ int cdbr_find(struct cdbr *r, const void *key, size_t klen,
 void cdbr_close(struct cdbr *r);
 int cdbx_lookup(const char *path, const void *key, size_t klen,
 		struct str *val);
+void cdbx_batch_begin(void);
+void cdbx_batch_end(void);
+void cdbx_recheck(void);
+void cdbx_cache_free(void);
 
 struct cdbw {
 	int fd;

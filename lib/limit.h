@@ -21,6 +21,36 @@
  * failure, doubling, at most 5 s (docs/security.md says why);
  * limit_wait() sleeps that long, whatever signals come.
  *
+ * Several hosts (docs/scale-out.md): limit_share() makes a server's
+ * table also count the failures of the other hosts whose accounts are in
+ * the same database. SERVICE is "pop3" or "smtp"; it is called by the
+ * server's parent before the first fork (a root whose accounts are in
+ * SQLite pays one failed open at most every LIMIT_RETRY s in a process
+ * that asks for a count, and nothing else). Once ROOT/db/fails.SERVICE
+ * exists (made by `vadmin share`, which alone writes it), every count
+ * adds the other hosts' failures of the same key read from that file,
+ * and every failure counted here is told to `vadmin share` by a datagram
+ * to ROOT/db/share.sock (best effort, never waited for), which publishes
+ * it. No database is ever reached from a server.
+ *
+ * The other hosts' counts (struct limit_remote): a fixed file of
+ * LIMIT_SLOTS slots under a seed of its own, keyed by the key's shared
+ * text (limit_key_text: "ip GROUP" or the key's bytes, escaped), each
+ * slot a count and the wall-clock time of the newest failure, forgotten
+ * WINDOW seconds after it. One writer (vadmin share), lock-free readers:
+ * a reader racing the writer may miss that slot once. limit_remote_open()
+ * maps the file, making it when absent; limit_remote_set() stores a
+ * key's count (0 forgets it), taking over slots by the rule of the local
+ * table (free or forgotten, else the fewest failures, the least recent
+ * of those), so a flood of keys on other hosts never frees a key slowed
+ * more than they are; limit_remote_get() reads one.
+ *
+ * The datagram a server sends is "SERVICE KEY": limit_told() splits one
+ * (0, or -EINVAL for anything else: SERVICE is 1 to 7 bytes of a-z0-9,
+ * KEY is a shared text); limit_key_valid() says whether a text is one
+ * limit_key_text() could have made (printable ASCII, 1 to LIMIT_KEY_MAX
+ * bytes), for the texts vadmin share reads back from the database.
+ *
  * Sessions (struct limit_sess): a slot per session process (or place for
  * one): its pid and its client. limit_sess_new() maps N slots,
  * limit_sess_free() unmaps them. Only the parent reserves and frees:
@@ -39,14 +69,20 @@
 #define FACTEUR_LIMIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define LIMIT_SLOTS 4096	/* failed-login counters; a power of two */
 #define LIMIT_PROBE 8		/* slots a key may use */
 #define LIMIT_WINDOW 900	/* s without a failure before it is forgotten */
 
+#define LIMIT_RETRY 1	/* s between looks for ROOT/db/fails.SERVICE */
+#define LIMIT_KEY_MAX 600	/* longer shared texts are counted here only */
+
 struct limit;
 struct limit_sess;
+struct limit_remote;
+struct str;
 
 int limit_new(unsigned window, struct limit **l_r);
 void limit_free(struct limit **l);
@@ -56,6 +92,19 @@ unsigned limit_add(struct limit *l, const void *key, size_t len);
 unsigned limit_delay_ms(unsigned fails);
 void limit_wait(unsigned fails);
 size_t limit_slot_ip(const struct limit *l, const char *ip);
+
+int limit_share(struct limit *l, const char *root, const char *service);
+int limit_key_text(char kind, const void *key, size_t len, struct str *out);
+int limit_remote_open(const char *path, int wr,
+		      struct limit_remote **rt_r);
+void limit_remote_close(struct limit_remote **rt);
+void limit_remote_set(struct limit_remote *rt, const char *text,
+		      unsigned count, int64_t at);
+unsigned limit_remote_get(const struct limit_remote *rt, const char *text,
+			  int64_t now);
+int limit_told(const void *m, size_t len, struct str *service,
+	       struct str *key);
+int limit_key_valid(const char *text, size_t len);
 
 int limit_sess_new(size_t n, struct limit_sess **t_r);
 void limit_sess_free(struct limit_sess **t);

@@ -24,6 +24,13 @@
  *                                   did not open
  *   store_listen(s, channel)        PostgreSQL only: be told of NOTIFY
  *   store_wait(s, ms)               1 when told since, 0 at the timeout
+ *   store_host_id(root, &id)        ROOT/db/host.id, made once: the name of
+ *                                   this root among the hosts of one
+ *                                   PostgreSQL store
+ *   store_host(s)                   that name, set on a PostgreSQL session
+ *                                   (its `pending` rows are this host's)
+ *   store_seen(root, &mark)         ROOT/db/changes.seen, the last change
+ *                                   of the log `vadmin watch` applied here
  *   store_unreachable(s)            the server cannot be reached (vadmin
  *                                   exits 111 and says so; SPEC "Several
  *                                   hosts")
@@ -75,11 +82,23 @@ int store_unreachable(const struct store *s);
 int store_listen(struct store *s, const char *channel);
 int store_wait(struct store *s, int timeout_ms);
 int store_accountdb(const char *root, char **conninfo_r);
+struct str;
+int store_host_id(const char *root, struct str *id);
+const char *store_host(const struct store *s);
+int store_seen(const char *root, int64_t *mark_r);
 const char *store_open_error(void);
 
 /* the SQLite handle behind a SQLite store (vadmin backup copies its
  * pages), NULL for PostgreSQL */
 struct sqlite3 *store_sqlite(struct store *s);
+
+/* PostgreSQL only (vadmin share polls the socket beside its own files):
+ * the connection's socket, -1 for SQLite; the next notification of a
+ * LISTENed channel, 1 with its channel and payload, 0 when none came,
+ * -ECONNREFUSED when the server went away */
+struct str;
+int store_socket(struct store *s);
+int store_notified(struct store *s, struct str *chan, struct str *payload);
 
 /* the back ends' table of operations (store.c dispatches through it) */
 struct store_ops {
@@ -110,6 +129,7 @@ struct store_ops {
 struct store {
 	const struct store_ops *ops;
 	int kind;
+	char *host;		/* store_host(), set by store_open */
 };
 
 struct store_stmt {

@@ -24,7 +24,8 @@
 #include "schema.h"
 #include "str.h"
 
-/* the advisory lock of writers and migrations: "Fact" in ASCII */
+/* the advisory lock of writers and migrations: "Fact" in ASCII (the
+ * change log's trigger takes it too: schema/pg/005_hosts.sql) */
 #define PG_LOCK "1180787572"
 
 /* a statement text this connection has run: prepared on the server once
@@ -575,4 +576,31 @@ int store_pg_open(const char *conninfo, int create, struct store **s_r)
 const char *store_open_error(void)
 {
 	return open_err.len ? open_err.s : "";
+}
+
+/* store_socket - the connection's socket, to poll beside others (vadmin
+ * share); -1 for SQLite */
+int store_socket(struct store *s)
+{
+	return s && s->kind == STORE_PG ? PQsocket(PGS(s)->conn) : -1;
+}
+
+/* store_notified - the next notification received on a LISTENed
+ * channel: 1 with its channel and payload, 0 when none has come,
+ * -ECONNREFUSED when the server went away (-EINVAL for SQLite) */
+int store_notified(struct store *s, struct str *chan, struct str *payload)
+{
+	PGnotify *n;
+	int r;
+
+	if (!s || s->kind != STORE_PG)
+		return -EINVAL;
+	if (PQconsumeInput(PGS(s)->conn) == 0)
+		return pg_fail(PGS(s), NULL);
+	if (!(n = PQnotifies(PGS(s)->conn)))
+		return 0;
+	r = str_copys(chan, n->relname) || str_copys(payload, n->extra) ?
+	    -ENOMEM : 1;
+	PQfreemem(n);
+	return r;
 }

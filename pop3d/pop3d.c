@@ -27,7 +27,10 @@
  *	an IPv6 client by its /64), and answered -ERR [SYS/TEMP] beyond
  *	either; an address (an IPv6 /64) that has failed control/pop3maxfail
  *	(100) logins in the last 15 minutes is refused. Both tables are
- *	lib/limit's.
+ *	lib/limit's. On hosts that share a PostgreSQL account store, the
+ *	failures other hosts counted (db/fails.pop3, written by vadmin share)
+ *	are added, and each failure here is told to vadmin share through
+ *	db/share.sock; pop3d itself never reaches the database.
  *
  *	With --inetd it runs one session on standard input and output, for
  *	inetd, systemd sockets or tcpserver (the client address is taken from
@@ -275,6 +278,10 @@ int main(int argc, char **argv)
 	if (r < 0)
 		msg_warn("no shared failure counters: %s; failed logins are "
 			 "slowed per session only", msg_err(r));
+	/* and those of the other hosts, when vadmin share brings them */
+	else if ((r = limit_share(cfg.ft, srv.root, "pop3")) < 0)
+		msg_warn("failed logins are not shared with other hosts: %s",
+			 msg_err(r));
 	if (inetd) {
 		char ip[PEER_TEXT_MAX];
 

@@ -81,6 +81,8 @@ static const char usage_text[] =
 "  migrate-store CONNSTRING              the accounts into empty PostgreSQL\n"
 "  watch                                 keep this host's CDBs current from\n"
 "                                        PostgreSQL (run by facteur run)\n"
+"  share                                 grants and failed logins shared\n"
+"                                        with other hosts (run by facteur run)\n"
 "  import-vpopmail DIR [--assign FILE] [--valias FILE]   a vpopmail tree\n"
 "  dkim add DOMAIN [--selector SEL] [--type rsa|ed25519] [--bits 2048..4096]\n"
 "  dkim list [DOMAIN] | show DOMAIN | rotate DOMAIN | del DOMAIN SELECTOR\n"
@@ -724,6 +726,12 @@ static int run_watch(struct vctx *c, struct run *r)
 	return cmd_watch(c);
 }
 
+static int run_share(struct vctx *c, struct run *r)
+{
+	(void)r;
+	return cmd_share(c);
+}
+
 static int run_rebuild(struct vctx *c, struct run *r)
 {
 	(void)r;
@@ -807,6 +815,7 @@ static const struct command {
 	{"migrate-store", "", 1, 1, 1, NULL, run_migrate_store},
 	/* not a writer: it takes the lock only while it writes */
 	{"watch", "", 0, 0, 0, NULL, run_watch},
+	{"share", "", 0, 0, 0, NULL, run_share},
 	{"check", "--repair", 0, 0, 1, NULL, run_check},
 	{"import-vpopmail", "--assign --valias", 1, 1, 1, NULL,
 	 run_import_vpopmail},

@@ -154,6 +154,8 @@ int cmd_backup(struct vctx *c, const char *file);
 int cmd_migrate_store(struct vctx *c, const char *conninfo);
 /* vwatch.c */
 int cmd_watch(struct vctx *c);
+/* vshare.c */
+int cmd_share(struct vctx *c);
 /* vdkim.c: the operands and flags of `vadmin dkim` */
 struct dkim_args {
 	const char *const *pos;

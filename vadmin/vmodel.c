@@ -5,7 +5,9 @@
  * on SQLite's lock as well as ours), and records in the `pending` table the
  * file work it owes: the CDBs of the domains it touched and the directories
  * it must remove. vgen.c does that work after COMMIT, and any later vadmin
- * finishes it if this one is killed first. Names are validated here, once,
+ * finishes it if this one is killed first (on a PostgreSQL store, any later
+ * vadmin of this host: `pending` is the view of this host's rows,
+ * schema/pg/005_hosts.sql). Names are validated here, once,
  * before they reach SQL or the file system. Refusals exit 1 through vfail
  * without COMMIT, so SQLite discards the half-made transaction.
  */

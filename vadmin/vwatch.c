@@ -17,6 +17,11 @@
  * at most that. Directories are not removed here: the host that made the
  * change did, in the `domains/` tree the hosts share.
  *
+ * After the file, the mark is copied into table `hosts` (this host's id,
+ * lib/store's db/host.id), and the log's rows that every host seen within
+ * STALE_S has applied are deleted (schema/pg/005_hosts.sql); a host whose
+ * file mark is below what was deleted regenerates every table at start.
+ *
  * It holds vadmin's lock only while it writes. When the database goes
  * away it exits 111 and facteur run starts it again after its back-off;
  * delivery, SMTP and POP3 go on meanwhile from the CDBs as they are.
@@ -26,14 +31,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "acct.h"
 #include "fsx.h"
-#include "num.h"
 #include "vadmin.h"
 
 #define CHANNEL "facteur_changes"
 #define IDLE_MS 30000
+/* a host whose mark is older than this holds the log back no longer */
+#define STALE_S (7 * 24 * 3600)
+/* how often a watcher with nothing to apply says it is alive */
+#define ALIVE_S 3600
 
 /* mark_path - ROOT/db/changes.seen */
 static void mark_path(struct vctx *c, struct str *p)
@@ -46,27 +55,15 @@ static void mark_path(struct vctx *c, struct str *p)
 /* read_mark - the last change applied here, -1 when none ever was */
 static int64_t read_mark(struct vctx *c)
 {
-	struct str p = STR_INIT, v = STR_INIT;
-	uint64_t n = 0;
-	int r;
+	int64_t mark;
+	int r = store_seen(c->root, &mark);
 
-	mark_path(c, &p);
-	r = fsx_read_file(p.s, &v, 64);
-	if (r == -ENOENT) {
-		str_free(&p);
-		str_free(&v);
+	if (r == -ENOENT)
 		return -1;
-	}
-	while (r == 0 && v.len && (v.s[v.len - 1] == '\n'))
-		v.s[--v.len] = 0;
-	if (r == 0)
-		r = num_parse(str_cstr(&v), INT64_MAX, &n);
 	if (r < 0)
-		vfail(EX_TEMP, "cannot read %s (%s); remove it to regenerate "
-		      "every table once", p.s, msg_err(r));
-	str_free(&p);
-	str_free(&v);
-	return (int64_t)n;
+		vfail(EX_TEMP, "cannot read %s/db/changes.seen (%s); remove it "
+		      "to regenerate every table once", c->root, msg_err(r));
+	return mark;
 }
 
 /* write_mark - the last change applied here, atomically */
@@ -94,19 +91,33 @@ static _Noreturn void db_failed(struct vctx *c)
 	vfail(EX_TEMP, "database error: %s", store_errmsg(c->db));
 }
 
-/* query_int - the one number a query returns */
-static int64_t query_int(struct vctx *c, const char *sql)
+/* step_int - SQL with HOST (unless NULL) as its first parameter and
+ * the N numbers of V as the next, stepped once: the number it returns, 0
+ * for none */
+static int64_t step_int(struct vctx *c, const char *sql, const char *host,
+			int n, const int64_t *v)
 {
 	struct store_stmt *st = m_prep(c, sql);
-	int64_t v = 0;
-	int rc = store_step(st);
+	int64_t got = 0;
+	int rc, i = 0, k;
 
+	if (host)
+		store_bind_text(st, ++i, host);
+	for (k = 0; k < n; k++)
+		store_bind_int(st, ++i, v[k]);
+	rc = store_step(st);
 	if (rc == STORE_ROW)
-		v = store_column_int(st, 0);
+		got = store_column_int(st, 0);
 	store_finalize(st);
 	if (rc < 0)
 		db_failed(c);
-	return v;
+	return got;
+}
+
+/* query_int - the one number a query returns */
+static int64_t query_int(struct vctx *c, const char *sql)
+{
+	return step_int(c, sql, NULL, 0, NULL);
 }
 
 /* regenerate_all - every table of this host, from the database */
@@ -275,21 +286,82 @@ static void do_owed(struct vctx *c, struct str *owed)
 	owed->len = 0;
 }
 
+/* in_tx - run WORK in a transaction under the writers' lock: a host
+ * registering and a host pruning never overlap, so no host prunes a row
+ * the other is about to need */
+static void in_tx(struct vctx *c, void (*work)(struct vctx *, int64_t *),
+		  int64_t *v)
+{
+	if (store_begin(c->db) < 0)
+		db_failed(c);
+	work(c, v);
+	if (store_commit(c->db) < 0)
+		db_failed(c);
+}
+
+/* set_mark - this host's row in hosts: seen = *v, at = now */
+static void set_mark(struct vctx *c, int64_t *v)
+{
+	int64_t args[2] = {*v, (int64_t)time(NULL)};
+
+	step_int(c, "INSERT INTO hosts(name, seen, at) VALUES (?1, ?2, ?3) ON "
+		 "CONFLICT (name) DO UPDATE SET seen = excluded.seen, at = "
+		 "excluded.at", store_host(c->db), 2, args);
+}
+
+/* join_at_end - a host with no mark: its row at the log's end, *v */
+static void join_at_end(struct vctx *c, int64_t *v)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	*v = step_int(c, "INSERT INTO hosts(name, seen, at) SELECT ?1, "
+		      "coalesce(max(id), 0), ?2 FROM changes ON CONFLICT (name) "
+		      "DO UPDATE SET seen = excluded.seen, at = excluded.at "
+		      "RETURNING seen", store_host(c->db), 1, &now);
+}
+
+/* mark_and_prune - set_mark, then delete the rows that every host seen
+ * within STALE_S has applied; changes_pruned remembers how far */
+static void mark_and_prune(struct vctx *c, int64_t *v)
+{
+	int64_t since = (int64_t)time(NULL) - STALE_S, upto;
+
+	set_mark(c, v);
+	upto = step_int(c, "SELECT min(seen) FROM hosts WHERE at >= ?", NULL,
+			1, &since);
+	if (upto <= query_int(c, "SELECT upto FROM changes_pruned"))
+		return;
+	step_int(c, "UPDATE changes_pruned SET upto = ?", NULL, 1, &upto);
+	step_int(c, "DELETE FROM changes WHERE id <= ?", NULL, 1, &upto);
+}
+
+/* pruned_past - whether rows this host had not applied were deleted
+ * while it was away (its mark set first, so that no more are) */
+static int pruned_past(struct vctx *c, int64_t mark)
+{
+	in_tx(c, set_mark, &mark);
+	return query_int(c, "SELECT upto FROM changes_pruned") > mark;
+}
+
 /* catch_up - bring this host's tables up to the log; the mark is
  * written once all the work is done, so a watcher killed midway does it
- * again */
-static void catch_up(struct vctx *c)
+ * again. *said is when the mark was last put in the database (0: never,
+ * this first run) */
+static void catch_up(struct vctx *c, time_t *said)
 {
 	struct str owed = STR_INIT;
-	int64_t mark = read_mark(c), last;
+	int64_t mark = read_mark(c), last = 0;
 	unsigned n = 0;
 
 	vlock(c);
 	c->owed = &owed;
+	if (!*said && mark >= 0 && pruned_past(c, mark))
+		mark = -1;
 	if (mark < 0) {
-		/* a new host, or one told to start over: the log's end, then
-		 * every table; what comes after is applied next time */
-		last = query_int(c, "SELECT coalesce(max(id), 0) FROM changes");
+		/* a new host, one told to start over, or one away while the
+		 * log was pruned: the log's end, then every table; what comes
+		 * after is applied next time */
+		in_tx(c, join_at_end, &last);
 		regenerate_all(c);
 	} else {
 		last = apply_since(c, mark, &n);
@@ -299,6 +371,12 @@ static void catch_up(struct vctx *c)
 	str_free(&owed);
 	if (last != mark)
 		write_mark(c, last);
+	/* the file first: it is this host's truth, the row a copy for the
+	 * others, who prune by it */
+	if (last != mark || time(NULL) - *said >= ALIVE_S) {
+		in_tx(c, mark_and_prune, &last);
+		*said = time(NULL);
+	}
 	if (mark < 0)
 		fprintf(stderr, "vadmin: watch: every table regenerated, "
 			"change %" PRId64 "\n", last);
@@ -311,18 +389,20 @@ static void catch_up(struct vctx *c)
 /* cmd_watch - the command: it returns only by failing */
 int cmd_watch(struct vctx *c)
 {
+	time_t said = 0;
+
 	if (store_kind(c->db) != STORE_PG)
 		vfail(EX_REFUSED, "nothing to watch: this root's accounts are in "
 		      "SQLite (control/accountdb)");
 	if (store_listen(c->db, CHANNEL) < 0)
 		vfail(EX_TEMP, "cannot listen for changes: %s",
 		      store_errmsg(c->db));
-	catch_up(c);
+	catch_up(c, &said);
 	for (;;) {
 		int r = store_wait(c->db, IDLE_MS);
 
 		if (r < 0)
 			db_failed(c);
-		catch_up(c);
+		catch_up(c, &said);
 	}
 }

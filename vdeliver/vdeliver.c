@@ -99,6 +99,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "cdbx.h"
 #include "ctl.h"
 #include "log.h"
 #include "msg.h"
@@ -389,7 +390,11 @@ int vd_run(struct vd *v, const char *rcpt, const char *from)
 	check_sender(v, from ? from : "", &v->sender_buf);
 	v->sender = v->sender_buf.s;
 	vd_open_root(v);
+	/* the tables stay open from one delivery to the next (a worker's);
+	 * each delivery stats them once to notice a regenerated one */
+	cdbx_batch_begin();
 	resolve(v);
+	cdbx_batch_end();
 	deliver(v);
 	vd_cleanup(v);
 	return EX_DELIVERED;

@@ -142,7 +142,7 @@ static void write_stat(struct send *s, int force)
 {
 	struct str p = STR_INIT, t = STR_INIT, v = STR_INIT;
 	long long now = now_ms();
-	int fd;
+	int fd, ok;
 
 	if (s->scan_next < 256) {
 		/* the count is not whole before the check has read every
@@ -164,8 +164,12 @@ static void write_stat(struct send *s, int force)
 		  0644);
 	if (fd < 0)
 		goto out;
-	if (write(fd, v.s, v.len) != (ssize_t)v.len || close(fd) < 0 ||
-	    rename(t.s, p.s) < 0)
+	/* the descriptor is closed whatever the write did: a full disk
+	 * made every refresh leak one (the soak of issue 15 found it) */
+	ok = write(fd, v.s, v.len) == (ssize_t)v.len;
+	if (close(fd) < 0)
+		ok = 0;
+	if (!ok || rename(t.s, p.s) < 0)
 		(void)unlink(t.s);
 out:
 	str_free(&p);

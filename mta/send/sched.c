@@ -23,6 +23,7 @@
 
 #include "acct.h"
 #include "args.h"
+#include "cdbx.h"
 #include "fsx.h"
 #include "hdrscan.h"
 #include "send.h"
@@ -334,6 +335,8 @@ static void plan_make(struct send *s, struct msg *m)
 		}
 	}
 	qsort(p, n, sizeof *p, by_domain);
+	/* assign.cdb stays open between messages, stat'ed once a message */
+	cdbx_batch_begin();
 	for (i = 0, k = 0; i < n; i = run) {
 		int loc = acct_local(s->root, st->addr[p[i].i]);
 
@@ -349,6 +352,7 @@ static void plan_make(struct send *s, struct msg *m)
 			p[k++].loc = loc;
 		}
 	}
+	cdbx_batch_end();
 	if (!k) {
 		free(p);
 		return;

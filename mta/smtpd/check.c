@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "acct.h"
+#include "cdbx.h"
 #include "ctl.h"
 #include "name.h"
 #include "rcpt.h"
@@ -149,11 +150,11 @@ int check_pbs(const char *root, const char *ip)
 }
 
 /*
- * check_rcpt - NULL when ADDR (parsed by addr_parse) is accepted, else the
- * reply. Hosted domains are checked first even for relay clients, so an
- * unknown local user is refused here and never bounced later.
+ * rcpt_verdict - NULL when ADDR (parsed by addr_parse) is accepted, else
+ * the reply. Hosted domains are checked first even for relay clients, so
+ * an unknown local user is refused here and never bounced later.
  */
-const char *check_rcpt(struct session *s, const char *addr)
+static const char *rcpt_verdict(struct session *s, const char *addr)
 {
 	const char *at = strrchr(addr, '@');
 	struct str local = STR_INIT;
@@ -201,6 +202,19 @@ const char *check_rcpt(struct session *s, const char *addr)
 		reply = "550 5.2.1 this mailbox does not accept mail";
 	acct_domain_free(&d);
 	str_free(&local);
+	return reply;
+}
+
+/* check_rcpt - the verdict on ADDR at RCPT. The session process keeps
+ * the tables open from one RCPT to the next (lib/cdbx.h): each RCPT
+ * stats them once, so a table vadmin regenerated is read at the next */
+const char *check_rcpt(struct session *s, const char *addr)
+{
+	const char *reply;
+
+	cdbx_batch_begin();
+	reply = rcpt_verdict(s, addr);
+	cdbx_batch_end();
 	return reply;
 }
 

@@ -20,6 +20,11 @@
  *	sessions from one client address (an IPv6 client by its /64,
  *	lib/limit); a client over either limit gets
  *	"421 4.7.0" and is closed. Both limits are read at each connection.
+ *	The AUTH failures of an address are counted across sessions
+ *	(lib/limit); on hosts that share a PostgreSQL account store, those
+ *	other hosts counted are added (db/fails.smtp, written by vadmin
+ *	share) and each failure here is told to vadmin share through
+ *	db/share.sock: mta-smtpd never reaches the database.
  *
  *	With --inetd it runs one session on stdin/stdout; the client address
  *	is the peer of stdin when it is a TCP socket, else $TCPREMOTEIP,
@@ -222,6 +227,11 @@ int main(int argc, char **argv)
 		if (r < 0)
 			msg_die(111, "cannot map the AUTH failure table: %s",
 				msg_err(r));
+		/* and the other hosts' failures, when vadmin share brings
+		 * them (docs/scale-out.md) */
+		if ((r = limit_share(sd.limit, sd.root, "smtp")) < 0)
+			msg_warn("AUTH failures are not shared with other "
+				 "hosts: %s", msg_err(r));
 		/* the public suffix list (DMARC) read once here, so that the
 		 * session processes share it instead of each parsing it
 		 * again every SERVER_USES sessions; none is not fatal: DMARC

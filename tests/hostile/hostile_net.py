@@ -56,7 +56,8 @@ def proc_log(root):
 class System:
     """facteur run on t's root: every service on free loopback ports"""
 
-    def __init__(self, t, timeout=3, controls=(), v6=False, wrap=()):
+    def __init__(self, t, timeout=3, controls=(), v6=False, wrap=(),
+                 quarantine_mb=4):
         self.t = t
         if not t.root:
             t.init()
@@ -82,7 +83,8 @@ class System:
         # a freed block waits in ASan's quarantine (256 MB by default)
         # and would count as resident: a small one keeps VmHWM close to
         # what the release build uses
-        env["ASAN_OPTIONS"] = "detect_leaks=0:quarantine_size_mb=4"
+        env["ASAN_OPTIONS"] = ("detect_leaks=0:quarantine_size_mb=%d"
+                               % quarantine_mb)
         self.p = subprocess.Popen([*wrap, t.bin("facteur"), "run", "--root",
                                    t.root], stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=self.err,

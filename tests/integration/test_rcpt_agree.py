@@ -2,7 +2,12 @@
 are one rule (lib/rcpt.c, rcpt_accepts and rcpt_find): the same table of
 addresses is given to both, and any disagreement fails. An address
 mta-smtpd accepts and vdeliver refuses would be accepted and then bounced
-(backscatter); one it refuses and vdeliver would take is mail lost."""
+(backscatter); one it refuses and vdeliver would take is mail lost.
+And a session process that keeps its tables open between RCPTs reads
+what vadmin regenerated meanwhile."""
+import os
+import subprocess
+
 from test_smtpd import codes, inetd
 from vadmin_util import D, add_user, fast_root, vadmin
 
@@ -71,3 +76,62 @@ def test_smtpd_rcpt_and_vdeliver_agree(t):
     # a mailbox with delivery off is refused for what it is
     off = [l for l in lines if "5.2.1" in l]
     assert len(off) == 3, lines
+
+
+class Session:
+    """one interactive --inetd session: a command, then its reply"""
+
+    def __init__(self, t):
+        e = dict(os.environ)
+        e.pop("FACTEUR_ROOT", None)
+        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "detect_leaks=1")
+        e["TCPREMOTEIP"] = "192.0.2.7"
+        self.p = subprocess.Popen([t.bin("mta-smtpd"), "--root", t.root,
+                                   "--inetd"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=e)
+        self.reply()
+
+    def reply(self):
+        """the last line of one reply (multi-line ones read through)"""
+        while True:
+            line = self.p.stdout.readline().decode()
+            assert line, "the session ended"
+            if line[3:4] != "-":
+                return line.rstrip("\r\n")
+
+    def cmd(self, line):
+        self.p.stdin.write(line.encode() + b"\r\n")
+        self.p.stdin.flush()
+        return self.reply()
+
+    def close(self):
+        self.cmd("QUIT")
+        self.p.stdin.close()
+        err = self.p.stderr.read().decode()
+        assert self.p.wait(timeout=30) == 0, err
+        assert "Sanitizer" not in err and "runtime error" not in err, err
+
+
+def test_smtpd_rcpt_sees_tables_regenerated_in_a_session(t):
+    # the session process keeps the tables open from one RCPT to the next
+    # (lib/cdbx.h); a table vadmin regenerates meanwhile is the one read
+    fast_root(t)
+    vadmin(t, "adddomain", D, input="pm-Secret-1\n")
+    add_user(t, f"bob@{D}")
+    s = Session(t)
+    try:
+        assert s.cmd("EHLO c").startswith("250 ")
+        assert s.cmd("MAIL FROM:<s@remote.example>").startswith("250 ")
+        assert s.cmd(f"RCPT TO:<bob@{D}>").startswith("250 ")
+        assert s.cmd(f"RCPT TO:<carol@{D}>").startswith("550 5.1.1")
+        add_user(t, f"carol@{D}")                   # the domain's table
+        assert s.cmd(f"RCPT TO:<carol@{D}>").startswith("250 ")
+        assert s.cmd("RCPT TO:<x@new.test>").startswith("553 5.7.1")
+        vadmin(t, "adddomain", "new.test", input="pm-Secret-1\n")
+        vadmin(t, "catchall", "new.test", "delete")  # assign.cdb too
+        assert s.cmd("RCPT TO:<x@new.test>").startswith("250 ")
+        vadmin(t, "deluser", f"bob@{D}")
+        assert s.cmd(f"RCPT TO:<bob@{D}>").startswith("550 5.1.1")
+    finally:
+        s.close()

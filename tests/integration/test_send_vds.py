@@ -421,6 +421,56 @@ def test_vds_protocol_bad_requests_then_good(t):
     assert "no decimal tag and NUL; ignored" in err
 
 
+def made_by(files):
+    """the pids in the Maildir names (P<pid>) of these files"""
+    return {m for f in files
+            for m in re.findall(r"P(\d+)", os.path.basename(f).split(".")[1])}
+
+
+def test_vds_worker_sees_tables_regenerated_between_deliveries(t):
+    # a worker keeps the tables open between deliveries (lib/cdbx.h):
+    # what vadmin changes between two of them must be what the second
+    # one reads, in the same worker
+    setup(t, users=("bob", "carol"))
+    s = Server(t)
+    try:
+        out = s.deliver(1, "a@b.test", f"bob@{DOM}", body_for(1))
+        assert s.reply() == b"1 0\n", s.err()
+        assert read_all(out) == b""
+        # the domain's table regenerated: bob now forwards to carol
+        t.run("vadmin", "forward", f"bob@{DOM}", f"carol@{DOM}")
+        out = s.deliver(2, "a@b.test", f"bob@{DOM}", body_for(2))
+        assert s.reply() == b"2 0\n", s.err()
+        assert read_all(out) == b""
+        assert seqs_in(maildir(t, "carol")) == {2: 1}
+        assert seqs_in(maildir(t, "bob")) == {1: 1}
+        pids = made_by(maildir(t, "carol"))
+        # a new user, and a new domain in assign.cdb
+        t.run("vadmin", "adduser", f"dave@{DOM}", "pw")
+        t.run("vadmin", "adddomain", "b.test", "pm-pass")
+        t.run("vadmin", "adduser", "erin@b.test", "pw")
+        out = s.deliver(3, "a@b.test", f"dave@{DOM}", body_for(3))
+        assert s.reply() == b"3 0\n", s.err()
+        out4 = s.deliver(4, "a@b.test", "erin@b.test", body_for(4))
+        assert s.reply() == b"4 0\n", s.err()
+        assert read_all(out) == b"" and read_all(out4) == b""
+        # and one removed: the forward's destination is gone
+        t.run("vadmin", "deluser", f"carol@{DOM}")
+        out = s.deliver(5, "a@b.test", f"bob@{DOM}", body_for(5))
+        assert s.reply() == b"5 %d\n" % (100 << 8)
+        assert b"5.1.1 carol@a.test does not exist" in read_all(out)
+    finally:
+        s.close()
+    assert seqs_in(maildir(t, "bob")) == {1: 1}
+    assert seqs_in(maildir(t, "dave")) == {3: 1}
+    assert seqs_in(maildir(t, "erin", "b.test")) == {4: 1}
+    # one worker made every delivery: the same process read the tables
+    # before and after each change
+    files = maildir(t, "bob") + maildir(t, "dave") + \
+        maildir(t, "erin", "b.test")
+    assert len(made_by(files) | pids) == 1, (files, pids)
+
+
 def test_vds_requests_left_by_a_dead_mta_send_are_not_run(t):
     """requests still queued in the socket when mta-send dies are not
     delivered: the next mta-send, which knows nothing of them, delivers

@@ -31,6 +31,14 @@ def make_root(t, name, accountdb=None):
     return root
 
 
+def pg_schema_last():
+    """the number of the newest migration in schema/pg/"""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "..", "schema", "pg")
+    return max(int(f.split("_")[0]) for f in os.listdir(here)
+               if f[0].isdigit() and f.endswith(".sql"))
+
+
 def script(t):
     """every kind of change vadmin makes, with fixed hashes so that two
     roots given it generate the same tables"""
@@ -187,7 +195,8 @@ def test_two_roots_one_database_migrate_once(t):
         for p in procs:
             out, err = p.communicate(timeout=60)
             assert p.returncode == 0, err
-        assert pg.sql("SELECT version FROM schema_version") == [["3"]]
+        assert pg.sql("SELECT version FROM schema_version") == [
+            [str(pg_schema_last())]]
         t.root = a
         vadmin(t, "adddomain", D, input="pm-Secret-1\n")
         t.root = b
@@ -324,11 +333,14 @@ def test_watch_brings_other_hosts_changes_within_a_second(t):
                              lambda: "changes applied" in said(w), 10)
             with open(os.path.join(b, "db", "changes.seen")) as f:
                 seen = int(f.read())
-            assert [[str(seen)]] == pg.sql("SELECT max(id) FROM changes")
+            # (the log's rows every host applied are gone: the sequence
+            # says how far it went)
+            assert [[str(seen)]] == pg.sql(
+                "SELECT last_value FROM changes_id_seq")
             # the watcher's own work (a domain gone owes its files'
-            # removal) is done where it is, never left in the shared
-            # pending table, where it would be logged as a change again
-            assert pg.sql("SELECT count(*) FROM pending") == [["0"]]
+            # removal) is done where it is, never left in the
+            # pending journal, where it would be logged as a change again
+            assert pg.sql("SELECT count(*) FROM pending_all") == [["0"]]
             # the database goes away: watch exits 111 and says so; the
             # tables stay as they were
             before = tables(b)
@@ -364,3 +376,235 @@ def test_facteur_run_starts_watch_only_for_postgresql(t):
         finally:
             for p in runs:
                 stop_run(p)
+
+
+def test_import_batches_name_the_first_bad_line(t):
+    """vadmin import checks and inserts its lines 500 at a time (one
+    round trip a batch, not three a line): the line it names is still the
+    first bad one, the same on SQLite and PostgreSQL, whether the fault is
+    the line's own, an existing user or alias, or a user named twice in
+    one batch or in two; and a good file of 1,201 users goes in whole"""
+    def refused(lines, want):
+        imp = os.path.join(t.tmp, "imp.txt")
+        with open(imp, "w") as f:
+            f.write("".join(ln + "\n" for ln in lines))
+        os.chmod(imp, 0o644)
+        p = vadmin(t, "import", imp, check=1)
+        assert want + "; nothing was imported" in p.err, (want, p.err)
+
+    def good(n, skip=()):
+        return [f"u{i}@{D} {H1}" for i in range(n) if i not in skip]
+
+    with helpers.Postgres(t) as pg:
+        conn = pg.createdb("facteur")
+        for name, db in (("sqlite", None), ("pg", conn)):
+            make_root(t, name, db)
+            vadmin(t, "adddomain", D, input="pm-Secret-1\n")
+            vadmin(t, "adduser", f"taken@{D}", "--hash", H1)
+            vadmin(t, "alias", "add", f"info@{D}", f"taken@{D}")
+            # (lines in the file, {index: replaced line}, the refusal)
+            cases = [
+                # an existing user in the second batch, a bad line after
+                (1200, {700: f"taken@{D} {H1}", 900: "not-an-address"},
+                 f"line 701: user taken@{D} already exists"),
+                # the bad line first: named, the batch before it checked
+                (1200, {650: f"x@{D} {H1} not-a-quota",
+                        700: f"taken@{D} {H1}"},
+                 "line 651: invalid quota 'not-a-quota'"),
+                # an alias's name, within the first batch
+                (600, {499: f"info@{D} {H1}"},
+                 f"line 500: info@{D} is an alias"),
+                # a user twice in one batch, and in two batches
+                (300, {200: f"u10@{D} {H1}"},
+                 f"line 201: user u10@{D} already exists"),
+                (1200, {1100: f"u3@{D} {H1}"},
+                 f"line 1101: user u3@{D} already exists"),
+                # a bad hash on an existing user: the user is named first
+                (10, {5: f"taken@{D} $6$bad"},
+                 f"line 6: user taken@{D} already exists"),
+            ]
+            for n, repl, want in cases:
+                lines = good(n)
+                for i, ln in repl.items():
+                    lines[i] = ln
+                refused(lines, want)
+            assert vadmin(t, "listusers", D).out.split() == [
+                f"postmaster@{D}", f"taken@{D}"]
+            p = vadmin(t, "import", "-", input="".join(
+                ln + "\n" for ln in good(1201)))
+            assert "imported 1201 users" in p.out + p.err, p.out + p.err
+            assert len(vadmin(t, "listusers", D).out.split()) == 1203
+        assert pg.sql("SELECT count(*) FROM users")[0][0] == "1203"
+        assert pg.sql("SELECT nusers FROM domains") == [["1203"]]
+
+
+def host_id(root):
+    with open(os.path.join(root, "db", "host.id")) as f:
+        return f.read().strip()
+
+
+def test_change_log_pruned_by_every_live_hosts_mark(t):
+    """each watcher records its mark in table hosts; the rows every host
+    seen within 7 days has applied are deleted; a stopped host holds the
+    log back, until its mark is 7 days old; back, it finds rows it never
+    applied gone, and regenerates every table, as a new host does"""
+    with helpers.Postgres(t) as pg:
+        conn = pg.createdb("facteur")
+        a = make_root(t, "a", conn)
+        b = make_root(t, "b", conn)
+        wa, wb = watch(t, a), watch(t, b)
+        try:
+            for w in (wa, wb):
+                helpers.wait_for("the first catch-up", lambda w=w:
+                                 "every table regenerated" in said(w), 30)
+            t.root = a
+            vadmin(t, "adddomain", D, input="pm-Secret-1\n")
+            vadmin(t, "adduser", f"u@{D}", "--hash", H1)
+            same_within(t, a, b, 5.0, "both watching")
+            last = pg.sql("SELECT last_value FROM changes_id_seq")[0][0]
+            # both marks at the end: the log is empty, and says how far
+            helpers.wait_for("both marks", lambda: pg.sql(
+                "SELECT name, seen FROM hosts ORDER BY name") == sorted(
+                    [[host_id(a), last], [host_id(b), last]]), 10)
+            helpers.wait_for("the pruning", lambda: pg.sql(
+                "SELECT count(*) FROM changes") == [["0"]], 10)
+            assert pg.sql("SELECT upto FROM changes_pruned") == [[last]]
+            # b stops: a's changes stay in the log for b
+            stop(wb)
+            vadmin(t, "adduser", f"v@{D}", "--hash", H1)
+            vadmin(t, "alias", "add", f"info@{D}", f"v@{D}")
+            helpers.wait_for("a's mark", lambda: pg.sql(
+                f"SELECT seen FROM hosts WHERE name = '{host_id(a)}'") ==
+                pg.sql("SELECT last_value FROM changes_id_seq"), 10)
+            kept = int(pg.sql("SELECT count(*) FROM changes")[0][0])
+            assert kept >= 2, kept
+            assert pg.sql("SELECT min(id) FROM changes")[0][0] > last
+            # b's mark 8 days old: the next change a applies prunes it all
+            pg.sql("UPDATE hosts SET at = at - 8 * 86400 WHERE name = "
+                   f"'{host_id(b)}'")
+            vadmin(t, "adduser", f"w@{D}", "--hash", H1)
+            helpers.wait_for("the pruning past b", lambda: pg.sql(
+                "SELECT count(*) FROM changes") == [["0"]], 10)
+            assert dkim_free(tables(a)) != dkim_free(tables(b))
+            wb = watch(t, b)
+            same_within(t, a, b, 10.0, "b back after the pruning")
+            helpers.wait_for("b's line", lambda:
+                             said(wb).count("every table regenerated") == 1,
+                             10)
+            assert "changes applied" not in said(wb), said(wb)
+        finally:
+            stop(wa)
+            stop(wb)
+
+
+def test_pending_journal_is_per_host(t):
+    """the file work a killed vadmin left is done by the next vadmin of
+    its own host, never by another host's (on its own files); a change
+    owing the same work as such a row is logged all the same, so the
+    other hosts see it at once"""
+    with helpers.Postgres(t) as pg:
+        conn = pg.createdb("facteur")
+        a = make_root(t, "a", conn)
+        vadmin(t, "adddomain", D, input="pm-Secret-1\n")
+        b = make_root(t, "b", conn)
+        vadmin(t, "listdomains")
+        ida = host_id(a)
+        assert ida != host_id(b) and ida.startswith(
+            open(os.path.join(a, "control", "me")).read().strip()[:8])
+        # what a vadmin on a killed after its COMMIT leaves: a directory
+        # to remove, a user's shard to write
+        for root in (a, b):
+            st = os.stat(os.path.join(root, "domains"))
+            for sub in (D, f"{D}/gone"):
+                path = os.path.join(root, "domains", sub)
+                os.makedirs(path, exist_ok=True)
+                os.chown(path, st.st_uid, st.st_gid)
+        pg.sql("INSERT INTO pending_all(host, kind, arg) VALUES "
+               f"('{ida}', 'rmdir', 'domains/{D}/gone'), "
+               f"('{ida}', 'user', 'x@{D}')")
+        # b's vadmin leaves a's rows alone, and its change owing the same
+        # work is logged
+        before = int(pg.sql("SELECT count(*) FROM changes WHERE kind = "
+                            f"'user' AND arg = 'x@{D}'")[0][0])
+        t.root = b
+        vadmin(t, "adduser", f"x@{D}", "--hash", H1)
+        assert os.path.isdir(os.path.join(b, "domains", D, "gone"))
+        assert pg.sql("SELECT count(*) FROM pending_all WHERE host = "
+                      f"'{ida}'") == [["2"]]
+        assert int(pg.sql("SELECT count(*) FROM changes WHERE kind = "
+                          f"'user' AND arg = 'x@{D}'")[0][0]) > before
+        # a's next vadmin does them, on a's files
+        t.root = a
+        vadmin(t, "listdomains")
+        assert os.path.isdir(os.path.join(a, "domains", D, "gone"))
+        vadmin(t, "adduser", f"y@{D}", "--hash", H1)
+        assert not os.path.exists(os.path.join(a, "domains", D, "gone"))
+        assert pg.sql("SELECT count(*) FROM pending_all") == [["0"]]
+        # in one host's journal too: a row left there does not stop the
+        # same work from being logged again (the trigger runs BEFORE the
+        # insert that ON CONFLICT DO NOTHING drops)
+        n = pg.sql(f"SELECT set_config('facteur.host', '{ida}', false); "
+                   "INSERT INTO pending(kind, arg) VALUES ('cdb', 'z.test'); "
+                   "INSERT INTO pending(kind, arg) VALUES ('cdb', 'z.test') "
+                   "ON CONFLICT DO NOTHING; "
+                   "SELECT count(*) FROM changes WHERE arg = 'z.test'")
+        assert n[-1] == ["2"], n
+        assert pg.sql("SELECT host FROM pending_all") == [[ida]]
+
+
+def doctor_lines(t):
+    p = t.run("facteur", "doctor", check=None)
+    return p.out, {ln.split()[1].rstrip(":"): ln for ln in p.out.splitlines()
+                   if len(ln.split()) > 1}
+
+
+def test_doctor_on_postgresql_root(t):
+    """facteur doctor on a root whose accounts are in PostgreSQL wants no
+    db/accounts.sqlite, and its cdb-age check compares this host's
+    db/changes.seen with the shared change log: behind until the watcher
+    applied the other host's change, ok once it has, and told when the log
+    was pruned past a host away for more than 7 days"""
+    with helpers.Postgres(t) as pg:
+        conn = pg.createdb("facteur")
+        a = make_root(t, "a", conn)
+        vadmin(t, "adddomain", D, input="pm-Secret-1\n")
+        b = make_root(t, "b", conn)
+        os.unlink(os.path.join(b, "db", "accounts.sqlite"))
+        out, lines = doctor_lines(t)
+        assert lines["database"] == "ok database", out
+        assert "no db/changes.seen" in lines["cdb-age"], out
+        w = watch(t, b)
+        try:
+            helpers.wait_for("the first catch-up", lambda:
+                             "every table regenerated" in said(w), 30)
+            out, lines = doctor_lines(t)
+            assert lines["cdb-age"] == "ok cdb-age", out
+            assert lines["pending"].startswith("ok"), out
+            stop(w)
+            t.root = a
+            vadmin(t, "adduser", f"u@{D}", "--hash", H1)
+            t.root = b
+            out, lines = doctor_lines(t)
+            assert "not in this host's tables yet" in lines["cdb-age"], out
+            assert lines["cdb-age"].startswith("warn"), out
+            w = watch(t, b)
+            helpers.wait_for("the catch-up", lambda:
+                             " applied, up to" in said(w), 30)
+            out, lines = doctor_lines(t)
+            assert lines["cdb-age"] == "ok cdb-age", out
+            stop(w)
+            # pruned past b's mark: a's watcher, b's mark 8 days old
+            pg.sql("UPDATE hosts SET at = at - 8 * 86400")
+            t.root = a
+            wa = watch(t, a)
+            try:
+                vadmin(t, "adduser", f"v@{D}", "--hash", H1)
+                helpers.wait_for("the pruning", lambda: pg.sql(
+                    "SELECT count(*) FROM changes") == [["0"]], 10)
+            finally:
+                stop(wa)
+            t.root = b
+            out, lines = doctor_lines(t)
+            assert "pruned past this host's mark" in lines["cdb-age"], out
+        finally:
+            stop(w)

@@ -88,6 +88,120 @@ static void write_shards(const char *real, unsigned shards, unsigned users)
 	str_free(&l);
 }
 
+/* get_every_user - look user0..N-1 of big.test up; how many failed */
+static unsigned get_every_user(unsigned n)
+{
+	struct str v = STR_INIT;
+	unsigned i, bad = 0;
+
+	for (i = 0; i < n; i++) {
+		char l[32], key[33];
+		int r;
+
+		snprintf(l, sizeof l, "user%u", i);
+		snprintf(key, sizeof key, "u%s", l);
+		r = acct_get(root, "big.test", ACCT_DELIVERY, l, key,
+			     strlen(key), &v);
+		if (r != 0 || !str_eqs(&v, l))
+			bad++;
+	}
+	str_free(&v);
+	return bad;
+}
+
+/* shard16_other - a user of big.test in another of 16 shards than user7 */
+static unsigned shard16_other(void)
+{
+	unsigned want = acct_shard(acct_bucket("user7", 5), 16), i;
+	char l[32];
+
+	for (i = 8;; i++) {
+		snprintf(l, sizeof l, "user%u", i);
+		if (acct_shard(acct_bucket(l, strlen(l)), 16) != want)
+			return i;
+	}
+}
+
+/* test_cache - the tables kept open in a batch (lib/cdbx.h): a table
+ * regenerated between two batches is read anew, one gone is -ENODATA,
+ * within a batch the first check holds, a re-split is followed */
+static void test_cache(void)
+{
+	struct acct_domain d = {STR_INIT, STR_INIT, 0};
+	struct str v = STR_INIT, p = STR_INIT;
+	unsigned i, bad, other = shard16_other();
+	char l[32], key[33];
+	int r;
+
+	write_shards("big.test", 16, 5000);
+	write_assign("big.test", "big.test", 16);
+	write_assign("one.test", "real1.test", 1);
+	cdbx_batch_begin();
+	r = acct_domain(root, "one.test", &d);
+	tt_check(r == 0 && str_eqs(&d.real, "real1.test"), "cache_first",
+		 "r=%d", r);
+	/* vadmin's regeneration: a new file renamed over the old */
+	write_assign("one.test", "real2.test", 1);
+	r = acct_domain(root, "one.test", &d);
+	tt_check(r == 0 && str_eqs(&d.real, "real1.test"),
+		 "cache_same_batch_keeps_its_table", "r=%d real=%s", r,
+		 str_cstr(&d.real));
+	cdbx_batch_end();
+	cdbx_batch_begin();
+	r = acct_domain(root, "one.test", &d);
+	tt_check(r == 0 && str_eqs(&d.real, "real2.test"),
+		 "cache_next_batch_sees_regenerated", "r=%d real=%s", r,
+		 str_cstr(&d.real));
+	cdbx_batch_end();
+	/* outside a batch nothing is cached */
+	write_assign("one.test", "real3.test", 1);
+	r = acct_domain(root, "one.test", &d);
+	tt_check(r == 0 && str_eqs(&d.real, "real3.test"),
+		 "cache_off_outside_batch", "r=%d", r);
+	str_catf(&p, "%s/control/assign.cdb", root);
+	cdbx_batch_begin();
+	r = acct_domain(root, "one.test", &d);
+	tt_check(r == 0, "cache_before_unlink", "r=%d", r);
+	cdbx_batch_end();
+	unlink(p.s);
+	cdbx_batch_begin();
+	r = acct_domain(root, "one.test", &d);
+	tt_check(r == -ENODATA, "cache_gone_is_nodata", "r=%d", r);
+	cdbx_batch_end();
+
+	/* 16 shards and assign: more tables than the cache holds */
+	write_assign("big.test", "big.test", 16);
+	cdbx_batch_begin();
+	bad = get_every_user(5000);
+	tt_check(bad == 0, "cache_evicts_correctly", "%u lookups failed",
+		 bad);
+	cdbx_batch_end();
+	cdbx_cache_free();
+
+	/* a re-split inside a batch: assign was read with 16 shards, the
+	 * files of 16 are gone; acct_get reads assign again (cdbx_recheck) */
+	cdbx_batch_begin();
+	r = acct_get(root, "big.test", ACCT_DELIVERY, "user7", "uuser7", 6, &v);
+	tt_check(r == 0 && str_eqs(&v, "user7"), "cache_resplit_before",
+		 "r=%d", r);
+	write_shards("big.test", 32, 5000);
+	write_assign("big.test", "big.test", 32);
+	for (i = 0; i < 16; i++) {
+		acct_path(&p, root, ACCT_DELIVERY, "big.test", 16, i);
+		unlink(p.s);
+	}
+	snprintf(l, sizeof l, "user%u", other);
+	snprintf(key, sizeof key, "u%s", l);
+	r = acct_get(root, "big.test", ACCT_DELIVERY, l, key, strlen(key), &v);
+	tt_check(r == 0 && str_eqs(&v, l), "cache_resplit_followed",
+		 "r=%d", r);
+	cdbx_batch_end();
+	cdbx_cache_free();
+	acct_domain_free(&d);
+	str_free(&v);
+	str_free(&p);
+}
+
 int main(void)
 {
 	struct str p = STR_INIT, v = STR_INIT, k = STR_INIT;
@@ -133,16 +247,7 @@ int main(void)
 	/* acct_get through assign and shards, an alias domain, and misses */
 	write_shards("big.test", 16, 5000);
 	write_assign("alias.test", "big.test", 16);
-	for (i = 0, bad = 0; i < 5000; i++) {
-		char l[32], key[33];
-
-		snprintf(l, sizeof l, "user%u", i);
-		snprintf(key, sizeof key, "u%s", l);
-		r = acct_get(root, "big.test", ACCT_DELIVERY, l, key,
-			     strlen(key), &v);
-		if (r != 0 || !str_eqs(&v, l))
-			bad++;
-	}
+	bad = get_every_user(5000);
 	tt_check(bad == 0, "get_every_user", "%u lookups failed", bad);
 	r = acct_get(root, "alias.test", ACCT_DELIVERY, "user42", "uuser42",
 		     7, &v);
@@ -181,6 +286,7 @@ int main(void)
 	r = cdbx_lookup("/nonexistent/x.cdb", "k", 1, &v);
 	tt_check(r == -ENODATA, "lookup_no_file", "r=%d", r);
 
+	test_cache();
 	acct_domain_free(&d);
 	fsx_rmtree(root);
 	str_free(&p);

@@ -3,7 +3,8 @@
  * control/accountdb, the statement cycle (placeholders `?` and `?N`,
  * text, integers and NULL), changes and last id, a unique key refused as
  * -EEXIST, a rolled-back transaction leaving nothing, and the errors of
- * a PostgreSQL store that cannot be reached (a port nothing listens on).
+ * a PostgreSQL store that cannot be reached (a port nothing listens on),
+ * the host id (db/host.id) and db/changes.seen.
  * The PostgreSQL back end against a real server is test_store_pg.py's.
  */
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "str.h"
 #include "tinytest.h"
 
 static char root[] = "/tmp/test_store.XXXXXX";
@@ -58,6 +60,50 @@ static void test_accountdb(void)
 	CHECK("accountdb.pg", store_accountdb(root, &conn) == 0 && conn &&
 	      !strcmp(conn, "host=127.0.0.1 port=9 dbname=x"));
 	free(conn);
+}
+
+/* test_host_id - db/host.id: made once from control/me and random bits,
+ * the same at every later call, a bad file refused */
+static void test_host_id(void)
+{
+	struct str a = STR_INIT, b = STR_INIT;
+	char path[256];
+
+	put_ctl("me", "mx 1.example\n");
+	CHECK("host_id.made", store_host_id(root, &a) == 0);
+	CHECK("host_id.name", !strncmp(str_cstr(&a), "mx_1.example-", 13) &&
+	      a.len == 13 + 12 && strspn(a.s + 13, "0123456789abcdef") == 12);
+	CHECK("host_id.kept", store_host_id(root, &b) == 0 &&
+	      str_eqs(&b, str_cstr(&a)));
+	snprintf(path, sizeof path, "%s/db/host.id", root);
+	unlink(path);
+	CHECK("host_id.new", store_host_id(root, &b) == 0 &&
+	      !str_eqs(&b, str_cstr(&a)));
+	put_ctl("../db/host.id", "a'b\n");
+	CHECK("host_id.bad", store_host_id(root, &b) == -EINVAL);
+	unlink(path);
+	/* a long host name is cut: the id stays a line read_id takes */
+	put_ctl("me", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example\n");
+	CHECK("host_id.long", store_host_id(root, &b) == 0 &&
+	      b.len == 64 + 13 && b.s[64] == '-');
+	unlink(path);
+	str_free(&a);
+	str_free(&b);
+}
+
+/* test_seen - db/changes.seen: a number, missing, or not a number */
+static void test_seen(void)
+{
+	int64_t m = -1;
+
+	CHECK("seen.missing", store_seen(root, &m) == -ENOENT);
+	put_ctl("../db/changes.seen", "42\n");
+	CHECK("seen.read", store_seen(root, &m) == 0 && m == 42);
+	put_ctl("../db/changes.seen", "4x2\n");
+	CHECK("seen.bad", store_seen(root, &m) == -EINVAL);
+	put_ctl("../db/changes.seen", "");
+	CHECK("seen.empty", store_seen(root, &m) < 0);
 }
 
 /* test_unreachable - a PostgreSQL store nothing answers for */
@@ -136,6 +182,8 @@ int main(void)
 	snprintf(path, sizeof path, "%s/db", root);
 	mkdir(path, 0700);
 	test_accountdb();
+	test_host_id();
+	test_seen();
 	test_unreachable();
 	if (tt_check(store_open(root, 1, &s) == 0, "open", "cannot open")) {
 		CHECK("kind", store_kind(s) == STORE_SQLITE &&
