@@ -39,6 +39,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,7 +50,12 @@ sys.path[:0] = [os.path.join(TESTS, "integration"),
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "bench"))
 
 import helpers  # noqa: E402
+import test_remote  # noqa: E402
 import hostile_net as hn  # noqa: E402
+from test_flood import (big_header_line, many_header_lines,  # noqa: E402
+                        thousand_rcpts)
+from test_outbound import (Evil, s_bigehlo, s_bigrcpt,  # noqa: E402
+                           s_dribble, s_halftls, s_inject, s_nodot)
 from test_relay_ctx import ENDINGS, net_session  # noqa: E402
 from test_smtpd_security import MATRIX  # noqa: E402
 
@@ -102,6 +108,37 @@ class Peers:
                        stderr=subprocess.DEVNULL)
         hn_wait([self.ports["pop3"], self.ports["pop3s"]])
         time.sleep(1)
+
+    def postconf(self, *settings):
+        """main.cf settings, then a reload (new processes read them)"""
+        for s in settings:
+            subprocess.run(["postconf", "-c", self.conf, "-e", s], check=True)
+        subprocess.run(["postfix", "-c", self.conf, "reload"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+
+    def add_user(self, addr, pw):
+        """a mailbox for Postfix's virtual(8) and a login for Dovecot
+        (its passwd-file is read again when it changes)"""
+        local, dom = addr.split("@")
+        with open(os.path.join(self.conf, "vmailbox"), "a") as f:
+            f.write(f"{addr} {dom}/{local}/Maildir/\n")
+        subprocess.run(["postmap", "-c", self.conf,
+                        "cdb:" + os.path.join(self.conf, "vmailbox")],
+                       check=True)
+        users = os.path.join(self.root, "dovecot", "users")
+        first = open(users).readline().split(":")
+        with open(users, "a") as f:
+            f.write(f"{addr}:{{PLAIN}}{pw}:{first[2]}:{first[3]}::"
+                    f"{self.root}/domains/{dom}/{local}\n")
+
+    def pids(self):
+        """the master processes of Postfix and Dovecot"""
+        out = []
+        for f in (os.path.join(self.root, "postfix", "queue", "pid",
+                               "master.pid"), self.dpid_file):
+            out.append(int(open(f).read().strip()))
+        return out
 
     @staticmethod
     def kill(pidfile):
@@ -266,15 +303,323 @@ def testssl(tg, tmp):
         return dict(ex.map(one, targets))
 
 
+# --- rss: peak RSS for the messages of test_flood_peak_rss_under_64mib --
+
+MIB = 1 << 20
+BIG = 10_000_000
+
+
+class BigFiles(threading.Thread):
+    """the most files over 10 MB seen at once under a queue directory
+    (a copy of the 10 MB message), sampled every 50 ms"""
+
+    def __init__(self, top):
+        super().__init__(daemon=True)
+        self.top, self.most = top, 0
+        self.done = threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.done.wait(0.05):
+            n = 0
+            for d, _, files in os.walk(self.top):
+                for f in files:
+                    try:
+                        n += os.lstat(os.path.join(d, f)).st_size > BIG
+                    except OSError:
+                        pass
+            self.most = max(self.most, n)
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        return self.most
+
+
+def retr_big(ports, user, pw, tag):
+    """a 10 MB message to USER by SMTP, then RETR by POP3 (STLS): its size
+    as read, or 0 when it never arrived within 120 s"""
+    import poplib
+    import smtplib
+    line = b"0123456789" * 7 + b"\r\n"
+    body = (f"Subject: {tag}\r\n\r\n".encode() + line * (BIG // 72 + 1))
+    with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=60,
+                      source_address=(hn.NORMAL_IP, 0)) as c:
+        c.sendmail("a@remote.example", [user], body)
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
+        c = poplib.POP3("127.0.0.1", ports["pop3"], timeout=60)
+        try:
+            c.stls(context=hn.tls_ctx())
+            c.user(user)
+            c.pass_(pw)
+            sizes = [int(x.split()[1]) for x in c.list()[1]]
+            for i, size in enumerate(sizes, 1):
+                if size > BIG:
+                    return sum(len(x) + 2 for x in c.retr(i)[1])
+        finally:
+            c.quit()
+        time.sleep(0.5)
+    return 0
+
+
+def rss(side):
+    """test_flood's three messages (a 1 MiB header line, 100,000 header
+    lines, 1,000 recipients x 10 MB relayed to side.mx), then 10 MB to a
+    local user read back by POP3; peak RSS by process name"""
+    mx, port = side.mx, side.ports["smtp"]
+    samplers = [hn.PeakRSS(pid) for pid in side.pids]
+    copies = BigFiles(side.queue)
+    res = {}
+    t0 = time.monotonic()
+    try:
+        res["1 MiB header line"] = big_header_line(port)[:60].decode()
+        res["100,000 header lines"] = many_header_lines(port)[:60].decode()
+        res["1,000 rcpts"] = thousand_rcpts(port, "big.example")[:60].decode()
+        helpers.wait_for("1,000 recipients at the MX", lambda: sum(
+            len(r) for _, r, _ in mx.got) >= 1000, 600)
+        res["MX s"] = round(time.monotonic() - t0, 1)
+        res["RETR bytes"] = retr_big(side.ports, hn.USER, hn.PW,
+                                     f"rss-{side.name}")
+        time.sleep(1)
+    finally:
+        peak = {}
+        for smp in samplers:
+            for k, v in smp.stop().items():
+                peak[k] = max(v, peak.get(k, 0))
+        res["queue copies at once"] = copies.stop()
+    res["MX transactions"] = len(mx.got)
+    res["MX recipients"] = sum(len(r) for _, r, _ in mx.got)
+    res["MX shortest message"] = min((len(d) for _, _, d in mx.got),
+                                     default=0)
+    res["peak RSS MiB"] = {k: round(v / MIB, 1) for k, v in
+                           sorted(peak.items(), key=lambda kv: -kv[1])}
+    return res
+
+
+class RssFacteur:
+    """facteur run as test_flood_peak_rss_under_64mib has it: databytes
+    20,000,000, big.example routed to an MX of its own"""
+
+    def __init__(self, bindir):
+        self.name, self.mx = "facteur", helpers.MX()
+        self.t = helpers.Ctx(bindir)
+        self.sys = hn.System(self.t, timeout=30, controls=(
+            ("databytes", "20000000\n"),
+            ("smtproutes", f"big.example:127.0.0.1:{self.mx.port}\n")))
+        self.ports, self.pids = self.sys.ports, [self.sys.p.pid]
+        self.queue = self.t.path("queue")
+
+    def stop(self):
+        try:
+            self.sys.stop()
+        finally:
+            self.mx.close()
+            self.t.cleanup()
+
+
+class RssPeers:
+    """the private Postfix given what Facteur's side has: a 20,000,000
+    byte limit, big.example sent to an MX of its own by a transport map,
+    the user bob@ (Postfix virtual(8), Dovecot)"""
+
+    def __init__(self, peers):
+        self.name, self.mx = "postfix+dovecot", helpers.MX()
+        self.peers = peers
+        peers.add_user(hn.USER, hn.PW)
+        peers.postconf("message_size_limit=20000000",
+                       "transport_maps=inline:{big.example="
+                       f"smtp:[127.0.0.1]:{self.mx.port}}}")
+        self.ports, self.pids = peers.ports, peers.pids()
+        self.queue = os.path.join(peers.root, "postfix", "queue")
+
+    def stop(self):
+        self.peers.postconf("transport_maps=")
+        self.mx.close()
+
+
+def rss_group(bindir, peers):
+    """rss on Facteur, then on the peers (one at a time: the figures are
+    of memory, not time, but the MX and the machine are shared)"""
+    out = {}
+    for make in (lambda: RssFacteur(bindir), lambda: RssPeers(peers)):
+        side = make()
+        note(f"rss {side.name}")
+        try:
+            out[side.name] = rss(side)
+        finally:
+            side.stop()
+    return out
+
+
+# --- outbound: the SMTP clients against test_outbound's servers -------
+
+OUT_TIMEOUT = 3         # Facteur's timeoutremote; Postfix's smtp_*_timeout
+OUT_WAIT = 60           # a delivery not over by then counts as hung
+OUT_CASES = (("inject", s_inject), ("bigehlo", s_bigehlo),
+             ("bigrcpt", s_bigrcpt), ("dribble", s_dribble),
+             ("halftls", s_halftls), ("nodot", s_nodot))
+# Postfix's per-read timeouts set to Facteur's: timeoutconnect 2,
+# timeoutremote 3 (Facteur's is of a whole reply, Postfix's of a read)
+PF_TIMEOUTS = ["smtp_connect_timeout=2s"] + [
+    f"smtp_{x}_timeout={OUT_TIMEOUT}s" for x in (
+        "helo", "starttls", "mail", "rcpt", "data_init", "data_xfer",
+        "data_done", "rset", "quit")]
+
+
+def evils(port, ctx):
+    """one server of each case, 127.0.0.2 up, all on PORT"""
+    return {dom: Evil(f"127.0.0.{i}", port, fn, tls=ctx)
+            for i, (dom, fn) in enumerate(OUT_CASES, 2)}
+
+
+def tally(name, ev, outcome):
+    """what each server saw: sessions, messages, and for inject whether
+    the first command under TLS was EHLO (the forged 250 not taken)"""
+    res = {}
+    for dom, e in ev.items():
+        r = dict(outcome.get(dom, {}), sessions=len(e.sessions),
+                 messages=len(e.messages))
+        if dom == "inject" and e.sessions:
+            ses = e.sessions[0]
+            r["EHLO again under TLS"] = "STARTTLS" in ses and \
+                ses.index("STARTTLS") + 1 < len(ses) and \
+                ses[ses.index("STARTTLS") + 1].upper().startswith("EHLO")
+        res[dom] = r
+    hung = sum(1 for r in res.values() if r.get("hung"))
+    twice = sum(1 for d, r in res.items() if r["messages"] >
+                (2 if d == "nodot" else 1))
+    return {"hung": hung, "sent twice beyond the rule": twice,
+            "cases": res}
+
+
+def outbound_facteur(bindir):
+    """mta-remote on each server (test_outbound's way); nodot through
+    mta-send with retrybase 1"""
+    t = helpers.Ctx(bindir)
+    port = test_remote.setup(t, timeout=OUT_TIMEOUT, retrybase="1",
+                             smtproutes="\n".join(
+                                 f"{d}.test:[127.0.0.{i}]" for i, (d, _) in
+                                 enumerate(OUT_CASES, 2)))
+    ev = evils(port, test_remote.tls_context(t))
+    out = {}
+    try:
+        for dom, _ in OUT_CASES[:-1]:
+            res, _, dt = test_remote.remote(t, f"{dom}.test", "a@example.org",
+                                            f"x@{dom}.test", timeout=OUT_WAIT)
+            out[dom] = {"s": round(dt, 1), "result": res[0][0],
+                        "says": res[0][1][:80], "hung": False}
+        out["nodot"] = outbound_facteur_nodot(t)
+    finally:
+        for e in ev.values():
+            e.close()
+        t.cleanup()
+    return tally("facteur", ev, out)
+
+
+def outbound_facteur_nodot(t):
+    s = helpers.Sender(t)
+    t0 = time.monotonic()
+    try:
+        t.run("mta-inject", "-f", "a@example.org", "x@nodot.test",
+              input=b"Subject: once\n\nhi\n", check=0)
+        s.wait_log(r"delivery \d+: deferral: ", timeout=OUT_WAIT)
+        first = time.monotonic() - t0
+        s.wait_log(r"delivery \d+: success", timeout=OUT_WAIT)
+        time.sleep(OUT_TIMEOUT)
+    finally:
+        log = s.stop()
+    said = [l for l in log.splitlines() if "deferral" in l]
+    return {"s": round(first, 1), "result": "T then D",
+            "says": said[0][-80:] if said else "", "hung": False,
+            "successes": log.count("success")}
+
+
+def pf_status(logpath, rcpt):
+    """[(queue id, status, reason)] of Postfix's delivery lines for rcpt"""
+    import re
+    out = []
+    try:
+        text = open(logpath, errors="replace").read()
+    except OSError:
+        return out
+    pat = re.compile(r"postfix/\w+\[\d+\]: (\w+): to=<" + re.escape(rcpt) +
+                     r">.*status=(\w+) \((.*)\)$", re.M)
+    return [m.groups() for m in pat.finditer(text)]
+
+
+def outbound_peers(peers, ctx):
+    """the private Postfix's smtp(8) on the same servers: one message
+    each at once, each given OUT_WAIT s to end; nodot then retried at
+    once (postqueue -i) to see what the retry sends"""
+    port = helpers.free_port("127.0.0.2")
+    ev = evils(port, ctx)
+    maps = ", ".join(f"{d}.test=smtp:[127.0.0.{i}]:{port}"
+                     for i, (d, _) in enumerate(OUT_CASES, 2))
+    peers.postconf(f"transport_maps=inline:{{{maps}}}",
+                   "smtp_tls_security_level=may", *PF_TIMEOUTS)
+    log = os.path.join(peers.root, "postfix", "log", "maillog")
+    out = {}
+    try:
+        t0 = time.monotonic()
+        for dom, _ in OUT_CASES:
+            net_session(peers.ports["smtp"], (
+                f"MAIL FROM:<a@example.org>\r\nRCPT TO:<x@{dom}.test>\r\n"
+                f"DATA\r\nSubject: {dom}\r\n\r\nhi\r\n.\r\n").encode(),
+                src=hn.NORMAL_IP)
+        end = t0 + OUT_WAIT
+        while time.monotonic() < end and len(out) < len(OUT_CASES):
+            for dom, _ in OUT_CASES:
+                st = pf_status(log, f"x@{dom}.test")
+                if dom not in out and st:
+                    out[dom] = {"s": round(time.monotonic() - t0, 1),
+                                "result": st[0][1], "says": st[0][2][:100],
+                                "hung": False, "qid": st[0][0]}
+            time.sleep(0.1)
+        for dom, _ in OUT_CASES:
+            out.setdefault(dom, {"s": f">{OUT_WAIT}", "result": "none",
+                                 "hung": True})
+        nd = out["nodot"]
+        if nd.get("qid") and nd["result"] == "deferred":
+            subprocess.run(["postqueue", "-c", peers.conf, "-i", nd["qid"]],
+                           check=True)
+            helpers.wait_for("the nodot retry", lambda: len(
+                pf_status(log, "x@nodot.test")) > 1, OUT_WAIT)
+            time.sleep(OUT_TIMEOUT)
+            nd["then"] = pf_status(log, "x@nodot.test")[1][1]
+    finally:
+        for e in ev.values():
+            e.close()
+        peers.postconf("transport_maps=")
+    for r in out.values():
+        r.pop("qid", None)
+    return tally("postfix", ev, out)
+
+
+def outbound_group(bindir, peers, ctx):
+    out = {}
+    note("outbound facteur")
+    out["facteur"] = outbound_facteur(bindir)
+    note("outbound postfix")
+    out["postfix+dovecot"] = outbound_peers(peers, ctx)
+    return out
+
+
+OWN = ("rss", "outbound", "links")      # groups that set up their own side
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--sessions", type=int, default=120)
     ap.add_argument("--step", type=int, default=1)
     ap.add_argument("--groups", default="relay,smuggling,nmap,flood,testssl",
-                    help="comma-separated subset of the groups")
+                    help="comma-separated subset of the groups, or of "
+                    "rss,outbound,links")
     a = ap.parse_args()
-    t = helpers.Ctx(os.path.abspath(a.bin))
+    groups = a.groups.split(",")
+    bindir = os.path.abspath(a.bin)
+    t = helpers.Ctx(bindir)
     t.init()
     t.run("vadmin", "adddomain", "example.test", input="pm\n", check=0)
     t.run("vadmin", "adduser", USER, PW, check=0)
@@ -283,14 +628,14 @@ def main():
     t.run("mta-rules", check=0)
     cert, key = t.path("control", "tls", "cert.pem"), \
         t.path("control", "tls", "key.pem")
-    fac = hn.System(t, timeout=TIMEOUT)
-    peers = None
+    fac = peers = None
     res = {}
     try:
+        if any(g not in OWN for g in groups):
+            fac = hn.System(t, timeout=TIMEOUT)
         peers = Peers(t.tmp, cert, key)
-        sides = [Target("facteur", fac.ports, USER, PW, None),
+        sides = [Target("facteur", fac.ports if fac else {}, USER, PW, None),
                  Target("postfix+dovecot", peers.ports, USER, PW, None)]
-        groups = a.groups.split(",")
         for group, fn in (("relay", lambda s: relay(s, a.step)),
                           ("smuggling", smuggle), ("nmap", nmap),
                           ("flood", lambda s: flood(s, a.sessions)),
@@ -301,8 +646,16 @@ def main():
             for s in sides:
                 note(f"{group} {s.name}")
                 res[(group, s.name)] = fn(s)
+        own = {"rss": lambda: rss_group(bindir, peers),
+               "outbound": lambda: outbound_group(bindir, peers,
+                                                  test_remote.tls_context(t))}
+        for group in OWN:
+            if group in groups:
+                for name, r in own[group]().items():
+                    res[(group, name)] = r
     finally:
-        fac.stop()
+        if fac:
+            fac.stop()
         if peers:
             peers.stop()
         t.cleanup()
