@@ -4,6 +4,7 @@ side by side in one run: the peers' column of docs/security.md.
 
     python3 bench/hostile_peers.py --bin build/san/bin \\
         [--sessions 120] [--step 1] [--groups relay,smuggling,nmap,flood,testssl]
+    python3 bench/hostile_peers.py --bin /tmp/peers-bin --groups rss,outbound,links
 
 Run as root with Debian's postfix, dovecot-pop3d, nmap and testssl.sh
 installed (../shared/bench/peers/install.sh, tools/deps.sh test). Facteur is
@@ -30,6 +31,25 @@ Groups, each counted the same way for both:
   nmap       nmap --script +smtp-open-relay: "open relay" or not.
   testssl    testssl.sh --fast on every TLS service: findings rated HIGH or
              CRITICAL other than those about the self-signed certificate.
+Groups that set up each side their own way (not in the default list):
+  rss        test_flood's three messages (a 1 MiB header line, 100,000
+             header lines, 1,000 recipients x 10 MB relayed to a helpers.MX
+             of each side's: Facteur's smtproutes, Postfix's transport_maps)
+             and 10 MB to a local user read back by POP3 RETR: peak RSS
+             (VmHWM) by process name, the most queue files over 10 MB at
+             once, the MX's transactions. Use --bin of the release build.
+  outbound   mta-remote (mta-send for nodot) and Postfix's smtp(8) against
+             test_outbound's servers (inject, bigehlo, bigrcpt, dribble,
+             halftls, nodot): seconds to the end of the attempt, its result
+             and reason (Postfix's from its log), sessions and messages each
+             server saw; hung: no end within 60 s. Postfix's smtp_*_timeout
+             are 3 s and smtp_connect_timeout 2 s, as Facteur's
+             timeoutremote and timeoutconnect.
+  links      test_links's planted-links test on Facteur; on the peers,
+             symlinks to victims outside as Maildir tmp/, new/, cur/,
+             maildirsize, dovecot-uidlist, dovecot.index.log and a message in
+             new/, then mail through virtual(8) and a POP3 session of each
+             user through Dovecot: inotify on every victim.
 The output ends with one line per group and server, and the load average.
 """
 import argparse
@@ -54,6 +74,7 @@ import test_remote  # noqa: E402
 import hostile_net as hn  # noqa: E402
 from test_flood import (big_header_line, many_header_lines,  # noqa: E402
                         thousand_rcpts)
+from test_links import VICTIM, pop_login, victims  # noqa: E402
 from test_outbound import (Evil, s_bigehlo, s_bigrcpt,  # noqa: E402
                            s_dribble, s_halftls, s_inject, s_nodot)
 from test_relay_ctx import ENDINGS, net_session  # noqa: E402
@@ -71,7 +92,7 @@ class Peers:
     """private Postfix + Dovecot from ../shared/bench/peers/"""
 
     def __init__(self, tmp, cert, key):
-        self.root = os.path.join(tmp, "peers")
+        self.tmp, self.root = tmp, os.path.join(tmp, "peers")
         self.ports = {"smtp": helpers.free_port(), "pop3": helpers.free_port(),
                       "pop3s": helpers.free_port()}
         self.env = dict(os.environ, BENCH_ROOT=self.root, BENCH_USERS="2",
@@ -612,6 +633,115 @@ def outbound_group(bindir, peers, ctx):
     return out
 
 
+# --- links: links planted in the peers' Maildirs ------------------------
+
+# user -> (what is planted in its Maildir, as what): a symlink to a
+# victim outside, owned by the mail user as if that user had made it
+PF_LINKS = (("l1", "tmp", "dir"), ("l2", "new", "dir"), ("l3", "cur", "dir"),
+            ("l4", "maildirsize", "file"), ("l5", "dovecot-uidlist", "file"),
+            ("l6", "dovecot.index.log", "file"),
+            ("l7", "new/1700000000.1.evil", "file"))
+
+
+def links_peers(peers):
+    """mail to ok@ and every linked user by SMTP (virtual(8) delivers),
+    then a POP3 session of each (Dovecot: list, RETR, DELE, QUIT);
+    inotify on every victim: what went through a link"""
+    out = victims(peers, [n.replace("/", "_") for _, n, _ in PF_LINKS])
+    vic = {}
+    vuid, vgid = [int(x) for x in open(os.path.join(
+        peers.root, "dovecot", "users")).readline().split(":")[2:4]]
+    for user, name, kind in (("ok", "", ""),) + PF_LINKS:
+        peers.add_user(f"{user}@example.test", hn.PW)
+        md = os.path.join(peers.root, "domains", "example.test", user,
+                          "Maildir")
+        for d in ("", "tmp", "new", "cur"):
+            os.makedirs(os.path.join(md, d), exist_ok=True)
+            os.chown(os.path.join(md, d), vuid, vgid)
+        if not name:
+            continue
+        v = os.path.join(out, name.replace("/", "_"))
+        if kind == "dir":
+            os.unlink(v)
+            os.mkdir(v)
+            os.chmod(v, 0o777)
+            os.rmdir(os.path.join(md, name))
+        os.symlink(v, os.path.join(md, name))
+        os.lchown(os.path.join(md, name), vuid, vgid)
+        vic[user] = v
+    peers.postconf()        # the new mailboxes (and a settled Postfix)
+    w = hn.Watch([out] + list(vic.values()))
+    users = ["ok"] + [u for u, _, _ in PF_LINKS]
+    with __import__("smtplib").SMTP("127.0.0.1", peers.ports["smtp"],
+                                    timeout=30,
+                                    source_address=(hn.NORMAL_IP, 0)) as c:
+        c.sendmail("a@remote.example", [f"{u}@example.test" for u in users],
+                   b"Subject: linked\r\n\r\nbody\r\n")
+    log = os.path.join(peers.root, "postfix", "log", "maillog")
+    helpers.wait_for("every delivery logged", lambda: all(
+        pf_status(log, f"{u}@example.test") for u in users), 60)
+    pop = {u: pop_login(peers.ports["pop3"], u) for u in users}
+    time.sleep(1)
+    ev = w.events()
+    w.close()
+    res = {}
+    for user, name, _ in PF_LINKS:
+        v = vic[user]
+        mine = [e for e in ev if e[0] == v or (e[0] == out and
+                                               e[1] == os.path.basename(v))]
+        # close_write alone: opened to write through the link, no byte
+        # changed (IN_MODIFY would say)
+        wrote = sorted({n for e in mine if e[3] & (hn.IN_WRITES & ~0x8)
+                        for n in e[2]})
+        opened = any(e[3] & 0x8 for e in mine)
+        res[f"{user} {name}"] = {
+            "delivery": pf_status(log, f"{user}@example.test")[0][1],
+            "POP3": pop[user] or "ok",
+            "written through": wrote,
+            "opened to write through": opened and not wrote,
+            "read through": bool(mine) and not wrote and not opened,
+            "victim": sorted(os.listdir(v)) if os.path.isdir(v)
+            else ("unchanged" if open(v, "rb").read() == VICTIM
+                  else "changed")}
+    through = [k for k, r in res.items() if r["written through"]]
+    opened = [k for k, r in res.items() if r["opened to write through"]]
+    read = [k for k, r in res.items() if r["read through"]]
+    return {"links": len(PF_LINKS), "writes through a link": len(through),
+            "which": through, "opened to write, unchanged": opened,
+            "reads only through a link": read,
+            "ok delivered and read": pop["ok"] is None and pf_status(
+                log, "ok@example.test")[0][1] == "sent", "cases": res}
+
+
+def links_facteur(bindir):
+    """test_links's test itself on a fresh root: its printed line, and
+    whether its assertions (nothing through a link) held"""
+    import contextlib
+    import io
+    from test_links import test_links_planted_everywhere_nothing_written_through as tl
+    t = helpers.Ctx(bindir)
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            tl(t)
+        ok = True
+    except AssertionError as e:
+        ok = f"failed: {str(e)[:300]}"
+    finally:
+        t.cleanup()
+    return {"test_links_planted_everywhere_nothing_written_through":
+            ok, "says": buf.getvalue().strip()[:300]}
+
+
+def links_group(bindir, peers):
+    out = {}
+    note("links facteur")
+    out["facteur"] = links_facteur(bindir)
+    note("links postfix+dovecot")
+    out["postfix+dovecot"] = links_peers(peers)
+    return out
+
+
 OWN = ("rss", "outbound", "links")      # groups that set up their own side
 
 
@@ -654,6 +784,7 @@ def main():
                 note(f"{group} {s.name}")
                 res[(group, s.name)] = fn(s)
         own = {"rss": lambda: rss_group(bindir, peers),
+               "links": lambda: links_group(bindir, peers),
                "outbound": lambda: outbound_group(bindir, peers,
                                                   test_remote.tls_context(t))}
         for group in OWN:
