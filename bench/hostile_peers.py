@@ -569,10 +569,13 @@ def pf_status(logpath, rcpt):
     return [m.groups() for m in pat.finditer(text)]
 
 
-def outbound_peers(peers, ctx):
+def outbound_peers(peers, ctx, deadline="no"):
     """the private Postfix's smtp(8) on the same servers: one message
     each at once, each given OUT_WAIT s to end; nodot then retried at
-    once (postqueue -i) to see what the retry sends"""
+    once (postqueue -i) to see what the retry sends. deadline: Postfix
+    3.7's smtp_per_request_deadline (yes: the timeouts bound a whole
+    request or reply, as Facteur's timeoutremote does; no, the default:
+    each read)"""
     port = helpers.free_port("127.0.0.2")
     ev = evils(port, ctx)
     maps = ", ".join(f"{d}.test=smtp:[127.0.0.{i}]:{port}"
@@ -585,20 +588,22 @@ def outbound_peers(peers, ctx):
                       enumerate(OUT_CASES, 2) if d in ("bigrcpt", "nodot"))
     peers.postconf(f"transport_maps=inline:{{{maps}}}",
                    "smtp_tls_security_level=may",
-                   f"smtp_tls_policy_maps=inline:{{{plain}}}", *PF_TIMEOUTS)
+                   f"smtp_tls_policy_maps=inline:{{{plain}}}",
+                   f"smtp_per_request_deadline={deadline}", *PF_TIMEOUTS)
     log = os.path.join(peers.root, "postfix", "log", "maillog")
+    who = "x" if deadline == "no" else "d"     # each pass its recipients
     out = {}
     try:
         t0 = time.monotonic()
         for dom, _ in OUT_CASES:
             net_session(peers.ports["smtp"], (
-                f"MAIL FROM:<a@example.org>\r\nRCPT TO:<x@{dom}.test>\r\n"
+                f"MAIL FROM:<a@example.org>\r\nRCPT TO:<{who}@{dom}.test>\r\n"
                 f"DATA\r\nSubject: {dom}\r\n\r\nhi\r\n.\r\n").encode(),
                 src=hn.NORMAL_IP)
         end = t0 + OUT_WAIT
         while time.monotonic() < end and len(out) < len(OUT_CASES):
             for dom, _ in OUT_CASES:
-                st = pf_status(log, f"x@{dom}.test")
+                st = pf_status(log, f"{who}@{dom}.test")
                 if dom not in out and st:
                     out[dom] = {"s": round(time.monotonic() - t0, 1),
                                 "result": st[0][1], "says": st[0][2][:100],
@@ -612,9 +617,9 @@ def outbound_peers(peers, ctx):
             subprocess.run(["postqueue", "-c", peers.conf, "-i", nd["qid"]],
                            check=True)
             helpers.wait_for("the nodot retry", lambda: len(
-                pf_status(log, "x@nodot.test")) > 1, OUT_WAIT)
+                pf_status(log, f"{who}@nodot.test")) > 1, OUT_WAIT)
             time.sleep(OUT_TIMEOUT)
-            nd["then"] = pf_status(log, "x@nodot.test")[1][1]
+            nd["then"] = pf_status(log, f"{who}@nodot.test")[1][1]
     finally:
         for e in ev.values():
             e.close()
@@ -630,6 +635,8 @@ def outbound_group(bindir, peers, ctx):
     out["facteur"] = outbound_facteur(bindir)
     note("outbound postfix")
     out["postfix+dovecot"] = outbound_peers(peers, ctx)
+    note("outbound postfix, smtp_per_request_deadline=yes")
+    out["postfix deadline"] = outbound_peers(peers, ctx, deadline="yes")
     return out
 
 
