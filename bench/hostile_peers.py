@@ -44,7 +44,9 @@ Groups that set up each side their own way (not in the default list):
              and reason (Postfix's from its log), sessions and messages each
              server saw; hung: no end within 60 s. Postfix's smtp_*_timeout
              are 3 s and smtp_connect_timeout 2 s, as Facteur's
-             timeoutremote and timeoutconnect.
+             timeoutremote and timeoutconnect; Postfix runs twice, with
+             its default smtp_per_request_deadline=no (a timeout per
+             read) and with yes (per whole reply, as timeoutremote).
   links      test_links's planted-links test on Facteur; on the peers,
              symlinks to victims outside as Maildir tmp/, new/, cur/,
              maildirsize, dovecot-uidlist, dovecot.index.log and a message in
