@@ -2,7 +2,7 @@
 """share_cost.py - what sharing grants and failed logins between hosts
 costs the servers (issue 16; docs/scale-out.md, docs/performance.md).
 
-    flock /work/bench.lock bench/share_cost.py --bin bin [--sessions 200]
+    bench/share_cost.py --bin bin [--sessions 200]
         [--rounds 5]
 
 A private PostgreSQL (tests/integration/helpers.Postgres) and two roots

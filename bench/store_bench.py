@@ -2,7 +2,7 @@
 """store_bench.py - the account store's figures, SQLite against
 PostgreSQL (issue 16; docs/scale-out.md, docs/performance.md).
 
-    flock /work/bench.lock bench/store_bench.py --bin bin [--users 100000]
+    bench/store_bench.py --bin bin [--users 100000]
         [--calls 31]
 
 A private PostgreSQL (tests/integration/helpers.Postgres, with fsync on,
