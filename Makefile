@@ -211,6 +211,8 @@ FUZZ     += fuzz_dmarc
 FUZZ     += fuzz_dnscache
 # lib/limit: the keys and datagrams vadmin share carries between hosts
 FUZZ     += fuzz_share
+# lib/rules: control/relayrules compiled and looked up, against a model
+FUZZ     += fuzz_rules
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30
