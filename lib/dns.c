@@ -666,6 +666,41 @@ static void parse_answer(struct dq *q, const unsigned char *abuf, int alen)
 		parse_addrs(q, abuf, alen);
 }
 
+/* dns_parse - parse_answer without a query (dns.h) */
+int dns_parse(int type, const unsigned char *abuf, size_t alen,
+	      struct dns_answer *a)
+{
+	struct dq q;
+
+	memset(a, 0, sizeof *a);
+	if (alen > 65535)
+		return -EINVAL;	/* no DNS message is longer */
+	memset(&q, 0, sizeof q);
+	q.type = type;
+	parse_answer(&q, abuf, (int)alen);
+	a->addrs = q.addrs;
+	a->naddrs = q.naddrs;
+	a->mx = q.mx;
+	a->nmx = q.nmx;
+	a->txt = q.txt;
+	a->ntxt = q.ntxt;
+	a->names = q.names;
+	a->nnames = q.nnames;
+	if (q.r < 0)
+		dns_answer_free(a);
+	return q.r;
+}
+
+/* dns_answer_free - what dns_parse filled in */
+void dns_answer_free(struct dns_answer *a)
+{
+	free(a->addrs);
+	dns_mx_free(a->mx, a->nmx);
+	dns_txt_free(a->txt, a->ntxt);
+	dns_names_free(a->names, a->nnames);
+	memset(a, 0, sizeof *a);
+}
+
 /* answered - the callback of every query */
 static void answered(void *arg, int status, int timeouts,
 		     unsigned char *abuf, int alen)
