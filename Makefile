@@ -220,6 +220,8 @@ FUZZ     += fuzz_vimport
 # lib/acct, lib/rcpt: the records of the generated CDBs (assign, mailbox,
 # forward) and the extension walk of vdeliver and mta-smtpd
 FUZZ     += fuzz_records
+# lib/listen, lib/dns, lib/peer: listen.*, resolvers, client addresses
+FUZZ     += fuzz_listen
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30
