@@ -15,7 +15,11 @@
  * "." or ".." component, no control byte: the table is a file, and
  * delivery must not leave the root whatever it says); a forward is
  * KEEP 0 or 1 and a destination without NUL; the extension walk visits
- * exactly the '-' and '+' after the first byte, longest first.
+ * exactly the '-' and '+' after the first byte, longest first. The same
+ * bytes as a queue file's name (queue_id_parse: what mta-send takes from
+ * queue/ and the tools from their arguments): taken exactly when they
+ * are two runs of 1 to 16 lower-case hex digits joined by a dot, read
+ * as those two numbers.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -28,6 +32,7 @@
 #include "acct.h"
 #include "cdbx.h"
 #include "fsx.h"
+#include "queue.h"
 #include "rcpt.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -208,6 +213,25 @@ static void check_assign(const struct str *v)
 	acct_domain_free(&d);
 }
 
+/* check_qid - the text up to the first NUL as a queue id */
+static void check_qid(const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t a = strspn(s, hex), b = 0;
+	uint64_t arr = 0, ino = 0;
+	int want, r = queue_id_parse(s, &arr, &ino);
+
+	if (s[a] == '.')
+		b = strspn(s + a + 1, hex);
+	want = a >= 1 && a <= 16 && s[a] == '.' && b >= 1 && b <= 16 &&
+	       !s[a + 1 + b];
+	if ((r == 0) != want || (r && r != -EINVAL))
+		abort();
+	if (want && (arr != strtoull(s, NULL, 16) ||
+		     ino != strtoull(s + a + 1, NULL, 16)))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct str v = STR_INIT;
@@ -220,6 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_forward(&v);
 	check_ext(&v);
 	check_assign(&v);
+	check_qid(v.s);
 	str_free(&v);
 	return 0;
 }
