@@ -31,37 +31,18 @@
 
 #include "acct.h"
 #include "cdbx.h"
-#include "fsx.h"
 #include "queue.h"
 #include "rcpt.h"
+#include "scratch.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char root[64];
-static char assign[96];
-
-/* cleanup - remove the scratch root */
-static void cleanup(void)
-{
-	fsx_rmtree(root);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	char ctl[96];
-
 	(void)argc;
 	(void)argv;
-	snprintf(root, sizeof root, "%s/facteur-fuzz-records-XXXXXX",
-		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-	if (!mkdtemp(root))
-		abort();
-	snprintf(ctl, sizeof ctl, "%s/control", root);
-	snprintf(assign, sizeof assign, "%s/control/assign.cdb", root);
-	if (mkdir(ctl, 0700) < 0)
-		abort();
-	atexit(cleanup);
+	scratch_make("records", "assign.cdb");
 	return 0;
 }
 
@@ -193,11 +174,10 @@ static void check_assign(const struct str *v)
 	unsigned long long n = 0;
 	int r, want;
 
-	if (cdbw_start(&w, assign, 0644) || cdbw_add(&w, "e.test", 6, v->s,
-						      v->len) ||
-	    cdbw_finish(&w))
+	if (cdbw_start(&w, scratch_file, 0644) ||
+	    cdbw_add(&w, "e.test", 6, v->s, v->len) || cdbw_finish(&w))
 		abort();
-	r = acct_domain(root, "e.test", &d);
+	r = acct_domain(scratch_root, "e.test", &d);
 	want = acct_fields(v->s, v->len, f, len, 3) == 0 &&
 	       decimal(f[2], len[2]);
 	if (want) {

@@ -24,14 +24,11 @@
 #include <unistd.h>
 
 #include "ctl.h"
-#include "fsx.h"
 #include "rules.h"
+#include "scratch.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char root[64];
-static char file[96];
 
 /* a rule as the model reads it */
 struct mrule {
@@ -44,27 +41,11 @@ struct mrule {
 	struct str env;		/* NAME=value\0... as rules_lookup gives */
 };
 
-/* cleanup - remove the scratch root */
-static void cleanup(void)
-{
-	fsx_rmtree(root);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	char ctl[96];
-
 	(void)argc;
 	(void)argv;
-	snprintf(root, sizeof root, "%s/facteur-fuzz-rules-XXXXXX",
-		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-	if (!mkdtemp(root))
-		abort();
-	snprintf(ctl, sizeof ctl, "%s/control", root);
-	snprintf(file, sizeof file, "%s/control/relayrules", root);
-	if (mkdir(ctl, 0700) < 0)
-		abort();
-	atexit(cleanup);
+	scratch_make("rules", "relayrules");
 	return 0;
 }
 
@@ -200,7 +181,7 @@ static void check_lookup(const struct mrule *m, size_t n, const char *ip)
 	size_t i, want_len = 0;
 	int v6 = 0, best = -1, c;
 
-	if (rules_lookup(root, ip, &got) < 0)
+	if (rules_lookup(scratch_root, ip, &got) < 0)
 		abort();
 	if (!strncmp(ip, "::ffff:", 7) && strchr(ip + 7, '.'))
 		ip += 7;	/* an IPv4 client on an IPv6 socket */
@@ -286,14 +267,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t bad = 0, count = 0;
 	int fd, r, r2;
 
-	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(scratch_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || fsx_write_all(fd, data, size) < 0 || close(fd) < 0)
 		abort();
-	r = rules_check(root, &err, &bad);
-	r2 = rules_compile(root, &err2, &nrules);
+	r = rules_check(scratch_root, &err, &bad);
+	r2 = rules_compile(scratch_root, &err2, &nrules);
 	if (r != r2 || (r != 0 && r != -EINVAL))
 		abort();
-	if (ctl_get_lines(root, "relayrules", &lines, &count) < 0)
+	if (ctl_get_lines(scratch_root, "relayrules", &lines, &count) < 0)
 		abort();
 	if (r == -EINVAL) {
 		/* both name the same rule, one of the file's */
