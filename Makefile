@@ -211,6 +211,17 @@ FUZZ     += fuzz_dmarc
 FUZZ     += fuzz_dnscache
 # lib/limit: the keys and datagrams vadmin share carries between hosts
 FUZZ     += fuzz_share
+# lib/rules: control/relayrules compiled and looked up, against a model
+FUZZ     += fuzz_rules
+# lib/dns: A, AAAA, MX, TXT and PTR answers as the lookups read them
+FUZZ     += fuzz_dns
+# vadmin import: the lines of an import file (vadmin/vimpline.c)
+FUZZ     += fuzz_vimport
+# lib/acct, lib/rcpt: the records of the generated CDBs (assign, mailbox,
+# forward) and the extension walk of vdeliver and mta-smtpd
+FUZZ     += fuzz_records
+# lib/listen, lib/dns, lib/peer: listen.*, resolvers, client addresses
+FUZZ     += fuzz_listen
 FUZZCC   ?= clang
 FUZZO     = build/fuzz
 FUZZTIME ?= 30
@@ -249,6 +260,8 @@ FOBJ_fuzz_remote = $(call fuzzobjs,test_remote)
 FINC_fuzz_remote = -Imta/remote
 FOBJ_fuzz_vpop  = $(call fuzzobjs,test_vpopparse)
 FINC_fuzz_vpop  = -Ivadmin
+FOBJ_fuzz_vimport = $(FUZZO)/vadmin/vimpline.o
+FINC_fuzz_vimport = -Ivadmin
 $(foreach f,fuzz_smtpd $(FUZZ_SMTPD),$(eval FOBJ_$(f) = $(call fuzzobjs,test_smtpd)))
 $(foreach f,fuzz_smtpd $(FUZZ_SMTPD),$(eval FINC_$(f) = -Imta/smtpd))
 $(foreach f,$(FUZZ),$(eval $(FUZZO)/$(f): $(FOBJ_$(f))))

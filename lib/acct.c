@@ -86,6 +86,26 @@ int acct_fields(const char *v, size_t n, const char **f, size_t *len,
 	return i <= n ? -EILSEQ : 0;	/* too many */
 }
 
+/* acct_maildir_ok - what vadmin writes: domains/..., relative, no "."
+ * or ".." component, no control bytes; anything else was not vadmin's,
+ * and neither a session nor a delivery may open it */
+int acct_maildir_ok(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len < 9 || memcmp(s, "domains/", 8) || s[len - 1] == '/')
+		return 0;
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+		if (s[i] == '.' && s[i - 1] == '/' &&
+		    (i + 1 == len || s[i + 1] == '/' ||
+		     (s[i + 1] == '.' && (i + 2 == len || s[i + 2] == '/'))))
+			return 0;
+	}
+	return 1;
+}
+
 /* parse_assign - REAL \0 DIR \0 SHARDS */
 static int parse_assign(const struct str *v, struct acct_domain *d)
 {

@@ -34,6 +34,11 @@
  * fields) into exactly K fields, each a C string since the value is
  * NUL-terminated after its N bytes; -EILSEQ for more, fewer, or an
  * unterminated value. One splitter for the readers of every table.
+ *
+ * acct_maildir_ok() is 1 for a MAILDIR field as vadmin writes it
+ * (domains/..., relative, no "." or ".." component, no control byte), 0
+ * otherwise: the one rule of the login and delivery records' readers, so
+ * that a table that says otherwise sends nobody outside the root.
  */
 #ifndef FACTEUR_ACCT_H
 #define FACTEUR_ACCT_H
@@ -72,6 +77,7 @@ int acct_get(const char *root, const char *domain, int which,
 void acct_domain_free(struct acct_domain *d);
 int acct_fields(const char *v, size_t n, const char **f, size_t *len,
 		size_t k);
+int acct_maildir_ok(const char *s, size_t len);
 int acct_local(const char *root, const char *addr);
 
 #endif

@@ -41,14 +41,7 @@ struct dq {
 	const char *name;	/* dns_batch: what to ask when its turn comes */
 	const char *key;	/* the name its answer is kept under, or NULL */
 	int r;			/* 0 or a negative errno code (see dns.h) */
-	struct dns_addr *addrs;
-	size_t naddrs;
-	struct dns_mx *mx;
-	size_t nmx;
-	struct str *txt;
-	size_t ntxt;
-	char **names;
-	size_t nnames;
+	struct dns_answer a;	/* its records */
 };
 
 /* status_err - a c-ares status as this module's error codes */
@@ -456,7 +449,7 @@ static int wait_all(struct dns *d)
 	return 0;
 }
 
-/* parse_addrs - the A or AAAA records of an answer into q->addrs */
+/* parse_addrs - the A or AAAA records of an answer into q->a.addrs */
 static void parse_addrs(struct dq *q, const unsigned char *abuf, int alen)
 {
 	struct hostent *h = NULL;
@@ -476,13 +469,13 @@ static void parse_addrs(struct dq *q, const unsigned char *abuf, int alen)
 		q->r = -ENODATA;
 		goto out;
 	}
-	q->addrs = calloc(n, sizeof *q->addrs);
-	if (!q->addrs) {
+	q->a.addrs = calloc(n, sizeof *q->a.addrs);
+	if (!q->a.addrs) {
 		q->r = -ENOMEM;
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		struct dns_addr *a = &q->addrs[q->naddrs];
+		struct dns_addr *a = &q->a.addrs[q->a.naddrs];
 
 		if (q->type == ns_t_a && h->h_length == 4) {
 			a->family = AF_INET;
@@ -493,9 +486,9 @@ static void parse_addrs(struct dq *q, const unsigned char *abuf, int alen)
 		} else {
 			continue;
 		}
-		q->naddrs++;
+		q->a.naddrs++;
 	}
-	q->r = q->naddrs ? 0 : -ENODATA;
+	q->r = q->a.naddrs ? 0 : -ENODATA;
 out:
 	ares_free_hostent(h);
 }
@@ -528,7 +521,7 @@ static void shuffle_equal(struct dns_mx *mx, size_t n)
 	}
 }
 
-/* parse_mx - the MX records of an answer, sorted, into q->mx */
+/* parse_mx - the MX records of an answer, sorted, into q->a.mx */
 static void parse_mx(struct dq *q, const unsigned char *abuf, int alen)
 {
 	struct ares_mx_reply *head = NULL, *m;
@@ -545,8 +538,8 @@ static void parse_mx(struct dq *q, const unsigned char *abuf, int alen)
 		q->r = -ENODATA;
 		goto out;
 	}
-	q->mx = calloc(n, sizeof *q->mx);
-	if (!q->mx) {
+	q->a.mx = calloc(n, sizeof *q->a.mx);
+	if (!q->a.mx) {
 		q->r = -ENOMEM;
 		goto out;
 	}
@@ -556,25 +549,25 @@ static void parse_mx(struct dq *q, const unsigned char *abuf, int alen)
 		/* c-ares spells the root "" (some versions "."): a null MX */
 		if (strcmp(h, ".") == 0)
 			h = "";
-		q->mx[i].pref = m->priority;
-		q->mx[i].host = strdup(h);
-		if (!q->mx[i].host) {
-			dns_mx_free(q->mx, i);
-			q->mx = NULL;
+		q->a.mx[i].pref = m->priority;
+		q->a.mx[i].host = strdup(h);
+		if (!q->a.mx[i].host) {
+			dns_mx_free(q->a.mx, i);
+			q->a.mx = NULL;
 			q->r = -ENOMEM;
 			goto out;
 		}
 	}
-	q->nmx = n;
-	qsort(q->mx, n, sizeof *q->mx, mx_cmp);
-	shuffle_equal(q->mx, n);
+	q->a.nmx = n;
+	qsort(q->a.mx, n, sizeof *q->a.mx, mx_cmp);
+	shuffle_equal(q->a.mx, n);
 	q->r = 0;
 out:
 	ares_free_data(head);
 }
 
 /* parse_txt - the TXT records of an answer, the strings of each record
- * joined without separator (RFC 7208 3.3), into q->txt. The answer is one
+ * joined without separator (RFC 7208 3.3), into q->a.txt. The answer is one
  * DNS message (at most 64 KiB), which bounds the records and their size. */
 static void parse_txt(struct dq *q, const unsigned char *abuf, int alen)
 {
@@ -593,16 +586,16 @@ static void parse_txt(struct dq *q, const unsigned char *abuf, int alen)
 		q->r = -ENODATA;
 		goto out;
 	}
-	q->txt = calloc(n, sizeof *q->txt);
-	if (!q->txt) {
+	q->a.txt = calloc(n, sizeof *q->a.txt);
+	if (!q->a.txt) {
 		q->r = -ENOMEM;
 		goto out;
 	}
-	q->ntxt = n;
+	q->a.ntxt = n;
 	for (t = head; t; t = t->next) {
 		if (t != head && t->record_start)
 			i++;
-		if (str_catb(&q->txt[i], t->txt, t->length) < 0) {
+		if (str_catb(&q->a.txt[i], t->txt, t->length) < 0) {
 			q->r = -ENOMEM;
 			goto out;
 		}
@@ -612,7 +605,7 @@ out:
 	ares_free_data(head);
 }
 
-/* parse_ptr - the PTR names of an answer into q->names; c-ares gives
+/* parse_ptr - the PTR names of an answer into q->a.names; c-ares gives
  * every PTR record as an alias (the last one also as h_name) */
 static void parse_ptr(struct dq *q, const unsigned char *abuf, int alen)
 {
@@ -635,18 +628,18 @@ static void parse_ptr(struct dq *q, const unsigned char *abuf, int alen)
 		q->r = -ENODATA;
 		goto out;
 	}
-	q->names = calloc(n, sizeof *q->names);
-	if (!q->names) {
+	q->a.names = calloc(n, sizeof *q->a.names);
+	if (!q->a.names) {
 		q->r = -ENOMEM;
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		q->names[i] = strdup(list[i]);
-		if (!q->names[i]) {
+		q->a.names[i] = strdup(list[i]);
+		if (!q->a.names[i]) {
 			q->r = -ENOMEM;
 			goto out;
 		}
-		q->nnames++;
+		q->a.nnames++;
 	}
 	q->r = 0;
 out:
@@ -664,6 +657,35 @@ static void parse_answer(struct dq *q, const unsigned char *abuf, int alen)
 		parse_ptr(q, abuf, alen);
 	else
 		parse_addrs(q, abuf, alen);
+}
+
+/* dns_parse - parse_answer without a query (dns.h) */
+int dns_parse(int type, const unsigned char *abuf, size_t alen,
+	      struct dns_answer *a)
+{
+	struct dq q;
+
+	memset(a, 0, sizeof *a);
+	if (alen > 65535)
+		return -EINVAL;	/* no DNS message is longer */
+	memset(&q, 0, sizeof q);
+	q.type = type;
+	parse_answer(&q, abuf, (int)alen);
+	if (q.r < 0)
+		dns_answer_free(&q.a);
+	else
+		*a = q.a;
+	return q.r;
+}
+
+/* dns_answer_free - what dns_parse filled in */
+void dns_answer_free(struct dns_answer *a)
+{
+	free(a->addrs);
+	dns_mx_free(a->mx, a->nmx);
+	dns_txt_free(a->txt, a->ntxt);
+	dns_names_free(a->names, a->nnames);
+	memset(a, 0, sizeof *a);
 }
 
 /* answered - the callback of every query */
@@ -721,10 +743,7 @@ static void ask(struct dns *d, struct dq *q, const char *name, int type)
 /* dq_free - every result a query holds (after a failure) */
 static void dq_free(struct dq *q)
 {
-	free(q->addrs);
-	dns_mx_free(q->mx, q->nmx);
-	dns_txt_free(q->txt, q->ntxt);
-	dns_names_free(q->names, q->nnames);
+	dns_answer_free(&q->a);
 	memset(q, 0, sizeof *q);
 }
 
@@ -765,8 +784,8 @@ int dns_mx(struct dns *d, const char *domain, struct dns_mx **mx_r,
 	struct dq q;
 	int r = ask_one(d, &q, domain, ns_t_mx);
 
-	*mx_r = q.mx;
-	*n_r = q.nmx;
+	*mx_r = q.a.mx;
+	*n_r = q.a.nmx;
 	return r;
 }
 
@@ -777,7 +796,7 @@ static int merge_addrs(const struct dq *q6, const struct dq *q4,
 		       struct dns_addr **a_r, size_t *n_r)
 {
 	struct dns_addr *all;
-	size_t n = q6->naddrs + q4->naddrs;
+	size_t n = q6->a.naddrs + q4->a.naddrs;
 
 	*a_r = NULL;
 	*n_r = 0;
@@ -797,10 +816,10 @@ static int merge_addrs(const struct dq *q6, const struct dq *q4,
 	all = calloc(n, sizeof *all);
 	if (!all)
 		return -ENOMEM;
-	if (q6->naddrs)
-		memcpy(all, q6->addrs, q6->naddrs * sizeof *all);
-	if (q4->naddrs)
-		memcpy(all + q6->naddrs, q4->addrs, q4->naddrs * sizeof *all);
+	if (q6->a.naddrs)
+		memcpy(all, q6->a.addrs, q6->a.naddrs * sizeof *all);
+	if (q4->a.naddrs)
+		memcpy(all + q6->a.naddrs, q4->a.addrs, q4->a.naddrs * sizeof *all);
 	*a_r = all;
 	*n_r = n;
 	return 0;
@@ -822,8 +841,8 @@ int dns_addrs(struct dns *d, const char *name, struct dns_addr **a_r,
 	r = wait_all(d);
 	if (r == 0)
 		r = merge_addrs(&q6, &q4, a_r, n_r);
-	free(q6.addrs);
-	free(q4.addrs);
+	free(q6.a.addrs);
+	free(q4.a.addrs);
 	return r;
 }
 
@@ -913,22 +932,22 @@ int dns_batch(struct dns *d, struct dns_q *q, size_t n, int64_t deadline_ms)
 	for (i = 0; i < n; i++) {
 		if (q[i].type != DNS_Q_ADDRS) {
 			q[i].r = sub[k].r;
-			q[i].mx = sub[k].mx;
-			q[i].nmx = sub[k].nmx;
+			q[i].mx = sub[k].a.mx;
+			q[i].nmx = sub[k].a.nmx;
 			/* a DKIM key: the first record (RFC 6376 3.6.2.2
 			 * leaves several undefined) */
-			if (sub[k].ntxt && sub[k].txt[0].len &&
-			    str_catb(&q[i].txt, sub[k].txt[0].s,
-				     sub[k].txt[0].len) < 0)
+			if (sub[k].a.ntxt && sub[k].a.txt[0].len &&
+			    str_catb(&q[i].txt, sub[k].a.txt[0].s,
+				     sub[k].a.txt[0].len) < 0)
 				q[i].r = -ENOMEM;
-			dns_txt_free(sub[k].txt, sub[k].ntxt);
+			dns_txt_free(sub[k].a.txt, sub[k].a.ntxt);
 			k++;
 			continue;
 		}
 		q[i].r = merge_addrs(&sub[k], &sub[k + 1], &q[i].addrs,
 				     &q[i].naddrs);
-		free(sub[k].addrs);
-		free(sub[k + 1].addrs);
+		free(sub[k].a.addrs);
+		free(sub[k + 1].a.addrs);
 		k += 2;
 	}
 	free(sub);
@@ -978,7 +997,7 @@ int dns_dnsbl(struct dns *d, const char *const *names, size_t n, int *listed)
 			listed[i] = 1;
 		else
 			listed[i] = 0;	/* NXDOMAIN, NODATA, not a name */
-		free(q[i].addrs);
+		free(q[i].a.addrs);
 	}
 	free(q);
 	return r;
@@ -1003,8 +1022,8 @@ int dns_txt(struct dns *d, const char *name, struct str **txt_r,
 	struct dq q;
 	int r = ask_one(d, &q, name, ns_t_txt);
 
-	*txt_r = q.txt;
-	*n_r = q.ntxt;
+	*txt_r = q.a.txt;
+	*n_r = q.a.ntxt;
 	return r;
 }
 
@@ -1016,8 +1035,8 @@ int dns_addrs_af(struct dns *d, const char *name, int family,
 	int r = ask_one(d, &q, name,
 			family == AF_INET6 ? ns_t_aaaa : ns_t_a);
 
-	*a_r = q.addrs;
-	*n_r = q.naddrs;
+	*a_r = q.a.addrs;
+	*n_r = q.a.naddrs;
 	return r;
 }
 
@@ -1071,7 +1090,7 @@ int dns_ptr(struct dns *d, const struct dns_addr *a, char ***names_r,
 	str_free(&name);
 	if (r < 0)
 		return r;
-	*names_r = q.names;
-	*n_r = q.nnames;
+	*names_r = q.a.names;
+	*n_r = q.a.nnames;
 	return 0;
 }

@@ -127,6 +127,26 @@ int dns_ptr(struct dns *d, const struct dns_addr *a, char ***names_r,
 int dns_ptr_name(const struct dns_addr *a, struct str *out);
 void dns_names_free(char **names, size_t n);
 
+/* dns_parse - one answer message of TYPE (ns_t_a, ns_t_aaaa, ns_t_mx,
+ * ns_t_txt or ns_t_ptr) read as a query's answer is: the records, MX
+ * sorted, TXT strings joined, as the lookups return them. It asks
+ * nothing: the tests and tests/fuzz/fuzz_dns.c feed it messages. 0 with
+ * *a filled (free it with dns_answer_free), or the lookups' errors. */
+struct dns_answer {
+	struct dns_addr *addrs;
+	size_t naddrs;
+	struct dns_mx *mx;
+	size_t nmx;
+	struct str *txt;
+	size_t ntxt;
+	char **names;
+	size_t nnames;
+};
+
+int dns_parse(int type, const unsigned char *abuf, size_t alen,
+	      struct dns_answer *a);
+void dns_answer_free(struct dns_answer *a);
+
 int dns_resolvers_csv(const char *lines, size_t count, struct str *csv,
 		      size_t *bad_line_r);
 int dns_name_ok(const char *name);

@@ -34,26 +34,6 @@ int login_user(const char *in, size_t len, struct str *local,
 	return 0;
 }
 
-/* maildir_ok - what vadmin writes: domains/..., relative, no "." or ".."
- * component, no control bytes; anything else was not vadmin's, and a
- * session must never open it */
-static int maildir_ok(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len < 9 || memcmp(s, "domains/", 8) || s[len - 1] == '/')
-		return 0;
-	for (i = 0; i < len; i++) {
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return 0;
-		if (s[i] == '.' && s[i - 1] == '/' &&
-		    (i + 1 == len || s[i + 1] == '/' ||
-		     (s[i + 1] == '.' && (i + 2 == len || s[i + 2] == '/'))))
-			return 0;
-	}
-	return 1;
-}
-
 /* login_parse - HASH \0 CRAM \0 FLAGS \0 MAILDIR \0 QUOTA_BYTES \0
  * QUOTA_MSGS; V must be NUL-terminated after N bytes (a struct str is) */
 int login_parse(const char *v, size_t n, struct login *out)
@@ -64,7 +44,7 @@ int login_parse(const char *v, size_t n, struct login *out)
 
 	if (acct_fields(v, n, f, len, 6) < 0 ||
 	    ctl_parse_ulong(f[2], &out->flags) < 0 ||
-	    !maildir_ok(f[3], len[3]) || ctl_parse_ulong(f[4], &qb) < 0 ||
+	    !acct_maildir_ok(f[3], len[3]) || ctl_parse_ulong(f[4], &qb) < 0 ||
 	    ctl_parse_ulong(f[5], &qm) < 0)
 		return -EILSEQ;
 	out->quota.bytes = qb;

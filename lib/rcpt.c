@@ -103,14 +103,16 @@ int rcpt_accepts(const char *root, const char *real, const char *local)
 	return r;
 }
 
-/* rcpt_parse_user - MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS \0 FLAGS */
+/* rcpt_parse_user - MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS \0 FLAGS; a
+ * MAILDIR that login_parse would refuse is refused here too */
 int rcpt_parse_user(const char *v, size_t n, struct rcpt_user *u)
 {
 	const char *f[4];
 	size_t len[4];
 	uint64_t flags;
 
-	if (acct_fields(v, n, f, len, 4) < 0 || len[0] == 0 ||
+	if (acct_fields(v, n, f, len, 4) < 0 ||
+	    !acct_maildir_ok(f[0], len[0]) ||
 	    num_parseb(f[1], len[1], UINT64_MAX, &u->quota.bytes) ||
 	    num_parseb(f[2], len[2], UINT64_MAX, &u->quota.msgs) ||
 	    num_parseb(f[3], len[3], UINT64_MAX, &flags))

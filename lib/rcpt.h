@@ -33,7 +33,8 @@
  * MAILDIR \0 QUOTA_BYTES \0 QUOTA_MSGS \0 FLAGS, rcpt_parse_forward()
  * KEEP \0 DEST (DEST points into the value); an alias value is
  * DEST \0 DEST ... as it stands. They return 0, -EILSEQ for a malformed
- * record, or (rcpt_parse_user) -ENOMEM. rcpt_free() and rcpt_user_free()
+ * record (a MAILDIR not as vadmin writes it: acct_maildir_ok), or
+ * (rcpt_parse_user) -ENOMEM. rcpt_free() and rcpt_user_free()
  * release what the others filled in.
  */
 #ifndef FACTEUR_RCPT_H

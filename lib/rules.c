@@ -4,14 +4,17 @@
  * Keys in relayrules.cdb: "4" and the IPv4 text as written ("410.1.",
  * "4127.0.0.1"); "6" and the leading hex nibbles of an IPv6 prefix ("6"
  * plus 32 nibbles for one address; a prefix that is not a whole nibble is
- * spread over the up to 8 nibble prefixes it covers); "" for the rule that
- * matches every client. Values: "allow" or "deny", then "\0NAME=value" for
- * each setting. A lookup tries the most specific key first.
+ * spread over the up to 8 nibble prefixes it covers, so a /126 and a /128
+ * share keys of 32 nibbles: the compiler adds longer prefixes first, and
+ * the CDB's first record of a key wins); "" for the rule that matches every
+ * client. Values: "allow" or "deny", then "\0NAME=value" for each setting.
+ * A lookup tries the most specific key first.
  */
 #include "rules.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cdbx.h"
@@ -116,8 +119,10 @@ static int keys_ipv6_bits(const unsigned char b[16], unsigned bits,
 	return r;
 }
 
-/* keys_ipv6 - exact address, whole-group prefix "a:b:", or ADDR/BITS */
-static int keys_ipv6(const char *a, size_t n, struct str *keys)
+/* keys_ipv6 - exact address, whole-group prefix "a:b:", or ADDR/BITS;
+ * *bits_r is the prefix length */
+static int keys_ipv6(const char *a, size_t n, struct str *keys,
+		     unsigned *bits_r)
 {
 	unsigned char b[16];
 	char buf[64];
@@ -148,12 +153,14 @@ static int keys_ipv6(const char *a, size_t n, struct str *keys)
 	}
 	if (inet_pton(AF_INET6, buf, b) != 1)
 		return -EINVAL;
+	*bits_r = (unsigned)bits;
 	return keys_ipv6_bits(b, (unsigned)bits, keys);
 }
 
-/* parse_line - one rule: its keys and its value */
+/* parse_line - one rule: its keys and its value; *bits_r is an IPv6
+ * rule's prefix length, 0 for the others (their keys never share one) */
 static int parse_line(const char *line, struct str *keys, struct str *val,
-		      const char **why)
+		      unsigned *bits_r, const char **why)
 {
 	size_t n = strlen(line), i, alen = 0;
 	const char *act = NULL, *p;
@@ -175,10 +182,11 @@ static int parse_line(const char *line, struct str *keys, struct str *val,
 		return -EINVAL;
 	}
 	keys->len = 0;
+	*bits_r = 0;
 	if (alen == 0)
 		r = add_key(keys, "", 0);
 	else if (memchr(line, ':', alen))
-		r = keys_ipv6(line, alen, keys);
+		r = keys_ipv6(line, alen, keys, bits_r);
 	else
 		r = keys_ipv4(line, alen, keys);
 	if (r < 0) {
@@ -246,12 +254,13 @@ static const char *nth(const struct str *lines, size_t k)
 static int check_lines(const struct str *lines, size_t *k_r, const char **why)
 {
 	struct str keys = STR_INIT, val = STR_INIT;
+	unsigned bits;
 	size_t i;
 	int r = 0;
 
 	for (i = 0, *k_r = 1; r == 0 && i < lines->len;
 	     i += strlen(lines->s + i) + 1, ++*k_r)
-		r = parse_line(lines->s + i, &keys, &val, why);
+		r = parse_line(lines->s + i, &keys, &val, &bits, why);
 	if (r < 0)
 		--*k_r;
 	str_free(&keys);
@@ -278,13 +287,60 @@ int rules_check(const char *root, struct str *err, size_t *rule_r)
 	return r;
 }
 
+/* a rule's place in the CDB: longer IPv6 prefixes first, else in order */
+struct place {
+	size_t off;		/* of its line */
+	unsigned bits;
+};
+
+/* place_cmp - more bits first, then the file's order */
+static int place_cmp(const void *a, const void *b)
+{
+	const struct place *x = a, *y = b;
+
+	if (x->bits != y->bits)
+		return x->bits > y->bits ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* add_rules - every rule of LINES (COUNT, all parsed) into W, a key's
+ * most specific rule first: the first of a key is the one looked up */
+static int add_rules(struct cdbw *w, const struct str *lines, size_t count,
+		     unsigned long *nrules)
+{
+	struct str keys = STR_INIT, val = STR_INIT;
+	struct place *pl = calloc(count ? count : 1, sizeof *pl);
+	const char *why = "";
+	size_t i, j, k;
+	int r = pl ? 0 : -ENOMEM;
+
+	for (i = k = 0; r == 0 && i < lines->len && k < count;
+	     i += strlen(lines->s + i) + 1, k++) {
+		pl[k].off = i;
+		r = parse_line(lines->s + i, &keys, &val, &pl[k].bits, &why);
+	}
+	if (r == 0)
+		qsort(pl, k, sizeof *pl, place_cmp);
+	for (i = 0; r == 0 && i < k; i++) {
+		r = parse_line(lines->s + pl[i].off, &keys, &val, &pl[i].bits,
+			       &why);
+		for (j = 0; r == 0 && j < keys.len; j += strlen(keys.s + j) + 1)
+			r = cdbw_add(w, keys.s + j, strlen(keys.s + j), val.s,
+				     val.len);
+		(*nrules)++;
+	}
+	free(pl);
+	str_free(&keys);
+	str_free(&val);
+	return r;
+}
+
 /* rules_compile - control/relayrules into control/relayrules.cdb */
 int rules_compile(const char *root, struct str *err, unsigned long *nrules)
 {
-	struct str lines = STR_INIT, keys = STR_INIT, val = STR_INIT;
-	struct str path = STR_INIT;
+	struct str lines = STR_INIT, path = STR_INIT;
 	struct cdbw w;
-	size_t i, k, count;
+	size_t k, count;
 	const char *why = "";
 	int r;
 
@@ -306,23 +362,13 @@ int rules_compile(const char *root, struct str *err, unsigned long *nrules)
 	r = cdbw_start(&w, path.s, 0644);
 	if (r < 0)
 		goto out;
-	for (i = 0; r == 0 && i < lines.len; i += strlen(lines.s + i) + 1) {
-		size_t j;
-
-		r = parse_line(lines.s + i, &keys, &val, &why);
-		for (j = 0; r == 0 && j < keys.len; j += strlen(keys.s + j) + 1)
-			r = cdbw_add(&w, keys.s + j, strlen(keys.s + j), val.s,
-				     val.len);
-		(*nrules)++;
-	}
+	r = add_rules(&w, &lines, count, nrules);
 	if (r < 0)
 		cdbw_abort(&w);
 	else
 		r = cdbw_finish(&w);
 out:
 	str_free(&lines);
-	str_free(&keys);
-	str_free(&val);
 	str_free(&path);
 	return r;
 }
@@ -379,7 +425,8 @@ int rules_lookup(const char *root, const char *ip, struct rule *out)
 			char nb[34];
 
 			nb[0] = '6';
-			for (i = 32; r == -ENOENT && i >= 1; i--) {
+			/* down to no nibble at all: "6", the key of ::/0 */
+			for (i = 32; r == -ENOENT && i >= 0; i--) {
 				nibbles(b, (unsigned)i, nb + 1);
 				r = cdbr_find(&db, nb, (size_t)i + 1, &v, &vlen);
 			}

@@ -28,33 +28,15 @@
 #include <unistd.h>
 
 #include "acct.h"
-#include "name.h"
 #include "num.h"
 #include "pw.h"
 #include "vadmin.h"
+#include "vimpline.h"
 
 /* lines checked and inserted together: 500 rows of 9 parameters stay
  * far below SQLite's 32,766 and PostgreSQL's 65,535; a round trip for
  * 500 users costs nothing beside their rows */
 #define BATCH 500
-
-/* field - next white-space separated field of a line, NUL-terminated */
-static char *field(char **p)
-{
-	char *s = *p, *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	if (!*s)
-		return NULL;
-	e = s;
-	while (*e && *e != ' ' && *e != '\t')
-		e++;
-	if (*e)
-		*e++ = 0;
-	*p = e;
-	return s;
-}
 
 /* a line checked and hashed, waiting in the batch for its database
  * checks and its INSERT */
@@ -308,33 +290,41 @@ static int in_batch(const struct imp *im, int64_t did, const struct str *local)
 	return 0;
 }
 
-/* import_line - validate one user and add it to the batch */
-static int import_line(struct vctx *c, struct imp *im, char *line,
+/* import_line - validate one user (LINE, N bytes as read) and add it to
+ * the batch */
+static int import_line(struct vctx *c, struct imp *im, char *line, size_t n,
 			unsigned long lineno)
 {
-	char *p = line, *addr, *secret, *qs;
-	struct quota q = {0, 0};
+	struct vimp_line l;
+	char *secret;
+	struct quota q;
 	const char *why = "";
 	struct row *w;
 	int64_t did;
 
-	addr = field(&p);
-	if (!addr || *addr == '#')
+	switch (vimp_parse(line, n, &l, &im->local, &im->domain, &why)) {
+	case VIMP_SKIP:
 		return 0;
-	secret = field(&p);
-	qs = field(&p);
-	if (!secret || field(&p))
+	case VIMP_NUL:
+		refuse(c, im, "line %lu: contains a NUL byte; nothing "
+		       "was imported", lineno);
+	case VIMP_FIELDS:
 		refuse(c, im, "line %lu: want 'USER@DOMAIN PASSWORD_OR_HASH "
 		       "[QUOTA]'; nothing was imported", lineno);
-	if (name_addr(addr, &im->local, &im->domain, &why) < 0)
+	case VIMP_ADDR:
 		refuse(c, im, "line %lu: invalid address '%s': it %s; nothing "
-		       "was imported", lineno, addr, why);
-	if (qs && quota_parse(qs, &q) < 0)
+		       "was imported", lineno, l.addr, why);
+	case VIMP_QUOTA:
 		refuse(c, im, "line %lu: invalid quota '%s'; nothing was "
-		       "imported", lineno, qs);
+		       "imported", lineno, l.qs);
+	default:
+		break;
+	}
+	secret = l.secret;
+	q = l.q;
 	/* without a QUOTA field the user gets the domain's, as with adduser */
 	did = line_domain(c, im, lineno);
-	if (!qs)
+	if (!l.qs)
 		q = im->last_q;
 	bad_secret(c, im, did, secret, lineno);
 	/* the same user twice in a batch: the first goes in, so that the
@@ -462,12 +452,8 @@ unsigned long m_import(struct vctx *c, const char *file)
 	m_bulk(c->db, 1);
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
-		if (memchr(line, 0, (size_t)n))
-			refuse(c, im, "line %lu: contains a NUL byte; nothing "
-			       "was imported", lineno);
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			line[--n] = 0;
-		users += (unsigned long)import_line(c, im, line, lineno);
+		users += (unsigned long)import_line(c, im, line, (size_t)n,
+						    lineno);
 	}
 	if (ferror(f))
 		vfail(EX_TEMP, "cannot read %s: %s", file, strerror(errno));

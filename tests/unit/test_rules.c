@@ -146,6 +146,37 @@ int main(void)
 		r = rules_check(root, &err, &k);
 		tt_check(r == 0 && err.len == 0, "check_good", "r=%d", r);
 	}
+	/* found by fuzz_rules: ::/0 matches every IPv6 client, and a longer
+	 * IPv6 prefix wins over a shorter one written first, also when
+	 * neither is whole nibbles (/126 and /128, /121 and /124) */
+	{
+		static const struct {
+			const char *ip;
+			int want_allow;
+		} v6[] = {
+			{"2001:db8::1", 1}, {"2001:db8::2", 0},
+			{"2001:db8::5", 1}, {"2001:db8::20", 0},
+			{"2001:db9::1", 0}, {"192.0.2.1", 1},
+		};
+
+		write_rules("2001:db8::/126:deny\n"
+			    "2001:db8::1:allow,RELAYCLIENT=\"\"\n"
+			    "2001:db8::/121:deny\n"
+			    "2001:db8::/124:allow\n"
+			    "::/0:deny\n"
+			    ":allow\n");
+		r = rules_compile(root, &err, &n);
+		tt_check(r == 0 && n == 6, "compile_v6", "r=%d", r);
+		for (i = 0; i < sizeof v6 / sizeof v6[0]; i++) {
+			r = rules_lookup(root, v6[i].ip, &ru);
+			tt_check(r == 0 && ru.matched &&
+				 ru.allow == v6[i].want_allow,
+				 tt_name("v6_specific[%s]", v6[i].ip),
+				 "r=%d matched=%d allow=%d", r, ru.matched,
+				 ru.allow);
+		}
+	}
+
 	rules_free(&ru);
 	fsx_rmtree(root);
 	str_free(&p);

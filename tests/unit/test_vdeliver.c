@@ -344,6 +344,17 @@ static void test_rcpt(void)
 		  rcpt_parse_user(REC("m\0" "1x\0" "2\0" "3"), &u), -EILSEQ);
 	CHECK_INT("rcpt_user_empty_number",
 		  rcpt_parse_user(REC("m\0" "\0" "2\0" "3"), &u), -EILSEQ);
+	/* found by fuzz_records: the Maildir rule of lib/login's reader
+	 * (acct_maildir_ok), so that a delivery stays below the root */
+	CHECK_INT("rcpt_user_maildir_dotdot",
+		  rcpt_parse_user(REC("domains/../../etc/x\0" "1\0" "2\0" "3"),
+				  &u), -EILSEQ);
+	CHECK_INT("rcpt_user_maildir_absolute",
+		  rcpt_parse_user(REC("/var/mail/x\0" "1\0" "2\0" "3"), &u),
+		  -EILSEQ);
+	CHECK_INT("rcpt_user_maildir_outside",
+		  rcpt_parse_user(REC("etc/Maildir\0" "1\0" "2\0" "3"), &u),
+		  -EILSEQ);
 	CHECK_INT("rcpt_user_empty_maildir",
 		  rcpt_parse_user(REC("\0" "1\0" "2\0" "3"), &u), -EILSEQ);
 	CHECK_INT("rcpt_user_overflow",

@@ -1,0 +1,46 @@
+/*
+ * scratch - the scratch root of a fuzz target that writes files
+ * (fuzz_rules, fuzz_records): ROOT/control/ made once per process on
+ * tmpfs when /dev/shm exists (a fuzzer writes thousands of files a
+ * second; a disk would make it slow and wear), removed at exit.
+ * scratch_make(NAME) fills scratch_root and scratch_file with
+ * ROOT/control/FILE.
+ */
+#ifndef FACTEUR_FUZZ_SCRATCH_H
+#define FACTEUR_FUZZ_SCRATCH_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsx.h"
+
+static char scratch_root[64];
+static char scratch_file[128];
+
+/* scratch_cleanup - remove the scratch root */
+static void scratch_cleanup(void)
+{
+	fsx_rmtree(scratch_root);
+}
+
+/* scratch_make - the root of target NAME, FILE's path in its control/ */
+static void scratch_make(const char *name, const char *file)
+{
+	char ctl[96];
+
+	snprintf(scratch_root, sizeof scratch_root,
+		 "%s/facteur-fuzz-%s-XXXXXX",
+		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", name);
+	if (!mkdtemp(scratch_root))
+		abort();
+	snprintf(ctl, sizeof ctl, "%s/control", scratch_root);
+	snprintf(scratch_file, sizeof scratch_file, "%s/control/%s",
+		 scratch_root, file);
+	if (mkdir(ctl, 0700) < 0)
+		abort();
+	atexit(scratch_cleanup);
+}
+
+#endif
