@@ -46,6 +46,7 @@ import argparse
 import crypt  # noqa: deprecated in 3.11 but present; only for crypt_cost
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -258,6 +259,61 @@ def client_cmd(a, srv, mode):
                   "--logins", str(a.logins)]
 
 
+def tree(pid):
+    """pid and all its live descendants"""
+    kids = {}
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+class Strace:
+    """strace -c -f attached to a server and every process under it (the
+    session processes kept ready exist before the run, so -f alone would
+    miss them): system calls counted while the client runs"""
+
+    def __init__(self, pid, path):
+        self.path = path
+        cmd = ["strace", "-c", "-f", "-o", path]
+        for p in tree(pid):
+            cmd += ["-p", str(p)]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+        time.sleep(1)  # attached to all before the client starts
+
+    def stop(self):
+        """detach; {syscall: calls}"""
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(60)
+        calls = {}
+        with open(self.path) as f:
+            for line in f:
+                m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+"
+                             r"(?:\d+\s+)?([a-z_0-9]+)$", line)
+                if m and m.group(2) != "total":
+                    calls[m.group(2)] = int(m.group(1))
+        return calls
+
+
+def print_calls(mode, srv, calls, units):
+    """one line: system calls per unit, the total then each by count"""
+    total = sum(calls.values())
+    parts = " ".join(f"{k}={v / units:.2f}" for k, v in
+                     sorted(calls.items(), key=lambda kv: -kv[1])
+                     if v / units >= 0.005)
+    print(f"pop3_strace mode={mode} server={srv.name} units={units} "
+          f"per_unit={total / units:.2f} {parts}", flush=True)
+
+
 def measure(a, srv, mode):
     """one run of MODE against SRV: (rate, CPU ms a unit, load), the
     lines printed with server=, round and load appended"""
@@ -272,8 +328,14 @@ def measure(a, srv, mode):
         key = "logins_per_s"
     if a.client == "c":
         time.sleep(a.settle)
+    tracer = (Strace(srv.pid, os.path.join(os.path.dirname(srv.root),
+                                          f"strace-{srv.name}.txt"))
+              if a.strace else None)
     c0 = cpu_of(srv.pid)
     out = run(client_cmd(a, srv, mode)).strip()
+    if tracer:
+        time.sleep(1)
+        print_calls(mode, srv, tracer.stop(), units)
     time.sleep(1)  # the last sessions reaped: their CPU counted
     used = cpu_of(srv.pid) - c0
     load = os.getloadavg()[0]
@@ -330,6 +392,9 @@ def main():
                     "OBJ/bench/pop3_load` (a client that is not the limit)")
     ap.add_argument("--obj", help="the build directory that holds "
                     "bench/pop3_load (default: the parent of --bin)")
+    ap.add_argument("--strace", action="store_true",
+                    help="count the servers' system calls per message or "
+                    "login (strace -c -f; slows them: rates not comparable)")
     a = ap.parse_args()
     bindir = os.path.abspath(a.bin)
     a.load = os.path.join(os.path.abspath(a.obj or os.path.join(bindir,
