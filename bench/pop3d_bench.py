@@ -263,6 +263,8 @@ def tree(pid):
     """pid and all its live descendants"""
     kids = {}
     for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
         try:
             with open(f"/proc/{name}/stat") as f:
                 ppid = int(f.read().rsplit(")", 1)[1].split()[1])
