@@ -56,7 +56,6 @@
  *	bench/pop3d_bench.py (--client c), bench/smtp_spread.c
  */
 #include <errno.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -64,10 +63,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "conn.h"
 #include "num.h"
 
@@ -212,16 +211,11 @@ static int drain(struct conn *c, struct str *line)
 static int one(unsigned long k, struct str *line)
 {
 	struct conn c;
-	int fd, r;
+	int fd = bench_connect(o.ai), r;
 
-	fd = socket(o.ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, o.ai->ai_addr, o.ai->ai_addrlen) < 0) {
-		r = -errno;
-		tell("connect", NULL, r);
-		close(fd);
-		return r;
+	if (fd < 0) {
+		tell("connect", NULL, fd);
+		return fd;
 	}
 	conn_init(&c, fd, fd, TIMEOUT_S);
 	r = login(&c, line, k);
@@ -248,35 +242,6 @@ static void *session(void *arg)
 	return NULL;
 }
 
-/* number - an option's value, at least 1 */
-static unsigned long number(const char *s)
-{
-	uint64_t v;
-
-	if (num_parse(s, 100000000, &v) < 0 || v == 0)
-		usage();
-	return (unsigned long)v;
-}
-
-/* target - HOST:PORT resolved into o.ai */
-static void target(const char *hp)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
-	char *host = strdup(hp), *colon;
-
-	if (!host)
-		exit(111);
-	colon = strrchr(host, ':');
-	if (!colon)
-		usage();
-	*colon = 0;
-	if (getaddrinfo(host, colon + 1, &hints, &o.ai) != 0) {
-		fprintf(stderr, "pop3_load: cannot resolve %s\n", hp);
-		exit(111);
-	}
-	free(host);
-}
-
 /* cpu_s - user plus system time of this process (all its threads) */
 static double cpu_s(void)
 {
@@ -300,9 +265,9 @@ static int options(int argc, char **argv)
 				usage();
 			o.login_mode = strcmp(optarg, "login") == 0;
 			break;
-		case 's': o.sessions = number(optarg); break;
-		case 'u': o.users = number(optarg); break;
-		case 'n': o.logins = number(optarg); break;
+		case 's': o.sessions = bench_opt(optarg, usage); break;
+		case 'u': o.users = bench_opt(optarg, usage); break;
+		case 'n': o.logins = bench_opt(optarg, usage); break;
 		case 'd': o.domain = optarg; break;
 		case 'P': o.password = optarg; break;
 		default: usage();
@@ -332,25 +297,12 @@ static void report(double wall, double cpu)
 
 int main(int argc, char **argv)
 {
-	pthread_t *th;
-	struct timespec t0, t1;
-	double c0;
+	double c0, wall;
 
-	target(argv[options(argc, argv)]);
-	th = calloc(o.sessions, sizeof *th);
-	if (!th)
-		exit(111);
+	bench_aim("pop3_load", argv[options(argc, argv)], usage, &o.ai);
 	c0 = cpu_s();
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (unsigned long i = 0; i < o.sessions; i++)
-		if (pthread_create(&th[i], NULL, session, NULL) != 0)
-			exit(111);
-	for (unsigned long i = 0; i < o.sessions; i++)
-		pthread_join(th[i], NULL);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	report((double)(t1.tv_sec - t0.tv_sec) +
-	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, cpu_s() - c0);
-	free(th);
+	wall = bench_threads(o.sessions, session);
+	report(wall, cpu_s() - c0);
 	freeaddrinfo(o.ai);
 	return atomic_load(&failed) ? 1 : 0;
 }

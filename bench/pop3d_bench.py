@@ -259,32 +259,13 @@ def client_cmd(a, srv, mode):
                   "--logins", str(a.logins)]
 
 
-def tree(pid):
-    """pid and all its live descendants"""
-    kids = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        kids.setdefault(ppid, []).append(int(name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
-
-
 class Strace:
     """strace -c -f attached to a server and every process under it (the
     session processes kept ready exist before the run, so -f alone would
     miss them): system calls counted while the client runs"""
 
     def __init__(self, pid, path):
+        from smtp_pss import tree  # it imports this file: not at the top
         self.path = path
         cmd = ["strace", "-c", "-f", "-o", path]
         for p in tree(pid):
