@@ -316,7 +316,7 @@ RUNROOT ?= $(CURDIR)/run-root
 run: all
 	exec tools/run.sh "$(BINDIR)" "$(RUNROOT)"
 
-bench: all $(O)/bench/smtp_spread $(O)/bench/cdb_lookup $(O)/bench/relay_decide $(O)/bench/dkim_sign
+bench: all $(O)/bench/smtp_spread $(O)/bench/pop3_load $(O)/bench/cdb_lookup $(O)/bench/relay_decide $(O)/bench/dkim_sign
 	$(PYTHON) bench/run.py --bin $(BINDIR) --obj $(O)
 
 # `make install` builds, then installs; `make install-files` installs what

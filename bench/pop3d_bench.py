@@ -24,6 +24,13 @@ SHA512-CRYPT check on this machine, so the rest of a login's CPU is what
 pop3d itself adds. Nothing is left behind: the server is stopped and the
 root removed.
 
+With --client c the client is bench/pop3_load (C, one process of
+threads, built by `make O=OBJ OBJ/bench/pop3_load`; --obj OBJ, default the
+parent of --bin) instead of the shared Python one, whose single interpreter
+lock, not the server, set the pace past about 5,000 messages a second; its
+line says how much CPU it took itself (client_cores=), and the summary
+lists that per round.
+
 With --dovecot (as root) a private Dovecot from ../shared/bench/peers/
 (its own root and port, the same users with SHA512-CRYPT) takes each mode
 in turns with pop3d, for --rounds rounds, the order flipped every round;
@@ -32,12 +39,14 @@ a `pop3_summary` line a mode then gives the medians and the ratios.
     bench/pop3d_bench.py [--bin bin] [--users 100] [--msgs 100]
                          [--logins 2000] [--login-users 1000] [--settle 60]
                          [--modes retr1,retr20,login,grants] [--grants N]
-                         [--dovecot] [--rounds 1]
+                         [--dovecot] [--rounds 1] [--client python|c]
+                         [--obj OBJ]
 """
 import argparse
 import crypt  # noqa: deprecated in 3.11 but present; only for crypt_cost
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -228,26 +237,88 @@ def stop_server(proc, secs):
             proc.wait()
 
 
+def client_cmd(a, srv, mode):
+    """the client's command line for MODE against SRV: the shared Python
+    client, or with --client c bench/pop3_load (one process of threads in
+    C, STAT instead of LIST: see its header); the settle wait is ours
+    then"""
+    if a.client == "c":
+        cmd = [a.load, "-P", "bench-pass"]
+        if mode.startswith("retr"):
+            cmd += ["-m", "retr", "-u", str(a.users), "-s", mode[4:]]
+        else:
+            cmd += ["-m", "login", "-u", str(a.login_users), "-s", "20",
+                    "-n", str(a.logins)]
+        return cmd + [f"127.0.0.1:{srv.port}"]
+    cmd = [sys.executable, os.path.join(SHARED, "pop3_bench.py"),
+           "127.0.0.1", str(srv.port), "--password", "bench-pass",
+           "--settle", str(a.settle)]
+    if mode.startswith("retr"):
+        return cmd + ["--mode", "retr", "-u", str(a.users), "-p", mode[4:]]
+    return cmd + ["--mode", "login", "-u", str(a.login_users), "-p", "20",
+                  "--logins", str(a.logins)]
+
+
+class Strace:
+    """strace -c -f attached to a server and every process under it (the
+    session processes kept ready exist before the run, so -f alone would
+    miss them): system calls counted while the client runs"""
+
+    def __init__(self, pid, path):
+        from smtp_pss import tree  # it imports this file: not at the top
+        self.path = path
+        cmd = ["strace", "-c", "-f", "-o", path]
+        for p in tree(pid):
+            cmd += ["-p", str(p)]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+        time.sleep(1)  # attached to all before the client starts
+
+    def stop(self):
+        """detach; {syscall: calls}"""
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(60)
+        calls = {}
+        with open(self.path) as f:
+            for line in f:
+                m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+"
+                             r"(?:\d+\s+)?([a-z_0-9]+)$", line)
+                if m and m.group(2) != "total":
+                    calls[m.group(2)] = int(m.group(1))
+        return calls
+
+
+def print_calls(mode, srv, calls, units):
+    """one line: system calls per unit, the total then each by count"""
+    total = sum(calls.values())
+    parts = " ".join(f"{k}={v / units:.2f}" for k, v in
+                     sorted(calls.items(), key=lambda kv: -kv[1])
+                     if v / units >= 0.005)
+    print(f"pop3_strace mode={mode} server={srv.name} units={units} "
+          f"per_unit={total / units:.2f} {parts}", flush=True)
+
+
 def measure(a, srv, mode):
-    """one run of MODE against SRV: (rate, CPU ms a unit), the lines
-    printed with server=, round and load appended"""
-    client = [sys.executable, os.path.join(SHARED, "pop3_bench.py"),
-              "127.0.0.1", str(srv.port), "--password", "bench-pass",
-              "--settle", str(a.settle)]
+    """one run of MODE against SRV: (rate, CPU ms a unit, load), the
+    lines printed with server=, round and load appended"""
     if mode.startswith("retr"):
         run([sys.executable, os.path.join(SHARED, "maildir_fill.py"),
              srv.domains, "-u", str(a.users), "-n", str(a.msgs), "-l",
              "4096", "--clean"])
-        args = ["--mode", "retr", "-u", str(a.users), "-p", mode[4:]]
         units = a.users * a.msgs
         key = "msgs_per_s"
     else:
-        args = ["--mode", "login", "-u", str(a.login_users), "-p", "20",
-                "--logins", str(a.logins)]
         units = a.logins
         key = "logins_per_s"
+    if a.client == "c":
+        time.sleep(a.settle)
+    tracer = (Strace(srv.pid, os.path.join(os.path.dirname(srv.root),
+                                          f"strace-{srv.name}.txt"))
+              if a.strace else None)
     c0 = cpu_of(srv.pid)
-    out = run(client + args).strip()
+    out = run(client_cmd(a, srv, mode)).strip()
+    if tracer:
+        time.sleep(1)
+        print_calls(mode, srv, tracer.stop(), units)
     time.sleep(1)  # the last sessions reaped: their CPU counted
     used = cpu_of(srv.pid) - c0
     load = os.getloadavg()[0]
@@ -256,7 +327,9 @@ def measure(a, srv, mode):
     print(f"pop3d_cpu mode={mode} cpu_s={used:.2f} "
           f"per_unit_ms={used / units * 1e3:.3f}{tail}", flush=True)
     rate = float(out.split(f"{key}=")[1].split()[0])
-    return rate, used / units * 1e3, load
+    cores = (float(out.split("client_cores=")[1].split()[0])
+             if "client_cores=" in out else float("nan"))
+    return rate, used / units * 1e3, load, cores
 
 
 def summary(res, rounds):
@@ -277,6 +350,9 @@ def summary(res, rounds):
                      f" median_of_round_ratios={med(ratios):.2f}"
                      f" round_ratios={'/'.join(f'{r:.2f}' for r in ratios)}")
         line += f" load1={'/'.join(f'{x[2]:.1f}' for x in f + d)}"
+        if all(x[3] == x[3] for x in f + d):  # not NaN: bench/pop3_load
+            line += (" client_cores="
+                     f"{'/'.join(f'{x[3]:.2f}' for x in f + d)}")
         print(line, flush=True)
 
 
@@ -294,8 +370,22 @@ def main():
                     help="the peer too: rounds in turns, order flipped "
                     "every round (run as root)")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--client", choices=("python", "c"), default="python",
+                    help="c: bench/pop3_load, built by `make O=OBJ "
+                    "OBJ/bench/pop3_load` (a client that is not the limit)")
+    ap.add_argument("--obj", help="the build directory that holds "
+                    "bench/pop3_load (default: the parent of --bin)")
+    ap.add_argument("--strace", action="store_true",
+                    help="count the servers' system calls per message or "
+                    "login (strace -c -f; slows them: rates not comparable)")
     a = ap.parse_args()
     bindir = os.path.abspath(a.bin)
+    a.load = os.path.join(os.path.abspath(a.obj or os.path.join(bindir,
+                                                                "..")),
+                          "bench", "pop3_load")
+    if a.client == "c" and not os.access(a.load, os.X_OK):
+        sys.exit(f"pop3d_bench: {a.load} missing: make O=OBJ "
+                 "OBJ/bench/pop3_load")
     tmp = tempfile.mkdtemp(prefix="facteur-pop3bench.", dir="/var/tmp")
     os.chmod(tmp, 0o755)
     servers = []

@@ -50,8 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "conn.h"
-#include "num.h"
 
 #define REPLY_MAX 4096		/* one reply line, as RFC 5321 allows 512 */
 #define TIMEOUT_S 60
@@ -141,16 +141,10 @@ static int rcpts(struct conn *c, struct str *line, unsigned long k)
 static int one(unsigned long k, struct str *line)
 {
 	struct conn c;
-	int fd, r;
+	int fd = bench_connect(o.ai), r;
 
-	fd = socket(o.ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
-	if (connect(fd, o.ai->ai_addr, o.ai->ai_addrlen) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
+		return fd;
 	conn_init(&c, fd, fd, TIMEOUT_S);
 	r = expect(&c, line, "220", "connect");
 	if (r == 0)
@@ -188,48 +182,18 @@ static void *session(void *arg)
 	return NULL;
 }
 
-/* number - an option's value, at least 1 */
-static unsigned long number(const char *s)
-{
-	uint64_t v;
-
-	if (num_parse(s, 100000000, &v) < 0 || v == 0)
-		usage();
-	return (unsigned long)v;
-}
-
-/* target - HOST:PORT resolved into o.ai */
-static void target(const char *hp)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
-	char *host = strdup(hp), *colon;
-
-	if (!host)
-		exit(111);
-	colon = strrchr(host, ':');
-	if (!colon)
-		usage();
-	*colon = 0;
-	if (getaddrinfo(host, colon + 1, &hints, &o.ai) != 0) {
-		fprintf(stderr, "smtp_spread: cannot resolve %s\n", hp);
-		exit(111);
-	}
-	free(host);
-}
-
 int main(int argc, char **argv)
 {
-	pthread_t *th;
-	struct timespec t0, t1;
+	double secs;
 	int c;
 
 	while ((c = getopt(argc, argv, "s:m:l:u:r:f:d:")) != -1) {
 		switch (c) {
-		case 's': o.sessions = number(optarg); break;
-		case 'm': o.count = number(optarg); break;
-		case 'l': o.size = number(optarg); break;
-		case 'u': o.users = number(optarg); break;
-		case 'r': o.rcpts = number(optarg); break;
+		case 's': o.sessions = bench_opt(optarg, usage); break;
+		case 'm': o.count = bench_opt(optarg, usage); break;
+		case 'l': o.size = bench_opt(optarg, usage); break;
+		case 'u': o.users = bench_opt(optarg, usage); break;
+		case 'r': o.rcpts = bench_opt(optarg, usage); break;
 		case 'f': o.sender = optarg; break;
 		case 'd': o.domain = optarg; break;
 		default: usage();
@@ -237,22 +201,12 @@ int main(int argc, char **argv)
 	}
 	if (optind + 1 != argc || o.sessions > 1000 || o.rcpts > o.users)
 		usage();
-	target(argv[optind]);
-	th = calloc(o.sessions, sizeof *th);
-	if (!th || body(&o.body, o.size) < 0)
+	bench_aim("smtp_spread", argv[optind], usage, &o.ai);
+	if (body(&o.body, o.size) < 0)
 		exit(111);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (unsigned long i = 0; i < o.sessions; i++)
-		if (pthread_create(&th[i], NULL, session, NULL) != 0)
-			exit(111);
-	for (unsigned long i = 0; i < o.sessions; i++)
-		pthread_join(th[i], NULL);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = bench_threads(o.sessions, session);
 	printf("smtp_spread sent=%lu failed=%lu secs=%.3f\n",
-	       o.count - atomic_load(&failed), atomic_load(&failed),
-	       (double)(t1.tv_sec - t0.tv_sec) +
-	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-	free(th);
+	       o.count - atomic_load(&failed), atomic_load(&failed), secs);
 	str_free(&o.body);
 	freeaddrinfo(o.ai);
 	return atomic_load(&failed) ? 1 : 0;

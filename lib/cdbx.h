@@ -24,7 +24,8 @@
  * each table as it was once, never older than the batch. A batch is short
  * (one delivery, one RCPT, one message's pickup). Outside a batch, nothing
  * is cached and cdbx_lookup() opens the file each time, as processes that
- * never begin one (pop3d, vadmin, doctor) expect. cdbx_recheck() makes
+ * never begin one (vadmin, doctor) expect; pop3d's batch is one login.
+ * cdbx_recheck() makes
  * every path be checked again at its next use (a reader that found one
  * table of a set gone and reads the set again); cdbx_cache_free() closes
  * every cached table.

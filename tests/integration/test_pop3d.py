@@ -890,6 +890,42 @@ def test_pop3d_open_smtp_grant(t):
             assert os.path.exists(t.path("open-smtp", "::1"))
 
 
+def test_pop3d_reused_process_sees_new_tables(t):
+    """A session process keeps the CDB tables of its logins mapped
+    (lib/cdbx batch) for the next ones: a password vadmin changes, a
+    user it removes, must count at the very next login all the same,
+    in a process that served a login before the change."""
+    setup(t, users=("u", "v"))
+
+    def login(user, pw):
+        c = poplib.POP3("127.0.0.1", t.port, timeout=20)
+        pid = serving_pid(srv.pid, t.port, c.sock)
+        c.user(f"{user}@{D}")
+        try:
+            c.pass_(pw)
+        except poplib.error_proto as e:
+            c.close()
+            return pid, str(e)
+        c.quit()
+        return pid, "ok"
+
+    with server(t) as srv:
+        before = {login("u", PW)[0] for _ in range(6)}
+        login("v", PW)
+        t.run("vadmin", "passwd", f"u@{D}", "New-pw-2", check=0)
+        t.run("vadmin", "deluser", f"v@{D}", check=0)
+        pid, got = login("u", PW)
+        assert "authentication failed" in got, got
+        pid2, got = login("v", PW)
+        assert "authentication failed" in got, got
+        seen = {pid, pid2}
+        for _ in range(6):
+            pid, got = login("u", "New-pw-2")
+            assert got == "ok", got
+            seen.add(pid)
+        assert seen & before, "no session process served twice"
+
+
 def test_pop3d_failed_logins_slowed_then_refused(t):
     setup(t)
     write_control(t, "pop3maxfail", "4\n")
