@@ -67,7 +67,7 @@ PEERS = os.path.join(SHARED, "peers")
 
 import helpers  # noqa: E402
 import hostile  # noqa: E402
-from hostile import CRASH_CALLS, body, whole  # noqa: E402
+from hostile import CRASH_CALLS, body, read, whole  # noqa: E402
 
 PF_SBIN = "/usr/lib/postfix/sbin"
 DC_LIBEXEC = "/usr/lib/dovecot"
@@ -168,14 +168,6 @@ class Strike:
             time.sleep(0.05)
 
 
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
 class Tally(hostile.Tally):
     """hostile.Tally with the peers' kinds and tmp/ leftovers (allowed:
     no reader looks there)"""
@@ -192,25 +184,44 @@ class Tally(hostile.Tally):
                 f"tmp-leftovers {self.tmp_left}")
 
 
-# --- Postfix -----------------------------------------------------------------
+class Rig:
+    """what both peers' instances share: a root under tmp, one user's
+    Maildir, a port (given to the setup script as port_var), the struck
+    daemon's wrapper (real: the daemon's own path)"""
 
-class Postfix:
-    """a private Postfix (postfix-setup.sh) whose daemon NAME runs under
-    the wrapper, with short retries, and a sink MX for smtp(8)"""
-
-    def __init__(self, tmp, name):
+    def __init__(self, tmp, name, port_var, real):
         self.tmp, self.name = tmp, name
         self.root = os.path.join(tmp, "peers")
         self.port = helpers.free_port()
         self.env = dict(os.environ, BENCH_ROOT=self.root, BENCH_USERS="1",
-                        BENCH_DOMAINS=DOM, SMTP_PORT=str(self.port))
-        self.conf = os.path.join(self.root, "postfix", "etc")
-        self.queue = os.path.join(self.root, "postfix", "queue")
+                        BENCH_DOMAINS=DOM, **{port_var: str(self.port)})
         self.maildir = os.path.join(self.root, "domains", DOM, "user1",
                                     "Maildir")
+        self.strike = Strike(tmp, name, real)
+        self.logpos = 0
+
+    def tmp_left(self):
+        return len(os.listdir(os.path.join(self.maildir, "tmp")))
+
+    def new_log(self):
+        """what the peer logged since the last call"""
+        data = read(self.log)
+        out, self.logpos = data[self.logpos:], len(data)
+        return out.decode(errors="replace")
+
+
+# --- Postfix -----------------------------------------------------------------
+
+class Postfix(Rig):
+    """a private Postfix (postfix-setup.sh) whose daemon NAME runs under
+    the wrapper, with short retries, and a sink MX for smtp(8)"""
+
+    def __init__(self, tmp, name):
+        super().__init__(tmp, name, "SMTP_PORT", os.path.join(PF_SBIN, name))
+        self.conf = os.path.join(self.root, "postfix", "etc")
+        self.queue = os.path.join(self.root, "postfix", "queue")
         self.log = os.path.join(self.root, "postfix", "log", "maillog")
         self.mx = helpers.MX()
-        self.strike = Strike(tmp, name, os.path.join(PF_SBIN, name))
         subprocess.run([os.path.join(PEERS, "postfix-setup.sh"), self.root],
                        env=self.env, check=True, stdout=sys.stderr)
         subprocess.run([os.path.join(PEERS, "postfix-stop.sh"), self.root],
@@ -234,7 +245,6 @@ class Postfix:
                        stderr=subprocess.DEVNULL)
         wait_port(self.port)
         self.rcpt = "x@relay.test" if name == "smtp" else USER
-        self.logpos = 0
 
     def one_use(self):
         """max_use=1 for the struck service (qmgr aside, which lives on
@@ -310,9 +320,6 @@ class Postfix:
                 return True
         return False
 
-    def tmp_left(self):
-        return len(os.listdir(os.path.join(self.maildir, "tmp")))
-
     def flush(self):
         subprocess.run(["postqueue", "-c", self.conf, "-f"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -328,11 +335,6 @@ class Postfix:
                 nxt = time.monotonic() + 3
             time.sleep(0.1)
         return cond()
-
-    def new_log(self):
-        data = read(self.log)
-        out, self.logpos = data[self.logpos:], len(data)
-        return out.decode(errors="replace")
 
     def clean(self):
         for sub in ("new", "cur", "tmp"):
@@ -399,22 +401,16 @@ def postfix_case(pf, k, inject):
 
 # --- Dovecot -----------------------------------------------------------------
 
-class Dovecot:
+class Dovecot(Rig):
     """a private Dovecot (dovecot-setup.sh) whose pop3-login or auth runs
     under the wrapper, over one Maildir of three messages"""
 
     def __init__(self, tmp, name):
-        self.tmp, self.name = tmp, name
-        self.root = os.path.join(tmp, "peers")
-        self.port = helpers.free_port()
-        self.env = dict(os.environ, BENCH_ROOT=self.root, BENCH_USERS="1",
-                        BENCH_DOMAINS=DOM, POP3_PORT=str(self.port))
+        super().__init__(tmp, name, "POP3_PORT",
+                         os.path.join(DC_LIBEXEC, name))
         self.d = os.path.join(self.root, "dovecot")
         self.conf = os.path.join(self.d, "dovecot.conf")
         self.log = os.path.join(self.d, "log", "dovecot.log")
-        self.maildir = os.path.join(self.root, "domains", DOM, "user1",
-                                    "Maildir")
-        self.strike = Strike(tmp, name, os.path.join(DC_LIBEXEC, name))
         os.makedirs(self.maildir + "/new")
         subprocess.run([os.path.join(PEERS, "dovecot-setup.sh"), self.root],
                        env=self.env, check=True, stdout=sys.stderr)
@@ -430,7 +426,6 @@ class Dovecot:
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         wait_port(self.port)
-        self.logpos = 0
 
     def fill(self):
         """three messages, owned as virtual(8) would leave them"""
@@ -480,13 +475,6 @@ class Dovecot:
                         good, bad = good + (d == m), bad + (d != m)
         return good, bad
 
-    def tmp_left(self):
-        return len(os.listdir(os.path.join(self.maildir, "tmp")))
-
-    def new_log(self):
-        data = read(self.log)
-        out, self.logpos = data[self.logpos:], len(data)
-        return out.decode(errors="replace")
 
 
 def dovecot_case(dc, k, inject):
