@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """crash_peers.py - issue 15's crash points on the peers' daemons: Postfix's
-smtpd, cleanup, qmgr, virtual and smtp, and Dovecot's pop3-login and auth,
+smtpd, cleanup, qmgr, virtual, smtp and pickup, and Dovecot's pop3-login and auth,
 each killed at its N-th call of every name of tests/hostile/hostile.py's
 CRASH_CALLS while mail goes through a running private instance.
 
@@ -26,7 +26,8 @@ each name's calls (the most one process made, hostile.counts).
 
 The oracle after each run, the same as Facteur's column (docs/security.md):
 - Postfix: one message by SMTP to smtpd (to a virtual(8) mailbox, or for
-  smtp(8) to a helpers.MX sink routed by transport_maps), then, with the
+  smtp(8) to a helpers.MX sink routed by transport_maps; for pickup(8),
+  by sendmail into maildrop/, its exit 0 standing for the 250), then, with the
   point cleared, a probe message. Within 60 s (a `postqueue -f` every 3 s,
   backoffs of 1-2 s), the probe is delivered and an accepted message (250
   to the dot) is there: one whole copy, one more allowed per kill seen
@@ -71,7 +72,7 @@ from hostile import CRASH_CALLS, body, read, whole  # noqa: E402
 
 PF_SBIN = "/usr/lib/postfix/sbin"
 DC_LIBEXEC = "/usr/lib/dovecot"
-POSTFIX = ("smtpd", "cleanup", "qmgr", "virtual", "smtp")
+POSTFIX = ("smtpd", "cleanup", "qmgr", "virtual", "smtp", "pickup")
 DOVECOT = ("pop3-login", "auth")
 DOM, USER, PW = "example.test", "user1@example.test", "bench-pass"
 DEADLINE = 60
@@ -247,10 +248,10 @@ class Postfix(Rig):
         self.rcpt = "x@relay.test" if name == "smtp" else USER
 
     def one_use(self):
-        """max_use=1 for the struck service (qmgr aside, which lives on
-        and is restarted by stop_live): each message meets a new
+        """max_use=1 for the struck service (qmgr and pickup aside, which
+        live on and are restarted by stop_live): each message meets a new
         process, started under the point then set"""
-        if self.name == "qmgr":
+        if self.name in ("qmgr", "pickup"):
             return
         path = os.path.join(self.conf, "master.cf")
         lines = open(path).read().splitlines()
@@ -272,6 +273,8 @@ class Postfix(Rig):
         """one message by SMTP: the reply to the dot (an int), None if
         the session died first (or a step outlived timeout), or the
         refusal's code"""
+        if self.name == "pickup":
+            return self.sendmail(k, timeout)
         try:
             s = smtplib.SMTP("127.0.0.1", self.port, timeout=timeout)
             try:
@@ -292,6 +295,18 @@ class Postfix(Rig):
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException,
                 ConnectionError, socket.timeout, OSError):
             return None
+
+    def sendmail(self, k, timeout):
+        """pickup's input: sendmail and postdrop into maildrop/; exit 0
+        stands for a 250, another exit for a 451"""
+        try:
+            p = subprocess.run(["/usr/sbin/sendmail", "-C", self.conf, "-f",
+                                "s@sender.test", "--", self.rcpt],
+                               input=body(k), capture_output=True,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return 250 if p.returncode == 0 else 451
 
     def copies(self, k):
         """(whole, partial) copies of message k where readers look: the
