@@ -541,9 +541,12 @@ def wait_port(port, timeout=20):
     raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
-def walk(rig, case, name, stride, calls, limit, thin):
+def walk(rig, case, name, stride, calls, limit, thin, phase):
     """the base case (which counts the calls), then every stride-th N of
-    each name of calls (every thin[name]-th for a name thinned)"""
+    each name of calls (every thin[name]-th for a name thinned, shifted
+    by phase: phase 1 walks the Ns that phase 0 leaves out). The first N
+    of a name is shifted by its place in CRASH_CALLS, as the driver's
+    walk does, whatever names are given"""
     probs, _, _ = case(rig, 0, None)
     if probs:
         raise SystemExit(f"{name}: the case without a point failed: {probs}")
@@ -552,9 +555,15 @@ def walk(rig, case, name, stride, calls, limit, thin):
         f"{c} {n_of[c]}" for c in calls if n_of.get(c)))
     tally = Tally(name)
     k = 0
-    for ci, call in enumerate(calls):
-        for n in hostile.points(n_of.get(call, 0), thin.get(call, stride),
-                                ci):
+    for call in calls:
+        ci = CRASH_CALLS.index(call) if call in CRASH_CALLS else 0
+        st = thin.get(call, stride)
+        done = set(hostile.points(n_of.get(call, 0), st, ci)) \
+            if phase and call in thin else set()
+        ci += phase if call in thin else 0
+        for n in hostile.points(n_of.get(call, 0), st, ci):
+            if n in done:
+                continue        # phase 0 had it (the last N)
             if limit and tally.runs >= limit:
                 break
             k += 1
@@ -584,6 +593,9 @@ def main():
                     "configuration, libraries, tables), each a case of "
                     "5 s; '' for none")
     ap.add_argument("--thin-stride", type=int, default=2)
+    ap.add_argument("--thin-phase", type=int, default=0,
+                    help="1: the thinned names' other Ns (with --calls "
+                    "read,openat,close, the complement of a phase 0 walk)")
     ap.add_argument("--limit", type=int, default=0,
                     help="stop after this many cases (0: no limit)")
     a = ap.parse_args()
@@ -607,13 +619,13 @@ def main():
             case = dovecot_case
         thin = {c: a.thin_stride for c in a.thin.split(",") if c}
         tally = walk(rig, case, a.daemon, a.stride, a.calls.split(","),
-                     a.limit, thin)
+                     a.limit, thin, a.thin_phase)
     finally:
         if rig is not None:
             rig.strike.set("clear", None)
             rig.close()
     print(tally.line() + f" stride {a.stride} thin {a.thin or '-'}/"
-          f"{a.thin_stride} seconds "
+          f"{a.thin_stride} phase {a.thin_phase} seconds "
           f"{time.monotonic() - t0:.0f}")
     for x in tally.examples:
         print("  " + x)
