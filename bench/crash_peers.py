@@ -273,6 +273,7 @@ class Postfix(Rig):
         """one message by SMTP: the reply to the dot (an int), None if
         the session died first (or a step outlived timeout), or the
         refusal's code"""
+        self.said = b""
         if self.name == "pickup":
             return self.sendmail(k, timeout)
         try:
@@ -285,7 +286,7 @@ class Postfix(Rig):
                 code, _ = s.rcpt(self.rcpt)
                 if code not in (250, 251):
                     return code
-                code, _ = s.data(body(k))
+                code, self.said = s.data(body(k))
                 return code
             finally:
                 try:
@@ -380,6 +381,7 @@ def postfix_case(pf, k, inject):
     # a daemon struck at its start is struck again at each restart
     # while the point is set: the session gives up after 5 s
     code = pf.send(k, timeout=5)
+    said = pf.said.decode(errors="replace")
     # the strike, or the message through, or a refusal already final
     pf.wait(lambda: st.kills(tag) or pf.copies(k)[0]
             or (code != 250 and not st.live()), 20)
@@ -400,8 +402,8 @@ def postfix_case(pf, k, inject):
         probs.append(("hung", "250, still queued after 60 s")
                      if pf.queued(k) else ("lost", "250, then nowhere"))
     if good > (1 + kills if code in (250, None) else 0):
-        probs.append(("duplicated", f"reply {code}, {good} copies, "
-                                    f"{kills} kills"))
+        probs.append(("duplicated", f"reply {code} {said!r}, {good} "
+                                    f"copies, {kills} kills"))
     if code is not None and 500 <= code < 600:
         probs.append(("code", f"a kill answered {code}"))
     if pcode != 250 or pgood != 1:
@@ -409,8 +411,8 @@ def postfix_case(pf, k, inject):
                               f"after {DEADLINE} s"))
     for c in crashed(pf.new_log()):
         probs.append(("crashed", c))
-    note(f"  case {k} {inject}: reply {code}, {kills} kills, copies "
-         f"{good}+{bad} partial, probe {pcode} {pgood}")
+    note(f"  case {k} {inject}: reply {code} {said!r}, {kills} kills, "
+         f"copies {good}+{bad} partial, probe {pcode} {pgood}")
     return probs, kills, pf.tmp_left()
 
 
