@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""crash_peers.py - issue 15's crash points on the peers' daemons: Postfix's
-smtpd, cleanup, qmgr, virtual, smtp and pickup, and Dovecot's pop3-login and auth,
-each killed at its N-th call of every name of tests/hostile/hostile.py's
-CRASH_CALLS while mail goes through a running private instance.
+"""crash_peers.py - issue 15's crash points on the peers' daemons:
+Postfix's smtpd, cleanup, qmgr, virtual, smtp and pickup, and Dovecot's
+pop3-login and auth, each killed at its N-th call of every name of
+tests/hostile/hostile.py's CRASH_CALLS while mail goes through a running
+private instance.
 
-    python3 bench/crash_peers.py --daemon smtpd [--stride 1] [--calls write,fsync]
+    python3 bench/crash_peers.py --daemon smtpd [--calls write,fsync]
+    python3 bench/crash_peers.py --daemon smtpd --calls read,openat,close \
+        --thin-phase 1
     python3 bench/crash_peers.py --daemon pop3-login
 
-Run as root with Debian's postfix and dovecot-pop3d (tools/deps.sh test).
+Run as root with strace and Debian's postfix, postfix-cdb, dovecot-core
+and dovecot-pop3d (../shared/bench/peers/install.sh).
 One daemon a command (each walk takes minutes). The instance comes from
 ../shared/bench/peers/ (postfix-setup.sh, dovecot-setup.sh) on free loopback
 ports, and is stopped by PID at the end.
@@ -82,7 +86,8 @@ WRAPPER = """#!/bin/sh
 # written by bench/crash_peers.py: the daemon under strace, struck at the
 # point the spec file names (none: only counted)
 . {spec}
-exec {strace} -f -qq -o "$LOGDIR/{name}.$$" -e trace={calls} $INJECT -- {real} "$@"
+exec {strace} -f -qq -o "$LOGDIR/{name}.$$" -e trace={calls} $INJECT \\
+    -- {real} "$@"
 """
 
 
