@@ -921,6 +921,7 @@ def traversal_peers(peers):
     Postfix's sendmail, with every process of both masters under strace
     (attached with -p, children followed): path writes outside the
     peers' root, names taken at RCPT, logins"""
+    from collections import Counter
     from test_links import TRAV, pop_traversal, send, smtp_traversal
     peers.add_user(f"bob@{hn.DOMAIN}", hn.PW)
     # test_links sends every name in one pipelined session: Postfix
@@ -974,8 +975,10 @@ def traversal_peers(peers):
             "outside/ now": os.listdir(out),
             "RCPT accepted": len(rcpt), "MAIL accepted": len(mail),
             "POP3 logins": pops, "queue empty after": empty,
-            "RCPT replies": sorted({l[:60] for l in replies
-                                    if l[:1] in "2345"})}
+            "refusals": Counter(l[:9] for l in replies if l[:1] in "45"),
+            "writes under": Counter("/".join(os.path.relpath(
+                p, peers.root).split("/")[:2]) for _, p in writes
+                if p.startswith(peers.root + "/"))}
 
 
 def traversal_group(bindir, peers):
