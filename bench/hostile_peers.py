@@ -5,6 +5,8 @@ side by side in one run: the peers' column of docs/security.md.
     python3 bench/hostile_peers.py --bin build/san/bin \\
         [--sessions 120] [--step 1] [--groups relay,smuggling,nmap,flood,testssl]
     python3 bench/hostile_peers.py --bin /tmp/peers-bin --groups rss,outbound,links
+    python3 bench/hostile_peers.py --bin build/san/bin \\
+        --groups maxperip,traversal,reply10s
 
 Run as root with Debian's postfix, dovecot-pop3d, nmap and testssl.sh
 installed (../shared/bench/peers/install.sh, tools/deps.sh test). Facteur is
@@ -52,6 +54,21 @@ Groups that set up each side their own way (not in the default list):
              maildirsize, dovecot-uidlist, dovecot.index.log and a message in
              new/, then mail through virtual(8) and a POP3 session of each
              user through Dovecot: inotify on every victim.
+  maxperip   5 connections held from 127.0.0.9 on SMTP and on POP3, then
+             a 6th: greeted or refused; then 6 POP3 logins of one user
+             from there; meanwhile a normal client (normal()). Facteur:
+             maxperip 5; Postfix: smtpd_client_connection_count_limit 5,
+             no exempt clients; Dovecot: mail_max_userip_connections 5
+             (its nearest: 2.3 has no per-IP limit before login).
+  traversal  test_links's traversal test on Facteur; on the peers,
+             test_links's names at SMTP MAIL/RCPT and POP3 USER (its
+             own functions), through Postfix's sendmail (test_links's
+             three argument forms) and as myhostname (control/me's
+             nearest), every process of both masters under strace -p:
+             path writes outside the peers' root, RCPT taken, logins.
+  reply10s   test_outbound's server answering every line 10 s late:
+             mta-remote (timeoutremote 15) and Postfix's smtp(8)
+             (smtp_*_timeout 15 s): seconds to the end, result, copies.
 The output ends with one line per group and server, and the load average.
 """
 import argparse
@@ -722,33 +739,43 @@ def links_peers(peers):
                 log, "ok@example.test")[0][1] == "sent", "cases": res}
 
 
-def links_facteur(bindir):
-    """test_links's test itself on a fresh root: its printed line, and
-    whether its assertions (nothing through a link) held"""
+def facteur_test(bindir, name, fn, *args):
+    """a test function of tests/hostile itself, fn(t, *args), on a fresh
+    root: whether its assertions held, and the line it printed"""
     import contextlib
     import io
-    from test_links import test_links_planted_everywhere_nothing_written_through as tl
     t = helpers.Ctx(bindir)
     buf = io.StringIO()
     try:
         with contextlib.redirect_stdout(buf):
-            tl(t)
+            fn(t, *args)
         ok = True
     except AssertionError as e:
         ok = f"failed: {str(e)[:300]}"
     finally:
         t.cleanup()
-    return {"test_links_planted_everywhere_nothing_written_through":
-            ok, "says": buf.getvalue().strip()[:300]}
+    return {name: ok, "says": buf.getvalue().strip()[:300]}
+
+
+def sides(group, facteur, peers_side):
+    """Facteur's side, then the peers': {side: result}"""
+    note(f"{group} facteur")
+    out = {"facteur": facteur()}
+    note(f"{group} postfix+dovecot")
+    out["postfix+dovecot"] = peers_side()
+    return out
+
+
+def links_facteur(bindir):
+    """test_links's test itself (nothing through a link)"""
+    from test_links import test_links_planted_everywhere_nothing_written_through as tl
+    return facteur_test(
+        bindir, "test_links_planted_everywhere_nothing_written_through", tl)
 
 
 def links_group(bindir, peers):
-    out = {}
-    note("links facteur")
-    out["facteur"] = links_facteur(bindir)
-    note("links postfix+dovecot")
-    out["postfix+dovecot"] = links_peers(peers)
-    return out
+    return sides("links", lambda: links_facteur(bindir),
+                 lambda: links_peers(peers))
 
 
 # --- maxperip, traversal, reply10s: the three cells once "not run" -----
@@ -875,23 +902,10 @@ def maxperip_group(bindir, peers):
 
 
 def traversal_facteur(bindir):
-    """test_links's traversal test itself, every name: its line, and
-    whether its assertions held"""
-    import contextlib
-    import io
+    """test_links's traversal test itself, every name"""
     from test_links import TRAV, traversal
-    t = helpers.Ctx(bindir)
-    buf = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buf):
-            traversal(t, TRAV)
-        ok = True
-    except AssertionError as e:
-        ok = f"failed: {str(e)[:300]}"
-    finally:
-        t.cleanup()
-    return {"slow_links_traversal_every_name": ok,
-            "says": buf.getvalue().strip()[:300]}
+    return facteur_test(bindir, "slow_links_traversal_every_name",
+                        traversal, TRAV)
 
 
 def pf_sendmail(peers, logdir, trav):
@@ -908,6 +922,25 @@ def pf_sendmail(peers, logdir, trav):
                 input=b"Subject: trav\n\nx\n", capture_output=True,
                 timeout=60)
     return logs
+
+
+def pf_me(peers, logdir):
+    """Facteur's control/me as Postfix's nearest, myhostname, set to a
+    traversal and read by Postfix's sendmail under strace: (what it
+    said, its exit code, the strace log); main.cf restored after"""
+    main = os.path.join(peers.conf, "main.cf")
+    saved = open(main).read()
+    lp = os.path.join(logdir, "st-myhostname.log")
+    try:
+        subprocess.run(["postconf", "-c", peers.conf, "-e",
+                        "myhostname=../../outside"], check=True)
+        p = subprocess.run(hn.strace_prefix(lp) + [
+            "/usr/sbin/sendmail", "-C", peers.conf, f"bob@{hn.DOMAIN}"],
+            input=b"Subject: me\n\nx\n", capture_output=True, timeout=60)
+    finally:
+        open(main, "w").write(saved)
+    said = p.stderr.decode(errors="replace").strip().splitlines()
+    return (said[-1][:120] if said else ""), p.returncode, lp
 
 
 def pf_queue_empty(peers):
@@ -947,7 +980,10 @@ def traversal_peers(peers):
             pops = [p for r in ex.map(
                 lambda x: pop_traversal(peers.ports["pop3"], [x]), TRAV)
                 for p in r]
-        logs += pf_sendmail(peers, peers.tmp, TRAV)
+        sent = pf_sendmail(peers, peers.tmp, TRAV)
+        logs += sent
+        me_said, me_rc, me_log = pf_me(peers, peers.tmp)
+        logs.append(me_log)
         send(peers.ports["smtp"], [f"bob@{hn.DOMAIN}"], "trav")
         log = os.path.join(peers.root, "postfix", "log", "maillog")
         helpers.wait_for("bob's mail delivered", lambda: pf_status(
@@ -967,11 +1003,19 @@ def traversal_peers(peers):
     rcpt = [l for l in replies if l.startswith("250 2.1.5")]
     mail = [l for l in replies if l.startswith("250 2.1.0")]
     return {"names": len(TRAV), "processes attached": len(pids),
-            "straced sendmail runs": len(logs) - 1,
+            "straced sendmail runs": len(sent),
+            "myhostname=../../outside": f"exit {me_rc}: {me_said}",
             "path writes": len(writes),
             "writes into Maildir new/": sum(
                 1 for _, p in writes if "/Maildir/new/" in p),
             "outside the root": len(bad), "which": sorted(set(bad))[:20],
+            # Postfix's daemons chdir to the queue and name its files
+            # relative to it: outside() cannot place them, so they are
+            # counted apart, by first component (incoming/, active/...)
+            "relative": Counter(p.split("/")[0] for _, p in writes
+                                if not p.startswith("/")),
+            "devices and /proc": sum(1 for _, p in writes
+                                     if p.startswith(("/dev/", "/proc/"))),
             "outside/ now": os.listdir(out),
             "RCPT accepted": len(rcpt), "MAIL accepted": len(mail),
             "POP3 logins": pops, "queue empty after": empty,
@@ -982,12 +1026,8 @@ def traversal_peers(peers):
 
 
 def traversal_group(bindir, peers):
-    out = {}
-    note("traversal facteur")
-    out["facteur"] = traversal_facteur(bindir)
-    note("traversal postfix+dovecot")
-    out["postfix+dovecot"] = traversal_peers(peers)
-    return out
+    return sides("traversal", lambda: traversal_facteur(bindir),
+                 lambda: traversal_peers(peers))
 
 
 SLOW_TIMEOUT = 15      # timeoutremote of slow_outbound_reply_every_10s
@@ -1049,12 +1089,8 @@ def reply10s_peers(peers):
 
 
 def reply10s_group(bindir, peers):
-    out = {}
-    note("reply10s facteur")
-    out["facteur"] = reply10s_facteur(bindir)
-    note("reply10s postfix")
-    out["postfix+dovecot"] = reply10s_peers(peers)
-    return out
+    return sides("reply10s", lambda: reply10s_facteur(bindir),
+                 lambda: reply10s_peers(peers))
 
 
 # groups that set up their own side
