@@ -833,12 +833,15 @@ def perip_side(tg, src="127.0.0.9"):
     out, smtp, logins = {}, [], []
     try:
         for svc in ("smtp", "pop3"):
-            socks, greets, got = perip_round(tg.ports[svc], PERIP, src)
+            t0 = time.monotonic()
+            socks, greets, got = perip_round(tg.ports[svc], PERIP, src,
+                                             wait=30)
             (smtp.extend if svc == "smtp" else logins.extend)(socks)
             out[f"{svc}: first {PERIP} greeted"] = sum(
                 1 for g in greets if g[:1] in (b"2", b"+"))
             out[f"{svc}: connection {PERIP + 1} got"] = \
                 got.decode(errors="replace").strip()[:100]
+            out[f"{svc}: s to that"] = round(time.monotonic() - t0, 2)
         for s in logins:
             s.close()
         time.sleep(0.5)         # the server sees them gone
@@ -894,6 +897,11 @@ def maxperip_group(bindir, peers):
     try:
         out["postfix+dovecot"] = perip_side(
             Target("postfix+dovecot", peers.ports, USER, PW, None))
+        log = os.path.join(peers.root, "postfix", "log", "maillog")
+        out["postfix+dovecot"]["postfix log, 127.0.0.9"] = [
+            l.split(": ", 1)[-1][:120].strip()
+            for l in open(log, errors="replace")
+            if "127.0.0.9" in l and ("warning" in l or "many" in l)][-3:]
     finally:
         peers.postconf("smtpd_client_connection_count_limit=1000",
                        "smtpd_client_event_limit_exceptions=$mynetworks")

@@ -96,17 +96,17 @@ def slow_flood_500_sessions_normal_client_served(t):
     flood_round(t, 500)
 
 
-def perip_round(port, limit, src="127.0.0.9"):
+def perip_round(port, limit, src="127.0.0.9", wait=5):
     """limit sessions from src, held open, then one more: (the held
     sockets, their greetings, what the one more got; b"" if nothing in
-    5 s). bench/hostile_peers.py runs it on the peers too."""
+    wait s). bench/hostile_peers.py runs it on the peers too."""
     held, greetings = [], []
     for _ in range(limit):
         s = socket.create_connection(("127.0.0.1", port), 5,
                                      source_address=(src, 0))
         held.append(s)
         greetings.append(s.recv(512))
-    s = socket.create_connection(("127.0.0.1", port), 5,
+    s = socket.create_connection(("127.0.0.1", port), wait,
                                  source_address=(src, 0))
     try:
         got = s.recv(512)
