@@ -135,6 +135,10 @@ class Peers:
         # it is started again on it
         dconf = os.path.join(self.root, "dovecot", "dovecot.conf")
         self.dpid_file = os.path.join(self.root, "dovecot", "run", "master.pid")
+        # the setup script returns once the port answers, which on a
+        # loaded machine can be before the master has written its pid
+        helpers.wait_for("Dovecot's master.pid", lambda: os.path.exists(
+            self.dpid_file), 30)
         self.kill(self.dpid_file)
         text = open(dconf).read().replace("ssl = no", (
             f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n"
