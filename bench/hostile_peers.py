@@ -5,6 +5,8 @@ side by side in one run: the peers' column of docs/security.md.
     python3 bench/hostile_peers.py --bin build/san/bin \\
         [--sessions 120] [--step 1] [--groups relay,smuggling,nmap,flood,testssl]
     python3 bench/hostile_peers.py --bin /tmp/peers-bin --groups rss,outbound,links
+    python3 bench/hostile_peers.py --bin build/san/bin \\
+        --groups maxperip,traversal,reply10s
 
 Run as root with Debian's postfix, dovecot-pop3d, nmap and testssl.sh
 installed (../shared/bench/peers/install.sh, tools/deps.sh test). Facteur is
@@ -52,6 +54,21 @@ Groups that set up each side their own way (not in the default list):
              maildirsize, dovecot-uidlist, dovecot.index.log and a message in
              new/, then mail through virtual(8) and a POP3 session of each
              user through Dovecot: inotify on every victim.
+  maxperip   5 connections held from 127.0.0.9 on SMTP and on POP3, then
+             a 6th: greeted or refused; then 6 POP3 logins of one user
+             from there; meanwhile a normal client (normal()). Facteur:
+             maxperip 5; Postfix: smtpd_client_connection_count_limit 5,
+             no exempt clients; Dovecot: mail_max_userip_connections 5
+             (its nearest: 2.3 has no per-IP limit before login).
+  traversal  test_links's traversal test on Facteur; on the peers,
+             test_links's names at SMTP MAIL/RCPT and POP3 USER (its
+             own functions), through Postfix's sendmail (test_links's
+             three argument forms) and as myhostname (control/me's
+             nearest), every process of both masters under strace -p:
+             path writes outside the peers' root, RCPT taken, logins.
+  reply10s   test_outbound's server answering every line 10 s late:
+             mta-remote (timeoutremote 15) and Postfix's smtp(8)
+             (smtp_*_timeout 15 s): seconds to the end, result, copies.
 The output ends with one line per group and server, and the load average.
 """
 import argparse
@@ -118,6 +135,10 @@ class Peers:
         # it is started again on it
         dconf = os.path.join(self.root, "dovecot", "dovecot.conf")
         self.dpid_file = os.path.join(self.root, "dovecot", "run", "master.pid")
+        # the setup script returns once the port answers, which on a
+        # loaded machine can be before the master has written its pid
+        helpers.wait_for("Dovecot's master.pid", lambda: os.path.exists(
+            self.dpid_file), 30)
         self.kill(self.dpid_file)
         text = open(dconf).read().replace("ssl = no", (
             f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n"
@@ -722,36 +743,370 @@ def links_peers(peers):
                 log, "ok@example.test")[0][1] == "sent", "cases": res}
 
 
-def links_facteur(bindir):
-    """test_links's test itself on a fresh root: its printed line, and
-    whether its assertions (nothing through a link) held"""
+def facteur_test(bindir, name, fn, *args):
+    """a test function of tests/hostile itself, fn(t, *args), on a fresh
+    root: whether its assertions held, and the line it printed"""
     import contextlib
     import io
-    from test_links import test_links_planted_everywhere_nothing_written_through as tl
     t = helpers.Ctx(bindir)
     buf = io.StringIO()
     try:
         with contextlib.redirect_stdout(buf):
-            tl(t)
+            fn(t, *args)
         ok = True
     except AssertionError as e:
         ok = f"failed: {str(e)[:300]}"
     finally:
         t.cleanup()
-    return {"test_links_planted_everywhere_nothing_written_through":
-            ok, "says": buf.getvalue().strip()[:300]}
+    return {name: ok, "says": buf.getvalue().strip()[:300]}
 
 
-def links_group(bindir, peers):
-    out = {}
-    note("links facteur")
-    out["facteur"] = links_facteur(bindir)
-    note("links postfix+dovecot")
-    out["postfix+dovecot"] = links_peers(peers)
+def sides(group, facteur, peers_side):
+    """Facteur's side, then the peers': {side: result}"""
+    note(f"{group} facteur")
+    out = {"facteur": facteur()}
+    note(f"{group} postfix+dovecot")
+    out["postfix+dovecot"] = peers_side()
     return out
 
 
-OWN = ("rss", "outbound", "links")      # groups that set up their own side
+def links_facteur(bindir):
+    """test_links's test itself (nothing through a link)"""
+    from test_links import test_links_planted_everywhere_nothing_written_through as tl
+    return facteur_test(
+        bindir, "test_links_planted_everywhere_nothing_written_through", tl)
+
+
+def links_group(bindir, peers):
+    return sides("links", lambda: links_facteur(bindir),
+                 lambda: links_peers(peers))
+
+
+# --- maxperip, traversal, reply10s: the three cells once "not run" -----
+
+PERIP = 5               # Facteur's maxperip; Postfix's connection count
+# the user of the held logins: not the normal client's, whose mailbox
+# Facteur's pop3d locks for one session at a time
+PERIP_USER = "perip@example.test"
+
+
+def fresh_facteur(bindir, **kw):
+    """a fresh root with `facteur run` (bob@example.test), as the
+    hostile tests make it"""
+    t = helpers.Ctx(bindir)
+    return t, hn.System(t, **kw)
+
+
+class SrcPOP3(__import__("poplib").POP3):
+    """poplib's client from a chosen source address"""
+
+    def __init__(self, port, src, timeout=10):
+        self.src = src
+        super().__init__("127.0.0.1", port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(self.src, 0))
+
+
+def perip_logins(port, user, pw, n, src):
+    """n POP3 sessions of user from src logged in, held open: (the held
+    connections, what the last one got: "ok" or its -ERR or greeting)"""
+    import poplib
+    held, got = [], "ok"
+    for _ in range(n):
+        try:
+            c = SrcPOP3(port, src)
+            held.append(c)
+            c.user(user)
+            c.pass_(pw)
+            got = "ok"
+        except (poplib.error_proto, OSError, EOFError) as e:
+            said = e.args[0] if e.args else e
+            got = (said.decode(errors="replace") if isinstance(said, bytes)
+                   else str(said))[:120]
+    return held, got
+
+
+def perip_side(tg, src="127.0.0.9"):
+    """PERIP + 1 connections from src on SMTP, then on POP3 (those
+    closed again), then PERIP + 1 POP3 logins of PERIP_USER from src; the
+    SMTP connections and the logins held while a normal client sends
+    from 127.0.0.2 and reads (normal())"""
+    from test_flood import perip_round
+    out, smtp, logins = {}, [], []
+    try:
+        for svc in ("smtp", "pop3"):
+            t0 = time.monotonic()
+            socks, greets, got = perip_round(tg.ports[svc], PERIP, src,
+                                             wait=30)
+            (smtp.extend if svc == "smtp" else logins.extend)(socks)
+            out[f"{svc}: first {PERIP} greeted"] = sum(
+                1 for g in greets if g[:1] in (b"2", b"+"))
+            out[f"{svc}: connection {PERIP + 1} got"] = \
+                got.decode(errors="replace").strip()[:100]
+            out[f"{svc}: s to that"] = round(time.monotonic() - t0, 2)
+        for s in logins:
+            s.close()
+        time.sleep(0.5)         # the server sees them gone
+        conns, got = perip_logins(tg.ports["pop3"], PERIP_USER, hn.PW,
+                                  PERIP + 1, src)
+        logins = [c.sock for c in conns]
+        out[f"pop3: login {PERIP + 1} of one user got"] = got
+        worst, through = normal(tg, f"perip-{tg.name}")
+        out["normal client: slowest greeting s"] = round(worst, 3)
+        out["normal client: mail through"] = through
+    finally:
+        for s in smtp + logins:
+            s.close()
+    return out
+
+
+def dovecot_conf(peers, add=None, drop=None):
+    """a line added to or taken from dovecot.conf, then SIGHUP: its
+    master reads the file again"""
+    dconf = os.path.join(peers.root, "dovecot", "dovecot.conf")
+    text = open(dconf).read()
+    if add:
+        text += add + "\n"
+    if drop:
+        text = text.replace(drop + "\n", "")
+    open(dconf, "w").write(text)
+    os.kill(peers.pids()[1], signal.SIGHUP)
+    time.sleep(2)
+
+
+def maxperip_group(bindir, peers):
+    """Facteur with maxperip 5; Postfix with anvil's connection count 5
+    for every client (no exception: the default exempts mynetworks) and
+    Dovecot with mail_max_userip_connections 5 (per user and IP, after
+    login: Dovecot 2.3 has no per-IP limit before login)"""
+    out = {}
+    note("maxperip facteur")
+    t, sys_ = fresh_facteur(bindir, timeout=TIMEOUT,
+                            controls=(("maxperip", f"{PERIP}\n"),))
+    try:
+        t.run("vadmin", "adduser", PERIP_USER, hn.PW, check=0)
+        out["facteur"] = perip_side(Target("facteur", sys_.ports, hn.USER,
+                                           hn.PW, None))
+    finally:
+        sys_.stop()
+        t.cleanup()
+    note("maxperip postfix+dovecot")
+    line = f"mail_max_userip_connections = {PERIP}"
+    peers.postconf(f"smtpd_client_connection_count_limit={PERIP}",
+                   "smtpd_client_event_limit_exceptions=")
+    dovecot_conf(peers, add=line)
+    peers.add_user(PERIP_USER, hn.PW)
+    try:
+        out["postfix+dovecot"] = perip_side(
+            Target("postfix+dovecot", peers.ports, USER, PW, None))
+        log = os.path.join(peers.root, "postfix", "log", "maillog")
+        out["postfix+dovecot"]["postfix log, 127.0.0.9"] = [
+            l.split(": ", 1)[-1][:120].strip()
+            for l in open(log, errors="replace")
+            if "127.0.0.9" in l and ("warning" in l or "many" in l)][-3:]
+    finally:
+        peers.postconf("smtpd_client_connection_count_limit=1000",
+                       "smtpd_client_event_limit_exceptions=$mynetworks")
+        dovecot_conf(peers, drop=line)
+    return out
+
+
+def traversal_facteur(bindir):
+    """test_links's traversal test itself, every name"""
+    from test_links import TRAV, traversal
+    return facteur_test(bindir, "slow_links_traversal_every_name",
+                        traversal, TRAV)
+
+
+def pf_sendmail(peers, logdir, trav):
+    """Postfix's sendmail(1) with test_links's three argument forms for
+    each name, each run under strace: the logs"""
+    logs = []
+    for x in trav:
+        for args in (["-f", f"{x}@{hn.DOMAIN}", f"bob@{hn.DOMAIN}"],
+                     ["--", f"{x}@{hn.DOMAIN}"], ["-f", x, "--", x]):
+            lp = os.path.join(logdir, f"st-sendmail-{len(logs)}.log")
+            logs.append(lp)
+            subprocess.run(hn.strace_prefix(lp) + [
+                "/usr/sbin/sendmail", "-C", peers.conf, *args],
+                input=b"Subject: trav\n\nx\n", capture_output=True,
+                timeout=60)
+    return logs
+
+
+def pf_me(peers, logdir):
+    """Facteur's control/me as Postfix's nearest, myhostname, set to a
+    traversal and read by Postfix's sendmail under strace: (what it
+    said, its exit code, the strace log); main.cf restored after"""
+    main = os.path.join(peers.conf, "main.cf")
+    saved = open(main).read()
+    lp = os.path.join(logdir, "st-myhostname.log")
+    try:
+        subprocess.run(["postconf", "-c", peers.conf, "-e",
+                        "myhostname=../../outside"], check=True)
+        p = subprocess.run(hn.strace_prefix(lp) + [
+            "/usr/sbin/sendmail", "-C", peers.conf, f"bob@{hn.DOMAIN}"],
+            input=b"Subject: me\n\nx\n", capture_output=True, timeout=60)
+    finally:
+        open(main, "w").write(saved)
+    said = p.stderr.decode(errors="replace").strip().splitlines()
+    return (said[-1][:120] if said else ""), p.returncode, lp
+
+
+def pf_queue_empty(peers):
+    p = subprocess.run(["postqueue", "-c", peers.conf, "-p"],
+                       capture_output=True, text=True)
+    return "Mail queue is empty" in p.stdout
+
+
+def traversal_peers(peers):
+    """test_links's names at SMTP MAIL/RCPT and POP3 USER, and through
+    Postfix's sendmail, with every process of both masters under strace
+    (attached with -p, children followed): path writes outside the
+    peers' root, names taken at RCPT, logins"""
+    from collections import Counter
+    from test_links import TRAV, pop_traversal, send, smtp_traversal
+    peers.add_user(f"bob@{hn.DOMAIN}", hn.PW)
+    # test_links sends every name in one pipelined session: Postfix
+    # would end it at its 20th error (smtpd_hard_error_limit) and sleep
+    # a second per error after the 10th
+    peers.postconf("smtpd_soft_error_limit=1000",
+                   "smtpd_hard_error_limit=1000")
+    out = os.path.join(peers.tmp, "outside")
+    os.mkdir(out)
+    os.chmod(out, 0o777)
+    lp = os.path.join(peers.tmp, "st-peers.log")
+    pids = [p for m in peers.pids() for p in hn.tree(m)]
+    st = subprocess.Popen(hn.strace_prefix(lp) + [
+        x for p in pids for x in ("-p", str(p))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    logs = [lp]
+    try:
+        time.sleep(2)           # strace attached to every process
+        replies = smtp_traversal(peers.ports["smtp"], TRAV)
+        # Dovecot's auth penalty grows with each failure from one IP
+        # (to 15 s): the names' logins side by side, not one by one
+        with ThreadPoolExecutor(len(TRAV)) as ex:
+            pops = [p for r in ex.map(
+                lambda x: pop_traversal(peers.ports["pop3"], [x]), TRAV)
+                for p in r]
+        sent = pf_sendmail(peers, peers.tmp, TRAV)
+        logs += sent
+        me_said, me_rc, me_log = pf_me(peers, peers.tmp)
+        logs.append(me_log)
+        send(peers.ports["smtp"], [f"bob@{hn.DOMAIN}"], "trav")
+        log = os.path.join(peers.root, "postfix", "log", "maillog")
+        helpers.wait_for("bob's mail delivered", lambda: pf_status(
+            log, f"bob@{hn.DOMAIN}"), 30)
+        end = time.monotonic() + 60
+        while not pf_queue_empty(peers) and time.monotonic() < end:
+            time.sleep(1)
+        empty = pf_queue_empty(peers)
+        time.sleep(1)
+    finally:
+        st.send_signal(signal.SIGINT)     # detaches; the peers go on
+        st.wait(30)
+        peers.postconf("smtpd_soft_error_limit=10",
+                       "smtpd_hard_error_limit=20")
+    writes = [w for p in logs for w in hn.strace_writes(p)]
+    bad = hn.outside(writes, peers.root)
+    rcpt = [l for l in replies if l.startswith("250 2.1.5")]
+    mail = [l for l in replies if l.startswith("250 2.1.0")]
+    return {"names": len(TRAV), "processes attached": len(pids),
+            "straced sendmail runs": len(sent),
+            "myhostname=../../outside": f"exit {me_rc}: {me_said}",
+            "path writes": len(writes),
+            "writes into Maildir new/": sum(
+                1 for _, p in writes if "/Maildir/new/" in p),
+            "outside the root": len(bad), "which": sorted(set(bad))[:20],
+            # Postfix's daemons chdir to the queue and name its files
+            # relative to it: outside() cannot place them, so they are
+            # counted apart, by first component (incoming/, active/...)
+            "relative": Counter(p.split("/")[0] for _, p in writes
+                                if not p.startswith("/")),
+            "devices and /proc": sum(1 for _, p in writes
+                                     if p.startswith(("/dev/", "/proc/"))),
+            "outside/ now": os.listdir(out),
+            "RCPT accepted": len(rcpt), "MAIL accepted": len(mail),
+            "POP3 logins": pops, "queue empty after": empty,
+            "refusals": Counter(l[:9] for l in replies if l[:1] in "45"),
+            "writes under": Counter("/".join(os.path.relpath(
+                p, peers.root).split("/")[:2]) for _, p in writes
+                if p.startswith(peers.root + "/"))}
+
+
+def traversal_group(bindir, peers):
+    return sides("traversal", lambda: traversal_facteur(bindir),
+                 lambda: traversal_peers(peers))
+
+
+SLOW_TIMEOUT = 15      # timeoutremote of slow_outbound_reply_every_10s
+SLOW_WAIT = 200         # its mta-remote's time limit
+
+
+def reply10s_facteur(bindir):
+    """mta-remote against test_outbound's server answering every line
+    10 s late, timeoutremote 15 (slow_outbound_reply_every_10s's run)"""
+    from test_outbound import s_slow
+    t = helpers.Ctx(bindir)
+    port = test_remote.setup(t, timeout=SLOW_TIMEOUT,
+                             smtproutes="slow.test:[127.0.0.2]")
+    e = Evil("127.0.0.2", port, s_slow)
+    try:
+        res, _, dt = test_remote.remote(t, "slow.test", "a@example.org",
+                                        "x@slow.test", timeout=SLOW_WAIT)
+        return {"s": round(dt, 1), "result": res[0][0],
+                "says": res[0][1][:80], "sessions": len(e.sessions),
+                "copies": len(e.messages)}
+    finally:
+        e.close()
+        t.cleanup()
+
+
+def reply10s_peers(peers):
+    """Postfix's smtp(8) against the same server, every smtp_*_timeout
+    15 s (its default smtp_per_request_deadline=no: each read)"""
+    from test_outbound import s_slow
+    port = helpers.free_port("127.0.0.2")
+    e = Evil("127.0.0.2", port, s_slow)
+    peers.postconf(f"transport_maps=inline:{{slow.test=smtp:[127.0.0.2]:"
+                   f"{port}}}", "smtp_per_request_deadline=no",
+                   "smtp_connect_timeout=2s", *[
+                       f"smtp_{x}_timeout={SLOW_TIMEOUT}s" for x in (
+                           "helo", "starttls", "mail", "rcpt", "data_init",
+                           "data_xfer", "data_done", "rset", "quit")])
+    log = os.path.join(peers.root, "postfix", "log", "maillog")
+    rcpt = "x@slow.test"
+    try:
+        t0 = time.monotonic()
+        net_session(peers.ports["smtp"], (
+            f"MAIL FROM:<a@example.org>\r\nRCPT TO:<{rcpt}>\r\n"
+            "DATA\r\nSubject: slow\r\n\r\nhi\r\n.\r\n").encode(),
+            src=hn.NORMAL_IP)
+        end = t0 + SLOW_WAIT
+        while time.monotonic() < end and not pf_status(log, rcpt):
+            time.sleep(0.1)
+        dt = time.monotonic() - t0
+        st = pf_status(log, rcpt)
+        time.sleep(SLOW_TIMEOUT)        # a second attempt would show
+        return {"s": round(dt, 1) if st else f">{SLOW_WAIT}",
+                "result": st[0][1] if st else "none",
+                "says": st[0][2][:100] if st else "",
+                "sessions": len(e.sessions), "copies": len(e.messages)}
+    finally:
+        e.close()
+        peers.postconf("transport_maps=")
+
+
+def reply10s_group(bindir, peers):
+    return sides("reply10s", lambda: reply10s_facteur(bindir),
+                 lambda: reply10s_peers(peers))
+
+
+# groups that set up their own side
+OWN = ("rss", "outbound", "links", "maxperip", "traversal", "reply10s")
 
 
 def main():
@@ -761,7 +1116,7 @@ def main():
     ap.add_argument("--step", type=int, default=1)
     ap.add_argument("--groups", default="relay,smuggling,nmap,flood,testssl",
                     help="comma-separated subset of the groups, or of "
-                    "rss,outbound,links")
+                    "rss,outbound,links,maxperip,traversal,reply10s")
     a = ap.parse_args()
     groups = a.groups.split(",")
     bindir = os.path.abspath(a.bin)
@@ -795,7 +1150,10 @@ def main():
         own = {"rss": lambda: rss_group(bindir, peers),
                "links": lambda: links_group(bindir, peers),
                "outbound": lambda: outbound_group(bindir, peers,
-                                                  test_remote.tls_context(t))}
+                                                  test_remote.tls_context(t)),
+               "maxperip": lambda: maxperip_group(bindir, peers),
+               "traversal": lambda: traversal_group(bindir, peers),
+               "reply10s": lambda: reply10s_group(bindir, peers)}
         for group in OWN:
             if group in groups:
                 for name, r in own[group]().items():
