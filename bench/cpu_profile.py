@@ -25,7 +25,10 @@ mta-send, the system calls the kernel time went to (from the `__x64_sys_`
 frame of each sample's kernel stack; page faults apart), the top user
 symbols and the top kernel symbols. User stacks are not walked (the build
 omits frame pointers): user symbols are the sampled function itself.
-Prints lines `cpuprof KEY=VALUE ...` and tables; --perf-data keeps the
+Also how many distinct inode numbers the queue files of the -m messages
+had (mta-send's `qp` in its `info msg` lines): fewer than -m when files
+are reused (lib/queue.h's pool of spent files) or the kernel hands a
+freed inode out again. Prints lines `cpuprof KEY=VALUE ...` and tables; --perf-data keeps the
 recording for `perf report -i FILE`.
 """
 import argparse
@@ -36,7 +39,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,7 +52,7 @@ SOFTIRQ = {"handle_softirqs", "__do_softirq", "net_rx_action", "do_softirq"}
 FAULT = {"exc_page_fault", "asm_exc_page_fault", "do_user_addr_fault"}
 
 
-def pids_of(a, run):
+def pids_of(run):
     """the long-lived processes' roles: {pid: role}"""
     roles = {run.pid: "facteur run"}
     kids = collections.defaultdict(list)
@@ -90,8 +92,6 @@ def role(comm, pid, roles):
         return "ksoftirqd"
     if comm == "swapper" or pid == 0:
         return "idle"
-    if comm.startswith(("fuzz_", "cc1", "cc", "ld", "make", "python3")):
-        return "others (not the bench)"
     return "others (not the bench)"
 
 
@@ -193,33 +193,14 @@ def queue_inodes(root, n):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--obj", help="holds bench/smtp_spread (default: --bin/..)")
-    ap.add_argument("-m", "--count", type=int, default=5000)
-    ap.add_argument("-s", "--sessions", type=int, default=20)
-    ap.add_argument("-u", "--users", type=int, default=1000)
-    ap.add_argument("--conc", type=int, default=10)
+    ap = sc.profile_args(__doc__, 5000)
     ap.add_argument("--freq", type=int, default=997)
     ap.add_argument("--warm", type=int, default=1000)
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--perf-data", help="keep the recording here")
-    ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("cpu_profile: run as root (mta-smtpd binds as root; perf -a)")
-    if not shutil.which("perf"):
-        sys.exit("cpu_profile: perf is needed (apt-get install linux-perf)")
-    a.obj = os.path.abspath(a.obj or os.path.join(a.bin, ".."))
-    tmp = tempfile.mkdtemp(prefix="cpu-profile.", dir="/var/tmp")
-    os.chmod(tmp, 0o755)
-    fac = sc.Facteur(argparse.Namespace(bin=a.bin), tmp)
-    for k in ("listen.pop3", "listen.pop3s"):
-        fac.ctl(k, f"127.0.0.1:{sc.free_port()}")
-    fac.ctl("concurrencylocal", str(a.conc))
-    log = open(os.path.join(fac.root, "log", "run.out"), "ab")
-    run = subprocess.Popen([f"{fac.bin}/facteur", "run", "--root", fac.root],
-                           stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    tmp = sc.profile_setup(a, "cpu_profile", "perf", "linux-perf")
+    fac, run = sc.facteur_run(a.bin, tmp, a.conc)
     data = a.perf_data or os.path.join(tmp, "perf.data")
     maildirs = os.path.join(fac.root, "domains")
     e2e = argparse.Namespace(settle=2, obj=a.obj, e2e_count=a.warm)
@@ -228,7 +209,7 @@ def main():
         time.sleep(1)
         if a.warm:
             sc.e2e_once(e2e, fac.port, maildirs, a.sessions, a.users)
-        roles = pids_of(a, run)
+        roles = pids_of(run)
         e2e.e2e_count = a.count
         e2e.settle = 0
         perf = subprocess.Popen(["perf", "record", "-a", "-g", "-e", "cpu-clock",
@@ -247,8 +228,7 @@ def main():
     finally:
         run.terminate()
         run.wait()
-    print(f"cpuprof queue_files={a.count} distinct_inodes={inodes} "
-          f"(inodes the queue allocated for them; lib/queue.h's pool)")
+    print(f"cpuprof queue_files={a.count} distinct_inodes={inodes}")
     # the samples of the whole recording; perf's own 1.5 s of start is in
     # "others" and idle, and counted in secs only for the run
     report(a, parse(data, roles), a.count, secs)
