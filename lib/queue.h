@@ -42,12 +42,13 @@
  * next, replaced: its file is unlinked), and qw_open() renames one it
  * finds to its queue/tmp/ name (the next two slots of its own cursor,
  * else what a listing of queue/pool/ shows), then writes over it from
- * offset 0 and cuts it to length before the fsync. Why: on ext4 without a journal every inode
- * allocation skips the inodes freed in the last one to six minutes, one
- * inode-table lookup each (fs/ext4/ialloc.c, recently_deleted()), and
- * the queue frees one a message in its own block group: at 1,000
- * messages a second the queue file's creation cost half of mta-smtpd's
- * CPU (docs/performance.md, "Where the CPU of a message goes"). A reused
+ * offset 0 and cuts it to length before the fsync. Why: on ext4
+ * without a journal every inode allocation skips the inodes freed nearby
+ * in the last one to six minutes, one inode-table lookup each
+ * (fs/ext4/ialloc.c, recently_deleted()), and the queue frees one a
+ * message: the queue file's creation cost mta-smtpd 35-90 us on a quiet
+ * disk and up to 0.5 ms after many removals nearby (docs/performance.md,
+ * "Where the CPU of a message goes"). A reused
  * file is the same as a new one to every reader: its ID is the arrival
  * time and its inode, its bytes are the new message's only, it is
  * fsynced before the rename into new/. A slot is taken by one writer only
