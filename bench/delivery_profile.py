@@ -43,7 +43,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -307,31 +306,12 @@ def untraced(a, fac, run):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--obj", help="holds bench/smtp_spread (default: --bin/..)")
-    ap.add_argument("-m", "--count", type=int, default=2000)
-    ap.add_argument("-s", "--sessions", type=int, default=20)
-    ap.add_argument("-u", "--users", type=int, default=1000)
-    ap.add_argument("--conc", type=int, default=10)
-    ap.add_argument("--keep", action="store_true")
+    ap = sc.profile_args(__doc__, 2000)
     ap.add_argument("--postfix", action="store_true",
                     help="also trace the same load through a private Postfix")
     a = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("delivery_profile: run as root (mta-smtpd binds as root; strace)")
-    if not shutil.which("strace"):
-        sys.exit("delivery_profile: strace is needed (apt-get install strace)")
-    a.obj = os.path.abspath(a.obj or os.path.join(a.bin, ".."))
-    tmp = tempfile.mkdtemp(prefix="delivery-profile.", dir="/var/tmp")
-    os.chmod(tmp, 0o755)
-    fac = sc.Facteur(argparse.Namespace(bin=a.bin), tmp)
-    for k in ("listen.pop3", "listen.pop3s"):
-        fac.ctl(k, f"127.0.0.1:{sc.free_port()}")
-    fac.ctl("concurrencylocal", str(a.conc))
-    log = open(os.path.join(fac.root, "log", "run.out"), "ab")
-    run = subprocess.Popen([f"{fac.bin}/facteur", "run", "--root", fac.root],
-                           stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    tmp = sc.profile_setup(a, "delivery_profile", "strace", "strace")
+    fac, run = sc.facteur_run(a.bin, tmp, a.conc)
     try:
         sc.wait_port(fac.port)
         time.sleep(1)

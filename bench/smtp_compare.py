@@ -324,6 +324,48 @@ def one_run(a, srv, s, fac, pf, rnd, out, res):
     res.setdefault((s, srv), []).append((rate, cpu * 1000 / a.count))
 
 
+def profile_args(doc, count):
+    """the options bench/delivery_profile.py and bench/cpu_profile.py
+    share: the build, the load (-m COUNT by default), concurrencylocal"""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[1])
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--obj", help="holds bench/smtp_spread (default: --bin/..)")
+    ap.add_argument("-m", "--count", type=int, default=count)
+    ap.add_argument("-s", "--sessions", type=int, default=20)
+    ap.add_argument("-u", "--users", type=int, default=1000)
+    ap.add_argument("--conc", type=int, default=10)
+    ap.add_argument("--keep", action="store_true")
+    return ap
+
+
+def profile_setup(a, name, tool, why):
+    """the checks and scratch directory of a profiling script NAME that
+    needs root and TOOL (a Debian package WHY): a.obj filled in, the
+    scratch directory made (/var/tmp, 0755) and returned"""
+    if os.geteuid() != 0:
+        sys.exit(f"{name}: run as root (mta-smtpd binds as root; {tool})")
+    if not shutil.which(tool):
+        sys.exit(f"{name}: {tool} is needed (apt-get install {why})")
+    a.obj = os.path.abspath(a.obj or os.path.join(a.bin, ".."))
+    tmp = tempfile.mkdtemp(prefix=f"{name}.", dir="/var/tmp")
+    os.chmod(tmp, 0o755)
+    return tmp
+
+
+def facteur_run(binpath, tmp, conc):
+    """a scratch root (Facteur above) under `facteur run`, its POP3 on
+    free ports, concurrencylocal CONC: (Facteur, the supervisor's Popen);
+    bench/delivery_profile.py and bench/cpu_profile.py start from it"""
+    fac = Facteur(argparse.Namespace(bin=binpath), tmp)
+    for k in ("listen.pop3", "listen.pop3s"):
+        fac.ctl(k, f"127.0.0.1:{free_port()}")
+    fac.ctl("concurrencylocal", str(conc))
+    log = open(os.path.join(fac.root, "log", "run.out"), "ab")
+    run = subprocess.Popen([f"{fac.bin}/facteur", "run", "--root", fac.root],
+                           stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    return fac, run
+
+
 def spread_tool(a):
     """bench/smtp_spread.c, built by `make O=OBJ OBJ/bench/smtp_spread`"""
     path = os.path.join(a.obj, "bench", "smtp_spread")

@@ -3,6 +3,7 @@
  */
 #include "queue.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "fsx.h"
 
 #define REC_MAX (1u << 20) /* no envelope field is near a megabyte */
+#define QUEUE_POOL_PROBES 2 /* slots a writer tries before it lists them */
 
 static void put_u32(unsigned char *p, uint32_t v)
 {
@@ -171,7 +173,97 @@ static int rec(struct str *b, char type, const void *p, size_t n)
 	return str_catb(b, h, 5) || str_catb(b, p, n) ? -ENOMEM : 0;
 }
 
-/* qw_start - the envelope written into a new file at w->tmp */
+/* pool_try - queue/pool/NAME (P holds queue/pool, DIR long) renamed to
+ * w->tmp: 1 done, 0 not there (another writer took it), else -errno */
+static int pool_try(struct qwriter *w, struct str *p, size_t dir,
+		    const char *name)
+{
+	p->len = dir;
+	if (str_catf(p, "/%s", name) < 0)
+		return -ENOMEM;
+	/* NOREPLACE: the tmp/ name is this writer's alone, but a file that
+	 * is there all the same is not ours to replace */
+	if (renameat2(AT_FDCWD, p->s, AT_FDCWD, w->tmp.s,
+		      RENAME_NOREPLACE) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -errno;
+}
+
+/* pool_list - the slot names queue/pool/ holds (at most QUEUE_POOL) */
+static size_t pool_list(const char *dir, char names[][12])
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while (n < QUEUE_POOL && (de = readdir(d)) != NULL)
+		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' &&
+		    strlen(de->d_name) < 12)
+			strcpy(names[n++], de->d_name);
+	closedir(d);
+	return n;
+}
+
+/* pool_take - a spent file of queue/pool/ (queue.h) renamed to w->tmp:
+ * 1 if one was there, else 0 and nothing changed */
+static int pool_take(struct qwriter *w, const char *root)
+{
+	/* a cursor of each process's own, so that the writers of
+	 * different processes start at different slots */
+	static unsigned next;
+	char names[QUEUE_POOL][12];
+	struct str p = STR_INIT;
+	size_t dir, n, k;
+	int i, r = 0;
+
+	if (next == 0)
+		next = (unsigned)getpid();
+	if (str_catf(&p, "%s/queue/pool", root) < 0)
+		return 0;
+	dir = p.len;
+	/* the next slots first: mta-send fills them in turn, so under a
+	 * steady flow this finds one without listing the directory */
+	for (i = 0; i < QUEUE_POOL_PROBES && r == 0; i++) {
+		snprintf(names[0], sizeof names[0], "%u", next++ % QUEUE_POOL);
+		r = pool_try(w, &p, dir, names[0]);
+	}
+	if (r == 0) {
+		/* then what is there, from a place of this process's own:
+		 * every writer lists the names in the same order */
+		p.s[dir] = 0;
+		n = pool_list(p.s, names);
+		for (k = 0; k < n && r == 0; k++)
+			r = pool_try(w, &p, dir, names[(next + k) % n]);
+	}
+	str_free(&p);
+	return r == 1;
+}
+
+/* pool_open - the spent file pool_take() renamed to w->tmp, opened to be
+ * written over; -1 (and the name removed) when it is not one of ours: a
+ * plain file, one link, our uid, mode 0600 */
+static int pool_open(struct qwriter *w)
+{
+	struct stat st;
+	int fd = open(w->tmp.s, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+			st.st_nlink != 1 || st.st_uid != geteuid() ||
+			(st.st_mode & 07777) != 0600)) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0) {
+		(void)unlink(w->tmp.s);
+		w->reused = 0;
+	}
+	return fd;
+}
+
+/* qw_start - the envelope written into a new file at w->tmp (or over a
+ * spent one that qw_open took from the pool) */
 static int qw_start(struct qwriter *w, const struct qenv *e, mode_t mode)
 {
 	struct str b = STR_INIT;
@@ -203,7 +295,9 @@ static int qw_start(struct qwriter *w, const struct qenv *e, mode_t mode)
 		w->len_pos = (off_t)b.len + 1;
 		r = str_catc(&b, 'M') || str_catb(&b, t, 8) ? -ENOMEM : 0;
 	}
-	if (r == 0) {
+	if (r == 0 && w->reused)
+		w->fd = pool_open(w);
+	if (r == 0 && w->fd < 0) {
 		w->fd = open(w->tmp.s, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
 			     O_CLOEXEC, mode);
 		if (w->fd < 0) {
@@ -256,6 +350,7 @@ int qw_open(struct qwriter *w, const char *root, const struct qenv *e)
 		qw_abort(w);
 		return r;
 	}
+	w->reused = pool_take(w, root);
 	return qw_start(w, e, 0600);
 }
 
@@ -430,6 +525,10 @@ static int qw_finish(struct qwriter *w, struct stat *st)
 	errno = 0;
 	if (pwrite(w->fd, t, 8, w->len_pos) != 8)
 		return errno ? -errno : -EIO;
+	/* a spent file may be longer: none of its old bytes may stay */
+	if (w->reused && ftruncate(w->fd, w->len_pos + 8 +
+				   (off_t)w->body_len) < 0)
+		return -errno;
 	if (fsync(w->fd) < 0 || fstat(w->fd, st) < 0)
 		return -errno;
 	return 0;
@@ -509,6 +608,53 @@ void qw_abort(struct qwriter *w)
 	w->fd = -1;
 	str_free(&w->tmp);
 	str_free(&w->root);
+}
+
+/* queue_pool_put - PATH, a message file that is done with (SIZE bytes),
+ * kept in queue/pool/ for qw_open() to write over (why: queue.h); the
+ * slots are taken in turn and a full one is replaced. A negative errno
+ * when it was not kept (too big, or the rename failed): the caller then
+ * unlinks it as before */
+int queue_pool_put(const char *root, const char *path, uint64_t size)
+{
+	static unsigned slot;
+	struct str p = STR_INIT;
+	size_t dir;
+	int i, r = 0;
+
+	if (size > QUEUE_POOL_MAX)
+		return -EFBIG;
+	if (str_catf(&p, "%s/queue/pool", root) < 0)
+		return -ENOMEM;
+	dir = p.len;
+	/* an empty slot if one of the next few is, so that no spent file
+	 * is unlinked while there is room; else the next one, replaced */
+	for (i = 0; i < QUEUE_POOL_TRIES; i++) {
+		p.len = dir;
+		if (str_catf(&p, "/%u", slot++ % QUEUE_POOL) < 0) {
+			str_free(&p);
+			return -ENOMEM;
+		}
+		r = renameat2(AT_FDCWD, path, AT_FDCWD, p.s,
+			      RENAME_NOREPLACE) < 0 ? -errno : 0;
+		if (r != -EEXIST)
+			break;
+	}
+	if (r == -EEXIST && rename(path, p.s) < 0)
+		r = -errno;
+	else if (r == -EEXIST)
+		r = 0;
+	if (r < 0) {
+		/* the first time: no pool yet (it is not in init's layout,
+		 * so that older roots need nothing done) */
+		p.s[dir] = 0;
+		if (r == -ENOENT && mkdir(p.s, 0700) == 0) {
+			p.s[dir] = '/';
+			r = rename(path, p.s) < 0 ? -errno : 0;
+		}
+	}
+	str_free(&p);
+	return r;
 }
 
 /* queue_trigger - wake the scheduler through queue/trigger, if it listens */

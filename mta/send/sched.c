@@ -481,6 +481,7 @@ int sched_add(struct send *s, const char *id, int fresh)
 
 	if (!m)
 		return -ENOMEM;
+	m->ours = 1;
 	if (load(s, m) < 0)
 		return 0;
 	st = m->st;
@@ -1140,6 +1141,29 @@ void sched_done(struct send *s, struct job *j)
 		dispatch(s, m);
 }
 
+
+/* spent - the file of a finished message removed: kept in queue/pool/
+ * for the next writer to write over when it may be (lib/queue.h says
+ * why), else unlinked; both unsynced, a step a crash may undo. Kept only
+ * when this process ran and saw end every delivery of it (a delivery
+ * program of an mta-send killed earlier may still be reading the file,
+ * and must go on reading this message), and without a status file STAT
+ * (were a crash to undo the removal, this message's outcomes must never
+ * be read against another's) */
+static void spent(struct send *s, struct msg *m, const char *stat)
+{
+	struct mstate *st = m->st;
+
+	if (m->ours && stat && st->sfd < 0 && access(stat, F_OK) < 0 &&
+	    errno == ENOENT &&
+	    queue_pool_put(s->root, st->path.s, (uint64_t)st->body_off +
+			   st->body_len) == 0)
+		return;
+	if (unlink(st->path.s) < 0 && errno != ENOENT)
+		slog("warning: cannot remove %s: %s", st->path.s,
+		     strerror(errno));
+}
+
 /* finish - every recipient settled: bounce the failures, then remove */
 static void finish(struct send *s, struct msg *m)
 {
@@ -1172,13 +1196,13 @@ static void finish(struct send *s, struct msg *m)
 		if (id2.len)
 			slog("bounce msg %s qp %s", m->id, id2.s);
 	}
-	/* the message first: a crash between the two unlinks leaves an
+	/* the message first: a crash between the two removals leaves an
 	 * orphan status file (quarantined at start-up), never a message
 	 * without its outcomes */
-	if (unlink(st->path.s) < 0 && errno != ENOENT)
-		slog("warning: cannot remove %s: %s", st->path.s,
-		     strerror(errno));
-	if (str_catf(&sp, "%s.s", st->path.s) == 0)
+	if (str_catf(&sp, "%s.s", st->path.s) < 0)
+		sp.len = 0;
+	spent(s, m, sp.len ? sp.s : NULL);
+	if (sp.len)
 		(void)unlink(sp.s);
 	slog("end msg %s", m->id);
 	str_free(&sp);

@@ -55,6 +55,8 @@ struct msg {
 	int unparked;		/* just taken off its owner's park list */
 	struct owner *own;	/* counted busy for this local user */
 	struct msg *park_next;	/* parked behind its owner's busy ones */
+	int ours;		/* taken from new/ by this process: no job of
+				 * an earlier one can still be reading it */
 };
 
 struct fifo {
