@@ -20,7 +20,8 @@ of a run goes to DIR/long/NAME.log and one line per finished run is
 appended to --log (default DIR/long.tsv): date, target, CPU and wall
 seconds, runs, coverage (edges, features), corpus size, peak RSS and the
 result: "ok", "crash ARTIFACT" or "stopped" (interrupted early by the user).
---resume skips targets the log already shows as "ok" with enough CPU, so a
+--resume counts the CPU of a target's earlier runs in the log that found
+nothing (finished or interrupted) and runs it only for what is left, so a
 long campaign can be spread over several days.
 
 Exit status: 0 when every target ran its time without a finding, 1 when a
@@ -87,8 +88,9 @@ def parse_log(path):
 class Run:
     """one fuzzer process and its CPU budget"""
 
-    def __init__(self, args, name):
+    def __init__(self, args, name, budget):
         self.name = name
+        self.budget = budget
         corpus = os.path.join(args.fuzzo, "corpus", name)
         os.makedirs(corpus, exist_ok=True)
         os.makedirs(os.path.join(args.fuzzo, "long"), exist_ok=True)
@@ -114,8 +116,9 @@ class Run:
                                      stderr=subprocess.STDOUT,
                                      preexec_fn=idle)
 
-    def poll(self, budget):
+    def poll(self):
         """True once the process has ended; interrupts it at its budget"""
+        budget = self.budget
         c = cpu_seconds(self.proc.pid)
         if c is not None:
             self.cpu = max(self.cpu, c)
@@ -131,7 +134,8 @@ class Run:
             self.proc.send_signal(signal.SIGINT)
             self.proc.wait()
 
-    def result(self, budget):
+    def result(self):
+        budget = self.budget
         self.log.close()
         fig = parse_log(self.logpath)
         rc = self.proc.returncode
@@ -148,17 +152,19 @@ class Run:
         return row, res
 
 
-def done_targets(log, budget):
-    """targets an earlier run finished with enough CPU and no finding"""
-    done = set()
+def credited(log):
+    """CPU seconds each target has had in earlier runs that ended without
+    a finding ("ok" or "stopped"): a run that resumes starts from the
+    corpus those grew, so together they are one campaign"""
+    cpu = {}
     if not os.path.exists(log):
-        return done
+        return cpu
     with open(log) as f:
         for line in f:
             p = line.rstrip("\n").split("\t")
-            if len(p) >= 10 and p[9] == "ok" and float(p[2]) >= budget:
-                done.add(p[1])
-    return done
+            if len(p) >= 10 and p[9] in ("ok", "stopped"):
+                cpu[p[1]] = cpu.get(p[1], 0.0) + float(p[2])
+    return cpu
 
 
 def main():
@@ -175,11 +181,13 @@ def main():
     for t in args.targets:
         if not os.access(os.path.join(args.fuzzo, t), os.X_OK):
             sys.exit(f"long.py: {args.fuzzo}/{t}: not built (make fuzz)")
-    todo = list(args.targets)
+    todo = [(t, args.cpu) for t in args.targets]
     if args.resume:
-        done = done_targets(log, args.cpu)
-        todo = [t for t in todo if t not in done]
-        print(f"long.py: {len(done)} done before, {len(todo)} to run")
+        had = credited(log)
+        todo = [(t, args.cpu - had.get(t, 0.0)) for t in args.targets
+                if args.cpu - had.get(t, 0.0) > 0]
+        print(f"long.py: {len(args.targets) - len(todo)} done before, "
+              f"{len(todo)} to run")
     running, failed = [], []
     # a shell's background job starts with SIGINT ignored: take it back
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -187,12 +195,12 @@ def main():
     try:
         while todo or running:
             while todo and len(running) < args.jobs:
-                running.append(Run(args, todo.pop(0)))
+                running.append(Run(args, *todo.pop(0)))
                 print(f"long.py: {running[-1].name} started", flush=True)
             time.sleep(2)
-            for r in [r for r in running if r.poll(args.cpu)]:
+            for r in [r for r in running if r.poll()]:
                 running.remove(r)
-                row, res = r.result(args.cpu)
+                row, res = r.result()
                 with open(log, "a") as f:
                     f.write("\t".join(row) + "\n")
                 print("long.py: " + " ".join(row), flush=True)
@@ -201,7 +209,7 @@ def main():
     except KeyboardInterrupt:
         for r in running:
             r.stop()
-            row, _ = r.result(args.cpu)
+            row, _ = r.result()
             with open(log, "a") as f:
                 f.write("\t".join(row) + "\n")
             print("long.py: " + " ".join(row), flush=True)
