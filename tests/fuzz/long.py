@@ -9,8 +9,10 @@ limit (libFuzzer's -max_total_time) gives less than that on a machine that
 does anything else, so this driver reads each fuzzer's own CPU time from
 /proc/PID/stat and interrupts it (SIGINT, libFuzzer's clean exit, status 72)
 once it has used --cpu seconds (default 3600). Fuzzers run at nice 19 by
-default and under SCHED_IDLE where the kernel has it, so they take only the
-CPU that nothing else wants; stopping one
+default and under SCHED_IDLE where the kernel has it, so the scheduler
+gives them only CPU that nothing else wants. That does not make them free:
+on a 2-core VM a `make check` beside two of them took 746 s instead of
+447 s, so stop them (SIGSTOP) while measuring anything; stopping one
 with SIGSTOP for a while costs it nothing but wall time (keep a pause under
 libFuzzer's 1,200 s per-input timeout).
 
@@ -57,8 +59,9 @@ def cpu_seconds(pid):
 
 
 def idle():
-    """SCHED_IDLE where the kernel has it: the fuzzer runs only on CPU
-    that nothing else wants, so a benchmark beside it is barely touched"""
+    """SCHED_IDLE where the kernel has it: the scheduler runs the fuzzer
+    only on CPU that nothing else wants (the work beside it still slows:
+    shared caches, and a VM's cores may be one physical core's threads)"""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
