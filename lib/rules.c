@@ -24,12 +24,15 @@
 
 static const char hexd[] = "0123456789abcdef";
 
-/* ipv4_octet - one octet, 0..255, of at most three digits */
+/* ipv4_octet - one octet, 0..255, of at most three digits; no leading
+ * zero: keys are the text as written and clients are looked up by their
+ * canonical text, so "010." could never match (and inet_aton would read
+ * it as octal 8) */
 static int ipv4_octet(const char *s, size_t n, unsigned *v)
 {
 	uint64_t x;
 
-	if (n > 3 || num_parseb(s, n, 255, &x))
+	if (n > 3 || (n > 1 && s[0] == '0') || num_parseb(s, n, 255, &x))
 		return -EINVAL;
 	*v = (unsigned)x;
 	return 0;

@@ -117,6 +117,9 @@ int main(void)
 			"1.2.3.4:allow,NOVALUE\n", "1.2.3.4:allow,X=\"open\n",
 			"2001:db8::/129:allow\n", "2001::db8::1:allow\n",
 			"a.b.c.d:allow\n", "1.2.-3.4:allow\n",
+			/* leading zeros: such a rule could never match */
+			"010.1.:allow\n", "1.2.3.04:allow\n",
+			"1.2.3.5-010:allow\n", "00.1.2.3:allow\n",
 		};
 		for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 			write_rules(bad[i]);
