@@ -119,6 +119,17 @@ class Peers:
                         SMTP_PORT=str(self.ports["smtp"]),
                         POP3_PORT=str(self.ports["pop3"]))
         self.conf = os.path.join(self.root, "postfix", "etc")
+        self.dpid_file = os.path.join(self.root, "dovecot", "run", "master.pid")
+        try:
+            self.start(cert, key)
+        except BaseException:
+            # a half-started pair is stopped here: main() never gets the
+            # object, so its finally cannot
+            self.stop()
+            raise
+
+    def start(self, cert, key):
+        """Postfix, then Dovecot with TLS on a second listener"""
         peers = os.path.join(SHARED, "peers")
         subprocess.run([os.path.join(peers, "postfix-setup.sh"), self.root],
                        env=self.env, check=True, stdout=sys.stderr)
@@ -134,7 +145,6 @@ class Peers:
         # TLS for Dovecot: its config gets ssl and a second listener, then
         # it is started again on it
         dconf = os.path.join(self.root, "dovecot", "dovecot.conf")
-        self.dpid_file = os.path.join(self.root, "dovecot", "run", "master.pid")
         # the setup script returns once the port answers, which on a
         # loaded machine can be before the master has written its pid
         helpers.wait_for("Dovecot's master.pid", lambda: os.path.exists(
