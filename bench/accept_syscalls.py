@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """accept_syscalls.py - mta-smtpd's system calls per accepted message.
 
-    python3 bench/accept_syscalls.py --bin build/rel/bin [-m 200]
+    python3 bench/accept_syscalls.py --bin build/rel/bin [-m 200] [--pool]
 
 A scratch root (example.test, user1..user3), then one `mta-smtpd --inetd`
 session from 127.0.0.1 (a relay client, as the e2e bench's sessions are)
@@ -62,6 +62,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("-m", "--count", type=int, default=200)
+    ap.add_argument("--pool", action="store_true",
+                    help="with an empty queue/pool/ (else none yet)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="accept-sys.", dir="/var/tmp")
     os.chmod(tmp, 0o755)    # the mail user reaches the root below it
@@ -74,6 +76,12 @@ def main():
         run("vadmin", "adddomain", "example.test", input=b"pw\n")
         for i in (1, 2, 3):
             run("vadmin", "adduser", f"user{i}@example.test", "pw")
+        if a.pool:
+            # an empty queue/pool/, as after mta-send's first message
+            # while accept outruns delivery (lib/queue.c, pool_take)
+            q = os.stat(os.path.join(root, "queue", "tmp"))
+            os.mkdir(os.path.join(root, "queue", "pool"), 0o700)
+            os.chown(os.path.join(root, "queue", "pool"), q.st_uid, q.st_gid)
         many, one = traced(a, root, tmp, a.count), traced(a, root, tmp, 1)
         per = {k: (many.get(k, 0) - one.get(k, 0)) / (a.count - 1)
                for k in set(many) | set(one)}

@@ -18,6 +18,7 @@
 
 #define REC_MAX (1u << 20) /* no envelope field is near a megabyte */
 #define QUEUE_POOL_PROBES 2 /* slots a writer tries before it lists them */
+#define QUEUE_POOL_NOLIST 16 /* writes without a listing after an empty one */
 
 static void put_u32(unsigned char *p, uint32_t v)
 {
@@ -213,6 +214,11 @@ static int pool_take(struct qwriter *w, const char *root)
 	/* a cursor of each process's own, so that the writers of
 	 * different processes start at different slots */
 	static unsigned next;
+	/* messages left before the next listing, after one found the pool
+	 * empty: while accept outruns delivery it stays empty, and a
+	 * listing a message (open, fstat, two getdents, close) would be
+	 * paid for nothing; the probes still find what mta-send puts back */
+	static unsigned no_list;
 	char names[QUEUE_POOL][12];
 	struct str p = STR_INIT;
 	size_t dir, n, k;
@@ -229,13 +235,17 @@ static int pool_take(struct qwriter *w, const char *root)
 		snprintf(names[0], sizeof names[0], "%u", next++ % QUEUE_POOL);
 		r = pool_try(w, &p, dir, names[0]);
 	}
-	if (r == 0) {
+	if (r == 0 && no_list > 0)
+		no_list--;
+	else if (r == 0) {
 		/* then what is there, from a place of this process's own:
 		 * every writer lists the names in the same order */
 		p.s[dir] = 0;
 		n = pool_list(p.s, names);
 		for (k = 0; k < n && r == 0; k++)
 			r = pool_try(w, &p, dir, names[(next + k) % n]);
+		if (n == 0)
+			no_list = QUEUE_POOL_NOLIST;
 	}
 	str_free(&p);
 	return r == 1;

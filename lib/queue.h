@@ -41,7 +41,8 @@
  * slots (the first empty one of the next QUEUE_POOL_TRIES, else the
  * next, replaced: its file is unlinked), and qw_open() renames one it
  * finds to its queue/tmp/ name (the next two slots of its own cursor,
- * else what a listing of queue/pool/ shows), then writes over it from
+ * else what a listing of queue/pool/ shows, listed again only every
+ * 16th write while it is found empty), then writes over it from
  * offset 0 and cuts it to length before the fsync. Why: on ext4
  * without a journal every inode allocation skips the inodes freed nearby
  * in the last one to six minutes, one inode-table lookup each
