@@ -41,9 +41,10 @@
  * slots (the first empty one of the next QUEUE_POOL_TRIES, else the
  * next, replaced: its file is unlinked), and qw_open() renames one it
  * finds to its queue/tmp/ name (the next two slots of its own cursor,
- * else what a listing of queue/pool/ shows, listed again only every
- * 16th write while it is found empty), then writes over it from
- * offset 0 and cuts it to length before the fsync. Why: on ext4
+ * else what a listing of queue/pool/ shows; after a listing that found
+ * it empty, the next 16 writes of the process do not list), then writes
+ * over it from offset 0 and cuts it to length before the fsync. Why: on
+ * ext4
  * without a journal every inode allocation skips the inodes freed nearby
  * in the last one to six minutes, one inode-table lookup each
  * (fs/ext4/ialloc.c, recently_deleted()), and the queue frees one a
