@@ -44,8 +44,7 @@
  * else what a listing of queue/pool/ shows; after a listing that found
  * it empty, the next 16 writes of the process do not list), then writes
  * over it from offset 0 and cuts it to length before the fsync. Why: on
- * ext4
- * without a journal every inode allocation skips the inodes freed nearby
+ * ext4 without a journal every inode allocation skips the inodes freed nearby
  * in the last one to six minutes, one inode-table lookup each
  * (fs/ext4/ialloc.c, recently_deleted()), and the queue frees one a
  * message: the queue file's creation cost mta-smtpd 35-90 us on a quiet
