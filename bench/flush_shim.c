@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,35 +25,49 @@
 int fsync(int fd);
 int fdatasync(int fd);
 
-/* mode - 'd' (directories skipped), 'n' (every flush skipped) or 0 */
+/* mode - 'd' (directories skipped), 'n' (every flush skipped) or 0;
+ * read once */
 static int mode(void)
 {
-	const char *m = getenv("FLUSH_SHIM");
+	static int m = -1;
+	const char *e;
 
-	if (m && !strcmp(m, "dirs"))
-		return 'd';
-	if (m && !strcmp(m, "none"))
-		return 'n';
-	return 0;
+	if (m >= 0)
+		return m;
+	e = getenv("FLUSH_SHIM");
+	m = e && !strcmp(e, "dirs") ? 'd' : e && !strcmp(e, "none") ? 'n' : 0;
+	return m;
+}
+
+/* call_next - the C library's NAME, looked up once by the caller */
+static int call_next(int (**real)(int), const char *name, int fd)
+{
+	if (!*real)
+		*real = (int (*)(int))dlsym(RTLD_NEXT, name);
+	if (!*real) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return (*real)(fd);
 }
 
 int fsync(int fd)
 {
-	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+	static int (*real)(int);
 	struct stat st;
 	int m = mode();
 
 	if (m == 'n' || (m == 'd' && fstat(fd, &st) == 0 &&
 			 S_ISDIR(st.st_mode)))
 		return 0;
-	return real ? real(fd) : -1;
+	return call_next(&real, "fsync", fd);
 }
 
 int fdatasync(int fd)
 {
-	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+	static int (*real)(int);
 
 	if (mode() == 'n')
 		return 0;
-	return real ? real(fd) : -1;
+	return call_next(&real, "fdatasync", fd);
 }
