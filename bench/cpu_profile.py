@@ -217,7 +217,7 @@ def main():
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.5)     # perf's own start-up is not the bench's
         t0 = time.monotonic()
-        acc, rate, got, ok = sc.e2e_once(e2e, fac.port, maildirs, a.sessions, a.users)
+        acc, rate, got, ok, _ = sc.e2e_once(e2e, fac.port, maildirs, a.sessions, a.users)
         secs = time.monotonic() - t0
         perf.send_signal(signal.SIGINT)
         perf.wait()

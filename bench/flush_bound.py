@@ -76,12 +76,12 @@ def stop(run):
 def one(a, fac, pf, shim, variant, sessions, users):
     """(e2e msgs/s, accept msgs/s, ok) of one timed run"""
     if variant == "postfix":
-        acc, e2e, _, ok = sc.e2e_once(a, pf.port, os.path.join(
+        acc, e2e, _, ok, _ = sc.e2e_once(a, pf.port, os.path.join(
             pf.root, "domains"), sessions, users)
         return e2e, acc, ok
     run = start_facteur(fac, shim, variant)
     try:
-        acc, e2e, _, ok = sc.e2e_once(a, fac.port, os.path.join(
+        acc, e2e, _, ok, _ = sc.e2e_once(a, fac.port, os.path.join(
             fac.root, "domains"), sessions, users)
     finally:
         stop(run)

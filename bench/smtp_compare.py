@@ -54,7 +54,10 @@ e2e     End to end (issue 17): `facteur run` (mta-smtpd, mta-send with its
         run: messages per second from the first connection until the last
         file is in new/, the accept rate (until the last 250), their ratio,
         the server's CPU per message and the load average at its start;
-        then medians and per-round ratios.
+        and how busy the whole machine was (over the run, while the client
+        sent, after it: /proc/stat), its busy CPU per message and the
+        client's own (its rusage), so that a run bound by the CPUs shows
+        as one; then medians and per-round ratios.
 
 The modes run in the order queue, accept, memory, e2e; then (with accept or
 e2e) the
@@ -76,6 +79,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+TICK = os.sysconf("SC_CLK_TCK")
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "bench"))
 HASH = ("$6$benchsalt$q9MuV9hhfkGoXDS1AtvptzAA/r/DjSa7mIywLZFUe"
         ".UNsSK1b2j0LHSWWb4kMOM/W0qWeW4vyTY5T17yMWHcE1")
@@ -401,24 +405,49 @@ class NewCounter:
         return n
 
 
+def machine_cpu():
+    """(busy, all) jiffies of the whole machine since boot, from the first
+    line of /proc/stat: busy is user, nice, system, irq and softirq; all
+    adds idle and iowait (steal and guest are left out: not ours)"""
+    with open("/proc/stat") as f:
+        w = [int(x) for x in f.readline().split()[1:8]]
+    busy = w[0] + w[1] + w[2] + w[5] + w[6]
+    return busy, busy + w[3] + w[4]
+
+
+def busy_share(a, b):
+    """the share of the machine's two CPUs busy between machine_cpu()
+    readings A and B"""
+    return (b[0] - a[0]) / max(1, b[1] - a[1])
+
+
 def e2e_once(a, port, maildirs, sessions, users, timeout=120):
     """One timed run: smtp_spread sends --e2e-count messages over
     `sessions` connections at a time to user1..user`users` (one recipient
-    a message); returns (accept msgs/s, e2e msgs/s, delivered, ok)."""
+    a message). Returns (accept msgs/s, e2e msgs/s, delivered, ok, cpu):
+    cpu is how busy the whole machine was over the run, while the client
+    sent and after it, the machine's busy CPU ms a message, and the
+    client's own (its rusage), so that a run bound by the CPUs shows as
+    one; each is the same for both servers."""
     cnt = NewCounter(maildirs, users)
     cnt.clean()
     time.sleep(a.settle)
     before = cnt.count()
+    m0 = machine_cpu()
     t0 = time.monotonic()
     p = subprocess.Popen([spread_tool(a), "-s", str(sessions), "-m",
                           str(a.e2e_count), "-l", "4096", "-u", str(users),
                           "-f", "bench@example.test", f"127.0.0.1:{port}"],
                          stdout=subprocess.PIPE, text=True)
-    accept_s, got, last = None, 0, t0
+    accept_s, got, last, m1, client = None, 0, t0, m0, 0.0
     while True:
         now = time.monotonic()
-        if accept_s is None and p.poll() is not None:
-            accept_s = now - t0
+        if accept_s is None:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                accept_s, m1 = now - t0, machine_cpu()
+                p.returncode = os.waitstatus_to_exitcode(status)
+                client = ru.ru_utime + ru.ru_stime
         n = cnt.count() - before
         if n != got:
             got, last = n, now
@@ -429,9 +458,17 @@ def e2e_once(a, port, maildirs, sessions, users, timeout=120):
             break
         time.sleep(0.05)
     e2e_s = time.monotonic() - t0
+    m2 = machine_cpu()
     ok = p.returncode == 0 and got >= a.e2e_count
     note(f"  smtp_spread: {p.stdout.read().strip()}")
-    return a.e2e_count / accept_s, got / e2e_s, got, ok
+    p.stdout.close()
+    cpu = {"machine_busy": f"{busy_share(m0, m2):.2f}",
+           "busy_sending": f"{busy_share(m0, m1):.2f}",
+           "busy_after": f"{busy_share(m1, m2):.2f}" if m2[1] > m1[1] else "-",
+           "machine_cpu_ms_per_msg":
+               f"{(m2[0] - m0[0]) * 1000 / TICK / a.e2e_count:.2f}",
+           "client_cpu_ms_per_msg": f"{client * 1000 / a.e2e_count:.2f}"}
+    return a.e2e_count / accept_s, got / e2e_s, got, ok, cpu
 
 
 def send_pid(run):
@@ -485,15 +522,17 @@ def e2e_mode(a, fac, pf, out):
                     port, maildirs, pid = e2e_server(srv, fac, pf, run)
                     load = os.getloadavg()[0]
                     c0 = tree_cpu(pid)
-                    acc, e2e, got, ok = e2e_once(a, port, maildirs, sessions, users)
+                    acc, e2e, got, ok, mach = e2e_once(a, port, maildirs,
+                                                       sessions, users)
                     cpu = (tree_cpu(pid) - c0) * 1000 / a.e2e_count
                     emit(f"smtp_e2e msgs_per_s={e2e:.1f} accept_msgs_per_s={acc:.1f} "
                          f"sessions={sessions} users={users} n={a.e2e_count} "
                          f"delivered={got} ok={int(ok)} e2e_over_accept={e2e / acc:.3f}",
                          out, server=srv, round=rnd, load1=f"{load:.2f}",
-                         server_cpu_ms_per_msg=f"{cpu:.2f}")
+                         server_cpu_ms_per_msg=f"{cpu:.2f}", **mach)
                     res.setdefault((sessions, users, srv), []).append(
                         (e2e if ok else 0.0, acc, cpu))
+                    res.setdefault(("machine", sessions, users, srv), []).append(mach)
     finally:
         pf.empty()
         pf.stop()
@@ -521,6 +560,13 @@ def e2e_summary(a, servers, res):
                          f"{' / '.join(f'{r:.2f}' for r in share)} "
                          f"(median {med(share):.2f})")
             print(line, flush=True)
+            m = res[("machine", sessions, users, srv)]
+            f = {k: med([float(x[k]) for x in m if x[k] != "-"] or [0.0])
+                 for k in m[0]}
+            print(f"    machine busy {f['machine_busy']:.2f} (while sending "
+                  f"{f['busy_sending']:.2f}, after {f['busy_after']:.2f}); "
+                  f"machine CPU {f['machine_cpu_ms_per_msg']:.2f} ms/msg, of "
+                  f"it the client {f['client_cpu_ms_per_msg']:.2f}", flush=True)
 
 
 def accept_mode(a, fac, pf, out):
