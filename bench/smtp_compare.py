@@ -416,7 +416,7 @@ def machine_cpu():
 
 
 def busy_share(a, b):
-    """the share of the machine's two CPUs busy between machine_cpu()
+    """the share of the machine's CPUs busy between machine_cpu()
     readings A and B"""
     return (b[0] - a[0]) / max(1, b[1] - a[1])
 
