@@ -405,12 +405,20 @@ class NewCounter:
         return n
 
 
-def machine_cpu():
-    """(busy, all) jiffies of the whole machine since boot, from the first
-    line of /proc/stat: busy is user, nice, system, irq and softirq; all
-    adds idle and iowait (steal and guest are left out: not ours)"""
+def cpu_jiffies():
+    """the whole machine's CPU since boot, the first line of /proc/stat
+    (what vmstat reads): user, nice, system, idle, iowait, irq, softirq,
+    steal, ... in clock ticks, at least 8 of them"""
     with open("/proc/stat") as f:
-        w = [int(x) for x in f.readline().split()[1:8]]
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v + [0] * (8 - len(v))
+
+
+def machine_cpu():
+    """(busy, all) ticks of cpu_jiffies(): busy is user, nice, system, irq
+    and softirq; all adds idle and iowait (steal and guest are left out:
+    not ours)"""
+    w = cpu_jiffies()
     busy = w[0] + w[1] + w[2] + w[5] + w[6]
     return busy, busy + w[3] + w[4]
 
