@@ -286,15 +286,22 @@ fuzz-run: fuzz
 
 # issue 15's CPU-hour per target: tests/fuzz/long.py stops each fuzzer
 # when it has used FUZZCPU seconds of CPU (not wall time), FUZZJOBS at a
-# time, at nice 19; a target already done in build/fuzz/long.tsv is skipped,
-# so the campaign (about a day of CPU for all targets) can be spread over
-# several runs. Then `make fuzz-corpus` keeps the grown corpora, minimized,
+# time, at nice 19; a target already done in FUZZLOG is skipped, so the
+# campaign (about a day of CPU for all targets) can be spread over several
+# runs and machines: the log is committed, because build/ does not outlive
+# a machine. Then `make fuzz-corpus` keeps the grown corpora, minimized,
 # in tests/fuzz/corpus/ for the next runs.
 FUZZCPU  ?= 3600
 FUZZJOBS ?= 2
+FUZZLOG  ?= tests/fuzz/long.tsv
 fuzz-long: fuzz
 	$(PYTHON) tests/fuzz/long.py --fuzzo $(FUZZO) --cpu $(FUZZCPU) \
-		--jobs $(FUZZJOBS) --resume $(FUZZ)
+		--jobs $(FUZZJOBS) --log $(FUZZLOG) --resume $(FUZZ)
+
+# where the campaign stands, as docs/security.md's table (runs nothing)
+fuzz-table:
+	@$(PYTHON) tests/fuzz/long.py --table --cpu $(FUZZCPU) --log $(FUZZLOG) \
+		$(FUZZ)
 
 # issue 15's soak: an hour (SOAKTIME seconds) of mixed load on `facteur
 # run` with kills and write faults, every message accounted for
@@ -355,7 +362,7 @@ uninstall:
 clean:
 	rm -rf build bin
 
-.PHONY: all deps deps-test deps-ci unit check check-slow check-ci run bench \
+.PHONY: all deps deps-test deps-ci unit check check-slow check-ci run bench fuzz-table \
 	fuzz-long fuzz-corpus soak \
 	install install-files uninstall man-lint clean fuzz fuzz-run
 

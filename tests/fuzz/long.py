@@ -3,6 +3,7 @@
 
 usage: long.py [--fuzzo DIR] [--cpu SECONDS] [--jobs N] [--nice N]
                [--log FILE] [--resume] TARGET...
+       long.py --table [--cpu SECONDS] [--log FILE] TARGET...
 
 Issue 15 asks for at least one CPU-hour of fuzzing per parser. A wall-clock
 limit (libFuzzer's -max_total_time) gives less than that on a machine that
@@ -24,7 +25,13 @@ seconds, runs, coverage (edges, features), corpus size, peak RSS and the
 result: "ok", "crash ARTIFACT" or "stopped" (interrupted early by the user).
 --resume counts the CPU of a target's earlier runs in the log that found
 nothing (finished or interrupted) and runs it only for what is left, so a
-long campaign can be spread over several days.
+long campaign can be spread over several days. `make fuzz-long` keeps
+its log in tests/fuzz/long.tsv, committed, so the campaign also outlives
+the machine; lines starting with '#' are comments.
+
+--table runs nothing: it prints, from the log, the Markdown table that
+docs/security.md shows (per target: CPU credited, executions, coverage
+at its last run, findings) and the total.
 
 Exit status: 0 when every target ran its time without a finding, 1 when a
 fuzzer found a crash, leak or timeout (its artifact is named), 2 on bad
@@ -165,9 +172,56 @@ def credited(log):
     with open(log) as f:
         for line in f:
             p = line.rstrip("\n").split("\t")
+            if line.startswith("#"):
+                continue
             if len(p) >= 10 and p[9] in ("ok", "stopped"):
                 cpu[p[1]] = cpu.get(p[1], 0.0) + float(p[2])
     return cpu
+
+
+def summary(log, targets):
+    """per target, from the log: CPU credited, executions summed over the
+    credited runs, coverage at the last run, and the runs with a finding"""
+    out = {t: {"cpu": 0.0, "runs": 0, "cov": "", "ft": "", "found": 0}
+           for t in targets}
+    if not os.path.exists(log):
+        return out
+    with open(log) as f:
+        for line in f:
+            p = line.rstrip("\n").split("\t")
+            if len(p) < 10 or line.startswith("#") or p[1] not in out:
+                continue
+            o = out[p[1]]
+            if p[9] in ("ok", "stopped"):
+                o["cpu"] += float(p[2])
+                o["runs"] += int(p[4] or 0)
+            else:
+                o["found"] += 1
+            if p[5]:
+                o["cov"], o["ft"] = p[5], p[6]
+    return out
+
+
+def table(log, targets, hour):
+    """the Markdown table of docs/security.md's campaign section"""
+    s = summary(log, targets)
+    rows = sorted(targets, key=lambda t: (-min(s[t]["cpu"], hour), t))
+    print("| target | CPU s credited (of {:,.0f}) | runs (executions) | "
+          "edges / features at the last run | findings |".format(hour))
+    print("| --- | --- | --- | --- | --- |")
+    total, done = 0.0, 0
+    for t in rows:
+        o = s[t]
+        total += min(o["cpu"], hour)
+        done += o["cpu"] >= hour
+        cpu = "{:,.0f}".format(o["cpu"]) + (" (done)" if o["cpu"] >= hour
+                                             else "")
+        runs = "{:,}".format(o["runs"]) if o["runs"] else ""
+        cov = f"{o['cov']} / {o['ft']}" if o["cov"] else ""
+        print(f"| `{t}` | {cpu} | {runs} | {cov} | {o['found']} |")
+    print(f"\n{total:,.0f} CPU seconds of {hour * len(targets):,.0f}; "
+          f"{done} of {len(targets)} targets done.")
+    return 0
 
 
 def main():
@@ -178,9 +232,12 @@ def main():
     ap.add_argument("--nice", type=int, default=19)
     ap.add_argument("--log")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--table", action="store_true")
     ap.add_argument("targets", nargs="+")
     args = ap.parse_args()
     log = args.log or os.path.join(args.fuzzo, "long.tsv")
+    if args.table:
+        return table(log, args.targets, args.cpu)
     for t in args.targets:
         if not os.access(os.path.join(args.fuzzo, t), os.X_OK):
             sys.exit(f"long.py: {args.fuzzo}/{t}: not built (make fuzz)")
