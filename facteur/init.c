@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -460,6 +461,29 @@ static int chown_below(int dirfd, uid_t uid, gid_t gid)
 	return r;
 }
 
+/* Two useradd runs at once can both succeed and lose one of the two
+ * entries (seen: two inits started together on a machine without the
+ * user, each chowned its root to its own uid, /etc/passwd kept one), so
+ * inits take turns here; /run is root's alone, so no user can hold it */
+#define INIT_LOCK "/run/facteur-init.lock"
+
+/* user_lock - the turn of this init: a descriptor to close, or -1 where
+ * /run cannot hold the lock (the init goes on as before) */
+static int user_lock(void)
+{
+	int fd = open(INIT_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		      0600);
+
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
 /* give_to_mailuser - as root: make the mail user, give it the root's
  * content (ROOT itself stays root's) */
 static int give_to_mailuser(struct init *in, struct str *user, int *made,
@@ -467,7 +491,7 @@ static int give_to_mailuser(struct init *in, struct str *user, int *made,
 {
 	struct passwd *pw;
 	char *home;
-	int fd, r;
+	int fd, r, lock;
 
 	r = ctl_get(in->root, "mailuser", MAILUSER_DEFAULT, user);
 	if (r < 0)
@@ -477,28 +501,39 @@ static int give_to_mailuser(struct init *in, struct str *user, int *made,
 			       "useradd accepts", user->s);
 		return -EINVAL;
 	}
+	lock = user_lock();
 	errno = 0;
 	if (!(pw = getpwnam(user->s))) {
-		if (errno)
-			return -errno;
+		if (errno) {
+			r = -errno;
+			goto unlock;
+		}
 		/* useradd wants an absolute home directory */
-		if (!(home = realpath(in->root, NULL)))
-			return -errno;
+		if (!(home = realpath(in->root, NULL))) {
+			r = -errno;
+			goto unlock;
+		}
 		r = useradd(home, user->s, err);
 		free(home);
 		*made = r == 0;
-		/* a concurrent init may have made the user first */
+		/* an init without the lock may have made the user first */
 		errno = 0;
-		if (!(pw = getpwnam(user->s)))
-			return r < 0 ? r : errno ? -errno : -ENOENT;
+		if (!(pw = getpwnam(user->s))) {
+			r = r < 0 ? r : errno ? -errno : -ENOENT;
+			goto unlock;
+		}
 		err->len = 0;
 	}
-	if (pw->pw_uid == 0)
-		return 0;
-	fd = open(in->root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	return chown_below(fd, pw->pw_uid, pw->pw_gid);
+	r = 0;
+	if (pw->pw_uid != 0) {
+		fd = open(in->root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			  O_CLOEXEC);
+		r = fd < 0 ? -errno : chown_below(fd, pw->pw_uid, pw->pw_gid);
+	}
+unlock:
+	if (lock >= 0)
+		close(lock);
+	return r;
 }
 
 /* summary - what was made and what to do next */
