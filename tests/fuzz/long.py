@@ -162,20 +162,26 @@ class Run:
         return row, res
 
 
+def rows(log):
+    """the log's run lines, split into their ten fields (comments and
+    short lines skipped); none when there is no log yet"""
+    if not os.path.exists(log):
+        return
+    with open(log) as f:
+        for line in f:
+            p = line.rstrip("\n").split("\t")
+            if not line.startswith("#") and len(p) >= 10:
+                yield p
+
+
 def credited(log):
     """CPU seconds each target has had in earlier runs that ended without
     a finding ("ok" or "stopped"): a run that resumes starts from the
     corpus those grew, so together they are one campaign"""
     cpu = {}
-    if not os.path.exists(log):
-        return cpu
-    with open(log) as f:
-        for line in f:
-            p = line.rstrip("\n").split("\t")
-            if line.startswith("#"):
-                continue
-            if len(p) >= 10 and p[9] in ("ok", "stopped"):
-                cpu[p[1]] = cpu.get(p[1], 0.0) + float(p[2])
+    for p in rows(log):
+        if p[9] in ("ok", "stopped"):
+            cpu[p[1]] = cpu.get(p[1], 0.0) + float(p[2])
     return cpu
 
 
@@ -184,21 +190,17 @@ def summary(log, targets):
     credited runs, coverage at the last run, and the runs with a finding"""
     out = {t: {"cpu": 0.0, "runs": 0, "cov": "", "ft": "", "found": 0}
            for t in targets}
-    if not os.path.exists(log):
-        return out
-    with open(log) as f:
-        for line in f:
-            p = line.rstrip("\n").split("\t")
-            if len(p) < 10 or line.startswith("#") or p[1] not in out:
-                continue
-            o = out[p[1]]
-            if p[9] in ("ok", "stopped"):
-                o["cpu"] += float(p[2])
-                o["runs"] += int(p[4] or 0)
-            else:
-                o["found"] += 1
-            if p[5]:
-                o["cov"], o["ft"] = p[5], p[6]
+    for p in rows(log):
+        o = out.get(p[1])
+        if o is None:
+            continue
+        if p[9] in ("ok", "stopped"):
+            o["cpu"] += float(p[2])
+            o["runs"] += int(p[4] or 0)
+        else:
+            o["found"] += 1
+        if p[5]:
+            o["cov"], o["ft"] = p[5], p[6]
     return out
 
 
