@@ -3,7 +3,8 @@
  *	facteur - make, check and run a Facteur root
  *
  * SYNOPSIS
- *	facteur init [--root DIR] [--hostname NAME] [--dev]
+ *	facteur init [--root DIR] [--hostname NAME] [--mailuser USER]
+ *	             [--dev]
  *	facteur doctor [--root DIR]
  *	facteur run [--root DIR]
  *	facteur --help
@@ -18,8 +19,9 @@
  *	database, empty assign.cdb and rcpthosts.cdb, and a self-signed
  *	EC P-256 certificate for the host name, valid ten years. --dev
  *	listens on 127.0.0.1 ports 2525, 2587, 2465, 2110, 2995 and adds
- *	localhost and 127.0.0.1 to the certificate. A root that already
- *	has control/ is left alone. init (init.c) stops at the first
+ *	localhost and 127.0.0.1 to the certificate. --mailuser sets
+ *	control/mailuser (default facteur), the user init makes as root. A
+ *	root that already has control/ is left alone. init (init.c) stops at the first
  *	failure and says what is left half made.
  *
  *	doctor (doctor.c) runs a table of checks and prints one line each:
@@ -118,7 +120,8 @@ const struct layout_dir layout_dirs[] = {
 const size_t layout_count = sizeof layout_dirs / sizeof layout_dirs[0];
 
 static const char usage_text[] =
-	"usage: facteur init [--root DIR] [--hostname NAME] [--dev]\n"
+	"usage: facteur init [--root DIR] [--hostname NAME] [--mailuser USER]\n"
+	"                    [--dev]\n"
 	"       facteur doctor [--root DIR]\n"
 	"       facteur run [--root DIR]\n"
 	"       facteur --help\n";

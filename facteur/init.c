@@ -48,10 +48,47 @@ static const struct {
 struct init {
 	const char *root;
 	const char *host_arg;
+	const char *mailuser;	/* control/mailuser */
 	int dev;
 	struct str host;
 	struct str path;	/* scratch */
 };
+
+/* user_name_ok - a name useradd takes and cannot read as an option */
+static int user_name_ok(const char *n)
+{
+	size_t i;
+
+	if (!((*n >= 'a' && *n <= 'z') || *n == '_') || strlen(n) > 32)
+		return 0;
+	for (i = 1; n[i]; i++)
+		if (!((n[i] >= 'a' && n[i] <= 'z') ||
+		      (n[i] >= '0' && n[i] <= '9') || n[i] == '_' ||
+		      n[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* valued - whether argv[*i] is NAME, as "NAME VALUE" or "NAME=VALUE";
+ * the value in *out and *i past it; WHAT names the value in the error */
+static int valued(int argc, char **argv, int *i, const char *name,
+		  const char *what, const char **out)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n))
+		return 0;
+	if (argv[*i][n] == '=') {
+		*out = argv[*i] + n + 1;
+		return 1;
+	}
+	if (argv[*i][n])
+		return 0;
+	if (*i + 1 >= argc)
+		usage_die("%s needs %s", name, what);
+	*out = argv[++*i];
+	return 1;
+}
 
 /* parse - the flags of init; anything else is a usage error */
 static void parse(struct init *in, int argc, char **argv)
@@ -61,17 +98,22 @@ static void parse(struct init *in, int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--dev"))
 			in->dev = 1;
-		else if (!strcmp(argv[i], "--hostname") && i + 1 < argc)
-			in->host_arg = argv[++i];
-		else if (!strncmp(argv[i], "--hostname=", 11))
-			in->host_arg = argv[i] + 11;
-		else if (!strcmp(argv[i], "--hostname"))
-			usage_die("--hostname needs a name");
+		else if (valued(argc, argv, &i, "--hostname", "a name",
+				&in->host_arg) ||
+			 valued(argc, argv, &i, "--mailuser", "a user name",
+				&in->mailuser))
+			continue;
 		else if (argv[i][0] == '-')
 			usage_die("unknown option %s", argv[i]);
 		else
 			usage_die("unexpected argument %s", argv[i]);
 	}
+	/* checked before anything is made: a root is never half made for a
+	 * name useradd would refuse or read as an option */
+	if (!user_name_ok(in->mailuser))
+		usage_die("--mailuser: %s is not a user name useradd accepts "
+			  "(a-z or _, then a-z, 0-9, _ or -, at most 32)",
+			  in->mailuser);
 }
 
 /* pick_host - --hostname, else the system host name, checked and folded */
@@ -266,7 +308,9 @@ static int write_ctls(struct init *in, const char **what)
 		r = put_ctl(in, "relayrules", &v);
 	if (r == 0) {
 		*what = "control/mailuser";
-		r = str_copys(&v, MAILUSER_DEFAULT "\n");
+		r = str_copys(&v, in->mailuser);
+		if (r == 0)
+			r = str_catc(&v, '\n');
 	}
 	if (r == 0)
 		r = put_ctl(in, "mailuser", &v);
@@ -317,21 +361,6 @@ static int make_cdbs(struct init *in, const char **what)
 		str_free(&err);
 	}
 	return r;
-}
-
-/* user_name_ok - a name useradd takes and cannot read as an option */
-static int user_name_ok(const char *n)
-{
-	size_t i;
-
-	if (!((*n >= 'a' && *n <= 'z') || *n == '_') || strlen(n) > 32)
-		return 0;
-	for (i = 1; n[i]; i++)
-		if (!((n[i] >= 'a' && n[i] <= 'z') ||
-		      (n[i] >= '0' && n[i] <= '9') || n[i] == '_' ||
-		      n[i] == '-'))
-			return 0;
-	return 1;
 }
 
 /* read_err - what useradd said, bounded, first line only */
@@ -576,7 +605,8 @@ static int half_made(struct init *in, const char *what, int r,
 /* cmd_init - facteur init */
 int cmd_init(const char *root, int argc, char **argv)
 {
-	struct init in = {root, NULL, 0, STR_INIT, STR_INIT};
+	struct init in = {.root = root, .mailuser = MAILUSER_DEFAULT,
+			   .host = STR_INIT, .path = STR_INIT};
 	struct str user = STR_INIT, err = STR_INIT, tls = STR_INIT;
 	const char *what = "";
 	struct stat st;

@@ -162,6 +162,68 @@ def test_init_bad_hostname(ctx):
     assert not os.path.exists(root)
 
 
+def test_init_bad_mailuser(ctx):
+    """A name useradd would refuse, or read as an option, is a usage
+    error before anything is made."""
+    root = os.path.join(ctx.tmp, "r")
+    for bad in ["-o", "Root", "9lives", "a b", "a/b", "x" * 33, ""]:
+        p = ctx.run("facteur", "init", "--root", root, "--mailuser", bad,
+                    root=False, check=2)
+        assert p.err.startswith("facteur: --mailuser: "), p.err
+        assert "\nusage: facteur init" in p.err, p.err
+        assert not os.path.exists(root)
+
+
+def init_lock():
+    """The lock facteur init holds around useradd (/run/facteur-init.lock):
+    taken here around userdel, so that removing the test's user never
+    races another test's init making `facteur` on a fresh machine."""
+    import fcntl
+    f = open("/run/facteur-init.lock", "a")
+    fcntl.flock(f, fcntl.LOCK_EX)
+    return f
+
+
+def test_init_parallel_inits_make_one_user(ctx):
+    """Four inits at once, as root, for a mail user that does not exist:
+    one useradd, one /etc/passwd entry, and every root given to that
+    entry's uid (without init's lock two useradds could both succeed and
+    one root was left to a uid /etc/passwd no longer had)."""
+    if not AS_ROOT:
+        print("SKIP: needs root (useradd)")
+        return
+    user = "fctest" + os.urandom(4).hex()
+    roots = [os.path.join(ctx.tmp, f"r{i}") for i in range(4)]
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")
+    env.pop("FACTEUR_ROOT", None)
+    try:
+        procs = [subprocess.Popen(
+            [ctx.bin("facteur"), "init", "--root", r, "--dev",
+             "--mailuser", user], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env) for r in roots]
+        outs = [(p.communicate(timeout=120), p.returncode) for p in procs]
+        for (out, err), rc in outs:
+            assert rc == 0, err.decode(errors="replace")
+        created = sum(f"mail user   {user} (created)" in out.decode()
+                      for (out, _), _ in outs)
+        assert created == 1, [o.decode() for (o, _), _ in outs]
+        with open("/etc/passwd") as f:
+            entries = [l for l in f if l.startswith(user + ":")]
+        assert len(entries) == 1, entries
+        pw = pwd.getpwnam(user)
+        assert pw.pw_uid != 0
+        for r in roots:
+            assert read(os.path.join(r, "control/mailuser")) == user + "\n"
+            for d in ["queue", "domains", "db", "log", "control/tls"]:
+                st = os.stat(os.path.join(r, d))
+                assert (st.st_uid, st.st_gid) == (pw.pw_uid, pw.pw_gid), (
+                    r, d, st.st_uid, pw.pw_uid)
+    finally:
+        with init_lock():
+            subprocess.run(["userdel", user], capture_output=True)
+            subprocess.run(["groupdel", user], capture_output=True)
+
+
 def test_init_existing_root(ctx):
     root = ctx.init()
     before = snapshot(root)
