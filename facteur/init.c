@@ -497,19 +497,22 @@ static int chown_below(int dirfd, uid_t uid, gid_t gid)
 #define INIT_LOCK "/run/facteur-init.lock"
 
 /* user_lock - the turn of this init: a descriptor to close, or -1 where
- * /run cannot hold the lock (the init goes on as before) */
+ * /run cannot hold the lock (the init goes on, warned: one init alone,
+ * the usual case, needs no lock) */
 static int user_lock(void)
 {
 	int fd = open(INIT_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-		      0600);
+		      0600), e = errno;
 
-	if (fd < 0)
-		return -1;
-	while (flock(fd, LOCK_EX) < 0)
-		if (errno != EINTR) {
+	while (fd >= 0 && flock(fd, LOCK_EX) < 0)
+		if ((e = errno) != EINTR) {
 			close(fd);
-			return -1;
+			fd = -1;
 		}
+	if (fd < 0)
+		msg_warn("cannot lock %s: %s; going on without it (inits "
+			 "started at once could make the mail user twice)",
+			 INIT_LOCK, strerror(e));
 	return fd;
 }
 
