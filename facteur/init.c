@@ -116,6 +116,19 @@ static void parse(struct init *in, int argc, char **argv)
 			  in->mailuser);
 }
 
+/* refuse_root_user - exit 1 before anything is made when the mail user
+ * is an existing user with uid or gid 0: facteur run would refuse to run
+ * the services as it */
+static void refuse_root_user(const char *name)
+{
+	/* a lookup that fails is give_to_mailuser()'s to report */
+	struct passwd *pw = getpwnam(name);
+
+	if (pw && (pw->pw_uid == 0 || pw->pw_gid == 0))
+		msg_die(EX_REFUSED, "--mailuser: %s has uid or gid 0; the "
+			"services never run as root: name another user", name);
+}
+
 /* pick_host - --hostname, else the system host name, checked and folded */
 static int pick_host(struct init *in)
 {
@@ -616,6 +629,7 @@ int cmd_init(const char *root, int argc, char **argv)
 	int r, made = 0, ex;
 
 	parse(&in, argc, argv);
+	refuse_root_user(in.mailuser);
 	if (str_catf(&in.path, "%s/control", root) < 0)
 		msg_die(EX_TEMP, "out of memory");
 	if (lstat(in.path.s, &st) == 0)

@@ -172,6 +172,12 @@ def test_init_bad_mailuser(ctx):
         assert p.err.startswith("facteur: --mailuser: "), p.err
         assert "\nusage: facteur init" in p.err, p.err
         assert not os.path.exists(root)
+    # a user that exists with uid 0: facteur run would refuse it
+    p = ctx.run("facteur", "init", "--root", root, "--mailuser", "root",
+                root=False, check=1)
+    assert p.err == ("facteur: --mailuser: root has uid or gid 0; the "
+                     "services never run as root: name another user\n")
+    assert not os.path.exists(root)
 
 
 def init_lock():
