@@ -34,27 +34,6 @@
 #include "rules.h"
 #include "srs.h"
 
-static const struct {
-	const char *name;
-	unsigned long min, max;
-} numerics[] = {
-	{"databytes", 0, ULONG_MAX},
-	{"queuelifetime", 1, ULONG_MAX},
-	{"concurrencylocal", 1, 10000},
-	{"concurrencyremote", 1, 10000},
-	{"retrybase", 1, ULONG_MAX},
-	{"remoteport", 1, 65535},
-	{"quotawarn", 0, 100},
-	{"quotabounce", 0, 1},
-	{"popbeforesmtp", 0, ULONG_MAX},
-	{"timeoutsmtpd", 1, ULONG_MAX},
-	{"timeoutremote", 1, ULONG_MAX},
-	{"timeoutpop3", 1, ULONG_MAX},
-	{"maxsessions", 1, ULONG_MAX},
-	{"maxperip", 1, ULONG_MAX},
-	{"pop3maxfail", 1, ULONG_MAX},
-};
-
 const char *const doctor_listen_files[DOCTOR_LISTEN_FILES] = {
 	"listen.smtp", "listen.submission", "listen.smtps", "listen.pop3",
 	"listen.pop3s",
@@ -76,29 +55,35 @@ static int unreadable(struct report *p, const char *name, int r)
 		   "user or remove it", name, msg_err(r));
 }
 
-/* one_number - a numeric control file by ctl_get_ulong's rule */
-static int one_number(struct doctor *d, struct report *p, size_t i,
-		      struct str *s)
+/* one_number - a numeric control file as ctl_num() reads it: what it
+ * would hold to its range is named with the value the programs use */
+static int one_number(struct doctor *d, struct report *p,
+		      enum ctl_numid id, struct str *s)
 {
-	const char *name = numerics[i].name;
-	unsigned long u;
-	int r = ctl_get(d->root, name, "", s);
+	const struct ctl_numdef *n = &ctl_nums[id];
+	unsigned long u, used;
+	int r = ctl_get(d->root, n->name, "", s);
 
 	/* a missing or empty file means the default */
 	if (r < 0)
-		return unreadable(p, name, r);
+		return unreadable(p, n->name, r);
 	if (s->len == 0)
 		return OK;
 	if (ctl_parse_ulong(s->s, &u) < 0)
 		return say(p, FAIL, "control/%s:%zu: not a number: \"%s\"; "
 			   "write digits only, or remove the file for the "
-			   "default", name, line_of(d, name, 0), s->s);
-	if (u < numerics[i].min || u > numerics[i].max)
-		return say(p, FAIL, "control/%s:%zu: %lu is outside %lu-%lu; "
-			   "fix it, or remove the file for the default", name,
-			   line_of(d, name, 0), u, numerics[i].min,
-			   numerics[i].max);
-	return OK;
+			   "default", n->name, line_of(d, n->name, 0), s->s);
+	if (ctl_num(d->root, id, &used) != 1)
+		return OK;
+	if (id == CTL_REMOTEPORT)	/* mta-remote takes no port it holds */
+		return say(p, FAIL, "control/remoteport:%zu: %lu is outside "
+			   "1-65535, so mta-remote defers every message; fix "
+			   "it, or remove the file for port 25",
+			   line_of(d, n->name, 0), u);
+	return say(p, FAIL, "control/%s:%zu: %lu is outside %lu-%lu (the "
+		   "programs use %lu); fix it, or remove the file for the "
+		   "default", n->name, line_of(d, n->name, 0), u, n->min,
+		   n->max, used);
 }
 
 /* check_listen_lines - every line of the listen files by listen_parse */
@@ -314,8 +299,8 @@ int check_control_files(struct doctor *d, struct report *p)
 	size_t i;
 	int v = OK;
 
-	for (i = 0; i < sizeof numerics / sizeof numerics[0]; i++)
-		v = worse(v, one_number(d, p, i, &s));
+	for (i = 0; i < CTL_NUMS; i++)
+		v = worse(v, one_number(d, p, (enum ctl_numid)i, &s));
 	v = worse(v, words(d, p, &s));
 	v = worse(v, relayrules(d, p));
 	v = worse(v, resolvers(d, p));

@@ -583,8 +583,7 @@ static int connect_ms(const char *root)
 {
 	unsigned long s;
 
-	if (ctl_get_ulong(root, "timeoutconnect", 60, &s) < 0 || s == 0 ||
-	    s > DOMAIN_MS / 1000)
+	if (ctl_num(root, CTL_TIMEOUTCONNECT, &s) < 0 || s > DOMAIN_MS / 1000)
 		return DOMAIN_MS;
 	return (int)s * 1000;
 }
@@ -594,9 +593,8 @@ static unsigned long remote_port(struct doctor *d)
 {
 	unsigned long port;
 
-	if (ctl_get_ulong(d->root, "remoteport", 25, &port) < 0 || !port ||
-	    port > 65535)
-		port = 25;
+	if (ctl_num(d->root, CTL_REMOTEPORT, &port) != 0)
+		port = ctl_nums[CTL_REMOTEPORT].def;
 	return port;
 }
 

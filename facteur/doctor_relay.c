@@ -25,10 +25,6 @@
 #include "msg.h"
 #include "rules.h"
 
-/* the grant lifetime of `facteur run` and mta-smtpd when
- * control/popbeforesmtp is missing (SPEC.md) */
-#define GRANT_LIFE_DEFAULT 10800
-
 static const char *const probes[] = {"203.0.113.7", "2001:db8::7"};
 
 /* worse - keep the worst verdict seen */
@@ -120,14 +116,11 @@ static void rules_cdb(struct doctor *d, struct report *p, int *v)
 static unsigned long grant_life(struct doctor *d, struct report *p, int *v)
 {
 	unsigned long life;
-	int r = ctl_get_ulong(d->root, "popbeforesmtp", GRANT_LIFE_DEFAULT,
-			      &life);
+	int r = ctl_num(d->root, CTL_POPBEFORESMTP, &life);
 
-	if (r < 0) {
+	if (r < 0)
 		worse(v, say(p, WARN, "control/popbeforesmtp: %s; write a number "
 			 "of seconds in it", msg_err(r)));
-		life = GRANT_LIFE_DEFAULT;
-	}
 	return life;
 }
 

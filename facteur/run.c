@@ -55,7 +55,6 @@
 #define STABLE_MS 60000LL
 #define EXPIRE_MS 60000LL
 #define STOP_MS 10000LL
-#define POPBEFORESMTP_DEFAULT 10800
 
 extern char **environ;
 
@@ -498,13 +497,10 @@ static void expire_grants(struct run *ru)
 	DIR *d = NULL;
 	int fd = -1, r;
 
-	r = ctl_get_ulong(ru->root, "popbeforesmtp", POPBEFORESMTP_DEFAULT,
-			  &life);
-	if (r < 0) {
-		runlog_say(&ru->log, "control/popbeforesmtp: %s; using %d",
-			   msg_err(r), POPBEFORESMTP_DEFAULT);
-		life = POPBEFORESMTP_DEFAULT;
-	}
+	r = ctl_num(ru->root, CTL_POPBEFORESMTP, &life);
+	if (r < 0)
+		runlog_say(&ru->log, "control/popbeforesmtp: %s; using %lu",
+			   msg_err(r), life);
 	r = str_catf(&dir, "%s/open-smtp", ru->root);
 	if (r == 0 && (fd = open(dir.s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 				 O_CLOEXEC)) < 0)

@@ -10,6 +10,14 @@
  * messages of `facteur doctor`. ctl_me() is this host's name as every
  * program says it (greetings, Received: lines, bounces): control/me, else
  * SPEC's default, the system host name.
+ *
+ * The numeric settings are read by ctl_num() alone, from one table,
+ * ctl_nums[]: a setting's default (SPEC.md's) and its range live there
+ * and nowhere else, so that every program that reads a setting, and
+ * `facteur doctor` that checks it, agree. A value outside the range is
+ * held to the nearer bound and ctl_num() returns 1; a file that cannot be
+ * read or holds no number is a negative errno, with *out the default, so
+ * that a caller that goes on uses what a missing file would give.
  */
 #ifndef FACTEUR_CTL_H
 #define FACTEUR_CTL_H
@@ -31,5 +39,37 @@ int ctl_get_lines(const char *root, const char *name, struct str *out,
 int ctl_line_number(const char *root, const char *name, size_t k,
 		    size_t *line_r);
 int ctl_parse_ulong(const char *s, unsigned long *out);
+
+enum ctl_numid {
+	CTL_DATABYTES,
+	CTL_QUEUELIFETIME,
+	CTL_CONCURRENCYLOCAL,
+	CTL_CONCURRENCYREMOTE,
+	CTL_RETRYBASE,
+	CTL_REMOTEPORT,
+	CTL_TIMEOUTCONNECT,
+	CTL_QUOTAWARN,
+	CTL_QUOTABOUNCE,
+	CTL_POPBEFORESMTP,
+	CTL_TIMEOUTSMTPD,
+	CTL_TIMEOUTREMOTE,
+	CTL_TIMEOUTPOP3,
+	CTL_MAXSESSIONS,
+	CTL_MAXPERIP,
+	CTL_POP3MAXFAIL,
+	CTL_POP3PLAINTEXT,
+	CTL_SPFREJECT,
+	CTL_DMARCREJECT,
+	CTL_NUMS
+};
+
+struct ctl_numdef {
+	const char *name;
+	unsigned long def, min, max;
+};
+
+extern const struct ctl_numdef ctl_nums[CTL_NUMS];
+
+int ctl_num(const char *root, enum ctl_numid id, unsigned long *out);
 
 #endif

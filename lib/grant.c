@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ctl.h"
 #include "peer.h"
 #include "str.h"
 
@@ -90,10 +89,4 @@ int grant_set(const char *root, const char *ip, time_t at)
 		r = errno == ENOENT ? create(p.s, ts) : -errno;
 	str_free(&p);
 	return r < 0 ? r : 1;
-}
-
-/* grant_life - control/popbeforesmtp, the seconds a grant lasts */
-int grant_life(const char *root, unsigned long *life_r)
-{
-	return ctl_get_ulong(root, "popbeforesmtp", GRANT_LIFE_DEFAULT, life_r);
 }

@@ -15,19 +15,16 @@
  * anything else could name another file, and is -EINVAL. An empty IP (a
  * local client, a pipe) grants nothing and is 0. They return a negative
  * errno code on failure. Links are never followed, and a grant that is
- * not a regular file is -EINVAL. grant_life() is how long a grant lasts,
- * control/popbeforesmtp in seconds (GRANT_LIFE_DEFAULT when absent).
+ * not a regular file is -EINVAL. How long a grant lasts is
+ * control/popbeforesmtp (ctl_num(root, CTL_POPBEFORESMTP, ...)).
  */
 #ifndef FACTEUR_GRANT_H
 #define FACTEUR_GRANT_H
 
 #include <time.h>
 
-#define GRANT_LIFE_DEFAULT 10800
-
 int grant_touch(const char *root, const char *ip);
 int grant_set(const char *root, const char *ip, time_t at);
 int grant_age(const char *root, const char *ip, time_t *at_r);
-int grant_life(const char *root, unsigned long *life_r);
 
 #endif

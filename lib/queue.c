@@ -13,7 +13,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "ctl.h"
 #include "fsx.h"
 
 #define REC_MAX (1u << 20) /* no envelope field is near a megabyte */
@@ -849,10 +848,3 @@ int queue_msg_path(struct str *out, const char *root, const char *id,
 			(unsigned)(ino & 0xff), id, suffix ? suffix : "");
 }
 
-/* queue_databytes - control/databytes, the largest message any entry
- * takes; the default when the file is missing */
-int queue_databytes(const char *root, unsigned long *max_r)
-{
-	return ctl_get_ulong(root, "databytes", QUEUE_DATABYTES_DEFAULT,
-			     max_r);
-}

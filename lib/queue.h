@@ -81,16 +81,14 @@
  * could be read as an option (lib/args.h); "" (the null sender) passes.
  * Files already in the queue are not held to these: only entries are.
  *
- * The size limit is control/databytes (queue_databytes(): the file, or
- * QUEUE_DATABYTES_DEFAULT when it is missing; a negative errno when it
- * cannot be read). A writer that calls qw_limit(w, MAX) takes at most MAX
+ * The size limit is control/databytes (ctl_num(root, CTL_DATABYTES, ...)).
+ * A writer that calls qw_limit(w, MAX) takes at most MAX
  * more message bytes: qw_body() then refuses the chunk that would pass
  * it with -EFBIG (exactly MAX is accepted). mta-inject and sendmail's
  * drop/ writer cut so; mta-smtpd counts DATA itself, before a queue file
  * exists, and the drop/ pickup checks a file's size before copying it.
  */
 #define QUEUE_RCPTS_MAX 1000
-#define QUEUE_DATABYTES_DEFAULT 10485760
 
 struct qenv {
 	uint64_t arrival_us;
@@ -134,7 +132,6 @@ int queue_addr_ok(const char *addr, size_t len);
 int queue_addr_plain(const char *addr, size_t len);
 int queue_addr_entry(const char *addr, size_t len);
 int queue_rcpts_ok(size_t n);
-int queue_databytes(const char *root, unsigned long *max_r);
 int queue_qualify(const char *in, const char *me, int is_sender,
 		  struct str *out, const char **why_r);
 

@@ -37,13 +37,13 @@ static void limits(const struct server *srv, unsigned long *max,
 		   unsigned long *perip)
 {
 	*max = srv->maxsessions;
-	if (!*max && ctl_get_ulong(srv->root, "maxsessions", 1000, max) < 0)
-		*max = 1000;
+	if (!*max)
+		(void)ctl_num(srv->root, CTL_MAXSESSIONS, max);
 	if (!perip)
 		return;
 	*perip = srv->maxperip;
-	if (!*perip && ctl_get_ulong(srv->root, "maxperip", 20, perip) < 0)
-		*perip = 20;
+	if (!*perip)
+		(void)ctl_num(srv->root, CTL_MAXPERIP, perip);
 }
 
 /* over_limit - 0 when this client may be served, else 1 and why; counted

@@ -179,7 +179,7 @@ int main(int argc, char **argv)
 			"%s/control/mailuser: %s", root, priv_error(r));
 	if ((r = ctl_me(root, &me)) < 0)
 		msg_die(111, "4.3.0 cannot read control/me: %s", msg_err(r));
-	if ((r = queue_databytes(root, &databytes)) < 0)
+	if ((r = ctl_num(root, CTL_DATABYTES, &databytes)) < 0)
 		msg_die(111, "4.3.0 cannot read control/databytes: %s",
 			msg_err(r));
 	qenv_init(&e);

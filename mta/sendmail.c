@@ -408,7 +408,7 @@ static FILE *drop_open(struct drop *d, const char *root, const char *me,
 	int r;
 
 	memset(d, 0, sizeof *d);
-	r = queue_databytes(root, &d->max);
+	r = ctl_num(root, CTL_DATABYTES, &d->max);
 	if (r < 0)
 		msg_die(111, "cannot read %s/control/databytes: %s", root,
 			msg_err(r));

@@ -112,17 +112,16 @@ struct pop3d {
 	unsigned refused;	/* refusals not logged since */
 };
 
-/* num - a numeric control file with a default and a floor */
-static unsigned long num(const char *root, const char *name,
-			 unsigned long def, unsigned long min)
+/* num - a numeric control file, held within its range (lib/ctl) */
+static unsigned long num(const char *root, enum ctl_numid id)
 {
 	unsigned long v;
-	int r = ctl_get_ulong(root, name, def, &v);
+	int r = ctl_num(root, id, &v);
 
 	if (r < 0)
 		msg_die(EX_TEMP, "control/%s: %s; write a decimal number there "
-			"or remove the file", name, msg_err(r));
-	return v < min ? min : v;
+			"or remove the file", ctl_nums[id].name, msg_err(r));
+	return v;
 }
 
 /* load_cfg - every setting, once */
@@ -137,11 +136,11 @@ static void load_cfg(struct cfg *cfg, const char *root)
 	if (r < 0)
 		msg_die(EX_TEMP, "control/me: %s; is %s a Facteur root?",
 			msg_err(r), root);
-	cfg->timeout = num(root, "timeoutpop3", 600, 1);
-	cfg->maxsessions = num(root, "maxsessions", 1000, 1);
-	cfg->maxperip = num(root, "maxperip", 20, 1);
-	cfg->maxfail = num(root, "pop3maxfail", 100, 1);
-	cfg->plaintext = num(root, "pop3plaintext", 0, 0) == 1;
+	cfg->timeout = num(root, CTL_TIMEOUTPOP3);
+	cfg->maxsessions = num(root, CTL_MAXSESSIONS);
+	cfg->maxperip = num(root, CTL_MAXPERIP);
+	cfg->maxfail = num(root, CTL_POP3MAXFAIL);
+	cfg->plaintext = num(root, CTL_POP3PLAINTEXT) == 1;
 	/* unknown users are checked against a hash as costly as a real one */
 	r = login_dummy(root, &cfg->dummy, &v);
 	if (r == -EINVAL)

@@ -448,8 +448,9 @@ int cmd_share(struct vctx *c)
 	long long next = 0;
 	int r;
 
-	if (ctl_me(c->root, &sh.me) < 0 || (r = grant_life(c->root,
-							   &sh.life)) < 0)
+	if (ctl_me(c->root, &sh.me) < 0 || (r = ctl_num(c->root,
+							CTL_POPBEFORESMTP,
+							&sh.life)) < 0)
 		vfail(EX_TEMP, "share: cannot read control/me or "
 		      "control/popbeforesmtp");
 	listen_pg(&sh);

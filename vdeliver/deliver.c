@@ -157,7 +157,7 @@ static void quota_check(struct vd *v, struct target *t, uint64_t size)
 	if (!mdq_over(&t->quota, (uint64_t)t->usage.bytes,
 		      (uint64_t)t->usage.msgs, size, 1))
 		return;
-	r = ctl_get_ulong(v->root, "quotabounce", 0, &bounce);
+	r = ctl_num(v->root, CTL_QUOTABOUNCE, &bounce);
 	if (r < 0)
 		vd_fail_errno(v, r, "cannot read control/quotabounce");
 	size_text.len = 0;
@@ -267,7 +267,7 @@ static void quota_warn(struct vd *v, struct target *t, uint64_t size)
 	unsigned long pct = 90;
 	int fd, r;
 
-	if (!has_quota(t) || ctl_get_ulong(v->root, "quotawarn", 90, &pct) < 0)
+	if (!has_quota(t) || ctl_num(v->root, CTL_QUOTAWARN, &pct) < 0)
 		return;
 	if (!mdq_reached(&t->quota, bytes, msgs, pct)) {
 		(void)unlinkat(t->md.dfd, "quotawarn", 0);

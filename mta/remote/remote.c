@@ -465,24 +465,15 @@ static int controls(const char *root, struct job *j, struct plan *p,
 		return r;
 	j->me = me->s;
 	*what = "timeoutremote";
-	if ((r = ctl_get_ulong(root, "timeoutremote", 1200, &j->timeout)) < 0)
+	if ((r = ctl_num(root, CTL_TIMEOUTREMOTE, &j->timeout)) < 0)
 		return r;
 	*what = "timeoutconnect";
-	if ((r = ctl_get_ulong(root, "timeoutconnect", 60, &j->ctimeout)) < 0)
+	if ((r = ctl_num(root, CTL_TIMEOUTCONNECT, &j->ctimeout)) < 0)
 		return r;
+	/* a port held to 1-65535 is not the one written: no guess */
 	*what = "remoteport";
-	if ((r = ctl_get_ulong(root, "remoteport", 25, &p->port)) < 0)
-		return r;
-	if (p->port == 0 || p->port > 65535)
-		return -ERANGE;
-	if (j->timeout == 0)
-		j->timeout = 1;
-	if (j->ctimeout == 0)
-		j->ctimeout = 1;
-	if (j->timeout > 86400)
-		j->timeout = 86400;
-	if (j->ctimeout > 86400)
-		j->ctimeout = 86400;
+	if ((r = ctl_num(root, CTL_REMOTEPORT, &p->port)) != 0)
+		return r < 0 ? r : -ERANGE;
 	return 0;
 }
 

@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "date.h"
 #include "qsign.h"
 #include "send.h"
@@ -480,8 +481,7 @@ int drop_pickup(struct send *s)
 
 	if (!s->drop_dir && (r = pass_start(s)) < 0)
 		return r;
-	if (queue_databytes(s->root, &t.max) < 0)
-		t.max = QUEUE_DATABYTES_DEFAULT;
+	(void)ctl_num(s->root, CTL_DATABYTES, &t.max); /* else the default */
 	t.buf = malloc(CHUNK);
 	if (!t.buf) {
 		slog("warning: out of memory for %s/drop", s->root);

@@ -96,39 +96,28 @@
 static const char usage_text[] =
 	"usage: mta-send [--root DIR] [--check [--repair]]\n";
 
-/* config - the numbers of the control files, each kept within its
- * bounds; one that cannot be read is logged and its default used */
+/* config - the numbers of the control files, each held within its
+ * range (lib/ctl); one that cannot be read is logged and its default used */
 static void config(struct send *s)
 {
 	static const struct {
-		const char *name;
-		unsigned long def, min, max;
+		enum ctl_numid id;
 		size_t off;
 	} nums[] = {
-		{"concurrencylocal", 10, 1, 1000,
-		 offsetof(struct send, conc_local)},
-		{"concurrencyremote", 20, 1, 1000,
-		 offsetof(struct send, conc_remote)},
-		{"retrybase", 20, 1, 86400, offsetof(struct send, retrybase)},
-		{"queuelifetime", 604800, 0, 100000000,
-		 offsetof(struct send, lifetime)},
+		{CTL_CONCURRENCYLOCAL, offsetof(struct send, conc_local)},
+		{CTL_CONCURRENCYREMOTE, offsetof(struct send, conc_remote)},
+		{CTL_RETRYBASE, offsetof(struct send, retrybase)},
+		{CTL_QUEUELIFETIME, offsetof(struct send, lifetime)},
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof nums / sizeof *nums; i++) {
-		unsigned long v;
-		int r = ctl_get_ulong(s->root, nums[i].name, nums[i].def, &v);
+		unsigned long *v = (unsigned long *)((char *)s + nums[i].off);
+		int r = ctl_num(s->root, nums[i].id, v);
 
-		if (r < 0) {
-			slog("warning: control/%s: %s; using %lu", nums[i].name,
-			     msg_err(r), nums[i].def);
-			v = nums[i].def;
-		}
-		if (v < nums[i].min)
-			v = nums[i].min;
-		if (v > nums[i].max)
-			v = nums[i].max;
-		*(unsigned long *)((char *)s + nums[i].off) = v;
+		if (r < 0)
+			slog("warning: control/%s: %s; using %lu",
+			     ctl_nums[nums[i].id].name, msg_err(r), *v);
 	}
 	if (ctl_me(s->root, &s->me) < 0 ||
 	    ctl_get(s->root, "doublebounceto", "postmaster", &s->dbto) < 0)

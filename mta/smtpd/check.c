@@ -138,8 +138,7 @@ int check_pbs(const char *root, const char *ip)
 
 	if (strchr(ip, '/') || ip[0] == '.')
 		return 0;
-	r = ctl_get_ulong(root, "popbeforesmtp", 10800, &max);
-	if (r < 0)
+	if ((r = ctl_num(root, CTL_POPBEFORESMTP, &max)) < 0)
 		return r;
 	if (str_catf(&p, "%s/open-smtp/%s", root, ip) < 0)
 		return -ENOMEM;

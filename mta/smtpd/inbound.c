@@ -105,7 +105,8 @@ const char *inbound_spf(struct session *s)
 		return NULL;
 	/* a file we cannot read: off, as by default; a fail is never
 	 * worth a 4xx */
-	if (ctl_get_ulong(s->root, "spfreject", 0, &reject) < 0 || !reject)
+	(void)ctl_num(s->root, CTL_SPFREJECT, &reject);
+	if (!reject)
 		return NULL;
 	return "550 5.7.23 SPF check failed: the sender's domain does not "
 	       "allow this host to send its mail";
@@ -283,8 +284,7 @@ static int refused(const struct session *s, const struct dmarc_result *v)
 
 	if (v->res != DMARC_FAIL || v->applied != DMARC_P_REJECT)
 		return 0;	/* temperror above all: never */
-	if (ctl_get_ulong(s->root, "dmarcreject", 1, &on) < 0)
-		on = 1;	/* unreadable: the default */
+	(void)ctl_num(s->root, CTL_DMARCREJECT, &on); /* unreadable: 1 */
 	return on != 0;
 }
 

@@ -106,7 +106,6 @@ static void serve(struct smtpd *srv, int rfd, int wfd, enum port_kind kind,
 {
 	struct session s;
 	unsigned long timeout;
-	int r;
 
 	memset(&s, 0, sizeof s);
 	s.root = srv->root;
@@ -115,11 +114,10 @@ static void serve(struct smtpd *srv, int rfd, int wfd, enum port_kind kind,
 	s.auth_delay = 1;
 	s.limit = srv->limit;
 	qenv_init(&s.env);
-	if ((r = ctl_get_ulong(srv->root, "timeoutsmtpd", 300, &timeout)) < 0)
-		timeout = 300;
-	if ((r = queue_databytes(srv->root, &s.databytes)) < 0)
-		s.databytes = QUEUE_DATABYTES_DEFAULT;
-	conn_init(&s.c, rfd, wfd, timeout > 86400 ? 86400 : timeout);
+	/* unreadable: the defaults (doctor names the file) */
+	(void)ctl_num(srv->root, CTL_TIMEOUTSMTPD, &timeout);
+	(void)ctl_num(srv->root, CTL_DATABYTES, &s.databytes);
+	conn_init(&s.c, rfd, wfd, timeout);
 	if (ctl_me(srv->root, &s.me) < 0 ||
 	    str_copys(&s.ip, ip) < 0) {
 		(void)conn_reply(&s.c, "421 4.3.0 cannot read control/me");

@@ -132,6 +132,29 @@ def test_doctor_control_lines(ctx):
     assert "listen.smtp:3" not in o["message"], o
 
 
+def test_doctor_control_ranges(ctx):
+    """a number outside its range (lib/ctl's table, which every program
+    reads through) is named with the value the programs use instead"""
+    ctx.init()
+    write(ctx, "concurrencyremote", "5000\n")
+    write(ctx, "pop3plaintext", "2\n")
+    write(ctx, "remoteport", "70000\n")
+    write(ctx, "queuelifetime", "0\n")     # in range: bounce at once
+    o = js(ctx, check=1)["control"]
+    assert o["status"] == "FAIL", o
+    m = o["message"]
+    assert ("control/concurrencyremote:1: 5000 is outside 1-1000 (the "
+            "programs use 1000)") in m, m
+    assert ("control/pop3plaintext:1: 2 is outside 0-1 (the programs "
+            "use 1)") in m, m
+    assert ("control/remoteport:1: 70000 is outside 1-65535, so "
+            "mta-remote defers every message") in m, m
+    assert "queuelifetime" not in m, m
+    for name in ("concurrencyremote", "pop3plaintext", "remoteport"):
+        os.unlink(ctx.path("control", name))
+    assert doctor(ctx)["control"] == "ok control"
+
+
 def test_doctor_control_rules_resolvers(ctx):
     ctx.init()
     write(ctx, "relayrules", '127.:allow,RELAYCLIENT=""\n\n10.1.x:allow\n')

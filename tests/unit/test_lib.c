@@ -529,6 +529,58 @@ static void test_ctl_me(const char *root, struct str *s, struct str *p)
 	CHECK_STR("ctl.me_file", str_cstr(s), "mx.example");
 }
 
+/* test_ctl_num - the numeric settings: one table, SPEC.md's defaults, a
+ * value outside its range held to the nearer bound (1), junk the default */
+static void test_ctl_num(const char *root, struct str *p)
+{
+	static const struct {
+		enum ctl_numid id;
+		const char *content;	/* NULL: no such file */
+		int want_r;
+		unsigned long want;
+	} cases[] = {
+		{CTL_DATABYTES, NULL, 0, 10485760},
+		{CTL_QUEUELIFETIME, NULL, 0, 604800},
+		{CTL_CONCURRENCYREMOTE, NULL, 0, 20},
+		{CTL_POPBEFORESMTP, NULL, 0, 10800},
+		{CTL_DMARCREJECT, NULL, 0, 1},
+		{CTL_TIMEOUTPOP3, "45\n", 0, 45},
+		{CTL_TIMEOUTSMTPD, "0\n", 1, 1},
+		{CTL_CONCURRENCYLOCAL, "5000\n", 1, 1000},
+		{CTL_QUOTABOUNCE, "2\n", 1, 1},
+		{CTL_REMOTEPORT, "70000\n", 1, 65535},
+		{CTL_QUOTAWARN, "ninety\n", -EINVAL, 90},
+		{CTL_RETRYBASE, "99999999999999999999999\n", -ERANGE, 20},
+	};
+	unsigned long u;
+	size_t i, j;
+
+	for (i = 0; i < CTL_NUMS; i++) {
+		const struct ctl_numdef *n = &ctl_nums[i];
+		int dup = 0;
+
+		CHECK(tt_name("ctl.num_def_in_range[%zu]", i), n->name &&
+		      n->min <= n->def && n->def <= n->max);
+		for (j = 0; n->name && j < i; j++)
+			dup |= strcmp(ctl_nums[j].name, n->name) == 0;
+		CHECK(tt_name("ctl.num_unique[%zu]", i), !dup);
+	}
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *name = ctl_nums[cases[i].id].name;
+
+		ctl_path(p, root, name);
+		unlink(p->s);
+		if (cases[i].content)
+			put_file(p->s, cases[i].content,
+				 strlen(cases[i].content));
+		u = 12345;
+		CHECK_INT(tt_name("ctl.num_r[%s]", name),
+			  ctl_num(root, cases[i].id, &u), cases[i].want_r);
+		CHECK_U64(tt_name("ctl.num[%s]", name), u, cases[i].want);
+		unlink(p->s);
+	}
+}
+
 /* test_ctl - control files, their defaults and number parsing */
 static void test_ctl(void)
 {
@@ -642,6 +694,7 @@ static void test_ctl(void)
 	ctl_line_number(root, "numbered", 0, &n);
 	CHECK_INT("ctl.line_number_get_blank_first", n, 3);
 	test_ctl_me(root, &s, &p);
+	test_ctl_num(root, &p);
 	str_free(&s);
 	str_free(&p);
 }

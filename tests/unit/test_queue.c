@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "fsx.h"
 #include "queue.h"
 #include "tinytest.h"
@@ -218,7 +219,8 @@ static void test_lf(void)
 		 "lf_bytewise", "o=%zu cr=%d", o, cr);
 }
 
-/* test_databytes - control/databytes, or the default when missing */
+/* test_databytes - control/databytes, or SPEC's default when missing or
+ * unreadable */
 static void test_databytes(void)
 {
 	struct str d = STR_INIT;
@@ -227,17 +229,16 @@ static void test_databytes(void)
 
 	str_catf(&d, "%s/control", root);
 	fsx_mkdir_p(d.s, 0700);
-	r = queue_databytes(root, &v);
-	tt_check(r == 0 && v == QUEUE_DATABYTES_DEFAULT &&
-		 QUEUE_DATABYTES_DEFAULT == 10485760, "databytes_default",
-		 "r=%d v=%lu", r, v);
+	r = ctl_num(root, CTL_DATABYTES, &v);
+	tt_check(r == 0 && v == 10485760, "databytes_default", "r=%d v=%lu",
+		 r, v);
 	str_cats(&d, "/databytes");
 	fsx_write_atomic(d.s, "12345\n", 6, 0644);
-	r = queue_databytes(root, &v);
+	r = ctl_num(root, CTL_DATABYTES, &v);
 	tt_check(r == 0 && v == 12345, "databytes_file", "r=%d v=%lu", r, v);
 	fsx_write_atomic(d.s, "lots\n", 5, 0644);
-	r = queue_databytes(root, &v);
-	tt_check(r < 0, "databytes_bad", "r=%d v=%lu", r, v);
+	r = ctl_num(root, CTL_DATABYTES, &v);
+	tt_check(r < 0 && v == 10485760, "databytes_bad", "r=%d v=%lu", r, v);
 	str_free(&d);
 }
 

@@ -1,7 +1,7 @@
 /*
  * test_share - what several hosts share (docs/scale-out.md), the library
- * side: lib/grant's grant_set/grant_age/grant_life (a grant of another
- * host applied here, never moved back, never through a link), and
+ * side: lib/grant's grant_set/grant_age and control/popbeforesmtp (a
+ * grant of another host applied here, never moved back, never through a link), and
  * lib/limit's table of the other hosts' failures (limit_key_text, the
  * file vadmin share writes and the servers read, its eviction rule) and
  * limit_share (counts add the file's, failures are told to
@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "grant.h"
 #include "limit.h"
 #include "str.h"
@@ -68,13 +69,13 @@ static void test_grant_set(void)
 	check_i("set_link", grant_set(root, "192.0.2.8", 7000), -EINVAL);
 	tt_check(access("/nonexistent-share-target", F_OK) < 0, "link_kept",
 		 "followed");
-	check_i("life_default", grant_life(root, &life), 0);
-	check_i("life_default_value", (long)life, GRANT_LIFE_DEFAULT);
+	check_i("life_default", ctl_num(root, CTL_POPBEFORESMTP, &life), 0);
+	check_i("life_default_value", (long)life, 10800);
 	if ((f = fopen(path("control/popbeforesmtp"), "w"))) {
 		fputs("60\n", f);
 		fclose(f);
 	}
-	(void)grant_life(root, &life);
+	(void)ctl_num(root, CTL_POPBEFORESMTP, &life);
 	check_i("life_file", (long)life, 60);
 }
 
