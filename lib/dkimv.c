@@ -137,7 +137,9 @@ static int number(const char *v, size_t n, uint64_t *out)
 	return 0;
 }
 
-/* lower_name - a DNS name tag's value, folded, checked */
+/* lower_name - a DNS name tag's value, folded, checked; a value that is
+ * no name is not kept, so that a signature's d= and s= are names or
+ * nothing (what reports and DMARC read of a failed signature) */
 static int lower_name(const char *v, const struct dkimv_tag *t,
 		      struct str *out)
 {
@@ -145,11 +147,15 @@ static int lower_name(const char *v, const struct dkimv_tag *t,
 
 	if (!t || !t->len || t->len > 253 || str_copyb(out, v + t->off,
 						       t->len) < 0)
-		return -EINVAL;
+		goto bad;
 	for (i = 0; i < out->len; i++)
 		if (out->s[i] >= 'A' && out->s[i] <= 'Z')
 			out->s[i] = (char)(out->s[i] + 32);
-	return dns_name_ok(out->s) ? 0 : -EINVAL;
+	if (dns_name_ok(out->s))
+		return 0;
+bad:
+	str_free(out);
+	return -EINVAL;
 }
 
 /* dkimv_sig_init - an empty parsed signature */

@@ -204,6 +204,20 @@ def test_bounds_many_and_huge_signatures(t):
     assert took < 30, took
 
 
+def test_names_that_are_not_names_are_left_out(t):
+    """a d= or s= that is no DNS name is a permerror, and the A-R field
+    names no such d= or s= (fuzz_dkimv kept one, 2026-12-07)"""
+    setup(t)
+    tail = (b" h=from; bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;"
+            b" b=AAAA\r\n")
+    msg = (b"DKIM-Signature: v=1; a=rsa-sha256; d=a..example; s=s1;" + tail
+           + b"DKIM-Signature: v=1; a=rsa-sha256; d=signer.test; s=b!x;"
+           + tail + MSG)
+    (q,) = send(t, [msg])
+    assert results(q) == [("permerror", None, None),
+                          ("permerror", "signer.test", None)], results(q)
+
+
 def test_dns_never_answers_is_temperror_and_accepted(t):
     setup(t)
     ed, _ = ed_key()

@@ -14,6 +14,7 @@
 
 #include "authres.h"
 #include "dkimv.h"
+#include "dns.h"
 #include "sasl.h"
 #include "tinytest.h"
 
@@ -235,6 +236,11 @@ static void test_sig_parse(void)
 		 " h=from;" SIG_TAIL, -EINVAL, 0, 0, 0},
 		{"DKIM-Signature: v=1; a=rsa-sha256; d=a..example; s=s1; h=from;"
 		 SIG_TAIL, -EINVAL, 0, 0, 0},
+		/* no name: not kept (fuzz_dkimv's finding of 2026-12-07) */
+		{"DKIM-Signature: v=1; a=rsa-sha256; d=si\x8e\x8e; s=s1; h=from;"
+		 SIG_TAIL, -EINVAL, 0, 0, 0},
+		{"DKIM-Signature: v=1; a=rsa-sha256; d=a.example; s=s\x8e" "1; "
+		 "h=from;" SIG_TAIL, -EINVAL, 0, 0, 0},
 		{"DKIM-Signature: v=1; a=rsa-sha256; d=a.example; s=s1; h=from;"
 		 " bh=AAAA; b=AAAA\n", -EINVAL, 0, 0, 0},	/* bh= short */
 		{"DKIM-Signature: v=1; a=rsa-sha256; d=a.example; s=s1; h=from;"
@@ -263,6 +269,11 @@ static void test_sig_parse(void)
 			  !strcmp(s.d.s, "a.example"))),
 			 tt_name("sig_parse_%zu", i), "r %d hs %d bs %d (%s)", r,
 			 s.hsimple, s.bsimple, why ? why : "");
+		/* kept or not, d= and s= are names or nothing */
+		tt_check((!s.d.s || dns_name_ok(s.d.s)) &&
+			 (!s.s.s || dns_name_ok(s.s.s)),
+			 tt_name("sig_parse_names_%zu", i), "d %s s %s",
+			 s.d.s ? s.d.s : "-", s.s.s ? s.s.s : "-");
 		dkimv_sig_free(&s);
 	}
 }
