@@ -122,7 +122,7 @@ const size_t layout_count = sizeof layout_dirs / sizeof layout_dirs[0];
 static const char usage_text[] =
 	"usage: facteur init [--root DIR] [--hostname NAME] [--mailuser USER]\n"
 	"                    [--dev]\n"
-	"       facteur doctor [--root DIR]\n"
+	"       facteur doctor [--root DIR] [--json] [--fix] [--timing]\n"
 	"       facteur run [--root DIR]\n"
 	"       facteur --help\n";
 
