@@ -246,14 +246,27 @@ int conn_getline(struct conn *c, struct str *line, size_t max)
 /* conn_getbyte - see conn.h */
 int conn_getbyte(struct conn *c, int *byte_r)
 {
-	if (c->ipos == c->in.len) {
-		int r = more_input(c, deadline(c));
-
-		if (r < 0)
-			return r;
+	if (c->win_left == 0) {
+		c->win_until = deadline(c);
+		c->win_left = CONN_WINDOW;
 	}
+	if (c->ipos == c->in.len) {
+		int r = more_input(c, c->win_until);
+
+		if (r < 0) {
+			c->win_left = 0;
+			return r;
+		}
+	}
+	c->win_left--;
 	*byte_r = (unsigned char)c->in.s[c->ipos++];
 	return 0;
+}
+
+/* conn_window - see conn.h */
+void conn_window(struct conn *c)
+{
+	c->win_left = 0;
 }
 
 /* conn_put - see conn.h */

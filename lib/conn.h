@@ -53,7 +53,11 @@ struct conn {
 	int dead;		/* a write failed: send nothing more */
 	int eof;		/* input ended or TLS broke: no TLS goodbye */
 	int long_ends;		/* set by a client: see conn_getline() */
+	int64_t win_until;	/* conn_getbyte's window: see conn_window() */
+	size_t win_left;
 };
+
+#define CONN_WINDOW 65536	/* bytes that must come within the timeout */
 
 /* conn_init - a connection on rfd/wfd, in the clear; both are made
  * non-blocking until conn_free(). A timeout of 0 is taken as 1 s */
@@ -79,9 +83,16 @@ int conn_wait(int fd, short events, int64_t deadline);
  * server that sends one, it just hangs up */
 int conn_getline(struct conn *c, struct str *line, size_t max);
 
-/* conn_getbyte - the next input byte into *byte_r; each refill of the
- * buffer may wait the whole timeout (for a message body) */
+/* conn_getbyte - the next input byte into *byte_r. Each CONN_WINDOW
+ * bytes taken must arrive within the timeout, counted from the first
+ * byte of the window (SPEC.md: "in DATA, each 64 KiB"): a peer that
+ * dribbles a byte a minute cannot stretch a message body forever, and
+ * one that keeps a fair pace is never cut off. A window ends after its
+ * bytes, at an error, and at conn_window() */
 int conn_getbyte(struct conn *c, int *byte_r);
+
+/* conn_window - the next conn_getbyte() starts a window (a new body) */
+void conn_window(struct conn *c);
 
 /* conn_put - buffer n bytes of output; past 64 KiB they are sent at once */
 int conn_put(struct conn *c, const void *p, size_t n);

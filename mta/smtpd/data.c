@@ -202,6 +202,7 @@ void data_receive(struct session *s)
 		goto out;
 	}
 	(void)conn_reply(&s->c, "354 go ahead, end with <CR><LF>.<CR><LF>");
+	conn_window(&s->c);
 	for (;;) {
 		r = conn_getbyte(&s->c, &ch);
 		if (r < 0)

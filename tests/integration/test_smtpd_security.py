@@ -600,6 +600,43 @@ def test_security_full_disk_1m_queues_nothing(t):
         subprocess.run(["umount", q], check=True)
 
 
+def test_security_dribble_in_data_is_cut_at_the_timeout(t):
+    """SPEC.md: in DATA each 64 KiB must arrive within timeoutsmtpd; a
+    byte every 0.3 s (each read well within the 1 s) is cut after about
+    1 s, and nothing is queued"""
+    setup(t, ("timeoutsmtpd", "1\n"))
+    p = subprocess.Popen([t.bin("mta-smtpd"), "--inetd", "--root", t.root],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdin.write(b"HELO c\r\nMAIL FROM:<a@b.example>\r\n"
+                  b"RCPT TO:<bob@example.test>\r\nDATA\r\n")
+    p.stdin.flush()
+    start = time.monotonic()
+    sent = 0
+    try:
+        while p.poll() is None and time.monotonic() - start < 20:
+            p.stdin.write(b"x")
+            p.stdin.flush()
+            sent += 1
+            time.sleep(0.3)
+    except BrokenPipeError:
+        pass
+    took = time.monotonic() - start
+    p.wait(timeout=10)
+    out, err = p.stdout.read(), p.stderr.read()
+    for f in (p.stdout, p.stderr):
+        f.close()
+    try:
+        p.stdin.close()
+    except BrokenPipeError:
+        pass
+    assert took < 5, (took, sent)
+    assert out.endswith(b"421 4.4.2 mx.example.test timeout, closing "
+                        b"connection\r\n"), out
+    assert b"timeout in DATA" in err, err
+    assert queued(t) == [] and os.listdir(t.path("queue", "tmp")) == []
+
+
 def test_security_timeout_in_data_queues_nothing(t):
     setup(t, ("timeoutsmtpd", "1\n"))
     p = subprocess.Popen([t.bin("mta-smtpd"), "--inetd", "--root", t.root],

@@ -165,6 +165,80 @@ static void test_timeout(void)
 	str_free(&line);
 }
 
+/* dribble - in a child: the NCHUNKS sizes in SIZES written to FD, each
+ * after GAP_MS, then the socket closed */
+static pid_t dribble(int fd, const size_t *sizes, size_t nchunks, int gap_ms)
+{
+	static char buf[40960];
+	pid_t pid = fork();
+	size_t i;
+
+	if (pid != 0)
+		return pid;
+	memset(buf, 'a', sizeof buf);
+	for (i = 0; i < nchunks; i++) {
+		usleep((useconds_t)gap_ms * 1000);
+		if (write(fd, buf, sizes[i]) != (ssize_t)sizes[i])
+			_exit(1);
+	}
+	_exit(0);
+}
+
+/* drain - conn_getbyte until it fails: that error, *n the bytes got */
+static int drain(struct conn *c, size_t *n)
+{
+	int b, r;
+
+	*n = 0;
+	while ((r = conn_getbyte(c, &b)) == 0)
+		(*n)++;
+	return r;
+}
+
+/* test_window - conn_getbyte: each 64 KiB within the timeout, however
+ * the bytes are spread; a fair pace past several windows is never cut */
+static void test_window(void)
+{
+	static const size_t slow[] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+	static const size_t fair[] = {40960, 40960, 40960};
+	struct conn c;
+	int64_t t0, ms;
+	size_t n;
+	pid_t pid;
+	int sv[2];
+
+	if (pair(sv) < 0)
+		return;
+	conn_init(&c, sv[0], sv[0], 1);
+	/* a byte each 300 ms: every read is quick, the window is not */
+	pid = dribble(sv[1], slow, 10, 300);
+	close(sv[1]);
+	t0 = now_ms();
+	conn_window(&c);
+	CHECK_INT("window_slow", drain(&c, &n), -ETIMEDOUT);
+	ms = now_ms() - t0;
+	tt_check(ms >= 990 && ms < 2000 && n >= 2 && n <= 4, "window_slow_1s",
+		 "%zu bytes in %lld ms", n, (long long)ms);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	conn_free(&c);
+	close(sv[0]);
+
+	if (pair(sv) < 0)
+		return;
+	conn_init(&c, sv[0], sv[0], 2);
+	/* 40 KiB each 500 ms, 2 s a window: the first window is full after
+	 * 1 s, the second has 56 KiB at 1.5 s, then the end */
+	pid = dribble(sv[1], fair, 3, 500);
+	close(sv[1]);
+	conn_window(&c);
+	CHECK_INT("window_fair", drain(&c, &n), -EPIPE);
+	CHECK_INT("window_fair_bytes", n, 3 * 40960);
+	waitpid(pid, NULL, 0);
+	conn_free(&c);
+	close(sv[0]);
+}
+
 /* test_pipelining - replies wait until a read must wait */
 static void test_pipelining(void)
 {
@@ -396,6 +470,7 @@ int main(void)
 	test_clock();
 	test_lines();
 	test_timeout();
+	test_window();
 	test_pipelining();
 	test_big_write();
 	test_tls();
