@@ -86,13 +86,13 @@ int queue_addr_ok(const char *addr, size_t len)
 
 /* queue_addr_plain - a complete address as mta-inject would let it into
  * the queue: LOCAL@DOMAIN, no byte at or below space, no DEL, no angle
- * bracket, at most 1,024 bytes. For envelopes written by a local user
- * (ROOT/drop/), which nobody else has checked */
+ * bracket, at most QUEUE_ADDR_MAX bytes. For envelopes written by a local
+ * user (ROOT/drop/), which nobody else has checked */
 int queue_addr_plain(const char *addr, size_t len)
 {
 	size_t i;
 
-	if (len == 0 || len > 1024 || addr[0] == '@' || addr[len - 1] == '@' ||
+	if (len == 0 || len > QUEUE_ADDR_MAX || addr[0] == '@' || addr[len - 1] == '@' ||
 	    !memchr(addr, '@', len))
 		return -EINVAL;
 	for (i = 0; i < len; i++)

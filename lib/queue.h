@@ -79,16 +79,21 @@
  * whole envelope, asks queue_rcpts_ok(). queue_addr_entry() is -EINVAL for
  * an address whose local part begins with '-': passed to a program it
  * could be read as an option (lib/args.h); "" (the null sender) passes.
- * Files already in the queue are not held to these: only entries are.
+ * An address is at most QUEUE_ADDR_MAX bytes (queue_addr_plain), so that
+ * vdeliver, which holds a sender to the same number, can write it in a
+ * Return-Path: line; mta-smtpd's addresses are shorter still (RFC 5321's
+ * 64 and 255). Files already in the queue are not held to these: only
+ * entries are.
  *
  * The size limit is control/databytes (ctl_num(root, CTL_DATABYTES, ...)).
- * A writer that calls qw_limit(w, MAX) takes at most MAX
- * more message bytes: qw_body() then refuses the chunk that would pass
+ * A writer that calls qw_limit(w, MAX) takes at most MAX more message
+ * bytes: qw_body() then refuses the chunk that would pass
  * it with -EFBIG (exactly MAX is accepted). mta-inject and sendmail's
  * drop/ writer cut so; mta-smtpd counts DATA itself, before a queue file
  * exists, and the drop/ pickup checks a file's size before copying it.
  */
 #define QUEUE_RCPTS_MAX 1000
+#define QUEUE_ADDR_MAX 998
 
 struct qenv {
 	uint64_t arrival_us;

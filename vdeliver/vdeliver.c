@@ -105,6 +105,7 @@
 #include "msg.h"
 #include "name.h"
 #include "priv.h"
+#include "queue.h"
 #include "vdeliver.h"
 
 static const char usage_text[] =
@@ -296,9 +297,9 @@ static void check_sender(struct vd *v, const char *in, struct str *out)
 		in++;
 		n -= 2;
 	}
-	if (n > 998)
+	if (n > QUEUE_ADDR_MAX)		/* the queue's entries take no more */
 		vd_fail(v, EX_PERM, "5.1.7", "bad sender address: longer than "
-			"998 bytes");
+			"%d bytes", QUEUE_ADDR_MAX);
 	for (i = 0; i < n; i++)
 		if ((unsigned char)in[i] < 0x20 || in[i] == 0x7f ||
 		    in[i] == '<' || in[i] == '>')

@@ -367,6 +367,18 @@ int main(void)
 		str_free(&tmp);
 		str_free(&dst);
 	}
+	{
+		/* QUEUE_ADDR_MAX bytes pass, one more does not (vdeliver
+		 * refuses a longer sender) */
+		char big[QUEUE_ADDR_MAX + 2];
+
+		memset(big, 'a', sizeof big);
+		big[1] = '@';
+		tt_check(QUEUE_ADDR_MAX == 998 &&
+			 queue_addr_plain(big, QUEUE_ADDR_MAX) == 0 &&
+			 queue_addr_plain(big, QUEUE_ADDR_MAX + 1) < 0,
+			 "addr_plain_max", "wrong verdict at the limit");
+	}
 	tt_check(queue_addr_plain("a@b", 3) == 0 &&
 		 queue_addr_plain("a b@c", 5) < 0 &&
 		 queue_addr_plain("<a@b>", 5) < 0 &&
