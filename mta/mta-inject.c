@@ -179,9 +179,8 @@ int main(int argc, char **argv)
 			"%s/control/mailuser: %s", root, priv_error(r));
 	if ((r = ctl_me(root, &me)) < 0)
 		msg_die(111, "4.3.0 cannot read control/me: %s", msg_err(r));
-	if ((r = ctl_num(root, CTL_DATABYTES, &databytes)) < 0)
-		msg_die(111, "4.3.0 cannot read control/databytes: %s",
-			msg_err(r));
+	/* unreadable or no number: the default, as at every entry */
+	(void)ctl_num(root, CTL_DATABYTES, &databytes);
 	qenv_init(&e);
 	/* vdeliver forwarding a double bounce (lib/queue.h); only root and
 	 * the mail user can run mta-inject, so nobody else can mark one */

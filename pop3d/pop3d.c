@@ -112,15 +112,18 @@ struct pop3d {
 	unsigned refused;	/* refusals not logged since */
 };
 
-/* num - a numeric control file, held within its range (lib/ctl) */
+/* num - a numeric control file, held within its range (lib/ctl); one
+ * that cannot be read or holds no number is its default, as in every
+ * program, and a warning */
 static unsigned long num(const char *root, enum ctl_numid id)
 {
 	unsigned long v;
 	int r = ctl_num(root, id, &v);
 
 	if (r < 0)
-		msg_die(EX_TEMP, "control/%s: %s; write a decimal number there "
-			"or remove the file", ctl_nums[id].name, msg_err(r));
+		msg_warn("control/%s: %s; using %lu (write a decimal number "
+			 "there or remove the file)", ctl_nums[id].name,
+			 msg_err(r), v);
 	return v;
 }
 

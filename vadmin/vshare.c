@@ -448,11 +448,10 @@ int cmd_share(struct vctx *c)
 	long long next = 0;
 	int r;
 
-	if (ctl_me(c->root, &sh.me) < 0 || (r = ctl_num(c->root,
-							CTL_POPBEFORESMTP,
-							&sh.life)) < 0)
-		vfail(EX_TEMP, "share: cannot read control/me or "
-		      "control/popbeforesmtp");
+	if (ctl_me(c->root, &sh.me) < 0)
+		vfail(EX_TEMP, "share: cannot read control/me");
+	/* unreadable or no number: the default, as in every program */
+	(void)ctl_num(c->root, CTL_POPBEFORESMTP, &sh.life);
 	listen_pg(&sh);
 	open_local(&sh);
 	/* LISTEN came first: what is committed from now on is notified */

@@ -157,9 +157,7 @@ static void quota_check(struct vd *v, struct target *t, uint64_t size)
 	if (!mdq_over(&t->quota, (uint64_t)t->usage.bytes,
 		      (uint64_t)t->usage.msgs, size, 1))
 		return;
-	r = ctl_num(v->root, CTL_QUOTABOUNCE, &bounce);
-	if (r < 0)
-		vd_fail_errno(v, r, "cannot read control/quotabounce");
+	(void)ctl_num(v->root, CTL_QUOTABOUNCE, &bounce); /* else 0: 4xx */
 	size_text.len = 0;
 	if (size > 0 && str_catf(&size_text, ", and this message has %llu "
 				 "bytes", (unsigned long long)size) < 0)
@@ -264,11 +262,12 @@ static void quota_warn(struct vd *v, struct target *t, uint64_t size)
 	struct str text = STR_INIT, name = STR_INIT;
 	uint64_t bytes = (uint64_t)t->usage.bytes + size;
 	uint64_t msgs = (uint64_t)t->usage.msgs + 1;
-	unsigned long pct = 90;
+	unsigned long pct;
 	int fd, r;
 
-	if (!has_quota(t) || ctl_num(v->root, CTL_QUOTAWARN, &pct) < 0)
+	if (!has_quota(t))
 		return;
+	(void)ctl_num(v->root, CTL_QUOTAWARN, &pct);	/* else the default */
 	if (!mdq_reached(&t->quota, bytes, msgs, pct)) {
 		(void)unlinkat(t->md.dfd, "quotawarn", 0);
 		return;

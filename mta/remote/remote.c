@@ -464,13 +464,11 @@ static int controls(const char *root, struct job *j, struct plan *p,
 	if ((r = ctl_me(root, me)) < 0)
 		return r;
 	j->me = me->s;
-	*what = "timeoutremote";
-	if ((r = ctl_num(root, CTL_TIMEOUTREMOTE, &j->timeout)) < 0)
-		return r;
-	*what = "timeoutconnect";
-	if ((r = ctl_num(root, CTL_TIMEOUTCONNECT, &j->ctimeout)) < 0)
-		return r;
-	/* a port held to 1-65535 is not the one written: no guess */
+	/* unreadable or no number: the default, as in every program */
+	(void)ctl_num(root, CTL_TIMEOUTREMOTE, &j->timeout);
+	(void)ctl_num(root, CTL_TIMEOUTCONNECT, &j->ctimeout);
+	/* but a port is not guessed: one we cannot use, or held to 1-65535,
+	 * is not the one written */
 	*what = "remoteport";
 	if ((r = ctl_num(root, CTL_REMOTEPORT, &p->port)) != 0)
 		return r < 0 ? r : -ERANGE;

@@ -104,6 +104,20 @@ def test_large_message_streamed(t):
         data.count(b"\r\n"))
 
 
+def test_databytes_no_number_is_the_default_at_every_entry(t):
+    """a databytes file with no number counts as missing (lib/ctl), for
+    mta-inject as for mta-smtpd: 10485760, not a refusal of all mail"""
+    t.init()
+    with open(t.path("control", "databytes"), "w") as f:
+        f.write("10M\n")
+    t.run("mta-inject", "-f", "a@b.test", "c@d.test", input=b"x\n",
+          check=0)
+    p = t.run("mta-inject", "-f", "a@b.test", "c@d.test",
+              input=b"Subject: big\n\n" + b"y" * (10 << 20) + b"\n")
+    assert p.returncode == 100 and "10485760 bytes" in p.err, p.err
+    assert len(queued(t)) == 1
+
+
 def test_killed_mid_message_leaves_nothing_queued(t):
     t.init()
     argv = [t.bin("mta-inject"), "--root", t.root, "-f", "a@b.test",
