@@ -1,15 +1,17 @@
 /*
  * doctor_ctl - `facteur doctor`'s control check: every control file
  * that has a syntax is read with the very function its program reads it
- * with (lib/ctl's number rule, listen_parse, rules_check,
- * dns_resolvers_csv), so that doctor cannot pass a file a service
- * refuses, nor the other way round. A file that does not parse is a
- * FAIL naming the file, its line and the reason, e.g.
- * `control/databytes:1: not a number: "10M"`.
+ * with (lib/ctl's table of numbers and their ranges, listen_parse,
+ * rules_check, dns_resolvers_csv, lib/route for smtproutes), so that
+ * doctor cannot pass a file a service refuses or reads otherwise, nor
+ * the other way round. A file that does not parse is a FAIL naming the
+ * file, its line and the reason, e.g.
+ * `control/databytes:1: not a number: "10M"` (the services use the
+ * default then), and so is a number outside its range.
  *
- * smtproutes and rblservers are parsed inside mta-remote and mta-smtpd
- * only, with nothing in lib/ to call, so they are not checked here
- * rather than by a second parser that could disagree.
+ * rblservers is parsed inside mta-smtpd only (one zone a line), with
+ * nothing in lib/ to call, so it is not checked here rather than by a
+ * second parser that could disagree.
  *
  * The srs check is here too (control/srssecret: there, the mail user's
  * alone, read by lib/srs's srs_secrets); --fix makes a missing one as
