@@ -31,8 +31,6 @@
 
 /* the paths named for a kind before only the count goes on */
 #define NAMED 3
-/* deeper than a Maildir's folders ever go (vcheck walks 9) */
-#define MAXDEPTH 16
 
 enum kind { K_DIRMODE, K_XBIT, K_FILEMODE, K_OWNER, K_LINK, K_OTHER,
 	    K_NOSUB, K_NOSIZE, K_COUNT };
@@ -46,7 +44,8 @@ static const struct {
 	 "700)"},
 	{FAIL, "message files with an x bit", "run facteur doctor --fix "
 	 "(chmod 600)"},
-	{FAIL, "files not mode 0600", "run facteur doctor --fix (chmod 600)"},
+	{FAIL, "files open to group or others", "run facteur doctor --fix "
+	 "(chmod 600)"},
 	{FAIL, "entries not the mail user's", "give them to the mail user "
 	 "(chown USER:)"},
 	{FAIL, "symbolic links (never followed)", "remove them by hand after "
@@ -159,14 +158,13 @@ static void entry(struct walk *w, int dfd, const char *name, int depth)
 		note(w, K_OWNER);
 	mode = st.st_mode & 07777;
 	want = S_ISDIR(st.st_mode) ? 0700 : 0600;
-	if (S_ISREG(st.st_mode) && maildir_dovecot_marker(name, mode))
-		want = mode;	/* Dovecot's, read-only on purpose */
 	k = S_ISDIR(st.st_mode) ? K_DIRMODE : mode & 0111 ? K_XBIT :
 		K_FILEMODE;
-	if (mode != want && !(w->d->fix && fix_mode(w->d, w->p, dfd, name,
-						    w->rel.s, &st, want) == 0))
+	if (!maildir_mode_ok(name, st.st_mode) &&
+	    !(w->d->fix && fix_mode(w->d, w->p, dfd, name, w->rel.s, &st,
+				    want) == 0))
 		note(w, k);
-	if (!S_ISDIR(st.st_mode) || depth >= MAXDEPTH)
+	if (!S_ISDIR(st.st_mode) || depth >= MAILDIR_DEPTH_MAX)
 		return;
 	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);

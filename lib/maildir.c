@@ -374,6 +374,16 @@ int maildir_usage(int dfd, uint64_t *bytes_r, uint64_t *msgs_r)
 	return r;
 }
 
+/* maildir_mode_ok - see maildir.h */
+int maildir_mode_ok(const char *name, unsigned st_mode)
+{
+	unsigned mode = st_mode & 07777;
+
+	if (S_ISDIR(st_mode))
+		return mode == 0700;
+	return (mode & 0177) == 0 || maildir_dovecot_marker(name, mode);
+}
+
 /* maildir_dovecot_marker - Dovecot's read-only uidvalidity marker */
 int maildir_dovecot_marker(const char *name, unsigned mode)
 {

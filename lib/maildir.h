@@ -35,8 +35,15 @@
  * maildir_dovecot_marker() is 1 for the one file Dovecot leaves in a
  * Maildir read-only on purpose, "dovecot-uidvalidity.HEX" with mode 0444
  * (a marker whose name holds the UIDVALIDITY), so that the mode checks
- * of vadmin check and facteur doctor (files 0600) let a Maildir that
- * Dovecot serves be (docs/imap.md); else 0.
+ * of vadmin check and facteur doctor let a Maildir that Dovecot serves
+ * be (docs/imap.md); else 0.
+ *
+ * maildir_mode_ok() is the one mode rule of those two checks, for an
+ * entry NAME of type and mode ST_MODE below domains/: a directory 0700;
+ * a regular file no bit for the group, others or execution (0600 as we
+ * make it, or 0400: read-only is no risk), or Dovecot's marker. Their
+ * walks stop MAILDIR_DEPTH_MAX directories down, deeper than a Maildir's
+ * folders go.
  *
  * The other functions return 0 or a negative errno code.
  */
@@ -80,6 +87,9 @@ int maildir_name(struct str *out, const struct mdname *n);
 int maildir_name_size(const char *name, size_t len, char field,
 		      uint64_t *out);
 int maildir_dovecot_marker(const char *name, unsigned mode);
+int maildir_mode_ok(const char *name, unsigned st_mode);
+
+#define MAILDIR_DEPTH_MAX 16
 int maildir_open(int rootfd, const char *rel, struct maildir *md);
 void maildir_close(struct maildir *md);
 int maildir_create(struct maildir *md, const char *host, struct mdfile *f);

@@ -57,7 +57,7 @@ static void check_mode_tree(struct chk *k, const char *dir, int depth)
 	struct dirent *de;
 	struct str p = STR_INIT;
 
-	if (depth > 8)
+	if (depth >= MAILDIR_DEPTH_MAX)
 		return;
 	d = opendir(dir);
 	if (!d)
@@ -79,15 +79,16 @@ static void check_mode_tree(struct chk *k, const char *dir, int depth)
 				"must hold none (remove or replace it by hand)",
 				p.s);
 		} else if (S_ISDIR(st.st_mode)) {
-			if (m != 0700)
+			if (!maildir_mode_ok(de->d_name, st.st_mode))
 				problem(k, k->repair && chmod(p.s, 0700) == 0,
 					"directory %s has mode %04o, want 0700",
 					p.s, (unsigned)m);
 			check_mode_tree(k, p.s, depth + 1);
-		} else if (S_ISREG(st.st_mode) && (m & 0177) &&
-			   !maildir_dovecot_marker(de->d_name, m)) {
+		} else if (S_ISREG(st.st_mode) &&
+			   !maildir_mode_ok(de->d_name, st.st_mode)) {
 			problem(k, k->repair && chmod(p.s, 0600) == 0,
-				"file %s has mode %04o, want 0600 (no x bit)",
+				"file %s has mode %04o, want 0600 (no x bit, "
+				"nothing for group or others)",
 				p.s, (unsigned)m);
 		}
 	}

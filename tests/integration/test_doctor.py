@@ -289,10 +289,34 @@ def test_doctor_foreign_owner(ctx):
     md = lines(p)["maildirs"]
     assert re.search(r"entries not the mail user's below \S+: 1 \(" +
                      re.escape(rel(ctx, path)) + r"\)", md), md
-    assert re.search(r"files not mode 0600 below \S+: 1 \(" +
+    assert re.search(r"files open to group or others below \S+: 1 \(" +
                      re.escape(rel(ctx, path)) + r"\)", md), md
     assert "fixed" not in p.out, p.out
     assert mode(path) == 0o644 and os.stat(path).st_uid == 0
+
+
+def test_doctor_and_vadmin_check_one_mode_rule(ctx):
+    """a read-only message (0400) is no fault for either check; one open
+    to the group (0640) is one for both (lib/maildir's maildir_mode_ok;
+    doctor used to FAIL 0400, which vadmin check passed)"""
+    build(ctx)
+    ro = os.path.join(maildir(ctx, "a"), "cur", "1700000000.1.host:2,S")
+    grp = os.path.join(maildir(ctx, "b"), "cur", "1700000000.2.host:2,S")
+    for path, m in ((ro, 0o400), (grp, 0o600)):
+        with open(path, "w") as f:
+            f.write("Subject: y\n\nhello\n")
+        give(ctx, path)
+        os.chmod(path, m)
+    assert lines(ctx.run("facteur", "doctor", check=None))["maildirs"] \
+        .startswith(("ok ", "warn ")), "0400 reported"
+    ctx.run("vadmin", "check", check=0)
+    os.chmod(grp, 0o640)
+    md = lines(ctx.run("facteur", "doctor", check=1))["maildirs"]
+    assert re.search(r"files open to group or others below \S+: 1 \(" +
+                     re.escape(rel(ctx, grp)) + r"\)", md), md
+    assert rel(ctx, ro) not in md, md
+    p = ctx.run("vadmin", "check", check=1)
+    assert grp in p.out + p.err and ro not in p.out + p.err, p.out + p.err
 
 
 def test_doctor_maildir_outside_domains(ctx):
