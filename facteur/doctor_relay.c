@@ -22,6 +22,7 @@
 
 #include "ctl.h"
 #include "doctor.h"
+#include "grant.h"
 #include "msg.h"
 #include "rules.h"
 
@@ -146,7 +147,7 @@ static int stale_grants(struct doctor *d, int dfd, unsigned long life,
 	while ((errno = 0, de = readdir(dir)) != NULL) {
 		if (de->d_name[0] == '.' ||
 		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode) || now - st.st_mtime <= (time_t)life)
+		    !S_ISREG(st.st_mode) || grant_live(st.st_mtime, life, now))
 			continue;
 		(*stale)++;
 		if (d->fix && unlinkat(dfd, de->d_name, 0) == 0)

@@ -40,6 +40,7 @@
 #include "clock.h"
 #include "ctl.h"
 #include "facteur.h"
+#include "grant.h"
 #include "listen.h"
 #include "msg.h"
 #include "priv.h"
@@ -514,7 +515,7 @@ static void expire_grants(struct run *ru)
 
 		if (de->d_name[0] == '.' ||
 		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    S_ISDIR(st.st_mode) || now - st.st_mtime <= (time_t)life)
+		    S_ISDIR(st.st_mode) || grant_live(st.st_mtime, life, now))
 			continue;
 		if (unlinkat(fd, de->d_name, 0) == 0)
 			gone++;

@@ -90,3 +90,9 @@ int grant_set(const char *root, const char *ip, time_t at)
 	str_free(&p);
 	return r < 0 ? r : 1;
 }
+
+/* grant_live - see grant.h */
+int grant_live(int64_t at, unsigned long life, int64_t now)
+{
+	return now - at < (int64_t)life;
+}

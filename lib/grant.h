@@ -16,15 +16,20 @@
  * local client, a pipe) grants nothing and is 0. They return a negative
  * errno code on failure. Links are never followed, and a grant that is
  * not a regular file is -EINVAL. How long a grant lasts is
- * control/popbeforesmtp (ctl_num(root, CTL_POPBEFORESMTP, ...)).
+ * control/popbeforesmtp (ctl_num(root, CTL_POPBEFORESMTP, ...)), and
+ * grant_live() is the one rule of every program that honours, expires,
+ * counts or shares grants: a grant of time AT is live at NOW while it is
+ * younger than LIFE seconds (one from the future too).
  */
 #ifndef FACTEUR_GRANT_H
 #define FACTEUR_GRANT_H
 
+#include <stdint.h>
 #include <time.h>
 
 int grant_touch(const char *root, const char *ip);
 int grant_set(const char *root, const char *ip, time_t at);
 int grant_age(const char *root, const char *ip, time_t *at_r);
+int grant_live(int64_t at, unsigned long life, int64_t now);
 
 #endif

@@ -161,7 +161,7 @@ static void local_grant(struct share *sh, const char *name)
 	size_t i;
 
 	if (name[0] == '.' || grant_age(sh->c->root, name, &at) < 0 ||
-	    time(NULL) - at > (time_t)sh->life)
+	    !grant_live(at, sh->life, time(NULL)))
 		return;
 	i = seen(name, &h);
 	if (sh->seen[i].h == h && sh->seen[i].at >= at)
@@ -178,7 +178,7 @@ static void apply_grant(struct share *sh, const char *ip, int64_t at)
 	size_t i;
 	int r;
 
-	if (time(NULL) - at > (int64_t)sh->life)
+	if (!grant_live(at, sh->life, time(NULL)))
 		return;
 	r = grant_set(sh->c->root, ip, (time_t)at);
 	if (r < 0) {

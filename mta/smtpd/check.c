@@ -25,6 +25,7 @@
 #include "acct.h"
 #include "cdbx.h"
 #include "ctl.h"
+#include "grant.h"
 #include "name.h"
 #include "rcpt.h"
 #include "smtpd.h"
@@ -142,7 +143,7 @@ int check_pbs(const char *root, const char *ip)
 	if (str_catf(&p, "%s/open-smtp/%s", root, ip) < 0)
 		return -ENOMEM;
 	r = lstat(p.s, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_mtime + (time_t)max > time(NULL);
+	    grant_live(st.st_mtime, max, time(NULL));
 	str_free(&p);
 	return r;
 }

@@ -77,6 +77,11 @@ static void test_grant_set(void)
 	}
 	(void)ctl_num(root, CTL_POPBEFORESMTP, &life);
 	check_i("life_file", (long)life, 60);
+	/* the one rule of live and stale: younger than the life */
+	check_i("live_young", grant_live(1000, 60, 1059), 1);
+	check_i("live_at_life", grant_live(1000, 60, 1060), 0);
+	check_i("live_future", grant_live(2000, 60, 1000), 1);
+	check_i("live_life_0", grant_live(1000, 0, 1000), 0);
 }
 
 /* test_key_text - the names a key has on every host */
