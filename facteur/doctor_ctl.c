@@ -79,9 +79,9 @@ static int one_number(struct doctor *d, struct report *p,
 		return OK;
 	if (id == CTL_REMOTEPORT)	/* mta-remote takes no port it holds */
 		return say(p, FAIL, "control/remoteport:%zu: %lu is outside "
-			   "1-65535, so mta-remote defers every message; fix "
-			   "it, or remove the file for port 25",
-			   line_of(d, n->name, 0), u);
+			   "%lu-%lu, so mta-remote defers every message; fix "
+			   "it, or remove the file for port %lu",
+			   line_of(d, n->name, 0), u, n->min, n->max, n->def);
 	return say(p, FAIL, "control/%s:%zu: %lu is outside %lu-%lu (the "
 		   "programs use %lu); fix it, or remove the file for the "
 		   "default", n->name, line_of(d, n->name, 0), u, n->min,

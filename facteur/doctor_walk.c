@@ -164,7 +164,8 @@ static void entry(struct walk *w, int dfd, const char *name, int depth)
 	    !(w->d->fix && fix_mode(w->d, w->p, dfd, name, w->rel.s, &st,
 				    want) == 0))
 		note(w, k);
-	if (!S_ISDIR(st.st_mode) || depth >= MAILDIR_DEPTH_MAX)
+	/* entries of MAILDIR_DEPTH_MAX levels, as vadmin check looks at */
+	if (!S_ISDIR(st.st_mode) || depth + 1 >= MAILDIR_DEPTH_MAX)
 		return;
 	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);

@@ -84,8 +84,8 @@ int conn_wait(int fd, short events, int64_t deadline);
 int conn_getline(struct conn *c, struct str *line, size_t max);
 
 /* conn_getbyte - the next input byte into *byte_r. Each CONN_WINDOW
- * bytes taken must arrive within the timeout, counted from the first
- * byte of the window (SPEC.md: "in DATA, each 64 KiB"): a peer that
+ * bytes taken must arrive within the timeout, counted from the call that
+ * starts the window (SPEC.md: "in DATA, each 64 KiB"): a peer that
  * dribbles a byte a minute cannot stretch a message body forever, and
  * one that keeps a fair pace is never cut off. A window ends after its
  * bytes, at an error, and at conn_window() */

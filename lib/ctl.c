@@ -104,8 +104,9 @@ int ctl_get_ulong(const char *root, const char *name, unsigned long def,
 
 /* the numeric settings: SPEC.md's defaults; the ranges are ours (the
  * manual page facteur-control(5) gives them). Bounds keep arithmetic
- * sane (a timeout in ms, a grant's mtime plus its life) and a flag is 0
- * or 1, so any other number written in it means 1. */
+ * sane (a timeout in ms, a grant's mtime plus its life). A flag is 0-1,
+ * and another number in it is its default, not a guess: "2" in
+ * pop3plaintext must not open plaintext logins to the world. */
 const struct ctl_numdef ctl_nums[CTL_NUMS] = {
 	[CTL_DATABYTES] = {"databytes", 10485760, 0, ULONG_MAX},
 	[CTL_QUEUELIFETIME] = {"queuelifetime", 604800, 0, 100000000},
@@ -139,7 +140,10 @@ int ctl_num(const char *root, enum ctl_numid id, unsigned long *out)
 	*out = n->def;
 	if (r < 0)
 		return r;
-	*out = v < n->min ? n->min : v > n->max ? n->max : v;
+	if (v >= n->min && v <= n->max)
+		*out = v;
+	else if (n->min != 0 || n->max != 1)	/* a flag keeps its default */
+		*out = v < n->min ? n->min : n->max;
 	return *out != v;
 }
 

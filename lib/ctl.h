@@ -15,7 +15,8 @@
  * ctl_nums[]: a setting's default (SPEC.md's) and its range live there
  * and nowhere else, so that every program that reads a setting, and
  * `facteur doctor` that checks it, agree. A value outside the range is
- * held to the nearer bound and ctl_num() returns 1; a file that cannot be
+ * held to the nearer bound (a flag, 0-1, keeps its default) and
+ * ctl_num() returns 1; a file that cannot be
  * read or holds no number is a negative errno, with *out the default, so
  * that a caller that goes on uses what a missing file would give.
  */

@@ -381,7 +381,8 @@ int maildir_mode_ok(const char *name, unsigned st_mode)
 
 	if (S_ISDIR(st_mode))
 		return mode == 0700;
-	return (mode & 0177) == 0 || maildir_dovecot_marker(name, mode);
+	return ((mode & 0177) == 0 && (mode & 0400)) ||
+	       maildir_dovecot_marker(name, mode);
 }
 
 /* maildir_dovecot_marker - Dovecot's read-only uidvalidity marker */

@@ -40,8 +40,9 @@
  *
  * maildir_mode_ok() is the one mode rule of those two checks, for an
  * entry NAME of type and mode ST_MODE below domains/: a directory 0700;
- * a regular file no bit for the group, others or execution (0600 as we
- * make it, or 0400: read-only is no risk), or Dovecot's marker. Their
+ * a regular file readable by the mail user and with no bit for the
+ * group, others or execution (0600 as we make it, or 0400: read-only is
+ * no risk), or Dovecot's marker. Their
  * walks stop MAILDIR_DEPTH_MAX directories down, deeper than a Maildir's
  * folders go.
  *

@@ -71,7 +71,9 @@ void qenv_free(struct qenv *e)
 	e->dbl = 0;
 }
 
-/* queue_addr_ok - an address may go into a queue file: no CR, LF, NUL */
+/* queue_addr_ok - an address may go into a queue file: no CR, LF, NUL,
+ * at most the format's 1,024 bytes (the reader's rule too, so files
+ * written before the entries took at most QUEUE_ADDR_MAX still read) */
 int queue_addr_ok(const char *addr, size_t len)
 {
 	size_t i;
@@ -130,8 +132,9 @@ int queue_qualify(const char *in, const char *me, int is_sender,
 	    (n && !memchr(in, '@', n) && str_catf(out, "@%s", me) < 0))
 		return -ENOMEM;
 	*why_r = NULL;
+	_Static_assert(QUEUE_ADDR_MAX == 998, "the reason below says 998");
 	if (queue_addr_plain(out->s, out->len) < 0)
-		*why_r = "not LOCAL@DOMAIN of at most 1,024 bytes without a "
+		*why_r = "not LOCAL@DOMAIN of at most 998 bytes without a "
 			 "space, a control byte or an angle bracket";
 	else if (queue_addr_entry(out->s, out->len) < 0)
 		*why_r = "an address may not begin with '-'";

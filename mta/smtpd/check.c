@@ -139,7 +139,10 @@ int check_pbs(const char *root, const char *ip)
 
 	if (strchr(ip, '/') || ip[0] == '.')
 		return 0;
-	(void)ctl_num(root, CTL_POPBEFORESMTP, &max);	/* else the default */
+	/* the one exception to "no number: the default": a relay grant,
+	 * like a table that cannot be read, never comes of a fault */
+	if ((r = ctl_num(root, CTL_POPBEFORESMTP, &max)) < 0)
+		return r;
 	if (str_catf(&p, "%s/open-smtp/%s", root, ip) < 0)
 		return -ENOMEM;
 	r = lstat(p.s, &st) == 0 && S_ISREG(st.st_mode) &&

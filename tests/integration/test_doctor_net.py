@@ -146,7 +146,7 @@ def test_doctor_control_ranges(ctx):
     assert ("control/concurrencyremote:1: 5000 is outside 1-1000 (the "
             "programs use 1000)") in m, m
     assert ("control/pop3plaintext:1: 2 is outside 0-1 (the programs "
-            "use 1)") in m, m
+            "use 0)") in m, m
     assert ("control/remoteport:1: 70000 is outside 1-65535, so "
             "mta-remote defers every message") in m, m
     assert "queuelifetime" not in m, m

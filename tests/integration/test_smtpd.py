@@ -213,6 +213,13 @@ def test_smtpd_relay_control(t):
     open(grant, "w").close()
     assert codes(rcpt_replies(t, ["x@elsewhere.org"], "192.0.2.7")) == [
         "250"]
+    # popbeforesmtp with no number: no grant is honoured (a fault never
+    # opens the relay), where other programs take the default
+    with open(t.path("control", "popbeforesmtp"), "w") as f:
+        f.write("off\n")
+    assert codes(rcpt_replies(t, ["x@elsewhere.org"], "192.0.2.7")) == [
+        "553"]
+    os.unlink(t.path("control", "popbeforesmtp"))
     old = time.time() - 10801
     os.utime(grant, (old, old))
     assert codes(rcpt_replies(t, ["x@elsewhere.org"], "192.0.2.7")) == [

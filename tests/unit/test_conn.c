@@ -200,7 +200,7 @@ static int drain(struct conn *c, size_t *n)
 static void test_window(void)
 {
 	static const size_t slow[] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-	static const size_t fair[] = {40960, 40960, 40960};
+	static const size_t fair[] = {40960, 40960, 40960, 40960, 40960};
 	struct conn c;
 	int64_t t0, ms;
 	size_t n;
@@ -227,13 +227,18 @@ static void test_window(void)
 	if (pair(sv) < 0)
 		return;
 	conn_init(&c, sv[0], sv[0], 2);
-	/* 40 KiB each 500 ms, 2 s a window: the first window is full after
-	 * 1 s, the second has 56 KiB at 1.5 s, then the end */
-	pid = dribble(sv[1], fair, 3, 500);
+	/* 40 KiB each 700 ms, 2 s a window, 3.5 s in all (one deadline for
+	 * the whole body would cut it): each window is full 1.4 s after it
+	 * starts, the last ends with the input */
+	pid = dribble(sv[1], fair, 5, 700);
 	close(sv[1]);
 	conn_window(&c);
+	t0 = now_ms();
 	CHECK_INT("window_fair", drain(&c, &n), -EPIPE);
-	CHECK_INT("window_fair_bytes", n, 3 * 40960);
+	CHECK_INT("window_fair_bytes", n, 5 * 40960);
+	ms = now_ms() - t0;
+	tt_check(ms > 2000, "window_fair_past_one_timeout", "%lld ms",
+		 (long long)ms);
 	waitpid(pid, NULL, 0);
 	conn_free(&c);
 	close(sv[0]);

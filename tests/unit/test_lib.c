@@ -547,7 +547,8 @@ static void test_ctl_num(const char *root, struct str *p)
 		{CTL_TIMEOUTPOP3, "45\n", 0, 45},
 		{CTL_TIMEOUTSMTPD, "0\n", 1, 1},
 		{CTL_CONCURRENCYLOCAL, "5000\n", 1, 1000},
-		{CTL_QUOTABOUNCE, "2\n", 1, 1},
+		{CTL_QUOTABOUNCE, "2\n", 1, 0},	/* a flag: its default */
+		{CTL_DMARCREJECT, "7\n", 1, 1},
 		{CTL_REMOTEPORT, "70000\n", 1, 65535},
 		{CTL_QUOTAWARN, "ninety\n", -EINVAL, 90},
 		{CTL_RETRYBASE, "99999999999999999999999\n", -ERANGE, 20},
