@@ -94,8 +94,8 @@ int queue_addr_plain(const char *addr, size_t len)
 {
 	size_t i;
 
-	if (len == 0 || len > QUEUE_ADDR_MAX || addr[0] == '@' || addr[len - 1] == '@' ||
-	    !memchr(addr, '@', len))
+	if (len == 0 || len > QUEUE_ADDR_MAX || addr[0] == '@' ||
+	    addr[len - 1] == '@' || !memchr(addr, '@', len))
 		return -EINVAL;
 	for (i = 0; i < len; i++)
 		if ((unsigned char)addr[i] <= ' ' || addr[i] == 0x7f ||
