@@ -36,8 +36,16 @@
 #include <stddef.h>
 
 #include "acct.h"
+#include "name.h"
+#include "pw.h"
 #include "quota.h"
 #include "str.h"
+
+/* a login name at its longest, LOCAL@DOMAIN, and the base64 of the longest
+ * AUTH PLAIN response (AUTHZID \0 USER \0 PASSWORD): each login path's
+ * line bound must hold them beside PW_MAX, as it asserts */
+#define LOGIN_ADDR_MAX (NAME_LOCAL_MAX + 1 + NAME_DOMAIN_MAX)
+#define LOGIN_PLAIN_B64_MAX ((2 * LOGIN_ADDR_MAX + 2 + PW_MAX + 2) / 3 * 4)
 
 struct login {
 	struct str addr;	/* local@domain, folded */

@@ -24,6 +24,11 @@
 #include "str.h"
 
 #define PW_CRAM_HEX 64
+/* the longest password vadmin stores: vpopmail's limit, and one that every
+ * login path carries whole (POP3 PASS in its 255-byte line, checkpassword's
+ * 512 bytes beside the longest user name, SMTP AUTH's lines); a longer one
+ * would be stored and then refused by some of them */
+#define PW_MAX 128
 
 int pw_hash(const char *pw, const char *scheme, struct str *out);
 int pw_decoy(const char *scheme, struct str *out);

@@ -47,6 +47,10 @@
 
 #define SESSION_MAXFAIL 3	/* failed logins before we hang up */
 #define SESSION_MAXBAD 20	/* bad commands before we hang up */
+
+_Static_assert(sizeof "PASS \r\n" - 1 + PW_MAX <= POP3_LINE_MAX &&
+	       LOGIN_PLAIN_B64_MAX + 2 <= POP3_SASL_MAX,
+	       "PASS and AUTH carry any password vadmin stores");
 #define SEND_CHUNK 65536	/* converted bytes sent at once */
 
 struct sess {

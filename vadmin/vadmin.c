@@ -202,6 +202,9 @@ void vclose(struct vctx *c)
 	c->lockfd = c->logfd = -1;
 }
 
+#define TEXT_(n) #n
+#define TEXT(n) TEXT_(n)
+
 /* vpassword_problem - why a password is unusable, or NULL */
 const char *vpassword_problem(const char *pw)
 {
@@ -210,8 +213,8 @@ const char *vpassword_problem(const char *pw)
 	if (!*pw)
 		return "empty password; give one on the command line or on "
 		       "standard input";
-	if (strlen(pw) > 1024)
-		return "password longer than 1024 bytes";
+	if (strlen(pw) > PW_MAX)
+		return "password longer than " TEXT(PW_MAX) " bytes";
 	for (p = (const unsigned char *)pw; *p; p++)
 		if (*p < 0x20 || *p == 0x7f)
 			return "the password contains a control byte";

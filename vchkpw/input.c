@@ -10,6 +10,11 @@
 
 #include "acct.h"
 #include "fsx.h"
+#include "login.h"
+
+/* USER, PASSWORD and a timestamp of 20 digits, each with its NUL */
+_Static_assert(LOGIN_ADDR_MAX + PW_MAX + 20 + 3 <= CPW_MAX,
+	       "checkpassword's input carries any password vadmin stores");
 
 /* cpw_read - descriptor FD to its end, at most CPW_MAX bytes */
 int cpw_read(int fd, struct str *out)

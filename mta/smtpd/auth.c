@@ -19,6 +19,8 @@
 #include "smtpd.h"
 
 #define AUTH_LINE_MAX 4096
+_Static_assert(LOGIN_PLAIN_B64_MAX + 2 <= AUTH_LINE_MAX,
+	       "an AUTH response line carries any password vadmin stores");
 #define AUTH_FAILURES_MAX 3
 
 /* failed - slow down, answer, and end the session after too many */

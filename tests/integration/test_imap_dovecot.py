@@ -552,6 +552,18 @@ def test_vchkpw_agrees_with_pop3d_and_smtpd(t):
     assert not wrong, wrong
 
 
+def test_vchkpw_takes_the_longest_password(t):
+    """The longest login name with the longest password vadmin stores and
+    a 20-digit timestamp fit checkpassword's 512 bytes (lib/login.h's
+    bound, asserted at build time): the login succeeds."""
+    agree.long_setup(t)
+    data = f"{agree.LONG_U}\0{agree.LONG_PW}\0{'9' * 20}\0".encode()
+    assert len(data) <= 512
+    p = vchkpw(t, data)
+    assert p.returncode == 0, p.err
+    assert fields(p)["USER"] == agree.LONG_U
+
+
 def test_vchkpw_bad_input(t):
     """Descriptor 3 missing, no NUL, over 512 bytes, long names and
     passwords, bad command lines, root: clear exit codes, one line, no

@@ -120,3 +120,55 @@ def test_pop3d_and_smtpd_logins_agree(t):
                 wrong.append((user, pw, "CRAM-MD5" if cram else "PLAIN",
                               f"want {want}", f"got {got}"))
     assert not wrong, wrong
+
+
+# the longest password vadmin stores (lib/pw.h PW_MAX), a space inside
+LONG_PW = "P" + "".join(chr(0x20 + i % 95) for i in range(126)) + "z"
+# the longest login name: a 64-byte local part at a 253-byte domain
+LONG_D = ".".join(["d" * 63] * 3 + ["e" * 61])
+LONG_U = "u" * 64 + "@" + LONG_D
+
+
+def long_setup(t):
+    """bob@D and the longest name, both with the longest password"""
+    fast_root(t)
+    vadmin(t, "adddomain", D, input="pm-Secret-1\n")
+    vadmin(t, "adddomain", LONG_D, input="pm-Secret-1\n")
+    for u in (f"bob@{D}", LONG_U):
+        p = add_user(t, u, LONG_PW)
+        assert p.returncode == 0, p.err
+
+
+def test_longest_password_vadmin_stores_logs_in_everywhere(t):
+    """A password vadmin accepts is one every login path carries: POP3
+    USER/PASS (a 255-byte line), AUTH PLAIN with an authorization identity
+    and AUTH LOGIN at the longest name, on pop3d and mta-smtpd. One byte
+    more is refused when it is set, not later at a login."""
+    assert len(LONG_PW) == 128 and len(LONG_U) == 318
+    long_setup(t)
+    for cmd in (("adduser", f"carol@{D}"), ("passwd", f"bob@{D}")):
+        p = vadmin(t, *cmd, input=LONG_PW + "x\n", check=1)
+        assert p.returncode == 1, (cmd, p.returncode, p.err)
+        assert "password longer than 128 bytes" in p.err, p.err
+    s = Peer(t, "pop3d", None)
+    assert s.cmd(f"USER bob@{D}").startswith("+OK"), "USER"
+    assert s.cmd(f"PASS {LONG_PW}").startswith("+OK logged in"), "PASS"
+    s.close()
+    plain = b64(f"{LONG_U}\0{LONG_U}\0{LONG_PW}".encode())
+    s = Peer(t, "pop3d", None)
+    s.cmd("AUTH PLAIN")
+    assert s.cmd(plain).startswith("+OK logged in"), "pop3d AUTH PLAIN"
+    s.close()
+    s = Peer(t, "mta-smtpd", "127.0.0.1")
+    s.cmd("EHLO c")
+    s.cmd("AUTH PLAIN")
+    got = s.cmd(plain)
+    s.close()
+    assert got == "235 2.7.0 authentication successful", got
+    s = Peer(t, "mta-smtpd", "127.0.0.1")
+    s.cmd("EHLO c")
+    s.cmd("AUTH LOGIN")
+    s.cmd(b64(LONG_U.encode()))
+    got = s.cmd(b64(LONG_PW.encode()))
+    s.close()
+    assert got == "235 2.7.0 authentication successful", got
