@@ -288,7 +288,7 @@ def test_adduser_refusals_change_nothing(t):
         (("empty@" + D,), "\n", "empty password"),
         (("empty@" + D,), "", "empty password"),
         (("ctl@" + D,), "pw\x01x\n", "control byte"),
-        (("long@" + D,), "p" * 1025 + "\n", "longer than 1024"),
+        (("long@" + D,), "p" * 129 + "\n", "longer than 128"),
         (("q@" + D, "--quota", "12X"), "pw-Secret\n", "invalid quota"),
         (("q@" + D, "--quota", "5M,6M"), "pw-Secret\n", "invalid quota"),
         (("q@" + D, "--quota", ""), "pw-Secret\n", "invalid quota"),
