@@ -10,9 +10,13 @@
  * else a line over 1000 bytes with its CR LF gives 554; else a stored
  * size over databytes gives 552; else exactly one queue file whose
  * message, after the three lines of the Received header, is the data with
- * CR LF turned into LF and one leading dot of each line removed, and the
- * reply is "250 2.0.0 ok ID" naming that file. Nothing is ever left in
- * queue/tmp.
+ * CR LF turned into LF, one leading dot of each line removed and, in its
+ * header, each Authentication-Results field that claims our authserv-id
+ * (RFC 8601 5) left out, and the reply is "250 2.0.0 ok ID" naming that
+ * file. Nothing is ever left in queue/tmp. Which field claims it is
+ * lib/authres's authres_claims() on the whole field (its own unit test
+ * checks that rule): here the streaming filter, which sees the message in
+ * pieces, must agree with it.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -24,10 +28,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "authres.h"
 #include "queue.h"
 #include "smtpd.h"
 
-#define DATABYTES 3000
+#define DATABYTES 3000	/* below AUTHRES_FIELD_MAX: no field is too long */
+#define ME "mx.fuzz.example"
 
 /* skip_field - past the field NAME at P (with its continuation lines)
  * if P starts with it; else P */
@@ -84,6 +90,35 @@ static void setup(void)
 	ready = 1;
 }
 
+/* unforged - MSG (LF line ends) without the header fields that claim ME:
+ * a field is a line not starting with SP or TAB and the lines after it
+ * that do; the header ends at the first empty line */
+static void unforged(struct str *msg)
+{
+	struct str out = STR_INIT;
+	size_t i = 0, start, end;
+
+	if (!msg->len)
+		return;
+	while (i < msg->len && msg->s[i] != '\n') {
+		start = i;
+		do {
+			const char *nl = memchr(msg->s + i, '\n', msg->len - i);
+
+			i = nl ? (size_t)(nl - msg->s) + 1 : msg->len;
+		} while (i < msg->len && (msg->s[i] == ' ' ||
+					  msg->s[i] == '\t'));
+		end = i;
+		if (!authres_claims(msg->s + start, end - start, ME) &&
+		    str_catb(&out, msg->s + start, end - start) < 0)
+			abort();
+	}
+	if (str_catb(&out, msg->s + i, msg->len - i) < 0)
+		abort();
+	str_free(msg);
+	*msg = out;
+}
+
 /* model - the expected reply code and stored message (in *want) */
 static int model(const uint8_t *d, size_t n, struct str *want)
 {
@@ -125,7 +160,10 @@ static int model(const uint8_t *d, size_t n, struct str *want)
 	}
 	if (toolong)
 		return 554;
-	return size > DATABYTES ? 552 : 250;
+	if (size > DATABYTES)
+		return 552;
+	unforged(want);
+	return 250;
 }
 
 /* queued - the one file in queue/new (removed), its message in *msg */
@@ -205,7 +243,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * nice 19 on a busy machine can be left without CPU past a short
 	 * deadline, which would look like a finding */
 	conn_init(&s.c, in, ofd, 3600);
-	if (str_copys(&s.me, "mx.fuzz.example") < 0 ||
+	if (str_copys(&s.me, ME) < 0 ||
 	    str_copys(&s.ip, "192.0.2.1") < 0 ||
 	    str_copys(&s.helo, "client.example") < 0 ||
 	    str_copys(&s.env.sender, "a@b.example") < 0 ||
