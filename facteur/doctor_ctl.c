@@ -75,7 +75,7 @@ static int one_number(struct doctor *d, struct report *p,
 		return say(p, FAIL, "control/%s:%zu: not a number: \"%s\"; "
 			   "write digits only, or remove the file for the "
 			   "default", n->name, line_of(d, n->name, 0), s->s);
-	if (ctl_num(d->root, id, &used) != 1)
+	if (!ctl_num_hold(id, u, &used))
 		return OK;
 	if (id == CTL_REMOTEPORT)	/* mta-remote takes no port it holds */
 		return say(p, FAIL, "control/remoteport:%zu: %lu is outside "

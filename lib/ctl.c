@@ -129,22 +129,29 @@ const struct ctl_numdef ctl_nums[CTL_NUMS] = {
 	[CTL_DMARCREJECT] = {"dmarcreject", 1, 0, 1},
 };
 
-/* ctl_num - a numeric setting by ctl_nums[]: 0, 1 when held to its range,
- * or a negative errno with *out its default */
-int ctl_num(const char *root, enum ctl_numid id, unsigned long *out)
+/* ctl_num_hold - the value V of setting ID once held to its range: 0
+ * when V is in it, else 1 */
+int ctl_num_hold(enum ctl_numid id, unsigned long v, unsigned long *out)
 {
 	const struct ctl_numdef *n = &ctl_nums[id];
-	unsigned long v;
-	int r = ctl_get_ulong(root, n->name, n->def, &v);
 
 	*out = n->def;
-	if (r < 0)
-		return r;
 	if (v >= n->min && v <= n->max)
 		*out = v;
 	else if (n->min != 0 || n->max != 1)	/* a flag keeps its default */
 		*out = v < n->min ? n->min : n->max;
 	return *out != v;
+}
+
+/* ctl_num - a numeric setting by ctl_nums[]: 0, 1 when held to its range,
+ * or a negative errno with *out its default */
+int ctl_num(const char *root, enum ctl_numid id, unsigned long *out)
+{
+	unsigned long v;
+	int r = ctl_get_ulong(root, ctl_nums[id].name, ctl_nums[id].def, &v);
+
+	*out = ctl_nums[id].def;
+	return r < 0 ? r : ctl_num_hold(id, v, out);
 }
 
 /* kept_line - the next line of data from *i on, trimmed, into [*a, *b);

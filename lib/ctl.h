@@ -19,6 +19,8 @@
  * ctl_num() returns 1; a file that cannot be
  * read or holds no number is a negative errno, with *out the default, so
  * that a caller that goes on uses what a missing file would give.
+ * ctl_num_hold() is that range rule alone, for a value already read
+ * (`facteur doctor` names what the programs use without a second read).
  */
 #ifndef FACTEUR_CTL_H
 #define FACTEUR_CTL_H
@@ -72,5 +74,6 @@ struct ctl_numdef {
 extern const struct ctl_numdef ctl_nums[CTL_NUMS];
 
 int ctl_num(const char *root, enum ctl_numid id, unsigned long *out);
+int ctl_num_hold(enum ctl_numid id, unsigned long v, unsigned long *out);
 
 #endif

@@ -553,7 +553,8 @@ static void test_ctl_num(const char *root, struct str *p)
 		{CTL_QUOTAWARN, "ninety\n", -EINVAL, 90},
 		{CTL_RETRYBASE, "99999999999999999999999\n", -ERANGE, 20},
 	};
-	unsigned long u;
+	unsigned long u, v;
+	char text[64];
 	size_t i, j;
 
 	for (i = 0; i < CTL_NUMS; i++) {
@@ -579,6 +580,19 @@ static void test_ctl_num(const char *root, struct str *p)
 			  ctl_num(root, cases[i].id, &u), cases[i].want_r);
 		CHECK_U64(tt_name("ctl.num[%s]", name), u, cases[i].want);
 		unlink(p->s);
+		/* the range rule alone agrees on every value that parses */
+		snprintf(text, sizeof text, "%s",
+			 cases[i].content ? cases[i].content : "");
+		text[strcspn(text, "\n")] = 0;
+		if (cases[i].content && cases[i].want_r >= 0 &&
+		    ctl_parse_ulong(text, &v) == 0) {
+			u = 12345;
+			CHECK_INT(tt_name("ctl.num_hold_r[%s]", name),
+				  ctl_num_hold(cases[i].id, v, &u),
+				  cases[i].want_r);
+			CHECK_U64(tt_name("ctl.num_hold[%s]", name), u,
+				  cases[i].want);
+		}
 	}
 }
 
