@@ -336,9 +336,11 @@ static struct uidturn *uidturn(struct turn *t, uid_t uid)
 
 /* odd - an entry that is not a message file: moved aside and logged once,
  * at most DROP_UID_LOG of one uid a turn; the others, and those that
- * cannot be moved (a user's directory), are remembered (a count for the
- * summary line). When no more can be remembered, one warning, and the
- * rest are skipped unlogged: a bounded log whatever drop/ holds */
+ * cannot be moved, are remembered (a count for the summary line). A
+ * directory is never moved: a user's own made writable by all could be,
+ * and the user, holding it open, would then write inside queue/. When no
+ * more can be remembered, one warning, and the rest are skipped unlogged:
+ * a bounded log whatever drop/ holds */
 static void odd(struct send *s, struct turn *t, uint64_t key,
 		const struct stat *sb)
 {
@@ -349,7 +351,11 @@ static void odd(struct send *s, struct turn *t, uint64_t key,
 	u = uidturn(t, sb->st_uid);
 	if (u->logged < DROP_UID_LOG) {
 		u->logged++;
-		if (refuse(s, t->p.s, sb->st_uid, S_ISLNK(sb->st_mode) ?
+		if (S_ISDIR(sb->st_mode))
+			slog("warning: will not quarantine %s (from uid %lu: "
+			     "a directory, not a message file)", t->p.s,
+			     (unsigned long)sb->st_uid);
+		else if (refuse(s, t->p.s, sb->st_uid, S_ISLNK(sb->st_mode) ?
 			   "a symbolic link, not a message file" :
 			   "not a regular file") == 0)
 			return;

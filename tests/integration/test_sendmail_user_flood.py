@@ -26,6 +26,7 @@ from test_sendmail_user import (NOBODY, OTHER, can_switch, put,
 DIRS = 30000
 DIRS_FAST = 3000
 ODD = 100            # FIFOs, and as many symbolic links
+OPEN_DIRS = 10       # directories of mode 0777
 
 
 def flood(t, dirs):
@@ -34,6 +35,10 @@ def flood(t, dirs):
         p = os.path.join(d, f"d{k}")
         os.mkdir(p, 0o755)
         os.lchown(p, OTHER, OTHER)
+    # writable by all: mta-send could move these, and must not (their
+    # owner, holding one open, would then write inside queue/)
+    for k in range(OPEN_DIRS):
+        os.chmod(os.path.join(d, f"d{k}"), 0o777)
     for k in range(ODD):
         p = os.path.join(d, f"f{k}")
         os.mkfifo(p, 0o644)
@@ -95,9 +100,12 @@ def directories_block_no_one(t, dirs):
     lines = drop_lines(log)
     once_each(lines)
     assert len(lines) < 1000, len(lines)
-    # the FIFOs and links logged one by one were moved aside
+    # the FIFOs and links logged one by one were moved aside, and no
+    # directory, not even one writable by all
     moved = os.listdir(t.path("queue", "quarantine"))
     assert moved and all(re.match(r"[fl]\d+$", n) for n in moved), moved
+    assert all(os.path.isdir(t.path("drop", f"d{k}"))
+               for k in range(OPEN_DIRS))
 
 
 def test_trigger_loop_keeps_the_log_small(t):
