@@ -386,20 +386,34 @@ int qw_open_path(struct qwriter *w, const char *path, mode_t mode,
 }
 
 /* queue_lf - N bytes of a message with CR LF made LF, into OUT (room for
- * N + 1 bytes); *CR carries a CR that ended the previous piece. A CR not
- * before LF is kept; the caller writes a CR still pending at the end */
-size_t queue_lf(char *out, const char *in, size_t n, int *cr)
+ * N + 1 bytes); *ST carries a CR that ended the previous piece (QLF_CR)
+ * and, once seen, a NUL or a CR not before LF (QLF_BAD, sticky) */
+size_t queue_lf(char *out, const char *in, size_t n, int *st)
 {
 	size_t i, o = 0;
 
 	for (i = 0; i < n; i++) {
-		if (*cr && in[i] != '\n')
+		if ((*st & QLF_CR) && in[i] != '\n') {
 			out[o++] = '\r';
-		*cr = in[i] == '\r';
-		if (!*cr)
-			out[o++] = in[i];
+			*st |= QLF_BAD;
+		}
+		*st &= ~QLF_CR;
+		if (in[i] == '\r') {
+			*st |= QLF_CR;
+			continue;
+		}
+		if (in[i] == 0)
+			*st |= QLF_BAD;
+		out[o++] = in[i];
 	}
 	return o;
+}
+
+/* queue_lf_end - 0 when the message queue_lf() saw with state ST is clean
+ * (a CR pending at its end is a bare CR too), else -EILSEQ */
+int queue_lf_end(int st)
+{
+	return st & (QLF_CR | QLF_BAD) ? -EILSEQ : 0;
 }
 
 /* qw_limit - at most MAX more message bytes from here on: the bytes

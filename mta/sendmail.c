@@ -37,9 +37,11 @@
  *	and the Received: line that mta-send adds tell who really sent it.
  *	A message over control/databytes is refused (exit 100), and so,
  *	whichever way it would go, are more than 1,000 recipients, an
- *	address beginning with '-' (docs/queue.md, "Limits at every entry")
- *	and a header with more than 100 Received: lines (a loop, RFC 5321
- *	6.3, lib/hdrscan.h). The options end at the first recipient (or
+ *	address beginning with '-' (docs/queue.md, "Limits at every entry"),
+ *	a header with more than 100 Received: lines (a loop, RFC 5321
+ *	6.3, lib/hdrscan.h) and a NUL or a CR not followed by LF (as SMTP
+ *	refuses them: a bare CR passed on can end DATA early at a lax next
+ *	hop, SMTP smuggling). The options end at the first recipient (or
  *	"--"), and the word after -f, -r, -F or -B is their value whatever
  *	it looks like (lib/args.h): give --root before the recipients. -bs is
  *	refused (exit 111): it runs mta-smtpd, which writes the queue
@@ -65,7 +67,7 @@
  *	message or an address is unusable (no recipient, a header block
  *	over 1 MiB, a message over control/databytes, more than 1,000
  *	recipients, an address beginning with '-', more than 100 Received:
- *	lines), 111 temporary
+ *	lines, a NUL or a bare CR), 111 temporary
  *	failure; with mta-inject, its own exit code.
  *
  * SEE ALSO
@@ -326,7 +328,8 @@ struct drop {
 	struct qwriter w;
 	struct str path;	/* drop/NAME, the name it gets when done */
 	unsigned long max;	/* control/databytes, cut by qw_body */
-	int cr;			/* a CR that ended the previous write */
+	int st;			/* queue_lf's: a CR that ended the previous
+				 * write, a NUL or bare CR seen */
 	int err;		/* the first error, a negative errno */
 };
 
@@ -348,7 +351,7 @@ static ssize_t drop_write(void *c, const char *buf, size_t n)
 
 	for (i = 0; i < n && d->err == 0; i += k) {
 		k = n - i < sizeof out - 1 ? n - i : sizeof out - 1;
-		(void)drop_put(d, out, queue_lf(out, buf + i, k, &d->cr));
+		(void)drop_put(d, out, queue_lf(out, buf + i, k, &d->st));
 	}
 	return d->err ? 0 : (ssize_t)n;
 }
@@ -450,8 +453,8 @@ static int drop_close(struct drop *d, FILE *f, const char *root)
 
 	if (fclose(f) != 0 && d->err == 0)
 		d->err = -EIO;
-	if (d->err == 0 && d->cr)
-		(void)drop_put(d, "\r", 1);
+	if (d->err == 0)
+		d->err = queue_lf_end(d->st);
 	r = d->err;
 	if (r == 0)
 		r = qw_commit_path(&d->w, d->path.s);
@@ -461,6 +464,9 @@ static int drop_close(struct drop *d, FILE *f, const char *root)
 		msg_die(100, "5.3.4 the message is larger than "
 			"control/databytes (%lu bytes); nothing was sent",
 			d->max);
+	if (r == -EILSEQ)
+		msg_die(100, "5.6.0 the message holds " QLF_BAD_TEXT
+			" (SMTP refuses it too); nothing was sent");
 	if (r < 0)
 		msg_die(111, "cannot write %s: %s; nothing was sent",
 			d->path.s, msg_err(r));

@@ -90,10 +90,10 @@ void dot_start(struct dotstuff *ds)
 	ds->bol = 1;
 }
 
-/* dot_encode - n message bytes as SMTP DATA: LF becomes CR LF, a dot
- * that starts a line is doubled (RFC 5321 4.5.2) */
-int dot_encode(struct dotstuff *ds, const char *buf, size_t n,
-	       struct str *out)
+/* encode_lf - N bytes without a CR as SMTP DATA: LF becomes CR LF, a
+ * dot that starts a line is doubled (RFC 5321 4.5.2) */
+static int encode_lf(struct dotstuff *ds, const char *buf, size_t n,
+		     struct str *out)
 {
 	size_t i = 0;
 
@@ -116,6 +116,29 @@ int dot_encode(struct dotstuff *ds, const char *buf, size_t n,
 		} else {
 			ds->bol = run == 0 ? ds->bol : 0;
 		}
+	}
+	return 0;
+}
+
+/* dot_encode - n message bytes as SMTP DATA (encode_lf). The queue holds
+ * LF line ends, so a CR in it is a bare one, which no entry lets in now
+ * but an older queue file may hold: it is left out, since RFC 5321 2.3.8
+ * forbids it on the wire and "\r.\r" ends DATA early at a lax next hop
+ * (SMTP smuggling). One memchr() keeps the common case as fast */
+int dot_encode(struct dotstuff *ds, const char *buf, size_t n,
+	       struct str *out)
+{
+	size_t i, j;
+	int r;
+
+	if (!n || !memchr(buf, '\r', n))
+		return encode_lf(ds, buf, n, out);
+	for (i = 0; i < n; i = j + 1) {
+		const char *cr = memchr(buf + i, '\r', n - i);
+
+		j = cr ? (size_t)(cr - buf) : n;
+		if (j > i && (r = encode_lf(ds, buf + i, j - i, out)) < 0)
+			return r;
 	}
 	return 0;
 }

@@ -146,7 +146,9 @@ static const char *check_env(const struct qenv *e)
 }
 
 /* copy - the checked envelope and the message into a new queue file;
- * -EILSEQ when the file changed under us (its owner may write it) */
+ * -EILSEQ when the file changed under us (its owner may write it),
+ * -EBADMSG for a NUL or a CR in the message: sendmail writes LF line
+ * ends and refuses both (queue_lf), as SMTP does */
 static int copy(struct send *s, int fd, const struct qenv *in, off_t off,
 		uint64_t len, uid_t uid, char *buf, struct str *id)
 {
@@ -179,6 +181,11 @@ static int copy(struct send *s, int fd, const struct qenv *in, off_t off,
 				continue;
 			if (got <= 0) {
 				r = got < 0 ? -errno : -EILSEQ;
+				break;
+			}
+			if (memchr(buf, '\r', (size_t)got) ||
+			    memchr(buf, 0, (size_t)got)) {
+				r = -EBADMSG;
 				break;
 			}
 			r = qsign_put(&qs, buf, (size_t)got);
@@ -265,8 +272,9 @@ static int take(struct send *s, const char *path, const char *name,
 	if ((why = check_env(&e)) != NULL)
 		goto out;
 	r = copy(s, fd, &e, off, len, fb.st_uid, buf, &id);
-	if (r == -EILSEQ) {
-		why = "cut short while it was read";
+	if (r == -EILSEQ || r == -EBADMSG) {
+		why = r == -EILSEQ ? "cut short while it was read" :
+		      "the message holds " QLF_BAD_TEXT;
 		goto out;
 	}
 	if (r < 0) {

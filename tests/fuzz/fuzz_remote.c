@@ -5,8 +5,9 @@
  *
  * Checked beyond "no crash": a reply's code is 200-599 and its kept text
  * stays within REPLY_MAX_TEXT plus one separator; the DATA writer gives
- * the same bytes whole and byte by byte, has no bare LF, ends in
- * CR LF . CR LF, and un-stuffed gives the input with CR LF line ends; a
+ * the same bytes whole and byte by byte, has no bare LF and no bare CR,
+ * ends in CR LF . CR LF, and un-stuffed gives the input without its CRs
+ * (bare in a queue file: never sent) and with CR LF line ends; a
  * cleaned result is at most 500 printable bytes; a route found has a host
  * or says "use MX", and a port within 0-65535.
  */
@@ -48,6 +49,7 @@ static void check_reply(const char *s, size_t n)
 static void check_dot(const char *s, size_t n)
 {
 	struct str whole = STR_INIT, bytes = STR_INIT, back = STR_INIT;
+	struct str plain = STR_INIT;
 	struct dotstuff ds;
 	size_t i;
 
@@ -66,7 +68,9 @@ static void check_dot(const char *s, size_t n)
 	    (whole.len > 3 && memcmp(whole.s + whole.len - 5, "\r\n", 2)))
 		abort();
 	for (i = 0; i < whole.len; i++)
-		if (whole.s[i] == '\n' && (i == 0 || whole.s[i - 1] != '\r'))
+		if ((whole.s[i] == '\n' && (i == 0 || whole.s[i - 1] != '\r')) ||
+		    (whole.s[i] == '\r' && (i + 1 == whole.len ||
+					    whole.s[i + 1] != '\n')))
 			abort();
 	/* un-stuff: drop the end, undouble leading dots, CR LF to LF */
 	for (i = 0; i + 3 < whole.len;) {
@@ -80,18 +84,21 @@ static void check_dot(const char *s, size_t n)
 		(void)str_catc(&back, '\n');
 		i = e + 1;
 	}
-	if (n && s[n - 1] != '\n') {
-		if (back.len != n + 1 || back.s[n] != '\n')
-			abort();
-	} else if (back.len != n) {
-		abort();
-	}
-	if (n && memcmp(back.s, s, n))
+	/* what comes back is the input without its CRs (all bare: the
+	 * queue holds LF line ends) */
+	for (i = 0; i < n; i++)
+		if (s[i] != '\r')
+			(void)str_catc(&plain, s[i]);
+	if (plain.len && plain.s[plain.len - 1] != '\n')
+		(void)str_catc(&plain, '\n');
+	if (back.len != plain.len ||
+	    (back.len && memcmp(back.s, plain.s, back.len)))
 		abort();
 out:
 	str_free(&whole);
 	str_free(&bytes);
 	str_free(&back);
+	str_free(&plain);
 }
 
 /* check_route - the input as smtproutes lines, looked up for a domain */

@@ -151,19 +151,73 @@ def test_drop_files_past_the_limits_are_refused(t):
         put(t, f"sender{i}", qf_new(addr, [f"b@{DOMAIN}"], body))
         want[f"rcpt{i}"] = "an invalid recipient address"
         want[f"sender{i}"] = "an invalid sender address"
+    quarantined(t, want, r"drop thousand from uid \d+: queued as msg")
+    assert set(os.listdir(t.path("queue", "quarantine"))) == set(want)
+
+
+def quarantined(t, want, then=None):
+    """mta-send quarantines each drop file of WANT (name: why) with its
+    reason in the log (and logs THEN); drop/ is left empty and b has no
+    mail: nothing of a refused file"""
     s = Sender(t)
     try:
         s.wait_log(r"quarantine \S+/drop/", count=len(want))
-        s.wait_log(r"drop thousand from uid \d+: queued as msg")
+        if then:
+            s.wait_log(then)
         log = s.log()
     finally:
         s.stop()
     for name, why in want.items():
         assert re.search(rf"quarantine \S+/drop/{name}: from uid \d+: "
                          rf"{re.escape(why)}", log), (name, log)
-    assert set(os.listdir(t.path("queue", "quarantine"))) == set(want)
     assert drop_names(t) == []
-    assert maildir(t, "b") == []       # nothing of a refused file
+    assert maildir(t, "b") == []
+
+
+# a NUL or a CR not before LF, which SMTP refuses (554 5.6.0): the first
+# is the smuggler's "\\r.\\r" of a web form's text given to sendmail
+BAD_BYTES = ["Subject: s\n\nhi\r.\rMAIL FROM:<ceo@x.test>\r\n",
+             "Subject: n\n\na\0b\n",
+             "Subject: c\n\nends in a CR\r",
+             "Subject: cc\r\r\n\r\nbody\r\n"]
+BAD_BYTES_TEXT = "5.6.0 the message holds a NUL or a CR not followed by LF"
+
+
+def test_inject_and_sendmail_refuse_bare_cr_and_nul(t):
+    """mta-inject and root's sendmail (which runs it) refuse each of
+    BAD_BYTES with exit 100 and one 5.6.0 line, nothing queued; CR LF line
+    ends are still taken"""
+    t.init()
+    for msg in BAD_BYTES:
+        for prog in ("mta-inject", "sendmail"):
+            args = (["-f", "a@b.test", "c@d.test"] if prog == "mta-inject"
+                    else ["-oi", "c@d.test"])
+            line = refused(t.run(prog, *args, input=msg), "mta-inject")
+            assert BAD_BYTES_TEXT in line, (prog, msg, line)
+            nothing_queued(t)
+    p = t.run("mta-inject", "-f", "a@b.test", "c@d.test",
+              input="Subject: ok\r\n\r\nfine\r\n")
+    assert p.returncode == 0 and len(queued(t)) == 1, p.err
+
+
+def test_user_sendmail_and_drop_refuse_bare_cr_and_nul(t):
+    """An ordinary user's sendmail refuses BAD_BYTES before anything stays
+    in drop/; a drop file written by hand with a CR or a NUL in its message
+    is quarantined with the reason, and its recipient gets nothing"""
+    if not can_switch():
+        return
+    setup(t, users=("b",))
+    for msg in BAD_BYTES:
+        line = refused(user_sendmail(t, f"b@{DOMAIN}", input=msg),
+                       "sendmail")
+        assert BAD_BYTES_TEXT in line, (msg, line)
+    assert drop_names(t) == []
+    want = {}
+    for i, body in enumerate((b"Subject: d\n\nhi\r.\rx\n",
+                              b"Subject: d\n\na\0b\n", b"S: d\r\n\r\n")):
+        put(t, f"bytes{i}", qf_new(f"s@{DOMAIN}", [f"b@{DOMAIN}"], body))
+        want[f"bytes{i}"] = "the message holds a NUL or a CR"
+    quarantined(t, want)
 
 
 # --- past every entry: a queue file written by hand ----

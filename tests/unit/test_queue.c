@@ -195,28 +195,54 @@ static void test_top(void)
 	str_free(&m);
 }
 
-/* test_lf - queue_lf: CR LF becomes LF, a lone CR stays, a CR at the end
- * of a piece waits for the next one; whole and byte by byte alike */
+/* test_lf - queue_lf: CR LF becomes LF, a lone CR stays and marks the
+ * message bad, a CR at the end of a piece waits for the next one; whole
+ * and byte by byte alike */
 static void test_lf(void)
 {
 	static const char in[] = "a\r\nb\rc\r\r\nd\n\r\n\r";
 	static const char want[] = "a\nb\rc\r\nd\n\n";
+	static const struct {
+		const char *in;
+		size_t n;
+		int end;	/* queue_lf_end's verdict */
+	} v[] = {
+		{"a\r\nb\n\r\n", 7, 0},
+		{"a\nb", 3, 0},
+		{"a\r", 2, -EILSEQ},		/* a CR at the very end */
+		{"a\rb\n", 4, -EILSEQ},
+		{"a\r.\r\n", 5, -EILSEQ},	/* the smuggler's \r.\r */
+		{"a\0b\n", 4, -EILSEQ},
+		{"\r\r\n", 3, -EILSEQ},
+	};
 	char got[sizeof in + 1], out[2];
 	size_t n = sizeof in - 1, o, i;
-	int cr = 0;
+	int st = 0;
 
-	o = queue_lf(got, in, n, &cr);
-	tt_check(o == sizeof want - 1 && !memcmp(got, want, o) && cr == 1,
-		 "lf_whole", "o=%zu cr=%d", o, cr);
-	cr = 0;
+	o = queue_lf(got, in, n, &st);
+	tt_check(o == sizeof want - 1 && !memcmp(got, want, o) &&
+		 st == (QLF_CR | QLF_BAD), "lf_whole", "o=%zu st=%d", o, st);
+	st = 0;
 	for (i = 0, o = 0; i < n; i++) {
-		size_t k = queue_lf(out, in + i, 1, &cr);
+		size_t k = queue_lf(out, in + i, 1, &st);
 
 		memcpy(got + o, out, k);
 		o += k;
 	}
-	tt_check(o == sizeof want - 1 && !memcmp(got, want, o) && cr == 1,
-		 "lf_bytewise", "o=%zu cr=%d", o, cr);
+	tt_check(o == sizeof want - 1 && !memcmp(got, want, o) &&
+		 st == (QLF_CR | QLF_BAD), "lf_bytewise", "o=%zu st=%d", o, st);
+	for (i = 0; i < sizeof v / sizeof v[0]; i++) {
+		int whole = 0, bytes = 0;
+		size_t k;
+
+		(void)queue_lf(got, v[i].in, v[i].n, &whole);
+		for (k = 0; k < v[i].n; k++)
+			(void)queue_lf(out, v[i].in + k, 1, &bytes);
+		tt_check(queue_lf_end(whole) == v[i].end &&
+			 queue_lf_end(bytes) == v[i].end,
+			 tt_name("lf_end[%zu]", i), "whole=%d bytes=%d", whole,
+			 bytes);
+	}
 }
 
 /* test_databytes - control/databytes, or SPEC's default when missing or
