@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "queue.h"
+
 static char lower(char c)
 {
 	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
@@ -145,4 +147,15 @@ int name_addr(const char *in, struct str *local, struct str *domain,
 	if (r == 0)
 		r = name_domain(at + 1, strlen(at + 1), domain, why_r);
 	return r;
+}
+
+/* name_receivable - why mail from outside could never reach LOCAL */
+const char *name_receivable(const char *local, size_t len)
+{
+	if (queue_addr_entry(local, len) < 0)
+		return "begins with '-', which every entry refuses (a program "
+		       "could take it for an option)";
+	if (memchr(local, '%', len) || memchr(local, '!', len))
+		return "contains '%' or '!', which SMTP refuses in a recipient";
+	return NULL;
 }

@@ -18,6 +18,13 @@
  * resolver may be asked any name that exists). It returns NULL for a good
  * name, else the phrase; it folds nothing, and a final dot is an empty
  * label (callers that allow one remove it first).
+ *
+ * name_receivable() is why a hosted local part could never receive mail
+ * from outside, or NULL: every entry refuses one that begins with '-'
+ * (lib/queue.h queue_addr_entry: a program could take it for an option)
+ * and mta-smtpd refuses '%' and '!' in a recipient (the source routes
+ * that once opened relays). vadmin creates no user, alias or local
+ * destination that fails it, so that no mailbox exists that RCPT refuses.
  */
 #ifndef FACTEUR_NAME_H
 #define FACTEUR_NAME_H
@@ -40,5 +47,6 @@ int name_local(const char *in, size_t len, struct str *out,
 	       const char **why_r);
 int name_addr(const char *in, struct str *local, struct str *domain,
 	      const char **why_r);
+const char *name_receivable(const char *local, size_t len);
 
 #endif

@@ -92,6 +92,8 @@ int64_t m_domain_id(struct vctx *c, const char *domain, int64_t *alias_of_r);
 int64_t m_real_domain(struct vctx *c, const char *domain, struct str *real);
 int64_t m_user_id(struct vctx *c, int64_t did, const char *local);
 void m_parse_addr(const char *in, struct str *local, struct str *domain);
+void m_receivable(const char *local, const char *domain);
+const char *m_dest_why(const char *local, int hosted);
 void m_parse_domain(const char *in, struct str *domain);
 void m_parse_quota(const char *in, struct quota *q);
 void m_make_secret(struct vctx *c, const char *pw, const char *hash,

@@ -45,7 +45,8 @@ int vimp_parse(char *line, size_t n, struct vimp_line *l, struct str *local,
 	l->qs = field(&p);
 	if (!l->secret || field(&p))
 		return VIMP_FIELDS;
-	if (name_addr(l->addr, local, domain, why) < 0)
+	if (name_addr(l->addr, local, domain, why) < 0 ||
+	    (*why = name_receivable(local->s, local->len)) != NULL)
 		return VIMP_ADDR;
 	if (l->qs && quota_parse(l->qs, &l->q) < 0)
 		return VIMP_QUOTA;

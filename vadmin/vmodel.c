@@ -27,6 +27,7 @@
 #include "mdquota.h"
 #include "name.h"
 #include "pw.h"
+#include "queue.h"
 #include "vadmin.h"
 
 /* prep - prepare a statement or fail as a system error */
@@ -160,6 +161,17 @@ void m_parse_domain(const char *in, struct str *domain)
 		vfail(EX_REFUSED, "invalid domain '%s': it %s", in, why);
 	if (r < 0)
 		vfail(EX_TEMP, "out of memory");
+}
+
+/* m_receivable - refuse to create LOCAL@DOMAIN as a user, an alias or a
+ * local destination when no mail from outside could reach it */
+void m_receivable(const char *local, const char *domain)
+{
+	const char *why = name_receivable(local, strlen(local));
+
+	if (why)
+		vfail(EX_REFUSED, "%s@%s could never receive mail: its local "
+		      "part %s", local, domain, why);
 }
 
 /* m_parse_addr - validate and fold USER@DOMAIN */
@@ -546,6 +558,7 @@ void m_add_user(struct vctx *c, const char *addr, struct secret *sec,
 		vfail(EX_REFUSED, "the name is longer than 256 bytes");
 
 	m_parse_addr(addr, &local, &domain);
+	m_receivable(local.s, domain.s);
 	did = need_real_domain(c, domain.s);
 	if (!have_quota)
 		m_domain_quota(c, did, &dq);
@@ -659,6 +672,40 @@ static void parse_dest(struct vctx *c, const char *in, const char *domain,
 	str_free(&d);
 }
 
+/* m_dest_why - why a destination's LOCAL part (HOSTED: in a domain of
+ * ours) is one mail could never be sent on to, or NULL: mta-inject
+ * refuses a local part that begins with '-', and a hosted one must be
+ * receivable (lib/name.h) */
+const char *m_dest_why(const char *local, int hosted)
+{
+	size_t n = strlen(local);
+
+	if (hosted)
+		return name_receivable(local, n);
+	return queue_addr_entry(local, n) < 0 ? "begins with '-', which "
+	       "every entry refuses" : NULL;
+}
+
+/* new_dest - parse_dest for a destination about to be stored: none that
+ * m_dest_why refuses */
+static void new_dest(struct vctx *c, const char *in, const char *domain,
+		     struct str *out)
+{
+	struct str real = STR_INIT;
+	char *at;
+	const char *why;
+
+	parse_dest(c, in, domain, out);
+	at = strrchr(out->s, '@');
+	*at = 0;
+	why = m_dest_why(out->s, m_real_domain(c, at + 1, &real) != 0);
+	*at = '@';
+	if (why)
+		vfail(EX_REFUSED, "invalid destination '%s': its local part %s",
+		      out->s, why);
+	str_free(&real);
+}
+
 /* next_hops - where mail for a hosted address goes on to (aliases, forward) */
 static void next_hops(struct vctx *c, const char *addr, struct str *hops)
 {
@@ -765,12 +812,13 @@ void m_alias_add(struct vctx *c, const char *alias, char **dests, int n)
 	int i;
 
 	m_parse_addr(alias, &local, &domain);
+	m_receivable(local.s, domain.s);
 	did = need_real_domain(c, domain.s);
 	if (m_user_id(c, did, local.s))
 		vfail(EX_REFUSED, "%s@%s is a mailbox; use 'vadmin forward' to "
 		      "send its mail elsewhere", local.s, domain.s);
 	for (i = 0; i < n; i++) {
-		parse_dest(c, dests[i], domain.s, &dest);
+		new_dest(c, dests[i], domain.s, &dest);
 		st = prep(c, "INSERT INTO aliases(domain_id, local, dest) "
 			     "VALUES (?, ?, ?) ON CONFLICT DO NOTHING");
 		store_bind_int(st, 1, did);
@@ -832,7 +880,7 @@ void m_forward(struct vctx *c, const char *addr, const char *dest_in, int keep)
 	struct store_stmt *st;
 
 	if (dest_in) {
-		parse_dest(c, dest_in, domain.s, &dest);
+		new_dest(c, dest_in, domain.s, &dest);
 		st = prep(c, "INSERT INTO forwards(user_id, dest, keep) "
 			     "VALUES (?, ?, ?) ON CONFLICT (user_id) DO "
 			     "UPDATE SET dest = excluded.dest, "
@@ -872,7 +920,7 @@ void m_catchall(struct vctx *c, const char *in, const char *what)
 		if (str_copys(&dest, what))
 			vfail(EX_TEMP, "out of memory");
 	} else {
-		parse_dest(c, what, domain.s, &dest);
+		new_dest(c, what, domain.s, &dest);
 		m_parse_addr(dest.s, &l, &d);
 		/* a catch-all to an unknown local name would catch itself */
 		if (!strcmp(d.s, domain.s) && !m_user_id(c, did, l.s) &&

@@ -409,7 +409,8 @@ static void user_line(struct vi *v, struct vi_domain *d, char *line,
 		vi_say(v, "%s: the line %s; user not imported", place, why);
 		return;
 	}
-	if (name_local(p.name, strlen(p.name), &local, &why) < 0) {
+	if (name_local(p.name, strlen(p.name), &local, &why) < 0 ||
+	    (why = name_receivable(local.s, local.len)) != NULL) {
 		vi_say(v, "%s: user name '%s' is not valid here (it %s); not "
 		       "imported", place, p.name, why);
 		goto out;
@@ -658,7 +659,8 @@ static void domain_qmail(struct vi *v, struct vi_domain *d, const char *fn,
 	} else if (k == VPP_Q_EXTDEFAULT) {
 		vi_say(v, "%s: extension default (%s-ANYTHING): Facteur has "
 		       "none; not carried", where, local.s);
-	} else if (k < 0 || name_local(local.s, local.len, &folded, &why)) {
+	} else if (k < 0 || name_local(local.s, local.len, &folded, &why) ||
+		   name_receivable(folded.s, folded.len)) {
 		vi_say(v, "%s: '%s' is not a valid alias name here; not "
 		       "carried", where, local.s);
 	} else if (find_user(d, folded.s)) {
@@ -813,6 +815,11 @@ static void valias_line(struct vi *v, char *line, const char *place,
 	if (k < 0 || name_addr(alias, &local, &dom, &why) < 0) {
 		vi_say(v, "%s: not 'ALIAS@DOMAIN -> LINE' (valias -s); not "
 		       "carried", place);
+		goto out;
+	}
+	if ((why = name_receivable(local.s, local.len)) != NULL) {
+		vi_say(v, "%s: alias %s@%s: its local part %s; not carried",
+		       place, local.s, dom.s, why);
 		goto out;
 	}
 	d = find_domain(v, dom.s);

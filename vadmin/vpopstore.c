@@ -130,10 +130,13 @@ static int dest(struct vi *v, const char *in, struct str *out,
 		const char **why_r)
 {
 	struct str l = STR_INIT, d = STR_INIT, real = STR_INIT;
-	int r = name_addr(in, &l, &d, why_r);
+	int r = name_addr(in, &l, &d, why_r), hosted = 0;
 
-	if (r == 0 && !m_real_domain(v->c, d.s, &real))
+	if (r == 0 && !(hosted = m_real_domain(v->c, d.s, &real) != 0))
 		r = str_copyb(&l, in, (size_t)(strrchr(in, '@') - in));
+	/* vadmin's rule for a stored destination */
+	if (r == 0 && (*why_r = m_dest_why(l.s, hosted)) != NULL)
+		r = -EINVAL;
 	out->len = 0;
 	if (r == 0)
 		r = str_catf(out, "%s@%s", l.s, d.s);

@@ -309,6 +309,39 @@ def test_adduser_refusals_change_nothing(t):
     check_ok(t)
 
 
+def test_names_mail_could_never_reach_are_refused(t):
+    """A user, an alias or a destination that no mail could reach or be
+    sent on to is refused when it is made, not found out at the first
+    message (RCPT refusing it, or a bounce): a local part that begins with
+    '-' (every entry refuses it) and, in our domains, one with '%' or '!'
+    (SMTP refuses those in a recipient); likewise from an import file.
+    Nothing changes; remote local parts keep the other bytes they may."""
+    fast_root(t)
+    add_domain(t)
+    add_user(t, "bob@" + D)
+    before = state(t)
+    never = "could never receive mail"
+    for addr, why in (("-bob@" + D, "begins with '-'"),
+                      ("a%b@" + D, "'%' or '!'"),
+                      ("x!y@" + D, "'%' or '!'")):
+        refused(t, "adduser", "--", addr, input="pw-Secret-1\n",
+                want=never)
+        refused(t, "alias", "add", "--", addr, "bob", want=never)
+        assert why in t.run("vadmin", "adduser", "--", addr,
+                            input="pw-Secret-1\n", check=1).err
+    for dest in ("-y", "-y@" + D, "a%b", "-y@remote.test"):
+        want = "invalid destination"
+        refused(t, "alias", "add", "sales@" + D, "--", dest, want=want)
+        refused(t, "forward", "bob@" + D, "--", dest, want=want)
+        refused(t, "catchall", D, "--", dest, want=want)
+    path = os.path.join(t.tmp, "users")
+    with open(path, "w") as f:
+        f.write(f"c-ok@{D} pw-Secret-1\n-bad@{D} pw-Secret-1\n")
+    refused(t, "import", path, want="line 2: invalid address")
+    assert_same(before, state(t))
+    vadmin(t, "forward", "bob@" + D, "Mixed%Case@remote.test")
+
+
 def test_password_never_stored_in_clear(t):
     fast_root(t)
     secrets = ["Clear-Domain-Pw-9137", "Clear-Arg-Pw-5521",
