@@ -113,7 +113,8 @@ int queue_addr_entry(const char *addr, size_t len)
 
 /* queue_qualify - an address as a caller of mta-inject or sendmail gave
  * it, as it goes into the queue: one pair of <> taken off, @ME added to a
- * bare local part, then the checks of every entry (queue_addr_plain,
+ * bare local part, a domain's trailing root dot taken off (as mta-smtpd
+ * does), then the checks of every entry (queue_addr_plain,
  * queue_addr_entry). A sender may be empty ("" or "<>": the null sender).
  * -EINVAL with *why_r saying what is wrong, or -ENOMEM */
 int queue_qualify(const char *in, const char *me, int is_sender,
@@ -131,6 +132,11 @@ int queue_qualify(const char *in, const char *me, int is_sender,
 	if (str_catb(out, in, n) < 0 ||
 	    (n && !memchr(in, '@', n) && str_catf(out, "@%s", me) < 0))
 		return -ENOMEM;
+	/* the root's trailing dot, which mta-smtpd takes off too: kept, the
+	 * domain would not be found hosted and its MX would be us (a loop) */
+	if (out->len > 2 && out->s[out->len - 1] == '.' &&
+	    out->s[out->len - 2] != '@' && out->s[out->len - 2] != '.')
+		str_trunc(out, out->len - 1);
 	*why_r = NULL;
 	_Static_assert(QUEUE_ADDR_MAX == 998, "the reason below says 998");
 	if (queue_addr_plain(out->s, out->len) < 0)

@@ -174,6 +174,23 @@ def quarantined(t, want, then=None):
     assert maildir(t, "b") == []
 
 
+def test_trailing_root_dot_is_taken_off_at_every_entry(t):
+    """mta-inject and sendmail take a domain's trailing root dot off, as
+    mta-smtpd does: b@DOMAIN. is the hosted b@DOMAIN and is delivered,
+    where it was a remote domain whose MX was this host (a bounce)"""
+    setup(t, users=("b",))
+    s = Sender(t)
+    try:
+        for prog, args in (("mta-inject", ["-f", "a@x.test",
+                                           f"b@{DOMAIN}."]),
+                           ("sendmail", ["-oi", f"<b@{DOMAIN.upper()}.>"])):
+            p = t.run(prog, *args, input=MSG)
+            assert p.returncode == 0, (prog, p.err)
+        wait_files(t, "b", 2, timeout=30)
+    finally:
+        s.stop()
+
+
 # a NUL or a CR not before LF, which SMTP refuses (554 5.6.0): the first
 # is the smuggler's "\\r.\\r" of a web form's text given to sendmail
 BAD_BYTES = ["Subject: s\n\nhi\r.\rMAIL FROM:<ceo@x.test>\r\n",

@@ -436,6 +436,14 @@ int main(void)
 		      -EINVAL && strstr(why, "'-'");
 		ok &= queue_qualify("<-h>", "me.x", 0, &q, &why) == -EINVAL;
 		tt_check(ok, "qualify", "wrong verdict");
+		/* the root's dot off, as mta-smtpd takes it off */
+		ok = queue_qualify("<b@Hosted.example.>", "me.x", 0, &q,
+				   &why) == 0 && str_eqs(&q, "b@Hosted.example");
+		ok &= queue_qualify("b@x.", "me.x", 1, &q, &why) == 0 &&
+		      str_eqs(&q, "b@x");
+		ok &= queue_qualify("b@.", "me.x", 0, &q, &why) == 0 &&
+		      str_eqs(&q, "b@.");
+		tt_check(ok, "qualify_root_dot", "q=%s", q.s ? q.s : "");
 		str_free(&q);
 	}
 	tt_check(queue_rcpts_ok(QUEUE_RCPTS_MAX) == 0 &&
