@@ -45,6 +45,12 @@
 #include "quota.h"
 #include "str.h"
 
+/* how far one recipient may lead: vdeliver follows aliases and forwards
+ * RCPT_DEPTH_MAX in a row and delivers to at most RCPT_TARGETS_MAX
+ * destinations (5.4.6, 5.5.3); vadmin stores no alias with more */
+#define RCPT_DEPTH_MAX 10
+#define RCPT_TARGETS_MAX 1000
+
 #define RCPT_USER 1
 #define RCPT_ALIAS 2
 #define RCPT_CATCHALL 3

@@ -28,6 +28,7 @@
 #include "name.h"
 #include "pw.h"
 #include "queue.h"
+#include "rcpt.h"
 #include "vadmin.h"
 
 /* prep - prepare a statement or fail as a system error */
@@ -802,6 +803,26 @@ static void no_loop(struct vctx *c, const char *start)
 	str_free(&target);
 }
 
+/* alias_not_too_wide - refuse an alias with more destinations than
+ * vdeliver delivers to (it would bounce every message, 5.5.3) */
+static void alias_not_too_wide(struct vctx *c, int64_t did, const char *local,
+			       const char *domain)
+{
+	struct store_stmt *st = prep(c, "SELECT count(*) FROM aliases WHERE "
+				   "domain_id = ? AND local = ?");
+	int64_t n = 0;
+
+	store_bind_int(st, 1, did);
+	bind_text(st, 2, local);
+	if (store_step(st) == STORE_ROW)
+		n = store_column_int(st, 0);
+	store_finalize(st);
+	if (n > RCPT_TARGETS_MAX)
+		vfail(EX_REFUSED, "%s@%s would have %lld destinations; vdeliver "
+		      "delivers to at most %d", local, domain, (long long)n,
+		      RCPT_TARGETS_MAX);
+}
+
 /* m_alias_add - ALIAS@DOMAIN delivers to each DEST */
 void m_alias_add(struct vctx *c, const char *alias, char **dests, int n)
 {
@@ -829,6 +850,7 @@ void m_alias_add(struct vctx *c, const char *alias, char **dests, int n)
 			vfail(EX_REFUSED, "%s@%s already delivers to %s",
 			      local.s, domain.s, dest.s);
 	}
+	alias_not_too_wide(c, did, local.s, domain.s);
 	if (str_catf(&full, "%s@%s", local.s, domain.s))
 		vfail(EX_TEMP, "out of memory");
 	no_loop(c, full.s);

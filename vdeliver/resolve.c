@@ -6,7 +6,7 @@
  * looked up as lib/rcpt.h says (mailbox, alias, extensions, catch-all); a
  * mailbox with a forward delivers to the forward's destination (and to
  * itself with KEEP 1). Destinations in a hosted domain are followed here,
- * up to VD_DEPTH_MAX in a row; others become remote targets for the queue.
+ * up to RCPT_DEPTH_MAX in a row; others become remote targets for the queue.
  *
  * Every address passed through is kept in v->seen, which the header scan
  * compares with the message's Delivered-To: lines, and in each target's
@@ -56,9 +56,9 @@ static struct target *add_target(struct vd *v, int remote, const char *addr,
 		    str_eqs(&t->maildir, maildir))
 			return NULL;
 	}
-	if (v->n == VD_TARGETS_MAX)
+	if (v->n == RCPT_TARGETS_MAX)
 		vd_fail(v, EX_PERM, "5.5.3", "%s expands to more than %d "
-			"destinations", v->rcpt.s, VD_TARGETS_MAX);
+			"destinations", v->rcpt.s, RCPT_TARGETS_MAX);
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? v->cap * 2 : 4;
 		struct target *nt = realloc(v->t, cap * sizeof *nt);
@@ -194,10 +194,10 @@ static void expand(struct vd *v, const char *local, const char *domain,
 	if (in_list(parent, addr.s))
 		vd_fail(v, EX_PERM, "5.4.6", "alias loop: %s leads back to "
 			"itself; fix its aliases or forwards", addr.s);
-	if (depth > VD_DEPTH_MAX)
+	if (depth > RCPT_DEPTH_MAX)
 		vd_fail(v, EX_PERM, "5.4.6", "alias loop: %s passes through "
 			"more than %d aliases or forwards", v->rcpt.s,
-			VD_DEPTH_MAX);
+			RCPT_DEPTH_MAX);
 	if ((v->lookups += 8) > VD_LOOKUPS_MAX)
 		vd_fail(v, EX_PERM, "5.5.3", "%s expands to too many "
 			"destinations", v->rcpt.s);

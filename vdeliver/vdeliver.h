@@ -20,6 +20,7 @@
 #include "maildir.h"
 #include "mdquota.h"
 #include "quota.h"
+#include "rcpt.h"
 #include "str.h"
 
 /* qmail's exit codes (qmail-command(8)) */
@@ -37,9 +38,9 @@
 #define SX_CANTCREAT 73
 #define SX_TEMPFAIL 75
 
-#define VD_DEPTH_MAX 10		/* aliases and forwards followed in a row */
-#define VD_TARGETS_MAX 1000	/* destinations of one recipient */
-#define VD_LOOKUPS_MAX 4000	/* table lookups for one recipient */
+/* table lookups for one recipient: 8 a name followed, room for an alias
+ * of RCPT_TARGETS_MAX mailboxes (at 4000, 499 of them were too many) */
+#define VD_LOOKUPS_MAX (8 * (RCPT_TARGETS_MAX + RCPT_DEPTH_MAX + 1))
 #define VD_DELIVERED_MAX 100	/* Delivered-To: lines a message may carry */
 
 /* one destination of the message */
