@@ -247,19 +247,27 @@ static int64_t need_real_domain(struct vctx *c, const char *domain)
 	return id;
 }
 
-/* m_user_id - id of USER in a domain, 0 when absent */
-int64_t m_user_id(struct vctx *c, int64_t did, const char *local)
+/* local_int - the first column of SQL's first row for (domain id,
+ * local part), or 0 when there is none */
+static int64_t local_int(struct vctx *c, const char *sql, int64_t did,
+			 const char *local)
 {
-	struct store_stmt *st = prep(c, "SELECT id FROM users WHERE domain_id = ? "
-				   "AND local = ?");
-	int64_t id = 0;
+	struct store_stmt *st = prep(c, sql);
+	int64_t v = 0;
 
 	store_bind_int(st, 1, did);
 	bind_text(st, 2, local);
 	if (store_step(st) == STORE_ROW)
-		id = store_column_int(st, 0);
+		v = store_column_int(st, 0);
 	store_finalize(st);
-	return id;
+	return v;
+}
+
+/* m_user_id - id of USER in a domain, 0 when absent */
+int64_t m_user_id(struct vctx *c, int64_t did, const char *local)
+{
+	return local_int(c, "SELECT id FROM users WHERE domain_id = ? AND "
+			 "local = ?", did, local);
 }
 
 /* m_is_alias - whether LOCAL@domain has alias rows */
@@ -808,15 +816,9 @@ static void no_loop(struct vctx *c, const char *start)
 static void alias_not_too_wide(struct vctx *c, int64_t did, const char *local,
 			       const char *domain)
 {
-	struct store_stmt *st = prep(c, "SELECT count(*) FROM aliases WHERE "
-				   "domain_id = ? AND local = ?");
-	int64_t n = 0;
+	int64_t n = local_int(c, "SELECT count(*) FROM aliases WHERE "
+			      "domain_id = ? AND local = ?", did, local);
 
-	store_bind_int(st, 1, did);
-	bind_text(st, 2, local);
-	if (store_step(st) == STORE_ROW)
-		n = store_column_int(st, 0);
-	store_finalize(st);
 	if (n > RCPT_TARGETS_MAX)
 		vfail(EX_REFUSED, "%s@%s would have %lld destinations; vdeliver "
 		      "delivers to at most %d", local, domain, (long long)n,
