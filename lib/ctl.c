@@ -124,6 +124,7 @@ const struct ctl_numdef ctl_nums[CTL_NUMS] = {
 	[CTL_MAXSESSIONS] = {"maxsessions", 1000, 1, 1000000},
 	[CTL_MAXPERIP] = {"maxperip", 20, 1, 1000000},
 	[CTL_POP3MAXFAIL] = {"pop3maxfail", 100, 1, 1000000},
+	[CTL_SMTPMAXFAIL] = {"smtpmaxfail", 100, 1, 1000000},
 	[CTL_POP3PLAINTEXT] = {"pop3plaintext", 0, 0, 1},
 	[CTL_SPFREJECT] = {"spfreject", 0, 0, 1},
 	[CTL_DMARCREJECT] = {"dmarcreject", 1, 0, 1},

@@ -124,8 +124,16 @@ void auth_command(struct session *s, const char *arg)
 		initial++;
 	/* an address (an IPv6 /64) that failed waits before its attempt is
 	 * checked, whichever session it uses, by lib/limit's schedule (the
-	 * one pop3d uses); other addresses are not slowed */
+	 * one pop3d uses); other addresses are not slowed. One that failed
+	 * smtpmaxfail times is not checked at all, as pop3d refuses one at
+	 * pop3maxfail: cut off there, it would go on guessing here */
 	fails = limit_get_ip(s->limit, s->ip.s);
+	if (s->maxfail && fails >= s->maxfail) {
+		(void)conn_reply(&s->c, "454 4.7.0 too many failed logins from "
+				 "your address; try again later");
+		session_note(s, "454 4.7.0 too many failed logins");
+		return;
+	}
 	if (fails && s->auth_delay) {
 		(void)conn_flush(&s->c);
 		limit_wait(fails);

@@ -117,6 +117,7 @@ static void serve(struct smtpd *srv, int rfd, int wfd, enum port_kind kind,
 	/* unreadable: the defaults (doctor names the file) */
 	(void)ctl_num(srv->root, CTL_TIMEOUTSMTPD, &timeout);
 	(void)ctl_num(srv->root, CTL_DATABYTES, &s.databytes);
+	(void)ctl_num(srv->root, CTL_SMTPMAXFAIL, &s.maxfail);
 	conn_init(&s.c, rfd, wfd, timeout);
 	if (ctl_me(srv->root, &s.me) < 0 ||
 	    str_copys(&s.ip, ip) < 0) {

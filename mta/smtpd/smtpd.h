@@ -55,6 +55,7 @@ struct session {
 	unsigned long databytes;
 	unsigned auth_failures, errors;
 	unsigned auth_delay;	/* seconds more sleep per failed AUTH */
+	unsigned long maxfail;	/* control/smtpmaxfail */
 	struct limit *limit;	/* lib/limit; NULL: per-session slowing only */
 	const char *dummy_hash;	/* checked for unknown users: same time */
 	struct qenv env;

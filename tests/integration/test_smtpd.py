@@ -753,6 +753,51 @@ def test_smtpd_auth_failures_slow_one_address(t):
     assert log.count("535 5.7.8 authentication failed for bob@") == 11
 
 
+@alone
+def test_smtpd_auth_cut_off_at_smtpmaxfail(t):
+    """An address with control/smtpmaxfail failed logins (2 here) gets
+    454 4.7.0 at AUTH, the right password included, nothing checked, as
+    pop3d refuses one at pop3maxfail; another address logs in, and the
+    cut-off one's mail for a hosted user is still taken"""
+    setup(t)
+    with open(t.path("control", "smtpmaxfail"), "w") as f:
+        f.write("2\n")
+    port = free_port()
+    with open(t.path("control", "listen.smtp"), "w") as f:
+        f.write(f"127.0.0.1:{port}\n[::1]:{port}\n")
+    for name in ("listen.submission", "listen.smtps"):
+        open(t.path("control", name), "w").close()
+    srv = Server(t, smtp="keep")
+    for addr in ("127.0.0.1", "::1"):
+        for _ in range(200):
+            try:
+                socket.create_connection((addr, port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+    def auth(addr, pw):
+        with smtplib.SMTP(addr, port, timeout=60) as c:
+            c.ehlo("c")
+            code, _ = c.docmd("AUTH", "PLAIN " +
+                              auth_plain("bob@example.test", pw))
+            if code == 454:
+                c.mail("a@remote.example")
+                assert c.rcpt("bob@example.test")[0] == 250
+                assert c.data(b"Subject: x\r\n\r\nstill taken\r\n"
+                              )[0] == 250
+        return code
+
+    try:
+        got = [auth("127.0.0.1", "bad") for _ in range(2)]
+        got += [auth("127.0.0.1", "secret"), auth("::1", "secret")]
+    finally:
+        log = srv.stop()
+    assert got == [535, 535, 454, 235], got
+    assert log.count("535 5.7.8 authentication failed for bob@") == 2
+    assert "454 4.7.0 too many failed logins" in log, log
+
+
 def test_smtpd_rules_deny_and_relayclient(t):
     setup(t)
     with open(t.path("control", "relayrules"), "w") as f:
