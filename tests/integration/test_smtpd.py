@@ -702,10 +702,9 @@ def test_smtpd_ipv6_listener_and_swaks_auth_failure(t):
     assert "535 5.7.8 authentication failed for bob@example.test" in log
 
 
-@alone
-def test_smtpd_auth_failures_slow_one_address(t):
-    import threading
-    setup(t)
+def two_address_server(t):
+    """mta-smtpd on port 25's listener only, at 127.0.0.1 and ::1 on one
+    free port: two client addresses for lib/limit's per-address counts"""
     port = free_port()
     with open(t.path("control", "listen.smtp"), "w") as f:
         f.write(f"127.0.0.1:{port}\n[::1]:{port}\n")
@@ -719,6 +718,14 @@ def test_smtpd_auth_failures_slow_one_address(t):
                 break
             except OSError:
                 time.sleep(0.05)
+    return srv, port
+
+
+@alone
+def test_smtpd_auth_failures_slow_one_address(t):
+    import threading
+    setup(t)
+    srv, port = two_address_server(t)
 
     def attempt(addr, pw, out=None):
         with smtplib.SMTP(addr, port, timeout=60) as c:
@@ -762,19 +769,7 @@ def test_smtpd_auth_cut_off_at_smtpmaxfail(t):
     setup(t)
     with open(t.path("control", "smtpmaxfail"), "w") as f:
         f.write("2\n")
-    port = free_port()
-    with open(t.path("control", "listen.smtp"), "w") as f:
-        f.write(f"127.0.0.1:{port}\n[::1]:{port}\n")
-    for name in ("listen.submission", "listen.smtps"):
-        open(t.path("control", name), "w").close()
-    srv = Server(t, smtp="keep")
-    for addr in ("127.0.0.1", "::1"):
-        for _ in range(200):
-            try:
-                socket.create_connection((addr, port), 1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    srv, port = two_address_server(t)
 
     def auth(addr, pw):
         with smtplib.SMTP(addr, port, timeout=60) as c:
