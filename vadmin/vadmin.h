@@ -94,6 +94,7 @@ int64_t m_user_id(struct vctx *c, int64_t did, const char *local);
 void m_parse_addr(const char *in, struct str *local, struct str *domain);
 void m_receivable(const char *local, const char *domain);
 const char *m_dest_why(const char *local, int hosted);
+int m_catchall_self(struct vctx *c, int64_t did, const char *dest);
 void m_parse_domain(const char *in, struct str *domain);
 void m_parse_quota(const char *in, struct quota *q);
 void m_make_secret(struct vctx *c, const char *pw, const char *hash,

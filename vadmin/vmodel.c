@@ -930,11 +930,29 @@ void m_forward(struct vctx *c, const char *addr, const char *dest_in, int keep)
 	str_free(&dest);
 }
 
+/* m_catchall_self - 1 when DEST, the catch-all of the real domain DID,
+ * is a name in that domain (spelled with it or with one of its alias
+ * domains, as vdeliver resolves both) that is neither a mailbox nor an
+ * alias: the catch-all would catch its own mail, and vdeliver bounce it */
+int m_catchall_self(struct vctx *c, int64_t did, const char *dest)
+{
+	struct str l = STR_INIT, d = STR_INIT, real = STR_INIT;
+	const char *why = "";
+	int self = 0;
+
+	if (name_addr(dest, &l, &d, &why) == 0 &&
+	    m_real_domain(c, d.s, &real) == did)
+		self = !m_user_id(c, did, l.s) && !m_is_alias(c, did, l.s);
+	str_free(&l);
+	str_free(&d);
+	str_free(&real);
+	return self;
+}
+
 /* m_catchall - what happens to mail for unknown users of a domain */
 void m_catchall(struct vctx *c, const char *in, const char *what)
 {
-	struct str domain = STR_INIT, dest = STR_INIT, l = STR_INIT;
-	struct str d = STR_INIT;
+	struct str domain = STR_INIT, dest = STR_INIT;
 	struct store_stmt *st;
 	int64_t did;
 
@@ -945,10 +963,7 @@ void m_catchall(struct vctx *c, const char *in, const char *what)
 			vfail(EX_TEMP, "out of memory");
 	} else {
 		new_dest(c, what, domain.s, &dest);
-		m_parse_addr(dest.s, &l, &d);
-		/* a catch-all to an unknown local name would catch itself */
-		if (!strcmp(d.s, domain.s) && !m_user_id(c, did, l.s) &&
-		    !m_is_alias(c, did, l.s))
+		if (m_catchall_self(c, did, dest.s))
 			vfail(EX_REFUSED, "%s does not exist; a catch-all must "
 			      "go to an existing mailbox or alias", dest.s);
 	}
@@ -959,8 +974,6 @@ void m_catchall(struct vctx *c, const char *in, const char *what)
 	m_pending(c, "cdb", domain.s);
 	str_free(&domain);
 	str_free(&dest);
-	str_free(&l);
-	str_free(&d);
 }
 
 /* m_aliasdomain_add - ALIAS receives the mail of REAL's users */

@@ -12,7 +12,8 @@
  * cannot cross file systems). Nothing is fsynced one by one: one syncfs()
  * makes everything durable before COMMIT.
  *
- * ROOT/domains/D holds the marker VI_MARK from its mkdir until after
+ * ROOT/domains/D holds the marker VI_MARK from its birth (it is made
+ * beside, as VI_MARK.D, and renamed) until after
  * COMMIT: a directory with the marker and no domain row is what a killed
  * import left, and the next import removes it (it holds only links and
  * copies); a directory without it is somebody's mail, and is never
@@ -218,7 +219,7 @@ static void store_forwards(struct vi *v, struct vi_domain *d)
  * same domain must be a mailbox or an alias (vadmin's catchall rule) */
 static void store_catchall(struct vi *v, struct vi_domain *d)
 {
-	struct str to = STR_INIT, l = STR_INIT, dom = STR_INIT;
+	struct str to = STR_INIT;
 	const char *why = "";
 	struct store_stmt *st;
 
@@ -227,13 +228,11 @@ static void store_catchall(struct vi *v, struct vi_domain *d)
 	if (!strcmp(d->catchall, "delete")) {
 		if (str_copys(&to, "delete") < 0)
 			vfail(EX_TEMP, "out of memory");
-	} else if (dest(v, d->catchall, &to, &why) < 0 ||
-		   name_addr(to.s, &l, &dom, &why) < 0) {
+	} else if (dest(v, d->catchall, &to, &why) < 0) {
 		vi_say(v, "%s/.qmail-default: catch-all '%s' is not valid here "
 		       "(it %s); not carried", d->rel, d->catchall, why);
 		goto out;
-	} else if (!strcmp(dom.s, d->name) && !m_user_id(v->c, d->id, l.s) &&
-		   !m_is_alias(v->c, d->id, l.s)) {
+	} else if (m_catchall_self(v->c, d->id, to.s)) {
 		vi_say(v, "%s/.qmail-default: catch-all %s is neither a mailbox "
 		       "nor an alias; not carried", d->rel, to.s);
 		goto out;
@@ -246,8 +245,6 @@ static void store_catchall(struct vi *v, struct vi_domain *d)
 	v->catchalls++;
 out:
 	str_free(&to);
-	str_free(&l);
-	str_free(&dom);
 }
 
 /* store_alias_domains - users/assign's alias domains of imported ones */
@@ -545,30 +542,46 @@ static void carry_user(struct vi *v, struct vi_domain *d, int ddfd,
 	str_free(&md);
 }
 
+/* gone - remove PATH, left by a killed import, or exit 111 */
+static void gone(const char *path)
+{
+	int r = fsx_rmtree(path);
+
+	if (r < 0 && r != -ENOENT)
+		vfail(EX_TEMP, "cannot remove %s, left by a killed import: %s",
+		      path, msg_err(r));
+}
+
 /* domain_dir - ROOT/domains/D with its marker, durable before any
- * content; a killed import's leftover is removed first */
+ * content; a killed import's leftover is removed first. It is made as
+ * ROOT/domains/VI_MARK.D (no domain begins with a dot) and renamed into
+ * place with its marker inside: made in place, a kill between the mkdir
+ * and the marker left a directory no import would touch */
 static int domain_dir(struct vi *v, struct vi_domain *d)
 {
-	struct str p = STR_INIT;
-	int fd, mk, r;
+	struct str p = STR_INIT, tmp = STR_INIT;
+	int fd, mk;
 
-	if (str_catf(&p, "%s/domains/%s", v->c->root, d->name) < 0)
+	if (str_catf(&p, "%s/domains/%s", v->c->root, d->name) < 0 ||
+	    str_catf(&tmp, "%s/domains/" VI_MARK ".%s", v->c->root,
+		     d->name) < 0)
 		vfail(EX_TEMP, "out of memory");
-	if (vi_root_dir(v, d->name) == 1 && (r = fsx_rmtree(p.s)) < 0)
-		vfail(EX_TEMP, "cannot remove %s, left by a killed import: %s",
-		      p.s, msg_err(r));
-	if (mkdir(p.s, 0700) < 0 ||
-	    (fd = open(p.s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	gone(tmp.s);
+	if (vi_root_dir(v, d->name) == 1)
+		gone(p.s);
+	if (mkdir(tmp.s, 0700) < 0 ||
+	    (fd = open(tmp.s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		       O_CLOEXEC)) < 0)
 		vfail(EX_TEMP, "cannot create %s: %s; nothing was imported",
-		      p.s, strerror(errno));
+		      tmp.s, strerror(errno));
 	mk = openat(fd, VI_MARK, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600);
 	if (mk < 0 || close(mk) < 0 || fsync(fd) < 0 ||
-	    fsx_fsync_parent(p.s) < 0)
+	    rename(tmp.s, p.s) < 0 || fsx_fsync_parent(p.s) < 0)
 		vfail(EX_TEMP, "cannot create %s/" VI_MARK ": %s; nothing was "
 		      "imported", p.s, strerror(errno));
 	str_free(&p);
+	str_free(&tmp);
 	return fd;
 }
 

@@ -298,16 +298,21 @@ def test_import_vpopmail_again_and_leftovers(t):
     with open(t.path("domains", H, ".vpopimport"), "w"):
         pass
     os.makedirs(t.path("domains", X, "keep"))
+    # and the directory being born (made beside the name, then renamed)
+    os.makedirs(t.path("domains", f".vpopimport.{H}", "half"))
     if os.geteuid() == 0:
         pw = mailuser(t)
         for p_ in (t.path("domains", H), t.path("domains", H, "junk"),
                    t.path("domains", H, ".vpopimport"),
-                   t.path("domains", X), t.path("domains", X, "keep")):
+                   t.path("domains", X), t.path("domains", X, "keep"),
+                   t.path("domains", f".vpopimport.{H}"),
+                   t.path("domains", f".vpopimport.{H}", "half")):
             os.lchown(p_, pw.pw_uid, pw.pw_gid)
     p3 = vadmin(t, "import-vpopmail", tr.home)
     assert "imported 1 domains" in p3.out, p3.out
     assert not os.path.exists(t.path("domains", H, "junk"))
     assert not os.path.exists(t.path("domains", H, ".vpopimport"))
+    assert not os.path.exists(t.path("domains", f".vpopimport.{H}"))
     assert logged_in(t, f"ivan@{H}", PW["ivan"])
     assert os.path.isdir(t.path("domains", X, "keep"))
     assert re.search(r"domains/del\.test exists but del\.test is not hosted",

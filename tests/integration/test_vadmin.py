@@ -797,6 +797,22 @@ def test_catchall(t):
     check_ok(t)
 
 
+def test_catchall_through_an_alias_domain_is_the_same_domain(t):
+    """A catch-all to a missing name spelled with one of the domain's
+    alias domains would catch itself too (vdeliver resolves both to the
+    real domain, and bounces): refused as the plain spelling is, nothing
+    changed; an existing name there is fine"""
+    fast_root(t)
+    add_domain(t)
+    add_user(t, "box@" + D)
+    vadmin(t, "aliasdomain", "add", "alias.test", D)
+    before = state(t)
+    refused(t, "catchall", D, "nosuch@alias.test", want="does not exist")
+    assert_same(before, state(t))
+    vadmin(t, "catchall", D, "box@alias.test")
+    check_ok(t)
+
+
 def test_catchall_never_names_a_missing_local_address(t):
     # catchall refuses a local DEST that does not exist ("it would catch
     # itself"); deleting that mailbox or alias afterwards must not make
