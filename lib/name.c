@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "idna.h"
 #include "queue.h"
 
 static char lower(char c)
@@ -158,4 +159,15 @@ const char *name_receivable(const char *local, size_t len)
 	if (memchr(local, '%', len) || memchr(local, '!', len))
 		return "contains '%' or '!', which SMTP refuses in a recipient";
 	return NULL;
+}
+
+/* name_domain_ascii - D with its U-labels as A-labels, appended to OUT */
+int name_domain_ascii(const char *d, size_t n, struct str *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)d[i] >= 0x80)
+			return idna_to_ascii(d, n, out);
+	return str_catb(out, d, n);
 }

@@ -19,6 +19,13 @@
  * name, else the phrase; it folds nothing, and a final dot is an empty
  * label (callers that allow one remove it first).
  *
+ * name_domain_ascii() appends a domain as it is looked up and queued:
+ * with a byte over 0x7f (a U-label, which an SMTPUTF8 client may send) its
+ * labels as A-labels (lib/idna), else as it is; 0, -EINVAL (not
+ * well-formed UTF-8, an A-label over 63 bytes) or -ENOMEM. mta-smtpd and
+ * the local entries (queue_qualify) apply it, so that a hosted domain is
+ * found however it is spelled and mta-remote gets a name DNS can ask.
+ *
  * name_receivable() is why a hosted local part could never receive mail
  * from outside, or NULL: every entry refuses one that begins with '-'
  * (lib/queue.h queue_addr_entry: a program could take it for an option)
@@ -48,5 +55,6 @@ int name_local(const char *in, size_t len, struct str *out,
 int name_addr(const char *in, struct str *local, struct str *domain,
 	      const char **why_r);
 const char *name_receivable(const char *local, size_t len);
+int name_domain_ascii(const char *d, size_t n, struct str *out);
 
 #endif

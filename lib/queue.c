@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fsx.h"
+#include "name.h"
 
 #define REC_MAX (1u << 20) /* no envelope field is near a megabyte */
 #define QUEUE_POOL_PROBES 2 /* slots a writer tries before it lists them */
@@ -111,6 +112,30 @@ int queue_addr_entry(const char *addr, size_t len)
 	return len && addr[0] == '-' ? -EINVAL : 0;
 }
 
+/* ascii_domain - the domain of ADDR with its U-labels as A-labels, as
+ * mta-smtpd takes it (lib/name name_domain_ascii); -EINVAL, -ENOMEM */
+static int ascii_domain(struct str *addr)
+{
+	const char *at = memrchr(addr->s, '@', addr->len);
+	struct str a = STR_INIT;
+	size_t k;
+	int r;
+
+	if (!at)
+		return 0;
+	k = (size_t)(at - addr->s) + 1;
+	r = str_catb(&a, addr->s, k);
+	if (r == 0)
+		r = name_domain_ascii(addr->s + k, addr->len - k, &a);
+	if (r == 0) {
+		str_free(addr);
+		*addr = a;
+	} else {
+		str_free(&a);
+	}
+	return r;
+}
+
 /* queue_qualify - an address as a caller of mta-inject or sendmail gave
  * it, as it goes into the queue: one pair of <> taken off, @ME added to a
  * bare local part, a domain's trailing root dot taken off (as mta-smtpd
@@ -121,7 +146,9 @@ int queue_qualify(const char *in, const char *me, int is_sender,
 		  struct str *out, const char **why_r)
 {
 	size_t n = strlen(in);
+	int r;
 
+	_Static_assert(QUEUE_ADDR_MAX == 998, "the reason below says 998");
 	out->len = 0;
 	if (is_sender && (n == 0 || !strcmp(in, "<>")))
 		return str_catb(out, "", 0);
@@ -138,8 +165,11 @@ int queue_qualify(const char *in, const char *me, int is_sender,
 	    out->s[out->len - 2] != '@' && out->s[out->len - 2] != '.')
 		str_trunc(out, out->len - 1);
 	*why_r = NULL;
-	_Static_assert(QUEUE_ADDR_MAX == 998, "the reason below says 998");
-	if (queue_addr_plain(out->s, out->len) < 0)
+	if ((r = ascii_domain(out)) == -ENOMEM)
+		return r;
+	if (r < 0)
+		*why_r = "its domain is not well-formed UTF-8";
+	else if (queue_addr_plain(out->s, out->len) < 0)
 		*why_r = "not LOCAL@DOMAIN of at most 998 bytes without a "
 			 "space, a control byte or an angle bracket";
 	else if (queue_addr_entry(out->s, out->len) < 0)

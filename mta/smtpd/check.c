@@ -37,6 +37,19 @@ static int bad_local_byte(unsigned char ch)
 	return ch <= ' ' || ch == 0x7f || strchr("<>()[]\\,;:\"@", ch);
 }
 
+/* host_ok - a host name, its U-labels (SMTPUTF8) as A-labels, folded */
+static int host_ok(const char *d, size_t n, struct str *out)
+{
+	struct str a = STR_INIT;
+	int r = name_domain_ascii(d, n, &a);
+
+	if (r == 0)
+		r = name_ldh(a.s, a.len, 0) ? -EINVAL :
+		    name_fold(out, a.s, a.len);
+	str_free(&a);
+	return r;
+}
+
 /* domain_ok - a host name, or an address literal [1.2.3.4] [IPv6:...] */
 static int domain_ok(const char *d, size_t n, struct str *out)
 {
@@ -56,7 +69,7 @@ static int domain_ok(const char *d, size_t n, struct str *out)
 	}
 	if (n && d[n - 1] == '.')	/* a trailing root dot is allowed */
 		n--;
-	return name_ldh(d, n, 0) ? -EINVAL : name_fold(out, d, n);
+	return host_ok(d, n, out);
 }
 
 /*

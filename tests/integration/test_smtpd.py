@@ -760,6 +760,32 @@ def test_smtpd_auth_failures_slow_one_address(t):
     assert log.count("535 5.7.8 authentication failed for bob@") == 11
 
 
+def test_smtpd_utf8_domains_as_a_labels(t):
+    """SMTPUTF8 is offered, so a U-label domain is taken (RFC 6531) and
+    kept as its A-label (lib/idna): a hosted IDN domain is found however
+    it is spelled, and the queue holds a name DNS can ask; a domain that
+    is not well-formed UTF-8 is a syntax error; mta-inject does the same
+    (queue_qualify)"""
+    setup(t)
+    ace = "xn--bcher-kva.example"
+    t.run("vadmin", "adddomain", ace, input="pw\n", check=0)
+    t.run("vadmin", "adduser", "bob@" + ace, "secret", check=0)
+    utf = "bücher.example".encode()
+    lines, _ = inetd(t, b"EHLO c\r\nMAIL FROM:<a@m\xc3\xbcller.example> "
+                     b"SMTPUTF8\r\nRCPT TO:<bob@" + utf + b">\r\n"
+                     b"RCPT TO:<x@b\xfcd.example>\r\nDATA\r\n"
+                     b"Subject: u\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+    assert codes(lines)[2:] == ["250", "250", "501", "354", "250", "221"], \
+        lines
+    env = dict(read_queue_file(queued(t)[0])[0])
+    assert env["F"] == b"a@xn--mller-kva.example", env
+    assert env["R"] == ("bob@" + ace).encode(), env
+    p = t.run("mta-inject", "-f", "a@m\u00fcller.example",
+              "bob@b\u00fccher.example", input="Subject: i\n\nx\n")
+    assert p.returncode == 0, p.err
+    assert len(queued(t)) == 2
+
+
 @alone
 def test_smtpd_auth_cut_off_at_smtpmaxfail(t):
     """An address with control/smtpmaxfail failed logins (2 here) gets

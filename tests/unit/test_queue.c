@@ -444,6 +444,13 @@ int main(void)
 		ok &= queue_qualify("b@.", "me.x", 0, &q, &why) == 0 &&
 		      str_eqs(&q, "b@.");
 		tt_check(ok, "qualify_root_dot", "q=%s", q.s ? q.s : "");
+		/* U-labels as A-labels, as mta-smtpd takes them */
+		ok = queue_qualify("B\xc3\xb6" "b@b\xc3\xbc" "cher.example.",
+				   "me.x", 0, &q, &why) == 0 &&
+		     str_eqs(&q, "B\xc3\xb6" "b@xn--bcher-kva.example");
+		ok &= queue_qualify("b@b\xfc.example", "me.x", 0, &q, &why) ==
+		      -EINVAL && why && strstr(why, "UTF-8");
+		tt_check(ok, "qualify_idna", "q=%s", q.s ? q.s : "");
 		str_free(&q);
 	}
 	tt_check(queue_rcpts_ok(QUEUE_RCPTS_MAX) == 0 &&
