@@ -93,20 +93,33 @@ const char *name_ldh(const char *s, size_t len, unsigned flags)
 	return NULL;
 }
 
-/* name_domain - check and lower-case a domain name */
+/* name_domain - check and lower-case a domain name; U-labels become
+ * A-labels first (name_domain_ascii), so every program finds an IDN
+ * domain however it is spelled */
 int name_domain(const char *in, size_t len, struct str *out,
 		const char **why_r)
 {
-	const char *why = common_bad(in, len, NAME_DOMAIN_MAX);
+	struct str a = STR_INIT;
+	const char *why;
+	int r = name_domain_ascii(in, len, &a);
 
-	if (!why)
-		why = name_ldh(in, len, 0);
+	if (r == -EINVAL)
+		why = "is not well-formed UTF-8, or has a label too long "
+		      "written as an A-label";
+	else if (r < 0)
+		return r;
+	else if (!(why = common_bad(a.s ? a.s : "", a.len, NAME_DOMAIN_MAX)))
+		why = name_ldh(a.s, a.len, 0);
+	if (!why) {
+		out->len = 0;
+		r = name_fold(out, a.s, a.len);
+	}
+	str_free(&a);
 	if (why) {
 		*why_r = why;
 		return -EINVAL;
 	}
-	out->len = 0;
-	return name_fold(out, in, len);
+	return r;
 }
 
 /* name_local - check and lower-case a local part (RFC 5322 dot-atom) */

@@ -132,7 +132,7 @@ def test_adddomain_invalid_names_refused(t):
         "under_score.test": "letters, digits",
         "lead-.test": "hyphen",
         "a.-lead.test": "hyphen",
-        "caf\xe9.test": "non-ASCII",
+        "caf\udce9.test": "well-formed UTF-8",   # the byte 0xe9 alone
     }
     for name, why in bad.items():
         p = refused(t, "adddomain", name, input="pw-Secret\n",
@@ -146,6 +146,12 @@ def test_adddomain_invalid_names_refused(t):
     # the limits are limits: 63-byte labels are fine
     add_domain(t, label63 + ".test")
     assert label63 + ".test" in listdomains(t)
+    # a domain in U-labels is its A-labels, however it is spelled after
+    add_domain(t, "Caf\u00e9.test")
+    assert "xn--caf-dma.test" in listdomains(t)
+    add_user(t, "bob@caf\u00e9.test")
+    assert "bob@xn--caf-dma.test" in vadmin(t, "listusers",
+                                           "xn--caf-dma.test").out
 
 
 def test_adddomain_longest_valid_name(t):

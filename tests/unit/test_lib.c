@@ -930,8 +930,11 @@ static const struct {
 	 "has a label ending with a hyphen"},
 	{"last_label_ends_hyphen", 'd', "a.b-", -1, -EINVAL,
 	 "has a label ending with a hyphen"},
-	{"non_ascii", 'd', "caf\303\251.fr", -1, -EINVAL,
-	 "contains a non-ASCII byte"},
+	/* a U-label is its A-label; UTF-8 that is not well-formed is not */
+	{"u_label", 'd', "Caf\303\251.FR", -1, 0, "xn--caf-dma.fr"},
+	{"bad_utf8", 'd', "caf\351.fr", -1, -EINVAL,
+	 "is not well-formed UTF-8, or has a label too long written as an "
+	 "A-label"},
 	{"underscore", 'd', "a_b.c", -1, -EINVAL,
 	 "may hold only letters, digits, hyphens and dots"},
 	{"at", 'd', "a@b.c", -1, -EINVAL,
