@@ -3,25 +3,46 @@
  * and name_ldh().
  *
  * Beyond the sanitizers (libFuzzer's buffer is exactly the input, so any
- * over-read is caught): an accepted name is the input folded to lower case,
- * safe as a path component, and accepted again unchanged; a refused one
- * always has a phrase for the user. name_ldh() accepts what name_domain()
- * does, and its relaxed forms accept more, never less.
+ * over-read is caught): an accepted name is the input folded to lower case
+ * (a domain with a byte over 0x7f: its A-labels, lib/idna, folded), safe
+ * as a path component, and accepted again unchanged; a refused one always
+ * has a phrase for the user. name_ldh() accepts what name_domain() does
+ * (of the A-labels), and its relaxed forms accept more, never less.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "idna.h"
 #include "name.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef int (*validator)(const char *, size_t, struct str *, const char **);
 
-/* check - run one validator on one input and assert its contract */
-static void check(validator fn, const char *in, size_t n)
+/* ascii - IN as name_domain reads it: its A-labels when it has a byte
+ * over 0x7f (then *IN and *N point at OUT), else as it is; 0 or -EINVAL */
+static int ascii(const char **in, size_t *n, struct str *out)
 {
-	struct str out = STR_INIT, again = STR_INIT;
+	size_t i;
+
+	for (i = 0; i < *n && (unsigned char)(*in)[i] < 0x80; i++)
+		;
+	if (i == *n)
+		return 0;
+	if (idna_to_ascii(*in, *n, out) < 0)
+		return -EINVAL;
+	*in = out->s;
+	*n = out->len;
+	return 0;
+}
+
+/* check - run one validator on one input and assert its contract; IDN:
+ * the validator reads U-labels as A-labels (name_domain) */
+static void check(validator fn, const char *in, size_t n, int idn)
+{
+	struct str out = STR_INIT, again = STR_INIT, a = STR_INIT;
 	const char *why = NULL;
 	size_t i;
 
@@ -30,6 +51,8 @@ static void check(validator fn, const char *in, size_t n)
 			abort();
 		return;
 	}
+	if (idn && ascii(&in, &n, &a) < 0)
+		abort();	/* accepted what is not UTF-8 */
 	if (out.len != n || out.s[n] != 0 || out.s[0] == '.' ||
 	    memchr(out.s, '/', n))
 		abort();
@@ -44,24 +67,33 @@ static void check(validator fn, const char *in, size_t n)
 		abort();
 	str_free(&out);
 	str_free(&again);
+	str_free(&a);
 }
 
 /* check_ldh - name_ldh: each relaxation accepts all the strict rule does,
  * and name_domain accepts exactly what the strict rule does */
 static void check_ldh(const char *in, size_t n)
 {
-	struct str out = STR_INIT;
+	struct str out = STR_INIT, a = STR_INIT;
 	const char *why = NULL;
-	const char *strict = name_ldh(in, n, 0);
 	int dom = name_domain(in, n, &out, &why) == 0;
+	const char *strict;
 
+	if (ascii(&in, &n, &a) < 0) {
+		if (dom)
+			abort();
+		goto out;
+	}
+	strict = name_ldh(in, n, 0);
 	if ((strict == NULL) != dom ||
 	    (!strict && (name_ldh(in, n, NAME_LDH_UNDERSCORE) ||
 			 name_ldh(in, n, NAME_LDH_ANY_HYPHEN))) ||
 	    (!name_ldh(in, n, NAME_LDH_UNDERSCORE | NAME_LDH_ANY_HYPHEN) &&
 	     (n == 0 || n > NAME_DOMAIN_MAX || memchr(in, '/', n))))
 		abort();
+out:
 	str_free(&out);
+	str_free(&a);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -69,12 +101,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct str z = STR_INIT, l = STR_INIT, d = STR_INIT;
 	const char *why = NULL;
 
-	check(name_domain, (const char *)data, size);
-	check(name_local, (const char *)data, size);
+	check(name_domain, (const char *)data, size, 1);
+	check(name_local, (const char *)data, size, 0);
 	check_ldh((const char *)data, size);
 	if (!memchr(data, 0, size) && str_copyb(&z, data, size) == 0) {
 		if (name_addr(z.s, &l, &d, &why) == 0) {
-			if (l.len + 1 + d.len != size || data[l.len] != '@')
+			if (data[l.len] != '@' || (l.len + 1 + d.len != size &&
+						   memcmp(d.s, "xn--", 4) &&
+						   !strstr(d.s, ".xn--")))
 				abort();
 		} else if (!why || !*why) {
 			abort();
