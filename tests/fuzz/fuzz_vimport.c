@@ -7,7 +7,8 @@
  * without its CR and LF ends, a line of no field or whose first field
  * starts with '#' is skipped, one of other than two or three fields
  * (split at spaces and tabs only) is refused; an accepted line's address
- * is its first field up to case, its local part and domain are path-safe
+ * is its first field up to case (a domain in U-labels: its A-labels,
+ * name_domain_ascii), its local part and domain are path-safe
  * (the Maildir is domains/DOMAIN/LOCAL/Maildir: no '/', not "." or "..",
  * no control byte, a lower-case domain), its secret the second field; and
  * the user written back (LOCAL@DOMAIN SECRET QUOTA, the quota as
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "name.h"
 #include "vimpline.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -64,15 +66,17 @@ static void check_user(const char *trimmed, size_t tn,
 		       const struct str *domain)
 {
 	struct str back = STR_INIT, qf = STR_INIT, lo = STR_INIT,
-		   dom = STR_INIT, want = STR_INIT;
+		   dom = STR_INIT, want = STR_INIT, given = STR_INIT;
 	struct vimp_line l2;
-	const char *first, *why;
+	const char *first, *why, *at = strrchr(l->addr, '@');
 
-	if (!path_safe(local, 0) || !path_safe(domain, 1))
+	if (!path_safe(local, 0) || !path_safe(domain, 1) || !at)
 		abort();
 	if (str_catb(&want, local->s, local->len) || str_catc(&want, '@') ||
 	    str_catb(&want, domain->s, domain->len) ||
-	    strcasecmp(want.s, l->addr))
+	    str_catb(&given, l->addr, (size_t)(at - l->addr) + 1) ||
+	    name_domain_ascii(at + 1, strlen(at + 1), &given) ||
+	    strcasecmp(want.s, given.s))
 		abort();
 	if (nfields(trimmed, tn, &first) != (l->qs ? 3u : 2u) ||
 	    !*l->secret || strpbrk(l->secret, " \t"))
@@ -95,6 +99,7 @@ static void check_user(const char *trimmed, size_t tn,
 	str_free(&lo);
 	str_free(&dom);
 	str_free(&want);
+	str_free(&given);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
