@@ -100,17 +100,15 @@ int name_domain(const char *in, size_t len, struct str *out,
 		const char **why_r)
 {
 	struct str a = STR_INIT;
-	const char *why;
+	const char *why = NULL;
 	int r = name_domain_ascii(in, len, &a);
 
 	if (r == -EINVAL)
-		why = "is not well-formed UTF-8, or has a label too long "
-		      "written as an A-label";
-	else if (r < 0)
-		return r;
-	else if (!(why = common_bad(a.s ? a.s : "", a.len, NAME_DOMAIN_MAX)))
+		why = NAME_NOT_UTF8;
+	else if (r == 0 &&
+		 !(why = common_bad(a.s ? a.s : "", a.len, NAME_DOMAIN_MAX)))
 		why = name_ldh(a.s, a.len, 0);
-	if (!why) {
+	if (r == 0 && !why) {
 		out->len = 0;
 		r = name_fold(out, a.s, a.len);
 	}

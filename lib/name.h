@@ -43,6 +43,11 @@
 #define NAME_LOCAL_MAX 64
 #define NAME_DOMAIN_MAX 253
 
+/* why a domain name_domain_ascii() refused is refused */
+#define NAME_NOT_UTF8 \
+	"is not well-formed UTF-8, or has a label too long written as an " \
+	"A-label"
+
 #define NAME_LDH_UNDERSCORE 1u
 #define NAME_LDH_ANY_HYPHEN 2u
 

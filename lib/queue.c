@@ -168,7 +168,7 @@ int queue_qualify(const char *in, const char *me, int is_sender,
 	if ((r = ascii_domain(out)) == -ENOMEM)
 		return r;
 	if (r < 0)
-		*why_r = "its domain is not well-formed UTF-8";
+		*why_r = "its domain " NAME_NOT_UTF8;
 	else if (queue_addr_plain(out->s, out->len) < 0)
 		*why_r = "not LOCAL@DOMAIN of at most 998 bytes without a "
 			 "space, a control byte or an angle bracket";

@@ -334,6 +334,9 @@ static void user_secret(struct vi *v, struct vi_user *u,
 	struct str h = STR_INIT, cram = STR_INIT;
 	int r = 0;
 
+	if (p->clear && *p->clear && !clear)
+		vi_say(v, "%s: the clear-text password is not carried: %s", who,
+		       vpassword_problem(p->clear));
 	if (kind == VPP_PW_KEEP) {
 		r = str_copys(&h, p->pass);
 	} else if (clear) {
@@ -344,7 +347,7 @@ static void user_secret(struct vi *v, struct vi_user *u,
 	} else {
 		r = str_copys(&h, "!");
 		vi_say(v, "%s: password: a%s %s hash%s cannot be kept and "
-		       "there is no clear-text field; imported with login "
+		       "there is no usable clear-text field; imported with login "
 		       "off: give a password with 'vadmin passwd %s'", who,
 		       strchr("aeiouAEIOU", *scheme) ? "n" : "", scheme,
 		       kind == VPP_PW_EMPTY ? " (none)" : "", who);

@@ -34,6 +34,7 @@
 #include "json.h"
 #include "mdquota.h"
 #include "name.h"
+#include "rcpt.h"
 #include "vpopimport.h"
 
 /* vi_root_dir - ROOT/domains/DOMAIN: 0 absent, 1 a killed import's
@@ -186,6 +187,45 @@ static void store_aliases(struct vi *v, struct vi_domain *d)
 	str_free(&to);
 }
 
+/* no_wide_aliases - an alias with more destinations than vdeliver
+ * delivers to (RCPT_TARGETS_MAX) is not carried: every message to it
+ * would bounce, and vadmin alias add refuses one too */
+static void no_wide_aliases(struct vi *v, struct vi_domain *d)
+{
+	struct store_stmt *st = prep(v, "SELECT local, count(*) FROM aliases "
+				     "WHERE domain_id = ? GROUP BY local "
+				     "HAVING count(*) > ?");
+	struct store_stmt *del;
+	struct str wide = STR_INIT;	/* the names, each NUL-ended */
+	size_t i;
+	int64_t n;
+
+	store_bind_int(st, 1, d->id);
+	store_bind_int(st, 2, RCPT_TARGETS_MAX);
+	while (store_step(st) == STORE_ROW) {
+		const char *local = (const char *)store_column_text(st, 0);
+
+		n = store_column_int(st, 1);
+		vi_say(v, "%s/.qmail-%s: alias %s@%s has %lld destinations; "
+		       "vdeliver delivers to at most %d; not carried", d->rel,
+		       local, local, d->name, (long long)n, RCPT_TARGETS_MAX);
+		if (str_cats(&wide, local) || str_catc(&wide, 0))
+			vfail(EX_TEMP, "out of memory");
+		v->aliases -= (unsigned long)n;
+	}
+	store_finalize(st);
+	/* deleted once the query is done with the table */
+	del = prep(v, "DELETE FROM aliases WHERE domain_id = ? AND local = ?");
+	for (i = 0; i < wide.len; i += strlen(wide.s + i) + 1) {
+		store_reset(del);
+		store_bind_int(del, 1, d->id);
+		store_bind_text(del, 2, wide.s + i);
+		step(v, del);
+	}
+	store_finalize(del);
+	str_free(&wide);
+}
+
 /* store_forwards - the users' own .qmail forwards */
 static void store_forwards(struct vi *v, struct vi_domain *d)
 {
@@ -280,15 +320,17 @@ void vi_store(struct vi *v)
 		if (!v->d[i].skip)
 			store_users(v, &v->d[i]);
 	m_bulk(v->c->db, 0);
-	/* every domain and user is in: destinations can be checked */
+	/* every domain, alias domain and user is in: destinations can be
+	 * checked (one in an alias domain is one of ours) */
+	store_alias_domains(v);
 	for (i = 0; i < v->nd; i++) {
 		if (v->d[i].skip)
 			continue;
 		store_aliases(v, &v->d[i]);
+		no_wide_aliases(v, &v->d[i]);
 		store_forwards(v, &v->d[i]);
 		store_catchall(v, &v->d[i]);
 	}
-	store_alias_domains(v);
 	m_pending(v->c, "global", "");
 }
 

@@ -106,9 +106,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_ldh((const char *)data, size);
 	if (!memchr(data, 0, size) && str_copyb(&z, data, size) == 0) {
 		if (name_addr(z.s, &l, &d, &why) == 0) {
-			if (data[l.len] != '@' || (l.len + 1 + d.len != size &&
-						   memcmp(d.s, "xn--", 4) &&
-						   !strstr(d.s, ".xn--")))
+			const char *dom = z.s + l.len + 1;
+			size_t dn = size - l.len - 1, i;
+			int idn = 0;
+
+			for (i = 0; i < dn; i++)
+				idn |= (unsigned char)dom[i] >= 0x80;
+			/* the domain is the input's, or its A-labels */
+			if (data[l.len] != '@' || (!idn && d.len != dn))
 				abort();
 		} else if (!why || !*why) {
 			abort();

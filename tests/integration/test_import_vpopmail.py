@@ -320,6 +320,37 @@ def test_import_vpopmail_again_and_leftovers(t):
     assert tr.snapshot() == before
 
 
+def test_import_vpopmail_what_vdeliver_would_bounce(t):
+    """import-vpopmail stores nothing vadmin itself would refuse for being
+    undeliverable: a catch-all to a missing name written with an alias
+    domain of the same import (the alias domains are stored before the
+    destinations are judged), and an alias of more than 1,000
+    destinations; each is reported, the rest carried"""
+    fast_root(t)
+    tr = Tree(os.path.join(t.tmp, "t"))
+    rel = tr.domain("real.test", catchall="nobody@alias.test")
+    tr.alias_domain("alias.test", "real.test", rel)
+    tr.user(rel, "bob", crypt_hash("pw-1", "$1$", "s"))
+    tr.qmail(rel, "wide", "".join(f"&r{i}@remote.test\n"
+                                  for i in range(1001)))
+    tr.qmail(rel, "ok", "&bob@alias.test\n")
+    assign, _ = tr.finish()
+    if os.geteuid() == 0:
+        pw = mailuser(t)
+        tr.give(pw.pw_uid, pw.pw_gid)
+    p = vadmin(t, "import-vpopmail", tr.home, "--assign", assign)
+    assert re.search(r"catch-all nobody@alias\.test is neither a mailbox "
+                     r"nor an alias; not carried", p.out), p.out
+    assert re.search(r"alias wide@real\.test has 1001 destinations; "
+                     r"vdeliver delivers to at most 1000; not carried",
+                     p.out), p.out
+    info = json.loads(vadmin(t, "dominfo", "real.test", "--json").out)
+    # the narrow alias is carried, the wide one and the catch-all are not
+    assert info["catchall"] == "bounce" and info["aliases"] == 1, info
+    assert info["alias_domains"] == ["alias.test"], info
+    check_ok(t)
+
+
 def test_import_vpopmail_refusals(t):
     fast_root(t)
     p = vadmin(t, "import-vpopmail", t.tmp, check=1)

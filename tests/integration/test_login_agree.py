@@ -141,9 +141,12 @@ def long_setup(t):
 
 def test_longest_password_vadmin_stores_logs_in_everywhere(t):
     """A password vadmin accepts is one every login path carries: POP3
-    USER/PASS (a 255-byte line), AUTH PLAIN with an authorization identity
-    and AUTH LOGIN at the longest name, on pop3d and mta-smtpd. One byte
-    more is refused when it is set, not later at a login."""
+    USER/PASS (a 255-byte line, which no name over 248 bytes fits: RFC
+    2449's limit) for bob@D, and AUTH PLAIN with an authorization identity
+    and AUTH LOGIN at the longest name, on pop3d and mta-smtpd. The PLAIN
+    response goes on its own line: on the AUTH command line it would pass
+    the 512 bytes of an SMTP command (RFC 4954 4: the client must not send
+    it there). One byte more is refused when it is set, not later."""
     assert len(LONG_PW) == 128 and len(LONG_U) == 318
     long_setup(t)
     for cmd in (("adduser", f"carol@{D}"), ("passwd", f"bob@{D}")):
