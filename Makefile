@@ -78,7 +78,7 @@ TINC_test_vchkpw = -Ivchkpw
 TOBJ_test_remote = $(call objs,$(filter-out %/remote.c,$(SRC_mta-remote)))
 TINC_test_remote = -Imta/remote
 # mta-send's owner.c, dropseen.c and slog.c need nothing else of it
-TOBJ_test_send   = $(addprefix $(O)/mta/send/,owner.o dropseen.o slog.o)
+TOBJ_test_send   = $(addprefix $(O)/mta/send/,owner.o dropseen.o slog.o quarantine.o)
 TINC_test_send   = -Imta/send
 TOBJ_test_smtpd  = $(call objs,$(filter-out %/main.c,$(SRC_mta-smtpd)))
 TINC_test_smtpd  = -Imta/smtpd

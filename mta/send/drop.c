@@ -114,9 +114,9 @@ static int refuse(struct send *s, const char *path, uid_t uid,
 	int r;
 
 	if (str_catf(&w, "from uid %lu: %s", (unsigned long)uid, why) < 0)
-		r = quarantine(s->root, path, why);
+		r = quarantine_file(s->root, path, why);
 	else
-		r = quarantine(s->root, path, w.s);
+		r = quarantine_file(s->root, path, w.s);
 	str_free(&w);
 	return r;
 }

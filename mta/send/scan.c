@@ -25,43 +25,6 @@
 
 #define TMP_MAX_AGE (36 * 3600)
 
-/* quarantine - move PATH into queue/quarantine/, never over a file */
-int quarantine(const char *root, const char *path, const char *why)
-{
-	struct str dst = STR_INIT;
-	const char *base = strrchr(path, '/');
-	unsigned k;
-	int r = -EEXIST;
-
-	base = base ? base + 1 : path;
-	for (k = 0; r == -EEXIST && k < 1000; k++) {
-		dst.len = 0;
-		if (str_catf(&dst, "%s/queue/quarantine/%s", root, base) < 0 ||
-		    (k && str_catf(&dst, ".%u", k) < 0)) {
-			r = -ENOMEM;
-			break;
-		}
-		r = renameat2(AT_FDCWD, path, AT_FDCWD, dst.s,
-			      RENAME_NOREPLACE) < 0 ? -errno : 0;
-		if (r == -ENOENT && access(path, F_OK) == 0) {
-			struct str q = STR_INIT;
-
-			if (str_catf(&q, "%s/queue/quarantine", root) == 0)
-				(void)fsx_mkdir(q.s, 0700);
-			str_free(&q);
-			r = renameat2(AT_FDCWD, path, AT_FDCWD, dst.s,
-				      RENAME_NOREPLACE) < 0 ? -errno : 0;
-		}
-	}
-	if (r == 0)
-		slog("quarantine %s: %s; moved to %s", path, why, dst.s);
-	else
-		slog("warning: cannot quarantine %s (%s): %s", path, why,
-		     strerror(-r));
-	str_free(&dst);
-	return r;
-}
-
 struct scan {
 	struct send *s;
 	int flags;

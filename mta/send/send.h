@@ -235,6 +235,7 @@ void dropseen_free(struct dropseen *d);
 int scan_queue(struct send *s, int flags, size_t *problems,
 	       size_t *unfixed);
 int quarantine(const char *root, const char *path, const char *why);
+int quarantine_file(const char *root, const char *path, const char *why);
 int scan_step(struct send *s);
 int seen_add(struct send *s, const char *id);
 int seen_has(const struct send *s, const char *id);

@@ -1,8 +1,9 @@
 /*
  * test_send - mta-send's fairness parts without the rest of it: the
  * owners' cap, parking and ring of job queues (mta/send/owner.c) and the
- * set of drop/ entries already logged (mta/send/dropseen.c), and its
- * batched log lines (mta/send/slog.c).
+ * set of drop/ entries already logged (mta/send/dropseen.c), its
+ * batched log lines (mta/send/slog.c), and quarantine_file (scan.c),
+ * which never leaves a directory in queue/quarantine/.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "send.h"
@@ -247,6 +249,48 @@ static void test_slog(void)
 	slog_free();
 }
 
+/* test_quarantine_file - a drop/ entry that is a directory by the time
+ * it is moved (its owner swapped it in) goes back: -EISDIR, still in
+ * drop/, quarantine/ empty; a file is moved as quarantine() moves it */
+static void test_quarantine_file(void)
+{
+	static const char *const dirs[] = {"queue", "queue/quarantine",
+					   "drop"};
+	char root[] = "/tmp/test_send.XXXXXX", p[256], q[256];
+	size_t k;
+	int r, fd;
+
+	if (!mkdtemp(root)) {
+		tt_check(0, "quarantine_setup", "mkdtemp");
+		return;
+	}
+	for (k = 0; k < sizeof dirs / sizeof *dirs; k++) {
+		snprintf(p, sizeof p, "%s/%s", root, dirs[k]);
+		mkdir(p, 0700);
+	}
+	snprintf(p, sizeof p, "%s/drop/x", root);
+	mkdir(p, 0777);
+	r = quarantine_file(root, p, "test");
+	tt_check(r == -EISDIR && access(p, F_OK) == 0, "quarantine_dir",
+		 "r=%d", r);
+	snprintf(q, sizeof q, "%s/queue/quarantine/x", root);
+	tt_check(access(q, F_OK) < 0, "quarantine_dir_gone", "still there");
+	rmdir(p);
+	fd = open(p, O_CREAT | O_WRONLY, 0600);
+	if (fd >= 0)
+		close(fd);
+	r = quarantine_file(root, p, "test");
+	tt_check(r == 0 && access(q, F_OK) == 0 && access(p, F_OK) < 0,
+		 "quarantine_file", "r=%d", r);
+	slog_flush();
+	unlink(q);
+	for (k = sizeof dirs / sizeof *dirs; k-- > 0;) {
+		snprintf(p, sizeof p, "%s/%s", root, dirs[k]);
+		rmdir(p);
+	}
+	rmdir(root);
+}
+
 int main(void)
 {
 	snprintf(user, sizeof user, "%ld", (long)getuid() + 1);
@@ -255,5 +299,6 @@ int main(void)
 	test_ring();
 	test_dropseen();
 	test_slog();
+	test_quarantine_file();
 	return tt_exit();
 }
