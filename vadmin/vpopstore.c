@@ -13,7 +13,7 @@
  * makes everything durable before COMMIT.
  *
  * ROOT/domains/D holds the marker VI_MARK from its birth (it is made
- * beside, as VI_MARK.D, and renamed) until after
+ * beside, as VI_MARK.K, and renamed) until after
  * COMMIT: a directory with the marker and no domain row is what a killed
  * import left, and the next import removes it (it holds only links and
  * copies); a directory without it is somebody's mail, and is never
@@ -594,23 +594,53 @@ static void gone(const char *path)
 		      path, msg_err(r));
 }
 
+/* unborn - remove ROOT/domains/VI_MARK.N, directories a killed import
+ * was making (no domain begins with a dot, so none is anybody else's) */
+static void unborn(struct vi *v)
+{
+	struct str p = STR_INIT;
+	struct dirent *de;
+	DIR *dir;
+
+	if (str_catf(&p, "%s/domains", v->c->root) < 0)
+		vfail(EX_TEMP, "out of memory");
+	dir = opendir(p.s);
+	while (dir && (de = readdir(dir)) != NULL) {
+		if (strncmp(de->d_name, VI_MARK ".", sizeof VI_MARK))
+			continue;
+		p.len = 0;
+		if (str_catf(&p, "%s/domains/%s", v->c->root, de->d_name) < 0)
+			vfail(EX_TEMP, "out of memory");
+		gone(p.s);
+	}
+	if (dir)
+		closedir(dir);
+	str_free(&p);
+}
+
 /* domain_dir - ROOT/domains/D with its marker, durable before any
- * content; a killed import's leftover is removed first. It is made as
- * ROOT/domains/VI_MARK.D (no domain begins with a dot) and renamed into
- * place with its marker inside: made in place, a kill between the mkdir
- * and the marker left a directory no import would touch */
-static int domain_dir(struct vi *v, struct vi_domain *d)
+ * content; a killed import's leftover is moved aside and removed first
+ * (and unborn() removed the others). It is made as ROOT/domains/VI_MARK.K (K its place
+ * in the plan: a fixed length, where D may take 253 of NAME_MAX's 255
+ * bytes) and renamed into place with its marker inside: made in place, a
+ * kill between the mkdir and the marker left a directory no import would
+ * touch */
+static int domain_dir(struct vi *v, struct vi_domain *d, size_t k)
 {
 	struct str p = STR_INIT, tmp = STR_INIT;
 	int fd, mk;
 
 	if (str_catf(&p, "%s/domains/%s", v->c->root, d->name) < 0 ||
-	    str_catf(&tmp, "%s/domains/" VI_MARK ".%s", v->c->root,
-		     d->name) < 0)
+	    str_catf(&tmp, "%s/domains/" VI_MARK ".%zu", v->c->root, k) < 0)
 		vfail(EX_TEMP, "out of memory");
-	gone(tmp.s);
-	if (vi_root_dir(v, d->name) == 1)
-		gone(p.s);
+	/* a leftover goes out of the way in one rename, then is removed:
+	 * removed in place, a kill part way left it without its marker */
+	if (vi_root_dir(v, d->name) == 1) {
+		if (rename(p.s, tmp.s) < 0)
+			vfail(EX_TEMP, "cannot move %s, left by a killed "
+			      "import: %s", p.s, strerror(errno));
+		gone(tmp.s);
+	}
 	if (mkdir(tmp.s, 0700) < 0 ||
 	    (fd = open(tmp.s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		       O_CLOEXEC)) < 0)
@@ -633,10 +663,11 @@ void vi_files(struct vi *v)
 	size_t i, j;
 	int fd;
 
+	unborn(v);
 	for (i = 0; i < v->nd; i++) {
 		if (v->d[i].skip)
 			continue;
-		fd = domain_dir(v, &v->d[i]);
+		fd = domain_dir(v, &v->d[i], i);
 		for (j = 0; j < v->d[i].nu; j++)
 			carry_user(v, &v->d[i], fd, &v->d[i].u[j]);
 		close(fd);

@@ -299,20 +299,20 @@ def test_import_vpopmail_again_and_leftovers(t):
         pass
     os.makedirs(t.path("domains", X, "keep"))
     # and the directory being born (made beside the name, then renamed)
-    os.makedirs(t.path("domains", f".vpopimport.{H}", "half"))
+    os.makedirs(t.path("domains", ".vpopimport.7", "half"))
     if os.geteuid() == 0:
         pw = mailuser(t)
         for p_ in (t.path("domains", H), t.path("domains", H, "junk"),
                    t.path("domains", H, ".vpopimport"),
                    t.path("domains", X), t.path("domains", X, "keep"),
-                   t.path("domains", f".vpopimport.{H}"),
-                   t.path("domains", f".vpopimport.{H}", "half")):
+                   t.path("domains", ".vpopimport.7"),
+                   t.path("domains", ".vpopimport.7", "half")):
             os.lchown(p_, pw.pw_uid, pw.pw_gid)
     p3 = vadmin(t, "import-vpopmail", tr.home)
     assert "imported 1 domains" in p3.out, p3.out
     assert not os.path.exists(t.path("domains", H, "junk"))
     assert not os.path.exists(t.path("domains", H, ".vpopimport"))
-    assert not os.path.exists(t.path("domains", f".vpopimport.{H}"))
+    assert not os.path.exists(t.path("domains", ".vpopimport.7"))
     assert logged_in(t, f"ivan@{H}", PW["ivan"])
     assert os.path.isdir(t.path("domains", X, "keep"))
     assert re.search(r"domains/del\.test exists but del\.test is not hosted",
@@ -348,6 +348,25 @@ def test_import_vpopmail_what_vdeliver_would_bounce(t):
     # the narrow alias is carried, the wide one and the catch-all are not
     assert info["catchall"] == "bounce" and info["aliases"] == 1, info
     assert info["alias_domains"] == ["alias.test"], info
+    check_ok(t)
+
+
+def test_import_vpopmail_longest_domain(t):
+    """A domain of 253 bytes is imported: its directory is made under a
+    name of fixed length and renamed (".vpopimport." and the domain would
+    pass NAME_MAX's 255 bytes)"""
+    fast_root(t)
+    long_d = ".".join(["d" * 63] * 3 + ["e" * 61])
+    tr = Tree(os.path.join(t.tmp, "t"))
+    rel = tr.domain(long_d)
+    tr.user(rel, "bob", crypt_hash("pw-1", "$1$", "s"), msgs=[message(1)])
+    assign, _ = tr.finish()
+    if os.geteuid() == 0:
+        pw = mailuser(t)
+        tr.give(pw.pw_uid, pw.pw_gid)
+    p = vadmin(t, "import-vpopmail", tr.home, "--assign", assign)
+    assert "imported 1 domains, 0 alias domains, 1 users" in p.out, p.out
+    assert os.listdir(t.path("domains", long_d, "bob", "Maildir", "new"))
     check_ok(t)
 
 
