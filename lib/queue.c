@@ -421,18 +421,16 @@ int qw_open_path(struct qwriter *w, const char *path, mode_t mode,
 	return qw_start(w, e, mode);
 }
 
-/* queue_lf - N bytes of a message with CR LF made LF, into OUT (room for
- * N + 1 bytes); *ST carries a CR that ended the previous piece (QLF_CR)
- * and, once seen, a NUL or a CR not before LF (QLF_BAD, sticky) */
+/* queue_lf - N bytes of a message with CR LF made LF and a stray CR a
+ * space, into OUT (room for N + 1 bytes); *ST carries a CR that ended the
+ * previous piece (QLF_CR) and, once seen, a NUL (QLF_BAD, sticky) */
 size_t queue_lf(char *out, const char *in, size_t n, int *st)
 {
 	size_t i, o = 0;
 
 	for (i = 0; i < n; i++) {
-		if ((*st & QLF_CR) && in[i] != '\n') {
-			out[o++] = '\r';
-			*st |= QLF_BAD;
-		}
+		if ((*st & QLF_CR) && in[i] != '\n')
+			out[o++] = ' ';
 		*st &= ~QLF_CR;
 		if (in[i] == '\r') {
 			*st |= QLF_CR;
@@ -445,11 +443,22 @@ size_t queue_lf(char *out, const char *in, size_t n, int *st)
 	return o;
 }
 
-/* queue_lf_end - 0 when the message queue_lf() saw with state ST is clean
- * (a CR pending at its end is a bare CR too), else -EILSEQ */
+/* queue_lf_flush - at the end of the message, the space of a stray CR
+ * still pending, into OUT (room for 1 byte): 0 or 1 bytes */
+size_t queue_lf_flush(char *out, int *st)
+{
+	if (!(*st & QLF_CR))
+		return 0;
+	*st &= ~QLF_CR;
+	out[0] = ' ';
+	return 1;
+}
+
+/* queue_lf_end - 0, or -EILSEQ when the message queue_lf() saw with state
+ * ST held a NUL */
 int queue_lf_end(int st)
 {
-	return st & (QLF_CR | QLF_BAD) ? -EILSEQ : 0;
+	return st & QLF_BAD ? -EILSEQ : 0;
 }
 
 /* qw_limit - at most MAX more message bytes from here on: the bytes

@@ -20,12 +20,14 @@
  *   'M' u64 LE length of the message, then the message to end of file
  *
  * The message is kept with LF line ends, as Maildir and qmail keep it:
- * writers turn CR LF into LF with queue_lf(), piece by piece. Its state
- * *ST carries a CR that ended the previous piece (QLF_CR) and whether a
- * NUL or a CR not before LF was seen (QLF_BAD): the local entries refuse
- * such a message, as SMTP does (554 5.6.0), since a bare CR sent on is
- * how `\r.\r` smuggles a second message past a lax next hop; queue_lf_end()
- * says whether the whole message was clean.
+ * writers turn CR LF into LF with queue_lf(), piece by piece, and a stray
+ * CR (not before LF) into a space, as Postfix's cleanup does
+ * (cleanup_replace_stray_cr_lf): sent on, a bare CR is how `\r.\r`
+ * smuggles a second message past a lax next hop, and a script's odd line
+ * end is no reason to refuse its mail. Its state *ST carries a CR that
+ * ended the previous piece (QLF_CR; queue_lf_flush() writes its space at
+ * the end) and whether a NUL was seen (QLF_BAD): the local entries refuse
+ * such a message, as SMTP does (554 5.6.0); queue_lf_end() says so.
  * Addresses are refused if they hold CR, LF or NUL: those never reach a
  * file. qw_commit() fsyncs the file, renames it from queue/tmp/ into
  * queue/new/ID and fsyncs new/, and only then reports the ID: the caller
@@ -148,8 +150,9 @@ int queue_qualify(const char *in, const char *me, int is_sender,
 int qw_open(struct qwriter *w, const char *root, const struct qenv *e);
 #define QLF_CR 1
 #define QLF_BAD 2
-#define QLF_BAD_TEXT "a NUL or a CR not followed by LF"
+#define QLF_BAD_TEXT "a NUL byte"
 size_t queue_lf(char *out, const char *in, size_t n, int *st);
+size_t queue_lf_flush(char *out, int *st);
 int queue_lf_end(int st);
 void qw_limit(struct qwriter *w, uint64_t max);
 int qw_body(struct qwriter *w, const void *buf, size_t n);

@@ -10,10 +10,10 @@
  *	the invoking uid, and writes it with its envelope into the queue as
  *	one file (lib/queue.h, docs/queue.md): queue/tmp/, fsync, rename into
  *	queue/new/, fsync the directory; then it pokes queue/trigger so that
- *	mta-send picks it up at once. CR LF line ends are stored as LF; a
- *	NUL, or a CR not followed by LF, refuses the message, as SMTP does
- *	(a bare CR passed on can end DATA early at a lax next hop: SMTP
- *	smuggling). An
+ *	mta-send picks it up at once. CR LF line ends are stored as LF and a
+ *	CR not followed by LF as a space, as Postfix does (a bare CR passed
+ *	on can end DATA early at a lax next hop: SMTP smuggling); a NUL
+ *	refuses the message, as SMTP does. An
  *	address without '@' is completed with control/me. -f '' (or -f '<>')
  *	gives the null sender of bounces. vdeliver uses it to send a message
  *	on to a remote destination of an alias or forward. The options end
@@ -41,8 +41,8 @@
  * EXIT STATUS
  *	0 queued (the message is on disk, synced), 2 usage, 100 an address is
  *	invalid, there are more than 1,000 recipients, the message is larger
- *	than control/databytes, is a loop or holds a NUL or a CR not
- *	followed by LF (nothing queued), 111 temporary
+ *	than control/databytes, is a loop or holds a NUL (nothing queued),
+ *	111 temporary
  *	failure (nothing queued).
  *
  * DIAGNOSTICS
@@ -110,8 +110,9 @@ static int put(struct qsign *w, struct hdrscan *h, const char *b, size_t n)
 	return r < 0 ? r : qsign_put(w, b, n);
 }
 
-/* copy_body - stdin into the queue file, CR LF turned into LF; -EILSEQ
- * for a NUL or a bare CR (queue_lf) once it has all been read */
+/* copy_body - stdin into the queue file, CR LF turned into LF and a stray
+ * CR into a space; -EILSEQ for a NUL (queue_lf) once it has all been
+ * read */
 static int copy_body(struct qsign *w, struct hdrscan *h)
 {
 	char in[65536], out[sizeof in + 1];
@@ -132,6 +133,8 @@ static int copy_body(struct qsign *w, struct hdrscan *h)
 		if (o && (r = put(w, h, out, o)) < 0)
 			return r;
 	}
+	if (queue_lf_flush(out, &st) && (r = put(w, h, out, 1)) < 0)
+		return r;
 	r = queue_lf_end(st);
 	return r < 0 ? r : hdrscan_end(h);
 }
@@ -234,7 +237,7 @@ int main(int argc, char **argv)
 			databytes);
 	if (r == -EILSEQ)
 		msg_die(100, "5.6.0 the message holds " QLF_BAD_TEXT
-			" (SMTP refuses it too); nothing was queued");
+			" (SMTP refuses one too); nothing was queued");
 	if (r < 0)
 		msg_die(111, "4.3.0 cannot queue the message: %s; nothing was "
 			"queued", msg_err(r));

@@ -39,9 +39,9 @@
  *	whichever way it would go, are more than 1,000 recipients, an
  *	address beginning with '-' (docs/queue.md, "Limits at every entry"),
  *	a header with more than 100 Received: lines (a loop, RFC 5321
- *	6.3, lib/hdrscan.h) and a NUL or a CR not followed by LF (as SMTP
- *	refuses them: a bare CR passed on can end DATA early at a lax next
- *	hop, SMTP smuggling). The options end at the first recipient (or
+ *	6.3, lib/hdrscan.h) and a NUL (as SMTP refuses one); a CR not
+ *	followed by LF becomes a space, as Postfix does (passed on, a bare
+ *	CR can end DATA early at a lax next hop: SMTP smuggling). The options end at the first recipient (or
  *	"--"), and the word after -f, -r, -F or -B is their value whatever
  *	it looks like (lib/args.h): give --root before the recipients. -bs is
  *	refused (exit 111): it runs mta-smtpd, which writes the queue
@@ -67,7 +67,7 @@
  *	message or an address is unusable (no recipient, a header block
  *	over 1 MiB, a message over control/databytes, more than 1,000
  *	recipients, an address beginning with '-', more than 100 Received:
- *	lines, a NUL or a bare CR), 111 temporary
+ *	lines, a NUL), 111 temporary
  *	failure; with mta-inject, its own exit code.
  *
  * SEE ALSO
@@ -449,10 +449,13 @@ static FILE *drop_open(struct drop *d, const char *root, const char *me,
 static int drop_close(struct drop *d, FILE *f, const char *root)
 {
 	struct str p = STR_INIT;
+	char sp[1];
 	int fd, r;
 
 	if (fclose(f) != 0 && d->err == 0)
 		d->err = -EIO;
+	if (d->err == 0 && queue_lf_flush(sp, &d->st))
+		(void)drop_put(d, sp, 1);
 	if (d->err == 0)
 		d->err = queue_lf_end(d->st);
 	r = d->err;
@@ -466,7 +469,7 @@ static int drop_close(struct drop *d, FILE *f, const char *root)
 			d->max);
 	if (r == -EILSEQ)
 		msg_die(100, "5.6.0 the message holds " QLF_BAD_TEXT
-			" (SMTP refuses it too); nothing was sent");
+			" (SMTP refuses one too); nothing was sent");
 	if (r < 0)
 		msg_die(111, "cannot write %s: %s; nothing was sent",
 			d->path.s, msg_err(r));

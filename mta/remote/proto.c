@@ -122,9 +122,10 @@ static int encode_lf(struct dotstuff *ds, const char *buf, size_t n,
 
 /* dot_encode - n message bytes as SMTP DATA (encode_lf). The queue holds
  * LF line ends, so a CR in it is a bare one, which no entry lets in now
- * but an older queue file may hold: it is left out, since RFC 5321 2.3.8
- * forbids it on the wire and "\r.\r" ends DATA early at a lax next hop
- * (SMTP smuggling). One memchr() keeps the common case as fast */
+ * (lib/queue.h queue_lf) but an older queue file may hold: it goes as a
+ * space, as the entries write it, since RFC 5321 2.3.8 forbids it on the
+ * wire and "\r.\r" ends DATA early at a lax next hop (SMTP smuggling).
+ * One memchr() keeps the common case as fast */
 int dot_encode(struct dotstuff *ds, const char *buf, size_t n,
 	       struct str *out)
 {
@@ -138,6 +139,8 @@ int dot_encode(struct dotstuff *ds, const char *buf, size_t n,
 
 		j = cr ? (size_t)(cr - buf) : n;
 		if (j > i && (r = encode_lf(ds, buf + i, j - i, out)) < 0)
+			return r;
+		if (cr && (r = encode_lf(ds, " ", 1, out)) < 0)
 			return r;
 	}
 	return 0;

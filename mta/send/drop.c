@@ -148,7 +148,7 @@ static const char *check_env(const struct qenv *e)
 /* copy - the checked envelope and the message into a new queue file;
  * -EILSEQ when the file changed under us (its owner may write it),
  * -EBADMSG for a NUL or a CR in the message: sendmail writes LF line
- * ends and refuses both (queue_lf), as SMTP does */
+ * ends, a stray CR as a space, and refuses a NUL (queue_lf) */
 static int copy(struct send *s, int fd, const struct qenv *in, off_t off,
 		uint64_t len, uid_t uid, char *buf, struct str *id)
 {
@@ -274,7 +274,8 @@ static int take(struct send *s, const char *path, const char *name,
 	r = copy(s, fd, &e, off, len, fb.st_uid, buf, &id);
 	if (r == -EILSEQ || r == -EBADMSG) {
 		why = r == -EILSEQ ? "cut short while it was read" :
-		      "the message holds " QLF_BAD_TEXT;
+		      "the message holds a CR or a NUL (sendmail writes "
+		      "neither)";
 		goto out;
 	}
 	if (r < 0) {

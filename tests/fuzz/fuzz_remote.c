@@ -6,8 +6,8 @@
  * Checked beyond "no crash": a reply's code is 200-599 and its kept text
  * stays within REPLY_MAX_TEXT plus one separator; the DATA writer gives
  * the same bytes whole and byte by byte, has no bare LF and no bare CR,
- * ends in CR LF . CR LF, and un-stuffed gives the input without its CRs
- * (bare in a queue file: never sent) and with CR LF line ends; a
+ * ends in CR LF . CR LF, and un-stuffed gives the input with its CRs as
+ * spaces (bare in a queue file: never sent) and CR LF line ends; a
  * cleaned result is at most 500 printable bytes; a route found has a host
  * or says "use MX", and a port within 0-65535.
  */
@@ -84,11 +84,10 @@ static void check_dot(const char *s, size_t n)
 		(void)str_catc(&back, '\n');
 		i = e + 1;
 	}
-	/* what comes back is the input without its CRs (all bare: the
-	 * queue holds LF line ends) */
+	/* what comes back is the input with its CRs as spaces (all bare:
+	 * the queue holds LF line ends) */
 	for (i = 0; i < n; i++)
-		if (s[i] != '\r')
-			(void)str_catc(&plain, s[i]);
+		(void)str_catc(&plain, s[i] == '\r' ? ' ' : s[i]);
 	if (plain.len && plain.s[plain.len - 1] != '\n')
 		(void)str_catc(&plain, '\n');
 	if (back.len != plain.len ||

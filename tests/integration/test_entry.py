@@ -191,49 +191,70 @@ def test_trailing_root_dot_is_taken_off_at_every_entry(t):
         s.stop()
 
 
-# a NUL or a CR not before LF, which SMTP refuses (554 5.6.0): the first
-# is the smuggler's "\\r.\\r" of a web form's text given to sendmail
-BAD_BYTES = ["Subject: s\n\nhi\r.\rMAIL FROM:<ceo@x.test>\r\n",
-             "Subject: n\n\na\0b\n",
-             "Subject: c\n\nends in a CR\r",
-             "Subject: cc\r\r\n\r\nbody\r\n"]
-BAD_BYTES_TEXT = "5.6.0 the message holds a NUL or a CR not followed by LF"
+# a CR not before LF becomes a space (Postfix's cleanup_replace_stray_cr_lf):
+# the first is the smuggler's "\\r.\\r" of a web form's text given to
+# sendmail; (input, what the stored message must hold)
+STRAY_CR = [("Subject: s\n\nhi\r.\rMAIL FROM:<ceo@x.test>\r\n",
+             b"\nhi . MAIL FROM:<ceo@x.test>\n"),
+            ("Subject: c\n\nends in a CR\r", b"\nends in a CR "),
+            ("Subject: cc\r\r\n\r\nbody\r\n", b"Subject: cc \n")]
+# a NUL, which SMTP refuses (554 5.6.0)
+NUL_MSG = "Subject: n\n\na\0b\n"
+NUL_TEXT = "5.6.0 the message holds a NUL byte"
 
 
-def test_inject_and_sendmail_refuse_bare_cr_and_nul(t):
-    """mta-inject and root's sendmail (which runs it) refuse each of
-    BAD_BYTES with exit 100 and one 5.6.0 line, nothing queued; CR LF line
-    ends are still taken"""
+def newest_body(t, before):
+    """the message of the one queue file not in BEFORE"""
+    (f,) = set(queued(t)) - set(before)
+    return read_queue_file(f)[1]
+
+
+def test_inject_and_sendmail_take_stray_cr_as_space_refuse_nul(t):
+    """mta-inject and root's sendmail (which runs it) store each stray CR
+    of STRAY_CR as a space, so no bare CR is ever queued (or sent on);
+    a NUL is refused with exit 100 and one 5.6.0 line, nothing queued"""
     t.init()
-    for msg in BAD_BYTES:
-        for prog in ("mta-inject", "sendmail"):
-            args = (["-f", "a@b.test", "c@d.test"] if prog == "mta-inject"
-                    else ["-oi", "c@d.test"])
-            line = refused(t.run(prog, *args, input=msg), "mta-inject")
-            assert BAD_BYTES_TEXT in line, (prog, msg, line)
-            nothing_queued(t)
-    p = t.run("mta-inject", "-f", "a@b.test", "c@d.test",
-              input="Subject: ok\r\n\r\nfine\r\n")
-    assert p.returncode == 0 and len(queued(t)) == 1, p.err
+    for prog in ("mta-inject", "sendmail"):
+        args = (["-f", "a@b.test", "c@d.test"] if prog == "mta-inject"
+                else ["-oi", "c@d.test"])
+        for msg, want in STRAY_CR:
+            before = queued(t)
+            p = t.run(prog, *args, input=msg)
+            assert p.returncode == 0, (prog, msg, p.err)
+            body = newest_body(t, before)
+            assert want in body and b"\r" not in body, (prog, msg, body)
+        before = queued(t)
+        line = refused(t.run(prog, *args, input=NUL_MSG), "mta-inject")
+        assert NUL_TEXT in line, (prog, line)
+        assert queued(t) == before
 
 
-def test_user_sendmail_and_drop_refuse_bare_cr_and_nul(t):
-    """An ordinary user's sendmail refuses BAD_BYTES before anything stays
-    in drop/; a drop file written by hand with a CR or a NUL in its message
-    is quarantined with the reason, and its recipient gets nothing"""
+def test_user_sendmail_and_drop_take_stray_cr_refuse_nul(t):
+    """An ordinary user's sendmail writes each stray CR as a space into
+    its drop file and refuses a NUL before anything stays in drop/; a drop
+    file written by hand with a CR or a NUL in its message is quarantined
+    with the reason, and its recipient gets nothing"""
     if not can_switch():
         return
     setup(t, users=("b",))
-    for msg in BAD_BYTES:
-        line = refused(user_sendmail(t, f"b@{DOMAIN}", input=msg),
-                       "sendmail")
-        assert BAD_BYTES_TEXT in line, (msg, line)
+    for msg, _ in STRAY_CR:
+        p = user_sendmail(t, f"b@{DOMAIN}", input=msg)
+        assert p.returncode == 0, (msg, p.err)
+    files = drop_names(t)
+    assert len(files) == len(STRAY_CR)
+    for name in files:
+        with open(t.path("drop", name), "rb") as f:
+            assert b"\r" not in f.read(), name
+        os.unlink(t.path("drop", name))
+    line = refused(user_sendmail(t, f"b@{DOMAIN}", input=NUL_MSG),
+                   "sendmail")
+    assert NUL_TEXT in line, line
     assert drop_names(t) == []
     want = {}
     for i, body in enumerate((b"Subject: d\n\nhi\r.\rx\n",
                               b"Subject: d\n\na\0b\n", b"S: d\r\n\r\n")):
         put(t, f"bytes{i}", qf_new(f"s@{DOMAIN}", [f"b@{DOMAIN}"], body))
-        want[f"bytes{i}"] = "the message holds a NUL or a CR"
+        want[f"bytes{i}"] = "the message holds a CR or a NUL"
     quarantined(t, want)
 
 

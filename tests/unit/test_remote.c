@@ -272,11 +272,12 @@ static const struct dot_case dot_cases[] = {
 	{"..x\n.y\nz.\n", "...x\r\n..y\r\nz.\r\n.\r\n"},
 	{"\n\n.\n", "\r\n\r\n..\r\n.\r\n"},
 	{"a\nb", "a\r\nb\r\n.\r\n"},
-	/* a bare CR never reaches the wire: "\r.\r" must not end DATA */
-	{"x\r\n", "x\r\n.\r\n"},
-	{"a\r.\rb\n", "a.b\r\n.\r\n"},
-	{"a\n\r.\r\n", "a\r\n..\r\n.\r\n"},
-	{"\r", ".\r\n"},
+	/* a bare CR never reaches the wire ("\r.\r" must not end DATA): a
+	 * space, which starts no dot line */
+	{"x\r\n", "x \r\n.\r\n"},
+	{"a\r.\rb\n", "a . b\r\n.\r\n"},
+	{"a\n\r.\r\n", "a\r\n . \r\n.\r\n"},
+	{"\r", " \r\n.\r\n"},
 	{"\xc3\xa9\n", "\xc3\xa9\r\n.\r\n"},
 };
 
