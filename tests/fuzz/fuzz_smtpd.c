@@ -22,43 +22,19 @@
 
 #include "pw.h"
 #include "queue.h"
+#include "scratch.h"
 #include "smtpd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char root[64];
 static struct str dummy = STR_INIT;
 
 /* setup - a root with a queue and control/resolvers, made once */
 static void setup(void)
 {
-	char p[256];
-	FILE *f;
-
 	if (dummy.len)
 		return;
-	/* tmpfs when there is one: each input writes and syncs queue files */
-	snprintf(root, sizeof root, "%s/fuzz_smtpd.XXXXXX",
-		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-	if (!mkdtemp(root))
-		abort();
-	snprintf(p, sizeof p, "%s/queue", root);
-	mkdir(p, 0700);
-	snprintf(p, sizeof p, "%s/queue/tmp", root);
-	mkdir(p, 0700);
-	snprintf(p, sizeof p, "%s/queue/new", root);
-	mkdir(p, 0700);
-	snprintf(p, sizeof p, "%s/control", root);
-	mkdir(p, 0700);
-	/* as the integration tests' no_dns(): nothing listens on loopback's
-	 * port 9, so the SPF lookup at MAIL and the DKIM and DMARC lookups
-	 * after DATA fail at once (port unreachable) instead of waiting a
-	 * round trip to the machine's resolver, which would also see fuzzed
-	 * names (the target spent two thirds of its time waiting on it) */
-	snprintf(p, sizeof p, "%s/control/resolvers", root);
-	f = fopen(p, "w");
-	if (!f || fputs("127.0.0.1:9\n", f) == EOF || fclose(f) != 0)
-		abort();
+	scratch_smtpd("smtpd");
 	if (pw_hash("x", "sha512crypt", &dummy) < 0)
 		abort();
 }
@@ -70,14 +46,14 @@ static void check_queue(void)
 	struct dirent *de;
 	DIR *d;
 
-	snprintf(p, sizeof p, "%s/queue/tmp", root);
+	snprintf(p, sizeof p, "%s/queue/tmp", scratch_root);
 	d = opendir(p);
 	while (d && (de = readdir(d)))
 		if (de->d_name[0] != '.')
 			abort();
 	if (d)
 		closedir(d);
-	snprintf(p, sizeof p, "%s/queue/new", root);
+	snprintf(p, sizeof p, "%s/queue/new", scratch_root);
 	d = opendir(p);
 	while (d && (de = readdir(d))) {
 		struct qenv e;
@@ -89,7 +65,7 @@ static void check_queue(void)
 
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(p, sizeof p, "%s/queue/new/%s", root, de->d_name);
+		snprintf(p, sizeof p, "%s/queue/new/%s", scratch_root, de->d_name);
 		fd = open(p, O_RDONLY);
 		qenv_init(&e);
 		if (fd < 0 || queue_read_env(fd, &e, &off, &len) < 0)
@@ -139,7 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    lseek(in, 0, SEEK_SET) != 0)
 		abort();
 	memset(&s, 0, sizeof s);
-	s.root = root;
+	s.root = scratch_root;
 	s.kind = data[0] & 1 ? PORT_SUBMISSION : PORT_SMTP;
 	s.dummy_hash = dummy.s;
 	s.databytes = 4096;

@@ -30,6 +30,7 @@
 
 #include "authres.h"
 #include "queue.h"
+#include "scratch.h"
 #include "smtpd.h"
 
 #define DATABYTES 3000	/* below AUTHRES_FIELD_MAX: no field is too long */
@@ -55,38 +56,14 @@ static const char *skip_field(const char *p, const char *end,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char root[64];
 static int ready;
 
 /* setup - a root with a queue and control/resolvers, made once */
 static void setup(void)
 {
-	char p[256];
-	FILE *f;
-
 	if (ready)
 		return;
-	/* tmpfs when there is one: each input writes and syncs queue files */
-	snprintf(root, sizeof root, "%s/fuzz_smtpd_data.XXXXXX",
-		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-	if (!mkdtemp(root))
-		abort();
-	snprintf(p, sizeof p, "%s/queue", root);
-	mkdir(p, 0700);
-	snprintf(p, sizeof p, "%s/queue/tmp", root);
-	mkdir(p, 0700);
-	snprintf(p, sizeof p, "%s/queue/new", root);
-	mkdir(p, 0700);
-	snprintf(p, sizeof p, "%s/control", root);
-	mkdir(p, 0700);
-	/* as fuzz_smtpd: the SPF, DKIM and DMARC lookups after DATA go to
-	 * loopback's port 9, where nothing listens, and fail at once; with
-	 * the machine's resolver the target waited on it a third of the
-	 * time (strace: poll) and sent it fuzzed names */
-	snprintf(p, sizeof p, "%s/control/resolvers", root);
-	f = fopen(p, "w");
-	if (!f || fputs("127.0.0.1:9\n", f) == EOF || fclose(f) != 0)
-		abort();
+	scratch_smtpd("smtpd_data");
 	ready = 1;
 }
 
@@ -174,14 +151,14 @@ static int queued(struct str *msg, struct str *name)
 	DIR *d;
 	int count = 0;
 
-	snprintf(p, sizeof p, "%s/queue/tmp", root);
+	snprintf(p, sizeof p, "%s/queue/tmp", scratch_root);
 	d = opendir(p);
 	while (d && (de = readdir(d)))
 		if (de->d_name[0] != '.')
 			abort();	/* something half-written */
 	if (d)
 		closedir(d);
-	snprintf(p, sizeof p, "%s/queue/new", root);
+	snprintf(p, sizeof p, "%s/queue/new", scratch_root);
 	d = opendir(p);
 	while (d && (de = readdir(d))) {
 		struct qenv e;
@@ -195,7 +172,7 @@ static int queued(struct str *msg, struct str *name)
 		count++;
 		if (str_copys(name, de->d_name) < 0)
 			abort();
-		snprintf(p, sizeof p, "%s/queue/new/%s", root, de->d_name);
+		snprintf(p, sizeof p, "%s/queue/new/%s", scratch_root, de->d_name);
 		fd = open(p, O_RDONLY);
 		qenv_init(&e);
 		if (fd < 0 || queue_read_env(fd, &e, &off, &len) < 0)
@@ -233,7 +210,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    lseek(in, 0, SEEK_SET) != 0)
 		abort();
 	memset(&s, 0, sizeof s);
-	s.root = root;
+	s.root = scratch_root;
 	s.kind = PORT_SMTP;
 	s.databytes = DATABYTES;
 	s.esmtp = 1;
