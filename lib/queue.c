@@ -124,6 +124,11 @@ static int ascii_domain(struct str *addr)
 	if (!at)
 		return 0;
 	k = (size_t)(at - addr->s) + 1;
+	while (k < addr->len && (unsigned char)addr->s[k] < 0x80)
+		k++;
+	if (k == addr->len)
+		return 0;	/* ASCII: as it is, no copy */
+	k = (size_t)(at - addr->s) + 1;
 	r = str_catb(&a, addr->s, k);
 	if (r == 0)
 		r = name_domain_ascii(addr->s + k, addr->len - k, &a);
