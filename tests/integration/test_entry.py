@@ -243,8 +243,9 @@ def test_user_sendmail_and_drop_take_stray_cr_refuse_nul(t):
     files = drop_names(t)
     assert len(files) == len(STRAY_CR)
     for name in files:
-        with open(t.path("drop", name), "rb") as f:
-            assert b"\r" not in f.read(), name
+        # the message only: the file's binary lengths may hold a 13
+        body = read_queue_file(t.path("drop", name))[1]
+        assert body and b"\r" not in body, (name, body)
         os.unlink(t.path("drop", name))
     line = refused(user_sendmail(t, f"b@{DOMAIN}", input=NUL_MSG),
                    "sendmail")
