@@ -266,7 +266,8 @@ $(foreach f,fuzz_smtpd $(FUZZ_SMTPD),$(eval FOBJ_$(f) = $(call fuzzobjs,test_smt
 $(foreach f,fuzz_smtpd $(FUZZ_SMTPD),$(eval FINC_$(f) = -Imta/smtpd))
 $(foreach f,$(FUZZ),$(eval $(FUZZO)/$(f): $(FOBJ_$(f))))
 
-$(FUZZ:%=$(FUZZO)/%): $(FUZZO)/%: tests/fuzz/%.c $(FUZZO)/libfacteur.a
+$(FUZZ:%=$(FUZZO)/%): $(FUZZO)/%: tests/fuzz/%.c $(FUZZO)/libfacteur.a \
+		$(wildcard tests/fuzz/*.h)
 	$(FUZZCC) $(CPPFLAGS) $(FINC_$*) $(FUZZWARN) $(FUZZFLAGS) \
 		-fsanitize=fuzzer,address,undefined \
 		-o $@ $< $(FOBJ_$*) $(FUZZO)/libfacteur.a $(LIBS)

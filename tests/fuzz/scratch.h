@@ -32,7 +32,7 @@ static void scratch_cleanup(void)
 }
 
 /* scratch_make - the root of target NAME, FILE's path in its control/ */
-static void scratch_make(const char *name, const char *file)
+static inline void scratch_make(const char *name, const char *file)
 {
 	char ctl[96];
 
@@ -50,7 +50,7 @@ static void scratch_make(const char *name, const char *file)
 }
 
 /* scratch_smtpd - the root of an mta-smtpd target NAME (above) */
-static void scratch_smtpd(const char *name)
+static inline void scratch_smtpd(const char *name)
 {
 	static const char *const dirs[] = {"queue", "queue/tmp", "queue/new"};
 	char p[128];
