@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "fsx.h"
+#include "msg.h"
 #include "num.h"
 
 /* ctl_path - ROOT/control/NAME */
@@ -153,6 +154,20 @@ int ctl_num(const char *root, enum ctl_numid id, unsigned long *out)
 
 	*out = ctl_nums[id].def;
 	return r < 0 ? r : ctl_num_hold(id, v, out);
+}
+
+/* ctl_num_warn - ctl_num()'s value, its fallback said through WARN */
+unsigned long ctl_num_warn(const char *root, enum ctl_numid id,
+			   void (*warn)(const char *fmt, ...))
+{
+	unsigned long v;
+	int r = ctl_num(root, id, &v);
+
+	if (r < 0)
+		warn("warning: control/%s: %s; using %lu (write a decimal "
+		     "number there or remove the file)", ctl_nums[id].name,
+		     msg_err(r), v);
+	return v;
 }
 
 /* kept_line - the next line of data from *i on, trimmed, into [*a, *b);

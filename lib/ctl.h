@@ -21,6 +21,12 @@
  * that a caller that goes on uses what a missing file would give.
  * ctl_num_hold() is that range rule alone, for a value already read
  * (`facteur doctor` names what the programs use without a second read).
+ * ctl_num_warn() is ctl_num() for a program that goes on with the
+ * default: it returns the value to use and, for a file that cannot be
+ * read or holds no number, says so through WARN (msg_warn, or a
+ * program's own logger), in the same words in every program, so that
+ * the fallback is never silent. vdeliver alone stays silent: its stderr
+ * is the delivery's reason, not a log.
  */
 #ifndef FACTEUR_CTL_H
 #define FACTEUR_CTL_H
@@ -76,5 +82,7 @@ extern const struct ctl_numdef ctl_nums[CTL_NUMS];
 
 int ctl_num(const char *root, enum ctl_numid id, unsigned long *out);
 int ctl_num_hold(enum ctl_numid id, unsigned long v, unsigned long *out);
+unsigned long ctl_num_warn(const char *root, enum ctl_numid id,
+			   void (*warn)(const char *fmt, ...));
 
 #endif

@@ -188,7 +188,7 @@ int main(int argc, char **argv)
 	if ((r = ctl_me(root, &me)) < 0)
 		msg_die(111, "4.3.0 cannot read control/me: %s", msg_err(r));
 	/* unreadable or no number: the default, as at every entry */
-	(void)ctl_num(root, CTL_DATABYTES, &databytes);
+	databytes = ctl_num_warn(root, CTL_DATABYTES, msg_warn);
 	qenv_init(&e);
 	/* vdeliver forwarding a double bounce (lib/queue.h); only root and
 	 * the mail user can run mta-inject, so nobody else can mark one */

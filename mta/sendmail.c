@@ -412,7 +412,7 @@ static FILE *drop_open(struct drop *d, const char *root, const char *me,
 
 	memset(d, 0, sizeof *d);
 	/* unreadable or no number: the default, as at every entry */
-	(void)ctl_num(root, CTL_DATABYTES, &d->max);
+	d->max = ctl_num_warn(root, CTL_DATABYTES, msg_warn);
 	qenv_init(&e);
 	qualify(sender, me, &e.sender, 1);
 	for (i = 0, pos = 0; i < nr; i++, pos += strlen(rcpts->s + pos) + 1) {

@@ -112,21 +112,6 @@ struct pop3d {
 	unsigned refused;	/* refusals not logged since */
 };
 
-/* num - a numeric control file, held within its range (lib/ctl); one
- * that cannot be read or holds no number is its default, as in every
- * program, and a warning */
-static unsigned long num(const char *root, enum ctl_numid id)
-{
-	unsigned long v;
-	int r = ctl_num(root, id, &v);
-
-	if (r < 0)
-		msg_warn("control/%s: %s; using %lu (write a decimal number "
-			 "there or remove the file)", ctl_nums[id].name,
-			 msg_err(r), v);
-	return v;
-}
-
 /* load_cfg - every setting, once */
 static void load_cfg(struct cfg *cfg, const char *root)
 {
@@ -139,11 +124,11 @@ static void load_cfg(struct cfg *cfg, const char *root)
 	if (r < 0)
 		msg_die(EX_TEMP, "control/me: %s; is %s a Facteur root?",
 			msg_err(r), root);
-	cfg->timeout = num(root, CTL_TIMEOUTPOP3);
-	cfg->maxsessions = num(root, CTL_MAXSESSIONS);
-	cfg->maxperip = num(root, CTL_MAXPERIP);
-	cfg->maxfail = num(root, CTL_POP3MAXFAIL);
-	cfg->plaintext = num(root, CTL_POP3PLAINTEXT) == 1;
+	cfg->timeout = ctl_num_warn(root, CTL_TIMEOUTPOP3, msg_warn);
+	cfg->maxsessions = ctl_num_warn(root, CTL_MAXSESSIONS, msg_warn);
+	cfg->maxperip = ctl_num_warn(root, CTL_MAXPERIP, msg_warn);
+	cfg->maxfail = ctl_num_warn(root, CTL_POP3MAXFAIL, msg_warn);
+	cfg->plaintext = ctl_num_warn(root, CTL_POP3PLAINTEXT, msg_warn) == 1;
 	/* unknown users are checked against a hash as costly as a real one */
 	r = login_dummy(root, &cfg->dummy, &v);
 	if (r == -EINVAL)

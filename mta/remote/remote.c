@@ -465,8 +465,8 @@ static int controls(const char *root, struct job *j, struct plan *p,
 		return r;
 	j->me = me->s;
 	/* unreadable or no number: the default, as in every program */
-	(void)ctl_num(root, CTL_TIMEOUTREMOTE, &j->timeout);
-	(void)ctl_num(root, CTL_TIMEOUTCONNECT, &j->ctimeout);
+	j->timeout = ctl_num_warn(root, CTL_TIMEOUTREMOTE, msg_warn);
+	j->ctimeout = ctl_num_warn(root, CTL_TIMEOUTCONNECT, msg_warn);
 	/* but a port is not guessed: one we cannot use, or held to 1-65535,
 	 * is not the one written */
 	*what = "remoteport";

@@ -496,7 +496,7 @@ int drop_pickup(struct send *s)
 
 	if (!s->drop_dir && (r = pass_start(s)) < 0)
 		return r;
-	(void)ctl_num(s->root, CTL_DATABYTES, &t.max); /* else the default */
+	t.max = ctl_num_warn(s->root, CTL_DATABYTES, slog);
 	t.buf = malloc(CHUNK);
 	if (!t.buf) {
 		slog("warning: out of memory for %s/drop", s->root);

@@ -111,14 +111,9 @@ static void config(struct send *s)
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof nums / sizeof *nums; i++) {
-		unsigned long *v = (unsigned long *)((char *)s + nums[i].off);
-		int r = ctl_num(s->root, nums[i].id, v);
-
-		if (r < 0)
-			slog("warning: control/%s: %s; using %lu",
-			     ctl_nums[nums[i].id].name, msg_err(r), *v);
-	}
+	for (i = 0; i < sizeof nums / sizeof *nums; i++)
+		*(unsigned long *)((char *)s + nums[i].off) =
+			ctl_num_warn(s->root, nums[i].id, slog);
 	if (ctl_me(s->root, &s->me) < 0 ||
 	    ctl_get(s->root, "doublebounceto", "postmaster", &s->dbto) < 0)
 		msg_die(111, "cannot read control/me or "

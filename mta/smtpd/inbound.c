@@ -44,6 +44,7 @@
 #include "clock.h"
 #include "ctl.h"
 #include "dns.h"
+#include "msg.h"
 #include "smtpd.h"
 
 #define DKIM_TRY_MS 1500	/* as rbl.c: a slow resolver delays one reply */
@@ -80,7 +81,7 @@ static void spf_note(struct session *s)
 const char *inbound_spf(struct session *s)
 {
 	struct dns *d = NULL;
-	unsigned long reject = 0;
+	unsigned long reject;
 	int r;
 
 	spf_result_free(&s->spf);
@@ -105,7 +106,7 @@ const char *inbound_spf(struct session *s)
 		return NULL;
 	/* a file we cannot read: off, as by default; a fail is never
 	 * worth a 4xx */
-	(void)ctl_num(s->root, CTL_SPFREJECT, &reject);
+	reject = ctl_num_warn(s->root, CTL_SPFREJECT, msg_warn);
 	if (!reject)
 		return NULL;
 	return "550 5.7.23 SPF check failed: the sender's domain does not "
@@ -280,12 +281,10 @@ static int dmarc(const struct inbound *ib, const struct session *s,
 /* refused - does control/dmarcreject refuse a message with verdict V? */
 static int refused(const struct session *s, const struct dmarc_result *v)
 {
-	unsigned long on = 1;
-
 	if (v->res != DMARC_FAIL || v->applied != DMARC_P_REJECT)
 		return 0;	/* temperror above all: never */
-	(void)ctl_num(s->root, CTL_DMARCREJECT, &on); /* unreadable: 1 */
-	return on != 0;
+	/* unreadable: the default, 1 */
+	return ctl_num_warn(s->root, CTL_DMARCREJECT, msg_warn) != 0;
 }
 
 /* inbound_end - verdicts, and the header into its room; *REFUSE set when

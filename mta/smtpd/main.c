@@ -114,10 +114,10 @@ static void serve(struct smtpd *srv, int rfd, int wfd, enum port_kind kind,
 	s.auth_delay = 1;
 	s.limit = srv->limit;
 	qenv_init(&s.env);
-	/* unreadable: the defaults (doctor names the file) */
-	(void)ctl_num(srv->root, CTL_TIMEOUTSMTPD, &timeout);
-	(void)ctl_num(srv->root, CTL_DATABYTES, &s.databytes);
-	(void)ctl_num(srv->root, CTL_SMTPMAXFAIL, &s.maxfail);
+	/* unreadable: the defaults, said in the log (doctor names the file) */
+	timeout = ctl_num_warn(srv->root, CTL_TIMEOUTSMTPD, msg_warn);
+	s.databytes = ctl_num_warn(srv->root, CTL_DATABYTES, msg_warn);
+	s.maxfail = ctl_num_warn(srv->root, CTL_SMTPMAXFAIL, msg_warn);
 	conn_init(&s.c, rfd, wfd, timeout);
 	if (ctl_me(srv->root, &s.me) < 0 ||
 	    str_copys(&s.ip, ip) < 0) {

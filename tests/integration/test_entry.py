@@ -384,6 +384,34 @@ def test_inject_and_sendmail_hold_databytes(t):
         assert len(queued(t)) == 1, (prog, queued(t))
 
 
+def test_junk_databytes_is_the_default_and_said_at_every_entry(t):
+    """A control/databytes that holds no number is its default at every
+    entry, and each says so on stderr (the log for mta-smtpd) in the same
+    words (lib/ctl ctl_num_warn): the message is taken, not refused, and
+    the fallback is never silent (mta-inject, sendmail and mta-smtpd said
+    nothing before)"""
+    t.init()
+    with open(t.path("control", "databytes"), "w") as f:
+        f.write("10M\n")
+    warn = ("warning: control/databytes: Invalid argument; using 10485760 "
+            "(write a decimal number there or remove the file)")
+    for prog, args in (("mta-inject", ["-f", "a@b.test", "c@d.test"]),
+                       ("sendmail", ["-oi", "c@d.test"])):
+        before = len(queued(t))
+        p = t.run(prog, *args, input=MSG)
+        assert p.returncode == 0, (prog, p.err)
+        assert warn in p.err, (prog, p.err)
+        assert len(queued(t)) == before + 1, prog
+    lines, err = inetd(t, b"EHLO c.example\r\nQUIT\r\n")
+    assert "250-SIZE 10485760" in lines, lines
+    assert warn in err, err
+    if can_switch():
+        p = user_sendmail(t, "-oi", "c@d.test", input=MSG)
+        assert p.returncode == 0, p.err
+        assert warn in p.err, p.err
+        assert len(drop_names(t)) == 1, drop_names(t)
+
+
 def test_databytes_cut_is_the_same_at_both_writers(t):
     """The cut of control/databytes is one rule (lib/queue qw_limit) at
     both writers: mta-inject's queue file and an ordinary user's sendmail

@@ -596,6 +596,46 @@ static void test_ctl_num(const char *root, struct str *p)
 	}
 }
 
+/* the last line ctl_num_warn said, and how many */
+static char warned[256];
+static int nwarned;
+
+static __attribute__((format(printf, 1, 2))) void catch_warn(const char *fmt,
+							     ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(warned, sizeof warned, fmt, ap);
+	va_end(ap);
+	nwarned++;
+}
+
+/* test_ctl_num_warn - the fallback is the value, and said once in the
+ * same words for every program; a good file, or none, says nothing */
+static void test_ctl_num_warn(const char *root, struct str *p)
+{
+	ctl_path(p, root, ctl_nums[CTL_DATABYTES].name);
+	unlink(p->s);
+	nwarned = 0;
+	CHECK_U64("ctl.num_warn_none",
+		  ctl_num_warn(root, CTL_DATABYTES, catch_warn), 10485760);
+	put_file(p->s, "2000\n", 5);
+	CHECK_U64("ctl.num_warn_ok",
+		  ctl_num_warn(root, CTL_DATABYTES, catch_warn), 2000);
+	put_file(p->s, "0\n", 2);	/* held to its range: no junk, no warning */
+	(void)ctl_num_warn(root, CTL_DATABYTES, catch_warn);
+	CHECK_INT("ctl.num_warn_quiet", nwarned, 0);
+	put_file(p->s, "10M\n", 4);
+	CHECK_U64("ctl.num_warn_junk",
+		  ctl_num_warn(root, CTL_DATABYTES, catch_warn), 10485760);
+	CHECK_INT("ctl.num_warn_once", nwarned, 1);
+	CHECK_STR("ctl.num_warn_text", warned,
+		  "warning: control/databytes: Invalid argument; using "
+		  "10485760 (write a decimal number there or remove the file)");
+	unlink(p->s);
+}
+
 /* test_ctl - control files, their defaults and number parsing */
 static void test_ctl(void)
 {
@@ -710,6 +750,7 @@ static void test_ctl(void)
 	CHECK_INT("ctl.line_number_get_blank_first", n, 3);
 	test_ctl_me(root, &s, &p);
 	test_ctl_num(root, &p);
+	test_ctl_num_warn(root, &p);
 	str_free(&s);
 	str_free(&p);
 }
