@@ -110,6 +110,13 @@ int check_listen_lines(struct doctor *d, struct report *p)
 				v = say(p, FAIL, "control/%s:%zu: not ADDR:PORT "
 					"or [IPV6]:PORT: \"%s\"; fix it", name,
 					line_of(d, name, k + 1), s);
+			else if (!listen_port_ok(&ss))
+				v = say(p, FAIL, "control/%s:%zu: \"%s\" is a "
+					"port below 1024 that no mail service "
+					"uses: it is not bound (lib/listen); "
+					"use 25, 465, 587, 110, 995 or one "
+					"from 1024 up", name,
+					line_of(d, name, k + 1), s);
 	}
 	str_free(&lines);
 	return v;

@@ -97,6 +97,21 @@ int listen_parse(const char *line, struct sockaddr_storage *ss,
 	return 0;
 }
 
+/* listen_port_ok - 1 for a port root may bind for a listen line (above) */
+int listen_port_ok(const struct sockaddr_storage *ss)
+{
+	static const unsigned mail[] = {25, 465, 587, 110, 995};
+	unsigned port = ss->ss_family == AF_INET6 ?
+		ntohs(((const struct sockaddr_in6 *)ss)->sin6_port) :
+		ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	size_t i;
+
+	for (i = 0; i < sizeof mail / sizeof *mail; i++)
+		if (port == mail[i])
+			return 1;
+	return port >= 1024;
+}
+
 /* add - one more socket in the set; the descriptor is the set's even on
  * failure (closed then) */
 static int add(struct listen_set *set, int fd, const char *kind,
@@ -130,6 +145,8 @@ static int bind_one(struct listen_set *set, const char *line,
 
 	if (listen_parse(line, &ss, &len) < 0)
 		return -EINVAL;
+	if (!listen_port_ok(&ss))
+		return -EPERM;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 		    0);
 	if (fd < 0)
@@ -180,6 +197,13 @@ int listen_bind(struct listen_set *set, const char *root, const char *kind,
 		else if (r == -EINVAL)
 			(void)str_catf(err, "%s: bad listen address '%s'; write "
 				       "ADDR:PORT or [IPV6]:PORT", path.s, line);
+		else if (r == -EPERM)
+			(void)str_catf(err, "%s: '%s' is a port below 1024 that "
+				       "no mail service uses (25, 465, 587, "
+				       "110, 995): control/ is the mail "
+				       "user's, so no other privileged port "
+				       "is bound; use one from 1024 up",
+				       path.s, line);
 		else if (r < 0)
 			(void)str_catf(err, "cannot listen on %s (%s): %s; stop "
 				       "what holds the port or change %s", line,

@@ -23,7 +23,13 @@
  * nothing it starts inherits the claim.
  *
  * listen_parse() is the one parser of a listen line (the services, `facteur
- * run` and `facteur doctor` use it). Functions return 0 or a negative errno
+ * run` and `facteur doctor` use it). listen_port_ok() is the rule of the
+ * ports root may bind for a listen line: a mail port (25, 465, 587, 110,
+ * 995) or one from 1024 up. control/ is the mail user's (facteur init
+ * gives it the root's content), so without the rule a mail user that
+ * wrote listen.smtp could have root bind it any privileged port (22,
+ * 443, ...) on a host where that service is down, and receive the
+ * socket; listen_bind refuses such a line (-EPERM), doctor names it. Functions return 0 or a negative errno
  * code and, on failure, put a sentence saying what to do in *err.
  */
 #ifndef FACTEUR_LISTEN_H
@@ -52,6 +58,7 @@ struct listen_set {
 int listen_parse(const char *line, struct sockaddr_storage *ss,
 		 socklen_t *len_r);
 int listen_default_port(const char *kind);
+int listen_port_ok(const struct sockaddr_storage *ss);
 int listen_bind(struct listen_set *set, const char *root, const char *kind,
 		struct str *err);
 int listen_take(struct listen_set *set, const char *kind, struct str *err);

@@ -8,6 +8,7 @@
  * Each line of the input is one such text. Checked: an accepted listen
  * line is an IPv4 or IPv6 socket address with a port 1-65535, and its
  * address written back (ADDR:PORT, [V6]:PORT) parses to the same bytes;
+ * listen_port_ok takes its port when it is a mail port or from 1024 up;
  * a peer text that parses is spelled once (its spelling parses to
  * itself) and names the group and loopback answer of the text it came
  * from, while text that does not parse has no group; resolvers give one
@@ -59,6 +60,11 @@ static void check_listen(const char *line)
 	}
 	if (port < 1 || port > 65535 || listen_parse(back, &ss2, &len2) ||
 	    len2 != len || memcmp(&ss, &ss2, len))
+		abort();
+	/* the ports root binds: the mail ports, and from 1024 up */
+	if (listen_port_ok(&ss) != (port >= 1024 || port == 25 ||
+				    port == 465 || port == 587 ||
+				    port == 110 || port == 995))
 		abort();
 }
 

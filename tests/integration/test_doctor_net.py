@@ -122,7 +122,8 @@ def test_doctor_control_lines(ctx):
     assert line.startswith("FAIL control: control/databytes:1: not a "
                            'number: "10M"'), line
     os.unlink(ctx.path("control/databytes"))
-    write(ctx, "listen.smtp", "# the first\n\n127.0.0.1:2525\n1.2.3.4\n")
+    write(ctx, "listen.smtp", "# the first\n\n127.0.0.1:2525\n1.2.3.4\n"
+          "[::1]:22\n127.0.0.1:25\n")
     write(ctx, "timeoutsmtpd", "\n\n0\n")
     o = js(ctx, check=1)["control"]
     assert o["status"] == "FAIL", o
@@ -130,6 +131,10 @@ def test_doctor_control_lines(ctx):
     assert ('control/listen.smtp:4: not ADDR:PORT or [IPV6]:PORT: '
             '"1.2.3.4"') in o["message"], o
     assert "listen.smtp:3" not in o["message"], o
+    # a privileged port no mail service uses is never bound (lib/listen)
+    assert ('control/listen.smtp:5: "[::1]:22" is a port below 1024 that '
+            'no mail service uses') in o["message"], o
+    assert "listen.smtp:6" not in o["message"], o
 
 
 def test_doctor_control_ranges(ctx):

@@ -1,7 +1,8 @@
 /*
  * test_listen - lib/listen.h: the FACTEUR_LISTEN_FDS hand-over between
  * `facteur run` and the services (listen_env, listen_take), on real
- * sockets. listen_parse() has its case table in test_pop3d.c.
+ * sockets. listen_parse() has its case table in test_pop3d.c. The ports
+ * root may bind (listen_port_ok), and listen_bind refusing the others.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -10,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "fsx.h"
 
 #include "listen.h"
 #include "tinytest.h"
@@ -127,9 +131,50 @@ static void test_refused(void)
 	str_free(&env);
 }
 
+/* test_ports - the mail ports and 1024 up, never another privileged
+ * port, and listen_bind binds nothing of a file that names one */
+static void test_ports(void)
+{
+	static const struct {
+		const char *line;
+		int ok;
+	} cases[] = {
+		{"0.0.0.0:25", 1}, {"[::]:465", 1}, {"127.0.0.1:587", 1},
+		{"127.0.0.1:110", 1}, {"[::1]:995", 1}, {"127.0.0.1:1024", 1},
+		{"127.0.0.1:2525", 1}, {"127.0.0.1:65535", 1},
+		{"127.0.0.1:22", 0}, {"[::]:443", 0}, {"127.0.0.1:1023", 0},
+		{"127.0.0.1:1", 0}, {"127.0.0.1:143", 0}, {"[::1]:26", 0},
+	};
+	struct listen_set set = LISTEN_SET_INIT;
+	struct str err = STR_INIT;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char root[] = "/tmp/test_listen.XXXXXX", path[64];
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		CHECK_INT(tt_name("port_ok[%s]", cases[i].line),
+			  listen_parse(cases[i].line, &ss, &len) == 0 &&
+			  listen_port_ok(&ss), cases[i].ok);
+	CHECK("root", mkdtemp(root) != NULL);
+	snprintf(path, sizeof path, "%s/control", root);
+	CHECK("control", mkdir(path, 0700) == 0);
+	snprintf(path, sizeof path, "%s/control/listen.smtp", root);
+	CHECK("listen_file", fsx_write_atomic(path, "127.0.0.1:22\n", 13,
+					      0644) == 0);
+	CHECK_INT("bind_22", listen_bind(&set, root, "smtp", &err), -EPERM);
+	CHECK("bind_22_says", strstr(str_cstr(&err), "'127.0.0.1:22' is a "
+				     "port below 1024") != NULL);
+	CHECK("bind_22_none", set.n == 0);
+	listen_free(&set);
+	fsx_rmtree(root);
+	str_free(&err);
+}
+
 int main(void)
 {
 	test_roundtrip();
 	test_refused();
+	test_ports();
 	return tt_failed ? 1 : 0;
 }
