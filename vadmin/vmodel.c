@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -765,50 +766,116 @@ static void canon(struct vctx *c, const char *addr, struct str *out)
 	str_free(&real);
 }
 
-/* reaches - depth-first search: does mail from addr come back to target? */
-static int reaches(struct vctx *c, const char *addr, const char *target,
-		   int depth, struct str *path)
-{
-	struct str hops = STR_INIT, cn = STR_INIT;
-	size_t i, mark = path->len;
-	int found = 0;
+/* the addresses a loop search has reached: each once, with the index
+ * of the one it was reached from (WALK_START: a hop of the start) */
+#define WALK_START ((size_t)-1)
 
-	if (depth > 32)
-		return 0;
-	canon(c, addr, &cn);
-	if (str_catf(path, " -> %s", cn.s))
-		vfail(EX_TEMP, "out of memory");
-	if (!strcmp(cn.s, target)) {
-		str_free(&cn);
-		return 1;
-	}
-	next_hops(c, cn.s, &hops);
-	for (i = 0; !found && i < hops.len; i += strlen(hops.s + i) + 1)
-		found = reaches(c, hops.s + i, target, depth + 1, path);
-	if (!found)
-		str_trunc(path, mark);
-	str_free(&hops);
-	str_free(&cn);
-	return found;
+struct walk {
+	char **addr;		/* canonical, in the order reached */
+	size_t *from;
+	size_t n, cap;
+	void *seen;		/* tsearch tree of addr[] */
+};
+
+static int walk_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
 }
 
-/* no_loop - refuse a change after which mail for start comes back to it */
-static void no_loop(struct vctx *c, const char *start)
+static void walk_keep(void *p)
 {
-	struct str hops = STR_INIT, path = STR_INIT, target = STR_INIT;
+	(void)p;	/* the strings are addr[]'s, freed there */
+}
+
+/* walk_push - ADDR reached from FROM, unless it was reached before */
+static void walk_push(struct walk *w, const char *addr, size_t from)
+{
+	char *copy;
+	void *at;
+
+	if (tfind(addr, &w->seen, walk_cmp))
+		return;
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 64, *f;
+		char **a = reallocarray(w->addr, cap, sizeof *a);
+
+		if (!a)
+			vfail(EX_TEMP, "out of memory");
+		w->addr = a;
+		if (!(f = reallocarray(w->from, cap, sizeof *f)))
+			vfail(EX_TEMP, "out of memory");
+		w->from = f;
+		w->cap = cap;
+	}
+	if (!(copy = strdup(addr)) ||
+	    !(at = tsearch(copy, &w->seen, walk_cmp))) {
+		free(copy);
+		vfail(EX_TEMP, "out of memory");
+	}
+	w->addr[w->n] = copy;
+	w->from[w->n++] = from;
+}
+
+/* walk_push_hops - where mail for ADDR goes on to, reached from FROM */
+static void walk_push_hops(struct vctx *c, struct walk *w, const char *addr,
+			   size_t from)
+{
+	struct str hops = STR_INIT, cn = STR_INIT;
 	size_t i;
 
-	canon(c, start, &target);
-	next_hops(c, target.s, &hops);
+	next_hops(c, addr, &hops);
 	for (i = 0; i < hops.len; i += strlen(hops.s + i) + 1) {
-		path.len = 0;
-		if (reaches(c, hops.s + i, target.s, 0, &path))
-			vfail(EX_REFUSED, "refused: this would make a loop: "
-			      "%s%s", target.s, path.s);
+		canon(c, hops.s + i, &cn);
+		walk_push(w, cn.s, from);
 	}
 	str_free(&hops);
-	str_free(&path);
+	str_free(&cn);
+}
+
+/* walk_path - " -> A -> B ... -> addr[k]", the way addr[k] was reached */
+static void walk_path(const struct walk *w, size_t k, struct str *path)
+{
+	size_t depth = 0, i, j;
+
+	for (i = k; i != WALK_START; i = w->from[i])
+		depth++;
+	for (; depth > 0; depth--) {
+		for (i = k, j = 1; j < depth; j++)
+			i = w->from[i];
+		if (str_catf(path, " -> %s", w->addr[i]))
+			vfail(EX_TEMP, "out of memory");
+	}
+}
+
+/* no_loop - refuse a change after which mail for start comes back to it.
+ * A breadth-first walk that reaches each address once: its cost is the
+ * number of aliases and forwards reached, never the number of ways
+ * through them (a depth-first search of every way took 2^N lookups on N
+ * layers of two aliases each that both lead to the next: 13 s at 16
+ * layers, days at 32), and it finds the shortest loop */
+static void no_loop(struct vctx *c, const char *start)
+{
+	struct walk w = {0};
+	struct str target = STR_INIT, path = STR_INIT;
+	size_t k;
+
+	canon(c, start, &target);
+	walk_push_hops(c, &w, target.s, WALK_START);
+	for (k = 0; k < w.n; k++) {
+		if (!strcmp(w.addr[k], target.s)) {
+			walk_path(&w, k, &path);
+			vfail(EX_REFUSED, "refused: this would make a loop: "
+			      "%s%s", target.s, path.s);
+		}
+		walk_push_hops(c, &w, w.addr[k], k);
+	}
+	tdestroy(w.seen, walk_keep);
+	for (k = 0; k < w.n; k++)
+		free(w.addr[k]);
+	free(w.addr);
+	free(w.from);
 	str_free(&target);
+	str_free(&path);
 }
 
 /* alias_not_too_wide - refuse an alias with more destinations than
