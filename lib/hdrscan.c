@@ -90,8 +90,11 @@ static void field_end(struct hdrscan *h)
 		h->received++;
 	if (name == 12 && strncasecmp(f, "delivered-to", 12) == 0) {
 		h->delivered++;
-		if (!h->too_long)
+		if (!h->too_long && h->match < 0 &&
+		    h->delivered <= HDRSCAN_DELIVERED_MAX) {
+			h->compared++;
 			compare(h, colon + 1, n - (size_t)(colon + 1 - f));
+		}
 	}
 }
 

@@ -14,7 +14,12 @@
  * Field names compare without regard to case. A Delivered-To: value, with
  * surrounding white space and one pair of angle brackets removed, is
  * compared without regard to case with each address of the list given to
- * hdrscan_init() (NUL-terminated strings one after another, lower case).
+ * hdrscan_init() (NUL-terminated strings one after another, lower case),
+ * until one matches, and only in the first HDRSCAN_DELIVERED_MAX such
+ * fields: a message with more is a loop whatever they say (vdeliver
+ * refuses it on the count alone), and comparing every one of a 10 MB
+ * header's 700,000 against a list of 1,000 cost seconds a delivery.
+ * compared counts the values compared.
  *
  * After hdrscan_end(): delivered counts the Delivered-To: fields, received
  * the Received: fields, match is the index in the list of the first
@@ -43,6 +48,7 @@
 #include "str.h"
 
 #define HDRSCAN_FIELD_MAX 1000
+#define HDRSCAN_DELIVERED_MAX 100	/* Delivered-To: fields compared */
 #define HDRSCAN_HOPS_MAX 100	/* HDRSCAN_LOOP_TEXT says it too */
 /* the reason every program gives, after its own status code */
 #define HDRSCAN_LOOP_TEXT "too many hops: more than 100 Received: " \
@@ -59,6 +65,7 @@ struct hdrscan {
 	int first_line;		/* 1 until the first line has ended */
 	int crlf;
 	unsigned long delivered;
+	unsigned long compared;	/* Delivered-To: values compared */
 	unsigned long received;
 	long match;
 	uint64_t bytes;

@@ -832,19 +832,20 @@ static void walk_push_hops(struct vctx *c, struct walk *w, const char *addr,
 	str_free(&cn);
 }
 
-/* walk_path - " -> A -> B ... -> addr[k]", the way addr[k] was reached */
+/* walk_path - " -> A -> B ... -> addr[k]", the way addr[k] was reached:
+ * the way back, then written from its far end */
 static void walk_path(const struct walk *w, size_t k, struct str *path)
 {
-	size_t depth = 0, i, j;
+	size_t n = 0, i, *back = malloc(w->n * sizeof *back);
 
+	if (!back)
+		vfail(EX_TEMP, "out of memory");
 	for (i = k; i != WALK_START; i = w->from[i])
-		depth++;
-	for (; depth > 0; depth--) {
-		for (i = k, j = 1; j < depth; j++)
-			i = w->from[i];
-		if (str_catf(path, " -> %s", w->addr[i]))
+		back[n++] = i;
+	while (n-- > 0)
+		if (str_catf(path, " -> %s", w->addr[back[n]]))
 			vfail(EX_TEMP, "out of memory");
-	}
+	free(back);
 }
 
 /* no_loop - refuse a change after which mail for start comes back to it.

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hdrscan.h"
 #include "maildir.h"
 #include "mdquota.h"
 #include "quota.h"
@@ -41,7 +42,8 @@
 /* table lookups for one recipient: 8 a name followed, room for an alias
  * of RCPT_TARGETS_MAX mailboxes (at 4000, 499 of them were too many) */
 #define VD_LOOKUPS_MAX (8 * (RCPT_TARGETS_MAX + RCPT_DEPTH_MAX + 1))
-#define VD_DELIVERED_MAX 100	/* Delivered-To: lines a message may carry */
+/* Delivered-To: lines a message may carry: as many as hdrscan compares */
+#define VD_DELIVERED_MAX HDRSCAN_DELIVERED_MAX
 
 /* one destination of the message */
 struct target {

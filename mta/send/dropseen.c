@@ -4,7 +4,10 @@
  * by anyone else), remembered so that each is logged once, not at every
  * look, and costs no system call after its first.
  *
- * A set of 64-bit keys (inode and name hashed together), open addressing,
+ * A set of 64-bit keys (inode and name hashed together, then mixed with
+ * a secret drawn once a process, so that a user who sees the inode
+ * numbers cannot choose names whose keys crowd one run of slots and make
+ * each pass over drop/ probe the whole table), open addressing,
  * at most SEEN_MAX of them: a user who makes more gets one warning and
  * the rest are skipped without a word. An entry that a whole pass over
  * drop/ did not see is gone and forgotten, so the set holds only what
@@ -13,19 +16,33 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "send.h"
 
 #define SEEN_MAX 65536		/* keys; the table is at most twice that */
+
+/* the secret of the keys, drawn at the first one (0: not yet) */
+static uint64_t secret;
 
 /* dropseen_key - never 0, which marks an empty slot */
 uint64_t dropseen_key(uint64_t ino, const char *name)
 {
 	uint64_t h = 14695981039346656037u;	/* FNV-1a */
 
+	while (!secret)
+		if (getrandom(&secret, sizeof secret, 0) != sizeof secret)
+			secret = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15u;
 	for (; *name; name++)
 		h = (h ^ (unsigned char)*name) * 1099511628211u;
 	h ^= ino * 0x9e3779b97f4a7c15u;
+	/* splitmix64's finalizer on the keyed sum: every bit of the slot
+	 * depends on the secret and on every bit of h */
+	h += secret;
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9u;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebu;
+	h ^= h >> 31;
 	return h ? h : 1;
 }
 

@@ -69,6 +69,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (whole.match >= 0 && whole.delivered == 0)
 		abort();
+	/* compared: the same in pieces, never past the bound or the count */
+	if (whole.compared != parts.compared ||
+	    whole.compared > HDRSCAN_DELIVERED_MAX ||
+	    whole.compared > whole.delivered)
+		abort();
 	hdrscan_free(&whole);
 	hdrscan_free(&parts);
 	return 0;

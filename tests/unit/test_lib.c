@@ -29,6 +29,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include "addrlist.h"
 #include "args.h"
 #include "cdbx.h"
 #include "ctl.h"
@@ -2278,6 +2279,55 @@ static void test_priv_start(void)
 		     "not exist"));
 }
 
+/* test_addrlist - the addresses of a field value; a display name word is
+ * dropped, an address kept; half a megabyte of address and of spaces
+ * after it is one pass (the '@' was searched for again at each space) */
+static void test_addrlist(void)
+{
+	static const struct {
+		const char *in, *want;	/* want: addresses joined by '|' */
+		size_t n;
+	} cases[] = {
+		{"Ann Bee <a@b.test>, c@d.test", "a@b.test|c@d.test", 2},
+		{"word word a@b.test", "a@b.test", 1},
+		{"\"x, y\" <a@b> (c@d, e)", "a@b", 1},
+		{"team: a@b, c@d;", "a@b|c@d", 2},
+		{"<a@b> ", "a@b", 1},
+		/* nothing is validated: the last word is the caller's to check */
+		{"no address here", "here", 1},
+		{"<a@b", "", 0},
+	};
+	struct str out = STR_INIT, big = STR_INIT;
+	size_t i, j, n;
+
+	for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+		out.len = 0;
+		n = 0;
+		CHECK_INT(tt_name("addrlist_r[%zu]", i),
+			  addrlist_parse(cases[i].in, &out, &n), 0);
+		for (j = 0; j < out.len; j++)
+			if (out.s[j] == 0 && j + 1 < out.len)
+				out.s[j] = '|';
+		CHECK_STR(tt_name("addrlist[%zu]", i), out.len ? out.s : "",
+			  cases[i].want);
+		CHECK_INT(tt_name("addrlist_n[%zu]", i), (int)n,
+			  (int)cases[i].n);
+	}
+	str_catc(&big, '<');
+	for (i = 0; i < 500000; i++)
+		str_catc(&big, 'a');
+	str_cats(&big, "@x>");
+	for (i = 0; i < 500000; i++)
+		str_catc(&big, i % 80 ? ' ' : '\n');
+	out.len = 0;
+	n = 0;
+	CHECK_INT("addrlist_big_r", addrlist_parse(big.s, &out, &n), 0);
+	CHECK("addrlist_big", n == 1 && out.len == 500003 &&
+	      !memcmp(out.s + 500000, "@x", 3));
+	str_free(&out);
+	str_free(&big);
+}
+
 int main(void)
 {
 	umask(022);
@@ -2305,6 +2355,7 @@ int main(void)
 	test_args_sibling();
 	test_db();
 	test_hdrscan_hops();
+	test_addrlist();
 	test_args_sibling_long();
 	test_priv_start();
 	CHECK_INT("cleanup", fsx_rmtree(scratch), 0);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "send.h"
@@ -154,6 +155,32 @@ static void test_ring(void)
 	msg_free(c);
 }
 
+/* child_key - dropseen_key(5, "a") in a new process: this program run
+ * again with --key-to=FD (a fork alone would keep the secret) */
+static uint64_t child_key(void)
+{
+	uint64_t k = 0;
+	int p[2];
+	pid_t pid;
+
+	if (pipe(p) < 0 || (pid = fork()) < 0)
+		return 0;
+	if (pid == 0) {
+		char arg[32];
+
+		close(p[0]);
+		snprintf(arg, sizeof arg, "--key-to=%d", p[1]);
+		execl("/proc/self/exe", "test_send", arg, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	if (read(p[0], &k, sizeof k) != sizeof k)
+		k = 0;
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	return k;
+}
+
 static void test_dropseen(void)
 {
 	struct dropseen d;
@@ -164,6 +191,9 @@ static void test_dropseen(void)
 	memset(&d, 0, sizeof d);
 	tt_check(k1 && k2 && k1 != k2 && dropseen_key(6, "a") != k1,
 		 "dropseen_key", "collision");
+	tt_check(dropseen_key(5, "a") == k1, "dropseen_key_stable", "moved");
+	tt_check(child_key() != k1, "dropseen_key_secret",
+		 "another process drew the same key: no secret");
 	tt_check(!dropseen_has(&d, k1), "dropseen_empty", "has");
 	dropseen_add(&d, k1);
 	dropseen_add(&d, k2);
@@ -291,8 +321,13 @@ static void test_quarantine_file(void)
 	rmdir(root);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 2 && !strncmp(argv[1], "--key-to=", 9)) {
+		uint64_t k = dropseen_key(5, "a");
+
+		return write(atoi(argv[1] + 9), &k, sizeof k) == sizeof k ? 0 : 1;
+	}
 	snprintf(user, sizeof user, "%ld", (long)getuid() + 1);
 	test_cap_and_parking();
 	test_ours_not_capped();

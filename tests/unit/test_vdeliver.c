@@ -155,6 +155,28 @@ static void test_hdrscan(void)
 	scan(&h, big.s, big.len, &addrs, 0);
 	CHECK_INT("hdrscan_count_101", h.delivered, 101);
 	CHECK_INT("hdrscan_count_101_match", h.match, -1);
+	CHECK_INT("hdrscan_count_101_compared", h.compared,
+		  HDRSCAN_DELIVERED_MAX);
+	hdrscan_free(&h);
+
+	/* the 100th is compared, the 101st not (the count refuses it);
+	 * nothing is compared after a match */
+	big.len = 0;
+	for (k = 0; k < 99; k++)
+		str_catf(&big, "Delivered-To: u%d@example.test\n", k);
+	str_cats(&big, "Delivered-To: bob@example.test\n"
+		 "Delivered-To: bob@example.test\n\nbody\n");
+	scan(&h, big.s, big.len, &addrs, 0);
+	CHECK_INT("hdrscan_100th_match", h.match, 0);
+	CHECK_INT("hdrscan_100th_compared", h.compared, 100);
+	hdrscan_free(&h);
+	big.len = 0;
+	for (k = 0; k < 100; k++)
+		str_catf(&big, "Delivered-To: u%d@example.test\n", k);
+	str_cats(&big, "Delivered-To: bob@example.test\n\nbody\n");
+	scan(&h, big.s, big.len, &addrs, 0);
+	CHECK_INT("hdrscan_101st_not_compared", h.match, -1);
+	CHECK_INT("hdrscan_101st_counted", h.delivered, 101);
 	hdrscan_free(&h);
 
 	/* a field longer than the bound is counted, never compared */
