@@ -236,13 +236,51 @@ static int sig_ids(struct dkimv_sig *s, const char *v,
 	return 0;
 }
 
-/* h_has_from - does the h= list name From: (RFC 6376 5.4) */
-static int h_has_from(const struct str *h, size_t *count)
-{
-	size_t p = 0, e, a, b;
-	int from = 0;
+/* a name of h= as written ([s, s + len)), or a field's name */
+struct span {
+	const char *s;
+	size_t len;
+};
 
-	*count = 0;
+/* name_cmp - order of two names, ASCII case ignored */
+static int name_cmp(struct span a, struct span b)
+{
+	size_t i, n = a.len < b.len ? a.len : b.len;
+
+	for (i = 0; i < n; i++) {
+		int x = (unsigned char)a.s[i], y = (unsigned char)b.s[i];
+
+		x += x >= 'A' && x <= 'Z' ? 'a' - 'A' : 0;
+		y += y >= 'A' && y <= 'Z' ? 'a' - 'A' : 0;
+		if (x != y)
+			return x - y;
+	}
+	return a.len < b.len ? -1 : a.len > b.len;
+}
+
+/* field_name - the name of field F: up to ':' or white space */
+static struct span field_name(const char *f, size_t n)
+{
+	struct span k = {f, 0};
+
+	while (k.len < n && f[k.len] != ':' && f[k.len] != ' ' &&
+	       f[k.len] != '\t')
+		k.len++;
+	return k;
+}
+
+/* name_is - is field F named NAME[0..NL) */
+static int name_is(const char *f, size_t n, const char *name, size_t nl)
+{
+	return name_cmp(field_name(f, n), (struct span){name, nl}) == 0;
+}
+
+/* h_names - the names of h= (the first DKIMV_HNAMES_MAX into NM) and
+ * how many there are */
+static size_t h_names(const struct str *h, struct span *nm)
+{
+	size_t p = 0, e, a, b, n = 0;
+
 	while (p <= h->len) {
 		for (e = p; e < h->len && h->s[e] != ':'; e++)
 			;
@@ -250,12 +288,26 @@ static int h_has_from(const struct str *h, size_t *count)
 			;
 		for (b = e; b > a && IS_FWS(h->s[b - 1]); b--)
 			;
-		if (b - a == 4 && !strncasecmp(h->s + a, "from", 4))
-			from = 1;
-		(*count)++;
+		if (n < DKIMV_HNAMES_MAX)
+			nm[n] = (struct span){h->s + a, b - a};
+		n++;
 		p = e + 1;
 	}
-	return from;
+	return n;
+}
+
+/* h_has_from - does the h= list name From: (RFC 6376 5.4); *COUNT its
+ * names */
+static int h_has_from(const struct str *h, size_t *count)
+{
+	struct span nm[DKIMV_HNAMES_MAX];
+	size_t i;
+
+	*count = h_names(h, nm);
+	for (i = 0; i < *count && i < DKIMV_HNAMES_MAX; i++)
+		if (name_cmp(nm[i], (struct span){"from", 4}) == 0)
+			return 1;
+	return 0;
 }
 
 /* sig_values - v=, h=, bh=, b=, l=, t=, x=, q= */
@@ -418,44 +470,64 @@ static int canon(const struct dkimv_sig *s, struct str *out, const char *f,
 	       dkim_canon_header(out, f, n);
 }
 
-/* name_is - is field F named NAME[0..NL) */
-static int name_is(const char *f, size_t n, const char *name, size_t nl)
+/* lower_bound - the first of ORD (indexes into NM, sorted by name) whose
+ * name is not below K */
+static size_t lower_bound(const struct span *nm, const size_t *ord, size_t n,
+			  struct span k)
 {
-	size_t k = 0;
+	size_t lo = 0, hi = n;
 
-	while (k < n && f[k] != ':' && f[k] != ' ' && f[k] != '\t')
-		k++;
-	return k == nl && !strncasecmp(f, name, nl);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (name_cmp(nm[ord[mid]], k) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 /* pick_fields - the fields h= names, each from the bottom up, once
- * (RFC 6376 5.4.2), canonical into C; FLD the header's (off, len) */
+ * (RFC 6376 5.4.2), canonical into C; FLD the header's (off, len). The
+ * names are sorted (stable: equal names keep the order of h=), and one
+ * pass over the header from the bottom gives each field to the first
+ * name of its run that has none yet, so the cost is the header's length
+ * times log2 of the names, not times the names (five signatures of 100
+ * absent names over a header of 333,000 fields took 0.34 s). */
 static int pick_fields(const struct dkimv_sig *s, const char *hdr,
 		       const size_t *fld, size_t nf, struct str *c)
 {
-	unsigned char *used = calloc(nf ? nf : 1, 1);
-	size_t p = 0, e, a, b, j;
-	int r = used ? 0 : -ENOMEM;
+	struct span nm[DKIMV_HNAMES_MAX];
+	size_t ord[DKIMV_HNAMES_MAX], taken[DKIMV_HNAMES_MAX];
+	size_t pick[DKIMV_HNAMES_MAX];
+	size_t n = h_names(&s->h, nm), left, i, j, lb;
+	int r = 0;
 
-	while (r == 0 && p <= s->h.len) {
-		for (e = p; e < s->h.len && s->h.s[e] != ':'; e++)
-			;
-		for (a = p; a < e && IS_FWS(s->h.s[a]); a++)
-			;
-		for (b = e; b > a && IS_FWS(s->h.s[b - 1]); b--)
-			;
-		for (j = nf; j-- > 0;)
-			if (!used[j] && name_is(hdr + fld[2 * j],
-						fld[2 * j + 1], s->h.s + a,
-						b - a)) {
-				used[j] = 1;
-				r = canon(s, c, hdr + fld[2 * j],
-					  fld[2 * j + 1]);
-				break;
-			}
-		p = e + 1;
+	n = n < DKIMV_HNAMES_MAX ? n : DKIMV_HNAMES_MAX;	/* sig_values */
+	left = n;
+	for (i = 0; i < n; i++) {	/* insertion sort: stable, n <= 100 */
+		for (j = i; j > 0 && name_cmp(nm[ord[j - 1]], nm[i]) > 0; j--)
+			ord[j] = ord[j - 1];
+		ord[j] = i;
+		taken[i] = 0;
+		pick[i] = SIZE_MAX;
 	}
-	free(used);
+	for (j = nf; left && j-- > 0;) {
+		struct span k = field_name(hdr + fld[2 * j], fld[2 * j + 1]);
+
+		lb = lower_bound(nm, ord, n, k);
+		if (lb + taken[lb] < n &&
+		    name_cmp(nm[ord[lb + taken[lb]]], k) == 0) {
+			pick[ord[lb + taken[lb]]] = j;
+			taken[lb]++;
+			left--;
+		}
+	}
+	for (i = 0; r == 0 && i < n; i++)
+		if (pick[i] != SIZE_MAX)
+			r = canon(s, c, hdr + fld[2 * pick[i]],
+				  fld[2 * pick[i] + 1]);
 	return r;
 }
 
