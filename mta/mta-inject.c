@@ -3,7 +3,8 @@
  *	mta-inject - put one message into the queue
  *
  * SYNOPSIS
- *	mta-inject [--root DIR] [--no-dkim] -f SENDER [--] RCPT... < message
+ *	mta-inject [--root DIR] [--no-dkim] [--size N] -f SENDER [--] RCPT...
+ *	    < message
  *
  * DESCRIPTION
  *	Reads a message on standard input, prepends a Received: line naming
@@ -24,7 +25,12 @@
  *	whose From: is a hosted domain with DKIM keys is signed as it is
  *	queued (lib/qsign.h, docs/authentication.md), unless --no-dkim is
  *	given: vdeliver gives it for forwards, which carry mail that came
- *	from elsewhere and must not leave signed as ours.
+ *	from elsewhere and must not leave signed as ours. --size N says
+ *	how many bytes the message has: with it, a message that ends
+ *	sooner (or goes on) is not queued (exit 111). End of input alone
+ *	cannot tell a writer that finished from one that was killed half-way
+ *	(vdeliver stopped by mta-send, or by the OOM killer, while it hands a
+ *	forward on), and the half would be queued; vdeliver gives it.
  *
  * SECURITY
  *	Started as root it becomes the mail user before it opens anything.
@@ -43,7 +49,7 @@
  *	invalid, there are more than 1,000 recipients, the message is larger
  *	than control/databytes, is a loop or holds a NUL (nothing queued),
  *	111 temporary
- *	failure (nothing queued).
+ *	failure, or not the bytes --size gave (nothing queued).
  *
  * DIAGNOSTICS
  *	One line on stderr starting with "mta-inject: ". A queued message is
@@ -54,6 +60,7 @@
  *	docs/queue.md, sendmail(1), mta-qstat(8)
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +76,13 @@
 #include "qsign.h"
 #include "log.h"
 #include "msg.h"
+#include "num.h"
 #include "priv.h"
 #include "queue.h"
 
 static const char usage_text[] =
-	"usage: mta-inject [--root DIR] [--no-dkim] -f SENDER RCPT... "
-	"< message\n";
+	"usage: mta-inject [--root DIR] [--no-dkim] [--size N] -f SENDER "
+	"RCPT... < message\n";
 
 /* qualify - ADDR, or ADDR@ME when it has no domain; refuse broken ones */
 static void qualify(const char *in, const char *me, struct str *out,
@@ -112,8 +120,8 @@ static int put(struct qsign *w, struct hdrscan *h, const char *b, size_t n)
 
 /* copy_body - stdin into the queue file, CR LF turned into LF and a stray
  * CR into a space; -EILSEQ for a NUL (queue_lf) once it has all been
- * read */
-static int copy_body(struct qsign *w, struct hdrscan *h)
+ * read; *READ the bytes read */
+static int copy_body(struct qsign *w, struct hdrscan *h, uint64_t *read_r)
 {
 	char in[65536], out[sizeof in + 1];
 	int st = 0; /* queue_lf's: a CR that ended the previous read */
@@ -129,6 +137,7 @@ static int copy_body(struct qsign *w, struct hdrscan *h)
 			return -errno;
 		if (n == 0)
 			break;
+		*read_r += (uint64_t)n;
 		o = queue_lf(out, in, (size_t)n, &st);
 		if (o && (r = put(w, h, out, o)) < 0)
 			return r;
@@ -149,7 +158,8 @@ int main(int argc, char **argv)
 	uid_t invoker = getuid(); /* before becoming the mail user */
 	struct qsign qs;
 	unsigned long databytes;
-	int i, r, logfd, sign = 1;
+	uint64_t size = 0, got = 0;
+	int i, r, logfd, sign = 1, sized = 0;
 
 	msg_init(argv[0]);
 	umask(077);
@@ -161,6 +171,11 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(argv[i], "--no-dkim")) {
 			sign = 0;
+		} else if (!strcmp(argv[i], "--size")) {
+			if (++i == argc || num_parse(argv[i], UINT64_MAX, &size))
+				msg_usage(usage_text, "--size needs a number "
+					  "of bytes");
+			sized = 1;
 		} else if (!strcmp(argv[i], "-f")) {
 			if (++i == argc)
 				msg_usage(usage_text, "-f needs a sender");
@@ -217,7 +232,9 @@ int main(int argc, char **argv)
 	if (r == 0)
 		r = qsign_start(&qs, &w, root, sign);
 	if (r == 0)
-		r = copy_body(&qs, &h);
+		r = copy_body(&qs, &h, &got);
+	if (r == 0 && sized && got != size)
+		r = -EMSGSIZE;	/* not what the writer said: not queued */
 	if (r == 0)
 		r = qsign_end(&qs);
 	qsign_free(&qs);
@@ -235,6 +252,10 @@ int main(int argc, char **argv)
 		msg_die(100, "5.3.4 the message is larger than "
 			"control/databytes (%lu bytes); nothing was queued",
 			databytes);
+	if (r == -EMSGSIZE)
+		msg_die(111, "4.3.0 the message has %llu bytes, not the %llu "
+			"--size gave (its writer stopped?); nothing was queued",
+			(unsigned long long)got, (unsigned long long)size);
 	if (r == -EILSEQ)
 		msg_die(100, "5.6.0 the message holds " QLF_BAD_TEXT
 			" (SMTP refuses one too); nothing was queued");

@@ -84,6 +84,7 @@ static inline const char *m_col(struct store_stmt *st, int i)
 
 void m_begin(struct vctx *c);
 void m_bulk(struct store *s, int on);
+void m_syncfs(struct vctx *c, const char *what);
 void m_commit(struct vctx *c);
 void m_pending(struct vctx *c, const char *kind, const char *arg);
 void m_touch(struct vctx *c, int64_t did, const char *local,

@@ -441,7 +441,6 @@ unsigned long m_import(struct vctx *c, const char *file)
 	size_t cap = 0;
 	ssize_t n;
 	unsigned long lineno = 0, users = 0;
-	int dfd;
 
 	if (!im)
 		vfail(EX_TEMP, "out of memory");
@@ -464,10 +463,7 @@ unsigned long m_import(struct vctx *c, const char *file)
 		fclose(f);
 	make_all_maildirs(c, &im->dirs);
 	/* one flush of every new directory instead of an fsync each */
-	dfd = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || syncfs(dfd) < 0)
-		vfail(EX_TEMP, "cannot sync %s: %s", c->root, strerror(errno));
-	close(dfd);
+	m_syncfs(c, "");
 	imp_free(im);
 	return users;
 }

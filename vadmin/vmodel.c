@@ -84,6 +84,30 @@ void m_commit(struct vctx *c)
 		      store_errmsg(c->db));
 }
 
+/* m_syncfs - flush the file systems of ROOT and of ROOT/domains, the one
+ * barrier of the imports before COMMIT; domains/ may be a link to
+ * another disk (docs/vdeliver.md), whose Maildirs ROOT's syncfs would
+ * leave unwritten. WHAT ends the failure's message. */
+void m_syncfs(struct vctx *c, const char *what)
+{
+	struct str p = STR_INIT;
+	int i, fd;
+
+	for (i = 0; i < 2; i++) {
+		p.len = 0;
+		if (str_catf(&p, i ? "%s/domains" : "%s", c->root) < 0)
+			vfail(EX_TEMP, "out of memory");
+		fd = open(p.s, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 && i == 1 && errno == ENOENT)
+			continue;	/* no domains/ yet: nothing written there */
+		if (fd < 0 || syncfs(fd) < 0)
+			vfail(EX_TEMP, "cannot sync %s: %s%s", p.s,
+			      strerror(errno), what);
+		close(fd);
+	}
+	str_free(&p);
+}
+
 /* m_bulk - around many inserts of users in one transaction: on
  * PostgreSQL the users' count trigger stands aside (a setting local to
  * the transaction; schema/pg/001_init.sql says why) and the counts are

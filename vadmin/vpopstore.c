@@ -672,11 +672,7 @@ void vi_files(struct vi *v)
 			carry_user(v, &v->d[i], fd, &v->d[i].u[j]);
 		close(fd);
 	}
-	fd = open(v->c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || syncfs(fd) < 0)
-		vfail(EX_TEMP, "cannot sync %s: %s; nothing was imported",
-		      v->c->root, strerror(errno));
-	close(fd);
+	m_syncfs(v->c, "; nothing was imported");
 }
 
 /* vi_done - after COMMIT: the markers go, the summary is printed */

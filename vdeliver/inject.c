@@ -2,7 +2,7 @@
  * inject - remote destinations handed to the queue through mta-inject.
  *
  * mta-inject is the queue's door (docs/queue.md): `mta-inject --root ROOT
- * --no-dkim -fSENDER -- RCPT...` (the sender joined to its flag, the recipients
+ * --no-dkim --size N -fSENDER -- RCPT...` (the sender joined to its flag, the recipients
  * after "--": never read as options, lib/args.h) reads the message on
  * standard input and exits 0 once it is queued and synced, 100 when it
  * refuses an address, 111 otherwise. vdeliver runs the one that lies
@@ -43,6 +43,7 @@
  * exiting in the middle leaves nothing for the leak checker */
 static char **argv;
 static struct str fopt;	/* -fSENDER */
+static struct str sizeopt;	/* the bytes of the message, for --size */
 
 /* inject_path - DIR/mta-inject, DIR being where this program lies */
 int inject_path(struct str *out)
@@ -173,19 +174,24 @@ static void forward_sender(struct vd *v, struct str *out)
 }
 
 /* build_argv - mta-inject's arguments: the remote targets whose chain is
- * t's, each marked sent; WHO gets their addresses, for messages */
+ * t's, each marked sent; WHO gets their addresses, for messages. SIZE
+ * bytes will be written: --size, so that mta-inject queues nothing if
+ * this process dies half-way (end of input alone would look whole) */
 static void build_argv(struct vd *v, const struct str *path,
-		       struct target *t, struct str *who)
+		       struct target *t, struct str *who, uint64_t size)
 {
 	struct str sender = STR_INIT;
 	size_t i, k = 0;
 	int r;
 
 	free(argv);
-	argv = calloc(v->n + 8, sizeof *argv);
+	argv = calloc(v->n + 10, sizeof *argv);
 	forward_sender(v, &sender);
 	r = args_sender_opt(&fopt, str_cstr(&sender));
 	str_free(&sender);
+	sizeopt.len = 0;
+	if (r == 0)
+		r = str_catf(&sizeopt, "%llu", (unsigned long long)size);
 	if (!argv || r < 0)
 		vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
 	argv[k++] = path->s;
@@ -194,6 +200,8 @@ static void build_argv(struct vd *v, const struct str *path,
 	/* a forward carries someone else's message: never signed as ours
 	 * (docs/authentication.md), whatever its From: says */
 	argv[k++] = "--no-dkim";
+	argv[k++] = "--size";
+	argv[k++] = sizeopt.s;
 	argv[k++] = fopt.s;	/* -fSENDER, one word: never an option */
 	argv[k++] = "--";
 	for (i = 0; i < v->n; i++) {
@@ -366,9 +374,9 @@ static void run(struct vd *v, const struct str *path, struct target *t,
 	int in[2], err[2], status, r, complete;
 	pid_t pid;
 
-	build_argv(v, path, t, &who);
 	if (prefix(&pre, v->sender, t, crlf) < 0)
 		vd_fail_errno(v, -ENOMEM, "cannot run mta-inject");
+	build_argv(v, path, t, &who, pre.len + len);
 	pid = spawn_inject(v, path, &who, in, err);
 	memset(&f, 0, sizeof f);
 	f.pre = &pre;
@@ -387,6 +395,7 @@ static void run(struct vd *v, const struct str *path, struct target *t,
 	free(argv);
 	argv = NULL;
 	str_free(&fopt);
+	str_free(&sizeopt);
 	str_free(&pre);
 	str_free(&out);
 	str_free(&who);

@@ -384,6 +384,30 @@ def test_inject_and_sendmail_hold_databytes(t):
         assert len(queued(t)) == 1, (prog, queued(t))
 
 
+def test_inject_size_queues_only_the_whole_message(t):
+    """mta-inject --size N (vdeliver gives it for forwards) queues the
+    message only when exactly N bytes came: end of input alone cannot
+    tell a finished writer from one killed half-way, whose half would
+    have been queued and sent on"""
+    t.init()
+    n = len(MSG.encode())
+    p = t.run("mta-inject", "--size", str(n), "-f", "a@b.test", "c@d.test",
+              input=MSG)
+    assert p.returncode == 0, p.err
+    assert len(queued(t)) == 1
+    for got in (MSG[:-3], MSG + "more\n"):
+        p = t.run("mta-inject", "--size", str(n), "-f", "a@b.test",
+                  "c@d.test", input=got)
+        assert p.returncode == 111, (p.returncode, p.err)
+        assert (f"has {len(got.encode())} bytes, not the {n} --size gave"
+                in p.err), p.err
+        assert len(queued(t)) == 1, queued(t)
+    assert os.listdir(t.path("queue", "tmp")) == []
+    p = t.run("mta-inject", "--size", "x", "-f", "a@b.test", "c@d.test",
+              input=MSG)
+    assert p.returncode == 2 and "--size needs a number" in p.err, p.err
+
+
 def test_junk_databytes_is_the_default_and_said_at_every_entry(t):
     """A control/databytes that holds no number is its default at every
     entry, and each says so on stderr (the log for mta-smtpd) in the same
