@@ -645,6 +645,17 @@ static void open_output(struct sub *m)
 	}
 }
 
+/* read_failed - input that broke off: mta-inject, if it runs, is killed
+ * first, since the end of its input would look like the message's end
+ * and it would queue the half that came (exit() closes the pipe) */
+static void read_failed(struct sub *m, ssize_t n)
+{
+	if (!m->use_drop && m->pid > 0)
+		(void)kill(m->pid, SIGKILL);
+	msg_die(111, "cannot read the message: %s; nothing was sent",
+		msg_err((int)n));
+}
+
 /* write_message - the header block, completed, then the body; "." ends
  * the message only as a whole line of its own */
 static void write_message(struct sub *m)
@@ -658,8 +669,7 @@ static void write_message(struct sub *m)
 	while (r == 0 && !m->ended) {
 		n = read_line(&m->line, 65536);
 		if (n < 0)
-			msg_die(111, "cannot read the message: %s",
-				msg_err((int)n));
+			read_failed(m, n);
 		if (n == 0 || (at_start && is_end(&m->o, &m->line)))
 			break;
 		at_start = m->line.s[m->line.len - 1] == '\n';
