@@ -28,6 +28,7 @@
 #include "fsx.h"
 #include "log.h"
 #include "msg.h"
+#include "utf8.h"
 
 #define RUNLOG_ROTATE (16L * 1024 * 1024)
 #define RUNLOG_KEEP 10
@@ -265,12 +266,10 @@ void runlog_child(struct runlog *rl, const char *prog, pid_t pid,
 		  const char *line, size_t len)
 {
 	struct str clean = STR_INIT;
-	size_t i;
 	int r = str_copyb(&clean, line, len);
 
-	for (i = 0; r == 0 && i < clean.len; i++)
-		if ((unsigned char)clean.s[i] < 0x20 || clean.s[i] == 0x7f)
-			clean.s[i] = '?';
+	if (r == 0)
+		utf8_mask(clean.s, clean.len);
 	if (r == 0 && stamped(clean.s, clean.len)) {
 		r = str_catc(&clean, '\n');
 		if (r == 0)

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "utf8.h"
+
 #define BASE 36
 #define TMIN 1
 #define TMAX 26
@@ -20,33 +22,13 @@
 static int utf8(const unsigned char *s, size_t n, uint32_t *cp)
 {
 	size_t i = 0;
-	int k = 0;
+	int k = 0, len;
 
 	while (i < n) {
-		uint32_t c = s[i], min;
-		size_t len, j;
-
-		if (c < 0x80)
-			len = 1, min = 0;
-		else if ((c & 0xe0) == 0xc0)
-			len = 2, min = 0x80, c &= 0x1f;
-		else if ((c & 0xf0) == 0xe0)
-			len = 3, min = 0x800, c &= 0x0f;
-		else if ((c & 0xf8) == 0xf0)
-			len = 4, min = 0x10000, c &= 0x07;
-		else
+		if (k == LABEL_MAX || (len = utf8_next(s + i, n - i, &cp[k])) < 0)
 			return -1;
-		if (i + len > n || k == LABEL_MAX)
-			return -1;
-		for (j = 1; j < len; j++) {
-			if ((s[i + j] & 0xc0) != 0x80)
-				return -1;
-			c = c << 6 | (s[i + j] & 0x3f);
-		}
-		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-			return -1;	/* overlong, too high, a surrogate */
-		cp[k++] = c;
-		i += len;
+		k++;
+		i += (size_t)len;
 	}
 	return k;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fsx.h"
+#include "utf8.h"
 
 /* log_format - one complete line, newline included */
 int log_format(struct str *out, const char *service, pid_t pid,
@@ -17,7 +18,7 @@ int log_format(struct str *out, const char *service, pid_t pid,
 {
 	struct timeval tv;
 	struct tm tm;
-	size_t start, i;
+	size_t start;
 	int r;
 
 	gettimeofday(&tv, NULL);
@@ -32,12 +33,7 @@ int log_format(struct str *out, const char *service, pid_t pid,
 		r = str_vcatf(out, fmt, ap);
 	if (r < 0)
 		return r;
-	for (i = start; i < out->len; i++) {
-		unsigned char c = (unsigned char)out->s[i];
-
-		if (c < 0x20 || c == 0x7f)
-			out->s[i] = '?';
-	}
+	utf8_mask(out->s + start, out->len - start);
 	return str_catc(out, '\n');
 }
 

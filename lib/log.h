@@ -3,8 +3,11 @@
  *
  * "TIMESTAMP SERVICE[PID]: TEXT\n" with an ISO 8601 UTC timestamp with
  * microseconds. Bytes of TEXT that would break the one-line-per-event rule
- * (control bytes, DEL) are written as '?', so a hostile address cannot
- * forge a log line. log_open() opens ROOT/log/current for appending; one
+ * or fool its reader (control bytes, DEL, C1 controls, bytes that are not
+ * UTF-8, Unicode's line separators and bidi controls: lib/utf8's
+ * utf8_mask) are written as '?', so a hostile address cannot forge a log
+ * line, even for a reader that breaks lines at U+2028 or a terminal that
+ * takes 0x9b for CSI. log_open() opens ROOT/log/current for appending; one
  * write(2) per line keeps concurrent writers from interleaving.
  */
 #ifndef FACTEUR_LOG_H

@@ -286,15 +286,23 @@ static int died(struct client *c, struct str *err, int r)
 	return r;
 }
 
-/* mail_cmd - MAIL FROM with SIZE and SMTPUTF8 where the server has them
- * and the message needs them, into t->cmds */
-static int mail_cmd(struct job *j, unsigned ext, struct txn *t)
+/* needs_utf8 - an address of the envelope is not ASCII */
+static int needs_utf8(const struct job *j)
 {
 	int utf8 = has_8bit(j->sender);
 	size_t i;
 
 	for (i = 0; i < j->nrcpt; i++)
 		utf8 |= has_8bit(j->rcpt[i]);
+	return utf8;
+}
+
+/* mail_cmd - MAIL FROM with SIZE and SMTPUTF8 where the server has them
+ * and the message needs them, into t->cmds */
+static int mail_cmd(struct job *j, unsigned ext, struct txn *t)
+{
+	int utf8 = needs_utf8(j);
+
 	if (str_catf(&t->cmds, "MAIL FROM:<%s>", j->sender) ||
 	    ((ext & EXT_SIZE) && j->body_size >= 0 &&
 	     str_catf(&t->cmds, " SIZE=%llu",
@@ -468,6 +476,13 @@ static int transaction(struct client *c, struct job *j, unsigned ext,
 			.pipe = (ext & EXT_PIPELINING) != 0};
 	int r = -ENOMEM;
 
+	/* RFC 6531 3.4: an 8-bit address is never sent to a server that
+	 * did not offer SMTPUTF8; the sender learns why (as Postfix) */
+	if (needs_utf8(j) && !(ext & EXT_SMTPUTF8)) {
+		job_fail_open(j, RES_F, "5.6.7 an address of this message is "
+			      "UTF-8, and %s does not offer SMTPUTF8", c->ip);
+		return 0;
+	}
 	t.state = calloc(j->nrcpt ? j->nrcpt : 1, 1);
 	if (t.state && mail_cmd(j, ext, &t) == 0) {
 		r = steps(c, j, &t);

@@ -30,6 +30,7 @@
 #include "rcpt.h"
 #include "smtpd.h"
 #include "srs.h"
+#include "utf8.h"
 
 /* bad_local_byte - bytes that never belong in a local part we accept */
 static int bad_local_byte(unsigned char ch)
@@ -107,6 +108,8 @@ int addr_parse(const char *in, struct str *addr, const char **rest_r,
 	for (q = p; q < p + local; q++)
 		if (bad_local_byte((unsigned char)*q))
 			return -EINVAL;
+	if (!utf8_valid(p, local))	/* 8-bit: RFC 6531's UTF-8 only */
+		return -EINVAL;
 	if (p[0] == '.' || p[local - 1] == '.' || memmem(p, local, "..", 2))
 		return -EINVAL;
 	if (str_catb(addr, p, local) < 0)

@@ -16,6 +16,7 @@
 #include "num.h"
 #include "rules.h"
 #include "smtpd.h"
+#include "utf8.h"
 
 #define ERRORS_MAX 20	/* unknown or malformed commands before we hang up */
 
@@ -45,6 +46,7 @@ static void txn_reset(struct session *s)
 	qenv_free(&s->env);
 	qenv_init(&s->env);
 	s->mail = 0;
+	s->utf8 = 0;
 	spf_result_free(&s->spf);
 	s->spf_done = 0;	/* each MAIL checks afresh */
 }
@@ -140,7 +142,7 @@ static const char *mail_params(struct session *s, const char *p)
 				return "501 5.5.4 bad BODY parameter";
 		} else if ((size_t)(end - p) == 8 &&
 			   !strncasecmp(p, "SMTPUTF8", 8)) {
-			/* accepted: we store the bytes as they come */
+			s->utf8 = 1;	/* 8-bit addresses may follow */
 		} else if (prefix(p, "AUTH=")) {
 			/* RFC 4954 5: may be ignored */
 		} else {
@@ -150,6 +152,17 @@ static const char *mail_params(struct session *s, const char *p)
 	}
 	return NULL;
 }
+
+/* raw_8bit - the <address> at P, as the client sent it, holds a byte
+ * over 0x7f (its domain is stored as A-labels, so look at the text) */
+static int raw_8bit(const char *p)
+{
+	const char *a = strchr(p, '<'), *b = a ? strchr(a, '>') : NULL;
+
+	return a && b && utf8_8bit(a, (size_t)(b - a));
+}
+
+#define NEED_UTF8 "553 5.6.7 an address with UTF-8 needs SMTPUTF8 on MAIL"
 
 /* blocked - a client a blocklist or its RBLSMTPD refuses, until it
  * authenticates: refused at every MAIL and RCPT (rbl.c) */
@@ -201,6 +214,20 @@ static void cmd_mail(struct session *s, const char *arg)
 		refuse(s, why);
 		return;
 	}
+	if (raw_8bit(p) && !s->utf8) {	/* RFC 6531 3.4 */
+		txn_reset(s);
+		refuse(s, NEED_UTF8);
+		return;
+	}
+	/* a sender without a domain is ours, as at every other entry
+	 * (queue_qualify): never sent on without one */
+	if (s->env.sender.len && !strchr(s->env.sender.s, '@') &&
+	    (str_catc(&s->env.sender, '@') < 0 ||
+	     str_cats(&s->env.sender, s->me.s) < 0)) {
+		txn_reset(s);
+		refuse(s, "451 4.3.0 out of memory");
+		return;
+	}
 	if (s->env.sender.len &&
 	    (r = check_badlist(s->root, "badmailfrom", s->env.sender.s))) {
 		refuse(s, r < 0 ? "451 4.3.0 cannot read control/badmailfrom"
@@ -245,6 +272,10 @@ static void cmd_rcpt(struct session *s, const char *arg)
 	}
 	if (queue_addr_entry(a.s, a.len) < 0) {
 		refuse(s, "553 5.1.3 an address may not begin with '-'");
+		goto out;
+	}
+	if (raw_8bit(p) && !s->utf8) {
+		refuse(s, NEED_UTF8);
 		goto out;
 	}
 	while (*rest == ' ')

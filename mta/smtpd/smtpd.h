@@ -52,6 +52,7 @@ struct session {
 	struct str me, ip, helo, auth_user;
 	int esmtp, relay, pbs;	/* EHLO seen; may relay by rule; POP grant */
 	int mail, tls;
+	int utf8;		/* this MAIL declared SMTPUTF8 */
 	unsigned long databytes;
 	unsigned auth_failures, errors;
 	unsigned auth_delay;	/* seconds more sleep per failed AUTH */

@@ -8,6 +8,10 @@
  * as a path component, and accepted again unchanged; a refused one always
  * has a phrase for the user. name_ldh() accepts what name_domain() does
  * (of the A-labels), and its relaxed forms accept more, never less.
+ * And lib/utf8, which idna decodes with: utf8_mask leaves the input's
+ * length, no control byte, DEL, C1 control, line separator or bidi
+ * control, only well-formed UTF-8, and a well-formed input changed only
+ * where a '?' was written.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -16,6 +20,7 @@
 
 #include "idna.h"
 #include "name.h"
+#include "utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -96,11 +101,47 @@ out:
 	str_free(&a);
 }
 
+/* check_mask - utf8_mask's contract (above) */
+static void check_mask(const char *in, size_t n)
+{
+	char *m = malloc(n ? n : 1);
+	size_t i = 0;
+	int same = 1;
+
+	if (!m)
+		abort();
+	memcpy(m, in, n);
+	utf8_mask(m, n);
+	if (!utf8_valid(m, n))
+		abort();
+	while (i < n) {
+		uint32_t c;
+		int len = utf8_next((const unsigned char *)m + i, n - i, &c);
+
+		if (len < 0 || c < 0x20 || (c >= 0x7f && c <= 0x9f) ||
+		    c == 0x2028 || c == 0x2029 || (c >= 0x202a && c <= 0x202e) ||
+		    (c >= 0x2066 && c <= 0x2069))
+			abort();
+		i += (size_t)len;
+	}
+	for (i = 0; i < n; i++)
+		same &= m[i] == in[i];
+	/* unchanged exactly when nothing needed a '?' (a '?' stays one) */
+	if (!same && utf8_valid(in, n)) {
+		for (i = 0; i < n && (m[i] == in[i] || m[i] == '?'); i++)
+			;
+		if (i != n)
+			abort();
+	}
+	free(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct str z = STR_INIT, l = STR_INIT, d = STR_INIT;
 	const char *why = NULL;
 
+	check_mask((const char *)data, size);
 	check(name_domain, (const char *)data, size, 1);
 	check(name_local, (const char *)data, size, 0);
 	check_ldh((const char *)data, size);

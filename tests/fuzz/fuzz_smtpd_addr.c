@@ -5,7 +5,8 @@
  * Beyond the sanitizers it checks what the rest of the server relies on:
  * an accepted address has at most one '@', a local part of 1 to 64 bytes
  * with none of the bytes that make the relay tricks (space, control
- * bytes, quotes, '\', '<', '>', ',', ';', ':', '@'), a lower-case domain,
+ * bytes, quotes, '\', '<', '>', ',', ';', ':', '@'), well-formed UTF-8,
+ * a lower-case domain,
  * "<>" only when allowed, a rest that starts right after the first '>',
  * and parsing "<" address ">" again gives the same address.
  */
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "smtpd.h"
+#include "utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -44,6 +46,8 @@ static void check(const char *in, const struct str *a, const char *rest,
 		if ((unsigned char)*q <= ' ' || *q == 0x7f ||
 		    strchr("<>()[]\\,;:\"@", *q))
 			abort();
+	if (!utf8_valid(s, local))	/* 8-bit local parts are UTF-8 */
+		abort();
 	if (at)
 		for (q = at + 1; *q; q++)
 			if (*q >= 'A' && *q <= 'Z' && at[1] != '[')

@@ -494,6 +494,28 @@ def test_remote_helo_fallback(t):
         close_all(p)
 
 
+def test_remote_8bit_address_needs_smtputf8(t):
+    """RFC 6531 3.4: a message with a UTF-8 address is never sent to a
+    server that does not offer SMTPUTF8: it fails with 5.6.7 (Postfix
+    bounces it too) and no MAIL is sent; one that offers it gets MAIL
+    with the SMTPUTF8 parameter"""
+    port = setup(t, smtproutes="h.test:[127.0.0.2]\nu.test:[127.0.0.3]")
+    p, q = peers(port, ("127.0.0.2", {"ext": ["8BITMIME"]}),
+                 ("127.0.0.3", {"ext": ["8BITMIME", "SMTPUTF8"]}))
+    try:
+        res, _, _ = remote(t, "h.test", "j\u00fcrgen@example.org",
+                           "x@h.test")
+        assert res[0][0] == "F" and "5.6.7" in res[0][1], res
+        assert not any(c.startswith("MAIL") for c in p.sessions[0]["cmds"])
+        res, _, _ = remote(t, "u.test", "j\u00fcrgen@example.org",
+                           "x@u.test")
+        assert res[0][0] == "D", res
+        mail = [c for c in q.sessions[0]["cmds"] if c.startswith("MAIL")]
+        assert mail and mail[0].endswith(" SMTPUTF8"), mail
+    finally:
+        close_all(p, q)
+
+
 def test_remote_write_deadline_and_long_reply(t):
     """A server that stops reading in DATA: the write deadline ends it.
     A reply of 151 lines is a protocol error."""

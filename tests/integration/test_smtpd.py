@@ -786,6 +786,33 @@ def test_smtpd_utf8_domains_as_a_labels(t):
     assert len(queued(t)) == 2
 
 
+def test_smtpd_8bit_addresses_need_smtputf8(t):
+    """RFC 6531 3.4: an address with a byte over 0x7f is refused with
+    553 5.6.7 unless MAIL declared SMTPUTF8 (as Postfix does), and its
+    local part must be well-formed UTF-8 (501); a sender without a
+    domain is completed with control/me, as mta-inject and sendmail do
+    (queue_qualify), never queued without one"""
+    setup(t)
+    uloc = "j\u00fcrgen".encode()
+    lines, _ = inetd(t, b"EHLO c\r\nMAIL FROM:<" + uloc + b"@x.example>\r\n"
+                     b"MAIL FROM:<a@m\xc3\xbcller.example>\r\n"
+                     b"MAIL FROM:<a@x.example>\r\n"
+                     b"RCPT TO:<" + uloc + b"@example.test>\r\n"
+                     b"RSET\r\nMAIL FROM:<\xff\xfe@x.example> SMTPUTF8\r\n"
+                     b"MAIL FROM:<" + uloc + b"@x.example> SMTPUTF8\r\n"
+                     b"RCPT TO:<" + uloc + b"@example.test>\r\nQUIT\r\n")
+    assert codes(lines)[2:] == ["553", "553", "250", "553", "250", "501",
+                                "250", "550", "221"], lines
+    assert "553 5.6.7 an address with UTF-8 needs SMTPUTF8 on MAIL" in lines
+    assert not queued(t)
+    lines, _ = inetd(t, b"EHLO c\r\nMAIL FROM:<root>\r\n"
+                     b"RCPT TO:<bob@example.test>\r\nDATA\r\n"
+                     b"Subject: u\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+    assert codes(lines)[2:] == ["250", "250", "354", "250", "221"], lines
+    env = dict(read_queue_file(queued(t)[0])[0])
+    assert env["F"] == b"root@mx.example.test", env
+
+
 @alone
 def test_smtpd_auth_cut_off_at_smtpmaxfail(t):
     """An address with control/smtpmaxfail failed logins (2 here) gets

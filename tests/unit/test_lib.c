@@ -1536,6 +1536,18 @@ static const struct {
 	{"controls", "\001\033[31m\037\177", "??[31m??"},
 	{"tab", "a\tb", "a?b"},
 	{"utf8_kept", "caf\303\251", "caf\303\251"},
+	{"utf8_4byte_kept", "a\360\237\223\247b", "a\360\237\223\247b"},
+	/* what a reader could take for a line break or a command */
+	{"nel", "x\302\205y", "x??y"},
+	{"c1_csi", "x\302\233" "31m", "x??31m"},
+	{"raw_csi", "x\233" "31m", "x?31m"},
+	{"line_sep", "x\342\200\250" "2024-01-01T00:00:00Z", "x???"
+	 "2024-01-01T00:00:00Z"},
+	{"para_sep", "\342\200\251", "???"},
+	{"bidi_override", "a\342\200\256b\342\201\246c", "a???b???c"},
+	{"not_utf8", "\377\376a\300\257", "??a??"},
+	{"cut_sequence", "caf\303", "caf?"},
+	{"surrogate", "\355\240\200", "???"},
 	{"percent", "100%", "100%"},
 };
 
