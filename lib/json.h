@@ -8,7 +8,9 @@
 #include <stddef.h>
 
 /* json_put_str - S (N bytes) quoted, with '"', '\\' and the control
- * bytes escaped; other bytes as they are (UTF-8 passes through) */
+ * bytes escaped; well-formed UTF-8 as it is, and each byte that is not
+ * UTF-8 (a hand-made queue file's address) as \ufffd, so that the
+ * output is always valid JSON */
 void json_put_str(const char *s, size_t n);
 
 #endif

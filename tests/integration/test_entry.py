@@ -12,9 +12,11 @@ import os
 import re
 import shutil
 import stat
+import struct
 import time
 
-from helpers import MX, Sender, qf_new, queued, read_queue_file, wait_for
+from helpers import (MX, Sender, qf_build, qf_new, queued, read_queue_file,
+                     wait_for)
 from test_send import DOMAIN, maildir, own, setup, wait_files
 from test_sendmail_user import (can_switch, drop_names, put,
                                 user_sendmail)
@@ -151,6 +153,17 @@ def test_drop_files_past_the_limits_are_refused(t):
         put(t, f"sender{i}", qf_new(addr, [f"b@{DOMAIN}"], body))
         want[f"rcpt{i}"] = "an invalid recipient address"
         want[f"sender{i}"] = "an invalid sender address"
+    # what sendmail never writes: a domain not in A-labels, bytes that
+    # are not UTF-8 (doctor --json would have printed them raw)
+    for i, (frm, to) in enumerate(
+            ((f"s@{DOMAIN}".encode(), b"u@\xff\xfe"),
+             (f"s@{DOMAIN}".encode(), "u@b\u00fccher.example".encode()),
+             (f"s@{DOMAIN}".encode(), b"\xff@x.test"),
+             (b"s@d\xc3\xa9.example", f"b@{DOMAIN}".encode()))):
+        put(t, f"utf{i}", qf_build([("T", struct.pack("<Q", 1)),
+                                    ("F", frm), ("R", to)], body))
+        want[f"utf{i}"] = ("an invalid sender address" if i == 3 else
+                           "an invalid recipient address")
     quarantined(t, want, r"drop thousand from uid \d+: queued as msg")
     assert set(os.listdir(t.path("queue", "quarantine"))) == set(want)
 

@@ -37,6 +37,7 @@
 #include "db.h"
 #include "fsx.h"
 #include "hdrscan.h"
+#include "json.h"
 #include "log.h"
 #include "name.h"
 #include "msg.h"
@@ -2340,6 +2341,44 @@ static void test_addrlist(void)
 	str_free(&big);
 }
 
+/* json_of - what json_put_str prints for S (N bytes), into OUT */
+static void json_of(const char *s, size_t n, struct str *out)
+{
+	char path[PATH_MAX];
+	int saved, fd;
+
+	snprintf(path, sizeof path, "%s/json.out", scratch);
+	fflush(stdout);
+	saved = dup(1);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (saved < 0 || fd < 0 || dup2(fd, 1) < 0)
+		return;
+	json_put_str(s, n);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	close(fd);
+	out->len = 0;
+	(void)fsx_read_file(path, out, 4096);
+}
+
+/* test_json - quotes, backslashes and control bytes escaped, UTF-8 kept,
+ * a byte that is not UTF-8 made U+FFFD: the output is valid JSON */
+static void test_json(void)
+{
+	struct str o = STR_INIT;
+
+	json_of("a\"b\\c\n\x7f", 7, &o);
+	CHECK_STR("json.escapes", str_cstr(&o), "\"a\\\"b\\\\c\\u000a\\u007f\"");
+	json_of("caf\303\251 \360\237\223\247", 10, &o);
+	CHECK_STR("json.utf8_kept", str_cstr(&o),
+		  "\"caf\303\251 \360\237\223\247\"");
+	json_of("u@\377\376x\303", 6, &o);
+	CHECK_STR("json.not_utf8", str_cstr(&o),
+		  "\"u@\\ufffd\\ufffdx\\ufffd\"");
+	str_free(&o);
+}
+
 int main(void)
 {
 	umask(022);
@@ -2368,6 +2407,7 @@ int main(void)
 	test_db();
 	test_hdrscan_hops();
 	test_addrlist();
+	test_json();
 	test_args_sibling_long();
 	test_priv_start();
 	CHECK_INT("cleanup", fsx_rmtree(scratch), 0);
