@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsx.h"
+#include "str.h"
+
 static const char *prog = "facteur";
 
 /* msg_init - remember the basename of argv[0] */
@@ -27,12 +30,26 @@ const char *msg_prog(void)
 	return prog;
 }
 
+/* vsay - "PROG: TEXT\n" in one write(2): stderr is unbuffered, and
+ * facteur run reads the stderr of every service through one pipe, where
+ * three writes could be interleaved with another program's line */
 static __attribute__((format(printf, 1, 0))) void vsay(const char *fmt,
 						      va_list ap)
 {
-	fprintf(stderr, "%s: ", prog);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	struct str line = STR_INIT;
+	va_list aq;
+
+	va_copy(aq, ap);
+	if (str_catf(&line, "%s: ", prog) == 0 &&
+	    str_vcatf(&line, fmt, aq) == 0 && str_catc(&line, '\n') == 0) {
+		(void)fsx_write_all(2, line.s, line.len);
+	} else {	/* out of memory: in pieces, as before */
+		fprintf(stderr, "%s: ", prog);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+	va_end(aq);
+	str_free(&line);
 }
 
 /* msg_warn - print one line on stderr */

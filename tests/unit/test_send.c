@@ -7,10 +7,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -181,6 +183,44 @@ static uint64_t child_key(void)
 	return k;
 }
 
+/* test_slog_writes - slog_flush writes whole lines, at most PIPE_BUF
+ * bytes a write (a longer line alone): stderr is a SOCK_SEQPACKET
+ * socket here, so that each write arrives as one record */
+static void test_slog_writes(void)
+{
+	static char rec[70000];
+	int sp[2], saved = dup(2), ok = 1, big_alone = 0;
+	size_t lines = 0, i;
+	ssize_t n, k;
+
+	if (saved < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp) < 0 ||
+	    dup2(sp[1], 2) < 0) {
+		tt_check(0, "slog_writes_setup", "socketpair");
+		return;
+	}
+	for (i = 0; i < 300; i++)
+		slog("line %zu %s", i, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	slog("long %05000d", 7);	/* one line over PIPE_BUF */
+	slog("after");
+	slog_flush();
+	dup2(saved, 2);
+	close(saved);
+	close(sp[1]);
+	while ((n = recv(sp[0], rec, sizeof rec, MSG_DONTWAIT)) > 0) {
+		size_t nl = 0;
+
+		for (k = 0; k < n; k++)
+			nl += rec[k] == '\n';
+		lines += nl;
+		/* whole lines; over PIPE_BUF only the long line, alone */
+		ok &= rec[n - 1] == '\n' && (n <= PIPE_BUF || nl == 1);
+		big_alone |= n > PIPE_BUF && nl == 1;
+	}
+	close(sp[0]);
+	tt_check(ok && big_alone && lines == 302, "slog_writes",
+		 "ok %d big_alone %d lines %zu", ok, big_alone, lines);
+}
+
 static void test_dropseen(void)
 {
 	struct dropseen d;
@@ -333,6 +373,7 @@ int main(int argc, char **argv)
 	test_ours_not_capped();
 	test_ring();
 	test_dropseen();
+	test_slog_writes();
 	test_slog();
 	test_quarantine_file();
 	return tt_exit();
