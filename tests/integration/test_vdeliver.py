@@ -654,10 +654,13 @@ def test_vdeliver_alias_to_remote_through_mta_inject(t):
     # forward is never DKIM-signed as ours (docs/authentication.md)
     # the sender an SRS0 address of control/me (docs/authentication.md)
     assert argv[:3] == ["--root", t.root, "--no-dkim"], argv
+    # --size: the bytes written, so that a vdeliver killed half-way
+    # leaves nothing queued
+    assert argv[3:5] == ["--size", str(len(data))], (argv, len(data))
     assert re.fullmatch(r"-fSRS0=[A-Za-z0-9+/]{6}=[A-Z2-7]{2}="
                         + re.escape(srs_of(SENDER)) + "@" +
-                        re.escape(me_of(t)), argv[3]), argv
-    assert argv[4:] == ["--", "Someone@remote.example",
+                        re.escape(me_of(t)), argv[5]), argv
+    assert argv[6:] == ["--", "Someone@remote.example",
                         "other@remote.example"], argv
     assert data == b"Delivered-To: list@example.test\n" + msg, data
     with open(os.path.join(rec, [n for n in os.listdir(rec)
