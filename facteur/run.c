@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,6 +487,25 @@ static void on_output(struct run *ru, struct svc *s)
 	}
 }
 
+/* the log of run_warn: facteur run's own, not its stderr */
+static struct runlog *warn_log;
+
+/* run_warn - ctl_num_warn's words into facteur run's log */
+static __attribute__((format(printf, 1, 2))) void run_warn(const char *fmt,
+							   ...)
+{
+	struct str text = STR_INIT;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = str_vcatf(&text, fmt, ap);
+	va_end(ap);
+	if (r == 0 && warn_log)
+		runlog_say(warn_log, "%s", text.s);
+	str_free(&text);
+}
+
 /* expire_grants - remove POP-before-SMTP grants past popbeforesmtp; the
  * entries are never followed, and dot files (temporaries) are left */
 static void expire_grants(struct run *ru)
@@ -498,10 +518,8 @@ static void expire_grants(struct run *ru)
 	DIR *d = NULL;
 	int fd = -1, r;
 
-	r = ctl_num(ru->root, CTL_POPBEFORESMTP, &life);
-	if (r < 0)
-		runlog_say(&ru->log, "control/popbeforesmtp: %s; using %lu",
-			   msg_err(r), life);
+	warn_log = &ru->log;
+	life = ctl_num_warn(ru->root, CTL_POPBEFORESMTP, run_warn);
 	r = str_catf(&dir, "%s/open-smtp", ru->root);
 	if (r == 0 && (fd = open(dir.s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 				 O_CLOEXEC)) < 0)

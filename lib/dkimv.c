@@ -517,7 +517,7 @@ static int pick_fields(const struct dkimv_sig *s, const char *hdr,
 		struct span k = field_name(hdr + fld[2 * j], fld[2 * j + 1]);
 
 		lb = lower_bound(nm, ord, n, k);
-		if (lb + taken[lb] < n &&
+		if (lb < n && lb + taken[lb] < n &&
 		    name_cmp(nm[ord[lb + taken[lb]]], k) == 0) {
 			pick[ord[lb + taken[lb]]] = j;
 			taken[lb]++;

@@ -145,8 +145,6 @@ static int bind_one(struct listen_set *set, const char *line,
 
 	if (listen_parse(line, &ss, &len) < 0)
 		return -EINVAL;
-	if (!listen_port_ok(&ss))
-		return -EPERM;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 		    0);
 	if (fd < 0)
@@ -190,14 +188,18 @@ int listen_bind(struct listen_set *set, const char *root, const char *kind,
 	}
 	for (i = 0; r == 0 && i < lines.len; i += strlen(lines.s + i) + 1) {
 		const char *line = lines.s + i;
+		struct sockaddr_storage ss;
+		socklen_t len;
+		int port_ok = listen_parse(line, &ss, &len) < 0 ||
+			      listen_port_ok(&ss);
 
-		r = bind_one(set, line, kind);
+		r = port_ok ? bind_one(set, line, kind) : -EPERM;
 		if (r == -EAFNOSUPPORT && deflt)
 			r = 0;
 		else if (r == -EINVAL)
 			(void)str_catf(err, "%s: bad listen address '%s'; write "
 				       "ADDR:PORT or [IPV6]:PORT", path.s, line);
-		else if (r == -EPERM)
+		else if (!port_ok)
 			(void)str_catf(err, "%s: '%s' is a port below 1024 that "
 				       "no mail service uses (25, 465, 587, "
 				       "110, 995): control/ is the mail "

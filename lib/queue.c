@@ -15,6 +15,7 @@
 
 #include "fsx.h"
 #include "name.h"
+#include "utf8.h"
 
 #define REC_MAX (1u << 20) /* no envelope field is near a megabyte */
 #define QUEUE_POOL_PROBES 2 /* slots a writer tries before it lists them */
@@ -144,8 +145,9 @@ static int ascii_domain(struct str *addr)
 /* queue_qualify - an address as a caller of mta-inject or sendmail gave
  * it, as it goes into the queue: one pair of <> taken off, @ME added to a
  * bare local part, a domain's trailing root dot taken off (as mta-smtpd
- * does), then the checks of every entry (queue_addr_plain,
- * queue_addr_entry). A sender may be empty ("" or "<>": the null sender).
+ * does), U-labels made A-labels, then the checks of every entry
+ * (queue_addr_plain, queue_addr_entry, well-formed UTF-8, as mta-smtpd
+ * takes a local part). A sender may be empty ("" or "<>": the null sender).
  * -EINVAL with *why_r saying what is wrong, or -ENOMEM */
 int queue_qualify(const char *in, const char *me, int is_sender,
 		  struct str *out, const char **why_r)
@@ -179,6 +181,8 @@ int queue_qualify(const char *in, const char *me, int is_sender,
 			 "space, a control byte or an angle bracket";
 	else if (queue_addr_entry(out->s, out->len) < 0)
 		*why_r = "an address may not begin with '-'";
+	else if (!utf8_valid(out->s, out->len))	/* as mta-smtpd's rule */
+		*why_r = "its local part is not well-formed UTF-8";
 	return *why_r ? -EINVAL : 0;
 }
 

@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "ctl.h"
+#include "msg.h"
 #include "log.h"
 #include "peer.h"
 
@@ -38,12 +39,12 @@ static void limits(const struct server *srv, unsigned long *max,
 {
 	*max = srv->maxsessions;
 	if (!*max)
-		(void)ctl_num(srv->root, CTL_MAXSESSIONS, max);
+		*max = ctl_num_warn(srv->root, CTL_MAXSESSIONS, msg_warn);
 	if (!perip)
 		return;
 	*perip = srv->maxperip;
 	if (!*perip)
-		(void)ctl_num(srv->root, CTL_MAXPERIP, perip);
+		*perip = ctl_num_warn(srv->root, CTL_MAXPERIP, msg_warn);
 }
 
 /* over_limit - 0 when this client may be served, else 1 and why; counted

@@ -450,8 +450,8 @@ int cmd_share(struct vctx *c)
 
 	if (ctl_me(c->root, &sh.me) < 0)
 		vfail(EX_TEMP, "share: cannot read control/me");
-	/* unreadable or no number: the default, as in every program */
-	(void)ctl_num(c->root, CTL_POPBEFORESMTP, &sh.life);
+	/* unreadable or no number: the default, said, as in every program */
+	sh.life = ctl_num_warn(c->root, CTL_POPBEFORESMTP, msg_warn);
 	listen_pg(&sh);
 	open_local(&sh);
 	/* LISTEN came first: what is committed from now on is notified */

@@ -28,6 +28,7 @@
 #include "msg.h"
 #include "peer.h"
 #include "remote.h"
+#include "utf8.h"
 
 /* a session: its connection (lib/conn.h) on the socket fd, the server's
  * address for messages, the last reply and the line it came in */
@@ -218,15 +219,6 @@ static int str_copy_reply(struct str *to, struct client *c)
 	return str_copyb(to, str_cstr(&c->rp.text), c->rp.text.len);
 }
 
-/* has_8bit - an address that needs SMTPUTF8 */
-static int has_8bit(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 1;
-	return 0;
-}
-
 /* send_body - the message from body_fd, dot-stuffed, then the dot; it is
  * encoded straight into the connection's output buffer */
 static int send_body(struct client *c, struct job *j, struct str *err)
@@ -289,12 +281,37 @@ static int died(struct client *c, struct str *err, int r)
 /* needs_utf8 - an address of the envelope is not ASCII */
 static int needs_utf8(const struct job *j)
 {
-	int utf8 = has_8bit(j->sender);
+	int utf8 = utf8_8bit(j->sender, strlen(j->sender));
 	size_t i;
 
 	for (i = 0; i < j->nrcpt; i++)
-		utf8 |= has_8bit(j->rcpt[i]);
+		utf8 |= utf8_8bit(j->rcpt[i], strlen(j->rcpt[i]));
 	return utf8;
+}
+
+/* no_utf8_here - RFC 6531 3.4: no 8-bit address goes to a server that
+ * did not offer SMTPUTF8, and the sender learns why (Postfix bounces it
+ * too): an 8-bit sender fails every recipient, an 8-bit recipient fails
+ * alone and the others go on. 1 when none is left to send */
+static int no_utf8_here(const struct client *c, struct job *j)
+{
+	static const char why[] = "5.6.7 an address of this message is UTF-8, "
+				  "and %s does not offer SMTPUTF8";
+	size_t i, open = 0;
+
+	if (utf8_8bit(j->sender, strlen(j->sender))) {
+		job_fail_open(j, RES_F, why, c->ip);
+		return 1;
+	}
+	for (i = 0; i < j->nrcpt; i++) {
+		if (j->res[i].kind != RES_NONE)
+			continue;
+		if (utf8_8bit(j->rcpt[i], strlen(j->rcpt[i])))
+			(void)result_set(&j->res[i], RES_F, why, c->ip);
+		else
+			open++;
+	}
+	return open == 0;
 }
 
 /* mail_cmd - MAIL FROM with SIZE and SMTPUTF8 where the server has them
@@ -476,13 +493,8 @@ static int transaction(struct client *c, struct job *j, unsigned ext,
 			.pipe = (ext & EXT_PIPELINING) != 0};
 	int r = -ENOMEM;
 
-	/* RFC 6531 3.4: an 8-bit address is never sent to a server that
-	 * did not offer SMTPUTF8; the sender learns why (as Postfix) */
-	if (needs_utf8(j) && !(ext & EXT_SMTPUTF8)) {
-		job_fail_open(j, RES_F, "5.6.7 an address of this message is "
-			      "UTF-8, and %s does not offer SMTPUTF8", c->ip);
-		return 0;
-	}
+	if (!(ext & EXT_SMTPUTF8) && no_utf8_here(c, j))
+		return 0;	/* nothing left to send here */
 	t.state = calloc(j->nrcpt ? j->nrcpt : 1, 1);
 	if (t.state && mail_cmd(j, ext, &t) == 0) {
 		r = steps(c, j, &t);

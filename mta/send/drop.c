@@ -49,7 +49,6 @@
 #include "date.h"
 #include "qsign.h"
 #include "send.h"
-#include "utf8.h"
 
 #define DROP_MAX 1000		/* files a turn, as for queue/new/ */
 #define DROP_LOOK_MAX 4096	/* entries read a turn */
@@ -122,15 +121,17 @@ static int refuse(struct send *s, const char *path, uid_t uid,
 	return r;
 }
 
-/* addr_ok - an address as sendmail writes one (queue_qualify): plain,
- * not an option, its domain ASCII (U-labels were made A-labels) and the
- * whole well-formed UTF-8; a hand-made file may hold anything */
-static int addr_ok(const char *a, size_t n)
+/* addr_ok - an address as sendmail writes one: queue_qualify takes it
+ * and has nothing to change (complete, its domain in A-labels, every
+ * entry's checks); a hand-made file may hold anything */
+static int addr_ok(const char *a)
 {
-	const char *at = memrchr(a, '@', n);
+	struct str q = STR_INIT;
+	const char *why;
+	int ok = queue_qualify(a, "", 0, &q, &why) == 0 && str_eqs(&q, a);
 
-	return queue_addr_plain(a, n) == 0 && queue_addr_entry(a, n) == 0 &&
-	       at && !utf8_8bit(at, n - (size_t)(at - a)) && utf8_valid(a, n);
+	str_free(&q);
+	return ok;
 }
 
 /* check_env - only what sendmail writes, within the limits of every entry
@@ -144,11 +145,11 @@ static const char *check_env(const struct qenv *e)
 		return "a record sendmail never writes (C, H, A, P or B)";
 	if (queue_rcpts_ok(e->nrcpts) < 0)
 		return "more recipients than the limit of every entry (1,000)";
-	if (e->sender.len && (!addr_ok(e->sender.s, e->sender.len) ||
+	if (e->sender.len && (!addr_ok(e->sender.s) ||
 			      str_eqs(&e->sender, QUEUE_DBL_SENDER)))
 		return "an invalid sender address";
 	for (i = 0; i < e->rcpts.len; i += strlen(e->rcpts.s + i) + 1)
-		if (!addr_ok(e->rcpts.s + i, strlen(e->rcpts.s + i)))
+		if (!addr_ok(e->rcpts.s + i))
 			return "an invalid recipient address";
 	return NULL;
 }

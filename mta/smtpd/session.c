@@ -164,6 +164,26 @@ static int raw_8bit(const char *p)
 
 #define NEED_UTF8 "553 5.6.7 an address with UTF-8 needs SMTPUTF8 on MAIL"
 
+/* qualify_sender - a sender without a domain is ours, by the rule of
+ * every other entry (queue_qualify): never queued without one; NULL, or
+ * the refusal */
+static const char *qualify_sender(struct session *s)
+{
+	struct str q = STR_INIT;
+	const char *why = NULL;
+	int r = 0;
+
+	if (s->env.sender.len && !strchr(s->env.sender.s, '@')) {
+		r = queue_qualify(s->env.sender.s, s->me.s, 1, &q, &why);
+		if (r == 0)
+			r = str_copys(&s->env.sender, q.s);
+	}
+	str_free(&q);
+	return r == -EINVAL ? "553 5.1.7 the sender is not an address this "
+	       "host can complete with its name" :
+	       r < 0 ? "451 4.3.0 out of memory" : NULL;
+}
+
 /* blocked - a client a blocklist or its RBLSMTPD refuses, until it
  * authenticates: refused at every MAIL and RCPT (rbl.c) */
 static int blocked(struct session *s)
@@ -219,13 +239,9 @@ static void cmd_mail(struct session *s, const char *arg)
 		refuse(s, NEED_UTF8);
 		return;
 	}
-	/* a sender without a domain is ours, as at every other entry
-	 * (queue_qualify): never sent on without one */
-	if (s->env.sender.len && !strchr(s->env.sender.s, '@') &&
-	    (str_catc(&s->env.sender, '@') < 0 ||
-	     str_cats(&s->env.sender, s->me.s) < 0)) {
+	if ((why = qualify_sender(s))) {
 		txn_reset(s);
-		refuse(s, "451 4.3.0 out of memory");
+		refuse(s, why);
 		return;
 	}
 	if (s->env.sender.len &&

@@ -9,9 +9,9 @@
  * has a phrase for the user. name_ldh() accepts what name_domain() does
  * (of the A-labels), and its relaxed forms accept more, never less.
  * And lib/utf8, which idna decodes with: utf8_mask leaves the input's
- * length, no control byte, DEL, C1 control, line separator or bidi
- * control, only well-formed UTF-8, and a well-formed input changed only
- * where a '?' was written.
+ * length, '?' over each byte that starts no well-formed sequence and
+ * over each sequence of a control byte, DEL, C1 control, line separator
+ * or bidi control, and every other sequence as it was.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -101,38 +101,43 @@ out:
 	str_free(&a);
 }
 
-/* check_mask - utf8_mask's contract (above) */
+/* masked - a code point utf8_mask must hide (the contract, above) */
+static int masked(uint32_t c)
+{
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 ||
+	       c == 0x2029 || (c >= 0x202a && c <= 0x202e) ||
+	       (c >= 0x2066 && c <= 0x2069);
+}
+
+/* check_mask - utf8_mask's contract: walking the input, a byte that
+ * starts no well-formed sequence is '?', a sequence of a masked code
+ * point is all '?', any other sequence is kept as it is; so the output
+ * has the input's length and is well-formed UTF-8 */
 static void check_mask(const char *in, size_t n)
 {
 	char *m = malloc(n ? n : 1);
-	size_t i = 0;
-	int same = 1;
+	size_t i = 0, k;
 
 	if (!m)
 		abort();
 	memcpy(m, in, n);
 	utf8_mask(m, n);
-	if (!utf8_valid(m, n))
-		abort();
 	while (i < n) {
-		uint32_t c;
-		int len = utf8_next((const unsigned char *)m + i, n - i, &c);
+		uint32_t c = 0;
+		int len = utf8_next((const unsigned char *)in + i, n - i, &c);
 
-		if (len < 0 || c < 0x20 || (c >= 0x7f && c <= 0x9f) ||
-		    c == 0x2028 || c == 0x2029 || (c >= 0x202a && c <= 0x202e) ||
-		    (c >= 0x2066 && c <= 0x2069))
-			abort();
+		if (len < 0) {
+			if (m[i++] != '?')
+				abort();
+			continue;
+		}
+		for (k = 0; k < (size_t)len; k++)
+			if (m[i + k] != (masked(c) ? '?' : in[i + k]))
+				abort();
 		i += (size_t)len;
 	}
-	for (i = 0; i < n; i++)
-		same &= m[i] == in[i];
-	/* unchanged exactly when nothing needed a '?' (a '?' stays one) */
-	if (!same && utf8_valid(in, n)) {
-		for (i = 0; i < n && (m[i] == in[i] || m[i] == '?'); i++)
-			;
-		if (i != n)
-			abort();
-	}
+	if (!utf8_valid(m, n))
+		abort();
 	free(m);
 }
 

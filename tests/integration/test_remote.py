@@ -496,9 +496,10 @@ def test_remote_helo_fallback(t):
 
 def test_remote_8bit_address_needs_smtputf8(t):
     """RFC 6531 3.4: a message with a UTF-8 address is never sent to a
-    server that does not offer SMTPUTF8: it fails with 5.6.7 (Postfix
-    bounces it too) and no MAIL is sent; one that offers it gets MAIL
-    with the SMTPUTF8 parameter"""
+    server that does not offer SMTPUTF8: an 8-bit sender fails the
+    message with 5.6.7 (Postfix bounces it too) and no MAIL is sent, an
+    8-bit recipient fails alone; a server that offers it gets MAIL with
+    the SMTPUTF8 parameter"""
     port = setup(t, smtproutes="h.test:[127.0.0.2]\nu.test:[127.0.0.3]")
     p, q = peers(port, ("127.0.0.2", {"ext": ["8BITMIME"]}),
                  ("127.0.0.3", {"ext": ["8BITMIME", "SMTPUTF8"]}))
@@ -507,6 +508,14 @@ def test_remote_8bit_address_needs_smtputf8(t):
                            "x@h.test")
         assert res[0][0] == "F" and "5.6.7" in res[0][1], res
         assert not any(c.startswith("MAIL") for c in p.sessions[0]["cmds"])
+        # an 8-bit recipient fails alone; the others are sent
+        res, _, _ = remote(t, "h.test", "a@example.org",
+                           "j\u00fcrgen@h.test", "bob@h.test")
+        assert res[0][0] == "F" and "5.6.7" in res[0][1], res
+        assert res[1][0] == "D", res
+        cmds = p.sessions[1]["cmds"]
+        assert "RCPT TO:<bob@h.test>" in cmds, cmds
+        assert not any("rgen" in c for c in cmds), cmds
         res, _, _ = remote(t, "u.test", "j\u00fcrgen@example.org",
                            "x@u.test")
         assert res[0][0] == "D", res

@@ -625,9 +625,14 @@ static void test_ctl_num_warn(const char *root, struct str *p)
 	put_file(p->s, "2000\n", 5);
 	CHECK_U64("ctl.num_warn_ok",
 		  ctl_num_warn(root, CTL_DATABYTES, catch_warn), 2000);
-	put_file(p->s, "0\n", 2);	/* held to its range: no junk, no warning */
-	(void)ctl_num_warn(root, CTL_DATABYTES, catch_warn);
+	unlink(p->s);
+	ctl_path(p, root, ctl_nums[CTL_TIMEOUTSMTPD].name);
+	put_file(p->s, "0\n", 2);	/* held to its range (1): no warning */
+	CHECK_U64("ctl.num_warn_held",
+		  ctl_num_warn(root, CTL_TIMEOUTSMTPD, catch_warn), 1);
 	CHECK_INT("ctl.num_warn_quiet", nwarned, 0);
+	unlink(p->s);
+	ctl_path(p, root, ctl_nums[CTL_DATABYTES].name);
 	put_file(p->s, "10M\n", 4);
 	CHECK_U64("ctl.num_warn_junk",
 		  ctl_num_warn(root, CTL_DATABYTES, catch_warn), 10485760);
