@@ -421,6 +421,24 @@ def test_inject_size_queues_only_the_whole_message(t):
     assert p.returncode == 2 and "--size needs a number" in p.err, p.err
 
 
+def test_local_part_not_utf8_refused_at_every_entry(t):
+    """A local part that is not well-formed UTF-8 (a Latin-1 \\xe9) is
+    refused by mta-inject and sendmail (queue_qualify, exit 100) as
+    mta-smtpd refuses it (501): nothing is queued, where the drop/ pickup
+    used to quarantine what sendmail had taken"""
+    t.init()
+    latin1 = os.fsdecode(b"\xe9@x.test")     # the byte itself in argv
+    for prog, args in (("mta-inject", ["-f", "a@b.test"]),
+                       ("sendmail", ["-oi"])):
+        p = t.run(prog, *args, latin1, input=MSG)
+        assert p.returncode == 100, (prog, p.returncode, p.err)
+        assert "not well-formed UTF-8" in p.err, p.err
+    nothing_queued(t)
+    lines, _ = inetd(t, b"EHLO c\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\n"
+                     b"RCPT TO:<\xe9@example.test>\r\nQUIT\r\n")
+    assert codes(lines)[2:] == ["250", "501", "221"], lines
+
+
 def test_junk_databytes_is_the_default_and_said_at_every_entry(t):
     """A control/databytes that holds no number is its default at every
     entry, and each says so on stderr (the log for mta-smtpd) in the same
