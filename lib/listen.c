@@ -135,24 +135,21 @@ static int add(struct listen_set *set, int fd, const char *kind,
 	return 0;
 }
 
-/* bind_one - a listening socket for one listen line */
+/* bind_one - a listening socket for one listen line, parsed into SS */
 static int bind_one(struct listen_set *set, const char *line,
+		    const struct sockaddr_storage *ss, socklen_t len,
 		    const char *kind)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
 	int fd, one = 1;
 
-	if (listen_parse(line, &ss, &len) < 0)
-		return -EINVAL;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 		    0);
 	if (fd < 0)
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    (ss.ss_family == AF_INET6 &&
+	    (ss->ss_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) ||
-	    bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    bind(fd, (const struct sockaddr *)ss, len) < 0 ||
 	    listen(fd, SOMAXCONN) < 0) {
 		int e = -errno;
 
@@ -190,16 +187,17 @@ int listen_bind(struct listen_set *set, const char *root, const char *kind,
 		const char *line = lines.s + i;
 		struct sockaddr_storage ss;
 		socklen_t len;
-		int port_ok = listen_parse(line, &ss, &len) < 0 ||
-			      listen_port_ok(&ss);
+		int bad = listen_parse(line, &ss, &len) < 0;
+		int low = !bad && !listen_port_ok(&ss);
 
-		r = port_ok ? bind_one(set, line, kind) : -EPERM;
+		r = bad ? -EINVAL : low ? -EPERM :
+		    bind_one(set, line, &ss, len, kind);
 		if (r == -EAFNOSUPPORT && deflt)
 			r = 0;
-		else if (r == -EINVAL)
+		else if (bad)
 			(void)str_catf(err, "%s: bad listen address '%s'; write "
 				       "ADDR:PORT or [IPV6]:PORT", path.s, line);
-		else if (!port_ok)
+		else if (low)
 			(void)str_catf(err, "%s: '%s' is a port below 1024 that "
 				       "no mail service uses (25, 465, 587, "
 				       "110, 995): control/ is the mail "
