@@ -24,6 +24,7 @@ log of every process shows 0 successful path writes outside the root.
 """
 import os
 import poplib
+import re
 import shutil
 import socket
 import subprocess
@@ -314,9 +315,21 @@ def traversal(t, trav):
     try:
         replies = smtp_traversal(sysx.ports["smtp"], trav)
         pops = pop_traversal(sysx.ports["pop3"], trav)
-        # a message whose bounce goes to the traversal-named double bounce
-        send(sysx.ports["smtp"], [f"bob@{DOMAIN}"], "trav")
-        time.sleep(2)
+        # a bounce (sender <>) that fails: its report goes to the
+        # traversal-named doublebounceto, qualified with the one in `me`
+        lp = os.path.join(t.tmp, f"st-{len(logs)}.log")
+        logs.append(lp)
+        # (LeakSanitizer cannot run under ptrace)
+        subprocess.run(strace_prefix(lp) + [
+            t.bin("mta-inject"), "--root", t.root, "-f", "",
+            f"nobody@{DOMAIN}"], input=b"Subject: trav\n\nx\n",
+            capture_output=True, timeout=60, check=True,
+            env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+        # queued to the names as an address (the queue holds no path made
+        # of them), refused by mta-remote, then dropped: the last stop
+        helpers.wait_for("the double bounce tried", lambda: re.search(
+            r"to remote \.\./\.\./\.\./outside/dbl@\.\./\.\./outside\n"
+            r"(.*\n)*.*a double bounce failed; dropped", sysx.log()), 30)
     finally:
         sysx.stop()
     writes = []
