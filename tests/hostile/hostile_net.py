@@ -487,6 +487,12 @@ def strace_writes(logpath):
     log that did not fail (an open counts when it asks O_WRONLY, O_RDWR,
     O_CREAT or O_TRUNC); a path relative to a descriptor is joined to
     the path strace -y shows for it (AT_FDCWD's too)"""
+    return strace_paths(logpath, writes_only=True)
+
+
+def strace_paths(logpath, writes_only=False):
+    """strace_writes, or with writes_only false every path call that did
+    not fail: reads, stats and access checks too"""
     import re
     out = []
     call = re.compile(r"^(?:\[pid\s+\d+\] |\d+ +)?(\w+)\((.*)")
@@ -497,9 +503,10 @@ def strace_writes(logpath):
             continue
         name, args = m.group(1), m.group(2)
         if name in ("open", "openat", "openat2"):
-            if not re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC", args):
-                continue
-        elif name not in WRITE_CALLS:
+            write = re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC", args)
+        else:
+            write = name in WRITE_CALLS
+        if writes_only and not write:
             continue
         for dirpath, path in arg.findall(args):
             if not path.startswith("/") and dirpath:

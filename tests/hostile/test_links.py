@@ -34,7 +34,7 @@ import time
 import helpers
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hostile_net import (DOMAIN, PW, System, Watch, outside, strace_prefix,
-                         strace_writes)
+                         strace_paths, strace_writes)
 
 LINKED = ("l1", "l2", "l3", "l4", "l5", "l6", "l7")
 VICTIM = b"victim: nobody may write or read me through a link\n"
@@ -336,11 +336,20 @@ def traversal(t, trav):
     for lp in logs:
         writes += strace_writes(lp)
     bad = outside(writes, t.root, os.path.join(t.tmp, "run.err"))
+    # and no path at all under the test's directory but the root and the
+    # run's log: the names aim there (the programs' own reads of /etc and
+    # /usr, which every program makes, are outside what this can judge)
+    touched = [(c, p) for lp in logs for c, p in strace_paths(lp)]
+    near = [(c, p) for c, p in touched if p.startswith(t.tmp + "/") and
+            not p.startswith(t.root + "/") and p != t.root and
+            p != os.path.join(t.tmp, "run.err")]
     accepted = [l for l in replies if l.startswith("250 2.1.5")]
     print(f"traversal: {len(trav)} names, {len(logs)} straced runs, "
           f"{len(writes)} path writes, {len(bad)} outside the root; "
+          f"{len(touched)} path calls, {len(near)} beside the root; "
           f"RCPT accepted {len(accepted)}; vadmin made {made}")
     assert bad == [], bad[:20]
+    assert near == [], near[:20]
     assert os.listdir(out) == []
     assert pops == [], pops
     assert made == [], made

@@ -12,7 +12,7 @@ import sys
 import helpers  # noqa: F401 (the runner gives t)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from soak import flat, KIB  # noqa: E402
+from soak import fds_grown, flat, KIB  # noqa: E402
 from soak import soak  # noqa: E402
 
 
@@ -69,3 +69,17 @@ def test_soak_rss_rule(t):
     got = judge({"queue/new": [(float(k), 5000) for k in range(0, 175, 5)],
                  "facteur": life(7, 0, 175, 3000)})
     assert got == [], got
+
+
+def test_soak_fds_rule(t):
+    before = {"facteur": (7, 13), "mta-send": (11, 9), "pop3d": (20, 11)}
+    # the same processes, the same counts; mta-send restarted with its
+    # two lazily opened descriptors: nothing grew
+    same = {"facteur": (7, 13), "mta-send": (12, 11), "pop3d": (21, 11)}
+    assert fds_grown(before, same) == []
+    # one more in a process that was never restarted: growth
+    got = fds_grown(before, {"facteur": (7, 14), "mta-send": (11, 9)})
+    assert got == ["facteur"], got
+    # a restarted process past the two it may open late
+    got = fds_grown(before, {"mta-send": (12, 12), "pop3d": (20, 12)})
+    assert got == ["mta-send", "pop3d"], got
