@@ -155,6 +155,9 @@ man-lint:
 check-slow: deps-test
 	$(MAKE) $(BUILD_J) O=build/san BINDIR=build/san/bin SAN=1 all unit
 	$(RUNTESTS) --slow
+	@echo "check-slow: fuzzing's CPU-hour a target is make fuzz-long" \
+		"(and make fuzz-fresh); where they stand, from their logs:"
+	@$(MAKE) -s --no-print-directory fuzz-table
 
 # CI (.ci/run): the tests, then the whole tree and its unit tests built
 # again with each compiler, warnings as errors (gcc without sanitizers

@@ -9,6 +9,13 @@ private instance.
     python3 bench/crash_peers.py --daemon smtpd --calls read,openat,close \
         --thin-phase 1
     python3 bench/crash_peers.py --daemon pop3-login
+    python3 bench/crash_peers.py --daemon cleanup --fault
+
+With --fault the walk injects write faults instead of kills: every N of
+each name of hostile.py's FAULT_CALLS fails with ENOSPC, EDQUOT or EIO
+(in turn from one N to the next; --every-errno: each N with all three),
+and the oracle is the same, a fault seen standing where a kill does (it
+allows the one duplicate a 4xx after the commit makes).
 
 Run as root with strace and Debian's postfix, postfix-cdb, dovecot-core
 and dovecot-pop3d (../shared/bench/peers/install.sh).
@@ -38,7 +45,9 @@ The oracle after each run, the same as Facteur's column (docs/security.md):
   (a delivery in flight). Not delivered and still queued: hung; nowhere:
   lost. A refused one (4xx) delivered: duplicated (the client's retry
   makes two); no reply (the session died): at most one. A copy in new/ or
-  cur/ (or at the sink) without its last line: partial. A 5xx: code.
+  cur/ (or at the sink) without its last line: partial. A 5xx, or a
+  message taken and then bounced (the log's status=bounced for its queue
+  id): code.
 - Dovecot: three messages in the Maildir; a login (USER, PASS, STAT, QUIT)
   struck in pop3-login or auth; then, with the point cleared, the next
   login must answer +OK to all and STAT 3 within 60 s (else hung), and
@@ -72,7 +81,8 @@ PEERS = os.path.join(SHARED, "peers")
 
 import helpers  # noqa: E402
 import hostile  # noqa: E402
-from hostile import CRASH_CALLS, body, read, whole  # noqa: E402
+from hostile import (CRASH_CALLS, ERRNOS, FAULT_CALLS, body, read,  # noqa
+                     whole)
 
 PF_SBIN = "/usr/lib/postfix/sbin"
 DC_LIBEXEC = "/usr/lib/dovecot"
@@ -133,7 +143,10 @@ class Strike:
         return "\n".join(out)
 
     def kills(self, tag=None):
-        return self.text(tag).count("+++ killed by SIGKILL +++")
+        """the strikes seen: kills, or calls failed by injection"""
+        text = self.text(tag)
+        return (text.count("+++ killed by SIGKILL +++") +
+                text.count(" (INJECTED)"))
 
     def counts(self, tag):
         got = {}
@@ -178,14 +191,15 @@ class Tally(hostile.Tally):
     """hostile.Tally with the peers' kinds and tmp/ leftovers (allowed:
     no reader looks there)"""
 
-    def __init__(self, group):
+    def __init__(self, group, mode="crash"):
         super().__init__(group)
         self.fail = {k: 0 for k in KINDS}
         self.tmp_left = 0
+        self.mode = mode
 
     def line(self):
         f = " ".join(f"{k} {v}" for k, v in self.fail.items())
-        return (f"crash-peer {self.group}: cases {self.runs} struck "
+        return (f"{self.mode}-peer {self.group}: cases {self.runs} struck "
                 f"{self.hits} messages {self.messages} {f} "
                 f"tmp-leftovers {self.tmp_left}")
 
@@ -400,12 +414,22 @@ def postfix_case(pf, k, inject):
     kills = st.kills(tag)
     good, bad = pf.copies(k)
     pgood, pbad = pf.copies(probe)
+    log = pf.new_log()
     probs = []
     if bad or pbad:
         probs.append(("partial", f"{bad + pbad} copies without their end"))
     if accepted and good == 0:
-        probs.append(("hung", "250, still queued after 60 s")
-                     if pf.queued(k) else ("lost", "250, then nowhere"))
+        qid = re.search(r"queued as (\w+)", said)
+        bounced = qid and re.search(re.escape(qid.group(1)) +
+                                    r": to=<[^>]*>.*status=bounced.*", log)
+        if pf.queued(k):
+            probs.append(("hung", "250, still queued after 60 s"))
+        elif bounced:
+            # returned to the sender: not lost, but a fault of ours
+            # answered as the message's own permanent failure
+            probs.append(("code", "250, then bounced: " + bounced.group(0)))
+        else:
+            probs.append(("lost", "250, then nowhere"))
     if good > (1 + kills if code in (250, None) else 0):
         probs.append(("duplicated", f"reply {code} {said!r}, {good} "
                                     f"copies, {kills} kills"))
@@ -414,7 +438,7 @@ def postfix_case(pf, k, inject):
     if pcode != 250 or pgood != 1:
         probs.append(("hung", f"the probe: reply {pcode}, {pgood} copies "
                               f"after {DEADLINE} s"))
-    for c in crashed(pf.new_log()):
+    for c in crashed(log):
         probs.append(("crashed", c))
     note(f"  case {k} {inject}: reply {code} {said!r}, {kills} kills, "
          f"copies {good}+{bad} partial, probe {pcode} {pgood}")
@@ -548,7 +572,17 @@ def wait_port(port, timeout=20):
     raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
-def walk(rig, case, name, stride, calls, limit, thin, phase):
+def actions(fault, every_errno, k):
+    """what a point does: a kill, or the fault(s) of case number k"""
+    if not fault:
+        return ["signal=KILL"]
+    if every_errno:
+        return [f"error={e}" for e in ERRNOS]
+    return [f"error={ERRNOS[k % len(ERRNOS)]}"]
+
+
+def walk(rig, case, name, stride, calls, limit, thin, phase, fault=False,
+         every_errno=False):
     """the base case (which counts the calls), then every stride-th N of
     each name of calls (every thin[name]-th for a name thinned, shifted
     by phase: phase 1 walks the Ns that phase 0 leaves out). The first N
@@ -560,7 +594,7 @@ def walk(rig, case, name, stride, calls, limit, thin, phase):
     n_of = rig.strike.counts("base")
     note(f"{name}: calls of the base case: " + ", ".join(
         f"{c} {n_of[c]}" for c in calls if n_of.get(c)))
-    tally = Tally(name)
+    tally = Tally(name, "fault" if fault else "crash")
     k = 0
     for call in calls:
         ci = CRASH_CALLS.index(call) if call in CRASH_CALLS else 0
@@ -571,19 +605,20 @@ def walk(rig, case, name, stride, calls, limit, thin, phase):
         for n in hostile.points(n_of.get(call, 0), st, ci):
             if n in done:
                 continue        # phase 0 had it (the last N)
-            if limit and tally.runs >= limit:
-                break
-            k += 1
-            probs, kills, left = case(rig, k, (call, "signal=KILL", n))
-            tally.runs += 1
-            tally.hits += kills > 0
-            tally.messages += 1 if isinstance(rig, Postfix) else 3
-            tally.tmp_left += left
-            tally.add(f"{call} #{n} ({kills} kills)", probs)
-            if probs:
-                note(f"{name} {call} #{n}: {probs}")
-            if isinstance(rig, Postfix):
-                rig.clean()
+            for act in actions(fault, every_errno, k):
+                if limit and tally.runs >= limit:
+                    break
+                k += 1
+                probs, kills, left = case(rig, k, (call, act, n))
+                tally.runs += 1
+                tally.hits += kills > 0
+                tally.messages += 1 if isinstance(rig, Postfix) else 3
+                tally.tmp_left += left
+                tally.add(f"{call} #{n} {act} ({kills} strikes)", probs)
+                if probs:
+                    note(f"{name} {call} #{n} {act}: {probs}")
+                if isinstance(rig, Postfix):
+                    rig.clean()
     return tally
 
 
@@ -592,8 +627,13 @@ def main():
     ap.add_argument("--daemon", required=True, choices=POSTFIX + DOVECOT)
     ap.add_argument("--stride", type=int, default=1,
                     help="every STRIDE-th N of each call (1: every call)")
-    ap.add_argument("--calls", default=",".join(CRASH_CALLS),
-                    help="the names to strike (default: CRASH_CALLS)")
+    ap.add_argument("--calls",
+                    help="the names to strike (default: CRASH_CALLS, "
+                    "with --fault FAULT_CALLS)")
+    ap.add_argument("--fault", action="store_true",
+                    help="write faults instead of kills")
+    ap.add_argument("--every-errno", action="store_true",
+                    help="with --fault, each N with each errno")
     ap.add_argument("--thin", default="read,openat,close",
                     help="names struck every THIN_STRIDE-th N only: most "
                     "of their calls are the daemon's start (its "
@@ -603,9 +643,14 @@ def main():
     ap.add_argument("--thin-phase", type=int, default=0,
                     help="1: the thinned names' other Ns (with --calls "
                     "read,openat,close, the complement of a phase 0 walk)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temporary directory (the straced "
+                    "daemons' logs of every case, under logs/TAG)")
     ap.add_argument("--limit", type=int, default=0,
                     help="stop after this many cases (0: no limit)")
     a = ap.parse_args()
+    if a.calls is None:
+        a.calls = ",".join(FAULT_CALLS if a.fault else CRASH_CALLS)
     if os.geteuid() != 0:
         raise SystemExit("run as root (the peers start as root)")
     why = hostile.skip_reason()
@@ -626,7 +671,7 @@ def main():
             case = dovecot_case
         thin = {c: a.thin_stride for c in a.thin.split(",") if c}
         tally = walk(rig, case, a.daemon, a.stride, a.calls.split(","),
-                     a.limit, thin, a.thin_phase)
+                     a.limit, thin, a.thin_phase, a.fault, a.every_errno)
     finally:
         if rig is not None:
             rig.strike.set("clear", None)
@@ -638,7 +683,10 @@ def main():
         print("  " + x)
     print("load average %.2f %.2f %.2f at the start, " % load0 +
           "%.2f %.2f %.2f at the end" % os.getloadavg())
-    shutil.rmtree(tmp, ignore_errors=True)
+    if a.keep:
+        print(f"kept: {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
