@@ -14,8 +14,11 @@ private instance.
 With --fault the walk injects write faults instead of kills: every N of
 each name of hostile.py's FAULT_CALLS fails with ENOSPC, EDQUOT or EIO
 (in turn from one N to the next; --every-errno: each N with all three),
-and the oracle is the same, a fault seen standing where a kill does (it
-allows the one duplicate a 4xx after the commit makes).
+and the oracle is the same, a failed call seen standing where a kill
+does (one more copy allowed per strike after a 250 or no reply; none
+after a 4xx). The daemon struck is given 3 s to act on the failure
+before the next case stops it. pickup's messages come by sendmail, with
+no queue id to find a bounce by: there a bounced one counts as lost.
 
 Run as root with strace and Debian's postfix, postfix-cdb, dovecot-core
 and dovecot-pop3d (../shared/bench/peers/install.sh).
@@ -405,6 +408,11 @@ def postfix_case(pf, k, inject):
     pf.wait(lambda: st.kills(tag) or pf.copies(k)[0]
             or (code != 250 and not st.live()), 20)
     st.set("clear", None)
+    if inject is not None and inject[1].startswith("error="):
+        # a daemon that met a failed call lives on to act on it: a
+        # one-use one (smtpd, cleanup, virtual, smtp) ends by itself;
+        # qmgr and pickup are given the same few seconds
+        pf.wait(lambda: not st.live(), 3)
     st.stop_live()
     probe = k + 1000000
     pcode = pf.send(probe)
@@ -420,14 +428,15 @@ def postfix_case(pf, k, inject):
         probs.append(("partial", f"{bad + pbad} copies without their end"))
     if accepted and good == 0:
         qid = re.search(r"queued as (\w+)", said)
-        bounced = qid and re.search(re.escape(qid.group(1)) +
+        bounced = qid and re.search(r"\b" + re.escape(qid.group(1)) +
                                     r": to=<[^>]*>.*status=bounced.*", log)
-        if pf.queued(k):
-            probs.append(("hung", "250, still queued after 60 s"))
-        elif bounced:
-            # returned to the sender: not lost, but a fault of ours
+        if bounced:
+            # returned to the sender (its report may still be queued,
+            # holding the message): not lost, but a fault of the host
             # answered as the message's own permanent failure
             probs.append(("code", "250, then bounced: " + bounced.group(0)))
+        elif pf.queued(k):
+            probs.append(("hung", "250, still queued after 60 s"))
         else:
             probs.append(("lost", "250, then nowhere"))
     if good > (1 + kills if code in (250, None) else 0):
@@ -572,15 +581,6 @@ def wait_port(port, timeout=20):
     raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
-def actions(fault, every_errno, k):
-    """what a point does: a kill, or the fault(s) of case number k"""
-    if not fault:
-        return ["signal=KILL"]
-    if every_errno:
-        return [f"error={e}" for e in ERRNOS]
-    return [f"error={ERRNOS[k % len(ERRNOS)]}"]
-
-
 def walk(rig, case, name, stride, calls, limit, thin, phase, fault=False,
          every_errno=False):
     """the base case (which counts the calls), then every stride-th N of
@@ -605,7 +605,8 @@ def walk(rig, case, name, stride, calls, limit, thin, phase, fault=False,
         for n in hostile.points(n_of.get(call, 0), st, ci):
             if n in done:
                 continue        # phase 0 had it (the last N)
-            for act in actions(fault, every_errno, k):
+            for act in hostile.actions("fault" if fault else "crash",
+                                       ERRNOS, every_errno, k):
                 if limit and tally.runs >= limit:
                     break
                 k += 1

@@ -477,41 +477,107 @@ WRITE_CALLS = ("mkdir", "mkdirat", "rename", "renameat", "renameat2",
 
 def strace_prefix(logpath):
     """argv to put before a program: every process it starts, every
-    path system call, file descriptors shown with their paths (-y)"""
+    path system call, file descriptors shown with their paths (-y); the
+    process calls and fchdir too, so that strace_paths can follow each
+    process's working directory"""
     return ["strace", "-f", "-qq", "-y", "-s", "4096", "-o", logpath,
-            "-e", "trace=%file"]
+            "-e", "trace=%file,%process,fchdir"]
 
 
-def strace_writes(logpath):
+def strace_writes(logpath, cwd=None):
     """[(call, absolute path)] of every write-like path call in an strace
     log that did not fail (an open counts when it asks O_WRONLY, O_RDWR,
-    O_CREAT or O_TRUNC); a path relative to a descriptor is joined to
-    the path strace -y shows for it (AT_FDCWD's too)"""
-    return strace_paths(logpath, writes_only=True)
+    O_CREAT or O_TRUNC); see strace_paths"""
+    return strace_paths(logpath, writes_only=True, cwd=cwd)
 
 
-def strace_paths(logpath, writes_only=False):
-    """strace_writes, or with writes_only false every path call that did
-    not fail: reads, stats and access checks too"""
+# which quoted arguments of a call are paths it touches: execve's argv,
+# readlink's answer and symlink's target are not
+FIRST_ONLY = ("execve", "execveat", "readlink", "readlinkat")
+LAST_ONLY = ("symlink", "symlinkat")
+
+
+def strace_lines(logpath):
+    """(pid, 'name(args) = result') of an strace -f log, a call that
+    strace split around another process's (<unfinished ...>, <...
+    resumed>) joined again"""
     import re
-    out = []
-    call = re.compile(r"^(?:\[pid\s+\d+\] |\d+ +)?(\w+)\((.*)")
-    arg = re.compile(r'(?:(?:\d+|AT_FDCWD)<([^>]*)>, )?"((?:[^"\\]|\\.)*)"')
-    for line in open(logpath, errors="replace"):
-        m = call.match(line)
-        if not m or re.search(r"\) += -1 ", line):
+    head = re.compile(r"^(\d+) +")
+    resumed = re.compile(r"^<\.\.\. (\w+) resumed>(.*)")
+    pending = {}
+    for raw in open(logpath, errors="replace"):
+        raw = raw.rstrip("\n")
+        m = head.match(raw)
+        pid = int(m.group(1)) if m else 0
+        line = raw[m.end():] if m else raw
+        if line.endswith("<unfinished ...>"):
+            pending[pid] = line[:-len("<unfinished ...>")]
             continue
+        r = resumed.match(line)
+        if r:
+            line = pending.pop(pid, r.group(1) + "(") + r.group(2)
+        yield pid, line
+
+
+def strace_paths(logpath, writes_only=False, cwd=None):
+    """[(call, path)] of every path call in an strace log (strace_prefix)
+    that did not fail: reads, stats and access checks too, or with
+    writes_only only the write-like ones. A path relative to a
+    descriptor is joined to the path strace -y shows for it (AT_FDCWD's
+    too); one relative to the working directory is joined to the one
+    followed from cwd (the first process's), chdir, fchdir, AT_FDCWD's
+    path and a child's parent; it stays relative where that is unknown.
+    An open's own path is the one its new descriptor shows."""
+    import re
+    call = re.compile(r"^(\w+)\((.*)")
+    arg = re.compile(r'(?:(\d+|AT_FDCWD)<([^>]*)>, )?"((?:[^"\\]|\\.)*)"')
+    born = re.compile(r"^(?:clone3?|fork|vfork)\(.*\) += (\d+)$")
+    parent = {}
+    for pid, line in strace_lines(logpath):
+        m = born.match(line)
+        if m:
+            parent[int(m.group(1))] = pid
+    cwds, out = {}, []
+    for pid, line in strace_lines(logpath):
+        m = call.match(line)
+        if not m:
+            continue
+        if pid not in cwds:
+            cwds[pid] = cwds.get(parent.get(pid), cwd if not cwds else None)
         name, args = m.group(1), m.group(2)
+        if re.search(r"\) += -1 ", line):
+            continue
+        for fd, dirpath in re.findall(r"(AT_FDCWD)<([^>]*)>", args)[:1]:
+            cwds[pid] = dirpath
+        found = arg.findall(args)
+        if name in FIRST_ONLY:
+            found = found[:1]
+        elif name in LAST_ONLY:
+            found = found[-1:]
+        paths = []
+        for _, dirpath, path in found:
+            if dirpath and not dirpath.startswith("/"):
+                continue        # a pipe's or a socket's descriptor
+            base = dirpath or cwds[pid]
+            if not path.startswith("/") and base:
+                path = os.path.join(base, path)
+            paths.append(os.path.normpath(path) if path else path)
+        if name == "chdir" and paths and paths[0].startswith("/"):
+            cwds[pid] = paths[0]
+        if name == "fchdir":
+            d = re.match(r"\d+<([^>]*)>", args)
+            cwds[pid] = d.group(1) if d else None
+            continue
         if name in ("open", "openat", "openat2"):
             write = re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC", args)
+            got = re.search(r"\) += \d+<([^>]*)>$", line)
+            if got:
+                paths = [got.group(1)]
         else:
             write = name in WRITE_CALLS
         if writes_only and not write:
             continue
-        for dirpath, path in arg.findall(args):
-            if not path.startswith("/") and dirpath:
-                path = dirpath + "/" + path
-            out.append((name, os.path.normpath(path)))
+        out += [(name, p) for p in paths if p]
     return out
 
 

@@ -517,21 +517,21 @@ def idle_fds(s):
     return out
 
 
-# a process started again since the first count may hold two descriptors
-# the first did not yet: mta-send's socket to the vdeliver server and
-# control/assign.cdb in its table cache, both opened on its first delivery
-LAZY_FDS = 2
+# mta-send may hold two descriptors at the end that it did not hold at the
+# first count, taken before any mail: its socket to the vdeliver server
+# and control/assign.cdb in its table cache, both opened on its first
+# delivery and kept (the same process or one started again after a kill)
+LAZY_FDS = {"mta-send": 2}
 
 
 def fds_grown(fds0, fds1):
     """the roles with more descriptors idle at the end than at the start:
-    none more for the same process, LAZY_FDS more for a new one"""
+    none more, but for what LAZY_FDS names"""
     out = []
-    for role, (pid, n) in fds1.items():
+    for role, (_, n) in fds1.items():
         if role not in fds0:
             continue
-        pid0, n0 = fds0[role]
-        if n > n0 + (0 if pid == pid0 else LAZY_FDS):
+        if n > fds0[role][1] + LAZY_FDS.get(role.split()[0], 0):
             out.append(role)
     return out
 

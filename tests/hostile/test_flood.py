@@ -209,12 +209,12 @@ def thousand_rcpts(port, mx_domain):
     return got
 
 
-def size_or_0(path):
-    """the size of PATH, 0 when it went away meanwhile"""
+def size_or_none(path):
+    """the size of PATH, None when it went away meanwhile"""
     try:
         return os.path.getsize(path)
     except FileNotFoundError:
-        return 0
+        return None
 
 
 def big_files(t, before):
@@ -223,8 +223,8 @@ def big_files(t, before):
     into msg/ as it takes it); None when no listing held still"""
     for _ in range(20):
         names = [f for f in helpers.queue_files(t) if f not in before]
-        sizes = [size_or_0(f) for f in names]
-        if all(sizes):
+        sizes = [size_or_none(f) for f in names]
+        if None not in sizes:
             return [f for f, z in zip(names, sizes) if z > 10_000_000]
         time.sleep(0.05)
     return None

@@ -20,7 +20,10 @@ the linked users' mail deferred, not lost.
 Proved, traversal names: SMTP addresses, POP3 user names, vadmin
 arguments, sendmail's arguments and control files (me, doublebounceto)
 with `..`, `/` and absolute paths are refused or stay names; strace's
-log of every process shows 0 successful path writes outside the root.
+log of every process shows 0 successful path writes outside the root,
+and no successful path call at all (a read or a stat too) under the
+test's directory but in the root, where the names aim; a relative path
+is placed by following each process's working directory.
 """
 import os
 import poplib
@@ -269,6 +272,17 @@ def slow_links_traversal_every_name_nothing_outside_root(t):
     traversal(t, TRAV)
 
 
+def double_bounce_tried(log):
+    """a bounce's report (qp) queued to the traversal-named address,
+    then dropped as a double bounce that failed"""
+    for qp in re.findall(r"bounce msg \S+ qp (\S+)", log):
+        to = re.search(r"msg %s to remote \.\./\.\./\.\./outside/dbl@"
+                       r"\.\./\.\./outside\n" % re.escape(qp), log)
+        if to and f"msg {qp}: a double bounce failed; dropped" in log:
+            return True
+    return False
+
+
 def traversal(t, trav):
     if not shutil.which("strace"):
         print("SKIP: strace(1) is needed for the path log")
@@ -327,29 +341,34 @@ def traversal(t, trav):
             env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
         # queued to the names as an address (the queue holds no path made
         # of them), refused by mta-remote, then dropped: the last stop
-        helpers.wait_for("the double bounce tried", lambda: re.search(
-            r"to remote \.\./\.\./\.\./outside/dbl@\.\./\.\./outside\n"
-            r"(.*\n)*.*a double bounce failed; dropped", sysx.log()), 30)
+        helpers.wait_for("the double bounce tried",
+                         lambda: double_bounce_tried(sysx.log()), 30)
     finally:
         sysx.stop()
     writes = []
     for lp in logs:
-        writes += strace_writes(lp)
+        writes += strace_writes(lp, cwd=os.getcwd())
     bad = outside(writes, t.root, os.path.join(t.tmp, "run.err"))
     # and no path at all under the test's directory but the root and the
     # run's log: the names aim there (the programs' own reads of /etc and
     # /usr, which every program makes, are outside what this can judge)
-    touched = [(c, p) for lp in logs for c, p in strace_paths(lp)]
+    touched = [(c, p) for lp in logs
+               for c, p in strace_paths(lp, cwd=os.getcwd())]
+    # every relative path placed (the runs start in this process's
+    # working directory; strace_paths follows each one's from there)
+    unplaced = [(c, p) for c, p in touched if not p.startswith("/")]
     near = [(c, p) for c, p in touched if p.startswith(t.tmp + "/") and
             not p.startswith(t.root + "/") and p != t.root and
             p != os.path.join(t.tmp, "run.err")]
     accepted = [l for l in replies if l.startswith("250 2.1.5")]
     print(f"traversal: {len(trav)} names, {len(logs)} straced runs, "
           f"{len(writes)} path writes, {len(bad)} outside the root; "
-          f"{len(touched)} path calls, {len(near)} beside the root; "
+          f"{len(touched)} path calls, {len(near)} beside the root, "
+          f"{len(unplaced)} not placed; "
           f"RCPT accepted {len(accepted)}; vadmin made {made}")
     assert bad == [], bad[:20]
     assert near == [], near[:20]
+    assert unplaced == [], unplaced[:20]
     assert os.listdir(out) == []
     assert pops == [], pops
     assert made == [], made
