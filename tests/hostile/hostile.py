@@ -235,7 +235,10 @@ def judge_run(t, sc, k, r, inject):
     if left:
         probs.append(("leaked", repr(left)))
         for pid, _ in left:
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     return probs
 
 

@@ -258,7 +258,10 @@ class Send(Scenario):
                 time.monotonic() < end:
             time.sleep(0.02)
         for pid in helpers.children(p.pid):     # mta-send: a clean stop
-            os.kill(pid, signal.SIGTERM)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass        # it ended between the listing and the kill
         return finish(p, timeout=30)
 
     def judge(self, t, k, run, inject):
