@@ -581,7 +581,7 @@ def wait_port(port, timeout=20):
     raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
-def walk(rig, case, name, stride, calls, limit, thin, phase, fault=False,
+def walk(rig, case, name, stride, calls, limit, thin, phase, mode="crash",
          every_errno=False):
     """the base case (which counts the calls), then every stride-th N of
     each name of calls (every thin[name]-th for a name thinned, shifted
@@ -594,7 +594,7 @@ def walk(rig, case, name, stride, calls, limit, thin, phase, fault=False,
     n_of = rig.strike.counts("base")
     note(f"{name}: calls of the base case: " + ", ".join(
         f"{c} {n_of[c]}" for c in calls if n_of.get(c)))
-    tally = Tally(name, "fault" if fault else "crash")
+    tally = Tally(name, mode)
     k = 0
     for call in calls:
         ci = CRASH_CALLS.index(call) if call in CRASH_CALLS else 0
@@ -605,8 +605,7 @@ def walk(rig, case, name, stride, calls, limit, thin, phase, fault=False,
         for n in hostile.points(n_of.get(call, 0), st, ci):
             if n in done:
                 continue        # phase 0 had it (the last N)
-            for act in hostile.actions("fault" if fault else "crash",
-                                       ERRNOS, every_errno, k):
+            for act in hostile.actions(mode, ERRNOS, every_errno, k):
                 if limit and tally.runs >= limit:
                     break
                 k += 1
@@ -672,7 +671,8 @@ def main():
             case = dovecot_case
         thin = {c: a.thin_stride for c in a.thin.split(",") if c}
         tally = walk(rig, case, a.daemon, a.stride, a.calls.split(","),
-                     a.limit, thin, a.thin_phase, a.fault, a.every_errno)
+                     a.limit, thin, a.thin_phase,
+                     "fault" if a.fault else "crash", a.every_errno)
     finally:
         if rig is not None:
             rig.strike.set("clear", None)

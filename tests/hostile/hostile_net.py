@@ -542,13 +542,19 @@ def strace_paths(logpath, writes_only=False, cwd=None):
         m = call.match(line)
         if not m:
             continue
-        if pid not in cwds:
-            cwds[pid] = cwds.get(parent.get(pid), cwd if not cwds else None)
+        if pid not in cwds:     # the first process starts in cwd; a
+            # child in its parent's directory; one attached to, unknown
+            cwds[pid] = cwds.get(parent.get(pid), None if cwds else cwd)
         name, args = m.group(1), m.group(2)
         if re.search(r"\) += -1 ", line):
             continue
-        for fd, dirpath in re.findall(r"(AT_FDCWD)<([^>]*)>", args)[:1]:
-            cwds[pid] = dirpath
+        here = re.search(r"AT_FDCWD<([^>]*)>", args)
+        if here:
+            cwds[pid] = here.group(1)
+        if name == "fchdir":
+            d = re.match(r"\d+<(/[^>]*)>", args)
+            cwds[pid] = d.group(1) if d else None
+            continue
         found = arg.findall(args)
         if name in FIRST_ONLY:
             found = found[:1]
@@ -556,18 +562,14 @@ def strace_paths(logpath, writes_only=False, cwd=None):
             found = found[-1:]
         paths = []
         for _, dirpath, path in found:
-            if dirpath and not dirpath.startswith("/"):
-                continue        # a pipe's or a socket's descriptor
+            if not path or (dirpath and not dirpath.startswith("/")):
+                continue        # fstat of a descriptor, a pipe's, a socket's
             base = dirpath or cwds[pid]
             if not path.startswith("/") and base:
                 path = os.path.join(base, path)
-            paths.append(os.path.normpath(path) if path else path)
+            paths.append(os.path.normpath(path))
         if name == "chdir" and paths and paths[0].startswith("/"):
             cwds[pid] = paths[0]
-        if name == "fchdir":
-            d = re.match(r"\d+<([^>]*)>", args)
-            cwds[pid] = d.group(1) if d else None
-            continue
         if name in ("open", "openat", "openat2"):
             write = re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC", args)
             got = re.search(r"\) += \d+<([^>]*)>$", line)
@@ -577,7 +579,7 @@ def strace_paths(logpath, writes_only=False, cwd=None):
             write = name in WRITE_CALLS
         if writes_only and not write:
             continue
-        out += [(name, p) for p in paths if p]
+        out += [(name, p) for p in paths]
     return out
 
 
